@@ -1,0 +1,51 @@
+/* Allocation wrappers that treat out-of-memory as fatal, and cleanup
+ * attributes for locals (as in crun's utils.h and systemd). */
+#ifndef CB_CORE_UTIL_H
+#define CB_CORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void *cb_xmalloc(size_t n);
+void *cb_xcalloc(size_t n, size_t size);
+void *cb_xrealloc(void *p, size_t n);
+char *cb_xstrdup(const char *s);
+char *cb_xstrndup(const char *s, size_t n);
+/* Returns a newly allocated string built from a printf format. */
+char *cb_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline void cb__freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void cb__closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+
+#define _cleanup_free_  __attribute__((cleanup(cb__freep)))
+#define _cleanup_close_ __attribute__((cleanup(cb__closep)))
+
+/* Compares two byte strings in time that depends only on their lengths. */
+bool cb_const_time_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Fills buf with `n` bytes from the kernel CSPRNG. Returns 0 or -errno. */
+int cb_random_bytes(void *buf, size_t n);
+
+/* Writes 2*n lowercase hex characters and a NUL to out. */
+void cb_hex_encode(const unsigned char *in, size_t n, char *out);
+
+/* Parses a whole decimal unsigned number; rejects sign, spaces, overflow. */
+int cb_parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* Monotonic and wall clocks. */
+uint64_t cb_now_mono_ns(void);
+uint64_t cb_now_wall_ms(void);
+
+#endif

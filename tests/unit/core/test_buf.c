@@ -1,0 +1,77 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+
+static void append_within_limit(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    cb_buf_init(&b, 8);
+    assert_int_equal(cb_buf_append(&b, "abcd", 4), 0);
+    assert_int_equal(cb_buf_printf(&b, "%d", 1234), 0);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "abcd1234");
+    cb_buf_free(&b);
+}
+
+static void append_past_limit_fails_and_keeps_data(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    cb_buf_init(&b, 5);
+    assert_int_equal(cb_buf_puts(&b, "abc"), 0);
+    assert_int_equal(cb_buf_puts(&b, "def"), -E2BIG);
+    assert_int_equal(cb_buf_printf(&b, "%s", "xyz"), -E2BIG);
+    assert_int_equal(b.len, 3);
+    assert_string_equal(b.data, "abc");
+    assert_int_equal(cb_buf_puts(&b, "de"), 0);
+    assert_string_equal(b.data, "abcde");
+    cb_buf_free(&b);
+}
+
+static void huge_append_does_not_overflow(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    cb_buf_init(&b, 16);
+    assert_int_equal(cb_buf_puts(&b, "x"), 0);
+    assert_int_equal(cb_buf_append(&b, "y", SIZE_MAX), -E2BIG);
+    assert_int_equal(b.len, 1);
+    cb_buf_free(&b);
+}
+
+static void steal_hands_over_data(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    size_t n = 0;
+    cb_buf_init(&b, 100);
+    char *empty = cb_buf_steal(&b, &n);
+    assert_string_equal(empty, "");
+    assert_int_equal(n, 0);
+    free(empty);
+    cb_buf_puts(&b, "hello");
+    char *p = cb_buf_steal(&b, &n);
+    assert_string_equal(p, "hello");
+    assert_int_equal(n, 5);
+    assert_null(b.data);
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(append_within_limit),
+        cmocka_unit_test(append_past_limit_fails_and_keeps_data),
+        cmocka_unit_test(huge_append_does_not_overflow),
+        cmocka_unit_test(steal_hands_over_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,65 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/util.h"
+
+static void const_time_eq_compares_bytes_and_lengths(void **state)
+{
+    (void)state;
+    assert_true(cb_const_time_eq("secret", 6, "secret", 6));
+    assert_false(cb_const_time_eq("secret", 6, "secreT", 6));
+    assert_false(cb_const_time_eq("secret", 6, "secret1", 7));
+    assert_true(cb_const_time_eq("", 0, "", 0));
+}
+
+static void parse_u64_rejects_junk_and_overflow(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    assert_int_equal(cb_parse_u64("18446744073709551615", 20, &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(cb_parse_u64("18446744073709551616", 20, &v), -ERANGE);
+    assert_int_equal(cb_parse_u64("-1", 2, &v), -EINVAL);
+    assert_int_equal(cb_parse_u64(" 1", 2, &v), -EINVAL);
+    assert_int_equal(cb_parse_u64("", 0, &v), -EINVAL);
+    assert_int_equal(cb_parse_u64("12x", 3, &v), -EINVAL);
+    assert_int_equal(cb_parse_u64("9800", 4, &v), 0);
+    assert_int_equal(v, 9800);
+}
+
+static void hex_and_random(void **state)
+{
+    (void)state;
+    unsigned char a[32], b[32];
+    char hex[65];
+    assert_int_equal(cb_random_bytes(a, sizeof(a)), 0);
+    assert_int_equal(cb_random_bytes(b, sizeof(b)), 0);
+    assert_memory_not_equal(a, b, sizeof(a));
+    const unsigned char fixed[] = {0x00, 0xab, 0xff};
+    cb_hex_encode(fixed, 3, hex);
+    assert_string_equal(hex, "00abff");
+}
+
+static void asprintf_formats(void **state)
+{
+    (void)state;
+    char *s = cb_xasprintf("%s-%d", "a", 42);
+    assert_string_equal(s, "a-42");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(const_time_eq_compares_bytes_and_lengths),
+        cmocka_unit_test(parse_u64_rejects_junk_and_overflow),
+        cmocka_unit_test(hex_and_random),
+        cmocka_unit_test(asprintf_formats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
