@@ -1,7 +1,50 @@
-#include <stdio.h>
+/* clawbox: the command-line front end. Each verb is a thin client of the
+ * library in src/lib/. */
+#include "cli.h"
 
-int main(void)
+#include <stdio.h>
+#include <string.h>
+
+struct verb {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct verb verbs[] = {
+    {"init", cmd_init, "create ~/.clawbox with a config file and an auth token"},
+    {"serve", cmd_serve, "run the clawbox server"},
+    {"health", cmd_health, "print the server's /health as JSON"},
+    {"status", cmd_status, "print a short summary of the server's health"},
+    {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},
+};
+
+static int usage(FILE *f)
 {
-    puts("clawbox " CLAWBOX_VERSION);
-    return 0;
+    fprintf(f,
+            "clawbox %s: sandboxed tool execution for AI agents\n\n"
+            "Usage: clawbox [--version] [--help] <command> [options]\n\nCommands:\n",
+            CLAWBOX_VERSION);
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        fprintf(f, "  %-18s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(f, "\nRun 'clawbox <command> --help' for the options of a command.\n");
+    return f == stdout ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("clawbox %s\n", CLAWBOX_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return usage(stdout);
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(argv[1], verbs[i].name) == 0)
+            return verbs[i].run(argc - 1, argv + 1);
+    cli_fail("unknown command '%s'; run 'clawbox --help' for the list", argv[1]);
+    return 2;
 }

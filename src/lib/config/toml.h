@@ -60,7 +60,9 @@ struct cb_toml_value {
 
 /* Parses `len` bytes of TOML. Returns the root table, owned by the caller
  * (free with cb_toml_free), or NULL with err set to a message that starts
- * with "line N: " (and names the column where it can). */
+ * with "line N: " (and names the column where it can). Multi-line strings
+ * store CRLF line breaks as LF. Tables and arrays carry private bookkeeping
+ * after the public struct, so only free trees that came from here. */
 struct cb_toml_value *cb_toml_parse(const char *data, size_t len, struct cb_error *err);
 
 void cb_toml_free(struct cb_toml_value *v);

@@ -27,7 +27,20 @@ void cb_error_prefix(struct cb_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    old[sizeof(old) - 1] = '\0';
+    /* prefix + ": " + old, cut to the buffer. */
+    size_t n = strlen(prefix);
+    size_t m = strlen(old);
+    size_t cap = sizeof(err->msg) - 1;
+    if (n > cap)
+        n = cap;
+    memcpy(err->msg, prefix, n);
+    size_t sep = cap - n < 2 ? cap - n : 2;
+    memcpy(err->msg + n, ": ", sep);
+    if (m > cap - n - sep)
+        m = cap - n - sep;
+    memcpy(err->msg + n + sep, old, m);
+    err->msg[n + sep + m] = '\0';
 }
 
 void cb_error_clear(struct cb_error *err)

@@ -1,0 +1,39 @@
+# User-facing commands. The build itself is Meson + Ninja.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CLAWBOX    := $(BUILD)/src/cli/clawbox
+HOME_DIR   ?= $(HOME)/.clawbox
+
+.PHONY: all deps build run check bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Creates ~/.clawbox with a config and token on first use, then serves.
+run: build
+	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
+	@echo "clawbox: serving http://127.0.0.1:9800 (auth token in $(HOME_DIR)/token)"
+	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
+	exec $(CLAWBOX) serve --config $(HOME_DIR)/config/clawbox.toml
+
+check:
+	@scripts/deps.sh check
+	@scripts/check.sh
+
+bench: build
+	@scripts/deps.sh bench
+	@bench/run.sh $(BUILD)
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,97 @@
+#include "cli.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("clawbox: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    return false;
+}
+
+void cli_conn_init(struct cli_conn *c)
+{
+    const char *host = getenv("CLAWBOX_HOST");
+    const char *port = getenv("CLAWBOX_PORT");
+    uint64_t p = 9800;
+    if (port != NULL && cb_parse_u64(port, strlen(port), &p) < 0)
+        p = 9800;
+    memset(c, 0, sizeof(*c));
+    c->client.host = host && host[0] ? host : "127.0.0.1";
+    c->client.port = (unsigned)p;
+    c->client.timeout_ms = 600000;
+}
+
+bool cli_conn_option(struct cli_conn *c, int opt, const char *arg)
+{
+    uint64_t p;
+    switch (opt) {
+    case 'H':
+        c->client.host = arg;
+        return true;
+    case 'p':
+        if (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535) {
+            cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+            exit(2);
+        }
+        c->client.port = (unsigned)p;
+        return true;
+    case 'S':
+        c->client.unix_socket = arg;
+        return true;
+    case 't':
+        c->token_flag = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Prints the ApiError message of a failed response, or the raw body. */
+static void print_api_error(long status, const struct cb_buf *body)
+{
+    json_t *j = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    const char *code = json_string_value(json_object_get(j, "code"));
+    if (msg != NULL)
+        cli_fail("server returned %ld (%s): %s", status, code ? code : "error", msg);
+    else
+        cli_fail("server returned %ld: %.*s", status, (int)body->len, body->data ? body->data : "");
+    json_decref(j);
+}
+
+int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
+                struct cb_buf *out)
+{
+    struct cb_error err = {0};
+    long status = 0;
+    int r = cb_client_request(&c->client, method, path, body, &status, out, &err);
+    if (r == -ECONNREFUSED) {
+        cli_fail("%s\nIs the server running? Start it with: clawbox serve", err.msg);
+        return 1;
+    }
+    if (r < 0)
+        return cli_fail("%s", err.msg);
+    if (status < 200 || status > 299) {
+        print_api_error(status, out);
+        return 1;
+    }
+    return 0;
+}

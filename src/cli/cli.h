@@ -1,0 +1,51 @@
+/* Shared pieces of the CLI verbs. Each verb lives in its own cmd_*.c and is
+ * a thin client of src/lib/. */
+#ifndef CB_CLI_CLI_H
+#define CB_CLI_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "client/client.h"
+
+int cmd_init(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_config_reference(int argc, char **argv);
+
+/* Options every client verb takes: --host, --port, --socket, --token. */
+struct cli_conn {
+    struct cb_client client;
+    const char *token_flag;
+};
+
+#define CLI_CONN_OPTIONS                                                                           \
+    {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},                \
+        {"socket", required_argument, NULL, 'S'},                                                  \
+    {                                                                                              \
+        "token", required_argument, NULL, 't'                                                      \
+    }
+
+#define CLI_CONN_HELP                                                                              \
+    "  --host HOST     server address (default $CLAWBOX_HOST or 127.0.0.1)\n"                      \
+    "  --port PORT     server port (default $CLAWBOX_PORT or 9800)\n"                              \
+    "  --socket PATH   talk to the server's Unix socket instead of TCP\n"
+
+void cli_conn_init(struct cli_conn *c);
+/* Handles a connection option; returns false if `opt` is not one. */
+bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
+
+/* Performs a request and prints errors. Returns 0 and the body on 2xx;
+ * prints the clawbox error (or a hint to start the server) and returns 1
+ * otherwise. */
+int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
+                struct cb_buf *out);
+
+/* Prints "clawbox: <msg>" on stderr and returns 1. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* True when argv has -h or --help; the verb then prints its usage. */
+bool cli_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,56 @@
+/* clawbox init [--dir DIR] [--force] */
+#include "cli.h"
+#include "config/init.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char usage_text[] =
+    "Usage: clawbox init [--dir DIR] [--force]\n\n"
+    "Creates DIR (default ~/.clawbox) with config/clawbox.toml (mode 0600) holding a fresh\n"
+    "auth token, the token file DIR/token, and the tools, audit and data directories.\n"
+    "An existing config is never overwritten unless --force is given.\n\n"
+    "  --dir DIR   base directory (default $HOME/.clawbox)\n"
+    "  --force     overwrite an existing config with a new token\n";
+
+int cmd_init(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"force", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    char *base = NULL;
+    bool force = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'd')
+            base = optarg;
+        else if (o == 'f')
+            force = true;
+        else
+            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+    }
+    char *def = base ? NULL : cb_init_default_base();
+    struct cb_init_result res;
+    struct cb_error err = {0};
+    int r = cb_init_home(base ? base : def, force, &res, &err);
+    if (r == 0 && !res.created)
+        fprintf(stderr, "Config already exists at %s (kept; use --force to replace it).\n",
+                res.config_path);
+    else if (r == 0)
+        fprintf(stderr,
+                "Initialised clawbox in %s\n  config:     %s\n  tools:      %s\n"
+                "  token file: %s\n",
+                base ? base : def, res.config_path, res.tools_dir, res.token_path);
+    if (r == 0)
+        fprintf(stderr,
+                "\nTo use the CLI, export the token:\n"
+                "  export CLAWBOX_AUTH_TOKEN=\"$(cat %s)\"\n"
+                "Then start the server:\n  clawbox serve --config %s\n",
+                res.token_path, res.config_path);
+    else
+        cli_fail("%s", err.msg);
+    cb_init_result_free(&res);
+    free(def);
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,36 @@
+/* The application context shared by every route handler: configuration,
+ * state database, metrics and start time. One per running server. */
+#ifndef CB_API_APP_H
+#define CB_API_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/error.h"
+#include "http/router.h"
+
+struct cb_state;
+struct cb_metrics;
+
+struct cb_app {
+    const struct cb_config *cfg;
+    struct cb_state *state;
+    struct cb_metrics *metrics;
+    uint64_t started_ns;
+    bool test_routes; /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
+};
+
+/* Creates the data directory and opens the state database. */
+int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err);
+void cb_app_close(struct cb_app *app);
+
+/* Registers every route of the API on the router. */
+void cb_api_register(struct cb_router *r, const struct cb_app *app);
+
+/* Route handlers. */
+void cb_api_health(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res);
+
+#endif

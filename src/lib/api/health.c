@@ -1,0 +1,54 @@
+/* GET /health and GET /metrics: public, cheap, and served on the I/O
+ * threads. */
+#include "api/app.h"
+#include "core/buf.h"
+#include "metrics/metrics.h"
+#include "state/state.h"
+
+#define METRICS_MAX_BYTES (8u * 1024 * 1024)
+
+static json_t *component(const char *status, json_t *detail)
+{
+    return json_pack("{s:s, s:o}", "status", status, "detail", detail ? detail : json_object());
+}
+
+/* Adds one component per subsystem; returns whether all are healthy. */
+static bool add_components(const struct cb_app *app, json_t *components)
+{
+    struct cb_error err = {0};
+    bool db_ok = cb_state_check(app->state, &err) == 0;
+    json_t *detail = db_ok ? json_object() : json_pack("{s:s}", "error", err.msg);
+    json_object_set_new(components, "state_db", component(db_ok ? "healthy" : "unhealthy", detail));
+    return db_ok;
+}
+
+void cb_api_health(struct cb_http_request *req, struct cb_http_response *res)
+{
+    const struct cb_app *app = req->app;
+    json_t *components = json_object();
+    bool healthy = add_components(app, components);
+    uint64_t uptime = (cb_now_mono_ns() - app->started_ns) / 1000000000u;
+    json_t *body = json_pack(
+        "{s:s, s:s, s:I, s:b, s:b, s:i, s:o}", "status", healthy ? "healthy" : "degraded",
+        "version", CLAWBOX_VERSION, "uptime_seconds", (json_int_t)uptime, "docker_available", 0,
+        "wasm_engine_ready", 0, "active_containers", 0, "components", components);
+    cb_http_respond_json(res, 200, body);
+}
+
+void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res)
+{
+    const struct cb_app *app = req->app;
+    struct cb_buf b;
+    cb_buf_init(&b, METRICS_MAX_BYTES);
+    if (cb_metrics_render(app->metrics, &b) < 0) {
+        cb_buf_free(&b);
+        cb_http_respond_error(res, 500, "internal_error", "metrics exposition is too large");
+        return;
+    }
+    size_t len = 0;
+    char *text = cb_buf_steal(&b, &len);
+    res->status = 200;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res->body = text;
+    res->body_len = len;
+}

@@ -1,0 +1,85 @@
+#include "api/serve.h"
+#include "api/app.h"
+#include "core/log.h"
+#include "http/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    /* Threads created from here on inherit the mask, so only sigwait sees
+     * the shutdown signals. */
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void fill_options(const struct cb_config *cfg, struct cb_app *app,
+                         struct cb_http_server_options *o)
+{
+    *o = (struct cb_http_server_options){
+        .host = cfg->server.host,
+        .port = (uint16_t)cfg->server.port,
+        .unix_socket = cfg->server.unix_socket,
+        .auth_token = cfg->server.auth_token,
+        .max_body_bytes = cfg->server.max_body_bytes,
+        .threads = (unsigned)cfg->server.http_threads,
+        .max_concurrent = (unsigned)cfg->server.max_concurrent_executions,
+        .max_queued = (unsigned)cfg->server.max_queued_requests,
+        .queue_timeout_ms = (unsigned)cfg->server.queue_timeout_ms,
+        .metrics = app->metrics,
+        .app = app,
+    };
+}
+
+static void log_listening(const struct cb_config *cfg, struct cb_http_server *srv)
+{
+    char url[300];
+    char port[8];
+    snprintf(port, sizeof(port), "%u", cb_http_server_port(srv));
+    snprintf(url, sizeof(url), "http://%s:%s", cfg->server.host, port);
+    const char *fields[] = {"url", url, "unix_socket",
+                            cfg->server.unix_socket ? cfg->server.unix_socket : "", NULL};
+    cb_log_fields(CB_LOG_INFO, "clawbox " CLAWBOX_VERSION " listening", fields);
+}
+
+static void shut_down(const struct cb_config *cfg, struct cb_http_server *srv)
+{
+    cb_http_server_quiesce(srv);
+    unsigned left = cb_http_server_drain(srv, cfg->server.shutdown_grace_ms);
+    if (left > 0)
+        cb_log(CB_LOG_WARN, "shutdown grace period over with %u request(s) still running", left);
+    cb_http_server_stop(srv);
+}
+
+int cb_serve(const struct cb_config *cfg, struct cb_error *err)
+{
+    sigset_t set;
+    int sig = 0;
+    struct cb_app *app = NULL;
+    struct cb_http_server *srv = NULL;
+    struct cb_http_server_options opts;
+    block_signals(&set);
+    int r = cb_app_open(cfg, &app, err);
+    if (r < 0)
+        return r;
+    struct cb_router *router = cb_router_new();
+    cb_api_register(router, app);
+    fill_options(cfg, app, &opts);
+    r = cb_http_server_start(&opts, router, &srv, err);
+    if (r < 0)
+        goto out;
+    log_listening(cfg, srv);
+    sigwait(&set, &sig);
+    cb_log(CB_LOG_INFO, "received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    shut_down(cfg, srv);
+    cb_log(CB_LOG_INFO, "shutdown complete");
+out:
+    cb_router_free(router);
+    cb_app_close(app);
+    return r;
+}

@@ -1,0 +1,22 @@
+/* Routes served only when CLAWBOX_TEST_ROUTES=1, for the end-to-end tests
+ * of concurrency, limits and shutdown. They are authenticated and limited
+ * like every protected route. */
+#include "api/app.h"
+#include "api/validate.h"
+
+#include <time.h>
+
+#define TEST_SLEEP_MAX_MS 30000
+
+/* POST /__test/sleep {"ms": N}: sleeps N ms, then answers {"slept_ms": N}. */
+void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res)
+{
+    uint64_t ms = 0;
+    if (!cb_api_body_object(req, res) ||
+        !cb_api_get_uint(req, res, "ms", true, TEST_SLEEP_MAX_MS, &ms))
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    cb_http_respond_json(res, 200, json_pack("{s:I}", "slept_ms", (json_int_t)ms));
+}

@@ -1,0 +1,110 @@
+#include "client/client.h"
+#include "config/config.h"
+#include "core/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TOKEN_FILE_MAX 4096
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct cb_buf *out = ud;
+    return cb_buf_append(out, p, size * n) == 0 ? size * n : 0;
+}
+
+static struct curl_slist *headers_for(const struct cb_client *c, bool has_body)
+{
+    struct curl_slist *h = NULL;
+    if (c->token != NULL) {
+        char *auth = cb_xasprintf("Authorization: Bearer %s", c->token);
+        h = curl_slist_append(h, auth);
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+    }
+    if (has_body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    return curl_slist_append(h, "Expect:");
+}
+
+static int map_curl_error(CURLcode rc, const struct cb_client *c, struct cb_error *err)
+{
+    int code =
+        (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) ? -ECONNREFUSED : -EIO;
+    if (c->unix_socket)
+        return cb_error_set(err, code, "cannot reach clawbox at unix socket %s: %s", c->unix_socket,
+                            curl_easy_strerror(rc));
+    return cb_error_set(err, code, "cannot reach clawbox at http://%s:%u: %s", c->host, c->port,
+                        curl_easy_strerror(rc));
+}
+
+int cb_client_request(const struct cb_client *c, const char *method, const char *path,
+                      const char *json_body, long *status, struct cb_buf *out, struct cb_error *err)
+{
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    char *url =
+        cb_xasprintf("http://%s:%u%s", c->unix_socket ? "localhost" : c->host, c->port, path);
+    struct curl_slist *hdrs = headers_for(c, json_body != NULL);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    if (c->unix_socket)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
+    if (json_body)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, json_body);
+    CURLcode rc = curl_easy_perform(h);
+    int r = 0;
+    if (rc != CURLE_OK)
+        r = map_curl_error(rc, c, err);
+    else
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    free(url);
+    return r;
+}
+
+static char *trimmed(const char *s, size_t n)
+{
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+        n--;
+    return cb_xstrndup(s, n);
+}
+
+static char *read_token_file(struct cb_error *err)
+{
+    char *path = cb_config_expand_home("~/.clawbox/token");
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[TOKEN_FILE_MAX];
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+    free(path);
+    if (n <= 0) {
+        cb_error_set(err, -ENOENT,
+                     "no auth token: pass --token, set CLAWBOX_AUTH_TOKEN, or run "
+                     "`clawbox init`");
+        return NULL;
+    }
+    char *t = trimmed(buf, (size_t)n);
+    explicit_bzero(buf, sizeof(buf));
+    return t;
+}
+
+char *cb_client_resolve_token(const char *flag, struct cb_error *err)
+{
+    if (flag != NULL && flag[0] != '\0')
+        return cb_xstrdup(flag);
+    const char *env = getenv("CLAWBOX_AUTH_TOKEN");
+    if (env != NULL && env[0] != '\0')
+        return cb_xstrdup(env);
+    return read_token_file(err);
+}

@@ -1,0 +1,34 @@
+/* The HTTP client used by the CLI verbs (and later `clawbox mcp`) to talk
+ * to a running `clawbox serve`, over TCP or the Unix socket. */
+#ifndef CB_CLIENT_CLIENT_H
+#define CB_CLIENT_CLIENT_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+/* Largest response body the client accepts. */
+#define CB_CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
+
+struct cb_client {
+    const char *host;
+    unsigned port;
+    const char *unix_socket; /* when set, used instead of host:port */
+    const char *token;       /* NULL = send no Authorization header */
+    long timeout_ms;
+};
+
+/* Sends one request. Returns 0 with *status and the body in `out` for any
+ * HTTP answer; -ECONNREFUSED (or another negative code) with err set when
+ * the server could not be reached. */
+int cb_client_request(const struct cb_client *c, const char *method, const char *path,
+                      const char *json_body, long *status, struct cb_buf *out,
+                      struct cb_error *err);
+
+/* Finds the auth token: the `flag` value, else $CLAWBOX_AUTH_TOKEN, else the
+ * token file written by `clawbox init` ($HOME/.clawbox/token). Returns a new
+ * string, or NULL with err set. */
+char *cb_client_resolve_token(const char *flag, struct cb_error *err);
+
+#endif

@@ -1,0 +1,119 @@
+/* The one description of every configuration option. Keys, defaults and
+ * environment variables follow the reference; keys marked "(clawbox)" in
+ * their doc are our additions. */
+#include "config/config_table.h"
+#include "config/config.h"
+
+#include <stddef.h>
+
+#define OFF(field)  offsetof(struct cb_config, field)
+#define TOFF(field) offsetof(struct cb_image_template, field)
+#define MIB         (1024u * 1024u)
+
+const struct cb__opt cb__config_opts[] = {
+    {"server", "host", CB__OPT_STRING, "127.0.0.1", 0, 0, "CLAWBOX_HOST", OFF(server.host), NULL,
+     "Address the TCP listener binds to."},
+    {"server", "port", CB__OPT_UINT, "9800", 1, 65535, "CLAWBOX_PORT", OFF(server.port), NULL,
+     "TCP port of the API."},
+    {"server", "auth_token", CB__OPT_STRING, NULL, 0, 0, "CLAWBOX_AUTH_TOKEN",
+     OFF(server.auth_token), NULL,
+     "Bearer token for every route but /health and /metrics. When unset, a random token is "
+     "generated at start and never shown; run `clawbox init` to get a known one."},
+    {"server", "unix_socket", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(server.unix_socket), NULL,
+     "Optional Unix socket path serving the same API, created with mode 0600."},
+    {"server", "data_dir", CB__OPT_PATH, "~/.clawbox/data", 0, 0, "CLAWBOX_DATA_DIR",
+     OFF(server.data_dir), NULL, "(clawbox) Directory of the state database and caches."},
+    {"server", "max_concurrent_executions", CB__OPT_UINT, "10", 1, 1024, NULL,
+     OFF(server.max_concurrent_executions), NULL,
+     "Protected requests served at once, across all routes."},
+    {"server", "max_queued_requests", CB__OPT_UINT, "256", 0, 100000, NULL,
+     OFF(server.max_queued_requests), NULL,
+     "(clawbox) Protected requests that may wait for a free slot; more get 503."},
+    {"server", "queue_timeout_ms", CB__OPT_UINT, "30000", 0, 600000, NULL,
+     OFF(server.queue_timeout_ms), NULL,
+     "(clawbox) How long a protected request waits for a slot before 503 resource_exhausted."},
+    {"server", "max_body_bytes", CB__OPT_UINT, "10485760", 1024, 64 * MIB, NULL,
+     OFF(server.max_body_bytes), NULL, "(clawbox) Largest request body; larger gets 413."},
+    {"server", "shutdown_grace_ms", CB__OPT_UINT, "10000", 0, 600000, NULL,
+     OFF(server.shutdown_grace_ms), NULL,
+     "(clawbox) On SIGTERM/SIGINT, how long in-flight requests may take to finish."},
+    {"server", "http_threads", CB__OPT_UINT, "0", 0, 64, NULL, OFF(server.http_threads), NULL,
+     "(clawbox) Threads serving HTTP I/O; 0 = one per CPU."},
+
+    {"sandbox", "tool_dir", CB__OPT_PATH, "./tools/wasm", 0, 0, "CLAWBOX_TOOL_DIR",
+     OFF(sandbox.tool_dir), NULL, "Directory scanned for tool modules (`*.wasm`)."},
+    {"sandbox", "default_fuel", CB__OPT_UINT, "100000000", 1, UINT64_MAX, NULL,
+     OFF(sandbox.default_fuel), NULL, "Fuel (instruction budget) of one execution."},
+    {"sandbox", "default_timeout_ms", CB__OPT_UINT, "30000", 1, 3600000, NULL,
+     OFF(sandbox.default_timeout_ms), NULL, "Wall-clock limit of one execution."},
+    {"sandbox", "max_timeout_ms", CB__OPT_UINT, "300000", 1, 3600000, NULL,
+     OFF(sandbox.max_timeout_ms), NULL, "(clawbox) Cap on any per-tool or per-request timeout."},
+    {"sandbox", "max_memory_mb", CB__OPT_UINT, "64", 1, 4096, NULL, OFF(sandbox.max_memory_mb),
+     NULL, "(clawbox) Cap on a tool's linear memory."},
+    {"sandbox", "max_host_calls", CB__OPT_UINT, "100", 0, 100000, NULL, OFF(sandbox.max_host_calls),
+     NULL, "Host calls one execution may make."},
+    {"sandbox", "watch_tools", CB__OPT_BOOL, "true", 0, 0, NULL, OFF(sandbox.watch_tools), NULL,
+     "Reload tools when files in tool_dir change."},
+
+    {"proxy", "max_response_bytes", CB__OPT_UINT, "1048576", 1, 1024 * MIB, NULL,
+     OFF(proxy.max_response_bytes), NULL, "Largest upstream response body."},
+    {"proxy", "default_timeout_ms", CB__OPT_UINT, "30000", 1, 600000, NULL,
+     OFF(proxy.default_timeout_ms), NULL, "Timeout of one proxied request."},
+    {"proxy", "rate_limit", CB__OPT_UINT, "10", 1, 1000000, NULL, OFF(proxy.rate_limit), NULL,
+     "Requests per second refilled into each tool's or container's token bucket."},
+    {"proxy", "rate_limit_burst", CB__OPT_UINT, "50", 1, 1000000, NULL, OFF(proxy.rate_limit_burst),
+     NULL, "(clawbox) Token bucket capacity."},
+    {"proxy", "allow_wildcard_all", CB__OPT_BOOL, "false", 0, 0, NULL,
+     OFF(proxy.allow_wildcard_all), NULL,
+     "(clawbox) Whether a `*` allowlist entry (any host) is accepted."},
+    {"proxy", "allow_private_cidrs", CB__OPT_STRLIST, "", 0, 0, NULL,
+     OFF(proxy.allow_private_cidrs), NULL,
+     "(clawbox) Special-purpose address ranges exempted from the SSRF block (tests only)."},
+    {"proxy", "ca_bundle", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(proxy.ca_bundle), NULL,
+     "(clawbox) Extra CA bundle for upstream TLS."},
+
+    {"credentials", "store_path", CB__OPT_PATH, "~/.clawbox/credentials.enc", 0, 0, NULL,
+     OFF(credentials.store_path), NULL, "Encrypted credential store."},
+
+    {"logging", "format", CB__OPT_ENUM, "json", 0, 0, NULL, OFF(logging.format), "json|text",
+     "Log line format on stderr."},
+    {"logging", "level", CB__OPT_ENUM, "info", 0, 0, "CLAWBOX_LOG_LEVEL", OFF(logging.level),
+     "error|warn|info|debug|trace", "Lowest level logged."},
+    {"logging", "audit_dir", CB__OPT_PATH, "./audit", 0, 0, NULL, OFF(logging.audit_dir), NULL,
+     "Directory of the audit log."},
+    {"logging", "audit_max_file_bytes", CB__OPT_UINT, "10485760", 4096, 1024 * MIB, NULL,
+     OFF(logging.audit_max_file_bytes), NULL, "(clawbox) Audit file size that triggers rotation."},
+
+    {"containers", "max_containers", CB__OPT_UINT, "10", 0, 10000, NULL,
+     OFF(containers.max_containers), NULL, "Containers alive at once; 0 refuses every spawn."},
+    {"containers", "workspace_root", CB__OPT_PATH, "~/.clawbox/workspaces", 0, 0, NULL,
+     OFF(containers.workspace_root), NULL, "Parent directory of agent workspaces."},
+
+    {"container_policy", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
+     OFF(container_policy.network_allowlist), NULL, "Hosts every container may reach."},
+    {"container_policy", "allowed_credentials", CB__OPT_STRLIST, "", 0, 0, NULL,
+     OFF(container_policy.allowed_credentials), NULL, "Credentials containers may use."},
+    {"container_policy", "allowed_policies", CB__OPT_STRLIST, "wasm_only,container", 0, 0, NULL,
+     OFF(container_policy.allowed_policies), NULL,
+     "Sandbox policies a spawn may ask for (`wasm_only`, `container`, `container_direct`)."},
+
+    {"tools", "default_language", CB__OPT_ENUM, "c", 0, 0, NULL, OFF(tools.default_language),
+     "c|rust|js|ts", "Language of `clawbox add tool` without `--lang`."},
+};
+const size_t cb__config_nopts = sizeof(cb__config_opts) / sizeof(cb__config_opts[0]);
+
+const struct cb__opt cb__template_opts[] = {
+    {"images.templates.<name>", "image", CB__OPT_STRING, NULL, 0, 0, NULL, TOFF(image), NULL,
+     "Container image (required)."},
+    {"images.templates.<name>", "description", CB__OPT_STRING, "", 0, 0, NULL, TOFF(description),
+     NULL, "Shown by `clawbox list images`."},
+    {"images.templates.<name>", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
+     TOFF(network_allowlist), NULL, "Hosts the container may reach."},
+    {"images.templates.<name>", "credentials", CB__OPT_STRLIST, "", 0, 0, NULL, TOFF(credentials),
+     NULL, "Credentials injected for it."},
+    {"images.templates.<name>", "command", CB__OPT_STRLIST, NULL, 0, 0, NULL, TOFF(command), NULL,
+     "Command to run."},
+    {"images.templates.<name>", "max_lifetime_ms", CB__OPT_UINT, "0", 0, UINT64_MAX, NULL,
+     TOFF(max_lifetime_ms), NULL, "Lifetime cap; 0 = none."},
+};
+const size_t cb__template_nopts = sizeof(cb__template_opts) / sizeof(cb__template_opts[0]);

@@ -1,0 +1,111 @@
+#include "config/init.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+char *cb_init_default_base(void)
+{
+    const char *home = getenv("HOME");
+    return cb_xasprintf("%s/.clawbox", home && home[0] ? home : "/root");
+}
+
+/* Appends s as a TOML basic string, quotes included. */
+static void toml_quote(struct cb_buf *b, const char *s)
+{
+    cb_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            cb_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            cb_buf_printf(b, "\\u%04X", *p);
+        else
+            cb_buf_append(b, p, 1);
+    }
+    cb_buf_puts(b, "\"");
+}
+
+static void kv_path(struct cb_buf *b, const char *key, const char *base, const char *leaf)
+{
+    char *p = cb_xasprintf("%s/%s", base, leaf);
+    cb_buf_printf(b, "%s = ", key);
+    toml_quote(b, p);
+    cb_buf_puts(b, "\n");
+    free(p);
+}
+
+static void render_config(struct cb_buf *b, const char *base, const char *token)
+{
+    cb_buf_puts(b, "# clawbox configuration, written by `clawbox init`.\n"
+                   "# Every key is documented in docs/configuration.md.\n\n"
+                   "[server]\nhost = \"127.0.0.1\"\nport = 9800\nauth_token = ");
+    toml_quote(b, token);
+    cb_buf_puts(b, "\n");
+    kv_path(b, "data_dir", base, "data");
+    cb_buf_puts(b, "max_concurrent_executions = 10\n\n[sandbox]\n");
+    kv_path(b, "tool_dir", base, "tools");
+    cb_buf_puts(b, "default_fuel = 100000000\ndefault_timeout_ms = 30000\nwatch_tools = true\n\n"
+                   "[proxy]\nmax_response_bytes = 1048576\ndefault_timeout_ms = 30000\n\n"
+                   "[credentials]\n");
+    kv_path(b, "store_path", base, "credentials.enc");
+    cb_buf_puts(b, "\n[logging]\nformat = \"json\"\nlevel = \"info\"\n");
+    kv_path(b, "audit_dir", base, "audit");
+    cb_buf_puts(b, "\n[containers]\nmax_containers = 10\n\n"
+                   "# [images.templates.example]\n# image = \"alpine:latest\"\n"
+                   "# description = \"A small Linux image\"\n");
+}
+
+static int write_files(const char *base, struct cb_init_result *out, struct cb_error *err)
+{
+    char token[65];
+    struct cb_buf b;
+    int r = cb_config_new_token(token, err);
+    if (r < 0)
+        return r;
+    cb_buf_init(&b, 64 * 1024);
+    render_config(&b, base, token);
+    r = cb_write_atomic(out->config_path, b.data, b.len, err);
+    explicit_bzero(b.data, b.len);
+    cb_buf_free(&b);
+    if (r == 0) {
+        token[64] = '\n';
+        r = cb_write_atomic(out->token_path, token, 65, err);
+    }
+    explicit_bzero(token, sizeof(token));
+    return r;
+}
+
+int cb_init_home(const char *base, bool force, struct cb_init_result *out, struct cb_error *err)
+{
+    static const char *const dirs[] = {NULL, "config", "tools", "audit", "data"};
+    memset(out, 0, sizeof(*out));
+    out->config_path = cb_xasprintf("%s/config/clawbox.toml", base);
+    out->token_path = cb_xasprintf("%s/token", base);
+    out->tools_dir = cb_xasprintf("%s/tools", base);
+    for (size_t i = 0; i < CB_ARRAY_LEN(dirs); i++) {
+        char *d = dirs[i] ? cb_xasprintf("%s/%s", base, dirs[i]) : cb_xstrdup(base);
+        int r = cb_mkdir_p(d, 0700, err);
+        free(d);
+        if (r < 0)
+            return r;
+    }
+    struct stat st;
+    if (!force && lstat(out->config_path, &st) == 0)
+        return 0;
+    out->created = true;
+    return write_files(base, out, err);
+}
+
+void cb_init_result_free(struct cb_init_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->config_path);
+    free(r->token_path);
+    free(r->tools_dir);
+}

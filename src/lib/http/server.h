@@ -1,0 +1,44 @@
+/* The API server: libmicrohttpd with an epoll thread pool for I/O. Public
+ * routes run on the I/O threads; protected routes are authenticated there
+ * and then run on the limiter's workers while their connection is
+ * suspended, so a slow handler never blocks other clients. */
+#ifndef CB_HTTP_SERVER_H
+#define CB_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "http/router.h"
+
+struct cb_metrics;
+
+struct cb_http_server_options {
+    const char *host;
+    uint16_t port;
+    const char *unix_socket; /* NULL = none */
+    const char *auth_token;
+    size_t max_body_bytes;
+    unsigned threads; /* I/O threads; 0 = one per CPU */
+    unsigned max_concurrent;
+    unsigned max_queued;
+    unsigned queue_timeout_ms;
+    struct cb_metrics *metrics; /* may be NULL */
+    void *app;                  /* handed to handlers as req->app */
+};
+
+struct cb_http_server;
+
+/* Starts listening and serving. The router must outlive the server. */
+int cb_http_server_start(const struct cb_http_server_options *opts, const struct cb_router *router,
+                         struct cb_http_server **out, struct cb_error *err);
+uint16_t cb_http_server_port(const struct cb_http_server *s);
+/* Stops accepting new connections. */
+void cb_http_server_quiesce(struct cb_http_server *s);
+/* Waits until no request is in flight, up to grace_ms. Returns the number
+ * still in flight. */
+unsigned cb_http_server_drain(struct cb_http_server *s, uint64_t grace_ms);
+/* Closes every connection, removes the Unix socket and frees the server. */
+void cb_http_server_stop(struct cb_http_server *s);
+
+#endif

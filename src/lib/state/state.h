@@ -1,0 +1,81 @@
+/* The state database: one SQLite file (server.data_dir/state.db) that holds
+ * the JSON documents of the tool registry, the agents and the containers.
+ *
+ * The file is opened in WAL mode with synchronous=FULL, so a write that has
+ * returned 0 survives a process crash and a power loss. The schema is
+ * versioned with PRAGMA user_version and migrated forward at open; a
+ * database from a newer clawbox, a corrupt file and a file locked by another
+ * process are refused at open with a message that says which.
+ *
+ * One handle may be shared by many threads: every call is serialized on the
+ * connection's own mutex. */
+#ifndef CB_STATE_STATE_H
+#define CB_STATE_STATE_H
+
+#include "core/error.h"
+
+/* How long a statement waits for another process's lock before it fails. */
+#define CB_STATE_BUSY_TIMEOUT_MS 5000
+/* Limits on what the document API accepts, in bytes (excluding the NUL). */
+#define CB_STATE_KEY_MAX 256
+#define CB_STATE_DOC_MAX (1024 * 1024)
+
+/* Document tables; no other name is accepted by the document API. */
+#define CB_STATE_TOOLS      "tools"
+#define CB_STATE_AGENTS     "agents"
+#define CB_STATE_CONTAINERS "containers"
+
+struct cb_state;
+
+struct cb_state_options {
+    /* Milliseconds to wait for a lock held elsewhere before failing with
+     * -EBUSY; 0 fails at once. */
+    int busy_timeout_ms;
+};
+
+/* Opens (creating it 0600 if absent) the database at path, whose directory
+ * must already exist, checks it, and migrates it to the current schema.
+ * On success *out owns the handle (free with cb_state_close). Errors:
+ * -ENOENT/-ENOTDIR (directory missing), -EBADMSG (corrupt or not SQLite),
+ * -EBUSY (locked by another process), -ENOTSUP (schema newer than this
+ * binary), other negative errno values for I/O and permission failures. */
+int cb_state_open(const char *path, struct cb_state **out, struct cb_error *err);
+
+/* As cb_state_open, with options; opts may be NULL for the defaults. */
+int cb_state_open_opts(const char *path, const struct cb_state_options *opts, struct cb_state **out,
+                       struct cb_error *err);
+
+/* Closes the handle; accepts NULL. */
+void cb_state_close(struct cb_state *s);
+
+/* The schema version this binary migrates to. */
+int cb_state_schema_version(void);
+
+/* Cheap health check for /health: one read of the database header. */
+int cb_state_check(struct cb_state *s, struct cb_error *err);
+
+/* Inserts or replaces the document for key in table (one of CB_STATE_*).
+ * The document goes in the table's JSON column (tools.manifest,
+ * agents.config, containers.info); created_at is kept on replace and
+ * updated_at set, both in Unix milliseconds. A new agent or container row
+ * gets status ''; a replace keeps the status. -EINVAL for an unknown table
+ * or empty key, -E2BIG past CB_STATE_KEY_MAX or CB_STATE_DOC_MAX. */
+int cb_state_put(struct cb_state *s, const char *table, const char *key, const char *json,
+                 struct cb_error *err);
+
+/* Copies the document for key into a new string the caller frees.
+ * -ENOENT if there is none. */
+int cb_state_get(struct cb_state *s, const char *table, const char *key, char **json_out,
+                 struct cb_error *err);
+
+/* Removes the document for key; -ENOENT if there was none. */
+int cb_state_delete(struct cb_state *s, const char *table, const char *key, struct cb_error *err);
+
+/* Calls cb for every document of table, in key order. The strings are valid
+ * only during the call. cb returns 0 to go on; any other value stops the
+ * walk and is returned. cb may call back into the same handle. */
+int cb_state_list(struct cb_state *s, const char *table,
+                  int (*cb)(const char *key, const char *json, void *ud), void *ud,
+                  struct cb_error *err);
+
+#endif

@@ -1,0 +1,167 @@
+"""Starts the real clawbox binary on a free loopback port with a temporary
+config, and talks to it over real sockets. Used by every e2e test."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("CLAWBOX_BIN", "build/src/cli/clawbox")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class Response:
+    def __init__(self, resp):
+        self.status = resp.status
+        self.headers = resp.headers
+        self.body = resp.read()
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Server:
+    """One clawbox serve process with its own directory and config."""
+
+    def __init__(self, extra_config="", env=None, unix_socket=False):
+        self.dir = tempfile.mkdtemp(prefix="clawbox-e2e-")
+        self.port = free_port()
+        self.token = os.urandom(32).hex()
+        self.socket_path = os.path.join(self.dir, "api.sock") if unix_socket else None
+        self.config_path = os.path.join(self.dir, "clawbox.toml")
+        self.log_path = os.path.join(self.dir, "server.log")
+        sock_line = f'unix_socket = "{self.socket_path}"\n' if unix_socket else ""
+        with open(self.config_path, "w") as f:
+            f.write(
+                f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n'
+                f'auth_token = "{self.token}"\ndata_dir = "{self.dir}/data"\n{sock_line}'
+                f'{extra_config}\n[sandbox]\ntool_dir = "{self.dir}/tools"\n'
+                f'[logging]\naudit_dir = "{self.dir}/audit"\n'
+            )
+        self.env = dict(os.environ, CLAWBOX_TEST_ROUTES="1", HOME=self.dir)
+        for k in ("CLAWBOX_AUTH_TOKEN", "CLAWBOX_PORT", "CLAWBOX_HOST", "CLAWBOX_TOOL_DIR"):
+            self.env.pop(k, None)
+        self.env.update(env or {})
+        self.proc = None
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", self.config_path],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.read_log()}")
+            try:
+                if self.request("GET", "/health", auth=False).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not become ready:\n{self.read_log()}")
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def connection(self, timeout=30):
+        if self.socket_path and getattr(self, "use_unix", False):
+            return UnixHTTPConnection(self.socket_path, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, auth=True, conn=None,
+                timeout=30):
+        own = conn is None
+        conn = conn or self.connection(timeout)
+        h = dict(headers or {})
+        if auth and "Authorization" not in h:
+            h["Authorization"] = f"Bearer {self.token}"
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=body, headers=h)
+            return Response(conn.getresponse())
+        finally:
+            if own:
+                conn.close()
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ServerTestCase(unittest.TestCase):
+    """A test class sharing one server across its tests."""
+
+    extra_config = ""
+    unix_socket = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.extra_config, unix_socket=cls.unix_socket).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        log = cls.server.read_log()
+        cls.server.cleanup()
+        if rc != 0:
+            raise AssertionError(f"server exited with {rc}:\n{log}")
+
+    def assert_error(self, resp, status, code):
+        self.assertEqual(resp.status, status, resp.body)
+        body = resp.json()
+        self.assertEqual(body["code"], code, body)
+        self.assertIsInstance(body["error"], str)
+        self.assertIn("details", body)
+        self.assertTrue(resp.headers.get("X-Request-Id"))
+
+    def assert_healthy(self):
+        resp = self.server.request("GET", "/health", auth=False)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.json()["status"], "healthy")
+
+
+def main():
+    unittest.main(verbosity=2)

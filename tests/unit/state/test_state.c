@@ -1,0 +1,559 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "state/state.h"
+
+#define SHORT_TIMEOUT_MS 200
+
+struct fixture {
+    char dir[64];
+    char path[128];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = cb_xcalloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cb-state-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/state.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static struct cb_state *open_ok(const char *path)
+{
+    struct cb_error err = {0};
+    struct cb_state *s = NULL;
+    struct cb_state_options opts = {.busy_timeout_ms = SHORT_TIMEOUT_MS};
+    int r = cb_state_open_opts(path, &opts, &s, &err);
+    if (r != 0)
+        fail_msg("open failed: %d %s", r, err.msg);
+    assert_non_null(s);
+    return s;
+}
+
+/* Expects open to fail with `code` and a message containing `needle`. */
+static void open_fails(const char *path, int code, const char *needle)
+{
+    struct cb_error err = {0};
+    struct cb_state *s = (struct cb_state *)1;
+    struct cb_state_options opts = {.busy_timeout_ms = SHORT_TIMEOUT_MS};
+    int r = cb_state_open_opts(path, &opts, &s, &err);
+    assert_int_equal(r, code);
+    assert_null(s);
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+/* Runs sql on a separate raw connection and returns the first column of
+ * the first row as an integer (0 when there is no row). */
+static long long raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+    long long v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void assert_doc(struct cb_state *s, const char *table, const char *key, const char *want)
+{
+    struct cb_error err = {0};
+    char *got = NULL;
+    assert_int_equal(cb_state_get(s, table, key, &got, &err), 0);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void persists_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "echo", "{\"v\":1}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_AGENTS, "a1", "{\"n\":\"x\"}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_CONTAINERS, "c1", "{}", &err), 0);
+    cb_state_close(s);
+
+    s = open_ok(f->path);
+    assert_doc(s, CB_STATE_TOOLS, "echo", "{\"v\":1}");
+    assert_doc(s, CB_STATE_AGENTS, "a1", "{\"n\":\"x\"}");
+    assert_doc(s, CB_STATE_CONTAINERS, "c1", "{}");
+    assert_int_equal(cb_state_check(s, &err), 0);
+    cb_state_close(s);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb_state_schema_version());
+}
+
+static void wal_mode_and_default_open(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = NULL;
+    assert_int_equal(cb_state_open(f->path, &s, &err), 0);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    cb_state_close(s);
+    cb_state_close(NULL);
+}
+
+static void assert_mode(const char *path, mode_t want)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, want);
+}
+
+static void files_are_0600(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    mode_t old = umask(0);
+    struct cb_state *s = open_ok(f->path);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "t", "{}", &err), 0);
+    assert_mode(f->path, 0600);
+    char side[160];
+    snprintf(side, sizeof(side), "%s-wal", f->path);
+    assert_mode(side, 0600);
+    snprintf(side, sizeof(side), "%s-shm", f->path);
+    assert_mode(side, 0600);
+    cb_state_close(s);
+
+    /* A pre-existing world-readable file is tightened. */
+    assert_int_equal(chmod(f->path, 0644), 0);
+    s = open_ok(f->path);
+    assert_mode(f->path, 0600);
+    cb_state_close(s);
+    umask(old);
+}
+
+static int count_cb(const char *key, const char *json, void *ud)
+{
+    (void)key;
+    (void)json;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void unknown_table_rejected(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    const char *bad[] = {"users", "tools; DROP TABLE tools", "sqlite_schema", "TOOLS", ""};
+    char *out = NULL;
+    int n = 0;
+    for (size_t i = 0; i < CB_ARRAY_LEN(bad); i++) {
+        assert_int_equal(cb_state_put(s, bad[i], "k", "{}", &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "unknown state table"));
+        assert_int_equal(cb_state_get(s, bad[i], "k", &out, &err), -EINVAL);
+        assert_null(out);
+        assert_int_equal(cb_state_delete(s, bad[i], "k", &err), -EINVAL);
+        assert_int_equal(cb_state_list(s, bad[i], count_cb, &n, &err), -EINVAL);
+    }
+    assert_int_equal(cb_state_put(s, NULL, "k", "{}", &err), -EINVAL);
+    assert_int_equal(n, 0);
+    cb_state_close(s);
+}
+
+static void junk_file_is_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char junk[4096], after[4096];
+    assert_int_equal(cb_random_bytes(junk, sizeof(junk)), 0);
+    write_file(f->path, junk, sizeof(junk));
+    open_fails(f->path, -EBADMSG, "is corrupt or not a SQLite database");
+    /* The file is left as it was, for the operator to inspect. */
+    int fd = open(f->path, O_RDONLY);
+    assert_int_equal(read(fd, after, sizeof(after)), (ssize_t)sizeof(after));
+    close(fd);
+    assert_memory_equal(junk, after, sizeof(junk));
+}
+
+/* Builds a database spanning many pages and returns its size. */
+static off_t make_big_db(const char *path)
+{
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(path);
+    char doc[2048];
+    memset(doc, 'x', sizeof(doc) - 1);
+    doc[sizeof(doc) - 1] = '\0';
+    for (int i = 0; i < 200; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "tool-%03d", i);
+        assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, key, doc, &err), 0);
+        assert_int_equal(cb_state_put(s, CB_STATE_AGENTS, key, doc, &err), 0);
+    }
+    cb_state_close(s);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 64 * 4096);
+    return st.st_size;
+}
+
+static void truncated_db_is_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    off_t size = make_big_db(f->path);
+    assert_int_equal(truncate(f->path, size / 2 + 1000), 0);
+    open_fails(f->path, -EBADMSG, "is corrupt or not a SQLite database");
+}
+
+static void garbled_page_is_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    off_t size = make_big_db(f->path);
+    unsigned char junk[4096];
+    memset(junk, 0xA5, sizeof(junk));
+    int fd = open(f->path, O_WRONLY);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), (size / 4096 / 2) * 4096), 4096);
+    close(fd);
+    open_fails(f->path, -EBADMSG, "is corrupt or not a SQLite database");
+}
+
+static void newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    cb_state_close(open_ok(f->path));
+    raw_exec(f->path, "PRAGMA user_version = 99");
+    char want[128];
+    snprintf(want, sizeof(want),
+             "state database schema version 99 is newer than this clawbox supports (%d)",
+             cb_state_schema_version());
+    open_fails(f->path, -ENOTSUP, want);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 99);
+}
+
+static void open_fails_busy_quickly(const char *path)
+{
+    uint64_t t0 = cb_now_mono_ns();
+    open_fails(path, -EBUSY, "is locked by another process");
+    uint64_t ms = (cb_now_mono_ns() - t0) / 1000000;
+    assert_true(ms >= SHORT_TIMEOUT_MS / 2);
+    assert_true(ms < 3000);
+}
+
+/* Child: holds BEGIN EXCLUSIVE until the parent closes `release`. */
+static void hold_exclusive(const char *path, int ready, int release)
+{
+    sqlite3 *db = NULL;
+    char c = 0;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
+        _exit(1);
+    if (write(ready, "x", 1) != 1)
+        _exit(1);
+    while (read(release, &c, 1) > 0)
+        ;
+    _exit(0);
+}
+
+static void locked_by_other_process(void **state)
+{
+    struct fixture *f = *state;
+    cb_state_close(open_ok(f->path));
+    int ready[2], release[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(release), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(release[1]);
+        hold_exclusive(f->path, ready[1], release[0]);
+    }
+    close(ready[1]);
+    close(release[0]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    open_fails_busy_quickly(f->path);
+    close(release[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(ready[0]);
+    cb_state_close(open_ok(f->path));
+}
+
+static void locked_by_exclusive_locking_mode(void **state)
+{
+    struct fixture *f = *state;
+    cb_state_close(open_ok(f->path));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    open_fails_busy_quickly(f->path);
+    sqlite3_close(db);
+    cb_state_close(open_ok(f->path));
+}
+
+static void missing_directory(void **state)
+{
+    struct fixture *f = *state;
+    char path[192];
+    snprintf(path, sizeof(path), "%s/nope/state.db", f->dir);
+    open_fails(path, -ENOENT, "does not exist");
+    snprintf(path, sizeof(path), "%s/state.db/x.db", f->dir);
+    write_file(f->path, "", 0);
+    open_fails(path, -ENOTDIR, "is not a directory");
+}
+
+struct collected {
+    char keys[8][64];
+    char docs[8][128];
+    int n;
+};
+
+static int collect_cb(const char *key, const char *json, void *ud)
+{
+    struct collected *c = ud;
+    if (c->n >= 8)
+        return -E2BIG;
+    snprintf(c->keys[c->n], sizeof(c->keys[0]), "%s", key);
+    snprintf(c->docs[c->n], sizeof(c->docs[0]), "%s", json);
+    c->n++;
+    return 0;
+}
+
+static void injection_text_stored_verbatim(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    const char *key = "x'); DROP TABLE tools; --";
+    const char *doc = "{\"a\":\"'; DELETE FROM agents; --\",\"b\":\"\\\"?1\"}";
+    assert_int_equal(cb_state_put(s, CB_STATE_AGENTS, "keep", "{}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, key, doc, &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "'", "\"", &err), 0);
+    assert_doc(s, CB_STATE_TOOLS, key, doc);
+    assert_doc(s, CB_STATE_TOOLS, "'", "\"");
+    assert_doc(s, CB_STATE_AGENTS, "keep", "{}");
+    struct collected c = {0};
+    assert_int_equal(cb_state_list(s, CB_STATE_TOOLS, collect_cb, &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.keys[0], "'");
+    assert_string_equal(c.keys[1], key);
+    assert_string_equal(c.docs[1], doc);
+    cb_state_close(s);
+}
+
+static void get_and_delete_missing(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    char *out = (char *)1;
+    assert_int_equal(cb_state_get(s, CB_STATE_TOOLS, "none", &out, &err), -ENOENT);
+    assert_null(out);
+    assert_int_equal(cb_state_delete(s, CB_STATE_TOOLS, "none", &err), -ENOENT);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "t", "{}", &err), 0);
+    assert_int_equal(cb_state_delete(s, CB_STATE_TOOLS, "t", &err), 0);
+    assert_int_equal(cb_state_get(s, CB_STATE_TOOLS, "t", &out, &err), -ENOENT);
+    assert_int_equal(cb_state_delete(s, CB_STATE_TOOLS, "t", &err), -ENOENT);
+    cb_state_close(s);
+}
+
+static void upsert_keeps_created_and_status(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    assert_int_equal(cb_state_put(s, CB_STATE_AGENTS, "a", "{\"v\":1}", &err), 0);
+    assert_int_equal(raw_int(f->path, "SELECT status = '' FROM agents WHERE id = 'a'"), 1);
+    raw_exec(f->path, "UPDATE agents SET status = 'running', created_at = 5 WHERE id = 'a'");
+    assert_int_equal(cb_state_put(s, CB_STATE_AGENTS, "a", "{\"v\":2}", &err), 0);
+    assert_doc(s, CB_STATE_AGENTS, "a", "{\"v\":2}");
+    assert_int_equal(raw_int(f->path, "SELECT status = 'running' FROM agents"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT created_at FROM agents"), 5);
+    assert_true(raw_int(f->path, "SELECT updated_at FROM agents") > 1600000000000LL);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM agents"), 1);
+    cb_state_close(s);
+}
+
+static void limits_enforced(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    char key[CB_STATE_KEY_MAX + 2];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, key, "{}", &err), -E2BIG);
+    key[CB_STATE_KEY_MAX] = '\0';
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, key, "{}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "", "{}", &err), -EINVAL);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, NULL, "{}", &err), -EINVAL);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "k", NULL, &err), -EINVAL);
+    char *big = cb_xmalloc(CB_STATE_DOC_MAX + 2);
+    memset(big, ' ', CB_STATE_DOC_MAX + 1);
+    big[CB_STATE_DOC_MAX + 1] = '\0';
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "k", big, &err), -E2BIG);
+    big[CB_STATE_DOC_MAX] = '\0';
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "k", big, &err), 0);
+    free(big);
+    struct cb_state_options opts = {.busy_timeout_ms = -1};
+    struct cb_state *s2 = NULL;
+    assert_int_equal(cb_state_open_opts(f->path, &opts, &s2, &err), -EINVAL);
+    cb_state_close(s);
+}
+
+struct reenter {
+    struct cb_state *s;
+    int seen;
+};
+
+/* Stops after two rows; rewrites each row it sees through the same handle. */
+static int reenter_cb(const char *key, const char *json, void *ud)
+{
+    struct reenter *r = ud;
+    struct cb_error err = {0};
+    (void)json;
+    if (r->seen == 2)
+        return 42;
+    r->seen++;
+    return cb_state_put(r->s, CB_STATE_CONTAINERS, key, "{\"seen\":true}", &err);
+}
+
+static void list_stops_and_reenters(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    assert_int_equal(cb_state_put(s, CB_STATE_CONTAINERS, "c", "{}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_CONTAINERS, "a", "{}", &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_CONTAINERS, "b", "{}", &err), 0);
+    struct reenter r = {.s = s};
+    assert_int_equal(cb_state_list(s, CB_STATE_CONTAINERS, reenter_cb, &r, &err), 42);
+    assert_int_equal(r.seen, 2);
+    assert_doc(s, CB_STATE_CONTAINERS, "a", "{\"seen\":true}");
+    assert_doc(s, CB_STATE_CONTAINERS, "b", "{\"seen\":true}");
+    assert_doc(s, CB_STATE_CONTAINERS, "c", "{}");
+    int n = 0;
+    assert_int_equal(cb_state_list(s, CB_STATE_TOOLS, count_cb, &n, &err), 0);
+    assert_int_equal(n, 0);
+    cb_state_close(s);
+}
+
+#define THREADS    4
+#define PER_THREAD 50
+
+struct worker {
+    struct cb_state *s;
+    int id;
+    int failures;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        struct cb_error err = {0};
+        char key[32], *out = NULL;
+        snprintf(key, sizeof(key), "w%d-%d", w->id, i);
+        if (cb_state_put(w->s, CB_STATE_TOOLS, key, key, &err) != 0 ||
+            cb_state_get(w->s, CB_STATE_TOOLS, key, &out, &err) != 0 || strcmp(out, key) != 0)
+            w->failures++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void threads_share_one_handle(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    pthread_t tids[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){.s = s, .id = i};
+        assert_int_equal(pthread_create(&tids[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(tids[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    int n = 0;
+    assert_int_equal(cb_state_list(s, CB_STATE_TOOLS, count_cb, &n, &err), 0);
+    assert_int_equal(n, THREADS * PER_THREAD);
+    cb_state_close(s);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(persists_across_reopen),   T(wal_mode_and_default_open),
+        T(files_are_0600),           T(unknown_table_rejected),
+        T(junk_file_is_corrupt),     T(truncated_db_is_corrupt),
+        T(garbled_page_is_corrupt),  T(newer_schema_refused),
+        T(locked_by_other_process),  T(locked_by_exclusive_locking_mode),
+        T(missing_directory),        T(injection_text_stored_verbatim),
+        T(get_and_delete_missing),   T(upsert_keeps_created_and_status),
+        T(limits_enforced),          T(list_stops_and_reenters),
+        T(threads_share_one_handle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
