@@ -1,0 +1,65 @@
+/* WebAssembly binary inspection and instrumentation, done before a tool
+ * module is translated: listing imports and exports, rejecting imports
+ * other than WASI preview 1 and clawbox.host_call, and adding fuel
+ * metering. Input is untrusted: every read is bounds-checked. */
+#ifndef CB_SANDBOX_WASM_H
+#define CB_SANDBOX_WASM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Modules larger than this are rejected. */
+#define CB_WASM_MAX_MODULE (64u * 1024 * 1024)
+/* Name of the mutable i64 global the instrumenter adds and exports. The
+ * runtime sets it to the fuel budget before _start; the module traps with
+ * `unreachable` when it drops below zero. */
+#define CB_WASM_FUEL_EXPORT "__clawbox_fuel"
+
+enum cb_wasm_extern_kind {
+    CB_WASM_FUNC = 0,
+    CB_WASM_TABLE = 1,
+    CB_WASM_MEMORY = 2,
+    CB_WASM_GLOBAL = 3,
+};
+
+struct cb_wasm_extern {
+    char *module; /* imports only; NULL for exports */
+    char *name;
+    enum cb_wasm_extern_kind kind;
+};
+
+struct cb_wasm_info {
+    struct cb_wasm_extern *imports;
+    size_t n_imports;
+    struct cb_wasm_extern *exports;
+    size_t n_exports;
+};
+
+/* Parses the module's sections far enough to list imports and exports,
+ * checking the binary structure of every section. */
+int cb_wasm_inspect(const uint8_t *data, size_t len, struct cb_wasm_info *out,
+                    struct cb_error *err);
+void cb_wasm_info_free(struct cb_wasm_info *info);
+
+/* Checks that every import is a WASI preview 1 function
+ * (wasi_snapshot_preview1.*, known names only) or the function
+ * clawbox.host_call. The error names the first offending import, e.g.
+ * "import env.system is not allowed (only WASI preview 1 and
+ * clawbox.host_call)". */
+int cb_wasm_check_imports(const struct cb_wasm_info *info, struct cb_error *err);
+
+struct cb_wasm_instrument_opts {
+    uint32_t max_memory_pages; /* memory max is clamped to this (64 KiB pages) */
+};
+
+/* Returns a new module (caller frees *out) equal to the input plus fuel
+ * metering: each function charges, at entry, the instruction count of its
+ * body outside loops, and each loop charges, at its header, the count of
+ * its own body outside nested loops. The result is a valid module. */
+int cb_wasm_instrument(const uint8_t *in, size_t len, const struct cb_wasm_instrument_opts *opts,
+                       uint8_t **out, size_t *out_len, struct cb_error *err);
+
+#endif
