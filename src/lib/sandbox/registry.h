@@ -1,0 +1,76 @@
+/* The tool registry: which tools are loaded, their manifests, and their
+ * compiled shared objects. Tools come from `*.wasm` files in tool_dir;
+ * each is inspected, import-checked, fuel-instrumented and compiled
+ * (cached). Manifests come from, in order of precedence: registration
+ * through the API (persisted in the state database), a `<name>.json` file
+ * beside `<name>.wasm`, or an automatic deny-all manifest. An inotify
+ * watcher reloads changed modules in the background (trailing-edge
+ * debounce); the old version serves until the new one is ready. */
+#ifndef CB_SANDBOX_REGISTRY_H
+#define CB_SANDBOX_REGISTRY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct cb_state;
+struct cb_metrics;
+
+struct cb_registry_opts {
+    const char *tool_dir;
+    const char *cache_dir;
+    struct cb_state *state;     /* manifests persist here */
+    struct cb_metrics *metrics; /* may be NULL */
+    uint32_t max_memory_pages;  /* sandbox.max_memory_mb in 64 KiB pages */
+    unsigned compile_timeout_ms;
+    unsigned max_call_depth;
+    bool allow_wildcard_all; /* proxy.allow_wildcard_all: accept "*" in allowlists */
+    bool watch;              /* sandbox.watch_tools */
+    unsigned debounce_ms;
+};
+
+/* A loaded tool. Reference-counted: an execution holds its tool while a
+ * reload replaces it in the registry. */
+struct cb_tool {
+    char *name;
+    char *so_path;
+    json_t *manifest; /* the effective manifest (never NULL) */
+    char sha256[65];  /* of the original module bytes */
+};
+
+struct cb_registry;
+
+/* Loads persisted manifests, scans tool_dir and compiles every module
+ * (failures are logged, counted and skipped; they never fail the call),
+ * then starts the watcher. A missing tool_dir is not an error. */
+int cb_registry_open(const struct cb_registry_opts *opts, struct cb_registry **out,
+                     struct cb_error *err);
+void cb_registry_close(struct cb_registry *r);
+
+/* Returns the tool with a reference, or NULL if no such tool is loaded. */
+struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name);
+void cb_tool_unref(struct cb_tool *t);
+
+/* GET /tools: a new array of the manifests of all loaded tools. */
+json_t *cb_registry_manifests(struct cb_registry *r);
+size_t cb_registry_count(struct cb_registry *r);
+
+/* POST /tools/register. Validates the manifest (name 1-64 of [A-Za-z0-9_-];
+ * field types; allowlist entries are hosts or "*.domain", "*" only with
+ * allow_wildcard_all). Returns 0 (*created says whether it is new),
+ * -EINVAL for a bad manifest, -ENOENT when no module of that name is
+ * loaded; err says why. */
+int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
+                         struct cb_error *err);
+
+/* POST /tools/reload: rescans tool_dir now; compiles new and changed
+ * modules, unloads deleted ones. Returns a report
+ * {"reloaded": n, "tools": [names], "failed": [{"tool": name, "error": msg}]}. */
+json_t *cb_registry_reload(struct cb_registry *r);
+
+/* Validates a tool name: 1-64 bytes of [A-Za-z0-9_-]. */
+bool cb_tool_name_valid(const char *name);
+
+#endif
