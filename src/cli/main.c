@@ -1,6 +1,7 @@
 /* clawbox: the command-line front end. Each verb is a thin client of the
  * library in src/lib/. */
 #include "cli.h"
+#include "sandbox/worker.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,9 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage(stderr);
+    /* Internal: the worker zygote the server starts (see sandbox/worker.h). */
+    if (strcmp(argv[1], "__zygote") == 0)
+        return cb_zygote_main(3);
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
         printf("clawbox %s\n", CLAWBOX_VERSION);
         return 0;

@@ -12,11 +12,19 @@
 
 struct cb_state;
 struct cb_metrics;
+struct cb_registry;
+struct cb_worker_pool;
+struct cb_metric;
 
 struct cb_app {
     const struct cb_config *cfg;
     struct cb_state *state;
     struct cb_metrics *metrics;
+    struct cb_registry *registry;
+    struct cb_worker_pool *workers;
+    struct cb_metric *m_executions; /* clawbox_wasm_executions_total{tool,status} */
+    struct cb_metric *m_exec_seconds;
+    struct cb_metric *m_fuel;
     uint64_t started_ns;
     bool test_routes; /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
 };
@@ -31,6 +39,7 @@ void cb_api_register(struct cb_router *r, const struct cb_app *app);
 /* Route handlers. */
 void cb_api_health(struct cb_http_request *req, struct cb_http_response *res);
 void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res);
 void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res);
 
 #endif

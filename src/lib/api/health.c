@@ -2,6 +2,7 @@
  * threads. */
 #include "api/app.h"
 #include "core/buf.h"
+#include "core/util.h"
 #include "metrics/metrics.h"
 #include "state/state.h"
 

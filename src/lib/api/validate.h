@@ -13,4 +13,11 @@ bool cb_api_body_object(const struct cb_http_request *req, struct cb_http_respon
 bool cb_api_get_uint(const struct cb_http_request *req, struct cb_http_response *res,
                      const char *field, bool required, uint64_t max, uint64_t *out);
 
+/* Reads an optional (or required) non-empty string field. *out points
+ * into the request's JSON. */
+bool cb_api_get_string(const struct cb_http_request *req, struct cb_http_response *res,
+                       const char *field, bool required, const char **out);
+/* Fills res with 422 invalid_request naming `field`; returns false. */
+bool cb_api_invalid_field(struct cb_http_response *res, const char *field, const char *msg);
+
 #endif

@@ -52,6 +52,11 @@ const struct cb__opt cb__config_opts[] = {
      NULL, "(clawbox) Cap on a tool's linear memory."},
     {"sandbox", "max_host_calls", CB__OPT_UINT, "100", 0, 100000, NULL, OFF(sandbox.max_host_calls),
      NULL, "Host calls one execution may make."},
+    {"sandbox", "cache_dir", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(sandbox.cache_dir), NULL,
+     "(clawbox) Compiled-tool cache; unset = `<data_dir>/cache`."},
+    {"sandbox", "compile_timeout_ms", CB__OPT_UINT, "120000", 1000, 3600000, NULL,
+     OFF(sandbox.compile_timeout_ms), NULL,
+     "(clawbox) Time limit of translating and compiling one tool."},
     {"sandbox", "watch_tools", CB__OPT_BOOL, "true", 0, 0, NULL, OFF(sandbox.watch_tools), NULL,
      "Reload tools when files in tool_dir change."},
 

@@ -59,6 +59,16 @@ int cb_buf_append(struct cb_buf *b, const void *p, size_t n)
     return 0;
 }
 
+void *cb_buf_extend(struct cb_buf *b, size_t n)
+{
+    if (reserve(b, n) < 0)
+        return NULL;
+    char *p = b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return p;
+}
+
 int cb_buf_puts(struct cb_buf *b, const char *s)
 {
     return cb_buf_append(b, s, strlen(s));

@@ -18,6 +18,9 @@ void cb_buf_init(struct cb_buf *b, size_t max);
 void cb_buf_free(struct cb_buf *b);
 void cb_buf_reset(struct cb_buf *b);
 int cb_buf_append(struct cb_buf *b, const void *p, size_t n);
+/* Appends n uninitialised bytes and returns where they start, or NULL
+ * past the maximum. */
+void *cb_buf_extend(struct cb_buf *b, size_t n);
 int cb_buf_puts(struct cb_buf *b, const char *s);
 int cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the data to the caller (who frees it) and resets the buffer. */

@@ -11,8 +11,8 @@
 #include "core/error.h"
 
 struct cb_compile_opts {
-    const char *cache_dir;  /* created if missing */
-    unsigned timeout_ms;    /* for wasm2c + cc together */
+    const char *cache_dir;   /* created if missing */
+    unsigned timeout_ms;     /* for wasm2c + cc together */
     unsigned max_call_depth; /* WASM_RT_MAX_CALL_STACK_DEPTH */
 };
 

@@ -34,8 +34,7 @@ struct cb_run_result {
 
 /* Loads and runs the tool. Returns 0 when the tool ran (whatever its
  * outcome), or a negative code when it could not be loaded. */
-int cb_run_tool(const struct cb_run_request *req, struct cb_run_result *res,
-                struct cb_error *err);
+int cb_run_tool(const struct cb_run_request *req, struct cb_run_result *res, struct cb_error *err);
 void cb_run_result_free(struct cb_run_result *res);
 
 #endif

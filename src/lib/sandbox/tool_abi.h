@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CB_TOOL_ABI_VERSION 1
+#define CB_TOOL_ABI_VERSION  1
 #define CB_TOOL_ENTRY_SYMBOL "cb_tool_entry"
 
 /* Callbacks and inputs supplied by the runner. */
@@ -25,7 +25,7 @@ struct cb_tool_env {
      * shim reports the write as failed to the guest, EFBIG). */
     int (*write_out)(void *ud, int fd, const uint8_t *p, size_t n);
     /* host_call: request bytes (already bounds-checked and copied out of
-     * guest memory). Sets *resp/*resp_len to a malloc'd response envelope
+     * guest memory). Sets *resp and *resp_len to a malloc'd response envelope
      * owned by the shim. Returns 0, or -1 for a request the ABI rejects
      * (the guest then sees -1). */
     int (*host_call)(void *ud, const uint8_t *req, size_t req_len, uint8_t **resp,
@@ -35,12 +35,12 @@ struct cb_tool_env {
 };
 
 enum cb_tool_status {
-    CB_TOOL_OK = 0,            /* _start returned, or proc_exit(0) */
-    CB_TOOL_EXIT_NONZERO = 1,  /* proc_exit(n), n != 0; see exit_code */
+    CB_TOOL_OK = 0,           /* _start returned, or proc_exit(0) */
+    CB_TOOL_EXIT_NONZERO = 1, /* proc_exit(n), n != 0; see exit_code */
     CB_TOOL_FUEL_EXHAUSTED = 2,
-    CB_TOOL_TRAP = 3,          /* see message */
-    CB_TOOL_NO_START = 4,      /* no _start export */
-    CB_TOOL_INSTANTIATE = 5,   /* instantiation failed (e.g. memory) */
+    CB_TOOL_TRAP = 3,        /* see message */
+    CB_TOOL_NO_START = 4,    /* no _start export */
+    CB_TOOL_INSTANTIATE = 5, /* instantiation failed (e.g. memory) */
 };
 
 struct cb_tool_outcome {

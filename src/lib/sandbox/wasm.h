@@ -44,11 +44,21 @@ int cb_wasm_inspect(const uint8_t *data, size_t len, struct cb_wasm_info *out,
                     struct cb_error *err);
 void cb_wasm_info_free(struct cb_wasm_info *info);
 
+/* The only import modules and names a tool may use. */
+#define CB_WASM_WASI_MODULE "wasi_snapshot_preview1"
+#define CB_WASM_HOST_MODULE "clawbox"
+#define CB_WASM_HOST_CALL   "host_call"
+
+/* The WASI preview 1 functions a tool may import, so that the shim's
+ * author can check that each one is implemented. */
+#define CB_WASM_N_WASI_FUNCTIONS 46
+extern const char *const cb_wasm_wasi_functions[CB_WASM_N_WASI_FUNCTIONS];
+
 /* Checks that every import is a WASI preview 1 function
- * (wasi_snapshot_preview1.*, known names only) or the function
- * clawbox.host_call. The error names the first offending import, e.g.
- * "import env.system is not allowed (only WASI preview 1 and
- * clawbox.host_call)". */
+ * (wasi_snapshot_preview1.*, names in cb_wasm_wasi_functions only) or the
+ * function clawbox.host_call. The error names the first offending import,
+ * e.g. "import env.system is not allowed (only WASI preview 1 functions
+ * and clawbox.host_call)"; control characters in names are shown as '?'. */
 int cb_wasm_check_imports(const struct cb_wasm_info *info, struct cb_error *err);
 
 struct cb_wasm_instrument_opts {
@@ -58,7 +68,11 @@ struct cb_wasm_instrument_opts {
 /* Returns a new module (caller frees *out) equal to the input plus fuel
  * metering: each function charges, at entry, the instruction count of its
  * body outside loops, and each loop charges, at its header, the count of
- * its own body outside nested loops. The result is a valid module. */
+ * its own body outside nested loops. The result is a valid module.
+ * Memories the module defines get their maximum clamped to
+ * opts->max_memory_pages (a minimum above it is an error); imported
+ * memories are left alone. Other sections, custom ones included, are
+ * copied byte for byte. */
 int cb_wasm_instrument(const uint8_t *in, size_t len, const struct cb_wasm_instrument_opts *opts,
                        uint8_t **out, size_t *out_len, struct cb_error *err);
 

@@ -1,0 +1,203 @@
+/* POST /execute: runs a registered tool once in a single-use worker and
+ * answers with the ExecuteResponse shape of the reference. */
+#include "api/app.h"
+#include "api/validate.h"
+#include "config/config.h"
+#include "core/utf8.h"
+#include "core/util.h"
+#include "metrics/metrics.h"
+#include "sandbox/registry.h"
+#include "sandbox/worker.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Tool stdout kept (the reference's cap); more sets output_truncated. */
+#define CB_EXECUTE_MAX_OUTPUT (1024u * 1024)
+
+struct exec_ctx {
+    const char *tool;
+    json_t *manifest;
+};
+
+static char *host_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *host_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Host calls other than log. http_request is refused: outbound requests
+ * need the egress proxy, which enforces the tool's allowlist; without it
+ * every tool is deny-all, as a tool without a network manifest is. */
+static char *host_call(void *ud, const char *method, json_t *params)
+{
+    struct exec_ctx *x = ud;
+    if (strcmp(method, "http_request") != 0)
+        return host_error("unknown host call method: %s", method);
+    const char *url = json_string_value(json_object_get(params, "url"));
+    if (url == NULL)
+        return host_error("missing 'url' parameter");
+    json_t *net = json_object_get(x->manifest, "network");
+    if (!json_is_object(net) || json_array_size(json_object_get(net, "allowlist")) == 0)
+        return host_error("network access denied: tool '%s' has no network allowlist, so %.200s "
+                          "is not reachable",
+                          x->tool, url);
+    return host_error("network access denied: %.200s: outbound HTTP is not enabled on this "
+                      "server (no egress proxy)",
+                      url);
+}
+
+static uint64_t manifest_u64(json_t *manifest, const char *key, uint64_t fallback)
+{
+    json_t *v = json_object_get(json_object_get(manifest, "resources"), key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+                                                           : fallback;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Per-tool resources from the manifest, capped by the server's maxima. */
+static void limits_for(const struct cb_config *cfg, json_t *manifest, struct cb_worker_limits *lim)
+{
+    uint64_t timeout =
+        manifest_u64(manifest, "default_timeout_ms", cfg->sandbox.default_timeout_ms);
+    uint64_t memory = manifest_u64(manifest, "default_memory_mb", cfg->sandbox.max_memory_mb);
+    *lim = (struct cb_worker_limits){
+        .fuel = cfg->sandbox.default_fuel,
+        .timeout_ms = min_u64(timeout, cfg->sandbox.max_timeout_ms),
+        .memory_mb = min_u64(memory, cfg->sandbox.max_memory_mb),
+        .max_output = CB_EXECUTE_MAX_OUTPUT,
+        .max_host_calls = (uint32_t)cfg->sandbox.max_host_calls,
+    };
+}
+
+/* The tool's stdout as JSON when it parses, else as a (lossy UTF-8) string. */
+static json_t *output_value(const struct cb_buf *out)
+{
+    json_t *v = json_loadb(out->data ? out->data : "", out->len, JSON_DECODE_ANY, NULL);
+    if (v != NULL)
+        return v;
+    size_t n = 0;
+    char *text = cb_utf8_lossy(out->data ? out->data : "", out->len, &n);
+    v = json_stringn(text, n);
+    free(text);
+    return v;
+}
+
+static void respond_ok(struct cb_http_request *req, struct cb_http_response *res,
+                       struct cb_worker_result *r, uint64_t ms)
+{
+    json_t *meta = json_pack("{s:I, s:I, s:O, s:{s:i, s:[]}, s:b}", "execution_time_ms",
+                             (json_int_t)ms, "fuel_consumed", (json_int_t)r->outcome.fuel_consumed,
+                             "logs", r->logs, "sanitization", "issues_found", 0, "actions_taken",
+                             "output_truncated", r->output_truncated);
+    json_t *body = json_pack("{s:s, s:s, s:o, s:n, s:o}", "request_id", req->request_id, "status",
+                             "ok", "output", output_value(&r->out), "error", "metadata", meta);
+    cb_http_respond_json(res, 200, body);
+}
+
+/* Maps a failed outcome to its ApiError; returns the metric status. */
+static const char *respond_failure(struct cb_http_response *res, const struct cb_worker_result *r,
+                                   const struct cb_worker_limits *lim)
+{
+    const struct cb_tool_outcome *o = &r->outcome;
+    if (r->timed_out) {
+        cb_http_respond_error(res, 408, "timeout", "execution timed out after %" PRIu64 " ms",
+                              lim->timeout_ms);
+        return "timeout";
+    }
+    if (r->crashed) {
+        cb_http_respond_error(res, 500, "execution_error",
+                              "the tool's worker process died (killed by the sandbox or out of "
+                              "memory)");
+        return "error";
+    }
+    switch (o->status) {
+    case CB_TOOL_FUEL_EXHAUSTED:
+        cb_http_respond_error(res, 408, "fuel_exhausted", "fuel exhausted (budget %" PRIu64 ")",
+                              lim->fuel);
+        return "fuel_exhausted";
+    case CB_TOOL_EXIT_NONZERO:
+        cb_http_respond_error(res, 500, "execution_error", "tool exited with code %u",
+                              o->exit_code);
+        return "error";
+    case CB_TOOL_NO_START:
+        cb_http_respond_error(res, 500, "execution_error", "module has no _start export");
+        return "error";
+    default:
+        cb_http_respond_error(res, 500, "execution_error", "tool trapped: %s", o->message);
+        return "error";
+    }
+}
+
+static void record(struct cb_app *app, const char *tool, const char *status, double secs,
+                   uint64_t fuel)
+{
+    const char *labels[] = {tool, status};
+    cb_metric_inc(app->m_executions, labels, 1);
+    cb_metric_observe(app->m_exec_seconds, labels, secs);
+    cb_metric_observe(app->m_fuel, labels, (double)fuel);
+}
+
+static void run(struct cb_http_request *req, struct cb_http_response *res, struct cb_tool *tool,
+                json_t *params)
+{
+    struct cb_app *app = req->app;
+    struct cb_worker_limits lim;
+    struct cb_worker_result r;
+    struct cb_error err = {0};
+    struct exec_ctx x = {tool->name, tool->manifest};
+    uint64_t start = cb_now_mono_ns();
+    char *text = json_dumps(params ? params : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    limits_for(app->cfg, tool->manifest, &lim);
+    int rc = cb_worker_execute(app->workers, tool->so_path, text, strlen(text), &lim, host_call, &x,
+                               &r, &err);
+    free(text);
+    uint64_t ns = cb_now_mono_ns() - start;
+    const char *status = "ok";
+    if (rc < 0) {
+        cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
+        status = "error";
+    } else if (!r.timed_out && !r.crashed && r.outcome.status == CB_TOOL_OK) {
+        respond_ok(req, res, &r, ns / 1000000);
+    } else {
+        status = respond_failure(res, &r, &lim);
+    }
+    record(app, tool->name, status, (double)ns / 1e9, rc < 0 ? 0 : r.outcome.fuel_consumed);
+    cb_worker_result_free(&r);
+}
+
+void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_app *app = req->app;
+    const char *name = NULL;
+    if (!cb_api_body_object(req, res) || !cb_api_get_string(req, res, "tool", true, &name))
+        return;
+    json_t *caps = json_object_get(req->json, "capabilities");
+    if (caps != NULL && !json_is_null(caps) && !json_is_object(caps)) {
+        cb_api_invalid_field(res, "capabilities", "field 'capabilities' must be an object");
+        return;
+    }
+    struct cb_tool *tool = cb_registry_get(app->registry, name);
+    if (tool == NULL) {
+        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found", name);
+        record(app, "unknown", "not_found", 0, 0);
+        return;
+    }
+    run(req, res, tool, json_object_get(req->json, "params"));
+    cb_tool_unref(tool);
+}

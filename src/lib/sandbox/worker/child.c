@@ -1,0 +1,123 @@
+#include "sandbox/worker/child.h"
+#include "core/buf.h"
+#include "core/util.h"
+#include "sandbox/worker/ipc.h"
+#include "sandbox/worker/seccomp.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CB_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CB_UNDER_ASAN 1
+#endif
+#endif
+
+struct child {
+    int sock;
+    struct cb_buf out;
+    struct cb_buf err;
+    bool truncated;
+    struct cb_buf frame;
+};
+
+static int write_out(void *ud, int fd, const uint8_t *p, size_t n)
+{
+    struct child *c = ud;
+    struct cb_buf *b = fd == 2 ? &c->err : &c->out;
+    if (cb_buf_append(b, p, n) == 0)
+        return 0;
+    if (fd != 2)
+        c->truncated = true;
+    /* Keep what fits, so the caller sees the first max bytes. */
+    cb_buf_append(b, p, b->max - b->len);
+    return -1;
+}
+
+/* Forwards a host call to the main process and waits for its answer. */
+static int host_call(void *ud, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len)
+{
+    struct child *c = ud;
+    uint32_t type = 0;
+    if (cb__ipc_send(c->sock, CB__FRAME_HOSTCALL, req, req_len, -1) < 0 ||
+        cb__ipc_recv(c->sock, &type, &c->frame, NULL) < 0 || type != CB__FRAME_HOSTREPLY)
+        _exit(3);
+    *resp = (uint8_t *)cb_xstrndup(c->frame.data, c->frame.len);
+    *resp_len = c->frame.len;
+    return 0;
+}
+
+static void free_resp(void *ud, uint8_t *resp)
+{
+    (void)ud;
+    free(resp);
+}
+
+static void limit(int resource, uint64_t v)
+{
+    struct rlimit rl = {v, v};
+    setrlimit(resource, &rl);
+}
+
+static void apply_rlimits(int sock, const struct cb__exec_header *h)
+{
+#ifndef CB_UNDER_ASAN
+    /* The sanitizer reserves terabytes of address space up front. */
+    if (h->memory_bytes > 0)
+        limit(RLIMIT_AS, h->memory_bytes);
+#endif
+    limit(RLIMIT_CPU, h->cpu_seconds);
+    limit(RLIMIT_NOFILE, (uint64_t)sock + 1);
+    limit(RLIMIT_CORE, 0);
+    limit(RLIMIT_FSIZE, 0);
+    limit(RLIMIT_NPROC, 0);
+}
+
+static void send_result(struct child *c, const struct cb_tool_outcome *o)
+{
+    struct cb__result_header h = {.status = (uint32_t)o->status,
+                                  .exit_code = o->exit_code,
+                                  .fuel_consumed = o->fuel_consumed,
+                                  .truncated = c->truncated,
+                                  .stdout_len = (uint32_t)c->out.len,
+                                  .stderr_len = (uint32_t)c->err.len};
+    memcpy(h.message, o->message, sizeof(h.message));
+    h.message[sizeof(h.message) - 1] = '\0';
+    struct cb_buf all;
+    cb_buf_init(&all, CB__IPC_MAX_FRAME);
+    cb_buf_append(&all, c->out.data ? c->out.data : "", c->out.len);
+    cb_buf_append(&all, c->err.data ? c->err.data : "", c->err.len);
+    cb__ipc_send2(c->sock, CB__FRAME_RESULT, &h, sizeof(h), all.data ? all.data : "", all.len);
+}
+
+void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *filter)
+{
+    struct child c = {.sock = sock};
+    struct cb__exec_header h;
+    uint32_t type = 0;
+    cb_buf_init(&c.frame, CB__IPC_MAX_FRAME);
+    if (cb__ipc_recv(sock, &type, &c.frame, NULL) < 0 || type != CB__FRAME_EXEC ||
+        c.frame.len < sizeof(h))
+        _exit(2);
+    memcpy(&h, c.frame.data, sizeof(h));
+    cb_buf_init(&c.out, h.max_output);
+    cb_buf_init(&c.err, 64 * 1024);
+    apply_rlimits(sock, &h);
+    if (cb__seccomp_load(filter) < 0)
+        _exit(4);
+    struct cb_tool_env env = {.abi_version = CB_TOOL_ABI_VERSION,
+                              .stdin_data = c.frame.data + sizeof(h),
+                              .stdin_len = c.frame.len - sizeof(h),
+                              .fuel = h.fuel,
+                              .write_out = write_out,
+                              .host_call = host_call,
+                              .free_resp = free_resp,
+                              .ud = &c};
+    struct cb_tool_outcome o = {0};
+    entry(&env, &o);
+    send_result(&c, &o);
+    _exit(0);
+}

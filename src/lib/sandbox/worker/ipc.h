@@ -1,0 +1,50 @@
+/* Internal: length-prefixed frames over a stream socket, with optional
+ * file-descriptor passing. Frame = u32 type, u32 length, payload. */
+#ifndef CB_SANDBOX_WORKER_IPC_H
+#define CB_SANDBOX_WORKER_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/* Largest payload accepted: params and output are capped well below. */
+#define CB__IPC_MAX_FRAME (24u * 1024 * 1024)
+
+enum cb__frame_type {
+    CB__FRAME_SPAWN = 1,      /* main -> zygote: so_path; reply carries fd + pid */
+    CB__FRAME_SPAWNED = 2,    /* zygote -> main: u32 pid, fd attached; or error text */
+    CB__FRAME_EXEC = 3,       /* main -> child: struct cb__exec_header + params */
+    CB__FRAME_HOSTCALL = 4,   /* child -> main: request envelope */
+    CB__FRAME_HOSTREPLY = 5,  /* main -> child: response envelope */
+    CB__FRAME_RESULT = 6,     /* child -> main: struct cb__result_header + stdout + stderr */
+    CB__FRAME_SPAWN_FAIL = 7, /* zygote -> main: error text */
+};
+
+struct cb__exec_header {
+    uint64_t fuel;
+    uint64_t memory_bytes;
+    uint64_t max_output;
+    uint64_t cpu_seconds;
+};
+
+struct cb__result_header {
+    uint32_t status;
+    uint32_t exit_code;
+    uint64_t fuel_consumed;
+    uint32_t truncated;
+    uint32_t stdout_len;
+    uint32_t stderr_len;
+    char message[256];
+};
+
+/* Sends a frame (and fd when >= 0). Returns 0 or -errno. */
+int cb__ipc_send(int sock, uint32_t type, const void *p, size_t n, int fd);
+/* Same with the payload in two parts, sent as one frame. */
+int cb__ipc_send2(int sock, uint32_t type, const void *a, size_t an, const void *b, size_t bn);
+/* Receives one frame into `payload` (reset first). When fd_out is non-NULL
+ * a passed descriptor is stored there (-1 if none). Returns 0, -EPIPE at
+ * end of stream, -EPROTO on a malformed frame, or -errno. */
+int cb__ipc_recv(int sock, uint32_t *type, struct cb_buf *payload, int *fd_out);
+
+#endif

@@ -1,0 +1,192 @@
+/* One execution from the main process's side: send the job to the child,
+ * answer its host calls, and collect its result before the deadline. */
+#include "core/util.h"
+#include "sandbox/worker.h"
+#include "sandbox/worker/ipc.h"
+#include "sandbox/worker/session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#define LOG_MESSAGE_MAX (16u * 1024)
+#define STDERR_CAP      (64u * 1024)
+/* Address space a child needs besides the tool's linear memory. */
+#define CHILD_BASE_BYTES (256ull * 1024 * 1024)
+
+struct session {
+    int sock;
+    int pidfd;
+    pid_t pid;
+    uint64_t deadline_ns;
+    const struct cb_worker_limits *lim;
+    cb_host_call_fn handler;
+    void *handler_ud;
+    struct cb_worker_result *res;
+};
+
+static char *envelope_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *envelope_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static char *do_log(struct session *s, json_t *params)
+{
+    const char *level = json_string_value(json_object_get(params, "level"));
+    const char *msg = json_string_value(json_object_get(params, "message"));
+    char *cut = cb_xstrndup(msg ? msg : "", msg ? strnlen(msg, LOG_MESSAGE_MAX) : 0);
+    json_array_append_new(s->res->logs,
+                          json_pack("{s:s, s:s}", "level", level ? level : "info", "message", cut));
+    free(cut);
+    return cb_xstrdup("{\"ok\":null}");
+}
+
+/* Parses and answers one host call envelope. */
+static char *dispatch(struct session *s, const char *req, size_t len)
+{
+    json_error_t je;
+    uint32_t n = s->res->host_calls++;
+    if (n >= s->lim->max_host_calls)
+        return envelope_error("host_call limit exceeded (max %u)", s->lim->max_host_calls);
+    json_t *env = json_loadb(req, len, 0, &je);
+    const char *method = json_string_value(json_object_get(env, "method"));
+    char *out;
+    if (env == NULL)
+        out = envelope_error("invalid host_call request: %s", je.text);
+    else if (method == NULL)
+        out = envelope_error("invalid host_call request: missing string field 'method'");
+    else if (strcmp(method, "log") == 0)
+        out = do_log(s, json_object_get(env, "params"));
+    else if (s->handler)
+        out = s->handler(s->handler_ud, method, json_object_get(env, "params"));
+    else
+        out = envelope_error("unknown host call method: %s", method);
+    json_decref(env);
+    return out;
+}
+
+static void kill_child(struct session *s)
+{
+    if (s->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+    else
+        kill(s->pid, SIGKILL);
+}
+
+static int parse_result(struct session *s, const struct cb_buf *f)
+{
+    struct cb__result_header h;
+    struct cb_worker_result *res = s->res;
+    if (f->len < sizeof(h))
+        return -EPROTO;
+    memcpy(&h, f->data, sizeof(h));
+    if ((uint64_t)h.stdout_len + h.stderr_len != f->len - sizeof(h))
+        return -EPROTO;
+    res->outcome.status = (enum cb_tool_status)h.status;
+    res->outcome.exit_code = h.exit_code;
+    res->outcome.fuel_consumed = h.fuel_consumed;
+    memcpy(res->outcome.message, h.message, sizeof(h.message));
+    res->outcome.message[sizeof(h.message) - 1] = '\0';
+    res->output_truncated = h.truncated != 0;
+    cb_buf_append(&res->out, f->data + sizeof(h), h.stdout_len);
+    cb_buf_append(&res->err, f->data + sizeof(h) + h.stdout_len, h.stderr_len);
+    return 0;
+}
+
+/* Waits until the socket is readable or the deadline passes. */
+static int wait_readable(struct session *s)
+{
+    for (;;) {
+        uint64_t now = cb_now_mono_ns();
+        if (now >= s->deadline_ns)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {s->sock, POLLIN, 0};
+        int ms = (int)((s->deadline_ns - now + 999999) / 1000000);
+        int r = poll(&pfd, 1, ms);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Serves frames until the result arrives. */
+static int serve(struct session *s)
+{
+    struct cb_buf f;
+    cb_buf_init(&f, CB__IPC_MAX_FRAME);
+    int r;
+    for (;;) {
+        uint32_t type = 0;
+        r = wait_readable(s);
+        if (r == 0)
+            r = cb__ipc_recv(s->sock, &type, &f, NULL);
+        if (r < 0)
+            break;
+        if (type == CB__FRAME_RESULT) {
+            r = parse_result(s, &f);
+            break;
+        }
+        if (type != CB__FRAME_HOSTCALL) {
+            r = -EPROTO;
+            break;
+        }
+        char *reply = dispatch(s, f.data, f.len);
+        r = cb__ipc_send(s->sock, CB__FRAME_HOSTREPLY, reply, strlen(reply), -1);
+        free(reply);
+        if (r < 0)
+            break;
+    }
+    cb_buf_free(&f);
+    return r;
+}
+
+static int send_job(struct session *s, const char *params, size_t len)
+{
+    const struct cb_worker_limits *l = s->lim;
+    struct cb__exec_header h = {.fuel = l->fuel,
+                                .memory_bytes = CHILD_BASE_BYTES + l->memory_mb * 1024 * 1024,
+                                .max_output = l->max_output,
+                                .cpu_seconds = l->timeout_ms / 1000 + 2};
+    return cb__ipc_send2(s->sock, CB__FRAME_EXEC, &h, sizeof(h), params, len);
+}
+
+int cb__session_run(int sock, pid_t pid, const char *params, size_t params_len,
+                    const struct cb_worker_limits *lim, cb_host_call_fn handler, void *ud,
+                    struct cb_worker_result *res)
+{
+    struct session s = {.sock = sock,
+                        .pid = pid,
+                        .pidfd = (int)syscall(SYS_pidfd_open, pid, 0),
+                        .deadline_ns = cb_now_mono_ns() + lim->timeout_ms * 1000000ull,
+                        .lim = lim,
+                        .handler = handler,
+                        .handler_ud = ud,
+                        .res = res};
+    int r = send_job(&s, params, params_len);
+    if (r == 0)
+        r = serve(&s);
+    if (r == -ETIMEDOUT)
+        res->timed_out = true;
+    else if (r < 0)
+        res->crashed = true;
+    if (r < 0)
+        kill_child(&s);
+    if (s.pidfd >= 0)
+        close(s.pidfd);
+    return 0;
+}

@@ -1,0 +1,189 @@
+/* The worker layer with a real zygote and real children, running a native
+ * fixture tool (tests/fixtures/worker/native_tool.c). This test binary is
+ * its own zygote: the pool execs it with "__zygote". */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "sandbox/worker.h"
+
+static const char *fixture;
+static char self[4096];
+static struct cb_worker_pool *pool;
+
+static const struct cb_worker_limits limits = {.fuel = 1000,
+                                               .timeout_ms = 5000,
+                                               .memory_mb = 64,
+                                               .max_output = 1 << 20,
+                                               .max_host_calls = 100};
+
+static int setup(void **state)
+{
+    (void)state;
+    struct cb_error err = {0};
+    int r = cb_worker_pool_new(self, &pool, &err);
+    if (r < 0)
+        fprintf(stderr, "pool: %s\n", err.msg);
+    return r;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cb_worker_pool_free(pool);
+    return 0;
+}
+
+static char *echo_handler(void *ud, const char *method, json_t *params)
+{
+    (void)ud;
+    (void)params;
+    return cb_xasprintf("{\"ok\":\"%s\"}", method);
+}
+
+static void run(const char *input, const struct cb_worker_limits *lim, struct cb_worker_result *res)
+{
+    struct cb_error err = {0};
+    int r = cb_worker_execute(pool, fixture, input, strlen(input), lim ? lim : &limits,
+                              echo_handler, NULL, res, &err);
+    if (r < 0)
+        fail_msg("execute: %s", err.msg);
+}
+
+static void echo_round_trip(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    run("{\"hello\":\"world\"}", NULL, &res);
+    assert_false(res.timed_out);
+    assert_false(res.crashed);
+    assert_int_equal(res.outcome.status, CB_TOOL_OK);
+    assert_int_equal(res.outcome.fuel_consumed, 42);
+    assert_string_equal(res.out.data, "{\"hello\":\"world\"}");
+    cb_worker_result_free(&res);
+}
+
+static void expect_errno(const char *what, long want)
+{
+    struct cb_worker_result res;
+    char input[64];
+    char expect[64];
+    snprintf(input, sizeof(input), "try:%s", what);
+    snprintf(expect, sizeof(expect), "{\"result\":%ld}", want);
+    run(input, NULL, &res);
+    assert_false(res.crashed);
+    assert_string_equal(res.out.data, expect);
+    cb_worker_result_free(&res);
+}
+
+static void seccomp_denies_files_sockets_exec_and_exec_mappings(void **state)
+{
+    (void)state;
+    expect_errno("open", -EPERM);
+    expect_errno("socket", -EPERM);
+    expect_errno("exec", -EPERM);
+    expect_errno("mmap_exec", -EPERM);
+    expect_errno("mprotect_exec", -EPERM);
+    expect_errno("fork", -EPERM);
+}
+
+static void timeout_kills_the_child(void **state)
+{
+    (void)state;
+    struct cb_worker_limits lim = limits;
+    struct cb_worker_result res;
+    lim.timeout_ms = 300;
+    uint64_t start = cb_now_mono_ns();
+    run("loop", &lim, &res);
+    uint64_t ms = (cb_now_mono_ns() - start) / 1000000;
+    assert_true(res.timed_out);
+    assert_true(ms >= 290 && ms < 1500);
+    cb_worker_result_free(&res);
+    /* The pool still works afterwards. */
+    run("after", NULL, &res);
+    assert_string_equal(res.out.data, "after");
+    cb_worker_result_free(&res);
+}
+
+static void host_call_limit(void **state)
+{
+    (void)state;
+    struct cb_worker_limits lim = limits;
+    struct cb_worker_result res;
+    lim.max_host_calls = 10;
+    run("calls:25", &lim, &res);
+    assert_string_equal(res.out.data, "{\"ok_calls\":10}");
+    assert_int_equal(res.host_calls, 25);
+    assert_int_equal(json_array_size(res.logs), 10);
+    cb_worker_result_free(&res);
+}
+
+static void output_is_capped(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    run("bigout", NULL, &res);
+    assert_true(res.output_truncated);
+    assert_int_equal(res.out.len, 1 << 20);
+    cb_worker_result_free(&res);
+}
+
+static void crash_is_reported(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    run("crash", NULL, &res);
+    assert_true(res.crashed);
+    cb_worker_result_free(&res);
+}
+
+static void memory_is_capped(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    run("alloc", NULL, &res);
+#if !defined(__SANITIZE_ADDRESS__)
+    assert_false(res.crashed);
+    long mb = strtol(res.out.data + strlen("{\"allocated_mb\":"), NULL, 10);
+    assert_true(mb < 512);
+#endif
+    cb_worker_result_free(&res);
+}
+
+static void fresh_process_per_execution(void **state)
+{
+    (void)state;
+    struct cb_worker_result a, b;
+    run("try:none", NULL, &a);
+    run("try:none", NULL, &b);
+    assert_string_equal(a.out.data, b.out.data);
+    cb_worker_result_free(&a);
+    cb_worker_result_free(&b);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "__zygote") == 0)
+        return cb_zygote_main(3);
+    if (argc < 2 || realpath("/proc/self/exe", self) == NULL)
+        return 2;
+    fixture = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(echo_round_trip),
+        cmocka_unit_test(seccomp_denies_files_sockets_exec_and_exec_mappings),
+        cmocka_unit_test(timeout_kills_the_child),
+        cmocka_unit_test(host_call_limit),
+        cmocka_unit_test(output_is_capped),
+        cmocka_unit_test(crash_is_reported),
+        cmocka_unit_test(memory_is_capped),
+        cmocka_unit_test(fresh_process_per_execution),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
