@@ -39,6 +39,26 @@ void cli_conn_init(struct cli_conn *c)
     c->client.timeout_ms = 600000;
 }
 
+int cli_conn_token(struct cli_conn *c)
+{
+    struct cb_error err = {0};
+    c->token = cb_client_resolve_token(c->token_flag, &err);
+    if (c->token == NULL) {
+        cli_fail("%s", err.msg);
+        return -1;
+    }
+    c->client.token = c->token;
+    return 0;
+}
+
+void cli_conn_free(struct cli_conn *c)
+{
+    if (c->token)
+        explicit_bzero(c->token, strlen(c->token));
+    free(c->token);
+    c->token = NULL;
+}
+
 bool cli_conn_option(struct cli_conn *c, int opt, const char *arg)
 {
     uint64_t p;

@@ -13,11 +13,15 @@ int cmd_serve(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_config_reference(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tools(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 
 /* Options every client verb takes: --host, --port, --socket, --token. */
 struct cli_conn {
     struct cb_client client;
     const char *token_flag;
+    char *token; /* resolved by cli_conn_token */
 };
 
 #define CLI_CONN_OPTIONS                                                                           \
@@ -33,6 +37,10 @@ struct cli_conn {
     "  --socket PATH   talk to the server's Unix socket instead of TCP\n"
 
 void cli_conn_init(struct cli_conn *c);
+/* Resolves the auth token (flag, environment, token file); prints the
+ * error and returns -1 when there is none. */
+int cli_conn_token(struct cli_conn *c);
+void cli_conn_free(struct cli_conn *c);
 /* Handles a connection option; returns false if `opt` is not one. */
 bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
 

@@ -17,6 +17,9 @@ static const struct verb verbs[] = {
     {"serve", cmd_serve, "run the clawbox server"},
     {"health", cmd_health, "print the server's /health as JSON"},
     {"status", cmd_status, "print a short summary of the server's health"},
+    {"run", cmd_run, "run a tool once: clawbox run TOOL [PARAMS|-]"},
+    {"tools", cmd_tools, "list, register or reload tools"},
+    {"list", cmd_list, "list tools"},
     {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},
 };
 

@@ -73,10 +73,15 @@ class Server:
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except Exception:
+                self.cleanup()
+                raise
         return self
 
-    def wait_ready(self, timeout=15):
+    # Generous: the first start compiles every tool (about a second each).
+    def wait_ready(self, timeout=300):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

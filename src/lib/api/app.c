@@ -1,13 +1,60 @@
 #include "api/app.h"
 #include "core/fs.h"
 #include "core/util.h"
+#include "api/tools.h"
 #include "metrics/metrics.h"
+#include "sandbox/registry.h"
+#include "sandbox/worker.h"
 #include "state/state.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* Deep enough for real recursive programs, far below the native stack. */
+#define TOOL_MAX_CALL_DEPTH     5000
+#define TOOL_RELOAD_DEBOUNCE_MS 200
+
+static void register_metrics(struct cb_app *app)
+{
+    static const double secs[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25,   0.5,   1,      2.5,   5,    10,    30,   120};
+    static const double fuel[] = {1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+    app->m_executions =
+        cb_metrics_counter(app->metrics, "clawbox_wasm_executions_total",
+                           "Tool executions by tool and outcome.", "tool,status", 1024);
+    app->m_exec_seconds = cb_metrics_histogram(
+        app->metrics, "clawbox_wasm_execution_duration_seconds",
+        "Wall-clock time of tool executions.", "tool,status", secs, CB_ARRAY_LEN(secs), 1024);
+    app->m_fuel = cb_metrics_histogram(app->metrics, "clawbox_wasm_fuel_consumed",
+                                       "Fuel consumed by tool executions.", "tool,status", fuel,
+                                       CB_ARRAY_LEN(fuel), 1024);
+}
+
+static int open_sandbox(struct cb_app *app, struct cb_error *err)
+{
+    const struct cb_config *cfg = app->cfg;
+    char *cache = cfg->sandbox.cache_dir ? cb_xstrdup(cfg->sandbox.cache_dir)
+                                         : cb_xasprintf("%s/cache", cfg->server.data_dir);
+    struct cb_registry_opts o = {
+        .tool_dir = cfg->sandbox.tool_dir,
+        .cache_dir = cache,
+        .state = app->state,
+        .metrics = app->metrics,
+        .max_memory_pages = (uint32_t)(cfg->sandbox.max_memory_mb * 16),
+        .compile_timeout_ms = (unsigned)cfg->sandbox.compile_timeout_ms,
+        .max_call_depth = TOOL_MAX_CALL_DEPTH,
+        .allow_wildcard_all = cfg->proxy.allow_wildcard_all,
+        .watch = cfg->sandbox.watch_tools,
+        .debounce_ms = TOOL_RELOAD_DEBOUNCE_MS,
+    };
+    int r = cb_worker_pool_new("/proc/self/exe", &app->workers, err);
+    if (r == 0)
+        r = cb_registry_open(&o, &app->registry, err);
+    free(cache);
+    return r;
+}
 
 int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err)
 {
@@ -23,6 +70,9 @@ int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_erro
         r = cb_state_open(db, &app->state, err);
         free(db);
     }
+    register_metrics(app);
+    if (r == 0)
+        r = open_sandbox(app, err);
     if (r < 0) {
         cb_app_close(app);
         return r;
@@ -35,6 +85,8 @@ void cb_app_close(struct cb_app *app)
 {
     if (app == NULL)
         return;
+    cb_registry_close(app->registry);
+    cb_worker_pool_free(app->workers);
     cb_state_close(app->state);
     cb_metrics_free(app->metrics);
     free(app);
@@ -44,6 +96,11 @@ void cb_api_register(struct cb_router *r, const struct cb_app *app)
 {
     cb_router_add(r, "GET", "/health", cb_api_health, CB_ROUTE_PUBLIC);
     cb_router_add(r, "GET", "/metrics", cb_api_metrics, CB_ROUTE_PUBLIC);
+    cb_router_add(r, "POST", "/execute", cb_api_execute, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/tools", cb_api_tools_list, 0);
+    cb_router_add(r, "GET", "/tools/{name}", cb_api_tools_get, 0);
+    cb_router_add(r, "POST", "/tools/register", cb_api_tools_register, CB_ROUTE_JSON);
+    cb_router_add(r, "POST", "/tools/reload", cb_api_tools_reload, 0);
     if (app->test_routes)
         cb_router_add(r, "POST", "/__test/sleep", cb_api_test_sleep, CB_ROUTE_JSON);
 }

@@ -47,6 +47,7 @@ struct req_ctx {
     struct cb_limiter_job job;
     uint64_t start_ns;
     enum req_state state;
+    bool recorded; /* metrics and access log written */
     char request_id[37];
     char *path;
 };
@@ -182,6 +183,32 @@ static void free_body(void *p)
     free(p);
 }
 
+/* Counts the request in the metrics and writes its access log line, once:
+ * when its response is queued, so a client that has its answer sees it in
+ * /metrics. */
+static void record(struct req_ctx *c)
+{
+    if (c->recorded)
+        return;
+    c->recorded = true;
+    struct cb_http_server *s = c->srv;
+    double secs = (double)(cb_now_mono_ns() - c->start_ns) / 1e9;
+    char status[8];
+    char dur[32];
+    snprintf(status, sizeof(status), "%u", c->res.status);
+    snprintf(dur, sizeof(dur), "%.3f", secs * 1000.0);
+    const char *route = c->route ? c->route->pattern : "unmatched";
+    const char *labels[] = {route, status};
+    if (s->m_requests) {
+        cb_metric_inc(s->m_requests, labels, 1);
+        cb_metric_observe(s->m_duration, labels, secs);
+    }
+    const char *fields[] = {"request_id",  c->request_id, "method", c->req.method,
+                            "path",        c->path,       "status", status,
+                            "duration_ms", dur,           NULL};
+    cb_log_fields(c->res.status >= 500 ? CB_LOG_WARN : CB_LOG_INFO, "http request", fields);
+}
+
 static enum MHD_Result queue(struct req_ctx *c)
 {
     struct cb_http_response *r = &c->res;
@@ -203,6 +230,7 @@ static enum MHD_Result queue(struct req_ctx *c)
         snprintf(ra, sizeof(ra), "%u", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
+    record(c);
     enum MHD_Result ret = MHD_queue_response(c->req.conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -279,26 +307,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (c->state == REQ_READING)
         return dispatch(c);
     return c->state == REQ_READY ? queue(c) : MHD_YES;
-}
-
-static void record(struct req_ctx *c)
-{
-    struct cb_http_server *s = c->srv;
-    double secs = (double)(cb_now_mono_ns() - c->start_ns) / 1e9;
-    char status[8];
-    char dur[32];
-    snprintf(status, sizeof(status), "%u", c->res.status);
-    snprintf(dur, sizeof(dur), "%.3f", secs * 1000.0);
-    const char *route = c->route ? c->route->pattern : "unmatched";
-    const char *labels[] = {route, status};
-    if (s->m_requests) {
-        cb_metric_inc(s->m_requests, labels, 1);
-        cb_metric_observe(s->m_duration, labels, secs);
-    }
-    const char *fields[] = {"request_id",  c->request_id, "method", c->req.method,
-                            "path",        c->path,       "status", status,
-                            "duration_ms", dur,           NULL};
-    cb_log_fields(c->res.status >= 500 ? CB_LOG_WARN : CB_LOG_INFO, "http request", fields);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

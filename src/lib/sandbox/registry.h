@@ -28,7 +28,7 @@ struct cb_registry_opts {
     unsigned max_call_depth;
     bool allow_wildcard_all; /* proxy.allow_wildcard_all: accept "*" in allowlists */
     bool watch;              /* sandbox.watch_tools */
-    unsigned debounce_ms;
+    unsigned debounce_ms;    /* trailing-edge quiet period per file; 0 = 200 */
 };
 
 /* A loaded tool. Reference-counted: an execution holds its tool while a
@@ -59,9 +59,14 @@ size_t cb_registry_count(struct cb_registry *r);
 
 /* POST /tools/register. Validates the manifest (name 1-64 of [A-Za-z0-9_-];
  * field types; allowlist entries are hosts or "*.domain", "*" only with
- * allow_wildcard_all). Returns 0 (*created says whether it is new),
- * -EINVAL for a bad manifest, -ENOENT when no module of that name is
- * loaded; err says why. */
+ * allow_wildcard_all), then stores it normalised (defaults filled, unknown
+ * keys dropped) in the state database. Returns 0 (*created says whether the
+ * tool had no manifest before: as in the reference, the automatic manifest
+ * of a tool loaded at open and a <name>.json manifest count as existing),
+ * -EBADMSG for a missing or wrongly typed field (HTTP 422), -EINVAL for a
+ * bad value such as the name or an allowlist entry (HTTP 400), -ENOENT when
+ * no module of that name is loaded, or the state database's error; err
+ * says why. */
 int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
                          struct cb_error *err);
 

@@ -30,6 +30,7 @@ struct cb_run_result {
     struct cb_buf out; /* stdout */
     struct cb_buf err; /* stderr */
     bool stdout_truncated;
+    bool stderr_truncated;
 };
 
 /* Loads and runs the tool. Returns 0 when the tool ran (whatever its

@@ -39,7 +39,12 @@ struct cb_wasm_info {
 };
 
 /* Parses the module's sections far enough to list imports and exports,
- * checking the binary structure of every section. */
+ * checking the binary structure of every section down to each
+ * instruction's immediates. Known: the MVP, sign extension, saturating
+ * conversions, bulk memory, reference types, multi-value, SIMD, threads,
+ * tail calls; anything else (exceptions, GC, memory64, relaxed SIMD) is
+ * an unknown opcode or form. Errors: -EINVAL with "offset 0x..: ...",
+ * -EFBIG past CB_WASM_MAX_MODULE. On failure *out is left empty. */
 int cb_wasm_inspect(const uint8_t *data, size_t len, struct cb_wasm_info *out,
                     struct cb_error *err);
 void cb_wasm_info_free(struct cb_wasm_info *info);
@@ -59,7 +64,7 @@ extern const char *const cb_wasm_wasi_functions[CB_WASM_N_WASI_FUNCTIONS];
  * function clawbox.host_call. The error names the first offending import,
  * e.g. "import env.system is not allowed (only WASI preview 1 functions
  * and clawbox.host_call)"; control characters in names are shown as '?'. */
-int cb_wasm_check_imports(const struct cb_wasm_info *info, struct cb_error *err);
+int cb_wasm_check_imports(const struct cb_wasm_info *info, struct cb_error *err); /* -EPERM */
 
 struct cb_wasm_instrument_opts {
     uint32_t max_memory_pages; /* memory max is clamped to this (64 KiB pages) */
@@ -72,7 +77,10 @@ struct cb_wasm_instrument_opts {
  * Memories the module defines get their maximum clamped to
  * opts->max_memory_pages (a minimum above it is an error); imported
  * memories are left alone. Other sections, custom ones included, are
- * copied byte for byte. */
+ * copied byte for byte. opts must not be NULL. Errors: those of
+ * cb_wasm_inspect, -EEXIST when CB_WASM_FUEL_EXPORT is already exported,
+ * -E2BIG when a memory's minimum exceeds the cap or the result would
+ * exceed a limit. */
 int cb_wasm_instrument(const uint8_t *in, size_t len, const struct cb_wasm_instrument_opts *opts,
                        uint8_t **out, size_t *out_len, struct cb_error *err);
 

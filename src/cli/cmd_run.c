@@ -1,0 +1,109 @@
+/* clawbox run TOOL [PARAMS|-] [--credentials a,b] */
+#include "cli.h"
+#include "core/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PARAMS_MAX (10u * 1024 * 1024)
+
+static const char usage_text[] =
+    "Usage: clawbox run TOOL [PARAMS|-] [--credentials a,b] [--host H] [--port P]\n"
+    "                    [--socket PATH] [--token T]\n\n"
+    "Runs TOOL once with PARAMS (JSON text; '-' reads it from stdin; default {}) and prints\n"
+    "the response as JSON.\n\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
+    "  --credentials   comma-separated credential names to request\n";
+
+static json_t *read_params(const char *arg)
+{
+    json_error_t je;
+    json_t *p;
+    if (strcmp(arg, "-") == 0) {
+        struct cb_buf b;
+        char chunk[65536];
+        size_t n;
+        cb_buf_init(&b, PARAMS_MAX);
+        while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+            if (cb_buf_append(&b, chunk, n) < 0) {
+                cb_buf_free(&b);
+                cli_fail("params on stdin exceed %u bytes", PARAMS_MAX);
+                return NULL;
+            }
+        p = json_loadb(b.data ? b.data : "", b.len, JSON_DECODE_ANY, &je);
+        cb_buf_free(&b);
+    } else {
+        p = json_loads(arg, JSON_DECODE_ANY, &je);
+    }
+    if (p == NULL)
+        cli_fail("PARAMS is not valid JSON (line %d, column %d): %s", je.line, je.column, je.text);
+    return p;
+}
+
+static json_t *credential_list(const char *csv)
+{
+    json_t *a = json_array();
+    for (const char *p = csv; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0)
+            json_array_append_new(a, json_stringn(p, n));
+        p += n + (p[n] == ',');
+    }
+    return a;
+}
+
+static int execute(struct cli_conn *c, const char *tool, json_t *params, const char *creds)
+{
+    json_t *body = json_pack("{s:s, s:O}", "tool", tool, "params", params);
+    if (creds)
+        json_object_set_new(body, "capabilities",
+                            json_pack("{s:o}", "credentials", credential_list(creds)));
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, "POST", "/execute", text, &out);
+    if (rc == 0) {
+        json_t *j = json_loadb(out.data, out.len, 0, NULL);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(j);
+    }
+    cb_buf_free(&out);
+    free(text);
+    json_decref(body);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"credentials", required_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_conn c;
+    const char *creds = NULL;
+    int o;
+    cli_conn_init(&c);
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_conn_option(&c, o, optarg))
+            continue;
+        if (o == 'C')
+            creds = optarg;
+        else
+            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+    }
+    if (optind >= argc || argc - optind > 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (cli_conn_token(&c) < 0)
+        return 1;
+    json_t *params = read_params(optind + 1 < argc ? argv[optind + 1] : "{}");
+    if (params == NULL)
+        return 1;
+    int rc = execute(&c, argv[optind], params, creds);
+    json_decref(params);
+    cli_conn_free(&c);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/* clawbox tools list|register FILE|reload, and clawbox list tools. */
+#include "cli.h"
+#include "core/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MANIFEST_MAX (1024u * 1024)
+
+static const char usage_text[] =
+    "Usage: clawbox tools [--host H] [--port P] [--socket PATH] [--token T] ACTION\n\n"
+    "Actions:\n"
+    "  list            list the loaded tools\n"
+    "  register FILE   register the tool manifest in FILE (JSON)\n"
+    "  reload          rescan the tool directory now\n\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+static const char list_usage[] =
+    "Usage: clawbox list tools [--host H] [--port P] [--socket PATH] [--token T]\n\n"
+    "Lists the loaded tools (same as 'clawbox tools list').\n";
+
+static void print_table(json_t *tools)
+{
+    size_t i;
+    json_t *t;
+    printf("%-24s %-10s %s\n", "NAME", "VERSION", "DESCRIPTION");
+    printf("------------------------------------------------------------\n");
+    json_array_foreach(tools, i, t)
+    {
+        json_t *meta = json_object_get(t, "tool");
+        const char *name = json_string_value(json_object_get(meta, "name"));
+        const char *ver = json_string_value(json_object_get(meta, "version"));
+        const char *desc = json_string_value(json_object_get(meta, "description"));
+        printf("%-24s %-10s %s\n", name ? name : "?", ver ? ver : "", desc ? desc : "");
+    }
+}
+
+/* Prints the body as indented JSON (or raw text). */
+static void print_json(const struct cb_buf *b)
+{
+    json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+    if (j == NULL) {
+        fwrite(b->data, 1, b->len, stdout);
+    } else {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        json_decref(j);
+    }
+    fputc('\n', stdout);
+}
+
+static int do_list(struct cli_conn *c)
+{
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, "GET", "/tools", NULL, &out);
+    if (rc == 0) {
+        json_t *j = json_loadb(out.data, out.len, 0, NULL);
+        print_table(j);
+        json_decref(j);
+    }
+    cb_buf_free(&out);
+    return rc;
+}
+
+static int do_register(struct cli_conn *c, const char *file)
+{
+    json_error_t je;
+    json_t *m = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    if (m == NULL)
+        return cli_fail("%s: not valid JSON (line %d, column %d): %s", file, je.line, je.column,
+                        je.text);
+    char *text = json_dumps(m, JSON_COMPACT);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, "POST", "/tools/register", text, &out);
+    if (rc == 0)
+        print_json(&out);
+    cb_buf_free(&out);
+    free(text);
+    json_decref(m);
+    return rc;
+}
+
+static int do_reload(struct cli_conn *c)
+{
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, "POST", "/tools/reload", NULL, &out);
+    if (rc == 0)
+        print_json(&out);
+    cb_buf_free(&out);
+    return rc;
+}
+
+/* Parses connection options; returns -1 to go on, else an exit code. */
+static int parse(int argc, char **argv, struct cli_conn *c, const char *usage)
+{
+    static const struct option opts[] = {
+        CLI_CONN_OPTIONS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int o;
+    cli_conn_init(c);
+    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (cli_conn_option(c, o, optarg))
+            continue;
+        return o == 'h' ? (fputs(usage, stdout), 0) : (fputs(usage, stderr), 2);
+    }
+    return -1;
+}
+
+static int dispatch(struct cli_conn *c, int argc, char **argv)
+{
+    const char *action = argv[0];
+    if (strcmp(action, "list") == 0 && argc == 1)
+        return do_list(c);
+    if (strcmp(action, "register") == 0 && argc == 2)
+        return do_register(c, argv[1]);
+    if (strcmp(action, "reload") == 0 && argc == 1)
+        return do_reload(c);
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+int cmd_tools(int argc, char **argv)
+{
+    struct cli_conn c;
+    int rc = parse(argc, argv, &c, usage_text);
+    if (rc >= 0)
+        return rc;
+    if (optind >= argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (cli_conn_token(&c) < 0)
+        return 1;
+    rc = dispatch(&c, argc - optind, argv + optind);
+    cli_conn_free(&c);
+    return rc;
+}
+
+int cmd_list(int argc, char **argv)
+{
+    struct cli_conn c;
+    if (argc >= 2 && strcmp(argv[1], "tools") == 0) {
+        argv++;
+        argc--;
+    } else if (!cli_wants_help(argc, argv)) {
+        return cli_fail("usage: clawbox list tools [options]");
+    }
+    int rc = parse(argc, argv, &c, list_usage);
+    if (rc >= 0)
+        return rc;
+    if (cli_conn_token(&c) < 0)
+        return 1;
+    rc = do_list(&c);
+    cli_conn_free(&c);
+    return rc;
+}

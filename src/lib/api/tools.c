@@ -1,0 +1,84 @@
+/* Tool routes: thin wrappers over the registry (src/lib/sandbox/registry). */
+#include "api/tools.h"
+
+#include <errno.h>
+
+#include "api/app.h"
+#include "sandbox/registry.h"
+
+/* The registry, or NULL after answering 500 (a server without one). */
+static struct cb_registry *registry_of(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = ((struct cb_app *)req->app)->registry;
+    if (r == NULL)
+        cb_http_respond_error(res, 500, "internal_error", "the tool registry is not available");
+    return r;
+}
+
+void cb_api_tools_list(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r != NULL)
+        cb_http_respond_json(res, 200, cb_registry_manifests(r));
+}
+
+void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r == NULL)
+        return;
+    const char *name = cb_http_param(req, "name");
+    struct cb_tool *t = cb_registry_get(r, name);
+    if (t == NULL) {
+        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found", name ? name : "");
+        return;
+    }
+    cb_http_respond_json(res, 200, json_deep_copy(t->manifest));
+    cb_tool_unref(t);
+}
+
+/* Maps a registration error to its status: shape errors are 422 as in the
+ * reference's deserialiser, bad values 400, an unloaded tool 404. */
+static void register_failed(struct cb_http_response *res, int rc, const struct cb_error *err)
+{
+    switch (rc) {
+    case -EBADMSG:
+        cb_http_respond_error(res, 422, "invalid_request", "%s", err->msg);
+        break;
+    case -EINVAL:
+    case -E2BIG:
+        cb_http_respond_error(res, 400, "invalid_request", "%s", err->msg);
+        break;
+    case -ENOENT:
+        cb_http_respond_error(res, 404, "tool_not_found", "%s", err->msg);
+        break;
+    default:
+        cb_http_respond_error(res, 500, "internal_error", "%s", err->msg);
+        break;
+    }
+}
+
+void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r == NULL)
+        return;
+    struct cb_error err = {0};
+    bool created = false;
+    int rc = cb_registry_register(r, req->json, &created, &err);
+    if (rc < 0) {
+        register_failed(res, rc, &err);
+        return;
+    }
+    const char *name =
+        json_string_value(json_object_get(json_object_get(req->json, "tool"), "name"));
+    cb_http_respond_json(res, created ? 201 : 200,
+                         json_pack("{s:s, s:s}", "status", "registered", "tool", name));
+}
+
+void cb_api_tools_reload(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r != NULL)
+        cb_http_respond_json(res, 200, cb_registry_reload(r));
+}

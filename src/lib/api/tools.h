@@ -1,0 +1,14 @@
+/* The tool routes: GET /tools, GET /tools/{name}, POST /tools/register (a
+ * JSON route) and POST /tools/reload. They use the registry in
+ * ((struct cb_app *)req->app)->registry. */
+#ifndef CB_API_TOOLS_H
+#define CB_API_TOOLS_H
+
+#include "http/http.h"
+
+void cb_api_tools_list(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response *res);
+void cb_api_tools_reload(struct cb_http_request *req, struct cb_http_response *res);
+
+#endif

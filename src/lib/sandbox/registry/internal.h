@@ -1,0 +1,120 @@
+/* Internal interfaces of the tool registry, shared by the files of
+ * src/lib/sandbox/registry/ and by its unit tests. */
+#ifndef CB_SANDBOX_REGISTRY_INTERNAL_H
+#define CB_SANDBOX_REGISTRY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "sandbox/registry.h"
+
+/* A manifest file (<name>.json) larger than this is rejected. */
+#define CB__MANIFEST_FILE_MAX (1024u * 1024)
+/* Modules considered per scan of tool_dir; more are ignored with a warning. */
+#define CB__REGISTRY_MAX_MODULES         4096
+#define CB__REGISTRY_DEFAULT_DEBOUNCE_MS 200
+
+/* Turns the bytes of one module into a compiled shared object (*so_path,
+ * caller frees). The real pipeline (pipeline.c) inspects, checks imports,
+ * instruments and compiles; unit tests inject fakes. Calls are serialised
+ * by the registry. */
+struct cb__registry_loader {
+    int (*load)(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
+                char **so_path, struct cb_error *err);
+    void *ud;
+};
+
+/* What a loaded tool was built from, to notice a changed file on rescan. */
+struct cb__stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    struct timespec ctime;
+};
+
+struct cb__slot {
+    struct cb_tool *tool; /* current version; the registry holds one reference */
+    struct cb__stamp stamp;
+    bool file_manifest; /* a valid <name>.json was found beside the module */
+};
+
+/* A module file that failed to load, remembered so that a rescan does not
+ * rebuild (and recount) it until the file changes. */
+struct cb__failure {
+    char *name;
+    char *msg;
+    int code;
+    struct cb__stamp stamp;
+};
+
+struct cb__watch;
+struct cb_metric;
+
+struct cb_registry {
+    struct cb_registry_opts opts; /* strings are copies owned here */
+    struct cb__registry_loader loader;
+    pthread_mutex_t lock;      /* slots, registered, at_open, tool objects swapped in */
+    pthread_mutex_t scan_lock; /* one scan or refresh at a time: compiles never race */
+    pthread_mutex_t reg_lock;  /* one registration at a time: DB order = memory order */
+    struct cb__slot *slots;    /* sorted by tool name */
+    size_t n_slots;
+    size_t cap_slots;
+    json_t *registered; /* name -> normalised manifest, as persisted */
+    json_t *at_open;    /* names loaded by open: their auto manifests count as existing */
+    struct cb_metric *loaded_gauge;
+    struct cb_metric *fail_counter;
+    struct cb__failure *failures; /* under scan_lock */
+    size_t n_failures;
+    struct cb__watch *watch;
+};
+
+/* registry.c */
+int cb__registry_open_with(const struct cb_registry_opts *opts,
+                           const struct cb__registry_loader *loader, struct cb_registry **out,
+                           struct cb_error *err);
+struct cb__slot *cb__registry_find(struct cb_registry *r, const char *name);
+/* Installs a new version of `name` (under r->lock). file_m (stolen, may be
+ * NULL) is the manifest from <name>.json. */
+void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
+                          const char *sha256, const struct cb__stamp *stamp, json_t *file_m);
+void cb__registry_unload(struct cb_registry *r, const char *name);
+struct cb_tool *cb__tool_ref(struct cb_tool *t);
+
+/* scan.c */
+/* Loads or refreshes one module; force re-reads the file even when its
+ * stamp is unchanged. Returns 0, -ENOENT when the file is gone (and the tool
+ * was unloaded), or another negative code when loading failed (logged and
+ * counted; a loaded older version stays). Without force, a file that
+ * failed before and has not changed since fails again from memory, without
+ * a rebuild, a log line or a count. Caller holds r->scan_lock. */
+int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force,
+                             struct cb_error *err);
+/* Rescans tool_dir; returns the reload report. Takes r->scan_lock. */
+json_t *cb__registry_scan(struct cb_registry *r);
+void cb__registry_free_failures(struct cb_registry *r);
+/* The watcher's entry point for one changed file: refresh_one with force. */
+void cb__registry_refresh(struct cb_registry *r, const char *name);
+
+/* manifest.c */
+/* Validates a manifest and returns in *out a new normalised copy: defaults
+ * filled, unknown keys dropped, fixed key order. -EBADMSG for a missing or
+ * wrongly typed field (HTTP 422), -EINVAL for a bad value (HTTP 400). */
+int cb__manifest_normalize(const json_t *in, bool allow_wildcard_all, json_t **out,
+                           struct cb_error *err);
+/* The deny-all manifest a module without any other gets. */
+json_t *cb__manifest_auto(const char *name);
+/* tool.name of a normalised manifest. */
+const char *cb__manifest_name(const json_t *m);
+
+/* watch.c */
+/* Starts the inotify watcher thread on r->opts.tool_dir. */
+int cb__watch_start(struct cb_registry *r, struct cb__watch **out, struct cb_error *err);
+/* Wakes and joins the thread; accepts NULL. */
+void cb__watch_stop(struct cb__watch *w);
+
+#endif

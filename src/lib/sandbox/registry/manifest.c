@@ -1,0 +1,350 @@
+/* Tool manifests: validation and normalisation of registered and file
+ * manifests, and the automatic deny-all manifest.
+ *
+ * Errors follow the reference's split: a missing or wrongly typed field is
+ * what its deserialiser rejects (HTTP 422, -EBADMSG here); a well-typed but
+ * bad value is rejected by the handler (HTTP 400, -EINVAL). Shapes are all
+ * checked before values, as in the reference. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "sandbox/registry/internal.h"
+
+#define TOOL_NAME_MAX    64
+#define HOST_MAX         253
+#define HOST_LABEL_MAX   63
+#define ENTRY_ECHO_MAX   100 /* bytes of a bad allowlist entry quoted back */
+#define DEFAULT_VERSION  "0.1.0"
+#define DEFAULT_MAX_CONC 5
+
+struct resource_default {
+    const char *key;
+    json_int_t value;
+};
+
+/* The reference's ResourceLimits defaults, in its field order. */
+static const struct resource_default resource_defaults[] = {
+    {"default_timeout_ms", 30000},
+    {"max_timeout_ms", 120000},
+    {"default_memory_mb", 256},
+    {"max_memory_mb", 1024},
+};
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+bool cb_tool_name_valid(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strnlen(name, TOOL_NAME_MAX + 1);
+    if (n == 0 || n > TOOL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(name[i]))
+            return false;
+    return true;
+}
+
+static int missing(struct cb_error *err, const char *field)
+{
+    return cb_error_set(err, -EBADMSG, "missing required field '%s'", field);
+}
+
+static int wrong_type(struct cb_error *err, const char *field, const char *what)
+{
+    return cb_error_set(err, -EBADMSG, "field '%s' must be %s", field, what);
+}
+
+/* A JSON string without embedded NULs, so C string functions see all of it. */
+static bool plain_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* Reads an optional string member (null = absent) into *out (borrowed). */
+static int opt_string(const json_t *obj, const char *key, const char *field, const char *def,
+                      const char **out, struct cb_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!plain_string(v))
+        return wrong_type(err, field, "a string");
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* Reads an optional non-negative integer member (null = absent). */
+static int opt_uint(const json_t *obj, const char *key, const char *field, json_int_t def,
+                    json_int_t *out, struct cb_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return wrong_type(err, field, "a non-negative integer");
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Copies an optional array of strings (null = absent = []). */
+static int opt_strings(const json_t *obj, const char *key, const char *field, json_t **out,
+                       struct cb_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = json_array();
+    if (v == NULL || json_is_null(v))
+        return 0;
+    size_t i;
+    json_t *item;
+    if (!json_is_array(v))
+        goto bad;
+    json_array_foreach(v, i, item)
+    {
+        if (!plain_string(item))
+            goto bad;
+        json_array_append_new(*out,
+                              json_stringn(json_string_value(item), json_string_length(item)));
+    }
+    return 0;
+bad:
+    json_decref(*out);
+    *out = NULL;
+    return wrong_type(err, field, "an array of strings");
+}
+
+static int norm_tool(const json_t *in, json_t **out, struct cb_error *err)
+{
+    json_t *tool = json_object_get(in, "tool");
+    if (tool == NULL || json_is_null(tool))
+        return missing(err, "tool");
+    if (!json_is_object(tool))
+        return wrong_type(err, "tool", "an object");
+    json_t *name = json_object_get(tool, "name");
+    if (name == NULL || json_is_null(name))
+        return missing(err, "tool.name");
+    if (!json_is_string(name))
+        return wrong_type(err, "tool.name", "a string");
+    const char *desc, *version;
+    int rc = opt_string(tool, "description", "tool.description", "", &desc, err);
+    if (rc == 0)
+        rc = opt_string(tool, "version", "tool.version", DEFAULT_VERSION, &version, err);
+    if (rc < 0)
+        return rc;
+    /* Copies, not references: the input belongs to a request thread. */
+    *out = json_pack("{s:s%, s:s, s:s}", "name", json_string_value(name), json_string_length(name),
+                     "description", desc, "version", version);
+    return 0;
+}
+
+/* network: null | {"allowlist": [string] = [], "max_concurrent": int = 5} */
+static int norm_network(const json_t *in, json_t **out, struct cb_error *err)
+{
+    json_t *net = json_object_get(in, "network");
+    if (net == NULL || json_is_null(net)) {
+        *out = json_null();
+        return 0;
+    }
+    if (!json_is_object(net))
+        return wrong_type(err, "network", "an object or null");
+    json_t *allow;
+    json_int_t conc;
+    int rc = opt_strings(net, "allowlist", "network.allowlist", &allow, err);
+    if (rc < 0)
+        return rc;
+    rc = opt_uint(net, "max_concurrent", "network.max_concurrent", DEFAULT_MAX_CONC, &conc, err);
+    if (rc < 0) {
+        json_decref(allow);
+        return rc;
+    }
+    *out = json_pack("{s:o, s:I}", "allowlist", allow, "max_concurrent", conc);
+    return 0;
+}
+
+/* credentials: null | {"available": [string] = []} */
+static int norm_credentials(const json_t *in, json_t **out, struct cb_error *err)
+{
+    json_t *cred = json_object_get(in, "credentials");
+    if (cred == NULL || json_is_null(cred)) {
+        *out = json_null();
+        return 0;
+    }
+    if (!json_is_object(cred))
+        return wrong_type(err, "credentials", "an object or null");
+    json_t *avail;
+    int rc = opt_strings(cred, "available", "credentials.available", &avail, err);
+    if (rc < 0)
+        return rc;
+    *out = json_pack("{s:o}", "available", avail);
+    return 0;
+}
+
+/* resources: null | {four non-negative integers, each defaulted} */
+static int norm_resources(const json_t *in, json_t **out, struct cb_error *err)
+{
+    json_t *res = json_object_get(in, "resources");
+    if (res == NULL || json_is_null(res)) {
+        *out = json_null();
+        return 0;
+    }
+    if (!json_is_object(res))
+        return wrong_type(err, "resources", "an object or null");
+    json_t *o = json_object();
+    for (size_t i = 0; i < CB_ARRAY_LEN(resource_defaults); i++) {
+        const struct resource_default *d = &resource_defaults[i];
+        char field[64];
+        snprintf(field, sizeof(field), "resources.%s", d->key);
+        json_int_t v;
+        int rc = opt_uint(res, d->key, field, d->value, &v, err);
+        if (rc < 0) {
+            json_decref(o);
+            return rc;
+        }
+        json_object_set_new(o, d->key, json_integer(v));
+    }
+    *out = o;
+    return 0;
+}
+
+/* Checks types and builds the normalised object (values not yet checked). */
+static int normalize_shape(const json_t *in, json_t **out, struct cb_error *err)
+{
+    if (!json_is_object(in))
+        return cb_error_set(err, -EBADMSG, "manifest must be a JSON object");
+    json_t *tool = NULL, *net = NULL, *cred = NULL, *res = NULL;
+    int rc = norm_tool(in, &tool, err);
+    if (rc == 0)
+        rc = norm_network(in, &net, err);
+    if (rc == 0)
+        rc = norm_credentials(in, &cred, err);
+    if (rc == 0)
+        rc = norm_resources(in, &res, err);
+    if (rc < 0) {
+        json_decref(tool);
+        json_decref(net);
+        json_decref(cred);
+        return rc;
+    }
+    json_t *m = json_pack("{s:o, s:o, s:o, s:o}", "tool", tool, "network", net, "credentials", cred,
+                          "resources", res);
+    /* The schemas are opaque to us; null means absent, as in the reference. */
+    static const char *const schemas[] = {"input_schema", "output_schema"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(schemas); i++) {
+        json_t *s = json_object_get(in, schemas[i]);
+        if (s != NULL && !json_is_null(s))
+            json_object_set_new(m, schemas[i], json_deep_copy(s));
+    }
+    *out = m;
+    return 0;
+}
+
+/* Why a host name is bad, or NULL if it is a valid lowercase host name. */
+static const char *host_problem(const char *h)
+{
+    if (strstr(h, "://") != NULL)
+        return "it must not include a scheme";
+    if (strchr(h, '@') != NULL)
+        return "it must not include userinfo";
+    if (strchr(h, '/') != NULL)
+        return "it must not include a path";
+    if (strchr(h, ':') != NULL)
+        return "it must not include a port";
+    if (strchr(h, '*') != NULL)
+        return "a wildcard is only allowed as a leading '*.'";
+    size_t len = strlen(h), label = 0;
+    if (len == 0 || len > HOST_MAX)
+        return "a host name must be 1-253 characters";
+    for (size_t i = 0; i <= len; i++) {
+        char c = h[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > HOST_LABEL_MAX)
+                return "each dot-separated label must be 1-63 characters";
+            if (h[i - 1] == '-' || h[i - label] == '-')
+                return "a label must not start or end with '-'";
+            label = 0;
+        } else if (c >= 'A' && c <= 'Z') {
+            return "host names must be lowercase";
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            label++;
+        } else {
+            return "only letters, digits, '-' and '.' are allowed";
+        }
+    }
+    return NULL;
+}
+
+static int check_allow_entry(const json_t *v, bool allow_wildcard_all, struct cb_error *err)
+{
+    const char *s = json_string_value(v);
+    if (strcmp(s, "*") == 0) {
+        if (allow_wildcard_all)
+            return 0;
+        return cb_error_set(err, -EINVAL,
+                            "allowlist entry '*' allows every host; set "
+                            "proxy.allow_wildcard_all = true to permit it");
+    }
+    const char *why = host_problem(strncmp(s, "*.", 2) == 0 ? s + 2 : s);
+    if (why == NULL)
+        return 0;
+    return cb_error_set(err, -EINVAL,
+                        "allowlist entry '%.*s' is invalid: %s (use a host name such as "
+                        "'api.example.com' or '*.example.com')",
+                        ENTRY_ECHO_MAX, s, why);
+}
+
+/* Checks the values of a normalised manifest. */
+static int check_values(const json_t *m, bool allow_wildcard_all, struct cb_error *err)
+{
+    json_t *name = json_object_get(json_object_get(m, "tool"), "name");
+    if (!plain_string(name) || !cb_tool_name_valid(json_string_value(name)))
+        return cb_error_set(err, -EINVAL,
+                            "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
+    json_t *allow = json_object_get(json_object_get(m, "network"), "allowlist");
+    size_t i;
+    json_t *item;
+    json_array_foreach(allow, i, item)
+    {
+        int rc = check_allow_entry(item, allow_wildcard_all, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int cb__manifest_normalize(const json_t *in, bool allow_wildcard_all, json_t **out,
+                           struct cb_error *err)
+{
+    json_t *m = NULL;
+    int rc = normalize_shape(in, &m, err);
+    if (rc < 0)
+        return rc;
+    rc = check_values(m, allow_wildcard_all, err);
+    if (rc < 0) {
+        json_decref(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+json_t *cb__manifest_auto(const char *name)
+{
+    return json_pack("{s:{s:s, s:s, s:s}, s:n, s:n, s:n}", "tool", "name", name, "description",
+                     "Auto-loaded WASM tool", "version", "0.0.0", "network", "credentials",
+                     "resources");
+}
+
+const char *cb__manifest_name(const json_t *m)
+{
+    return json_string_value(json_object_get(json_object_get(m, "tool"), "name"));
+}

@@ -1,0 +1,373 @@
+/* The tool registry's table of loaded tools and its manifests.
+ *
+ * Loaded tools are a sorted array of slots under r->lock. A slot's tool
+ * object is never modified once published: a reload or a registration
+ * builds a new object and swaps it in, so a caller holding a reference
+ * keeps a consistent (name, so_path, manifest) for as long as it likes. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "metrics/metrics.h"
+#include "sandbox/registry/internal.h"
+#include "state/state.h"
+
+#define FAIL_SERIES_MAX 256
+
+struct tool_obj {
+    struct cb_tool pub;
+    atomic_uint refs;
+};
+
+static struct tool_obj *obj_of(struct cb_tool *t)
+{
+    return (struct tool_obj *)((char *)t - offsetof(struct tool_obj, pub));
+}
+
+/* A new tool with one reference; takes ownership of manifest. */
+static struct cb_tool *tool_new(const char *name, const char *so_path, const char *sha256,
+                                json_t *manifest)
+{
+    struct tool_obj *o = cb_xcalloc(1, sizeof(*o));
+    o->pub.name = cb_xstrdup(name);
+    o->pub.so_path = cb_xstrdup(so_path);
+    o->pub.manifest = manifest;
+    snprintf(o->pub.sha256, sizeof(o->pub.sha256), "%s", sha256);
+    atomic_init(&o->refs, 1);
+    return &o->pub;
+}
+
+struct cb_tool *cb__tool_ref(struct cb_tool *t)
+{
+    atomic_fetch_add_explicit(&obj_of(t)->refs, 1, memory_order_relaxed);
+    return t;
+}
+
+void cb_tool_unref(struct cb_tool *t)
+{
+    if (t == NULL)
+        return;
+    struct tool_obj *o = obj_of(t);
+    if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* The .so stays: the compile cache is content-addressed and shared. */
+    free(t->name);
+    free(t->so_path);
+    json_decref(t->manifest);
+    free(o);
+}
+
+static int slot_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct cb__slot *)elem)->tool->name);
+}
+
+/* Returns the slot of name or NULL; caller holds r->lock. */
+struct cb__slot *cb__registry_find(struct cb_registry *r, const char *name)
+{
+    if (r->n_slots == 0)
+        return NULL; /* bsearch wants a non-NULL base */
+    return bsearch(name, r->slots, r->n_slots, sizeof(*r->slots), slot_cmp);
+}
+
+/* Index where name is or would be inserted; caller holds r->lock. */
+static size_t slot_index(const struct cb_registry *r, const char *name)
+{
+    size_t lo = 0, hi = r->n_slots;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(r->slots[mid].tool->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void update_gauge(struct cb_registry *r)
+{
+    if (r->loaded_gauge != NULL)
+        cb_metric_set(r->loaded_gauge, NULL, (double)r->n_slots);
+}
+
+/* The manifest a tool gets (a new copy): registered beats file beats auto. */
+static json_t *effective_manifest(struct cb_registry *r, const char *name, const json_t *file_m)
+{
+    const json_t *reg = json_object_get(r->registered, name);
+    if (reg != NULL)
+        return json_deep_copy(reg);
+    if (file_m != NULL)
+        return json_deep_copy(file_m);
+    return cb__manifest_auto(name);
+}
+
+static struct cb__slot *insert_slot(struct cb_registry *r, struct cb_tool *t)
+{
+    if (r->n_slots == r->cap_slots) {
+        r->cap_slots = r->cap_slots ? 2 * r->cap_slots : 16;
+        r->slots = cb_xrealloc(r->slots, r->cap_slots * sizeof(*r->slots));
+    }
+    size_t i = slot_index(r, t->name);
+    memmove(&r->slots[i + 1], &r->slots[i], (r->n_slots - i) * sizeof(*r->slots));
+    r->n_slots++;
+    memset(&r->slots[i], 0, sizeof(r->slots[i]));
+    r->slots[i].tool = t;
+    return &r->slots[i];
+}
+
+void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
+                          const char *sha256, const struct cb__stamp *stamp, json_t *file_m)
+{
+    pthread_mutex_lock(&r->lock);
+    json_t *m = effective_manifest(r, name, file_m);
+    struct cb__slot *s = cb__registry_find(r, name);
+    if (s != NULL && strcmp(s->tool->so_path, so_path) == 0 &&
+        strcmp(s->tool->sha256, sha256) == 0 && json_equal(s->tool->manifest, m)) {
+        json_decref(m); /* same version: keep the object callers may hold */
+    } else {
+        struct cb_tool *t = tool_new(name, so_path, sha256, m);
+        if (s == NULL) {
+            s = insert_slot(r, t);
+        } else {
+            cb_tool_unref(s->tool);
+            s->tool = t;
+        }
+    }
+    s->stamp = *stamp;
+    s->file_manifest = file_m != NULL;
+    update_gauge(r);
+    pthread_mutex_unlock(&r->lock);
+    json_decref(file_m);
+}
+
+void cb__registry_unload(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    struct cb__slot *s = cb__registry_find(r, name);
+    if (s != NULL) {
+        size_t i = (size_t)(s - r->slots);
+        cb_tool_unref(s->tool);
+        memmove(&r->slots[i], &r->slots[i + 1], (r->n_slots - i - 1) * sizeof(*r->slots));
+        r->n_slots--;
+        update_gauge(r);
+        cb_log(CB_LOG_INFO, "tool %s unloaded", name);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    pthread_mutex_lock(&r->lock);
+    struct cb__slot *s = cb__registry_find(r, name);
+    struct cb_tool *t = s ? cb__tool_ref(s->tool) : NULL;
+    pthread_mutex_unlock(&r->lock);
+    return t;
+}
+
+json_t *cb_registry_manifests(struct cb_registry *r)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n_slots; i++)
+        json_array_append_new(a, json_deep_copy(r->slots[i].tool->manifest));
+    pthread_mutex_unlock(&r->lock);
+    return a;
+}
+
+size_t cb_registry_count(struct cb_registry *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->n_slots;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Whether name has a manifest a registration would replace. Following the
+ * reference, the auto manifests of tools loaded at startup count; a tool
+ * first loaded later by the watcher or a reload has none there (201). */
+static bool has_manifest(struct cb_registry *r, const char *name, const struct cb__slot *s)
+{
+    return json_object_get(r->registered, name) != NULL || s->file_manifest ||
+           json_object_get(r->at_open, name) != NULL;
+}
+
+/* Makes m (stolen) the registered manifest of a loaded tool and swaps in a
+ * tool object carrying it. Returns -ENOENT if the tool is not loaded. */
+static int apply_registration(struct cb_registry *r, const char *name, json_t *m, bool *created)
+{
+    pthread_mutex_lock(&r->lock);
+    struct cb__slot *s = cb__registry_find(r, name);
+    if (s == NULL) {
+        /* Unloaded since the check: the manifest is persisted for later. */
+        json_object_set_new(r->registered, name, m);
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
+    *created = !has_manifest(r, name, s);
+    json_object_set_new(r->registered, name, m);
+    struct cb_tool *old = s->tool;
+    s->tool = tool_new(name, old->so_path, old->sha256, json_deep_copy(m));
+    cb_tool_unref(old);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static bool is_loaded(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    bool loaded = cb__registry_find(r, name) != NULL;
+    pthread_mutex_unlock(&r->lock);
+    return loaded;
+}
+
+static int persist(struct cb_registry *r, const char *name, const json_t *m, struct cb_error *err)
+{
+    if (r->opts.state == NULL)
+        return 0;
+    _cleanup_free_ char *text = json_dumps(m, JSON_COMPACT);
+    int rc = cb_state_put(r->opts.state, CB_STATE_TOOLS, name, text, err);
+    if (rc < 0)
+        cb_error_prefix(err, "storing manifest of tool %s", name);
+    return rc;
+}
+
+int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
+                         struct cb_error *err)
+{
+    json_t *m;
+    int rc = cb__manifest_normalize(manifest, r->opts.allow_wildcard_all, &m, err);
+    if (rc < 0)
+        return rc;
+    _cleanup_free_ char *name = cb_xstrdup(cb__manifest_name(m));
+    pthread_mutex_lock(&r->reg_lock);
+    if (!is_loaded(r, name))
+        rc = cb_error_set(err, -ENOENT, "tool '%s' not loaded — register only loaded tools", name);
+    if (rc == 0)
+        rc = persist(r, name, m, err);
+    bool c = false;
+    if (rc == 0)
+        rc = apply_registration(r, name, json_incref(m), &c);
+    pthread_mutex_unlock(&r->reg_lock);
+    json_decref(m);
+    if (rc == 0) {
+        *created = c;
+        cb_log(CB_LOG_INFO, "tool %s registered", name);
+    }
+    return rc;
+}
+
+/* Loads one persisted manifest. A row that no longer validates (say "*"
+ * after proxy.allow_wildcard_all was turned off) is ignored, so the tool
+ * falls back to a deny-all manifest; the row stays for a later config. */
+static int load_persisted(const char *key, const char *json, void *ud)
+{
+    struct cb_registry *r = ud;
+    struct cb_error err = {0};
+    json_error_t jerr;
+    json_t *in = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *m = NULL;
+    int rc = in ? cb__manifest_normalize(in, r->opts.allow_wildcard_all, &m, &err)
+                : cb_error_set(&err, -EBADMSG, "%s", jerr.text);
+    json_decref(in);
+    if (rc == 0 && strcmp(cb__manifest_name(m), key) != 0)
+        rc = cb_error_set(&err, -EINVAL, "manifest names tool '%s'", cb__manifest_name(m));
+    if (rc < 0) {
+        cb_log(CB_LOG_WARN, "ignoring stored manifest of tool %s: %s", key, err.msg);
+        json_decref(m);
+        return 0;
+    }
+    json_object_set_new(r->registered, key, m);
+    return 0;
+}
+
+static void copy_opts(struct cb_registry *r, const struct cb_registry_opts *opts)
+{
+    r->opts = *opts;
+    r->opts.tool_dir = cb_xstrdup(opts->tool_dir ? opts->tool_dir : ".");
+    r->opts.cache_dir = opts->cache_dir ? cb_xstrdup(opts->cache_dir) : NULL;
+    if (r->opts.debounce_ms == 0)
+        r->opts.debounce_ms = CB__REGISTRY_DEFAULT_DEBOUNCE_MS;
+}
+
+static void init_metrics(struct cb_registry *r)
+{
+    if (r->opts.metrics == NULL)
+        return;
+    r->loaded_gauge =
+        cb_metrics_gauge(r->opts.metrics, "clawbox_tools_loaded", "WASM tools loaded.", NULL, 0);
+    r->fail_counter =
+        cb_metrics_counter(r->opts.metrics, "clawbox_tool_compile_failures_total",
+                           "WASM modules that failed to load or compile.", "tool", FAIL_SERIES_MAX);
+}
+
+static void mark_loaded_at_open(struct cb_registry *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n_slots; i++)
+        json_object_set_new(r->at_open, r->slots[i].tool->name, json_true());
+    pthread_mutex_unlock(&r->lock);
+}
+
+int cb__registry_open_with(const struct cb_registry_opts *opts,
+                           const struct cb__registry_loader *loader, struct cb_registry **out,
+                           struct cb_error *err)
+{
+    struct cb_registry *r = cb_xcalloc(1, sizeof(*r));
+    copy_opts(r, opts);
+    r->loader = *loader;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->scan_lock, NULL);
+    pthread_mutex_init(&r->reg_lock, NULL);
+    r->registered = json_object();
+    r->at_open = json_object();
+    init_metrics(r);
+    int rc = 0;
+    if (r->opts.state != NULL)
+        rc = cb_state_list(r->opts.state, CB_STATE_TOOLS, load_persisted, r, err);
+    if (rc < 0) {
+        cb_error_prefix(err, "loading tool manifests");
+        goto fail;
+    }
+    json_decref(cb__registry_scan(r));
+    mark_loaded_at_open(r);
+    update_gauge(r);
+    if (r->opts.watch) {
+        rc = cb__watch_start(r, &r->watch, err);
+        if (rc < 0)
+            goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    cb_registry_close(r);
+    return rc;
+}
+
+void cb_registry_close(struct cb_registry *r)
+{
+    if (r == NULL)
+        return;
+    cb__watch_stop(r->watch);
+    cb__registry_free_failures(r);
+    for (size_t i = 0; i < r->n_slots; i++)
+        cb_tool_unref(r->slots[i].tool);
+    free(r->slots);
+    json_decref(r->registered);
+    json_decref(r->at_open);
+    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->scan_lock);
+    pthread_mutex_destroy(&r->reg_lock);
+    free((char *)r->opts.tool_dir);
+    free((char *)r->opts.cache_dir);
+    free(r);
+}
+
+json_t *cb_registry_reload(struct cb_registry *r)
+{
+    return cb__registry_scan(r);
+}

@@ -1,0 +1,249 @@
+"""POST /execute and the tool API against real compiled tools: the example
+tools, and hostile modules that attack the sandbox. Each attack asserts the
+exact status and code, and that the server is healthy afterwards."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+
+from harness import BIN, Server, ServerTestCase, main
+
+TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
+HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
+CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
+HOSTILE = ["spin", "membomb", "recurse", "trap", "flood", "chatty", "badptr", "system"]
+
+
+def populate(tool_dir, hostile=True):
+    os.makedirs(tool_dir, exist_ok=True)
+    for path in glob.glob(os.path.join(TOOLS_DIR, "*.wasm")) + \
+            glob.glob(os.path.join(TOOLS_DIR, "*.json")):
+        shutil.copy(path, tool_dir)
+    if hostile:
+        for name in HOSTILE:
+            shutil.copy(os.path.join(HOSTILE_DIR, name + ".wasm"), tool_dir)
+
+
+def sandbox_config(extra=""):
+    return f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n{extra}'
+
+
+class ToolServer(ServerTestCase):
+    sandbox_extra = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        # The harness writes [sandbox] tool_dir itself; add ours through
+        # the environment so both apply.
+        cls.tool_dir = os.path.join(cls.server.dir, "tools")
+        populate(cls.tool_dir)
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        text = text.replace("[sandbox]\n", "[sandbox]\n" + f'cache_dir = "{CACHE_DIR}"\n'
+                            + cls.sandbox_extra, 1)
+        with open(cls.server.config_path, "w") as f:
+            f.write(text)
+        cls.server.start()
+
+    def execute(self, tool, params=None, **kw):
+        body = {"tool": tool}
+        if params is not None:
+            body["params"] = params
+        body.update(kw)
+        return self.server.request("POST", "/execute", body, timeout=60)
+
+
+class ExampleToolTests(ToolServer):
+    def test_echo(self):
+        r = self.execute("echo", {"hello": "world"})
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(b["status"], "ok")
+        self.assertEqual(b["output"]["echo"]["hello"], "world")
+        self.assertEqual(b["output"]["tool"], "echo")
+        self.assertIsNone(b["error"])
+        self.assertIsInstance(b["request_id"], str)
+        self.assertEqual(b["request_id"], r.headers["X-Request-Id"])
+        m = b["metadata"]
+        self.assertIsInstance(m["execution_time_ms"], int)
+        self.assertGreater(m["fuel_consumed"], 0)
+        self.assertEqual(m["logs"], [])
+        self.assertEqual(m["sanitization"], {"issues_found": 0, "actions_taken": []})
+        self.assertFalse(m["output_truncated"])
+
+    def test_hash_and_base64(self):
+        r = self.execute("hash", {"input": "abc", "algorithm": "sha256"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                      json.dumps(r.json()["output"]))
+        r = self.execute("base64", {"operation": "encode", "input": "hello"})
+        self.assertIn("aGVsbG8=", json.dumps(r.json()["output"]))
+
+    def test_http_request_is_denied_readably(self):
+        r = self.execute("http_request", {"url": "https://example.com/"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn("network access denied", json.dumps(r.json()["output"]))
+
+    def test_tools_list_and_get(self):
+        r = self.server.request("GET", "/tools")
+        self.assertEqual(r.status, 200)
+        names = {t["tool"]["name"] for t in r.json()}
+        self.assertTrue({"echo", "hash", "base64", "json_fmt", "http_request"} <= names, names)
+        self.assertNotIn("system", names)
+        r = self.server.request("GET", "/tools/echo")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["tool"]["name"], "echo")
+        self.assert_error(self.server.request("GET", "/tools/nope"), 404, "tool_not_found")
+
+    def test_bad_requests(self):
+        self.assert_error(self.execute("nope"), 404, "tool_not_found")
+        r = self.server.request("POST", "/execute", {"params": {}})
+        self.assert_error(r, 422, "invalid_request")
+        self.assertIn("'tool'", r.json()["error"])
+        self.assert_error(self.server.request("POST", "/execute", {"tool": 5}), 422,
+                          "invalid_request")
+        self.assert_error(self.execute("echo", capabilities=[1]), 422, "invalid_request")
+
+    def test_params_default_to_null(self):
+        r = self.execute("echo")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIsNone(r.json()["output"]["echo"])
+
+    def test_metrics_after_executions(self):
+        self.execute("echo", {})
+        text = self.server.request("GET", "/metrics", auth=False).body
+        self.assertIn(b'clawbox_wasm_executions_total{tool="echo",status="ok"}', text)
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+class HostileToolTests(ToolServer):
+    sandbox_extra = "default_fuel = 5000000\n"
+
+    def tearDown(self):
+        self.assert_healthy()
+
+    def test_infinite_loop_hits_fuel(self):
+        r = self.execute("spin")
+        self.assert_error(r, 408, "fuel_exhausted")
+
+    def test_memory_bomb_is_capped(self):
+        r = self.execute("membomb")
+        self.assertEqual(r.status, 200, r.body)
+        # sandbox.max_memory_mb = 64 clamps the module to exactly 1024 pages.
+        self.assertEqual(r.json()["output"]["pages"], 1024)
+
+    def test_stack_overflow_traps(self):
+        r = self.execute("recurse")
+        self.assert_error(r, 500, "execution_error")
+        self.assertIn("call stack exhausted", r.json()["error"])
+
+    def test_trap(self):
+        r = self.execute("trap")
+        self.assert_error(r, 500, "execution_error")
+        self.assertIn("unreachable", r.json()["error"])
+
+    def test_flood_of_output_is_truncated(self):
+        r = self.execute("flood")
+        self.assertEqual(r.status, 200, r.body[:200])
+        b = r.json()
+        self.assertTrue(b["metadata"]["output_truncated"])
+        self.assertEqual(len(b["output"]), 1024 * 1024)
+
+    def test_thousand_host_calls_are_capped(self):
+        r = self.execute("chatty")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["output"], {"ok": 100})
+        self.assertEqual(len(r.json()["metadata"]["logs"]), 100)
+
+    def test_bad_host_call_pointers_get_minus_one(self):
+        # Request past the end, negative pointer, negative length, response
+        # past the end: -1 ("N"). A huge capacity is clamped and the short
+        # response written; a valid call succeeds ("Y").
+        r = self.execute("badptr")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["output"], ["N", "N", "N", "N", "Y", "Y"])
+
+    def test_forbidden_import_is_not_loaded(self):
+        self.assert_error(self.execute("system"), 404, "tool_not_found")
+        r = self.server.request("POST", "/tools/reload")
+        self.assertEqual(r.status, 200)
+        failed = {f["tool"]: f["error"] for f in r.json()["failed"]}
+        self.assertIn("env.system", failed.get("system", ""))
+
+
+class TimeoutTests(ToolServer):
+    sandbox_extra = "default_fuel = 1000000000000000\ndefault_timeout_ms = 500\n"
+
+    def test_timeout_answers_at_the_deadline(self):
+        start = time.monotonic()
+        r = self.execute("spin")
+        elapsed = time.monotonic() - start
+        self.assert_error(r, 408, "timeout")
+        self.assertLess(elapsed, 2.0)
+        self.assert_healthy()
+        self.assertEqual(self.execute("echo", {}).status, 200)
+
+
+class RegistryTests(unittest.TestCase):
+    def setUp(self):
+        self.server = Server()
+        self.tool_dir = os.path.join(self.server.dir, "tools")
+        populate(self.tool_dir, hostile=False)
+        with open(self.server.config_path) as f:
+            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
+        with open(self.server.config_path, "w") as f:
+            f.write(text)
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def register(self, manifest):
+        return self.server.request("POST", "/tools/register", manifest)
+
+    def test_register_rules_and_persistence(self):
+        m = {"tool": {"name": "echo", "description": "registered echo", "version": "1.2.3"},
+             "network": {"allowlist": ["api.example.com", "*.example.org"]}}
+        r = self.register(m)
+        self.assertIn(r.status, (200, 201), r.body)
+        self.assertEqual(r.json(), {"status": "registered", "tool": "echo"})
+        bad_name = self.register({"tool": {"name": "../etc"}})
+        self.assert_error_code(bad_name, 400, "invalid_request")
+        self.assert_error_code(self.register({"tool": {"name": "ghost"}}), 404, "tool_not_found")
+        star = self.register({"tool": {"name": "echo"}, "network": {"allowlist": ["*"]}})
+        self.assert_error_code(star, 400, "invalid_request")
+        self.assertIn("allow_wildcard_all", star.json()["error"])
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        r = self.server.request("GET", "/tools/echo")
+        self.assertEqual(r.json()["tool"]["description"], "registered echo")
+
+    def assert_error_code(self, r, status, code):
+        self.assertEqual(r.status, status, r.body)
+        self.assertEqual(r.json()["code"], code)
+
+    def test_hot_reload_adds_and_removes(self):
+        shutil.copy(os.path.join(HOSTILE_DIR, "trap.wasm"), os.path.join(self.tool_dir, "t2.wasm"))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.server.request("GET", "/tools/t2").status == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual(self.server.request("GET", "/tools/t2").status, 200)
+        os.unlink(os.path.join(self.tool_dir, "t2.wasm"))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.server.request("GET", "/tools/t2").status == 404:
+                break
+            time.sleep(0.1)
+        self.assertEqual(self.server.request("GET", "/tools/t2").status, 404)
+
+
+if __name__ == "__main__":
+    main()

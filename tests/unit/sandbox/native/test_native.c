@@ -1,0 +1,677 @@
+/* Compile cache, tool shim and runner, end to end: real wasm2c and cc
+ * compiles of the fixtures in tests/fixtures/native, each run in a forked
+ * child because a tool runs once per process. Fixtures are compiled once,
+ * on first use, into a cache directory shared by the whole group. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "sandbox/compile.h"
+#include "sandbox/runner.h"
+
+#ifndef NATIVE_FIXTURES
+#error "NATIVE_FIXTURES must name the directory of the built .wasm fixtures"
+#endif
+
+#define CALL_DEPTH     2000
+#define COMPILE_MS     60000
+#define MAX_OUT        (1u << 20)
+#define FUEL_PLENTY    1000000u
+#define TEST_ENV_MARK  "CB_NATIVE_TEST_MARK"
+#define BIG_RESPONSE_N 500
+#define TIMEOUT_MS     200
+
+static char cache_dir[] = "/tmp/cb-native-test-XXXXXX";
+
+struct fixture {
+    const char *name;
+    char *so;
+};
+
+static struct fixture fixtures[] = {
+    {"echo", NULL},    {"ctool", NULL},   {"exit3", NULL},    {"unreachable", NULL},
+    {"recurse", NULL}, {"fuel", NULL},    {"hostcall", NULL}, {"nomem", NULL},
+    {"wasi", NULL},    {"nostart", NULL}, {"badstart", NULL},
+};
+
+static uint8_t *read_wasm(const char *name, size_t *len)
+{
+    _cleanup_free_ char *path = cb_xasprintf("%s/%s.wasm", NATIVE_FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    struct cb_buf b;
+    char chunk[4096];
+    size_t n;
+
+    assert_non_null(f);
+    cb_buf_init(&b, 16u << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(cb_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    return (uint8_t *)cb_buf_steal(&b, len);
+}
+
+static struct cb_compile_opts default_opts(const char *dir)
+{
+    struct cb_compile_opts o = {
+        .cache_dir = dir, .timeout_ms = COMPILE_MS, .max_call_depth = CALL_DEPTH};
+    return o;
+}
+
+/* Path of the fixture's compiled .so, compiling it on first use. */
+static const char *so_for(const char *name)
+{
+    for (size_t i = 0; i < CB_ARRAY_LEN(fixtures); i++) {
+        if (strcmp(fixtures[i].name, name) != 0)
+            continue;
+        if (!fixtures[i].so) {
+            struct cb_compile_opts o = default_opts(cache_dir);
+            struct cb_error err = {0};
+            size_t len;
+            _cleanup_free_ uint8_t *wasm = read_wasm(name, &len);
+            int rc = cb_compile_module(wasm, len, &o, &fixtures[i].so, &err);
+            if (rc != 0)
+                fail_msg("compiling %s: %s", name, err.msg);
+        }
+        return fixtures[i].so;
+    }
+    fail_msg("unknown fixture %s", name);
+    return NULL;
+}
+
+/* ---- running in a child ---- */
+
+static int host_calls; /* counted in the child, reported back */
+
+/* Echoes the request as {"ok":<request>}; the request "big" gets a
+ * response of 509 bytes. */
+static int test_host_call(void *ud, const uint8_t *req, size_t len, uint8_t **resp,
+                          size_t *resp_len)
+{
+    struct cb_buf b;
+
+    (void)ud;
+    host_calls++;
+    cb_buf_init(&b, 4096);
+    if (len == 3 && memcmp(req, "big", 3) == 0) {
+        cb_buf_puts(&b, "{\"ok\":\"");
+        for (int i = 0; i < BIG_RESPONSE_N; i++)
+            cb_buf_puts(&b, "x");
+        cb_buf_puts(&b, "\"}");
+    } else {
+        cb_buf_puts(&b, "{\"ok\":");
+        cb_buf_append(&b, req, len);
+        cb_buf_puts(&b, "}");
+    }
+    *resp = (uint8_t *)cb_buf_steal(&b, resp_len);
+    return 0;
+}
+
+struct run {
+    int rc;
+    int host_calls;
+    struct cb_tool_outcome outcome;
+    bool stdout_truncated;
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+};
+
+struct run_args {
+    const char *so;
+    const char *in;
+    size_t in_len;
+    uint64_t fuel;
+    size_t max_out;
+};
+
+static void write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+
+    while (n > 0) {
+        ssize_t k = write(fd, c, n);
+        if (k <= 0)
+            _exit(99);
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+/* The child: runs the tool and writes rc, calls, outcome, flag and both
+ * outputs (length-prefixed) to fd. */
+static void child_run(const struct run_args *a, int fd)
+{
+    struct cb_run_request req = {
+        .so_path = a->so,
+        .stdin_data = a->in,
+        .stdin_len = a->in_len,
+        .fuel = a->fuel,
+        .max_stdout = a->max_out,
+        .max_stderr = a->max_out,
+        .host_call = test_host_call,
+    };
+    struct cb_run_result res;
+    struct cb_error err = {0};
+    int rc = cb_run_tool(&req, &res, &err);
+
+    write_all(fd, &rc, sizeof(rc));
+    write_all(fd, &host_calls, sizeof(host_calls));
+    write_all(fd, &res.outcome, sizeof(res.outcome));
+    write_all(fd, &res.stdout_truncated, sizeof(res.stdout_truncated));
+    write_all(fd, &res.out.len, sizeof(size_t));
+    write_all(fd, res.out.data ? res.out.data : "", res.out.len);
+    write_all(fd, &res.err.len, sizeof(size_t));
+    write_all(fd, res.err.data ? res.err.data : "", res.err.len);
+    _exit(0);
+}
+
+static size_t take(const char *data, size_t len, size_t *pos, void *dst, size_t n)
+{
+    assert_true(*pos + n <= len);
+    memcpy(dst, data + *pos, n);
+    *pos += n;
+    return n;
+}
+
+static char *take_bytes(const char *data, size_t len, size_t *pos, size_t *n)
+{
+    char *s;
+
+    take(data, len, pos, n, sizeof(*n));
+    assert_true(*pos + *n <= len);
+    s = cb_xstrndup(data + *pos, *n);
+    *pos += *n;
+    return s;
+}
+
+static void parse_run(const char *d, size_t len, struct run *r)
+{
+    size_t pos = 0;
+
+    take(d, len, &pos, &r->rc, sizeof(r->rc));
+    take(d, len, &pos, &r->host_calls, sizeof(r->host_calls));
+    take(d, len, &pos, &r->outcome, sizeof(r->outcome));
+    take(d, len, &pos, &r->stdout_truncated, sizeof(r->stdout_truncated));
+    r->out = take_bytes(d, len, &pos, &r->out_len);
+    r->err = take_bytes(d, len, &pos, &r->err_len);
+}
+
+static void run_args(const struct run_args *a, struct run *r)
+{
+    int fds[2], status;
+    struct cb_buf b;
+    char chunk[4096];
+    ssize_t n;
+    pid_t pid;
+
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        child_run(a, fds[1]);
+    }
+    close(fds[1]);
+    cb_buf_init(&b, 8u << 20);
+    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
+        assert_int_equal(cb_buf_append(&b, chunk, (size_t)n), 0);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    parse_run(b.data, b.len, r);
+    cb_buf_free(&b);
+}
+
+static void run_tool(const char *name, const char *in, uint64_t fuel, struct run *r)
+{
+    struct run_args a = {so_for(name), in, strlen(in), fuel, MAX_OUT};
+
+    run_args(&a, r);
+}
+
+static void run_free(struct run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* ---- behaviour of tools ---- */
+
+static void echo_copies_stdin(void **state)
+{
+    const char *in = "{\"hello\":\"world\",\"n\":[1,2,3]}";
+    struct run r;
+
+    (void)state;
+    run_tool("echo", in, FUEL_PLENTY, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_string_equal(r.out, in);
+    assert_int_equal(r.outcome.fuel_consumed, 0); /* not metered */
+    assert_false(r.stdout_truncated);
+    run_free(&r);
+}
+
+static void echo_copies_large_stdin(void **state)
+{
+    size_t n = 300000;
+    char *in = cb_xmalloc(n + 1);
+    struct run r;
+
+    (void)state;
+    for (size_t i = 0; i < n; i++)
+        in[i] = (char)('a' + i % 26);
+    in[n] = '\0';
+    run_tool("echo", in, FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_int_equal(r.out_len, n);
+    assert_memory_equal(r.out, in, n);
+    free(in);
+    run_free(&r);
+}
+
+static void c_tool_uses_libc(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("ctool", "abc", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_string_equal(r.out, "{\"len\":3,\"sum\":294}\n");
+    assert_string_equal(r.err, "done\n");
+    run_free(&r);
+}
+
+static void proc_exit_nonzero(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("exit3", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_EXIT_NONZERO);
+    assert_int_equal(r.outcome.exit_code, 3);
+    assert_string_equal(r.out, "bye");
+    run_free(&r);
+}
+
+static void unreachable_traps(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("unreachable", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
+    assert_non_null(strstr(r.outcome.message, "unreachable"));
+    run_free(&r);
+}
+
+static void recursion_exhausts_stack(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("recurse", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
+    assert_non_null(strstr(r.outcome.message, "call stack exhausted"));
+    run_free(&r);
+}
+
+static void fuel_runs_out(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("fuel", "", 500, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_FUEL_EXHAUSTED);
+    assert_int_equal(r.outcome.fuel_consumed, 500);
+    run_free(&r);
+}
+
+static void fuel_is_reported(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("fuel", "", 5000, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_int_equal(r.outcome.fuel_consumed, 1000);
+    run_free(&r);
+}
+
+static void missing_start(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("nostart", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_NO_START);
+    run_free(&r);
+    run_tool("badstart", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_NO_START);
+    run_free(&r);
+}
+
+static void stdout_cap_truncates(void **state)
+{
+    struct run_args a = {so_for("echo"), "0123456789abcdefghij", 20, FUEL_PLENTY, 10};
+    struct run r;
+
+    (void)state;
+    run_args(&a, &r);
+    assert_true(r.stdout_truncated);
+    assert_int_equal(r.out_len, 10);
+    assert_string_equal(r.out, "0123456789");
+    /* the failed write makes echo trap */
+    assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
+    run_free(&r);
+}
+
+static void wasi_capability_less(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("wasi", "", FUEL_PLENTY, &r);
+    if (r.outcome.status != CB_TOOL_OK)
+        fail_msg("wasi check %u failed (%s)", r.outcome.exit_code, r.outcome.message);
+    run_free(&r);
+}
+
+/* ---- host_call ---- */
+
+/* Runs hostcall.wat with case `op` and request `req`; returns the
+ * host_call result the guest saw. */
+static int host_case(char op, const char *req, struct run *r)
+{
+    char in[256];
+
+    snprintf(in, sizeof(in), "%c%s", op, req);
+    run_tool("hostcall", in, FUEL_PLENTY, r);
+    assert_int_equal(r->outcome.status, CB_TOOL_EXIT_NONZERO);
+    return (int)r->outcome.exit_code - 1000;
+}
+
+static void host_call_round_trip(void **state)
+{
+    const char *req = "{\"method\":\"log\",\"params\":{\"message\":\"hi\"}}";
+    _cleanup_free_ char *want = cb_xasprintf("{\"ok\":%s}", req);
+    struct run r;
+
+    (void)state;
+    assert_int_equal(host_case('a', req, &r), (int)strlen(want));
+    assert_string_equal(r.out, want);
+    assert_int_equal(r.host_calls, 1);
+    run_free(&r);
+}
+
+static void host_call_bad_request_not_dispatched(void **state)
+{
+    const char ops[] = {'b', 'f', 'g'};
+    struct run r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ops); i++) {
+        assert_int_equal(host_case(ops[i], "{}", &r), -1);
+        assert_int_equal(r.host_calls, 0);
+        run_free(&r);
+    }
+}
+
+static void host_call_bad_response_region(void **state)
+{
+    struct run r;
+
+    (void)state;
+    assert_int_equal(host_case('e', "{\"method\":\"x\"}", &r), -1);
+    assert_int_equal(r.host_calls, 1); /* dispatched, as in the spec */
+    run_free(&r);
+}
+
+static void host_call_response_too_large(void **state)
+{
+    const char *want = "{\"error\":\"response of 509 bytes does not fit the buffer of 100 bytes\"}";
+    struct run r;
+
+    (void)state;
+    assert_int_equal(host_case('c', "big", &r), (int)strlen(want));
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    assert_int_equal(host_case('d', "big", &r), -1);
+    assert_int_equal(r.host_calls, 1);
+    run_free(&r);
+}
+
+static void host_call_without_memory_export(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("nomem", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_EXIT_NONZERO);
+    assert_int_equal(r.outcome.exit_code, 999);
+    assert_int_equal(r.host_calls, 0);
+    run_free(&r);
+}
+
+/* ---- compile cache ---- */
+
+static void second_compile_hits_cache(void **state)
+{
+    struct cb_compile_opts o = default_opts(cache_dir);
+    struct cb_error err = {0};
+    const char *first = so_for("echo");
+    _cleanup_free_ char *again = NULL;
+    struct stat before, after;
+    size_t len;
+    _cleanup_free_ uint8_t *wasm = read_wasm("echo", &len);
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(stat(first, &before), 0);
+    t0 = cb_now_mono_ns();
+    assert_int_equal(cb_compile_module(wasm, len, &o, &again, &err), 0);
+    assert_true(cb_now_mono_ns() - t0 < 100000000u); /* no 1 s recompile */
+    assert_string_equal(again, first);
+    assert_int_equal(stat(again, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+}
+
+static void cache_key_covers_settings(void **state)
+{
+    struct cb_compile_opts a = default_opts(cache_dir), b = a;
+    char ka[65], kb[65], kc[65];
+    const uint8_t w1[] = "\0asm1", w2[] = "\0asm2";
+
+    (void)state;
+    b.max_call_depth = CALL_DEPTH + 1;
+    cb_compile_cache_key(w1, sizeof(w1), &a, ka);
+    cb_compile_cache_key(w1, sizeof(w1), &b, kb);
+    cb_compile_cache_key(w2, sizeof(w2), &a, kc);
+    assert_int_equal(strlen(ka), 64);
+    assert_string_not_equal(ka, kb);
+    assert_string_not_equal(ka, kc);
+    cb_compile_cache_key(w1, sizeof(w1), &a, kb);
+    assert_string_equal(ka, kb);
+}
+
+static void garbage_wasm_fails_clearly(void **state)
+{
+    struct cb_compile_opts o = default_opts(cache_dir);
+    struct cb_error err = {0};
+    const char junk[] = "this is not a wasm module";
+    char *so = NULL;
+    int rc;
+
+    (void)state;
+    rc = cb_compile_module((const uint8_t *)junk, sizeof(junk), &o, &so, &err);
+    assert_true(rc < 0);
+    assert_null(so);
+    assert_non_null(strstr(err.msg, "wasm2c failed"));
+    assert_non_null(strstr(err.msg, "magic"));
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* True if a live process other than us carries `mark` in its environment
+ * (the toolchain inherits it; zombies show an empty environment). */
+static bool marked_process_alive(const char *mark)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    bool found = false;
+
+    assert_non_null(d);
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[300], env[65536];
+        ssize_t n;
+        int fd;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || strtol(e->d_name, NULL, 10) == getpid())
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+        fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        n = read(fd, env, sizeof(env) - 1);
+        close(fd);
+        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(env + i) + 1) {
+            env[n] = '\0';
+            if (strcmp(env + i, mark) == 0)
+                found = true;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static void compile_timeout_kills_toolchain(void **state)
+{
+    char dir[] = "/tmp/cb-native-timeout-XXXXXX";
+    _cleanup_free_ char *mark_val = NULL, *mark = NULL;
+    struct cb_compile_opts o;
+    struct cb_error err = {0};
+    char *so = NULL;
+    size_t len;
+    _cleanup_free_ uint8_t *wasm = read_wasm("ctool", &len);
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    o = default_opts(dir);
+    o.timeout_ms = TIMEOUT_MS; /* lands while wasm2c or cc runs */
+    mark_val = cb_xasprintf("%d", (int)getpid());
+    mark = cb_xasprintf("%s=%s", TEST_ENV_MARK, mark_val);
+    setenv(TEST_ENV_MARK, mark_val, 1);
+    assert_int_equal(cb_compile_module(wasm, len, &o, &so, &err), -ETIMEDOUT);
+    unsetenv(TEST_ENV_MARK);
+    assert_null(so);
+    assert_string_equal(err.msg, "compiling tool timed out after 200 ms");
+    /* killed group: give the kernel a moment to tear the processes down */
+    for (int i = 0; i < 100 && marked_process_alive(mark); i++)
+        usleep(10000);
+    assert_false(marked_process_alive(mark));
+    assert_int_equal(count_entries(dir), 0); /* no .so, no temp dir */
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void running_missing_so_fails(void **state)
+{
+    struct cb_run_request req = {
+        .so_path = "/nonexistent/tool.so", .max_stdout = 16, .max_stderr = 16};
+    struct cb_run_result res;
+    struct cb_error err = {0};
+
+    (void)state;
+    assert_int_equal(cb_run_tool(&req, &res, &err), -ENOEXEC);
+    assert_non_null(strstr(err.msg, "/nonexistent/tool.so"));
+    cb_run_result_free(&res);
+}
+
+/* ---- group setup ---- */
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        _cleanup_free_ char *p = cb_xasprintf("%s/%s", dir, e->d_name);
+        if (unlink(p) < 0)
+            remove_tree(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return mkdtemp(cache_dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < CB_ARRAY_LEN(fixtures); i++)
+        free(fixtures[i].so);
+    remove_tree(cache_dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(echo_copies_stdin),
+        cmocka_unit_test(echo_copies_large_stdin),
+        cmocka_unit_test(c_tool_uses_libc),
+        cmocka_unit_test(proc_exit_nonzero),
+        cmocka_unit_test(unreachable_traps),
+        cmocka_unit_test(recursion_exhausts_stack),
+        cmocka_unit_test(fuel_runs_out),
+        cmocka_unit_test(fuel_is_reported),
+        cmocka_unit_test(missing_start),
+        cmocka_unit_test(stdout_cap_truncates),
+        cmocka_unit_test(wasi_capability_less),
+        cmocka_unit_test(host_call_round_trip),
+        cmocka_unit_test(host_call_bad_request_not_dispatched),
+        cmocka_unit_test(host_call_bad_response_region),
+        cmocka_unit_test(host_call_response_too_large),
+        cmocka_unit_test(host_call_without_memory_export),
+        cmocka_unit_test(second_compile_hits_cache),
+        cmocka_unit_test(cache_key_covers_settings),
+        cmocka_unit_test(garbage_wasm_fails_clearly),
+        cmocka_unit_test(compile_timeout_kills_toolchain),
+        cmocka_unit_test(running_missing_so_fails),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,235 @@
+/* Manifest validation and normalisation (src/lib/sandbox/registry/manifest.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+
+struct bad_case {
+    const char *json;
+    bool allow_all;
+    int rc;
+    const char *fragment;
+};
+
+#define NAME_MSG "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only"
+
+static const struct bad_case bad_cases[] = {
+    /* shapes: -EBADMSG (HTTP 422), naming the field */
+    {"[]", false, -EBADMSG, "manifest must be a JSON object"},
+    {"{}", false, -EBADMSG, "missing required field 'tool'"},
+    {"{\"tool\":null}", false, -EBADMSG, "missing required field 'tool'"},
+    {"{\"tool\":\"x\"}", false, -EBADMSG, "field 'tool' must be an object"},
+    {"{\"tool\":{}}", false, -EBADMSG, "missing required field 'tool.name'"},
+    {"{\"tool\":{\"name\":7}}", false, -EBADMSG, "field 'tool.name' must be a string"},
+    {"{\"tool\":{\"name\":\"a\",\"description\":1}}", false, -EBADMSG,
+     "field 'tool.description' must be a string"},
+    {"{\"tool\":{\"name\":\"a\",\"version\":[]}}", false, -EBADMSG,
+     "field 'tool.version' must be a string"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":[]}", false, -EBADMSG,
+     "field 'network' must be an object or null"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":\"x.com\"}}", false, -EBADMSG,
+     "field 'network.allowlist' must be an array of strings"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x.com\",1]}}", false, -EBADMSG,
+     "field 'network.allowlist' must be an array of strings"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"max_concurrent\":-1}}", false, -EBADMSG,
+     "field 'network.max_concurrent' must be a non-negative integer"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"max_concurrent\":1.5}}", false, -EBADMSG,
+     "field 'network.max_concurrent' must be a non-negative integer"},
+    {"{\"tool\":{\"name\":\"a\"},\"credentials\":true}", false, -EBADMSG,
+     "field 'credentials' must be an object or null"},
+    {"{\"tool\":{\"name\":\"a\"},\"credentials\":{\"available\":[null]}}", false, -EBADMSG,
+     "field 'credentials.available' must be an array of strings"},
+    {"{\"tool\":{\"name\":\"a\"},\"resources\":5}", false, -EBADMSG,
+     "field 'resources' must be an object or null"},
+    {"{\"tool\":{\"name\":\"a\"},\"resources\":{\"max_memory_mb\":\"1\"}}", false, -EBADMSG,
+     "field 'resources.max_memory_mb' must be a non-negative integer"},
+    {"{\"tool\":{\"name\":\"a\"},\"resources\":{\"default_timeout_ms\":-5}}", false, -EBADMSG,
+     "field 'resources.default_timeout_ms' must be a non-negative integer"},
+    /* shapes are checked before values, as the reference deserialises first */
+    {"{\"tool\":{\"name\":\"bad name\"},\"network\":7}", false, -EBADMSG, "field 'network'"},
+    /* names: -EINVAL (HTTP 400) */
+    {"{\"tool\":{\"name\":\"\"}}", false, -EINVAL, NAME_MSG},
+    {"{\"tool\":{\"name\":\"has space\"}}", false, -EINVAL, NAME_MSG},
+    {"{\"tool\":{\"name\":\"dot.ted\"}}", false, -EINVAL, NAME_MSG},
+    {"{\"tool\":{\"name\":\"a\\u0000b\"}}", false, -EINVAL, NAME_MSG},
+    {"{\"tool\":{\"name\":\"../etc\"}}", false, -EINVAL, NAME_MSG},
+    {"{\"tool\":{\"name\":\"x12345678901234567890123456789012345678901234567890123456789012345\"}}",
+     false, -EINVAL, NAME_MSG},
+    /* allowlist entries: -EINVAL with the reason */
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"*\"]}}", false, -EINVAL,
+     "allowlist entry '*' allows every host; set proxy.allow_wildcard_all = true to permit it"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"https://x.com\"]}}", false, -EINVAL,
+     "allowlist entry 'https://x.com' is invalid: it must not include a scheme"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x.com:443\"]}}", false, -EINVAL,
+     "must not include a port"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x.com/api\"]}}", false, -EINVAL,
+     "must not include a path"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"u@x.com\"]}}", false, -EINVAL,
+     "must not include userinfo"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"API.x.com\"]}}", false, -EINVAL,
+     "host names must be lowercase"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"a*.x.com\"]}}", false, -EINVAL,
+     "a wildcard is only allowed as a leading '*.'"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"*.*.x.com\"]}}", false, -EINVAL,
+     "a wildcard is only allowed as a leading '*.'"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"*.\"]}}", false, -EINVAL,
+     "a host name must be 1-253 characters"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"\"]}}", false, -EINVAL,
+     "a host name must be 1-253 characters"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x..com\"]}}", false, -EINVAL,
+     "each dot-separated label must be 1-63 characters"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x.com.\"]}}", false, -EINVAL,
+     "each dot-separated label must be 1-63 characters"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"-x.com\"]}}", false, -EINVAL,
+     "a label must not start or end with '-'"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x-.com\"]}}", false, -EINVAL,
+     "a label must not start or end with '-'"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"x_y.com\"]}}", false, -EINVAL,
+     "only letters, digits, '-' and '.' are allowed"},
+    {"{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"ok.com\",\"bad com\"]}}", false,
+     -EINVAL, "allowlist entry 'bad com'"},
+};
+
+static void bad_manifests_are_rejected_with_reason(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < CB_ARRAY_LEN(bad_cases); i++) {
+        const struct bad_case *c = &bad_cases[i];
+        json_t *in = json_loads(c->json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        assert_non_null(in);
+        struct cb_error err = {0};
+        json_t *out = NULL;
+        int rc = cb__manifest_normalize(in, c->allow_all, &out, &err);
+        if (rc != c->rc || strstr(err.msg, c->fragment) == NULL)
+            fail_msg("case %zu %s: rc %d msg '%s', want %d '%s'", i, c->json, rc, err.msg, c->rc,
+                     c->fragment);
+        assert_null(out);
+        json_decref(in);
+    }
+}
+
+static void long_label_and_host_are_rejected(void **state)
+{
+    (void)state;
+    char label[70], host[300], json[400];
+    memset(label, 'a', 64);
+    label[64] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"%s.com\"]}}", label);
+    json_t *in = parse(json), *out = NULL;
+    struct cb_error err = {0};
+    assert_int_equal(cb__manifest_normalize(in, false, &out, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "1-63 characters"));
+    json_decref(in);
+    /* 4 labels of 63 plus 3 dots and ".a" = 256 bytes */
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        memset(host + n, 'b', 63);
+        n += 63;
+        host[n++] = '.';
+    }
+    host[n++] = 'a';
+    host[n] = '\0';
+    snprintf(json, sizeof(json), "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"%s\"]}}",
+             host);
+    in = parse(json);
+    assert_int_equal(cb__manifest_normalize(in, false, &out, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "1-253 characters"));
+    json_decref(in);
+}
+
+static void assert_normalizes_to(const char *in_text, bool allow_all, const char *want_text)
+{
+    json_t *in = parse(in_text), *want = parse(want_text), *out = NULL;
+    struct cb_error err = {0};
+    int rc = cb__manifest_normalize(in, allow_all, &out, &err);
+    if (rc != 0)
+        fail_msg("%s: %s", in_text, err.msg);
+    if (!json_equal(out, want)) {
+        char *got = json_dumps(out, JSON_COMPACT);
+        fail_msg("%s normalised to %s, want %s", in_text, got, want_text);
+    }
+    json_decref(in);
+    json_decref(want);
+    json_decref(out);
+}
+
+static void defaults_are_filled_and_unknown_keys_dropped(void **state)
+{
+    (void)state;
+    assert_normalizes_to("{\"tool\":{\"name\":\"echo\",\"extra\":1},\"other\":2}", false,
+                         "{\"tool\":{\"name\":\"echo\",\"description\":\"\",\"version\":\"0.1.0\"},"
+                         "\"network\":null,\"credentials\":null,\"resources\":null}");
+    assert_normalizes_to(
+        "{\"tool\":{\"name\":\"w\",\"description\":\"d\",\"version\":\"2\"},\"network\":{},"
+        "\"credentials\":{},\"resources\":{\"max_memory_mb\":64}}",
+        false,
+        "{\"tool\":{\"name\":\"w\",\"description\":\"d\",\"version\":\"2\"},"
+        "\"network\":{\"allowlist\":[],\"max_concurrent\":5},\"credentials\":{\"available\":[]},"
+        "\"resources\":{\"default_timeout_ms\":30000,\"max_timeout_ms\":120000,"
+        "\"default_memory_mb\":256,\"max_memory_mb\":64}}");
+}
+
+static void valid_allowlists_and_schemas_are_kept(void **state)
+{
+    (void)state;
+    assert_normalizes_to(
+        "{\"tool\":{\"name\":\"Web_fetch-2\"},\"network\":{\"allowlist\":[\"api.example.com\","
+        "\"*.example.org\",\"10.0.0.1\",\"xn--bcher-kva.de\"],\"max_concurrent\":0},"
+        "\"credentials\":{\"available\":[\"GITHUB_TOKEN\"]},\"input_schema\":{\"type\":\"object\"},"
+        "\"output_schema\":null}",
+        false,
+        "{\"tool\":{\"name\":\"Web_fetch-2\",\"description\":\"\",\"version\":\"0.1.0\"},"
+        "\"network\":{\"allowlist\":[\"api.example.com\",\"*.example.org\",\"10.0.0.1\","
+        "\"xn--bcher-kva.de\"],\"max_concurrent\":0},"
+        "\"credentials\":{\"available\":[\"GITHUB_TOKEN\"]},\"resources\":null,"
+        "\"input_schema\":{\"type\":\"object\"}}");
+    /* "*" only when the server allows it */
+    assert_normalizes_to("{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"*\"]}}", true,
+                         "{\"tool\":{\"name\":\"a\",\"description\":\"\",\"version\":\"0.1.0\"},"
+                         "\"network\":{\"allowlist\":[\"*\"],\"max_concurrent\":5},"
+                         "\"credentials\":null,\"resources\":null}");
+}
+
+static void tool_names(void **state)
+{
+    (void)state;
+    assert_true(cb_tool_name_valid("a"));
+    assert_true(cb_tool_name_valid("Az09_-"));
+    assert_true(
+        cb_tool_name_valid("x123456789012345678901234567890123456789012345678901234567890123"));
+    assert_false(
+        cb_tool_name_valid("x1234567890123456789012345678901234567890123456789012345678901234"));
+    assert_false(cb_tool_name_valid(""));
+    assert_false(cb_tool_name_valid(NULL));
+    assert_false(cb_tool_name_valid("a.b"));
+    assert_false(cb_tool_name_valid("a/b"));
+    assert_false(cb_tool_name_valid("\xc3\xa9"));
+}
+
+static void auto_manifest_is_the_reference_shape(void **state)
+{
+    (void)state;
+    json_t *m = cb__manifest_auto("echo");
+    char *text = json_dumps(m, JSON_COMPACT);
+    assert_string_equal(text, "{\"tool\":{\"name\":\"echo\",\"description\":\"Auto-loaded WASM "
+                              "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":null,"
+                              "\"resources\":null}");
+    free(text);
+    json_decref(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_manifests_are_rejected_with_reason),
+        cmocka_unit_test(long_label_and_host_are_rejected),
+        cmocka_unit_test(defaults_are_filled_and_unknown_keys_dropped),
+        cmocka_unit_test(valid_allowlists_and_schemas_are_kept),
+        cmocka_unit_test(tool_names),
+        cmocka_unit_test(auto_manifest_is_the_reference_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,478 @@
+/* Registry logic with a fake loader: loading, manifest precedence,
+ * registration, persistence across reopen, reload bookkeeping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdatomic.h>
+
+#include "helpers.h"
+
+static int setup(void **state)
+{
+    struct fixture *fx = cb_xmalloc(sizeof(*fx));
+    fixture_init(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_free(*state);
+    free(*state);
+    return 0;
+}
+
+static void open_ok(struct fixture *fx)
+{
+    struct cb_error err = {0};
+    int rc = fixture_open(fx, &err);
+    if (rc != 0)
+        fail_msg("open: %d %s", rc, err.msg);
+}
+
+static void reopen(struct fixture *fx)
+{
+    fixture_close(fx);
+    open_ok(fx);
+}
+
+/* The manifest of a loaded tool as compact JSON (caller frees). */
+static char *manifest_of(struct cb_registry *r, const char *name)
+{
+    struct cb_tool *t = cb_registry_get(r, name);
+    assert_non_null(t);
+    char *s = json_dumps(t->manifest, JSON_COMPACT);
+    cb_tool_unref(t);
+    return s;
+}
+
+static const char *description_of(struct cb_registry *r, const char *name, char *buf, size_t n)
+{
+    struct cb_tool *t = cb_registry_get(r, name);
+    assert_non_null(t);
+    snprintf(
+        buf, n, "%s",
+        json_string_value(json_object_get(json_object_get(t->manifest, "tool"), "description")));
+    cb_tool_unref(t);
+    return buf;
+}
+
+static int do_register(struct fixture *fx, const char *json, bool *created, struct cb_error *err)
+{
+    json_t *m = parse(json);
+    int rc = cb_registry_register(fx->reg, m, created, err);
+    json_decref(m);
+    return rc;
+}
+
+static void missing_tool_dir_is_zero_tools(void **state)
+{
+    struct fixture *fx = *state;
+    fx->opts.tool_dir = "/nonexistent/cb-registry-test";
+    fx->opts.watch = true;
+    open_ok(fx);
+    assert_int_equal(cb_registry_count(fx->reg), 0);
+    json_t *report = cb_registry_reload(fx->reg);
+    assert_int_equal(json_integer_value(json_object_get(report, "reloaded")), 0);
+    assert_int_equal(json_array_size(json_object_get(report, "tools")), 0);
+    json_decref(report);
+}
+
+static void open_loads_modules_and_skips_bad_ones(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "echo.wasm", "v1");
+    put_file(fx, "alpha.wasm", "a1");
+    put_file(fx, "my.tool.wasm", "x");
+    put_file(fx, "broken.wasm", "FAIL");
+    put_file(fx, "notes.txt", "n");
+    put_file(fx, ".wasm", "n");
+    char sub[256];
+    snprintf(sub, sizeof(sub), "%s/dir.wasm", fx->tool_dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    open_ok(fx);
+    assert_int_equal(cb_registry_count(fx->reg), 2);
+    assert_int_equal(fake_calls(&fx->loader), 3); /* echo, alpha, broken */
+    struct cb_tool *t = cb_registry_get(fx->reg, "echo");
+    assert_non_null(t);
+    assert_string_equal(t->name, "echo");
+    assert_string_equal(t->so_path, "/fake/v1.so");
+    /* sha256("v1") */
+    assert_string_equal(t->sha256,
+                        "3bfc269594ef649228e9a74bab00f042efc91d5acc6fbee31a382e80d42388fe");
+    cb_tool_unref(t);
+    assert_null(cb_registry_get(fx->reg, "broken"));
+    assert_null(cb_registry_get(fx->reg, "my.tool"));
+    assert_null(cb_registry_get(fx->reg, "nope"));
+    char *text = render_metrics(fx->metrics);
+    assert_non_null(strstr(text, "clawbox_tools_loaded 2\n"));
+    assert_non_null(strstr(text, "clawbox_tool_compile_failures_total{tool=\"broken\"} 1\n"));
+    free(text);
+}
+
+static void sha256_is_of_the_module_bytes(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "abc.wasm", "abc");
+    open_ok(fx);
+    struct cb_tool *t = cb_registry_get(fx->reg, "abc");
+    assert_non_null(t);
+    assert_string_equal(t->sha256,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cb_tool_unref(t);
+}
+
+static void manifests_are_sorted_auto_manifests(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "zeta.wasm", "z");
+    put_file(fx, "Beta.wasm", "b");
+    put_file(fx, "alpha.wasm", "a");
+    open_ok(fx);
+    json_t *all = cb_registry_manifests(fx->reg);
+    char *text = json_dumps(all, JSON_COMPACT);
+    const char *auto_rest = "\",\"description\":\"Auto-loaded WASM tool\",\"version\":\"0.0.0\"},"
+                            "\"network\":null,\"credentials\":null,\"resources\":null}";
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "[{\"tool\":{\"name\":\"Beta%s,{\"tool\":{\"name\":\"alpha%s,"
+             "{\"tool\":{\"name\":\"zeta%s]",
+             auto_rest, auto_rest, auto_rest);
+    assert_string_equal(text, want);
+    free(text);
+    json_decref(all);
+}
+
+static void file_manifest_beats_auto_and_invalid_ones_fall_back(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "good.wasm", "g");
+    put_file(fx, "good.json",
+             "{\"tool\":{\"name\":\"good\",\"description\":\"from file\"},"
+             "\"network\":{\"allowlist\":[\"api.example.com\"]}}");
+    put_file(fx, "bad.wasm", "b");
+    put_file(fx, "bad.json", "{\"tool\":{\"name\":\"bad\"},\"network\":{\"allowlist\":[\"*\"]}}");
+    put_file(fx, "other.wasm", "o");
+    put_file(fx, "other.json", "{\"tool\":{\"name\":\"good\"}}");
+    put_file(fx, "junk.wasm", "j");
+    put_file(fx, "junk.json", "{not json");
+    open_ok(fx);
+    char *m = manifest_of(fx->reg, "good");
+    assert_string_equal(m, "{\"tool\":{\"name\":\"good\",\"description\":\"from file\",\"version\":"
+                           "\"0.1.0\"},\"network\":{\"allowlist\":[\"api.example.com\"],"
+                           "\"max_concurrent\":5},\"credentials\":null,\"resources\":null}");
+    free(m);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "bad", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_string_equal(description_of(fx->reg, "other", buf, sizeof(buf)),
+                        "Auto-loaded WASM tool");
+    assert_string_equal(description_of(fx->reg, "junk", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    /* an edited manifest file is picked up by a reload without a recompile */
+    int calls = fake_calls(&fx->loader);
+    put_file(fx, "bad.json", "{\"tool\":{\"name\":\"bad\",\"description\":\"fixed\"}}");
+    json_decref(cb_registry_reload(fx->reg));
+    assert_string_equal(description_of(fx->reg, "bad", buf, sizeof(buf)), "fixed");
+    assert_int_equal(fake_calls(&fx->loader), calls);
+}
+
+static void registered_manifest_beats_file_and_survives_reopen(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "echo.wasm", "v1");
+    put_file(fx, "echo.json", "{\"tool\":{\"name\":\"echo\",\"description\":\"from file\"}}");
+    open_ok(fx);
+    bool created = true;
+    struct cb_error err = {0};
+    int rc = do_register(fx,
+                         "{\"tool\":{\"name\":\"echo\",\"description\":\"registered\"},"
+                         "\"resources\":{\"max_memory_mb\":64},\"input_schema\":{\"a\":1}}",
+                         &created, &err);
+    assert_int_equal(rc, 0);
+    assert_false(created); /* the file manifest existed */
+    const char *want =
+        "{\"tool\":{\"name\":\"echo\",\"description\":\"registered\",\"version\":"
+        "\"0.1.0\"},\"network\":null,\"credentials\":null,\"resources\":{"
+        "\"default_timeout_ms\":30000,\"max_timeout_ms\":120000,"
+        "\"default_memory_mb\":256,\"max_memory_mb\":64},\"input_schema\":{\"a\":1}}";
+    char *m = manifest_of(fx->reg, "echo");
+    assert_string_equal(m, want);
+    free(m);
+    /* persisted in the state DB, normalised */
+    char *stored = NULL;
+    assert_int_equal(cb_state_get(fx->state, CB_STATE_TOOLS, "echo", &stored, &err), 0);
+    assert_string_equal(stored, want);
+    free(stored);
+    reopen(fx);
+    m = manifest_of(fx->reg, "echo");
+    assert_string_equal(m, want);
+    free(m);
+    /* a reload keeps it too */
+    put_file(fx, "echo.wasm", "v2-longer");
+    json_decref(cb_registry_reload(fx->reg));
+    m = manifest_of(fx->reg, "echo");
+    assert_string_equal(m, want);
+    free(m);
+}
+
+static void registration_codes(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "early.wasm", "e");
+    open_ok(fx);
+    struct cb_error err = {0};
+    bool created = true;
+    /* loaded at open: its auto manifest counts as existing (reference: 200) */
+    assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"early\"}}", &created, &err), 0);
+    assert_false(created);
+    /* first loaded by a reload: no manifest before (reference: 201) */
+    put_file(fx, "late.wasm", "l");
+    json_decref(cb_registry_reload(fx->reg));
+    created = false;
+    assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"late\"}}", &created, &err), 0);
+    assert_true(created);
+    created = true;
+    assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"late\"}}", &created, &err), 0);
+    assert_false(created);
+    /* not loaded */
+    assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"ghost\"}}", &created, &err), -ENOENT);
+    assert_string_equal(err.msg, "tool 'ghost' not loaded — register only loaded tools");
+    /* validation comes first */
+    assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"a b\"}}", &created, &err), -EINVAL);
+    assert_int_equal(
+        do_register(fx, "{\"tool\":{\"name\":\"early\"},\"network\":1}", &created, &err), -EBADMSG);
+    assert_string_equal(err.msg, "field 'network' must be an object or null");
+    /* a failed registration changes nothing */
+    char *stored = NULL;
+    assert_int_equal(cb_state_get(fx->state, CB_STATE_TOOLS, "ghost", &stored, &err), -ENOENT);
+}
+
+static void wildcard_all_needs_the_server_setting(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "web.wasm", "w");
+    fx->opts.allow_wildcard_all = true;
+    open_ok(fx);
+    struct cb_error err = {0};
+    bool created;
+    assert_int_equal(
+        do_register(fx, "{\"tool\":{\"name\":\"web\"},\"network\":{\"allowlist\":[\"*\"]}}",
+                    &created, &err),
+        0);
+    /* turned off later: the stored manifest is ignored (deny-all), not used */
+    fixture_close(fx);
+    fx->opts.allow_wildcard_all = false;
+    open_ok(fx);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    char *stored = NULL;
+    assert_int_equal(cb_state_get(fx->state, CB_STATE_TOOLS, "web", &stored, &err), 0);
+    free(stored);
+}
+
+static void reload_bookkeeping(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "a.wasm", "a1");
+    open_ok(fx);
+    assert_int_equal(fake_calls(&fx->loader), 1);
+    /* add */
+    put_file(fx, "b.wasm", "b1");
+    put_file(fx, "c.d.wasm", "x");
+    json_t *rep = cb_registry_reload(fx->reg);
+    char *text = json_dumps(rep, JSON_COMPACT);
+    assert_string_equal(text,
+                        "{\"reloaded\":3,\"tools\":[\"a\",\"b\"],\"failed\":[{\"tool\":\"c.d\","
+                        "\"error\":\"invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] "
+                        "only\"}]}");
+    free(text);
+    json_decref(rep);
+    assert_int_equal(fake_calls(&fx->loader), 2);
+    /* unchanged: nothing compiled */
+    json_decref(cb_registry_reload(fx->reg));
+    assert_int_equal(fake_calls(&fx->loader), 2);
+    /* change (other size, so the stamp differs even on a coarse clock) */
+    put_file(fx, "a.wasm", "a2-new");
+    json_decref(cb_registry_reload(fx->reg));
+    assert_int_equal(fake_calls(&fx->loader), 3);
+    char *so = loaded_so(fx->reg, "a");
+    assert_string_equal(so, "/fake/a2-new.so");
+    free(so);
+    /* failing change: old version stays, failure reported and counted */
+    put_file(fx, "b.wasm", "FAIL-b");
+    rep = cb_registry_reload(fx->reg);
+    text = json_dumps(json_object_get(rep, "failed"), JSON_COMPACT);
+    assert_non_null(strstr(text, "{\"tool\":\"b\",\"error\":\"fake compile error\"}"));
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(rep, "tools")), 2);
+    json_decref(rep);
+    so = loaded_so(fx->reg, "b");
+    assert_string_equal(so, "/fake/b1.so");
+    free(so);
+    /* still failing, unchanged: reported again from memory, not rebuilt */
+    int calls = fake_calls(&fx->loader);
+    rep = cb_registry_reload(fx->reg);
+    text = json_dumps(json_object_get(rep, "failed"), JSON_COMPACT);
+    assert_non_null(strstr(text, "[{\"tool\":\"b\",\"error\":\"fake compile error\"}"));
+    free(text);
+    json_decref(rep);
+    assert_int_equal(fake_calls(&fx->loader), calls);
+    /* delete: unloaded, gauge follows; the manifest row (if any) stays */
+    del_file(fx, "a.wasm");
+    rep = cb_registry_reload(fx->reg);
+    text = json_dumps(json_object_get(rep, "tools"), JSON_COMPACT);
+    assert_string_equal(text, "[\"b\"]");
+    free(text);
+    json_decref(rep);
+    assert_null(cb_registry_get(fx->reg, "a"));
+    text = render_metrics(fx->metrics);
+    assert_non_null(strstr(text, "clawbox_tools_loaded 1\n"));
+    assert_non_null(strstr(text, "clawbox_tool_compile_failures_total{tool=\"b\"} 1\n"));
+    free(text);
+}
+
+static void same_content_is_not_recompiled(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "a.wasm", "same");
+    open_ok(fx);
+    struct cb_tool *before = cb_registry_get(fx->reg, "a");
+    /* rewritten with identical bytes: new stamp, same hash */
+    sleep_ms(10);
+    put_file(fx, "a.wasm", "same");
+    struct cb_error err = {0};
+    assert_int_equal(cb__registry_refresh_one(fx->reg, "a", true, &err), 0);
+    assert_int_equal(fake_calls(&fx->loader), 1);
+    struct cb_tool *after = cb_registry_get(fx->reg, "a");
+    assert_ptr_equal(before, after); /* same object: nothing changed */
+    cb_tool_unref(before);
+    cb_tool_unref(after);
+}
+
+static void held_tool_outlives_replacement_and_unload(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "a.wasm", "old");
+    open_ok(fx);
+    struct cb_tool *held = cb_registry_get(fx->reg, "a");
+    put_file(fx, "a.wasm", "newer");
+    json_decref(cb_registry_reload(fx->reg));
+    char *so = loaded_so(fx->reg, "a");
+    assert_string_equal(so, "/fake/newer.so");
+    free(so);
+    del_file(fx, "a.wasm");
+    json_decref(cb_registry_reload(fx->reg));
+    fixture_close(fx);
+    /* still valid after replacement, unload and close */
+    assert_string_equal(held->name, "a");
+    assert_string_equal(held->so_path, "/fake/old.so");
+    assert_non_null(held->manifest);
+    cb_tool_unref(held);
+}
+
+static void deleted_tool_keeps_its_manifest_for_later(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "a.wasm", "a");
+    open_ok(fx);
+    struct cb_error err = {0};
+    bool created;
+    assert_int_equal(
+        do_register(fx, "{\"tool\":{\"name\":\"a\",\"description\":\"mine\"}}", &created, &err), 0);
+    del_file(fx, "a.wasm");
+    json_decref(cb_registry_reload(fx->reg));
+    json_t *all = cb_registry_manifests(fx->reg);
+    assert_int_equal(json_array_size(all), 0);
+    json_decref(all);
+    put_file(fx, "a.wasm", "a-again");
+    json_decref(cb_registry_reload(fx->reg));
+    char buf[64];
+    assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "mine");
+}
+
+static void stored_rows_that_do_not_validate_are_ignored(void **state)
+{
+    struct fixture *fx = *state;
+    struct cb_error err = {0};
+    assert_int_equal(
+        cb_state_put(fx->state, CB_STATE_TOOLS, "a", "{\"tool\":{\"name\":\"b\"}}", &err), 0);
+    assert_int_equal(cb_state_put(fx->state, CB_STATE_TOOLS, "c", "[1,2]", &err), 0);
+    put_file(fx, "a.wasm", "a");
+    put_file(fx, "c.wasm", "c");
+    open_ok(fx);
+    char buf[64];
+    assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_string_equal(description_of(fx->reg, "c", buf, sizeof(buf)), "Auto-loaded WASM tool");
+}
+
+struct hammer {
+    struct cb_registry *reg;
+    atomic_int stop;
+    atomic_int gets;
+};
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    while (!h->stop) {
+        struct cb_tool *t = cb_registry_get(h->reg, "a");
+        if (t != NULL) {
+            if (strncmp(t->so_path, "/fake/", 6) != 0)
+                abort();
+            cb_tool_unref(t);
+        }
+        json_decref(cb_registry_manifests(h->reg));
+        h->gets++;
+    }
+    return NULL;
+}
+
+static void concurrent_gets_during_reloads(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "a.wasm", "a0");
+    open_ok(fx);
+    struct hammer h = {.reg = fx->reg};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, hammer_main, &h), 0);
+    struct cb_error err = {0};
+    bool created;
+    for (int i = 0; i < 50; i++) {
+        char content[32];
+        snprintf(content, sizeof(content), "a%d%s", i, i % 2 ? "x" : "");
+        put_file(fx, "a.wasm", content);
+        assert_int_equal(cb__registry_refresh_one(fx->reg, "a", true, &err), 0);
+        assert_int_equal(do_register(fx, "{\"tool\":{\"name\":\"a\"}}", &created, &err), 0);
+        if (i % 10 == 0) {
+            del_file(fx, "a.wasm");
+            json_decref(cb_registry_reload(fx->reg));
+        }
+    }
+    h.stop = 1;
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_true(h.gets > 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(missing_tool_dir_is_zero_tools),
+        T(open_loads_modules_and_skips_bad_ones),
+        T(sha256_is_of_the_module_bytes),
+        T(manifests_are_sorted_auto_manifests),
+        T(file_manifest_beats_auto_and_invalid_ones_fall_back),
+        T(registered_manifest_beats_file_and_survives_reopen),
+        T(registration_codes),
+        T(wildcard_all_needs_the_server_setting),
+        T(reload_bookkeeping),
+        T(same_content_is_not_recompiled),
+        T(held_tool_outlives_replacement_and_unload),
+        T(deleted_tool_keeps_its_manifest_for_later),
+        T(stored_rows_that_do_not_validate_are_ignored),
+        T(concurrent_gets_during_reloads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
