@@ -17,9 +17,12 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# Creates ~/.clawbox with a config and token on first use, then serves.
+# Creates ~/.clawbox with a config and token on first use, installs the
+# example tools there (never replacing a file), then serves.
 run: build
 	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
+	@mkdir -p $(HOME_DIR)/tools
+	@cp -n $(BUILD)/tools/wasm/*.wasm $(BUILD)/tools/wasm/*.json $(HOME_DIR)/tools/
 	@echo "clawbox: serving http://127.0.0.1:9800 (auth token in $(HOME_DIR)/token)"
 	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
 	exec $(CLAWBOX) serve --config $(HOME_DIR)/config/clawbox.toml

@@ -87,10 +87,13 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.read_log()}")
             try:
-                if self.request("GET", "/health", auth=False).status == 200:
+                r = self.request("GET", "/health", auth=False)
+                # Healthy once every tool found at start is compiled.
+                if r.status == 200 and r.json()["status"] == "healthy":
                     return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError(f"server did not become ready:\n{self.read_log()}")
 
     def read_log(self):

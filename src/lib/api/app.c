@@ -48,6 +48,7 @@ static int open_sandbox(struct cb_app *app, struct cb_error *err)
         .allow_wildcard_all = cfg->proxy.allow_wildcard_all,
         .watch = cfg->sandbox.watch_tools,
         .debounce_ms = TOOL_RELOAD_DEBOUNCE_MS,
+        .load_in_background = true,
     };
     int r = cb_worker_pool_new("/proc/self/exe", &app->workers, err);
     if (r == 0)

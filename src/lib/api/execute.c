@@ -194,7 +194,10 @@ void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)
     }
     struct cb_tool *tool = cb_registry_get(app->registry, name);
     if (tool == NULL) {
-        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found", name);
+        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name,
+                              cb_registry_ready(app->registry)
+                                  ? ""
+                                  : " (tools are still being compiled; retry shortly)");
         record(app, "unknown", "not_found", 0, 0);
         return;
     }

@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
+#include "sandbox/registry.h"
 #include "state/state.h"
 
 #define METRICS_MAX_BYTES (8u * 1024 * 1024)
@@ -20,7 +21,12 @@ static bool add_components(const struct cb_app *app, json_t *components)
     bool db_ok = cb_state_check(app->state, &err) == 0;
     json_t *detail = db_ok ? json_object() : json_pack("{s:s}", "error", err.msg);
     json_object_set_new(components, "state_db", component(db_ok ? "healthy" : "unhealthy", detail));
-    return db_ok;
+    bool tools_ready = cb_registry_ready(app->registry);
+    json_object_set_new(components, "wasm_engine",
+                        component(tools_ready ? "healthy" : "loading",
+                                  json_pack("{s:I}", "tools_loaded",
+                                            (json_int_t)cb_registry_count(app->registry))));
+    return db_ok && tools_ready;
 }
 
 void cb_api_health(struct cb_http_request *req, struct cb_http_response *res)
@@ -29,10 +35,11 @@ void cb_api_health(struct cb_http_request *req, struct cb_http_response *res)
     json_t *components = json_object();
     bool healthy = add_components(app, components);
     uint64_t uptime = (cb_now_mono_ns() - app->started_ns) / 1000000000u;
-    json_t *body = json_pack(
-        "{s:s, s:s, s:I, s:b, s:b, s:i, s:o}", "status", healthy ? "healthy" : "degraded",
-        "version", CLAWBOX_VERSION, "uptime_seconds", (json_int_t)uptime, "docker_available", 0,
-        "wasm_engine_ready", 0, "active_containers", 0, "components", components);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:b, s:b, s:i, s:o}", "status", healthy ? "healthy" : "degraded",
+                  "version", CLAWBOX_VERSION, "uptime_seconds", (json_int_t)uptime,
+                  "docker_available", 0, "wasm_engine_ready", cb_registry_ready(app->registry),
+                  "active_containers", 0, "components", components);
     cb_http_respond_json(res, 200, body);
 }
 

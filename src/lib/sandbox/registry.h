@@ -28,7 +28,10 @@ struct cb_registry_opts {
     unsigned max_call_depth;
     bool allow_wildcard_all; /* proxy.allow_wildcard_all: accept "*" in allowlists */
     bool watch;              /* sandbox.watch_tools */
-    unsigned debounce_ms;    /* trailing-edge quiet period per file; 0 = 200 */
+    /* Compile the modules found at open on a background thread, so the
+     * server answers at once; cb_registry_ready says when it is done. */
+    bool load_in_background;
+    unsigned debounce_ms; /* trailing-edge quiet period per file; 0 = 200 */
 };
 
 /* A loaded tool. Reference-counted: an execution holds its tool while a
@@ -48,6 +51,9 @@ struct cb_registry;
 int cb_registry_open(const struct cb_registry_opts *opts, struct cb_registry **out,
                      struct cb_error *err);
 void cb_registry_close(struct cb_registry *r);
+
+/* False while the modules found at open are still being compiled. */
+bool cb_registry_ready(struct cb_registry *r);
 
 /* Returns the tool with a reference, or NULL if no such tool is loaded. */
 struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name);

@@ -4,6 +4,7 @@
 #define CB_SANDBOX_REGISTRY_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,10 @@ struct cb_registry {
     struct cb__failure *failures; /* under scan_lock */
     size_t n_failures;
     struct cb__watch *watch;
+    pthread_t loader_thread; /* the background initial scan, if any */
+    bool has_loader;
+    atomic_bool ready;    /* the initial scan is done */
+    atomic_bool stopping; /* close is waiting: scans stop between modules */
 };
 
 /* registry.c */

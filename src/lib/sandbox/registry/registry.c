@@ -313,6 +313,22 @@ static void mark_loaded_at_open(struct cb_registry *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Compiles every module found in tool_dir at open. */
+static void *initial_load(void *arg)
+{
+    struct cb_registry *r = arg;
+    json_decref(cb__registry_scan(r));
+    mark_loaded_at_open(r);
+    update_gauge(r);
+    atomic_store(&r->ready, true);
+    return NULL;
+}
+
+bool cb_registry_ready(struct cb_registry *r)
+{
+    return atomic_load(&r->ready);
+}
+
 int cb__registry_open_with(const struct cb_registry_opts *opts,
                            const struct cb__registry_loader *loader, struct cb_registry **out,
                            struct cb_error *err)
@@ -333,14 +349,18 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
         cb_error_prefix(err, "loading tool manifests");
         goto fail;
     }
-    json_decref(cb__registry_scan(r));
-    mark_loaded_at_open(r);
-    update_gauge(r);
     if (r->opts.watch) {
         rc = cb__watch_start(r, &r->watch, err);
         if (rc < 0)
             goto fail;
     }
+    if (!r->opts.load_in_background)
+        initial_load(r);
+    else if ((rc = pthread_create(&r->loader_thread, NULL, initial_load, r)) != 0) {
+        rc = cb_error_set(err, -rc, "starting the tool loader thread: %s", strerror(rc));
+        goto fail;
+    } else
+        r->has_loader = true;
     *out = r;
     return 0;
 fail:
@@ -352,6 +372,9 @@ void cb_registry_close(struct cb_registry *r)
 {
     if (r == NULL)
         return;
+    atomic_store(&r->stopping, true);
+    if (r->has_loader)
+        pthread_join(r->loader_thread, NULL);
     cb__watch_stop(r->watch);
     cb__registry_free_failures(r);
     for (size_t i = 0; i < r->n_slots; i++)

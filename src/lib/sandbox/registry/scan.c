@@ -381,7 +381,7 @@ json_t *cb__registry_scan(struct cb_registry *r)
     struct names ns;
     list_modules(r, &ns);
     json_t *failed = json_array();
-    for (size_t i = 0; i < ns.n; i++) {
+    for (size_t i = 0; i < ns.n && !atomic_load(&r->stopping); i++) {
         struct cb_error err = {0};
         if (!cb_tool_name_valid(ns.v[i])) {
             cb_log(CB_LOG_WARN, "skipping %s/%s.wasm: invalid tool name (1-64 of [A-Za-z0-9_-])",
