@@ -15,7 +15,31 @@ from harness import BIN, Server, ServerTestCase, main
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
-HOSTILE = ["spin", "membomb", "recurse", "trap", "flood", "chatty", "badptr", "system"]
+HOSTILE = ["spin", "membomb", "recurse", "trap", "flood", "chatty", "badptr", "system",
+           "escape"]
+
+
+def write_broken_modules(tool_dir):
+    """Garbage, a truncated module, and a 50 MiB module (a valid header and
+    one 50 MiB custom section)."""
+    with open(os.path.join(tool_dir, "garbage.wasm"), "wb") as f:
+        f.write(os.urandom(4096))
+    with open(os.path.join(TOOLS_DIR, "echo.wasm"), "rb") as f:
+        echo = f.read()
+    with open(os.path.join(tool_dir, "truncated.wasm"), "wb") as f:
+        f.write(echo[: len(echo) // 2])
+    size = 50 * 1024 * 1024
+    leb = bytearray()
+    n = size + 2
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        leb.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    with open(os.path.join(tool_dir, "huge.wasm"), "wb") as f:
+        f.write(b"\0asm\x01\0\0\0\x00" + bytes(leb) + b"\x01x")
+        f.write(b"\0" * size)
 
 
 def populate(tool_dir, hostile=True):
@@ -26,6 +50,7 @@ def populate(tool_dir, hostile=True):
     if hostile:
         for name in HOSTILE:
             shutil.copy(os.path.join(HOSTILE_DIR, name + ".wasm"), tool_dir)
+        write_broken_modules(tool_dir)
 
 
 def sandbox_config(extra=""):
@@ -168,6 +193,26 @@ class HostileToolTests(ToolServer):
         r = self.execute("badptr")
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["output"], ["N", "N", "N", "N", "Y", "Y"])
+
+    def test_escape_attempts_all_fail(self):
+        r = self.execute("escape")
+        self.assertEqual(r.status, 200, r.body)
+        attempts = r.json()["output"]
+        self.assertGreaterEqual(len(attempts), 9)
+        for what, result in attempts.items():
+            self.assertFalse(result["ok"], what)
+            self.assertNotEqual(result["errno"], 0, what)
+
+    def test_broken_and_oversized_modules_are_skipped(self):
+        r = self.server.request("POST", "/tools/reload")
+        self.assertEqual(r.status, 200)
+        failed = {f["tool"]: f["error"] for f in r.json()["failed"]}
+        self.assertIn("garbage", failed)
+        self.assertIn("truncated", failed)
+        self.assertIn("larger than", failed.get("huge", ""))
+        for name in ("garbage", "truncated", "huge"):
+            self.assert_error(self.execute(name), 404, "tool_not_found")
+        self.assertEqual(self.execute("echo", {}).status, 200)
 
     def test_forbidden_import_is_not_loaded(self):
         self.assert_error(self.execute("system"), 404, "tool_not_found")

@@ -12,7 +12,7 @@
 #include "core/error.h"
 
 /* Modules larger than this are rejected. */
-#define CB_WASM_MAX_MODULE (64u * 1024 * 1024)
+#define CB_WASM_MAX_MODULE (16u * 1024 * 1024)
 /* Name of the mutable i64 global the instrumenter adds and exports. The
  * runtime sets it to the fuel budget before _start; the module traps with
  * `unreachable` when it drops below zero. */
