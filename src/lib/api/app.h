@@ -3,6 +3,7 @@
 #ifndef CB_API_APP_H
 #define CB_API_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,7 +27,8 @@ struct cb_app {
     struct cb_metric *m_exec_seconds;
     struct cb_metric *m_fuel;
     uint64_t started_ns;
-    bool test_routes; /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
+    _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
+    bool test_routes;             /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
 };
 
 /* Creates the data directory and opens the state database. */

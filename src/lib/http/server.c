@@ -276,11 +276,21 @@ static struct req_ctx *new_ctx(struct cb_http_server *s, struct MHD_Connection *
     return c;
 }
 
-static bool has_body(struct MHD_Connection *conn)
+/* Bodies up to this size are read even when the answer is already known:
+ * answering before a small body is sent makes clients that write the body
+ * after the headers see a reset connection. */
+#define EARLY_ANSWER_MIN_BODY (64u * 1024)
+
+/* Whether the request announces a body worth refusing unread: chunked, or
+ * a Content-Length above EARLY_ANSWER_MIN_BODY. */
+static bool has_large_body(struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-    return te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+    uint64_t n = 0;
+    if (te != NULL)
+        return true;
+    return cl != NULL && cb_parse_u64(cl, strlen(cl), &n) == 0 && n > EARLY_ANSWER_MIN_BODY;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -293,10 +303,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c = new_ctx(cls, conn, url, method);
         *con_cls = c;
         begin(c);
-        /* An early verdict on a request with a body is sent at once, so the
-         * body is never read. Otherwise answer on the next call: queueing a
-         * response on the first call costs the connection its keep-alive. */
-        return c->state == REQ_READY && has_body(conn) ? queue(c) : MHD_YES;
+        /* An early verdict on a request with a large body is sent at once,
+         * so the body is never read. Otherwise answer on a later call:
+         * queueing a response on the first call costs the connection its
+         * keep-alive. */
+        return c->state == REQ_READY && has_large_body(conn) ? queue(c) : MHD_YES;
     }
     if (*upload_data_size > 0) {
         if (c->state == REQ_READING && cb_buf_append(&c->body, upload_data, *upload_data_size) < 0)
