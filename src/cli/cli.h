@@ -16,6 +16,11 @@ int cmd_config_reference(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tools(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_new_tool(int argc, char **argv); /* cmd_newtool.c */
+int cmd_build(int argc, char **argv);
+int cmd_add(int argc, char **argv); /* cmd_addtool.c: add tool, remove tool */
+int cmd_remove(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
 
 /* Options every client verb takes: --host, --port, --socket, --token. */
 struct cli_conn {

@@ -21,6 +21,11 @@ static const struct verb verbs[] = {
     {"tools", cmd_tools, "list, register or reload tools"},
     {"list", cmd_list, "list tools"},
     {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},
+    {"new-tool", cmd_new_tool, "scaffold a C tool project: clawbox new-tool NAME"},
+    {"build", cmd_build, "build C/C++ tool projects to wasm32-wasi"},
+    {"add", cmd_add, "install a module: clawbox add tool NAME FILE.wasm"},
+    {"remove", cmd_remove, "uninstall a module: clawbox remove tool NAME"},
+    {"mcp", cmd_mcp, "serve the tools to MCP clients (Claude Code, ...) on stdio"},
 };
 
 static int usage(FILE *f)

@@ -1,0 +1,68 @@
+/* clawbox mcp: serves the tools of a running `clawbox serve` to MCP clients
+ * over stdio. stdout carries only protocol messages; everything else goes
+ * to stderr. */
+#include "cli.h"
+#include "core/log.h"
+#include "mcp/mcp.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "Usage: clawbox mcp [--host H] [--port P] [--socket PATH] [--token T] [--debug]\n\n"
+    "Speaks the Model Context Protocol (newline-delimited JSON-RPC) on stdin/stdout and\n"
+    "runs every registered tool of a running 'clawbox serve' for the client, e.g.\n"
+    "  claude mcp add clawbox -- clawbox mcp\n\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
+    "  --debug         log debugging messages on stderr\n";
+
+/* A missing token is not fatal: initialize must still work, and the
+ * server's auth_required answer tells the model what to fix. */
+static void resolve_token(struct cli_conn *c)
+{
+    struct cb_error err = {0};
+    c->token = cb_client_resolve_token(c->token_flag, &err);
+    if (c->token == NULL)
+        cb_log(CB_LOG_WARN, "mcp: %s; tool calls will be refused", err.msg);
+    c->client.token = c->token;
+}
+
+int cmd_mcp(int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"debug", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_conn c;
+    bool debug = false;
+    int o;
+    cli_conn_init(&c);
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_conn_option(&c, o, optarg))
+            continue;
+        if (o == 'd')
+            debug = true;
+        else
+            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+    }
+    if (optind < argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    cb_log_setup(false, debug ? CB_LOG_DEBUG : CB_LOG_WARN);
+    /* A client that goes away must not kill us mid-write; the write fails
+     * instead and the loop ends. */
+    signal(SIGPIPE, SIG_IGN);
+    resolve_token(&c);
+    struct cb_mcp_config cfg = {.client = &c.client, .out_fd = STDOUT_FILENO};
+    struct cb_mcp *m = cb_mcp_new(&cfg);
+    struct cb_error err = {0};
+    int rc = cb_mcp_serve(m, STDIN_FILENO, CB_MCP_MAX_LINE, &err);
+    cb_mcp_free(m);
+    cli_conn_free(&c);
+    if (rc < 0)
+        return cli_fail("mcp: %s", err.msg);
+    return 0;
+}

@@ -1,0 +1,443 @@
+#include "mcp/internal.h"
+#include "mcp/reader.h"
+
+#include "core/log.h"
+#include "core/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+
+const char *const cb__mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+const size_t cb__mcp_nversions = CB_ARRAY_LEN(cb__mcp_versions);
+
+const char *cb__mcp_negotiate(const char *requested)
+{
+    for (size_t i = 0; requested != NULL && i < cb__mcp_nversions; i++)
+        if (strcmp(requested, cb__mcp_versions[i]) == 0)
+            return cb__mcp_versions[i];
+    return cb__mcp_versions[0];
+}
+
+bool cb__mcp_has_structured(const char *version)
+{
+    /* Revisions are dates, so they compare as strings. */
+    return strcmp(version, "2025-06-18") >= 0;
+}
+
+int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, const char *body,
+                    long *status, struct cb_buf *out, struct cb_error *err)
+{
+    if (m->cfg.request != NULL)
+        return m->cfg.request(m->cfg.request_ud, method, path, body, status, out, err);
+    return cb_client_request(m->cfg.client, method, path, body, status, out, err);
+}
+
+/* ---- output ---- */
+
+static int write_line(int fd, const char *msg, size_t len)
+{
+    struct iovec iov[2] = {{(void *)msg, len}, {"\n", 1}};
+    int cnt = 2;
+    struct iovec *v = iov;
+    while (cnt > 0) {
+        ssize_t n = writev(fd, v, cnt);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        while (cnt > 0 && (size_t)n >= v->iov_len) {
+            n -= (ssize_t)v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            v->iov_base = (char *)v->iov_base + n;
+            v->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Sends one message and drops the reference. Compact JSON escapes every
+ * newline inside strings, so a message is always exactly one line. */
+static void send_msg(struct cb_mcp *m, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text == NULL) {
+        cb_log(CB_LOG_ERROR, "mcp: could not serialise a response");
+        return;
+    }
+    pthread_mutex_lock(&m->out_lock);
+    int rc = m->cfg.emit ? m->cfg.emit(m->cfg.emit_ud, text, strlen(text))
+                         : write_line(m->cfg.out_fd, text, strlen(text));
+    pthread_mutex_unlock(&m->out_lock);
+    free(text);
+    if (rc < 0) {
+        pthread_mutex_lock(&m->lock);
+        m->output_failed = true;
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+/* `id` may be NULL (sent as null); the result reference is taken. */
+static void send_result(struct cb_mcp *m, const json_t *id, json_t *result)
+{
+    json_t *msg = json_pack("{s:s, s:O?, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+    send_msg(m, msg);
+}
+
+static void send_error(struct cb_mcp *m, const json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void send_error(struct cb_mcp *m, const json_t *id, int code, const char *fmt, ...)
+{
+    char text[CB__MCP_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    json_t *msg = json_pack("{s:s, s:O?, s:{s:i, s:s%}}", "jsonrpc", "2.0", "id", id, "error",
+                            "code", code, "message", text, strlen(text));
+    if (msg == NULL) /* the text was not valid UTF-8 */
+        msg = json_pack("{s:s, s:O?, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error", "code",
+                        code, "message", "error (message not valid UTF-8)");
+    send_msg(m, msg);
+}
+
+/* ---- lifecycle ---- */
+
+struct cb_mcp *cb_mcp_new(const struct cb_mcp_config *cfg)
+{
+    struct cb_mcp *m = cb_xcalloc(1, sizeof(*m));
+    m->cfg = *cfg;
+    if (m->cfg.max_inflight == 0)
+        m->cfg.max_inflight = CB_MCP_MAX_INFLIGHT;
+    m->slots = cb_xcalloc(m->cfg.max_inflight, sizeof(*m->slots));
+    m->version = cb__mcp_versions[0];
+    pthread_mutex_init(&m->out_lock, NULL);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->idle, NULL);
+    /* Worker threads use curl; its global set-up is not thread-safe. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return m;
+}
+
+void cb_mcp_wait_idle(struct cb_mcp *m)
+{
+    pthread_mutex_lock(&m->lock);
+    while (m->inflight > 0)
+        pthread_cond_wait(&m->idle, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void cb_mcp_free(struct cb_mcp *m)
+{
+    if (m == NULL)
+        return;
+    cb_mcp_wait_idle(m);
+    pthread_cond_destroy(&m->idle);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->out_lock);
+    free(m->slots);
+    free(m);
+    curl_global_cleanup();
+}
+
+/* ---- worker threads ---- */
+
+/* Work done off the reader thread: returns the result, or NULL with e set. */
+typedef json_t *(*work_fn)(struct cb_mcp *m, const json_t *params, bool structured,
+                           struct cb__mcp_rpc_error *e);
+
+struct job {
+    struct cb_mcp *m;
+    unsigned slot;
+    json_t *params;
+    work_fn fn;
+    bool structured;
+};
+
+/* Takes a free slot for `id`; returns its index, or -1 when all are busy. */
+static int take_slot(struct cb_mcp *m, const json_t *id)
+{
+    int found = -1;
+    pthread_mutex_lock(&m->lock);
+    for (unsigned i = 0; i < m->cfg.max_inflight && found < 0; i++)
+        if (m->slots[i].id == NULL) {
+            m->slots[i].id = json_deep_copy(id);
+            m->slots[i].cancelled = false;
+            m->inflight++;
+            found = (int)i;
+        }
+    pthread_mutex_unlock(&m->lock);
+    return found;
+}
+
+/* Frees a slot. Returns its id (the caller's reference), or NULL when the
+ * client cancelled the request, which then gets no answer. */
+static json_t *release_slot(struct cb_mcp *m, unsigned slot)
+{
+    pthread_mutex_lock(&m->lock);
+    json_t *id = m->slots[slot].id;
+    if (m->slots[slot].cancelled) {
+        json_decref(id);
+        id = NULL;
+    }
+    m->slots[slot].id = NULL;
+    pthread_mutex_unlock(&m->lock);
+    return id;
+}
+
+static void finish_job(struct cb_mcp *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (--m->inflight == 0)
+        pthread_cond_broadcast(&m->idle);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    struct cb__mcp_rpc_error e = {0};
+    json_t *result = j->fn(j->m, j->params, j->structured, &e);
+    json_t *id = release_slot(j->m, j->slot);
+    if (id != NULL && result != NULL)
+        send_result(j->m, id, result);
+    else if (id != NULL)
+        send_error(j->m, id, e.code, "%s", e.msg);
+    else
+        json_decref(result);
+    json_decref(id);
+    json_decref(j->params);
+    finish_job(j->m);
+    free(j);
+    return NULL;
+}
+
+static bool structured_now(struct cb_mcp *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool s = cb__mcp_has_structured(m->version);
+    pthread_mutex_unlock(&m->lock);
+    return s;
+}
+
+/* Runs fn on a detached thread, answering `id` when it is done. */
+static void start_job(struct cb_mcp *m, const json_t *id, const json_t *params, work_fn fn)
+{
+    int slot = take_slot(m, id);
+    if (slot < 0) {
+        send_error(m, id, CB__MCP_BUSY, "busy: %u requests are already running; retry later",
+                   m->cfg.max_inflight);
+        return;
+    }
+    struct job *j = cb_xmalloc(sizeof(*j));
+    *j = (struct job){m, (unsigned)slot, json_deep_copy(params), fn, structured_now(m)};
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, run_job, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        json_decref(release_slot(m, (unsigned)slot));
+        json_decref(j->params);
+        free(j);
+        finish_job(m);
+        send_error(m, id, CB__MCP_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+    }
+}
+
+/* ---- methods ---- */
+
+static json_t *work_tools_list(struct cb_mcp *m, const json_t *params, bool structured,
+                               struct cb__mcp_rpc_error *e)
+{
+    (void)params;
+    return cb__mcp_tools_list(m, structured, e);
+}
+
+static json_t *work_tools_call(struct cb_mcp *m, const json_t *params, bool structured,
+                               struct cb__mcp_rpc_error *e)
+{
+    (void)e;
+    return cb__mcp_tools_call(m, params, structured);
+}
+
+static void do_initialize(struct cb_mcp *m, const json_t *id, const json_t *params)
+{
+    const char *req = json_string_value(json_object_get(params, "protocolVersion"));
+    if (req == NULL) {
+        send_error(m, id, CB__MCP_INVALID_PARAMS,
+                   "initialize: params.protocolVersion must be a string");
+        return;
+    }
+    const char *v = cb__mcp_negotiate(req);
+    pthread_mutex_lock(&m->lock);
+    m->version = v;
+    pthread_mutex_unlock(&m->lock);
+    send_result(m, id,
+                json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", v,
+                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
+                          "clawbox", "title", "clawbox sandboxed tools", "version", CLAWBOX_VERSION,
+                          "instructions",
+                          "Each tool runs once in a clawbox WebAssembly sandbox with no network "
+                          "access beyond its manifest's allowlist."));
+}
+
+static void do_tools_call(struct cb_mcp *m, const json_t *id, const json_t *params)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    const json_t *args = json_object_get(params, "arguments");
+    if (name == NULL || name[0] == '\0')
+        send_error(m, id, CB__MCP_INVALID_PARAMS,
+                   "tools/call: params.name must be a non-empty string");
+    else if (args != NULL && !json_is_object(args) && !json_is_null(args))
+        send_error(m, id, CB__MCP_INVALID_PARAMS, "tools/call: params.arguments must be an object");
+    else
+        start_job(m, id, params, work_tools_call);
+}
+
+static void do_method(struct cb_mcp *m, const char *method, const json_t *id, const json_t *params)
+{
+    if (strcmp(method, "initialize") == 0)
+        do_initialize(m, id, params);
+    else if (strcmp(method, "ping") == 0)
+        send_result(m, id, json_object());
+    else if (strcmp(method, "tools/list") == 0)
+        start_job(m, id, params, work_tools_list);
+    else if (strcmp(method, "tools/call") == 0)
+        do_tools_call(m, id, params);
+    else if (strcmp(method, "resources/list") == 0)
+        send_result(m, id, json_pack("{s:[]}", "resources"));
+    else if (strcmp(method, "resources/templates/list") == 0)
+        send_result(m, id, json_pack("{s:[]}", "resourceTemplates"));
+    else if (strcmp(method, "prompts/list") == 0)
+        send_result(m, id, json_pack("{s:[]}", "prompts"));
+    else
+        send_error(m, id, CB__MCP_METHOD_NOT_FOUND, "method not found: %s", method);
+}
+
+/* A cancelled request still runs to its end, but gets no answer. */
+static void cancel(struct cb_mcp *m, const json_t *params)
+{
+    const json_t *rid = json_object_get(params, "requestId");
+    pthread_mutex_lock(&m->lock);
+    for (unsigned i = 0; rid != NULL && i < m->cfg.max_inflight; i++)
+        if (m->slots[i].id != NULL && json_equal(m->slots[i].id, (json_t *)rid))
+            m->slots[i].cancelled = true;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void do_notification(struct cb_mcp *m, const char *method, const json_t *params)
+{
+    if (strcmp(method, "notifications/cancelled") == 0)
+        cancel(m, params);
+    else if (strcmp(method, "notifications/initialized") != 0)
+        cb_log(CB_LOG_DEBUG, "mcp: ignoring notification %s", method);
+}
+
+/* ---- framing ---- */
+
+static bool valid_id(const json_t *id)
+{
+    return json_is_string(id) || json_is_integer(id);
+}
+
+/* Checks the envelope and dispatches one parsed message. */
+static void dispatch(struct cb_mcp *m, const json_t *msg)
+{
+    const json_t *id = json_object_get(msg, "id");
+    const json_t *method = json_object_get(msg, "method");
+    const json_t *params = json_object_get(msg, "params");
+    const char *ver = json_string_value(json_object_get(msg, "jsonrpc"));
+    const json_t *reply_id = valid_id(id) ? id : NULL;
+    if (method == NULL && (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
+        cb_log(CB_LOG_DEBUG, "mcp: ignoring a response; this server sends no requests");
+        return;
+    }
+    if (ver == NULL || strcmp(ver, "2.0") != 0 || !json_is_string(method) ||
+        (id != NULL && !valid_id(id)))
+        send_error(m, reply_id, CB__MCP_INVALID_REQUEST,
+                   "invalid request: need jsonrpc \"2.0\", a string method and a string or "
+                   "integer id");
+    else if (id == NULL && (params == NULL || json_is_object(params)))
+        do_notification(m, json_string_value(method), params);
+    else if (id == NULL)
+        cb_log(CB_LOG_DEBUG, "mcp: ignoring a notification whose params are not an object");
+    else if (params != NULL && !json_is_object(params))
+        send_error(m, reply_id, CB__MCP_INVALID_PARAMS, "%s: params must be an object",
+                   json_string_value(method));
+    else
+        do_method(m, json_string_value(method), id, params);
+}
+
+void cb_mcp_handle(struct cb_mcp *m, const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        len--;
+    while (len > 0 && (line[0] == ' ' || line[0] == '\t')) {
+        line++;
+        len--;
+    }
+    if (len == 0)
+        return;
+    json_error_t je;
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (msg == NULL) {
+        send_error(m, NULL, CB__MCP_PARSE_ERROR, "parse error at column %d: %s", je.column,
+                   je.text);
+        return;
+    }
+    if (json_is_object(msg))
+        dispatch(m, msg);
+    else
+        send_error(m, NULL, CB__MCP_INVALID_REQUEST,
+                   "invalid request: expected one JSON-RPC object (batches are not supported)");
+    json_decref(msg);
+}
+
+void cb_mcp_line_too_long(struct cb_mcp *m, size_t max_line)
+{
+    send_error(m, NULL, CB__MCP_PARSE_ERROR, "request too large: a line is over %zu bytes",
+               max_line);
+}
+
+static bool output_failed(struct cb_mcp *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool f = m->output_failed;
+    pthread_mutex_unlock(&m->lock);
+    return f;
+}
+
+int cb_mcp_serve(struct cb_mcp *m, int in_fd, size_t max_line, struct cb_error *err)
+{
+    struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
+    const char *line;
+    size_t len;
+    int rc;
+    cb_mcp_reader_init(r, in_fd, max_line);
+    while ((rc = cb_mcp_reader_next(r, &line, &len, err)) != 0) {
+        if (rc == 1)
+            cb_mcp_handle(m, line, len);
+        else if (rc == -E2BIG)
+            cb_mcp_line_too_long(m, max_line);
+        else
+            break;
+        if (output_failed(m)) {
+            rc = cb_error_set(err, -EPIPE, "writing to the output failed; the client is gone");
+            break;
+        }
+    }
+    cb_mcp_reader_free(r);
+    free(r);
+    cb_mcp_wait_idle(m);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,100 @@
+/* Bounded file reading and exclusive file creation for the tooling module. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "tooling/internal.h"
+
+/* Appends everything fd has left to b; -EFBIG past b's maximum. */
+static int read_all(int fd, struct cb_buf *b)
+{
+    char chunk[16384];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 0;
+        if (cb_buf_append(b, chunk, (size_t)n) < 0)
+            return -EFBIG;
+    }
+}
+
+int cb__tooling_read(const char *path, size_t max, struct cb_buf *b, struct cb_error *err)
+{
+    struct stat st;
+    cb_buf_init(b, max);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
+    if (fstat(fd, &st) < 0)
+        return cb_error_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cb_error_set(err, -EINVAL, "%s is not a regular file", path);
+    if ((size_t)st.st_size > max)
+        return cb_error_set(err, -EFBIG, "%s is larger than %zu bytes", path, max);
+    int r = read_all(fd, b);
+    if (r == -EFBIG)
+        return cb_error_set(err, r, "%s is larger than %zu bytes", path, max);
+    if (r < 0)
+        return cb_error_set(err, r, "cannot read %s: %s", path, strerror(-r));
+    cb_buf_append(b, "", 0); /* an empty file still gets a "" buffer */
+    return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                      struct cb_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "cannot create %s: %s", path, strerror(errno));
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+    if (sync && fsync(fd) < 0)
+        return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int cb__tooling_write_new(const char *path, const void *data, size_t len, mode_t mode,
+                          struct cb_error *err)
+{
+    return write_file(path, data, len, mode, false, err);
+}
+
+int cb__tooling_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                             struct cb_error *err)
+{
+    /* The temp name does not end in .wasm or .json: a watcher ignores it. */
+    _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp.%d", path, (int)getpid());
+    unlink(tmp); /* left over by a killed run of this pid */
+    int r = write_file(tmp, data, len, mode, true, err);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = cb_error_set(err, -errno, "renaming %s to %s: %s", tmp, path, strerror(errno));
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+char *cb__tooling_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n == 1 && dir[0] == '/')
+        return cb_xasprintf("/%s", name);
+    return cb_xasprintf("%.*s/%s", (int)n, dir, name);
+}

@@ -1,0 +1,240 @@
+// `clawbox mcp` driven by the official MCP TypeScript SDK client over stdio,
+// against a real `clawbox serve` with the example tools (and the hostile
+// spin module as a slow tool). Run by run.sh, which installs the SDK.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const BIN = path.resolve(process.env.CLAWBOX_BIN ?? '../../../build/src/cli/clawbox');
+const TOOLS = process.env.CLAWBOX_E2E_TOOLS ?? '../../../build/tools/wasm';
+const HOSTILE = process.env.CLAWBOX_E2E_HOSTILE ?? '../../../build/tests/fixtures';
+const CACHE = process.env.CLAWBOX_E2E_CACHE ?? '/tmp/clawbox-e2e-cache';
+const EXAMPLES = ['echo', 'hash', 'base64', 'json_fmt', 'http_request', 'web_fetch'];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// One `clawbox serve` with the example tools, and `spin` as a tool that
+// runs until its 2 s deadline (the fuel budget is too large to run out).
+class Server {
+  async start() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawbox-e2e-mcp-'));
+    this.port = await freePort();
+    this.token = crypto.randomBytes(32).toString('hex');
+    this.socket = path.join(this.dir, 'api.sock');
+    const tools = path.join(this.dir, 'tools');
+    fs.mkdirSync(tools);
+    for (const f of fs.readdirSync(TOOLS))
+      if (f.endsWith('.wasm') || f.endsWith('.json')) fs.copyFileSync(path.join(TOOLS, f), path.join(tools, f));
+    fs.copyFileSync(path.join(HOSTILE, 'spin.wasm'), path.join(tools, 'spin.wasm'));
+    fs.writeFileSync(path.join(tools, 'spin.json'), JSON.stringify({
+      tool: { name: 'spin', description: 'Loops until its deadline.', version: '0.1.0' },
+      network: null, credentials: null,
+      resources: { default_timeout_ms: 2000 },
+    }));
+    const config = path.join(this.dir, 'clawbox.toml');
+    fs.writeFileSync(config,
+      `[server]\nhost = "127.0.0.1"\nport = ${this.port}\nauth_token = "${this.token}"\n` +
+      `data_dir = "${this.dir}/data"\nunix_socket = "${this.socket}"\n` +
+      `[sandbox]\ntool_dir = "${tools}"\ncache_dir = "${CACHE}"\n` +
+      `default_fuel = 1000000000000000\n` +
+      `[logging]\naudit_dir = "${this.dir}/audit"\n`);
+    this.log = fs.openSync(path.join(this.dir, 'server.log'), 'w');
+    this.proc = spawn(BIN, ['serve', '--config', config], {
+      env: { ...process.env, HOME: this.dir }, stdio: ['ignore', this.log, this.log],
+    });
+    await this.waitHealthy();
+    return this;
+  }
+
+  readLog() {
+    return fs.readFileSync(path.join(this.dir, 'server.log'), 'utf8');
+  }
+
+  // The first start compiles every tool; later ones use the shared cache.
+  async waitHealthy(timeoutMs = 300000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) throw new Error(`server exited:\n${this.readLog()}`);
+      try {
+        const r = await fetch(`http://127.0.0.1:${this.port}/health`);
+        if (r.ok && (await r.json()).status === 'healthy') return;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`server not healthy:\n${this.readLog()}`);
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null) {
+      const exited = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGTERM');
+      await exited;
+    }
+    fs.closeSync(this.log);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// An SDK client connected to `clawbox mcp ARGS` over stdio.
+async function connect(args, env = {}) {
+  const transport = new StdioClientTransport({
+    command: BIN,
+    args: ['mcp', ...args],
+    env: { HOME: os.tmpdir(), PATH: process.env.PATH, ...env },
+    stderr: 'inherit',
+  });
+  const client = new Client({ name: 'clawbox-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+const textOf = (result) => result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+
+let server;
+let client;
+
+before(async () => {
+  server = await new Server().start();
+  client = await connect(['--port', String(server.port)], { CLAWBOX_AUTH_TOKEN: server.token });
+});
+
+after(async () => {
+  await client?.close();
+  await server?.stop();
+});
+
+test('initialize negotiates a revision clawbox serves', () => {
+  assert.equal(client.getServerVersion().name, 'clawbox');
+  assert.deepEqual(client.getServerCapabilities().tools, { listChanged: false });
+});
+
+test('tools/list has every registered tool with its manifest schemas', async () => {
+  const { tools } = await client.listTools();
+  const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
+  for (const name of [...EXAMPLES, 'spin']) assert.ok(byName[name], `${name} listed`);
+  const manifest = JSON.parse(fs.readFileSync(path.join(TOOLS, 'hash.json'), 'utf8'));
+  assert.deepEqual(byName.hash.inputSchema, manifest.input_schema);
+  assert.deepEqual(byName.hash.outputSchema, manifest.output_schema);
+  assert.equal(byName.hash.description, manifest.tool.description);
+  assert.deepEqual(byName.spin.inputSchema, { type: 'object' });
+  assert.equal(byName.spin.outputSchema, undefined);
+  assert.ok(!tools.some((t) => t.name.startsWith('clawbox_')), 'no container tools');
+});
+
+test('echo returns its arguments as structured content', async () => {
+  const r = await client.callTool({ name: 'echo', arguments: { hello: 'world' } });
+  assert.notEqual(r.isError, true);
+  assert.equal(r.structuredContent.tool, 'echo');
+  assert.deepEqual(r.structuredContent.echo, { hello: 'world' });
+  assert.deepEqual(JSON.parse(textOf(r)), r.structuredContent);
+});
+
+test('hash computes a SHA-256', async () => {
+  const r = await client.callTool({ name: 'hash', arguments: { input: 'abc', algorithm: 'sha256' } });
+  assert.notEqual(r.isError, true);
+  assert.equal(r.structuredContent.hash,
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+});
+
+test('an unknown tool is an isError result with the clawbox code and message', async () => {
+  const r = await client.callTool({ name: 'nope', arguments: {} });
+  assert.equal(r.isError, true);
+  assert.equal(textOf(r), "tool_not_found: tool 'nope' not found");
+});
+
+test('a proxy denial reaches the model as words', async () => {
+  const r = await client.callTool({ name: 'http_request', arguments: { url: 'https://example.com/' } });
+  assert.equal(r.isError, true);
+  assert.match(r.content[0].text, /^network access denied: /);
+  assert.ok(!r.content[0].text.includes('{'), r.content[0].text);
+});
+
+test('a slow call blocks neither ping nor another call', async () => {
+  const started = Date.now();
+  const slow = client.callTool({ name: 'spin', arguments: {} });
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  await client.ping();
+  const echo = await client.callTool({ name: 'echo', arguments: { n: 1 } });
+  assert.deepEqual(echo.structuredContent.echo, { n: 1 });
+  assert.ok(Date.now() - t0 < 1500, `ping and echo took ${Date.now() - t0} ms`);
+  const r = await slow;
+  assert.ok(Date.now() - started >= 1800, 'spin ran to its deadline');
+  assert.equal(r.isError, true);
+  assert.match(textOf(r), /^timeout: /);
+});
+
+test('the Unix socket works too', async () => {
+  const c = await connect(['--socket', server.socket], { CLAWBOX_AUTH_TOKEN: server.token });
+  try {
+    const r = await c.callTool({ name: 'echo', arguments: { via: 'socket' } });
+    assert.deepEqual(r.structuredContent.echo, { via: 'socket' });
+  } finally {
+    await c.close();
+  }
+});
+
+test('a wrong token says what to fix', async () => {
+  const c = await connect(['--port', String(server.port), '--token', 'wrong']);
+  try {
+    const r = await c.callTool({ name: 'echo', arguments: {} });
+    assert.equal(r.isError, true);
+    assert.match(textOf(r), /^auth_required: .*CLAWBOX_AUTH_TOKEN/);
+  } finally {
+    await c.close();
+  }
+});
+
+test('server down: initialize works and calls say how to start it', async () => {
+  const port = await freePort();
+  const c = await connect(['--port', String(port)], { CLAWBOX_AUTH_TOKEN: 'x' });
+  try {
+    assert.equal(c.getServerVersion().name, 'clawbox');
+    await c.ping();
+    const r = await c.callTool({ name: 'echo', arguments: {} });
+    assert.equal(r.isError, true);
+    assert.match(textOf(r), /clawbox serve/);
+    await assert.rejects(c.listTools(), /clawbox serve/);
+  } finally {
+    await c.close();
+  }
+});
+
+// The raw framing of the real binary: an 11 MiB line is refused without
+// ending the session, and malformed JSON gets -32700 with a null id.
+test('over-long and malformed lines get JSON-RPC errors', async () => {
+  const proc = spawn(BIN, ['mcp', '--port', '1'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const lines = [];
+  let buf = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.stdin.write('x'.repeat(11 * 1024 * 1024) + '\n');
+  proc.stdin.write('{"jsonrpc":"2.0","id":1,\n');
+  proc.stdin.end('{"jsonrpc":"2.0","id":2,"method":"ping"}\n');
+  assert.equal(await exited, 0);
+  assert.deepEqual(lines.map((l) => [l.id, l.error?.code ?? 'ok']), [[null, -32700], [null, -32700], [2, 'ok']]);
+  assert.match(lines[0].error.message, /too large/);
+});
