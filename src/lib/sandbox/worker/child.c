@@ -98,6 +98,11 @@ void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *f
     struct child c = {.sock = sock};
     struct cb__exec_header h;
     uint32_t type = 0;
+    /* Confined before the job arrives: a waiting child is as locked down as
+     * a running one. A closed socket (the zygote evicting the tool, or
+     * exiting) ends it. */
+    if (cb__seccomp_load(filter) < 0)
+        _exit(4);
     cb_buf_init(&c.frame, CB__IPC_MAX_FRAME);
     if (cb__ipc_recv(sock, &type, &c.frame, NULL) < 0 || type != CB__FRAME_EXEC ||
         c.frame.len < sizeof(h))
@@ -106,8 +111,6 @@ void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *f
     cb_buf_init(&c.out, h.max_output);
     cb_buf_init(&c.err, 64 * 1024);
     apply_rlimits(sock, &h);
-    if (cb__seccomp_load(filter) < 0)
-        _exit(4);
     struct cb_tool_env env = {.abi_version = CB_TOOL_ABI_VERSION,
                               .stdin_data = c.frame.data + sizeof(h),
                               .stdin_len = c.frame.len - sizeof(h),
