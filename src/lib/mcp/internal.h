@@ -9,17 +9,39 @@
 
 #include "mcp/mcp.h"
 
-/* JSON-RPC 2.0 error codes, and one server-defined code. */
-#define CB__MCP_PARSE_ERROR      (-32700)
-#define CB__MCP_INVALID_REQUEST  (-32600)
-#define CB__MCP_METHOD_NOT_FOUND (-32601)
-#define CB__MCP_INVALID_PARAMS   (-32602)
-#define CB__MCP_INTERNAL_ERROR   (-32603)
-#define CB__MCP_BUSY             (-32000)
+/* JSON-RPC 2.0 error codes, one server-defined code, and MCP's code for a
+ * protocol version the server does not serve (2026-07-28). */
+#define CB__MCP_PARSE_ERROR         (-32700)
+#define CB__MCP_INVALID_REQUEST     (-32600)
+#define CB__MCP_METHOD_NOT_FOUND    (-32601)
+#define CB__MCP_INVALID_PARAMS      (-32602)
+#define CB__MCP_INTERNAL_ERROR      (-32603)
+#define CB__MCP_BUSY                (-32000)
+#define CB__MCP_UNSUPPORTED_VERSION (-32022)
 
-/* The protocol revisions served, newest first. */
+/* Reserved request and result _meta keys of the stateless revisions. */
+#define CB__MCP_META_VERSION     "io.modelcontextprotocol/protocolVersion"
+#define CB__MCP_META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define CB__MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+
+/* Cache hints (ttlMs) of 2026-07-28 results. The tool list can change when
+ * a tool is added, and this server sends no list_changed notifications, so
+ * it stays fresh for a minute only; what server/discover says changes only
+ * with the binary. */
+#define CB__MCP_LIST_TTL_MS     60000
+#define CB__MCP_DISCOVER_TTL_MS 3600000
+
+/* The protocol revisions served, newest first: the stateless 2026-07-28,
+ * then the ones negotiated with initialize. */
 extern const char *const cb__mcp_versions[];
 extern const size_t cb__mcp_nversions;
+
+/* What a revision's answers look like. */
+enum cb__mcp_shape {
+    CB__MCP_PLAIN,      /* 2025-03-26: content only */
+    CB__MCP_STRUCTURED, /* 2025-06-18, 2025-11-25: outputSchema, object structuredContent */
+    CB__MCP_MODERN,     /* 2026-07-28: resultType, cache hints, any JSON structuredContent */
+};
 
 /* A request being served by a worker thread. */
 struct cb__mcp_slot {
@@ -34,7 +56,7 @@ struct cb_mcp {
     pthread_cond_t idle;
     struct cb__mcp_slot *slots;
     unsigned inflight;
-    const char *version; /* negotiated revision (a cb__mcp_versions entry) */
+    const char *version; /* revision negotiated by initialize (a cb__mcp_versions entry) */
     bool output_failed;
 };
 
@@ -48,10 +70,13 @@ struct cb__mcp_rpc_error {
 };
 
 /* The revision to answer an initialize with: the requested one when it is
- * served, else the newest. */
+ * served and negotiated by initialize, else the newest such revision. */
 const char *cb__mcp_negotiate(const char *requested);
-/* True when `version` has outputSchema and structuredContent (2025-06-18+). */
-bool cb__mcp_has_structured(const char *version);
+/* The served revision equal to `requested` (a cb__mcp_versions entry), or
+ * NULL. */
+const char *cb__mcp_served(const char *requested);
+/* The answer shape of a served revision. */
+enum cb__mcp_shape cb__mcp_shape_of(const char *version);
 
 /* Sends a request to the server through the configured function. */
 int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, const char *body,
@@ -61,16 +86,21 @@ int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, cons
  * to an object schema of type "object" (the type added when missing), or
  * NULL when the manifest's schema is absent or of another type. */
 json_t *cb__mcp_schema(const json_t *schema);
+/* The manifest's output schema as the revision's outputSchema (a new
+ * reference), or NULL when the revision has none or the manifest has none
+ * it can use: 2026-07-28 takes any JSON Schema object as it is, earlier
+ * revisions only object schemas (see cb__mcp_schema). */
+json_t *cb__mcp_output_schema(const json_t *manifest, enum cb__mcp_shape shape);
 /* The MCP tool for a clawbox manifest (new reference), or NULL when the
  * manifest has no name. */
-json_t *cb__mcp_tool_from_manifest(const json_t *manifest, bool structured);
-/* The tools/list result, or NULL with e set. */
-json_t *cb__mcp_tools_list(struct cb_mcp *m, bool structured, struct cb__mcp_rpc_error *e);
+json_t *cb__mcp_tool_from_manifest(const json_t *manifest, enum cb__mcp_shape shape);
+/* The tools/list result, tools sorted by name, or NULL with e set. */
+json_t *cb__mcp_tools_list(struct cb_mcp *m, enum cb__mcp_shape shape, struct cb__mcp_rpc_error *e);
 /* The tools/call result for validated params (always a result: failures
  * are isError results). */
-json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, bool structured);
+json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape);
 /* The CallToolResult for an /execute answer. `manifest` may be NULL. */
 json_t *cb__mcp_execute_result(long status, const struct cb_buf *body, const json_t *manifest,
-                               bool structured);
+                               enum cb__mcp_shape shape);
 
 #endif

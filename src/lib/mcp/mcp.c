@@ -11,21 +11,40 @@
 #include <string.h>
 #include <sys/uio.h>
 
-const char *const cb__mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+const char *const cb__mcp_versions[] = {"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"};
 const size_t cb__mcp_nversions = CB_ARRAY_LEN(cb__mcp_versions);
 
-const char *cb__mcp_negotiate(const char *requested)
+static const char instructions[] =
+    "Each tool runs once in a clawbox WebAssembly sandbox with no network access beyond its "
+    "manifest's allowlist.";
+
+const char *cb__mcp_served(const char *requested)
 {
     for (size_t i = 0; requested != NULL && i < cb__mcp_nversions; i++)
         if (strcmp(requested, cb__mcp_versions[i]) == 0)
             return cb__mcp_versions[i];
-    return cb__mcp_versions[0];
+    return NULL;
 }
 
-bool cb__mcp_has_structured(const char *version)
+enum cb__mcp_shape cb__mcp_shape_of(const char *version)
 {
     /* Revisions are dates, so they compare as strings. */
-    return strcmp(version, "2025-06-18") >= 0;
+    if (strcmp(version, "2026-07-28") >= 0)
+        return CB__MCP_MODERN;
+    return strcmp(version, "2025-06-18") >= 0 ? CB__MCP_STRUCTURED : CB__MCP_PLAIN;
+}
+
+/* initialize selects the handshake revisions only: a client asking it for
+ * 2026-07-28 gets the newest of those, as from a server without it. */
+const char *cb__mcp_negotiate(const char *requested)
+{
+    const char *v = cb__mcp_served(requested);
+    if (v != NULL && cb__mcp_shape_of(v) != CB__MCP_MODERN)
+        return v;
+    for (size_t i = 0; i < cb__mcp_nversions; i++)
+        if (cb__mcp_shape_of(cb__mcp_versions[i]) != CB__MCP_MODERN)
+            return cb__mcp_versions[i];
+    return cb__mcp_versions[0];
 }
 
 int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, const char *body,
@@ -91,22 +110,79 @@ static void send_result(struct cb_mcp *m, const json_t *id, json_t *result)
     send_msg(m, msg);
 }
 
+/* Sends an error; `data` (taken, may be NULL) becomes error.data. */
+static void send_error_v(struct cb_mcp *m, const json_t *id, int code, json_t *data,
+                         const char *fmt, va_list ap)
+{
+    char text[CB__MCP_MSG_MAX];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    json_t *err = json_pack("{s:i, s:s%}", "code", code, "message", text, strlen(text));
+    if (err == NULL) /* the text was not valid UTF-8 */
+        err = json_pack("{s:i, s:s}", "code", code, "message", "error (message not valid UTF-8)");
+    if (data != NULL)
+        json_object_set_new(err, "data", data);
+    send_msg(m, json_pack("{s:s, s:O?, s:o}", "jsonrpc", "2.0", "id", id, "error", err));
+}
+
 static void send_error(struct cb_mcp *m, const json_t *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void send_error(struct cb_mcp *m, const json_t *id, int code, const char *fmt, ...)
 {
-    char text[CB__MCP_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    send_error_v(m, id, code, NULL, fmt, ap);
     va_end(ap);
-    json_t *msg = json_pack("{s:s, s:O?, s:{s:i, s:s%}}", "jsonrpc", "2.0", "id", id, "error",
-                            "code", code, "message", text, strlen(text));
-    if (msg == NULL) /* the text was not valid UTF-8 */
-        msg = json_pack("{s:s, s:O?, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error", "code",
-                        code, "message", "error (message not valid UTF-8)");
-    send_msg(m, msg);
+}
+
+static void send_error_data(struct cb_mcp *m, const json_t *id, int code, json_t *data,
+                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void send_error_data(struct cb_mcp *m, const json_t *id, int code, json_t *data,
+                            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_error_v(m, id, code, data, fmt, ap);
+    va_end(ap);
+}
+
+static json_t *server_info(void)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", "clawbox", "title", "clawbox sandboxed tools",
+                     "version", CLAWBOX_VERSION);
+}
+
+static json_t *all_versions(void)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < cb__mcp_nversions; i++)
+        json_array_append_new(a, json_string(cb__mcp_versions[i]));
+    return a;
+}
+
+/* Marks a 2026-07-28 result: every result says it is complete (this
+ * server never asks for more input) and names the server in its _meta. */
+static json_t *complete(json_t *result)
+{
+    json_object_set_new(result, "resultType", json_string("complete"));
+    json_object_set_new(result, "_meta",
+                        json_pack("{s:o}", CB__MCP_META_SERVER_INFO, server_info()));
+    return result;
+}
+
+/* The ttlMs and cacheScope that 2026-07-28 requires on list results. */
+static json_t *cacheable(json_t *result, json_int_t ttl_ms, const char *scope)
+{
+    json_object_set_new(result, "ttlMs", json_integer(ttl_ms));
+    json_object_set_new(result, "cacheScope", json_string(scope));
+    return result;
+}
+
+/* Sends a result shaped for the request's revision (reference taken). */
+static void answer(struct cb_mcp *m, const json_t *id, enum cb__mcp_shape shape, json_t *result)
+{
+    send_result(m, id, shape == CB__MCP_MODERN ? complete(result) : result);
 }
 
 /* ---- lifecycle ---- */
@@ -118,7 +194,7 @@ struct cb_mcp *cb_mcp_new(const struct cb_mcp_config *cfg)
     if (m->cfg.max_inflight == 0)
         m->cfg.max_inflight = CB_MCP_MAX_INFLIGHT;
     m->slots = cb_xcalloc(m->cfg.max_inflight, sizeof(*m->slots));
-    m->version = cb__mcp_versions[0];
+    m->version = cb__mcp_negotiate(NULL);
     pthread_mutex_init(&m->out_lock, NULL);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->idle, NULL);
@@ -151,7 +227,7 @@ void cb_mcp_free(struct cb_mcp *m)
 /* ---- worker threads ---- */
 
 /* Work done off the reader thread: returns the result, or NULL with e set. */
-typedef json_t *(*work_fn)(struct cb_mcp *m, const json_t *params, bool structured,
+typedef json_t *(*work_fn)(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape,
                            struct cb__mcp_rpc_error *e);
 
 struct job {
@@ -159,7 +235,16 @@ struct job {
     unsigned slot;
     json_t *params;
     work_fn fn;
-    bool structured;
+    enum cb__mcp_shape shape;
+};
+
+/* One request being dispatched. */
+struct req {
+    const json_t *id;
+    const json_t *params;
+    const char *version; /* the revision serving it (a cb__mcp_versions entry) */
+    enum cb__mcp_shape shape;
+    bool stateless; /* the version came from params._meta, not initialize */
 };
 
 /* Takes a free slot for `id`; returns its index, or -1 when all are busy. */
@@ -205,10 +290,10 @@ static void *run_job(void *arg)
 {
     struct job *j = arg;
     struct cb__mcp_rpc_error e = {0};
-    json_t *result = j->fn(j->m, j->params, j->structured, &e);
+    json_t *result = j->fn(j->m, j->params, j->shape, &e);
     json_t *id = release_slot(j->m, j->slot);
     if (id != NULL && result != NULL)
-        send_result(j->m, id, result);
+        answer(j->m, id, j->shape, result);
     else if (id != NULL)
         send_error(j->m, id, e.code, "%s", e.msg);
     else
@@ -220,17 +305,10 @@ static void *run_job(void *arg)
     return NULL;
 }
 
-static bool structured_now(struct cb_mcp *m)
+/* Runs fn on a detached thread, answering the request when it is done. */
+static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
 {
-    pthread_mutex_lock(&m->lock);
-    bool s = cb__mcp_has_structured(m->version);
-    pthread_mutex_unlock(&m->lock);
-    return s;
-}
-
-/* Runs fn on a detached thread, answering `id` when it is done. */
-static void start_job(struct cb_mcp *m, const json_t *id, const json_t *params, work_fn fn)
-{
+    const json_t *id = r->id;
     int slot = take_slot(m, id);
     if (slot < 0) {
         send_error(m, id, CB__MCP_BUSY, "busy: %u requests are already running; retry later",
@@ -238,7 +316,7 @@ static void start_job(struct cb_mcp *m, const json_t *id, const json_t *params, 
         return;
     }
     struct job *j = cb_xmalloc(sizeof(*j));
-    *j = (struct job){m, (unsigned)slot, json_deep_copy(params), fn, structured_now(m)};
+    *j = (struct job){m, (unsigned)slot, json_deep_copy(r->params), fn, r->shape};
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -256,20 +334,25 @@ static void start_job(struct cb_mcp *m, const json_t *id, const json_t *params, 
 
 /* ---- methods ---- */
 
-static json_t *work_tools_list(struct cb_mcp *m, const json_t *params, bool structured,
+static json_t *work_tools_list(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape,
                                struct cb__mcp_rpc_error *e)
 {
     (void)params;
-    return cb__mcp_tools_list(m, structured, e);
+    json_t *r = cb__mcp_tools_list(m, shape, e);
+    if (r != NULL && shape == CB__MCP_MODERN)
+        cacheable(r, CB__MCP_LIST_TTL_MS, "private");
+    return r;
 }
 
-static json_t *work_tools_call(struct cb_mcp *m, const json_t *params, bool structured,
+static json_t *work_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape,
                                struct cb__mcp_rpc_error *e)
 {
     (void)e;
-    return cb__mcp_tools_call(m, params, structured);
+    return cb__mcp_tools_call(m, params, shape);
 }
 
+/* The handshake of the revisions before 2026-07-28. It sets the revision
+ * of the requests that do not name one in params._meta. */
 static void do_initialize(struct cb_mcp *m, const json_t *id, const json_t *params)
 {
     const char *req = json_string_value(json_object_get(params, "protocolVersion"));
@@ -283,45 +366,140 @@ static void do_initialize(struct cb_mcp *m, const json_t *id, const json_t *para
     m->version = v;
     pthread_mutex_unlock(&m->lock);
     send_result(m, id,
-                json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", v,
-                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
-                          "clawbox", "title", "clawbox sandboxed tools", "version", CLAWBOX_VERSION,
-                          "instructions",
-                          "Each tool runs once in a clawbox WebAssembly sandbox with no network "
-                          "access beyond its manifest's allowlist."));
+                json_pack("{s:s, s:{s:{s:b}}, s:o, s:s}", "protocolVersion", v, "capabilities",
+                          "tools", "listChanged", 0, "serverInfo", server_info(), "instructions",
+                          instructions));
 }
 
-static void do_tools_call(struct cb_mcp *m, const json_t *id, const json_t *params)
+/* server/discover (2026-07-28): every revision served, what the server
+ * offers, and who it is. Identity is in _meta, where 2026-07-28 puts it,
+ * and also in serverInfo, where the release candidate had it. */
+static void do_discover(struct cb_mcp *m, const struct req *r)
 {
-    const char *name = json_string_value(json_object_get(params, "name"));
-    const json_t *args = json_object_get(params, "arguments");
+    if (!r->stateless) {
+        send_error(m, r->id, CB__MCP_INVALID_PARAMS,
+                   "server/discover: params._meta must carry \"" CB__MCP_META_VERSION
+                   "\" and \"" CB__MCP_META_CLIENT_CAPS "\"");
+        return;
+    }
+    json_t *res = json_pack("{s:o, s:{s:{s:b}}, s:o, s:s}", "supportedVersions", all_versions(),
+                            "capabilities", "tools", "listChanged", 0, "serverInfo", server_info(),
+                            "instructions", instructions);
+    send_result(m, r->id, complete(cacheable(res, CB__MCP_DISCOVER_TTL_MS, "public")));
+}
+
+static void do_tools_list(struct cb_mcp *m, const struct req *r)
+{
+    /* Every tool comes in one page, so no cursor was ever handed out. */
+    if (r->shape == CB__MCP_MODERN && json_object_get(r->params, "cursor") != NULL)
+        send_error(m, r->id, CB__MCP_INVALID_PARAMS,
+                   "tools/list: invalid cursor; this server lists every tool in one page");
+    else
+        start_job(m, r, work_tools_list);
+}
+
+static void do_tools_call(struct cb_mcp *m, const struct req *r)
+{
+    const char *name = json_string_value(json_object_get(r->params, "name"));
+    const json_t *args = json_object_get(r->params, "arguments");
     if (name == NULL || name[0] == '\0')
-        send_error(m, id, CB__MCP_INVALID_PARAMS,
+        send_error(m, r->id, CB__MCP_INVALID_PARAMS,
                    "tools/call: params.name must be a non-empty string");
     else if (args != NULL && !json_is_object(args) && !json_is_null(args))
-        send_error(m, id, CB__MCP_INVALID_PARAMS, "tools/call: params.arguments must be an object");
+        send_error(m, r->id, CB__MCP_INVALID_PARAMS,
+                   "tools/call: params.arguments must be an object");
     else
-        start_job(m, id, params, work_tools_call);
+        start_job(m, r, work_tools_call);
 }
 
-static void do_method(struct cb_mcp *m, const char *method, const json_t *id, const json_t *params)
+/* resources/list, resources/templates/list and prompts/list: empty. */
+static void empty_list(struct cb_mcp *m, const struct req *r, const char *key)
 {
-    if (strcmp(method, "initialize") == 0)
-        do_initialize(m, id, params);
-    else if (strcmp(method, "ping") == 0)
-        send_result(m, id, json_object());
+    json_t *res = json_pack("{s:[]}", key);
+    if (r->shape == CB__MCP_MODERN)
+        cacheable(res, CB__MCP_LIST_TTL_MS, "public");
+    answer(m, r->id, r->shape, res);
+}
+
+static void do_method(struct cb_mcp *m, const char *method, const struct req *r)
+{
+    bool modern = r->shape == CB__MCP_MODERN;
+    if (strcmp(method, "server/discover") == 0)
+        do_discover(m, r);
+    else if (strcmp(method, "ping") == 0 && !modern)
+        send_result(m, r->id, json_object());
     else if (strcmp(method, "tools/list") == 0)
-        start_job(m, id, params, work_tools_list);
+        do_tools_list(m, r);
     else if (strcmp(method, "tools/call") == 0)
-        do_tools_call(m, id, params);
+        do_tools_call(m, r);
     else if (strcmp(method, "resources/list") == 0)
-        send_result(m, id, json_pack("{s:[]}", "resources"));
+        empty_list(m, r, "resources");
     else if (strcmp(method, "resources/templates/list") == 0)
-        send_result(m, id, json_pack("{s:[]}", "resourceTemplates"));
+        empty_list(m, r, "resourceTemplates");
     else if (strcmp(method, "prompts/list") == 0)
-        send_result(m, id, json_pack("{s:[]}", "prompts"));
+        empty_list(m, r, "prompts");
+    else if (modern && strcmp(method, "ping") == 0)
+        send_error(m, r->id, CB__MCP_METHOD_NOT_FOUND,
+                   "method not found: ping (MCP %s has no ping)", r->version);
     else
-        send_error(m, id, CB__MCP_METHOD_NOT_FOUND, "method not found: %s", method);
+        send_error(m, r->id, CB__MCP_METHOD_NOT_FOUND, "method not found: %s", method);
+}
+
+/* The revision a request names in params._meta. Returns it, or NULL after
+ * answering: UnsupportedProtocolVersionError for a revision not served,
+ * -32602 for a version that is not a string or, from 2026-07-28 on,
+ * missing client capabilities. */
+static const char *meta_version(struct cb_mcp *m, const char *method, const json_t *id,
+                                const json_t *meta)
+{
+    const char *req = json_string_value(json_object_get(meta, CB__MCP_META_VERSION));
+    if (req == NULL) {
+        send_error(m, id, CB__MCP_INVALID_PARAMS,
+                   "%s: params._meta[\"" CB__MCP_META_VERSION "\"] must be a string", method);
+        return NULL;
+    }
+    const char *v = cb__mcp_served(req);
+    if (v == NULL) {
+        send_error_data(m, id, CB__MCP_UNSUPPORTED_VERSION,
+                        json_pack("{s:o, s:s}", "supported", all_versions(), "requested", req),
+                        "Unsupported protocol version");
+        return NULL;
+    }
+    if (cb__mcp_shape_of(v) == CB__MCP_MODERN &&
+        !json_is_object(json_object_get(meta, CB__MCP_META_CLIENT_CAPS))) {
+        send_error(m, id, CB__MCP_INVALID_PARAMS,
+                   "%s: params._meta[\"" CB__MCP_META_CLIENT_CAPS "\"] must be an object", method);
+        return NULL;
+    }
+    return v;
+}
+
+static const char *session_version(struct cb_mcp *m)
+{
+    pthread_mutex_lock(&m->lock);
+    const char *v = m->version;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+/* A request naming its revision in params._meta is served statelessly by
+ * that revision, whatever initialize said; one that does not keeps the
+ * revision of the session (initialize's, or the newest handshake one).
+ * initialize itself always selects the session's revision. */
+static void do_request(struct cb_mcp *m, const char *method, const json_t *id, const json_t *params)
+{
+    const json_t *meta = json_object_get(params, "_meta");
+    struct req r = {.id = id, .params = params};
+    if (strcmp(method, "initialize") == 0) {
+        do_initialize(m, id, params);
+        return;
+    }
+    r.stateless = json_object_get(meta, CB__MCP_META_VERSION) != NULL;
+    r.version = r.stateless ? meta_version(m, method, id, meta) : session_version(m);
+    if (r.version == NULL)
+        return;
+    r.shape = cb__mcp_shape_of(r.version);
+    do_method(m, method, &r);
 }
 
 /* A cancelled request still runs to its end, but gets no answer. */
@@ -375,7 +553,7 @@ static void dispatch(struct cb_mcp *m, const json_t *msg)
         send_error(m, reply_id, CB__MCP_INVALID_PARAMS, "%s: params must be an object",
                    json_string_value(method));
     else
-        do_method(m, json_string_value(method), id, params);
+        do_request(m, json_string_value(method), id, params);
 }
 
 void cb_mcp_handle(struct cb_mcp *m, const char *line, size_t len)

@@ -1,10 +1,14 @@
 /* MCP server mode: makes the tools of a running `clawbox serve` available to
  * Model Context Protocol clients over newline-delimited JSON-RPC 2.0 on
- * stdio. The loop reads requests on one thread and runs each request that
- * talks to the server (tools/list, tools/call) on a worker thread of its
- * own, so a slow tool never holds up `ping` or another call. Every message
- * goes out whole on one line, under a lock. Diagnostics go to the log
- * (stderr), never to the output. */
+ * stdio. Both eras of the protocol are served in one process: the
+ * stateless 2026-07-28 revision, whose requests name their revision in
+ * params._meta (server/discover, no handshake), and the initialize-based
+ * 2025-11-25, 2025-06-18 and 2025-03-26 for requests that do not. The loop
+ * reads requests on one thread and runs each request that talks to the
+ * server (tools/list, tools/call) on a worker thread of its own, so a slow
+ * tool never holds up `ping` or another call. Every message goes out whole
+ * on one line, under a lock. Diagnostics go to the log (stderr), never to
+ * the output. */
 #ifndef CB_MCP_MCP_H
 #define CB_MCP_MCP_H
 

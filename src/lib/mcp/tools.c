@@ -31,7 +31,17 @@ json_t *cb__mcp_schema(const json_t *schema)
     return NULL;
 }
 
-json_t *cb__mcp_tool_from_manifest(const json_t *manifest, bool structured)
+json_t *cb__mcp_output_schema(const json_t *manifest, enum cb__mcp_shape shape)
+{
+    const json_t *schema = json_object_get(manifest, "output_schema");
+    if (shape == CB__MCP_PLAIN)
+        return NULL;
+    if (shape == CB__MCP_MODERN)
+        return json_is_object(schema) ? json_deep_copy(schema) : NULL;
+    return cb__mcp_schema(schema);
+}
+
+json_t *cb__mcp_tool_from_manifest(const json_t *manifest, enum cb__mcp_shape shape)
 {
     const json_t *meta = json_object_get(manifest, "tool");
     const char *name = json_string_value(json_object_get(meta, "name"));
@@ -48,7 +58,7 @@ json_t *cb__mcp_tool_from_manifest(const json_t *manifest, bool structured)
                              in ? in : json_pack("{s:s}", "type", "object"));
     if (desc != NULL)
         json_object_set_new(tool, "description", json_string(desc));
-    json_t *out = structured ? cb__mcp_schema(json_object_get(manifest, "output_schema")) : NULL;
+    json_t *out = cb__mcp_output_schema(manifest, shape);
     if (out != NULL)
         json_object_set_new(tool, "outputSchema", out);
     return tool;
@@ -90,21 +100,34 @@ static json_t *parse_body(const struct cb_buf *body)
 
 /* ---- tools/list ---- */
 
-static json_t *tools_from(const json_t *manifests, bool structured)
+static int by_name(const void *a, const void *b)
 {
+    const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+    return strcmp(json_string_value(json_object_get(x, "name")),
+                  json_string_value(json_object_get(y, "name")));
+}
+
+/* The tools in a deterministic order (by name), whatever order the server
+ * lists them in, so that clients can cache the list (2026-07-28 asks for
+ * this; it does no harm to earlier revisions). */
+static json_t *tools_from(const json_t *manifests, enum cb__mcp_shape shape)
+{
+    size_t n = json_array_size(manifests), count = 0;
+    json_t **sorted = cb_xcalloc(n ? n : 1, sizeof(*sorted));
     json_t *tools = json_array();
-    size_t i;
-    const json_t *mf;
-    json_array_foreach(manifests, i, mf)
-    {
-        json_t *t = cb__mcp_tool_from_manifest(mf, structured);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = cb__mcp_tool_from_manifest(json_array_get(manifests, i), shape);
         if (t != NULL)
-            json_array_append_new(tools, t);
+            sorted[count++] = t;
     }
+    qsort(sorted, count, sizeof(*sorted), by_name);
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(tools, sorted[i]);
+    free(sorted);
     return json_pack("{s:o}", "tools", tools);
 }
 
-json_t *cb__mcp_tools_list(struct cb_mcp *m, bool structured, struct cb__mcp_rpc_error *e)
+json_t *cb__mcp_tools_list(struct cb_mcp *m, enum cb__mcp_shape shape, struct cb__mcp_rpc_error *e)
 {
     struct cb_error err = {0};
     struct cb_buf body;
@@ -123,7 +146,7 @@ json_t *cb__mcp_tools_list(struct cb_mcp *m, bool structured, struct cb__mcp_rpc
                  "clawbox answered GET /tools with something else "
                  "than a list of manifests");
     else
-        result = tools_from(doc, structured);
+        result = tools_from(doc, shape);
     json_decref(doc);
     cb_buf_free(&body);
     return result;
@@ -176,17 +199,20 @@ static json_t *tool_error_result(const json_t *output, const char *msg)
     return r;
 }
 
-static json_t *output_result(const json_t *output, const json_t *manifest, bool structured)
+/* With an output schema, the output is also structuredContent: any JSON
+ * value from 2026-07-28 on, only an object before (the schema was made an
+ * object schema, so anything else breaks it). */
+static json_t *output_result(const json_t *output, const json_t *manifest, enum cb__mcp_shape shape)
 {
     const char *tool_err = json_string_value(json_object_get(output, "error"));
     if (tool_err != NULL)
         return tool_error_result(output, tool_err);
-    json_t *schema = structured ? cb__mcp_schema(json_object_get(manifest, "output_schema")) : NULL;
+    json_t *schema = cb__mcp_output_schema(manifest, shape);
     bool has_schema = schema != NULL;
     json_decref(schema);
     char *text = output_text(output);
     json_t *r;
-    if (has_schema && !json_is_object(output)) {
+    if (has_schema && shape != CB__MCP_MODERN && !json_is_object(output)) {
         char msg[CB__MCP_MSG_MAX];
         snprintf(msg, sizeof(msg),
                  "the tool's output is not the JSON object its output_schema "
@@ -203,7 +229,7 @@ static json_t *output_result(const json_t *output, const json_t *manifest, bool 
 }
 
 json_t *cb__mcp_execute_result(long status, const struct cb_buf *body, const json_t *manifest,
-                               bool structured)
+                               enum cb__mcp_shape shape)
 {
     char msg[CB__MCP_MSG_MAX];
     json_t *doc = parse_body(body);
@@ -215,7 +241,7 @@ json_t *cb__mcp_execute_result(long status, const struct cb_buf *body, const jso
     } else if (output == NULL) {
         r = text_result("clawbox answered /execute without an output", true);
     } else {
-        r = output_result(output, manifest, structured);
+        r = output_result(output, manifest, shape);
         if (json_is_true(json_object_get(json_object_get(doc, "metadata"), "output_truncated")))
             add_text(r, "(clawbox: the output was cut at the server's output limit)");
     }
@@ -282,7 +308,7 @@ static char *execute_body(const char *name, const json_t *args, const json_t *ma
     return text;
 }
 
-json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, bool structured)
+json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape)
 {
     const char *name = json_string_value(json_object_get(params, "name"));
     json_t *manifest = NULL;
@@ -300,7 +326,7 @@ json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, bool structur
         unreachable_text(rc, &err, msg, sizeof(msg));
         r = text_result(msg, true);
     } else {
-        r = cb__mcp_execute_result(status, &body, manifest, structured);
+        r = cb__mcp_execute_result(status, &body, manifest, shape);
     }
     cb_buf_free(&body);
     free(req);

@@ -1,6 +1,8 @@
-// `clawbox mcp` driven by the official MCP TypeScript SDK client over stdio,
-// against a real `clawbox serve` with the example tools (and the hostile
-// spin module as a slow tool). Run by run.sh, which installs the SDK.
+// `clawbox mcp` driven by the official MCP TypeScript SDK client over stdio
+// (an initialize-based client), and by raw JSON-RPC lines in the stateless
+// 2026-07-28 style, against a real `clawbox serve` with the example tools
+// (and the hostile spin module as a slow tool). Run by run.sh, which
+// installs the SDK.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -237,4 +239,103 @@ test('over-long and malformed lines get JSON-RPC errors', async () => {
   assert.equal(await exited, 0);
   assert.deepEqual(lines.map((l) => [l.id, l.error?.code ?? 'ok']), [[null, -32700], [null, -32700], [2, 'ok']]);
   assert.match(lines[0].error.message, /too large/);
+});
+
+// A raw JSON-RPC peer on the stdio of `clawbox mcp ARGS`: writes one request
+// per line and matches the response lines to the requests by id.
+class RawClient {
+  constructor(args, env) {
+    this.proc = spawn(BIN, ['mcp', ...args], {
+      env: { HOME: os.tmpdir(), PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.nextId = 1;
+    this.pending = new Map();
+    this.lines = [];
+    let buf = '';
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        this.lines.push(msg);
+        this.pending.get(msg.id)?.(msg);
+        this.pending.delete(msg.id);
+      }
+    });
+  }
+
+  // The whole response message (result or error) to one request.
+  request(method, params) {
+    const id = this.nextId++;
+    const reply = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to ${method}`)), 30000);
+      this.pending.set(id, (msg) => { clearTimeout(timer); resolve(msg); });
+    });
+    this.proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
+    return reply;
+  }
+
+  async close() {
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.stdin.end();
+    return exited;
+  }
+}
+
+const META_2026 = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientCapabilities': {},
+  'io.modelcontextprotocol/clientInfo': { name: 'clawbox-e2e-raw', version: '1.0.0' },
+};
+
+const assertComplete = (result) => {
+  assert.equal(result.resultType, 'complete');
+  assert.equal(result._meta['io.modelcontextprotocol/serverInfo'].name, 'clawbox');
+};
+
+test('2026-07-28: server/discover, tools/list and tools/call without initialize', async () => {
+  const c = new RawClient(['--port', String(server.port)], { CLAWBOX_AUTH_TOKEN: server.token });
+  try {
+    const discover = await c.request('server/discover', { _meta: META_2026 });
+    assert.equal(discover.error, undefined, JSON.stringify(discover.error));
+    assertComplete(discover.result);
+    assert.deepEqual(discover.result.supportedVersions,
+      ['2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26']);
+    assert.deepEqual(discover.result.capabilities.tools, { listChanged: false });
+    assert.equal(typeof discover.result.ttlMs, 'number');
+    assert.ok(['public', 'private'].includes(discover.result.cacheScope));
+
+    const list = await c.request('tools/list', { _meta: META_2026 });
+    assertComplete(list.result);
+    assert.equal(typeof list.result.ttlMs, 'number');
+    assert.ok(['public', 'private'].includes(list.result.cacheScope));
+    const names = list.result.tools.map((t) => t.name);
+    for (const name of [...EXAMPLES, 'spin']) assert.ok(names.includes(name), `${name} listed`);
+    assert.deepEqual(names, [...names].sort(), 'tools in a deterministic order');
+    const manifest = JSON.parse(fs.readFileSync(path.join(TOOLS, 'echo.json'), 'utf8'));
+    const echoTool = list.result.tools.find((t) => t.name === 'echo');
+    assert.deepEqual(echoTool.inputSchema, manifest.input_schema);
+
+    const call = await c.request('tools/call',
+      { name: 'echo', arguments: { hello: '2026' }, _meta: META_2026 });
+    assertComplete(call.result);
+    assert.notEqual(call.result.isError, true);
+    assert.deepEqual(call.result.structuredContent.echo, { hello: '2026' });
+    assert.deepEqual(JSON.parse(call.result.content[0].text), call.result.structuredContent);
+
+    const ping = await c.request('ping', { _meta: META_2026 });
+    assert.equal(ping.error.code, -32601, 'ping is not part of 2026-07-28');
+
+    const old = await c.request('tools/list',
+      { _meta: { ...META_2026, 'io.modelcontextprotocol/protocolVersion': '1900-01-01' } });
+    assert.equal(old.error.code, -32022);
+    assert.equal(old.error.message, 'Unsupported protocol version');
+    assert.deepEqual(old.error.data,
+      { supported: discover.result.supportedVersions, requested: '1900-01-01' });
+  } finally {
+    assert.equal(await c.close(), 0);
+  }
+  assert.ok(c.lines.every((l) => l.jsonrpc === '2.0'), 'stdout carries only JSON-RPC');
 });

@@ -1,5 +1,7 @@
 /* The MCP protocol layer against a fake clawbox server: framing errors,
- * version negotiation, the manifest -> tool mapping, /execute -> result
+ * version negotiation, the stateless 2026-07-28 revision (server/discover,
+ * per-request _meta, UnsupportedProtocolVersionError) beside the
+ * initialize-based ones, the manifest -> tool mapping, /execute -> result
  * mapping, server down, and concurrency (a held tool call must not delay
  * ping; the in-flight bound; cancellation). */
 #include <errno.h>
@@ -236,6 +238,38 @@ static void initialize(struct ctx *c, const char *version)
     send_line(c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
 }
 
+/* Sends a request in the 2026-07-28 style: `params` (the members before
+ * _meta, with a trailing comma, or "") plus _meta with the protocol
+ * version, the client capabilities and the client info. */
+static void send_stateless(struct ctx *c, int id, const char *method, const char *version,
+                           const char *params)
+{
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":{%s\"_meta\":{"
+             "\"io.modelcontextprotocol/protocolVersion\":\"%s\","
+             "\"io.modelcontextprotocol/clientCapabilities\":{},"
+             "\"io.modelcontextprotocol/clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}}",
+             id, method, params, version);
+    send_line(c, line);
+}
+
+/* A 2026-07-28 result: complete, and naming the server in _meta. */
+static void assert_modern_result(json_t *r)
+{
+    assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
+    json_t *info = json_object_get(json_object_get(r, "_meta"), CB__MCP_META_SERVER_INFO);
+    assert_string_equal(json_string_value(json_object_get(info, "name")), "clawbox");
+    assert_non_null(json_string_value(json_object_get(info, "version")));
+}
+
+static void assert_all_versions(json_t *list)
+{
+    json_t *want = json_pack("[s,s,s,s]", "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26");
+    assert_true(json_equal(list, want));
+    json_decref(want);
+}
+
 static const char *text_of(json_t *result, size_t i)
 {
     return json_string_value(
@@ -251,6 +285,8 @@ static void negotiates_versions(void **state)
                               {"2025-06-18", "2025-06-18"},
                               {"2025-11-25", "2025-11-25"},
                               {"2099-01-01", "2025-11-25"},
+                              /* initialize never selects the stateless revision */
+                              {"2026-07-28", "2025-11-25"},
                               {"2024-11-05", "2025-11-25"}};
     for (size_t i = 0; i < CB_ARRAY_LEN(cases); i++) {
         json_array_clear(c->f.out);
@@ -283,7 +319,7 @@ static void framing_errors(void **state)
     assert_int_equal(error_code(reply(c, -1)), CB__MCP_INVALID_REQUEST);
     send_line(c, "{\"jsonrpc\":\"1.0\",\"id\":2,\"method\":\"ping\"}");
     assert_int_equal(error_code(reply(c, 2)), CB__MCP_INVALID_REQUEST);
-    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"server/discover\"}");
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"resources/read\"}");
     assert_int_equal(error_code(reply(c, 3)), CB__MCP_METHOD_NOT_FOUND);
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\",\"params\":[1]}");
     assert_int_equal(error_code(reply(c, 4)), CB__MCP_INVALID_PARAMS);
@@ -465,6 +501,193 @@ static void server_down(void **state)
                "clawbox serve"));
 }
 
+/* ---- 2026-07-28 ---- */
+
+static void discover_without_initialize(void **state)
+{
+    struct ctx *c = *state;
+    send_stateless(c, 1, "server/discover", "2026-07-28", "");
+    json_t *r = result_of(c, 1);
+    assert_modern_result(r);
+    assert_all_versions(json_object_get(r, "supportedVersions"));
+    json_t *tools = json_object_get(json_object_get(r, "capabilities"), "tools");
+    assert_true(json_is_false(json_object_get(tools, "listChanged")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "serverInfo"), "name")), "clawbox");
+    assert_non_null(json_string_value(json_object_get(r, "instructions")));
+    assert_int_equal(json_integer_value(json_object_get(r, "ttlMs")), CB__MCP_DISCOVER_TTL_MS);
+    assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "public");
+    assert_null(json_object_get(r, "protocolVersion"));
+    /* Discovery needs no server, and is not a handshake. */
+    assert_int_equal(json_array_size(c->f.requests), 0);
+    /* Without _meta it is a malformed 2026-07-28 request. */
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"server/discover\"}");
+    assert_int_equal(error_code(reply(c, 2)), CB__MCP_INVALID_PARAMS);
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"server/discover\","
+                 "\"params\":{\"_meta\":{\"progressToken\":1}}}");
+    assert_int_equal(error_code(reply(c, 3)), CB__MCP_INVALID_PARAMS);
+}
+
+static void stateless_tools_list(void **state)
+{
+    struct ctx *c = *state;
+    send_stateless(c, 1, "tools/list", "2026-07-28", "");
+    json_t *r = result_of(c, 1);
+    assert_modern_result(r);
+    assert_int_equal(json_integer_value(json_object_get(r, "ttlMs")), CB__MCP_LIST_TTL_MS);
+    assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "private");
+    assert_null(json_object_get(r, "nextCursor"));
+    json_t *tools = json_object_get(r, "tools");
+    const char *order[] = {"denied", "echo", "slow", "text", "weird"};
+    assert_int_equal(json_array_size(tools), CB_ARRAY_LEN(order));
+    for (size_t i = 0; i < CB_ARRAY_LEN(order); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(tools, i), "name")),
+                            order[i]);
+    json_t *echo = tool_named(tools, "echo");
+    assert_non_null(json_object_get(json_object_get(echo, "outputSchema"), "required"));
+    /* Any JSON Schema object is an outputSchema now, and stays as it is. */
+    json_t *weird = tool_named(tools, "weird");
+    json_t *want = json_pack("{s:{}}", "properties");
+    assert_true(json_equal(json_object_get(weird, "outputSchema"), want));
+    json_decref(want);
+    /* No cursor was handed out, so none is valid. */
+    send_stateless(c, 2, "tools/list", "2026-07-28", "\"cursor\":\"x\",");
+    assert_int_equal(error_code(reply(c, 2)), CB__MCP_INVALID_PARAMS);
+    send_stateless(c, 3, "prompts/list", "2026-07-28", "");
+    r = result_of(c, 3);
+    assert_modern_result(r);
+    assert_int_equal(json_array_size(json_object_get(r, "prompts")), 0);
+    assert_non_null(json_object_get(r, "ttlMs"));
+}
+
+static void stateless_tools_call(void **state)
+{
+    struct ctx *c = *state;
+    send_stateless(c, 1, "tools/call", "2026-07-28",
+                   "\"name\":\"echo\",\"arguments\":{\"hello\":\"world\"},");
+    json_t *r = result_of(c, 1);
+    assert_modern_result(r);
+    assert_false(json_is_true(json_object_get(r, "isError")));
+    json_t *sc = json_object_get(r, "structuredContent");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(sc, "echo"), "hello")),
+                        "world");
+    json_t *parsed = json_loads(text_of(r, 0), 0, NULL);
+    assert_true(json_equal(parsed, sc));
+    json_decref(parsed);
+    /* structuredContent may be any JSON value in 2026-07-28. */
+    send_stateless(c, 2, "tools/call", "2026-07-28", "\"name\":\"weird\",");
+    r = result_of(c, 2);
+    assert_false(json_is_true(json_object_get(r, "isError")));
+    assert_int_equal(json_integer_value(json_object_get(r, "structuredContent")), 42);
+    assert_string_equal(text_of(r, 0), "42");
+    /* Tool errors are still results. */
+    send_stateless(c, 3, "tools/call", "2026-07-28", "\"name\":\"nope\",");
+    r = result_of(c, 3);
+    assert_modern_result(r);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    assert_string_equal(text_of(r, 0), "tool_not_found: tool 'nope' not found");
+}
+
+static void stateless_call_server_down(void **state)
+{
+    struct ctx *c = *state;
+    c->f.down = true;
+    send_stateless(c, 1, "tools/call", "2026-07-28", "\"name\":\"echo\",\"arguments\":{},");
+    json_t *r = result_of(c, 1);
+    assert_modern_result(r);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    assert_non_null(strstr(text_of(r, 0), "start it with `clawbox serve`"));
+    /* A failed tools/list is a JSON-RPC error, with no resultType. */
+    send_stateless(c, 2, "tools/list", "2026-07-28", "");
+    cb_mcp_wait_idle(c->m);
+    assert_int_equal(error_code(reply(c, 2)), CB__MCP_INTERNAL_ERROR);
+    assert_null(json_object_get(reply(c, 2), "result"));
+}
+
+static void unsupported_version(void **state)
+{
+    struct ctx *c = *state;
+    const char *methods[] = {"server/discover", "tools/list", "tools/call", "ping"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(methods); i++) {
+        send_stateless(c, (int)i + 1, methods[i], "1900-01-01", "\"name\":\"echo\",");
+        json_t *msg = reply(c, (json_int_t)i + 1);
+        assert_int_equal(error_code(msg), CB__MCP_UNSUPPORTED_VERSION);
+        json_t *err = json_object_get(msg, "error");
+        assert_string_equal(json_string_value(json_object_get(err, "message")),
+                            "Unsupported protocol version");
+        json_t *data = json_object_get(err, "data");
+        assert_all_versions(json_object_get(data, "supported"));
+        assert_string_equal(json_string_value(json_object_get(data, "requested")), "1900-01-01");
+    }
+    /* A version that is not a string, and missing client capabilities. */
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\",\"params\":"
+                 "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":20260728,"
+                 "\"io.modelcontextprotocol/clientCapabilities\":{}}}}");
+    assert_int_equal(error_code(reply(c, 10)), CB__MCP_INVALID_PARAMS);
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/list\",\"params\":"
+                 "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}");
+    json_t *msg = reply(c, 11);
+    assert_int_equal(error_code(msg), CB__MCP_INVALID_PARAMS);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(msg, "error"), "message")),
+               "clientCapabilities"));
+    cb_mcp_wait_idle(c->m);
+    assert_int_equal(json_array_size(c->f.requests), 0);
+}
+
+/* ping and initialize are not part of 2026-07-28: ping is unknown there,
+ * and initialize always takes the handshake path. */
+static void stateless_has_no_ping(void **state)
+{
+    struct ctx *c = *state;
+    send_stateless(c, 1, "ping", "2026-07-28", "");
+    assert_int_equal(error_code(reply(c, 1)), CB__MCP_METHOD_NOT_FOUND);
+    send_stateless(c, 2, "logging/setLevel", "2026-07-28", "\"level\":\"debug\",");
+    assert_int_equal(error_code(reply(c, 2)), CB__MCP_METHOD_NOT_FOUND);
+}
+
+/* The two eras side by side in one process: a stateless request does not
+ * change the session's revision, and the session's does not leak into a
+ * stateless request. */
+static void eras_do_not_mix(void **state)
+{
+    struct ctx *c = *state;
+    initialize(c, "2025-03-26");
+    assert_string_equal(json_string_value(json_object_get(result_of(c, 100), "protocolVersion")),
+                        "2025-03-26");
+    send_stateless(c, 1, "tools/list", "2026-07-28", "");
+    json_t *echo = tool_named(json_object_get(result_of(c, 1), "tools"), "echo");
+    assert_non_null(json_object_get(echo, "outputSchema"));
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    json_t *r = result_of(c, 2);
+    assert_null(json_object_get(r, "resultType"));
+    assert_null(json_object_get(r, "ttlMs"));
+    assert_null(json_object_get(tool_named(json_object_get(r, "tools"), "echo"), "outputSchema"));
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}");
+    assert_int_equal(json_object_size(json_object_get(reply(c, 3), "result")), 0);
+    /* A _meta without a protocol version (progressToken only, as the
+     * handshake revisions send it) keeps the session's revision. */
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"echo\",\"_meta\":{\"progressToken\":7}}}");
+    r = result_of(c, 4);
+    assert_null(json_object_get(r, "structuredContent"));
+    assert_null(json_object_get(r, "resultType"));
+}
+
+/* A handshake revision named in _meta is served statelessly, in that
+ * revision's shapes; server/discover listed it. */
+static void handshake_revision_in_meta(void **state)
+{
+    struct ctx *c = *state;
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":"
+                 "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2025-03-26\"}}}");
+    json_t *r = result_of(c, 1);
+    assert_null(json_object_get(r, "resultType"));
+    assert_null(json_object_get(tool_named(json_object_get(r, "tools"), "echo"), "outputSchema"));
+    send_stateless(c, 2, "ping", "2025-11-25", "");
+    assert_non_null(json_object_get(reply(c, 2), "result"));
+}
+
 static void wait_held(struct ctx *c)
 {
     pthread_mutex_lock(&c->f.lock);
@@ -569,6 +792,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(denial_is_readable_and_credentials_requested, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(server_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(discover_without_initialize, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_tools_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_tools_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_call_server_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(unsupported_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(stateless_has_no_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(eras_do_not_mix, setup, teardown),
+        cmocka_unit_test_setup_teardown(handshake_revision_in_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_call_does_not_block, setup, teardown),
         cmocka_unit_test(inflight_bound_and_cancel),
         cmocka_unit_test(serve_reads_until_eof),
