@@ -1,0 +1,327 @@
+/* The audit log writer: chain head recovery, appends with group-committed
+ * fdatasync, and rotation by size. See audit.h for the contract.
+ *
+ * Locking: `mu` covers the chain (head hash, file, size, rotation) and is
+ * held only while a line is formatted and written. Durability is handled
+ * after it is released: `sync_mu` elects one thread at a time to run
+ * fdatasync on a dup of the current descriptor, and every line written
+ * before that sync started counts as synced when it finishes. A rotation
+ * fdatasyncs the old file itself before switching, so a sync of the new
+ * file never needs to cover lines of the old one. */
+#include "audit/audit.h"
+#include "audit/internal.h"
+
+#include "core/fs.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char ZERO_HASH[CB_AUDIT_HASH_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+struct cb_audit {
+    pthread_mutex_t mu;
+    char *dir;
+    int dirfd;
+    int lockfd;
+    int fd;
+    uint64_t size;
+    uint64_t max_file_bytes;
+    uint64_t seq; /* highest rotated file number */
+    char head[CB_AUDIT_HASH_HEX + 1];
+    uint64_t written; /* lines written (their number) */
+    bool failed;
+    size_t recovered;
+
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    bool syncing;
+    uint64_t synced; /* all lines up to this number are durable */
+    int sync_err;    /* sticky: once set, no line is acknowledged again */
+};
+
+static int sys_err(struct cb_error *err, const char *what, const char *name)
+{
+    int e = errno;
+    return cb_error_set(err, -e, "audit log: %s %s: %s", what, name, strerror(e));
+}
+
+/* Exclusive for the process lifetime: two writers would fork the chain. */
+static int take_dir_lock(struct cb_audit *a, struct cb_error *err)
+{
+    a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->lockfd < 0)
+        return sys_err(err, "opening lock in", a->dir);
+    if (flock(a->lockfd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        return cb_error_set(err, -EBUSY, "audit log %s is in use by another process", a->dir);
+    return sys_err(err, "locking", a->dir);
+}
+
+/* Chain head from the newest rotated file, used when audit.jsonl is empty
+ * (new, or a crash between rotation's rename and the first line). */
+static int head_from_rotated(struct cb_audit *a, struct cb_error *err)
+{
+    char name[64];
+    struct stat st;
+    bool found = false;
+    size_t partial = 0;
+    memcpy(a->head, ZERO_HASH, sizeof(a->head));
+    if (a->seq == 0)
+        return 0;
+    snprintf(name, sizeof(name), "audit.%0*llu.jsonl", CB__AUDIT_SEQ_WIDTH,
+             (unsigned long long)a->seq);
+    int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sys_err(err, "opening", name);
+    int r = fstat(fd, &st) < 0
+                ? sys_err(err, "stat", name)
+                : cb__audit_last_line(fd, st.st_size, &found, a->head, &partial, err);
+    close(fd);
+    if (r == 0 && !found)
+        memcpy(a->head, ZERO_HASH, sizeof(a->head));
+    return r;
+}
+
+/* Reads the head from audit.jsonl, first cutting off an incomplete last
+ * line: it was never acknowledged, and a line appended after it would be
+ * glued to it. */
+static int recover_head(struct cb_audit *a, struct cb_error *err)
+{
+    bool found = false;
+    size_t partial = 0;
+    int r =
+        a->size ? cb__audit_last_line(a->fd, (off_t)a->size, &found, a->head, &partial, err) : 0;
+    if (r == 0 && partial > 0) {
+        if (ftruncate(a->fd, (off_t)(a->size - partial)) < 0 || fdatasync(a->fd) < 0)
+            return sys_err(err, "cutting an incomplete line from", CB_AUDIT_FILE);
+        a->size -= partial;
+        a->recovered = partial;
+    }
+    if (r == 0 && !found)
+        r = head_from_rotated(a, err);
+    return r;
+}
+
+static int open_current(struct cb_audit *a, struct cb_error *err)
+{
+    struct stat st;
+    a->fd =
+        openat(a->dirfd, CB_AUDIT_FILE, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->fd < 0)
+        return sys_err(err, "opening", CB_AUDIT_FILE);
+    if (fstat(a->fd, &st) < 0)
+        return sys_err(err, "stat", CB_AUDIT_FILE);
+    if (!S_ISREG(st.st_mode))
+        return cb_error_set(err, -EINVAL, "audit log: %s is not a regular file", CB_AUDIT_FILE);
+    a->size = (uint64_t)st.st_size;
+    /* The file may have just been created: make its name durable. */
+    if (fsync(a->dirfd) < 0)
+        return sys_err(err, "syncing", a->dir);
+    return 0;
+}
+
+static int open_steps(struct cb_audit *a, struct cb_error *err)
+{
+    struct cb__audit_files files;
+    int r = cb_mkdir_p(a->dir, 0700, err);
+    if (r < 0)
+        return r;
+    a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (a->dirfd < 0)
+        return sys_err(err, "opening directory", a->dir);
+    if ((r = take_dir_lock(a, err)) < 0)
+        return r;
+    if ((r = cb__audit_list(a->dir, &files, err)) < 0)
+        return r;
+    a->seq = files.max_seq;
+    cb__audit_files_free(&files);
+    if ((r = open_current(a, err)) < 0)
+        return r;
+    return recover_head(a, err);
+}
+
+int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, struct cb_error *err)
+{
+    struct cb_audit *a = cb_xcalloc(1, sizeof(*a));
+    a->dir = cb_xstrdup(opts->dir);
+    a->max_file_bytes = opts->max_file_bytes;
+    a->dirfd = a->lockfd = a->fd = -1;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->sync_mu, NULL);
+    pthread_cond_init(&a->sync_cv, NULL);
+    int r = open_steps(a, err);
+    if (r < 0) {
+        cb_audit_close(a);
+        return r;
+    }
+    *out = a;
+    return 0;
+}
+
+void cb_audit_close(struct cb_audit *a)
+{
+    if (a == NULL)
+        return;
+    if (a->fd >= 0) {
+        fdatasync(a->fd);
+        close(a->fd);
+    }
+    if (a->lockfd >= 0)
+        close(a->lockfd);
+    if (a->dirfd >= 0)
+        close(a->dirfd);
+    pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->sync_mu);
+    pthread_cond_destroy(&a->sync_cv);
+    free(a->dir);
+    free(a);
+}
+
+/* Renames audit.jsonl to the next audit.<seq>.jsonl and starts a new one.
+ * The old file is synced first, so its lines are durable whatever happens
+ * to the new one. Called with mu held. */
+static int rotate(struct cb_audit *a, struct cb_error *err)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "audit.%0*llu.jsonl", CB__AUDIT_SEQ_WIDTH,
+             (unsigned long long)(a->seq + 1));
+    if (fdatasync(a->fd) < 0)
+        return sys_err(err, "syncing", CB_AUDIT_FILE);
+    if (renameat2(a->dirfd, CB_AUDIT_FILE, a->dirfd, name, RENAME_NOREPLACE) < 0)
+        return sys_err(err, "rotating to", name);
+    a->seq++;
+    close(a->fd);
+    a->fd = -1;
+    return open_current(a, err);
+}
+
+/* One write(2). A short write (disk full) is undone, so the file never
+ * holds half a line; the log is then failed either way. */
+static int write_line(struct cb_audit *a, const char *line, size_t n, struct cb_error *err)
+{
+    ssize_t w;
+    do
+        w = write(a->fd, line, n);
+    while (w < 0 && errno == EINTR);
+    if (w == (ssize_t)n)
+        return 0;
+    int e = w < 0 ? errno : ENOSPC;
+    if (w > 0 && ftruncate(a->fd, (off_t)a->size) < 0)
+        e = errno;
+    return cb_error_set(err, -e, "audit log: writing %s: %s", CB_AUDIT_FILE, strerror(e));
+}
+
+/* Marks the log failed (mu held): lines written but not yet synced must not
+ * be acknowledged either, since a later fdatasync may succeed after the
+ * kernel dropped their pages. */
+static void fail_locked(struct cb_audit *a, int r)
+{
+    a->failed = true;
+    pthread_mutex_lock(&a->sync_mu);
+    if (a->sync_err == 0)
+        a->sync_err = r;
+    pthread_cond_broadcast(&a->sync_cv);
+    pthread_mutex_unlock(&a->sync_mu);
+}
+
+/* Formats, rotates if needed and writes one line; returns its number. */
+static int append_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
+                         uint64_t *number, struct cb_error *err)
+{
+    if (a->failed)
+        return cb_error_set(err, CB_AUDIT_E_FAILED,
+                            "audit log: an earlier write or sync failed; refusing to append");
+    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->head, line);
+    line[n] = '\n';
+    int r = 0;
+    if (a->max_file_bytes && a->size > 0 && a->size + n + 1 > a->max_file_bytes)
+        r = rotate(a, err);
+    if (r == 0)
+        r = write_line(a, line, n + 1, err);
+    if (r < 0) {
+        fail_locked(a, r);
+        return r;
+    }
+    cb__audit_hash(line, n, a->head);
+    a->size += n + 1;
+    *number = ++a->written;
+    return 0;
+}
+
+/* Runs one fdatasync for whoever is waiting. Called with sync_mu held;
+ * returns with it held. */
+static int lead_sync(struct cb_audit *a)
+{
+    a->syncing = true;
+    pthread_mutex_unlock(&a->sync_mu);
+    pthread_mutex_lock(&a->mu);
+    uint64_t target = a->written;
+    int fd = a->fd >= 0 ? fcntl(a->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    pthread_mutex_unlock(&a->mu);
+    int r = fd < 0 ? -EIO : fdatasync(fd) < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_lock(&a->sync_mu);
+    a->syncing = false;
+    if (r < 0 && a->sync_err == 0)
+        a->sync_err = r;
+    if (r == 0 && target > a->synced)
+        a->synced = target;
+    pthread_cond_broadcast(&a->sync_cv);
+    return r;
+}
+
+/* Waits until line `number` is durable, syncing if nobody else is. */
+static int sync_until(struct cb_audit *a, uint64_t number, struct cb_error *err)
+{
+    int r = 0;
+    pthread_mutex_lock(&a->sync_mu);
+    while (r == 0 && a->synced < number) {
+        if (a->sync_err != 0)
+            r = a->sync_err;
+        else if (a->syncing)
+            pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+        else
+            r = lead_sync(a);
+    }
+    pthread_mutex_unlock(&a->sync_mu);
+    if (r < 0) {
+        pthread_mutex_lock(&a->mu);
+        a->failed = true;
+        pthread_mutex_unlock(&a->mu);
+        return cb_error_set(err, r, "audit log: line not made durable: %s", strerror(-r));
+    }
+    return 0;
+}
+
+int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struct cb_error *err)
+{
+    char *line = cb_xmalloc(CB_AUDIT_MAX_LINE + 2);
+    uint64_t number = 0;
+    pthread_mutex_lock(&a->mu);
+    int r = append_locked(a, rec, line, &number, err);
+    pthread_mutex_unlock(&a->mu);
+    free(line);
+    return r < 0 ? r : sync_until(a, number, err);
+}
+
+size_t cb_audit_recovered_bytes(const struct cb_audit *a)
+{
+    return a->recovered;
+}
+
+void cb_audit_head(struct cb_audit *a, char out[CB_AUDIT_HASH_HEX + 1])
+{
+    pthread_mutex_lock(&a->mu);
+    memcpy(out, a->head, CB_AUDIT_HASH_HEX + 1);
+    pthread_mutex_unlock(&a->mu);
+}

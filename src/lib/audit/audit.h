@@ -1,0 +1,154 @@
+/* The tamper-evident audit log (design.md §6, issue 4 "Audit").
+ *
+ * One JSON object per line in <audit_dir>/audit.jsonl. Fields, in order:
+ *
+ *   timestamp            RFC 3339 UTC, milliseconds, "+00:00" (reference name)
+ *   request_id, kind, tool
+ *   method, url          url already redacted by the caller (reference names)
+ *   decision             allowed | blocked | leak_blocked | ok | error | ...
+ *   status, bytes, duration_ms
+ *   blocked, leak_detected, credential_injected   (reference names/types)
+ *   reason               string or null
+ *   prev                 SHA-256 hex of the previous line's bytes (without
+ *                        its newline); 64 zeros on the first line of a log
+ *
+ * prev is last, so a line is hashed exactly as it is stored.
+ *
+ * Durability: each line is one write(2) on an O_APPEND descriptor, and
+ * cb_audit_append returns only after fdatasync covered it, so an
+ * acknowledged line survives kill -9 and power loss. Concurrent appenders
+ * share fdatasync calls (group commit): a sync started after a line was
+ * written covers it.
+ *
+ * Rotation: when a line would take audit.jsonl past max_file_bytes, the file
+ * is renamed to audit.<seq>.jsonl (seq = 1, 2, ... zero-padded, so names
+ * sort by age) and a new audit.jsonl is started; its first line chains to the
+ * last line of the previous file.
+ *
+ * What the chain cannot show: removal of the newest lines (no successor
+ * records their hash). cb_audit_verify reports the last hash so that it can
+ * be anchored elsewhere. */
+#ifndef CB_AUDIT_AUDIT_H
+#define CB_AUDIT_AUDIT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Longest line written or accepted. Long fields are cut to fit (each has its
+ * own budget, see audit.c), marked with "...[truncated]". */
+#define CB_AUDIT_MAX_LINE (64 * 1024)
+#define CB_AUDIT_HASH_HEX 64
+#define CB_AUDIT_FILE     "audit.jsonl"
+#define CB_AUDIT_MAX_TAIL 10000
+#define CB_AUDIT_E_BROKEN (-EBADMSG) /* verify: the chain is broken */
+#define CB_AUDIT_E_FAILED (-EIO)     /* append after an earlier sync failure */
+
+enum cb_audit_kind {
+    CB_AUDIT_PROXY,
+    CB_AUDIT_EXECUTE,
+    CB_AUDIT_REGISTER,
+    CB_AUDIT_CREDENTIAL,
+};
+
+/* One event. Strings may be NULL (written as null). Nothing here may hold a
+ * secret: URLs come redacted, credentials appear by name only. */
+struct cb_audit_record {
+    enum cb_audit_kind kind;
+    const char *request_id;
+    const char *tool;
+    const char *method;
+    const char *url;
+    const char *decision;
+    const char *reason;
+    const char *credential_injected; /* names, comma-separated */
+    int status;                      /* 0 when there was no response */
+    uint64_t bytes;
+    uint64_t duration_ms;
+    bool blocked;
+    bool leak_detected;
+};
+
+struct cb_audit_options {
+    const char *dir;         /* created 0700 if missing */
+    uint64_t max_file_bytes; /* 0: no rotation */
+};
+
+struct cb_audit;
+
+/* Opens (creating if needed) the log in opts->dir and recovers the chain
+ * head from the tail of the newest file, reading at most one line. An
+ * incomplete last line (never acknowledged) is cut off; see
+ * cb_audit_recovered_bytes. */
+int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, struct cb_error *err);
+
+/* Closes after a final fdatasync. No append may be in flight. Accepts
+ * NULL. */
+void cb_audit_close(struct cb_audit *log);
+
+/* Appends one line; returns once it is on stable storage. Thread-safe. After
+ * a write or sync failure every later call fails with CB_AUDIT_E_FAILED:
+ * after a failed fdatasync the kernel may have dropped the data, so nothing
+ * appended later could be trusted to follow it. */
+int cb_audit_append(struct cb_audit *log, const struct cb_audit_record *rec, struct cb_error *err);
+
+/* Bytes of an incomplete last line removed by cb_audit_open (0 normally). */
+size_t cb_audit_recovered_bytes(const struct cb_audit *log);
+
+/* The hash the next line will carry as "prev" (NUL-terminated hex). */
+void cb_audit_head(struct cb_audit *log, char out[CB_AUDIT_HASH_HEX + 1]);
+
+const char *cb_audit_kind_name(enum cb_audit_kind kind);
+
+/* Formats the line for rec with the given prev and timestamp (ms since the
+ * epoch) into out (at least CB_AUDIT_MAX_LINE + 1 bytes), without newline.
+ * Returns its length. Exposed for tests and tools. */
+size_t cb_audit_format(const struct cb_audit_record *rec, uint64_t wall_ms, const char *prev,
+                       char *out);
+
+/* ------------------------------ readers ------------------------------ */
+
+#define CB_AUDIT_REASON_MAX 256
+
+struct cb_audit_verify_report {
+    size_t files;   /* files walked */
+    uint64_t lines; /* lines that verified */
+    bool ok;        /* the whole chain verified */
+    char file[512]; /* where it broke (when !ok) */
+    uint64_t line;  /* 1-based line number in that file */
+    char reason[CB_AUDIT_REASON_MAX];
+    char last_hash[CB_AUDIT_HASH_HEX + 1]; /* hash of the last good line */
+};
+
+/* Walks every file in dir, oldest first, and checks each line: complete,
+ * within the size limit, a JSON object, and "prev" equal to the SHA-256 of
+ * the line before it (64 zeros for the very first line). Returns 0 when
+ * the chain is intact, CB_AUDIT_E_BROKEN with the report filled in when it
+ * is not, or another negative errno when the files cannot be read. */
+int cb_audit_verify(const char *dir, struct cb_audit_verify_report *report, struct cb_error *err);
+
+/* Called with each line (without newline) in order. Return non-zero to
+ * stop. */
+typedef int (*cb_audit_line_fn)(const char *line, size_t len, void *ctx);
+
+/* Calls fn with the last n lines of the log (n <= CB_AUDIT_MAX_TAIL),
+ * oldest first, reaching into rotated files when audit.jsonl has fewer.
+ * -ENOENT when the directory holds no log. */
+int cb_audit_tail(const char *dir, size_t n, cb_audit_line_fn fn, void *ctx, struct cb_error *err);
+
+/* Follows the log for `clawbox logs --follow`: a cursor remembers where it
+ * stopped, and each poll delivers the complete lines appended since, across
+ * a rotation. */
+struct cb_audit_cursor;
+
+/* Starts at the current end of audit.jsonl (the file may not exist yet). */
+int cb_audit_cursor_open(const char *dir, struct cb_audit_cursor **out, struct cb_error *err);
+/* Delivers new complete lines; returns how many, or a negative errno. */
+int cb_audit_cursor_poll(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *ctx,
+                         struct cb_error *err);
+void cb_audit_cursor_close(struct cb_audit_cursor *c);
+
+#endif

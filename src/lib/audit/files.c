@@ -1,0 +1,223 @@
+/* The audit log's files on disk: which exist and in what order, a bounded
+ * line reader, and finding the last line without reading the whole file. */
+#include "audit/internal.h"
+
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROTATED_PREFIX "audit."
+#define ROTATED_SUFFIX ".jsonl"
+#define READER_BUF     (2 * (CB_AUDIT_MAX_LINE + 1))
+
+/* Parses "audit.<digits>.jsonl"; returns the sequence number or 0. */
+static uint64_t rotated_seq(const char *name)
+{
+    size_t n = strlen(name), pl = strlen(ROTATED_PREFIX), sl = strlen(ROTATED_SUFFIX);
+    uint64_t seq = 0;
+    if (n <= pl + sl || strncmp(name, ROTATED_PREFIX, pl) != 0 ||
+        strcmp(name + n - sl, ROTATED_SUFFIX) != 0)
+        return 0;
+    if (cb_parse_u64(name + pl, n - pl - sl, &seq) < 0)
+        return 0;
+    return seq;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void add(struct cb__audit_files *f, uint64_t seq, size_t *cap)
+{
+    if (f->n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        f->seqs = cb_xrealloc(f->seqs, *cap * sizeof(*f->seqs));
+    }
+    f->seqs[f->n++] = seq;
+    if (seq > f->max_seq)
+        f->max_seq = seq;
+}
+
+int cb__audit_list(const char *dir, struct cb__audit_files *out, struct cb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return cb_error_set(err, -errno, "audit directory %s: %s", dir, strerror(errno));
+    size_t cap = 0;
+    bool current = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t seq = rotated_seq(e->d_name);
+        if (seq > 0)
+            add(out, seq, &cap);
+        current = current || strcmp(e->d_name, CB_AUDIT_FILE) == 0;
+    }
+    closedir(d);
+    qsort(out->seqs, out->n, sizeof(*out->seqs), cmp_seq);
+    if (current)
+        add(out, 0, &cap);
+    out->names = cb_xcalloc(out->n ? out->n : 1, sizeof(char *));
+    for (size_t i = 0; i < out->n; i++)
+        out->names[i] = out->seqs[i]
+                            ? cb_xasprintf("%s/audit.%0*llu.jsonl", dir, CB__AUDIT_SEQ_WIDTH,
+                                           (unsigned long long)out->seqs[i])
+                            : cb_xasprintf("%s/%s", dir, CB_AUDIT_FILE);
+    return 0;
+}
+
+void cb__audit_files_free(struct cb__audit_files *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->names[i]);
+    free(f->names);
+    free(f->seqs);
+    memset(f, 0, sizeof(*f));
+}
+
+void cb__line_reader_init(struct cb__line_reader *r, int fd)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = fd;
+    r->buf = cb_xmalloc(READER_BUF);
+}
+
+void cb__line_reader_free(struct cb__line_reader *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+}
+
+/* Moves unread bytes to the front and reads more. 0 at EOF. */
+static ssize_t fill(struct cb__line_reader *r)
+{
+    memmove(r->buf, r->buf + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->end, READER_BUF - r->end);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        r->end += (size_t)n;
+        return n;
+    }
+}
+
+/* Discards up to and including the next newline. */
+static int skip_line(struct cb__line_reader *r)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl != NULL) {
+            r->start = (size_t)(nl - r->buf) + 1;
+            return 0;
+        }
+        r->start = r->end;
+        ssize_t n = fill(r);
+        if (n <= 0)
+            return (int)n;
+    }
+}
+
+int cb__line_reader_next(struct cb__line_reader *r, const char **line, size_t *len)
+{
+    for (;;) {
+        char *base = r->buf + r->start;
+        size_t avail = r->end - r->start;
+        char *nl =
+            memchr(base, '\n', avail < CB_AUDIT_MAX_LINE + 1 ? avail : CB_AUDIT_MAX_LINE + 1);
+        if (nl != NULL) {
+            *line = base;
+            *len = (size_t)(nl - base);
+            r->start += *len + 1;
+            r->lineno++;
+            return CB__LINE_OK;
+        }
+        if (avail > CB_AUDIT_MAX_LINE) {
+            r->lineno++;
+            int e = skip_line(r);
+            return e < 0 ? e : CB__LINE_TOO_LONG;
+        }
+        ssize_t n = r->eof ? 0 : fill(r);
+        if (n < 0)
+            return (int)n;
+        if (n == 0) {
+            r->eof = true;
+            if (r->end == r->start)
+                return CB__LINE_EOF;
+            *line = r->buf + r->start;
+            *len = r->end - r->start;
+            r->start = r->end;
+            r->lineno++;
+            return CB__LINE_PARTIAL;
+        }
+    }
+}
+
+static int read_at(int fd, char *buf, size_t n, off_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(fd, buf + done, n - done, off + (off_t)done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* Start of the line ending just before `end` in buf[0..end); -1 when the
+ * window holds no newline before it. */
+static ssize_t line_start(const char *buf, size_t end)
+{
+    for (size_t i = end; i > 0; i--)
+        if (buf[i - 1] == '\n')
+            return (ssize_t)i;
+    return -1;
+}
+
+int cb__audit_last_line(int fd, off_t size, bool *found, char hash[CB_AUDIT_HASH_HEX + 1],
+                        size_t *partial, struct cb_error *err)
+{
+    size_t win = size < (off_t)READER_BUF ? (size_t)size : READER_BUF;
+    char *buf = cb_xmalloc(win ? win : 1);
+    int r = read_at(fd, buf, win, size - (off_t)win);
+    *found = false;
+    *partial = 0;
+    if (r < 0) {
+        free(buf);
+        return cb_error_set(err, r, "reading the end of the audit log: %s", strerror(-r));
+    }
+    /* Bytes after the last newline were never acknowledged. */
+    ssize_t tail = line_start(buf, win);
+    size_t end = tail < 0 ? 0 : (size_t)tail;
+    *partial = win - end;
+    if (tail < 0 && (off_t)win < size)
+        r = cb_error_set(err, -EBADMSG, "audit log ends with %zu bytes and no newline", win);
+    if (r == 0 && end > 0) {
+        ssize_t start = line_start(buf, end - 1);
+        if (start < 0 && (off_t)win < size)
+            r = cb_error_set(err, -EBADMSG, "last audit line is longer than %d bytes",
+                             CB_AUDIT_MAX_LINE);
+        size_t s = start < 0 ? 0 : (size_t)start;
+        if (r == 0 && end - 1 - s > CB_AUDIT_MAX_LINE)
+            r = cb_error_set(err, -EBADMSG, "last audit line is longer than %d bytes",
+                             CB_AUDIT_MAX_LINE);
+        if (r == 0) {
+            cb__audit_hash(buf + s, end - 1 - s, hash);
+            *found = true;
+        }
+    }
+    free(buf);
+    return r;
+}

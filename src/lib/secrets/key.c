@@ -1,0 +1,157 @@
+/* The master key: 64 hex characters, from CLAWBOX_MASTER_KEY or from a key
+ * file that only its owner can read. Used directly as the AES-256 key, as
+ * the reference does (no KDF), so both read the same stores. */
+#include "secrets/secrets.h"
+
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A key file is 64 hex characters plus a little whitespace; anything
+ * bigger is not a key file. */
+#define KEY_FILE_MAX 256
+
+#define KEY_HOWTO "generate one with: openssl rand -hex 32"
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
+                            struct cb_error *err)
+{
+    while (len > 0 && is_space(*s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && is_space(s[len - 1]))
+        len--;
+    if (len != 2 * CB_SECRETS_KEY_LEN)
+        return cb_error_set(err, -EINVAL,
+                            "invalid master key: must be 64 hex chars (32 bytes), got %zu "
+                            "characters; " KEY_HOWTO,
+                            len);
+    for (size_t i = 0; i < CB_SECRETS_KEY_LEN; i++) {
+        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            cb_master_key_wipe(key);
+            return cb_error_set(err, -EINVAL,
+                                "invalid master key: non-hex character at position %zu",
+                                2 * i + (hi < 0 ? 0 : 1));
+        }
+        key->bytes[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int cb_master_key_from_env(struct cb_master_key *key, struct cb_error *err)
+{
+    const char *v = getenv(CB_SECRETS_ENV_KEY);
+    if (v == NULL)
+        return cb_error_set(err, -ENOENT, CB_SECRETS_ENV_KEY " is not set; " KEY_HOWTO);
+    int r = cb_master_key_parse_hex(v, strlen(v), key, err);
+    if (r < 0)
+        cb_error_prefix(err, CB_SECRETS_ENV_KEY);
+    return r;
+}
+
+/* Refuses a key file that someone other than us could have read or
+ * replaced: not a regular file, another owner, or any group/other bit. */
+static int check_key_file(int fd, const char *path, struct cb_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cb_error_set(err, -EPERM, "key file %s: not a regular file", path);
+    if (st.st_uid != geteuid())
+        return cb_error_set(err, -EPERM, "key file %s: owned by uid %u, not by this user (%u)",
+                            path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if ((st.st_mode & 077) != 0)
+        return cb_error_set(err, -EPERM,
+                            "key file %s: mode %04o lets others read it; it must be 0600 or "
+                            "stricter (chmod 600 %s)",
+                            path, (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+static int read_key_fd(int fd, const char *path, char *buf, size_t *len, struct cb_error *err)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, KEY_FILE_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > KEY_FILE_MAX)
+            return cb_error_set(err, -EFBIG, "key file %s: too large to be a key file", path);
+    }
+    *len = n;
+    return 0;
+}
+
+int cb_master_key_from_file(const char *path, struct cb_master_key *key, struct cb_error *err)
+{
+    char buf[KEY_FILE_MAX + 1];
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
+    int r = check_key_file(fd, path, err);
+    if (r == 0)
+        r = read_key_fd(fd, path, buf, &len, err);
+    close(fd);
+    if (r == 0) {
+        r = cb_master_key_parse_hex(buf, len, key, err);
+        if (r < 0)
+            cb_error_prefix(err, "key file %s", path);
+    }
+    explicit_bzero(buf, sizeof(buf));
+    return r;
+}
+
+int cb_master_key_load(const char *key_file, struct cb_master_key *key, struct cb_error *err)
+{
+    if (key_file != NULL)
+        return cb_master_key_from_file(key_file, key, err);
+    if (getenv(CB_SECRETS_ENV_KEY) == NULL)
+        return cb_error_set(err, -ENOENT,
+                            "no master key: set " CB_SECRETS_ENV_KEY
+                            " to 64 hex characters or use a key file (mode 0600); " KEY_HOWTO);
+    return cb_master_key_from_env(key, err);
+}
+
+void cb_master_key_wipe(struct cb_master_key *key)
+{
+    if (key != NULL)
+        explicit_bzero(key->bytes, sizeof(key->bytes));
+}
+
+void cb_secret_free(char *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    explicit_bzero(p, len);
+    free(p);
+}

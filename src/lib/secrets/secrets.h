@@ -1,0 +1,153 @@
+/* The encrypted credential store (spec §7, design.md §6).
+ *
+ * On-disk format, identical to the reference so that each can read the
+ * other's stores:
+ *
+ *     nonce[12] || AES-256-GCM(key, nonce, plaintext) || tag[16]
+ *
+ * with a fresh random nonce per save, no associated data and no header. The
+ * plaintext is a compact JSON array of
+ *     {"name","value","domain","header_name","header_prefix"}
+ * objects (all strings), in insertion order.
+ *
+ * Beyond the reference:
+ *  - saves are atomic (temp 0600, fsync, rename, directory fsync) and refuse
+ *    to overwrite a store that changed on disk since it was loaded;
+ *  - a small side file "<store>.check" (JSON: key check value, size and
+ *    SHA-256 of the last file we wrote) lets a failed decryption say whether
+ *    the key is wrong, the file was truncated or it was modified. Stores
+ *    without it (written by the reference) get one combined message;
+ *  - the JSON payload is parsed and written by our own code into buffers we
+ *    wipe, so no plaintext copy is left in freed memory.
+ *
+ * A store object is not thread-safe; the owner serialises access. */
+#ifndef CB_SECRETS_SECRETS_H
+#define CB_SECRETS_SECRETS_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/error.h"
+
+#define CB_SECRETS_KEY_LEN   32
+#define CB_SECRETS_NONCE_LEN 12
+#define CB_SECRETS_TAG_LEN   16
+/* Upper bounds on what we read; a larger file is refused, never parsed. */
+#define CB_SECRETS_MAX_FILE_BYTES (16u * 1024 * 1024)
+#define CB_SECRETS_MAX_ENTRIES    10000
+#define CB_SECRETS_MAX_FIELD      (1024u * 1024)
+
+#define CB_SECRETS_ENV_KEY        "CLAWBOX_MASTER_KEY"
+#define CB_SECRETS_DEFAULT_HEADER "Authorization"
+#define CB_SECRETS_DEFAULT_PREFIX "Bearer "
+
+/* Distinct error codes for a store that cannot be opened. The message in
+ * `struct cb_error` says the same in words. */
+#define CB_SECRETS_E_WRONG_KEY   (-EKEYREJECTED) /* authentication failed, wrong key */
+#define CB_SECRETS_E_TRUNCATED   (-ENODATA)      /* shorter than written / than 28 bytes */
+#define CB_SECRETS_E_TAMPERED    (-EBADMSG)      /* authentication failed, key is right */
+#define CB_SECRETS_E_BAD_PAYLOAD (-EPROTO)       /* decrypts, but is not the expected JSON */
+#define CB_SECRETS_E_STALE       (-ESTALE)       /* save: file changed since load */
+
+struct cb_master_key {
+    unsigned char bytes[CB_SECRETS_KEY_LEN];
+};
+
+/* Parses 64 hex characters (surrounding whitespace ignored) into key. */
+int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
+                            struct cb_error *err);
+
+/* Reads the key from a file that holds 64 hex characters (a trailing
+ * newline is fine). The file must be a regular file owned by the effective
+ * user with no group or other permission bits (0600 or stricter); otherwise
+ * it is refused with -EPERM. */
+int cb_master_key_from_file(const char *path, struct cb_master_key *key, struct cb_error *err);
+
+/* Reads CLAWBOX_MASTER_KEY. -ENOENT when unset. */
+int cb_master_key_from_env(struct cb_master_key *key, struct cb_error *err);
+
+/* The key a caller should use: key_file when non-NULL, else the
+ * environment. Neither gives -ENOENT with a message explaining how to make a
+ * key (`openssl rand -hex 32`). */
+int cb_master_key_load(const char *key_file, struct cb_master_key *key, struct cb_error *err);
+
+void cb_master_key_wipe(struct cb_master_key *key);
+
+/* One credential as listed: everything but the value. Pointers are owned by
+ * the store and valid until it is modified or freed. */
+struct cb_cred_info {
+    const char *name;
+    const char *domain;
+    const char *header_name;
+    const char *header_prefix;
+};
+
+/* What add/replace takes. header_name/header_prefix NULL mean the defaults
+ * ("Authorization", "Bearer "). value is value_len bytes, not necessarily
+ * NUL-terminated; the store copies it. */
+struct cb_cred_spec {
+    const char *name;
+    const char *domain;
+    const char *header_name;
+    const char *header_prefix;
+    const char *value;
+    size_t value_len;
+};
+
+struct cb_secret_store;
+
+/* Opens the store at path with key (copied). A missing file is an empty
+ * store (as in the reference); cb_secret_store_exists() tells the two
+ * apart. Any other problem is an error: nothing is returned on failure. */
+int cb_secret_store_open(const char *path, const struct cb_master_key *key,
+                         struct cb_secret_store **out, struct cb_error *err);
+
+/* Wipes every value and the key, then frees. Accepts NULL. */
+void cb_secret_store_free(struct cb_secret_store *store);
+
+bool cb_secret_store_exists(const struct cb_secret_store *store);
+size_t cb_secret_store_count(const struct cb_secret_store *store);
+
+/* Entry i in insertion order; -ERANGE past the end. */
+int cb_secret_store_entry(const struct cb_secret_store *store, size_t i, struct cb_cred_info *out);
+
+/* Looks an entry up by name; -ENOENT when absent. */
+int cb_secret_store_find(const struct cb_secret_store *store, const char *name,
+                         struct cb_cred_info *out);
+
+/* Borrowed view of a value (for the leak scanner and the injector, which
+ * run in the same trusted process). Valid until the store is modified or
+ * freed. i as in cb_secret_store_entry. */
+int cb_secret_store_value_at(const struct cb_secret_store *store, size_t i, const char **value,
+                             size_t *len);
+
+/* Copies the value of `name` into a new NUL-terminated buffer. The caller
+ * releases it with cb_secret_free(value, len). -ENOENT when absent. */
+int cb_secret_store_get_value(const struct cb_secret_store *store, const char *name, char **value,
+                              size_t *len, struct cb_error *err);
+
+/* Adds a credential, or replaces the one with the same name (which moves
+ * to the end, as in the reference). Validates: name and domain non-empty,
+ * no control characters in name/domain/header/prefix, header a valid HTTP
+ * token, value non-empty without CR, LF or NUL, sizes bounded. In memory
+ * only: call save. */
+int cb_secret_store_put(struct cb_secret_store *store, const struct cb_cred_spec *spec,
+                        struct cb_error *err);
+
+/* Removes `name`: 0 when removed, -ENOENT when it was not there. */
+int cb_secret_store_remove(struct cb_secret_store *store, const char *name);
+
+/* Encrypts and writes the store atomically. Fails with CB_SECRETS_E_STALE
+ * when the file on disk is not the one this object loaded (another writer
+ * got there first). */
+int cb_secret_store_save(struct cb_secret_store *store, struct cb_error *err);
+
+/* True when the file at the store's path is no longer the one loaded or
+ * saved by this object (for a server that reloads on change). */
+bool cb_secret_store_changed_on_disk(const struct cb_secret_store *store);
+
+/* Wipes len bytes of p and frees it. Accepts NULL. */
+void cb_secret_free(char *p, size_t len);
+
+#endif

@@ -1,0 +1,241 @@
+/* The credential store object: load (decrypt + parse), query, edit, save
+ * (serialise + encrypt + atomic write). See secrets.h for the format. */
+#include "secrets/internal.h"
+#include "secrets/secrets.h"
+
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void cb__file_id_from_stat(struct cb__file_id *id, const struct stat *st)
+{
+    id->present = true;
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+    id->ctime = st->st_ctim;
+}
+
+bool cb__file_id_matches_disk(const struct cb__file_id *id, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return !id->present && errno == ENOENT;
+    return id->present && id->dev == st.st_dev && id->ino == st.st_ino && id->size == st.st_size &&
+           id->mtime.tv_sec == st.st_mtim.tv_sec && id->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+           id->ctime.tv_sec == st.st_ctim.tv_sec && id->ctime.tv_nsec == st.st_ctim.tv_nsec;
+}
+
+/* Reads the whole (bounded) file. On success *data is owned by the caller. */
+static int read_store_file(int fd, const char *path, size_t size, unsigned char **data,
+                           struct cb_error *err)
+{
+    unsigned char *buf = cb_xmalloc(size ? size : 1);
+    size_t n = 0;
+    while (n < size) {
+        ssize_t r = read(fd, buf + n, size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(buf);
+            return cb_error_set(err, r < 0 ? -errno : -EIO, "reading %s: %s", path,
+                                r < 0 ? strerror(errno) : "file shrank while reading");
+        }
+        n += (size_t)r;
+    }
+    *data = buf;
+    return 0;
+}
+
+int cb__gcm(const struct cb_master_key *key, const unsigned char *nonce, const unsigned char *in,
+            size_t n, unsigned char *out, unsigned char *tag, bool decrypt)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int len = 0, ok = ctx != NULL && n <= (size_t)INT32_MAX;
+    ok = ok && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, decrypt ? 0 : 1);
+    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CB_SECRETS_NONCE_LEN, NULL);
+    ok = ok && EVP_CipherInit_ex(ctx, NULL, NULL, key->bytes, nonce, -1);
+    ok = ok && (n == 0 || EVP_CipherUpdate(ctx, out, &len, in, (int)n));
+    if (ok && decrypt)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CB_SECRETS_TAG_LEN, tag);
+    int fin = ok && EVP_CipherFinal_ex(ctx, out + len, &len) > 0;
+    if (fin && !decrypt)
+        fin = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CB_SECRETS_TAG_LEN, tag);
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok)
+        return -EIO;
+    return fin ? 0 : -EBADMSG;
+}
+
+/* Decrypts data (nonce || ct || tag) and parses the payload into the store. */
+static int decrypt_and_parse(struct cb_secret_store *s, unsigned char *data, size_t size,
+                             struct cb_error *err)
+{
+    if (size < CB_SECRETS_NONCE_LEN + CB_SECRETS_TAG_LEN)
+        return cb_error_set(err, CB_SECRETS_E_TRUNCATED,
+                            "decryption error: credential file too short (%zu bytes; a store "
+                            "is at least %d): truncated",
+                            size, CB_SECRETS_NONCE_LEN + CB_SECRETS_TAG_LEN);
+    size_t ct_len = size - CB_SECRETS_NONCE_LEN - CB_SECRETS_TAG_LEN;
+    unsigned char *plain = cb_xmalloc(ct_len + 1);
+    int r = cb__gcm(&s->key, data, data + CB_SECRETS_NONCE_LEN, ct_len, plain,
+                    data + CB_SECRETS_NONCE_LEN + ct_len, true);
+    if (r == -EBADMSG)
+        r = cb__store_diagnose(s->path, &s->key, size, err);
+    else if (r < 0)
+        r = cb_error_set(err, r, "decryption error: OpenSSL AES-256-GCM failed");
+    else
+        r = cb__creds_parse((const char *)plain, ct_len, &s->list, err);
+    cb_secret_free((char *)plain, ct_len + 1);
+    return r;
+}
+
+static int check_stat(const struct cb_secret_store *s, int fd, struct stat *st,
+                      struct cb_error *err)
+{
+    if (fstat(fd, st) < 0)
+        return cb_error_set(err, -errno, "stat %s: %s", s->path, strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return cb_error_set(err, -EINVAL, "%s is not a regular file", s->path);
+    if (st->st_size > (off_t)CB_SECRETS_MAX_FILE_BYTES)
+        return cb_error_set(err, -EFBIG, "%s is larger than the %u-byte limit", s->path,
+                            CB_SECRETS_MAX_FILE_BYTES);
+    return 0;
+}
+
+/* A missing file is an empty store (the reference's behaviour, and what a
+ * first `creds add` needs); every other failure is an error. */
+static int load(struct cb_secret_store *s, struct cb_error *err)
+{
+    struct stat st;
+    unsigned char *data = NULL;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return cb_error_set(err, -errno, "opening %s: %s", s->path, strerror(errno));
+    int r = check_stat(s, fd, &st, err);
+    if (r == 0)
+        r = read_store_file(fd, s->path, (size_t)st.st_size, &data, err);
+    close(fd);
+    if (r == 0)
+        r = decrypt_and_parse(s, data, (size_t)st.st_size, err);
+    if (r == 0)
+        cb__file_id_from_stat(&s->id, &st);
+    free(data);
+    return r;
+}
+
+int cb_secret_store_open(const char *path, const struct cb_master_key *key,
+                         struct cb_secret_store **out, struct cb_error *err)
+{
+    struct cb_secret_store *s = cb_xcalloc(1, sizeof(*s));
+    s->path = cb_xstrdup(path);
+    s->key = *key;
+    int r = load(s, err);
+    if (r < 0) {
+        cb_error_prefix(err, "credential store %s", path);
+        cb_secret_store_free(s);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+void cb_secret_store_free(struct cb_secret_store *s)
+{
+    if (s == NULL)
+        return;
+    cb__cred_list_free(&s->list);
+    cb_master_key_wipe(&s->key);
+    free(s->path);
+    free(s);
+}
+
+bool cb_secret_store_exists(const struct cb_secret_store *s)
+{
+    return s->id.present;
+}
+
+size_t cb_secret_store_count(const struct cb_secret_store *s)
+{
+    return s->list.n;
+}
+
+static void info_of(const struct cb__cred *c, struct cb_cred_info *out)
+{
+    out->name = c->f[CB__F_NAME];
+    out->domain = c->f[CB__F_DOMAIN];
+    out->header_name = c->f[CB__F_HEADER];
+    out->header_prefix = c->f[CB__F_PREFIX];
+}
+
+int cb_secret_store_entry(const struct cb_secret_store *s, size_t i, struct cb_cred_info *out)
+{
+    if (i >= s->list.n)
+        return -ERANGE;
+    info_of(&s->list.v[i], out);
+    return 0;
+}
+
+static ssize_t find_index(const struct cb_secret_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->list.n; i++)
+        if (strcmp(s->list.v[i].f[CB__F_NAME], name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int cb_secret_store_find(const struct cb_secret_store *s, const char *name,
+                         struct cb_cred_info *out)
+{
+    ssize_t i = find_index(s, name);
+    if (i < 0)
+        return -ENOENT;
+    info_of(&s->list.v[i], out);
+    return 0;
+}
+
+int cb_secret_store_value_at(const struct cb_secret_store *s, size_t i, const char **value,
+                             size_t *len)
+{
+    if (i >= s->list.n)
+        return -ERANGE;
+    *value = s->list.v[i].f[CB__F_VALUE];
+    *len = s->list.v[i].len[CB__F_VALUE];
+    return 0;
+}
+
+int cb_secret_store_get_value(const struct cb_secret_store *s, const char *name, char **value,
+                              size_t *len, struct cb_error *err)
+{
+    ssize_t i = find_index(s, name);
+    if (i < 0)
+        return cb_error_set(err, -ENOENT, "no credential named '%s'", name);
+    const struct cb__cred *c = &s->list.v[i];
+    *value = cb_xstrndup(c->f[CB__F_VALUE], c->len[CB__F_VALUE]);
+    *len = c->len[CB__F_VALUE];
+    return 0;
+}
+
+int cb_secret_store_remove(struct cb_secret_store *s, const char *name)
+{
+    ssize_t i = find_index(s, name);
+    if (i < 0)
+        return -ENOENT;
+    cb__cred_clear(&s->list.v[i]);
+    memmove(&s->list.v[i], &s->list.v[i + 1], (s->list.n - (size_t)i - 1) * sizeof(s->list.v[0]));
+    s->list.n--;
+    return 0;
+}
+
+bool cb_secret_store_changed_on_disk(const struct cb_secret_store *s)
+{
+    return !cb__file_id_matches_disk(&s->id, s->path);
+}

@@ -1,0 +1,955 @@
+/* Tests for src/lib/audit: line format and limits, the hash chain across
+ * reopen and rotation, crash recovery, kill -9 durability, concurrency,
+ * verification of every kind of damage, tail and follow. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "audit/audit.h"
+#include "core/util.h"
+
+#define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+
+struct fx {
+    char dir[64];
+    char cur[128];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = cb_xcalloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cb-audit-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->cur, sizeof(f->cur), "%s/audit.jsonl", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static struct cb_audit *open_log(const char *dir, uint64_t max)
+{
+    struct cb_error err = {0};
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {dir, max};
+    if (cb_audit_open(&o, &a, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    return a;
+}
+
+static struct cb_audit_record rec(const char *id)
+{
+    struct cb_audit_record r = {
+        .kind = CB_AUDIT_PROXY,
+        .request_id = id,
+        .tool = "web_fetch",
+        .method = "GET",
+        .url = "https://api.example.com/v1?q=[REDACTED]",
+        .decision = "allowed",
+        .status = 200,
+        .bytes = 1234,
+        .duration_ms = 56,
+    };
+    return r;
+}
+
+static void append_ok(struct cb_audit *a, const char *id)
+{
+    struct cb_error err = {0};
+    struct cb_audit_record r = rec(id);
+    if (cb_audit_append(a, &r, &err) != 0)
+        fail_msg("append: %s", err.msg);
+}
+
+static void append_n(struct cb_audit *a, int n)
+{
+    char id[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        append_ok(a, id);
+    }
+}
+
+static void hash_hex(const char *s, size_t n, char out[65])
+{
+    unsigned char md[32];
+    SHA256((const unsigned char *)s, n, md);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Reads a whole small file into a new NUL-terminated buffer. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = cb_xmalloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    b[n] = '\0';
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+static void spit(const char *path, const char *data, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, n, fp), n);
+    fclose(fp);
+}
+
+static int verify(const char *dir, struct cb_audit_verify_report *rep)
+{
+    struct cb_error err = {0};
+    int r = cb_audit_verify(dir, rep, &err);
+    if (r == 0)
+        assert_true(rep->ok);
+    return r;
+}
+
+static void verify_ok(const char *dir, uint64_t lines)
+{
+    struct cb_audit_verify_report rep;
+    int r = verify(dir, &rep);
+    if (r != 0)
+        fail_msg("verify: %s:%llu %s", rep.file, (unsigned long long)rep.line, rep.reason);
+    assert_int_equal(rep.lines, lines);
+}
+
+/* Line i (1-based) of a file, into buf. */
+static size_t nth_line(const char *path, int i, char *buf, size_t cap)
+{
+    char *all = slurp(path, NULL), *p = all;
+    for (int k = 1; k < i; k++)
+        p = strchr(p, '\n') + 1;
+    size_t n = (size_t)(strchr(p, '\n') - p);
+    assert_true(n < cap);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    free(all);
+    return n;
+}
+
+/* ------------------------------ format ------------------------------ */
+
+static void test_format_fields(void **state)
+{
+    (void)state;
+    static char line[CB_AUDIT_MAX_LINE + 1];
+    struct cb_audit_record r = rec("r-1");
+    r.kind = CB_AUDIT_EXECUTE;
+    r.blocked = true;
+    r.leak_detected = true;
+    r.credential_injected = "github,openai";
+    r.reason = "leak: \"x\"\\\n\x01";
+    r.status = 403;
+    r.bytes = UINT64_MAX;
+    size_t n = cb_audit_format(&r, 1700000000123ull, ZEROS, line);
+    assert_int_equal(n, strlen(line));
+    const char *want =
+        "{\"timestamp\":\"2023-11-14T22:13:20.123+00:00\",\"request_id\":\"r-1\",\"kind\":"
+        "\"execute\","
+        "\"tool\":\"web_fetch\",\"method\":\"GET\",\"url\":\"https://api.example.com/"
+        "v1?q=[REDACTED]\","
+        "\"decision\":\"allowed\",\"status\":403,\"bytes\":18446744073709551615,\"duration_ms\":56,"
+        "\"blocked\":true,\"leak_detected\":true,\"credential_injected\":\"github,openai\","
+        "\"reason\":\"leak: \\\"x\\\"\\\\\\n\\u0001\",\"prev\":\"" ZEROS "\"}";
+    assert_string_equal(line, want);
+}
+
+static void test_format_nulls_and_bad_utf8(void **state)
+{
+    (void)state;
+    static char line[CB_AUDIT_MAX_LINE + 1];
+    struct cb_audit_record r = {.kind = CB_AUDIT_CREDENTIAL, .url = "a\xff\xc3(b\xe2\x82\xac"};
+    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    json_error_t je;
+    json_t *o = json_loadb(line, n, 0, &je);
+    if (o == NULL)
+        fail_msg("%s: %s", line, je.text);
+    assert_true(json_is_null(json_object_get(o, "request_id")));
+    assert_true(json_is_null(json_object_get(o, "tool")));
+    assert_true(json_is_null(json_object_get(o, "reason")));
+    assert_true(json_is_null(json_object_get(o, "credential_injected")));
+    assert_string_equal(json_string_value(json_object_get(o, "kind")), "credential");
+    assert_string_equal(json_string_value(json_object_get(o, "timestamp")),
+                        "1970-01-01T00:00:00.000+00:00");
+    assert_string_equal(json_string_value(json_object_get(o, "url")),
+                        "a\xef\xbf\xbd\xef\xbf\xbd(b\xe2\x82\xac");
+    json_decref(o);
+    assert_string_equal(cb_audit_kind_name((enum cb_audit_kind)99), "unknown");
+}
+
+/* Whatever the caller passes, a line stays under the limit, is valid JSON
+ * and marks what was cut; multi-byte characters are not split. */
+static void test_format_truncation(void **state)
+{
+    (void)state;
+    static char line[CB_AUDIT_MAX_LINE + 1];
+    size_t big = 200 * 1024;
+    char *url = cb_xmalloc(big + 1), *reason = cb_xmalloc(big + 1), *ctl = cb_xmalloc(big + 1);
+    for (size_t i = 0; i + 3 <= big; i += 3)
+        memcpy(url + i, "\xe2\x82\xac", 3);
+    url[big - big % 3] = '\0';
+    memset(reason, '"', big);
+    reason[big] = '\0';
+    memset(ctl, 0x01, big);
+    ctl[big] = '\0';
+    struct cb_audit_record r = rec("x");
+    r.url = url;
+    r.reason = reason;
+    r.tool = ctl;
+    r.request_id = ctl;
+    r.method = ctl;
+    r.decision = ctl;
+    r.credential_injected = ctl;
+    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    assert_true(n <= CB_AUDIT_MAX_LINE);
+    json_error_t je;
+    json_t *o = json_loadb(line, n, 0, &je);
+    if (o == NULL)
+        fail_msg("%s", je.text);
+    const char *u = json_string_value(json_object_get(o, "url"));
+    assert_true(strlen(u) > 16000 && strlen(u) <= 16384);
+    assert_non_null(strstr(u, "...[truncated]"));
+    assert_int_equal((strlen(u) - strlen("...[truncated]")) % 3, 0);
+    assert_non_null(strstr(json_string_value(json_object_get(o, "reason")), "...[truncated]"));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "tool")), "...[truncated]"));
+    json_decref(o);
+    free(url);
+    free(reason);
+    free(ctl);
+}
+
+/* ------------------------------ chain ------------------------------ */
+
+static void test_chain_basic(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    char head[65], l1[4096], l2[4096], h[65];
+    cb_audit_head(a, head);
+    assert_string_equal(head, ZEROS);
+    append_ok(a, "one");
+    append_ok(a, "two");
+    cb_audit_head(a, head);
+    cb_audit_close(a);
+    size_t n1 = nth_line(f->cur, 1, l1, sizeof(l1));
+    size_t n2 = nth_line(f->cur, 2, l2, sizeof(l2));
+    assert_non_null(strstr(l1, "\"prev\":\"" ZEROS "\"}"));
+    hash_hex(l1, n1, h);
+    char want[128];
+    snprintf(want, sizeof(want), "\"prev\":\"%s\"}", h);
+    assert_non_null(strstr(l2, want));
+    hash_hex(l2, n2, h);
+    assert_string_equal(head, h);
+    struct stat st;
+    assert_int_equal(stat(f->cur, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    verify_ok(f->dir, 2);
+    struct cb_audit_verify_report rep;
+    verify(f->dir, &rep);
+    assert_string_equal(rep.last_hash, h);
+    assert_int_equal(rep.files, 1);
+}
+
+static void test_reopen_continues_chain(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, 3);
+    char h1[65], h2[65];
+    cb_audit_head(a, h1);
+    cb_audit_close(a);
+    a = open_log(f->dir, 0);
+    cb_audit_head(a, h2);
+    assert_string_equal(h1, h2);
+    assert_int_equal(cb_audit_recovered_bytes(a), 0);
+    append_n(a, 2);
+    cb_audit_close(a);
+    verify_ok(f->dir, 5);
+}
+
+static void test_recover_incomplete_line(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, 2);
+    cb_audit_close(a);
+    size_t len;
+    char *all = slurp(f->cur, &len);
+    int fd = open(f->cur, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "{\"torn\":", 8), 8);
+    close(fd);
+    struct cb_audit_verify_report rep;
+    assert_int_equal(verify(f->dir, &rep), CB_AUDIT_E_BROKEN);
+    assert_int_equal(rep.line, 3);
+    assert_non_null(strstr(rep.reason, "incomplete last line"));
+    a = open_log(f->dir, 0);
+    assert_int_equal(cb_audit_recovered_bytes(a), 8);
+    append_n(a, 1);
+    cb_audit_close(a);
+    verify_ok(f->dir, 3);
+    char *after = slurp(f->cur, NULL);
+    assert_memory_equal(after, all, len);
+    free(all);
+    free(after);
+}
+
+static void test_recover_whole_file_partial(void **state)
+{
+    struct fx *f = *state;
+    spit(f->cur, "garbage without newline", 23);
+    struct cb_audit *a = open_log(f->dir, 0);
+    assert_int_equal(cb_audit_recovered_bytes(a), 23);
+    char h[65];
+    cb_audit_head(a, h);
+    assert_string_equal(h, ZEROS);
+    append_n(a, 1);
+    cb_audit_close(a);
+    verify_ok(f->dir, 1);
+}
+
+static void test_open_refuses_damaged_tail(void **state)
+{
+    struct fx *f = *state;
+    /* A "last line" longer than any line we write: the head cannot be
+     * trusted, so open fails rather than starting a new chain. */
+    size_t n = CB_AUDIT_MAX_LINE + 100;
+    char *big = cb_xmalloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\n';
+    spit(f->cur, big, n + 1);
+    free(big);
+    struct cb_error err = {0};
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {f->dir, 0};
+    assert_int_equal(cb_audit_open(&o, &a, &err), -EBADMSG);
+    assert_null(a);
+    assert_non_null(strstr(err.msg, "longer than"));
+}
+
+static void test_second_writer_refused(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    struct cb_error err = {0};
+    struct cb_audit *b = NULL;
+    struct cb_audit_options o = {f->dir, 0};
+    assert_int_equal(cb_audit_open(&o, &b, &err), -EBUSY);
+    assert_non_null(strstr(err.msg, "in use"));
+    cb_audit_close(a);
+    b = open_log(f->dir, 0);
+    cb_audit_close(b);
+    cb_audit_close(NULL);
+}
+
+static void test_creates_nested_dir(void **state)
+{
+    struct fx *f = *state;
+    char d[256];
+    snprintf(d, sizeof(d), "%s/a/b/audit", f->dir);
+    struct cb_audit *a = open_log(d, 0);
+    append_n(a, 1);
+    cb_audit_close(a);
+    struct stat st;
+    assert_int_equal(stat(d, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    verify_ok(d, 1);
+}
+
+/* ----------------------------- rotation ----------------------------- */
+
+static int count_rotated(const char *dir, uint64_t max)
+{
+    int n = 0;
+    char p[256];
+    struct stat st;
+    for (int i = 1; i < 10000; i++) {
+        snprintf(p, sizeof(p), "%s/audit.%08d.jsonl", dir, i);
+        if (stat(p, &st) < 0)
+            break;
+        assert_true((uint64_t)st.st_size <= max);
+        n++;
+    }
+    return n;
+}
+
+static void test_rotation_chains_across_files(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 4096);
+    append_n(a, 100);
+    cb_audit_close(a);
+    int rotated = count_rotated(f->dir, 4096);
+    assert_true(rotated >= 5);
+    struct stat st;
+    assert_int_equal(stat(f->cur, &st), 0);
+    assert_true(st.st_size <= 4096);
+    verify_ok(f->dir, 100);
+    struct cb_audit_verify_report rep;
+    verify(f->dir, &rep);
+    assert_int_equal(rep.files, (size_t)rotated + 1);
+    /* The first line of the newest file chains to the last of the one
+     * before it. */
+    char prevfile[256], last[4096], first[4096], h[65], want[100];
+    snprintf(prevfile, sizeof(prevfile), "%s/audit.%08d.jsonl", f->dir, rotated);
+    char *pf = slurp(prevfile, NULL);
+    char *end = pf + strlen(pf) - 1, *s = end;
+    while (s > pf && s[-1] != '\n')
+        s--;
+    memcpy(last, s, (size_t)(end - s));
+    hash_hex(last, (size_t)(end - s), h);
+    free(pf);
+    nth_line(f->cur, 1, first, sizeof(first));
+    snprintf(want, sizeof(want), "\"prev\":\"%s\"}", h);
+    assert_non_null(strstr(first, want));
+    /* Reopen continues numbering and the chain. */
+    a = open_log(f->dir, 4096);
+    append_n(a, 50);
+    cb_audit_close(a);
+    verify_ok(f->dir, 150);
+    assert_true(count_rotated(f->dir, 4096) > rotated);
+}
+
+/* A crash after rotation's rename but before the first line of the new
+ * file: the head comes from the newest rotated file. */
+static void test_head_from_rotated_file(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, 3);
+    char h1[65], h2[65];
+    cb_audit_head(a, h1);
+    cb_audit_close(a);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/audit.00000007.jsonl", f->dir);
+    assert_int_equal(rename(f->cur, p), 0);
+    a = open_log(f->dir, 0);
+    cb_audit_head(a, h2);
+    assert_string_equal(h1, h2);
+    append_n(a, 2);
+    cb_audit_close(a);
+    verify_ok(f->dir, 5);
+}
+
+/* --------------------------- verification --------------------------- */
+
+static void make_log(struct fx *f, int n)
+{
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, n);
+    cb_audit_close(a);
+}
+
+/* Rewrites the current file with line `victim` (1-based) replaced by
+ * `with` (NULL: removed); `extra` is inserted before it when set. */
+static void edit_line(struct fx *f, int victim, const char *with, const char *extra)
+{
+    size_t len;
+    char *all = slurp(f->cur, &len), *out = cb_xmalloc(len + 70000), *p = all;
+    size_t w = 0;
+    for (int i = 1; *p; i++) {
+        char *nl = strchr(p, '\n');
+        size_t n = (size_t)(nl - p) + 1;
+        if (i == victim && extra) {
+            memcpy(out + w, extra, strlen(extra));
+            w += strlen(extra);
+        }
+        if (i != victim || extra) {
+            memcpy(out + w, p, n);
+            w += n;
+        } else if (with) {
+            memcpy(out + w, with, strlen(with));
+            w += strlen(with);
+        }
+        p = nl + 1;
+    }
+    spit(f->cur, out, w);
+    free(all);
+    free(out);
+}
+
+static void expect_broken(struct fx *f, uint64_t line, const char *why)
+{
+    struct cb_audit_verify_report rep;
+    struct cb_error err = {0};
+    assert_int_equal(cb_audit_verify(f->dir, &rep, &err), CB_AUDIT_E_BROKEN);
+    assert_false(rep.ok);
+    if (rep.line != line || strstr(rep.reason, why) == NULL)
+        fail_msg("got %s:%llu '%s', want line %llu '%s'", rep.file, (unsigned long long)rep.line,
+                 rep.reason, (unsigned long long)line, why);
+    assert_non_null(strstr(rep.file, "audit.jsonl"));
+    assert_non_null(strstr(err.msg, "audit chain broken"));
+}
+
+static void test_verify_modified_line(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 5);
+    char l3[4096];
+    size_t n = nth_line(f->cur, 3, l3, sizeof(l3) - 1);
+    char *s = strstr(l3, "\"status\":200");
+    s[9] = '4'; /* 200 -> 400 */
+    l3[n] = '\n';
+    l3[n + 1] = '\0';
+    edit_line(f, 3, l3, NULL);
+    expect_broken(f, 4, "does not match the SHA-256 of the previous line");
+    struct cb_audit_verify_report rep;
+    cb_audit_verify(f->dir, &rep, NULL);
+    assert_int_equal(rep.lines, 3);
+    assert_non_null(strstr(rep.reason, "audit.jsonl:3"));
+}
+
+static void test_verify_removed_line(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 5);
+    edit_line(f, 2, NULL, NULL);
+    expect_broken(f, 2, "does not match");
+}
+
+static void test_verify_inserted_line(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 4);
+    char l2[4096];
+    size_t n = nth_line(f->cur, 2, l2, sizeof(l2) - 1);
+    l2[n] = '\n';
+    l2[n + 1] = '\0';
+    edit_line(f, 3, NULL, l2); /* a copy of line 2 inserted before line 3 */
+    expect_broken(f, 3, "does not match");
+}
+
+static void test_verify_first_line(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 3);
+    edit_line(f, 1, NULL, NULL);
+    expect_broken(f, 1, "does not start a chain");
+}
+
+static void test_verify_bad_lines(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 3);
+    edit_line(f, 2, "not json\n", NULL);
+    expect_broken(f, 2, "not a JSON object");
+    teardown(state);
+    setup(state);
+    f = *state;
+    make_log(f, 3);
+    edit_line(f, 3, "[1,2]\n", NULL);
+    expect_broken(f, 3, "not a JSON object");
+    edit_line(f, 3, "{\"a\":1}\n", NULL);
+    expect_broken(f, 3, "missing or malformed \"prev\"");
+    edit_line(f, 3, "{\"prev\":\"ABC\"}\n", NULL);
+    expect_broken(f, 3, "missing or malformed \"prev\"");
+    edit_line(f, 3, "\n", NULL);
+    expect_broken(f, 3, "not a JSON object");
+    size_t n = CB_AUDIT_MAX_LINE + 10;
+    char *big = cb_xmalloc(n + 2);
+    memset(big, 'x', n);
+    big[n] = '\n';
+    big[n + 1] = '\0';
+    edit_line(f, 3, big, NULL);
+    free(big);
+    expect_broken(f, 3, "longer than");
+}
+
+static void test_verify_duplicate_prev_key(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 2);
+    char l2[4096], forged[8192];
+    nth_line(f->cur, 2, l2, sizeof(l2));
+    /* A second "prev" must not let a forged line through. */
+    snprintf(forged, sizeof(forged), "{\"prev\":\"%s\",%s\n", ZEROS, l2 + 1);
+    edit_line(f, 2, forged, NULL);
+    expect_broken(f, 2, "not a JSON object");
+}
+
+static void test_verify_missing_rotated_file(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 2048);
+    append_n(a, 40);
+    cb_audit_close(a);
+    char p[256];
+    /* The oldest file gone: the chain no longer starts at zeros. */
+    snprintf(p, sizeof(p), "%s/audit.%08d.jsonl", f->dir, 1);
+    char *saved = slurp(p, NULL);
+    unlink(p);
+    struct cb_audit_verify_report rep;
+    assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+    assert_int_equal(rep.line, 1);
+    assert_non_null(strstr(rep.reason, "does not start a chain"));
+    spit(p, saved, strlen(saved));
+    free(saved);
+    verify_ok(f->dir, 40);
+    /* A middle file gone: the next file's first line does not chain. */
+    snprintf(p, sizeof(p), "%s/audit.%08d.jsonl", f->dir, 2);
+    unlink(p);
+    assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+    assert_int_equal(rep.line, 1);
+    assert_non_null(strstr(rep.file, "audit.00000003.jsonl"));
+    assert_non_null(strstr(rep.reason, "audit.00000001.jsonl"));
+}
+
+static void test_verify_empty_and_missing(void **state)
+{
+    struct fx *f = *state;
+    verify_ok(f->dir, 0);
+    struct cb_audit *a = open_log(f->dir, 0);
+    cb_audit_close(a);
+    verify_ok(f->dir, 0);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/nope", f->dir);
+    struct cb_audit_verify_report rep;
+    struct cb_error err = {0};
+    assert_int_equal(cb_audit_verify(p, &rep, &err), -ENOENT);
+    assert_false(rep.ok);
+}
+
+/* --------------------------- concurrency --------------------------- */
+
+struct worker {
+    struct cb_audit *a;
+    int id;
+    int n;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char id[32];
+    for (int i = 0; i < w->n; i++) {
+        snprintf(id, sizeof(id), "t%d-%d", w->id, i);
+        struct cb_audit_record r = rec(id);
+        if (cb_audit_append(w->a, &r, NULL) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void run_threads(struct cb_audit *a, int threads, int per)
+{
+    pthread_t t[16];
+    struct worker w[16];
+    for (int i = 0; i < threads; i++) {
+        w[i] = (struct worker){a, i, per};
+        pthread_create(&t[i], NULL, worker_main, &w[i]);
+    }
+    for (int i = 0; i < threads; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        assert_null(res);
+    }
+}
+
+static void test_threads(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 64 * 1024);
+    run_threads(a, 8, 150);
+    cb_audit_close(a);
+    verify_ok(f->dir, 1200);
+    assert_true(count_rotated(f->dir, 64 * 1024) >= 1);
+}
+
+/* ---------------------------- durability ---------------------------- */
+
+/* The child appends n lines and SIGKILLs itself the moment the n-th
+ * append returns: nothing after the return (no close, no exit handlers)
+ * gets a chance to flush anything. */
+static void child_append_then_die(const char *dir, int n, int ack_fd)
+{
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {dir, 8192};
+    if (cb_audit_open(&o, &a, NULL) != 0)
+        _exit(3);
+    char id[32];
+    for (int i = 0; i < n || n < 0; i++) {
+        snprintf(id, sizeof(id), "kill-%d", i);
+        struct cb_audit_record r = rec(id);
+        if (cb_audit_append(a, &r, NULL) != 0)
+            _exit(4);
+        if (ack_fd >= 0 && write(ack_fd, &i, sizeof(i)) != sizeof(i))
+            _exit(5);
+        if (i + 1 == n)
+            raise(SIGKILL);
+    }
+    _exit(6);
+}
+
+static int count_ids(const char *line, size_t len, void *ctx)
+{
+    int *seen = ctx;
+    const char *p = memmem(line, len, "\"request_id\":\"kill-", 19);
+    if (p != NULL)
+        seen[strtol(p + 19, NULL, 10)]++;
+    return 0;
+}
+
+static void test_kill9_after_ack(void **state)
+{
+    struct fx *f = *state;
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            child_append_then_die(f->dir, 40, -1);
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGKILL);
+    }
+    verify_ok(f->dir, 120);
+    static int seen[40];
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(cb_audit_tail(f->dir, 1000, count_ids, seen, NULL), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(seen[i], 3);
+}
+
+/* The parent kills the child at an arbitrary moment: every line it had
+ * acknowledged is there, and the chain verifies. */
+static void test_kill9_mid_stream(void **state)
+{
+    struct fx *f = *state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        child_append_then_die(f->dir, -1, p[1]);
+    }
+    close(p[1]);
+    int acked = -1, v;
+    while (acked < 150 && read(p[0], &v, sizeof(v)) == sizeof(v))
+        acked = v;
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    close(p[0]);
+    static int seen[100000];
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(cb_audit_tail(f->dir, CB_AUDIT_MAX_TAIL, count_ids, seen, NULL), 0);
+    for (int i = 0; i <= acked; i++)
+        assert_int_equal(seen[i], 1);
+    struct cb_audit_verify_report rep;
+    int r = cb_audit_verify(f->dir, &rep, NULL);
+    if (r != 0)
+        fail_msg("%s:%llu %s", rep.file, (unsigned long long)rep.line, rep.reason);
+    assert_true(rep.lines >= (uint64_t)acked + 1);
+}
+
+/* A short write (file size limit) is undone, the call fails, and the log
+ * refuses further appends; what was there still verifies. */
+static void test_short_write_is_undone(void **state)
+{
+    struct fx *f = *state;
+    make_log(f, 2);
+    struct stat st;
+    assert_int_equal(stat(f->cur, &st), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct cb_audit *a = NULL;
+        struct cb_audit_options o = {f->dir, 0};
+        if (cb_audit_open(&o, &a, NULL) != 0)
+            _exit(2);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)st.st_size + 100, (rlim_t)st.st_size + 100};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        struct cb_audit_record r = rec("too-big");
+        struct cb_error err = {0};
+        if (cb_audit_append(a, &r, &err) == 0)
+            _exit(3);
+        r.request_id = "x";
+        if (cb_audit_append(a, &r, &err) != CB_AUDIT_E_FAILED)
+            _exit(4);
+        _exit(0);
+    }
+    int cst;
+    waitpid(pid, &cst, 0);
+    assert_true(WIFEXITED(cst));
+    assert_int_equal(WEXITSTATUS(cst), 0);
+    struct stat st2;
+    assert_int_equal(stat(f->cur, &st2), 0);
+    assert_int_equal(st2.st_size, st.st_size);
+    verify_ok(f->dir, 2);
+}
+
+/* ------------------------------ readers ------------------------------ */
+
+struct collect {
+    char ids[64][32];
+    int n;
+    int stop_after;
+};
+
+static int collect_line(const char *line, size_t len, void *ctx)
+{
+    struct collect *c = ctx;
+    const char *p = memmem(line, len, "\"request_id\":\"", 14);
+    assert_non_null(p);
+    p += 14;
+    const char *q = memchr(p, '"', len - (size_t)(p - line));
+    snprintf(c->ids[c->n], sizeof(c->ids[0]), "%.*s", (int)(q - p), p);
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void test_tail_across_files(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 2048);
+    append_n(a, 30);
+    cb_audit_close(a);
+    struct collect c = {0};
+    assert_int_equal(cb_audit_tail(f->dir, 20, collect_line, &c, NULL), 0);
+    assert_int_equal(c.n, 20);
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "req-%d", 10 + i);
+        assert_string_equal(c.ids[i], want);
+    }
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(cb_audit_tail(f->dir, 64, collect_line, &c, NULL), 0);
+    assert_int_equal(c.n, 30);
+    assert_string_equal(c.ids[0], "req-0");
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 2;
+    assert_int_equal(cb_audit_tail(f->dir, 5, collect_line, &c, NULL), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "req-25");
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(cb_audit_tail(f->dir, 0, collect_line, &c, NULL), 0);
+    assert_int_equal(c.n, 0);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/empty", f->dir);
+    mkdir(p, 0700);
+    struct cb_error err = {0};
+    assert_int_equal(cb_audit_tail(p, 5, collect_line, &c, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "no audit log"));
+}
+
+static void test_follow(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit_cursor *cur = NULL;
+    struct cb_error err = {0};
+    struct collect c = {0};
+    /* Started before the log exists. */
+    assert_int_equal(cb_audit_cursor_open(f->dir, &cur, &err), 0);
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 0);
+    struct cb_audit *a = open_log(f->dir, 2048);
+    append_n(a, 3);
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 3);
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 0);
+    /* Enough to rotate several times between polls... only the lines of
+     * the file being read and the new current file are guaranteed, so
+     * rotate once: 2048-byte files hold a handful of lines. */
+    char id[32];
+    for (int i = 3; i < 12; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        append_ok(a, id);
+        if (i % 3 == 2)
+            cb_audit_cursor_poll(cur, collect_line, &c, &err);
+    }
+    cb_audit_cursor_poll(cur, collect_line, &c, &err);
+    cb_audit_close(a);
+    assert_int_equal(c.n, 12);
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        assert_string_equal(c.ids[i], id);
+    }
+    cb_audit_cursor_close(cur);
+    /* Started on an existing log: only new lines. */
+    a = open_log(f->dir, 0);
+    assert_int_equal(cb_audit_cursor_open(f->dir, &cur, &err), 0);
+    memset(&c, 0, sizeof(c));
+    append_ok(a, "new");
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 1);
+    assert_string_equal(c.ids[0], "new");
+    /* A line being written is not delivered until complete. */
+    int fd = open(f->cur, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "{\"request_id\":\"half\"", 20), 20);
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 0);
+    assert_int_equal(write(fd, "}\n", 2), 2);
+    close(fd);
+    assert_int_equal(cb_audit_cursor_poll(cur, collect_line, &c, &err), 1);
+    assert_string_equal(c.ids[1], "half");
+    cb_audit_cursor_close(cur);
+    cb_audit_cursor_close(NULL);
+    cb_audit_close(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_fields),
+        cmocka_unit_test(test_format_nulls_and_bad_utf8),
+        cmocka_unit_test(test_format_truncation),
+        cmocka_unit_test_setup_teardown(test_chain_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_continues_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_incomplete_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_whole_file_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_damaged_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_creates_nested_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_chains_across_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_from_rotated_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_modified_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_removed_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_inserted_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_first_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_bad_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_duplicate_prev_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_missing_rotated_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_empty_and_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_after_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_write_is_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_across_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
