@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -18,16 +19,126 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define ZYGOTE_FD  3
 #define STDERR_CAP (64u * 1024)
 
+/* Children kept ready per tool, and tools with a ready queue. */
+#define READY_SPARE     2
+#define READY_TOOLS_MAX 32
+/* How long an execution waits for the zygote to produce its child. */
+#define SPAWN_WAIT_NS (30ull * 1000000000ull)
+
+struct ready_child {
+    int fd;
+    pid_t pid;
+};
+
+/* Children ready for one tool. `pending` counts spawns asked for and not
+ * yet answered. */
+struct ready_queue {
+    char *path;
+    struct ready_child items[READY_SPARE + 1];
+    size_t n;
+    unsigned pending;
+    char *error; /* the last spawn failure, for the next waiter */
+    uint64_t used;
+};
+
 struct cb_worker_pool {
     pthread_mutex_t lock;
+    pthread_cond_t changed; /* a child arrived, a spawn failed, or the zygote died */
     char *self_exe;
     int zsock;
     pid_t zpid;
+    bool zygote_dead;
+    pthread_t reader;
+    bool has_reader;
+    struct ready_queue qs[READY_TOOLS_MAX];
+    uint64_t clock;
 };
+
+static void queue_clear(struct ready_queue *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        close(q->items[i].fd); /* a waiting child exits at end of stream */
+    free(q->path);
+    free(q->error);
+    memset(q, 0, sizeof(*q));
+}
+
+static struct ready_queue *queue_find(struct cb_worker_pool *p, const char *path)
+{
+    for (size_t i = 0; i < READY_TOOLS_MAX; i++)
+        if (p->qs[i].path && strcmp(p->qs[i].path, path) == 0)
+            return &p->qs[i];
+    return NULL;
+}
+
+/* The queue for path, made (evicting the least recently used) if needed. */
+static struct ready_queue *queue_get(struct cb_worker_pool *p, const char *path)
+{
+    struct ready_queue *q = queue_find(p, path);
+    if (q == NULL) {
+        q = &p->qs[0];
+        for (size_t i = 1; i < READY_TOOLS_MAX; i++)
+            if (p->qs[i].used < q->used)
+                q = &p->qs[i];
+        queue_clear(q);
+        q->path = cb_xstrdup(path);
+    }
+    q->used = ++p->clock;
+    return q;
+}
+
+/* Files one frame from the zygote under the lock. */
+static void on_frame(struct cb_worker_pool *p, uint32_t type, const struct cb_buf *f, int fd)
+{
+    uint32_t pid = 0;
+    const char *path = f->len > sizeof(pid) ? f->data + sizeof(pid) : "";
+    if (type == CB__FRAME_SPAWNED && fd >= 0 && f->len > sizeof(pid))
+        memcpy(&pid, f->data, sizeof(pid));
+    else if (type == CB__FRAME_SPAWN_FAIL)
+        path = f->data ? f->data : "";
+    struct ready_queue *q = queue_find(p, path);
+    if (q != NULL && q->pending > 0)
+        q->pending--;
+    if (type == CB__FRAME_SPAWNED && q != NULL && pid > 0 && q->n < CB_ARRAY_LEN(q->items)) {
+        q->items[q->n++] = (struct ready_child){fd, (pid_t)pid};
+        fd = -1;
+    } else if (type == CB__FRAME_SPAWN_FAIL && q != NULL) {
+        size_t plen = strlen(path);
+        free(q->error);
+        q->error = cb_xstrdup(plen + 1 < f->len ? path + plen + 1 : "worker start failed");
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Receives the zygote's answers and files the children by tool. */
+static void *reader_main(void *arg)
+{
+    struct cb_worker_pool *p = arg;
+    struct cb_buf f;
+    cb_buf_init(&f, 8192);
+    for (;;) {
+        uint32_t type = 0;
+        int fd = -1;
+        int r = cb__ipc_recv(p->zsock, &type, &f, &fd);
+        pthread_mutex_lock(&p->lock);
+        if (r < 0)
+            p->zygote_dead = true;
+        else
+            on_frame(p, type, &f, fd);
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (r < 0)
+            break;
+    }
+    cb_buf_free(&f);
+    return NULL;
+}
 
 static int start_zygote(struct cb_worker_pool *p, struct cb_error *err)
 {
@@ -48,23 +159,42 @@ static int start_zygote(struct cb_worker_pool *p, struct cb_error *err)
         return cb_error_set(err, -r, "starting the worker zygote %s: %s", p->self_exe, strerror(r));
     }
     p->zsock = sv[0];
+    p->zygote_dead = false;
+    r = pthread_create(&p->reader, NULL, reader_main, p);
+    if (r != 0)
+        return cb_error_set(err, -r, "starting the zygote reader: %s", strerror(r));
+    p->has_reader = true;
     return 0;
 }
 
+/* Ends the zygote and its reader, and drops every ready child. Called
+ * without the lock held. */
 static void stop_zygote(struct cb_worker_pool *p)
 {
     if (p->zsock >= 0)
-        close(p->zsock); /* the zygote exits at end of stream */
+        shutdown(p->zsock, SHUT_RDWR); /* the zygote and the reader see end of stream */
+    if (p->has_reader)
+        pthread_join(p->reader, NULL);
+    p->has_reader = false;
+    if (p->zsock >= 0)
+        close(p->zsock);
     if (p->zpid > 0)
         waitpid(p->zpid, NULL, 0);
     p->zsock = -1;
     p->zpid = 0;
+    for (size_t i = 0; i < READY_TOOLS_MAX; i++)
+        queue_clear(&p->qs[i]);
 }
 
 int cb_worker_pool_new(const char *self_exe, struct cb_worker_pool **out, struct cb_error *err)
 {
     struct cb_worker_pool *p = cb_xcalloc(1, sizeof(*p));
+    pthread_condattr_t ca;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->changed, &ca);
+    pthread_condattr_destroy(&ca);
     p->self_exe = cb_xstrdup(self_exe);
     p->zsock = -1;
     int r = start_zygote(p, err);
@@ -81,51 +211,68 @@ void cb_worker_pool_free(struct cb_worker_pool *p)
     if (p == NULL)
         return;
     stop_zygote(p);
+    pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
     free(p->self_exe);
     free(p);
 }
 
-/* One request/answer with the zygote. */
-static int ask_zygote(struct cb_worker_pool *p, const char *so_path, int *fd, pid_t *pid,
-                      struct cb_error *err)
+/* Asks the zygote for one more child of the queue's tool (under the lock). */
+static void request_child(struct cb_worker_pool *p, struct ready_queue *q)
 {
-    struct cb_buf ans;
-    uint32_t type = 0;
-    cb_buf_init(&ans, 4096);
-    int r = cb__ipc_send(p->zsock, CB__FRAME_SPAWN, so_path, strlen(so_path) + 1, -1);
-    if (r == 0)
-        r = cb__ipc_recv(p->zsock, &type, &ans, fd);
-    if (r == 0 && type == CB__FRAME_SPAWNED && ans.len == sizeof(uint32_t) && *fd >= 0) {
-        uint32_t v;
-        memcpy(&v, ans.data, sizeof(v));
-        *pid = (pid_t)v;
-    } else if (r == 0) {
-        r = cb_error_set(err, -EIO, "worker start failed: %.*s", (int)ans.len,
-                         ans.data ? ans.data : "");
-    }
-    cb_buf_free(&ans);
+    if (cb__ipc_send(p->zsock, CB__FRAME_SPAWN, q->path, strlen(q->path) + 1, -1) == 0)
+        q->pending++;
+}
+
+/* Restarts a dead zygote (under the lock, which it drops meanwhile). */
+static int revive_zygote(struct cb_worker_pool *p, struct cb_error *err)
+{
+    cb_log(CB_LOG_WARN, "worker zygote gone; restarting it");
+    pthread_mutex_unlock(&p->lock);
+    stop_zygote(p);
+    int r = start_zygote(p, err);
+    pthread_mutex_lock(&p->lock);
     return r;
 }
 
-/* Gets a fresh child for so_path, restarting the zygote once if it died. */
+static void wait_changed(struct cb_worker_pool *p, uint64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
+    pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+}
+
+/* Takes a ready child for so_path, waiting for one if the queue is empty,
+ * and asks for replacements so the next execution finds one. */
 static int get_child(struct cb_worker_pool *p, const char *so_path, int *fd, pid_t *pid,
                      struct cb_error *err)
 {
+    uint64_t deadline = cb_now_mono_ns() + SPAWN_WAIT_NS;
+    int r = 0;
     pthread_mutex_lock(&p->lock);
-    int r = -EPIPE;
-    for (int attempt = 0; attempt < 2 && (r == -EPIPE || r == -ECONNRESET); attempt++) {
-        if (attempt > 0 || p->zsock < 0) {
-            cb_log(CB_LOG_WARN, "worker zygote gone; restarting it");
-            stop_zygote(p);
-            r = start_zygote(p, err);
-            if (r < 0)
-                break;
+    if (p->zygote_dead)
+        r = revive_zygote(p, err);
+    struct ready_queue *q = r == 0 ? queue_get(p, so_path) : NULL;
+    while (r == 0 && q->n == 0) {
+        if (q->error) {
+            r = cb_error_set(err, -EIO, "worker start failed: %s", q->error);
+            free(q->error);
+            q->error = NULL;
+        } else if (p->zygote_dead || cb_now_mono_ns() >= deadline) {
+            r = cb_error_set(err, -EPIPE, "the worker zygote is not answering");
+        } else {
+            if (q->pending == 0)
+                request_child(p, q);
+            wait_changed(p, deadline);
+            q = queue_get(p, so_path); /* the queue may have been evicted meanwhile */
         }
-        r = ask_zygote(p, so_path, fd, pid, err);
     }
-    if (r == -EPIPE || r == -ECONNRESET)
-        cb_error_set(err, r, "the worker zygote is not answering");
+    if (r == 0) {
+        struct ready_child c = q->items[--q->n];
+        *fd = c.fd;
+        *pid = c.pid;
+        while (q->n + q->pending < READY_SPARE && !p->zygote_dead)
+            request_child(p, q);
+    }
     pthread_mutex_unlock(&p->lock);
     return r;
 }

@@ -1,9 +1,9 @@
-/* The zygote: hands out one single-use child per execution. It holds no
- * secrets (it is a fresh exec with an empty environment) and keeps the
- * tools' shared objects open, and for each tool a few children already
- * forked and confined, waiting for their one job; so neither fork, nor
- * loading the tool, nor installing the seccomp filter is on the request
- * path. After handing a child out it forks its replacement. */
+/* The zygote: forks single-use children on request. It holds no secrets
+ * (it is a fresh exec with an empty environment) and keeps the tools'
+ * shared objects open, so a child starts with its tool loaded. A child
+ * confines itself at once and waits for its one job; the main process
+ * keeps a few of them ready per tool (pool.c), so neither fork, loading
+ * the tool nor installing the seccomp filter is on the request path. */
 #include "core/buf.h"
 #include "core/util.h"
 #include "sandbox/worker.h"
@@ -20,21 +20,12 @@
 #include <unistd.h>
 
 #define OPEN_TOOLS_MAX 64
-/* Children kept waiting per tool. */
-#define READY_PER_TOOL 2
-
-struct ready_child {
-    int sock; /* the main process's end */
-    pid_t pid;
-};
 
 struct open_tool {
     char *path;
     void *handle;
     cb_tool_entry_fn entry;
     uint64_t used;
-    struct ready_child ready[READY_PER_TOOL];
-    size_t n_ready;
 };
 
 struct zygote {
@@ -44,11 +35,8 @@ struct zygote {
     uint64_t clock;
 };
 
-/* Closing a waiting child's socket makes it exit (end of stream). */
 static void close_tool(struct open_tool *t)
 {
-    for (size_t i = 0; i < t->n_ready; i++)
-        close(t->ready[i].sock);
     if (t->handle)
         dlclose(t->handle);
     free(t->path);
@@ -84,8 +72,8 @@ static struct open_tool *open_tool(struct zygote *z, const char *path, char *why
 }
 
 /* Forks a child for the tool; it confines itself and waits for its job.
- * Returns 0 and the main process's end of its socket, or -errno. */
-static int fork_child(struct zygote *z, struct open_tool *t, struct ready_child *out)
+ * Returns the pid and, in *sock, the main process's end of its socket. */
+static pid_t fork_child(struct zygote *z, struct open_tool *t, int *sock)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -94,9 +82,6 @@ static int fork_child(struct zygote *z, struct open_tool *t, struct ready_child 
     if (pid == 0) {
         close(z->sock);
         close(sv[0]);
-        for (size_t i = 0; i < OPEN_TOOLS_MAX; i++)
-            for (size_t j = 0; j < z->tools[i].n_ready; j++)
-                close(z->tools[i].ready[j].sock);
         cb__child_main(sv[1], t->entry, &z->filter);
     }
     int e = errno;
@@ -105,44 +90,32 @@ static int fork_child(struct zygote *z, struct open_tool *t, struct ready_child 
         close(sv[0]);
         return -e;
     }
-    *out = (struct ready_child){sv[0], pid};
-    return 0;
+    *sock = sv[0];
+    return pid;
 }
 
-static void refill(struct zygote *z, struct open_tool *t)
-{
-    while (t->n_ready < READY_PER_TOOL && fork_child(z, t, &t->ready[t->n_ready]) == 0)
-        t->n_ready++;
-}
-
-static void fail(struct zygote *z, const char *why)
-{
-    cb__ipc_send(z->sock, CB__FRAME_SPAWN_FAIL, why, strlen(why), -1);
-}
-
+/* Answers one spawn request: SPAWNED (pid, path; the socket attached) or
+ * SPAWN_FAIL (path, NUL, reason). */
 static void spawn(struct zygote *z, const char *path)
 {
     char why[512];
-    struct ready_child c;
+    int sock = -1;
     struct open_tool *t = open_tool(z, path, why, sizeof(why));
-    if (t == NULL) {
-        fail(z, why);
-        return;
-    }
-    if (t->n_ready > 0) {
-        c = t->ready[--t->n_ready];
+    pid_t pid = t ? fork_child(z, t, &sock) : -1;
+    if (t && pid < 0)
+        snprintf(why, sizeof(why), "fork: %s", strerror((int)-pid));
+    if (pid > 0) {
+        uint32_t p = (uint32_t)pid;
+        struct cb_buf f;
+        cb_buf_init(&f, 8192);
+        cb_buf_append(&f, &p, sizeof(p));
+        cb_buf_append(&f, path, strlen(path) + 1);
+        cb__ipc_send(z->sock, CB__FRAME_SPAWNED, f.data, f.len, sock);
+        cb_buf_free(&f);
+        close(sock);
     } else {
-        int r = fork_child(z, t, &c);
-        if (r < 0) {
-            snprintf(why, sizeof(why), "fork: %s", strerror(-r));
-            fail(z, why);
-            return;
-        }
+        cb__ipc_send2(z->sock, CB__FRAME_SPAWN_FAIL, path, strlen(path) + 1, why, strlen(why));
     }
-    uint32_t p = (uint32_t)c.pid;
-    cb__ipc_send(z->sock, CB__FRAME_SPAWNED, &p, sizeof(p), c.sock);
-    close(c.sock);
-    refill(z, t);
 }
 
 int cb_zygote_main(int fd)

@@ -168,6 +168,35 @@ static void fresh_process_per_execution(void **state)
     cb_worker_result_free(&b);
 }
 
+static void missing_tool_is_a_clear_error(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    struct cb_error err = {0};
+    int r = cb_worker_execute(pool, "/nonexistent/tool.so", "{}", 2, &limits, echo_handler, NULL,
+                              &res, &err);
+    assert_int_equal(r, -EIO);
+    assert_non_null(strstr(err.msg, "/nonexistent/tool.so"));
+    cb_worker_result_free(&res);
+    /* A good tool still runs afterwards. */
+    run("again", NULL, &res);
+    assert_string_equal(res.out.data, "again");
+    cb_worker_result_free(&res);
+}
+
+static void back_to_back_executions(void **state)
+{
+    (void)state;
+    /* Faster than the ready queue refills: later runs wait for spawns. */
+    struct cb_worker_result res[6];
+    for (int i = 0; i < 6; i++)
+        run("x", NULL, &res[i]);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(res[i].out.data, "x");
+        cb_worker_result_free(&res[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "__zygote") == 0)
@@ -184,6 +213,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_is_reported),
         cmocka_unit_test(memory_is_capped),
         cmocka_unit_test(fresh_process_per_execution),
+        cmocka_unit_test(missing_tool_is_a_clear_error),
+        cmocka_unit_test(back_to_back_executions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
