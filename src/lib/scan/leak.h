@@ -1,0 +1,113 @@
+/* Known-secret and credential-pattern leak scanner.
+ *
+ * A scanner is built once from the credential store's values. For each
+ * secret it precomputes the forms a leak can take:
+ *   - plain, with spaces as '+' (form encoding), and JSON-string escaped;
+ *   - base64, standard and URL-safe, at each of the three alignments a
+ *     secret can have inside a longer base64 text (the stable characters of
+ *     base64(prefix + secret) for prefixes of 0, 1 and 2 bytes, so it matches
+ *     whatever surrounds it, padded or not);
+ *   - hex, in any letter case.
+ * URL encoding (%XX, either hex case, any set of escaped characters) is
+ * handled by scanning the percent-decoded text as well, up to
+ * CB_LEAK_URL_ROUNDS rounds: one round for URL-encoded, two for
+ * double-encoded, and every form above inside either.
+ *
+ * All forms of all secrets, and the literals that start every credential
+ * and injection pattern, are searched in one pass of one Aho–Corasick
+ * automaton; a regex only runs where its literal occurred.
+ *
+ * Secrets shorter than CB_LEAK_MIN_SECRET_LEN bytes are not registered: a
+ * short value such as "admin" or a PIN would redact ordinary text, and its
+ * encodings are too short to be told from noise. They are counted in
+ * cb_leak_scanner_skipped() so the caller can warn.
+ *
+ * Reports never contain secret values, only indices, names and offsets. */
+#ifndef CB_SCAN_LEAK_H
+#define CB_SCAN_LEAK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define CB_LEAK_MIN_SECRET_LEN 8
+#define CB_LEAK_MAX_SECRET_LEN 16384
+#define CB_LEAK_MAX_SECRETS    1024
+/* Percent-decoding rounds (the reference does up to 10 on the raw text). */
+#define CB_LEAK_URL_ROUNDS 4
+/* Largest input: offsets into decoded text are kept as 32-bit. */
+#define CB_LEAK_MAX_INPUT  (UINT32_MAX - 1u)
+#define CB_LEAK_REPORT_MAX 32
+#define CB_LEAK_REDACTED   "[REDACTED]"
+#define CB_LEAK_BLOCKED    "[BLOCKED]"
+
+struct cb_leak_scanner;
+
+enum cb_leak_kind {
+    CB_LEAK_KNOWN_SECRET,
+    CB_LEAK_PATTERN,
+    /* A pattern could not be evaluated (match limit): treat as a leak. */
+    CB_LEAK_UNSCANNABLE,
+};
+
+enum cb_leak_encoding {
+    CB_LEAK_ENC_PLAIN,
+    CB_LEAK_ENC_PLUS_SPACE,
+    CB_LEAK_ENC_JSON,
+    CB_LEAK_ENC_BASE64,
+    CB_LEAK_ENC_BASE64URL,
+    CB_LEAK_ENC_HEX,
+    CB_LEAK_ENC_NONE, /* pattern findings */
+};
+
+struct cb_leak_finding {
+    enum cb_leak_kind kind;
+    size_t index;     /* index into the secrets given to _new, or pattern index */
+    const char *name; /* the secret's name (NULL if none given) or the pattern's */
+    enum cb_leak_encoding encoding;
+    unsigned url_depth; /* percent-decoding rounds applied before it matched */
+    size_t offset, len; /* span in the scanned data */
+};
+
+struct cb_leak_report {
+    size_t total; /* occurrences found */
+    size_t n;     /* distinct (kind, index, encoding, depth), first occurrence each */
+    struct cb_leak_finding findings[CB_LEAK_REPORT_MAX];
+};
+
+/* Builds a scanner from n secrets (copied; `names` may be NULL). n == 0
+ * gives a pattern-only scanner. Returns NULL with err set when n exceeds
+ * CB_LEAK_MAX_SECRETS or an argument is invalid. */
+struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char *const *secrets,
+                                            const size_t *lens, size_t n, struct cb_error *err);
+/* Wipes the copies of the secrets and every derived form. NULL is fine. */
+void cb_leak_scanner_free(struct cb_leak_scanner *sc);
+/* Secrets not registered because they were too short or too long. */
+size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc);
+size_t cb_leak_scanner_secrets(const struct cb_leak_scanner *sc);
+
+/* Scans data for known secrets (every form, every URL-decoding depth) and
+ * the credential patterns (on the raw and the decoded text, as the
+ * reference's LeakDetector does). Returns 1 if anything was found, 0 if the
+ * data is clean, or a negative code (input larger than CB_LEAK_MAX_INPUT);
+ * callers block on anything but 0. */
+int cb_leak_scan(const struct cb_leak_scanner *sc, const char *data, size_t len,
+                 struct cb_leak_report *out, struct cb_error *err);
+
+/* Returns a copy of data (NUL-terminated; free() it) in which every
+ * occurrence of every form of every known secret, at every URL-decoding
+ * depth, and every credential-pattern match is replaced by "[REDACTED]"
+ * (overlapping occurrences become one marker). Known secrets go first, then
+ * each credential pattern in catalogue order, as in the reference. The
+ * result is rescanned; if a pattern cannot be evaluated or the result still
+ * holds a secret, the whole output is "[REDACTED]" (fail closed).
+ * *n_redacted counts the markers written (may be NULL). Returns 0 or a
+ * negative code (input too large). */
+int cb_leak_redact(const struct cb_leak_scanner *sc, const char *data, size_t len, char **out,
+                   size_t *out_len, size_t *n_redacted, struct cb_error *err);
+
+const char *cb_leak_encoding_name(enum cb_leak_encoding enc);
+
+#endif

@@ -1,0 +1,538 @@
+/* The known-secret scanner: every encoding, alignment and decoding depth,
+ * redaction of every occurrence, overlapping and prefix secrets, binary and
+ * invalid UTF-8 input, huge input. Encodings are produced independently of
+ * the scanner (OpenSSL's base64, our own percent-encoder). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+
+#include "core/util.h"
+#include "scan/leak.h"
+#include "scan/patterns.h"
+
+struct text {
+    char *p;
+    size_t len;
+};
+
+static void text_add(struct text *t, const void *p, size_t n)
+{
+    t->p = cb_xrealloc(t->p, t->len + n + 1);
+    memcpy(t->p + t->len, p, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+static void text_adds(struct text *t, const char *s)
+{
+    text_add(t, s, strlen(s));
+}
+
+static struct cb_leak_scanner *scanner(const char *const *secrets, size_t n)
+{
+    size_t lens[16];
+    const char *names[16];
+    char namebuf[16][16];
+    for (size_t i = 0; i < n; i++) {
+        lens[i] = strlen(secrets[i]);
+        snprintf(namebuf[i], sizeof(namebuf[i]), "cred%zu", i);
+        names[i] = namebuf[i];
+    }
+    struct cb_error err = {0};
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(names, secrets, lens, n, &err);
+    assert_non_null(sc);
+    return sc;
+}
+
+/* Base64 with OpenSSL, optionally URL-safe and without padding. */
+static char *b64(const unsigned char *p, size_t n, bool url, bool pad)
+{
+    char *out = cb_xmalloc(4 * (n / 3 + 1) + 1);
+    int len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+    for (int i = 0; i < len; i++) {
+        if (url && out[i] == '+')
+            out[i] = '-';
+        if (url && out[i] == '/')
+            out[i] = '_';
+    }
+    while (!pad && len > 0 && out[len - 1] == '=')
+        out[--len] = '\0';
+    return out;
+}
+
+/* Percent-encodes every byte (all) or only the non-unreserved ones;
+ * hex case: 0 lower, 1 upper, 2 alternating. */
+static char *pct(const char *s, size_t n, bool all, int hexcase)
+{
+    char *out = cb_xmalloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        if (!all && unreserved) {
+            out[o++] = (char)c;
+            continue;
+        }
+        const char *digits =
+            (hexcase == 1 || (hexcase == 2 && i % 2)) ? "0123456789ABCDEF" : "0123456789abcdef";
+        out[o++] = '%';
+        out[o++] = digits[c >> 4];
+        out[o++] = digits[c & 15];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static char *hex(const char *s, size_t n, int hexcase)
+{
+    char *out = cb_xmalloc(2 * n + 1);
+    cb_hex_encode((const unsigned char *)s, n, out);
+    for (size_t i = 0; i < 2 * n; i++)
+        if (hexcase == 1 || (hexcase == 2 && i % 3 == 0))
+            out[i] = (char)(out[i] >= 'a' ? out[i] - 32 : out[i]);
+    return out;
+}
+
+static int scan(const struct cb_leak_scanner *sc, const char *p, size_t n,
+                struct cb_leak_report *rep)
+{
+    struct cb_error err = {0};
+    int r = cb_leak_scan(sc, p, n, rep, &err);
+    assert_true(r >= 0);
+    return r;
+}
+
+static bool has_secret(const struct cb_leak_report *rep, size_t index, enum cb_leak_encoding enc,
+                       unsigned depth)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct cb_leak_finding *f = &rep->findings[i];
+        if (f->kind == CB_LEAK_KNOWN_SECRET && f->index == index && f->encoding == enc &&
+            f->url_depth == depth)
+            return true;
+    }
+    return false;
+}
+
+static char *redact(const struct cb_leak_scanner *sc, const char *p, size_t n, size_t *out_len,
+                    size_t *count)
+{
+    char *out = NULL;
+    struct cb_error err = {0};
+    assert_int_equal(cb_leak_redact(sc, p, n, &out, out_len, count, &err), 0);
+    assert_non_null(out);
+    return out;
+}
+
+/* Redaction leaves nothing that the scanner finds. */
+static void assert_clean_after_redact(const struct cb_leak_scanner *sc, const char *p, size_t n)
+{
+    size_t out_len, count;
+    char *out = redact(sc, p, n, &out_len, &count);
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, out, out_len, &rep), 0);
+    assert_true(count >= 1);
+    assert_non_null(memmem(out, out_len, CB_LEAK_REDACTED, strlen(CB_LEAK_REDACTED)));
+    free(out);
+}
+
+static void assert_redacts_to(const struct cb_leak_scanner *sc, const char *in, const char *want)
+{
+    size_t out_len;
+    char *out = redact(sc, in, strlen(in), &out_len, NULL);
+    assert_string_equal(out, want);
+    assert_int_equal(out_len, strlen(want));
+    free(out);
+}
+
+static const char *SECRET = "Zx9-kLmQ_r7TbVw2sYp";
+
+static void plain_secret(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"unused-secret-value", SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 2);
+    struct text t = {0};
+    text_adds(&t, "header ");
+    text_adds(&t, SECRET);
+    text_adds(&t, " trailer");
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+    assert_true(has_secret(&rep, 1, CB_LEAK_ENC_PLAIN, 0));
+    assert_int_equal(rep.findings[0].offset, 7);
+    assert_int_equal(rep.findings[0].len, strlen(SECRET));
+    assert_string_equal(rep.findings[0].name, "cred1");
+    assert_redacts_to(sc, t.p, "header [REDACTED] trailer");
+    assert_int_equal(scan(sc, "nothing here", 12, &rep), 0);
+    assert_int_equal(rep.total, 0);
+    free(t.p);
+    cb_leak_scanner_free(sc);
+}
+
+/* The secret inside a longer base64 text, at byte offsets 0..5 (all three
+ * alignments twice), with 0..2 bytes after it, standard and URL-safe,
+ * padded and not. */
+static void base64_every_alignment(void **state)
+{
+    (void)state;
+    /* Bytes chosen so that the encodings contain '+' and '/'. */
+    const char secret[] = "\xfb\xff\xbe\xfa\xef\xbf-secret-\xfe\xfb";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(secret);
+    for (size_t pre = 0; pre < 6; pre++) {
+        for (size_t post = 0; post < 3; post++) {
+            for (int variant = 0; variant < 4; variant++) {
+                unsigned char buf[64];
+                memcpy(buf, "ABCDEF", pre);
+                memcpy(buf + pre, secret, n);
+                memcpy(buf + pre + n, "xyz", post);
+                bool url = variant & 1, pad = variant & 2;
+                char *enc = b64(buf, pre + n + post, url, pad);
+                if (pre == 0 && post == 0 && !url)
+                    assert_true(strchr(enc, '+') || strchr(enc, '/'));
+                struct text t = {0};
+                text_adds(&t, "data=");
+                text_adds(&t, enc);
+                text_adds(&t, "&more");
+                struct cb_leak_report rep;
+                assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+                assert_true(
+                    has_secret(&rep, 0, url ? CB_LEAK_ENC_BASE64URL : CB_LEAK_ENC_BASE64, 0));
+                assert_clean_after_redact(sc, t.p, t.len);
+                free(enc);
+                free(t.p);
+            }
+        }
+    }
+    cb_leak_scanner_free(sc);
+}
+
+/* A whole padded base64 of the secret goes, padding and all. */
+static void base64_whole_value_redacted(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    char *enc = b64((const unsigned char *)SECRET, strlen(SECRET), false, true);
+    assert_non_null(strchr(enc, '='));
+    struct text t = {0};
+    text_adds(&t, "Authorization: Basic ");
+    text_adds(&t, enc);
+    text_adds(&t, "\r\n");
+    assert_redacts_to(sc, t.p, "Authorization: Basic [REDACTED]\r\n");
+    free(enc);
+    free(t.p);
+    cb_leak_scanner_free(sc);
+}
+
+static void hex_any_case(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    for (int hc = 0; hc < 3; hc++) {
+        char *h = hex(SECRET, strlen(SECRET), hc);
+        struct text t = {0};
+        text_adds(&t, "0x");
+        text_adds(&t, h);
+        struct cb_leak_report rep;
+        assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+        assert_true(has_secret(&rep, 0, CB_LEAK_ENC_HEX, 0));
+        assert_redacts_to(sc, t.p, "0x[REDACTED]");
+        free(h);
+        free(t.p);
+    }
+    cb_leak_scanner_free(sc);
+}
+
+/* Percent-encoded: all bytes or only reserved ones, lower/upper/mixed hex;
+ * double-encoded; '+' for space. */
+static void url_encodings(void **state)
+{
+    (void)state;
+    const char *secret = "p@ss w/rd:1234&x=y";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(secret);
+    for (int all = 0; all < 2; all++) {
+        for (int hc = 0; hc < 3; hc++) {
+            char *once = pct(secret, n, all, hc);
+            char *twice = pct(once, strlen(once), false, hc);
+            const char *forms[] = {once, twice};
+            for (unsigned depth = 1; depth <= 2; depth++) {
+                struct text t = {0};
+                text_adds(&t, "https://x.test/?q=");
+                text_adds(&t, forms[depth - 1]);
+                text_adds(&t, "&z=1");
+                struct cb_leak_report rep;
+                assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+                assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, depth));
+                assert_redacts_to(sc, t.p, "https://x.test/?q=[REDACTED]&z=1");
+                free(t.p);
+            }
+            free(once);
+            free(twice);
+        }
+    }
+    struct cb_leak_report rep;
+    const char *plus = "q=p%40ss+w%2Frd%3A1234%26x%3Dy";
+    assert_int_equal(scan(sc, plus, strlen(plus), &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLUS_SPACE, 1));
+    assert_redacts_to(sc, plus, "q=[REDACTED]");
+    cb_leak_scanner_free(sc);
+}
+
+/* Base64 whose '+', '/' and '=' are percent-encoded, and hex in a URL. */
+static void nested_encodings(void **state)
+{
+    (void)state;
+    const char secret[] = "\xfb\xff\xbe\xfa\xef\xbf-secret-\xfe";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    char *enc = b64((const unsigned char *)secret, strlen(secret), false, true);
+    char *u = pct(enc, strlen(enc), false, 1);
+    assert_non_null(strstr(u, "%2B"));
+    struct text t = {0};
+    text_adds(&t, "/v1?blob=");
+    text_adds(&t, u);
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_BASE64, 1));
+    assert_redacts_to(sc, t.p, "/v1?blob=[REDACTED]");
+    free(enc);
+    free(u);
+    free(t.p);
+    cb_leak_scanner_free(sc);
+}
+
+static void json_escaped(void **state)
+{
+    (void)state;
+    const char *secret = "quote\"back\\slash";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    const char *json = "{\"v\":\"quote\\\"back\\\\slash\"}";
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, json, strlen(json), &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_JSON, 0));
+    assert_redacts_to(sc, json, "{\"v\":\"[REDACTED]\"}");
+    cb_leak_scanner_free(sc);
+}
+
+/* Every occurrence, in every form, mixed. */
+static void every_occurrence(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    char *b = b64((const unsigned char *)SECRET, strlen(SECRET), false, true);
+    char *h = hex(SECRET, strlen(SECRET), 1);
+    char *u = pct(SECRET, strlen(SECRET), true, 2);
+    const char *forms[] = {SECRET, b, h, u};
+    struct text t = {0};
+    for (int i = 0; i < 1000; i++) {
+        text_adds(&t, forms[i % 4]);
+        text_adds(&t, i % 7 ? " " : "");
+    }
+    size_t out_len, count;
+    char *out = redact(sc, t.p, t.len, &out_len, &count);
+    assert_true(count >= 800);
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, out, out_len, &rep), 0);
+    assert_null(memmem(out, out_len, SECRET, strlen(SECRET)));
+    assert_null(memmem(out, out_len, h, strlen(h)));
+    free(out);
+    free(b);
+    free(h);
+    free(u);
+    free(t.p);
+    cb_leak_scanner_free(sc);
+}
+
+static void overlapping_and_prefix_secrets(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"abcdefgh12345678", "12345678ZYXWVUTS", "password1234",
+                             "password1234567890"};
+    struct cb_leak_scanner *sc = scanner(secrets, 4);
+    struct cb_leak_report rep;
+    const char *over = "<abcdefgh12345678ZYXWVUTS>";
+    assert_int_equal(scan(sc, over, strlen(over), &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 0));
+    assert_true(has_secret(&rep, 1, CB_LEAK_ENC_PLAIN, 0));
+    assert_redacts_to(sc, over, "<[REDACTED]>");
+    const char *longer = "pw=password1234567890;";
+    assert_int_equal(scan(sc, longer, strlen(longer), &rep), 1);
+    assert_true(has_secret(&rep, 2, CB_LEAK_ENC_PLAIN, 0));
+    assert_true(has_secret(&rep, 3, CB_LEAK_ENC_PLAIN, 0));
+    assert_redacts_to(sc, longer, "pw=[REDACTED];");
+    assert_redacts_to(sc, "pw=password1234;", "pw=[REDACTED];");
+    assert_redacts_to(sc, "a password1234 b password1234567890 c", "a [REDACTED] b [REDACTED] c");
+    cb_leak_scanner_free(sc);
+}
+
+static void short_and_too_many_secrets(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"short", "", "long-enough"};
+    size_t lens[] = {5, 0, 11};
+    struct cb_error err = {0};
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 3, &err);
+    assert_non_null(sc);
+    assert_int_equal(cb_leak_scanner_skipped(sc), 2);
+    assert_int_equal(cb_leak_scanner_secrets(sc), 1);
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, "short and sweet", 15, &rep), 0);
+    assert_int_equal(scan(sc, "xlong-enoughx", 13, &rep), 1);
+    assert_int_equal(rep.findings[0].index, 2);
+    assert_null(rep.findings[0].name);
+    cb_leak_scanner_free(sc);
+
+    size_t n = CB_LEAK_MAX_SECRETS + 1;
+    const char **many = cb_xcalloc(n, sizeof(char *));
+    size_t *ml = cb_xcalloc(n, sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        many[i] = "x";
+    assert_null(cb_leak_scanner_new(NULL, many, ml, n, &err));
+    assert_int_equal(err.code, -E2BIG);
+    free(many);
+    free(ml);
+    cb_leak_scanner_free(NULL);
+}
+
+/* Binary secret in binary data; no false positives in random bytes. */
+static void binary_data(void **state)
+{
+    (void)state;
+    char secret[24];
+    uint32_t seed = 99;
+    for (size_t i = 0; i < sizeof(secret); i++) {
+        seed = seed * 1664525u + 1013904223u;
+        secret[i] = (char)(seed >> 24);
+    }
+    secret[3] = '\0';
+    const char *secrets[] = {secret};
+    size_t lens[] = {sizeof(secret)};
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 1, NULL);
+    size_t n = 1 << 20;
+    char *data = cb_xmalloc(n);
+    assert_int_equal(cb_random_bytes(data, n), 0);
+    struct cb_leak_report rep;
+    scan(sc, data, n, &rep);
+    for (size_t i = 0; i < rep.n; i++)
+        assert_int_not_equal(rep.findings[i].kind, CB_LEAK_KNOWN_SECRET);
+    memcpy(data + 777777, secret, sizeof(secret));
+    assert_int_equal(scan(sc, data, n, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 0));
+    size_t out_len;
+    char *out = redact(sc, data, n, &out_len, NULL);
+    assert_null(memmem(out, out_len, secret, sizeof(secret)));
+    assert_memory_equal(out, data, 777777);
+    assert_memory_equal(out + 777777, CB_LEAK_REDACTED, strlen(CB_LEAK_REDACTED));
+    free(out);
+    free(data);
+    cb_leak_scanner_free(sc);
+}
+
+static void invalid_utf8_and_patterns(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    const char in[] = "\xff\xfe sk-abcdefghijklmnopqrstuvwxyz \xc3 Zx9-kLmQ_r7TbVw2sYp \xed\xa0";
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, in, sizeof(in) - 1, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 0));
+    bool pattern = false;
+    for (size_t i = 0; i < rep.n; i++)
+        pattern |= rep.findings[i].kind == CB_LEAK_PATTERN &&
+                   strcmp(rep.findings[i].name, "openai_key") == 0;
+    assert_true(pattern);
+    size_t out_len;
+    char *out = redact(sc, in, sizeof(in) - 1, &out_len, NULL);
+    assert_memory_equal(out, "\xff\xfe [REDACTED] \xc3 [REDACTED] \xed\xa0", out_len);
+    free(out);
+    cb_leak_scanner_free(sc);
+}
+
+/* Patterns are found in decoded text too (the reference's variants), and
+ * redacted there. */
+static void patterns_in_decoded_text(void **state)
+{
+    (void)state;
+    const char *in = "GET /?h=Bearer%20abcdefghijklmnopqrstuvwxyz0123 HTTP/1.1";
+    struct cb_leak_report rep;
+    assert_int_equal(scan(NULL, in, strlen(in), &rep), 1);
+    assert_int_equal(rep.findings[0].kind, CB_LEAK_PATTERN);
+    assert_int_equal(rep.findings[0].url_depth, 1);
+    assert_string_equal(rep.findings[0].name, "bearer_token");
+    assert_redacts_to(NULL, in, "GET /?h=[REDACTED] HTTP/1.1");
+    /* Sequential redaction keeps the reference's output for raw text. */
+    assert_redacts_to(NULL, "Authorization: Bearer sk-abcdefghijklmnopqrstuvwxyz",
+                      "Authorization: Bearer [REDACTED]");
+}
+
+static void huge_input(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = 32u << 20;
+    char *data = cb_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = "lorem ipsum %41 dolor\n"[i % 22];
+    memcpy(data + n - 100, SECRET, strlen(SECRET));
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, data, n, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 0));
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 1));
+    assert_int_equal(rep.findings[0].offset, n - 100);
+    free(data);
+    cb_leak_scanner_free(sc);
+}
+
+static void empty_input(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    struct cb_leak_report rep;
+    assert_int_equal(scan(sc, "", 0, &rep), 0);
+    size_t out_len, count;
+    char *out = redact(sc, "", 0, &out_len, &count);
+    assert_int_equal(out_len, 0);
+    assert_int_equal(count, 0);
+    free(out);
+    cb_leak_scanner_free(sc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(plain_secret),
+        cmocka_unit_test(base64_every_alignment),
+        cmocka_unit_test(base64_whole_value_redacted),
+        cmocka_unit_test(hex_any_case),
+        cmocka_unit_test(url_encodings),
+        cmocka_unit_test(nested_encodings),
+        cmocka_unit_test(json_escaped),
+        cmocka_unit_test(every_occurrence),
+        cmocka_unit_test(overlapping_and_prefix_secrets),
+        cmocka_unit_test(short_and_too_many_secrets),
+        cmocka_unit_test(binary_data),
+        cmocka_unit_test(invalid_utf8_and_patterns),
+        cmocka_unit_test(patterns_in_decoded_text),
+        cmocka_unit_test(huge_input),
+        cmocka_unit_test(empty_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
