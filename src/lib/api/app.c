@@ -30,6 +30,9 @@ static void register_metrics(struct cb_app *app)
     app->m_fuel = cb_metrics_histogram(app->metrics, "clawbox_wasm_fuel_consumed",
                                        "Fuel consumed by tool executions.", "tool,status", fuel,
                                        CB_ARRAY_LEN(fuel), 1024);
+    app->m_sanitized =
+        cb_metrics_counter(app->metrics, "clawbox_sanitization_issues_total",
+                           "Executions whose output had at least one sanitization issue.", NULL, 1);
 }
 
 static int open_sandbox(struct cb_app *app, struct cb_error *err)

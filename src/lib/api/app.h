@@ -26,6 +26,7 @@ struct cb_app {
     struct cb_metric *m_executions; /* clawbox_wasm_executions_total{tool,status} */
     struct cb_metric *m_exec_seconds;
     struct cb_metric *m_fuel;
+    struct cb_metric *m_sanitized; /* clawbox_sanitization_issues_total */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
     bool test_routes;             /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */

@@ -8,6 +8,7 @@
 #include "metrics/metrics.h"
 #include "sandbox/registry.h"
 #include "sandbox/worker.h"
+#include "scan/sanitize.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -98,15 +99,30 @@ static json_t *output_value(const struct cb_buf *out)
     return v;
 }
 
+/* Answers 200 with the tool's output after sanitization: credential
+ * patterns are redacted, injection patterns blocked, and output whose
+ * redaction broke its JSON is returned as redacted text (fail closed). */
 static void respond_ok(struct cb_http_request *req, struct cb_http_response *res,
                        struct cb_worker_result *r, uint64_t ms)
 {
-    json_t *meta = json_pack("{s:I, s:I, s:O, s:{s:i, s:[]}, s:b}", "execution_time_ms",
-                             (json_int_t)ms, "fuel_consumed", (json_int_t)r->outcome.fuel_consumed,
-                             "logs", r->logs, "sanitization", "issues_found", 0, "actions_taken",
-                             "output_truncated", r->output_truncated);
+    struct cb_error err = {0};
+    json_t *raw = output_value(&r->out);
+    json_t *output = NULL;
+    json_t *report = NULL;
+    int rc = cb_sanitize_output(NULL, raw, &output, &report, &err);
+    json_decref(raw);
+    if (rc < 0) {
+        cb_http_respond_error(res, 500, "internal_error", "sanitizing the tool output: %s",
+                              err.msg);
+        return;
+    }
+    if (json_integer_value(json_object_get(report, "issues_found")) > 0)
+        cb_metric_inc(((struct cb_app *)req->app)->m_sanitized, NULL, 1);
+    json_t *meta = json_pack("{s:I, s:I, s:O, s:o, s:b}", "execution_time_ms", (json_int_t)ms,
+                             "fuel_consumed", (json_int_t)r->outcome.fuel_consumed, "logs", r->logs,
+                             "sanitization", report, "output_truncated", r->output_truncated);
     json_t *body = json_pack("{s:s, s:s, s:o, s:n, s:o}", "request_id", req->request_id, "status",
-                             "ok", "output", output_value(&r->out), "error", "metadata", meta);
+                             "ok", "output", output, "error", "metadata", meta);
     cb_http_respond_json(res, 200, body);
 }
 

@@ -1,0 +1,236 @@
+#include "proxy/forward.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+struct cb_forwarder {
+    CURLSH *share;
+    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+};
+
+struct transfer {
+    const struct cb_forward_request *req;
+    struct cb_forward_response *res;
+    bool too_large;
+    bool wrong_address;
+};
+
+static void lock_cb(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    (void)h;
+    (void)access;
+    struct cb_forwarder *f = ud;
+    pthread_mutex_lock(&f->locks[data]);
+}
+
+static void unlock_cb(CURL *h, curl_lock_data data, void *ud)
+{
+    (void)h;
+    struct cb_forwarder *f = ud;
+    pthread_mutex_unlock(&f->locks[data]);
+}
+
+struct cb_forwarder *cb_forwarder_new(void)
+{
+    struct cb_forwarder *f = cb_xcalloc(1, sizeof(*f));
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&f->locks[i], NULL);
+    f->share = curl_share_init();
+    curl_share_setopt(f->share, CURLSHOPT_LOCKFUNC, lock_cb);
+    curl_share_setopt(f->share, CURLSHOPT_UNLOCKFUNC, unlock_cb);
+    curl_share_setopt(f->share, CURLSHOPT_USERDATA, f);
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return f;
+}
+
+void cb_forwarder_free(struct cb_forwarder *f)
+{
+    if (f == NULL)
+        return;
+    curl_share_cleanup(f->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&f->locks[i]);
+    free(f);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct transfer *t = ud;
+    if (cb_buf_append(&t->res->body, p, size * n) < 0) {
+        t->too_large = true;
+        return 0; /* aborts the transfer at once */
+    }
+    return size * n;
+}
+
+/* Collects response headers with lower-case names; the status line and
+ * the blank line are skipped, and a new response (after 100 Continue)
+ * starts over. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct transfer *t = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        json_object_clear(t->res->headers);
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (colon == NULL || colon == p || len > CB_FORWARD_MAX_HEADER_BYTES ||
+        json_object_size(t->res->headers) >= CB_FORWARD_MAX_HEADERS)
+        return len;
+    char *name = cb_xstrndup(p, (size_t)(colon - p));
+    for (char *c = name; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    const char *v = colon + 1;
+    size_t vlen = len - (size_t)(v - p);
+    while (vlen > 0 && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    json_t *old = json_object_get(t->res->headers, name);
+    char *joined =
+        old ? cb_xasprintf("%s, %.*s", json_string_value(old), (int)vlen, v) : cb_xstrndup(v, vlen);
+    json_t *val = json_string(joined);
+    if (val != NULL)
+        json_object_set_new(t->res->headers, name, val);
+    free(joined);
+    free(name);
+    return len;
+}
+
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+    if (a->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* The last line of the pin: whatever curl resolved or reused, a new
+ * socket may only connect to the checked address. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct transfer *t = ud;
+    if (purpose != CURLSOCKTYPE_IPCXN || !same_address(&a->addr, t->req->addr)) {
+        t->wrong_address = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static struct curl_slist *pin_entry(const struct cb_forward_request *req)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    const void *raw = req->addr->sa_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)req->addr)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)req->addr)->sin6_addr;
+    inet_ntop(req->addr->sa_family, raw, ip, sizeof(ip));
+    char *line = cb_xasprintf(req->addr->sa_family == AF_INET6 ? "%s:%u:[%s]" : "%s:%u:%s",
+                              req->host, req->port, ip);
+    struct curl_slist *l = curl_slist_append(NULL, line);
+    free(line);
+    return l;
+}
+
+static struct curl_slist *header_list(const struct cb_forward_request *req)
+{
+    /* No 100-continue round trip, and no Accept the tool did not ask for. */
+    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+    for (size_t i = 0; i < req->n_headers; i++)
+        l = curl_slist_append(l, req->headers[i]);
+    return l;
+}
+
+static void set_options(CURL *h, struct cb_forwarder *f, struct transfer *t, struct curl_slist *pin,
+                        struct curl_slist *hdrs)
+{
+    const struct cb_forward_request *req = t->req;
+    curl_easy_setopt(h, CURLOPT_SHARE, f->share);
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
+    if (req->ca_bundle)
+        curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_bundle);
+    if (strcasecmp(req->method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    if (req->body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+}
+
+static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
+{
+    const struct cb_forward_request *req = t->req;
+    if (t->too_large)
+        return cb_error_set(err, -EFBIG, "response from %s exceeds the limit of %zu bytes",
+                            req->host, req->max_response_bytes);
+    if (t->wrong_address)
+        return cb_error_set(
+            err, -EACCES, "blocked: connection to %s would not use the checked address", req->host);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return cb_error_set(err, -ETIMEDOUT, "request to %s timed out after %llu ms", req->host,
+                            (unsigned long long)req->timeout_ms);
+    return cb_error_set(err, -EIO, "request to %s failed: %s", req->host, curl_easy_strerror(rc));
+}
+
+int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
+               struct cb_forward_response *res, struct cb_error *err)
+{
+    struct transfer t = {req, res, false, false};
+    memset(res, 0, sizeof(*res));
+    cb_buf_init(&res->body, req->max_response_bytes);
+    res->headers = json_object();
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    struct curl_slist *pin = pin_entry(req);
+    struct curl_slist *hdrs = header_list(req);
+    set_options(h, f, &t, pin, hdrs);
+    CURLcode rc = curl_easy_perform(h);
+    int r = 0;
+    if (rc != CURLE_OK || t.too_large || t.wrong_address)
+        r = failure(&t, rc, err);
+    else
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+    curl_slist_free_all(hdrs);
+    curl_slist_free_all(pin);
+    curl_easy_cleanup(h);
+    return r;
+}
+
+void cb_forward_response_free(struct cb_forward_response *res)
+{
+    if (res == NULL)
+        return;
+    json_decref(res->headers);
+    res->headers = NULL;
+    cb_buf_free(&res->body);
+}

@@ -1,0 +1,56 @@
+/* Sends one already-vetted request upstream with libcurl: the address is
+ * pinned (the connection may only go to the address that passed the
+ * address policy), redirects are not followed, proxy environment
+ * variables are ignored, and the response body is capped while it
+ * streams. Connections are reused across requests through a share
+ * handle. */
+#ifndef CB_PROXY_FORWARD_H
+#define CB_PROXY_FORWARD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+/* Response headers kept, and the bytes of any one header. */
+#define CB_FORWARD_MAX_HEADERS      100
+#define CB_FORWARD_MAX_HEADER_BYTES 8192
+
+struct cb_forward_request {
+    const char *url;  /* canonical URL to send */
+    const char *host; /* lower-case host name, for pinning */
+    uint16_t port;
+    const struct sockaddr *addr; /* the checked address to connect to */
+    socklen_t addr_len;
+    const char *method;
+    const char *const *headers; /* "Name: value" lines, already filtered */
+    size_t n_headers;
+    const char *body; /* NULL = none */
+    size_t body_len;
+    uint64_t timeout_ms;
+    size_t max_response_bytes;
+    const char *ca_bundle; /* NULL = system CAs */
+};
+
+struct cb_forward_response {
+    long status;
+    json_t *headers; /* object: lower-case name -> value (repeats joined by ", ") */
+    struct cb_buf body;
+};
+
+struct cb_forwarder;
+
+struct cb_forwarder *cb_forwarder_new(void);
+void cb_forwarder_free(struct cb_forwarder *f);
+
+/* Returns 0 with the upstream's answer (any status, 3xx included, with its
+ * Location header), or a negative code with err saying what failed in
+ * words a model can act on (timeout, size cap, connection refused, TLS). */
+int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
+               struct cb_forward_response *res, struct cb_error *err);
+void cb_forward_response_free(struct cb_forward_response *res);
+
+#endif
