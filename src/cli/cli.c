@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_fail(const char *fmt, ...)
 {
@@ -114,4 +115,30 @@ int cli_request(const struct cli_conn *c, const char *method, const char *path, 
         return 1;
     }
     return 0;
+}
+
+char *cli_default_config_path(void)
+{
+    char *p = cb_config_expand_home("~/.clawbox/config/clawbox.toml");
+    struct stat st;
+    if (stat(p, &st) == 0)
+        return p;
+    free(p);
+    return NULL;
+}
+
+struct cb_config *cli_load_config(const char *path)
+{
+    char *def = path ? NULL : cli_default_config_path();
+    struct cb_config *cfg = NULL;
+    struct cb_config_diag diag = {0};
+    struct cb_error err = {0};
+    if (cb_config_load(path ? path : def, &cfg, &diag, &err) < 0) {
+        for (size_t i = 0; i < diag.errors.len; i++)
+            fprintf(stderr, "error: %s\n", diag.errors.items[i]);
+        cli_fail("invalid configuration (%s)", err.msg);
+    }
+    cb_config_diag_free(&diag);
+    free(def);
+    return cfg;
 }

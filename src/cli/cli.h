@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "client/client.h"
+#include "config/config.h"
 
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -54,6 +55,18 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
  * otherwise. */
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
+
+/* ~/.clawbox/config/clawbox.toml if it exists (a new string), else NULL. */
+char *cli_default_config_path(void);
+
+/* Loads the configuration of a local (non-client) verb: `path`, else the
+ * default config file, else the built-in defaults. Prints problems and
+ * returns NULL on error. */
+struct cb_config *cli_load_config(const char *path);
+
+int cmd_creds(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 
 /* Prints "clawbox: <msg>" on stderr and returns 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -7,7 +7,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char usage_text[] =
     "Usage: clawbox serve [--config PATH] [--check-config] [--insecure]\n\n"
@@ -17,16 +16,6 @@ static const char usage_text[] =
     "  --check-config   validate the configuration, list every problem, and exit\n"
     "                   (0 if valid, 1 if not)\n"
     "  --insecure       allow the placeholder auth token 'changeme'\n";
-
-static char *default_config_path(void)
-{
-    char *p = cb_config_expand_home("~/.clawbox/config/clawbox.toml");
-    struct stat st;
-    if (stat(p, &st) == 0)
-        return p;
-    free(p);
-    return NULL;
-}
 
 static void print_diag(const struct cb_config_diag *d)
 {
@@ -90,7 +79,7 @@ int cmd_serve(int argc, char **argv)
         else
             return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
     }
-    char *def = config ? NULL : default_config_path();
+    char *def = config ? NULL : cli_default_config_path();
     if (def != NULL)
         fprintf(stderr, "Using config: %s\n", def);
     int rc = run(config ? config : def, check, insecure);

@@ -25,6 +25,9 @@ static const struct verb verbs[] = {
     {"build", cmd_build, "build C/C++ tool projects to wasm32-wasi"},
     {"add", cmd_add, "install a module: clawbox add tool NAME FILE.wasm"},
     {"remove", cmd_remove, "uninstall a module: clawbox remove tool NAME"},
+    {"creds", cmd_creds, "add, list or remove credentials in the encrypted store"},
+    {"audit", cmd_audit, "verify the audit log's hash chain: clawbox audit verify"},
+    {"logs", cmd_logs, "print the audit log: clawbox logs [--tail N] [--follow]"},
     {"mcp", cmd_mcp, "serve the tools to MCP clients (Claude Code, ...) on stdio"},
 };
 

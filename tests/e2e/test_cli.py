@@ -11,7 +11,8 @@ import unittest
 
 from harness import BIN, Server, free_port, main
 
-VERBS = ["init", "serve", "health", "status", "config-reference"]
+VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds",
+         "audit", "logs", "mcp", "new-tool", "build"]
 
 
 def run(*args, env=None, input=None):
@@ -157,6 +158,95 @@ class ClientVerbTests(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("clawbox serve", p.stderr)
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 2)
+
+
+class CredsTests(unittest.TestCase):
+    KEY = "ab" * 32
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="clawbox-creds-")
+        self.store = os.path.join(self.dir, "creds.enc")
+        self.cfg = os.path.join(self.dir, "c.toml")
+        with open(self.cfg, "w") as f:
+            f.write(f'[credentials]\nstore_path = "{self.store}"\n')
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def creds(self, *args, key=KEY, input=None):
+        env = {"CLAWBOX_MASTER_KEY": key} if key else {"CLAWBOX_MASTER_KEY": ""}
+        return run("creds", "--config", self.cfg, *args, env=env, input=input)
+
+    def test_add_list_remove_without_revealing_values(self):
+        secret = "ghp_" + "x" * 36
+        p = self.creds("add", "--name", "github", "--domain", "api.github.com",
+                       input=secret + "\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(self.store).st_mode), 0o600)
+        with open(self.store, "rb") as f:
+            self.assertNotIn(secret.encode(), f.read())
+        p = self.creds("list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("github", p.stdout)
+        self.assertIn("api.github.com", p.stdout)
+        self.assertIn("Authorization", p.stdout)
+        self.assertNotIn(secret, p.stdout + p.stderr)
+        self.assertEqual(self.creds("remove", "--name", "github").returncode, 0)
+        self.assertIn("No credentials stored.", self.creds("list").stdout)
+
+    def test_empty_value_wrong_key_and_missing_key(self):
+        p = self.creds("add", "--name", "a", "--domain", "x.com", input="\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot be empty", p.stderr)
+        self.creds("add", "--name", "a", "--domain", "x.com", input="value-123456\n")
+        p = self.creds("list", key="cd" * 32)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("key", p.stderr)
+        p = self.creds("list", key=None)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("openssl rand -hex 32", p.stderr)
+
+
+class AuditCliTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="clawbox-audit-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def write_chain(self, n):
+        import hashlib
+        prev = "0" * 64
+        lines = []
+        for i in range(n):
+            line = json.dumps({"timestamp": f"2026-01-01T00:00:0{i}.000+00:00",
+                               "method": "GET", "url": f"https://example.com/{i}",
+                               "status": 200, "duration_ms": i, "prev": prev},
+                              separators=(",", ":"))
+            prev = hashlib.sha256(line.encode()).hexdigest()
+            lines.append(line)
+        path = os.path.join(self.dir, "audit.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def test_verify_and_logs(self):
+        path = self.write_chain(3)
+        p = run("audit", "verify", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("3 lines", p.stdout)
+        p = run("logs", "--dir", self.dir, "--tail", "2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines(),
+                         ["[2026-01-01T00:00:01.000+00:00] GET https://example.com/1 -> 200 (1ms)",
+                          "[2026-01-01T00:00:02.000+00:00] GET https://example.com/2 -> 200 (2ms)"])
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("example.com/0", "evil.com/0", 1))
+        p = run("audit", "verify", "--dir", self.dir)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("line 2", p.stderr)
 
 
 class HelpTests(unittest.TestCase):

@@ -1,0 +1,170 @@
+/* clawbox creds add|list|remove: the encrypted credential store. */
+#include "cli.h"
+#include "core/util.h"
+#include "secrets/secrets.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define VALUE_MAX 16384
+
+static const char usage_text[] =
+    "Usage: clawbox creds [--config PATH] [--key-file PATH] ACTION\n\n"
+    "Manages the encrypted credential store ([credentials] store_path). The key is\n"
+    "CLAWBOX_MASTER_KEY (64 hex characters; make one with `openssl rand -hex 32`)\n"
+    "or --key-file (a file of mode 0600 holding it).\n\n"
+    "Actions:\n"
+    "  add --name N --domain D [--header H] [--prefix P]\n"
+    "                  store a credential; the value is read from stdin (not echoed).\n"
+    "                  Header defaults to Authorization, prefix to \"Bearer \".\n"
+    "  list            names, domains and headers (never values)\n"
+    "  remove --name N delete a credential\n\n"
+    "A running server picks up changes to the store without a restart.\n";
+
+struct creds_args {
+    const char *config;
+    const char *key_file;
+    const char *name;
+    const char *domain;
+    const char *header;
+    const char *prefix;
+};
+
+/* Reads one line from stdin with echo off when it is a terminal. */
+static char *read_value(size_t *len)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    char *buf = cb_xmalloc(VALUE_MAX + 2);
+    if (tty) {
+        fputs("Credential value: ", stderr);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    char *got = fgets(buf, VALUE_MAX + 2, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fputc('\n', stderr);
+    }
+    size_t n = got ? strcspn(buf, "\r\n") : 0;
+    *len = n;
+    buf[n] = '\0';
+    return buf;
+}
+
+static int open_store(const struct creds_args *a, struct cb_secret_store **store)
+{
+    struct cb_config *cfg = cli_load_config(a->config);
+    struct cb_master_key key;
+    struct cb_error err = {0};
+    if (cfg == NULL)
+        return 1;
+    int r = cb_master_key_load(a->key_file, &key, &err);
+    if (r == 0) {
+        r = cb_secret_store_open(cfg->credentials.store_path, &key, store, &err);
+        cb_master_key_wipe(&key);
+    }
+    cb_config_free(cfg);
+    return r < 0 ? cli_fail("%s", err.msg) : 0;
+}
+
+static int save(struct cb_secret_store *s)
+{
+    struct cb_error err = {0};
+    return cb_secret_store_save(s, &err) < 0 ? cli_fail("%s", err.msg) : 0;
+}
+
+static int do_add(struct cb_secret_store *s, const struct creds_args *a)
+{
+    size_t len = 0;
+    if (a->name == NULL || a->domain == NULL)
+        return cli_fail("creds add needs --name and --domain");
+    char *value = read_value(&len);
+    int rc = 0;
+    struct cb_error err = {0};
+    struct cb_cred_spec spec = {a->name, a->domain, a->header, a->prefix, value, len};
+    if (len == 0)
+        rc = cli_fail("credential value cannot be empty");
+    else if (cb_secret_store_put(s, &spec, &err) < 0)
+        rc = cli_fail("%s", err.msg);
+    else if ((rc = save(s)) == 0)
+        fprintf(stderr, "Credential '%s' stored for domain '%s'\n", a->name, a->domain);
+    cb_secret_free(value, VALUE_MAX + 2);
+    return rc;
+}
+
+static int do_list(struct cb_secret_store *s)
+{
+    size_t n = cb_secret_store_count(s);
+    if (n == 0)
+        puts("No credentials stored.");
+    for (size_t i = 0; i < n; i++) {
+        struct cb_cred_info info;
+        if (cb_secret_store_entry(s, i, &info) == 0)
+            printf("  %-24s %-32s %s\n", info.name, info.domain, info.header_name);
+    }
+    return 0;
+}
+
+static int do_remove(struct cb_secret_store *s, const struct creds_args *a)
+{
+    if (a->name == NULL)
+        return cli_fail("creds remove needs --name");
+    if (cb_secret_store_remove(s, a->name) < 0)
+        return cli_fail("no credential named '%s'", a->name);
+    int rc = save(s);
+    if (rc == 0)
+        fprintf(stderr, "Credential '%s' removed\n", a->name);
+    return rc;
+}
+
+static int parse(int argc, char **argv, struct creds_args *a)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"key-file", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},   {"domain", required_argument, NULL, 'd'},
+        {"header", required_argument, NULL, 'H'}, {"prefix", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char **slot = o == 'c'   ? &a->config
+                            : o == 'k' ? &a->key_file
+                            : o == 'n' ? &a->name
+                            : o == 'd' ? &a->domain
+                            : o == 'H' ? &a->header
+                            : o == 'P' ? &a->prefix
+                                       : NULL;
+        if (slot == NULL)
+            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+        *slot = optarg;
+    }
+    return -1;
+}
+
+int cmd_creds(int argc, char **argv)
+{
+    struct creds_args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    const char *action = optind < argc ? argv[optind] : "";
+    if (strcmp(action, "add") != 0 && strcmp(action, "list") != 0 &&
+        strcmp(action, "remove") != 0) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    struct cb_secret_store *s = NULL;
+    if ((rc = open_store(&a, &s)) != 0)
+        return rc;
+    if (strcmp(action, "add") == 0)
+        rc = do_add(s, &a);
+    else if (strcmp(action, "list") == 0)
+        rc = do_list(s);
+    else
+        rc = do_remove(s, &a);
+    cb_secret_store_free(s);
+    return rc;
+}
