@@ -60,7 +60,8 @@ int cb__audit_list(const char *dir, struct cb__audit_files *out, struct cb_error
         current = current || strcmp(e->d_name, CB_AUDIT_FILE) == 0;
     }
     closedir(d);
-    qsort(out->seqs, out->n, sizeof(*out->seqs), cmp_seq);
+    if (out->n > 0) /* qsort of a NULL array is undefined even with 0 items */
+        qsort(out->seqs, out->n, sizeof(*out->seqs), cmp_seq);
     if (current)
         add(out, 0, &cap);
     out->names = cb_xcalloc(out->n ? out->n : 1, sizeof(char *));
