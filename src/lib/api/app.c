@@ -2,6 +2,9 @@
 #include "core/fs.h"
 #include "core/util.h"
 #include "api/tools.h"
+#include "audit/audit.h"
+#include "proxy/pipeline.h"
+#include "secrets/secrets.h"
 #include "metrics/metrics.h"
 #include "sandbox/registry.h"
 #include "sandbox/worker.h"
@@ -60,6 +63,45 @@ static int open_sandbox(struct cb_app *app, struct cb_error *err)
     return r;
 }
 
+/* The credential store is optional: without a master key the proxy injects
+ * nothing. With one, a missing file is an empty store and a wrong key stops
+ * the server, since it would otherwise run without the credentials. */
+static int open_secrets(struct cb_app *app, struct cb_error *err)
+{
+    struct cb_master_key key;
+    int r = cb_master_key_from_env(&key, err);
+    if (r == -ENOENT) {
+        cb_error_clear(err);
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    r = cb_secret_store_open(app->cfg->credentials.store_path, &key, &app->secrets, err);
+    cb_master_key_wipe(&key);
+    if (r < 0)
+        cb_error_prefix(err, "opening credential store %s", app->cfg->credentials.store_path);
+    return r;
+}
+
+static int open_proxy(struct cb_app *app, struct cb_error *err)
+{
+    const struct cb_config *cfg = app->cfg;
+    struct cb_audit_options ao = {
+        .dir = cfg->logging.audit_dir,
+        .max_file_bytes = cfg->logging.audit_max_file_bytes,
+    };
+    int r = cb_audit_open(&ao, &app->audit, err);
+    if (r < 0) {
+        cb_error_prefix(err, "opening audit log in %s", cfg->logging.audit_dir);
+        return r;
+    }
+    r = open_secrets(app, err);
+    if (r < 0)
+        return r;
+    app->proxy = cb_proxy_new(cfg, app->secrets, app->audit, err);
+    return app->proxy ? 0 : -EINVAL;
+}
+
 int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err)
 {
     struct cb_app *app = cb_xcalloc(1, sizeof(*app));
@@ -75,6 +117,8 @@ int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_erro
         free(db);
     }
     register_metrics(app);
+    if (r == 0)
+        r = open_proxy(app, err);
     if (r == 0)
         r = open_sandbox(app, err);
     if (r < 0) {
@@ -92,6 +136,9 @@ void cb_app_close(struct cb_app *app)
     cb_registry_close(app->registry);
     cb_worker_pool_free(app->workers);
     cb_state_close(app->state);
+    cb_proxy_free(app->proxy);
+    cb_secret_store_free(app->secrets);
+    cb_audit_close(app->audit);
     cb_metrics_free(app->metrics);
     free(app);
 }

@@ -16,6 +16,9 @@ struct cb_metrics;
 struct cb_registry;
 struct cb_worker_pool;
 struct cb_metric;
+struct cb_proxy;
+struct cb_audit;
+struct cb_secret_store;
 
 struct cb_app {
     const struct cb_config *cfg;
@@ -26,13 +29,17 @@ struct cb_app {
     struct cb_metric *m_executions; /* clawbox_wasm_executions_total{tool,status} */
     struct cb_metric *m_exec_seconds;
     struct cb_metric *m_fuel;
-    struct cb_metric *m_sanitized; /* clawbox_sanitization_issues_total */
+    struct cb_metric *m_sanitized;   /* clawbox_sanitization_issues_total */
+    struct cb_audit *audit;          /* logging.audit_dir */
+    struct cb_secret_store *secrets; /* NULL when no master key is set */
+    struct cb_proxy *proxy;          /* the http_request host call */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
     bool test_routes;             /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
 };
 
-/* Creates the data directory and opens the state database. */
+/* Creates the data directory and opens the state database, the audit log,
+ * the credential store (when a master key is set) and the egress proxy. */
 int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err);
 void cb_app_close(struct cb_app *app);
 

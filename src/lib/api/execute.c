@@ -6,6 +6,7 @@
 #include "core/utf8.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
+#include "proxy/pipeline.h"
 #include "sandbox/registry.h"
 #include "sandbox/worker.h"
 #include "scan/sanitize.h"
@@ -21,6 +22,9 @@
 struct exec_ctx {
     const char *tool;
     json_t *manifest;
+    json_t *credentials; /* granted credential names */
+    struct cb_proxy *proxy;
+    const char *request_id;
 };
 
 static char *host_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -38,25 +42,40 @@ static char *host_error(const char *fmt, ...)
     return s;
 }
 
-/* Host calls other than log. http_request is refused: outbound requests
- * need the egress proxy, which enforces the tool's allowlist; without it
- * every tool is deny-all, as a tool without a network manifest is. */
+/* Host calls other than log: http_request goes through the egress proxy,
+ * which enforces the tool's allowlist and injects its credentials. */
 static char *host_call(void *ud, const char *method, json_t *params)
 {
     struct exec_ctx *x = ud;
     if (strcmp(method, "http_request") != 0)
         return host_error("unknown host call method: %s", method);
-    const char *url = json_string_value(json_object_get(params, "url"));
-    if (url == NULL)
-        return host_error("missing 'url' parameter");
-    json_t *net = json_object_get(x->manifest, "network");
-    if (!json_is_object(net) || json_array_size(json_object_get(net, "allowlist")) == 0)
-        return host_error("network access denied: tool '%s' has no network allowlist, so %.200s "
-                          "is not reachable",
-                          x->tool, url);
-    return host_error("network access denied: %.200s: outbound HTTP is not enabled on this "
-                      "server (no egress proxy)",
-                      url);
+    json_t *env = cb_proxy_http_request(x->proxy, x->tool, x->manifest, x->credentials, params,
+                                        x->request_id);
+    char *s = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    return s;
+}
+
+/* The credentials a request may use: the names in its
+ * capabilities.credentials that the manifest's credentials.available also
+ * lists, in request order (spec §2, step 4). The caller owns the array. */
+static json_t *granted_credentials(json_t *manifest, json_t *caps)
+{
+    json_t *out = json_array();
+    json_t *avail = json_object_get(json_object_get(manifest, "credentials"), "available");
+    size_t i, j;
+    json_t *want, *have;
+    json_array_foreach(json_object_get(caps, "credentials"), i, want)
+    {
+        json_array_foreach(avail, j, have)
+        {
+            if (json_is_string(want) && json_equal(want, have)) {
+                json_array_append(out, want);
+                break;
+            }
+        }
+    }
+    return out;
 }
 
 static uint64_t manifest_u64(json_t *manifest, const char *key, uint64_t fallback)
@@ -176,13 +195,16 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     struct cb_worker_limits lim;
     struct cb_worker_result r;
     struct cb_error err = {0};
-    struct exec_ctx x = {tool->name, tool->manifest};
+    json_t *granted =
+        granted_credentials(tool->manifest, json_object_get(req->json, "capabilities"));
+    struct exec_ctx x = {tool->name, tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
     char *text = json_dumps(params ? params : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     limits_for(app->cfg, tool->manifest, &lim);
     int rc = cb_worker_execute(app->workers, tool->so_path, text, strlen(text), &lim, host_call, &x,
                                &r, &err);
     free(text);
+    json_decref(granted);
     uint64_t ns = cb_now_mono_ns() - start;
     const char *status = "ok";
     if (rc < 0) {

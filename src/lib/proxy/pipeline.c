@@ -1,0 +1,495 @@
+/* The egress proxy pipeline: see pipeline.h for the order of the stages. */
+#include "proxy/pipeline.h"
+#include "audit/audit.h"
+#include "core/utf8.h"
+#include "core/util.h"
+#include "proxy/addr.h"
+#include "proxy/allowlist.h"
+#include "proxy/forward.h"
+#include "proxy/internal.h"
+#include "proxy/ratelimit.h"
+#include "proxy/url.h"
+#include "scan/leak.h"
+#include "secrets/secrets.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* Request headers a tool may send, and the bytes of one "Name: value". */
+#define PROXY_MAX_HEADERS      100
+#define PROXY_MAX_HEADER_BYTES 8192
+/* Credentials injected into one request. */
+#define PROXY_MAX_INJECT 16
+#define PROXY_MAX_METHOD 32
+
+struct cb_proxy {
+    const struct cb_config *cfg;
+    struct cb_secret_store *store;
+    struct cb_audit *audit;
+    struct cb_proxy_addr_policy *policy;
+    struct cb_proxy_ratelimit *rl;
+    struct cb_forwarder *fwd;
+    struct cb_leak_scanner *scanner;
+};
+
+/* Everything one request accumulates, freed together by req_free. */
+struct req {
+    const char *tool;
+    const char *request_id;
+    char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
+    const char *method;
+    const char *body;
+    size_t body_len;
+    struct cb_proxy_url url;
+    bool url_ok;
+    char *headers[PROXY_MAX_HEADERS + PROXY_MAX_INJECT];
+    size_t n_headers;
+    size_t inject_from; /* headers[inject_from..] hold secrets */
+    char injected[256]; /* credential names, comma-separated, for the audit */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    uint64_t start_ns;
+};
+
+static struct cb_leak_scanner *build_scanner(struct cb_secret_store *store, struct cb_error *err)
+{
+    size_t n = store ? cb_secret_store_count(store) : 0;
+    if (n > CB_LEAK_MAX_SECRETS)
+        n = CB_LEAK_MAX_SECRETS;
+    const char **names = cb_xcalloc(n + 1, sizeof(*names));
+    const char **values = cb_xcalloc(n + 1, sizeof(*values));
+    size_t *lens = cb_xcalloc(n + 1, sizeof(*lens));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct cb_cred_info info;
+        if (cb_secret_store_entry(store, i, &info) < 0 ||
+            cb_secret_store_value_at(store, i, &values[k], &lens[k]) < 0)
+            continue;
+        names[k++] = info.name;
+    }
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(names, values, lens, k, err);
+    free(names);
+    free(values);
+    free(lens);
+    return sc;
+}
+
+struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_store *store,
+                              struct cb_audit *audit, struct cb_error *err)
+{
+    struct cb_proxy *p = cb_xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->store = store;
+    p->audit = audit;
+    struct cb_proxy_ratelimit_config rc = {
+        .rate = (double)cfg->proxy.rate_limit,
+        .burst = (double)cfg->proxy.rate_limit_burst,
+    };
+    int r = cb_proxy_addr_policy_new(cfg->proxy.allow_private_cidrs.items,
+                                     cfg->proxy.allow_private_cidrs.len, &p->policy, err);
+    if (r == 0)
+        r = cb_proxy_ratelimit_new(&rc, &p->rl, err);
+    if (r == 0) {
+        p->scanner = build_scanner(store, err);
+        r = p->scanner ? 0 : -EINVAL;
+    }
+    if (r == 0) {
+        p->fwd = cb_forwarder_new();
+        return p;
+    }
+    cb_error_prefix(err, "egress proxy");
+    cb_proxy_free(p);
+    return NULL;
+}
+
+void cb_proxy_free(struct cb_proxy *p)
+{
+    if (p == NULL)
+        return;
+    cb_forwarder_free(p->fwd);
+    cb_leak_scanner_free(p->scanner);
+    cb_proxy_ratelimit_free(p->rl);
+    cb_proxy_addr_policy_free(p->policy);
+    free(p);
+}
+
+static void req_free(struct req *q)
+{
+    for (size_t i = 0; i < q->n_headers; i++) {
+        if (i >= q->inject_from)
+            cb_secret_free(q->headers[i], strlen(q->headers[i]));
+        else
+            free(q->headers[i]);
+    }
+    if (q->url_ok)
+        cb_proxy_url_free(&q->url);
+}
+
+static json_t *error_envelope(const char *msg)
+{
+    return json_pack("{s:s}", "error", msg);
+}
+
+/* Writes the audit line for a finished request; failures to log do not
+ * change the tool's answer (the log reports them on its own). */
+static void audit(struct cb_proxy *p, struct req *q, const char *decision, const char *reason,
+                  int status, uint64_t bytes)
+{
+    if (p->audit == NULL)
+        return;
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_PROXY,
+        .request_id = q->request_id,
+        .tool = q->tool,
+        .method = q->method,
+        .url = q->url_ok ? q->url.redacted : NULL,
+        .decision = decision,
+        .reason = reason,
+        .credential_injected = q->injected[0] ? q->injected : NULL,
+        .status = status,
+        .bytes = bytes,
+        .duration_ms = (cb_now_mono_ns() - q->start_ns) / 1000000,
+        .blocked = strcmp(decision, "allowed") != 0,
+        .leak_detected = strcmp(decision, "leak_blocked") == 0,
+    };
+    struct cb_error e = {0};
+    (void)cb_audit_append(p->audit, &rec, &e);
+}
+
+static json_t *deny(struct cb_proxy *p, struct req *q, const char *decision, const char *msg)
+{
+    audit(p, q, decision, msg, 0, 0);
+    return error_envelope(msg);
+}
+
+/* Whether the header name is one the proxy never passes on: hop-by-hop
+ * headers belong to the tool's connection, not ours, and Host must match
+ * the URL that was checked. */
+static bool dropped_header(const char *name, size_t len)
+{
+    static const char *const drop[] = {"connection",        "keep-alive", "te",  "trailer",
+                                       "transfer-encoding", "upgrade",    "host"};
+    if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
+        return true;
+    for (size_t i = 0; i < CB_ARRAY_LEN(drop); i++)
+        if (strlen(drop[i]) == len && strncasecmp(name, drop[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* An HTTP token (RFC 9110 §5.6.2). */
+static bool is_token(const char *k)
+{
+    if (*k == '\0')
+        return false;
+    for (; *k; k++) {
+        unsigned char c = (unsigned char)*k;
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return false;
+    }
+    return true;
+}
+
+/* Stage 1: the params. Headers are all strings or all dropped (spec
+ * §4.5). */
+static int read_params(struct req *q, const json_t *params, struct cb_error *err)
+{
+    const char *url = json_string_value(json_object_get(params, "url"));
+    if (url == NULL)
+        return cb_error_set(err, -EINVAL, "missing 'url' parameter");
+    const char *m = json_string_value(json_object_get(params, "method"));
+    q->method = m && *m ? m : "GET";
+    if (!is_token(q->method) || strlen(q->method) > PROXY_MAX_METHOD) {
+        char qm[CB__PROXY_QUOTE_BUF];
+        return cb_error_set(err, -EINVAL,
+                            "invalid 'method' %s: it must be an HTTP method such as GET or POST",
+                            cb__proxy_quote(q->method, strlen(q->method), qm));
+    }
+    json_t *body = json_object_get(params, "body");
+    if (json_is_string(body)) {
+        q->body = json_string_value(body);
+        q->body_len = json_string_length(body);
+    }
+    int r = cb_proxy_url_parse(url, strlen(url), &q->url, err);
+    q->url_ok = true;
+    if (r < 0)
+        return r;
+    json_t *h = json_object_get(params, "headers");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (!json_is_string(v))
+            return 0;
+    }
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (dropped_header(k, strlen(k)))
+            continue;
+        if (q->n_headers == PROXY_MAX_HEADERS)
+            return cb_error_set(err, -E2BIG, "blocked: more than %d request headers",
+                                PROXY_MAX_HEADERS);
+        if (strlen(k) + json_string_length(v) > PROXY_MAX_HEADER_BYTES)
+            return cb_error_set(err, -E2BIG,
+                                "blocked: request header '%.100s' is longer than %d bytes", k,
+                                PROXY_MAX_HEADER_BYTES);
+        if (!is_token(k) || memchr(json_string_value(v), '\r', json_string_length(v)) ||
+            memchr(json_string_value(v), '\n', json_string_length(v)) ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            char q_name[CB__PROXY_QUOTE_BUF];
+            return cb_error_set(err, -EINVAL,
+                                "blocked: request header '%s' is not a valid name, or its value "
+                                "holds a line break or NUL",
+                                cb__proxy_quote(k, strlen(k), q_name));
+        }
+        q->headers[q->n_headers++] = cb_xasprintf("%s: %s", k, json_string_value(v));
+    }
+    return 0;
+}
+
+static int allowlist_stage(struct cb_proxy *p, struct req *q, const json_t *manifest,
+                           struct cb_error *err)
+{
+    json_t *list = json_object_get(json_object_get(manifest, "network"), "allowlist");
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return cb_error_set(err, -EACCES,
+                            "network access denied: host %s is not in the allowlist for tool "
+                            "%s (it has no network allowlist)",
+                            q->url.host.name, q->tool);
+    char **entries = cb_xcalloc(n, sizeof(*entries));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(list, i));
+        if (s != NULL)
+            entries[k++] = (char *)s;
+    }
+    struct cb_proxy_allowlist *al = NULL;
+    int r = cb_proxy_allowlist_new(entries, k, &al, err);
+    free(entries);
+    if (r == 0)
+        r = cb_proxy_allowlist_check(al, q->url.host.name, q->url.host.len,
+                                     p->cfg->proxy.allow_wildcard_all, q->who, err);
+    else
+        cb_error_prefix(err, "network access denied: the allowlist of tool %s is invalid", q->tool);
+    cb_proxy_allowlist_free(al);
+    return r;
+}
+
+/* Scans one piece of what the tool sends. Returns 0 when clean. */
+static int scan_one(struct cb_proxy *p, struct req *q, const char *s, size_t len,
+                    struct cb_error *err)
+{
+    struct cb_leak_report rep;
+    struct cb_error e = {0};
+    int r = cb_leak_scan(p->scanner, s, len, &rep, &e);
+    if (r == 0)
+        return 0;
+    const char *what =
+        r > 0 && rep.n > 0 && rep.findings[0].name ? rep.findings[0].name : "an unscannable value";
+    return cb_error_set(err, -EACCES,
+                        "blocked: request to %s contains a credential (%s); secrets must not "
+                        "appear in tool requests",
+                        q->url.host.name, what);
+}
+
+static int leak_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
+{
+    int r = scan_one(p, q, q->url.url, strlen(q->url.url), err);
+    for (size_t i = 0; r == 0 && i < q->n_headers; i++)
+        r = scan_one(p, q, q->headers[i], strlen(q->headers[i]), err);
+    if (r == 0 && q->body != NULL)
+        r = scan_one(p, q, q->body, q->body_len, err);
+    return r;
+}
+
+/* Resolves the host and keeps the first address the policy allows; the
+ * request is pinned to it so a second lookup cannot change the answer. */
+static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
+{
+    if (cb_proxy_addr_from_host(&q->url.host, q->url.port, &q->addr, &q->addr_len) == 0)
+        return cb_proxy_addr_check(p->policy, (struct sockaddr *)&q->addr, NULL, err);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(q->url.host.name, NULL, &hints, &res);
+    if (g != 0)
+        return cb_error_set(err, -EHOSTUNREACH, "blocked: cannot resolve host %s (%s)",
+                            q->url.host.name, gai_strerror(g));
+    int r = cb_error_set(err, -EHOSTUNREACH, "blocked: host %s has no address", q->url.host.name);
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        struct cb_error e = {0};
+        int c = cb_proxy_addr_check(p->policy, ai->ai_addr, q->url.host.name, &e);
+        if (c == 0) {
+            memcpy(&q->addr, ai->ai_addr, ai->ai_addrlen);
+            q->addr_len = ai->ai_addrlen;
+            r = 0;
+            break;
+        }
+        if (r != -EACCES) {
+            *err = e;
+            r = c;
+        }
+    }
+    freeaddrinfo(res);
+    if (r == 0)
+        cb_error_clear(err);
+    return r;
+}
+
+static bool domain_matches(const char *domain, const char *host)
+{
+    if (strncmp(domain, "*.", 2) == 0) {
+        const char *apex = domain + 2;
+        size_t hl = strlen(host), al = strlen(apex);
+        if (strcasecmp(host, apex) == 0)
+            return true;
+        return hl > al + 1 && host[hl - al - 1] == '.' && strcasecmp(host + hl - al, apex) == 0;
+    }
+    return strcasecmp(domain, host) == 0;
+}
+
+/* Drops the tool's own headers called `name`; injected lines shift down
+ * with the boundary. */
+static void remove_header(struct req *q, const char *name)
+{
+    size_t nl = strlen(name), j = 0, from = q->inject_from;
+    for (size_t i = 0; i < q->n_headers; i++) {
+        char *h = q->headers[i];
+        if (i < from && strncasecmp(h, name, nl) == 0 && h[nl] == ':') {
+            free(h);
+            q->inject_from--;
+        } else {
+            q->headers[j++] = h;
+        }
+    }
+    q->n_headers = j;
+}
+
+static void append_name(struct req *q, const char *name)
+{
+    size_t used = strlen(q->injected);
+    snprintf(q->injected + used, sizeof(q->injected) - used, "%s%s", used ? "," : "", name);
+}
+
+/* Adds "<header>: <prefix><value>" for each granted credential whose domain
+ * matches the host, replacing the tool's own header of that name. */
+static void inject_stage(struct cb_proxy *p, struct req *q, const json_t *granted)
+{
+    q->inject_from = q->n_headers;
+    if (p->store == NULL)
+        return;
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)granted, i, v)
+    {
+        struct cb_cred_info info;
+        const char *name = json_string_value(v);
+        if (name == NULL || cb_secret_store_find(p->store, name, &info) < 0 ||
+            !domain_matches(info.domain, q->url.host.name) ||
+            q->n_headers - q->inject_from >= PROXY_MAX_INJECT)
+            continue;
+        char *value = NULL;
+        size_t len = 0;
+        struct cb_error e = {0};
+        if (cb_secret_store_get_value(p->store, name, &value, &len, &e) < 0)
+            continue;
+        remove_header(q, info.header_name);
+        q->headers[q->n_headers++] =
+            cb_xasprintf("%s: %s%s", info.header_name, info.header_prefix, value);
+        cb_secret_free(value, len);
+        append_name(q, name);
+    }
+}
+
+/* Replaces every known secret form in s (len bytes); returns a new string
+ * or NULL when it cannot be redacted (then the caller withholds it). */
+static char *redact(struct cb_proxy *p, const char *s, size_t len, size_t *out_len)
+{
+    char *out = NULL;
+    struct cb_error e = {0};
+    if (cb_leak_redact(p->scanner, s, len, &out, out_len, NULL, &e) < 0)
+        return NULL;
+    return out;
+}
+
+static json_t *ok_envelope(struct cb_proxy *p, struct cb_forward_response *res)
+{
+    json_t *headers = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(res->headers, k, v)
+    {
+        size_t n = 0;
+        char *r = redact(p, json_string_value(v), json_string_length(v), &n);
+        json_object_set_new(
+            headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
+        free(r);
+    }
+    size_t n = 0, ln = 0;
+    char *r = redact(p, res->body.data ? res->body.data : "", res->body.len, &n);
+    char *text = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
+    json_t *ok = json_pack("{s:i,s:o,s:s%}", "status", (json_int_t)res->status, "headers", headers,
+                           "body", text, ln);
+    free(r);
+    free(text);
+    return json_pack("{s:o}", "ok", ok);
+}
+
+static json_t *forward_stage(struct cb_proxy *p, struct req *q)
+{
+    const struct cb_config *cfg = p->cfg;
+    struct cb_forward_request fr = {
+        .url = q->url.url,
+        .host = q->url.host.name,
+        .port = q->url.port,
+        .addr = (struct sockaddr *)&q->addr,
+        .addr_len = q->addr_len,
+        .method = q->method,
+        .headers = (const char *const *)q->headers,
+        .n_headers = q->n_headers,
+        .body = q->body,
+        .body_len = q->body_len,
+        .timeout_ms = cfg->proxy.default_timeout_ms,
+        .max_response_bytes = cfg->proxy.max_response_bytes,
+        .ca_bundle = cfg->proxy.ca_bundle,
+    };
+    struct cb_forward_response res = {0};
+    struct cb_error err = {0};
+    if (cb_forward(p->fwd, &fr, &res, &err) < 0) {
+        cb_forward_response_free(&res);
+        audit(p, q, "error", err.msg, 0, 0);
+        return error_envelope(err.msg);
+    }
+    json_t *env = ok_envelope(p, &res);
+    audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
+    cb_forward_response_free(&res);
+    return env;
+}
+
+json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+                              const json_t *granted, const json_t *params, const char *request_id)
+{
+    struct req q = {.tool = tool, .request_id = request_id, .start_ns = cb_now_mono_ns()};
+    struct cb_error err = {0};
+    json_t *env = NULL;
+    snprintf(q.who, sizeof(q.who), "tool %s", tool);
+    q.inject_from = SIZE_MAX;
+    if (read_params(&q, params, &err) < 0) {
+        env = q.url_ok ? deny(p, &q, "blocked", err.msg) : error_envelope(err.msg);
+    } else if (cb_proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
+               allowlist_stage(p, &q, manifest, &err) < 0) {
+        env = deny(p, &q, "blocked", err.msg);
+    } else if (leak_stage(p, &q, &err) < 0) {
+        env = deny(p, &q, "leak_blocked", err.msg);
+    } else if (resolve_stage(p, &q, &err) < 0) {
+        env = deny(p, &q, "blocked", err.msg);
+    } else {
+        inject_stage(p, &q, granted);
+        env = forward_stage(p, &q);
+    }
+    req_free(&q);
+    return env;
+}

@@ -1,0 +1,35 @@
+/* The egress proxy pipeline behind the `http_request` host call (design.md
+ * §5, issue 4). One request goes through a fixed order of stages: parse the
+ * URL, rate limit per tool, the tool's allowlist, the leak scan of what the
+ * tool sends, DNS resolution and the address policy, header filtering,
+ * credential injection, forwarding, redaction of the response, and one
+ * audit line. Any stage may refuse; the refusal is returned to the tool as
+ * {"error": "<reason>"} in words a model can act on. */
+#ifndef CB_PROXY_PIPELINE_H
+#define CB_PROXY_PIPELINE_H
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "core/error.h"
+
+struct cb_secret_store;
+struct cb_audit;
+struct cb_proxy;
+
+/* Builds the proxy from the config. `store` (credentials to inject and to
+ * scan for) and `audit` are borrowed and may be NULL; both must outlive the
+ * proxy. Returns NULL with err set for a bad proxy.* setting. */
+struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_store *store,
+                              struct cb_audit *audit, struct cb_error *err);
+void cb_proxy_free(struct cb_proxy *p);
+
+/* Runs one http_request host call for `tool` (its name is also the rate
+ * limit key). `granted` is an array of credential names the tool may use
+ * for this request (already the intersection of the request's capabilities
+ * and the manifest; NULL = none). Returns a new envelope: {"ok": {"status",
+ * "headers", "body"}} or {"error": "..."}; the caller owns it. Thread-safe. */
+json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+                              const json_t *granted, const json_t *params, const char *request_id);
+
+#endif

@@ -1,0 +1,271 @@
+"""The egress proxy behind the http_request host call, end to end: the
+http_request example tool calls a loopback upstream started here, through
+a real server whose address policy exempts 127.0.0.0/8 (a second server
+without the exemption checks that loopback is blocked by default)."""
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import Server, main
+
+TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
+CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
+REFSTORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "secrets",
+                        "refstore.js")
+SECRET = "s3cr3t-upstream-token-9f8e7d6c5b4a"
+MASTER_KEY = "11" * 32
+MAX_RESPONSE = 16384
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode("utf-8", "replace") if n else ""
+        if self.path.startswith("/redirect"):
+            self.reply(302, b"", [("Location", "http://127.0.0.1:1/elsewhere")])
+        elif self.path.startswith("/big"):
+            self.reply(200, b"x" * (MAX_RESPONSE * 4))
+        elif self.path.startswith("/slow"):
+            time.sleep(3)
+            self.reply(200, b"late")
+        else:
+            key = self.headers.get("X-Api-Key") or ""
+            out = {"method": self.command, "path": self.path, "body": body,
+                   "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "api_key_sha256": hashlib.sha256(key.encode()).hexdigest()}
+            self.reply(200, json.dumps(out).encode(), [("Content-Type", "application/json")])
+
+    do_GET = do_POST = do_PUT = handle_any
+
+
+def start_upstream():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def make_server(extra, env=None):
+    s = Server(extra_config=extra, env=env)
+    tool_dir = os.path.join(s.dir, "tools")
+    os.makedirs(tool_dir)
+    for ext in ("wasm", "json"):
+        shutil.copy(os.path.join(TOOLS_DIR, "http_request." + ext), tool_dir)
+    with open(s.config_path) as f:
+        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
+    with open(s.config_path, "w") as f:
+        f.write(text)
+    s.start()
+    manifest = {"tool": {"name": "http_request", "description": "proxy test",
+                         "version": "0.1.0"},
+                "network": {"allowlist": ["127.0.0.1", "localhost", "169.254.169.254"]},
+                "credentials": {"available": ["upstream"]}}
+    r = s.request("POST", "/tools/register", manifest)
+    assert r.status in (200, 201), r.body
+    return s
+
+
+def write_store(path):
+    entries = [{"name": "upstream", "value": SECRET, "domain": "127.0.0.1",
+                "header_name": "X-Api-Key", "header_prefix": ""}]
+    try:
+        subprocess.run(["node", REFSTORE, "write", path, MASTER_KEY, json.dumps(entries)],
+                       check=True, timeout=60)
+        return True
+    except (OSError, subprocess.CalledProcessError):
+        return False
+
+
+class ProxyTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = start_upstream()
+        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.tmp = tempfile.mkdtemp(prefix="clawbox-proxy-")
+        store = os.path.join(cls.tmp, "credentials.enc")
+        cls.have_store = write_store(store)
+        extra = ('[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n'
+                 f'max_response_bytes = {MAX_RESPONSE}\ndefault_timeout_ms = 1000\n'
+                 f'[credentials]\nstore_path = "{store}"\n')
+        cls.server = make_server(extra, {"CLAWBOX_MASTER_KEY": MASTER_KEY})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        cls.upstream.shutdown()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def call(self, params, **kw):
+        body = {"tool": "http_request", "params": params}
+        body.update(kw)
+        r = self.server.request("POST", "/execute", body, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["status"], "ok", r.body)
+        return r.json()["output"], r.body.decode("utf-8", "replace")
+
+    def error_of(self, params, **kw):
+        out, raw = self.call(params, **kw)
+        self.assertIn("error", out, raw)
+        return out["error"]
+
+    def test_allowed_get_reaches_upstream(self):
+        out, raw = self.call({"url": self.base + "/echo?x=1"})
+        self.assertEqual(out["status"], 200, raw)
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["method"], "GET")
+        self.assertEqual(echoed["path"], "/echo?x=1")
+        self.assertEqual(out["headers"]["content-type"], "application/json")
+
+    def test_resolved_name_is_checked_and_pinned(self):
+        port = self.upstream.server_address[1]
+        out, raw = self.call({"url": f"http://localhost:{port}/echo"})
+        self.assertEqual(out.get("status"), 200, raw)
+        self.assertEqual(json.loads(out["body"])["headers"]["host"], f"localhost:{port}")
+
+    def test_post_with_body_and_filtered_headers(self):
+        out, raw = self.call({"url": self.base + "/echo", "method": "POST", "body": "hello",
+                              "headers": {"X-Custom": "yes", "Connection": "close",
+                                          "Proxy-Authorization": "x", "Upgrade": "h2c"}})
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["body"], "hello")
+        self.assertEqual(echoed["headers"]["x-custom"], "yes")
+        self.assertNotIn("proxy-authorization", echoed["headers"])
+        self.assertNotIn("upgrade", echoed["headers"])
+
+    def test_host_not_in_allowlist_is_denied(self):
+        msg = self.error_of({"url": "http://example.com/"})
+        self.assertIn("not in the allowlist", msg)
+        self.assertIn("example.com", msg)
+
+    def test_missing_url(self):
+        out, raw = self.call({"method": "GET"})
+        self.assertIn("error", out, raw)
+
+    def test_bad_method_and_header_refused(self):
+        msg = self.error_of({"url": self.base + "/echo", "method": "GET /x HTTP/1.1\r\nX: y"})
+        self.assertIn("invalid 'method'", msg)
+        msg = self.error_of({"url": self.base + "/echo", "headers": {"Bad Name": "v"}})
+        self.assertIn("not a valid name", msg)
+
+    def test_metadata_address_blocked(self):
+        msg = self.error_of({"url": "http://169.254.169.254/latest/meta-data/"})
+        self.assertIn("blocked", msg)
+        self.assertIn("169.254.169.254", msg)
+
+    def test_redirect_not_followed(self):
+        out, raw = self.call({"url": self.base + "/redirect"})
+        self.assertEqual(out["status"], 302, raw)
+        self.assertEqual(out["headers"]["location"], "http://127.0.0.1:1/elsewhere")
+
+    def test_big_body_names_limit(self):
+        msg = self.error_of({"url": self.base + "/big"})
+        self.assertIn(str(MAX_RESPONSE), msg)
+
+    def test_slow_upstream_times_out(self):
+        start = time.time()
+        msg = self.error_of({"url": self.base + "/slow"})
+        self.assertIn("time", msg.lower())
+        self.assertLess(time.time() - start, 2.9)
+
+    def test_credential_injected_and_redacted(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        out, raw = self.call({"url": self.base + "/echo",
+                              "headers": {"x-api-key": "tool-own-value"}},
+                             capabilities={"credentials": ["upstream"]})
+        self.assertEqual(out["status"], 200, raw)
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["api_key_sha256"], hashlib.sha256(SECRET.encode()).hexdigest())
+        self.assertEqual(echoed["headers"]["x-api-key"], "[REDACTED]")
+        self.assertNotIn("tool-own-value", raw)
+        self.assertNotIn(SECRET, raw)
+
+    def test_no_injection_without_capability(self):
+        out, raw = self.call({"url": self.base + "/echo"})
+        echoed = json.loads(out["body"])
+        self.assertNotIn("x-api-key", echoed["headers"])
+
+    def test_secret_in_request_is_blocked(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        msg = self.error_of({"url": self.base + "/echo?k=" + SECRET})
+        self.assertIn("contains a credential (upstream)", msg)
+        self.assertNotIn(SECRET, msg)
+        msg = self.error_of({"url": self.base + "/echo", "method": "POST",
+                             "body": "token=" + SECRET})
+        self.assertIn("contains a credential", msg)
+
+    def test_wrong_master_key_stops_startup(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        store = os.path.join(self.tmp, "credentials.enc")
+        s = Server(extra_config=f'[credentials]\nstore_path = "{store}"\n',
+                   env={"CLAWBOX_MASTER_KEY": "22" * 32})
+        try:
+            with self.assertRaises(RuntimeError) as cm:
+                s.start()
+            self.assertIn("credential store", str(cm.exception))
+        finally:
+            s.cleanup()
+
+    def test_zz_audit_lines(self):
+        self.call({"url": self.base + "/echo"})
+        self.error_of({"url": "http://example.com/"})
+        path = os.path.join(self.server.dir, "audit", "audit.jsonl")
+        with open(path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        proxy = [line for line in lines if line["kind"] == "proxy"]
+        decisions = {line["decision"] for line in proxy}
+        self.assertIn("allowed", decisions)
+        self.assertIn("blocked", decisions)
+        allowed = [line for line in proxy if line["decision"] == "allowed"][-1]
+        self.assertEqual(allowed["tool"], "http_request")
+        self.assertEqual(allowed["status"], 200)
+        with open(path) as f:
+            self.assertNotIn(SECRET, f.read())
+
+
+class DefaultPolicyTests(unittest.TestCase):
+    """No private-address exemption, and a tight rate limit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = make_server("[proxy]\nrate_limit = 1\nrate_limit_burst = 2\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_loopback_blocked_then_rate_limited(self):
+        msgs = []
+        for _ in range(5):
+            r = self.server.request("POST", "/execute", {
+                "tool": "http_request", "params": {"url": "http://127.0.0.1:9/"}}, timeout=60)
+            self.assertEqual(r.status, 200, r.body)
+            msgs.append(r.json()["output"]["error"])
+        self.assertIn("blocked", msgs[0])
+        self.assertIn("loopback", msgs[0])
+        self.assertTrue(any("rate limited" in m for m in msgs[2:]), msgs)
+
+
+if __name__ == "__main__":
+    main()
