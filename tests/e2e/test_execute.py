@@ -152,6 +152,19 @@ class ExampleToolTests(ToolServer):
         self.assertIn("[BLOCKED]", json.dumps(b["output"]))
         self.assertNotIn("Ignore all previous instructions", r.body.decode())
 
+    def test_executions_are_audited(self):
+        self.execute("echo", {})
+        self.execute("nope")
+        audit = os.path.join(self.server.dir, "audit", "audit.jsonl")
+        with open(audit) as f:
+            lines = [json.loads(l) for l in f]
+        kinds = [(l["kind"], l["tool"], l["decision"], l["status"]) for l in lines]
+        self.assertIn(("execute", "echo", "ok", 200), kinds)
+        self.assertIn(("execute", "unknown", "not_found", 404), kinds)
+        p = subprocess.run([BIN, "audit", "verify", "--dir", os.path.dirname(audit)],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_params_default_to_null(self):
         r = self.execute("echo")
         self.assertEqual(r.status, 200, r.body)
@@ -284,6 +297,11 @@ class RegistryTests(unittest.TestCase):
         star = self.register({"tool": {"name": "echo"}, "network": {"allowlist": ["*"]}})
         self.assert_error_code(star, 400, "invalid_request")
         self.assertIn("allow_wildcard_all", star.json()["error"])
+        with open(os.path.join(self.server.dir, "audit", "audit.jsonl")) as f:
+            regs = [(l["tool"], l["decision"]) for l in map(json.loads, f)
+                    if l["kind"] == "register"]
+        self.assertIn(("echo", "registered"), regs)
+        self.assertIn(("ghost", "rejected"), regs)
         self.assertEqual(self.server.stop(), 0)
         self.server.start()
         r = self.server.request("GET", "/tools/echo")

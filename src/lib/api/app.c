@@ -1,5 +1,6 @@
 #include "api/app.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "api/tools.h"
 #include "audit/audit.h"
@@ -141,6 +142,13 @@ void cb_app_close(struct cb_app *app)
     cb_audit_close(app->audit);
     cb_metrics_free(app->metrics);
     free(app);
+}
+
+void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec)
+{
+    struct cb_error err = {0};
+    if (app->audit != NULL && cb_audit_append(app->audit, rec, &err) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", err.msg);
 }
 
 void cb_api_register(struct cb_router *r, const struct cb_app *app)

@@ -43,6 +43,11 @@ struct cb_app {
 int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err);
 void cb_app_close(struct cb_app *app);
 
+struct cb_audit_record;
+/* Appends an audit line; a failure is logged (the log then refuses
+ * further appends, which /health does not hide). */
+void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec);
+
 /* Registers every route of the API on the router. */
 void cb_api_register(struct cb_router *r, const struct cb_app *app);
 

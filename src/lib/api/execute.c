@@ -2,6 +2,7 @@
  * answers with the ExecuteResponse shape of the reference. */
 #include "api/app.h"
 #include "api/validate.h"
+#include "audit/audit.h"
 #include "config/config.h"
 #include "core/utf8.h"
 #include "core/util.h"
@@ -179,13 +180,25 @@ static const char *respond_failure(struct cb_http_response *res, const struct cb
     }
 }
 
-static void record(struct cb_app *app, const char *tool, const char *status, double secs,
-                   uint64_t fuel)
+/* Counts the execution in the metrics and writes its audit line, whatever
+ * its outcome. */
+static void record(struct cb_http_request *req, const struct cb_http_response *res,
+                   const char *tool, const char *status, double secs, uint64_t fuel)
 {
+    struct cb_app *app = req->app;
     const char *labels[] = {tool, status};
     cb_metric_inc(app->m_executions, labels, 1);
     cb_metric_observe(app->m_exec_seconds, labels, secs);
     cb_metric_observe(app->m_fuel, labels, (double)fuel);
+    struct cb_audit_record rec = {.kind = CB_AUDIT_EXECUTE,
+                                  .request_id = req->request_id,
+                                  .tool = tool,
+                                  .method = "EXECUTE",
+                                  .decision = status,
+                                  .status = (int)res->status,
+                                  .bytes = res->body_len,
+                                  .duration_ms = (uint64_t)(secs * 1000.0)};
+    cb_api_audit(app, &rec);
 }
 
 static void run(struct cb_http_request *req, struct cb_http_response *res, struct cb_tool *tool,
@@ -215,7 +228,7 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     } else {
         status = respond_failure(res, &r, &lim);
     }
-    record(app, tool->name, status, (double)ns / 1e9, rc < 0 ? 0 : r.outcome.fuel_consumed);
+    record(req, res, tool->name, status, (double)ns / 1e9, rc < 0 ? 0 : r.outcome.fuel_consumed);
     cb_worker_result_free(&r);
 }
 
@@ -236,7 +249,7 @@ void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)
                               cb_registry_ready(app->registry)
                                   ? ""
                                   : " (tools are still being compiled; retry shortly)");
-        record(app, "unknown", "not_found", 0, 0);
+        record(req, res, "unknown", "not_found", 0, 0);
         return;
     }
     run(req, res, tool, json_object_get(req->json, "params"));

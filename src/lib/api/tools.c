@@ -1,5 +1,6 @@
 /* Tool routes: thin wrappers over the registry (src/lib/sandbox/registry). */
 #include "api/tools.h"
+#include "audit/audit.h"
 
 #include <errno.h>
 
@@ -66,14 +67,21 @@ void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response 
     struct cb_error err = {0};
     bool created = false;
     int rc = cb_registry_register(r, req->json, &created, &err);
-    if (rc < 0) {
-        register_failed(res, rc, &err);
-        return;
-    }
     const char *name =
         json_string_value(json_object_get(json_object_get(req->json, "tool"), "name"));
-    cb_http_respond_json(res, created ? 201 : 200,
-                         json_pack("{s:s, s:s}", "status", "registered", "tool", name));
+    if (rc < 0)
+        register_failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, created ? 201 : 200,
+                             json_pack("{s:s, s:s}", "status", "registered", "tool", name));
+    struct cb_audit_record rec = {.kind = CB_AUDIT_REGISTER,
+                                  .request_id = req->request_id,
+                                  .tool = name,
+                                  .method = "REGISTER",
+                                  .decision = rc < 0 ? "rejected" : "registered",
+                                  .reason = rc < 0 ? err.msg : NULL,
+                                  .status = (int)res->status};
+    cb_api_audit(req->app, &rec);
 }
 
 void cb_api_tools_reload(struct cb_http_request *req, struct cb_http_response *res)
