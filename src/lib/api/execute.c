@@ -28,28 +28,13 @@ struct exec_ctx {
     const char *request_id;
 };
 
-static char *host_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *host_error(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_t *o = json_pack("{s:s}", "error", msg);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
 /* Host calls other than log: http_request goes through the egress proxy,
  * which enforces the tool's allowlist and injects its credentials. */
 static char *host_call(void *ud, const char *method, json_t *params)
 {
     struct exec_ctx *x = ud;
     if (strcmp(method, "http_request") != 0)
-        return host_error("unknown host call method: %s", method);
+        return cb_host_error_envelope("unknown host call method: %s", method);
     json_t *env = cb_proxy_http_request(x->proxy, x->tool, x->manifest, x->credentials, params,
                                         x->request_id);
     char *s = json_dumps(env, JSON_COMPACT);

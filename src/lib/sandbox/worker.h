@@ -48,6 +48,9 @@ struct cb_worker_result {
     uint32_t host_calls;
 };
 
+/* Returns a malloc'd host-call error envelope {"error": "<message>"}. */
+char *cb_host_error_envelope(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* `self_exe` is the clawbox binary to exec as the zygote (normally
  * /proc/self/exe). */
 int cb_worker_pool_new(const char *self_exe, struct cb_worker_pool **out, struct cb_error *err);

@@ -29,9 +29,7 @@ struct session {
     struct cb_worker_result *res;
 };
 
-static char *envelope_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *envelope_error(const char *fmt, ...)
+char *cb_host_error_envelope(const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -61,20 +59,20 @@ static char *dispatch(struct session *s, const char *req, size_t len)
     json_error_t je;
     uint32_t n = s->res->host_calls++;
     if (n >= s->lim->max_host_calls)
-        return envelope_error("host_call limit exceeded (max %u)", s->lim->max_host_calls);
+        return cb_host_error_envelope("host_call limit exceeded (max %u)", s->lim->max_host_calls);
     json_t *env = json_loadb(req, len, 0, &je);
     const char *method = json_string_value(json_object_get(env, "method"));
     char *out;
     if (env == NULL)
-        out = envelope_error("invalid host_call request: %s", je.text);
+        out = cb_host_error_envelope("invalid host_call request: %s", je.text);
     else if (method == NULL)
-        out = envelope_error("invalid host_call request: missing string field 'method'");
+        out = cb_host_error_envelope("invalid host_call request: missing string field 'method'");
     else if (strcmp(method, "log") == 0)
         out = do_log(s, json_object_get(env, "params"));
     else if (s->handler)
         out = s->handler(s->handler_ud, method, json_object_get(env, "params"));
     else
-        out = envelope_error("unknown host call method: %s", method);
+        out = cb_host_error_envelope("unknown host call method: %s", method);
     json_decref(env);
     return out;
 }
