@@ -24,7 +24,9 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 2000;
+    int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2000;
+    if (n <= 0)
+        n = 2000;
     double *t = calloc((size_t)n, sizeof(double));
     char *args[] = {"echo", "{\"hello\":\"world\"}", NULL};
     posix_spawn_file_actions_t fa;
