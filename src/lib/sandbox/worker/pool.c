@@ -241,8 +241,7 @@ static void wait_changed(struct cb_worker_pool *p, uint64_t deadline_ns)
     pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 }
 
-/* Takes a ready child for so_path, waiting for one if the queue is empty,
- * and asks for replacements so the next execution finds one. */
+/* Takes a ready child for so_path, waiting for one if the queue is empty. */
 static int get_child(struct cb_worker_pool *p, const char *so_path, int *fd, pid_t *pid,
                      struct cb_error *err)
 {
@@ -270,11 +269,21 @@ static int get_child(struct cb_worker_pool *p, const char *so_path, int *fd, pid
         struct ready_child c = q->items[--q->n];
         *fd = c.fd;
         *pid = c.pid;
-        while (q->n + q->pending < READY_SPARE && !p->zygote_dead)
-            request_child(p, q);
     }
     pthread_mutex_unlock(&p->lock);
     return r;
+}
+
+/* Asks for replacements of the children taken for so_path. Called after
+ * an execution, so the zygote's fork does not compete with it for the
+ * CPUs. */
+static void replenish(struct cb_worker_pool *p, const char *so_path)
+{
+    pthread_mutex_lock(&p->lock);
+    struct ready_queue *q = queue_find(p, so_path);
+    while (q != NULL && q->n + q->pending < READY_SPARE && !p->zygote_dead)
+        request_child(p, q);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void cb_worker_result_free(struct cb_worker_result *res)
@@ -308,5 +317,6 @@ int cb_worker_execute(struct cb_worker_pool *p, const char *so_path, const char 
         return r;
     r = cb__session_run(fd, pid, params, params_len, lim, handler, handler_ud, res);
     close(fd);
+    replenish(p, so_path);
     return r;
 }
