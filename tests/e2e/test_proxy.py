@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -21,6 +22,7 @@ CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 REFSTORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "secrets",
                         "refstore.js")
 SECRET = "s3cr3t-upstream-token-9f8e7d6c5b4a"
+SECOND = "s3cond-added-later-0a1b2c3d4e5f"
 MASTER_KEY = "11" * 32
 MAX_RESPONSE = 16384
 
@@ -49,9 +51,11 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             self.reply(200, b"late")
         else:
             key = self.headers.get("X-Api-Key") or ""
+            second = self.headers.get("X-Second") or ""
             out = {"method": self.command, "path": self.path, "body": body,
                    "headers": {k.lower(): v for k, v in self.headers.items()},
-                   "api_key_sha256": hashlib.sha256(key.encode()).hexdigest()}
+                   "api_key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+                   "second_sha256": hashlib.sha256(second.encode()).hexdigest()}
             self.reply(200, json.dumps(out).encode(), [("Content-Type", "application/json")])
 
     do_GET = do_POST = do_PUT = handle_any
@@ -62,6 +66,35 @@ def start_upstream():
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
+
+
+def start_https_upstream(cert, key):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def make_ca_and_cert(d):
+    """A throwaway CA and a server certificate it signs for 127.0.0.1 and
+    localhost, made with the openssl CLI. Returns (ca, cert, key) paths."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, timeout=60, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=clawbox e2e CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return tuple(os.path.join(d, n) for n in ("ca.pem", "srv.pem", "srv.key"))
 
 
 def make_server(extra, env=None):
@@ -78,17 +111,17 @@ def make_server(extra, env=None):
     manifest = {"tool": {"name": "http_request", "description": "proxy test",
                          "version": "0.1.0"},
                 "network": {"allowlist": ["127.0.0.1", "localhost", "169.254.169.254"]},
-                "credentials": {"available": ["upstream"]}}
+                "credentials": {"available": ["upstream", "second"]}}
     r = s.request("POST", "/tools/register", manifest)
     assert r.status in (200, 201), r.body
     return s
 
 
-def write_store(path):
+def write_store(path, extra=(), key=MASTER_KEY):
     entries = [{"name": "upstream", "value": SECRET, "domain": "127.0.0.1",
-                "header_name": "X-Api-Key", "header_prefix": ""}]
+                "header_name": "X-Api-Key", "header_prefix": ""}] + list(extra)
     try:
-        subprocess.run(["node", REFSTORE, "write", path, MASTER_KEY, json.dumps(entries)],
+        subprocess.run(["node", REFSTORE, "write", path, key, json.dumps(entries)],
                        check=True, timeout=60)
         return True
     except (OSError, subprocess.CalledProcessError):
@@ -227,6 +260,34 @@ class ProxyTests(unittest.TestCase):
         finally:
             s.cleanup()
 
+    def test_zy_store_reloaded_without_restart(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        store = os.path.join(self.tmp, "credentials.enc")
+        sha = lambda v: hashlib.sha256(v.encode()).hexdigest()  # noqa: E731
+        second = [{"name": "second", "value": SECOND, "domain": "127.0.0.1",
+                   "header_name": "X-Second", "header_prefix": "Token "}]
+        caps = {"credentials": ["upstream", "second"]}
+        # A store under another key is refused: the loaded credentials stay.
+        self.assertTrue(write_store(store, second, key="33" * 32))
+        time.sleep(1.2)
+        out, raw = self.call({"url": self.base + "/echo"}, capabilities=caps)
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["api_key_sha256"], sha(SECRET), raw)
+        self.assertEqual(echoed["second_sha256"], sha(""), raw)
+        self.assertIn("reloading credential store", self.server.read_log())
+        # The same store under the right key is picked up by the next call.
+        self.assertTrue(write_store(store, second))
+        time.sleep(1.2)
+        out, raw = self.call({"url": self.base + "/echo"}, capabilities=caps)
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["api_key_sha256"], sha(SECRET), raw)
+        self.assertEqual(echoed["second_sha256"], sha("Token " + SECOND), raw)
+        self.assertEqual(echoed["headers"]["x-second"], "Token [REDACTED]", raw)
+        self.assertNotIn(SECOND, raw)
+        msg = self.error_of({"url": self.base + "/echo?k=" + SECOND})
+        self.assertIn("contains a credential (second)", msg)
+
     def test_zz_audit_lines(self):
         self.call({"url": self.base + "/echo"})
         self.error_of({"url": "http://example.com/"})
@@ -242,6 +303,68 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual(allowed["status"], 200)
         with open(path) as f:
             self.assertNotIn(SECRET, f.read())
+
+
+class HttpsTests(unittest.TestCase):
+    """A loopback HTTPS upstream whose certificate is signed by a CA made
+    here: trusted through proxy.ca_bundle, refused without it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="clawbox-proxy-tls-")
+        ca, cert, key = make_ca_and_cert(cls.tmp)
+        cls.upstream = start_https_upstream(cert, key)
+        cls.base = f"https://127.0.0.1:{cls.upstream.server_address[1]}"
+        store = os.path.join(cls.tmp, "credentials.enc")
+        cls.have_store = write_store(store)
+        common = ('allow_private_cidrs = ["127.0.0.0/8"]\ndefault_timeout_ms = 5000\n'
+                  f'[credentials]\nstore_path = "{store}"\n')
+        env = {"CLAWBOX_MASTER_KEY": MASTER_KEY}
+        cls.server = make_server(f'[proxy]\nca_bundle = "{ca}"\n' + common, env)
+        cls.untrusting = make_server("[proxy]\n" + common, env)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        cls.untrusting.cleanup()
+        cls.upstream.shutdown()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def call(self, server, params, **kw):
+        body = {"tool": "http_request", "params": params}
+        body.update(kw)
+        r = server.request("POST", "/execute", body, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["status"], "ok", r.body)
+        return r.json()["output"], r.body.decode("utf-8", "replace")
+
+    def test_get_over_https(self):
+        out, raw = self.call(self.server, {"url": self.base + "/echo?tls=1"})
+        self.assertEqual(out.get("status"), 200, raw)
+        self.assertEqual(json.loads(out["body"])["path"], "/echo?tls=1")
+        port = self.upstream.server_address[1]
+        out, raw = self.call(self.server, {"url": f"https://localhost:{port}/echo"})
+        self.assertEqual(out.get("status"), 200, raw)
+
+    def test_credential_injected_over_https(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        out, raw = self.call(self.server, {"url": self.base + "/echo"},
+                             capabilities={"credentials": ["upstream"]})
+        self.assertEqual(out.get("status"), 200, raw)
+        echoed = json.loads(out["body"])
+        self.assertEqual(echoed["api_key_sha256"], hashlib.sha256(SECRET.encode()).hexdigest())
+        self.assertEqual(echoed["headers"]["x-api-key"], "[REDACTED]")
+        self.assertNotIn(SECRET, raw)
+
+    def test_unknown_ca_is_refused(self):
+        out, raw = self.call(self.untrusting, {"url": self.base + "/echo"},
+                             capabilities={"credentials": ["upstream"]})
+        self.assertIn("error", out, raw)
+        msg = out["error"]
+        self.assertIn("request to 127.0.0.1 failed", msg)
+        self.assertIn("certificate", msg.lower())
+        self.assertNotIn(SECRET, raw)
 
 
 class DefaultPolicyTests(unittest.TestCase):

@@ -67,18 +67,16 @@ static int open_sandbox(struct cb_app *app, struct cb_error *err)
 /* The credential store is optional: without a master key the proxy injects
  * nothing. With one, a missing file is an empty store and a wrong key stops
  * the server, since it would otherwise run without the credentials. */
-static int open_secrets(struct cb_app *app, struct cb_error *err)
+static int open_secrets(struct cb_app *app, struct cb_master_key *key, struct cb_error *err)
 {
-    struct cb_master_key key;
-    int r = cb_master_key_from_env(&key, err);
+    int r = cb_master_key_from_env(key, err);
     if (r == -ENOENT) {
         cb_error_clear(err);
         return 0;
     }
     if (r < 0)
         return r;
-    r = cb_secret_store_open(app->cfg->credentials.store_path, &key, &app->secrets, err);
-    cb_master_key_wipe(&key);
+    r = cb_secret_store_open(app->cfg->credentials.store_path, key, &app->secrets, err);
     if (r < 0)
         cb_error_prefix(err, "opening credential store %s", app->cfg->credentials.store_path);
     return r;
@@ -96,10 +94,13 @@ static int open_proxy(struct cb_app *app, struct cb_error *err)
         cb_error_prefix(err, "opening audit log in %s", cfg->logging.audit_dir);
         return r;
     }
-    r = open_secrets(app, err);
+    struct cb_master_key key = {0};
+    r = open_secrets(app, &key, err);
+    if (r == 0)
+        app->proxy = cb_proxy_new(cfg, app->secrets, &key, app->audit, err);
+    cb_master_key_wipe(&key);
     if (r < 0)
         return r;
-    app->proxy = cb_proxy_new(cfg, app->secrets, app->audit, err);
     return app->proxy ? 0 : -EINVAL;
 }
 

@@ -1,6 +1,7 @@
 /* The egress proxy pipeline: see pipeline.h for the order of the stages. */
 #include "proxy/pipeline.h"
 #include "audit/audit.h"
+#include "core/log.h"
 #include "core/utf8.h"
 #include "core/util.h"
 #include "proxy/addr.h"
@@ -14,6 +15,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -24,19 +27,35 @@
 /* Credentials injected into one request. */
 #define PROXY_MAX_INJECT 16
 #define PROXY_MAX_METHOD 32
+/* How often a request may stat the store file to look for changes. */
+#define PROXY_STORE_CHECK_NS 1000000000ull
+
+/* The credentials one request works with: a store and the scanner built
+ * from it. Refcounted, so a reload can swap in a new snapshot while
+ * requests in flight finish with the one they took. */
+struct creds {
+    atomic_uint refs;
+    bool own_store; /* the first snapshot borrows the caller's store */
+    struct cb_secret_store *store;
+    struct cb_leak_scanner *scanner;
+};
 
 struct cb_proxy {
     const struct cb_config *cfg;
-    struct cb_secret_store *store;
     struct cb_audit *audit;
     struct cb_proxy_addr_policy *policy;
     struct cb_proxy_ratelimit *rl;
     struct cb_forwarder *fwd;
-    struct cb_leak_scanner *scanner;
+    bool can_reload; /* a store and its key were given */
+    struct cb_master_key key;
+    pthread_mutex_t lock; /* guards creds and next_check_ns */
+    struct creds *creds;
+    uint64_t next_check_ns;
 };
 
 /* Everything one request accumulates, freed together by req_free. */
 struct req {
+    struct creds *creds;
     const char *tool;
     const char *request_id;
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
@@ -77,13 +96,44 @@ static struct cb_leak_scanner *build_scanner(struct cb_secret_store *store, stru
     return sc;
 }
 
+static void creds_put(struct creds *c)
+{
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    cb_leak_scanner_free(c->scanner);
+    if (c->own_store)
+        cb_secret_store_free(c->store);
+    free(c);
+}
+
+/* Builds a snapshot around store (owned when own_store). On failure the
+ * store is left to the caller. */
+static struct creds *creds_new(struct cb_secret_store *store, bool own_store, struct cb_error *err)
+{
+    struct cb_leak_scanner *sc = build_scanner(store, err);
+    if (sc == NULL)
+        return NULL;
+    struct creds *c = cb_xcalloc(1, sizeof(*c));
+    atomic_init(&c->refs, 1);
+    c->own_store = own_store;
+    c->store = store;
+    c->scanner = sc;
+    return c;
+}
+
 struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_store *store,
-                              struct cb_audit *audit, struct cb_error *err)
+                              const struct cb_master_key *key, struct cb_audit *audit,
+                              struct cb_error *err)
 {
     struct cb_proxy *p = cb_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
-    p->store = store;
     p->audit = audit;
+    pthread_mutex_init(&p->lock, NULL);
+    if (store != NULL && key != NULL) {
+        p->can_reload = true;
+        p->key = *key;
+    }
+    p->next_check_ns = cb_now_mono_ns() + PROXY_STORE_CHECK_NS;
     struct cb_proxy_ratelimit_config rc = {
         .rate = (double)cfg->proxy.rate_limit,
         .burst = (double)cfg->proxy.rate_limit_burst,
@@ -93,8 +143,8 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
     if (r == 0)
         r = cb_proxy_ratelimit_new(&rc, &p->rl, err);
     if (r == 0) {
-        p->scanner = build_scanner(store, err);
-        r = p->scanner ? 0 : -EINVAL;
+        p->creds = creds_new(store, false, err);
+        r = p->creds ? 0 : -EINVAL;
     }
     if (r == 0) {
         p->fwd = cb_forwarder_new();
@@ -110,10 +160,83 @@ void cb_proxy_free(struct cb_proxy *p)
     if (p == NULL)
         return;
     cb_forwarder_free(p->fwd);
-    cb_leak_scanner_free(p->scanner);
+    creds_put(p->creds);
     cb_proxy_ratelimit_free(p->rl);
     cb_proxy_addr_policy_free(p->policy);
+    cb_master_key_wipe(&p->key);
+    pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+/* Reads the store again and builds its scanner. A store whose file has
+ * vanished is refused too: the server must not drop to no credentials. */
+static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
+{
+    const char *path = p->cfg->credentials.store_path;
+    struct cb_secret_store *store = NULL;
+    if (cb_secret_store_open(path, &p->key, &store, err) < 0)
+        return NULL;
+    if (!cb_secret_store_exists(store)) {
+        cb_secret_store_free(store);
+        cb_error_set(err, -ENOENT, "the file is gone");
+        return NULL;
+    }
+    struct creds *c = creds_new(store, true, err);
+    if (c == NULL)
+        cb_secret_store_free(store);
+    return c;
+}
+
+/* Reads the store again when its file changed since `cur` was loaded, and
+ * returns the new snapshot with a reference for the caller (and one for
+ * the proxy, swapped in unless another reload got there first), or NULL
+ * when nothing changed or the reload failed. A failure keeps the loaded
+ * credentials and is logged. Runs without p->lock: only the swap takes it,
+ * so requests are not held up while the file is decrypted. */
+static struct creds *reload_if_changed(struct cb_proxy *p, struct creds *cur)
+{
+    if (!cb_secret_store_changed_on_disk(cur->store))
+        return NULL;
+    struct cb_error e = {0};
+    struct creds *c = reload_creds(p, &e);
+    if (c == NULL) {
+        cb_log(CB_LOG_ERROR,
+               "reloading credential store %s failed, keeping the %zu credentials loaded: %s",
+               p->cfg->credentials.store_path, cb_secret_store_count(cur->store), e.msg);
+        return NULL;
+    }
+    cb_log(CB_LOG_INFO, "credential store %s reloaded: %zu credentials",
+           p->cfg->credentials.store_path, cb_secret_store_count(c->store));
+    pthread_mutex_lock(&p->lock);
+    struct creds *old = NULL;
+    if (p->creds == cur) {
+        old = p->creds;
+        atomic_fetch_add(&c->refs, 1);
+        p->creds = c;
+    }
+    pthread_mutex_unlock(&p->lock);
+    creds_put(old);
+    return c;
+}
+
+/* Takes a reference to the current credentials; the caller drops it with
+ * creds_put. At most once per PROXY_STORE_CHECK_NS, one caller also stats
+ * the store file and reloads it when it changed. */
+static struct creds *creds_get(struct cb_proxy *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t now = cb_now_mono_ns();
+    bool check = p->can_reload && now >= p->next_check_ns;
+    if (check)
+        p->next_check_ns = now + PROXY_STORE_CHECK_NS;
+    struct creds *c = p->creds;
+    atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&p->lock);
+    struct creds *fresh = check ? reload_if_changed(p, c) : NULL;
+    if (fresh == NULL)
+        return c;
+    creds_put(c);
+    return fresh;
 }
 
 static void req_free(struct req *q)
@@ -280,12 +403,11 @@ static int allowlist_stage(struct cb_proxy *p, struct req *q, const json_t *mani
 }
 
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
-static int scan_one(struct cb_proxy *p, struct req *q, const char *s, size_t len,
-                    struct cb_error *err)
+static int scan_one(struct req *q, const char *s, size_t len, struct cb_error *err)
 {
     struct cb_leak_report rep;
     struct cb_error e = {0};
-    int r = cb_leak_scan(p->scanner, s, len, &rep, &e);
+    int r = cb_leak_scan(q->creds->scanner, s, len, &rep, &e);
     if (r == 0)
         return 0;
     const char *what =
@@ -296,13 +418,13 @@ static int scan_one(struct cb_proxy *p, struct req *q, const char *s, size_t len
                         q->url.host.name, what);
 }
 
-static int leak_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
+static int leak_stage(struct req *q, struct cb_error *err)
 {
-    int r = scan_one(p, q, q->url.url, strlen(q->url.url), err);
+    int r = scan_one(q, q->url.url, strlen(q->url.url), err);
     for (size_t i = 0; r == 0 && i < q->n_headers; i++)
-        r = scan_one(p, q, q->headers[i], strlen(q->headers[i]), err);
+        r = scan_one(q, q->headers[i], strlen(q->headers[i]), err);
     if (r == 0 && q->body != NULL)
-        r = scan_one(p, q, q->body, q->body_len, err);
+        r = scan_one(q, q->body, q->body_len, err);
     return r;
 }
 
@@ -376,10 +498,11 @@ static void append_name(struct req *q, const char *name)
 
 /* Adds "<header>: <prefix><value>" for each granted credential whose domain
  * matches the host, replacing the tool's own header of that name. */
-static void inject_stage(struct cb_proxy *p, struct req *q, const json_t *granted)
+static void inject_stage(struct req *q, const json_t *granted)
 {
     q->inject_from = q->n_headers;
-    if (p->store == NULL)
+    struct cb_secret_store *store = q->creds->store;
+    if (store == NULL)
         return;
     size_t i;
     json_t *v;
@@ -387,14 +510,14 @@ static void inject_stage(struct cb_proxy *p, struct req *q, const json_t *grante
     {
         struct cb_cred_info info;
         const char *name = json_string_value(v);
-        if (name == NULL || cb_secret_store_find(p->store, name, &info) < 0 ||
+        if (name == NULL || cb_secret_store_find(store, name, &info) < 0 ||
             !domain_matches(info.domain, q->url.host.name) ||
             q->n_headers - q->inject_from >= PROXY_MAX_INJECT)
             continue;
         char *value = NULL;
         size_t len = 0;
         struct cb_error e = {0};
-        if (cb_secret_store_get_value(p->store, name, &value, &len, &e) < 0)
+        if (cb_secret_store_get_value(store, name, &value, &len, &e) < 0)
             continue;
         remove_header(q, info.header_name);
         q->headers[q->n_headers++] =
@@ -406,16 +529,16 @@ static void inject_stage(struct cb_proxy *p, struct req *q, const json_t *grante
 
 /* Replaces every known secret form in s (len bytes); returns a new string
  * or NULL when it cannot be redacted (then the caller withholds it). */
-static char *redact(struct cb_proxy *p, const char *s, size_t len, size_t *out_len)
+static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len, size_t *out_len)
 {
     char *out = NULL;
     struct cb_error e = {0};
-    if (cb_leak_redact(p->scanner, s, len, &out, out_len, NULL, &e) < 0)
+    if (cb_leak_redact(sc, s, len, &out, out_len, NULL, &e) < 0)
         return NULL;
     return out;
 }
 
-static json_t *ok_envelope(struct cb_proxy *p, struct cb_forward_response *res)
+static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
 {
     json_t *headers = json_object();
     const char *k;
@@ -423,13 +546,13 @@ static json_t *ok_envelope(struct cb_proxy *p, struct cb_forward_response *res)
     json_object_foreach(res->headers, k, v)
     {
         size_t n = 0;
-        char *r = redact(p, json_string_value(v), json_string_length(v), &n);
+        char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
         json_object_set_new(
             headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
         free(r);
     }
     size_t n = 0, ln = 0;
-    char *r = redact(p, res->body.data ? res->body.data : "", res->body.len, &n);
+    char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
     char *text = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
     json_t *ok = json_pack("{s:i,s:o,s:s%}", "status", (json_int_t)res->status, "headers", headers,
                            "body", text, ln);
@@ -463,7 +586,7 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         audit(p, q, "error", err.msg, 0, 0);
         return error_envelope(err.msg);
     }
-    json_t *env = ok_envelope(p, &res);
+    json_t *env = ok_envelope(q->creds->scanner, &res);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb_forward_response_free(&res);
     return env;
@@ -473,6 +596,7 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t
                               const json_t *granted, const json_t *params, const char *request_id)
 {
     struct req q = {.tool = tool, .request_id = request_id, .start_ns = cb_now_mono_ns()};
+    q.creds = creds_get(p);
     struct cb_error err = {0};
     json_t *env = NULL;
     snprintf(q.who, sizeof(q.who), "tool %s", tool);
@@ -482,14 +606,15 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t
     } else if (cb_proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
                allowlist_stage(p, &q, manifest, &err) < 0) {
         env = deny(p, &q, "blocked", err.msg);
-    } else if (leak_stage(p, &q, &err) < 0) {
+    } else if (leak_stage(&q, &err) < 0) {
         env = deny(p, &q, "leak_blocked", err.msg);
     } else if (resolve_stage(p, &q, &err) < 0) {
         env = deny(p, &q, "blocked", err.msg);
     } else {
-        inject_stage(p, &q, granted);
+        inject_stage(&q, granted);
         env = forward_stage(p, &q);
     }
     req_free(&q);
+    creds_put(q.creds);
     return env;
 }

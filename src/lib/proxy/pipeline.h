@@ -14,14 +14,22 @@
 #include "core/error.h"
 
 struct cb_secret_store;
+struct cb_master_key;
 struct cb_audit;
 struct cb_proxy;
 
 /* Builds the proxy from the config. `store` (credentials to inject and to
  * scan for) and `audit` are borrowed and may be NULL; both must outlive the
- * proxy. Returns NULL with err set for a bad proxy.* setting. */
+ * proxy. With a store and its `key` (copied; may be NULL), the proxy
+ * watches credentials.store_path: a request at most once a second stats
+ * it, and when it changed the store is read again and the leak scanner
+ * rebuilt. Requests in flight keep the credentials they started with. A
+ * reload that fails (wrong key, corrupt or vanished file) keeps the loaded
+ * credentials and logs an error. Returns NULL with err set for a bad
+ * proxy.* setting. */
 struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_store *store,
-                              struct cb_audit *audit, struct cb_error *err);
+                              const struct cb_master_key *key, struct cb_audit *audit,
+                              struct cb_error *err);
 void cb_proxy_free(struct cb_proxy *p);
 
 /* Runs one http_request host call for `tool` (its name is also the rate
