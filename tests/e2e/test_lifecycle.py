@@ -128,6 +128,22 @@ class StartupFailureTests(unittest.TestCase):
             self.assertEqual(self.server.proc.wait(10), 1)
         self.assertIn("cannot listen", self.server.read_log())
 
+    def test_credential_key_file(self):
+        self.server = Server()
+        key = os.path.join(self.server.dir, "master.key")
+        with open(key, "w") as f:
+            f.write("ab" * 32 + "\n")
+        os.chmod(key, 0o644)
+        with open(self.server.config_path, "a") as f:
+            f.write(f'[credentials]\nkey_file = "{key}"\n'
+                    f'store_path = "{self.server.dir}/creds.enc"\n')
+        self.server.start(wait=False)
+        self.assertEqual(self.server.proc.wait(15), 1)
+        self.assertIn(key, self.server.read_log())
+        os.chmod(key, 0o600)
+        self.server.start()
+        self.assertEqual(self.server.stop(), 0)
+
     def test_changeme_token_refused(self):
         self.server = Server()
         self.server.env["CLAWBOX_AUTH_TOKEN"] = "changeme"

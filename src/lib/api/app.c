@@ -64,12 +64,15 @@ static int open_sandbox(struct cb_app *app, struct cb_error *err)
     return r;
 }
 
-/* The credential store is optional: without a master key the proxy injects
- * nothing. With one, a missing file is an empty store and a wrong key stops
- * the server, since it would otherwise run without the credentials. */
+/* The credential store is optional: without a master key (credentials.
+ * key_file, else CLAWBOX_MASTER_KEY) the proxy injects nothing. With one, a
+ * missing file is an empty store and a wrong key or bad key file stops the
+ * server, since it would otherwise run without the credentials. */
 static int open_secrets(struct cb_app *app, struct cb_master_key *key, struct cb_error *err)
 {
-    int r = cb_master_key_from_env(key, err);
+    const char *key_file = app->cfg->credentials.key_file;
+    int r =
+        key_file ? cb_master_key_from_file(key_file, key, err) : cb_master_key_from_env(key, err);
     if (r == -ENOENT) {
         cb_error_clear(err);
         return 0;

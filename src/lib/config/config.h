@@ -67,6 +67,7 @@ struct cb_config {
     } proxy;
     struct {
         char *store_path;
+        char *key_file; /* NULL = CLAWBOX_MASTER_KEY */
     } credentials;
     struct {
         char *format;

@@ -79,6 +79,9 @@ const struct cb__opt cb__config_opts[] = {
 
     {"credentials", "store_path", CB__OPT_PATH, "~/.clawbox/credentials.enc", 0, 0, NULL,
      OFF(credentials.store_path), NULL, "Encrypted credential store."},
+    {"credentials", "key_file", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(credentials.key_file), NULL,
+     "(clawbox) File (mode 0600) holding the store's 64-hex key; unset = "
+     "`CLAWBOX_MASTER_KEY`."},
 
     {"logging", "format", CB__OPT_ENUM, "json", 0, 0, NULL, OFF(logging.format), "json|text",
      "Log line format on stderr."},
