@@ -115,6 +115,23 @@ static __attribute__((unused)) void fixture_free(struct fixture *fx)
 }
 
 /* Writes a file in the tool directory in one open/write/close. */
+/* cmocka teardown for a heap-allocated fixture in *state (the includer has
+ * included cmocka.h). */
+static __attribute__((unused)) int fixture_teardown(void **state)
+{
+    fixture_free(*state);
+    free(*state);
+    return 0;
+}
+
+static __attribute__((unused)) void fixture_open_ok(struct fixture *fx)
+{
+    struct cb_error err = {0};
+    int rc = fixture_open(fx, &err);
+    if (rc != 0)
+        fail_msg("open: %d %s", rc, err.msg);
+}
+
 static __attribute__((unused)) void put_file(struct fixture *fx, const char *name,
                                              const char *content)
 {

@@ -16,25 +16,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture_free(*state);
-    free(*state);
-    return 0;
-}
-
-static void open_ok(struct fixture *fx)
-{
-    struct cb_error err = {0};
-    int rc = fixture_open(fx, &err);
-    if (rc != 0)
-        fail_msg("open: %d %s", rc, err.msg);
-}
-
 static void reopen(struct fixture *fx)
 {
     fixture_close(fx);
-    open_ok(fx);
+    fixture_open_ok(fx);
 }
 
 /* The manifest of a loaded tool as compact JSON (caller frees). */
@@ -71,7 +56,7 @@ static void missing_tool_dir_is_zero_tools(void **state)
     struct fixture *fx = *state;
     fx->opts.tool_dir = "/nonexistent/cb-registry-test";
     fx->opts.watch = true;
-    open_ok(fx);
+    fixture_open_ok(fx);
     assert_int_equal(cb_registry_count(fx->reg), 0);
     json_t *report = cb_registry_reload(fx->reg);
     assert_int_equal(json_integer_value(json_object_get(report, "reloaded")), 0);
@@ -91,7 +76,7 @@ static void open_loads_modules_and_skips_bad_ones(void **state)
     char sub[256];
     snprintf(sub, sizeof(sub), "%s/dir.wasm", fx->tool_dir);
     assert_int_equal(mkdir(sub, 0700), 0);
-    open_ok(fx);
+    fixture_open_ok(fx);
     assert_int_equal(cb_registry_count(fx->reg), 2);
     assert_int_equal(fake_calls(&fx->loader), 3); /* echo, alpha, broken */
     struct cb_tool *t = cb_registry_get(fx->reg, "echo");
@@ -115,7 +100,7 @@ static void sha256_is_of_the_module_bytes(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "abc.wasm", "abc");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_tool *t = cb_registry_get(fx->reg, "abc");
     assert_non_null(t);
     assert_string_equal(t->sha256,
@@ -129,7 +114,7 @@ static void manifests_are_sorted_auto_manifests(void **state)
     put_file(fx, "zeta.wasm", "z");
     put_file(fx, "Beta.wasm", "b");
     put_file(fx, "alpha.wasm", "a");
-    open_ok(fx);
+    fixture_open_ok(fx);
     json_t *all = cb_registry_manifests(fx->reg);
     char *text = json_dumps(all, JSON_COMPACT);
     const char *auto_rest = "\",\"description\":\"Auto-loaded WASM tool\",\"version\":\"0.0.0\"},"
@@ -157,7 +142,7 @@ static void file_manifest_beats_auto_and_invalid_ones_fall_back(void **state)
     put_file(fx, "other.json", "{\"tool\":{\"name\":\"good\"}}");
     put_file(fx, "junk.wasm", "j");
     put_file(fx, "junk.json", "{not json");
-    open_ok(fx);
+    fixture_open_ok(fx);
     char *m = manifest_of(fx->reg, "good");
     assert_string_equal(m, "{\"tool\":{\"name\":\"good\",\"description\":\"from file\",\"version\":"
                            "\"0.1.0\"},\"network\":{\"allowlist\":[\"api.example.com\"],"
@@ -181,7 +166,7 @@ static void registered_manifest_beats_file_and_survives_reopen(void **state)
     struct fixture *fx = *state;
     put_file(fx, "echo.wasm", "v1");
     put_file(fx, "echo.json", "{\"tool\":{\"name\":\"echo\",\"description\":\"from file\"}}");
-    open_ok(fx);
+    fixture_open_ok(fx);
     bool created = true;
     struct cb_error err = {0};
     int rc = do_register(fx,
@@ -219,7 +204,7 @@ static void registration_codes(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "early.wasm", "e");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_error err = {0};
     bool created = true;
     /* loaded at open: its auto manifest counts as existing (reference: 200) */
@@ -252,7 +237,7 @@ static void wildcard_all_needs_the_server_setting(void **state)
     struct fixture *fx = *state;
     put_file(fx, "web.wasm", "w");
     fx->opts.allow_wildcard_all = true;
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_error err = {0};
     bool created;
     assert_int_equal(
@@ -262,7 +247,7 @@ static void wildcard_all_needs_the_server_setting(void **state)
     /* turned off later: the stored manifest is ignored (deny-all), not used */
     fixture_close(fx);
     fx->opts.allow_wildcard_all = false;
-    open_ok(fx);
+    fixture_open_ok(fx);
     char buf[128];
     assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "Auto-loaded WASM tool");
     char *stored = NULL;
@@ -274,7 +259,7 @@ static void reload_bookkeeping(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "a.wasm", "a1");
-    open_ok(fx);
+    fixture_open_ok(fx);
     assert_int_equal(fake_calls(&fx->loader), 1);
     /* add */
     put_file(fx, "b.wasm", "b1");
@@ -335,7 +320,7 @@ static void same_content_is_not_recompiled(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "a.wasm", "same");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_tool *before = cb_registry_get(fx->reg, "a");
     /* rewritten with identical bytes: new stamp, same hash */
     sleep_ms(10);
@@ -353,7 +338,7 @@ static void held_tool_outlives_replacement_and_unload(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "a.wasm", "old");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_tool *held = cb_registry_get(fx->reg, "a");
     put_file(fx, "a.wasm", "newer");
     json_decref(cb_registry_reload(fx->reg));
@@ -374,7 +359,7 @@ static void deleted_tool_keeps_its_manifest_for_later(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "a.wasm", "a");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct cb_error err = {0};
     bool created;
     assert_int_equal(
@@ -399,7 +384,7 @@ static void stored_rows_that_do_not_validate_are_ignored(void **state)
     assert_int_equal(cb_state_put(fx->state, CB_STATE_TOOLS, "c", "[1,2]", &err), 0);
     put_file(fx, "a.wasm", "a");
     put_file(fx, "c.wasm", "c");
-    open_ok(fx);
+    fixture_open_ok(fx);
     char buf[64];
     assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "Auto-loaded WASM tool");
     assert_string_equal(description_of(fx->reg, "c", buf, sizeof(buf)), "Auto-loaded WASM tool");
@@ -431,7 +416,7 @@ static void concurrent_gets_during_reloads(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "a.wasm", "a0");
-    open_ok(fx);
+    fixture_open_ok(fx);
     struct hammer h = {.reg = fx->reg};
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
@@ -457,7 +442,7 @@ static void concurrent_gets_during_reloads(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(missing_tool_dir_is_zero_tools),
         T(open_loads_modules_and_skips_bad_ones),

@@ -18,21 +18,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture_free(*state);
-    free(*state);
-    return 0;
-}
-
-static void open_ok(struct fixture *fx)
-{
-    struct cb_error err = {0};
-    int rc = fixture_open(fx, &err);
-    if (rc != 0)
-        fail_msg("open: %d %s", rc, err.msg);
-}
-
 /* Waits up to WAIT_MS for the tool's so_path to be `want` (NULL: not
  * loaded); returns the milliseconds it took, or -1. */
 static int wait_for_so(struct fixture *fx, const char *name, const char *want)
@@ -61,7 +46,7 @@ static int wait_for_calls(struct fixture *fx, int n)
 static void new_file_appears(void **state)
 {
     struct fixture *fx = *state;
-    open_ok(fx);
+    fixture_open_ok(fx);
     put_file(fx, "hot.wasm", "h1");
     int ms = wait_for_so(fx, "hot", "/fake/h1.so");
     assert_true(ms >= 0 && ms < 1000);
@@ -78,7 +63,7 @@ static void rapid_writes_load_only_the_final_content(void **state)
 {
     struct fixture *fx = *state;
     fx->opts.debounce_ms = 150; /* wide margin over the gaps below */
-    open_ok(fx);
+    fixture_open_ok(fx);
     put_file(fx, "t.wasm", "one");
     sleep_ms(10);
     put_file(fx, "t.wasm", "two");
@@ -93,7 +78,7 @@ static void delete_unloads(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "gone.wasm", "g");
-    open_ok(fx);
+    fixture_open_ok(fx);
     char *so = loaded_so(fx->reg, "gone");
     assert_non_null(so);
     free(so);
@@ -108,7 +93,7 @@ static void failed_load_keeps_the_old_version(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "k.wasm", "good");
-    open_ok(fx);
+    fixture_open_ok(fx);
     assert_int_equal(fake_calls(&fx->loader), 1);
     put_file(fx, "k.wasm", "FAIL now");
     assert_true(wait_for_calls(fx, 2) >= 0);
@@ -127,7 +112,7 @@ static void failed_load_keeps_the_old_version(void **state)
 static void rename_into_place_loads(void **state)
 {
     struct fixture *fx = *state;
-    open_ok(fx);
+    fixture_open_ok(fx);
     char from[256], to[256];
     snprintf(from, sizeof(from), "%s/tmp.partial", fx->tool_dir);
     snprintf(to, sizeof(to), "%s/moved.wasm", fx->tool_dir);
@@ -143,7 +128,7 @@ static void manifest_file_change_is_picked_up(void **state)
 {
     struct fixture *fx = *state;
     put_file(fx, "m.wasm", "m");
-    open_ok(fx);
+    fixture_open_ok(fx);
     put_file(fx, "m.json", "{\"tool\":{\"name\":\"m\",\"description\":\"hot\"}}");
     for (int ms = 0; ms < WAIT_MS; ms += 5) {
         struct cb_tool *t = cb_registry_get(fx->reg, "m");
@@ -167,7 +152,7 @@ static void close_with_pending_events_is_prompt(void **state)
 {
     struct fixture *fx = *state;
     fx->opts.debounce_ms = 10000;
-    open_ok(fx);
+    fixture_open_ok(fx);
     put_file(fx, "p.wasm", "p");
     sleep_ms(20);
     uint64_t t0 = cb_now_mono_ns();
@@ -178,7 +163,7 @@ static void close_with_pending_events_is_prompt(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(new_file_appears),
         T(rapid_writes_load_only_the_final_content),
