@@ -22,18 +22,10 @@ NATIVE_CC=${NATIVE_CC:-clang}
 [ -x "$BIN" ] || { echo "compute: missing $BIN (run ninja -C $BUILD)" >&2; exit 1; }
 command -v node >/dev/null || { echo "compute: node not found" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH=compute
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
-fail() { echo "compute: FAIL: $*" >&2; if [ -s "$work/clawbox.log" ]; then echo "--- server log" >&2; tail -n 30 "$work/clawbox.log" >&2; fi; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { echo "$(date +%s%N) / 1000000" | bc -l; }
 
 # Build both.

@@ -18,18 +18,10 @@ for f in "$BIN" "$TOOLS/echo.wasm" "$TOOLS/echo.json"; do
 done
 command -v wrk >/dev/null || { echo "execute: wrk not installed (scripts/deps.sh bench)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH=execute
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
-fail() { echo "execute: FAIL: $*" >&2; if [ -s "$work/clawbox.log" ]; then echo "--- server log" >&2; tail -n 30 "$work/clawbox.log" >&2; fi; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 port=$(free_port)
 token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -8,13 +8,11 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN="$ROOT/$BUILD/src/cli/clawbox"
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-2}
-work=$(mktemp -d)
+BENCH=http
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 rps() { wrk -t2 -c64 -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
 

@@ -26,19 +26,12 @@ for f in "$BIN" "$TOOLS/echo.wasm" "$TOOLS/http_request.wasm" "$ROOT/$BUILD/test
 done
 
 umask 077
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+bench_cleanup_extra() {
   case "${audit_dir:-}" in /dev/shm/clawbox-bench-audit.*) rm -rf "$audit_dir" ;; esac
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() { echo "proxy: FAIL: $*" >&2; if [ -s "$work/clawbox.log" ]; then echo "--- server log" >&2; tail -n 30 "$work/clawbox.log" >&2; fi; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BENCH=proxy
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
 # a. leak scan.
 echo "a. leak scan (bench-scan):"
