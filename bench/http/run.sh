@@ -24,6 +24,7 @@ auth_token = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 data_dir = "$work/data"
 [logging]
 level = "error"
+audit_dir = "$work/audit"
 TOML
 "$BIN" serve --config "$work/clawbox.toml" 2>"$work/clawbox.log" &
 pids+=($!)
