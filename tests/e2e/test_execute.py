@@ -16,7 +16,7 @@ TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 HOSTILE = ["spin", "membomb", "recurse", "trap", "flood", "chatty", "badptr", "system",
-           "escape"]
+           "escape", "snoop", "oob", "busy"]
 
 
 def write_broken_modules(tool_dir):
@@ -206,6 +206,13 @@ class HostileToolTests(ToolServer):
         self.assert_error(r, 500, "execution_error")
         self.assertIn("unreachable", r.json()["error"])
 
+    def test_out_of_bounds_access_traps(self):
+        for _ in range(2):  # the worker that trapped is not used again
+            r = self.execute("oob")
+            self.assert_error(r, 500, "execution_error")
+            self.assertIn("out of bounds memory", r.json()["error"])
+        self.assertEqual(self.execute("echo", {"after": "oob"}).status, 200)
+
     def test_flood_of_output_is_truncated(self):
         r = self.execute("flood")
         self.assertEqual(r.status, 200, r.body[:200])
@@ -236,6 +243,15 @@ class HostileToolTests(ToolServer):
             self.assertFalse(result["ok"], what)
             self.assertNotEqual(result["errno"], 0, what)
 
+    def test_no_state_survives_an_execution(self):
+        # Worker processes serve many executions; each gets a fresh
+        # instance, so the tool never sees its globals or memory (holding
+        # the previous caller's params) from an earlier run.
+        for i in range(6):
+            r = self.execute("snoop", {"caller": i, "secret": "s3cr3t-%d" % i})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["output"], {"runs": 1, "leftover": False})
+
     def test_broken_and_oversized_modules_are_skipped(self):
         r = self.server.request("POST", "/tools/reload")
         self.assertEqual(r.status, 200)
@@ -260,7 +276,7 @@ class TimeoutTests(ToolServer):
 
     def test_timeout_answers_at_the_deadline(self):
         start = time.monotonic()
-        r = self.execute("spin")
+        r = self.execute("busy")
         elapsed = time.monotonic() - start
         self.assert_error(r, 408, "timeout")
         self.assertLess(elapsed, 2.0)

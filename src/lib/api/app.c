@@ -57,7 +57,8 @@ static int open_sandbox(struct cb_app *app, struct cb_error *err)
         .debounce_ms = TOOL_RELOAD_DEBOUNCE_MS,
         .load_in_background = true,
     };
-    int r = cb_worker_pool_new("/proc/self/exe", &app->workers, err);
+    int r = cb_worker_pool_new("/proc/self/exe", (uint32_t)cfg->sandbox.executions_per_worker,
+                               &app->workers, err);
     if (r == 0)
         r = cb_registry_open(&o, &app->registry, err);
     free(cache);

@@ -52,6 +52,7 @@ struct cb_config {
         uint64_t max_timeout_ms;
         uint64_t max_memory_mb;
         uint64_t max_host_calls;
+        uint64_t executions_per_worker;
         char *cache_dir; /* NULL = <data_dir>/cache */
         uint64_t compile_timeout_ms;
         bool watch_tools;

@@ -52,6 +52,10 @@ const struct cb__opt cb__config_opts[] = {
      NULL, "(clawbox) Cap on a tool's linear memory."},
     {"sandbox", "max_host_calls", CB__OPT_UINT, "100", 0, 100000, NULL, OFF(sandbox.max_host_calls),
      NULL, "Host calls one execution may make."},
+    {"sandbox", "executions_per_worker", CB__OPT_UINT, "100", 1, 1000, NULL,
+     OFF(sandbox.executions_per_worker), NULL,
+     "(clawbox) Executions one worker process runs, one at a time and each in a fresh "
+     "instance of the tool, before it exits; 1 = a fresh process for every execution."},
     {"sandbox", "cache_dir", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(sandbox.cache_dir), NULL,
      "(clawbox) Compiled-tool cache; unset = `<data_dir>/cache`."},
     {"sandbox", "compile_timeout_ms", CB__OPT_UINT, "120000", 1000, 3600000, NULL,

@@ -51,7 +51,8 @@ struct cb_tool_outcome {
 };
 
 /* The shim's entry point: instantiates the module, runs _start once, and
- * fills *out. Called at most once per process. */
+ * fills *out. It may be called again in the same process (one call at a
+ * time): each call makes a fresh instance and frees it at the end. */
 typedef int (*cb_tool_entry_fn)(const struct cb_tool_env *env, struct cb_tool_outcome *out);
 
 #endif

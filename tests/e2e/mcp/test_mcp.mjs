@@ -1,7 +1,7 @@
 // `clawbox mcp` driven by the official MCP TypeScript SDK client over stdio
 // (an initialize-based client), and by raw JSON-RPC lines in the stateless
 // 2026-07-28 style, against a real `clawbox serve` with the example tools
-// (and the hostile spin module as a slow tool). Run by run.sh, which
+// (and the hostile busy module as a slow tool). Run by run.sh, which
 // installs the SDK.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ function freePort() {
   });
 }
 
-// One `clawbox serve` with the example tools, and `spin` as a tool that
+// One `clawbox serve` with the example tools, and `busy` as a tool that
 // runs until its 2 s deadline (the fuel budget is too large to run out).
 class Server {
   async start() {
@@ -43,9 +43,9 @@ class Server {
     fs.mkdirSync(tools);
     for (const f of fs.readdirSync(TOOLS))
       if (f.endsWith('.wasm') || f.endsWith('.json')) fs.copyFileSync(path.join(TOOLS, f), path.join(tools, f));
-    fs.copyFileSync(path.join(HOSTILE, 'spin.wasm'), path.join(tools, 'spin.wasm'));
-    fs.writeFileSync(path.join(tools, 'spin.json'), JSON.stringify({
-      tool: { name: 'spin', description: 'Loops until its deadline.', version: '0.1.0' },
+    fs.copyFileSync(path.join(HOSTILE, 'busy.wasm'), path.join(tools, 'busy.wasm'));
+    fs.writeFileSync(path.join(tools, 'busy.json'), JSON.stringify({
+      tool: { name: 'busy', description: 'Loops until its deadline.', version: '0.1.0' },
       network: null, credentials: null,
       resources: { default_timeout_ms: 2000 },
     }));
@@ -129,13 +129,13 @@ test('initialize negotiates a revision clawbox serves', () => {
 test('tools/list has every registered tool with its manifest schemas', async () => {
   const { tools } = await client.listTools();
   const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-  for (const name of [...EXAMPLES, 'spin']) assert.ok(byName[name], `${name} listed`);
+  for (const name of [...EXAMPLES, 'busy']) assert.ok(byName[name], `${name} listed`);
   const manifest = JSON.parse(fs.readFileSync(path.join(TOOLS, 'hash.json'), 'utf8'));
   assert.deepEqual(byName.hash.inputSchema, manifest.input_schema);
   assert.deepEqual(byName.hash.outputSchema, manifest.output_schema);
   assert.equal(byName.hash.description, manifest.tool.description);
-  assert.deepEqual(byName.spin.inputSchema, { type: 'object' });
-  assert.equal(byName.spin.outputSchema, undefined);
+  assert.deepEqual(byName.busy.inputSchema, { type: 'object' });
+  assert.equal(byName.busy.outputSchema, undefined);
   assert.ok(!tools.some((t) => t.name.startsWith('clawbox_')), 'no container tools');
 });
 
@@ -169,7 +169,7 @@ test('a proxy denial reaches the model as words', async () => {
 
 test('a slow call blocks neither ping nor another call', async () => {
   const started = Date.now();
-  const slow = client.callTool({ name: 'spin', arguments: {} });
+  const slow = client.callTool({ name: 'busy', arguments: {} });
   await new Promise((r) => setTimeout(r, 200));
   const t0 = Date.now();
   await client.ping();
@@ -177,7 +177,7 @@ test('a slow call blocks neither ping nor another call', async () => {
   assert.deepEqual(echo.structuredContent.echo, { n: 1 });
   assert.ok(Date.now() - t0 < 1500, `ping and echo took ${Date.now() - t0} ms`);
   const r = await slow;
-  assert.ok(Date.now() - started >= 1800, 'spin ran to its deadline');
+  assert.ok(Date.now() - started >= 1800, 'busy ran to its deadline');
   assert.equal(r.isError, true);
   assert.match(textOf(r), /^timeout: /);
 });
@@ -312,7 +312,7 @@ test('2026-07-28: server/discover, tools/list and tools/call without initialize'
     assert.equal(typeof list.result.ttlMs, 'number');
     assert.ok(['public', 'private'].includes(list.result.cacheScope));
     const names = list.result.tools.map((t) => t.name);
-    for (const name of [...EXAMPLES, 'spin']) assert.ok(names.includes(name), `${name} listed`);
+    for (const name of [...EXAMPLES, 'busy']) assert.ok(names.includes(name), `${name} listed`);
     assert.deepEqual(names, [...names].sort(), 'tools in a deterministic order');
     const manifest = JSON.parse(fs.readFileSync(path.join(TOOLS, 'echo.json'), 'utf8'));
     const echoTool = list.result.tools.find((t) => t.name === 'echo');

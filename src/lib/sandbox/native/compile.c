@@ -39,7 +39,14 @@
 /* Everything that changes the generated code, besides the wasm bytes, the
  * shim and the runtime, goes into the cache key through this list. */
 static const char *const cc_flags[] = {
-    "-shared", "-fPIC", "-O1", "-w", "-fvisibility=hidden", "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0",
+    "-shared",
+    "-fPIC",
+    "-O2",
+    "-w",
+    "-fvisibility=hidden",
+    "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=1", /* guard pages, no bounds checks in code */
+    "-DWASM_RT_SKIP_SIGNAL_RECOVERY=1",    /* the shim handles the faults */
+    "-DWASM_RT_USE_STACK_DEPTH_COUNT=1",   /* deterministic stack exhaustion */
 };
 static const char *const cc_libs[] = {"-Wl,-z,defs", "-lm"};
 static const char *const runtime_files[] = {"wasm-rt-impl.c", "wasm-rt-impl.h", "wasm-rt.h"};

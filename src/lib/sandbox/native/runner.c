@@ -1,10 +1,10 @@
 /* In-process runner of a compiled tool.
  *
- * It must run in a fresh, single-use process: wasm2c 1.0.32 keeps the trap
- * jmp_buf, the call-depth counter and the function-type registry in process
- * globals, and the shim keeps its WASI state (stdin position, exit status)
- * in globals too. A second cb_run_tool in the same process, or one on
- * another thread, is not supported. */
+ * One run at a time per process: wasm2c 1.0.32 keeps the trap jmp_buf, the
+ * call-depth counter and the function-type registry in process globals,
+ * and the shim keeps its WASI state (stdin position, exit status) in
+ * globals too. Each run resets them and makes a fresh instance, so runs
+ * one after another are fine; runs on two threads at once are not. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>

@@ -16,9 +16,11 @@
  * exist with the expected types (CB_HAVE_START/MEMORY/FUEL) and defines
  * CB_INSTANTIATE(inst), because wasm2c 1.0.32's Z_tool_instantiate takes one
  * pointer per imported module, so its parameter list differs per module. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -39,6 +41,14 @@ typedef struct Z_wasi_snapshot_preview1_instance_t wasi_inst;
 
 __attribute__((unused)) static struct Z_wasi_snapshot_preview1_instance_t shim_wasi;
 __attribute__((unused)) static struct Z_clawbox_instance_t shim_clawbox;
+
+/* Guest loads and stores are not bounds-checked in code: the runtime puts
+ * linear memory at the start of an 8 GiB reservation (as far as a 32-bit
+ * address plus a 32-bit offset reaches) of which only the current size is
+ * accessible, so an out-of-bounds access faults inside the reservation.
+ * The compile flags keep call-depth counting for stack exhaustion and
+ * leave the fault handling to the shim (WASM_RT_SKIP_SIGNAL_RECOVERY). */
+#define SHIM_MEMORY_RESERVATION 0x200000000ull
 
 /* Passed to wasm_rt_trap() by proc_exit so that it unwinds the guest like a
  * trap; outside the range of wasm_rt_trap_t. */
@@ -81,6 +91,50 @@ static struct {
 } shim;
 
 static Z_tool_instance_t shim_instance;
+
+/* ---- out-of-bounds faults ---- */
+
+static struct sigaction previous_segv, previous_bus;
+
+/* A fault inside the running instance's memory reservation is the guest's
+ * out-of-bounds access: a wasm trap. Any other fault is a real crash, left
+ * to the previous handler (by default, death of the process). */
+static void on_fault(int sig, siginfo_t *si, void *ctx)
+{
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    uintptr_t base = shim.mem && shim.mem->data ? (uintptr_t)shim.mem->data : 0;
+
+    (void)ctx;
+    if (base && addr >= base && addr - base < SHIM_MEMORY_RESERVATION)
+        wasm_rt_trap(WASM_RT_TRAP_OOB);
+    /* Returning re-executes the faulting access under the old handler. */
+    sigaction(sig, sig == SIGBUS ? &previous_bus : &previous_segv, NULL);
+}
+
+static void install_fault_handler(void)
+{
+    static int installed;
+    struct sigaction sa = {.sa_sigaction = on_fault, .sa_flags = SA_SIGINFO};
+
+    if (installed)
+        return;
+    installed = 1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+    sigaction(SIGBUS, &sa, &previous_bus);
+}
+
+/* Frees the instance and all of its memory reservation: wasm-rt 1.0.32
+ * unmaps only the accessible part. */
+static void free_instance(void)
+{
+    uint8_t *data = shim.mem ? shim.mem->data : NULL;
+
+    Z_tool_free(&shim_instance);
+    shim.mem = NULL;
+    if (data)
+        munmap(data, SHIM_MEMORY_RESERVATION);
+}
 
 /* ---- guest memory access ---- */
 
@@ -848,6 +902,7 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
         return -1;
     }
     shim.env = env;
+    install_fault_handler();
     wasm_rt_init();
     Z_tool_init_module();
     trap = (wasm_rt_trap_t)wasm_rt_impl_try();
@@ -858,7 +913,7 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
     }
     classify(trap, env, out);
     if (shim.instantiated)
-        Z_tool_free(&shim_instance);
+        free_instance();
     wasm_rt_free();
     return 0;
 }

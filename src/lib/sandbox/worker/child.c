@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CB_UNDER_ASAN 1
@@ -21,7 +22,8 @@ struct child {
     struct cb_buf out;
     struct cb_buf err;
     bool truncated;
-    struct cb_buf frame;
+    struct cb_buf job;   /* the exec frame: header + params (the tool's stdin) */
+    struct cb_buf reply; /* the last host-call reply */
 };
 
 static int write_out(void *ud, int fd, const uint8_t *p, size_t n)
@@ -43,10 +45,10 @@ static int host_call(void *ud, const uint8_t *req, size_t req_len, uint8_t **res
     struct child *c = ud;
     uint32_t type = 0;
     if (cb__ipc_send(c->sock, CB__FRAME_HOSTCALL, req, req_len, -1) < 0 ||
-        cb__ipc_recv(c->sock, &type, &c->frame, NULL) < 0 || type != CB__FRAME_HOSTREPLY)
+        cb__ipc_recv(c->sock, &type, &c->reply, NULL) < 0 || type != CB__FRAME_HOSTREPLY)
         _exit(3);
-    *resp = (uint8_t *)cb_xstrndup(c->frame.data, c->frame.len);
-    *resp_len = c->frame.len;
+    *resp = (uint8_t *)cb_xstrndup(c->reply.data, c->reply.len);
+    *resp_len = c->reply.len;
     return 0;
 }
 
@@ -56,34 +58,45 @@ static void free_resp(void *ud, uint8_t *resp)
     free(resp);
 }
 
-static void limit(int resource, uint64_t v)
+static void limit(int resource, uint64_t soft, uint64_t hard)
 {
-    struct rlimit rl = {v, v};
+    struct rlimit rl = {soft, hard};
     setrlimit(resource, &rl);
 }
 
-static void apply_rlimits(int sock, const struct cb__exec_header *h)
+/* The first job fixes the limits that hold for the worker's life. CPU time
+ * is cumulative, so each job gets its allowance on top of what the worker
+ * has used; the last job also fixes the hard limit. */
+static void apply_rlimits(int sock, const struct cb__exec_header *h, bool first)
 {
+    if (first) {
 #ifndef CB_UNDER_ASAN
-    /* The sanitizer reserves terabytes of address space up front. */
-    if (h->memory_bytes > 0)
-        limit(RLIMIT_AS, h->memory_bytes);
+        /* Private writable memory: heap, stacks and the accessible part of
+         * linear memory, whose 8 GiB reservations are not counted. (The
+         * sanitizer maps terabytes of shadow up front.) */
+        if (h->memory_bytes > 0)
+            limit(RLIMIT_DATA, h->memory_bytes, h->memory_bytes);
 #endif
-    limit(RLIMIT_CPU, h->cpu_seconds);
-    limit(RLIMIT_NOFILE, (uint64_t)sock + 1);
-    limit(RLIMIT_CORE, 0);
-    limit(RLIMIT_FSIZE, 0);
-    limit(RLIMIT_NPROC, 0);
+        limit(RLIMIT_NOFILE, (uint64_t)sock + 1, (uint64_t)sock + 1);
+        limit(RLIMIT_CORE, 0, 0);
+        limit(RLIMIT_FSIZE, 0, 0);
+        limit(RLIMIT_NPROC, 0, 0);
+    }
+    struct timespec used = {0};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+    uint64_t cpu = (uint64_t)used.tv_sec + 1 + h->cpu_seconds;
+    limit(RLIMIT_CPU, cpu, h->jobs_left == 0 ? cpu : RLIM_INFINITY);
 }
 
-static void send_result(struct child *c, const struct cb_tool_outcome *o)
+static void send_result(struct child *c, const struct cb_tool_outcome *o, bool reusable)
 {
     struct cb__result_header h = {.status = (uint32_t)o->status,
                                   .exit_code = o->exit_code,
                                   .fuel_consumed = o->fuel_consumed,
                                   .truncated = c->truncated,
                                   .stdout_len = (uint32_t)c->out.len,
-                                  .stderr_len = (uint32_t)c->err.len};
+                                  .stderr_len = (uint32_t)c->err.len,
+                                  .reusable = reusable};
     memcpy(h.message, o->message, sizeof(h.message));
     h.message[sizeof(h.message) - 1] = '\0';
     struct cb_buf all;
@@ -91,36 +104,54 @@ static void send_result(struct child *c, const struct cb_tool_outcome *o)
     cb_buf_append(&all, c->out.data ? c->out.data : "", c->out.len);
     cb_buf_append(&all, c->err.data ? c->err.data : "", c->err.len);
     cb__ipc_send2(c->sock, CB__FRAME_RESULT, &h, sizeof(h), all.data ? all.data : "", all.len);
+    cb_buf_free(&all);
+}
+
+/* Runs one job and sends its result. Returns true when the worker may
+ * take another: the main process allows more and the tool ended cleanly
+ * (returned or exited), not by a trap that unwound through the shim. */
+static bool run_job(struct child *c, cb_tool_entry_fn entry, bool first)
+{
+    struct cb__exec_header h;
+    memcpy(&h, c->job.data, sizeof(h));
+    cb_buf_free(&c->out);
+    cb_buf_free(&c->err);
+    cb_buf_init(&c->out, h.max_output);
+    cb_buf_init(&c->err, 64 * 1024);
+    c->truncated = false;
+    apply_rlimits(c->sock, &h, first);
+    struct cb_tool_env env = {.abi_version = CB_TOOL_ABI_VERSION,
+                              .stdin_data = c->job.data + sizeof(h),
+                              .stdin_len = c->job.len - sizeof(h),
+                              .fuel = h.fuel,
+                              .write_out = write_out,
+                              .host_call = host_call,
+                              .free_resp = free_resp,
+                              .ud = c};
+    struct cb_tool_outcome o = {0};
+    entry(&env, &o);
+    bool again = h.jobs_left > 0 && (o.status == CB_TOOL_OK || o.status == CB_TOOL_EXIT_NONZERO);
+    send_result(c, &o, again);
+    return again;
 }
 
 void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *filter)
 {
     struct child c = {.sock = sock};
-    struct cb__exec_header h;
-    uint32_t type = 0;
-    /* Confined before the job arrives: a waiting child is as locked down as
-     * a running one. A closed socket (the zygote evicting the tool, or
-     * exiting) ends it. */
+    /* Confined before the first job arrives: a waiting child is as locked
+     * down as a running one. A closed socket (the zygote evicting the
+     * tool, the main process retiring the worker, or exiting) ends it. */
     if (cb__seccomp_load(filter) < 0)
         _exit(4);
-    cb_buf_init(&c.frame, CB__IPC_MAX_FRAME);
-    if (cb__ipc_recv(sock, &type, &c.frame, NULL) < 0 || type != CB__FRAME_EXEC ||
-        c.frame.len < sizeof(h))
-        _exit(2);
-    memcpy(&h, c.frame.data, sizeof(h));
-    cb_buf_init(&c.out, h.max_output);
-    cb_buf_init(&c.err, 64 * 1024);
-    apply_rlimits(sock, &h);
-    struct cb_tool_env env = {.abi_version = CB_TOOL_ABI_VERSION,
-                              .stdin_data = c.frame.data + sizeof(h),
-                              .stdin_len = c.frame.len - sizeof(h),
-                              .fuel = h.fuel,
-                              .write_out = write_out,
-                              .host_call = host_call,
-                              .free_resp = free_resp,
-                              .ud = &c};
-    struct cb_tool_outcome o = {0};
-    entry(&env, &o);
-    send_result(&c, &o);
-    _exit(0);
+    cb_buf_init(&c.job, CB__IPC_MAX_FRAME);
+    cb_buf_init(&c.reply, CB__IPC_MAX_FRAME);
+    for (bool first = true;; first = false) {
+        uint32_t type = 0;
+        if (cb__ipc_recv(sock, &type, &c.job, NULL) < 0)
+            _exit(first ? 2 : 0);
+        if (type != CB__FRAME_EXEC || c.job.len < sizeof(struct cb__exec_header))
+            _exit(2);
+        if (!run_job(&c, entry, first))
+            _exit(0);
+    }
 }

@@ -6,8 +6,10 @@
 
 #include "sandbox/tool_abi.h"
 
-/* Receives the execution, confines itself, runs the tool once and sends
- * the result on `sock`. Never returns. */
+/* Confines itself, then runs jobs received on `sock` one at a time, each
+ * in a fresh instance of the tool, sending each result back, until the
+ * main process sends no more or a job does not end cleanly. Never
+ * returns. */
 void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *filter)
     __attribute__((noreturn));
 

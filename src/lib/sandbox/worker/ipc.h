@@ -23,9 +23,11 @@ enum cb__frame_type {
 
 struct cb__exec_header {
     uint64_t fuel;
-    uint64_t memory_bytes;
+    uint64_t memory_bytes; /* RLIMIT_DATA; fixed for a worker's life */
     uint64_t max_output;
-    uint64_t cpu_seconds;
+    uint64_t cpu_seconds; /* CPU time this job may add */
+    uint32_t jobs_left;   /* after this one; 0 = exit after the result */
+    uint32_t reserved;
 };
 
 struct cb__result_header {
@@ -35,6 +37,7 @@ struct cb__result_header {
     uint32_t truncated;
     uint32_t stdout_len;
     uint32_t stderr_len;
+    uint32_t reusable; /* the child waits for another job */
     char message[256];
 };
 

@@ -1,6 +1,7 @@
-/* The main process's side of the workers: spawning the zygote, asking it
- * for a child per execution, and serving the child's host calls until its
- * result or its deadline. */
+/* The main process's side of the workers: spawning the zygote, keeping
+ * idle children per tool (fresh ones from the zygote, and ones that ended
+ * their last job cleanly and may take more), and serving a child's host
+ * calls until its result or its deadline. */
 #include "core/log.h"
 #include "core/util.h"
 #include "sandbox/worker.h"
@@ -24,22 +25,29 @@
 #define ZYGOTE_FD  3
 #define STDERR_CAP (64u * 1024)
 
-/* Children kept ready per tool, and tools with a ready queue. */
+/* Fresh children kept ready per tool, idle children kept per tool at
+ * most, and tools with a ready queue. */
 #define READY_SPARE     2
+#define READY_MAX       32
 #define READY_TOOLS_MAX 32
+/* An idle child beyond the spares is retired after this long. */
+#define IDLE_RETIRE_NS (60ull * 1000000000ull)
 /* How long an execution waits for the zygote to produce its child. */
 #define SPAWN_WAIT_NS (30ull * 1000000000ull)
 
 struct ready_child {
     int fd;
     pid_t pid;
+    uint32_t jobs_done;
+    uint64_t memory_mb; /* its data-size cap, fixed by its first job */
+    uint64_t idle_since_ns;
 };
 
-/* Children ready for one tool. `pending` counts spawns asked for and not
- * yet answered. */
+/* Idle children of one tool, a stack (the most recently used on top).
+ * `pending` counts spawns asked for and not yet answered. */
 struct ready_queue {
     char *path;
-    struct ready_child items[READY_SPARE + 1];
+    struct ready_child items[READY_MAX];
     size_t n;
     unsigned pending;
     char *error; /* the last spawn failure, for the next waiter */
@@ -57,6 +65,8 @@ struct cb_worker_pool {
     bool has_reader;
     struct ready_queue qs[READY_TOOLS_MAX];
     uint64_t clock;
+    uint32_t jobs_per_worker;
+    uint64_t last_retire_ns;
 };
 
 static void queue_clear(struct ready_queue *q)
@@ -105,7 +115,8 @@ static void on_frame(struct cb_worker_pool *p, uint32_t type, const struct cb_bu
     if (q != NULL && q->pending > 0)
         q->pending--;
     if (type == CB__FRAME_SPAWNED && q != NULL && pid > 0 && q->n < CB_ARRAY_LEN(q->items)) {
-        q->items[q->n++] = (struct ready_child){fd, (pid_t)pid};
+        q->items[q->n++] =
+            (struct ready_child){.fd = fd, .pid = (pid_t)pid, .idle_since_ns = cb_now_mono_ns()};
         fd = -1;
     } else if (type == CB__FRAME_SPAWN_FAIL && q != NULL) {
         size_t plen = strlen(path);
@@ -186,9 +197,11 @@ static void stop_zygote(struct cb_worker_pool *p)
         queue_clear(&p->qs[i]);
 }
 
-int cb_worker_pool_new(const char *self_exe, struct cb_worker_pool **out, struct cb_error *err)
+int cb_worker_pool_new(const char *self_exe, uint32_t jobs_per_worker, struct cb_worker_pool **out,
+                       struct cb_error *err)
 {
     struct cb_worker_pool *p = cb_xcalloc(1, sizeof(*p));
+    p->jobs_per_worker = jobs_per_worker > 0 ? jobs_per_worker : 1;
     pthread_condattr_t ca;
     pthread_mutex_init(&p->lock, NULL);
     pthread_condattr_init(&ca);
@@ -241,17 +254,51 @@ static void wait_changed(struct cb_worker_pool *p, uint64_t deadline_ns)
     pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 }
 
-/* Takes a ready child for so_path, waiting for one if the queue is empty. */
-static int get_child(struct cb_worker_pool *p, const char *so_path, int *fd, pid_t *pid,
-                     struct cb_error *err)
+/* Retires children idle for too long beyond each tool's spares, at most
+ * once a second (under the lock). The oldest idle are at the bottom. */
+static void retire_idle(struct cb_worker_pool *p)
+{
+    uint64_t now = cb_now_mono_ns();
+    if (now - p->last_retire_ns < 1000000000ull)
+        return;
+    p->last_retire_ns = now;
+    for (size_t i = 0; i < READY_TOOLS_MAX; i++) {
+        struct ready_queue *q = &p->qs[i];
+        size_t old = 0;
+        while (q->n - old > READY_SPARE && now - q->items[old].idle_since_ns > IDLE_RETIRE_NS)
+            close(q->items[old++].fd);
+        memmove(q->items, q->items + old, (q->n - old) * sizeof(q->items[0]));
+        q->n -= old;
+    }
+}
+
+/* Pops an idle child that can run a job with memory_mb: a fresh one, or
+ * one whose cap was fixed at the same value (others are retired). */
+static bool pop_child(struct ready_queue *q, uint64_t memory_mb, struct ready_child *out)
+{
+    while (q->n > 0) {
+        struct ready_child c = q->items[--q->n];
+        if (c.jobs_done == 0 || c.memory_mb == memory_mb) {
+            *out = c;
+            return true;
+        }
+        close(c.fd);
+    }
+    return false;
+}
+
+/* Takes an idle child for so_path, waiting for a fresh one if none. */
+static int get_child(struct cb_worker_pool *p, const char *so_path, uint64_t memory_mb,
+                     struct ready_child *out, struct cb_error *err)
 {
     uint64_t deadline = cb_now_mono_ns() + SPAWN_WAIT_NS;
     int r = 0;
     pthread_mutex_lock(&p->lock);
     if (p->zygote_dead)
         r = revive_zygote(p, err);
+    retire_idle(p);
     struct ready_queue *q = r == 0 ? queue_get(p, so_path) : NULL;
-    while (r == 0 && q->n == 0) {
+    while (r == 0 && !pop_child(q, memory_mb, out)) {
         if (q->error) {
             r = cb_error_set(err, -EIO, "worker start failed: %s", q->error);
             free(q->error);
@@ -265,16 +312,25 @@ static int get_child(struct cb_worker_pool *p, const char *so_path, int *fd, pid
             q = queue_get(p, so_path); /* the queue may have been evicted meanwhile */
         }
     }
-    if (r == 0) {
-        struct ready_child c = q->items[--q->n];
-        *fd = c.fd;
-        *pid = c.pid;
-    }
     pthread_mutex_unlock(&p->lock);
     return r;
 }
 
-/* Asks for replacements of the children taken for so_path. Called after
+/* Files a child that waits for its next job as idle, or ends it when its
+ * tool's queue is gone or full. */
+static void give_back(struct cb_worker_pool *p, const char *so_path, struct ready_child *c)
+{
+    pthread_mutex_lock(&p->lock);
+    struct ready_queue *q = queue_find(p, so_path);
+    c->idle_since_ns = cb_now_mono_ns();
+    if (q != NULL && q->n < READY_MAX)
+        q->items[q->n++] = *c;
+    else
+        close(c->fd);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Asks for replacements of the children used up for so_path. Called after
  * an execution, so the zygote's fork does not compete with it for the
  * CPUs. */
 static void replenish(struct cb_worker_pool *p, const char *so_path)
@@ -299,24 +355,25 @@ void cb_worker_result_free(struct cb_worker_result *res)
 int cb_worker_execute(struct cb_worker_pool *p, const char *so_path, const char *params,
                       size_t params_len, const struct cb_worker_limits *lim,
                       cb_host_call_fn handler, void *handler_ud, struct cb_worker_result *res,
-                      struct cb_error *err);
-
-int cb_worker_execute(struct cb_worker_pool *p, const char *so_path, const char *params,
-                      size_t params_len, const struct cb_worker_limits *lim,
-                      cb_host_call_fn handler, void *handler_ud, struct cb_worker_result *res,
                       struct cb_error *err)
 {
-    int fd = -1;
-    pid_t pid = 0;
+    struct ready_child c;
     memset(res, 0, sizeof(*res));
     cb_buf_init(&res->out, lim->max_output);
     cb_buf_init(&res->err, STDERR_CAP);
     res->logs = json_array();
-    int r = get_child(p, so_path, &fd, &pid, err);
+    int r = get_child(p, so_path, lim->memory_mb, &c, err);
     if (r < 0)
         return r;
-    r = cb__session_run(fd, pid, params, params_len, lim, handler, handler_ud, res);
-    close(fd);
-    replenish(p, so_path);
-    return r;
+    uint32_t jobs_left = p->jobs_per_worker - c.jobs_done - 1;
+    if (cb__session_run(c.fd, c.pid, params, params_len, jobs_left, lim, handler, handler_ud,
+                        res)) {
+        c.jobs_done++;
+        c.memory_mb = lim->memory_mb;
+        give_back(p, so_path, &c);
+    } else {
+        close(c.fd);
+        replenish(p, so_path);
+    }
+    return 0;
 }

@@ -15,7 +15,7 @@
 
 #define LOG_MESSAGE_MAX (16u * 1024)
 #define STDERR_CAP      (64u * 1024)
-/* Address space a child needs besides the tool's linear memory. */
+/* Writable memory a child needs besides the tool's linear memory. */
 #define CHILD_BASE_BYTES (256ull * 1024 * 1024)
 
 struct session {
@@ -27,6 +27,7 @@ struct session {
     cb_host_call_fn handler;
     void *handler_ud;
     struct cb_worker_result *res;
+    bool reusable; /* the child said it waits for another job */
 };
 
 char *cb_host_error_envelope(const char *fmt, ...)
@@ -100,6 +101,7 @@ static int parse_result(struct session *s, const struct cb_buf *f)
     memcpy(res->outcome.message, h.message, sizeof(h.message));
     res->outcome.message[sizeof(h.message) - 1] = '\0';
     res->output_truncated = h.truncated != 0;
+    s->reusable = h.reusable != 0;
     cb_buf_append(&res->out, f->data + sizeof(h), h.stdout_len);
     cb_buf_append(&res->err, f->data + sizeof(h) + h.stdout_len, h.stderr_len);
     return 0;
@@ -153,19 +155,20 @@ static int serve(struct session *s)
     return r;
 }
 
-static int send_job(struct session *s, const char *params, size_t len)
+static int send_job(struct session *s, const char *params, size_t len, uint32_t jobs_left)
 {
     const struct cb_worker_limits *l = s->lim;
     struct cb__exec_header h = {.fuel = l->fuel,
                                 .memory_bytes = CHILD_BASE_BYTES + l->memory_mb * 1024 * 1024,
                                 .max_output = l->max_output,
-                                .cpu_seconds = l->timeout_ms / 1000 + 2};
+                                .cpu_seconds = l->timeout_ms / 1000 + 2,
+                                .jobs_left = jobs_left};
     return cb__ipc_send2(s->sock, CB__FRAME_EXEC, &h, sizeof(h), params, len);
 }
 
-int cb__session_run(int sock, pid_t pid, const char *params, size_t params_len,
-                    const struct cb_worker_limits *lim, cb_host_call_fn handler, void *ud,
-                    struct cb_worker_result *res)
+bool cb__session_run(int sock, pid_t pid, const char *params, size_t params_len, uint32_t jobs_left,
+                     const struct cb_worker_limits *lim, cb_host_call_fn handler, void *ud,
+                     struct cb_worker_result *res)
 {
     struct session s = {.sock = sock,
                         .pid = pid,
@@ -175,7 +178,7 @@ int cb__session_run(int sock, pid_t pid, const char *params, size_t params_len,
                         .handler = handler,
                         .handler_ud = ud,
                         .res = res};
-    int r = send_job(&s, params, params_len);
+    int r = send_job(&s, params, params_len, jobs_left);
     if (r == 0)
         r = serve(&s);
     if (r == -ETIMEDOUT)
@@ -186,5 +189,5 @@ int cb__session_run(int sock, pid_t pid, const char *params, size_t params_len,
         kill_child(&s);
     if (s.pidfd >= 0)
         close(s.pidfd);
-    return 0;
+    return r == 0 && s.reusable && jobs_left > 0;
 }

@@ -24,14 +24,20 @@ static const struct cb_worker_limits limits = {.fuel = 1000,
                                                .max_output = 1 << 20,
                                                .max_host_calls = 100};
 
+static struct cb_worker_pool *new_pool(uint32_t jobs_per_worker)
+{
+    struct cb_error err = {0};
+    struct cb_worker_pool *p = NULL;
+    if (cb_worker_pool_new(self, jobs_per_worker, &p, &err) < 0)
+        fprintf(stderr, "pool: %s\n", err.msg);
+    return p;
+}
+
 static int setup(void **state)
 {
     (void)state;
-    struct cb_error err = {0};
-    int r = cb_worker_pool_new(self, &pool, &err);
-    if (r < 0)
-        fprintf(stderr, "pool: %s\n", err.msg);
-    return r;
+    pool = new_pool(100);
+    return pool ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -48,13 +54,31 @@ static char *echo_handler(void *ud, const char *method, json_t *params)
     return cb_xasprintf("{\"ok\":\"%s\"}", method);
 }
 
-static void run(const char *input, const struct cb_worker_limits *lim, struct cb_worker_result *res)
+static void run_in(struct cb_worker_pool *p, const char *input, const struct cb_worker_limits *lim,
+                   struct cb_worker_result *res)
 {
     struct cb_error err = {0};
-    int r = cb_worker_execute(pool, fixture, input, strlen(input), lim ? lim : &limits,
-                              echo_handler, NULL, res, &err);
+    int r = cb_worker_execute(p, fixture, input, strlen(input), lim ? lim : &limits, echo_handler,
+                              NULL, res, &err);
     if (r < 0)
         fail_msg("execute: %s", err.msg);
+}
+
+static void run(const char *input, const struct cb_worker_limits *lim, struct cb_worker_result *res)
+{
+    run_in(pool, input, lim, res);
+}
+
+/* The pid of the worker that ran a "pid" job. */
+static long worker_pid(struct cb_worker_pool *p)
+{
+    struct cb_worker_result res;
+    run_in(p, "pid", NULL, &res);
+    assert_int_equal(res.outcome.status, CB_TOOL_OK);
+    long pid = strtol(res.out.data + strlen("{\"pid\":"), NULL, 10);
+    cb_worker_result_free(&res);
+    assert_true(pid > 0);
+    return pid;
 }
 
 static void echo_round_trip(void **state)
@@ -157,15 +181,51 @@ static void memory_is_capped(void **state)
     cb_worker_result_free(&res);
 }
 
-static void fresh_process_per_execution(void **state)
+static void workers_are_reused_up_to_their_limit(void **state)
 {
     (void)state;
-    struct cb_worker_result a, b;
-    run("try:none", NULL, &a);
-    run("try:none", NULL, &b);
-    assert_string_equal(a.out.data, b.out.data);
-    cb_worker_result_free(&a);
-    cb_worker_result_free(&b);
+    struct cb_worker_pool *p = new_pool(3);
+    assert_non_null(p);
+    long first = worker_pid(p);
+    assert_int_equal(worker_pid(p), first);
+    assert_int_equal(worker_pid(p), first);
+    assert_int_not_equal(worker_pid(p), first); /* the first worker ran its 3 jobs */
+    cb_worker_pool_free(p);
+}
+
+static void one_process_per_execution_when_asked(void **state)
+{
+    (void)state;
+    struct cb_worker_pool *p = new_pool(1);
+    assert_non_null(p);
+    long a = worker_pid(p), b = worker_pid(p), c = worker_pid(p);
+    assert_int_not_equal(a, b);
+    assert_int_not_equal(b, c);
+    assert_int_not_equal(a, c);
+    cb_worker_pool_free(p);
+}
+
+static void a_job_that_fails_retires_its_worker(void **state)
+{
+    (void)state;
+    static const char *const failures[] = {"trap", "crash"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(failures); i++) {
+        struct cb_worker_result res;
+        long before = worker_pid(pool);
+        assert_int_equal(worker_pid(pool), before); /* reused while jobs end cleanly */
+        run(failures[i], NULL, &res);
+        cb_worker_result_free(&res);
+        assert_int_not_equal(worker_pid(pool), before);
+    }
+}
+
+static void stdin_survives_a_host_call(void **state)
+{
+    (void)state;
+    struct cb_worker_result res;
+    run("call_then_echo", NULL, &res);
+    assert_string_equal(res.out.data, "{\"ok_calls\":1}call_then_echo");
+    cb_worker_result_free(&res);
 }
 
 static void missing_tool_is_a_clear_error(void **state)
@@ -212,7 +272,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(output_is_capped),
         cmocka_unit_test(crash_is_reported),
         cmocka_unit_test(memory_is_capped),
-        cmocka_unit_test(fresh_process_per_execution),
+        cmocka_unit_test(workers_are_reused_up_to_their_limit),
+        cmocka_unit_test(one_process_per_execution_when_asked),
+        cmocka_unit_test(a_job_that_fails_retires_its_worker),
+        cmocka_unit_test(stdin_survives_a_host_call),
         cmocka_unit_test(missing_tool_is_a_clear_error),
         cmocka_unit_test(back_to_back_executions),
     };
