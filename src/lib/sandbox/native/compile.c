@@ -215,8 +215,7 @@ static void toolchain_init(struct toolchain *t, const struct cb_compile_opts *op
     t->cc[n++] = "-I.";
     t->cc[n++] = t->include_flag;
     t->cc[n++] = "tool.c";
-    t->cc[n++] = "tool_shim.c";
-    t->cc[n++] = CB_WASM2C_RUNTIME_DIR "/wasm-rt-impl.c";
+    t->cc[n++] = "tool_shim.c"; /* includes wasm-rt-impl.c */
     t->cc[n++] = "-o";
     t->cc[n++] = "out.so";
     for (size_t i = 0; i < CB_ARRAY_LEN(cc_libs); i++)

@@ -29,6 +29,17 @@
 #include "tool_glue.h"
 #include "wasm-rt-impl.h"
 
+/* The wasm2c runtime is compiled into this unit with its linear-memory
+ * functions renamed out of the way: the shim provides its own (see
+ * "linear memory" below). */
+#define wasm_rt_allocate_memory cb_shim_unused_allocate_memory
+#define wasm_rt_grow_memory     cb_shim_unused_grow_memory
+#define wasm_rt_free_memory     cb_shim_unused_free_memory
+#include "wasm-rt-impl.c"
+#undef wasm_rt_allocate_memory
+#undef wasm_rt_grow_memory
+#undef wasm_rt_free_memory
+
 /* Host instances of the imported modules. All state lives in `shim`
  * (one execution per process), so they carry nothing. */
 struct Z_wasi_snapshot_preview1_instance_t {
@@ -42,13 +53,18 @@ typedef struct Z_wasi_snapshot_preview1_instance_t wasi_inst;
 __attribute__((unused)) static struct Z_wasi_snapshot_preview1_instance_t shim_wasi;
 __attribute__((unused)) static struct Z_clawbox_instance_t shim_clawbox;
 
-/* Guest loads and stores are not bounds-checked in code: the runtime puts
- * linear memory at the start of an 8 GiB reservation (as far as a 32-bit
- * address plus a 32-bit offset reaches) of which only the current size is
- * accessible, so an out-of-bounds access faults inside the reservation.
- * The compile flags keep call-depth counting for stack exhaustion and
- * leave the fault handling to the shim (WASM_RT_SKIP_SIGNAL_RECOVERY). */
+/* Guest loads and stores are not bounds-checked in code: linear memory
+ * starts an 8 GiB reservation (as far as a 32-bit address plus a 32-bit
+ * offset reaches) of which only the current size is accessible, so an
+ * out-of-bounds access faults inside the reservation. The compile flags
+ * keep call-depth counting for stack exhaustion and leave the fault
+ * handling to the shim (WASM_RT_SKIP_SIGNAL_RECOVERY). */
 #define SHIM_MEMORY_RESERVATION 0x200000000ull
+/* Of a freed memory, the first bytes are zeroed and kept resident for the
+ * next instance (a page fault costs more than zeroing the page); the rest
+ * is given back to the kernel. */
+#define SHIM_MEMORY_KEPT (8u << 20)
+#define SHIM_PAGE_BYTES  65536u
 
 /* Passed to wasm_rt_trap() by proc_exit so that it unwinds the guest like a
  * trap; outside the range of wasm_rt_trap_t. */
@@ -88,6 +104,7 @@ static struct {
     int exited;
     uint32_t exit_code;
     int instantiated;
+    uint32_t no_memory_pages; /* set when the initial memory could not be had */
 } shim;
 
 static Z_tool_instance_t shim_instance;
@@ -124,16 +141,122 @@ static void install_fault_handler(void)
     sigaction(SIGBUS, &sa, &previous_bus);
 }
 
-/* Frees the instance and all of its memory reservation: wasm-rt 1.0.32
- * unmaps only the accessible part. */
-static void free_instance(void)
-{
-    uint8_t *data = shim.mem ? shim.mem->data : NULL;
+/* ---- linear memory ----
+ *
+ * A worker runs one instance at a time, so it keeps one reservation and
+ * gives it to each new instance. Freeing zeroes the instance's initial
+ * memory in place (up to SHIM_MEMORY_KEPT) and gives anything beyond back
+ * to the kernel, so the next instance of the same tool starts from zeroed
+ * memory of exactly its own size, like a fresh mapping, without a page
+ * fault per page again: on a VM a fault costs more than zeroing the page,
+ * and so does re-enabling a page made inaccessible. A second memory alive
+ * at the same time gets a reservation of its own. */
 
-    Z_tool_free(&shim_instance);
-    shim.mem = NULL;
-    if (data)
-        munmap(data, SHIM_MEMORY_RESERVATION);
+static struct {
+    uint8_t *base;
+    uint64_t accessible; /* bytes from base readable and writable */
+    uint64_t initial;    /* the current instance's initial size */
+    int in_use;
+} spare;
+
+static int set_access(uint8_t *p, uint64_t len, int prot)
+{
+    return len == 0 || mprotect(p, len, prot) == 0 ? 0 : -1;
+}
+
+/* Makes exactly [base, base + bytes) of the spare reservation accessible. */
+static int resize_spare(uint64_t bytes)
+{
+    if (spare.accessible > bytes) {
+        if (set_access(spare.base + bytes, spare.accessible - bytes, PROT_NONE) < 0)
+            return -1;
+    } else if (set_access(spare.base + spare.accessible, bytes - spare.accessible,
+                          PROT_READ | PROT_WRITE) < 0) {
+        return -1;
+    }
+    spare.accessible = bytes;
+    return 0;
+}
+
+/* A reservation with its first `bytes` accessible, or NULL. */
+static uint8_t *reserve(uint64_t bytes)
+{
+    if (!spare.base) {
+        void *p =
+            mmap(NULL, SHIM_MEMORY_RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        spare.base = p;
+    }
+    if (!spare.in_use) {
+        if (resize_spare(bytes) < 0)
+            return NULL;
+        spare.in_use = 1;
+        spare.initial = bytes;
+        return spare.base;
+    }
+    void *p = mmap(NULL, SHIM_MEMORY_RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (set_access(p, bytes, PROT_READ | PROT_WRITE) < 0) {
+        munmap(p, SHIM_MEMORY_RESERVATION);
+        return NULL;
+    }
+    return p;
+}
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
+{
+    uint8_t *base = reserve((uint64_t)initial_pages * SHIM_PAGE_BYTES);
+
+    m->data = base;
+    m->size = base ? (uint64_t)initial_pages * SHIM_PAGE_BYTES : 0;
+    m->pages = base ? initial_pages : 0;
+    m->max_pages = max_pages;
+    if (!base) {
+        /* Over the worker's memory limit. */
+        shim.no_memory_pages = initial_pages;
+        wasm_rt_trap(WASM_RT_TRAP_OOB);
+    }
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
+{
+    uint32_t old_pages = m->pages;
+    uint64_t new_pages = (uint64_t)old_pages + delta;
+    uint64_t new_size = new_pages * SHIM_PAGE_BYTES;
+
+    if (delta == 0)
+        return old_pages;
+    if (new_pages > m->max_pages ||
+        set_access(m->data + m->size, new_size - m->size, PROT_READ | PROT_WRITE) < 0)
+        return (uint32_t)-1;
+    if (m->data == spare.base)
+        spare.accessible = new_size;
+    m->pages = (uint32_t)new_pages;
+    m->size = new_size;
+    return old_pages;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t *m)
+{
+    uint64_t kept = spare.initial < SHIM_MEMORY_KEPT ? spare.initial : SHIM_MEMORY_KEPT;
+
+    if (!m->data)
+        return;
+    if (m->data != spare.base) {
+        munmap(m->data, SHIM_MEMORY_RESERVATION);
+    } else {
+        memset(m->data, 0, kept);
+        /* The rest goes back to the kernel (zero when touched again), and
+         * what the instance grew becomes inaccessible again. */
+        if (m->size > kept)
+            madvise(m->data + kept, m->size - kept, MADV_DONTNEED);
+        resize_spare(spare.initial);
+        spare.in_use = 0;
+    }
+    m->data = NULL;
+    m->size = 0;
 }
 
 /* ---- guest memory access ---- */
@@ -841,11 +964,6 @@ static void start(const struct cb_tool_env *env, struct cb_tool_outcome *out)
 
 #if CB_HAVE_MEMORY
     shim.mem = Z_toolZ_memory(&shim_instance);
-    if (shim.mem->size && !shim.mem->data) {
-        out->status = CB_TOOL_INSTANTIATE;
-        snprintf(out->message, sizeof(out->message), "cannot allocate linear memory");
-        return;
-    }
 #endif
     if (fuel)
         *fuel = env->fuel > INT64_MAX ? INT64_MAX : (int64_t)env->fuel;
@@ -873,6 +991,11 @@ static void classify(wasm_rt_trap_t trap, const struct cb_tool_env *env,
             snprintf(out->message, sizeof(out->message), "exited with code %u", shim.exit_code);
     } else if (trap == WASM_RT_TRAP_NONE) {
         return;
+    } else if (shim.no_memory_pages) {
+        out->status = CB_TOOL_INSTANTIATE;
+        snprintf(out->message, sizeof(out->message),
+                 "cannot allocate linear memory of %u pages (the worker's memory limit)",
+                 shim.no_memory_pages);
     } else if (!shim.instantiated) {
         out->status = CB_TOOL_INSTANTIATE;
         snprintf(out->message, sizeof(out->message), "instantiation trapped: %s", trap_name(trap));
@@ -913,7 +1036,7 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
     }
     classify(trap, env, out);
     if (shim.instantiated)
-        free_instance();
+        Z_tool_free(&shim_instance);
     wasm_rt_free();
     return 0;
 }
