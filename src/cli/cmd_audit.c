@@ -20,6 +20,7 @@ static const char logs_usage[] =
     "Usage: clawbox logs [--config PATH] [--dir DIR] [--tail N] [--follow]\n\n"
     "Prints the last N (default 20) audit lines as\n"
     "  [<timestamp>] <METHOD> <url> -> <status> (<ms>ms)\n"
+    "(lines without a URL show the tool, or for credential changes what changed)\n"
     "and with --follow keeps printing new ones.\n";
 
 struct audit_args {
@@ -101,6 +102,19 @@ static const char *field(json_t *j, const char *k)
     return v ? v : "?";
 }
 
+/* What a line is about: the URL of a proxied request, else the tool of an
+ * execution or registration, else the reason (credential changes). */
+static const char *subject(json_t *j)
+{
+    static const char *const keys[] = {"url", "tool", "reason"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+        const char *v = json_string_value(json_object_get(j, keys[i]));
+        if (v != NULL)
+            return v;
+    }
+    return "?";
+}
+
 /* Prints one audit line in the reference's `logs` format. */
 static int print_line(const char *line, size_t len, void *ctx)
 {
@@ -117,7 +131,7 @@ static int print_line(const char *line, size_t len, void *ctx)
         snprintf(status, sizeof(status), "%lld", (long long)json_integer_value(st));
     if (json_is_integer(ms))
         snprintf(dur, sizeof(dur), "%lld", (long long)json_integer_value(ms));
-    printf("[%s] %s %s -> %s (%sms)\n", field(j, "timestamp"), field(j, "method"), field(j, "url"),
+    printf("[%s] %s %s -> %s (%sms)\n", field(j, "timestamp"), field(j, "method"), subject(j),
            status, dur);
     json_decref(j);
     fflush(stdout);

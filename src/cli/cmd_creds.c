@@ -1,4 +1,7 @@
-/* clawbox creds add|list|remove: the encrypted credential store. */
+/* clawbox creds add|list|remove: the encrypted credential store. Each add
+ * or remove is recorded in the audit log (names and domains, never
+ * values). */
+#include "audit/audit.h"
 #include "cli.h"
 #include "core/util.h"
 #include "secrets/secrets.h"
@@ -21,6 +24,8 @@ static const char usage_text[] =
     "                  Header defaults to Authorization, prefix to \"Bearer \".\n"
     "  list            names, domains and headers (never values)\n"
     "  remove --name N delete a credential\n\n"
+    "Each add and remove writes a line to the audit log ([logging] audit_dir) with\n"
+    "the credential's name and domain, never its value.\n"
     "A running server picks up changes to the store without a restart.\n";
 
 struct creds_args {
@@ -55,20 +60,65 @@ static char *read_value(size_t *len)
     return buf;
 }
 
-static int open_store(const struct creds_args *a, struct cb_secret_store **store)
+static int open_store(const struct cb_config *cfg, const struct creds_args *a,
+                      struct cb_secret_store **store)
 {
-    struct cb_config *cfg = cli_load_config(a->config);
     struct cb_master_key key;
     struct cb_error err = {0};
-    if (cfg == NULL)
-        return 1;
     int r = cb_master_key_load(a->key_file, &key, &err);
     if (r == 0) {
         r = cb_secret_store_open(cfg->credentials.store_path, &key, store, &err);
         cb_master_key_wipe(&key);
     }
-    cb_config_free(cfg);
     return r < 0 ? cli_fail("%s", err.msg) : 0;
+}
+
+/* Opened before the store is changed, so that a log that cannot be opened
+ * leaves the store as it was. */
+static int open_audit(const struct cb_config *cfg, struct cb_audit **log)
+{
+    struct cb_audit_options o = {
+        .dir = cfg->logging.audit_dir,
+        .max_file_bytes = cfg->logging.audit_max_file_bytes,
+    };
+    struct cb_error err = {0};
+    if (cb_audit_open(&o, log, &err) < 0)
+        return cli_fail("%s; the credential store was not changed", err.msg);
+    return 0;
+}
+
+/* Appends the line for one change that is already saved: `action` is add,
+ * replace or remove. On failure the store stays changed, and the message
+ * says so. */
+static int audit_change(struct cb_audit *log, const char *action, const char *name,
+                        const char *domain)
+{
+    const char *names[] = {name};
+    char *reason =
+        cb_xasprintf("clawbox creds: %s credential '%s' for domain %s", action, name, domain);
+    struct cb_audit_record rec = {.kind = CB_AUDIT_CREDENTIAL,
+                                  .method = "CREDENTIAL",
+                                  .decision = action,
+                                  .reason = reason,
+                                  .domain = domain};
+    if (strcmp(action, "add") == 0) {
+        rec.added = names;
+        rec.n_added = 1;
+    } else if (strcmp(action, "replace") == 0) {
+        rec.changed = names;
+        rec.n_changed = 1;
+    } else {
+        rec.removed = names;
+        rec.n_removed = 1;
+    }
+    struct cb_error err = {0};
+    int r = cb_audit_append(log, &rec, &err);
+    free(reason);
+    if (r < 0)
+        return cli_fail("the credential store WAS changed (%s '%s'), but its audit line could "
+                        "not be written: %s",
+                        action, name, err.msg);
+    return 0;
 }
 
 static int save(struct cb_secret_store *s)
@@ -77,11 +127,13 @@ static int save(struct cb_secret_store *s)
     return cb_secret_store_save(s, &err) < 0 ? cli_fail("%s", err.msg) : 0;
 }
 
-static int do_add(struct cb_secret_store *s, const struct creds_args *a)
+static int do_add(struct cb_secret_store *s, struct cb_audit *log, const struct creds_args *a)
 {
     size_t len = 0;
+    struct cb_cred_info old;
     if (a->name == NULL || a->domain == NULL)
         return cli_fail("creds add needs --name and --domain");
+    bool existed = cb_secret_store_find(s, a->name, &old) == 0;
     char *value = read_value(&len);
     int rc = 0;
     struct cb_error err = {0};
@@ -90,8 +142,10 @@ static int do_add(struct cb_secret_store *s, const struct creds_args *a)
         rc = cli_fail("credential value cannot be empty");
     else if (cb_secret_store_put(s, &spec, &err) < 0)
         rc = cli_fail("%s", err.msg);
-    else if ((rc = save(s)) == 0)
+    else if ((rc = save(s)) == 0) {
         fprintf(stderr, "Credential '%s' stored for domain '%s'\n", a->name, a->domain);
+        rc = audit_change(log, existed ? "replace" : "add", a->name, a->domain);
+    }
     cb_secret_free(value, VALUE_MAX + 2);
     return rc;
 }
@@ -109,15 +163,21 @@ static int do_list(struct cb_secret_store *s)
     return 0;
 }
 
-static int do_remove(struct cb_secret_store *s, const struct creds_args *a)
+static int do_remove(struct cb_secret_store *s, struct cb_audit *log, const struct creds_args *a)
 {
+    struct cb_cred_info info;
     if (a->name == NULL)
         return cli_fail("creds remove needs --name");
-    if (cb_secret_store_remove(s, a->name) < 0)
+    if (cb_secret_store_find(s, a->name, &info) < 0)
         return cli_fail("no credential named '%s'", a->name);
+    char *domain = cb_xstrdup(info.domain);
+    cb_secret_store_remove(s, a->name);
     int rc = save(s);
-    if (rc == 0)
+    if (rc == 0) {
         fprintf(stderr, "Credential '%s' removed\n", a->name);
+        rc = audit_change(log, "remove", a->name, domain);
+    }
+    free(domain);
     return rc;
 }
 
@@ -156,15 +216,21 @@ int cmd_creds(int argc, char **argv)
         fputs(usage_text, stderr);
         return 2;
     }
+    struct cb_config *cfg = cli_load_config(a.config);
+    if (cfg == NULL)
+        return 1;
+    bool list = strcmp(action, "list") == 0;
     struct cb_secret_store *s = NULL;
-    if ((rc = open_store(&a, &s)) != 0)
-        return rc;
-    if (strcmp(action, "add") == 0)
-        rc = do_add(s, &a);
-    else if (strcmp(action, "list") == 0)
-        rc = do_list(s);
-    else
-        rc = do_remove(s, &a);
+    struct cb_audit *log = NULL;
+    rc = open_store(cfg, &a, &s);
+    if (rc == 0 && !list)
+        rc = open_audit(cfg, &log);
+    if (rc == 0)
+        rc = list                         ? do_list(s)
+             : strcmp(action, "add") == 0 ? do_add(s, log, &a)
+                                          : do_remove(s, log, &a);
+    cb_audit_close(log);
     cb_secret_store_free(s);
+    cb_config_free(cfg);
     return rc;
 }

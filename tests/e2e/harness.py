@@ -21,6 +21,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_audit(audit_dir):
+    """Every line of the audit log in audit_dir, parsed, oldest first (the
+    rotated files by number, then audit.jsonl), and the raw bytes of every
+    file in the directory (to search for what must never be there)."""
+    names = sorted(n for n in os.listdir(audit_dir) if n.endswith(".jsonl"))
+    names.sort(key=lambda n: n == "audit.jsonl")
+    lines, blob = [], b""
+    for n in os.listdir(audit_dir):
+        with open(os.path.join(audit_dir, n), "rb") as f:
+            blob += f.read()
+    for n in names:
+        with open(os.path.join(audit_dir, n)) as f:
+            lines += [json.loads(line) for line in f if line.strip()]
+    return lines, blob
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)

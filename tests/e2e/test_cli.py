@@ -3,23 +3,25 @@
 import json
 import os
 import re
+import resource
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, Server, free_port, main
+from harness import BIN, Server, free_port, main, read_audit
 
 VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds",
          "audit", "logs", "mcp", "new-tool", "build"]
 
 
-def run(*args, env=None, input=None):
+def run(*args, env=None, input=None, preexec_fn=None):
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, input=input,
-                          timeout=60)
+                          timeout=60, preexec_fn=preexec_fn)
 
 
 class InitTests(unittest.TestCase):
@@ -166,9 +168,14 @@ class CredsTests(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="clawbox-creds-")
         self.store = os.path.join(self.dir, "creds.enc")
+        self.audit = os.path.join(self.dir, "audit")
         self.cfg = os.path.join(self.dir, "c.toml")
+        self.write_config(self.audit)
+
+    def write_config(self, audit_dir):
         with open(self.cfg, "w") as f:
-            f.write(f'[credentials]\nstore_path = "{self.store}"\n')
+            f.write(f'[credentials]\nstore_path = "{self.store}"\n'
+                    f'[logging]\naudit_dir = "{audit_dir}"\n')
 
     def tearDown(self):
         shutil.rmtree(self.dir)
@@ -205,6 +212,72 @@ class CredsTests(unittest.TestCase):
         p = self.creds("list", key=None)
         self.assertEqual(p.returncode, 1)
         self.assertIn("openssl rand -hex 32", p.stderr)
+
+    def test_changes_are_audited_by_name_only(self):
+        first, second = "first-Secret-value-0123456789", "second-Secret-value-9876543210"
+        for args, value in ((("--domain", "api.github.com"), first),
+                            (("--domain", "*.example.com", "--header", "X-Api-Key",
+                              "--prefix", "Key "), second)):
+            p = self.creds("add", "--name", "github", *args, input=value + "\n")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.creds("list").returncode, 0)
+        p = self.creds("remove", "--name", "github")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.creds("remove", "--name", "github").returncode, 1)
+        lines, blob = read_audit(self.audit)
+        self.assertEqual([(l["kind"], l["method"], l["decision"], l["domain"], l["added"],
+                           l["removed"], l["changed"]) for l in lines],
+                         [("credential", "CREDENTIAL", "add", "api.github.com", ["github"], [],
+                           []),
+                          ("credential", "CREDENTIAL", "replace", "*.example.com", [],
+                           [], ["github"]),
+                          ("credential", "CREDENTIAL", "remove", "*.example.com", [],
+                           ["github"], [])])
+        self.assertIn("'github'", lines[0]["reason"])
+        for secret in (first, second):
+            for form in (secret, secret.lower(), secret.encode().hex()):
+                self.assertNotIn(form.encode(), blob)
+        self.assertNotIn(b"Key ", blob)
+        p = run("audit", "verify", "--config", self.cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("3 lines", p.stdout)
+        p = run("logs", "--config", self.cfg, "--tail", "1")
+        self.assertIn("CREDENTIAL clawbox creds: remove credential 'github'", p.stdout)
+
+    def test_unusable_audit_log_leaves_the_store_alone(self):
+        blocker = os.path.join(self.dir, "not-a-dir")
+        with open(blocker, "w") as f:
+            f.write("x")
+        self.write_config(os.path.join(blocker, "audit"))
+        p = self.creds("add", "--name", "a", "--domain", "x.com", input="value-123456\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not-a-dir", p.stderr)
+        self.assertIn("the credential store was not changed", p.stderr)
+        self.assertIn("No credentials stored.", self.creds("list").stdout)
+
+    def test_failed_audit_write_is_reported(self):
+        for i in range(3):
+            p = self.creds("add", "--name", f"n{i}", "--domain", "x.com",
+                           input=f"value-{i}-123456\n")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        audit_file = os.path.join(self.audit, "audit.jsonl")
+        size = os.path.getsize(audit_file)
+        self.assertGreater(size, 1200)
+
+        def small_files():
+            # The store (well under 1000 bytes) can still be written; the
+            # audit file is already past the limit, so its append fails.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+        p = run("creds", "--config", self.cfg, "remove", "--name", "n0",
+                env={"CLAWBOX_MASTER_KEY": self.KEY}, preexec_fn=small_files)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("the credential store WAS changed (remove 'n0')", p.stderr)
+        self.assertIn("audit line could not be written", p.stderr)
+        self.assertNotIn("n0", self.creds("list").stdout)
+        self.assertEqual(os.path.getsize(audit_file), size)
+        self.assertEqual(run("audit", "verify", "--config", self.cfg).returncode, 0)
 
 
 class AuditCliTests(unittest.TestCase):

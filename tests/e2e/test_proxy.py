@@ -3,6 +3,7 @@ http_request example tool calls a loopback upstream started here, through
 a real server whose address policy exempts 127.0.0.0/8 (a second server
 without the exemption checks that loopback is blocked by default)."""
 
+import base64
 import hashlib
 import http.server
 import json
@@ -14,8 +15,9 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
-from harness import Server, main
+from harness import BIN, Server, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
@@ -23,8 +25,37 @@ REFSTORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"
                         "refstore.js")
 SECRET = "s3cr3t-upstream-token-9f8e7d6c5b4a"
 SECOND = "s3cond-added-later-0a1b2c3d4e5f"
+# Chosen so that its base64 holds '+' and '/' (URL-safe: '-' and '_') at
+# every alignment, and its hex has letters.
+ENCODED = "enc>>?~~?>-tok3n-~~~???>>>-7f3a"
+# Bytes the upstream puts before the secret before encoding it, so that it
+# sits at each of the three base64 alignments.
+ENC_PREFIX = b"ab"
+ENCODINGS = [("plain", 0), ("url", 0), ("url_lower", 0), ("url2", 0), ("b64", 0), ("b64", 1),
+             ("b64", 2), ("b64url", 0), ("b64url", 1), ("b64url", 2), ("b64_in_url", 1),
+             ("hex", 0), ("HEX", 0)]
 MASTER_KEY = "11" * 32
 MAX_RESPONSE = 16384
+
+
+def encode_form(form, data):
+    if form == "url":  # every byte escaped
+        return "".join("%%%02X" % b for b in data)
+    if form == "url_lower":
+        return "".join("%%%02x" % b for b in data)
+    if form == "b64_in_url":  # base64 whose '+', '/' and '=' are escaped
+        return urllib.parse.quote(base64.b64encode(data).decode(), safe="")
+    if form == "url2":  # and then the escapes escaped again: %2565...
+        return urllib.parse.quote(encode_form("url", data), safe="")
+    if form == "b64":
+        return base64.b64encode(data).decode()
+    if form == "b64url":
+        return base64.urlsafe_b64encode(data).decode()
+    if form == "hex":
+        return data.hex()
+    if form == "HEX":
+        return data.hex().upper()
+    return data.decode()
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):
@@ -49,6 +80,17 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         elif self.path.startswith("/slow"):
             time.sleep(3)
             self.reply(200, b"late")
+        elif self.path.startswith("/echo-encoded"):
+            # Echoes the injected X-Enc credential in the requested form,
+            # after `offset` bytes of ENC_PREFIX, in the body and a header.
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            value = (self.headers.get("X-Enc") or "").encode()
+            if not value:
+                self.reply(400, b"no X-Enc credential was injected")
+                return
+            data = ENC_PREFIX[:int(q["offset"][0])] + value
+            enc = encode_form(q["form"][0], data)
+            self.reply(200, f"echo:{enc}:end".encode(), [("X-Echo", enc)])
         else:
             key = self.headers.get("X-Api-Key") or ""
             second = self.headers.get("X-Second") or ""
@@ -111,7 +153,7 @@ def make_server(extra, env=None):
     manifest = {"tool": {"name": "http_request", "description": "proxy test",
                          "version": "0.1.0"},
                 "network": {"allowlist": ["127.0.0.1", "localhost", "169.254.169.254"]},
-                "credentials": {"available": ["upstream", "second"]}}
+                "credentials": {"available": ["upstream", "second", "encoded"]}}
     r = s.request("POST", "/tools/register", manifest)
     assert r.status in (200, 201), r.body
     return s
@@ -119,13 +161,39 @@ def make_server(extra, env=None):
 
 def write_store(path, extra=(), key=MASTER_KEY):
     entries = [{"name": "upstream", "value": SECRET, "domain": "127.0.0.1",
-                "header_name": "X-Api-Key", "header_prefix": ""}] + list(extra)
+                "header_name": "X-Api-Key", "header_prefix": ""},
+               {"name": "encoded", "value": ENCODED, "domain": "127.0.0.1",
+                "header_name": "X-Enc", "header_prefix": ""}] + list(extra)
     try:
         subprocess.run(["node", REFSTORE, "write", path, key, json.dumps(entries)],
                        check=True, timeout=60)
         return True
     except (OSError, subprocess.CalledProcessError):
         return False
+
+
+def audit_lines(server):
+    return read_audit(os.path.join(server.dir, "audit"))
+
+
+def check_echoed_encodings(tc, call, base):
+    """The upstream echoes an injected secret in each encoding (body and a
+    response header): the tool gets [REDACTED] and no form of the secret,
+    not even a 12-character piece of the encoded text."""
+    for form, offset in ENCODINGS:
+        with tc.subTest(form=form, offset=offset):
+            out, raw = call({"url": f"{base}/echo-encoded?form={form}&offset={offset}"},
+                            capabilities={"credentials": ["encoded"]})
+            tc.assertEqual(out.get("status"), 200, raw)
+            encoded = encode_form(form, ENC_PREFIX[:offset] + ENCODED.encode())
+            for text in (out["body"], out["headers"].get("x-echo", "")):
+                tc.assertIn("[REDACTED]", text, raw)
+                for i in range(len(encoded) - 11):
+                    tc.assertNotIn(encoded[i:i + 12], text, raw)
+            tc.assertTrue(out["body"].startswith("echo:"), raw)
+            tc.assertTrue(out["body"].endswith(":end"), raw)
+            for s in (ENCODED, encoded, SECRET):
+                tc.assertNotIn(s, raw)
 
 
 class ProxyTests(unittest.TestCase):
@@ -232,6 +300,11 @@ class ProxyTests(unittest.TestCase):
         self.assertNotIn("tool-own-value", raw)
         self.assertNotIn(SECRET, raw)
 
+    def test_echoed_secret_redacted_in_every_encoding(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        check_echoed_encodings(self, self.call, self.base)
+
     def test_no_injection_without_capability(self):
         out, raw = self.call({"url": self.base + "/echo"})
         echoed = json.loads(out["body"])
@@ -268,6 +341,9 @@ class ProxyTests(unittest.TestCase):
         second = [{"name": "second", "value": SECOND, "domain": "127.0.0.1",
                    "header_name": "X-Second", "header_prefix": "Token "}]
         caps = {"credentials": ["upstream", "second"]}
+        reloads = lambda: [l for l in audit_lines(self.server)[0]  # noqa: E731
+                           if l["kind"] == "credential"]
+        before = reloads()
         # A store under another key is refused: the loaded credentials stay.
         self.assertTrue(write_store(store, second, key="33" * 32))
         time.sleep(1.2)
@@ -276,6 +352,7 @@ class ProxyTests(unittest.TestCase):
         self.assertEqual(echoed["api_key_sha256"], sha(SECRET), raw)
         self.assertEqual(echoed["second_sha256"], sha(""), raw)
         self.assertIn("reloading credential store", self.server.read_log())
+        self.assertEqual(reloads(), before)
         # The same store under the right key is picked up by the next call.
         self.assertTrue(write_store(store, second))
         time.sleep(1.2)
@@ -287,6 +364,53 @@ class ProxyTests(unittest.TestCase):
         self.assertNotIn(SECOND, raw)
         msg = self.error_of({"url": self.base + "/echo?k=" + SECOND})
         self.assertIn("contains a credential (second)", msg)
+        # The reload is audited: names only, one line.
+        new = reloads()[len(before):]
+        self.assertEqual(len(new), 1, new)
+        self.assertEqual((new[0]["method"], new[0]["decision"], new[0]["added"],
+                          new[0]["removed"], new[0]["changed"]),
+                         ("CREDENTIAL", "reload", ["second"], [], []))
+        self.assertIn("1 added, 0 removed, 0 changed", new[0]["reason"])
+        # Rewriting the same credentials (a new file, new nonce) reloads
+        # but changes nothing, so it writes no line.
+        self.assertTrue(write_store(store, second))
+        time.sleep(1.2)
+        self.call({"url": self.base + "/echo"}, capabilities=caps)
+        self.assertEqual(len(reloads()), len(before) + 1)
+        _, blob = audit_lines(self.server)
+        for s in (SECRET, SECOND, ENCODED):
+            self.assertNotIn(s.encode(), blob)
+
+    def test_zz_cli_change_audited_while_serving(self):
+        """`clawbox creds` appends to the audit log the server holds open;
+        the server's reload line follows on the same chain."""
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        env = dict(os.environ, CLAWBOX_MASTER_KEY=MASTER_KEY)
+        creds = lambda *a, **kw: subprocess.run(  # noqa: E731
+            [BIN, "creds", "--config", self.server.config_path, *a], env=env, text=True,
+            capture_output=True, timeout=60, **kw)
+        before = len(audit_lines(self.server)[0])
+        p = creds("add", "--name", "cli-added", "--domain", "127.0.0.1", "--header", "X-Cli",
+                  input="cli-secret-value-5a6b7c8d\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = creds("remove", "--name", "upstream")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        time.sleep(1.2)
+        out, raw = self.call({"url": self.base + "/echo"},
+                             capabilities={"credentials": ["upstream"]})
+        self.assertNotIn("x-api-key", json.loads(out["body"])["headers"], raw)
+        lines, blob = audit_lines(self.server)
+        cred = [(l["decision"], l["added"], l["removed"], l["changed"], l["domain"])
+                for l in lines[before:] if l["kind"] == "credential"]
+        self.assertEqual(cred, [("add", ["cli-added"], [], [], "127.0.0.1"),
+                                ("remove", [], ["upstream"], [], "127.0.0.1"),
+                                ("reload", ["cli-added"], ["upstream"], [], None)])
+        for s in (SECRET, SECOND, ENCODED, "cli-secret-value-5a6b7c8d"):
+            self.assertNotIn(s.encode(), blob)
+        p = subprocess.run([BIN, "audit", "verify", "--config", self.server.config_path],
+                           text=True, capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_zz_audit_lines(self):
         self.call({"url": self.base + "/echo"})
@@ -356,6 +480,11 @@ class HttpsTests(unittest.TestCase):
         self.assertEqual(echoed["api_key_sha256"], hashlib.sha256(SECRET.encode()).hexdigest())
         self.assertEqual(echoed["headers"]["x-api-key"], "[REDACTED]")
         self.assertNotIn(SECRET, raw)
+
+    def test_echoed_secret_redacted_in_every_encoding_over_https(self):
+        if not self.have_store:
+            self.skipTest("node is needed to write the credential store")
+        check_echoed_encodings(self, lambda p, **kw: self.call(self.server, p, **kw), self.base)
 
     def test_unknown_ca_is_refused(self):
         out, raw = self.call(self.untrusting, {"url": self.base + "/echo"},

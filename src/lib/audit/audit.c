@@ -1,13 +1,20 @@
 /* The audit log writer: chain head recovery, appends with group-committed
  * fdatasync, and rotation by size. See audit.h for the contract.
  *
- * Locking: `mu` covers the chain (head hash, file, size, rotation) and is
- * held only while a line is formatted and written. Durability is handled
- * after it is released: `sync_mu` elects one thread at a time to run
+ * Locking: several processes may append to one log (the server, and CLI
+ * verbs such as `creds add` while it runs). Each append holds flock(2) on
+ * <dir>/.audit.lock while it formats and writes its line; on taking the
+ * lock it first catches up with whatever other writers did since its last
+ * append (a rotation shows as audit.jsonl being another file, an append as
+ * a size change; either way the head is read again from the file), so the
+ * chain never forks. Within a process `mu` serialises appenders and covers
+ * the chain state (head hash, file, size, rotation). Durability is handled
+ * after both are released: `sync_mu` elects one thread at a time to run
  * fdatasync on a dup of the current descriptor, and every line written
  * before that sync started counts as synced when it finishes. A rotation
- * fdatasyncs the old file itself before switching, so a sync of the new
- * file never needs to cover lines of the old one. */
+ * (by any process) fdatasyncs the old file before switching, and a writer
+ * that finds the file rotated under it syncs its old descriptor too, so a
+ * sync of the new file never needs to cover lines of the old one. */
 #include "audit/audit.h"
 #include "audit/internal.h"
 
@@ -32,6 +39,8 @@ struct cb_audit {
     int dirfd;
     int lockfd;
     int fd;
+    dev_t dev; /* identity of the file fd refers to */
+    ino_t ino;
     uint64_t size;
     uint64_t max_file_bytes;
     uint64_t seq; /* highest rotated file number */
@@ -53,17 +62,20 @@ static int sys_err(struct cb_error *err, const char *what, const char *name)
     return cb_error_set(err, -e, "audit log: %s %s: %s", what, name, strerror(e));
 }
 
-/* Exclusive for the process lifetime: two writers would fork the chain. */
-static int take_dir_lock(struct cb_audit *a, struct cb_error *err)
+/* Takes the directory lock that every writer, in any process, holds while
+ * it reads the chain head and writes a line. Blocks: a line takes one write
+ * to append, so nobody holds it long. */
+static int lock_dir(struct cb_audit *a, struct cb_error *err)
 {
-    a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a->lockfd < 0)
-        return sys_err(err, "opening lock in", a->dir);
-    if (flock(a->lockfd, LOCK_EX | LOCK_NB) == 0)
-        return 0;
-    if (errno == EWOULDBLOCK)
-        return cb_error_set(err, -EBUSY, "audit log %s is in use by another process", a->dir);
-    return sys_err(err, "locking", a->dir);
+    while (flock(a->lockfd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return sys_err(err, "locking", a->dir);
+    return 0;
+}
+
+static void unlock_dir(struct cb_audit *a)
+{
+    flock(a->lockfd, LOCK_UN);
 }
 
 /* Chain head from the newest rotated file, used when audit.jsonl is empty
@@ -104,7 +116,7 @@ static int recover_head(struct cb_audit *a, struct cb_error *err)
         if (ftruncate(a->fd, (off_t)(a->size - partial)) < 0 || fdatasync(a->fd) < 0)
             return sys_err(err, "cutting an incomplete line from", CB_AUDIT_FILE);
         a->size -= partial;
-        a->recovered = partial;
+        a->recovered += partial;
     }
     if (r == 0 && !found)
         r = head_from_rotated(a, err);
@@ -123,30 +135,45 @@ static int open_current(struct cb_audit *a, struct cb_error *err)
     if (!S_ISREG(st.st_mode))
         return cb_error_set(err, -EINVAL, "audit log: %s is not a regular file", CB_AUDIT_FILE);
     a->size = (uint64_t)st.st_size;
+    a->dev = st.st_dev;
+    a->ino = st.st_ino;
     /* The file may have just been created: make its name durable. */
     if (fsync(a->dirfd) < 0)
         return sys_err(err, "syncing", a->dir);
     return 0;
 }
 
-static int open_steps(struct cb_audit *a, struct cb_error *err)
+/* Opens the current file and reads the chain head from the files on disk
+ * (directory lock held). */
+static int load_state(struct cb_audit *a, struct cb_error *err)
 {
     struct cb__audit_files files;
-    int r = cb_mkdir_p(a->dir, 0700, err);
+    int r = cb__audit_list(a->dir, &files, err);
     if (r < 0)
-        return r;
-    a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (a->dirfd < 0)
-        return sys_err(err, "opening directory", a->dir);
-    if ((r = take_dir_lock(a, err)) < 0)
-        return r;
-    if ((r = cb__audit_list(a->dir, &files, err)) < 0)
         return r;
     a->seq = files.max_seq;
     cb__audit_files_free(&files);
     if ((r = open_current(a, err)) < 0)
         return r;
     return recover_head(a, err);
+}
+
+static int open_steps(struct cb_audit *a, struct cb_error *err)
+{
+    int r = cb_mkdir_p(a->dir, 0700, err);
+    if (r < 0)
+        return r;
+    a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (a->dirfd < 0)
+        return sys_err(err, "opening directory", a->dir);
+    a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->lockfd < 0)
+        return sys_err(err, "opening lock in", a->dir);
+    if ((r = lock_dir(a, err)) < 0)
+        return r;
+    r = load_state(a, err);
+    unlock_dir(a);
+    return r;
 }
 
 int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, struct cb_error *err)
@@ -233,26 +260,75 @@ static void fail_locked(struct cb_audit *a, int r)
     pthread_mutex_unlock(&a->sync_mu);
 }
 
-/* Formats, rotates if needed and writes one line; returns its number. */
+/* Another process rotated the log: our lines in the old file become
+ * durable now (our later syncs cover only the new one), then the state is
+ * read again. Called with mu and the directory lock held. */
+static int follow_rotation(struct cb_audit *a, struct cb_error *err)
+{
+    if (fdatasync(a->fd) < 0)
+        return sys_err(err, "syncing", CB_AUDIT_FILE);
+    close(a->fd);
+    a->fd = -1;
+    return load_state(a, err);
+}
+
+/* Catches up with lines other processes appended since our last append
+ * (called with mu and the directory lock held): when audit.jsonl is no
+ * longer the file we hold, or has another size, the head is read again. */
+static int catch_up(struct cb_audit *a, struct cb_error *err)
+{
+    struct stat named, ours;
+    if (fstatat(a->dirfd, CB_AUDIT_FILE, &named, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno != ENOENT)
+            return sys_err(err, "stat", CB_AUDIT_FILE);
+        return follow_rotation(a, err);
+    }
+    if (named.st_dev != a->dev || named.st_ino != a->ino)
+        return follow_rotation(a, err);
+    if (fstat(a->fd, &ours) < 0)
+        return sys_err(err, "stat", CB_AUDIT_FILE);
+    if ((uint64_t)ours.st_size == a->size)
+        return 0;
+    a->size = (uint64_t)ours.st_size;
+    return recover_head(a, err);
+}
+
+/* Formats, rotates if needed and writes one line after catching up with
+ * other writers. Called with mu and the directory lock held. */
+static int write_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
+                        struct cb_error *err)
+{
+    int r = catch_up(a, err);
+    if (r < 0)
+        return r;
+    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->head, line);
+    line[n] = '\n';
+    if (a->max_file_bytes && a->size > 0 && a->size + n + 1 > a->max_file_bytes)
+        r = rotate(a, err);
+    if (r == 0)
+        r = write_line(a, line, n + 1, err);
+    if (r == 0) {
+        cb__audit_hash(line, n, a->head);
+        a->size += n + 1;
+    }
+    return r;
+}
+
 static int append_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
                          uint64_t *number, struct cb_error *err)
 {
     if (a->failed)
         return cb_error_set(err, CB_AUDIT_E_FAILED,
                             "audit log: an earlier write or sync failed; refusing to append");
-    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->head, line);
-    line[n] = '\n';
-    int r = 0;
-    if (a->max_file_bytes && a->size > 0 && a->size + n + 1 > a->max_file_bytes)
-        r = rotate(a, err);
-    if (r == 0)
-        r = write_line(a, line, n + 1, err);
+    int r = lock_dir(a, err);
+    if (r == 0) {
+        r = write_locked(a, rec, line, err);
+        unlock_dir(a);
+    }
     if (r < 0) {
         fail_locked(a, r);
         return r;
     }
-    cb__audit_hash(line, n, a->head);
-    a->size += n + 1;
     *number = ++a->written;
     return 0;
 }

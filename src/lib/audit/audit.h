@@ -9,10 +9,21 @@
  *   status, bytes, duration_ms
  *   blocked, leak_detected, credential_injected   (reference names/types)
  *   reason               string or null
+ *   domain, added, removed, changed
+ *                        credential lines (kind "credential") only: the
+ *                        credential names affected, as JSON arrays of
+ *                        strings, and the domain of a single change (or
+ *                        null). Never values.
  *   prev                 SHA-256 hex of the previous line's bytes (without
  *                        its newline); 64 zeros on the first line of a log
  *
  * prev is last, so a line is hashed exactly as it is stored.
+ *
+ * Writers: any number of handles, in any number of processes, may append to
+ * one directory (the server, and CLI verbs such as `creds add` while it
+ * runs). Each append holds flock(2) on <dir>/.audit.lock while it reads the
+ * chain head from the file and writes its line, so the chain continues
+ * across writers and never forks.
  *
  * Durability: each line is one write(2) on an O_APPEND descriptor, and
  * cb_audit_append returns only after fdatasync covered it, so an
@@ -54,6 +65,10 @@ enum cb_audit_kind {
     CB_AUDIT_CREDENTIAL,
 };
 
+/* Most names in a credential line's added/removed/changed lists; past it
+ * the list ends with "...[truncated]". */
+#define CB_AUDIT_MAX_NAMES 256
+
 /* One event. Strings may be NULL (written as null). Nothing here may hold a
  * secret: URLs come redacted, credentials appear by name only. */
 struct cb_audit_record {
@@ -70,6 +85,14 @@ struct cb_audit_record {
     uint64_t duration_ms;
     bool blocked;
     bool leak_detected;
+    /* CB_AUDIT_CREDENTIAL only (ignored for other kinds). */
+    const char *domain;
+    const char *const *added;
+    size_t n_added;
+    const char *const *removed;
+    size_t n_removed;
+    const char *const *changed;
+    size_t n_changed;
 };
 
 struct cb_audit_options {
@@ -95,10 +118,12 @@ void cb_audit_close(struct cb_audit *log);
  * appended later could be trusted to follow it. */
 int cb_audit_append(struct cb_audit *log, const struct cb_audit_record *rec, struct cb_error *err);
 
-/* Bytes of an incomplete last line removed by cb_audit_open (0 normally). */
+/* Bytes of incomplete last lines cut off by cb_audit_open, or later when a
+ * crashed writer in another process left one (0 normally). */
 size_t cb_audit_recovered_bytes(const struct cb_audit *log);
 
-/* The hash the next line will carry as "prev" (NUL-terminated hex). */
+/* The hash the next line will carry as "prev" (NUL-terminated hex), as
+ * this handle last saw it: another writer may have appended since. */
 void cb_audit_head(struct cb_audit *log, char out[CB_AUDIT_HASH_HEX + 1]);
 
 const char *cb_audit_kind_name(enum cb_audit_kind kind);

@@ -25,10 +25,12 @@
 #define B_DECISION   64
 #define B_REASON     8192
 #define B_CREDS      4096
+#define B_DOMAIN     1024
+#define B_NAMES      4096 /* each of added, removed, changed */
 #define FIXED_TEXT   1024
 
 _Static_assert(B_REQUEST_ID + B_TOOL + B_METHOD + B_URL + B_DECISION + B_REASON + B_CREDS +
-                       FIXED_TEXT <
+                       B_DOMAIN + 3 * B_NAMES + FIXED_TEXT <
                    CB_AUDIT_MAX_LINE,
                "audit field budgets exceed the line limit");
 
@@ -115,6 +117,29 @@ static void put_str(struct out *o, const char *str, size_t budget)
     put(o, "\"", 1);
 }
 
+/* Writes names as a JSON array of strings of at most budget bytes; a list
+ * that does not fit (or has more than CB_AUDIT_MAX_NAMES names) ends with
+ * a "...[truncated]" element. NULL names are written as "". */
+static void put_list(struct out *o, const char *const *items, size_t n, size_t budget)
+{
+    static const char mark[] = ",\"" TRUNC_MARK "\"";
+    size_t used = 2 + sizeof(mark); /* the brackets, and room for the mark */
+    put(o, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = items[i] ? items[i] : "";
+        size_t el = escaped_len((const unsigned char *)s, strlen(s), budget) + 3;
+        if (i >= CB_AUDIT_MAX_NAMES || used + el > budget) {
+            put(o, i ? mark : mark + 1, i ? sizeof(mark) - 1 : sizeof(mark) - 2);
+            break;
+        }
+        if (i > 0)
+            put(o, ",", 1);
+        put_str(o, s, el);
+        used += el;
+    }
+    put(o, "]", 1);
+}
+
 static void put_key(struct out *o, const char *key, bool first)
 {
     if (!first)
@@ -184,6 +209,16 @@ size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, const 
     put_str(&o, r->credential_injected, B_CREDS);
     put_key(&o, "reason", false);
     put_str(&o, r->reason, B_REASON);
+    if (r->kind == CB_AUDIT_CREDENTIAL) {
+        put_key(&o, "domain", false);
+        put_str(&o, r->domain, B_DOMAIN);
+        put_key(&o, "added", false);
+        put_list(&o, r->added, r->n_added, B_NAMES);
+        put_key(&o, "removed", false);
+        put_list(&o, r->removed, r->n_removed, B_NAMES);
+        put_key(&o, "changed", false);
+        put_list(&o, r->changed, r->n_changed, B_NAMES);
+    }
     put_key(&o, "prev", false);
     put(&o, "\"", 1);
     put(&o, prev, CB_AUDIT_HASH_HEX);

@@ -187,6 +187,41 @@ static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
     return c;
 }
 
+/* Writes the audit line for a reload that changed anything: the names
+ * added, removed and changed (never values), so that changes made without
+ * the CLI are on record too. */
+static void audit_reload(struct cb_proxy *p, const struct cb_secret_store *from,
+                         const struct cb_secret_store *to)
+{
+    struct cb_secret_diff d;
+    if (p->audit == NULL)
+        return;
+    cb_secret_store_diff(from, to, &d);
+    if (d.n_added + d.n_removed + d.n_changed > 0) {
+        char *reason =
+            cb_xasprintf("credential store %s reloaded: %zu added, %zu removed, "
+                         "%zu changed",
+                         p->cfg->credentials.store_path, d.n_added, d.n_removed, d.n_changed);
+        struct cb_audit_record rec = {
+            .kind = CB_AUDIT_CREDENTIAL,
+            .method = "CREDENTIAL",
+            .decision = "reload",
+            .reason = reason,
+            .added = d.added,
+            .n_added = d.n_added,
+            .removed = d.removed,
+            .n_removed = d.n_removed,
+            .changed = d.changed,
+            .n_changed = d.n_changed,
+        };
+        struct cb_error e = {0};
+        if (cb_audit_append(p->audit, &rec, &e) < 0)
+            cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+        free(reason);
+    }
+    cb_secret_diff_free(&d);
+}
+
 /* Reads the store again when its file changed since `cur` was loaded, and
  * returns the new snapshot with a reference for the caller (and one for
  * the proxy, swapped in unless another reload got there first), or NULL
@@ -215,6 +250,8 @@ static struct creds *reload_if_changed(struct cb_proxy *p, struct creds *cur)
         p->creds = c;
     }
     pthread_mutex_unlock(&p->lock);
+    if (old != NULL)
+        audit_reload(p, old->store, c->store);
     creds_put(old);
     return c;
 }
@@ -257,7 +294,7 @@ static json_t *error_envelope(const char *msg)
 }
 
 /* Writes the audit line for a finished request; failures to log do not
- * change the tool's answer (the log reports them on its own). */
+ * change the tool's answer, they go to the server log. */
 static void audit(struct cb_proxy *p, struct req *q, const char *decision, const char *reason,
                   int status, uint64_t bytes)
 {
@@ -279,7 +316,8 @@ static void audit(struct cb_proxy *p, struct req *q, const char *decision, const
         .leak_detected = strcmp(decision, "leak_blocked") == 0,
     };
     struct cb_error e = {0};
-    (void)cb_audit_append(p->audit, &rec, &e);
+    if (cb_audit_append(p->audit, &rec, &e) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
 }
 
 static json_t *deny(struct cb_proxy *p, struct req *q, const char *decision, const char *msg)

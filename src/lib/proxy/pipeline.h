@@ -23,7 +23,10 @@ struct cb_proxy;
  * proxy. With a store and its `key` (copied; may be NULL), the proxy
  * watches credentials.store_path: a request at most once a second stats
  * it, and when it changed the store is read again and the leak scanner
- * rebuilt. Requests in flight keep the credentials they started with. A
+ * rebuilt; a reload that changed any credential writes one audit line
+ * naming those added, removed and changed (never values). The caller must
+ * not modify `store` itself: changes come through the file. Requests in
+ * flight keep the credentials they started with. A
  * reload that fails (wrong key, corrupt or vanished file) keeps the loaded
  * credentials and logs an error. Returns NULL with err set for a bad
  * proxy.* setting. */

@@ -147,6 +147,25 @@ int cb_secret_store_save(struct cb_secret_store *store, struct cb_error *err);
  * saved by this object (for a server that reloads on change). */
 bool cb_secret_store_changed_on_disk(const struct cb_secret_store *store);
 
+/* The names that differ between two stores, each list sorted by name:
+ * added (only in `to`), removed (only in `from`), and changed (in both,
+ * with another domain, header, prefix or value). Either store may be NULL
+ * (empty). The names point into the stores and stay valid while both are
+ * unmodified; free the lists with cb_secret_diff_free. Values are compared
+ * in place and never copied, so nothing here is secret. */
+struct cb_secret_diff {
+    const char **added;
+    const char **removed;
+    const char **changed;
+    size_t n_added;
+    size_t n_removed;
+    size_t n_changed;
+};
+
+void cb_secret_store_diff(const struct cb_secret_store *from, const struct cb_secret_store *to,
+                          struct cb_secret_diff *out);
+void cb_secret_diff_free(struct cb_secret_diff *d);
+
 /* Wipes len bytes of p and frees it. Accepts NULL. */
 void cb_secret_free(char *p, size_t len);
 

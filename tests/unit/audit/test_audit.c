@@ -257,6 +257,58 @@ static void test_format_truncation(void **state)
     free(ctl);
 }
 
+/* Credential lines carry the names as arrays (and no other kind does);
+ * lists too long for their budget end with a marker element. */
+static void test_format_credential_lists(void **state)
+{
+    (void)state;
+    static char line[CB_AUDIT_MAX_LINE + 1];
+    const char *added[] = {"github", "we\"ird"}, *changed[] = {"openai"};
+    struct cb_audit_record r = {.kind = CB_AUDIT_CREDENTIAL,
+                                .method = "CREDENTIAL",
+                                .decision = "reload",
+                                .domain = "api.github.com",
+                                .added = added,
+                                .n_added = 2,
+                                .changed = changed,
+                                .n_changed = 1};
+    cb_audit_format(&r, 0, ZEROS, line);
+    assert_non_null(strstr(line, "\"domain\":\"api.github.com\",\"added\":[\"github\","
+                                 "\"we\\\"ird\"],\"removed\":[],\"changed\":[\"openai\"],"
+                                 "\"prev\":\"" ZEROS "\"}"));
+    r.kind = CB_AUDIT_PROXY;
+    cb_audit_format(&r, 0, ZEROS, line);
+    assert_null(strstr(line, "\"added\""));
+    assert_null(strstr(line, "\"domain\""));
+
+    enum { MANY = 2000 };
+    static char names[MANY][16];
+    static const char *list[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(names[i], sizeof(names[i]), "cred-%04d", i);
+        list[i] = names[i];
+    }
+    r = (struct cb_audit_record){.kind = CB_AUDIT_CREDENTIAL,
+                                 .added = list,
+                                 .n_added = MANY,
+                                 .removed = list,
+                                 .n_removed = MANY,
+                                 .changed = list,
+                                 .n_changed = 3};
+    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    json_error_t je;
+    json_t *o = json_loadb(line, n, 0, &je);
+    if (o == NULL)
+        fail_msg("%s", je.text);
+    json_t *a = json_object_get(o, "added");
+    size_t k = json_array_size(a);
+    assert_true(k > 100 && k < MANY);
+    assert_string_equal(json_string_value(json_array_get(a, k - 1)), "...[truncated]");
+    assert_string_equal(json_string_value(json_array_get(a, k - 2)), names[k - 2]);
+    assert_int_equal(json_array_size(json_object_get(o, "changed")), 3);
+    json_decref(o);
+}
+
 /* ------------------------------ chain ------------------------------ */
 
 static void test_chain_basic(void **state)
@@ -365,21 +417,6 @@ static void test_open_refuses_damaged_tail(void **state)
     assert_non_null(strstr(err.msg, "longer than"));
 }
 
-static void test_second_writer_refused(void **state)
-{
-    struct fx *f = *state;
-    struct cb_audit *a = open_log(f->dir, 0);
-    struct cb_error err = {0};
-    struct cb_audit *b = NULL;
-    struct cb_audit_options o = {f->dir, 0};
-    assert_int_equal(cb_audit_open(&o, &b, &err), -EBUSY);
-    assert_non_null(strstr(err.msg, "in use"));
-    cb_audit_close(a);
-    b = open_log(f->dir, 0);
-    cb_audit_close(b);
-    cb_audit_close(NULL);
-}
-
 static void test_creates_nested_dir(void **state)
 {
     struct fx *f = *state;
@@ -409,6 +446,32 @@ static int count_rotated(const char *dir, uint64_t max)
         n++;
     }
     return n;
+}
+
+/* Two handles on one directory (each with its own lock descriptor, as two
+ * processes would have) take turns, across rotations: each picks up the
+ * other's lines and rotations, so one chain results. */
+static void test_two_writers_share_the_chain(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 4096), *b = open_log(f->dir, 4096);
+    char ha[65], hb[65];
+    for (int i = 0; i < 60; i++) {
+        append_n(i % 3 ? a : b, 1 + i % 2);
+        verify_ok(f->dir, (uint64_t)(i + 1) + (uint64_t)(i + 1) / 2);
+    }
+    assert_true(count_rotated(f->dir, 4096) >= 5);
+    append_n(a, 1);
+    append_n(b, 1);
+    cb_audit_head(b, hb);
+    cb_audit_close(a);
+    cb_audit_close(b);
+    cb_audit_close(NULL);
+    a = open_log(f->dir, 4096);
+    cb_audit_head(a, ha);
+    assert_string_equal(ha, hb);
+    cb_audit_close(a);
+    verify_ok(f->dir, 92);
 }
 
 static void test_rotation_chains_across_files(void **state)
@@ -727,6 +790,47 @@ static int count_ids(const char *line, size_t len, void *ctx)
     return 0;
 }
 
+/* Several processes append at once, each through its own handle, with
+ * rotations: every line lands once and the chain verifies. */
+static void test_processes_append_concurrently(void **state)
+{
+    struct fx *f = *state;
+    enum { PROCS = 3, PER = 150 };
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            struct cb_audit *a = NULL;
+            struct cb_audit_options o = {f->dir, 8192};
+            if (cb_audit_open(&o, &a, NULL) != 0)
+                _exit(2);
+            char id[32];
+            for (int i = 0; i < PER; i++) {
+                snprintf(id, sizeof(id), "kill-%d", p * PER + i);
+                struct cb_audit_record r = rec(id);
+                if (cb_audit_append(a, &r, NULL) != 0)
+                    _exit(3);
+            }
+            cb_audit_close(a);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < PROCS; p++) {
+        int st;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    verify_ok(f->dir, PROCS * PER);
+    assert_true(count_rotated(f->dir, 8192) >= 5);
+    static int seen[PROCS * PER];
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(cb_audit_tail(f->dir, CB_AUDIT_MAX_TAIL, count_ids, seen, NULL), 0);
+    for (int i = 0; i < PROCS * PER; i++)
+        assert_int_equal(seen[i], 1);
+}
+
 static void test_kill9_after_ack(void **state)
 {
     struct fx *f = *state;
@@ -927,12 +1031,13 @@ int main(void)
         cmocka_unit_test(test_format_fields),
         cmocka_unit_test(test_format_nulls_and_bad_utf8),
         cmocka_unit_test(test_format_truncation),
+        cmocka_unit_test(test_format_credential_lists),
         cmocka_unit_test_setup_teardown(test_chain_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_incomplete_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_whole_file_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_damaged_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers_share_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creates_nested_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_chains_across_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_from_rotated_file, setup, teardown),
@@ -945,6 +1050,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_missing_rotated_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_empty_and_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_processes_append_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_write_is_undone, setup, teardown),

@@ -1,89 +1,39 @@
 /* The forwarder against a real loopback upstream: a small HTTP server on a
  * thread that answers according to the request path. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "proxy/forward.h"
+#include "upstream.h"
 
-static int listen_fd;
-static uint16_t port;
-static struct sockaddr_in upstream;
+static struct test_upstream up;
 
-static void answer(int c, const char *path)
+static void answer(int c, const char *path, const char *request, void *arg)
 {
-    char head[512];
+    (void)request;
+    (void)arg;
     if (strcmp(path, "/redirect") == 0) {
-        const char *r = "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\n"
-                        "Content-Length: 0\r\n\r\n";
-        write(c, r, strlen(r));
+        test_upstream_reply(c, 302, "Location: http://169.254.169.254/\r\n", "", 0);
     } else if (strcmp(path, "/big") == 0) {
         size_t n = 4u << 20;
         char *body = malloc(n);
         memset(body, 'b', n);
-        int k = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
-        write(c, head, (size_t)k);
-        for (size_t off = 0; off < n;) {
-            ssize_t w = write(c, body + off, n - off);
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
+        test_upstream_reply(c, 200, "", body, n);
         free(body);
     } else if (strcmp(path, "/slow") == 0) {
         sleep(2);
     } else {
-        const char *body = "hello";
-        int k =
-            snprintf(head, sizeof(head),
-                     "HTTP/1.1 200 OK\r\nX-Thing: a\r\nX-Thing: b\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     strlen(body), body);
-        write(c, head, (size_t)k);
-    }
-}
-
-static void *serve(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        int c = accept(listen_fd, NULL, NULL);
-        if (c < 0)
-            return NULL;
-        char buf[4096] = {0};
-        ssize_t n = read(c, buf, sizeof(buf) - 1);
-        char path[256] = "/";
-        if (n > 0)
-            sscanf(buf, "%*s %255s", path);
-        answer(c, path);
-        close(c);
+        test_upstream_reply(c, 200, "X-Thing: a\r\nX-Thing: b\r\nContent-Type: text/plain\r\n",
+                            "hello", 5);
     }
 }
 
 static int setup(void **state)
 {
     (void)state;
-    pthread_t t;
-    socklen_t len = sizeof(upstream);
-    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    upstream.sin_family = AF_INET;
-    upstream.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(listen_fd, (struct sockaddr *)&upstream, sizeof(upstream)) < 0 ||
-        listen(listen_fd, 16) < 0 || getsockname(listen_fd, (struct sockaddr *)&upstream, &len) < 0)
-        return -1;
-    port = ntohs(upstream.sin_port);
-    return pthread_create(&t, NULL, serve, NULL);
+    return test_upstream_start(&up, answer, NULL);
 }
 
 static int fetch(const char *path, size_t cap, uint64_t timeout_ms, struct cb_forward_response *res,
@@ -92,13 +42,13 @@ static int fetch(const char *path, size_t cap, uint64_t timeout_ms, struct cb_fo
     static struct cb_forwarder *f;
     char url[256];
     /* The host name does not resolve: only the pin can get us there. */
-    snprintf(url, sizeof(url), "http://upstream.invalid:%u%s", port, path);
+    snprintf(url, sizeof(url), "http://upstream.invalid:%u%s", up.port, path);
     const char *hdrs[] = {"X-Tool: yes"};
     struct cb_forward_request req = {.url = url,
                                      .host = "upstream.invalid",
-                                     .port = port,
-                                     .addr = (struct sockaddr *)&upstream,
-                                     .addr_len = sizeof(upstream),
+                                     .port = up.port,
+                                     .addr = (struct sockaddr *)&up.addr,
+                                     .addr_len = sizeof(up.addr),
                                      .method = "GET",
                                      .headers = hdrs,
                                      .n_headers = 1,

@@ -456,6 +456,73 @@ static void test_put_replace_remove(void **state)
     cb_secret_store_free(s);
 }
 
+static void assert_names(const char **got, size_t n, const char *const *want, size_t n_want)
+{
+    assert_int_equal(n, n_want);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(got[i], want[i]);
+}
+
+/* The diff a reload audits: names added, removed and changed (any field,
+ * the value included), sorted; an unchanged or reordered entry is not
+ * listed; a NULL store is empty; a repeated name counts once (the first,
+ * as lookups find it). */
+static void test_diff(void **state)
+{
+    struct fx *f = *state;
+    struct cb_secret_store *a = open_ok(f), *b = open_ok(f);
+    put_ok(a, "same", "s.example", NULL, NULL, "value-same");
+    put_ok(a, "gone", "g.example", NULL, NULL, "value-gone");
+    put_ok(a, "val", "v.example", NULL, NULL, "value-old");
+    put_ok(a, "dom", "d.example", NULL, NULL, "value-dom");
+    put_ok(a, "hdr", "h.example", "X-A", "", "value-hdr");
+    put_ok(a, "pfx", "p.example", NULL, "Bearer ", "value-pfx");
+    put_ok(b, "pfx", "p.example", NULL, "Token ", "value-pfx");
+    put_ok(b, "new", "n.example", NULL, NULL, "value-new");
+    put_ok(b, "hdr", "h.example", "X-B", "", "value-hdr");
+    put_ok(b, "dom", "d2.example", NULL, NULL, "value-dom");
+    put_ok(b, "val", "v.example", NULL, NULL, "value-new");
+    put_ok(b, "same", "s.example", NULL, NULL, "value-same");
+    struct cb_secret_diff d;
+    cb_secret_store_diff(a, b, &d);
+    const char *added[] = {"new"}, *removed[] = {"gone"}, *changed[] = {"dom", "hdr", "pfx", "val"};
+    assert_names(d.added, d.n_added, added, 1);
+    assert_names(d.removed, d.n_removed, removed, 1);
+    assert_names(d.changed, d.n_changed, changed, 4);
+    cb_secret_diff_free(&d);
+    cb_secret_store_diff(b, b, &d);
+    assert_int_equal(d.n_added + d.n_removed + d.n_changed, 0);
+    cb_secret_diff_free(&d);
+    cb_secret_store_diff(NULL, a, &d);
+    const char *all[] = {"dom", "gone", "hdr", "pfx", "same", "val"};
+    assert_names(d.added, d.n_added, all, 6);
+    assert_int_equal(d.n_removed + d.n_changed, 0);
+    cb_secret_diff_free(&d);
+    cb_secret_store_diff(a, NULL, &d);
+    assert_names(d.removed, d.n_removed, all, 6);
+    cb_secret_diff_free(&d);
+    cb_secret_store_free(a);
+    cb_secret_store_free(b);
+
+    mkparent(f);
+    ref_write(f->path, &f->key,
+              "[{\"name\":\"n\",\"value\":\"first-value\",\"domain\":\"d\",\"header_name\":"
+              "\"H\",\"header_prefix\":\"\"},{\"name\":\"n\",\"value\":\"other-value\","
+              "\"domain\":\"d\",\"header_name\":\"H\",\"header_prefix\":\"\"}]");
+    a = open_ok(f);
+    b = open_ok(f);
+    cb_secret_store_remove(b, "n"); /* drops the first: the second becomes visible */
+    cb_secret_store_diff(a, a, &d);
+    assert_int_equal(d.n_added + d.n_removed + d.n_changed, 0);
+    cb_secret_diff_free(&d);
+    cb_secret_store_diff(a, b, &d);
+    assert_int_equal(d.n_added + d.n_removed, 0);
+    assert_int_equal(d.n_changed, 1);
+    cb_secret_diff_free(&d);
+    cb_secret_store_free(a);
+    cb_secret_store_free(b);
+}
+
 static void put_bad(struct cb_secret_store *s, const char *name, const char *domain,
                     const char *header, const char *prefix, const char *value, size_t vlen,
                     const char *msg)
@@ -853,6 +920,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_layout_of_saved_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serialised_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_replace_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
