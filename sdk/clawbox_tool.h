@@ -212,8 +212,8 @@ int cb_output_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * for {"ok":null}), or NULL with err->msg = the host's "error" text or a
  * description of what went wrong. If the host says the response did not
  * fit the buffer, the call is retried once with a buffer of the stated
- * size (up to CB_HOST_RESPONSE_MAX); note that the retry repeats the
- * request, side effects included. */
+ * size (up to CB_HOST_RESPONSE_MAX); clawbox answers that retry with the
+ * response it held, so the request is not sent again. */
 struct cb_json *cb_host_call(const char *method, const struct cb_json *params,
                              struct cb_tool_error *err);
 /* Logs to the execution's metadata.logs. Returns 0 or -EIO. */

@@ -896,6 +896,55 @@ static int32_t deliver(const uint8_t *resp, size_t len, uint32_t ptr, uint32_t c
     return (int32_t)len;
 }
 
+/* A response that did not fit the guest's buffer is held with its
+ * request: the same request made again (the SDK retries with the size the
+ * error names) gets it without going to the host again, so an
+ * http_request is never sent twice. Any other request drops it. */
+static struct {
+    uint8_t *req;
+    size_t req_len;
+    uint8_t *resp;
+    size_t resp_len;
+} held;
+
+static void drop_held(void)
+{
+    free(held.req);
+    free(held.resp);
+    memset(&held, 0, sizeof(held));
+}
+
+static int is_held(const uint8_t *req, size_t len)
+{
+    return held.resp && held.req_len == len && memcmp(held.req, req, len) == 0;
+}
+
+/* Delivers the held response; it stays held until it fits. */
+static int32_t deliver_held(uint32_t ptr, uint32_t cap)
+{
+    int32_t rc = deliver(held.resp, held.resp_len, ptr, cap);
+
+    if (held.resp_len <= cap)
+        drop_held();
+    return rc;
+}
+
+/* Keeps request and response for the retry (best effort). */
+static void hold(uint8_t *req, size_t req_len, const uint8_t *resp, size_t resp_len)
+{
+    uint8_t *copy = malloc(resp_len);
+
+    if (!copy) {
+        free(req);
+        return;
+    }
+    memcpy(copy, resp, resp_len);
+    held.req = req;
+    held.req_len = req_len;
+    held.resp = copy;
+    held.resp_len = resp_len;
+}
+
 u32 Z_clawboxZ_host_call(struct Z_clawbox_instance_t *c, u32 req_ptr, u32 req_len, u32 resp_ptr,
                          u32 resp_cap)
 {
@@ -908,12 +957,20 @@ u32 Z_clawboxZ_host_call(struct Z_clawbox_instance_t *c, u32 req_ptr, u32 req_le
     (void)c;
     if ((int32_t)req_ptr < 0 || (int32_t)req_len < 0 || !req || !utf8_valid(req, req_len))
         return (u32)-1;
+    if (is_held(req, req_len))
+        return (u32)deliver_held(resp_ptr, resp_cap);
+    drop_held();
     copy = malloc(req_len ? req_len : 1);
     if (!copy || !env->host_call)
         goto out;
     memcpy(copy, req, req_len);
-    if (env->host_call(env->ud, copy, req_len, &resp, &resp_len) == 0)
+    if (env->host_call(env->ud, copy, req_len, &resp, &resp_len) == 0) {
         rc = deliver(resp, resp_len, resp_ptr, resp_cap);
+        if (resp_len > resp_cap && rc >= 0) {
+            hold(copy, req_len, resp, resp_len);
+            copy = NULL;
+        }
+    }
 out:
     free(copy);
     if (resp)
@@ -1037,6 +1094,7 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
     classify(trap, env, out);
     if (shim.instantiated)
         Z_tool_free(&shim_instance);
+    drop_held();
     wasm_rt_free();
     return 0;
 }

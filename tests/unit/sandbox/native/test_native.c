@@ -457,6 +457,22 @@ static void host_call_response_too_large(void **state)
     run_free(&r);
 }
 
+static void host_call_retry_gets_the_held_response(void **state)
+{
+    struct run r;
+
+    (void)state;
+    /* The retry with room is answered without sending the request again. */
+    assert_int_equal(host_case('h', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(r.host_calls, 1);
+    assert_int_equal(strspn(r.out + 7, "x"), BIG_RESPONSE_N);
+    run_free(&r);
+    /* Another request in between drops what was held. */
+    assert_int_equal(host_case('i', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(r.host_calls, 3);
+    run_free(&r);
+}
+
 static void host_call_without_memory_export(void **state)
 {
     struct run r;
@@ -666,6 +682,7 @@ int main(void)
         cmocka_unit_test(host_call_bad_request_not_dispatched),
         cmocka_unit_test(host_call_bad_response_region),
         cmocka_unit_test(host_call_response_too_large),
+        cmocka_unit_test(host_call_retry_gets_the_held_response),
         cmocka_unit_test(host_call_without_memory_export),
         cmocka_unit_test(second_compile_hits_cache),
         cmocka_unit_test(cache_key_covers_settings),
