@@ -50,7 +50,7 @@ extern "C" {
 #define CB_JSON_MAX_OUTPUT (32u * 1024 * 1024) /* serialised JSON bytes */
 #endif
 #ifndef CB_HOST_RESPONSE_CAP
-#define CB_HOST_RESPONSE_CAP (1u * 1024 * 1024) /* first host_call buffer */
+#define CB_HOST_RESPONSE_CAP (64u * 1024) /* first host_call buffer */
 #endif
 #ifndef CB_HOST_RESPONSE_MAX
 #define CB_HOST_RESPONSE_MAX (32u * 1024 * 1024) /* largest retry buffer */
