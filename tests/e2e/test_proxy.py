@@ -36,6 +36,7 @@ ENCODINGS = [("plain", 0), ("url", 0), ("url_lower", 0), ("url2", 0), ("b64", 0)
              ("hex", 0), ("HEX", 0)]
 MASTER_KEY = "11" * 32
 MAX_RESPONSE = 16384
+LARGE_RESPONSE = 300 * 1024  # more than the SDK's first host-call buffer
 
 
 def encode_form(form, data):
@@ -59,6 +60,8 @@ def encode_form(form, data):
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):
+    large_requests = 0  # requests to /large, to show none is repeated
+
     def log_message(self, *args):
         pass
 
@@ -77,6 +80,9 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             self.reply(302, b"", [("Location", "http://127.0.0.1:1/elsewhere")])
         elif self.path.startswith("/big"):
             self.reply(200, b"x" * (MAX_RESPONSE * 4))
+        elif self.path.startswith("/large"):
+            Upstream.large_requests += 1
+            self.reply(200, b"L" * LARGE_RESPONSE)
         elif self.path.startswith("/slow"):
             time.sleep(3)
             self.reply(200, b"late")
@@ -461,6 +467,16 @@ class HttpsTests(unittest.TestCase):
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["status"], "ok", r.body)
         return r.json()["output"], r.body.decode("utf-8", "replace")
+
+    def test_large_response_sends_the_request_once(self):
+        # The response does not fit the tool's first buffer; its retry is
+        # answered from the response clawbox held, not by a second POST.
+        before = Upstream.large_requests
+        out, raw = self.call(self.server, {"url": self.base + "/large", "method": "POST",
+                                           "body": "charge the card"})
+        self.assertEqual(out.get("status"), 200, raw[:300])
+        self.assertEqual(out["body"], "L" * LARGE_RESPONSE)
+        self.assertEqual(Upstream.large_requests - before, 1)
 
     def test_get_over_https(self):
         out, raw = self.call(self.server, {"url": self.base + "/echo?tls=1"})

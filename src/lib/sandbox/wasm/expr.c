@@ -295,20 +295,24 @@ static void add_site(struct cb__wasm_walk *w, size_t pos)
         w->cap_sites = w->cap_sites ? w->cap_sites * 2 : 16;
         w->sites = cb_xrealloc(w->sites, w->cap_sites * sizeof(*w->sites));
     }
-    w->sites[w->n_sites++] = (struct cb__wasm_site){.pos = pos, .cost = 0};
+    w->cur = w->n_sites++;
+    w->sites[w->cur] = (struct cb__wasm_site){.pos = pos, .cost = 0};
 }
 
-static void push_frame(struct cb__wasm_walk *w, uint8_t kind, size_t site)
+static void push_frame(struct cb__wasm_walk *w, uint8_t kind)
 {
     if (w->depth == w->cap_frames) {
         w->cap_frames = w->cap_frames ? w->cap_frames * 2 : 16;
         w->frames = cb_xrealloc(w->frames, w->cap_frames * sizeof(*w->frames));
     }
-    w->frames[w->depth++] = (struct cb__wasm_frame){.kind = kind, .site = (uint32_t)site};
+    w->frames[w->depth++] = (struct cb__wasm_frame){.kind = kind};
 }
 
-/* Updates the block structure after an instruction. A loop opens a new
- * fuel site right after its block type; its own `end` is charged to it. */
+/* Updates the block structure after an instruction, opening a new fuel
+ * site where control may arrive other than from the instruction before:
+ * a loop header, the start of each arm of an if, and after the end of a
+ * block, loop or if (where branches to it land). The instruction that
+ * ends a stretch (if, else, end) is charged to that stretch. */
 static int structure(struct cb__wasm_walk *w, int ctl, size_t at, size_t next, struct cb_error *err)
 {
     struct cb__wasm_frame *top = &w->frames[w->depth - 1];
@@ -318,20 +322,25 @@ static int structure(struct cb__wasm_walk *w, int ctl, size_t at, size_t next, s
     }
     switch (ctl) {
     case CTL_BLOCK:
+        push_frame(w, FRAME_BLOCK);
+        return 0;
     case CTL_IF:
-        push_frame(w, ctl == CTL_IF ? FRAME_IF : FRAME_BLOCK, top->site);
+        push_frame(w, FRAME_IF);
+        add_site(w, next);
         return 0;
     case CTL_LOOP:
+        push_frame(w, FRAME_LOOP);
         add_site(w, next);
-        push_frame(w, FRAME_LOOP, w->n_sites - 1);
         return 0;
     case CTL_ELSE:
         if (top->kind != FRAME_IF)
             return cb__wasm_fail(err, at, "else outside an if");
         top->kind = FRAME_ELSE;
+        add_site(w, next);
         return 0;
     case CTL_END:
-        w->depth--;
+        if (--w->depth > 0)
+            add_site(w, next);
         return 0;
     default:
         return 0;
@@ -343,7 +352,7 @@ int cb__wasm_walk_expr(struct cb__wasm_rd *rd, struct cb__wasm_walk *w, struct c
     w->n_sites = 0;
     w->depth = 0;
     add_site(w, rd->pos);
-    push_frame(w, FRAME_EXPR, 0);
+    push_frame(w, FRAME_EXPR);
     while (w->depth > 0) {
         size_t at = rd->pos;
         if (at >= rd->end)
@@ -352,7 +361,7 @@ int cb__wasm_walk_expr(struct cb__wasm_rd *rd, struct cb__wasm_walk *w, struct c
         int r = decode(rd, &ctl, err);
         if (r < 0)
             return r;
-        w->sites[w->frames[w->depth - 1].site].cost++;
+        w->sites[w->cur].cost++;
         r = structure(w, ctl, at, rd->pos, err);
         if (r < 0)
             return r;

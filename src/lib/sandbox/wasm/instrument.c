@@ -1,8 +1,9 @@
 /* Fuel metering. The module is parsed (and so checked) first; then it is
  * copied section by section, rewriting only the memory, global, export
  * and code sections and adding the global and export sections when the
- * module has none. Every function body gets a charge at its start and at
- * each loop header (see cb__wasm_walk_expr for the costs). A charge is
+ * module has none. Every function body gets a charge at the start of each
+ * straight-line stretch: its start, loop headers, if arms and the code
+ * after each end (see cb__wasm_walk_expr for the costs). A charge is
  *
  *   global.get $fuel  i64.const COST  i64.sub  global.set $fuel
  *   global.get $fuel  i64.const 0  i64.lt_s  if  unreachable  end

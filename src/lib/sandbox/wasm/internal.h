@@ -87,13 +87,13 @@ struct cb__wasm_site {
 
 struct cb__wasm_frame {
     uint8_t kind;
-    uint32_t site;
 };
 
 /* Scratch state of the instruction walker, reused across bodies. */
 struct cb__wasm_walk {
     struct cb__wasm_site *sites;
     size_t n_sites, cap_sites;
+    size_t cur; /* the site being charged */
     struct cb__wasm_frame *frames;
     size_t depth, cap_frames;
 };
@@ -101,9 +101,11 @@ struct cb__wasm_walk {
 void cb__wasm_walk_free(struct cb__wasm_walk *w);
 /* Decodes one expression (a function body's code or a constant
  * expression) from rd up to and including its final `end`. Fills
- * w->sites: site 0 is the expression start, charged with the instructions
- * outside loops; one more site per loop, right after its block type,
- * charged with the loop's own instructions. Sites are in offset order. */
+ * w->sites, in offset order: one site per straight-line stretch, charged
+ * with the instructions of that stretch: the expression start, each loop
+ * header, each arm of an if, and the code after each end of a block, loop
+ * or if. So an execution is charged for the stretches it enters, not for
+ * arms it skips. */
 int cb__wasm_walk_expr(struct cb__wasm_rd *rd, struct cb__wasm_walk *w, struct cb_error *err);
 
 /* What the instrumenter needs to know about a parsed module. */

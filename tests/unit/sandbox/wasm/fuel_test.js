@@ -38,7 +38,7 @@ function fuelTests() {
   assert.equal(inst.exports.__clawbox_fuel.value, 2n ** 63n - 1n); // INT64_MAX until set
 
   for (const n of [0, 1, 100, 1000]) {
-    const want = 5n + 10n * BigInt(n + 1);
+    const want = 14n + 10n * BigInt(n);
     assert.deepEqual(metered(inst, 1e9, 'count', n), [n, want]);
     // The exact budget suffices; one less traps.
     assert.deepEqual(metered(inst, want, 'count', n), [n, want]);
@@ -47,8 +47,10 @@ function fuelTests() {
   assert.deepEqual(metered(inst, 1, 'empty'), [undefined, 1n]);
   expectTrap(() => metered(inst, 0, 'empty'));
 
-  // fib(10) makes 177 calls of 17 instructions each.
-  assert.deepEqual(metered(inst, 1e9, 'fib', 10), [55, 177n * 17n]);
+  // fib(10) makes 89 calls that take the then arm (7 instructions) and 88
+  // that take the else arm (15): an arm not taken is not charged.
+  assert.deepEqual(metered(inst, 1e9, 'fib', 10), [55, 89n * 7n + 88n * 15n]);
+  assert.deepEqual(metered(inst, 1e9, 'fib', 1), [1, 7n]);
   // nested(n): 3 at entry, 12 per outer and 13 per inner iteration.
   for (const n of [1, 7, 50]) {
     const N = BigInt(n);

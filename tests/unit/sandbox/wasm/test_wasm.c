@@ -289,17 +289,18 @@ static void instrument_empty_function_exactly(void **state)
     free(out);
 }
 
-static void instrument_charges_loops_separately(void **state)
+static void instrument_charges_each_stretch(void **state)
 {
     (void)state;
-    /* block loop (i32.const 1, br_if 0) end end: function site counts
-     * block, loop, end(block), end = 4; the loop counts i32.const,
-     * br_if and its own end = 3. */
+    /* block loop (i32.const 1, br_if 0) end end: the start counts block
+     * and loop = 2; the loop header i32.const, br_if and the loop's end
+     * = 3; after the loop, end(block) = 1; after the block, the final
+     * end = 1. */
     static const uint8_t in[] = {
         HDR, TYPE_FUNC, CODE1(10, 0x02, 0x40, 0x03, 0x40, 0x41, 0x01, 0x0d, 0x00, 0x0b, 0x0b)};
-    static const uint8_t want_code[] = {0x0a, 0x2e, 0x01, 0x2c, 0x00,         CHARGE(0, 4),
-                                        0x02, 0x40, 0x03, 0x40, CHARGE(0, 3), 0x41,
-                                        0x01, 0x0d, 0x00, 0x0b, 0x0b,         0x0b};
+    static const uint8_t want_code[] = {
+        0x0a,         0x4e, 0x01, 0x4c, 0x00, CHARGE(0, 2), 0x02,         0x40, 0x03,         0x40,
+        CHARGE(0, 3), 0x41, 0x01, 0x0d, 0x00, 0x0b,         CHARGE(0, 1), 0x0b, CHARGE(0, 1), 0x0b};
     size_t len;
     uint8_t *out = instrument_ok(in, sizeof(in), 16, &len);
     assert_true(len > sizeof(want_code));
@@ -542,7 +543,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(lists_imports_and_exports),
         cmocka_unit_test(import_policy),
         cmocka_unit_test(instrument_empty_function_exactly),
-        cmocka_unit_test(instrument_charges_loops_separately),
+        cmocka_unit_test(instrument_charges_each_stretch),
         cmocka_unit_test(fuel_global_follows_imported_and_defined_globals),
         cmocka_unit_test(memory_is_clamped),
         cmocka_unit_test(unknown_opcodes_are_errors),
