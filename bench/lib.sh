@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Shared set-up of the benchmarks. Source it after setting BENCH (the name
 # used in messages). It provides $work (a temporary directory removed on
-# exit), the array pids (processes killed on exit), fail and free_port. A
-# script that needs more clean-up defines bench_cleanup_extra.
+# exit), the array pids (processes killed on exit), fail, free_port and
+# start_server. A script that needs more clean-up defines
+# bench_cleanup_extra.
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -20,3 +21,23 @@ fail() {
   exit 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_server TOOL...: starts `clawbox serve` on $work/clawbox.toml and
+# waits until GET /tools/TOOL answers 200 for each tool (the first start
+# compiles them; up to 90 s). Uses $BIN, $base and $token; sets server_pid.
+start_server() {
+  HOME="$work" "$BIN" serve --config "$work/clawbox.toml" >"$work/clawbox.log" 2>&1 &
+  pids+=($!)
+  server_pid=$!
+  local tool code _
+  for tool in "$@"; do
+    for _ in $(seq 900); do
+      kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"
+      code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+        "$base/tools/$tool" || true)
+      [ "$code" = 200 ] && break
+      sleep 0.1
+    done
+    [ "$code" = 200 ] || fail "GET /tools/$tool never returned 200"
+  done
+}

@@ -65,17 +65,7 @@ level = "error"
 audit_dir = "$work/audit"
 TOML
 t0=$(now_ms)
-HOME="$work" "$BIN" serve --config "$work/clawbox.toml" >"$work/clawbox.log" 2>&1 &
-pids+=($!)
-server_pid=$!
-ready=0
-for _ in $(seq 900); do
-  kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base/tools/compute" || true)
-  [ "$code" = 200 ] && { ready=1; break; }
-  sleep 0.1
-done
-[ "$ready" = 1 ] || fail "GET /tools/compute never returned 200"
+start_server compute
 echo "compute: tool loaded (wasm2c + cc) in $(echo "($(now_ms) - $t0) / 1000" | bc -l | xargs printf '%.1f') s"
 
 for r in $(seq "$ROUNDS"); do

@@ -42,19 +42,7 @@ cache_dir = "$work/cache"
 level = "error"
 audit_dir = "$work/audit"
 TOML
-HOME="$work" "$BIN" serve --config "$work/clawbox.toml" >"$work/clawbox.log" 2>&1 &
-pids+=($!)
-server_pid=$!
-
-# Ready when the tool is loaded (the first start compiles it, ~1-2 s).
-ready=0
-for _ in $(seq 600); do
-  kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base/tools/echo" || true)
-  [ "$code" = 200 ] && { ready=1; break; }
-  sleep 0.1
-done
-[ "$ready" = 1 ] || fail "GET /tools/echo never returned 200"
+start_server echo
 
 body='{"tool":"echo","params":{"hello":"world"}}'
 resp=$(curl -s -w '\n%{http_code}' -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -117,20 +117,8 @@ rate_limit_burst = 1000000
 level = "error"
 audit_dir = "$audit_dir"
 TOML
-HOME="$work" "$BIN" serve --config "$work/clawbox.toml" >"$work/clawbox.log" 2>&1 &
-pids+=($!)
-server_pid=$!
+start_server echo http_request
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
-
-ready=0
-for _ in $(seq 600); do
-  kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"
-  a=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/tools/echo" || true)
-  b=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/tools/http_request" || true)
-  [ "$a$b" = 200200 ] && { ready=1; break; }
-  sleep 0.1
-done
-[ "$ready" = 1 ] || fail "the echo and http_request tools never loaded"
 
 manifest='{"tool":{"name":"http_request","description":"bench","version":"0.1.0"},"network":{"allowlist":["127.0.0.1"]}}'
 code=$(curl -s -o "$work/reg" -w '%{http_code}' "${auth[@]}" -d "$manifest" "$base/tools/register")
