@@ -41,7 +41,7 @@
 #undef wasm_rt_free_memory
 
 /* Host instances of the imported modules. All state lives in `shim`
- * (one execution per process), so they carry nothing. */
+ * (one execution at a time per process), so they carry nothing. */
 struct Z_wasi_snapshot_preview1_instance_t {
     int unused;
 };
@@ -109,17 +109,36 @@ static struct {
 
 static Z_tool_instance_t shim_instance;
 
+/* ---- linear memory ----
+ *
+ * A worker runs one instance at a time, so it keeps one reservation and
+ * gives it to each new instance. Freeing zeroes the instance's initial
+ * memory in place (up to SHIM_MEMORY_KEPT) and gives anything beyond back
+ * to the kernel, so the next instance of the same tool starts from zeroed
+ * memory of exactly its own size, like a fresh mapping, without a page
+ * fault per page again: on a VM a fault costs more than zeroing the page,
+ * and so does re-enabling a page made inaccessible. A second memory alive
+ * at the same time gets a reservation of its own. */
+
+static struct {
+    uint8_t *base;
+    uint64_t accessible; /* bytes from base readable and writable */
+    uint64_t initial;    /* the current instance's initial size */
+    int in_use;
+} spare;
+
 /* ---- out-of-bounds faults ---- */
 
 static struct sigaction previous_segv, previous_bus;
 
-/* A fault inside the running instance's memory reservation is the guest's
- * out-of-bounds access: a wasm trap. Any other fault is a real crash, left
- * to the previous handler (by default, death of the process). */
+/* A fault inside the running instance's memory reservation (exported or
+ * not) is the guest's out-of-bounds access: a wasm trap. Any other fault
+ * is a real crash, left to the previous handler (by default, death of the
+ * process). */
 static void on_fault(int sig, siginfo_t *si, void *ctx)
 {
     uintptr_t addr = (uintptr_t)si->si_addr;
-    uintptr_t base = shim.mem && shim.mem->data ? (uintptr_t)shim.mem->data : 0;
+    uintptr_t base = spare.in_use ? (uintptr_t)spare.base : 0;
 
     (void)ctx;
     if (base && addr >= base && addr - base < SHIM_MEMORY_RESERVATION)
@@ -140,24 +159,6 @@ static void install_fault_handler(void)
     sigaction(SIGSEGV, &sa, &previous_segv);
     sigaction(SIGBUS, &sa, &previous_bus);
 }
-
-/* ---- linear memory ----
- *
- * A worker runs one instance at a time, so it keeps one reservation and
- * gives it to each new instance. Freeing zeroes the instance's initial
- * memory in place (up to SHIM_MEMORY_KEPT) and gives anything beyond back
- * to the kernel, so the next instance of the same tool starts from zeroed
- * memory of exactly its own size, like a fresh mapping, without a page
- * fault per page again: on a VM a fault costs more than zeroing the page,
- * and so does re-enabling a page made inaccessible. A second memory alive
- * at the same time gets a reservation of its own. */
-
-static struct {
-    uint8_t *base;
-    uint64_t accessible; /* bytes from base readable and writable */
-    uint64_t initial;    /* the current instance's initial size */
-    int in_use;
-} spare;
 
 static int set_access(uint8_t *p, uint64_t len, int prot)
 {

@@ -44,7 +44,7 @@ struct fixture {
 static struct fixture fixtures[] = {
     {"echo", NULL},    {"ctool", NULL},   {"exit3", NULL},    {"unreachable", NULL},
     {"recurse", NULL}, {"fuel", NULL},    {"hostcall", NULL}, {"nomem", NULL},
-    {"wasi", NULL},    {"nostart", NULL}, {"badstart", NULL},
+    {"wasi", NULL},    {"nostart", NULL}, {"badstart", NULL}, {"oob", NULL},
 };
 
 static uint8_t *read_wasm(const char *name, size_t *len)
@@ -319,6 +319,19 @@ static void unreachable_traps(void **state)
     assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
     assert_non_null(strstr(r.outcome.message, "unreachable"));
     run_free(&r);
+}
+
+static void out_of_bounds_traps_in_unexported_memory(void **state)
+{
+    struct run r;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) { /* and the reservation is reused after it */
+        run_tool("oob", "", FUEL_PLENTY, &r);
+        assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
+        assert_non_null(strstr(r.outcome.message, "out of bounds"));
+        run_free(&r);
+    }
 }
 
 static void recursion_exhausts_stack(void **state)
@@ -672,6 +685,7 @@ int main(void)
         cmocka_unit_test(c_tool_uses_libc),
         cmocka_unit_test(proc_exit_nonzero),
         cmocka_unit_test(unreachable_traps),
+        cmocka_unit_test(out_of_bounds_traps_in_unexported_memory),
         cmocka_unit_test(recursion_exhausts_stack),
         cmocka_unit_test(fuel_runs_out),
         cmocka_unit_test(fuel_is_reported),
