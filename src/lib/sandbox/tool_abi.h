@@ -1,7 +1,8 @@
 /* The ABI between clawbox and a compiled tool (.so). Each tool module is
  * translated by wasm2c with module name "tool" and linked with the shim
  * (tool_shim.c), which implements WASI preview 1 and clawbox.host_call on
- * top of this interface and exports one entry point, cb_tool_entry.
+ * top of this interface and exports two entry points, cb_tool_entry and
+ * cb_tool_release.
  *
  * This header is compiled into the shim at tool-compile time as well as
  * into clawbox, so it uses only standard C types. Bump
@@ -12,8 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CB_TOOL_ABI_VERSION  1
-#define CB_TOOL_ENTRY_SYMBOL "cb_tool_entry"
+#define CB_TOOL_ABI_VERSION    2
+#define CB_TOOL_ENTRY_SYMBOL   "cb_tool_entry"
+#define CB_TOOL_RELEASE_SYMBOL "cb_tool_release"
 
 /* Callbacks and inputs supplied by the runner. */
 struct cb_tool_env {
@@ -52,7 +54,11 @@ struct cb_tool_outcome {
 
 /* The shim's entry point: instantiates the module, runs _start once, and
  * fills *out. It may be called again in the same process (one call at a
- * time): each call makes a fresh instance and frees it at the end. */
+ * time): each call makes a fresh instance. The instance is left alive
+ * when it returns, so the caller can answer before paying for its
+ * teardown: cb_tool_release frees it (its memory is zeroed for the next
+ * instance), and the next cb_tool_entry does so if the caller did not. */
 typedef int (*cb_tool_entry_fn)(const struct cb_tool_env *env, struct cb_tool_outcome *out);
+typedef void (*cb_tool_release_fn)(void);
 
 #endif

@@ -74,12 +74,16 @@ static int call_entry(void *so, const struct cb_run_request *req, struct cb_run_
         .ud = &ctx,
     };
 
-    if (!entry)
-        return cb_error_set(err, -EINVAL, "%s is not a clawbox tool (no %s)", req->so_path,
-                            CB_TOOL_ENTRY_SYMBOL);
+    cb_tool_release_fn release = (cb_tool_release_fn)dlsym(so, CB_TOOL_RELEASE_SYMBOL);
+    int rc = 0;
+
+    if (!entry || !release)
+        return cb_error_set(err, -EINVAL, "%s is not a clawbox tool (no %s or %s)", req->so_path,
+                            CB_TOOL_ENTRY_SYMBOL, CB_TOOL_RELEASE_SYMBOL);
     if (entry(&env, &res->outcome) < 0)
-        return cb_error_set(err, -EINVAL, "running %s: %s", req->so_path, res->outcome.message);
-    return 0;
+        rc = cb_error_set(err, -EINVAL, "running %s: %s", req->so_path, res->outcome.message);
+    release();
+    return rc;
 }
 
 int cb_run_tool(const struct cb_run_request *req, struct cb_run_result *res, struct cb_error *err)

@@ -1067,6 +1067,22 @@ static void classify(wasm_rt_trap_t trap, const struct cb_tool_env *env,
     }
 }
 
+/* Set while the last run's instance waits for cb_tool_release. */
+static int run_alive;
+
+__attribute__((visibility("default"))) void cb_tool_release(void)
+{
+    if (!run_alive)
+        return;
+    run_alive = 0;
+    if (shim.instantiated)
+        Z_tool_free(&shim_instance);
+    shim.instantiated = 0;
+    shim.mem = NULL;
+    drop_held();
+    wasm_rt_free();
+}
+
 __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_env *env,
                                                          struct cb_tool_outcome *out)
 {
@@ -1074,8 +1090,9 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
 
     if (!env || !out)
         return -1;
+    cb_tool_release(); /* the previous run's instance, if still alive */
     memset(out, 0, sizeof(*out));
-    memset(&shim, 0, sizeof(shim)); /* lets a benchmark call the entry repeatedly */
+    memset(&shim, 0, sizeof(shim));
     if (env->abi_version != CB_TOOL_ABI_VERSION || !env->write_out) {
         out->status = CB_TOOL_INSTANTIATE;
         snprintf(out->message, sizeof(out->message), "tool ABI %u, runner ABI %u",
@@ -1093,9 +1110,7 @@ __attribute__((visibility("default"))) int cb_tool_entry(const struct cb_tool_en
         start(env, out);
     }
     classify(trap, env, out);
-    if (shim.instantiated)
-        Z_tool_free(&shim_instance);
-    drop_held();
-    wasm_rt_free();
+    shim.env = NULL; /* the runner's, gone when it returns */
+    run_alive = 1;
     return 0;
 }

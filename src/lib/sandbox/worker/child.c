@@ -135,7 +135,8 @@ static bool run_job(struct child *c, cb_tool_entry_fn entry, bool first)
     return again;
 }
 
-void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *filter)
+void cb__child_main(int sock, cb_tool_entry_fn entry, cb_tool_release_fn release,
+                    const struct sock_fprog *filter)
 {
     struct child c = {.sock = sock};
     /* Confined before the first job arrives: a waiting child is as locked
@@ -153,5 +154,8 @@ void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *f
             _exit(2);
         if (!run_job(&c, entry, first))
             _exit(0);
+        /* The instance's teardown (zeroing its memory) comes after the
+         * result is on its way, not before it. */
+        release();
     }
 }

@@ -10,7 +10,7 @@
  * in a fresh instance of the tool, sending each result back, until the
  * main process sends no more or a job does not end cleanly. Never
  * returns. */
-void cb__child_main(int sock, cb_tool_entry_fn entry, const struct sock_fprog *filter)
-    __attribute__((noreturn));
+void cb__child_main(int sock, cb_tool_entry_fn entry, cb_tool_release_fn release,
+                    const struct sock_fprog *filter) __attribute__((noreturn));
 
 #endif

@@ -25,6 +25,7 @@ struct open_tool {
     char *path;
     void *handle;
     cb_tool_entry_fn entry;
+    cb_tool_release_fn release;
     uint64_t used;
 };
 
@@ -59,15 +60,19 @@ static struct open_tool *open_tool(struct zygote *z, const char *path, char *why
     }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     cb_tool_entry_fn entry = h ? (cb_tool_entry_fn)dlsym(h, CB_TOOL_ENTRY_SYMBOL) : NULL;
-    if (entry == NULL) {
+    cb_tool_release_fn release = h ? (cb_tool_release_fn)dlsym(h, CB_TOOL_RELEASE_SYMBOL) : NULL;
+    if (entry == NULL || release == NULL) {
         snprintf(why, whylen, "loading %s: %s", path, dlerror());
         if (h)
             dlclose(h);
         return NULL;
     }
     close_tool(slot);
-    *slot = (struct open_tool){
-        .path = cb_xstrdup(path), .handle = h, .entry = entry, .used = ++z->clock};
+    *slot = (struct open_tool){.path = cb_xstrdup(path),
+                               .handle = h,
+                               .entry = entry,
+                               .release = release,
+                               .used = ++z->clock};
     return slot;
 }
 
@@ -82,7 +87,7 @@ static pid_t fork_child(struct zygote *z, struct open_tool *t, int *sock)
     if (pid == 0) {
         close(z->sock);
         close(sv[0]);
-        cb__child_main(sv[1], t->entry, &z->filter);
+        cb__child_main(sv[1], t->entry, t->release, &z->filter);
     }
     int e = errno;
     close(sv[1]);
