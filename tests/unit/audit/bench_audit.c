@@ -6,7 +6,6 @@
  *   bench-audit [DIR] [N]     (DIR default: a temp dir under /tmp)
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "core/util.h"
+#include "rm_tree.h"
 
 struct job {
     struct cb_audit *a;
@@ -80,14 +80,6 @@ static double baseline(const char *dir, int n)
     return n / ((double)ns / 1e9);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 int main(int argc, char **argv)
 {
     char tmp[] = "/tmp/cb-bench-audit-XXXXXX";
@@ -108,6 +100,6 @@ int main(int argc, char **argv)
     printf("verify: %s, %llu lines in %zu file(s)\n", v == 0 ? "ok" : rep.reason,
            (unsigned long long)rep.lines, rep.files);
     if (dir == tmp)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(dir);
     return v == 0 ? 0 : 1;
 }

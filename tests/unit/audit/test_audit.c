@@ -3,7 +3,6 @@
  * verification of every kind of damage, tail and follow. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -23,6 +22,7 @@
 
 #include "audit/audit.h"
 #include "core/util.h"
+#include "rm_tree.h"
 
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -42,18 +42,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(f->dir);
     free(f);
     return 0;
 }

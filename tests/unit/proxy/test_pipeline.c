@@ -3,7 +3,6 @@
  * config exempts with proxy.allow_private_cidrs. Each test checks what the
  * tool gets back, what the upstream saw (or that it saw nothing), and the
  * audit line the decision wrote. */
-#include <ftw.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +17,7 @@
 #include "proxy/pipeline.h"
 #include "secrets/secrets.h"
 #include "upstream.h"
+#include "rm_tree.h"
 
 #define KEY_HEX "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60"
 /* Injected for 127.0.0.1 as "X-Alpha: Key <value>". */
@@ -146,14 +146,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     (void)state;
@@ -163,7 +155,7 @@ static int teardown(void **state)
     cb_secret_store_free(g.store);
     json_decref(g.manifest);
     test_upstream_stop(&g.up);
-    nftw(g.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(g.dir);
     return 0;
 }
 

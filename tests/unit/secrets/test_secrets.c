@@ -4,7 +4,6 @@
  * when available), and every way a store can be unreadable. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <setjmp.h>
 #include <spawn.h>
@@ -21,6 +20,7 @@
 
 #include "core/util.h"
 #include "secrets/secrets.h"
+#include "rm_tree.h"
 
 extern char **environ;
 
@@ -52,18 +52,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -3,7 +3,6 @@
  * tool-directory resolution. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,18 +19,11 @@
 #include "core/util.h"
 #include "tooling/internal.h"
 #include "tooling/tooling.h"
+#include "rm_tree.h"
 
 static const unsigned char wasm_magic[8] = {0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00};
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_tmp(void **state)
 {
@@ -44,7 +36,7 @@ static int setup_tmp(void **state)
 
 static int teardown_tmp(void **state)
 {
-    nftw(*state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(*state);
     free(*state);
     return 0;
 }
