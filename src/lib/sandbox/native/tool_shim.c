@@ -179,16 +179,21 @@ static int resize_spare(uint64_t bytes)
     return 0;
 }
 
+/* A new inaccessible reservation, or NULL. */
+static uint8_t *map_reservation(void)
+{
+    void *p = mmap(NULL, SHIM_MEMORY_RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
 /* A reservation with its first `bytes` accessible, or NULL. */
 static uint8_t *reserve(uint64_t bytes)
 {
-    if (!spare.base) {
-        void *p =
-            mmap(NULL, SHIM_MEMORY_RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return NULL;
-        spare.base = p;
-    }
+    uint8_t *p;
+
+    if (!spare.base && !(spare.base = map_reservation()))
+        return NULL;
     if (!spare.in_use) {
         if (resize_spare(bytes) < 0)
             return NULL;
@@ -196,8 +201,7 @@ static uint8_t *reserve(uint64_t bytes)
         spare.initial = bytes;
         return spare.base;
     }
-    void *p = mmap(NULL, SHIM_MEMORY_RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    if (!(p = map_reservation()))
         return NULL;
     if (set_access(p, bytes, PROT_READ | PROT_WRITE) < 0) {
         munmap(p, SHIM_MEMORY_RESERVATION);
