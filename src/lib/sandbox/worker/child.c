@@ -5,6 +5,7 @@
 #include "sandbox/worker/seccomp.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -17,8 +18,20 @@
 #endif
 #endif
 
+/* How long a host call waits for its answer in a yield loop before
+ * sleeping in recvmsg. Answers from the main process mostly come within
+ * this time, and a CPU that never goes idle is woken for nothing: on a
+ * virtual machine, waking an idle vCPU costs more than the round trip
+ * (bench/proxy, proxied GET: about 1.3 ms without, 0.8 ms with).
+ * sched_yield hands the CPU to any runnable task, so under load the wait
+ * costs next to nothing (wrk -c8 on the same path: 1388 req/s without,
+ * 1406 with; a pause-instruction spin gave 913). */
+#define HOST_REPLY_SPIN_US 500
+
 struct child {
     int sock;
+    uint32_t host_calls;     /* this job's, counted as the main process counts them */
+    uint32_t max_host_calls; /* this job's limit */
     struct cb_buf out;
     struct cb_buf err;
     bool truncated;
@@ -39,13 +52,34 @@ static int write_out(void *ud, int fd, const uint8_t *p, size_t n)
     return -1;
 }
 
-/* Forwards a host call to the main process and waits for its answer. */
+static bool is_log_call(const uint8_t *req, size_t len)
+{
+    json_t *env = json_loadb((const char *)req, len, 0, NULL);
+    const char *method = json_string_value(json_object_get(env, "method"));
+    bool log = method != NULL && strcmp(method, "log") == 0;
+    json_decref(env);
+    return log;
+}
+
+/* Forwards a host call to the main process and waits for its answer. A
+ * "log" call within the limit is sent without waiting: its answer is
+ * always the same, and the main process records it in order with the
+ * other frames. */
 static int host_call(void *ud, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len)
 {
     struct child *c = ud;
     uint32_t type = 0;
-    if (cb__ipc_send(c->sock, CB__FRAME_HOSTCALL, req, req_len, -1) < 0 ||
-        cb__ipc_recv(c->sock, &type, &c->reply, NULL) < 0 || type != CB__FRAME_HOSTREPLY)
+    if (++c->host_calls <= c->max_host_calls && is_log_call(req, req_len)) {
+        if (cb__ipc_send(c->sock, CB__FRAME_LOG, req, req_len, -1) < 0)
+            _exit(3);
+        *resp = (uint8_t *)cb_xstrdup(CB__LOG_REPLY);
+        *resp_len = strlen(CB__LOG_REPLY);
+        return 0;
+    }
+    if (cb__ipc_send(c->sock, CB__FRAME_HOSTCALL, req, req_len, -1) < 0)
+        _exit(3);
+    cb__ipc_spin_wait(c->sock, HOST_REPLY_SPIN_US);
+    if (cb__ipc_recv(c->sock, &type, &c->reply, NULL) < 0 || type != CB__FRAME_HOSTREPLY)
         _exit(3);
     *resp = (uint8_t *)cb_xstrndup(c->reply.data, c->reply.len);
     *resp_len = c->reply.len;
@@ -119,6 +153,8 @@ static bool run_job(struct child *c, cb_tool_entry_fn entry, bool first)
     cb_buf_init(&c->out, h.max_output);
     cb_buf_init(&c->err, 64 * 1024);
     c->truncated = false;
+    c->host_calls = 0;
+    c->max_host_calls = h.max_host_calls;
     apply_rlimits(c->sock, &h, first);
     struct cb_tool_env env = {.abi_version = CB_TOOL_ABI_VERSION,
                               .stdin_data = c->job.data + sizeof(h),

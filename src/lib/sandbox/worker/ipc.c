@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -92,6 +93,19 @@ static int read_full(int sock, void *p, size_t n, int *fd_out)
         n -= (size_t)r;
     }
     return 0;
+}
+
+void cb__ipc_spin_wait(int sock, unsigned usec)
+{
+    uint64_t until = cb_now_mono_ns() + usec * 1000ull;
+    do {
+        char byte;
+        struct iovec iov = {&byte, 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
+            return;
+        sched_yield();
+    } while (cb_now_mono_ns() < until);
 }
 
 int cb__ipc_recv(int sock, uint32_t *type, struct cb_buf *payload, int *fd_out)

@@ -19,7 +19,11 @@ enum cb__frame_type {
     CB__FRAME_HOSTREPLY = 5,  /* main -> child: response envelope */
     CB__FRAME_RESULT = 6,     /* child -> main: struct cb__result_header + stdout + stderr */
     CB__FRAME_SPAWN_FAIL = 7, /* zygote -> main: error text */
+    CB__FRAME_LOG = 8,        /* child -> main: a "log" host call, answered by the child */
 };
+
+/* The answer to every "log" host call within the host-call limit. */
+#define CB__LOG_REPLY "{\"ok\":null}"
 
 struct cb__exec_header {
     uint64_t fuel;
@@ -27,7 +31,7 @@ struct cb__exec_header {
     uint64_t max_output;
     uint64_t cpu_seconds; /* CPU time this job may add */
     uint32_t jobs_left;   /* after this one; 0 = exit after the result */
-    uint32_t reserved;
+    uint32_t max_host_calls;
 };
 
 struct cb__result_header {
@@ -49,5 +53,9 @@ int cb__ipc_send2(int sock, uint32_t type, const void *a, size_t an, const void 
  * a passed descriptor is stored there (-1 if none). Returns 0, -EPIPE at
  * end of stream, -EPROTO on a malformed frame, or -errno. */
 int cb__ipc_recv(int sock, uint32_t *type, struct cb_buf *payload, int *fd_out);
+/* Waits up to usec for data on sock, yielding the CPU between checks
+ * instead of sleeping. Returns when data (or an error) is there or the
+ * time is up; the caller then reads as usual. */
+void cb__ipc_spin_wait(int sock, unsigned usec);
 
 #endif

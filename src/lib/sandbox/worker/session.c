@@ -51,24 +51,29 @@ static char *do_log(struct session *s, json_t *params)
     json_array_append_new(s->res->logs,
                           json_pack("{s:s, s:s}", "level", level ? level : "info", "message", cut));
     free(cut);
-    return cb_xstrdup("{\"ok\":null}");
+    return cb_xstrdup(CB__LOG_REPLY);
 }
 
-/* Parses and answers one host call envelope. */
-static char *dispatch(struct session *s, const char *req, size_t len)
+/* Parses and answers one host call envelope. A frame the child answered
+ * itself (log_only) must hold a "log" call within the limit; NULL means
+ * it did not. */
+static char *dispatch(struct session *s, const char *req, size_t len, bool log_only)
 {
     json_error_t je;
-    uint32_t n = s->res->host_calls++;
-    if (n >= s->lim->max_host_calls)
-        return cb_host_error_envelope("host_call limit exceeded (max %u)", s->lim->max_host_calls);
-    json_t *env = json_loadb(req, len, 0, &je);
+    bool within = s->res->host_calls++ < s->lim->max_host_calls;
+    json_t *env = within ? json_loadb(req, len, 0, &je) : NULL;
     const char *method = json_string_value(json_object_get(env, "method"));
+    bool log = method != NULL && strcmp(method, "log") == 0;
     char *out;
-    if (env == NULL)
+    if (log_only && !log)
+        out = NULL;
+    else if (!within)
+        out = cb_host_error_envelope("host_call limit exceeded (max %u)", s->lim->max_host_calls);
+    else if (env == NULL)
         out = cb_host_error_envelope("invalid host_call request: %s", je.text);
     else if (method == NULL)
         out = cb_host_error_envelope("invalid host_call request: missing string field 'method'");
-    else if (strcmp(method, "log") == 0)
+    else if (log)
         out = do_log(s, json_object_get(env, "params"));
     else if (s->handler)
         out = s->handler(s->handler_ud, method, json_object_get(env, "params"));
@@ -141,11 +146,20 @@ static int serve(struct session *s)
             r = parse_result(s, &f);
             break;
         }
+        if (type == CB__FRAME_LOG) {
+            char *ignored = dispatch(s, f.data, f.len, true);
+            if (ignored == NULL) {
+                r = -EPROTO;
+                break;
+            }
+            free(ignored);
+            continue;
+        }
         if (type != CB__FRAME_HOSTCALL) {
             r = -EPROTO;
             break;
         }
-        char *reply = dispatch(s, f.data, f.len);
+        char *reply = dispatch(s, f.data, f.len, false);
         r = cb__ipc_send(s->sock, CB__FRAME_HOSTREPLY, reply, strlen(reply), -1);
         free(reply);
         if (r < 0)
@@ -162,7 +176,8 @@ static int send_job(struct session *s, const char *params, size_t len, uint32_t 
                                 .memory_bytes = CHILD_BASE_BYTES + l->memory_mb * 1024 * 1024,
                                 .max_output = l->max_output,
                                 .cpu_seconds = l->timeout_ms / 1000 + 2,
-                                .jobs_left = jobs_left};
+                                .jobs_left = jobs_left,
+                                .max_host_calls = l->max_host_calls};
     return cb__ipc_send2(s->sock, CB__FRAME_EXEC, &h, sizeof(h), params, len);
 }
 
