@@ -344,6 +344,10 @@ static void build_compiles_with_the_embedded_sdk(void **state)
     write_str(tmp, "src/broken/main.c", "int main(void) { return x; }\n");
     write_str(tmp, "src/broken/manifest.json", "{\"tool\": {\"name\": \"broken\"}}\n");
     write_str(tmp, "src/misnamed/main.c", echo_c);
+    /* 3 MB of data: more than the heap-room memory, so built without it. */
+    write_str(tmp, "src/zbig/main.c",
+              "static char big[3000000] = {1};\nint main(void) { return big[5]; }\n");
+    write_str(tmp, "src/zbig/manifest.json", "{\"tool\": {\"name\": \"zbig\"}}\n");
     write_str(tmp, "src/misnamed/manifest.json", "{\"tool\": {\"name\": \"other\"}}\n");
     struct cb_tooling_projects ps;
     struct cb_tooling_toolchain tc;
@@ -352,7 +356,7 @@ static void build_compiles_with_the_embedded_sdk(void **state)
     _cleanup_free_ char *src = path_in(tmp, "src");
     _cleanup_free_ char *outdir = path_in(tmp, "out/wasm");
     assert_int_equal(cb_tooling_find(src, NULL, &ps, &err), 0);
-    assert_int_equal(ps.len, 3); /* broken, good, misnamed */
+    assert_int_equal(ps.len, 4); /* broken, good, misnamed, zbig */
     cb_tooling_toolchain_default(&tc);
     assert_int_equal(cb_tooling_builder_init(&b, &tc, outdir, &err), 0);
     _cleanup_free_ char *sdk_dir = cb_xstrdup(b.sdk_dir);
@@ -371,12 +375,17 @@ static void build_compiles_with_the_embedded_sdk(void **state)
     _cleanup_free_ char *w = read_all(wpath, &len);
     assert_true(len > 8);
     assert_memory_equal(w, wasm_magic, 8);
+    /* Memory section: one memory, no maximum, 32 initial pages (2 MiB). */
+    assert_non_null(memmem(w, len, "\x05\x03\x01\x00\x20", 5));
     _cleanup_free_ char *jpath = path_in(outdir, "good.json");
     _cleanup_free_ char *j = read_all(jpath, &len);
     assert_string_equal(j, "{\"tool\": {\"name\": \"good\"}}\n");
 
     assert_int_equal(cb_tooling_build(&b, &ps.items[2], &log, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "names tool 'other'"));
+    cb_buf_reset(&log);
+    assert_int_equal(cb_tooling_build(&b, &ps.items[3], &log, &err), 0);
+    assert_true(exists(outdir, "zbig.wasm"));
     cb_buf_free(&log);
     cb_tooling_builder_free(&b);
     cb_tooling_projects_free(&ps);
