@@ -9,7 +9,7 @@
 struct cb_limiter {
     pthread_mutex_t lock;
     pthread_cond_t work;   /* signalled when a job is queued or on stop */
-    pthread_cond_t expiry; /* wakes the janitor when the queue head changes */
+    pthread_cond_t expiry; /* wakes the janitor when queued jobs start to wait */
     struct cb_limiter_job *head, *tail;
     unsigned queued;
     unsigned running;
@@ -32,6 +32,17 @@ static struct cb_limiter_job *pop(struct cb_limiter *l)
     return j;
 }
 
+/* Wakes the janitor when it has something to watch: a queued job and no
+ * free worker. Otherwise a free worker takes the head at once, and waking
+ * the janitor for every job would cost a thread wake-up each time. (A
+ * janitor already in a timed wait for an older head wakes at that
+ * deadline and looks again.) */
+static void wake_janitor_if_needed(struct cb_limiter *l)
+{
+    if (l->head != NULL && l->running >= l->nthreads)
+        pthread_cond_signal(&l->expiry);
+}
+
 static void *worker_main(void *arg)
 {
     struct cb_limiter *l = arg;
@@ -43,7 +54,7 @@ static void *worker_main(void *arg)
             break;
         struct cb_limiter_job *j = pop(l);
         l->running++;
-        pthread_cond_signal(&l->expiry);
+        wake_janitor_if_needed(l);
         pthread_mutex_unlock(&l->lock);
         j->run(j->arg);
         pthread_mutex_lock(&l->lock);
@@ -138,7 +149,7 @@ int cb_limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job)
     l->tail = job;
     l->queued++;
     pthread_cond_signal(&l->work);
-    pthread_cond_signal(&l->expiry);
+    wake_janitor_if_needed(l);
     pthread_mutex_unlock(&l->lock);
     return 0;
 }

@@ -10,9 +10,18 @@
 #include <string.h>
 #include <strings.h>
 
+/* An easy handle kept for the next transfer: a new one costs allocations,
+ * and curl_easy_perform's internal multi handle a wake-up socket pair. */
+struct handle {
+    CURL *easy;
+    struct handle *next;
+};
+
 struct cb_forwarder {
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    pthread_mutex_t idle_lock;
+    struct handle *idle; /* handles not in use */
 };
 
 struct transfer {
@@ -48,13 +57,26 @@ struct cb_forwarder *cb_forwarder_new(void)
     curl_share_setopt(f->share, CURLSHOPT_USERDATA, f);
     curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    pthread_mutex_init(&f->idle_lock, NULL);
     return f;
+}
+
+static void handle_free(struct handle *h)
+{
+    curl_easy_cleanup(h->easy);
+    free(h);
 }
 
 void cb_forwarder_free(struct cb_forwarder *f)
 {
     if (f == NULL)
         return;
+    while (f->idle) {
+        struct handle *h = f->idle;
+        f->idle = h->next;
+        handle_free(h);
+    }
+    pthread_mutex_destroy(&f->idle_lock);
     curl_share_cleanup(f->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&f->locks[i]);
@@ -201,6 +223,34 @@ static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
     return cb_error_set(err, -EIO, "request to %s failed: %s", req->host, curl_easy_strerror(rc));
 }
 
+/* An idle handle reset to defaults, or a new one; NULL when out of memory. */
+static struct handle *handle_take(struct cb_forwarder *f)
+{
+    pthread_mutex_lock(&f->idle_lock);
+    struct handle *h = f->idle;
+    if (h)
+        f->idle = h->next;
+    pthread_mutex_unlock(&f->idle_lock);
+    if (h) {
+        curl_easy_reset(h->easy);
+        return h;
+    }
+    h = cb_xcalloc(1, sizeof(*h));
+    if ((h->easy = curl_easy_init()) == NULL) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void handle_put(struct cb_forwarder *f, struct handle *h)
+{
+    pthread_mutex_lock(&f->idle_lock);
+    h->next = f->idle;
+    f->idle = h;
+    pthread_mutex_unlock(&f->idle_lock);
+}
+
 int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
                struct cb_forward_response *res, struct cb_error *err)
 {
@@ -208,21 +258,24 @@ int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     memset(res, 0, sizeof(*res));
     cb_buf_init(&res->body, req->max_response_bytes);
     res->headers = json_object();
-    CURL *h = curl_easy_init();
+    struct handle *h = handle_take(f);
     if (h == NULL)
-        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+        return cb_error_set(err, -ENOMEM, "out of memory for a transfer handle");
     struct curl_slist *pin = pin_entry(req);
     struct curl_slist *hdrs = header_list(req);
-    set_options(h, f, &t, pin, hdrs);
-    CURLcode rc = curl_easy_perform(h);
+    set_options(h->easy, f, &t, pin, hdrs);
+    CURLcode rc = curl_easy_perform(h->easy);
     int r = 0;
     if (rc != CURLE_OK || t.too_large || t.wrong_address)
         r = failure(&t, rc, err);
     else
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &res->status);
+    /* The lists go now; the handle must not point to them while idle. */
+    curl_easy_setopt(h->easy, CURLOPT_RESOLVE, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
     curl_slist_free_all(pin);
-    curl_easy_cleanup(h);
+    handle_put(f, h);
     return r;
 }
 
