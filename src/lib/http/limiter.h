@@ -27,6 +27,8 @@ int cb_limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
 int cb_limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job);
 /* Jobs queued or running right now. */
 unsigned cb_limiter_load(struct cb_limiter *l);
+/* Workers that just finished a job and poll for the next one. */
+unsigned cb_limiter_polling(struct cb_limiter *l);
 /* Stops the threads after running jobs finish; queued jobs are rejected. */
 void cb_limiter_free(struct cb_limiter *l);
 

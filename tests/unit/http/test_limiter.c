@@ -80,6 +80,39 @@ static void never_more_than_the_limit_at_once(void **state)
     cb_limiter_free(l);
 }
 
+/* Right after a job, its worker polls for the next one instead of
+ * sleeping; two jobs submitted then must still run side by side on two
+ * workers, not one after the other on the polling one. */
+static void jobs_after_a_job_run_in_parallel(void **state)
+{
+    (void)state;
+    struct cb_limiter *l = NULL;
+    struct probe first, pair[2];
+    atomic_store(&running_max, 0);
+    assert_int_equal(cb_limiter_new(2, 10, 5000, &l, NULL), 0);
+    /* Submit while the worker polls (its window is short: retry). */
+    bool polling = false;
+    for (int attempt = 0; attempt < 50 && !polling; attempt++) {
+        init_probe(&first, 0);
+        assert_int_equal(cb_limiter_submit(l, &first.job), 0);
+        wait_done(&first, 1);
+        for (int i = 0; i < 100000 && !polling; i++)
+            polling = cb_limiter_polling(l) == 1;
+    }
+    assert_true(polling);
+    init_probe(&pair[0], 200);
+    init_probe(&pair[1], 200);
+    uint64_t start = cb_now_mono_ns();
+    assert_int_equal(cb_limiter_submit(l, &pair[0].job), 0);
+    assert_int_equal(cb_limiter_submit(l, &pair[1].job), 0);
+    wait_done(pair, 2);
+    uint64_t ms = (cb_now_mono_ns() - start) / 1000000;
+    assert_true(atomic_load(&pair[0].ran) && atomic_load(&pair[1].ran));
+    assert_int_equal(atomic_load(&running_max), 2);
+    assert_true(ms < 390);
+    cb_limiter_free(l);
+}
+
 static void queued_jobs_time_out(void **state)
 {
     (void)state;
@@ -139,6 +172,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(never_more_than_the_limit_at_once),
+        cmocka_unit_test(jobs_after_a_job_run_in_parallel),
         cmocka_unit_test(queued_jobs_time_out),
         cmocka_unit_test(full_queue_refuses),
         cmocka_unit_test(zero_timeout_never_waits),
