@@ -5,15 +5,27 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* An easy handle kept for the next transfer: a new one costs allocations,
- * and curl_easy_perform's internal multi handle a wake-up socket pair. */
+/* How long a transfer waits for its upstream in a sched_yield loop before
+ * sleeping in poll, when it is the only transfer in flight and the last
+ * one took no longer than this. A nearby upstream then answers a thread
+ * that is still running: on a virtual machine, waking a thread whose vCPU
+ * went idle costs more than that (on the 2-core test VM, a proxied GET
+ * of a loopback nginx took 5-25% less at the median in same-run
+ * comparisons). Under load, or with a distant upstream, it does not poll. */
+#define UPSTREAM_SPIN_NS (400u * 1000u)
+
+/* An easy handle with its own multi handle, kept for the next transfer:
+ * new ones cost allocations and a wake-up socket pair each time. */
 struct handle {
     CURL *easy;
+    CURLM *multi;
     struct handle *next;
 };
 
@@ -22,6 +34,8 @@ struct cb_forwarder {
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
     pthread_mutex_t idle_lock;
     struct handle *idle; /* handles not in use */
+    atomic_uint in_flight;
+    atomic_bool last_fast; /* the last transfer took at most UPSTREAM_SPIN_NS */
 };
 
 struct transfer {
@@ -58,11 +72,14 @@ struct cb_forwarder *cb_forwarder_new(void)
     curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     pthread_mutex_init(&f->idle_lock, NULL);
+    atomic_init(&f->in_flight, 0);
+    atomic_init(&f->last_fast, true);
     return f;
 }
 
 static void handle_free(struct handle *h)
 {
+    curl_multi_cleanup(h->multi);
     curl_easy_cleanup(h->easy);
     free(h);
 }
@@ -236,8 +253,10 @@ static struct handle *handle_take(struct cb_forwarder *f)
         return h;
     }
     h = cb_xcalloc(1, sizeof(*h));
-    if ((h->easy = curl_easy_init()) == NULL) {
-        free(h);
+    h->easy = curl_easy_init();
+    h->multi = curl_multi_init();
+    if (h->easy == NULL || h->multi == NULL) {
+        handle_free(h);
         return NULL;
     }
     return h;
@@ -249,6 +268,39 @@ static void handle_put(struct cb_forwarder *f, struct handle *h)
     h->next = f->idle;
     f->idle = h;
     pthread_mutex_unlock(&f->idle_lock);
+}
+
+static CURLcode multi_failure(CURLMcode mc)
+{
+    return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+}
+
+/* Runs h's transfer to the end, like curl_easy_perform, but waits in a
+ * yield loop first when UPSTREAM_SPIN_NS says so. */
+static CURLcode perform(struct cb_forwarder *f, struct handle *h)
+{
+    CURLMcode mc = curl_multi_add_handle(h->multi, h->easy);
+    if (mc != CURLM_OK)
+        return multi_failure(mc);
+    bool alone = atomic_fetch_add(&f->in_flight, 1) == 0;
+    uint64_t start = cb_now_mono_ns();
+    uint64_t spin_until = alone && atomic_load(&f->last_fast) ? start + UPSTREAM_SPIN_NS : 0;
+    int running = 1;
+    while ((mc = curl_multi_perform(h->multi, &running)) == CURLM_OK && running > 0) {
+        if (cb_now_mono_ns() < spin_until)
+            sched_yield();
+        else if ((mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
+            break;
+    }
+    atomic_store(&f->last_fast, cb_now_mono_ns() - start <= UPSTREAM_SPIN_NS);
+    atomic_fetch_sub(&f->in_flight, 1);
+    CURLcode rc = mc == CURLM_OK ? CURLE_OK : multi_failure(mc);
+    int left;
+    for (CURLMsg *m; (m = curl_multi_info_read(h->multi, &left)) != NULL;)
+        if (m->msg == CURLMSG_DONE)
+            rc = m->data.result;
+    curl_multi_remove_handle(h->multi, h->easy);
+    return rc;
 }
 
 int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
@@ -264,7 +316,7 @@ int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     struct curl_slist *pin = pin_entry(req);
     struct curl_slist *hdrs = header_list(req);
     set_options(h->easy, f, &t, pin, hdrs);
-    CURLcode rc = curl_easy_perform(h->easy);
+    CURLcode rc = perform(f, h);
     int r = 0;
     if (rc != CURLE_OK || t.too_large || t.wrong_address)
         r = failure(&t, rc, err);
