@@ -6,11 +6,13 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import unittest
 
-from harness import BIN, Server, ServerTestCase, main
+from harness import BIN, Server, ServerTestCase, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
@@ -342,6 +344,69 @@ class RegistryTests(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(self.server.request("GET", "/tools/t2").status, 404)
+
+
+class AuditKillTests(unittest.TestCase):
+    """kill -9 of the server while clients execute: every execution it
+    acknowledged has its audit line, the chain verifies, and a restarted
+    server continues it."""
+
+    def setUp(self):
+        self.server = Server()
+        populate(os.path.join(self.server.dir, "tools"), hostile=False)
+        with open(self.server.config_path) as f:
+            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
+        with open(self.server.config_path, "w") as f:
+            f.write(text)
+        self.server.start()
+        self.audit_dir = os.path.join(self.server.dir, "audit")
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def client(self, n, acked, stop):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                r = self.server.request("POST", "/execute",
+                                        {"tool": "echo", "params": {"client": n, "i": i}},
+                                        timeout=10)
+            except OSError:
+                return
+            if r.status == 200:
+                acked.append(r.json()["request_id"])
+
+    def verify(self):
+        p = subprocess.run([BIN, "audit", "verify", "--dir", self.audit_dir],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_acknowledged_executions_survive_kill9(self):
+        acked, stop = [], threading.Event()
+        threads = [threading.Thread(target=self.client, args=(n, acked, stop)) for n in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 30
+        while len(acked) < 200 and time.time() < deadline:
+            time.sleep(0.01)
+        self.server.stop(signal.SIGKILL)  # with requests in flight
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertGreaterEqual(len(acked), 200)
+        lines, _ = read_audit(self.audit_dir)
+        audited = {l["request_id"] for l in lines if l["kind"] == "execute"}
+        missing = [rid for rid in acked if rid not in audited]
+        self.assertEqual(missing, [])
+        self.verify()
+        # A new server continues the chain after the kill.
+        self.server.start()
+        r = self.server.request("POST", "/execute", {"tool": "echo", "params": {}})
+        self.assertEqual(r.status, 200, r.body)
+        lines, _ = read_audit(self.audit_dir)
+        self.assertEqual(lines[-1]["request_id"], r.json()["request_id"])
+        self.verify()
 
 
 if __name__ == "__main__":
