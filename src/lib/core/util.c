@@ -1,6 +1,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +126,18 @@ uint64_t cb_now_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool cb_yield_until(bool (*ready)(void *ud), void *ud, uint64_t ns)
+{
+    uint64_t until = cb_now_mono_ns() + ns;
+    for (;;) {
+        if (ready(ud))
+            return true;
+        if (cb_now_mono_ns() >= until)
+            return false;
+        sched_yield();
+    }
 }
 
 uint64_t cb_now_wall_ms(void)

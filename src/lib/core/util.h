@@ -48,4 +48,11 @@ int cb_parse_u64(const char *s, size_t len, uint64_t *out);
 uint64_t cb_now_mono_ns(void);
 uint64_t cb_now_wall_ms(void);
 
+/* Calls ready(ud) until it returns true or `ns` nanoseconds have passed,
+ * yielding the CPU (sched_yield) between calls; returns its last answer.
+ * For waits that are usually short, where a thread that stays runnable is
+ * cheaper to reach than a sleeping one (docs/operations.md, "CPU use
+ * between requests"). */
+bool cb_yield_until(bool (*ready)(void *ud), void *ud, uint64_t ns);
+
 #endif

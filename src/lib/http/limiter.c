@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,14 +53,18 @@ static void wake_janitor_if_needed(struct cb_limiter *l)
 /* Called with the lock held and no job queued; returns with the lock held.
  * Submit signals only for jobs beyond the number of polling workers (a
  * poller takes the job itself). */
+static bool job_or_stop(void *ud)
+{
+    struct cb_limiter *l = ud;
+    return __atomic_load_n(&l->head, __ATOMIC_RELAXED) != NULL ||
+           __atomic_load_n(&l->stopping, __ATOMIC_RELAXED);
+}
+
 static void poll_for_job(struct cb_limiter *l)
 {
-    uint64_t until = cb_now_mono_ns() + NEXT_JOB_SPIN_NS;
     l->spinning++;
     pthread_mutex_unlock(&l->lock);
-    while (__atomic_load_n(&l->head, __ATOMIC_RELAXED) == NULL &&
-           !__atomic_load_n(&l->stopping, __ATOMIC_RELAXED) && cb_now_mono_ns() < until)
-        sched_yield();
+    cb_yield_until(job_or_stop, l, NEXT_JOB_SPIN_NS);
     pthread_mutex_lock(&l->lock);
     l->spinning--;
 }

@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -275,26 +274,36 @@ static CURLcode multi_failure(CURLMcode mc)
     return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 }
 
+struct progress {
+    CURLM *multi;
+    CURLMcode mc;
+    int running;
+};
+
+/* Drives the transfer; true once it ended or failed. */
+static bool step(void *ud)
+{
+    struct progress *p = ud;
+    p->mc = curl_multi_perform(p->multi, &p->running);
+    return p->mc != CURLM_OK || p->running == 0;
+}
+
 /* Runs h's transfer to the end, like curl_easy_perform, but waits in a
  * yield loop first when UPSTREAM_SPIN_NS says so. */
 static CURLcode perform(struct cb_forwarder *f, struct handle *h)
 {
-    CURLMcode mc = curl_multi_add_handle(h->multi, h->easy);
-    if (mc != CURLM_OK)
-        return multi_failure(mc);
+    struct progress p = {h->multi, curl_multi_add_handle(h->multi, h->easy), 1};
+    if (p.mc != CURLM_OK)
+        return multi_failure(p.mc);
     bool alone = atomic_fetch_add(&f->in_flight, 1) == 0;
     uint64_t start = cb_now_mono_ns();
-    uint64_t spin_until = alone && atomic_load(&f->last_fast) ? start + UPSTREAM_SPIN_NS : 0;
-    int running = 1;
-    while ((mc = curl_multi_perform(h->multi, &running)) == CURLM_OK && running > 0) {
-        if (cb_now_mono_ns() < spin_until)
-            sched_yield();
-        else if ((mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
-            break;
-    }
+    bool done =
+        cb_yield_until(step, &p, alone && atomic_load(&f->last_fast) ? UPSTREAM_SPIN_NS : 0);
+    while (!done && (p.mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL)) == CURLM_OK)
+        done = step(&p);
     atomic_store(&f->last_fast, cb_now_mono_ns() - start <= UPSTREAM_SPIN_NS);
     atomic_fetch_sub(&f->in_flight, 1);
-    CURLcode rc = mc == CURLM_OK ? CURLE_OK : multi_failure(mc);
+    CURLcode rc = p.mc == CURLM_OK ? CURLE_OK : multi_failure(p.mc);
     int left;
     for (CURLMsg *m; (m = curl_multi_info_read(h->multi, &left)) != NULL;)
         if (m->msg == CURLMSG_DONE)

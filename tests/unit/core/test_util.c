@@ -53,6 +53,34 @@ static void asprintf_formats(void **state)
     free(s);
 }
 
+static bool ready_on_third_call(void *ud)
+{
+    return ++*(int *)ud >= 3;
+}
+
+static bool never(void *ud)
+{
+    ++*(int *)ud;
+    return false;
+}
+
+static void yield_until_stops_when_ready_or_late(void **state)
+{
+    (void)state;
+    int calls = 0;
+    assert_true(cb_yield_until(ready_on_third_call, &calls, 10ull * 1000 * 1000 * 1000));
+    assert_int_equal(calls, 3);
+    calls = 0;
+    uint64_t start = cb_now_mono_ns();
+    assert_false(cb_yield_until(never, &calls, 2 * 1000 * 1000));
+    uint64_t took = cb_now_mono_ns() - start;
+    assert_true(took >= 2 * 1000 * 1000 && took < 1000ull * 1000 * 1000);
+    assert_true(calls >= 2);
+    calls = 0;
+    assert_false(cb_yield_until(never, &calls, 0)); /* one look, no wait */
+    assert_int_equal(calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -60,6 +88,7 @@ int main(void)
         cmocka_unit_test(parse_u64_rejects_junk_and_overflow),
         cmocka_unit_test(hex_and_random),
         cmocka_unit_test(asprintf_formats),
+        cmocka_unit_test(yield_until_stops_when_ready_or_late),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@
 
 /* How long a host call waits for its answer in a yield loop before
  * sleeping in recvmsg. Answers from the main process mostly come within
- * this time, and a CPU that never goes idle is woken for nothing: on a
+ * this time, and a thread that stays runnable needs no wake-up: on a
  * virtual machine, waking an idle vCPU costs more than the round trip
  * (bench/proxy, proxied GET: about 1.3 ms without, 0.8 ms with).
  * sched_yield hands the CPU to any runnable task, so under load the wait

@@ -2,7 +2,6 @@
 #include "core/util.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -95,17 +94,17 @@ static int read_full(int sock, void *p, size_t n, int *fd_out)
     return 0;
 }
 
+static bool readable(void *ud)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    return recvmsg(*(int *)ud, &msg, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN;
+}
+
 void cb__ipc_spin_wait(int sock, unsigned usec)
 {
-    uint64_t until = cb_now_mono_ns() + usec * 1000ull;
-    do {
-        char byte;
-        struct iovec iov = {&byte, 1};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
-            return;
-        sched_yield();
-    } while (cb_now_mono_ns() < until);
+    cb_yield_until(readable, &sock, usec * 1000ull);
 }
 
 int cb__ipc_recv(int sock, uint32_t *type, struct cb_buf *payload, int *fd_out)
