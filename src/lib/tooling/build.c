@@ -128,8 +128,9 @@ static int compile_once(struct cb_tooling_builder *b, const struct cb_tooling_pr
 static int compile(struct cb_tooling_builder *b, const struct cb_tooling_project *p,
                    const char *out, struct cb_buf *log, struct cb_error *err)
 {
+    static const char too_small[] = "initial memory too small";
     int r = compile_once(b, p, out, true, log, err);
-    if (r < 0 && log->len > 0 && memmem(log->data, log->len, "initial memory too small", 24)) {
+    if (r < 0 && log->len > 0 && memmem(log->data, log->len, too_small, sizeof(too_small) - 1)) {
         cb_buf_reset(log);
         cb_error_clear(err);
         r = compile_once(b, p, out, false, log, err);
