@@ -1,4 +1,6 @@
 #include "proxy/forward.h"
+#include "core/json.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -136,9 +138,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     json_t *old = json_object_get(t->res->headers, name);
     char *joined =
         old ? cb_xasprintf("%s, %.*s", json_string_value(old), (int)vlen, v) : cb_xstrndup(v, vlen);
-    json_t *val = json_string(joined);
-    if (val != NULL)
-        json_object_set_new(t->res->headers, name, val);
+    cb_utf8_scrub(name, strlen(name));
+    json_object_set_new(t->res->headers, name, cb_json_text(joined, strlen(joined)));
     free(joined);
     free(name);
     return len;

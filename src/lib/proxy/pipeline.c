@@ -1,6 +1,7 @@
 /* The egress proxy pipeline: see pipeline.h for the order of the stages. */
 #include "proxy/pipeline.h"
 #include "audit/audit.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/util.h"
@@ -586,7 +587,7 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
         size_t n = 0;
         char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
         json_object_set_new(
-            headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
+            headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
         free(r);
     }
     size_t n = 0, ln = 0;
