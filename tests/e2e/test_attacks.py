@@ -228,12 +228,13 @@ class ProxyAttackTests(ServerTestCase):
                            env=dict(server.env, CLAWBOX_MASTER_KEY=MASTER_KEY))
         cls.server = server.start()
         for name, creds in (("http_request", None), ("victim", {"available": ["api"]})):
-            manifest = {"tool": {"name": name, "description": "proxy attack test",
-                                 "version": "0.1.0"},
-                        "network": {"allowlist": ["127.0.0.1", "*.allowed.example"]},
-                        "credentials": creds}
-            r = server.request("POST", "/tools/register", manifest)
+            r = server.request("POST", "/tools/register", cls.manifest(name, creds))
             assert r.status in (200, 201), r.body
+
+    @staticmethod
+    def manifest(name, creds=None, allowlist=("127.0.0.1", "*.allowed.example")):
+        return {"tool": {"name": name, "description": "proxy attack test", "version": "0.1.0"},
+                "network": {"allowlist": list(allowlist)}, "credentials": creds}
 
     @classmethod
     def tearDownClass(cls):
@@ -373,6 +374,28 @@ class ProxyAttackTests(ServerTestCase):
                 self.assertIn("contains a credential", out.get("error", ""), out)
         lines, _ = self.proxy_audit()
         self.assertEqual([x["decision"] for x in lines[-3:]], ["leak_blocked"] * 3)
+        self.assert_healthy()
+
+    def test_wildcard_on_a_public_suffix_is_refused(self):
+        for entry in ("*.com", "*.co.uk", "*.github.io", "*", "*.COM."):
+            with self.subTest(entry=entry):
+                r = self.server.request("POST", "/tools/register",
+                                        self.manifest("http_request", allowlist=[entry]))
+                self.assert_error(r, 400, "invalid_request")
+                self.assertIn("proxy.allow_wildcard_all", r.json()["error"])
+        # The one validator takes what the proxy matches: IPv6 literals too.
+        try:
+            r = self.server.request("POST", "/tools/register", self.manifest(
+                "http_request", allowlist=["[2001:db8::1]", "2001:db8::2", "127.0.0.1"]))
+            self.assertEqual(r.status, 200, r.body)
+            out = self.call("http_request", {"url": "http://[2001:db8::3]/"})
+            self.assertIn("is not in the allowlist", out["error"])
+            out = self.call("http_request", {"url": "http://[2001:db8::1]/"})
+            self.assertIn("blocked", out["error"])  # a documentation address
+            self.assertNotIn("allowlist", out["error"])
+        finally:
+            r = self.server.request("POST", "/tools/register", self.manifest("http_request"))
+            self.assertEqual(r.status, 200, r.body)
         self.assert_healthy()
 
     def test_connect_method_is_refused(self):

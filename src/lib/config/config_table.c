@@ -74,7 +74,8 @@ const struct cb__opt cb__config_opts[] = {
      NULL, "(clawbox) Token bucket capacity."},
     {"proxy", "allow_wildcard_all", CB__OPT_BOOL, "false", 0, 0, NULL,
      OFF(proxy.allow_wildcard_all), NULL,
-     "(clawbox) Whether a `*` allowlist entry (any host) is accepted."},
+     "(clawbox) Whether a `*` allowlist entry (any host), or a wildcard on a "
+     "public suffix such as `*.com`, is accepted."},
     {"proxy", "allow_private_cidrs", CB__OPT_STRLIST, "", 0, 0, NULL,
      OFF(proxy.allow_private_cidrs), NULL,
      "(clawbox) Special-purpose address ranges exempted from the SSRF block (tests only)."},

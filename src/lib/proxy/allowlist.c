@@ -3,6 +3,8 @@
 #include "proxy/internal.h"
 
 #include <errno.h>
+#include <libpsl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 
 struct entry {
     bool wildcard;             /* "*.domain": host.name is the domain */
+    bool public_suffix;        /* ... and the domain is a public suffix */
     struct cb_proxy_host host; /* canonical */
 };
 
@@ -17,7 +20,35 @@ struct cb_proxy_allowlist {
     struct entry *entries;
     size_t n;
     bool star;
+    bool public_wildcard; /* some entry is "*.<public suffix>" */
 };
+
+static psl_ctx_t *psl_loaded;
+
+static void psl_load(void)
+{
+    psl_loaded = psl_latest(NULL);
+}
+
+/* The public suffix list: Debian's publicsuffix file when it is there and
+ * newer than the copy built into libpsl, else that copy. */
+static const psl_ctx_t *psl(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, psl_load);
+    return psl_loaded ? psl_loaded : psl_builtin();
+}
+
+/* Whether "*.<domain>" would allow every registrable domain under a public
+ * suffix ("com", "co.uk", "github.io"): as broad as "*" for practical
+ * purposes. Only listed suffixes count: an unlisted top-level name such as
+ * "internal" is not one. */
+static bool is_public_suffix(const char *domain)
+{
+    const psl_ctx_t *ctx = psl();
+    return ctx != NULL &&
+           psl_is_public_suffix2(ctx, domain, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE) != 0;
+}
 
 /* Catches the usual mistakes with a message that says what to write. */
 static int check_shape(const char *s, size_t len, struct cb_error *err)
@@ -51,7 +82,28 @@ static int parse_entry(const char *s, size_t len, struct entry *e, struct cb_err
         return cb_error_set(err, -EINVAL,
                             "a wildcard needs a domain name after \"*.\", "
                             "not an IP address");
+    e->public_suffix = e->wildcard && is_public_suffix(e->host.name);
     return 0;
+}
+
+int cb_proxy_allowlist_entry_check(const char *s, size_t len, bool allow_wildcard_all,
+                                   struct cb_error *err)
+{
+    char q[CB__PROXY_QUOTE_BUF];
+    struct entry e;
+    int r = 0;
+    bool star = len == 1 && s[0] == '*';
+    if (!star)
+        r = parse_entry(s, len, &e, err);
+    if (r == 0 && !allow_wildcard_all && (star || e.public_suffix))
+        r = cb_error_set(err, -EINVAL,
+                         "%s allows every host%s; set proxy.allow_wildcard_all = true to "
+                         "permit it",
+                         star ? "'*'" : "a wildcard on a public suffix",
+                         star ? "" : " registered under it");
+    if (r < 0)
+        cb_error_prefix(err, "allowlist entry \"%s\"", cb__proxy_quote(s, len, q));
+    return r;
 }
 
 int cb_proxy_allowlist_new(char *const *entries, size_t n, struct cb_proxy_allowlist **out,
@@ -73,6 +125,7 @@ int cb_proxy_allowlist_new(char *const *entries, size_t n, struct cb_proxy_allow
             cb_proxy_allowlist_free(l);
             return r;
         }
+        l->public_wildcard |= l->entries[l->n].public_suffix;
         l->n++;
     }
     *out = l;
@@ -85,11 +138,6 @@ void cb_proxy_allowlist_free(struct cb_proxy_allowlist *l)
         return;
     free(l->entries);
     free(l);
-}
-
-bool cb_proxy_allowlist_has_star(const struct cb_proxy_allowlist *l)
-{
-    return l != NULL && l->star;
 }
 
 static bool matches(const struct entry *e, const struct cb_proxy_host *h)
@@ -111,6 +159,9 @@ static int deny(const struct cb_proxy_allowlist *l, const char *host, const char
     const char *why = "";
     if (l != NULL && l->star)
         why = " (its \"*\" entry is ignored because proxy.allow_wildcard_all is false)";
+    else if (l != NULL && l->public_wildcard)
+        why = " (wildcards on a public suffix, such as \"*.com\", are ignored because "
+              "proxy.allow_wildcard_all is false)";
     else if (l == NULL || l->n == 0)
         why = " (the allowlist is empty, so every host is denied)";
     return cb_error_set(err, -EACCES, "blocked: host %s is not in the allowlist%s%s%s", host,
@@ -130,7 +181,7 @@ int cb_proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *hos
         return deny(l, shown, who, err);
     }
     for (size_t i = 0; l != NULL && i < l->n; i++)
-        if (matches(&l->entries[i], &h))
+        if ((!l->entries[i].public_suffix || allow_wildcard_all) && matches(&l->entries[i], &h))
             return 0;
     return deny(l, h.name, who, err);
 }

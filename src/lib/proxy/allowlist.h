@@ -11,9 +11,11 @@
  * the subdomains of a domain controls the apex anyway. It never matches
  * "evilexample.com", and a wildcard never matches an IP address.
  *
- * "*" counts only when the caller passes allow_wildcard_all (config
- * `proxy.allow_wildcard_all`, default false); otherwise it is ignored and
- * the denial says so. An empty list denies every host. */
+ * "*", and a wildcard on a public suffix ("*.com", "*.co.uk", "*.github.io",
+ * by the public suffix list), count only when the caller passes
+ * allow_wildcard_all (config `proxy.allow_wildcard_all`, default false);
+ * otherwise they are ignored and the denial says so. An empty list denies
+ * every host. */
 #ifndef CB_PROXY_ALLOWLIST_H
 #define CB_PROXY_ALLOWLIST_H
 
@@ -31,9 +33,12 @@ int cb_proxy_allowlist_new(char *const *entries, size_t n, struct cb_proxy_allow
                            struct cb_error *err);
 void cb_proxy_allowlist_free(struct cb_proxy_allowlist *l);
 
-/* Whether the list holds the "*" entry (so /tools/register can refuse it
- * when proxy.allow_wildcard_all is false). */
-bool cb_proxy_allowlist_has_star(const struct cb_proxy_allowlist *l);
+/* The one validator of an allowlist entry, for registration and the
+ * proxy alike: 0, or -EINVAL naming the entry and what is wrong with it
+ * (not a host, "*.domain" or "*"; or "*" or a public-suffix wildcard
+ * without allow_wildcard_all). IPv6 literals may be bare or bracketed. */
+int cb_proxy_allowlist_entry_check(const char *s, size_t len, bool allow_wildcard_all,
+                                   struct cb_error *err);
 
 /* Decides whether `host` (len bytes; any spelling the URL stage accepts)
  * may be contacted. `who` names the subject for the message, such as "tool

@@ -70,10 +70,10 @@ static void wildcard_domains(void **state)
 static void wildcard_never_matches_ip(void **state)
 {
     (void)state;
-    char *e[] = {"*.com", "*.in-addr.arpa"};
+    char *e[] = {"*.example.com", "*.0.127.in-addr.arpa"};
     struct cb_proxy_allowlist *l = make(e, 2);
     struct cb_error err = {0};
-    assert_int_equal(chk(l, "anything.com", false, &err), 0);
+    assert_int_equal(chk(l, "anything.example.com", false, &err), 0);
     assert_int_equal(chk(l, "1.0.0.127.in-addr.arpa", false, &err), 0);
     assert_int_equal(chk(l, "127.0.0.1", false, &err), -EACCES);
     cb_proxy_allowlist_free(l);
@@ -85,7 +85,6 @@ static void star_needs_config(void **state)
     char *e[] = {"*", "api.github.com"};
     struct cb_proxy_allowlist *l = make(e, 2);
     struct cb_error err = {0};
-    assert_true(cb_proxy_allowlist_has_star(l));
     assert_int_equal(chk(l, "evil.com", true, &err), 0);
     assert_int_equal(chk(l, "10.0.0.1", true, &err), 0);
     assert_int_equal(chk(l, "api.github.com", false, &err), 0);
@@ -101,7 +100,6 @@ static void empty_denies_all(void **state)
     (void)state;
     struct cb_proxy_allowlist *l = make(NULL, 0);
     struct cb_error err = {0};
-    assert_false(cb_proxy_allowlist_has_star(l));
     assert_int_equal(chk(l, "example.com", true, &err), -EACCES);
     assert_string_equal(err.msg, "blocked: host example.com is not in the allowlist for " WHO
                                  " (the allowlist is empty, so every host is denied)");
@@ -110,7 +108,6 @@ static void empty_denies_all(void **state)
     assert_int_equal(chk(NULL, "example.com", true, &err), -EACCES);
     assert_string_equal(err.msg, "blocked: host example.com is not in the allowlist for " WHO
                                  " (the allowlist is empty, so every host is denied)");
-    assert_false(cb_proxy_allowlist_has_star(NULL));
     cb_proxy_allowlist_free(NULL);
 }
 
@@ -174,6 +171,51 @@ static void bad_entries(void **state)
     }
 }
 
+/* "*.com" and its kind allow every host registered under a public suffix:
+ * like "*", they count only with allow_wildcard_all. */
+static void public_suffix_wildcards_need_config(void **state)
+{
+    (void)state;
+    char *e[] = {"*.com", "*.co.uk", "*.github.io", "*.example.com"};
+    struct cb_proxy_allowlist *l = make(e, 4);
+    struct cb_error err = {0};
+    assert_int_equal(chk(l, "evil.com", false, &err), -EACCES);
+    assert_non_null(strstr(err.msg, "wildcards on a public suffix"));
+    assert_int_equal(chk(l, "bbc.co.uk", false, &err), -EACCES);
+    assert_int_equal(chk(l, "someone.github.io", false, &err), -EACCES);
+    assert_int_equal(chk(l, "api.example.com", false, &err), 0);
+    assert_int_equal(chk(l, "evil.com", true, &err), 0);
+    assert_int_equal(chk(l, "someone.github.io", true, &err), 0);
+    cb_proxy_allowlist_free(l);
+}
+
+/* The validator registration uses: the same grammar as the proxy's list,
+ * plus "*" and public-suffix wildcards only with allow_wildcard_all. */
+static void entry_check(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "api.example.com", "API.Example.com", "*.example.com",
+        "127.0.0.1",       "[2001:db8::1]",   "2001:db8::1",
+        "[::1]",           "*.internal",      "xn--bcher-kva.example"};
+    static const char *const bad[] = {"*.com",        "*.co.uk",   "*.github.io", "*",
+                                      "http://a.com", "a.com:443", "[::1]:443",   "*.1.2.3.4",
+                                      "a*.com",       "",          "a b.com"};
+    struct cb_error err = {0};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (cb_proxy_allowlist_entry_check(good[i], strlen(good[i]), false, &err) != 0)
+            fail_msg("%s refused: %s", good[i], err.msg);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (cb_proxy_allowlist_entry_check(bad[i], strlen(bad[i]), false, &err) != -EINVAL)
+            fail_msg("%s accepted", bad[i]);
+    assert_int_equal(cb_proxy_allowlist_entry_check("*.com", 5, false, &err), -EINVAL);
+    assert_string_equal(err.msg, "allowlist entry \"*.com\": a wildcard on a public suffix "
+                                 "allows every host registered under it; set "
+                                 "proxy.allow_wildcard_all = true to permit it");
+    assert_int_equal(cb_proxy_allowlist_entry_check("*.com", 5, true, &err), 0);
+    assert_int_equal(cb_proxy_allowlist_entry_check("*", 1, true, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +226,8 @@ int main(void)
         cmocka_unit_test(empty_denies_all),
         cmocka_unit_test(unparseable_hosts_are_denied),
         cmocka_unit_test(bad_entries),
+        cmocka_unit_test(public_suffix_wildcards_need_config),
+        cmocka_unit_test(entry_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,12 +10,10 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "proxy/allowlist.h"
 #include "sandbox/registry/internal.h"
 
 #define TOOL_NAME_MAX    64
-#define HOST_MAX         253
-#define HOST_LABEL_MAX   63
-#define ENTRY_ECHO_MAX   100 /* bytes of a bad allowlist entry quoted back */
 #define DEFAULT_VERSION  "0.1.0"
 #define DEFAULT_MAX_CONC 5
 
@@ -248,58 +246,11 @@ static int normalize_shape(const json_t *in, json_t **out, struct cb_error *err)
     return 0;
 }
 
-/* Why a host name is bad, or NULL if it is a valid lowercase host name. */
-static const char *host_problem(const char *h)
-{
-    if (strstr(h, "://") != NULL)
-        return "it must not include a scheme";
-    if (strchr(h, '@') != NULL)
-        return "it must not include userinfo";
-    if (strchr(h, '/') != NULL)
-        return "it must not include a path";
-    if (strchr(h, ':') != NULL)
-        return "it must not include a port";
-    if (strchr(h, '*') != NULL)
-        return "a wildcard is only allowed as a leading '*.'";
-    size_t len = strlen(h), label = 0;
-    if (len == 0 || len > HOST_MAX)
-        return "a host name must be 1-253 characters";
-    for (size_t i = 0; i <= len; i++) {
-        char c = h[i];
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > HOST_LABEL_MAX)
-                return "each dot-separated label must be 1-63 characters";
-            if (h[i - 1] == '-' || h[i - label] == '-')
-                return "a label must not start or end with '-'";
-            label = 0;
-        } else if (c >= 'A' && c <= 'Z') {
-            return "host names must be lowercase";
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
-            label++;
-        } else {
-            return "only letters, digits, '-' and '.' are allowed";
-        }
-    }
-    return NULL;
-}
-
+/* One validator for allowlist entries, shared with the proxy. */
 static int check_allow_entry(const json_t *v, bool allow_wildcard_all, struct cb_error *err)
 {
-    const char *s = json_string_value(v);
-    if (strcmp(s, "*") == 0) {
-        if (allow_wildcard_all)
-            return 0;
-        return cb_error_set(err, -EINVAL,
-                            "allowlist entry '*' allows every host; set "
-                            "proxy.allow_wildcard_all = true to permit it");
-    }
-    const char *why = host_problem(strncmp(s, "*.", 2) == 0 ? s + 2 : s);
-    if (why == NULL)
-        return 0;
-    return cb_error_set(err, -EINVAL,
-                        "allowlist entry '%.*s' is invalid: %s (use a host name such as "
-                        "'api.example.com' or '*.example.com')",
-                        ENTRY_ECHO_MAX, s, why);
+    return cb_proxy_allowlist_entry_check(json_string_value(v), json_string_length(v),
+                                          allow_wildcard_all, err);
 }
 
 /* Checks the values of a normalised manifest. */
