@@ -398,9 +398,27 @@ class ProxyAttackTests(ServerTestCase):
             self.assertEqual(r.status, 200, r.body)
         self.assert_healthy()
 
+    def test_control_characters_in_header_values_are_refused(self):
+        for value in ("a\rb", "a\nb", "a\x0bb", "a\x0cb", "a\x7fb", "a\x1bb"):
+            with self.subTest(value=value):
+                out = self.call("http_request", {"url": self.base + "/h",
+                                                 "headers": {"X-Test": value}})
+                self.assertIn("holds a line break, NUL or other control character",
+                              out.get("error", ""), out)
+        out = self.call("http_request", {"url": self.base + "/h-tab",
+                                         "headers": {"X-Test": "a\tb é"}})
+        self.assertEqual(out.get("status"), 200, out)
+        with self.upstream.lock:
+            paths = [r[2] for r in self.upstream.requests[self.mark:]]
+        self.assertEqual(paths, ["/h-tab"])
+        self.assert_healthy()
+
     def test_connect_method_is_refused(self):
-        out = self.call("http_request", {"url": self.base + "/a", "method": "CONNECT"})
-        self.assertIn("CONNECT", out.get("error", ""), out)
+        for method in ("CONNECT", "connect", "TRACE"):
+            out = self.call("http_request", {"url": self.base + "/a", "method": method})
+            self.assertIn("is not allowed through the proxy", out.get("error", ""), out)
+        with self.upstream.lock:
+            self.assertEqual(self.upstream.requests[self.mark:], [])
         self.assert_healthy()
 
 

@@ -405,6 +405,19 @@ static bool dropped_header(const json_t *headers, const char *name, size_t len)
     return false;
 }
 
+/* A field value as RFC 9110 §5.5 allows it: no control character but
+ * horizontal tab, so no line break or NUL an upstream parser could read as
+ * the end of a header. */
+static bool is_field_value(const char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 /* Methods refused: CONNECT would turn the upstream connection into a
  * tunnel the proxy cannot inspect, and TRACE echoes the request, injected
  * credentials included, back to the tool. */
@@ -475,13 +488,11 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
             return cb_error_set(err, -E2BIG,
                                 "blocked: request header '%.100s' is longer than %d bytes", k,
                                 PROXY_MAX_HEADER_BYTES);
-        if (!is_token(k) || memchr(json_string_value(v), '\r', json_string_length(v)) ||
-            memchr(json_string_value(v), '\n', json_string_length(v)) ||
-            strlen(json_string_value(v)) != json_string_length(v)) {
+        if (!is_token(k) || !is_field_value(json_string_value(v), json_string_length(v))) {
             char q_name[CB__PROXY_QUOTE_BUF];
             return cb_error_set(err, -EINVAL,
                                 "blocked: request header '%s' is not a valid name, or its value "
-                                "holds a line break or NUL",
+                                "holds a line break, NUL or other control character",
                                 cb__proxy_quote(k, strlen(k), q_name));
         }
         q->headers[q->n_headers++] = cb_xasprintf("%s: %s", k, json_string_value(v));
