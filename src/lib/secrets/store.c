@@ -174,6 +174,9 @@ static void info_of(const struct cb__cred *c, struct cb_cred_info *out)
     out->domain = c->f[CB__F_DOMAIN];
     out->header_name = c->f[CB__F_HEADER];
     out->header_prefix = c->f[CB__F_PREFIX];
+    out->match = c->match[0] ? c->match : NULL;
+    out->allow_http = c->allow_http;
+    out->port = c->port;
 }
 
 int cb_secret_store_entry(const struct cb_secret_store *s, size_t i, struct cb_cred_info *out)

@@ -1,0 +1,281 @@
+"""Attacks on how clawbox is operated, against the real server and CLI:
+credentials sent where they should not go (plain http, another port),
+credential domains that can never match, two servers on one data
+directory, a config file that cannot be read, a readable token, and audit
+lines cut from the end of the log. Each test asserts the exact refusal and
+that the server is still healthy afterwards."""
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import BIN, Server, main, read_audit
+
+TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
+CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
+MASTER_KEY = "5a" * 32
+SECRETS = {
+    "tls_only": "tls-only-secret-value-0f1e2d3c4b5a",
+    "plain_ok": "plain-ok-secret-value-a1b2c3d4e5f6",
+    "port_bound": "port-bound-secret-value-99887766",
+    "other_port": "other-port-secret-value-55443322",
+}
+HEADERS = {name: "X-" + name.replace("_", "-") for name in SECRETS}
+
+
+def run(*args, env=None, input=None, timeout=60):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, input=input,
+                          timeout=timeout)
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the headers it received, as JSON."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def start_upstream(tls=None):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def make_cert(d):
+    """A throwaway CA and a certificate for 127.0.0.1 and localhost."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, timeout=60, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=ops CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return [os.path.join(d, n) for n in ("ca.pem", "srv.pem", "srv.key")]
+
+
+def server_with_http_tool(extra, env):
+    """A server with the http_request example tool, allowed 127.0.0.1 and
+    localhost and every credential in SECRETS."""
+    s = Server(extra_config=extra, env=env)
+    tool_dir = os.path.join(s.dir, "tools")
+    os.makedirs(tool_dir)
+    for ext in ("wasm", "json"):
+        shutil.copy(os.path.join(TOOLS_DIR, "http_request." + ext), tool_dir)
+    with open(s.config_path) as f:
+        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
+    with open(s.config_path, "w") as f:
+        f.write(text)
+    s.start()
+    manifest = {"tool": {"name": "http_request", "description": "ops attacks",
+                         "version": "0.1.0"},
+                "network": {"allowlist": ["127.0.0.1", "localhost"]},
+                "credentials": {"available": list(SECRETS)}}
+    r = s.request("POST", "/tools/register", manifest)
+    assert r.status in (200, 201), r.body
+    return s
+
+
+class CredentialTransportTests(unittest.TestCase):
+    """A credential goes over https only unless added with --allow-http,
+    and only to its port when bound with --port. Credentials are added
+    with the real `clawbox creds add`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="clawbox-ops-creds-")
+        ca, cert, key = make_cert(cls.tmp)
+        cls.plain = start_upstream()
+        cls.tls = start_upstream((cert, key))
+        cls.plain_port = cls.plain.server_address[1]
+        cls.tls_port = cls.tls.server_address[1]
+        cls.store = os.path.join(cls.tmp, "credentials.enc")
+        extra = ('[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\ndefault_timeout_ms = 5000\n'
+                 f'ca_bundle = "{ca}"\n[credentials]\nstore_path = "{cls.store}"\n')
+        cls.server = server_with_http_tool(extra, {"CLAWBOX_MASTER_KEY": MASTER_KEY})
+        flags = {"tls_only": [], "plain_ok": ["--allow-http"],
+                 "port_bound": ["--allow-http", "--port", str(cls.plain_port)],
+                 "other_port": ["--allow-http", "--port", str(cls.tls_port)]}
+        for name, extra_args in flags.items():
+            p = cls.creds("add", "--name", name, "--domain", "127.0.0.1", "--header",
+                          HEADERS[name], "--prefix", "", *extra_args, input=SECRETS[name] + "\n")
+            assert p.returncode == 0, p.stderr
+        time.sleep(1.2)  # the server looks at the store at most once a second
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        cls.plain.shutdown()
+        cls.tls.shutdown()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def creds(cls, *args, input=None):
+        return run("creds", "--config", cls.server.config_path, *args,
+                   env={"CLAWBOX_MASTER_KEY": MASTER_KEY}, input=input)
+
+    def fetch(self, url, names):
+        """Runs http_request for url with the credentials `names`; returns
+        the headers the upstream received and the raw response."""
+        body = {"tool": "http_request", "params": {"url": url},
+                "capabilities": {"credentials": names}}
+        r = self.server.request("POST", "/execute", body, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        raw = r.body.decode("utf-8", "replace")
+        out = r.json()["output"]
+        self.assertEqual(out.get("status"), 200, raw)
+        for secret in SECRETS.values():
+            self.assertNotIn(secret, raw)
+        return json.loads(out["body"]), raw
+
+    def assert_sent(self, seen, name):
+        # The echo of the value comes back redacted; its presence shows it
+        # was injected, and the upstream saw it (or the tool would not see
+        # the header at all).
+        self.assertEqual(seen.get(HEADERS[name].lower()), "[REDACTED]", seen)
+
+    def assert_not_sent(self, seen, name):
+        self.assertNotIn(HEADERS[name].lower(), seen)
+
+    def last_proxy_line(self):
+        lines, _ = read_audit(os.path.join(self.server.dir, "audit"))
+        return [line for line in lines if line["kind"] == "proxy"][-1]
+
+    def assert_healthy(self):
+        r = self.server.request("GET", "/health", auth=False)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["status"], "healthy")
+
+    def test_https_only_credential_is_not_sent_over_http(self):
+        for host in ("127.0.0.1", "localhost"):
+            with self.subTest(host=host):
+                seen, raw = self.fetch(f"http://{host}:{self.plain_port}/", ["tls_only"])
+                self.assert_not_sent(seen, "tls_only")
+                self.assertIsNone(self.last_proxy_line()["credential_injected"])
+        log = self.server.read_log()
+        self.assertIn("credential 'tls_only' not injected into http://127.0.0.1:"
+                      f"{self.plain_port} for tool http_request: it is sent over https only",
+                      log)
+        self.assertNotIn(SECRETS["tls_only"], log)
+        self.assert_healthy()
+
+    def test_https_only_credential_is_sent_over_https(self):
+        seen, _ = self.fetch(f"https://127.0.0.1:{self.tls_port}/", ["tls_only"])
+        self.assert_sent(seen, "tls_only")
+        self.assertEqual(self.last_proxy_line()["credential_injected"], "tls_only")
+
+    def test_allow_http_credential_is_sent_over_http(self):
+        seen, _ = self.fetch(f"http://127.0.0.1:{self.plain_port}/",
+                             ["plain_ok", "tls_only"])
+        self.assert_sent(seen, "plain_ok")
+        self.assert_not_sent(seen, "tls_only")
+        self.assertEqual(self.last_proxy_line()["credential_injected"], "plain_ok")
+
+    def test_port_bound_credential_only_reaches_its_port(self):
+        seen, _ = self.fetch(f"http://127.0.0.1:{self.plain_port}/",
+                             ["port_bound", "other_port"])
+        self.assert_sent(seen, "port_bound")
+        self.assert_not_sent(seen, "other_port")
+        seen, _ = self.fetch(f"https://127.0.0.1:{self.tls_port}/",
+                             ["port_bound", "other_port"])
+        self.assert_sent(seen, "other_port")
+        self.assert_not_sent(seen, "port_bound")
+        self.assertIn("credential 'port_bound' not injected into https://127.0.0.1:"
+                      f"{self.tls_port} for tool http_request: it is bound to another port",
+                      self.server.read_log())
+        self.assert_healthy()
+
+    def test_creds_list_shows_transport(self):
+        p = self.creds("list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {line.split()[0]: line for line in p.stdout.splitlines()}
+        self.assertNotIn("allow-http", rows["tls_only"])
+        self.assertIn("allow-http", rows["plain_ok"])
+        self.assertIn(f"port={self.plain_port}", rows["port_bound"])
+
+    def test_creds_add_refuses_domains_that_never_match(self):
+        cases = [("*", "would send the credential to every host"),
+                 ("api.example.com.", "ends with a dot"),
+                 ("api.example.com:443", "includes a port"),
+                 ("[::1]:443", "includes a port"),
+                 ("api%2eexample.com", "contains '%'"),
+                 ("fe80::1%eth0", "contains '%'"),
+                 ("a..example.com", 'is not valid: the host "a..example.com" has an empty '
+                                    'label'),
+                 (".example.com", 'is not valid: the host ".example.com" has an empty label'),
+                 ("api example.com", "contains a space"),
+                 ("https://api.example.com", "is not a host: give the host name alone"),
+                 ("api.*.example.com", "has a '*' that is not a whole first label"),
+                 ("*.com", "covers a whole top-level domain"),
+                 ("*.127.0.0.1", "puts '*.' before an IP address"),
+                 ("", "must not be empty")]
+        before = self.creds("list").stdout
+        audit_before = len(read_audit(os.path.join(self.server.dir, "audit"))[0])
+        for domain, why in cases:
+            with self.subTest(domain=domain):
+                p = self.creds("add", "--name", "bad", "--domain", domain,
+                               input="bad-secret-value-123456\n")
+                self.assertEqual(p.returncode, 1, p.stdout)
+                self.assertIn(f"clawbox: credential domain '{domain}' {why}"
+                              if domain else "credential domain must not be empty", p.stderr)
+                self.assertNotIn("bad-secret-value-123456", p.stderr)
+        self.assertEqual(self.creds("list").stdout, before)
+        self.assertEqual(len(read_audit(os.path.join(self.server.dir, "audit"))[0]),
+                         audit_before)
+        self.assert_healthy()
+
+    def test_creds_add_normalises_case_and_spelling(self):
+        for name, domain, stored in (("upper", "API.Example.COM", "api.example.com"),
+                                     ("v6", "[::1]", "::1"),
+                                     ("hexip", "0x7f.1", "127.0.0.1")):
+            with self.subTest(domain=domain):
+                p = self.creds("add", "--name", name, "--domain", domain,
+                               input=f"{name}-secret-value-1234567\n")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn(f"Credential '{name}' stored for domain '{stored}' (https only)",
+                              p.stderr)
+                row = [line for line in self.creds("list").stdout.splitlines()
+                       if line.split()[0] == name][0]
+                self.assertEqual(row.split()[1], stored)
+                self.assertEqual(self.creds("remove", "--name", name).returncode, 0)
+
+    def test_creds_port_must_be_a_port(self):
+        for bad in ("0", "65536", "-1", "443x", ""):
+            with self.subTest(port=bad):
+                p = self.creds("add", "--name", "p", "--domain", "127.0.0.1", "--port", bad,
+                               input="port-secret-value-12345\n")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(f"--port must be a number from 1 to 65535, got '{bad}'", p.stderr)
+        self.assertNotIn("\n  p ", self.creds("list").stdout)
+
+
+if __name__ == "__main__":
+    main()
