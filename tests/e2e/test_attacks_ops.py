@@ -277,5 +277,69 @@ class CredentialTransportTests(unittest.TestCase):
         self.assertNotIn("\n  p ", self.creds("list").stdout)
 
 
+def eio_file():
+    """A regular file whose read fails with EIO (a sysfs attribute)."""
+    for p in ("/sys/devices/software/power/autosuspend_delay_ms",
+              "/sys/devices/platform/power/autosuspend_delay_ms"):
+        try:
+            with open(p, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            if e.errno == 5:
+                return p
+    return None
+
+
+class ConfigFileTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="clawbox-ops-config-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_unreadable_config_is_an_error_not_defaults(self):
+        path = eio_file()
+        if path is None:
+            self.skipTest("no sysfs file that fails with EIO here")
+        p = run("serve", "--config", path, "--check-config")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"failed to read config from {path}: Input/output error", p.stderr)
+        self.assertNotIn("configuration OK", p.stderr)
+
+    def test_directory_as_config_is_an_error(self):
+        p = run("serve", "--config", self.dir, "--check-config")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"failed to read config from {self.dir}: not a regular file", p.stderr)
+
+    def test_readable_token_warns_naming_file_and_mode(self):
+        path = os.path.join(self.dir, "c.toml")
+        with open(path, "w") as f:
+            f.write('[server]\nauth_token = "a-token-of-some-length-0123456789"\n')
+        for mode, warned in ((0o644, True), (0o640, True), (0o600, False)):
+            with self.subTest(mode=oct(mode)):
+                os.chmod(path, mode)
+                p = run("serve", "--config", path, "--check-config")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                want = (f"warning: {path}: the file holds [server] auth_token and its mode is "
+                        f"{mode:04o}, so other users can read the token")
+                if warned:
+                    self.assertIn(want, p.stderr)
+                else:
+                    self.assertNotIn("auth_token", p.stderr)
+                self.assertNotIn("a-token-of-some-length", p.stderr)
+
+    def test_server_with_readable_token_starts_and_says_so(self):
+        s = Server()
+        try:
+            os.chmod(s.config_path, 0o644)
+            s.start()
+            self.assertIn(f"warning: {s.config_path}: the file holds [server] auth_token and "
+                          "its mode is 0644", s.read_log())
+            r = s.request("GET", "/health", auth=False)
+            self.assertEqual(r.json()["status"], "healthy")
+        finally:
+            s.cleanup()
+
+
 if __name__ == "__main__":
     main()
