@@ -540,20 +540,127 @@ static void threads_share_one_handle(void **state)
     cb_state_close(s);
 }
 
+static struct cb_state_anchor anchor_of(uint64_t lines, char c)
+{
+    struct cb_state_anchor a = {.lines = lines};
+    memset(a.head, c, CB_STATE_HASH_HEX);
+    a.head[CB_STATE_HASH_HEX] = '\0';
+    return a;
+}
+
+static void assert_anchor(struct cb_state *s, const char *name, uint64_t lines, char c)
+{
+    struct cb_state_anchor got, want = anchor_of(lines, c);
+    struct cb_error err = {0};
+    if (cb_state_anchor_get(s, name, &got, &err) != 0)
+        fail_msg("anchor %s: %s", name, err.msg);
+    assert_int_equal(got.lines, lines);
+    assert_string_equal(got.head, want.head);
+}
+
+/* An anchor only moves forward (writers race), unless reset; anchors are
+ * kept apart by name and survive a reopen. */
+static void anchors_move_forward(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    struct cb_state_anchor a;
+    assert_int_equal(cb_state_anchor_get(s, "/var/log/a", &a, &err), -ENOENT);
+    a = anchor_of(10, 'a');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
+    a = anchor_of(9, 'b');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
+    assert_anchor(s, "/var/log/a", 10, 'a');
+    a = anchor_of(10, 'c');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
+    assert_anchor(s, "/var/log/a", 10, 'a');
+    a = anchor_of(11, 'd');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
+    assert_anchor(s, "/var/log/a", 11, 'd');
+    a = anchor_of(3, 'e');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, true, &err), 0);
+    assert_anchor(s, "/var/log/a", 3, 'e');
+    a = anchor_of(1, 'f');
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/b", &a, false, &err), 0);
+    a.head[5] = '\0';
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/b", &a, true, &err), -EINVAL);
+    assert_int_equal(cb_state_anchor_set(s, "", &a, true, &err), -EINVAL);
+    cb_state_close(s);
+    s = open_ok(f->path);
+    assert_anchor(s, "/var/log/a", 3, 'e');
+    assert_anchor(s, "/var/log/b", 1, 'f');
+    cb_state_close(s);
+}
+
+/* The schema before anchors: the documents stay and the table appears;
+ * a read-only handle on it (as `audit verify` opens one) sees no anchor,
+ * changes nothing, and a missing file is -ENOENT, not created. */
+static void anchors_migrate_and_read_only(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    raw_exec(f->path, "CREATE TABLE tools (name TEXT PRIMARY KEY, manifest TEXT NOT NULL,"
+                      " wasm_sha256 TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "CREATE TABLE agents (id TEXT PRIMARY KEY, config TEXT NOT NULL,"
+                      " status TEXT NOT NULL, container_id TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "CREATE TABLE containers (id TEXT PRIMARY KEY, info TEXT NOT NULL,"
+                      " status TEXT NOT NULL, runtime_id TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "INSERT INTO tools VALUES ('echo', '{}', NULL, 1, 1);"
+                      "PRAGMA user_version = 1;");
+    struct cb_state_options ro = {.busy_timeout_ms = SHORT_TIMEOUT_MS, .read_only = true};
+    struct cb_state *s = NULL;
+    struct cb_state_anchor a;
+    assert_int_equal(cb_state_open_opts(f->path, &ro, &s, &err), 0);
+    assert_int_equal(cb_state_anchor_get(s, "/x", &a, &err), -ENOENT);
+    cb_state_close(s);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+    s = open_ok(f->path);
+    assert_doc(s, CB_STATE_TOOLS, "echo", "{}");
+    a = anchor_of(2, '9');
+    assert_int_equal(cb_state_anchor_set(s, "/x", &a, false, &err), 0);
+    cb_state_close(s);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb_state_schema_version());
+    assert_int_equal(cb_state_open_opts(f->path, &ro, &s, &err), 0);
+    assert_anchor(s, "/x", 2, '9');
+    a = anchor_of(3, '8');
+    assert_true(cb_state_anchor_set(s, "/x", &a, false, &err) < 0);
+    cb_state_close(s);
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/none.db", f->dir);
+    s = (struct cb_state *)1;
+    assert_int_equal(cb_state_open_opts(missing, &ro, &s, &err), -ENOENT);
+    assert_null(s);
+    assert_int_equal(access(missing, F_OK), -1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(persists_across_reopen),   T(wal_mode_and_default_open),
-        T(files_are_0600),           T(unknown_table_rejected),
-        T(junk_file_is_corrupt),     T(truncated_db_is_corrupt),
-        T(garbled_page_is_corrupt),  T(newer_schema_refused),
-        T(locked_by_other_process),  T(locked_by_exclusive_locking_mode),
-        T(missing_directory),        T(injection_text_stored_verbatim),
-        T(get_and_delete_missing),   T(upsert_keeps_created_and_status),
-        T(limits_enforced),          T(list_stops_and_reenters),
+        T(persists_across_reopen),
+        T(wal_mode_and_default_open),
+        T(files_are_0600),
+        T(unknown_table_rejected),
+        T(junk_file_is_corrupt),
+        T(truncated_db_is_corrupt),
+        T(garbled_page_is_corrupt),
+        T(newer_schema_refused),
+        T(locked_by_other_process),
+        T(locked_by_exclusive_locking_mode),
+        T(missing_directory),
+        T(injection_text_stored_verbatim),
+        T(get_and_delete_missing),
+        T(upsert_keeps_created_and_status),
+        T(limits_enforced),
+        T(list_stops_and_reenters),
         T(threads_share_one_handle),
+        T(anchors_move_forward),
+        T(anchors_migrate_and_read_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
