@@ -277,6 +277,53 @@ class CredentialTransportTests(unittest.TestCase):
         self.assertNotIn("\n  p ", self.creds("list").stdout)
 
 
+class DataDirLockTests(unittest.TestCase):
+    """One server per data directory."""
+
+    def setUp(self):
+        self.first = Server().start()
+        self.second = Server()
+        with open(self.second.config_path) as f:
+            text = f.read()
+        text = text.replace(f'data_dir = "{self.second.dir}/data"',
+                            f'data_dir = "{self.first.dir}/data"')
+        with open(self.second.config_path, "w") as f:
+            f.write(text)
+
+    def tearDown(self):
+        self.second.cleanup()
+        self.first.cleanup()
+
+    def wait_exit(self, server, timeout=30):
+        server.proc.wait(timeout)
+        server.log.close()
+        return server.proc.returncode, server.read_log()
+
+    def test_second_server_on_one_data_dir_is_refused(self):
+        self.second.start(wait=False)
+        rc, log = self.wait_exit(self.second)
+        self.assertEqual(rc, 1, log)
+        self.assertIn(f"clawbox: another clawbox server (pid {self.first.proc.pid}) is running "
+                      f"on data directory {self.first.dir}/data", log)
+        # Refused before it touched anything: no listener, no audit log.
+        self.assertFalse(os.path.exists(os.path.join(self.second.dir, "audit")))
+        r = self.first.request("GET", "/health", auth=False)
+        self.assertEqual(r.json()["status"], "healthy")
+        # Checking a config takes no lock.
+        p = run("serve", "--config", self.second.config_path, "--check-config")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_lock_goes_with_the_server(self):
+        """After kill -9 of the first server (its workers may still be
+        winding down) the second starts at once."""
+        self.first.stop(signal.SIGKILL)
+        self.second.start()
+        r = self.second.request("GET", "/health", auth=False)
+        self.assertEqual(r.json()["status"], "healthy")
+        with open(os.path.join(self.first.dir, "data", "server.lock")) as f:
+            self.assertEqual(f.read().strip(), str(self.second.proc.pid))
+
+
 def eio_file():
     """A regular file whose read fails with EIO (a sysfs attribute)."""
     for p in ("/sys/devices/software/power/autosuspend_delay_ms",

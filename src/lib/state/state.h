@@ -109,4 +109,14 @@ int cb_state_anchor_get(struct cb_state *s, const char *name, struct cb_state_an
 int cb_state_anchor_set(struct cb_state *s, const char *name, const struct cb_state_anchor *a,
                         bool reset, struct cb_error *err);
 
+/* The server lock file in a data directory. */
+#define CB_STATE_LOCK_FILE "server.lock"
+
+/* Takes the lock that makes `clawbox serve` the only server on data_dir
+ * (created 0700 if missing): a POSIX record lock on <data_dir>/server.lock
+ * that the process holds until it exits or closes *fd (see lock.c for why
+ * not flock). Refused with -EBUSY and a message naming the directory and
+ * the pid of the server holding it. */
+int cb_state_lock_data_dir(const char *data_dir, int *fd, struct cb_error *err);
+
 #endif

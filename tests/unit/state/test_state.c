@@ -637,6 +637,106 @@ static void anchors_migrate_and_read_only(void **state)
     assert_int_equal(access(missing, F_OK), -1);
 }
 
+/* Child: takes the data directory lock, reports, and waits until the
+ * parent closes `release` (then exits, dropping it). */
+static void hold_dir_lock(const char *dir, int ready, int release)
+{
+    int fd = -1;
+    char c = 0;
+    if (cb_state_lock_data_dir(dir, &fd, NULL) != 0 || write(ready, "x", 1) != 1)
+        _exit(1);
+    while (read(release, &c, 1) > 0)
+        ;
+    _exit(0);
+}
+
+/* One server per data directory: a second is refused naming the holder's
+ * pid and the directory; the lock goes with its holder. */
+static void data_dir_lock_refuses_a_second(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+    snprintf(dir, sizeof(dir), "%s/data", f->dir);
+    int ready[2], release[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(release), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(release[1]);
+        hold_dir_lock(dir, ready[1], release[0]);
+    }
+    close(ready[1]);
+    close(release[0]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    struct cb_error err = {0};
+    int fd = 7;
+    assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), -EBUSY);
+    assert_int_equal(fd, -1);
+    char want[64];
+    snprintf(want, sizeof(want), "(pid %ld)", (long)pid);
+    if (strstr(err.msg, want) == NULL || strstr(err.msg, dir) == NULL)
+        fail_msg("'%s' names neither the pid nor %s", err.msg, dir);
+    close(release[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), 0);
+    struct stat st;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/" CB_STATE_LOCK_FILE, dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(ready[0]);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The lock is the process's own: a child forked while it is held (as the
+ * tool compiler forks the server) does not keep it after the holder has
+ * gone. */
+static void data_dir_lock_not_inherited(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+    snprintf(dir, sizeof(dir), "%s/data", f->dir);
+    int release[2];
+    assert_int_equal(pipe(release), 0);
+    pid_t server = fork();
+    assert_true(server >= 0);
+    if (server == 0) {
+        int fd = -1;
+        close(release[1]);
+        if (cb_state_lock_data_dir(dir, &fd, NULL) != 0)
+            _exit(1);
+        pid_t child = fork(); /* keeps every descriptor, lock file included */
+        if (child == 0) {
+            char c;
+            while (read(release[0], &c, 1) > 0)
+                ;
+            _exit(0);
+        }
+        _exit(child > 0 ? 0 : 1);
+    }
+    close(release[0]);
+    int status = 0;
+    assert_int_equal(waitpid(server, &status, 0), server);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int fd = -1;
+    struct cb_error err = {0};
+    if (cb_state_lock_data_dir(dir, &fd, &err) != 0)
+        fail_msg("the forked child kept the lock: %s", err.msg);
+    close(fd);
+    close(release[1]); /* lets the orphaned child go */
+    char path[200];
+    snprintf(path, sizeof(path), "%s/" CB_STATE_LOCK_FILE, dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -661,6 +761,8 @@ int main(void)
         T(threads_share_one_handle),
         T(anchors_move_forward),
         T(anchors_migrate_and_read_only),
+        T(data_dir_lock_refuses_a_second),
+        T(data_dir_lock_not_inherited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
