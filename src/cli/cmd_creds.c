@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -83,12 +84,21 @@ static int open_store(const struct cb_config *cfg, const struct creds_args *a,
  * leaves the store as it was. */
 static int open_audit(const struct cb_config *cfg, struct cb_audit **log)
 {
+    /* The chain's anchor lives in the server's state database; a CLI verb
+     * does not create the data directory for it (the server anchors these
+     * lines too when it next appends). */
+    struct stat st;
+    bool anchored = stat(cfg->server.data_dir, &st) == 0 && S_ISDIR(st.st_mode);
+    char *db = anchored ? cb_xasprintf("%s/state.db", cfg->server.data_dir) : NULL;
     struct cb_audit_options o = {
         .dir = cfg->logging.audit_dir,
         .max_file_bytes = cfg->logging.audit_max_file_bytes,
+        .anchor_db = db,
     };
     struct cb_error err = {0};
-    if (cb_audit_open(&o, log, &err) < 0)
+    int r = cb_audit_open(&o, log, &err);
+    free(db);
+    if (r < 0)
         return cli_fail("%s; the credential store was not changed", err.msg);
     return 0;
 }

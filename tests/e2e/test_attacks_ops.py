@@ -388,5 +388,117 @@ class ConfigFileTests(unittest.TestCase):
             s.cleanup()
 
 
+class AuditTruncationTests(unittest.TestCase):
+    """Lines cut from the end of the audit log: the chain alone cannot show
+    it, the anchor in the state database does, naming how many."""
+
+    def setUp(self):
+        self.server = Server().start()
+        self.audit = os.path.join(self.server.dir, "audit", "audit.jsonl")
+        self.db = os.path.join(self.server.dir, "data", "state.db")
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def audited_calls(self, n):
+        # An execution of an unknown tool is refused, and audited.
+        for _ in range(n):
+            r = self.server.request("POST", "/execute", {"tool": "no-such-tool", "params": {}})
+            self.assertEqual(r.status, 404, r.body)
+
+    def lines(self):
+        with open(self.audit) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def cut(self, n):
+        with open(self.audit, "rb") as f:
+            kept = f.read().splitlines(keepends=True)[:-n]
+        with open(self.audit, "wb") as f:
+            f.write(b"".join(kept))
+
+    def verify(self):
+        return run("audit", "verify", "--config", self.server.config_path)
+
+    def assert_healthy(self):
+        r = self.server.request("GET", "/health", auth=False)
+        self.assertEqual(r.json()["status"], "healthy")
+
+    def test_lines_cut_while_stopped_are_reported_and_recorded(self):
+        self.audited_calls(6)
+        self.assertEqual(self.server.stop(), 0)
+        total = len(self.lines())
+        self.assertEqual([line["seq"] for line in self.lines()], list(range(1, total + 1)))
+        p = self.verify()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"anchor in {self.db}: line {total}, reached", p.stdout)
+        self.cut(3)
+        p = self.verify()
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(f"the log ends at line {total - 3} of the chain, but the anchor in "
+                      f"{self.db} records {total} lines", p.stderr)
+        self.assertIn("3 lines are missing from the end of the log", p.stderr)
+        # The next writer records the cut in the chain, so the evidence
+        # stays once the log grows past the old anchor.
+        self.server.start()
+        self.assertIn(f"the log ended at line {total - 3}, but it had reached line {total}",
+                      self.server.read_log())
+        self.assert_healthy()
+        self.audited_calls(5)
+        record = self.lines()[total - 3]
+        self.assertEqual((record["kind"], record["method"], record["decision"],
+                          record["missing"], record["seq"]),
+                         ("audit", "AUDIT", "truncated", 3, total - 2))
+        p = self.verify()
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(f"audit.jsonl line {total - 2}: a writer found the log cut and recorded "
+                      "it here", p.stderr)
+        self.assertIn("3 lines are missing from the end of the log", p.stderr)
+        self.assert_healthy()
+
+    def test_lines_cut_under_a_running_server_are_recorded(self):
+        self.audited_calls(5)
+        total = len(self.lines())
+        self.cut(2)
+        self.audited_calls(1)
+        self.assertIn(f"the log ended at line {total - 2}, but it had reached line {total}",
+                      self.server.read_log())
+        lines = self.lines()
+        self.assertEqual((lines[total - 2]["decision"], lines[total - 2]["missing"]),
+                         ("truncated", 2))
+        self.assertEqual(lines[-1]["seq"], total)
+        p = self.verify()
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("2 lines are missing from the end of the log", p.stderr)
+        self.assert_healthy()
+
+    def test_lines_cut_after_kill9_are_reported(self):
+        self.audited_calls(4)
+        time.sleep(0.3)  # the anchor is stored at most every 50 ms
+        self.server.stop(signal.SIGKILL)
+        total = len(self.lines())
+        self.cut(1)
+        p = self.verify()
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(f"records {total} lines", p.stderr)
+        self.assertIn("1 line is missing from the end of the log", p.stderr)
+
+    def test_cli_and_server_share_one_anchored_chain(self):
+        self.audited_calls(2)
+        env = {"CLAWBOX_MASTER_KEY": MASTER_KEY}
+        store = os.path.join(self.server.dir, "creds.enc")
+        with open(self.server.config_path, "a") as f:
+            f.write(f'[credentials]\nstore_path = "{store}"\n')
+        p = run("creds", "--config", self.server.config_path, "add", "--name", "k",
+                "--domain", "api.example.com", env=env, input="cli-secret-value-123456\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.audited_calls(2)
+        self.assertEqual(self.server.stop(), 0)
+        total = len(self.lines())
+        self.assertEqual([line["seq"] for line in self.lines()], list(range(1, total + 1)))
+        p = self.verify()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"line {total}, reached", p.stdout)
+
+
 if __name__ == "__main__":
     main()
