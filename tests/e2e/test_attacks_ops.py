@@ -267,6 +267,40 @@ class CredentialTransportTests(unittest.TestCase):
                 self.assertEqual(row.split()[1], stored)
                 self.assertEqual(self.creds("remove", "--name", name).returncode, 0)
 
+    def test_store_entries_that_never_match_are_kept_but_flagged(self):
+        """A store written by another program may hold such domains: they
+        are listed (and can be removed), flagged, and never injected."""
+        refstore = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit",
+                                "secrets", "refstore.js")
+        d = tempfile.mkdtemp(prefix="clawbox-ops-foreign-")
+        try:
+            store, cfg = os.path.join(d, "c.enc"), os.path.join(d, "c.toml")
+            entries = [{"name": n, "value": f"{n}-value-1234567890", "domain": dom,
+                        "header_name": "X-K", "header_prefix": ""}
+                       for n, dom in (("star", "*"), ("dot", "127.0.0.1."),
+                                      ("port", f"127.0.0.1:{self.plain_port}"),
+                                      ("upper", "LOCALHOST"))]
+            try:
+                subprocess.run(["node", refstore, "write", store, MASTER_KEY,
+                                json.dumps(entries)], check=True, timeout=60)
+            except (OSError, subprocess.CalledProcessError):
+                self.skipTest("node is needed to write a foreign store")
+            with open(cfg, "w") as f:
+                f.write(f'[server]\ndata_dir = "{d}/data"\n[credentials]\nstore_path = "{store}"'
+                        f'\n[logging]\naudit_dir = "{d}/audit"\n')
+            p = run("creds", "--config", cfg, "list", env={"CLAWBOX_MASTER_KEY": MASTER_KEY})
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows = {line.split()[0]: line for line in p.stdout.splitlines()}
+            for name in ("star", "dot", "port"):
+                self.assertIn("[domain can never match: not injected]", rows[name])
+                self.assertIn(f"credential '{name}' is never injected", p.stderr)
+            self.assertNotIn("never match", rows["upper"])
+            p = run("creds", "--config", cfg, "remove", "--name", "port",
+                    env={"CLAWBOX_MASTER_KEY": MASTER_KEY})
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_creds_port_must_be_a_port(self):
         for bad in ("0", "65536", "-1", "443x", ""):
             with self.subTest(port=bad):
