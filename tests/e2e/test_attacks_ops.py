@@ -18,9 +18,8 @@ import time
 import unittest
 
 from harness import BIN, Server, main, read_audit
+from test_proxy import make_ca_and_cert, make_server
 
-TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 MASTER_KEY = "5a" * 32
 SECRETS = {
     "tls_only": "tls-only-secret-value-0f1e2d3c4b5a",
@@ -64,37 +63,10 @@ def start_upstream(tls=None):
     return srv
 
 
-def make_cert(d):
-    """A throwaway CA and a certificate for 127.0.0.1 and localhost."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, timeout=60, cwd=d,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=ops CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
-    return [os.path.join(d, n) for n in ("ca.pem", "srv.pem", "srv.key")]
-
-
 def server_with_http_tool(extra, env):
-    """A server with the http_request example tool, allowed 127.0.0.1 and
-    localhost and every credential in SECRETS."""
-    s = Server(extra_config=extra, env=env)
-    tool_dir = os.path.join(s.dir, "tools")
-    os.makedirs(tool_dir)
-    for ext in ("wasm", "json"):
-        shutil.copy(os.path.join(TOOLS_DIR, "http_request." + ext), tool_dir)
-    with open(s.config_path) as f:
-        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-    with open(s.config_path, "w") as f:
-        f.write(text)
-    s.start()
+    """A server with the http_request example tool (test_proxy's), allowed
+    127.0.0.1 and localhost and every credential in SECRETS."""
+    s = make_server(extra, env)
     manifest = {"tool": {"name": "http_request", "description": "ops attacks",
                          "version": "0.1.0"},
                 "network": {"allowlist": ["127.0.0.1", "localhost"]},
@@ -112,7 +84,7 @@ class CredentialTransportTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="clawbox-ops-creds-")
-        ca, cert, key = make_cert(cls.tmp)
+        ca, cert, key = make_ca_and_cert(cls.tmp)
         cls.plain = start_upstream()
         cls.tls = start_upstream((cert, key))
         cls.plain_port = cls.plain.server_address[1]

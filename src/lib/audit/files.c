@@ -234,7 +234,7 @@ int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct c
     return r;
 }
 
-static int count_file(const char *file, uint64_t *lines, struct cb_error *err)
+int cb__audit_each_line(const char *file, cb_audit_line_fn fn, void *ctx, struct cb_error *err)
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -244,12 +244,24 @@ static int count_file(const char *file, uint64_t *lines, struct cb_error *err)
     size_t len;
     int k;
     cb__line_reader_init(&rd, fd);
-    while ((k = cb__line_reader_next(&rd, &line, &len)) == CB__LINE_OK || k == CB__LINE_TOO_LONG)
-        ++*lines;
+    while ((k = cb__line_reader_next(&rd, &line, &len)) != CB__LINE_EOF) {
+        if (k == CB__LINE_OK && fn(line, len, ctx) != 0)
+            break;
+        if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
+            break;
+    }
     cb__line_reader_free(&rd);
     close(fd);
-    if (k < 0 && k != CB__LINE_PARTIAL)
+    if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
         return cb_error_set(err, k, "audit log: reading %s: %s", file, strerror(-k));
+    return 0;
+}
+
+static int count_one(const char *line, size_t len, void *ctx)
+{
+    (void)line;
+    (void)len;
+    ++*(uint64_t *)ctx;
     return 0;
 }
 
@@ -259,7 +271,7 @@ int cb__audit_count_lines(const char *dir, uint64_t *lines, struct cb_error *err
     int r = cb__audit_list(dir, &files, err);
     *lines = 0;
     for (size_t i = 0; r == 0 && i < files.n; i++)
-        r = count_file(files.names[i], lines, err);
+        r = cb__audit_each_line(files.names[i], count_one, lines, err);
     cb__audit_files_free(&files);
     return r;
 }

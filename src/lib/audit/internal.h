@@ -131,6 +131,10 @@ int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct c
  * lines were numbered) or is not a JSON object. */
 uint64_t cb__audit_line_seq(const char *line, size_t len);
 
+/* Calls fn with each complete line of file (over-long lines and an
+ * incomplete last line are left out) until it returns non-zero. */
+int cb__audit_each_line(const char *file, cb_audit_line_fn fn, void *ctx, struct cb_error *err);
+
 /* Counts the complete lines of every file in dir: the position of the head
  * of a chain whose last line carries no "seq". */
 int cb__audit_count_lines(const char *dir, uint64_t *lines, struct cb_error *err);

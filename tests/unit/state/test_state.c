@@ -292,26 +292,18 @@ static void open_fails_busy_quickly(const char *path)
     assert_true(ms < 3000);
 }
 
-/* Child: holds BEGIN EXCLUSIVE until the parent closes `release`. */
-static void hold_exclusive(const char *path, int ready, int release)
-{
-    sqlite3 *db = NULL;
-    char c = 0;
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
-        _exit(1);
-    if (write(ready, "x", 1) != 1)
-        _exit(1);
-    while (read(release, &c, 1) > 0)
-        ;
-    _exit(0);
-}
+/* A child process holding something (a lock) until told to let go. */
+struct holder {
+    pid_t pid;
+    int release; /* closing it lets the child exit */
+};
 
-static void locked_by_other_process(void **state)
+/* Forks a child that runs take(arg), which returns 0 once it holds what it
+ * takes; returns when it does. */
+static struct holder hold_in_child(int (*take)(const char *), const char *arg)
 {
-    struct fixture *f = *state;
-    cb_state_close(open_ok(f->path));
     int ready[2], release[2];
+    char c = 0;
     assert_int_equal(pipe(ready), 0);
     assert_int_equal(pipe(release), 0);
     pid_t pid = fork();
@@ -319,18 +311,42 @@ static void locked_by_other_process(void **state)
     if (pid == 0) {
         close(ready[0]);
         close(release[1]);
-        hold_exclusive(f->path, ready[1], release[0]);
+        if (take(arg) != 0 || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        while (read(release[0], &c, 1) > 0)
+            ;
+        _exit(0);
     }
     close(ready[1]);
     close(release[0]);
-    char c;
     assert_int_equal(read(ready[0], &c, 1), 1);
-    open_fails_busy_quickly(f->path);
-    close(release[1]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(ready[0]);
+    return (struct holder){pid, release[1]};
+}
+
+/* Lets the child go and checks it exited cleanly. */
+static void release_holder(struct holder *h)
+{
+    int status = 0;
+    close(h->release);
+    assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static int take_exclusive(const char *path)
+{
+    sqlite3 *db = NULL;
+    return sqlite3_open(path, &db) != SQLITE_OK ||
+           sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK;
+}
+
+static void locked_by_other_process(void **state)
+{
+    struct fixture *f = *state;
+    cb_state_close(open_ok(f->path));
+    struct holder h = hold_in_child(take_exclusive, f->path);
+    open_fails_busy_quickly(f->path);
+    release_holder(&h);
     cb_state_close(open_ok(f->path));
 }
 
@@ -565,24 +581,25 @@ static void anchors_move_forward(void **state)
     struct fixture *f = *state;
     struct cb_error err = {0};
     struct cb_state *s = open_ok(f->path);
+    static const struct {
+        const char *name;
+        uint64_t lines;
+        char c;
+        bool reset;
+        uint64_t want_lines; /* what is stored afterwards */
+        char want_c;
+    } steps[] = {
+        {"/var/log/a", 10, 'a', false, 10, 'a'}, {"/var/log/a", 9, 'b', false, 10, 'a'},
+        {"/var/log/a", 10, 'c', false, 10, 'a'}, {"/var/log/a", 11, 'd', false, 11, 'd'},
+        {"/var/log/a", 3, 'e', true, 3, 'e'},    {"/var/log/b", 1, 'f', false, 1, 'f'},
+    };
     struct cb_state_anchor a;
     assert_int_equal(cb_state_anchor_get(s, "/var/log/a", &a, &err), -ENOENT);
-    a = anchor_of(10, 'a');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
-    a = anchor_of(9, 'b');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
-    assert_anchor(s, "/var/log/a", 10, 'a');
-    a = anchor_of(10, 'c');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
-    assert_anchor(s, "/var/log/a", 10, 'a');
-    a = anchor_of(11, 'd');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, false, &err), 0);
-    assert_anchor(s, "/var/log/a", 11, 'd');
-    a = anchor_of(3, 'e');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/a", &a, true, &err), 0);
-    assert_anchor(s, "/var/log/a", 3, 'e');
-    a = anchor_of(1, 'f');
-    assert_int_equal(cb_state_anchor_set(s, "/var/log/b", &a, false, &err), 0);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        a = anchor_of(steps[i].lines, steps[i].c);
+        assert_int_equal(cb_state_anchor_set(s, steps[i].name, &a, steps[i].reset, &err), 0);
+        assert_anchor(s, steps[i].name, steps[i].want_lines, steps[i].want_c);
+    }
     a.head[5] = '\0';
     assert_int_equal(cb_state_anchor_set(s, "/var/log/b", &a, true, &err), -EINVAL);
     assert_int_equal(cb_state_anchor_set(s, "", &a, true, &err), -EINVAL);
@@ -637,17 +654,10 @@ static void anchors_migrate_and_read_only(void **state)
     assert_int_equal(access(missing, F_OK), -1);
 }
 
-/* Child: takes the data directory lock, reports, and waits until the
- * parent closes `release` (then exits, dropping it). */
-static void hold_dir_lock(const char *dir, int ready, int release)
+static int take_dir_lock(const char *dir)
 {
     int fd = -1;
-    char c = 0;
-    if (cb_state_lock_data_dir(dir, &fd, NULL) != 0 || write(ready, "x", 1) != 1)
-        _exit(1);
-    while (read(release, &c, 1) > 0)
-        ;
-    _exit(0);
+    return cb_state_lock_data_dir(dir, &fd, NULL);
 }
 
 /* One server per data directory: a second is refused naming the holder's
@@ -657,31 +667,16 @@ static void data_dir_lock_refuses_a_second(void **state)
     struct fixture *f = *state;
     char dir[160];
     snprintf(dir, sizeof(dir), "%s/data", f->dir);
-    int ready[2], release[2];
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(release), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(ready[0]);
-        close(release[1]);
-        hold_dir_lock(dir, ready[1], release[0]);
-    }
-    close(ready[1]);
-    close(release[0]);
-    char c;
-    assert_int_equal(read(ready[0], &c, 1), 1);
+    struct holder h = hold_in_child(take_dir_lock, dir);
     struct cb_error err = {0};
     int fd = 7;
     assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), -EBUSY);
     assert_int_equal(fd, -1);
     char want[64];
-    snprintf(want, sizeof(want), "(pid %ld)", (long)pid);
+    snprintf(want, sizeof(want), "(pid %ld)", (long)h.pid);
     if (strstr(err.msg, want) == NULL || strstr(err.msg, dir) == NULL)
         fail_msg("'%s' names neither the pid nor %s", err.msg, dir);
-    close(release[1]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    release_holder(&h);
     assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), 0);
     struct stat st;
     char path[200];
@@ -689,7 +684,6 @@ static void data_dir_lock_refuses_a_second(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-    close(ready[0]);
     close(fd);
     unlink(path);
     rmdir(dir);
