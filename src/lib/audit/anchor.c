@@ -150,12 +150,17 @@ void cb__audit_anchor_close(struct cb_audit *a)
 static uint64_t post(struct cb_audit *a, const struct cb_state_anchor *head, bool reset)
 {
     pthread_mutex_lock(&a->anchor_mu);
+    /* With a post already pending the thread is awake or waiting out the
+     * interval, and will take the newest: waking it for every append
+     * halved the rate of appends that cost little else. */
+    bool wake = reset || !a->anchor_has_pending;
     if (reset || !a->anchor_has_pending || head->lines > a->anchor_pending.lines)
         a->anchor_pending = *head;
     a->anchor_reset = a->anchor_reset || reset;
     a->anchor_has_pending = true;
     uint64_t n = ++a->anchor_posted;
-    pthread_cond_signal(&a->anchor_cv);
+    if (wake)
+        pthread_cond_signal(&a->anchor_cv);
     pthread_mutex_unlock(&a->anchor_mu);
     return n;
 }
