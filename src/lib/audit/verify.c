@@ -56,12 +56,13 @@ static int check_seq_and_kind(struct walk *w, const char *file, uint64_t n, json
 {
     json_t *seq = json_object_get(o, "seq");
     uint64_t at = w->rep->lines + 1;
-    if (seq != NULL && (!json_is_integer(seq) || json_integer_value(seq) != (json_int_t)at))
+    if (seq != NULL && !json_is_integer(seq))
+        return broken(w, file, n, "\"seq\" is not a number");
+    if (seq != NULL && json_integer_value(seq) != (json_int_t)at)
         return broken(w, file, n,
-                      "\"seq\" is %s, but this is line %llu of the chain: lines were removed, "
+                      "\"seq\" is %lld, but this is line %llu of the chain: lines were removed, "
                       "inserted or reordered before it",
-                      json_is_integer(seq) ? "another number" : "not a number",
-                      (unsigned long long)at);
+                      (long long)json_integer_value(seq), (unsigned long long)at);
     const char *kind = json_string_value(json_object_get(o, "kind"));
     const char *decision = json_string_value(json_object_get(o, "decision"));
     if (kind == NULL || strcmp(kind, "audit") != 0 || decision == NULL ||

@@ -772,7 +772,7 @@ static void test_lines_are_numbered(void **state)
     nth_line(f->cur, 1, l1, sizeof(l1));
     snprintf(fixed, sizeof(fixed), "%s\n%s\n", l1, l2);
     spit(f->cur, fixed, strlen(fixed));
-    expect_broken(f, 2, "\"seq\" is another number, but this is line 2 of the chain");
+    expect_broken(f, 2, "\"seq\" is 5, but this is line 2 of the chain");
 }
 
 /* A log written before lines were numbered is counted once, and its new
