@@ -14,7 +14,9 @@
 static const char audit_usage[] =
     "Usage: clawbox audit verify [--config PATH] [--dir DIR]\n\n"
     "Checks the hash chain of the audit log (default [logging] audit_dir) across all\n"
-    "its files and reports the first broken line. Exit 0 when intact, 1 when not.\n";
+    "its files and reports the first broken line, then checks that the log reaches\n"
+    "its anchor in the state database (<server.data_dir>/state.db), which names how\n"
+    "many lines were cut from its end. Exit 0 when intact, 1 when not.\n";
 
 static const char logs_usage[] =
     "Usage: clawbox logs [--config PATH] [--dir DIR] [--tail N] [--follow]\n\n"
@@ -68,6 +70,47 @@ static char *audit_dir(const struct audit_args *a)
     return d;
 }
 
+/* The state database holding the anchor: <server.data_dir>/state.db of
+ * the config (also with --dir: the anchor is found by the directory's real
+ * path). */
+static char *anchor_db(const struct audit_args *a)
+{
+    struct cb_config *cfg = cli_load_config(a->config);
+    char *db = cfg ? cb_xasprintf("%s/state.db", cfg->server.data_dir) : NULL;
+    cb_config_free(cfg);
+    return db;
+}
+
+static void print_intact(const struct cb_audit_verify_report *rep, const char *db)
+{
+    printf("audit log intact: %llu lines in %zu file(s); last hash %s\n",
+           (unsigned long long)rep->lines, rep->files, rep->last_hash);
+    if (rep->anchored)
+        printf("anchor in %s: line %llu, reached\n", db, (unsigned long long)rep->anchor_lines);
+    else
+        printf("no anchor in %s: lines cut from the end of the log would not be noticed\n", db);
+}
+
+static int verify(const char *dir, const char *db)
+{
+    struct cb_audit_verify_report rep;
+    struct cb_error err = {0};
+    int r = cb_audit_verify_anchored(dir, db, &rep, &err);
+    if (r == 0)
+        print_intact(&rep, db);
+    else if (r == CB_AUDIT_E_BROKEN && rep.missing > 0)
+        cli_fail("audit chain broken at %s line %llu: %s\n%llu %s missing from the end of the "
+                 "log",
+                 rep.file, (unsigned long long)rep.line, rep.reason,
+                 (unsigned long long)rep.missing, rep.missing == 1 ? "line is" : "lines are");
+    else if (r == CB_AUDIT_E_BROKEN)
+        cli_fail("audit chain broken at %s line %llu: %s", rep.file, (unsigned long long)rep.line,
+                 rep.reason);
+    else
+        cli_fail("%s", err.msg);
+    return r == 0 ? 0 : 1;
+}
+
 int cmd_audit(int argc, char **argv)
 {
     struct audit_args a = {0};
@@ -79,21 +122,11 @@ int cmd_audit(int argc, char **argv)
         return 2;
     }
     char *dir = audit_dir(&a);
-    if (dir == NULL)
-        return 1;
-    struct cb_audit_verify_report rep;
-    struct cb_error err = {0};
-    int r = cb_audit_verify(dir, &rep, &err);
-    if (r == 0)
-        printf("audit log intact: %llu lines in %zu file(s); last hash %s\n",
-               (unsigned long long)rep.lines, rep.files, rep.last_hash);
-    else if (r == CB_AUDIT_E_BROKEN)
-        cli_fail("audit chain broken at %s line %llu: %s", rep.file, (unsigned long long)rep.line,
-                 rep.reason);
-    else
-        cli_fail("%s", err.msg);
+    char *db = dir ? anchor_db(&a) : NULL;
+    rc = db ? verify(dir, db) : 1;
+    free(db);
     free(dir);
-    return r == 0 ? 0 : 1;
+    return rc;
 }
 
 static const char *field(json_t *j, const char *k)

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,9 +20,13 @@ static const char usage_text[] =
     "CLAWBOX_MASTER_KEY (64 hex characters; make one with `openssl rand -hex 32`)\n"
     "or --key-file (a file of mode 0600 holding it).\n\n"
     "Actions:\n"
-    "  add --name N --domain D [--header H] [--prefix P]\n"
+    "  add --name N --domain D [--header H] [--prefix P] [--allow-http] [--port N]\n"
     "                  store a credential; the value is read from stdin (not echoed).\n"
     "                  Header defaults to Authorization, prefix to \"Bearer \".\n"
+    "                  D is a host (api.example.com, 127.0.0.1, ::1) or *.domain (the\n"
+    "                  domain and its subdomains); no scheme, port or trailing dot.\n"
+    "                  The credential is sent over https only, unless --allow-http;\n"
+    "                  --port N sends it only to requests for port N.\n"
     "  list            names, domains and headers (never values)\n"
     "  remove --name N delete a credential\n\n"
     "Each add and remove writes a line to the audit log ([logging] audit_dir) with\n"
@@ -35,6 +40,8 @@ struct creds_args {
     const char *domain;
     const char *header;
     const char *prefix;
+    bool allow_http;
+    uint16_t port;
 };
 
 /* Reads one line from stdin with echo off when it is a terminal. */
@@ -77,12 +84,21 @@ static int open_store(const struct cb_config *cfg, const struct creds_args *a,
  * leaves the store as it was. */
 static int open_audit(const struct cb_config *cfg, struct cb_audit **log)
 {
+    /* The chain's anchor lives in the server's state database; a CLI verb
+     * does not create the data directory for it (the server anchors these
+     * lines too when it next appends). */
+    struct stat st;
+    bool anchored = stat(cfg->server.data_dir, &st) == 0 && S_ISDIR(st.st_mode);
+    char *db = anchored ? cb_xasprintf("%s/state.db", cfg->server.data_dir) : NULL;
     struct cb_audit_options o = {
         .dir = cfg->logging.audit_dir,
         .max_file_bytes = cfg->logging.audit_max_file_bytes,
+        .anchor_db = db,
     };
     struct cb_error err = {0};
-    if (cb_audit_open(&o, log, &err) < 0)
+    int r = cb_audit_open(&o, log, &err);
+    free(db);
+    if (r < 0)
         return cli_fail("%s; the credential store was not changed", err.msg);
     return 0;
 }
@@ -133,18 +149,25 @@ static int do_add(struct cb_secret_store *s, struct cb_audit *log, const struct 
     struct cb_cred_info old;
     if (a->name == NULL || a->domain == NULL)
         return cli_fail("creds add needs --name and --domain");
+    char canon[CB_SECRETS_DOMAIN_MAX + 1];
+    struct cb_error err = {0};
+    /* Before the value is asked for, so nobody types a secret for nothing. */
+    if (cb_cred_domain_normalize(a->domain, canon, &err) < 0)
+        return cli_fail("%s", err.msg);
     bool existed = cb_secret_store_find(s, a->name, &old) == 0;
     char *value = read_value(&len);
     int rc = 0;
-    struct cb_error err = {0};
-    struct cb_cred_spec spec = {a->name, a->domain, a->header, a->prefix, value, len};
+    struct cb_cred_spec spec = {a->name, a->domain, a->header,     a->prefix,
+                                value,   len,       a->allow_http, a->port};
+    struct cb_cred_info now;
     if (len == 0)
         rc = cli_fail("credential value cannot be empty");
     else if (cb_secret_store_put(s, &spec, &err) < 0)
         rc = cli_fail("%s", err.msg);
-    else if ((rc = save(s)) == 0) {
-        fprintf(stderr, "Credential '%s' stored for domain '%s'\n", a->name, a->domain);
-        rc = audit_change(log, existed ? "replace" : "add", a->name, a->domain);
+    else if ((rc = save(s)) == 0 && cb_secret_store_find(s, a->name, &now) == 0) {
+        fprintf(stderr, "Credential '%s' stored for domain '%s'%s\n", a->name, now.domain,
+                now.allow_http ? " (http and https)" : " (https only)");
+        rc = audit_change(log, existed ? "replace" : "add", a->name, now.domain);
     }
     cb_secret_free(value, VALUE_MAX + 2);
     return rc;
@@ -157,8 +180,14 @@ static int do_list(struct cb_secret_store *s)
         puts("No credentials stored.");
     for (size_t i = 0; i < n; i++) {
         struct cb_cred_info info;
-        if (cb_secret_store_entry(s, i, &info) == 0)
-            printf("  %-24s %-32s %s\n", info.name, info.domain, info.header_name);
+        char port[24] = "";
+        if (cb_secret_store_entry(s, i, &info) < 0)
+            continue;
+        if (info.port != 0)
+            snprintf(port, sizeof(port), " port=%u", (unsigned)info.port);
+        printf("  %-24s %-32s %s%s%s%s\n", info.name, info.domain, info.header_name,
+               info.allow_http ? " allow-http" : "", port,
+               info.match ? "" : " [domain can never match: not injected]");
     }
     return 0;
 }
@@ -181,15 +210,35 @@ static int do_remove(struct cb_secret_store *s, struct cb_audit *log, const stru
     return rc;
 }
 
+/* --allow-http and --port N. */
+static int option_flag(struct creds_args *a, int o, const char *arg)
+{
+    uint64_t p;
+    if (o == 'a') {
+        a->allow_http = true;
+        return 0;
+    }
+    if (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535)
+        return -cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+    a->port = (uint16_t)p;
+    return 0;
+}
+
 static int parse(int argc, char **argv, struct creds_args *a)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"key-file", required_argument, NULL, 'k'},
         {"name", required_argument, NULL, 'n'},   {"domain", required_argument, NULL, 'd'},
         {"header", required_argument, NULL, 'H'}, {"prefix", required_argument, NULL, 'P'},
+        {"allow-http", no_argument, NULL, 'a'},   {"port", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'a' || o == 'p') {
+            if (option_flag(a, o, optarg) < 0)
+                return 2;
+            continue;
+        }
         const char **slot = o == 'c'   ? &a->config
                             : o == 'k' ? &a->key_file
                             : o == 'n' ? &a->name

@@ -4,9 +4,11 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "state/state.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage_text[] =
     "Usage: clawbox serve [--config PATH] [--check-config] [--insecure]\n\n"
@@ -32,6 +34,21 @@ static void setup_logging(const struct cb_config *cfg)
                  level < 0 ? CB_LOG_INFO : (enum cb_log_level)level);
 }
 
+/* Serves while holding the data directory's lock, so that a second server
+ * on the same directory is refused before it touches anything. */
+static int serve_locked(const struct cb_config *cfg)
+{
+    struct cb_error err = {0};
+    int fd = -1, rc = 0;
+    if (cb_state_lock_data_dir(cfg->server.data_dir, &fd, &err) < 0)
+        return cli_fail("%s", err.msg);
+    setup_logging(cfg);
+    if (cb_serve(cfg, &err) < 0)
+        rc = cli_fail("%s", err.msg);
+    close(fd);
+    return rc;
+}
+
 static int run(const char *path, bool check_only, bool insecure)
 {
     struct cb_config *cfg = NULL;
@@ -50,11 +67,8 @@ static int run(const char *path, bool check_only, bool insecure)
                       "--insecure");
     else if (check_only)
         fprintf(stderr, "configuration OK: %s\n", path ? path : "built-in defaults");
-    else {
-        setup_logging(cfg);
-        if (cb_serve(cfg, &err) < 0)
-            rc = cli_fail("%s", err.msg);
-    }
+    else
+        rc = serve_locked(cfg);
     cb_config_free(cfg);
     return rc;
 }

@@ -223,7 +223,7 @@ class ProxyAttackTests(ServerTestCase):
             f.write(text + f'[credentials]\nstore_path = "{server.dir}/credentials.enc"\n')
         for name, value in (("api", SECRET), ("mixed", MIXED)):
             subprocess.run([BIN, "creds", "--config", server.config_path, "add", "--name", name,
-                            "--domain", "127.0.0.1", "--header", "X-Api-Key"],
+                            "--domain", "127.0.0.1", "--header", "X-Api-Key", "--allow-http"],
                            input=value, text=True, check=True, timeout=30,
                            env=dict(server.env, CLAWBOX_MASTER_KEY=MASTER_KEY))
         cls.server = server.start()

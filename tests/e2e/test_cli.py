@@ -174,7 +174,8 @@ class CredsTests(unittest.TestCase):
 
     def write_config(self, audit_dir):
         with open(self.cfg, "w") as f:
-            f.write(f'[credentials]\nstore_path = "{self.store}"\n'
+            f.write(f'[server]\ndata_dir = "{self.dir}/data"\n'
+                    f'[credentials]\nstore_path = "{self.store}"\n'
                     f'[logging]\naudit_dir = "{audit_dir}"\n')
 
     def tearDown(self):

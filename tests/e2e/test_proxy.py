@@ -165,11 +165,15 @@ def make_server(extra, env=None):
     return s
 
 
-def write_store(path, extra=(), key=MASTER_KEY):
+def write_store(path, extra=(), key=MASTER_KEY, allow_http=True):
+    """A store with the upstream and encoded credentials for 127.0.0.1.
+    The plain-http upstream needs allow_http (credentials go over https
+    only without it); the https tests leave it out."""
+    flags = {"allow_http": True} if allow_http else {}
     entries = [{"name": "upstream", "value": SECRET, "domain": "127.0.0.1",
-                "header_name": "X-Api-Key", "header_prefix": ""},
+                "header_name": "X-Api-Key", "header_prefix": "", **flags},
                {"name": "encoded", "value": ENCODED, "domain": "127.0.0.1",
-                "header_name": "X-Enc", "header_prefix": ""}] + list(extra)
+                "header_name": "X-Enc", "header_prefix": "", **flags}] + list(extra)
     try:
         subprocess.run(["node", REFSTORE, "write", path, key, json.dumps(entries)],
                        check=True, timeout=60)
@@ -345,7 +349,7 @@ class ProxyTests(unittest.TestCase):
         store = os.path.join(self.tmp, "credentials.enc")
         sha = lambda v: hashlib.sha256(v.encode()).hexdigest()  # noqa: E731
         second = [{"name": "second", "value": SECOND, "domain": "127.0.0.1",
-                   "header_name": "X-Second", "header_prefix": "Token "}]
+                   "header_name": "X-Second", "header_prefix": "Token ", "allow_http": True}]
         caps = {"credentials": ["upstream", "second"]}
         reloads = lambda: [l for l in audit_lines(self.server)[0]  # noqa: E731
                            if l["kind"] == "credential"]
@@ -446,7 +450,7 @@ class HttpsTests(unittest.TestCase):
         cls.upstream = start_https_upstream(cert, key)
         cls.base = f"https://127.0.0.1:{cls.upstream.server_address[1]}"
         store = os.path.join(cls.tmp, "credentials.enc")
-        cls.have_store = write_store(store)
+        cls.have_store = write_store(store, allow_http=False)
         common = ('allow_private_cidrs = ["127.0.0.0/8"]\ndefault_timeout_ms = 5000\n'
                   f'[credentials]\nstore_path = "{store}"\n')
         env = {"CLAWBOX_MASTER_KEY": MASTER_KEY}

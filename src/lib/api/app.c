@@ -89,11 +89,14 @@ static int open_secrets(struct cb_app *app, struct cb_master_key *key, struct cb
 static int open_proxy(struct cb_app *app, struct cb_error *err)
 {
     const struct cb_config *cfg = app->cfg;
+    char *db = cb_xasprintf("%s/state.db", cfg->server.data_dir);
     struct cb_audit_options ao = {
         .dir = cfg->logging.audit_dir,
         .max_file_bytes = cfg->logging.audit_max_file_bytes,
+        .anchor_db = db, /* the chain's head, so that a cut log is noticed */
     };
     int r = cb_audit_open(&ao, &app->audit, err);
+    free(db);
     if (r < 0) {
         cb_error_prefix(err, "opening audit log in %s", cfg->logging.audit_dir);
         return r;

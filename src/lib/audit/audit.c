@@ -14,7 +14,16 @@
  * before that sync started counts as synced when it finishes. A rotation
  * (by any process) fdatasyncs the old file before switching, and a writer
  * that finds the file rotated under it syncs its old descriptor too, so a
- * sync of the new file never needs to cover lines of the old one. */
+ * sync of the new file never needs to cover lines of the old one.
+ *
+ * Anchor: the thread that ran a sync hands the head it covered (seq and
+ * hash) to the anchor writer thread (anchor.c), which stores the newest one
+ * at most every 50 ms; the append path never waits for SQLite (nor for
+ * another process holding its lock). So the anchor lags a little and never
+ * runs ahead. The anchor is read only when the head is read from the files
+ * (open, and catching up with another writer): a log that is then shorter
+ * than the anchor, or than this writer knew it to be, was cut, and a line
+ * of kind "audit" records it. */
 #include "audit/audit.h"
 #include "audit/internal.h"
 
@@ -32,29 +41,6 @@
 
 static const char ZERO_HASH[CB_AUDIT_HASH_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
-
-struct cb_audit {
-    pthread_mutex_t mu;
-    char *dir;
-    int dirfd;
-    int lockfd;
-    int fd;
-    dev_t dev; /* identity of the file fd refers to */
-    ino_t ino;
-    uint64_t size;
-    uint64_t max_file_bytes;
-    uint64_t seq; /* highest rotated file number */
-    char head[CB_AUDIT_HASH_HEX + 1];
-    uint64_t written; /* lines written (their number) */
-    bool failed;
-    size_t recovered;
-
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    bool syncing;
-    uint64_t synced; /* all lines up to this number are durable */
-    int sync_err;    /* sticky: once set, no line is acknowledged again */
-};
 
 static int sys_err(struct cb_error *err, const char *what, const char *name)
 {
@@ -78,29 +64,39 @@ static void unlock_dir(struct cb_audit *a)
     flock(a->lockfd, LOCK_UN);
 }
 
+/* Takes the head (hash and seq) from the last line of a file; a chain
+ * whose last line carries no seq (written before lines were numbered) is
+ * counted once. No line at all: the chain is empty. */
+static int take_head(struct cb_audit *a, const struct cb__audit_tail *t, struct cb_error *err)
+{
+    if (!t->found) {
+        memcpy(a->head, ZERO_HASH, sizeof(a->head));
+        a->lines = 0;
+        return 0;
+    }
+    memcpy(a->head, t->hash, sizeof(a->head));
+    a->lines = t->seq;
+    return t->seq > 0 ? 0 : cb__audit_count_lines(a->dir, &a->lines, err);
+}
+
 /* Chain head from the newest rotated file, used when audit.jsonl is empty
  * (new, or a crash between rotation's rename and the first line). */
 static int head_from_rotated(struct cb_audit *a, struct cb_error *err)
 {
     char name[64];
     struct stat st;
-    bool found = false;
-    size_t partial = 0;
-    memcpy(a->head, ZERO_HASH, sizeof(a->head));
+    struct cb__audit_tail t = {0};
     if (a->seq == 0)
-        return 0;
+        return take_head(a, &t, err);
     snprintf(name, sizeof(name), "audit.%0*llu.jsonl", CB__AUDIT_SEQ_WIDTH,
              (unsigned long long)a->seq);
     int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sys_err(err, "opening", name);
-    int r = fstat(fd, &st) < 0
-                ? sys_err(err, "stat", name)
-                : cb__audit_last_line(fd, st.st_size, &found, a->head, &partial, err);
+    int r = fstat(fd, &st) < 0 ? sys_err(err, "stat", name)
+                               : cb__audit_last_line(fd, st.st_size, &t, err);
     close(fd);
-    if (r == 0 && !found)
-        memcpy(a->head, ZERO_HASH, sizeof(a->head));
-    return r;
+    return r < 0 ? r : take_head(a, &t, err);
 }
 
 /* Reads the head from audit.jsonl, first cutting off an incomplete last
@@ -108,19 +104,17 @@ static int head_from_rotated(struct cb_audit *a, struct cb_error *err)
  * glued to it. */
 static int recover_head(struct cb_audit *a, struct cb_error *err)
 {
-    bool found = false;
-    size_t partial = 0;
-    int r =
-        a->size ? cb__audit_last_line(a->fd, (off_t)a->size, &found, a->head, &partial, err) : 0;
-    if (r == 0 && partial > 0) {
-        if (ftruncate(a->fd, (off_t)(a->size - partial)) < 0 || fdatasync(a->fd) < 0)
+    struct cb__audit_tail t = {0};
+    int r = a->size ? cb__audit_last_line(a->fd, (off_t)a->size, &t, err) : 0;
+    if (r == 0 && t.partial > 0) {
+        if (ftruncate(a->fd, (off_t)(a->size - t.partial)) < 0 || fdatasync(a->fd) < 0)
             return sys_err(err, "cutting an incomplete line from", CB_AUDIT_FILE);
-        a->size -= partial;
-        a->recovered += partial;
+        a->size -= t.partial;
+        a->recovered += t.partial;
     }
-    if (r == 0 && !found)
-        r = head_from_rotated(a, err);
-    return r;
+    if (r < 0)
+        return r;
+    return t.found ? take_head(a, &t, err) : head_from_rotated(a, err);
 }
 
 static int open_current(struct cb_audit *a, struct cb_error *err)
@@ -158,7 +152,7 @@ static int load_state(struct cb_audit *a, struct cb_error *err)
     return recover_head(a, err);
 }
 
-static int open_steps(struct cb_audit *a, struct cb_error *err)
+static int open_steps(struct cb_audit *a, const char *anchor_db, struct cb_error *err)
 {
     int r = cb_mkdir_p(a->dir, 0700, err);
     if (r < 0)
@@ -169,9 +163,13 @@ static int open_steps(struct cb_audit *a, struct cb_error *err)
     a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (a->lockfd < 0)
         return sys_err(err, "opening lock in", a->dir);
+    if (anchor_db != NULL)
+        cb__audit_anchor_open(a, anchor_db);
     if ((r = lock_dir(a, err)) < 0)
         return r;
     r = load_state(a, err);
+    if (r == 0)
+        r = cb__audit_check_chain(a, NULL, err);
     unlock_dir(a);
     return r;
 }
@@ -185,7 +183,7 @@ int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, st
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->sync_mu, NULL);
     pthread_cond_init(&a->sync_cv, NULL);
-    int r = open_steps(a, err);
+    int r = open_steps(a, opts->anchor_db, err);
     if (r < 0) {
         cb_audit_close(a);
         return r;
@@ -206,6 +204,7 @@ void cb_audit_close(struct cb_audit *a)
         close(a->lockfd);
     if (a->dirfd >= 0)
         close(a->dirfd);
+    cb__audit_anchor_close(a);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->sync_mu);
     pthread_cond_destroy(&a->sync_cv);
@@ -272,36 +271,51 @@ static int follow_rotation(struct cb_audit *a, struct cb_error *err)
     return load_state(a, err);
 }
 
-/* Catches up with lines other processes appended since our last append
- * (called with mu and the directory lock held): when audit.jsonl is no
- * longer the file we hold, or has another size, the head is read again. */
-static int catch_up(struct cb_audit *a, struct cb_error *err)
+/* Reads the head again after the files changed under us (mu and the
+ * directory lock held). */
+static int reread(struct cb_audit *a, bool rotated, struct cb_error *err)
 {
-    struct stat named, ours;
-    if (fstatat(a->dirfd, CB_AUDIT_FILE, &named, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno != ENOENT)
-            return sys_err(err, "stat", CB_AUDIT_FILE);
-        return follow_rotation(a, err);
-    }
-    if (named.st_dev != a->dev || named.st_ino != a->ino)
+    struct stat ours;
+    if (rotated)
         return follow_rotation(a, err);
     if (fstat(a->fd, &ours) < 0)
         return sys_err(err, "stat", CB_AUDIT_FILE);
-    if ((uint64_t)ours.st_size == a->size)
-        return 0;
     a->size = (uint64_t)ours.st_size;
     return recover_head(a, err);
 }
 
-/* Formats, rotates if needed and writes one line after catching up with
- * other writers. Called with mu and the directory lock held. */
-static int write_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
-                        struct cb_error *err)
+/* Catches up with lines other processes appended since our last append
+ * (called with mu and the directory lock held): when audit.jsonl is no
+ * longer the file we hold, or has another size, the head is read again,
+ * and must not be behind the head we knew (see cb__audit_check_chain). */
+static int catch_up(struct cb_audit *a, struct cb_error *err)
+{
+    struct stat named, ours;
+    bool rotated;
+    if (fstatat(a->dirfd, CB_AUDIT_FILE, &named, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno != ENOENT)
+            return sys_err(err, "stat", CB_AUDIT_FILE);
+        rotated = true;
+    } else {
+        rotated = named.st_dev != a->dev || named.st_ino != a->ino;
+    }
+    if (!rotated && fstat(a->fd, &ours) < 0)
+        return sys_err(err, "stat", CB_AUDIT_FILE);
+    if (!rotated && (uint64_t)ours.st_size == a->size)
+        return 0;
+    struct cb_state_anchor before = {.lines = a->lines};
+    memcpy(before.head, a->head, sizeof(before.head));
+    int r = reread(a, rotated, err);
+    return r < 0 ? r : cb__audit_check_chain(a, &before, err);
+}
+
+int cb__audit_write_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
+                           struct cb_error *err)
 {
     int r = catch_up(a, err);
     if (r < 0)
         return r;
-    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->head, line);
+    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->lines + 1, a->head, line);
     line[n] = '\n';
     if (a->max_file_bytes && a->size > 0 && a->size + n + 1 > a->max_file_bytes)
         r = rotate(a, err);
@@ -310,6 +324,7 @@ static int write_locked(struct cb_audit *a, const struct cb_audit_record *rec, c
     if (r == 0) {
         cb__audit_hash(line, n, a->head);
         a->size += n + 1;
+        a->lines++;
     }
     return r;
 }
@@ -322,7 +337,7 @@ static int append_locked(struct cb_audit *a, const struct cb_audit_record *rec, 
                             "audit log: an earlier write or sync failed; refusing to append");
     int r = lock_dir(a, err);
     if (r == 0) {
-        r = write_locked(a, rec, line, err);
+        r = cb__audit_write_locked(a, rec, line, err);
         unlock_dir(a);
     }
     if (r < 0) {
@@ -333,19 +348,25 @@ static int append_locked(struct cb_audit *a, const struct cb_audit_record *rec, 
     return 0;
 }
 
-/* Runs one fdatasync for whoever is waiting. Called with sync_mu held;
- * returns with it held. */
+/* Runs one fdatasync for whoever is waiting, then has the head it covered
+ * anchored (every line up to it, ours or another process's, is in the file
+ * synced). Called with sync_mu held; returns with it held. */
 static int lead_sync(struct cb_audit *a)
 {
+    struct cb_state_anchor head;
     a->syncing = true;
     pthread_mutex_unlock(&a->sync_mu);
     pthread_mutex_lock(&a->mu);
     uint64_t target = a->written;
+    head.lines = a->lines;
+    memcpy(head.head, a->head, sizeof(head.head));
     int fd = a->fd >= 0 ? fcntl(a->fd, F_DUPFD_CLOEXEC, 0) : -1;
     pthread_mutex_unlock(&a->mu);
     int r = fd < 0 ? -EIO : fdatasync(fd) < 0 ? -errno : 0;
     if (fd >= 0)
         close(fd);
+    if (r == 0)
+        cb__audit_anchor_post(a, &head);
     pthread_mutex_lock(&a->sync_mu);
     a->syncing = false;
     if (r < 0 && a->sync_err == 0)

@@ -14,6 +14,10 @@
  *                        credential names affected, as JSON arrays of
  *                        strings, and the domain of a single change (or
  *                        null). Never values.
+ *   missing              kind "audit" only: lines found cut from the end
+ *   seq                  the line's position in the chain, 1-based, across
+ *                        rotated files (lines written before it existed
+ *                        have none)
  *   prev                 SHA-256 hex of the previous line's bytes (without
  *                        its newline); 64 zeros on the first line of a log
  *
@@ -36,9 +40,17 @@
  * sort by age) and a new audit.jsonl is started; its first line chains to the
  * last line of the previous file.
  *
- * What the chain cannot show: removal of the newest lines (no successor
- * records their hash). cb_audit_verify reports the last hash so that it can
- * be anchored elsewhere. */
+ * Anchor: what the chain alone cannot show is removal of the newest lines
+ * (no successor records their hash). With an anchor database (the state
+ * database), every writer records there the seq and hash of a head it
+ * made durable (from a thread of its own, at most every 50 ms while lines
+ * are appended, and at close), so the anchor may lag the log (by the lines
+ * of the last 50 ms after a crash; further after a power loss, since the
+ * anchor commits without fsync) but never runs ahead of it. cb_audit_verify_anchored then reports a
+ * log that ends before its anchor, naming how many lines are missing, or whose line at the anchor's
+ * seq has another hash. A writer that opens a log behind its anchor first appends a line of kind
+ * "audit", decision "truncated", recording how many lines were lost (so that the evidence stays in
+ * the chain once it grows past the old anchor), then resets the anchor to that line. */
 #ifndef CB_AUDIT_AUDIT_H
 #define CB_AUDIT_AUDIT_H
 
@@ -63,6 +75,7 @@ enum cb_audit_kind {
     CB_AUDIT_EXECUTE,
     CB_AUDIT_REGISTER,
     CB_AUDIT_CREDENTIAL,
+    CB_AUDIT_AUDIT, /* the log's own events: lines found cut from its end */
 };
 
 /* Most names in a credential line's added/removed/changed lists; past it
@@ -93,11 +106,17 @@ struct cb_audit_record {
     size_t n_removed;
     const char *const *changed;
     size_t n_changed;
+    /* CB_AUDIT_AUDIT only. */
+    uint64_t missing;
 };
 
 struct cb_audit_options {
     const char *dir;         /* created 0700 if missing */
     uint64_t max_file_bytes; /* 0: no rotation */
+    /* The state database holding the anchor (its directory is created
+     * 0700), or NULL for none. The anchor is best effort: when it cannot
+     * be opened or written the log goes on and a warning is logged. */
+    const char *anchor_db;
 };
 
 struct cb_audit;
@@ -128,11 +147,11 @@ void cb_audit_head(struct cb_audit *log, char out[CB_AUDIT_HASH_HEX + 1]);
 
 const char *cb_audit_kind_name(enum cb_audit_kind kind);
 
-/* Formats the line for rec with the given prev and timestamp (ms since the
- * epoch) into out (at least CB_AUDIT_MAX_LINE + 1 bytes), without newline.
- * Returns its length. Exposed for tests and tools. */
-size_t cb_audit_format(const struct cb_audit_record *rec, uint64_t wall_ms, const char *prev,
-                       char *out);
+/* Formats the line for rec with the given seq (0: none), prev and timestamp
+ * (ms since the epoch) into out (at least CB_AUDIT_MAX_LINE + 1 bytes),
+ * without newline. Returns its length. Exposed for tests and tools. */
+size_t cb_audit_format(const struct cb_audit_record *rec, uint64_t wall_ms, uint64_t seq,
+                       const char *prev, char *out);
 
 /* ------------------------------ readers ------------------------------ */
 
@@ -146,6 +165,9 @@ struct cb_audit_verify_report {
     uint64_t line;  /* 1-based line number in that file */
     char reason[CB_AUDIT_REASON_MAX];
     char last_hash[CB_AUDIT_HASH_HEX + 1]; /* hash of the last good line */
+    bool anchored;                         /* an anchor was found and checked */
+    uint64_t anchor_lines;                 /* its line count */
+    uint64_t missing;                      /* lines cut from the end (when !ok) */
 };
 
 /* Walks every file in dir, oldest first, and checks each line: complete,
@@ -154,6 +176,15 @@ struct cb_audit_verify_report {
  * the chain is intact, CB_AUDIT_E_BROKEN with the report filled in when it
  * is not, or another negative errno when the files cannot be read. */
 int cb_audit_verify(const char *dir, struct cb_audit_verify_report *report, struct cb_error *err);
+
+/* cb_audit_verify, then against the anchor for dir in the state database
+ * anchor_db (opened read-only; a missing file or no anchor leaves
+ * report->anchored false). Also broken: a line whose "seq" is not its
+ * position, a line recording a truncation (its "missing" goes to
+ * report->missing), a line at the anchor's position with another hash,
+ * and a log that ends before the anchor (report->missing lines). */
+int cb_audit_verify_anchored(const char *dir, const char *anchor_db,
+                             struct cb_audit_verify_report *report, struct cb_error *err);
 
 /* Called with each line (without newline) in order. Return non-zero to
  * stop. */

@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,14 +189,22 @@ static ssize_t line_start(const char *buf, size_t end)
     return -1;
 }
 
-int cb__audit_last_line(int fd, off_t size, bool *found, char hash[CB_AUDIT_HASH_HEX + 1],
-                        size_t *partial, struct cb_error *err)
+uint64_t cb__audit_line_seq(const char *line, size_t len)
+{
+    json_t *o = json_loadb(line, len, 0, NULL);
+    json_t *v = json_object_get(o, "seq");
+    uint64_t seq =
+        json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    json_decref(o);
+    return seq;
+}
+
+int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct cb_error *err)
 {
     size_t win = size < (off_t)READER_BUF ? (size_t)size : READER_BUF;
     char *buf = cb_xmalloc(win ? win : 1);
     int r = read_at(fd, buf, win, size - (off_t)win);
-    *found = false;
-    *partial = 0;
+    memset(out, 0, sizeof(*out));
     if (r < 0) {
         free(buf);
         return cb_error_set(err, r, "reading the end of the audit log: %s", strerror(-r));
@@ -202,7 +212,7 @@ int cb__audit_last_line(int fd, off_t size, bool *found, char hash[CB_AUDIT_HASH
     /* Bytes after the last newline were never acknowledged. */
     ssize_t tail = line_start(buf, win);
     size_t end = tail < 0 ? 0 : (size_t)tail;
-    *partial = win - end;
+    out->partial = win - end;
     if (tail < 0 && (off_t)win < size)
         r = cb_error_set(err, -EBADMSG, "audit log ends with %zu bytes and no newline", win);
     if (r == 0 && end > 0) {
@@ -215,10 +225,53 @@ int cb__audit_last_line(int fd, off_t size, bool *found, char hash[CB_AUDIT_HASH
             r = cb_error_set(err, -EBADMSG, "last audit line is longer than %d bytes",
                              CB_AUDIT_MAX_LINE);
         if (r == 0) {
-            cb__audit_hash(buf + s, end - 1 - s, hash);
-            *found = true;
+            cb__audit_hash(buf + s, end - 1 - s, out->hash);
+            out->seq = cb__audit_line_seq(buf + s, end - 1 - s);
+            out->found = true;
         }
     }
     free(buf);
+    return r;
+}
+
+int cb__audit_each_line(const char *file, cb_audit_line_fn fn, void *ctx, struct cb_error *err)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "audit log: opening %s: %s", file, strerror(errno));
+    struct cb__line_reader rd;
+    const char *line;
+    size_t len;
+    int k;
+    cb__line_reader_init(&rd, fd);
+    while ((k = cb__line_reader_next(&rd, &line, &len)) != CB__LINE_EOF) {
+        if (k == CB__LINE_OK && fn(line, len, ctx) != 0)
+            break;
+        if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
+            break;
+    }
+    cb__line_reader_free(&rd);
+    close(fd);
+    if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
+        return cb_error_set(err, k, "audit log: reading %s: %s", file, strerror(-k));
+    return 0;
+}
+
+static int count_one(const char *line, size_t len, void *ctx)
+{
+    (void)line;
+    (void)len;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+int cb__audit_count_lines(const char *dir, uint64_t *lines, struct cb_error *err)
+{
+    struct cb__audit_files files;
+    int r = cb__audit_list(dir, &files, err);
+    *lines = 0;
+    for (size_t i = 0; r == 0 && i < files.n; i++)
+        r = cb__audit_each_line(files.names[i], count_one, lines, err);
+    cb__audit_files_free(&files);
     return r;
 }

@@ -172,12 +172,12 @@ static void put_time(struct out *o, uint64_t wall_ms)
 
 const char *cb_audit_kind_name(enum cb_audit_kind kind)
 {
-    static const char *const names[] = {"proxy", "execute", "register", "credential"};
+    static const char *const names[] = {"proxy", "execute", "register", "credential", "audit"};
     return (size_t)kind < CB_ARRAY_LEN(names) ? names[kind] : "unknown";
 }
 
-size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, const char *prev,
-                       char *out)
+size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, uint64_t seq,
+                       const char *prev, char *out)
 {
     struct out o = {out, 0};
     put(&o, "{", 1);
@@ -218,6 +218,14 @@ size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, const 
         put_list(&o, r->removed, r->n_removed, B_NAMES);
         put_key(&o, "changed", false);
         put_list(&o, r->changed, r->n_changed, B_NAMES);
+    }
+    if (r->kind == CB_AUDIT_AUDIT) {
+        put_key(&o, "missing", false);
+        put_num(&o, r->missing);
+    }
+    if (seq > 0) {
+        put_key(&o, "seq", false);
+        put_num(&o, seq);
     }
     put_key(&o, "prev", false);
     put(&o, "\"", 1);

@@ -3,6 +3,7 @@
 #ifndef CB_AUDIT_INTERNAL_H
 #define CB_AUDIT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,67 @@
 
 #include "audit/audit.h"
 #include "core/error.h"
+#include "state/state.h"
+
+/* A writer's handle (audit.c); the anchor code (anchor.c) shares it. */
+struct cb_audit {
+    pthread_mutex_t mu;
+    char *dir;
+    int dirfd;
+    int lockfd;
+    int fd;
+    dev_t dev; /* identity of the file fd refers to */
+    ino_t ino;
+    uint64_t size;
+    uint64_t max_file_bytes;
+    uint64_t seq; /* highest rotated file number */
+    char head[CB_AUDIT_HASH_HEX + 1];
+    uint64_t lines;   /* seq of the head line: how many lines the chain has */
+    uint64_t written; /* lines written by this handle (their number) */
+    bool failed;
+    size_t recovered;
+
+    struct cb_state *anchor; /* NULL: no anchor */
+    char *anchor_name;       /* the directory's real path */
+    bool anchor_warned;      /* a failure was logged; cleared on success */
+    /* The anchor writer thread (anchor.c) and what it is asked to store. */
+    pthread_t anchor_thread;
+    pthread_mutex_t anchor_mu;
+    pthread_cond_t anchor_cv;   /* something posted, or stop */
+    pthread_cond_t anchor_done; /* a post was stored */
+    struct cb_state_anchor anchor_pending;
+    bool anchor_has_pending;
+    bool anchor_reset; /* the pending anchor replaces what is stored */
+    bool anchor_stop;
+    uint64_t anchor_posted, anchor_stored; /* post numbers */
+
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    bool syncing;
+    uint64_t synced; /* all lines up to this number are durable */
+    int sync_err;    /* sticky: once set, no line is acknowledged again */
+};
+
+/* Formats, rotates if needed and writes one line after catching up with
+ * other writers (mu and the directory lock held); `line` is a buffer of
+ * CB_AUDIT_MAX_LINE + 2 bytes. */
+int cb__audit_write_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
+                           struct cb_error *err);
+
+/* anchor.c: opens the anchor database and starts its writer thread (best
+ * effort: a failure is logged and leaves a->anchor NULL); close stores
+ * what is pending, then stops it. */
+void cb__audit_anchor_open(struct cb_audit *a, const char *db);
+void cb__audit_anchor_close(struct cb_audit *a);
+/* Hands a head made durable to the writer thread, which stores it soon
+ * after (the newest of several posts wins); a failure is logged once. */
+void cb__audit_anchor_post(struct cb_audit *a, const struct cb_state_anchor *head);
+/* Checks the head just read from the files (mu and the directory lock
+ * held) against what it must at least be: `before`, what this handle knew
+ * (NULL at open), and the anchor. A chain that is shorter, or as long with
+ * another last line, was cut: a line of kind "audit" records it. */
+int cb__audit_check_chain(struct cb_audit *a, const struct cb_state_anchor *before,
+                          struct cb_error *err);
 
 /* A rotated file is audit.<seq>.jsonl with seq zero-padded to this width. */
 #define CB__AUDIT_SEQ_WIDTH 8
@@ -53,11 +115,28 @@ void cb__line_reader_free(struct cb__line_reader *r);
  * negative errno from read(2). */
 int cb__line_reader_next(struct cb__line_reader *r, const char **line, size_t *len);
 
+/* What the end of a file says about the chain. */
+struct cb__audit_tail {
+    bool found;                       /* the file has a complete line */
+    char hash[CB_AUDIT_HASH_HEX + 1]; /* SHA-256 of the last one */
+    uint64_t seq;                     /* its "seq"; 0 when it has none */
+    size_t partial;                   /* bytes after the last newline */
+};
+
 /* Finds the last line of the file open at fd (size bytes), reading at most
- * CB_AUDIT_MAX_LINE + 1 bytes. *partial gets the number of bytes after the
- * last newline (an incomplete line). On success *hash is the SHA-256 of the
- * last complete line, or *found is false when there is none. */
-int cb__audit_last_line(int fd, off_t size, bool *found, char hash[CB_AUDIT_HASH_HEX + 1],
-                        size_t *partial, struct cb_error *err);
+ * CB_AUDIT_MAX_LINE + 1 bytes, and fills *out. */
+int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct cb_error *err);
+
+/* The "seq" member of a line, or 0 when it has none (a line written before
+ * lines were numbered) or is not a JSON object. */
+uint64_t cb__audit_line_seq(const char *line, size_t len);
+
+/* Calls fn with each complete line of file (over-long lines and an
+ * incomplete last line are left out) until it returns non-zero. */
+int cb__audit_each_line(const char *file, cb_audit_line_fn fn, void *ctx, struct cb_error *err);
+
+/* Counts the complete lines of every file in dir: the position of the head
+ * of a chain whose last line carries no "seq". */
+int cb__audit_count_lines(const char *dir, uint64_t *lines, struct cb_error *err);
 
 #endif

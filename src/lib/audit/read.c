@@ -35,29 +35,17 @@ static void ring_free(struct ring *r)
     free(r->len);
 }
 
+static int ring_take(const char *line, size_t len, void *ctx)
+{
+    ring_push(ctx, line, len);
+    return 0;
+}
+
 /* Keeps the last r->cap complete lines of file; over-long lines and an
  * incomplete last line are left out. */
 static int ring_fill(struct ring *r, const char *file, struct cb_error *err)
 {
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "audit log: opening %s: %s", file, strerror(errno));
-    struct cb__line_reader rd;
-    const char *line;
-    size_t len;
-    int k;
-    cb__line_reader_init(&rd, fd);
-    while ((k = cb__line_reader_next(&rd, &line, &len)) != CB__LINE_EOF) {
-        if (k == CB__LINE_OK)
-            ring_push(r, line, len);
-        else if (k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
-            break;
-    }
-    cb__line_reader_free(&rd);
-    close(fd);
-    if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
-        return cb_error_set(err, k, "audit log: reading %s: %s", file, strerror(-k));
-    return 0;
+    return cb__audit_each_line(file, ring_take, r, err);
 }
 
 /* Delivers rings[count-1] (oldest file) first. */

@@ -402,8 +402,28 @@ static int ensure_token(struct cb_config *c, struct cb_error *err)
     return 0;
 }
 
-int cb_config_load_text(const char *name, const char *text, size_t len, struct cb_config **out,
-                        struct cb_config_diag *diag, struct cb_error *err)
+/* The file holds the API token, and its mode lets other users read (or
+ * change) it: they could then call the API as its owner. A warning, not an
+ * error, since the reference accepted such files; the master key file,
+ * which guards the credentials themselves, is refused instead. */
+static void warn_token_exposed(const struct cb_toml_value *root, mode_t mode,
+                               struct cb_config_diag *diag, const char *file)
+{
+    const struct cb_toml_value *server = cb_toml_get(root, "server");
+    if ((mode & 077) == 0 || server == NULL || server->type != CB_TOML_TABLE ||
+        cb_toml_get(server, "auth_token") == NULL)
+        return;
+    struct origin org = {file, 0, NULL};
+    diag_add(&diag->warnings, &org,
+             "the file holds [server] auth_token and its mode is %04o, so other users can read "
+             "the token (and call the API with it); run: chmod 600 %s",
+             (unsigned)(mode & 07777), file);
+}
+
+/* cb_config_load_text for text read from a file with st_mode `mode` (0:
+ * not from a file, so no mode to check). */
+static int load_text_mode(const char *name, const char *text, size_t len, mode_t mode,
+                          struct cb_config **out, struct cb_config_diag *diag, struct cb_error *err)
 {
     struct cb_config *c = cb_xcalloc(1, sizeof(*c));
     apply_defaults(c, cb__config_opts, cb__config_nopts, diag);
@@ -415,6 +435,7 @@ int cb_config_load_text(const char *name, const char *text, size_t len, struct c
             diag_add(&diag->errors, &org, "%s", perr.msg);
         } else {
             apply_document(c, root, diag, name);
+            warn_token_exposed(root, mode, diag, name);
             cb_toml_free(root);
         }
     }
@@ -435,7 +456,37 @@ int cb_config_load_text(const char *name, const char *text, size_t len, struct c
     return 0;
 }
 
-static int read_file(const char *path, char **data, size_t *len, struct cb_error *err)
+int cb_config_load_text(const char *name, const char *text, size_t len, struct cb_config **out,
+                        struct cb_config_diag *diag, struct cb_error *err)
+{
+    return load_text_mode(name, text, len, 0, out, diag, err);
+}
+
+/* Reads exactly `size` bytes. A read error, or an end of file before
+ * `size` (the file shrank under us), is an error: half a config must never
+ * be taken for the whole one. */
+static int read_all(int fd, const char *path, char *buf, size_t size, struct cb_error *err)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cb_error_set(err, -errno, "failed to read config from %s: %s", path,
+                                strerror(errno));
+        if (n == 0)
+            return cb_error_set(err, -EIO,
+                                "failed to read config from %s: it ended after %zu of %zu bytes "
+                                "(changed while being read?)",
+                                path, got, size);
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return 0;
+}
+
+static int read_file(const char *path, char **data, size_t *len, mode_t *mode, struct cb_error *err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -449,18 +500,14 @@ static int read_file(const char *path, char **data, size_t *len, struct cb_error
         return cb_error_set(err, -EFBIG, "config file %s is larger than %u bytes", path,
                             CB_CONFIG_MAX_FILE);
     char *buf = cb_xmalloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
+    int r = read_all(fd, path, buf, (size_t)st.st_size, err);
+    if (r < 0) {
+        free(buf);
+        return r;
     }
-    buf[got] = '\0';
     *data = buf;
-    *len = got;
+    *len = (size_t)st.st_size;
+    *mode = st.st_mode;
     return 0;
 }
 
@@ -469,14 +516,15 @@ int cb_config_load(const char *path, struct cb_config **out, struct cb_config_di
 {
     char *data = NULL;
     size_t len = 0;
+    mode_t mode = 0;
     if (path != NULL) {
-        int r = read_file(path, &data, &len, err);
+        int r = read_file(path, &data, &len, &mode, err);
         if (r < 0) {
             cb_strlist_push(&diag->errors, err->msg);
             return r;
         }
     }
-    int r = cb_config_load_text(path ? path : "defaults", data, len, out, diag, err);
+    int r = load_text_mode(path ? path : "defaults", data, len, mode, out, diag, err);
     free(data);
     return r;
 }

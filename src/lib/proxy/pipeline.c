@@ -596,8 +596,12 @@ static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err
     return r;
 }
 
+/* `domain` is a credential's canonical domain (NULL when it can never
+ * match, see secrets.h) and `host` the request's canonical host. */
 static bool domain_matches(const char *domain, const char *host)
 {
+    if (domain == NULL)
+        return false;
     if (strncmp(domain, "*.", 2) == 0) {
         const char *apex = domain + 2;
         size_t hl = strlen(host), al = strlen(apex);
@@ -631,8 +635,28 @@ static void append_name(struct req *q, const char *name)
     snprintf(q->injected + used, sizeof(q->injected) - used, "%s%s", used ? "," : "", name);
 }
 
+/* Whether the credential may travel on this request: over https unless it
+ * allows plain http (where anyone on the path reads it), and only to its
+ * port when it is bound to one. A credential held back is logged, since
+ * the upstream will then answer as if it had none. */
+static bool transport_allows(const struct req *q, const struct cb_cred_info *info)
+{
+    const char *why = NULL;
+    if (q->url.scheme != CB_PROXY_HTTPS && !info->allow_http)
+        why = "it is sent over https only (clawbox creds add --allow-http allows http)";
+    else if (info->port != 0 && q->url.port != info->port)
+        why = "it is bound to another port";
+    if (why == NULL)
+        return true;
+    cb_log(CB_LOG_WARN, "credential '%s' not injected into %s://%s:%u for tool %s: %s", info->name,
+           cb_proxy_scheme_name(q->url.scheme), q->url.host.name, (unsigned)q->url.port, q->tool,
+           why);
+    return false;
+}
+
 /* Adds "<header>: <prefix><value>" for each granted credential whose domain
- * matches the host, replacing the tool's own header of that name. */
+ * matches the host and whose transport rules allow this request, replacing
+ * the tool's own header of that name. */
 static void inject_stage(struct req *q, const json_t *granted)
 {
     q->inject_from = q->n_headers;
@@ -646,7 +670,7 @@ static void inject_stage(struct req *q, const json_t *granted)
         struct cb_cred_info info;
         const char *name = json_string_value(v);
         if (name == NULL || cb_secret_store_find(store, name, &info) < 0 ||
-            !domain_matches(info.domain, q->url.host.name) ||
+            !domain_matches(info.match, q->url.host.name) || !transport_allows(q, &info) ||
             q->n_headers - q->inject_from >= PROXY_MAX_INJECT)
             continue;
         char *value = NULL;

@@ -39,6 +39,8 @@ static struct ref *sorted_names(const struct cb_secret_store *s, size_t *n)
 
 static bool same_entry(const struct cb__cred *a, const struct cb__cred *b)
 {
+    if (a->allow_http != b->allow_http || a->port != b->port)
+        return false;
     for (int f = 0; f < CB__F_COUNT; f++)
         if (a->len[f] != b->len[f] || memcmp(a->f[f], b->f[f], a->len[f]) != 0)
             return false;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -26,6 +27,12 @@ enum cb__cred_field {
 struct cb__cred {
     char *f[CB__F_COUNT]; /* each NUL-terminated, wiped on free */
     size_t len[CB__F_COUNT];
+    /* Optional members (see secrets.h), written only when set. */
+    bool allow_http;
+    uint16_t port;
+    /* Not stored: the canonical domain (cb_cred_domain_normalize), or ""
+     * when the stored one can never match a host. */
+    char match[CB_SECRETS_DOMAIN_MAX + 1];
 };
 
 struct cb__cred_list {
@@ -37,12 +44,15 @@ struct cb__cred_list {
 extern const char *const cb__cred_field_names[CB__F_COUNT];
 
 void cb__cred_clear(struct cb__cred *c);
+/* Sets c->match from its domain ("" when it can never match). */
+void cb__cred_set_match(struct cb__cred *c);
 void cb__cred_list_free(struct cb__cred_list *l);
 /* Appends c (taking ownership of its strings). */
 void cb__cred_list_push(struct cb__cred_list *l, struct cb__cred *c);
 
 /* Parses the decrypted payload. On failure the list is left empty and the
- * error (CB_SECRETS_E_BAD_PAYLOAD) says where and why. */
+ * error (CB_SECRETS_E_BAD_PAYLOAD) says where and why. An entry whose
+ * domain can never match is kept with an empty `match`. */
 int cb__creds_parse(const char *json, size_t len, struct cb__cred_list *out, struct cb_error *err);
 
 /* Serialises the list exactly as serde_json's compact writer would, into

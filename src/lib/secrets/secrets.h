@@ -8,7 +8,12 @@
  * with a fresh random nonce per save, no associated data and no header. The
  * plaintext is a compact JSON array of
  *     {"name","value","domain","header_name","header_prefix"}
- * objects (all strings), in insertion order.
+ * objects (all strings), in insertion order, each optionally followed by
+ *     "allow_http":true      the credential may be sent over plain http
+ *     "port":N               the credential is sent only to port N
+ * Both are written only when set, so a store that uses neither is byte for
+ * byte what the reference writes; the reference (serde) ignores them when
+ * it reads ours. Without "allow_http" a credential goes over https only.
  *
  * Beyond the reference:
  *  - saves are atomic (temp 0600, fsync, rename, directory fsync) and refuse
@@ -27,6 +32,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -74,13 +80,33 @@ int cb_master_key_load(const char *key_file, struct cb_master_key *key, struct c
 
 void cb_master_key_wipe(struct cb_master_key *key);
 
+/* Longest credential domain, in bytes. */
+#define CB_SECRETS_DOMAIN_MAX 255
+
+/* Checks a credential domain and writes its canonical form into out: a
+ * host name in lower case, a dotted-quad IPv4 address, an IPv6 address
+ * without brackets, or "*." and a host name (the name and all its
+ * subdomains). Everything a request's host can never equal is refused with
+ * -EINVAL and a message that says what to write instead: "*" alone, a
+ * trailing dot, a port, a URL, '%', empty labels, spaces, control
+ * characters, "*." before an IP address or a single label ("*.com"). */
+int cb_cred_domain_normalize(const char *domain, char out[CB_SECRETS_DOMAIN_MAX + 1],
+                             struct cb_error *err);
+
 /* One credential as listed: everything but the value. Pointers are owned by
  * the store and valid until it is modified or freed. */
 struct cb_cred_info {
     const char *name;
-    const char *domain;
+    const char *domain; /* as stored */
     const char *header_name;
     const char *header_prefix;
+    /* The canonical domain requests are matched against, or NULL when the
+     * stored domain can never match a host (a store written by another
+     * program): such an entry is kept, listed and scanned for, but never
+     * injected. */
+    const char *match;
+    bool allow_http; /* may be sent over plain http, not only https */
+    uint16_t port;   /* 0: any port; else only requests to this port */
 };
 
 /* What add/replace takes. header_name/header_prefix NULL mean the defaults
@@ -93,6 +119,8 @@ struct cb_cred_spec {
     const char *header_prefix;
     const char *value;
     size_t value_len;
+    bool allow_http;
+    uint16_t port; /* 0: any */
 };
 
 struct cb_secret_store;
@@ -128,10 +156,11 @@ int cb_secret_store_get_value(const struct cb_secret_store *store, const char *n
                               size_t *len, struct cb_error *err);
 
 /* Adds a credential, or replaces the one with the same name (which moves
- * to the end, as in the reference). Validates: name and domain non-empty,
- * no control characters in name/domain/header/prefix, header a valid HTTP
- * token, value non-empty without CR, LF or NUL, sizes bounded. In memory
- * only: call save. */
+ * to the end, as in the reference). Validates: name non-empty, the domain
+ * as cb_cred_domain_normalize (the canonical form is stored), no control
+ * characters in name/header/prefix, header a valid HTTP token, value
+ * non-empty without CR, LF or NUL, sizes bounded. In memory only: call
+ * save. */
 int cb_secret_store_put(struct cb_secret_store *store, const struct cb_cred_spec *spec,
                         struct cb_error *err);
 
@@ -149,7 +178,7 @@ bool cb_secret_store_changed_on_disk(const struct cb_secret_store *store);
 
 /* The names that differ between two stores, each list sorted by name:
  * added (only in `to`), removed (only in `from`), and changed (in both,
- * with another domain, header, prefix or value). Either store may be NULL
+ * with another domain, header, prefix, value, allow_http or port). Either store may be NULL
  * (empty). The names point into the stores and stay valid while both are
  * unmodified; free the lists with cb_secret_diff_free. Values are compared
  * in place and never copied, so nothing here is secret. */

@@ -3,6 +3,7 @@
 #include "secrets/internal.h"
 #include "secrets/secrets.h"
 
+#include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -109,6 +110,23 @@ static int check_stat(const struct cb_secret_store *s, int fd, struct stat *st,
     return 0;
 }
 
+/* Says, once per load, which entries are kept but never injected because
+ * no host can match their domain (a store written by another program). */
+static void warn_unmatchable(const struct cb_secret_store *s)
+{
+    for (size_t i = 0; i < s->list.n; i++) {
+        const struct cb__cred *c = &s->list.v[i];
+        char canon[CB_SECRETS_DOMAIN_MAX + 1];
+        struct cb_error e = {0};
+        if (c->match[0] != '\0' || cb_cred_domain_normalize(c->f[CB__F_DOMAIN], canon, &e) == 0)
+            continue;
+        cb_log(CB_LOG_WARN,
+               "credential store %s: credential '%.64s' is never injected: %s (add it again "
+               "with clawbox creds add)",
+               s->path, c->f[CB__F_NAME], e.msg);
+    }
+}
+
 /* A missing file is an empty store (the reference's behaviour, and what a
  * first `creds add` needs); every other failure is an error. */
 static int load(struct cb_secret_store *s, struct cb_error *err)
@@ -126,8 +144,10 @@ static int load(struct cb_secret_store *s, struct cb_error *err)
     close(fd);
     if (r == 0)
         r = decrypt_and_parse(s, data, (size_t)st.st_size, err);
-    if (r == 0)
+    if (r == 0) {
         cb__file_id_from_stat(&s->id, &st);
+        warn_unmatchable(s);
+    }
     free(data);
     return r;
 }
@@ -174,6 +194,9 @@ static void info_of(const struct cb__cred *c, struct cb_cred_info *out)
     out->domain = c->f[CB__F_DOMAIN];
     out->header_name = c->f[CB__F_HEADER];
     out->header_prefix = c->f[CB__F_PREFIX];
+    out->match = c->match[0] ? c->match : NULL;
+    out->allow_http = c->allow_http;
+    out->port = c->port;
 }
 
 int cb_secret_store_entry(const struct cb_secret_store *s, size_t i, struct cb_cred_info *out)

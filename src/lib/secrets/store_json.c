@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Nesting allowed inside an unknown member we skip. */
@@ -265,7 +266,59 @@ static int field_index(const char *key, size_t len)
     return -1;
 }
 
-static int parse_member(struct parser *p, struct cb__cred *c)
+/* The optional members, as bits of a "seen" set. */
+enum { EXTRA_ALLOW_HTTP = 1, EXTRA_PORT = 2 };
+
+static unsigned extra_index(const char *key, size_t len)
+{
+    if (len == 10 && memcmp(key, "allow_http", len) == 0)
+        return EXTRA_ALLOW_HTTP;
+    if (len == 4 && memcmp(key, "port", len) == 0)
+        return EXTRA_PORT;
+    return 0;
+}
+
+static int parse_bool(struct parser *p, bool *out)
+{
+    skip_ws(p);
+    if (p->n - p->i >= 4 && memcmp(p->s + p->i, "true", 4) == 0) {
+        p->i += 4;
+        *out = true;
+        return 0;
+    }
+    if (p->n - p->i >= 5 && memcmp(p->s + p->i, "false", 5) == 0) {
+        p->i += 5;
+        *out = false;
+        return 0;
+    }
+    return fail(p, "\"allow_http\" is not true or false");
+}
+
+/* A port: an integer from 0 (any port) to 65535, as serde writes a u16. */
+static int parse_port(struct parser *p, uint16_t *out)
+{
+    uint32_t v = 0;
+    size_t start;
+    skip_ws(p);
+    start = p->i;
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9' && p->i - start < 6)
+        v = v * 10 + (uint32_t)(p->s[p->i++] - '0');
+    bool more = p->i < p->n && strchr("0123456789.eE-+", p->s[p->i]) != NULL;
+    if (p->i == start || more || v > 65535 || (p->s[start] == '0' && p->i - start > 1))
+        return fail(p, "\"port\" is not an integer from 0 to 65535");
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static int parse_extra(struct parser *p, struct cb__cred *c, unsigned x, unsigned *seen)
+{
+    if (*seen & x)
+        return fail(p, "duplicate field");
+    *seen |= x;
+    return x == EXTRA_ALLOW_HTTP ? parse_bool(p, &c->allow_http) : parse_port(p, &c->port);
+}
+
+static int parse_member(struct parser *p, struct cb__cred *c, unsigned *seen)
 {
     char *key;
     size_t kl;
@@ -273,9 +326,12 @@ static int parse_member(struct parser *p, struct cb__cred *c)
     if (r < 0)
         return r;
     int f = field_index(key, kl);
+    unsigned x = extra_index(key, kl);
     cb_secret_free(key, kl);
     if (!eat(p, ':'))
         return fail(p, "expected ':'");
+    if (x != 0)
+        return parse_extra(p, c, x, seen);
     if (f < 0)
         return skip_value(p, 1);
     if (c->f[f] != NULL)
@@ -290,11 +346,12 @@ static int parse_member(struct parser *p, struct cb__cred *c)
 
 static int parse_entry(struct parser *p, struct cb__cred *c)
 {
+    unsigned seen = 0;
     if (!eat(p, '{'))
         return fail(p, "expected an object");
     if (!eat(p, '}')) {
         do {
-            int r = parse_member(p, c);
+            int r = parse_member(p, c, &seen);
             if (r < 0)
                 return r;
         } while (eat(p, ','));
@@ -308,6 +365,7 @@ static int parse_entry(struct parser *p, struct cb__cred *c)
                                 "lacks the field \"%s\" (before byte %zu)",
                                 cb__cred_field_names[f], p->i);
     }
+    cb__cred_set_match(c);
     return 0;
 }
 
@@ -394,6 +452,19 @@ static size_t put_raw(char *o, const char *s)
     return n;
 }
 
+/* The optional members, only when set (so a store that uses none is what
+ * the reference writes). */
+static size_t put_extras(char *o, const struct cb__cred *c)
+{
+    char port[24];
+    size_t w = c->allow_http ? put_raw(o, ",\"allow_http\":true") : 0;
+    if (c->port != 0) {
+        snprintf(port, sizeof(port), ",\"port\":%u", (unsigned)c->port);
+        w += put_raw(o ? o + w : NULL, port);
+    }
+    return w;
+}
+
 /* One pass of the writer; with o == NULL it measures. */
 static size_t write_list(char *o, const struct cb__cred_list *l)
 {
@@ -407,6 +478,7 @@ static size_t write_list(char *o, const struct cb__cred_list *l)
             w += put_raw(o ? o + w : NULL, "\":");
             w += put_string(o ? o + w : NULL, l->v[i].f[f], l->v[i].len[f]);
         }
+        w += put_extras(o ? o + w : NULL, &l->v[i]);
         w += put_raw(o ? o + w : NULL, "}");
     }
     w += put_raw(o ? o + w : NULL, "]");
@@ -431,6 +503,15 @@ void cb__cred_clear(struct cb__cred *c)
         c->f[f] = NULL;
         c->len[f] = 0;
     }
+    c->allow_http = false;
+    c->port = 0;
+    c->match[0] = '\0';
+}
+
+void cb__cred_set_match(struct cb__cred *c)
+{
+    if (cb_cred_domain_normalize(c->f[CB__F_DOMAIN], c->match, NULL) < 0)
+        c->match[0] = '\0';
 }
 
 void cb__cred_list_free(struct cb__cred_list *l)

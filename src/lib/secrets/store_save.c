@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #define NAME_MAX_LEN    256
-#define DOMAIN_MAX_LEN  255
 #define HEADER_MAX_LEN  256
 #define PREFIX_MAX_LEN  256
 #define KEY_CHECK_LEN   16
@@ -62,11 +61,12 @@ static int check_text(const char *what, const char *s, size_t max, bool allow_sp
 }
 
 static int validate(const struct cb_cred_spec *c, const char *header, const char *prefix,
-                    struct cb_error *err)
+                    char domain[CB_SECRETS_DOMAIN_MAX + 1], struct cb_error *err)
 {
     int r = check_text("name", c->name, NAME_MAX_LEN, false, false, err);
     if (r == 0)
-        r = check_text("domain", c->domain, DOMAIN_MAX_LEN, false, false, err);
+        r = c->domain ? cb_cred_domain_normalize(c->domain, domain, err)
+                      : cb_error_set(err, -EINVAL, "credential domain must not be empty");
     if (r == 0)
         r = check_text("header prefix", prefix, PREFIX_MAX_LEN, true, true, err);
     if (r == 0 && (strlen(header) > HEADER_MAX_LEN || !is_token(header)))
@@ -98,15 +98,17 @@ int cb_secret_store_put(struct cb_secret_store *s, const struct cb_cred_spec *sp
 {
     const char *header = spec->header_name ? spec->header_name : CB_SECRETS_DEFAULT_HEADER;
     const char *prefix = spec->header_prefix ? spec->header_prefix : CB_SECRETS_DEFAULT_PREFIX;
-    int r = validate(spec, header, prefix, err);
+    char domain[CB_SECRETS_DOMAIN_MAX + 1];
+    int r = validate(spec, header, prefix, domain, err);
     if (r < 0)
         return r;
-    struct cb__cred c = {0};
+    struct cb__cred c = {.allow_http = spec->allow_http, .port = spec->port};
     c.f[CB__F_NAME] = dup_field(spec->name, strlen(spec->name), &c.len[CB__F_NAME]);
     c.f[CB__F_VALUE] = dup_field(spec->value, spec->value_len, &c.len[CB__F_VALUE]);
-    c.f[CB__F_DOMAIN] = dup_field(spec->domain, strlen(spec->domain), &c.len[CB__F_DOMAIN]);
+    c.f[CB__F_DOMAIN] = dup_field(domain, strlen(domain), &c.len[CB__F_DOMAIN]);
     c.f[CB__F_HEADER] = dup_field(header, strlen(header), &c.len[CB__F_HEADER]);
     c.f[CB__F_PREFIX] = dup_field(prefix, strlen(prefix), &c.len[CB__F_PREFIX]);
+    memcpy(c.match, domain, sizeof(domain));
     cb_secret_store_remove(s, spec->name);
     cb__cred_list_push(&s->list, &c);
     return 0;

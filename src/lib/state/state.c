@@ -13,6 +13,11 @@ struct cb_state {
     sqlite3 *db;
     char *path;
     int busy_timeout_ms;
+    bool relaxed_sync;
+    bool read_only;
+    /* The anchor writes, prepared once: an audit log stores its anchor up
+     * to twenty times a second, and preparing costs as much as writing. */
+    sqlite3_stmt *anchor_stmt[2]; /* [reset] */
 };
 
 /* Migration i takes the schema from user_version i to i + 1. Each runs in
@@ -39,6 +44,11 @@ static const char *const migrations[] = {
     "  status TEXT NOT NULL,"
     "  runtime_id TEXT,"
     "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);",
+    "CREATE TABLE anchors ("
+    "  name TEXT PRIMARY KEY,"
+    "  lines INTEGER NOT NULL,"
+    "  head TEXT NOT NULL,"
     "  updated_at INTEGER NOT NULL);",
 };
 
@@ -189,7 +199,8 @@ static int create_file(const char *path, struct cb_error *err)
 
 static int connect_db(struct cb_state *s, struct cb_error *err)
 {
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    int flags = (s->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_FULLMUTEX;
 #ifdef SQLITE_OPEN_NOFOLLOW
     flags |= SQLITE_OPEN_NOFOLLOW;
 #endif
@@ -226,7 +237,7 @@ static int integrity_check(struct cb_state *s, struct cb_error *err)
 /* WAL lets the HTTP threads read while one writes. synchronous=FULL fsyncs
  * the WAL at every commit: NORMAL would survive a process crash but could
  * lose the last commits on power loss, and nothing acknowledged may be
- * lost. */
+ * lost (unless the handle asked for relaxed_sync). */
 static int configure(struct cb_state *s, struct cb_error *err)
 {
     char mode[32];
@@ -236,7 +247,8 @@ static int configure(struct cb_state *s, struct cb_error *err)
     if (strcmp(mode, "wal") != 0)
         return cb_error_set(err, -ENOTSUP, "state database %s: cannot enable WAL (mode is %s)",
                             s->path, mode);
-    r = exec(s, "PRAGMA synchronous = FULL", "setting synchronous", err);
+    r = exec(s, s->relaxed_sync ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+             "setting synchronous", err);
     if (r == 0)
         r = exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", err);
     return r;
@@ -293,6 +305,16 @@ static int migrate(struct cb_state *s, struct cb_error *err)
     return r;
 }
 
+/* A read-only handle needs the file to exist: SQLite would otherwise
+ * report it as unopenable rather than absent. */
+static int check_exists(const char *path, struct cb_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return cb_error_set(err, -errno, "state database %s: %s", path, strerror(errno));
+    return 0;
+}
+
 int cb_state_open_opts(const char *path, const struct cb_state_options *opts, struct cb_state **out,
                        struct cb_error *err)
 {
@@ -300,22 +322,25 @@ int cb_state_open_opts(const char *path, const struct cb_state_options *opts, st
     if (sqlite3_threadsafe() == 0)
         return cb_error_set(err, -ENOTSUP, "SQLite was built without thread safety");
     int timeout = opts != NULL ? opts->busy_timeout_ms : CB_STATE_BUSY_TIMEOUT_MS;
+    bool read_only = opts != NULL && opts->read_only;
     if (timeout < 0)
         return cb_error_set(err, -EINVAL, "state database busy timeout must be >= 0");
     int r = check_dir(path, err);
     if (r == 0)
-        r = create_file(path, err);
+        r = read_only ? check_exists(path, err) : create_file(path, err);
     if (r < 0)
         return r;
     struct cb_state *s = cb_xcalloc(1, sizeof(*s));
     s->path = cb_xstrdup(path);
     s->busy_timeout_ms = timeout;
+    s->relaxed_sync = opts != NULL && opts->relaxed_sync;
+    s->read_only = read_only;
     r = connect_db(s, err);
     if (r == 0)
         r = integrity_check(s, err);
-    if (r == 0)
+    if (r == 0 && !read_only)
         r = configure(s, err);
-    if (r == 0)
+    if (r == 0 && !read_only)
         r = migrate(s, err);
     if (r < 0) {
         cb_state_close(s);
@@ -334,6 +359,8 @@ void cb_state_close(struct cb_state *s)
 {
     if (s == NULL)
         return;
+    sqlite3_finalize(s->anchor_stmt[0]);
+    sqlite3_finalize(s->anchor_stmt[1]);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -514,6 +541,92 @@ int cb_state_list(struct cb_state *s, const char *table,
         return -EINVAL;
     lock(s);
     int r = list_locked(s, t, cb, ud, err);
+    unlock(s);
+    return r;
+}
+
+/* -------------------------------- anchors -------------------------------- */
+
+static int anchor_get_locked(struct cb_state *s, const char *name, struct cb_state_anchor *out,
+                             struct cb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(s->db, "SELECT lines, head FROM anchors WHERE name = ?1", -1, &st, NULL);
+    /* A read-only handle on a database from before anchors has no table. */
+    if (rc == SQLITE_ERROR && s->read_only)
+        return cb_error_set(err, -ENOENT, "no anchor for %.256s", name);
+    if (rc != SQLITE_OK)
+        return db_error(s, rc, "preparing statement", err);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int r = 0;
+    rc = sqlite3_step(st);
+    const unsigned char *head = rc == SQLITE_ROW ? sqlite3_column_text(st, 1) : NULL;
+    if (rc == SQLITE_ROW && head != NULL && strlen((const char *)head) == CB_STATE_HASH_HEX &&
+        sqlite3_column_int64(st, 0) >= 0) {
+        out->lines = (uint64_t)sqlite3_column_int64(st, 0);
+        memcpy(out->head, head, CB_STATE_HASH_HEX + 1);
+    } else if (rc == SQLITE_ROW) {
+        r = cb_error_set(err, -EBADMSG, "state database %s: the anchor for %.256s is malformed",
+                         s->path, name);
+    } else if (rc == SQLITE_DONE) {
+        r = cb_error_set(err, -ENOENT, "no anchor for %.256s", name);
+    } else {
+        r = db_error(s, rc, "reading anchor", err);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int cb_state_anchor_get(struct cb_state *s, const char *name, struct cb_state_anchor *out,
+                        struct cb_error *err)
+{
+    int r = check_key(name, err);
+    if (r < 0)
+        return r;
+    lock(s);
+    r = anchor_get_locked(s, name, out, err);
+    unlock(s);
+    return r;
+}
+
+static int anchor_set_locked(struct cb_state *s, const char *name, const struct cb_state_anchor *a,
+                             bool reset, struct cb_error *err)
+{
+    static const char forward[] =
+        "INSERT INTO anchors (name, lines, head, updated_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (name) DO UPDATE SET lines = excluded.lines, head = excluded.head,"
+        " updated_at = excluded.updated_at WHERE excluded.lines > anchors.lines";
+    static const char any[] =
+        "INSERT INTO anchors (name, lines, head, updated_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (name) DO UPDATE SET lines = excluded.lines, head = excluded.head,"
+        " updated_at = excluded.updated_at";
+    sqlite3_stmt **st = &s->anchor_stmt[reset];
+    int r = *st ? 0 : prepare(s, reset ? any : forward, st, err);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(*st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(*st, 2, (sqlite3_int64)a->lines);
+    sqlite3_bind_text(*st, 3, a->head, CB_STATE_HASH_HEX, SQLITE_STATIC);
+    sqlite3_bind_int64(*st, 4, (sqlite3_int64)cb_now_wall_ms());
+    int rc = sqlite3_step(*st);
+    if (rc != SQLITE_DONE)
+        r = db_error(s, rc, "storing anchor", err);
+    sqlite3_reset(*st);
+    sqlite3_clear_bindings(*st);
+    return r;
+}
+
+int cb_state_anchor_set(struct cb_state *s, const char *name, const struct cb_state_anchor *a,
+                        bool reset, struct cb_error *err)
+{
+    int r = check_key(name, err);
+    if (r < 0)
+        return r;
+    if (a->lines > INT64_MAX || strnlen(a->head, sizeof(a->head)) != CB_STATE_HASH_HEX)
+        return cb_error_set(err, -EINVAL, "malformed anchor for %.256s", name);
+    lock(s);
+    r = anchor_set_locked(s, name, a, reset, err);
     unlock(s);
     return r;
 }

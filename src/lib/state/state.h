@@ -12,6 +12,9 @@
 #ifndef CB_STATE_STATE_H
 #define CB_STATE_STATE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "core/error.h"
 
 /* How long a statement waits for another process's lock before it fails. */
@@ -31,6 +34,13 @@ struct cb_state_options {
     /* Milliseconds to wait for a lock held elsewhere before failing with
      * -EBUSY; 0 fails at once. */
     int busy_timeout_ms;
+    /* synchronous=NORMAL instead of FULL: a commit survives a crash of the
+     * process but not a power loss, and costs no fsync. For records that
+     * may lag behind but must never run ahead (the audit anchor). */
+    bool relaxed_sync;
+    /* Opens an existing database for reading: nothing is created or
+     * migrated, and a missing file is -ENOENT. */
+    bool read_only;
 };
 
 /* Opens (creating it 0600 if absent) the database at path, whose directory
@@ -77,5 +87,36 @@ int cb_state_delete(struct cb_state *s, const char *table, const char *key, stru
 int cb_state_list(struct cb_state *s, const char *table,
                   int (*cb)(const char *key, const char *json, void *ud), void *ud,
                   struct cb_error *err);
+
+/* The anchor of a hash chain kept elsewhere (the audit log): how many
+ * lines it had and the hash of the last, so that lines cut from its end
+ * are noticed. Keyed by name (the log's directory). */
+#define CB_STATE_HASH_HEX 64
+struct cb_state_anchor {
+    uint64_t lines;
+    char head[CB_STATE_HASH_HEX + 1];
+};
+
+/* Reads the anchor called name; -ENOENT when there is none (also when the
+ * database predates anchors and is open read-only). */
+int cb_state_anchor_get(struct cb_state *s, const char *name, struct cb_state_anchor *out,
+                        struct cb_error *err);
+
+/* Stores the anchor called name. Several writers race to store the lines
+ * each made durable, so without `reset` it only ever moves forward: a
+ * count not beyond the stored one is ignored. `reset` stores it whatever
+ * was there (after the writer recorded a truncation in the log). */
+int cb_state_anchor_set(struct cb_state *s, const char *name, const struct cb_state_anchor *a,
+                        bool reset, struct cb_error *err);
+
+/* The server lock file in a data directory. */
+#define CB_STATE_LOCK_FILE "server.lock"
+
+/* Takes the lock that makes `clawbox serve` the only server on data_dir
+ * (created 0700 if missing): a POSIX record lock on <data_dir>/server.lock
+ * that the process holds until it exits or closes *fd (see lock.c for why
+ * not flock). Refused with -EBUSY and a message naming the directory and
+ * the pid of the server holding it. */
+int cb_state_lock_data_dir(const char *data_dir, int *fd, struct cb_error *err);
 
 #endif

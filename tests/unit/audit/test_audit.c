@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #include "audit/audit.h"
 #include "core/util.h"
+#include "state/state.h"
 #include "rm_tree.h"
 
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
@@ -172,7 +174,7 @@ static void test_format_fields(void **state)
     r.reason = "leak: \"x\"\\\n\x01";
     r.status = 403;
     r.bytes = UINT64_MAX;
-    size_t n = cb_audit_format(&r, 1700000000123ull, ZEROS, line);
+    size_t n = cb_audit_format(&r, 1700000000123ull, 0, ZEROS, line);
     assert_int_equal(n, strlen(line));
     const char *want =
         "{\"timestamp\":\"2023-11-14T22:13:20.123+00:00\",\"request_id\":\"r-1\",\"kind\":"
@@ -190,7 +192,7 @@ static void test_format_nulls_and_bad_utf8(void **state)
     (void)state;
     static char line[CB_AUDIT_MAX_LINE + 1];
     struct cb_audit_record r = {.kind = CB_AUDIT_CREDENTIAL, .url = "a\xff\xc3(b\xe2\x82\xac"};
-    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
     if (o == NULL)
@@ -231,7 +233,7 @@ static void test_format_truncation(void **state)
     r.method = ctl;
     r.decision = ctl;
     r.credential_injected = ctl;
-    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
     assert_true(n <= CB_AUDIT_MAX_LINE);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
@@ -264,12 +266,12 @@ static void test_format_credential_lists(void **state)
                                 .n_added = 2,
                                 .changed = changed,
                                 .n_changed = 1};
-    cb_audit_format(&r, 0, ZEROS, line);
+    cb_audit_format(&r, 0, 0, ZEROS, line);
     assert_non_null(strstr(line, "\"domain\":\"api.github.com\",\"added\":[\"github\","
                                  "\"we\\\"ird\"],\"removed\":[],\"changed\":[\"openai\"],"
                                  "\"prev\":\"" ZEROS "\"}"));
     r.kind = CB_AUDIT_PROXY;
-    cb_audit_format(&r, 0, ZEROS, line);
+    cb_audit_format(&r, 0, 0, ZEROS, line);
     assert_null(strstr(line, "\"added\""));
     assert_null(strstr(line, "\"domain\""));
 
@@ -287,7 +289,7 @@ static void test_format_credential_lists(void **state)
                                  .n_removed = MANY,
                                  .changed = list,
                                  .n_changed = 3};
-    size_t n = cb_audit_format(&r, 0, ZEROS, line);
+    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
     if (o == NULL)
@@ -702,6 +704,366 @@ static void test_verify_empty_and_missing(void **state)
     assert_false(rep.ok);
 }
 
+/* ------------------------- numbering, anchor ------------------------- */
+
+static void test_format_seq_and_audit_kind(void **state)
+{
+    (void)state;
+    static char line[CB_AUDIT_MAX_LINE + 1];
+    struct cb_audit_record r = rec("r");
+    cb_audit_format(&r, 0, 7, ZEROS, line);
+    assert_non_null(strstr(line, "\"reason\":null,\"seq\":7,\"prev\":\"" ZEROS "\"}"));
+    r = (struct cb_audit_record){.kind = CB_AUDIT_AUDIT,
+                                 .method = "AUDIT",
+                                 .decision = "truncated",
+                                 .reason = "cut",
+                                 .missing = 3};
+    cb_audit_format(&r, 0, 12, ZEROS, line);
+    assert_non_null(strstr(line, "\"kind\":\"audit\","));
+    assert_non_null(strstr(line, "\"reason\":\"cut\",\"missing\":3,\"seq\":12,\"prev\""));
+    r.kind = CB_AUDIT_PROXY;
+    cb_audit_format(&r, 0, 12, ZEROS, line);
+    assert_null(strstr(line, "\"missing\""));
+}
+
+/* The "seq" of every line of a file, in order, into out; returns how many. */
+static size_t seqs_of(const char *path, uint64_t *out, size_t cap)
+{
+    char *all = slurp(path, NULL), *p = all;
+    size_t n = 0;
+    for (char *nl; (nl = strchr(p, '\n')) != NULL && n < cap; p = nl + 1) {
+        json_t *o = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        assert_non_null(o);
+        out[n++] = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+        json_decref(o);
+    }
+    free(all);
+    return n;
+}
+
+/* Lines are numbered across rotations and writers; verify checks it. */
+static void test_lines_are_numbered(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 2048), *b = open_log(f->dir, 2048);
+    append_n(a, 7);
+    append_n(b, 5);
+    append_n(a, 3);
+    cb_audit_close(a);
+    cb_audit_close(b);
+    assert_true(count_rotated(f->dir, 2048) >= 2);
+    uint64_t seqs[64];
+    size_t n = seqs_of(f->cur, seqs, 64);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seqs[i], 15 - n + 1 + i);
+    verify_ok(f->dir, 15);
+    /* A line numbered wrongly (and chained correctly) is named. */
+    char l2[4096], fixed[8200];
+    teardown(state);
+    setup(state);
+    f = *state;
+    make_log(f, 3);
+    nth_line(f->cur, 2, l2, sizeof(l2));
+    char *seq = strstr(l2, "\"seq\":2,");
+    assert_non_null(seq);
+    seq[6] = '5';
+    char l1[4096];
+    nth_line(f->cur, 1, l1, sizeof(l1));
+    snprintf(fixed, sizeof(fixed), "%s\n%s\n", l1, l2);
+    spit(f->cur, fixed, strlen(fixed));
+    expect_broken(f, 2, "\"seq\" is 5, but this is line 2 of the chain");
+}
+
+/* A log written before lines were numbered is counted once, and its new
+ * lines continue from there. */
+static void test_legacy_log_continues_numbering(void **state)
+{
+    struct fx *f = *state;
+    char prev[65] = ZEROS, all[4096] = "", line[512];
+    for (int i = 0; i < 4; i++) {
+        snprintf(line, sizeof(line), "{\"kind\":\"proxy\",\"n\":%d,\"prev\":\"%s\"}", i, prev);
+        hash_hex(line, strlen(line), prev);
+        strcat(all, line);
+        strcat(all, "\n");
+    }
+    spit(f->cur, all, strlen(all));
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, 2);
+    cb_audit_close(a);
+    uint64_t seqs[8];
+    assert_int_equal(seqs_of(f->cur, seqs, 8), 6);
+    assert_int_equal(seqs[3], 0);
+    assert_int_equal(seqs[4], 5);
+    assert_int_equal(seqs[5], 6);
+    verify_ok(f->dir, 6);
+}
+
+static void anchor_db(const struct fx *f, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/data/state.db", f->dir);
+}
+
+static struct cb_audit *open_anchored(const struct fx *f, uint64_t max)
+{
+    char db[256];
+    anchor_db(f, db, sizeof(db));
+    struct cb_error err = {0};
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {f->dir, max, db};
+    if (cb_audit_open(&o, &a, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    return a;
+}
+
+static void make_anchored(struct fx *f, int n, uint64_t max)
+{
+    struct cb_audit *a = open_anchored(f, max);
+    append_n(a, n);
+    cb_audit_close(a);
+}
+
+/* The anchor as stored; false when there is none. */
+static bool stored_anchor(const struct fx *f, struct cb_state_anchor *out)
+{
+    char db[256], *name = realpath(f->dir, NULL);
+    anchor_db(f, db, sizeof(db));
+    struct cb_state_options o = {.busy_timeout_ms = 1000, .read_only = true};
+    struct cb_state *st = NULL;
+    assert_int_equal(cb_state_open_opts(db, &o, &st, NULL), 0);
+    int r = cb_state_anchor_get(st, name, out, NULL);
+    cb_state_close(st);
+    free(name);
+    return r == 0;
+}
+
+static void set_anchor(const struct fx *f, uint64_t lines, const char *head)
+{
+    char db[256], *name = realpath(f->dir, NULL);
+    anchor_db(f, db, sizeof(db));
+    struct cb_state *st = NULL;
+    assert_int_equal(cb_state_open(db, &st, NULL), 0);
+    struct cb_state_anchor a = {.lines = lines};
+    memcpy(a.head, head, sizeof(a.head));
+    assert_int_equal(cb_state_anchor_set(st, name, &a, true, NULL), 0);
+    cb_state_close(st);
+    free(name);
+}
+
+static int verify_anchored(const struct fx *f, struct cb_audit_verify_report *rep)
+{
+    char db[256];
+    anchor_db(f, db, sizeof(db));
+    struct cb_error err = {0};
+    int r = cb_audit_verify_anchored(f->dir, db, rep, &err);
+    if (r == CB_AUDIT_E_BROKEN)
+        assert_non_null(strstr(err.msg, "audit chain broken"));
+    return r;
+}
+
+static void expect_cut(const struct fx *f, uint64_t line, uint64_t missing, const char *why)
+{
+    struct cb_audit_verify_report rep;
+    assert_int_equal(verify_anchored(f, &rep), CB_AUDIT_E_BROKEN);
+    assert_true(rep.anchored);
+    if (rep.line != line || rep.missing != missing || strstr(rep.reason, why) == NULL)
+        fail_msg("got %s:%llu missing %llu '%s', want line %llu missing %llu '%s'", rep.file,
+                 (unsigned long long)rep.line, (unsigned long long)rep.missing, rep.reason,
+                 (unsigned long long)line, (unsigned long long)missing, why);
+}
+
+/* Keeps the first `keep` lines of the current file. */
+static void keep_lines(const struct fx *f, int keep)
+{
+    size_t len;
+    char *all = slurp(f->cur, &len), *p = all;
+    for (int i = 0; i < keep; i++)
+        p = strchr(p, '\n') + 1;
+    spit(f->cur, all, (size_t)(p - all));
+    free(all);
+}
+
+/* The anchor follows the head (it is stored by a thread of its own, so it
+ * is checked once the handles are closed, which waits for it): its seq and
+ * hash, whichever of two writers wrote it, across rotations. */
+static void test_anchor_follows_the_head(void **state)
+{
+    struct fx *f = *state;
+    struct cb_state_anchor st;
+    char head[65];
+    for (int round = 1; round <= 3; round++) {
+        struct cb_audit *a = open_anchored(f, 4096), *b = open_anchored(f, 4096);
+        for (int i = 1; i <= 10; i++)
+            append_n(i % 3 ? a : b, 1);
+        cb_audit_head(a, head); /* a wrote the last line (i = 10) */
+        cb_audit_close(a);
+        cb_audit_close(b);
+        assert_true(stored_anchor(f, &st));
+        assert_int_equal(st.lines, 10 * round);
+        assert_string_equal(st.head, head);
+    }
+    assert_true(count_rotated(f->dir, 4096) >= 1);
+    struct cb_audit_verify_report rep;
+    assert_int_equal(verify_anchored(f, &rep), 0);
+    assert_true(rep.anchored);
+    assert_int_equal(rep.anchor_lines, 30);
+}
+
+/* Lines cut from the end: the chain alone still verifies, the anchor
+ * names how many are missing, whether some, all, or the whole file. */
+static void test_verify_names_lines_cut_from_the_end(void **state)
+{
+    struct fx *f = *state;
+    make_anchored(f, 10, 0);
+    keep_lines(f, 7);
+    verify_ok(f->dir, 7); /* what the chain alone cannot see */
+    expect_cut(f, 7, 3, "the log ends at line 7 of the chain, but the anchor in");
+    expect_cut(f, 7, 3, "records 10 lines");
+    expect_cut(f, 7, 3, "3 lines are missing from its end");
+    keep_lines(f, 0);
+    expect_cut(f, 0, 10, "10 lines are missing from its end");
+    unlink(f->cur);
+    expect_cut(f, 0, 10, "the log ends at line 0 of the chain");
+    /* No anchor (another directory, or no database): verified as before. */
+    char db[256];
+    snprintf(db, sizeof(db), "%s/none/state.db", f->dir);
+    struct cb_audit_verify_report rep;
+    assert_int_equal(cb_audit_verify_anchored(f->dir, db, &rep, NULL), 0);
+    assert_false(rep.anchored);
+}
+
+/* Cut across rotated files: the newest rotated file and the current file
+ * gone, the rest still chains. */
+static void test_verify_names_cut_rotated_files(void **state)
+{
+    struct fx *f = *state;
+    make_anchored(f, 40, 2048);
+    int rotated = count_rotated(f->dir, 2048);
+    uint64_t seqs[64];
+    size_t in_current = seqs_of(f->cur, seqs, 64);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/audit.%08d.jsonl", f->dir, rotated);
+    size_t in_newest = seqs_of(p, seqs, 64);
+    unlink(f->cur);
+    unlink(p);
+    char older[256];
+    snprintf(older, sizeof(older), "%s/audit.%08d.jsonl", f->dir, rotated - 1);
+    size_t in_older = seqs_of(older, seqs, 64);
+    expect_cut(f, in_older, in_current + in_newest, "lines are missing from its end");
+    struct cb_audit_verify_report rep;
+    verify_anchored(f, &rep);
+    assert_string_equal(rep.file, older);
+    verify_ok(f->dir, 40 - in_current - in_newest);
+}
+
+/* The line at the anchor's position replaced by another, correctly
+ * chained and numbered: named as rewritten. */
+static void test_verify_names_rewritten_tail(void **state)
+{
+    struct fx *f = *state;
+    make_anchored(f, 5, 0);
+    char l5[4096];
+    size_t n = nth_line(f->cur, 5, l5, sizeof(l5) - 1);
+    char *st = strstr(l5, "\"status\":200");
+    st[9] = '4';
+    l5[n] = '\n';
+    l5[n + 1] = '\0';
+    edit_line(f, 5, l5, NULL);
+    verify_ok(f->dir, 5);
+    expect_cut(f, 5, 0, "the anchor in");
+    expect_cut(f, 5, 0, "recorded another line there");
+}
+
+/* A writer that opens a cut log records the cut as a line of its own and
+ * resets the anchor to it, so the evidence stays once the log has grown
+ * past the old anchor. */
+static void test_writer_records_a_cut_at_open(void **state)
+{
+    struct fx *f = *state;
+    make_anchored(f, 10, 0);
+    keep_lines(f, 7);
+    struct cb_audit *a = open_anchored(f, 0);
+    struct cb_state_anchor st;
+    assert_true(stored_anchor(f, &st));
+    assert_int_equal(st.lines, 8);
+    append_n(a, 6);
+    cb_audit_close(a);
+    char l8[4096];
+    nth_line(f->cur, 8, l8, sizeof(l8));
+    json_t *o = json_loads(l8, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "kind")), "audit");
+    assert_string_equal(json_string_value(json_object_get(o, "method")), "AUDIT");
+    assert_string_equal(json_string_value(json_object_get(o, "decision")), "truncated");
+    assert_int_equal(json_integer_value(json_object_get(o, "missing")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 8);
+    assert_non_null(strstr(json_string_value(json_object_get(o, "reason")),
+                           "the log ended at line 7, but it had reached line 10"));
+    json_decref(o);
+    expect_cut(f, 8, 3, "a writer found the log cut and recorded it here");
+    expect_cut(f, 8, 3, "3 lines were cut from its end");
+    assert_true(stored_anchor(f, &st));
+    assert_int_equal(st.lines, 14);
+    /* An anchor that lags (a crash between a sync and its anchor) is no
+     * cut: nothing is recorded. */
+    teardown(state);
+    setup(state);
+    f = *state;
+    make_anchored(f, 4, 0);
+    char l2[4096], h[65];
+    size_t n = nth_line(f->cur, 2, l2, sizeof(l2));
+    hash_hex(l2, n, h);
+    set_anchor(f, 2, h);
+    a = open_anchored(f, 0);
+    append_n(a, 1);
+    cb_audit_close(a);
+    struct cb_audit_verify_report rep;
+    assert_int_equal(verify_anchored(f, &rep), 0);
+    assert_int_equal(rep.lines, 5);
+}
+
+/* A log cut while a writer holds it open: the writer's next append notices
+ * it is behind what it wrote, records the cut, then appends. This needs no
+ * anchor: the writer knows its own head. */
+static void test_writer_notices_a_cut_while_open(void **state)
+{
+    struct fx *f = *state;
+    for (int anchored = 0; anchored < 2; anchored++) {
+        struct cb_audit *a = anchored ? open_anchored(f, 0) : open_log(f->dir, 0);
+        append_n(a, 6);
+        keep_lines(f, 4);
+        append_ok(a, "after");
+        cb_audit_close(a);
+        uint64_t seqs[16];
+        assert_int_equal(seqs_of(f->cur, seqs, 16), 6);
+        assert_int_equal(seqs[4], 5);
+        assert_int_equal(seqs[5], 6);
+        struct cb_audit_verify_report rep;
+        assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+        assert_int_equal(rep.line, 5);
+        assert_int_equal(rep.missing, 2);
+        assert_non_null(strstr(rep.reason, "2 lines were cut from its end"));
+        teardown(state);
+        setup(state);
+        f = *state;
+    }
+}
+
+/* An anchor database that cannot be opened does not stop the log. */
+static void test_unusable_anchor_database(void **state)
+{
+    struct fx *f = *state;
+    char file[256], db[300];
+    snprintf(file, sizeof(file), "%s/not-a-dir", f->dir);
+    spit(file, "x", 1);
+    snprintf(db, sizeof(db), "%s/state.db", file);
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {f->dir, 0, db};
+    assert_int_equal(cb_audit_open(&o, &a, NULL), 0);
+    append_n(a, 3);
+    cb_audit_close(a);
+    verify_ok(f->dir, 3);
+}
+
 /* --------------------------- concurrency --------------------------- */
 
 struct worker {
@@ -1041,6 +1403,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_duplicate_prev_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_missing_rotated_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_empty_and_missing, setup, teardown),
+        cmocka_unit_test(test_format_seq_and_audit_kind),
+        cmocka_unit_test_setup_teardown(test_lines_are_numbered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_log_continues_numbering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_follows_the_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_names_lines_cut_from_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_names_cut_rotated_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_names_rewritten_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_records_a_cut_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_notices_a_cut_while_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_anchor_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processes_append_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_ack, setup, teardown),

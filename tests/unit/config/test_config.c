@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "config/config.h"
@@ -182,6 +185,101 @@ static void empty_token_and_syntax_errors(void **state)
     cb_config_diag_free(&d);
 }
 
+/* A regular file whose read(2) fails with EIO: sysfs has one on most
+ * machines (a runtime-PM attribute of a device without runtime PM). */
+static const char *eio_file(void)
+{
+    static const char *const candidates[] = {
+        "/sys/devices/software/power/autosuspend_delay_ms",
+        "/sys/devices/platform/power/autosuspend_delay_ms",
+        "/sys/devices/system/cpu/power/autosuspend_delay_ms",
+    };
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        char c;
+        int fd = open(candidates[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, &c, 1);
+        int e = errno;
+        close(fd);
+        if (n < 0 && e == EIO)
+            return candidates[i];
+    }
+    return NULL;
+}
+
+/* A config that cannot be read is an error naming the file and why, never
+ * an empty (all defaults) config. */
+static void read_errors_are_errors(void **state)
+{
+    (void)state;
+    struct cb_config *c = NULL;
+    struct cb_config_diag d = {0};
+    struct cb_error err = {0};
+    assert_int_equal(cb_config_load("/tmp", &c, &d, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "/tmp: not a regular file"));
+    assert_null(c);
+    cb_config_diag_free(&d);
+    const char *eio = eio_file();
+    if (eio == NULL)
+        skip();
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(cb_config_load(eio, &c, &d, &err), -EIO);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, eio));
+    assert_non_null(strstr(err.msg, strerror(EIO)));
+    assert_true(has_line(&d.errors, strerror(EIO)));
+    cb_config_diag_free(&d);
+}
+
+static void load_file_with_mode(const char *path, const char *text, mode_t mode,
+                                struct cb_config_diag *d)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+    struct cb_config *c = NULL;
+    struct cb_error err = {0};
+    memset(d, 0, sizeof(*d));
+    assert_int_equal(cb_config_load(path, &c, d, &err), 0);
+    cb_config_free(c);
+}
+
+/* A config holding auth_token that other users can read (or write) gets a
+ * warning naming the file and its mode; 0600, or a file without the token,
+ * gets none. */
+static void readable_token_file_warns(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cb-config-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/c.toml", dir);
+    static const char token[] = "[server]\nauth_token = \"0123456789abcdef\"\n";
+    struct cb_config_diag d;
+    static const mode_t loose[] = {0644, 0640, 0604, 0620};
+    for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+        char mode[16];
+        snprintf(mode, sizeof(mode), "mode is %04o", (unsigned)loose[i]);
+        load_file_with_mode(path, token, loose[i], &d);
+        assert_int_equal(d.warnings.len, 1);
+        assert_true(has_line(&d.warnings, path));
+        assert_true(has_line(&d.warnings, mode));
+        assert_true(has_line(&d.warnings, "chmod 600"));
+        assert_false(has_line(&d.warnings, "0123456789abcdef"));
+        cb_config_diag_free(&d);
+    }
+    load_file_with_mode(path, token, 0600, &d);
+    assert_int_equal(d.warnings.len, 0);
+    cb_config_diag_free(&d);
+    load_file_with_mode(path, "[server]\nport = 9801\n", 0644, &d);
+    assert_int_equal(d.warnings.len, 0);
+    cb_config_diag_free(&d);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void reference_lists_every_key(void **state)
 {
     (void)state;
@@ -207,6 +305,8 @@ int main(void)
         cmocka_unit_test(environment_overrides),
         cmocka_unit_test(empty_token_and_syntax_errors),
         cmocka_unit_test(reference_lists_every_key),
+        cmocka_unit_test(read_errors_are_errors),
+        cmocka_unit_test(readable_token_file_warns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

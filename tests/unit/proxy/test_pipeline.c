@@ -29,7 +29,13 @@
 #define BETA_B64 "YmV0YS1zZWNyZXQtdmFsdWUtOTg3NjU0MzIxMA=="
 #define DELTA    "delta-secret-value-4444"
 #define ALPHA2   "alpha-rotated-value-0000"
-#define TOOL     "fetcher"
+/* For 127.0.0.1 but https only: never sent over http. */
+#define EPSILON "epsilon-https-only-value-31415"
+/* For 127.0.0.1 over http, bound to port 1: never sent to the upstream. */
+#define ZETA "zeta-port-one-value-27182"
+/* For 127.0.0.1 over http, bound to the upstream's port. */
+#define ETA  "eta-upstream-port-value-16180"
+#define TOOL "fetcher"
 
 static struct {
     char dir[64];
@@ -77,13 +83,22 @@ static struct cb_secret_store *writer(void)
     return w;
 }
 
-static void put(struct cb_secret_store *w, const char *name, const char *domain, const char *header,
-                const char *prefix, const char *value)
+static void put_ex(struct cb_secret_store *w, const char *name, const char *domain,
+                   const char *header, const char *prefix, const char *value, bool allow_http,
+                   uint16_t port)
 {
-    struct cb_cred_spec spec = {name, domain, header, prefix, value, strlen(value)};
+    struct cb_cred_spec spec = {name,  domain,        header,     prefix,
+                                value, strlen(value), allow_http, port};
     struct cb_error err = {0};
     if (cb_secret_store_put(w, &spec, &err) < 0)
         fail_msg("store: %s", err.msg);
+}
+
+/* The loopback upstream speaks plain http, so these credentials allow it. */
+static void put(struct cb_secret_store *w, const char *name, const char *domain, const char *header,
+                const char *prefix, const char *value)
+{
+    put_ex(w, name, domain, header, prefix, value, true, 0);
 }
 
 static void save(struct cb_secret_store *w)
@@ -135,6 +150,9 @@ static int setup(void **state)
     put(w, "alpha", "127.0.0.1", "X-Alpha", "Key ", ALPHA);
     put(w, "beta", "127.0.0.1", NULL, NULL, BETA);
     put(w, "gamma", "api.example.com", "X-Gamma", "", GAMMA);
+    put_ex(w, "epsilon", "127.0.0.1", "X-Epsilon", "", EPSILON, false, 0);
+    put_ex(w, "zeta", "127.0.0.1", "X-Zeta", "", ZETA, true, 1);
+    put_ex(w, "eta", "127.0.0.1", "X-Eta", "", ETA, true, (uint16_t)g.up.port);
     save(w);
     if (cb_secret_store_open(g.store_path, &g.key, &g.store, &err) < 0 ||
         cb_audit_open(&ao, &g.audit, &err) < 0)
@@ -263,7 +281,8 @@ static json_t *expect_audit(const char *decision)
 /* No file in the audit directory holds any secret's bytes. */
 static void audit_has_no_secrets(void)
 {
-    static const char *const secrets[] = {ALPHA, BETA, GAMMA, BETA_B64, DELTA, ALPHA2};
+    static const char *const secrets[] = {ALPHA,  BETA,    GAMMA, BETA_B64, DELTA,
+                                          ALPHA2, EPSILON, ZETA,  ETA};
     char path[256];
     snprintf(path, sizeof(path), "%s/audit.jsonl", g.audit_dir);
     FILE *fp = fopen(path, "rb");
@@ -418,6 +437,43 @@ static void injects_granted_credentials_for_their_domain_only(void **state)
     assert_null(strstr(seen, "mine"));
     free(seen);
     json_decref(env);
+    audit_has_no_secrets();
+}
+
+/* A credential goes over plain http only when it allows it, and only to
+ * its port when it is bound to one; held back, it is not in the audit
+ * line's credential_injected either, and the request still goes out. */
+static void injects_only_over_allowed_transport(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *granted, *header, *value;
+        bool sent;
+    } cases[] = {
+        {"[\"epsilon\"]", "x-epsilon", EPSILON, false},
+        {"[\"zeta\"]", "x-zeta", ZETA, false},
+        {"[\"eta\"]", "x-eta", ETA, true},
+    };
+    for (size_t i = 0; i < CB_ARRAY_LEN(cases); i++) {
+        unsigned before = test_upstream_requests(&g.up);
+        json_t *env = request(cases[i].granted, "{\"url\": \"http://127.0.0.1:{port}/\"}");
+        ok_of(env);
+        assert_int_equal(test_upstream_requests(&g.up), before + 1);
+        char *seen = test_upstream_last(&g.up);
+        if (cases[i].sent) {
+            assert_non_null(strstr(seen, cases[i].value));
+        } else if (strstr(seen, cases[i].value) != NULL || strcasestr(seen, cases[i].header)) {
+            fail_msg("%s was injected:\n%s", cases[i].granted, seen);
+        }
+        free(seen);
+        json_t *a = expect_audit("allowed");
+        if (cases[i].sent)
+            assert_string_equal(str(a, "credential_injected"), "eta");
+        else
+            assert_true(json_is_null(json_object_get(a, "credential_injected")));
+        json_decref(a);
+        json_decref(env);
+    }
     audit_has_no_secrets();
 }
 
@@ -585,6 +641,7 @@ int main(void)
         cmocka_unit_test(upstream_failure_is_an_error),
         cmocka_unit_test(leak_blocked_before_any_connection),
         cmocka_unit_test(injects_granted_credentials_for_their_domain_only),
+        cmocka_unit_test(injects_only_over_allowed_transport),
         cmocka_unit_test(host_and_hop_by_hop_headers_stripped),
         cmocka_unit_test(framing_headers_are_the_proxys),
         cmocka_unit_test(connect_and_trace_refused),

@@ -19,8 +19,11 @@ function main(argv) {
   if (key.length !== 32) throw new Error('key must be 64 hex chars');
   if (cmd === 'write') {
     // Re-serialise through JSON so the bytes are the canonical compact form.
+    // The optional members (allow_http, port) follow, only when given.
     const fields = ['name', 'value', 'domain', 'header_name', 'header_prefix'];
-    const list = JSON.parse(entries).map((e) => Object.fromEntries(fields.map((f) => [f, e[f]])));
+    const optional = ['allow_http', 'port'];
+    const list = JSON.parse(entries).map((e) => Object.fromEntries(
+        fields.map((f) => [f, e[f]]).concat(optional.filter((f) => f in e).map((f) => [f, e[f]]))));
     const pt = Buffer.from(JSON.stringify(list), 'utf8');
     const nonce = crypto.randomBytes(12);
     const c = crypto.createCipheriv('aes-256-gcm', key, nonce);

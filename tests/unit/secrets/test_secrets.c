@@ -534,7 +534,7 @@ static void test_put_validation(void **state)
     put_bad(s, NULL, "d", NULL, NULL, "v", 1, "name must not be empty");
     put_bad(s, "n", "", NULL, NULL, "v", 1, "domain must not be empty");
     put_bad(s, "n m", "d", NULL, NULL, "v", 1, "name contains");
-    put_bad(s, "n", "d d", NULL, NULL, "v", 1, "domain contains");
+    put_bad(s, "n", "d d", NULL, NULL, "v", 1, "contains a space");
     put_bad(s, "n\x01", "d", NULL, NULL, "v", 1, "control");
     put_bad(s, "n", "d", "X Key", NULL, "v", 1, "not a valid HTTP header");
     put_bad(s, "n", "d", "X:Key", NULL, "v", 1, "not a valid HTTP header");
@@ -549,6 +549,176 @@ static void test_put_validation(void **state)
     put_bad(s, longname, "d", NULL, NULL, "v", 1, "longer than");
     assert_int_equal(cb_secret_store_count(s), 0);
     cb_secret_store_free(s);
+}
+
+struct domain_case {
+    const char *in;
+    const char *want; /* canonical form, or a piece of the refusal */
+};
+
+/* Every domain a request's host can equal is accepted in its canonical
+ * form; every one it never can is refused, saying what is wrong. */
+static void test_domain_normalize(void **state)
+{
+    (void)state;
+    static const struct domain_case ok[] = {
+        {"api.github.com", "api.github.com"},
+        {"API.GitHub.COM", "api.github.com"},
+        {"*.Example.com", "*.example.com"},
+        {"localhost", "localhost"},
+        {"127.0.0.1", "127.0.0.1"},
+        {"0x7f.1", "127.0.0.1"},
+        {"[::1]", "::1"},
+        {"::1", "::1"},
+        {"2001:DB8::1", "2001:db8::1"},
+    };
+    static const struct domain_case bad[] = {
+        {"", "must not be empty"},
+        {"*", "every host"},
+        {"api.github.com.", "ends with a dot"},
+        {"*.example.com.", "ends with a dot"},
+        {"api.github.com:443", "includes a port"},
+        {"[::1]:8443", "includes a port"},
+        {"api%2egithub.com", "contains '%'"},
+        {"fe80::1%eth0", "contains '%'"},
+        {"a..b.com", "empty label"},
+        {".a.com", "empty label"},
+        {"a b.com", "space or control"},
+        {"\tapi.com", "space or control"},
+        {"https://api.github.com", "not a host"},
+        {"api.*.com", "not a whole first label"},
+        {"**.a.com", "not a whole first label"},
+        {"*", "every host"},
+        {"*.com", "top-level domain"},
+        {"*.10.0.0.1", "IP address"},
+        {"ex_ample.com", "is not valid"},
+        {"\xc3\xbcn.com", "not ASCII"},
+        {"1.2.3.256", "not a valid IPv4"},
+    };
+    char out[CB_SECRETS_DOMAIN_MAX + 1];
+    for (size_t i = 0; i < CB_ARRAY_LEN(ok); i++) {
+        struct cb_error err = {0};
+        if (cb_cred_domain_normalize(ok[i].in, out, &err) != 0)
+            fail_msg("'%s' refused: %s", ok[i].in, err.msg);
+        assert_string_equal(out, ok[i].want);
+    }
+    for (size_t i = 0; i < CB_ARRAY_LEN(bad); i++) {
+        struct cb_error err = {0};
+        assert_int_equal(cb_cred_domain_normalize(bad[i].in, out, &err), -EINVAL);
+        if (strstr(err.msg, bad[i].want) == NULL)
+            fail_msg("'%s': '%s' lacks '%s'", bad[i].in, err.msg, bad[i].want);
+    }
+    char longd[300];
+    memset(longd, 'a', sizeof(longd) - 1);
+    longd[sizeof(longd) - 1] = '\0';
+    assert_int_equal(cb_cred_domain_normalize(longd, out, NULL), -EINVAL);
+}
+
+static void put_flags(struct cb_secret_store *s, const char *name, const char *domain,
+                      bool allow_http, uint16_t port)
+{
+    struct cb_error err = {0};
+    struct cb_cred_spec spec = {name, domain, NULL, NULL, "value-123", 9, allow_http, port};
+    if (cb_secret_store_put(s, &spec, &err) != 0)
+        fail_msg("put: %s", err.msg);
+}
+
+/* add stores the canonical domain; allow_http and port are kept, written
+ * only when set (after the reference's five fields), and read back. */
+static void test_put_canonical_and_flags(void **state)
+{
+    struct fx *f = *state;
+    struct cb_secret_store *s = open_ok(f);
+    put_flags(s, "a", "API.Example.COM", true, 8443);
+    put_flags(s, "b", "[::1]", false, 0);
+    put_flags(s, "c", "c.example", false, 443);
+    save_ok(s);
+    cb_secret_store_free(s);
+    static char plain[MAX_PLAIN];
+    ref_read(f->path, &f->key, plain);
+    assert_string_equal(plain,
+                        "[{\"name\":\"a\",\"value\":\"value-123\",\"domain\":\"api.example.com\","
+                        "\"header_name\":\"Authorization\",\"header_prefix\":\"Bearer \","
+                        "\"allow_http\":true,\"port\":8443},"
+                        "{\"name\":\"b\",\"value\":\"value-123\",\"domain\":\"::1\","
+                        "\"header_name\":\"Authorization\",\"header_prefix\":\"Bearer \"},"
+                        "{\"name\":\"c\",\"value\":\"value-123\",\"domain\":\"c.example\","
+                        "\"header_name\":\"Authorization\",\"header_prefix\":\"Bearer \","
+                        "\"port\":443}]");
+    s = open_ok(f);
+    struct cb_cred_info i;
+    assert_int_equal(cb_secret_store_find(s, "a", &i), 0);
+    assert_string_equal(i.domain, "api.example.com");
+    assert_string_equal(i.match, "api.example.com");
+    assert_true(i.allow_http);
+    assert_int_equal(i.port, 8443);
+    assert_int_equal(cb_secret_store_find(s, "b", &i), 0);
+    assert_string_equal(i.match, "::1");
+    assert_false(i.allow_http);
+    assert_int_equal(i.port, 0);
+    assert_int_equal(cb_secret_store_find(s, "c", &i), 0);
+    assert_false(i.allow_http);
+    assert_int_equal(i.port, 443);
+    cb_secret_store_free(s);
+}
+
+#define ENTRY(d)                                                                                   \
+    "{\"name\":\"" d "\",\"value\":\"v\",\"domain\":\"" d "\",\"header_name\":\"H\","              \
+    "\"header_prefix\":\"\"}"
+
+/* A store written by another program may hold a domain that can never
+ * match: it is loaded (so it can be listed, removed, and scanned for) and
+ * saved back unchanged, but has no match domain, so it is never
+ * injected. Upper case is matched as its lower-case form. */
+static void test_unusable_domains_kept(void **state)
+{
+    struct fx *f = *state;
+    mkparent(f);
+    ref_write(f->path, &f->key,
+              "[" ENTRY("*") "," ENTRY("x.com.") "," ENTRY("x.com:443") "," ENTRY("X.COM") "]");
+    struct cb_secret_store *s = open_ok(f);
+    assert_int_equal(cb_secret_store_count(s), 4);
+    struct cb_cred_info i;
+    for (size_t k = 0; k < 3; k++) {
+        assert_int_equal(cb_secret_store_entry(s, k, &i), 0);
+        assert_null(i.match);
+    }
+    assert_int_equal(cb_secret_store_entry(s, 3, &i), 0);
+    assert_string_equal(i.domain, "X.COM");
+    assert_string_equal(i.match, "x.com");
+    save_ok(s);
+    cb_secret_store_free(s);
+    s = open_ok(f);
+    assert_int_equal(cb_secret_store_find(s, "x.com:443", &i), 0);
+    assert_string_equal(i.domain, "x.com:443");
+    assert_null(i.match);
+    /* And an entry whose domain is refused is not added at all. */
+    struct cb_error err = {0};
+    struct cb_cred_spec spec = {"y", "*", NULL, NULL, "v", 1};
+    assert_int_equal(cb_secret_store_put(s, &spec, &err), -EINVAL);
+    assert_int_equal(cb_secret_store_count(s), 4);
+    cb_secret_store_free(s);
+}
+
+/* A change of allow_http or port alone is a change (it is audited). */
+static void test_diff_flags(void **state)
+{
+    struct fx *f = *state;
+    struct cb_secret_store *a = open_ok(f), *b = open_ok(f);
+    put_flags(a, "h", "h.example", false, 0);
+    put_flags(a, "p", "p.example", false, 0);
+    put_flags(a, "s", "s.example", true, 8080);
+    put_flags(b, "h", "h.example", true, 0);
+    put_flags(b, "p", "p.example", false, 8443);
+    put_flags(b, "s", "s.example", true, 8080);
+    struct cb_secret_diff d;
+    cb_secret_store_diff(a, b, &d);
+    const char *changed[] = {"h", "p"};
+    assert_names(d.changed, d.n_changed, changed, 2);
+    assert_int_equal(d.n_added + d.n_removed, 0);
+    cb_secret_diff_free(&d);
+    cb_secret_store_free(a);
+    cb_secret_store_free(b);
 }
 
 /* ------------------------ unreadable stores ------------------------ */
@@ -683,6 +853,16 @@ static void test_bad_payload(void **state)
         {"[{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]",
          "nesting too deep"},
         {"[{\"x\":tru}]", "expected a value"},
+        {"[{\"allow_http\":\"yes\"}]", "\"allow_http\" is not true or false"},
+        {"[{\"allow_http\":1}]", "\"allow_http\" is not true or false"},
+        {"[{\"allow_http\":true,\"allow_http\":false}]", "duplicate field"},
+        {"[{\"port\":70000}]", "\"port\" is not an integer"},
+        {"[{\"port\":-1}]", "\"port\" is not an integer"},
+        {"[{\"port\":1.5}]", "\"port\" is not an integer"},
+        {"[{\"port\":08}]", "\"port\" is not an integer"},
+        {"[{\"port\":1234567}]", "\"port\" is not an integer"},
+        {"[{\"port\":\"443\"}]", "\"port\" is not an integer"},
+        {"[{\"port\":1,\"port\":2}]", "duplicate field"},
     };
     mkparent(f);
     for (size_t i = 0; i < CB_ARRAY_LEN(cases); i++) {
@@ -711,6 +891,7 @@ static void test_lenient_payload(void **state)
     struct cb_cred_info i;
     assert_int_equal(cb_secret_store_find(s, "n", &i), 0);
     assert_string_equal(i.domain, "d/x");
+    assert_null(i.match); /* kept, but never injected */
     cb_secret_store_free(s);
     ref_write(f->path, &f->key, "[]");
     s = open_ok(f);
@@ -824,6 +1005,17 @@ static void test_node_writes_we_read(void **state)
     assert_value(s, "gh", "tok\"\xc3\xa9\xf0\x9f\x98\x80\t");
     assert_value(s, "k", "v");
     cb_secret_store_free(s);
+    /* The optional members, as another writer following the format. */
+    const char *flagged = "[{\"name\":\"f\",\"value\":\"v\",\"domain\":\"f.example\","
+                          "\"header_name\":\"H\",\"header_prefix\":\"\",\"allow_http\":true,"
+                          "\"port\":8080}]";
+    assert_int_equal(run_node(out, "write", f->path, KEY_HEX, flagged), 0);
+    s = open_ok(f);
+    struct cb_cred_info i;
+    assert_int_equal(cb_secret_store_find(s, "f", &i), 0);
+    assert_true(i.allow_http);
+    assert_int_equal(i.port, 8080);
+    cb_secret_store_free(s);
     /* And with the wrong key: the reference has no .check file. */
     struct cb_master_key other;
     struct cb_error err = {0};
@@ -841,6 +1033,7 @@ static void test_we_write_node_reads(void **state)
     struct cb_secret_store *s = open_ok(f);
     put_ok(s, "gh", "api.github.com", NULL, NULL, "ghp_\"quoted\"\\\xc3\xa9\t");
     put_ok(s, "k", "k.example", "X-Api-Key", "", "v");
+    put_flags(s, "f", "f.example", true, 8080);
     save_ok(s);
     cb_secret_store_free(s);
     /* refstore.js also checks the bytes are canonical compact JSON. */
@@ -853,7 +1046,9 @@ static void test_we_write_node_reads(void **state)
                         "\"domain\":\"api.github.com\",\"header_name\":\"Authorization\","
                         "\"header_prefix\":\"Bearer \"},{\"name\":\"k\",\"value\":\"v\","
                         "\"domain\":\"k.example\",\"header_name\":\"X-Api-Key\","
-                        "\"header_prefix\":\"\"}]");
+                        "\"header_prefix\":\"\"},{\"name\":\"f\",\"value\":\"value-123\","
+                        "\"domain\":\"f.example\",\"header_name\":\"Authorization\","
+                        "\"header_prefix\":\"Bearer \",\"allow_http\":true,\"port\":8080}]");
     /* node refuses it under another key, as the reference would. */
     assert_int_not_equal(run_node(out, "read", f->path, KEY2_HEX, NULL), 0);
 }
@@ -914,6 +1109,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_put_replace_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domain_normalize, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_canonical_and_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_domains_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diff_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),

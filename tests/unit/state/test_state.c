@@ -292,26 +292,18 @@ static void open_fails_busy_quickly(const char *path)
     assert_true(ms < 3000);
 }
 
-/* Child: holds BEGIN EXCLUSIVE until the parent closes `release`. */
-static void hold_exclusive(const char *path, int ready, int release)
-{
-    sqlite3 *db = NULL;
-    char c = 0;
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
-        _exit(1);
-    if (write(ready, "x", 1) != 1)
-        _exit(1);
-    while (read(release, &c, 1) > 0)
-        ;
-    _exit(0);
-}
+/* A child process holding something (a lock) until told to let go. */
+struct holder {
+    pid_t pid;
+    int release; /* closing it lets the child exit */
+};
 
-static void locked_by_other_process(void **state)
+/* Forks a child that runs take(arg), which returns 0 once it holds what it
+ * takes; returns when it does. */
+static struct holder hold_in_child(int (*take)(const char *), const char *arg)
 {
-    struct fixture *f = *state;
-    cb_state_close(open_ok(f->path));
     int ready[2], release[2];
+    char c = 0;
     assert_int_equal(pipe(ready), 0);
     assert_int_equal(pipe(release), 0);
     pid_t pid = fork();
@@ -319,18 +311,42 @@ static void locked_by_other_process(void **state)
     if (pid == 0) {
         close(ready[0]);
         close(release[1]);
-        hold_exclusive(f->path, ready[1], release[0]);
+        if (take(arg) != 0 || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        while (read(release[0], &c, 1) > 0)
+            ;
+        _exit(0);
     }
     close(ready[1]);
     close(release[0]);
-    char c;
     assert_int_equal(read(ready[0], &c, 1), 1);
-    open_fails_busy_quickly(f->path);
-    close(release[1]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(ready[0]);
+    return (struct holder){pid, release[1]};
+}
+
+/* Lets the child go and checks it exited cleanly. */
+static void release_holder(struct holder *h)
+{
+    int status = 0;
+    close(h->release);
+    assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static int take_exclusive(const char *path)
+{
+    sqlite3 *db = NULL;
+    return sqlite3_open(path, &db) != SQLITE_OK ||
+           sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK;
+}
+
+static void locked_by_other_process(void **state)
+{
+    struct fixture *f = *state;
+    cb_state_close(open_ok(f->path));
+    struct holder h = hold_in_child(take_exclusive, f->path);
+    open_fails_busy_quickly(f->path);
+    release_holder(&h);
     cb_state_close(open_ok(f->path));
 }
 
@@ -540,20 +556,207 @@ static void threads_share_one_handle(void **state)
     cb_state_close(s);
 }
 
+static struct cb_state_anchor anchor_of(uint64_t lines, char c)
+{
+    struct cb_state_anchor a = {.lines = lines};
+    memset(a.head, c, CB_STATE_HASH_HEX);
+    a.head[CB_STATE_HASH_HEX] = '\0';
+    return a;
+}
+
+static void assert_anchor(struct cb_state *s, const char *name, uint64_t lines, char c)
+{
+    struct cb_state_anchor got, want = anchor_of(lines, c);
+    struct cb_error err = {0};
+    if (cb_state_anchor_get(s, name, &got, &err) != 0)
+        fail_msg("anchor %s: %s", name, err.msg);
+    assert_int_equal(got.lines, lines);
+    assert_string_equal(got.head, want.head);
+}
+
+/* An anchor only moves forward (writers race), unless reset; anchors are
+ * kept apart by name and survive a reopen. */
+static void anchors_move_forward(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    static const struct {
+        const char *name;
+        uint64_t lines;
+        char c;
+        bool reset;
+        uint64_t want_lines; /* what is stored afterwards */
+        char want_c;
+    } steps[] = {
+        {"/var/log/a", 10, 'a', false, 10, 'a'}, {"/var/log/a", 9, 'b', false, 10, 'a'},
+        {"/var/log/a", 10, 'c', false, 10, 'a'}, {"/var/log/a", 11, 'd', false, 11, 'd'},
+        {"/var/log/a", 3, 'e', true, 3, 'e'},    {"/var/log/b", 1, 'f', false, 1, 'f'},
+    };
+    struct cb_state_anchor a;
+    assert_int_equal(cb_state_anchor_get(s, "/var/log/a", &a, &err), -ENOENT);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        a = anchor_of(steps[i].lines, steps[i].c);
+        assert_int_equal(cb_state_anchor_set(s, steps[i].name, &a, steps[i].reset, &err), 0);
+        assert_anchor(s, steps[i].name, steps[i].want_lines, steps[i].want_c);
+    }
+    a.head[5] = '\0';
+    assert_int_equal(cb_state_anchor_set(s, "/var/log/b", &a, true, &err), -EINVAL);
+    assert_int_equal(cb_state_anchor_set(s, "", &a, true, &err), -EINVAL);
+    cb_state_close(s);
+    s = open_ok(f->path);
+    assert_anchor(s, "/var/log/a", 3, 'e');
+    assert_anchor(s, "/var/log/b", 1, 'f');
+    cb_state_close(s);
+}
+
+/* The schema before anchors: the documents stay and the table appears;
+ * a read-only handle on it (as `audit verify` opens one) sees no anchor,
+ * changes nothing, and a missing file is -ENOENT, not created. */
+static void anchors_migrate_and_read_only(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    raw_exec(f->path, "CREATE TABLE tools (name TEXT PRIMARY KEY, manifest TEXT NOT NULL,"
+                      " wasm_sha256 TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "CREATE TABLE agents (id TEXT PRIMARY KEY, config TEXT NOT NULL,"
+                      " status TEXT NOT NULL, container_id TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "CREATE TABLE containers (id TEXT PRIMARY KEY, info TEXT NOT NULL,"
+                      " status TEXT NOT NULL, runtime_id TEXT, created_at INTEGER NOT NULL,"
+                      " updated_at INTEGER NOT NULL);"
+                      "INSERT INTO tools VALUES ('echo', '{}', NULL, 1, 1);"
+                      "PRAGMA user_version = 1;");
+    struct cb_state_options ro = {.busy_timeout_ms = SHORT_TIMEOUT_MS, .read_only = true};
+    struct cb_state *s = NULL;
+    struct cb_state_anchor a;
+    assert_int_equal(cb_state_open_opts(f->path, &ro, &s, &err), 0);
+    assert_int_equal(cb_state_anchor_get(s, "/x", &a, &err), -ENOENT);
+    cb_state_close(s);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+    s = open_ok(f->path);
+    assert_doc(s, CB_STATE_TOOLS, "echo", "{}");
+    a = anchor_of(2, '9');
+    assert_int_equal(cb_state_anchor_set(s, "/x", &a, false, &err), 0);
+    cb_state_close(s);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb_state_schema_version());
+    assert_int_equal(cb_state_open_opts(f->path, &ro, &s, &err), 0);
+    assert_anchor(s, "/x", 2, '9');
+    a = anchor_of(3, '8');
+    assert_true(cb_state_anchor_set(s, "/x", &a, false, &err) < 0);
+    cb_state_close(s);
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/none.db", f->dir);
+    s = (struct cb_state *)1;
+    assert_int_equal(cb_state_open_opts(missing, &ro, &s, &err), -ENOENT);
+    assert_null(s);
+    assert_int_equal(access(missing, F_OK), -1);
+}
+
+static int take_dir_lock(const char *dir)
+{
+    int fd = -1;
+    return cb_state_lock_data_dir(dir, &fd, NULL);
+}
+
+/* One server per data directory: a second is refused naming the holder's
+ * pid and the directory; the lock goes with its holder. */
+static void data_dir_lock_refuses_a_second(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+    snprintf(dir, sizeof(dir), "%s/data", f->dir);
+    struct holder h = hold_in_child(take_dir_lock, dir);
+    struct cb_error err = {0};
+    int fd = 7;
+    assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), -EBUSY);
+    assert_int_equal(fd, -1);
+    char want[64];
+    snprintf(want, sizeof(want), "(pid %ld)", (long)h.pid);
+    if (strstr(err.msg, want) == NULL || strstr(err.msg, dir) == NULL)
+        fail_msg("'%s' names neither the pid nor %s", err.msg, dir);
+    release_holder(&h);
+    assert_int_equal(cb_state_lock_data_dir(dir, &fd, &err), 0);
+    struct stat st;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/" CB_STATE_LOCK_FILE, dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The lock is the process's own: a child forked while it is held (as the
+ * tool compiler forks the server) does not keep it after the holder has
+ * gone. */
+static void data_dir_lock_not_inherited(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+    snprintf(dir, sizeof(dir), "%s/data", f->dir);
+    int release[2];
+    assert_int_equal(pipe(release), 0);
+    pid_t server = fork();
+    assert_true(server >= 0);
+    if (server == 0) {
+        int fd = -1;
+        close(release[1]);
+        if (cb_state_lock_data_dir(dir, &fd, NULL) != 0)
+            _exit(1);
+        pid_t child = fork(); /* keeps every descriptor, lock file included */
+        if (child == 0) {
+            char c;
+            while (read(release[0], &c, 1) > 0)
+                ;
+            _exit(0);
+        }
+        _exit(child > 0 ? 0 : 1);
+    }
+    close(release[0]);
+    int status = 0;
+    assert_int_equal(waitpid(server, &status, 0), server);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int fd = -1;
+    struct cb_error err = {0};
+    if (cb_state_lock_data_dir(dir, &fd, &err) != 0)
+        fail_msg("the forked child kept the lock: %s", err.msg);
+    close(fd);
+    close(release[1]); /* lets the orphaned child go */
+    char path[200];
+    snprintf(path, sizeof(path), "%s/" CB_STATE_LOCK_FILE, dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(persists_across_reopen),   T(wal_mode_and_default_open),
-        T(files_are_0600),           T(unknown_table_rejected),
-        T(junk_file_is_corrupt),     T(truncated_db_is_corrupt),
-        T(garbled_page_is_corrupt),  T(newer_schema_refused),
-        T(locked_by_other_process),  T(locked_by_exclusive_locking_mode),
-        T(missing_directory),        T(injection_text_stored_verbatim),
-        T(get_and_delete_missing),   T(upsert_keeps_created_and_status),
-        T(limits_enforced),          T(list_stops_and_reenters),
+        T(persists_across_reopen),
+        T(wal_mode_and_default_open),
+        T(files_are_0600),
+        T(unknown_table_rejected),
+        T(junk_file_is_corrupt),
+        T(truncated_db_is_corrupt),
+        T(garbled_page_is_corrupt),
+        T(newer_schema_refused),
+        T(locked_by_other_process),
+        T(locked_by_exclusive_locking_mode),
+        T(missing_directory),
+        T(injection_text_stored_verbatim),
+        T(get_and_delete_missing),
+        T(upsert_keeps_created_and_status),
+        T(limits_enforced),
+        T(list_stops_and_reenters),
         T(threads_share_one_handle),
+        T(anchors_move_forward),
+        T(anchors_migrate_and_read_only),
+        T(data_dir_lock_refuses_a_second),
+        T(data_dir_lock_not_inherited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
