@@ -206,7 +206,9 @@ class CredentialTransportTests(unittest.TestCase):
                  ("api example.com", "contains a space"),
                  ("https://api.example.com", "is not a host: give the host name alone"),
                  ("api.*.example.com", "has a '*' that is not a whole first label"),
-                 ("*.com", "covers a whole top-level domain"),
+                 ("*.com", "covers a whole public suffix or top-level domain"),
+                 ("*.co.uk", "covers a whole public suffix or top-level domain"),
+                 ("*.github.io", "covers a whole public suffix or top-level domain"),
                  ("*.127.0.0.1", "puts '*.' before an IP address"),
                  ("", "must not be empty")]
         before = self.creds("list").stdout

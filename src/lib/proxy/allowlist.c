@@ -3,8 +3,6 @@
 #include "proxy/internal.h"
 
 #include <errno.h>
-#include <libpsl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,33 +20,6 @@ struct cb_proxy_allowlist {
     bool star;
     bool public_wildcard; /* some entry is "*.<public suffix>" */
 };
-
-static psl_ctx_t *psl_loaded;
-
-static void psl_load(void)
-{
-    psl_loaded = psl_latest(NULL);
-}
-
-/* The public suffix list: Debian's publicsuffix file when it is there and
- * newer than the copy built into libpsl, else that copy. */
-static const psl_ctx_t *psl(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, psl_load);
-    return psl_loaded ? psl_loaded : psl_builtin();
-}
-
-/* Whether "*.<domain>" would allow every registrable domain under a public
- * suffix ("com", "co.uk", "github.io"): as broad as "*" for practical
- * purposes. Only listed suffixes count: an unlisted top-level name such as
- * "internal" is not one. */
-static bool is_public_suffix(const char *domain)
-{
-    const psl_ctx_t *ctx = psl();
-    return ctx != NULL &&
-           psl_is_public_suffix2(ctx, domain, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE) != 0;
-}
 
 /* Catches the usual mistakes with a message that says what to write. */
 static int check_shape(const char *s, size_t len, struct cb_error *err)
@@ -82,7 +53,7 @@ static int parse_entry(const char *s, size_t len, struct entry *e, struct cb_err
         return cb_error_set(err, -EINVAL,
                             "a wildcard needs a domain name after \"*.\", "
                             "not an IP address");
-    e->public_suffix = e->wildcard && is_public_suffix(e->host.name);
+    e->public_suffix = e->wildcard && cb_proxy_host_is_public_suffix(e->host.name);
     return 0;
 }
 

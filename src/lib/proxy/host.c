@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libpsl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -265,4 +267,27 @@ size_t cb_proxy_host_format(const struct cb_proxy_host *h, char *buf, size_t siz
 {
     int n = snprintf(buf, size, h->kind == CB_PROXY_HOST_IPV6 ? "[%s]" : "%s", h->name);
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+static psl_ctx_t *psl_loaded;
+
+static void psl_load(void)
+{
+    psl_loaded = psl_latest(NULL);
+}
+
+/* The public suffix list: Debian's publicsuffix file when it is there and
+ * newer than the copy built into libpsl, else that copy. */
+static const psl_ctx_t *psl(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, psl_load);
+    return psl_loaded ? psl_loaded : psl_builtin();
+}
+
+bool cb_proxy_host_is_public_suffix(const char *domain)
+{
+    const psl_ctx_t *ctx = psl();
+    return ctx != NULL &&
+           psl_is_public_suffix2(ctx, domain, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE) != 0;
 }

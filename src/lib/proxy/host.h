@@ -7,6 +7,7 @@
 #ifndef CB_PROXY_HOST_H
 #define CB_PROXY_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,13 @@ int cb_proxy_ipv4_parse(const char *s, size_t len, uint32_t *out);
  * form, or a DNS name. Upper case is folded and one trailing dot dropped.
  * Returns 0, or -EINVAL with a message that says what is wrong with it. */
 int cb_proxy_host_parse(const char *s, size_t len, struct cb_proxy_host *out, struct cb_error *err);
+
+/* Whether the canonical name `domain` is a public suffix ("com", "co.uk",
+ * "github.io"), so that "*.<domain>" would reach every registrable domain
+ * under it: as broad as "*" for practical purposes. Only suffixes on the
+ * public suffix list count (Debian's publicsuffix file, or the copy built
+ * into libpsl): an unlisted top-level name such as "internal" is not one. */
+bool cb_proxy_host_is_public_suffix(const char *domain);
 
 /* Writes the host as it appears in a URL authority ("[::1]" for IPv6) into
  * buf (at least CB_PROXY_HOST_NAME_MAX + 3 bytes). Returns its length. */

@@ -80,10 +80,10 @@ static int wildcard(const char *d, const struct cb_proxy_host *h, struct cb_erro
 {
     if (h->kind != CB_PROXY_HOST_NAME)
         return refuse(d, err, "puts '*.' before an IP address; name the address alone");
-    if (strchr(h->name, '.') == NULL)
+    if (strchr(h->name, '.') == NULL || cb_proxy_host_is_public_suffix(h->name))
         return refuse(d, err,
-                      "covers a whole top-level domain: name a registered domain, "
-                      "such as '*.example.com'");
+                      "covers a whole public suffix or top-level domain: name a "
+                      "registered domain, such as '*.example.com'");
     return 0;
 }
 

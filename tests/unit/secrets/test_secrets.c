@@ -590,6 +590,7 @@ static void test_domain_normalize(void **state)
         {"**.a.com", "not a whole first label"},
         {"*", "every host"},
         {"*.com", "top-level domain"},
+        {"*.co.uk", "public suffix"},
         {"*.10.0.0.1", "IP address"},
         {"ex_ample.com", "is not valid"},
         {"\xc3\xbcn.com", "not ASCII"},
