@@ -1,5 +1,6 @@
 /* clawbox run TOOL [PARAMS|-] [--credentials a,b] */
 #include "cli.h"
+#include "core/json.h"
 #include "core/util.h"
 
 #include <jansson.h>
@@ -47,7 +48,7 @@ static json_t *credential_list(const char *csv)
     for (const char *p = csv; *p;) {
         size_t n = strcspn(p, ",");
         if (n > 0)
-            json_array_append_new(a, json_stringn(p, n));
+            json_array_append_new(a, cb_json_text(p, n));
         p += n + (p[n] == ',');
     }
     return a;
@@ -55,11 +56,12 @@ static json_t *credential_list(const char *csv)
 
 static int execute(struct cli_conn *c, const char *tool, json_t *params, const char *creds)
 {
-    json_t *body = json_pack("{s:s, s:O}", "tool", tool, "params", params);
+    json_t *body =
+        json_pack("{s:o, s:O}", "tool", cb_json_text(tool, strlen(tool)), "params", params);
     if (creds)
         json_object_set_new(body, "capabilities",
                             json_pack("{s:o}", "credentials", credential_list(creds)));
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = cb_json_dump_or(body, JSON_COMPACT, "{}");
     struct cb_buf out;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, "POST", "/execute", text, &out);

@@ -1,6 +1,7 @@
 /* clawbox: the command-line front end. Each verb is a thin client of the
  * library in src/lib/. */
 #include "cli.h"
+#include "core/json.h"
 #include "sandbox/worker.h"
 
 #include <stdio.h>
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage(stderr);
+    cb_json_setup();
     /* Internal: the worker zygote the server starts (see sandbox/worker.h). */
     if (strcmp(argv[1], "__zygote") == 0)
         return cb_zygote_main(3);

@@ -4,7 +4,7 @@
 #include "api/validate.h"
 #include "audit/audit.h"
 #include "config/config.h"
-#include "core/utf8.h"
+#include "core/json.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
 #include "proxy/pipeline.h"
@@ -37,7 +37,7 @@ static char *host_call(void *ud, const char *method, json_t *params)
         return cb_host_error_envelope("unknown host call method: %s", method);
     json_t *env = cb_proxy_http_request(x->proxy, x->tool, x->manifest, x->credentials, params,
                                         x->request_id);
-    char *s = json_dumps(env, JSON_COMPACT);
+    char *s = cb_json_dump_or(env, JSON_COMPACT, "{\"error\":\"http_request failed\"}");
     json_decref(env);
     return s;
 }
@@ -94,14 +94,9 @@ static void limits_for(const struct cb_config *cfg, json_t *manifest, struct cb_
 /* The tool's stdout as JSON when it parses, else as a (lossy UTF-8) string. */
 static json_t *output_value(const struct cb_buf *out)
 {
-    json_t *v = json_loadb(out->data ? out->data : "", out->len, JSON_DECODE_ANY, NULL);
-    if (v != NULL)
-        return v;
-    size_t n = 0;
-    char *text = cb_utf8_lossy(out->data ? out->data : "", out->len, &n);
-    v = json_stringn(text, n);
-    free(text);
-    return v;
+    const char *s = out->data ? out->data : "";
+    json_t *v = json_loadb(s, out->len, JSON_DECODE_ANY, NULL);
+    return v != NULL ? v : cb_json_text(s, out->len);
 }
 
 /* Answers 200 with the tool's output after sanitization: credential
@@ -197,7 +192,7 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
         granted_credentials(tool->manifest, json_object_get(req->json, "capabilities"));
     struct exec_ctx x = {tool->name, tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
-    char *text = json_dumps(params ? params : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = cb_json_dump_or(params, JSON_COMPACT | JSON_ENCODE_ANY, "null");
     limits_for(app->cfg, tool->manifest, &lim);
     int rc = cb_worker_execute(app->workers, tool->so_path, text, strlen(text), &lim, host_call, &x,
                                &r, &err);

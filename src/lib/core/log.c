@@ -1,5 +1,6 @@
 #include "core/log.h"
 #include "core/buf.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,16 +33,23 @@ bool cb_log_enabled(enum cb_log_level level)
     return level <= log_level;
 }
 
-/* Appends s as a JSON string body (without quotes), escaping controls. */
+/* Appends s as a JSON string body (without quotes), escaping controls;
+ * bytes that are not UTF-8 become U+FFFD, so every line stays JSON. */
 static void json_escape(struct cb_buf *b, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            cb_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            cb_buf_printf(b, "\\u%04x", *p);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] < 0x80 ? 1 : cb_utf8_seq_len(p + i, n - i);
+        if (k == 0)
+            cb_buf_puts(b, "\\ufffd");
+        else if (p[i] == '"' || p[i] == '\\')
+            cb_buf_printf(b, "\\%c", p[i]);
+        else if (p[i] < 0x20 || p[i] == 0x7f)
+            cb_buf_printf(b, "\\u%04x", p[i]);
         else
-            cb_buf_append(b, p, 1);
+            cb_buf_append(b, p + i, k);
+        i += k ? k : 1;
     }
 }
 

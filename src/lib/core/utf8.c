@@ -2,6 +2,8 @@
 #include "core/buf.h"
 #include "core/util.h"
 
+#include <stdio.h>
+
 size_t cb_utf8_seq_len(const unsigned char *p, size_t n)
 {
     if (n == 0)
@@ -37,4 +39,68 @@ char *cb_utf8_lossy(const char *s, size_t n, size_t *out_len)
         }
     }
     return cb_buf_steal(&b, out_len);
+}
+
+size_t cb_utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (max >= n)
+        return n;
+    size_t k = max;
+    /* Step back over continuation bytes to the start of the sequence that
+     * the cut would split. */
+    while (k > 0 && max - k < 3 && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k--;
+    return ((unsigned char)s[k] & 0xc0) == 0x80 ? max : k;
+}
+
+void cb_utf8_scrub(char *s, size_t n)
+{
+    unsigned char *p = (unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = cb_utf8_seq_len(p + i, n - i);
+        if (k == 0) {
+            p[i] = '?';
+            k = 1;
+        }
+        i += k;
+    }
+}
+
+/* When vsnprintf cut the text, the bytes after a lead byte near the end
+ * may be missing: drops such an unfinished last sequence. */
+static size_t drop_unfinished_tail(const char *s, size_t n)
+{
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        if ((c & 0xc0) == 0x80)
+            continue;
+        size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return want > back ? n - back : n;
+    }
+    return n;
+}
+
+size_t cb_utf8_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    int r = vsnprintf(buf, cap, fmt, ap);
+    if (r < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    size_t n = (size_t)r;
+    if (n >= cap) {
+        n = drop_unfinished_tail(buf, cap - 1);
+        buf[n] = '\0';
+    }
+    cb_utf8_scrub(buf, n);
+    return n;
+}
+
+size_t cb_utf8_format(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = cb_utf8_vformat(buf, cap, fmt, ap);
+    va_end(ap);
+    return n;
 }

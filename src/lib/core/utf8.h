@@ -1,7 +1,12 @@
-/* UTF-8 helpers for text that crosses the sandbox boundary. */
+/* UTF-8 helpers for text that crosses the sandbox boundary, and the one
+ * formatter for every message that may end up inside JSON: jansson
+ * refuses a string that is not valid UTF-8, so a message cut inside a
+ * sequence, or one quoting outside bytes, must be repaired before it gets
+ * there. */
 #ifndef CB_CORE_UTF8_H
 #define CB_CORE_UTF8_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -11,5 +16,21 @@ size_t cb_utf8_seq_len(const unsigned char *p, size_t n);
 /* Returns a NUL-terminated copy of s with each invalid byte replaced by
  * U+FFFD and NUL bytes kept (use *out_len). */
 char *cb_utf8_lossy(const char *s, size_t n, size_t *out_len);
+
+/* The largest length <= max at which s[0..n) can be cut without splitting
+ * a UTF-8 sequence (for valid input; at most three bytes are given up). */
+size_t cb_utf8_cut(const char *s, size_t n, size_t max);
+
+/* Replaces, in place, every byte of s[0..n) that is not part of a valid
+ * UTF-8 sequence with '?'. The length stays the same. */
+void cb_utf8_scrub(char *s, size_t n);
+
+/* vsnprintf into buf (cap > 0 bytes) whose result is always valid UTF-8:
+ * a cut at the end never splits a sequence, and invalid bytes that came
+ * in through the arguments become '?'. Returns the length written. */
+size_t cb_utf8_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+size_t cb_utf8_format(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,4 +1,6 @@
 #include "http/http.h"
+#include "core/json.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <microhttpd.h>
@@ -51,7 +53,7 @@ void cb_http_respond_error_details(struct cb_http_response *res, unsigned status
                                    json_t *details, const char *msg)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "error", json_string(msg));
+    json_object_set_new(o, "error", cb_json_text(msg, strlen(msg)));
     json_object_set_new(o, "code", json_string(code));
     json_object_set_new(o, "details", details ? details : json_null());
     cb_http_respond_json(res, status, o);
@@ -63,7 +65,7 @@ void cb_http_respond_error(struct cb_http_response *res, unsigned status, const 
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cb_utf8_vformat(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     cb_http_respond_error_details(res, status, code, NULL, msg);
 }

@@ -1,4 +1,6 @@
 #include "proxy/forward.h"
+#include "core/json.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -20,19 +22,36 @@
  * comparisons). Under load, or with a distant upstream, it does not poll. */
 #define UPSTREAM_SPIN_NS (400u * 1000u)
 
-/* An easy handle with its own multi handle, kept for the next transfer:
- * new ones cost allocations and a wake-up socket pair each time. */
+/* Pools kept while unused beyond this many are closed, oldest first. */
+#define MAX_IDLE_POOLS 64
+
+struct pool;
+
+/* An easy handle with its own multi handle, kept for the next transfer of
+ * its pool: new ones cost allocations and a wake-up socket pair each
+ * time. */
 struct handle {
     CURL *easy;
     CURLM *multi;
+    struct pool *pool;
     struct handle *next;
 };
 
-struct cb_forwarder {
+/* One trust domain's connections and TLS sessions (a curl share) and its
+ * idle handles. */
+struct pool {
+    char *key;
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t idle_lock;
-    struct handle *idle; /* handles not in use */
+    struct handle *idle;
+    unsigned users; /* transfers in flight */
+    uint64_t last_used_ns;
+    struct pool *next;
+};
+
+struct cb_forwarder {
+    pthread_mutex_t lock; /* guards the pool list, users and idle lists */
+    struct pool *pools;
     atomic_uint in_flight;
     atomic_bool last_fast; /* the last transfer took at most UPSTREAM_SPIN_NS */
 };
@@ -48,32 +67,30 @@ static void lock_cb(CURL *h, curl_lock_data data, curl_lock_access access, void 
 {
     (void)h;
     (void)access;
-    struct cb_forwarder *f = ud;
-    pthread_mutex_lock(&f->locks[data]);
+    struct pool *p = ud;
+    pthread_mutex_lock(&p->locks[data]);
 }
 
 static void unlock_cb(CURL *h, curl_lock_data data, void *ud)
 {
     (void)h;
-    struct cb_forwarder *f = ud;
-    pthread_mutex_unlock(&f->locks[data]);
+    struct pool *p = ud;
+    pthread_mutex_unlock(&p->locks[data]);
 }
 
-struct cb_forwarder *cb_forwarder_new(void)
+static struct pool *pool_new(const char *key)
 {
-    struct cb_forwarder *f = cb_xcalloc(1, sizeof(*f));
+    struct pool *p = cb_xcalloc(1, sizeof(*p));
+    p->key = cb_xstrdup(key);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&f->locks[i], NULL);
-    f->share = curl_share_init();
-    curl_share_setopt(f->share, CURLSHOPT_LOCKFUNC, lock_cb);
-    curl_share_setopt(f->share, CURLSHOPT_UNLOCKFUNC, unlock_cb);
-    curl_share_setopt(f->share, CURLSHOPT_USERDATA, f);
-    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    pthread_mutex_init(&f->idle_lock, NULL);
-    atomic_init(&f->in_flight, 0);
-    atomic_init(&f->last_fast, true);
-    return f;
+        pthread_mutex_init(&p->locks[i], NULL);
+    p->share = curl_share_init();
+    curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, lock_cb);
+    curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, unlock_cb);
+    curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return p;
 }
 
 static void handle_free(struct handle *h)
@@ -83,19 +100,41 @@ static void handle_free(struct handle *h)
     free(h);
 }
 
+/* Frees a pool nobody uses: its handles first, which detaches them from
+ * the share and closes its connections. */
+static void pool_free(struct pool *p)
+{
+    while (p->idle) {
+        struct handle *h = p->idle;
+        p->idle = h->next;
+        handle_free(h);
+    }
+    curl_share_cleanup(p->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&p->locks[i]);
+    free(p->key);
+    free(p);
+}
+
+struct cb_forwarder *cb_forwarder_new(void)
+{
+    struct cb_forwarder *f = cb_xcalloc(1, sizeof(*f));
+    pthread_mutex_init(&f->lock, NULL);
+    atomic_init(&f->in_flight, 0);
+    atomic_init(&f->last_fast, true);
+    return f;
+}
+
 void cb_forwarder_free(struct cb_forwarder *f)
 {
     if (f == NULL)
         return;
-    while (f->idle) {
-        struct handle *h = f->idle;
-        f->idle = h->next;
-        handle_free(h);
+    while (f->pools) {
+        struct pool *p = f->pools;
+        f->pools = p->next;
+        pool_free(p);
     }
-    pthread_mutex_destroy(&f->idle_lock);
-    curl_share_cleanup(f->share);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&f->locks[i]);
+    pthread_mutex_destroy(&f->lock);
     free(f);
 }
 
@@ -136,9 +175,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     json_t *old = json_object_get(t->res->headers, name);
     char *joined =
         old ? cb_xasprintf("%s, %.*s", json_string_value(old), (int)vlen, v) : cb_xstrndup(v, vlen);
-    json_t *val = json_string(joined);
-    if (val != NULL)
-        json_object_set_new(t->res->headers, name, val);
+    cb_utf8_scrub(name, strlen(name));
+    json_object_set_new(t->res->headers, name, cb_json_text(joined, strlen(joined)));
     free(joined);
     free(name);
     return len;
@@ -192,11 +230,11 @@ static struct curl_slist *header_list(const struct cb_forward_request *req)
     return l;
 }
 
-static void set_options(CURL *h, struct cb_forwarder *f, struct transfer *t, struct curl_slist *pin,
+static void set_options(CURL *h, CURLSH *share, struct transfer *t, struct curl_slist *pin,
                         struct curl_slist *hdrs)
 {
     const struct cb_forward_request *req = t->req;
-    curl_easy_setopt(h, CURLOPT_SHARE, f->share);
+    curl_easy_setopt(h, CURLOPT_SHARE, share);
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -239,23 +277,64 @@ static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
     return cb_error_set(err, -EIO, "request to %s failed: %s", req->host, curl_easy_strerror(rc));
 }
 
-/* An idle handle reset to defaults, or a new one; NULL when out of memory. */
-static struct handle *handle_take(struct cb_forwarder *f)
+/* The pool of `key`, made when there is none; the caller holds f->lock. */
+static struct pool *pool_get(struct cb_forwarder *f, const char *key)
 {
-    pthread_mutex_lock(&f->idle_lock);
-    struct handle *h = f->idle;
+    for (struct pool *p = f->pools; p != NULL; p = p->next)
+        if (strcmp(p->key, key) == 0)
+            return p;
+    struct pool *p = pool_new(key);
+    p->next = f->pools;
+    f->pools = p;
+    return p;
+}
+
+/* Closes the least recently used pools nobody uses while more than
+ * MAX_IDLE_POOLS are unused; the caller holds f->lock. */
+static void pools_trim(struct cb_forwarder *f)
+{
+    for (;;) {
+        size_t unused = 0;
+        struct pool **oldest = NULL;
+        for (struct pool **pp = &f->pools; *pp != NULL; pp = &(*pp)->next) {
+            if ((*pp)->users > 0)
+                continue;
+            unused++;
+            if (oldest == NULL || (*pp)->last_used_ns < (*oldest)->last_used_ns)
+                oldest = pp;
+        }
+        if (unused <= MAX_IDLE_POOLS)
+            return;
+        struct pool *p = *oldest;
+        *oldest = p->next;
+        pool_free(p);
+    }
+}
+
+/* An idle handle of the request's pool reset to defaults, or a new one;
+ * NULL when out of memory. */
+static struct handle *handle_take(struct cb_forwarder *f, const char *key)
+{
+    pthread_mutex_lock(&f->lock);
+    struct pool *p = pool_get(f, key);
+    p->users++;
+    struct handle *h = p->idle;
     if (h)
-        f->idle = h->next;
-    pthread_mutex_unlock(&f->idle_lock);
+        p->idle = h->next;
+    pthread_mutex_unlock(&f->lock);
     if (h) {
         curl_easy_reset(h->easy);
         return h;
     }
     h = cb_xcalloc(1, sizeof(*h));
+    h->pool = p;
     h->easy = curl_easy_init();
     h->multi = curl_multi_init();
     if (h->easy == NULL || h->multi == NULL) {
         handle_free(h);
+        pthread_mutex_lock(&f->lock);
+        p->users--;
+        pthread_mutex_unlock(&f->lock);
         return NULL;
     }
     return h;
@@ -263,10 +342,14 @@ static struct handle *handle_take(struct cb_forwarder *f)
 
 static void handle_put(struct cb_forwarder *f, struct handle *h)
 {
-    pthread_mutex_lock(&f->idle_lock);
-    h->next = f->idle;
-    f->idle = h;
-    pthread_mutex_unlock(&f->idle_lock);
+    struct pool *p = h->pool;
+    pthread_mutex_lock(&f->lock);
+    h->next = p->idle;
+    p->idle = h;
+    p->users--;
+    p->last_used_ns = cb_now_mono_ns();
+    pools_trim(f);
+    pthread_mutex_unlock(&f->lock);
 }
 
 static CURLcode multi_failure(CURLMcode mc)
@@ -319,12 +402,12 @@ int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     memset(res, 0, sizeof(*res));
     cb_buf_init(&res->body, req->max_response_bytes);
     res->headers = json_object();
-    struct handle *h = handle_take(f);
+    struct handle *h = handle_take(f, req->pool ? req->pool : "");
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "out of memory for a transfer handle");
     struct curl_slist *pin = pin_entry(req);
     struct curl_slist *hdrs = header_list(req);
-    set_options(h->easy, f, &t, pin, hdrs);
+    set_options(h->easy, h->pool->share, &t, pin, hdrs);
     CURLcode rc = perform(f, h);
     int r = 0;
     if (rc != CURLE_OK || t.too_large || t.wrong_address)

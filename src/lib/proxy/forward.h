@@ -2,8 +2,10 @@
  * pinned (the connection may only go to the address that passed the
  * address policy), redirects are not followed, proxy environment
  * variables are ignored, and the response body is capped while it
- * streams. Connections are reused across requests through a share
- * handle. */
+ * streams. Connections are reused across requests of one trust domain
+ * (a pool: one tool with one set of injected credentials) and never
+ * across two: should anything ever let a request leave bytes on a
+ * connection, they can only reach a request of the same domain. */
 #ifndef CB_PROXY_FORWARD_H
 #define CB_PROXY_FORWARD_H
 
@@ -20,13 +22,17 @@
 #define CB_FORWARD_MAX_HEADER_BYTES 8192
 
 struct cb_forward_request {
+    const char *pool; /* trust domain: requests of different pools never
+                         share a connection or a TLS session */
     const char *url;  /* canonical URL to send */
     const char *host; /* lower-case host name, for pinning */
     uint16_t port;
     const struct sockaddr *addr; /* the checked address to connect to */
     socklen_t addr_len;
     const char *method;
-    const char *const *headers; /* "Name: value" lines, already filtered */
+    const char *const *headers; /* "Name: value" lines, already filtered: none
+                                   may frame the message (Content-Length,
+                                   Transfer-Encoding, ...), libcurl does */
     size_t n_headers;
     const char *body; /* NULL = none */
     size_t body_len;

@@ -1,6 +1,7 @@
 /* The egress proxy pipeline: see pipeline.h for the order of the stages. */
 #include "proxy/pipeline.h"
 #include "audit/audit.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/util.h"
@@ -326,19 +327,63 @@ static json_t *deny(struct cb_proxy *p, struct req *q, const char *decision, con
     return error_envelope(msg);
 }
 
-/* Whether the header name is one the proxy never passes on: hop-by-hop
- * headers belong to the tool's connection, not ours, and Host must match
- * the URL that was checked. */
-static bool dropped_header(const char *name, size_t len)
+/* Whether s[0..len) equals the token `name`, ignoring case. */
+static bool token_eq(const char *s, size_t len, const char *name)
 {
-    static const char *const drop[] = {"connection",        "keep-alive", "te",  "trailer",
-                                       "transfer-encoding", "upgrade",    "host"};
+    return strlen(name) == len && strncasecmp(s, name, len) == 0;
+}
+
+/* Whether `name` is one of the comma-separated tokens of `list` (a
+ * Connection header's value). */
+static bool listed_in(const char *list, const char *name, size_t len)
+{
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n > 0 && n == len && strncasecmp(p, name, len) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+/* Whether the header the tool gave as `name` is one the proxy never passes
+ * on. Only the proxy frames the messages it sends: libcurl computes the
+ * length of the body it is given, so no tool header may say how long the
+ * body is or how it is encoded (Content-Length, Transfer-Encoding, TE,
+ * Trailer, Expect), nor how the connection is used (Connection and the
+ * headers it names, Keep-Alive, Upgrade, Proxy-*). Otherwise the upstream
+ * could read the rest of a body as a request of its own, and a request of
+ * another tool on the same connection, with its credential, as that
+ * request's body. Host must match the URL that was checked. */
+static bool dropped_header(const json_t *headers, const char *name, size_t len)
+{
+    static const char *const drop[] = {"connection", "content-length",    "expect",
+                                       "host",       "keep-alive",        "te",
+                                       "trailer",    "transfer-encoding", "upgrade"};
     if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
         return true;
     for (size_t i = 0; i < CB_ARRAY_LEN(drop); i++)
-        if (strlen(drop[i]) == len && strncasecmp(name, drop[i], len) == 0)
+        if (token_eq(name, len, drop[i]))
             return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)headers, k, v)
+    {
+        if (token_eq(k, strlen(k), "connection") && listed_in(json_string_value(v), name, len))
+            return true;
+    }
     return false;
+}
+
+/* Methods refused: CONNECT would turn the upstream connection into a
+ * tunnel the proxy cannot inspect, and TRACE echoes the request, injected
+ * credentials included, back to the tool. */
+static bool refused_method(const char *m)
+{
+    return strcasecmp(m, "CONNECT") == 0 || strcasecmp(m, "TRACE") == 0;
 }
 
 /* An HTTP token (RFC 9110 §5.6.2). */
@@ -369,6 +414,11 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
                             "invalid 'method' %s: it must be an HTTP method such as GET or POST",
                             cb__proxy_quote(q->method, strlen(q->method), qm));
     }
+    if (refused_method(q->method))
+        return cb_error_set(err, -EINVAL,
+                            "blocked: method %s is not allowed through the proxy (CONNECT would "
+                            "open a tunnel, TRACE would echo injected credentials)",
+                            q->method);
     json_t *body = json_object_get(params, "body");
     if (json_is_string(body)) {
         q->body = json_string_value(body);
@@ -388,7 +438,7 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     }
     json_object_foreach((json_t *)h, k, v)
     {
-        if (dropped_header(k, strlen(k)))
+        if (dropped_header(h, k, strlen(k)))
             continue;
         if (q->n_headers == PROXY_MAX_HEADERS)
             return cb_error_set(err, -E2BIG, "blocked: more than %d request headers",
@@ -586,7 +636,7 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
         size_t n = 0;
         char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
         json_object_set_new(
-            headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
+            headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
         free(r);
     }
     size_t n = 0, ln = 0;
@@ -602,7 +652,10 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
 static json_t *forward_stage(struct cb_proxy *p, struct req *q)
 {
     const struct cb_config *cfg = p->cfg;
+    /* The trust domain: who asks, with which credentials. */
+    char *pool = cb_xasprintf("%s|%s", q->who, q->injected);
     struct cb_forward_request fr = {
+        .pool = pool,
         .url = q->url.url,
         .host = q->url.host.name,
         .port = q->url.port,
@@ -619,7 +672,9 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     };
     struct cb_forward_response res = {0};
     struct cb_error err = {0};
-    if (cb_forward(p->fwd, &fr, &res, &err) < 0) {
+    int rc = cb_forward(p->fwd, &fr, &res, &err);
+    free(pool);
+    if (rc < 0) {
         cb_forward_response_free(&res);
         audit(p, q, "error", err.msg, 0, 0);
         return error_envelope(err.msg);

@@ -448,6 +448,47 @@ static void host_and_hop_by_hop_headers_stripped(void **state)
     json_decref(env);
 }
 
+/* Only the proxy frames what it sends: the tool's Content-Length,
+ * Transfer-Encoding, Expect, and the headers its Connection header names
+ * never reach the upstream, and the body goes with its own length. */
+static void framing_headers_are_the_proxys(void **state)
+{
+    (void)state;
+    json_t *env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\", \"method\": \"POST\", "
+                                "\"body\": \"hello\", \"headers\": {"
+                                "\"Content-Length\": \"0\", \"content-length\": \"1\", "
+                                "\"Transfer-Encoding\": \"chunked\", \"Expect\": \"100-continue\", "
+                                "\"connection\": \"X-Named , close\", \"X-Named\": \"v\", "
+                                "\"X-Kept\": \"yes\"}}");
+    ok_of(env);
+    char *seen = test_upstream_last(&g.up);
+    assert_non_null(strstr(seen, "\r\nContent-Length: 5\r\n"));
+    static const char *const gone[] = {"chunked",   "100-continue", "x-named",
+                                       "length: 0", "length: 1",    "close"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(gone); i++)
+        if (strcasestr(seen, gone[i]) != NULL)
+            fail_msg("'%s' reached the upstream:\n%s", gone[i], seen);
+    assert_non_null(strstr(seen, "\r\nX-Kept: yes\r\n"));
+    free(seen);
+    json_decref(env);
+}
+
+/* CONNECT would make the connection a tunnel and TRACE would echo the
+ * injected credential: both are refused before anything is sent. */
+static void connect_and_trace_refused(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"CONNECT", "trace", "Connect"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(methods); i++) {
+        char params[160];
+        snprintf(params, sizeof(params),
+                 "{\"url\": \"http://127.0.0.1:{port}/\", \"method\": \"%s\"}", methods[i]);
+        json_t *env = request(NULL, params);
+        assert_non_null(strstr(error_of(env), "is not allowed through the proxy"));
+        json_decref(env);
+    }
+}
+
 /* The upstream echoes the injected secret, plain and base64, in its body
  * and a header: the tool sees [REDACTED] instead. */
 static void response_redacted(void **state)
@@ -545,6 +586,8 @@ int main(void)
         cmocka_unit_test(leak_blocked_before_any_connection),
         cmocka_unit_test(injects_granted_credentials_for_their_domain_only),
         cmocka_unit_test(host_and_hop_by_hop_headers_stripped),
+        cmocka_unit_test(framing_headers_are_the_proxys),
+        cmocka_unit_test(connect_and_trace_refused),
         cmocka_unit_test(response_redacted),
         cmocka_unit_test(rate_limit_denies_with_reason),
         cmocka_unit_test(store_reload_is_audited_by_name),

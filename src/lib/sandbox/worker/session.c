@@ -1,5 +1,7 @@
 /* One execution from the main process's side: send the job to the child,
  * answer its host calls, and collect its result before the deadline. */
+#include "core/json.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "sandbox/worker.h"
 #include "sandbox/worker/ipc.h"
@@ -30,15 +32,18 @@ struct session {
     bool reusable; /* the child said it waits for another job */
 };
 
+/* The envelope sent when building the real one failed. */
+#define FALLBACK_ENVELOPE "{\"error\":\"host call failed\"}"
+
 char *cb_host_error_envelope(const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cb_utf8_vformat(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *o = json_pack("{s:s}", "error", msg);
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = cb_json_dump_or(o, JSON_COMPACT, FALLBACK_ENVELOPE);
     json_decref(o);
     return s;
 }
@@ -47,10 +52,11 @@ static char *do_log(struct session *s, json_t *params)
 {
     const char *level = json_string_value(json_object_get(params, "level"));
     const char *msg = json_string_value(json_object_get(params, "message"));
-    char *cut = cb_xstrndup(msg ? msg : "", msg ? strnlen(msg, LOG_MESSAGE_MAX) : 0);
-    json_array_append_new(s->res->logs,
-                          json_pack("{s:s, s:s}", "level", level ? level : "info", "message", cut));
-    free(cut);
+    size_t len = msg ? cb_utf8_cut(msg, strlen(msg), LOG_MESSAGE_MAX) : 0;
+    json_t *entry = json_object();
+    json_object_set_new(entry, "level", json_string(level ? level : "info"));
+    json_object_set_new(entry, "message", cb_json_text(msg ? msg : "", len));
+    json_array_append_new(s->res->logs, entry);
     return cb_xstrdup(CB__LOG_REPLY);
 }
 
@@ -160,6 +166,8 @@ static int serve(struct session *s)
             break;
         }
         char *reply = dispatch(s, f.data, f.len, false);
+        if (reply == NULL)
+            reply = cb_xstrdup(FALLBACK_ENVELOPE);
         r = cb__ipc_send(s->sock, CB__FRAME_HOSTREPLY, reply, strlen(reply), -1);
         free(reply);
         if (r < 0)

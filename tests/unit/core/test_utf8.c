@@ -1,0 +1,109 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/utf8.h"
+
+static bool valid_utf8(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = cb_utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* n copies of the sequence seq. */
+static char *repeat(const char *seq, size_t n)
+{
+    size_t l = strlen(seq);
+    char *s = test_malloc(l * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * l, seq, l);
+    s[l * n] = '\0';
+    return s;
+}
+
+static void cut_never_splits_a_sequence(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+    size_t n = strlen(s);
+    for (size_t max = 0; max <= n + 2; max++) {
+        size_t k = cb_utf8_cut(s, n, max);
+        assert_true(k <= max && k <= n);
+        assert_true(valid_utf8(s, k));
+        assert_true(max < n ? max - k <= 3 : k == n);
+    }
+    assert_int_equal(cb_utf8_cut(s, n, 2), 1);
+    assert_int_equal(cb_utf8_cut(s, n, 3), 3);
+    assert_int_equal(cb_utf8_cut(s, n, 9), 6);
+}
+
+static void scrub_replaces_invalid_bytes_in_place(void **state)
+{
+    (void)state;
+    char s[] = "ok\xff\xc3-\xe2\x82\xed\xa0\x80\xc3\xa9";
+    cb_utf8_scrub(s, sizeof(s) - 1);
+    assert_string_equal(s, "ok?"
+                           "?-?"
+                           "?"
+                           "?"
+                           "?"
+                           "?\xc3\xa9");
+}
+
+/* Every cut of a long run of 2-, 3- and 4-byte characters, and of outside
+ * bytes that are not UTF-8 at all, comes out valid. */
+static void format_output_is_always_valid(void **state)
+{
+    (void)state;
+    const char *seqs[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff\xfe", "\xc3"};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        char *arg = repeat(seqs[i], 700);
+        for (size_t cap = 1; cap < 64; cap++) {
+            char buf[64];
+            size_t n = cb_utf8_format(buf, cap, "method: %s", arg);
+            assert_true(n < cap);
+            assert_int_equal(strlen(buf), n);
+            assert_true(valid_utf8(buf, n));
+        }
+        char buf[512];
+        size_t n = cb_utf8_format(buf, sizeof(buf), "unknown host call method: %s", arg);
+        assert_true(n >= sizeof(buf) - 4 && valid_utf8(buf, n));
+        test_free(arg);
+    }
+}
+
+static void error_messages_stay_valid_when_cut(void **state)
+{
+    (void)state;
+    char *arg = repeat("\xe2\x82\xac", 1000);
+    struct cb_error err = {0};
+    cb_error_set(&err, -1, "x%s", arg);
+    assert_true(valid_utf8(err.msg, strlen(err.msg)));
+    cb_error_prefix(&err, "%s", arg);
+    assert_true(valid_utf8(err.msg, strlen(err.msg)));
+    assert_true(strlen(err.msg) >= CB_ERROR_MSG_MAX - 4);
+    cb_error_set(&err, -1, "short");
+    cb_error_prefix(&err, "p%s", arg);
+    assert_true(valid_utf8(err.msg, strlen(err.msg)));
+    test_free(arg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cut_never_splits_a_sequence),
+        cmocka_unit_test(scrub_replaces_invalid_bytes_in_place),
+        cmocka_unit_test(format_output_is_always_valid),
+        cmocka_unit_test(error_messages_stay_valid_when_cut),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
