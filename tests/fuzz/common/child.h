@@ -1,8 +1,10 @@
 /* A compromised worker child for the fuzz targets: the main process's real
- * session code (cb__session_run) serves one end of a socketpair while a
- * thread plays the child on the other end, writing the bytes a target
- * built from its input and collecting every byte the main process sends
- * back. Nothing is forked but one zombie (see fuzz_child_pid). */
+ * session code (cb__session_run) serves one end of a socketpair, and the
+ * other end sends the bytes a target built from its input and collects
+ * every byte the main process sends back. Small inputs are written before
+ * the session starts (when the process may enlarge socket buffers); others
+ * by a thread that runs beside the session. Nothing is forked but one
+ * stand-in child that exits at once (see child.c). */
 #ifndef CB_FUZZ_CHILD_H
 #define CB_FUZZ_CHILD_H
 

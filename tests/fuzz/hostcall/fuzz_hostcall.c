@@ -23,6 +23,7 @@
 
 #include "../common/child.h"
 #include "../common/proxy.h"
+#include "core/json.h"
 #include "core/util.h"
 #include "sandbox/worker/ipc.h"
 
@@ -37,7 +38,7 @@ static void check(bool cond)
         __builtin_trap();
 }
 
-/* The server's host-call handler (api/execute.c). */
+/* The server's host-call handler, as api/execute.c has it (static there). */
 static char *host_call(void *ud, const char *method, json_t *params)
 {
     const struct fuzz_proxy *fp = ud;
@@ -45,7 +46,7 @@ static char *host_call(void *ud, const char *method, json_t *params)
         return cb_host_error_envelope("unknown host call method: %s", method);
     json_t *env = cb_proxy_http_request(fp->proxy, fp->tool, fp->manifest, fp->granted, params,
                                         "fuzz-request");
-    char *s = json_dumps(env, JSON_COMPACT);
+    char *s = cb_json_dump_or(env, JSON_COMPACT, "{\"error\":\"http_request failed\"}");
     json_decref(env);
     return s;
 }
@@ -104,6 +105,17 @@ static void on_frame(void *ud, uint32_t type, const char *p, size_t n)
           (c->may_ok[c->replies] && json_object_get(env, "ok") != NULL));
     json_decref(env);
     c->replies++;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* jansson with the aborting allocator, as the server runs it. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    cb_json_setup();
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "mcp/mcp.h"
@@ -219,12 +220,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A reference to curl's global state for the whole run, so that each
- * server's curl_global_init/cleanup pair is only a count; and only errors
+ * server's curl_global_init/cleanup pair is only a count; jansson with the
+ * aborting allocator, as `clawbox mcp` runs it; and only errors
  * in the log (the tool list's warnings would drown the fuzzer's output). */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    cb_json_setup();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cb_log_setup(false, CB_LOG_ERROR);
     return 0;
