@@ -31,7 +31,6 @@
 #include <string.h>
 
 #include "../common/child.h"
-#include "core/json.h"
 #include "core/util.h"
 #include "sandbox/worker/ipc.h"
 
@@ -128,17 +127,6 @@ static void check_logs(const struct cb_worker_result *res)
         check(json_is_string(json_object_get(e, "level")));
         check(json_string_length(json_object_get(e, "message")) <= LOG_MESSAGE_MAX);
     }
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* jansson with the aborting allocator, as the server runs it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cb_json_setup();
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -107,17 +107,6 @@ static void on_frame(void *ud, uint32_t type, const char *p, size_t n)
     c->replies++;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* jansson with the aborting allocator, as the server runs it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cb_json_setup();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

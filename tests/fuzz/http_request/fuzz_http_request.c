@@ -14,23 +14,11 @@
 #include <stdlib.h>
 
 #include "../common/proxy.h"
-#include "core/json.h"
 
 static void check(bool cond)
 {
     if (!cond)
         __builtin_trap();
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* jansson with the aborting allocator, as the server runs it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cb_json_setup();
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
