@@ -40,6 +40,8 @@
 #include "mcp/mcp.h"
 
 #define MAX_LINE (64u * 1024)
+/* What a pipe holds by default (pipe(7)). */
+#define PIPE_HOLDS 65536u
 
 static const char manifests[] =
     "[{\"tool\":{\"name\":\"echo\",\"description\":\"echoes\"},"
@@ -239,16 +241,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pipe2(fds, O_CLOEXEC) < 0)
         __builtin_trap();
     struct run r = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    /* An input the pipe holds is written up front; a thread writes a
+     * larger one while the loop reads. */
     struct writer w = {fds[1], data, size};
     pthread_t t;
-    if (pthread_create(&t, NULL, write_input, &w) != 0)
+    bool threaded = size > PIPE_HOLDS;
+    if (!threaded)
+        write_input(&w);
+    else if (pthread_create(&t, NULL, write_input, &w) != 0)
         __builtin_trap();
     struct cb_mcp_config cfg = {.request = request, .emit = emit, .emit_ud = &r, .max_inflight = 4};
     struct cb_mcp *m = cb_mcp_new(&cfg);
     struct cb_error err = {0};
     check(cb_mcp_serve(m, fds[0], MAX_LINE, &err) == 0);
     cb_mcp_free(m);
-    pthread_join(t, NULL);
+    if (threaded)
+        pthread_join(t, NULL);
     close(fds[0]);
     size_t lines = 1;
     for (size_t i = 0; i < size; i++)
