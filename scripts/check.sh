@@ -34,8 +34,8 @@ meson test -C "$BUILD" --print-errorlogs --num-processes 2; count_log "$BUILD"
 setup "$ASAN_BUILD" --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 ninja -C "$ASAN_BUILD"; count "asan-build" $?
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 2 --suite unit --suite e2e \
-  --timeout-multiplier 3
+  meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 2 --suite unit --suite fuzz-replay \
+  --suite e2e --timeout-multiplier 3
 count_log "$ASAN_BUILD"
 
 files=$(git ls-files '*.c' '*.h')
