@@ -1,0 +1,118 @@
+"""Attacks through the tool registry, the compiler and the tool shim, end to
+end against the real server: each asserts the exact refusal and that the
+server stays healthy afterwards."""
+
+import http.server
+import os
+import shutil
+import threading
+import unittest
+import uuid
+
+from harness import Server, main
+
+TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
+HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
+CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
+
+
+def tool_server(tools=(), extra="", sandbox_extra="", env=None, start=True):
+    """A server whose tool_dir holds `tools`: (name, source path) pairs."""
+    s = Server(extra_config=extra, env=env)
+    tool_dir = os.path.join(s.dir, "tools")
+    os.makedirs(tool_dir)
+    for name, path in tools:
+        shutil.copy(path, os.path.join(tool_dir, name + ".wasm"))
+    with open(s.config_path) as f:
+        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n'
+                                + sandbox_extra, 1)
+    with open(s.config_path, "w") as f:
+        f.write(text)
+    s.tool_dir = tool_dir
+    if start:
+        s.start()
+    return s
+
+
+def hostile(name):
+    return os.path.join(HOSTILE_DIR, name + ".wasm")
+
+
+class ToolAttackCase(unittest.TestCase):
+    def execute(self, server, tool, params=None, timeout=60):
+        body = {"tool": tool}
+        if params is not None:
+            body["params"] = params
+        return server.request("POST", "/execute", body, timeout=timeout)
+
+    def assert_error(self, resp, status, code, message=None):
+        self.assertEqual(resp.status, status, resp.body)
+        body = resp.json()
+        self.assertEqual(body["code"], code, body)
+        if message is not None:
+            self.assertIn(message, body["error"])
+
+    def assert_healthy(self, server):
+        r = server.request("GET", "/health", auth=False)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["status"], "healthy", r.body)
+        r = self.execute(server, "echo", {"still": "alive"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["output"]["echo"], {"still": "alive"})
+
+
+class CountingUpstream(http.server.BaseHTTPRequestHandler):
+    """Counts the requests it receives, by path."""
+
+    seen = {}
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        with CountingUpstream.lock:
+            CountingUpstream.seen[self.path] = CountingUpstream.seen.get(self.path, 0) + 1
+        body = b"counted"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class HostCallBufferTests(ToolAttackCase):
+    """A host call whose response buffer the tool could never read is
+    refused before it is dispatched: the upstream never sees it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingUpstream)
+        cls.upstream.daemon_threads = True
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.server = tool_server(
+            [("badresp", hostile("badresp")), ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))],
+            extra='[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
+        r = cls.server.request("POST", "/tools/register", {
+            "tool": {"name": "badresp"}, "network": {"allowlist": ["127.0.0.1"]}})
+        assert r.status in (200, 201), r.body
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        cls.upstream.shutdown()
+
+    def test_bad_response_buffer_is_never_sent_upstream(self):
+        path = f"/hc-{uuid.uuid4().hex}"
+        r = self.execute(self.server, "badresp", {"url": self.base + path})
+        self.assertEqual(r.status, 200, r.body)
+        # Past the end, negative capacity, a length running past the end,
+        # a negative pointer, a pointer past the end with capacity 0: -1;
+        # the good buffer gets the response.
+        self.assertEqual(r.json()["output"], ["N", "N", "N", "N", "N", "Y"])
+        self.assertEqual(CountingUpstream.seen.get(path), 1, CountingUpstream.seen)
+        self.assert_healthy(self.server)
+
+
+if __name__ == "__main__":
+    main()
