@@ -6,6 +6,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 import unittest
 import uuid
 
@@ -111,6 +112,67 @@ class HostCallBufferTests(ToolAttackCase):
         # the good buffer gets the response.
         self.assertEqual(r.json()["output"], ["N", "N", "N", "N", "N", "Y"])
         self.assertEqual(CountingUpstream.seen.get(path), 1, CountingUpstream.seen)
+        self.assert_healthy(self.server)
+
+
+ECHO = ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))
+
+
+class StartFunctionTests(ToolAttackCase):
+    """A module's start function runs under the execution's budget: fuel
+    that runs out there is 408 fuel_exhausted (it was a 500 "unreachable"
+    trap or an unmetered run to the deadline), and traps there or in the
+    data and element initialisers are 500 execution_error naming where."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = tool_server(
+            [ECHO] + [(n, hostile(n)) for n in ("startspin", "starttrap", "dataoob", "elemoob")],
+            sandbox_extra="default_fuel = 10000000\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_fuel_runs_out_in_the_start_function(self):
+        r = self.execute(self.server, "startspin")
+        self.assert_error(r, 408, "fuel_exhausted", "fuel exhausted (budget 10000000)")
+        self.assert_healthy(self.server)
+
+    def test_trap_in_the_start_function(self):
+        r = self.execute(self.server, "starttrap")
+        self.assert_error(r, 500, "execution_error",
+                          "start function trapped: unreachable instruction executed")
+        self.assert_healthy(self.server)
+
+    def test_traps_in_data_and_element_initialisers(self):
+        for tool in ("dataoob", "elemoob"):
+            with self.subTest(tool=tool):
+                r = self.execute(self.server, tool)
+                self.assert_error(r, 500, "execution_error",
+                                  "instantiation trapped: out of bounds memory or table access")
+        self.assert_healthy(self.server)
+
+
+class StartFunctionTimeoutTests(ToolAttackCase):
+    """With fuel to spare, a start function that never returns is stopped at
+    the deadline: 408 timeout, on time."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = tool_server(
+            [ECHO, ("startspin", hostile("startspin"))],
+            sandbox_extra="default_fuel = 1000000000000000\ndefault_timeout_ms = 500\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_start_function_hits_the_deadline(self):
+        start = time.monotonic()
+        r = self.execute(self.server, "startspin")
+        self.assert_error(r, 408, "timeout", "execution timed out after 500 ms")
+        self.assertLess(time.monotonic() - start, 2.0)
         self.assert_healthy(self.server)
 
 

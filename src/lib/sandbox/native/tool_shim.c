@@ -104,6 +104,7 @@ static struct {
     int exited;
     uint32_t exit_code;
     int instantiated;
+    int in_start_func;        /* running the module's start function */
     uint32_t no_memory_pages; /* set when the initial memory could not be had */
 } shim;
 
@@ -1030,7 +1031,9 @@ static int64_t *fuel_counter(void)
 #endif
 }
 
-/* Runs after instantiation, inside the trap handler. */
+/* Runs after instantiation, inside the trap handler: the module's start
+ * function (which the instrumenter exported so that it runs here, under
+ * the budget, instead of inside instantiation), then _start. */
 static void start(const struct cb_tool_env *env, struct cb_tool_outcome *out)
 {
     int64_t *fuel = fuel_counter();
@@ -1040,6 +1043,11 @@ static void start(const struct cb_tool_env *env, struct cb_tool_outcome *out)
 #endif
     if (fuel)
         *fuel = env->fuel > INT64_MAX ? INT64_MAX : (int64_t)env->fuel;
+#if CB_HAVE_INIT
+    shim.in_start_func = 1;
+    Z_toolZ___clawbox_start(&shim_instance);
+    shim.in_start_func = 0;
+#endif
 #if CB_HAVE_START
     Z_toolZ__start(&shim_instance);
 #else
@@ -1076,6 +1084,9 @@ static void classify(wasm_rt_trap_t trap, const struct cb_tool_env *env,
         out->status = CB_TOOL_FUEL_EXHAUSTED;
         out->fuel_consumed = env->fuel;
         snprintf(out->message, sizeof(out->message), "all fuel consumed");
+    } else if (shim.in_start_func) {
+        out->status = CB_TOOL_INSTANTIATE;
+        snprintf(out->message, sizeof(out->message), "start function trapped: %s", trap_name(trap));
     } else {
         out->status = CB_TOOL_TRAP;
         snprintf(out->message, sizeof(out->message), "wasm trap: %s", trap_name(trap));

@@ -45,6 +45,7 @@ static struct fixture fixtures[] = {
     {"echo", NULL},    {"ctool", NULL},   {"exit3", NULL},    {"unreachable", NULL},
     {"recurse", NULL}, {"fuel", NULL},    {"hostcall", NULL}, {"nomem", NULL},
     {"wasi", NULL},    {"nostart", NULL}, {"badstart", NULL}, {"oob", NULL},
+    {"startfn", NULL}, {"dataoob", NULL},
 };
 
 static uint8_t *read_wasm(const char *name, size_t *len)
@@ -364,6 +365,43 @@ static void fuel_is_reported(void **state)
     run_tool("fuel", "", 5000, &r);
     assert_int_equal(r.outcome.status, CB_TOOL_OK);
     assert_int_equal(r.outcome.fuel_consumed, 1000);
+    run_free(&r);
+}
+
+/* The start function runs under the budget: fuel that runs out there is
+ * fuel exhaustion, not a trap of instantiation. */
+static void start_function_is_metered(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("startfn", "f", 500, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_FUEL_EXHAUSTED);
+    assert_int_equal(r.outcome.fuel_consumed, 500);
+    run_free(&r);
+    run_tool("startfn", "f", 5000, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_int_equal(r.outcome.fuel_consumed, 1000);
+    assert_string_equal(r.out, "ok");
+    run_free(&r);
+}
+
+/* A trap in the start function or in data initialisation fails the
+ * instantiation, and says where. */
+static void start_function_and_data_traps(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("startfn", "t", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_INSTANTIATE);
+    assert_string_equal(r.outcome.message, "start function trapped: unreachable instruction "
+                                           "executed");
+    run_free(&r);
+    run_tool("dataoob", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_INSTANTIATE);
+    assert_string_equal(r.outcome.message, "instantiation trapped: out of bounds memory or table "
+                                           "access");
     run_free(&r);
 }
 
@@ -700,6 +738,8 @@ int main(void)
         cmocka_unit_test(fuel_runs_out),
         cmocka_unit_test(fuel_is_reported),
         cmocka_unit_test(missing_start),
+        cmocka_unit_test(start_function_is_metered),
+        cmocka_unit_test(start_function_and_data_traps),
         cmocka_unit_test(stdout_cap_truncates),
         cmocka_unit_test(wasi_capability_less),
         cmocka_unit_test(host_call_round_trip),
