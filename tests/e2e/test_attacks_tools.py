@@ -176,5 +176,58 @@ class StartFunctionTimeoutTests(ToolAttackCase):
         self.assert_healthy(self.server)
 
 
+class ToolDirLinkTests(ToolAttackCase):
+    """Links in tool_dir are not followed, and no error or log line quotes
+    what a module or manifest file holds (a manifest parse error used to
+    log the first bytes of the file: digits of the master key)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.secret = "31323334" + os.urandom(16).hex()
+        cls.server = tool_server([ECHO, ("leak", os.path.join(TOOLS_DIR, "echo.wasm")),
+                                  ("digits", os.path.join(TOOLS_DIR, "echo.wasm"))], start=False)
+        d = cls.server.tool_dir
+        secret_file = os.path.join(cls.server.dir, "master.key")
+        with open(secret_file, "w") as f:
+            f.write(f'{{"tool": {{"name": "leak", "description": "{cls.secret}"}}}}')
+        os.symlink("/etc/shadow", os.path.join(d, "shadow.wasm"))
+        os.symlink(secret_file, os.path.join(d, "key.wasm"))
+        os.symlink(secret_file, os.path.join(d, "leak.json"))
+        with open(os.path.join(d, "digits.json"), "w") as f:
+            f.write(cls.secret + "\n")
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_module_links_are_refused_and_reported(self):
+        r = self.server.request("POST", "/tools/reload")
+        self.assertEqual(r.status, 200, r.body)
+        failed = {f["tool"]: f["error"] for f in r.json()["failed"]}
+        for name in ("shadow", "key"):
+            self.assertIn(name, failed)
+            self.assertTrue(failed[name].endswith(
+                f"{name}.wasm is a symbolic link; links in the tool directory are not followed"),
+                failed[name])
+            self.assert_error(self.execute(self.server, name), 404, "tool_not_found")
+        self.assertNotIn(self.secret, r.body.decode())
+        self.assert_healthy(self.server)
+
+    def test_manifest_link_is_not_read(self):
+        r = self.server.request("GET", "/tools/leak")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["tool"]["description"], "Auto-loaded WASM tool")
+        self.assert_healthy(self.server)
+
+    def test_no_file_content_in_the_log(self):
+        self.server.request("POST", "/tools/reload")
+        log = self.server.read_log()
+        self.assertNotIn(self.secret[:8], log)
+        self.assertIn("digits.json: invalid JSON syntax at line 1, column", log)
+        self.assertIn("leak.json is a symbolic link", log)
+        self.assert_healthy(self.server)
+
+
 if __name__ == "__main__":
     main()

@@ -99,6 +99,9 @@ struct cb_tool *cb__tool_ref(struct cb_tool *t);
  * a rebuild, a log line or a count. Caller holds r->scan_lock. */
 int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force,
                              struct cb_error *err);
+/* A fixed description of a jansson parse error: its text may quote the
+ * input, which must not reach a log line when the input is a file. */
+const char *cb__json_problem(const json_error_t *e);
 /* Rescans tool_dir; returns the reload report. Takes r->scan_lock. */
 json_t *cb__registry_scan(struct cb_registry *r);
 void cb__registry_free_failures(struct cb_registry *r);

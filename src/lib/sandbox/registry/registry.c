@@ -272,7 +272,8 @@ static int load_persisted(const char *key, const char *json, void *ud)
     json_t *in = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     json_t *m = NULL;
     int rc = in ? cb__manifest_normalize(in, r->opts.allow_wildcard_all, &m, &err)
-                : cb_error_set(&err, -EBADMSG, "%s", jerr.text);
+                : cb_error_set(&err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
+                               jerr.line, jerr.column);
     json_decref(in);
     if (rc == 0 && strcmp(cb__manifest_name(m), key) != 0)
         rc = cb_error_set(&err, -EINVAL, "manifest names tool '%s'", cb__manifest_name(m));

@@ -390,6 +390,87 @@ static void stored_rows_that_do_not_validate_are_ignored(void **state)
     assert_string_equal(description_of(fx->reg, "c", buf, sizeof(buf)), "Auto-loaded WASM tool");
 }
 
+/* A link in tool_dir is never followed: a module link is reported as a
+ * failure, a manifest link is ignored (the automatic manifest), and neither
+ * target is read. A FIFO manifest does not hang the scan. */
+static void links_in_tool_dir_are_not_followed(void **state)
+{
+    struct fixture *fx = *state;
+    _cleanup_free_ char *secret_m = put_outside(
+        fx, "secret.json", "{\"tool\":{\"name\":\"x\",\"description\":\"SECRET-desc\"}}");
+    _cleanup_free_ char *secret_w = put_outside(fx, "secret.wasm", "SECRET-module");
+    put_file(fx, "x.wasm", "x");
+    put_link(fx, "x.json", secret_m);
+    put_link(fx, "y.wasm", secret_w);
+    put_file(fx, "z.wasm", "z");
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/z.json", fx->tool_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    fixture_open_ok(fx);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "x", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_string_equal(description_of(fx->reg, "z", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_null(cb_registry_get(fx->reg, "y"));
+    assert_int_equal(fake_calls(&fx->loader), 2); /* x and z, never the link's target */
+    json_t *rep = cb_registry_reload(fx->reg);
+    char *text = json_dumps(rep, JSON_COMPACT);
+    _cleanup_free_ char *want = cb_xasprintf(
+        "{\"reloaded\":3,\"tools\":[\"x\",\"z\"],\"failed\":[{\"tool\":\"y\",\"error\":\"%s/"
+        "y.wasm is a symbolic link; links in the tool directory are not followed\"}]}",
+        fx->tool_dir);
+    assert_string_equal(text, want);
+    free(text);
+    json_decref(rep);
+    /* a link in place of a loaded module is a failing change: nothing is
+     * loaded through it, and the version loaded before stays */
+    del_file(fx, "x.wasm");
+    put_link(fx, "x.wasm", secret_w);
+    rep = cb_registry_reload(fx->reg);
+    assert_int_equal(json_array_size(json_object_get(rep, "failed")), 2);
+    json_decref(rep);
+    char *so = loaded_so(fx->reg, "x");
+    assert_string_equal(so, "/fake/x.so");
+    free(so);
+    assert_int_equal(fake_calls(&fx->loader), 2);
+}
+
+/* A broken manifest is reported by position and field, never by content:
+ * jansson's error text quotes the input ("near '1234...'") and a value
+ * check quotes the value. */
+static void manifest_errors_quote_nothing_from_the_file(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const tools[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(tools); i++) {
+        char file[16];
+        snprintf(file, sizeof(file), "%s.wasm", tools[i]);
+        put_file(fx, file, tools[i]);
+    }
+    put_file(fx, "a.json", "31323334 master key"); /* "'[' or '{' expected near '3132..'" */
+    put_file(fx, "b.json",
+             "{\"tool\":{\"name\":\"b\"},\"network\":{\"allowlist\":[\"ok.example.com\","
+             "\"SECRET-ENTRY:99\"]}}");
+    put_file(fx, "c.json", "{\"tool\":{\"name\":\"SECRETNAME\"}}");
+    put_file(fx, "d.json", "{\"tool\":{\"name\":\"d\"},\"network\":{\"allowlist\":[\"*\"]}}");
+    put_file(fx, "e.json", "{\"tool\":{\"name\":\"SECRET/NAME\"}}");
+    cb_log_setup(false, CB_LOG_WARN);
+    struct stderr_capture cap;
+    stderr_begin(fx, &cap);
+    fixture_open_ok(fx);
+    char *log = stderr_end(&cap);
+    cb_log_setup(false, CB_LOG_ERROR);
+    assert_null(strstr(log, "3132"));
+    assert_null(strstr(log, "master"));
+    assert_null(strstr(log, "SECRET"));
+    assert_non_null(strstr(log, "a.json: invalid JSON syntax at line 1, column"));
+    assert_non_null(strstr(log, "b.json: network.allowlist[1] is not a valid entry;"));
+    assert_non_null(strstr(log, "c.json: its tool.name is not 'c';"));
+    assert_non_null(strstr(log, "d.json: network.allowlist[0] is \"*\", which needs "
+                                "proxy.allow_wildcard_all = true;"));
+    assert_non_null(strstr(log, "e.json: tool.name is not a valid tool name;"));
+    free(log);
+}
+
 struct hammer {
     struct cb_registry *reg;
     atomic_int stop;
@@ -457,6 +538,8 @@ int main(void)
         T(held_tool_outlives_replacement_and_unload),
         T(deleted_tool_keeps_its_manifest_for_later),
         T(stored_rows_that_do_not_validate_are_ignored),
+        T(links_in_tool_dir_are_not_followed),
+        T(manifest_errors_quote_nothing_from_the_file),
         T(concurrent_gets_during_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
