@@ -118,6 +118,77 @@ class HostCallBufferTests(ToolAttackCase):
 ECHO = ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))
 
 
+class RegisteredManifestBindingTests(ToolAttackCase):
+    """A manifest registered through the API belongs to the module it was
+    registered for: other code installed later under the same name does not
+    inherit its allowlist (before, it did, and reached the upstream)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingUpstream)
+        cls.upstream.daemon_threads = True
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.server = tool_server(
+            [ECHO, ("web", os.path.join(TOOLS_DIR, "http_request.wasm"))],
+            extra='[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n',
+            sandbox_extra="watch_tools = true\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+        cls.upstream.shutdown()
+
+    def install(self, source):
+        tmp = os.path.join(self.server.tool_dir, ".web.tmp")
+        shutil.copy(source, tmp)
+        os.rename(tmp, os.path.join(self.server.tool_dir, "web.wasm"))
+
+    def wait_for(self, check, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.2)
+        self.fail("the watcher did not reload the module")
+
+    def output_is_list(self):
+        r = self.execute(self.server, "web", {"url": self.base + "/probe"})
+        return r.status == 200 and isinstance(r.json()["output"], list)
+
+    def test_other_code_does_not_inherit_the_registration(self):
+        r = self.server.request("POST", "/tools/register", {
+            "tool": {"name": "web", "description": "granted"},
+            "network": {"allowlist": ["127.0.0.1"]}})
+        self.assertIn(r.status, (200, 201), r.body)
+        path = f"/granted-{uuid.uuid4().hex}"
+        r = self.execute(self.server, "web", {"url": self.base + path})
+        self.assertEqual(r.json()["output"]["status"], 200, r.body)
+        self.assertEqual(CountingUpstream.seen.get(path), 1)
+        # Other code under the same name: no allowlist, no request.
+        self.install(hostile("badresp"))
+        self.wait_for(self.output_is_list)
+        path = f"/inherited-{uuid.uuid4().hex}"
+        r = self.execute(self.server, "web", {"url": self.base + path})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIsNone(CountingUpstream.seen.get(path), CountingUpstream.seen)
+        got = self.server.request("GET", "/tools/web").json()
+        self.assertEqual(got["tool"]["description"], "Auto-loaded WASM tool")
+        self.assertIsNone(got["network"])
+        self.assertIn("its registered manifest was for module sha256", self.server.read_log())
+        # Nor after a restart.
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.execute(self.server, "web", {"url": self.base + path})
+        self.assertIsNone(CountingUpstream.seen.get(path), CountingUpstream.seen)
+        # The module it was registered for, back: the registration applies.
+        self.install(os.path.join(TOOLS_DIR, "http_request.wasm"))
+        self.wait_for(lambda: not self.output_is_list())
+        self.assertEqual(
+            self.server.request("GET", "/tools/web").json()["tool"]["description"], "granted")
+        self.assert_healthy(self.server)
+
+
 class StartFunctionTests(ToolAttackCase):
     """A module's start function runs under the execution's budget: fuel
     that runs out there is 408 fuel_exhausted (it was a 500 "unreachable"

@@ -65,7 +65,10 @@ struct cb_registry {
     struct cb__slot *slots;    /* sorted by tool name */
     size_t n_slots;
     size_t cap_slots;
-    json_t *registered; /* name -> normalised manifest, as persisted */
+    /* name -> {"manifest": normalised manifest, "sha256": hex}, as
+     * persisted: a registered manifest applies only to the module it was
+     * registered for */
+    json_t *registered;
     json_t *at_open;    /* names loaded by open: their auto manifests count as existing */
     struct cb_metric *loaded_gauge;
     struct cb_metric *fail_counter;

@@ -192,12 +192,80 @@ static void registered_manifest_beats_file_and_survives_reopen(void **state)
     m = manifest_of(fx->reg, "echo");
     assert_string_equal(m, want);
     free(m);
-    /* a reload keeps it too */
-    put_file(fx, "echo.wasm", "v2-longer");
+    /* a reload of the same module keeps it too */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/echo.wasm", fx->tool_dir);
+    assert_int_equal(utimensat(AT_FDCWD, path, NULL, 0), 0);
     json_decref(cb_registry_reload(fx->reg));
     m = manifest_of(fx->reg, "echo");
     assert_string_equal(m, want);
     free(m);
+}
+
+static int expect_sha(const char *name, const char *manifest, const char *sha256, void *ud)
+{
+    (void)manifest;
+    assert_string_equal(name, "web");
+    assert_non_null(sha256);
+    assert_string_equal(sha256, ud);
+    return 0;
+}
+
+/* A registered manifest belongs to the module it was registered for: other
+ * code installed under the same name does not inherit its allowlist and
+ * credentials, across reloads and reopens; the module coming back gets it
+ * again. */
+static void registered_manifest_is_bound_to_the_module(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "web.wasm", "v1");
+    fixture_open_ok(fx);
+    struct cb_error err = {0};
+    bool created;
+    assert_int_equal(do_register(fx,
+                                 "{\"tool\":{\"name\":\"web\",\"description\":\"granted\"},"
+                                 "\"network\":{\"allowlist\":[\"api.example.com\"]},"
+                                 "\"credentials\":{\"available\":[\"token\"]}}",
+                                 &created, &err),
+                     0);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "granted");
+    put_file(fx, "web.wasm", "v2-other-code");
+    json_decref(cb_registry_reload(fx->reg));
+    _cleanup_free_ char *m = manifest_of(fx->reg, "web");
+    assert_string_equal(m, "{\"tool\":{\"name\":\"web\",\"description\":\"Auto-loaded WASM "
+                           "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":null,"
+                           "\"resources\":null}");
+    /* nor after a restart, and nor with a file manifest beside it */
+    put_file(fx, "web.json", "{\"tool\":{\"name\":\"web\",\"description\":\"file\"}}");
+    reopen(fx);
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "file");
+    /* the original module back: its registration applies again */
+    put_file(fx, "web.wasm", "v1");
+    json_decref(cb_registry_reload(fx->reg));
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "granted");
+    /* the row records which module it is for */
+    char sha[65];
+    struct cb_tool *t = cb_registry_get(fx->reg, "web");
+    snprintf(sha, sizeof(sha), "%s", t->sha256);
+    cb_tool_unref(t);
+    assert_int_equal(cb_state_list_tools(fx->state, expect_sha, sha, &err), 0);
+}
+
+/* A stored manifest without a module hash (from before manifests were bound
+ * to modules) is not applied to whatever module has the name. */
+static void unbound_stored_manifest_is_ignored(void **state)
+{
+    struct fixture *fx = *state;
+    struct cb_error err = {0};
+    assert_int_equal(cb_state_put(fx->state, CB_STATE_TOOLS, "old",
+                                  "{\"tool\":{\"name\":\"old\",\"description\":\"old grant\"}}",
+                                  &err),
+                     0);
+    put_file(fx, "old.wasm", "o");
+    fixture_open_ok(fx);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "old", buf, sizeof(buf)), "Auto-loaded WASM tool");
 }
 
 static void registration_codes(void **state)
@@ -369,9 +437,12 @@ static void deleted_tool_keeps_its_manifest_for_later(void **state)
     json_t *all = cb_registry_manifests(fx->reg);
     assert_int_equal(json_array_size(all), 0);
     json_decref(all);
-    put_file(fx, "a.wasm", "a-again");
+    put_file(fx, "a.wasm", "a-again"); /* other code: not its manifest */
     json_decref(cb_registry_reload(fx->reg));
     char buf[64];
+    assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    put_file(fx, "a.wasm", "a"); /* the module it was registered for */
+    json_decref(cb_registry_reload(fx->reg));
     assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "mine");
 }
 
@@ -538,6 +609,8 @@ int main(void)
         T(held_tool_outlives_replacement_and_unload),
         T(deleted_tool_keeps_its_manifest_for_later),
         T(stored_rows_that_do_not_validate_are_ignored),
+        T(registered_manifest_is_bound_to_the_module),
+        T(unbound_stored_manifest_is_ignored),
         T(links_in_tool_dir_are_not_followed),
         T(manifest_errors_quote_nothing_from_the_file),
         T(concurrent_gets_during_reloads),
