@@ -4,6 +4,7 @@ server stays healthy afterwards."""
 
 import http.server
 import os
+import re
 import shutil
 import threading
 import time
@@ -79,6 +80,103 @@ class CountingUpstream(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+WAT_ECHO = ("wat_echo", os.path.join(TOOLS_DIR, "wat_echo.wasm"))
+BUDGET_RE = r"compiling used its whole CPU budget of (\d+) ms \(it grows with the module's size"
+OUTPUT_RE = r"the compiler's output reached its limit of \d+ bytes for a module of this size"
+
+
+def budget_ms(path):
+    """The CPU budget clawbox gives a module: 5 s + 100 ms per KiB."""
+    return 5000 + 100 * os.path.getsize(path) // 1024
+
+
+class CompileDosTests(ToolAttackCase):
+    """A module that is slow to compile (24 KB of nested loops took the whole
+    120 s compile timeout) no longer holds up the other tools: modules
+    compile in parallel, each within a CPU budget that grows with its size,
+    and a module that ran out of it is remembered by content, so a restart
+    does not compile it again."""
+
+    def server_with(self, tools):
+        # A fresh cache: the good tools really compile beside the slow one,
+        # and no failure is remembered from an earlier run.
+        s = tool_server(tools, start=False)
+        with open(s.config_path) as f:
+            text = f.read().replace(f'cache_dir = "{CACHE_DIR}"',
+                                    f'cache_dir = "{s.dir}/cache"', 1)
+        with open(s.config_path, "w") as f:
+            f.write(text)
+        self.addCleanup(s.cleanup)
+        return s
+
+    def wait_executable(self, server, tools, timeout):
+        deadline = time.monotonic() + timeout
+        pending = set(tools)
+        while pending and time.monotonic() < deadline:
+            for tool in list(pending):
+                try:
+                    if self.execute(server, tool, {}).status == 200:
+                        pending.discard(tool)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        return pending
+
+    def failures(self, server):
+        r = server.request("POST", "/tools/reload")
+        self.assertEqual(r.status, 200, r.body)
+        return {f["tool"]: f["error"] for f in r.json()["failed"]}
+
+    def test_good_tools_are_ready_beside_a_slow_module(self):
+        slow = hostile("slowloops")
+        s = self.server_with([("aaa_slow", slow), ECHO, WAT_ECHO])
+        start = time.monotonic()
+        s.start(wait=False)
+        # First in name order, yet the others load beside it, before it fails
+        # (it held them all up for the whole 120 s compile timeout).
+        self.assertEqual(self.wait_executable(s, ["echo", "wat_echo"], 90), set(),
+                         s.read_log())
+        ready = time.monotonic() - start
+        s.wait_ready(timeout=120)
+        log = s.read_log()
+        slow_failed = log.index("tool aaa_slow: loading")
+        for tool in ("echo", "wat_echo"):
+            self.assertLess(log.index(f"tool {tool} ready"), slow_failed, log)
+        error = self.failures(s)["aaa_slow"]
+        self.assertRegex(error, f"^({BUDGET_RE}|{OUTPUT_RE})")
+        m = re.match(BUDGET_RE, error)
+        if m:
+            self.assertEqual(int(m.group(1)), budget_ms(slow))
+        self.assertRegex(log, r"tool echo ready \(module sha256 [0-9a-f]{12}, loaded in \d+ ms\)")
+        self.assert_healthy(s)
+        print(f"\n  good tools executable {ready:.1f} s after start", flush=True)
+        # Restarted: the failure is remembered by content, not recompiled.
+        self.assertEqual(s.stop(), 0)
+        start = time.monotonic()
+        s.start()
+        self.assertLess(time.monotonic() - start, 15)
+        self.assertIn("(cached: this module failed so before", self.failures(s)["aaa_slow"])
+        self.assert_healthy(s)
+
+    def test_cpu_budget_scales_with_size_and_is_remembered(self):
+        slow = hostile("slowblocks")
+        s = self.server_with([("blocks", slow), ECHO])
+        s.start(wait=False)
+        s.wait_ready(timeout=180)
+        want = f"compiling used its whole CPU budget of {budget_ms(slow)} ms"
+        self.assertTrue(self.failures(s)["blocks"].startswith(want), s.read_log())
+        self.assert_error(self.execute(s, "blocks"), 404, "tool_not_found")
+        # Touched (the watcher and reload would see a new file): the content
+        # is the same, so the failure comes from the cache at once.
+        os.utime(os.path.join(s.tool_dir, "blocks.wasm"))
+        start = time.monotonic()
+        error = self.failures(s)["blocks"]
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertTrue(error.startswith(want), error)
+        self.assertIn("(cached:", error)
+        self.assert_healthy(s)
 
 
 class HostCallBufferTests(ToolAttackCase):

@@ -393,6 +393,7 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->scan_lock, NULL);
     pthread_mutex_init(&r->reg_lock, NULL);
+    pthread_mutex_init(&r->fail_lock, NULL);
     r->registered = json_object();
     r->at_open = json_object();
     init_metrics(r);
@@ -439,6 +440,7 @@ void cb_registry_close(struct cb_registry *r)
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->scan_lock);
     pthread_mutex_destroy(&r->reg_lock);
+    pthread_mutex_destroy(&r->fail_lock);
     free((char *)r->opts.tool_dir);
     free((char *)r->opts.cache_dir);
     free(r);

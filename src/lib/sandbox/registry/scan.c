@@ -14,7 +14,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +290,9 @@ static int build(struct cb_registry *r, const char *file, const struct cb_tool *
     return rc;
 }
 
-static struct cb__failure *find_failure(struct cb_registry *r, const char *name)
+/* The remembered failures are shared by the jobs of a batch: these take
+ * r->fail_lock, except the _locked ones, whose caller holds it. */
+static struct cb__failure *find_failure_locked(struct cb_registry *r, const char *name)
 {
     for (size_t i = 0; i < r->n_failures; i++)
         if (strcmp(r->failures[i].name, name) == 0)
@@ -296,9 +300,9 @@ static struct cb__failure *find_failure(struct cb_registry *r, const char *name)
     return NULL;
 }
 
-static void forget_failure(struct cb_registry *r, const char *name)
+static void forget_failure_locked(struct cb_registry *r, const char *name)
 {
-    struct cb__failure *f = find_failure(r, name);
+    struct cb__failure *f = find_failure_locked(r, name);
     if (f == NULL)
         return;
     free(f->name);
@@ -306,22 +310,43 @@ static void forget_failure(struct cb_registry *r, const char *name)
     *f = r->failures[--r->n_failures];
 }
 
+static void forget_failure(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->fail_lock);
+    forget_failure_locked(r, name);
+    pthread_mutex_unlock(&r->fail_lock);
+}
+
 static void remember_failure(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
                              int code, const struct cb_error *err)
 {
-    forget_failure(r, name);
+    pthread_mutex_lock(&r->fail_lock);
+    forget_failure_locked(r, name);
     r->failures = cb_xrealloc(r->failures, (r->n_failures + 1) * sizeof(*r->failures));
     struct cb__failure *f = &r->failures[r->n_failures++];
     f->name = cb_xstrdup(name);
     f->msg = cb_xstrdup(err->msg);
     f->code = code;
     f->stamp = *stamp;
+    pthread_mutex_unlock(&r->fail_lock);
+}
+
+/* If name failed before in the version described by stamp, sets err to
+ * that failure and returns its code; else 0. */
+static int failed_before(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
+                         struct cb_error *err)
+{
+    pthread_mutex_lock(&r->fail_lock);
+    const struct cb__failure *f = find_failure_locked(r, name);
+    int rc = f != NULL && stamp_eq(&f->stamp, stamp) ? cb_error_set(err, f->code, "%s", f->msg) : 0;
+    pthread_mutex_unlock(&r->fail_lock);
+    return rc;
 }
 
 void cb__registry_free_failures(struct cb_registry *r)
 {
     while (r->n_failures > 0)
-        forget_failure(r, r->failures[0].name);
+        forget_failure_locked(r, r->failures[0].name);
     free(r->failures);
     r->failures = NULL;
 }
@@ -346,9 +371,11 @@ static int stat_module(struct cb_registry *r, const char *name, const char *file
     return rc;
 }
 
-/* Builds (or reuses) the version of name described by *stamp. */
+/* Builds (or reuses) the version of name described by *stamp; *is_new
+ * says whether it differs from the loaded one. */
 static int prepare(struct cb_registry *r, const char *name, const char *file, bool force,
-                   char **so_path, char sha[65], struct cb__stamp *stamp, struct cb_error *err)
+                   char **so_path, char sha[65], struct cb__stamp *stamp, bool *is_new,
+                   struct cb_error *err)
 {
     struct cb__stamp old = {0};
     struct cb_tool *cur = current(r, name, &old);
@@ -359,6 +386,7 @@ static int prepare(struct cb_registry *r, const char *name, const char *file, bo
     } else {
         rc = build(r, file, cur, so_path, sha, stamp, err);
     }
+    *is_new = rc == 0 && (cur == NULL || strcmp(cur->sha256, sha) != 0);
     cb_tool_unref(cur);
     return rc;
 }
@@ -371,12 +399,14 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
     int rc = stat_module(r, name, file, &stamp, err);
     if (rc < 0)
         return rc;
-    const struct cb__failure *f = force ? NULL : find_failure(r, name);
-    if (f != NULL && stamp_eq(&f->stamp, &stamp))
-        return cb_error_set(err, f->code, "%s", f->msg);
+    rc = force ? 0 : failed_before(r, name, &stamp, err);
+    if (rc < 0)
+        return rc;
     char sha[65] = "";
     char *so_path = NULL;
-    rc = prepare(r, name, file, force, &so_path, sha, &stamp, err);
+    bool is_new = false;
+    uint64_t t0 = cb_now_mono_ns();
+    rc = prepare(r, name, file, force, &so_path, sha, &stamp, &is_new, err);
     if (rc == -ENOENT) {
         forget_failure(r, name);
         cb__registry_unload(r, name); /* deleted while we looked */
@@ -390,6 +420,9 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
     forget_failure(r, name);
     cb__registry_install(r, name, so_path, sha, &stamp, file_manifest(r, name));
     free(so_path);
+    if (is_new)
+        cb_log(CB_LOG_INFO, "tool %s ready (module sha256 %.12s, loaded in %" PRIu64 " ms)", name,
+               sha, (cb_now_mono_ns() - t0) / 1000000u);
     return 0;
 }
 
@@ -470,12 +503,14 @@ static bool present_in(const struct names *present, const char *name)
  * the failures of modules that are gone. */
 static void unload_missing(struct cb_registry *r, const struct names *present)
 {
+    pthread_mutex_lock(&r->fail_lock);
     for (size_t i = 0; i < r->n_failures;) {
         if (present_in(present, r->failures[i].name))
             i++;
         else
-            forget_failure(r, r->failures[i].name);
+            forget_failure_locked(r, r->failures[i].name);
     }
+    pthread_mutex_unlock(&r->fail_lock);
     pthread_mutex_lock(&r->lock);
     size_t n = r->n_slots;
     char **gone = cb_xcalloc(n ? n : 1, sizeof(*gone));
@@ -503,6 +538,82 @@ static json_t *loaded_names(struct cb_registry *r)
     return a;
 }
 
+/* ---- refreshing many modules at once ----
+ *
+ * A batch runs on up to one job per CPU the process may use, each taking
+ * the next name, so a module that is slow to compile holds one job for at
+ * most its budget while the others keep loading; each tool is installed
+ * (and usable) as soon as it is ready. */
+
+struct batch {
+    struct cb_registry *r;
+    char *const *names;
+    size_t n;
+    bool force;
+    atomic_size_t next;
+    char **errors; /* per name: why it failed, or NULL */
+};
+
+/* Refreshes one name of the batch; NULL or why it failed. */
+static char *batch_one(struct batch *b, const char *name)
+{
+    struct cb_error err = {0};
+    if (!cb_tool_name_valid(name)) {
+        cb_log(CB_LOG_WARN, "skipping %s/%s.wasm: invalid tool name (1-64 of [A-Za-z0-9_-])",
+               b->r->opts.tool_dir, name);
+        return cb_xstrdup("invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
+    }
+    int rc = cb__registry_refresh_one(b->r, name, b->force, &err);
+    return rc < 0 && rc != -ENOENT ? cb_xstrdup(err.msg) : NULL;
+}
+
+static void *batch_main(void *arg)
+{
+    struct batch *b = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n || atomic_load(&b->r->stopping))
+            return NULL;
+        b->errors[i] = batch_one(b, b->names[i]);
+    }
+}
+
+/* Jobs for n modules: the CPUs this process may run on, at most n. */
+static size_t batch_jobs(size_t n)
+{
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                             : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t jobs = cpus < 1 ? 1 : (size_t)cpus;
+    if (jobs > CB__REGISTRY_MAX_JOBS)
+        jobs = CB__REGISTRY_MAX_JOBS;
+    return jobs < n ? jobs : n;
+}
+
+/* Refreshes the names in parallel and appends the failures to failed (when
+ * not NULL) in the names' order. Caller holds r->scan_lock. */
+static void refresh_batch(struct cb_registry *r, char *const *names, size_t n, bool force,
+                          json_t *failed)
+{
+    struct batch b = {.r = r, .names = names, .n = n, .force = force};
+    b.errors = cb_xcalloc(n ? n : 1, sizeof(*b.errors));
+    size_t jobs = batch_jobs(n);
+    pthread_t *threads = cb_xcalloc(jobs ? jobs : 1, sizeof(*threads));
+    size_t started = 0;
+    while (started + 1 < jobs && pthread_create(&threads[started], NULL, batch_main, &b) == 0)
+        started++;
+    batch_main(&b); /* this thread is a job too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (b.errors[i] != NULL && failed != NULL)
+            add_failure(failed, names[i], b.errors[i]);
+        free(b.errors[i]);
+    }
+    free(b.errors);
+    free(threads);
+}
+
 /* Unlike the reference, a failing module does not abort the scan: it is
  * reported in "failed" and the remaining modules are still processed. */
 json_t *cb__registry_scan(struct cb_registry *r)
@@ -511,19 +622,7 @@ json_t *cb__registry_scan(struct cb_registry *r)
     struct names ns;
     list_modules(r, &ns);
     json_t *failed = json_array();
-    for (size_t i = 0; i < ns.n && !atomic_load(&r->stopping); i++) {
-        struct cb_error err = {0};
-        if (!cb_tool_name_valid(ns.v[i])) {
-            cb_log(CB_LOG_WARN, "skipping %s/%s.wasm: invalid tool name (1-64 of [A-Za-z0-9_-])",
-                   r->opts.tool_dir, ns.v[i]);
-            add_failure(failed, ns.v[i],
-                        "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
-            continue;
-        }
-        int rc = cb__registry_refresh_one(r, ns.v[i], false, &err);
-        if (rc < 0 && rc != -ENOENT)
-            add_failure(failed, ns.v[i], err.msg);
-    }
+    refresh_batch(r, ns.v, ns.n, false, failed);
     unload_missing(r, &ns);
     pthread_mutex_unlock(&r->scan_lock);
     json_t *report = json_pack("{s:I, s:o, s:o}", "reloaded", (json_int_t)ns.n, "tools",
@@ -532,12 +631,9 @@ json_t *cb__registry_scan(struct cb_registry *r)
     return report;
 }
 
-void cb__registry_refresh(struct cb_registry *r, const char *name)
+void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n)
 {
-    struct cb_error err = {0};
     pthread_mutex_lock(&r->scan_lock);
-    int rc = cb__registry_refresh_one(r, name, true, &err);
+    refresh_batch(r, names, n, true, NULL);
     pthread_mutex_unlock(&r->scan_lock);
-    if (rc == 0)
-        cb_log(CB_LOG_INFO, "tool %s reloaded", name);
 }

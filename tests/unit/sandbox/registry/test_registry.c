@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "helpers.h"
@@ -542,6 +543,88 @@ static void manifest_errors_quote_nothing_from_the_file(void **state)
     free(log);
 }
 
+/* A loader whose module "SLOW" blocks until released: a module that takes
+ * long to compile. */
+struct gated_loader {
+    struct fake_loader base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool released;
+};
+
+static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
+                      size_t len, char **so_path, struct cb_error *err)
+{
+    struct gated_loader *g = ud;
+    if (len == 4 && memcmp(wasm, "SLOW", 4) == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        pthread_mutex_lock(&g->mu);
+        while (!g->released && pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&g->mu);
+    }
+    return fake_load(&g->base, opts, wasm, len, so_path, err);
+}
+
+static size_t usable_cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof(set), &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+}
+
+/* Modules compile in parallel: while one is stuck compiling, the others
+ * are loaded and usable, before the initial load is over. */
+static void slow_module_does_not_hold_up_the_others(void **state)
+{
+    struct fixture *fx = *state;
+    if (usable_cpus() < 2)
+        skip(); /* one job: nothing runs beside the slow module */
+    struct gated_loader g = {0};
+    pthread_mutex_init(&g.base.mu, NULL);
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    put_file(fx, "aaa.wasm", "SLOW"); /* first in name order */
+    static const char *const good[] = {"b", "c", "d", "e", "f", "g"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(good); i++) {
+        char file[16];
+        snprintf(file, sizeof(file), "%s.wasm", good[i]);
+        put_file(fx, file, good[i]);
+    }
+    fx->opts.load_in_background = true;
+    const struct cb__registry_loader l = {.load = gated_load, .ud = &g};
+    struct cb_error err = {0};
+    assert_int_equal(cb__registry_open_with(&fx->opts, &l, &fx->reg, &err), 0);
+    size_t loaded = 0;
+    for (int i = 0; i < 500 && loaded < CB_ARRAY_LEN(good); i++) {
+        loaded = 0;
+        for (size_t j = 0; j < CB_ARRAY_LEN(good); j++) {
+            struct cb_tool *t = cb_registry_get(fx->reg, good[j]);
+            loaded += t != NULL;
+            cb_tool_unref(t);
+        }
+        sleep_ms(10);
+    }
+    assert_int_equal(loaded, CB_ARRAY_LEN(good));
+    assert_false(cb_registry_ready(fx->reg));
+    assert_null(cb_registry_get(fx->reg, "aaa"));
+    pthread_mutex_lock(&g.mu);
+    g.released = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < 500 && !cb_registry_ready(fx->reg); i++)
+        sleep_ms(10);
+    assert_true(cb_registry_ready(fx->reg));
+    char *so = loaded_so(fx->reg, "aaa");
+    assert_string_equal(so, "/fake/SLOW.so");
+    free(so);
+    fixture_close(fx);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    pthread_mutex_destroy(&g.base.mu);
+}
+
 struct hammer {
     struct cb_registry *reg;
     atomic_int stop;
@@ -611,6 +694,7 @@ int main(void)
         T(stored_rows_that_do_not_validate_are_ignored),
         T(registered_manifest_is_bound_to_the_module),
         T(unbound_stored_manifest_is_ignored),
+        T(slow_module_does_not_hold_up_the_others),
         T(links_in_tool_dir_are_not_followed),
         T(manifest_errors_quote_nothing_from_the_file),
         T(concurrent_gets_during_reloads),
