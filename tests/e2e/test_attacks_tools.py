@@ -16,6 +16,7 @@ from harness import Server, main
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
+ECHO = ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))
 
 
 def tool_server(tools=(), extra="", sandbox_extra="", env=None, start=True):
@@ -179,18 +180,23 @@ class CompileDosTests(ToolAttackCase):
         self.assert_healthy(s)
 
 
+def start_counting_upstream():
+    """A CountingUpstream on a loopback port: (server, base URL)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingUpstream)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
 class HostCallBufferTests(ToolAttackCase):
     """A host call whose response buffer the tool could never read is
     refused before it is dispatched: the upstream never sees it."""
 
     @classmethod
     def setUpClass(cls):
-        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingUpstream)
-        cls.upstream.daemon_threads = True
-        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
-        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.upstream, cls.base = start_counting_upstream()
         cls.server = tool_server(
-            [("badresp", hostile("badresp")), ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))],
+            [("badresp", hostile("badresp")), ECHO],
             extra='[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
         r = cls.server.request("POST", "/tools/register", {
             "tool": {"name": "badresp"}, "network": {"allowlist": ["127.0.0.1"]}})
@@ -213,9 +219,6 @@ class HostCallBufferTests(ToolAttackCase):
         self.assert_healthy(self.server)
 
 
-ECHO = ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))
-
-
 class RegisteredManifestBindingTests(ToolAttackCase):
     """A manifest registered through the API belongs to the module it was
     registered for: other code installed later under the same name does not
@@ -223,10 +226,7 @@ class RegisteredManifestBindingTests(ToolAttackCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingUpstream)
-        cls.upstream.daemon_threads = True
-        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
-        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.upstream, cls.base = start_counting_upstream()
         cls.server = tool_server(
             [ECHO, ("web", os.path.join(TOOLS_DIR, "http_request.wasm"))],
             extra='[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n',

@@ -414,16 +414,24 @@ static int put_locked(struct cb_state *s, const char *table, const char *key, co
     return r;
 }
 
-int cb_state_put(struct cb_state *s, const char *table, const char *key, const char *json,
-                 struct cb_error *err)
+static int check_doc(const char *json, struct cb_error *err)
 {
     if (json == NULL)
         return cb_error_set(err, -EINVAL, "state document must not be NULL");
     if (strnlen(json, CB_STATE_DOC_MAX + 1) > CB_STATE_DOC_MAX)
         return cb_error_set(err, -E2BIG, "state document is larger than %d bytes",
                             CB_STATE_DOC_MAX);
+    return 0;
+}
+
+int cb_state_put(struct cb_state *s, const char *table, const char *key, const char *json,
+                 struct cb_error *err)
+{
+    int r = check_doc(json, err);
+    if (r < 0)
+        return r;
     lock(s);
-    int r = put_locked(s, table, key, json, err);
+    r = put_locked(s, table, key, json, err);
     unlock(s);
     return r;
 }
@@ -559,13 +567,10 @@ int cb_state_put_tool(struct cb_state *s, const char *name, const char *manifest
                       const char *wasm_sha256, struct cb_error *err)
 {
     int r = check_key(name, err);
+    if (r == 0)
+        r = check_doc(manifest, err);
     if (r < 0)
         return r;
-    if (manifest == NULL)
-        return cb_error_set(err, -EINVAL, "state document must not be NULL");
-    if (strnlen(manifest, CB_STATE_DOC_MAX + 1) > CB_STATE_DOC_MAX)
-        return cb_error_set(err, -E2BIG, "state document is larger than %d bytes",
-                            CB_STATE_DOC_MAX);
     if (!sha256_hex_valid(wasm_sha256))
         return cb_error_set(err, -EINVAL, "module hash must be 64 lowercase hex digits");
     lock(s);

@@ -132,11 +132,8 @@ static __attribute__((unused)) void fixture_open_ok(struct fixture *fx)
         fail_msg("open: %d %s", rc, err.msg);
 }
 
-static __attribute__((unused)) void put_file(struct fixture *fx, const char *name,
-                                             const char *content)
+static __attribute__((unused)) void write_path(const char *path, const char *content)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", fx->tool_dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         abort();
@@ -146,18 +143,21 @@ static __attribute__((unused)) void put_file(struct fixture *fx, const char *nam
     close(fd);
 }
 
-/* Writes a file outside the tool directory (in the fixture root). */
+static __attribute__((unused)) void put_file(struct fixture *fx, const char *name,
+                                             const char *content)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", fx->tool_dir, name);
+    write_path(path, content);
+}
+
+/* Writes a file outside the tool directory (in the fixture root) and
+ * returns its path (caller frees). */
 static __attribute__((unused)) char *put_outside(struct fixture *fx, const char *name,
                                                  const char *content)
 {
     char *path = cb_xasprintf("%s/%s", fx->root, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        abort();
-    size_t n = strlen(content);
-    if (write(fd, content, n) != (ssize_t)n)
-        abort();
-    close(fd);
+    write_path(path, content);
     return path;
 }
 
