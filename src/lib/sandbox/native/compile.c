@@ -606,8 +606,9 @@ static void remember_failure(const char *fail_path, int rc, const struct limits 
         unlink(tmp);
 }
 
-/* If a failure of this module is remembered under limits at least as large
- * as these, sets err to it and returns its code; else returns 0. */
+/* If a failure of this module is remembered under a limit at least as
+ * large as the current one that it ran out of (the CPU budget or the output
+ * limit), sets err to it and returns its code; else returns 0. */
 static int remembered_failure(const char *fail_path, const struct limits *lim, struct cb_error *err)
 {
     _cleanup_free_ char *text = NULL;
@@ -620,8 +621,9 @@ static int remembered_failure(const char *fail_path, const struct limits *lim, s
     json_int_t out = json_integer_value(json_object_get(rec, "output_limit"));
     const char *msg = json_string_value(json_object_get(rec, "message"));
     int rc = 0;
-    if (msg != NULL && remembered_kind((int)code) && (uint64_t)cpu >= lim->cpu_ms &&
-        (uint64_t)out >= lim->fsize)
+    bool applies = (code == -ETIME && cpu >= 0 && (uint64_t)cpu >= lim->cpu_ms) ||
+                   (code == -EFBIG && out >= 0 && (uint64_t)out >= lim->fsize);
+    if (msg != NULL && applies)
         rc = cb_error_set(err, (int)code,
                           "%s (cached: this module failed so before, with the "
                           "same settings)",
