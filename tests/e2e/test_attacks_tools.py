@@ -143,8 +143,9 @@ class CompileDosTests(ToolAttackCase):
         s.wait_ready(timeout=120)
         log = s.read_log()
         slow_failed = log.index("tool aaa_slow: loading")
-        for tool in ("echo", "wat_echo"):
-            self.assertLess(log.index(f"tool {tool} ready"), slow_failed, log)
+        if len(os.sched_getaffinity(0)) >= 2:  # one CPU: one job, in name order
+            for tool in ("echo", "wat_echo"):
+                self.assertLess(log.index(f"tool {tool} ready"), slow_failed, log)
         error = self.failures(s)["aaa_slow"]
         self.assertRegex(error, f"^({BUDGET_RE}|{OUTPUT_RE})")
         m = re.match(BUDGET_RE, error)
@@ -352,7 +353,9 @@ class ToolDirLinkTests(ToolAttackCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.secret = "31323334" + os.urandom(16).hex()
+        # Digits, then a space: jansson's own error text would quote them
+        # ("'[' or '{' expected near '31323334'"), as it did a master key.
+        cls.secret = "31323334 " + os.urandom(16).hex()
         cls.server = tool_server([ECHO, ("leak", os.path.join(TOOLS_DIR, "echo.wasm")),
                                   ("digits", os.path.join(TOOLS_DIR, "echo.wasm"))], start=False)
         d = cls.server.tool_dir
@@ -392,7 +395,8 @@ class ToolDirLinkTests(ToolAttackCase):
     def test_no_file_content_in_the_log(self):
         self.server.request("POST", "/tools/reload")
         log = self.server.read_log()
-        self.assertNotIn(self.secret[:8], log)
+        for part in self.secret.split():
+            self.assertNotIn(part, log)
         self.assertIn("digits.json: invalid JSON syntax at line 1, column", log)
         self.assertIn("leak.json is a symbolic link", log)
         self.assert_healthy(self.server)
