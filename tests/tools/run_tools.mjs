@@ -77,11 +77,10 @@ function dispatch(req, opts, state) {
 function makeHostCall(getMemory, opts, state) {
   return (reqPtr, reqLen, respPtr, respCap) => {
     const mem = new Uint8Array(getMemory().buffer);
-    reqPtr >>>= 0;
-    reqLen >>>= 0;
-    respPtr >>>= 0;
-    respCap >>>= 0;
-    if (reqPtr + reqLen > mem.length) return -1;
+    // As the server: both buffers are checked before anything is dispatched
+    // (wasm passes i32 as signed numbers).
+    if (reqPtr < 0 || reqLen < 0 || respPtr < 0 || respCap < 0) return -1;
+    if (reqPtr + reqLen > mem.length || respPtr + respCap > mem.length) return -1;
     let req;
     try {
       req = new TextDecoder('utf-8', { fatal: true }).decode(mem.subarray(reqPtr, reqPtr + reqLen));
@@ -98,7 +97,6 @@ function makeHostCall(getMemory, opts, state) {
       }));
       if (bytes.length > respCap) return -1;
     }
-    if (respPtr + bytes.length > mem.length) return -1;
     new Uint8Array(getMemory().buffer).set(bytes, respPtr);
     return bytes.length;
   };

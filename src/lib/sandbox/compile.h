@@ -1,7 +1,10 @@
 /* Translates an (instrumented) wasm module to a native shared object:
  * wasm2c, then the system C compiler with the tool shim and the wasm2c
- * runtime, in a child process with a time limit. Results are cached under
- * cache_dir by the SHA-256 of the module and the compiler settings. */
+ * runtime, in a child process with limits on CPU time, output size,
+ * address space and wall-clock time. Results are cached under cache_dir by
+ * the SHA-256 of the module and the compiler settings; so are failures
+ * caused by the CPU or output-size limit, so that a module known to
+ * exhaust them is not compiled again (until the limits grow). */
 #ifndef CB_SANDBOX_COMPILE_H
 #define CB_SANDBOX_COMPILE_H
 
@@ -11,14 +14,27 @@
 #include "core/error.h"
 
 struct cb_compile_opts {
-    const char *cache_dir;   /* created if missing */
-    unsigned timeout_ms;     /* for wasm2c + cc together */
+    const char *cache_dir; /* created if missing */
+    unsigned timeout_ms;   /* wall clock for wasm2c + cc together */
+    /* CPU time of wasm2c + cc together (all their processes); 0 means
+     * timeout_ms. See cb_compile_budget_ms. */
+    unsigned cpu_budget_ms;
     unsigned max_call_depth; /* WASM_RT_MAX_CALL_STACK_DEPTH */
 };
 
+/* The CPU budget of compiling a module of len bytes: a base plus a share
+ * per KiB, so a small module gets little time, capped by cap_ms. About
+ * five times what real tools need (measured: ~55 ms per KiB). */
+#define CB_COMPILE_BUDGET_BASE_MS    5000u
+#define CB_COMPILE_BUDGET_MS_PER_KIB 100u
+unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms);
+
 /* Returns in *so_path (caller frees) the cached or freshly built shared
  * object for the module. The error says which step failed and includes the
- * compiler's first lines of output. */
+ * compiler's first lines of output; -ETIME when the CPU budget ran out and
+ * -EFBIG when the output exceeded its limit (both remembered, and
+ * returned again without compiling, with "(cached)" added), -ETIMEDOUT at
+ * the wall-clock limit (not remembered: it depends on the load). */
 int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
                       char **so_path, struct cb_error *err);
 

@@ -2,8 +2,9 @@
  * compiled shared objects. Tools come from `*.wasm` files in tool_dir;
  * each is inspected, import-checked, fuel-instrumented and compiled
  * (cached). Manifests come from, in order of precedence: registration
- * through the API (persisted in the state database), a `<name>.json` file
- * beside `<name>.wasm`, or an automatic deny-all manifest. An inotify
+ * through the API for this very module (persisted in the state database
+ * with the module's SHA-256), a `<name>.json` file beside `<name>.wasm`,
+ * or an automatic deny-all manifest. An inotify
  * watcher reloads changed modules in the background (trailing-edge
  * debounce); the old version serves until the new one is ready. */
 #ifndef CB_SANDBOX_REGISTRY_H
@@ -66,7 +67,8 @@ size_t cb_registry_count(struct cb_registry *r);
 /* POST /tools/register. Validates the manifest (name 1-64 of [A-Za-z0-9_-];
  * field types; allowlist entries are hosts or "*.domain", "*" only with
  * allow_wildcard_all), then stores it normalised (defaults filled, unknown
- * keys dropped) in the state database. Returns 0 (*created says whether the
+ * keys dropped) in the state database, bound to the SHA-256 of the module
+ * loaded now: it never applies to other code of that name. Returns 0 (*created says whether the
  * tool had no manifest before: as in the reference, the automatic manifest
  * of a tool loaded at open and a <name>.json manifest count as existing),
  * -EBADMSG for a missing or wrongly typed field (HTTP 422), -EINVAL for a

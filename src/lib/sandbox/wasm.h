@@ -17,6 +17,10 @@
  * runtime sets it to the fuel budget before _start; the module traps with
  * `unreachable` when it drops below zero. */
 #define CB_WASM_FUEL_EXPORT "__clawbox_fuel"
+/* The instrumenter turns a module's start function into this export, so
+ * that the runtime calls it after setting the fuel budget: a start function
+ * runs under the same budget as _start. */
+#define CB_WASM_START_EXPORT "__clawbox_start"
 
 enum cb_wasm_extern_kind {
     CB_WASM_FUNC = 0,
@@ -36,6 +40,7 @@ struct cb_wasm_info {
     size_t n_imports;
     struct cb_wasm_extern *exports;
     size_t n_exports;
+    bool has_start; /* the module has a start section */
 };
 
 /* Parses the module's sections far enough to list imports and exports,
@@ -76,11 +81,12 @@ struct cb_wasm_instrument_opts {
  * its own body outside nested loops. The result is a valid module.
  * Memories the module defines get their maximum clamped to
  * opts->max_memory_pages (a minimum above it is an error); imported
- * memories are left alone. Other sections, custom ones included, are
- * copied byte for byte. opts must not be NULL. Errors: those of
- * cb_wasm_inspect, -EEXIST when CB_WASM_FUEL_EXPORT is already exported,
- * -E2BIG when a memory's minimum exceeds the cap or the result would
- * exceed a limit. */
+ * memories are left alone. A start section is replaced by the export
+ * CB_WASM_START_EXPORT of the start function. Other sections, custom ones
+ * included, are copied byte for byte. opts must not be NULL. Errors: those
+ * of cb_wasm_inspect, -EEXIST when CB_WASM_FUEL_EXPORT or
+ * CB_WASM_START_EXPORT is already exported, -E2BIG when a memory's minimum
+ * exceeds the cap or the result would exceed a limit. */
 int cb_wasm_instrument(const uint8_t *in, size_t len, const struct cb_wasm_instrument_opts *opts,
                        uint8_t **out, size_t *out_len, struct cb_error *err);
 

@@ -441,16 +441,24 @@ static int put_locked(struct cb_state *s, const char *table, const char *key, co
     return r;
 }
 
-int cb_state_put(struct cb_state *s, const char *table, const char *key, const char *json,
-                 struct cb_error *err)
+static int check_doc(const char *json, struct cb_error *err)
 {
     if (json == NULL)
         return cb_error_set(err, -EINVAL, "state document must not be NULL");
     if (strnlen(json, CB_STATE_DOC_MAX + 1) > CB_STATE_DOC_MAX)
         return cb_error_set(err, -E2BIG, "state document is larger than %d bytes",
                             CB_STATE_DOC_MAX);
+    return 0;
+}
+
+int cb_state_put(struct cb_state *s, const char *table, const char *key, const char *json,
+                 struct cb_error *err)
+{
+    int r = check_doc(json, err);
+    if (r < 0)
+        return r;
     lock(s);
-    int r = put_locked(s, table, key, json, err);
+    r = put_locked(s, table, key, json, err);
     unlock(s);
     return r;
 }
@@ -627,6 +635,79 @@ int cb_state_anchor_set(struct cb_state *s, const char *name, const struct cb_st
         return cb_error_set(err, -EINVAL, "malformed anchor for %.256s", name);
     lock(s);
     r = anchor_set_locked(s, name, a, reset, err);
+    unlock(s);
+    return r;
+}
+
+/* ---- tools with their module binding ---- */
+
+static const char put_tool_sql[] =
+    "INSERT INTO tools (name, manifest, wasm_sha256, created_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+    " manifest = excluded.manifest, wasm_sha256 = excluded.wasm_sha256,"
+    " updated_at = excluded.updated_at";
+static const char list_tools_sql[] = "SELECT name, manifest, wasm_sha256 FROM tools ORDER BY name";
+
+static bool sha256_hex_valid(const char *h)
+{
+    if (h == NULL || strlen(h) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static int put_tool_locked(struct cb_state *s, const char *name, const char *manifest,
+                           const char *sha, struct cb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int r = prepare(s, put_tool_sql, &st, err);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, manifest, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, sha, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)cb_now_wall_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        r = db_error(s, rc, "storing tool manifest", err);
+    sqlite3_finalize(st);
+    return r;
+}
+
+int cb_state_put_tool(struct cb_state *s, const char *name, const char *manifest,
+                      const char *wasm_sha256, struct cb_error *err)
+{
+    int r = check_key(name, err);
+    if (r == 0)
+        r = check_doc(manifest, err);
+    if (r < 0)
+        return r;
+    if (!sha256_hex_valid(wasm_sha256))
+        return cb_error_set(err, -EINVAL, "module hash must be 64 lowercase hex digits");
+    lock(s);
+    r = put_tool_locked(s, name, manifest, wasm_sha256, err);
+    unlock(s);
+    return r;
+}
+
+int cb_state_list_tools(struct cb_state *s,
+                        int (*cb)(const char *name, const char *manifest, const char *wasm_sha256,
+                                  void *ud),
+                        void *ud, struct cb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int r = prepare(s, list_tools_sql, &st, err);
+    int rc = SQLITE_DONE;
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *sha = sqlite3_column_text(st, 2);
+        r = cb(column_str(st, 0), column_str(st, 1), (const char *)sha, ud);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_error(s, rc, "listing tool manifests", err);
+    sqlite3_finalize(st);
     unlock(s);
     return r;
 }

@@ -119,4 +119,16 @@ int cb_state_anchor_set(struct cb_state *s, const char *name, const struct cb_st
  * the pid of the server holding it. */
 int cb_state_lock_data_dir(const char *data_dir, int *fd, struct cb_error *err);
 
+/* The tools table with its module binding: a registered manifest belongs to
+ * the module whose SHA-256 (64 lowercase hex digits) is in wasm_sha256.
+ * cb_state_put_tool stores both (as cb_state_put otherwise); -EINVAL for a
+ * malformed hash. cb_state_list_tools walks the rows as cb_state_list does,
+ * with the row's hash, or NULL for a row stored without one. */
+int cb_state_put_tool(struct cb_state *s, const char *name, const char *manifest,
+                      const char *wasm_sha256, struct cb_error *err);
+int cb_state_list_tools(struct cb_state *s,
+                        int (*cb)(const char *name, const char *manifest, const char *wasm_sha256,
+                                  void *ud),
+                        void *ud, struct cb_error *err);
+
 #endif

@@ -41,10 +41,14 @@ static void check_output(const uint8_t *out, size_t len, const struct cb_wasm_in
     check(cb_wasm_inspect(out, len, &info, &err) == 0);
     check(info.n_imports == in->n_imports);
     check(same_externs(info.imports, in->imports, in->n_imports));
-    check(info.n_exports == in->n_exports + 1);
+    check(info.n_exports == in->n_exports + 1 + in->has_start);
     check(same_externs(info.exports, in->exports, in->n_exports));
     const struct cb_wasm_extern *fuel = &info.exports[in->n_exports];
     check(fuel->kind == CB_WASM_GLOBAL && strcmp(fuel->name, CB_WASM_FUEL_EXPORT) == 0);
+    /* the start section became an export */
+    check(!info.has_start);
+    if (in->has_start)
+        check(fuel[1].kind == CB_WASM_FUNC && strcmp(fuel[1].name, CB_WASM_START_EXPORT) == 0);
     cb_wasm_info_free(&info);
 
     struct cb_wasm_instrument_opts opts = {.max_memory_pages = 65536};

@@ -731,6 +731,54 @@ static void data_dir_lock_not_inherited(void **state)
     rmdir(dir);
 }
 
+struct tool_row {
+    int n;
+    char names[2][8];
+    char shas[2][65]; /* "" for NULL */
+};
+
+static int collect_tool(const char *name, const char *manifest, const char *sha, void *ud)
+{
+    struct tool_row *rows = ud;
+    (void)manifest;
+    snprintf(rows->names[rows->n], sizeof(rows->names[0]), "%s", name);
+    snprintf(rows->shas[rows->n], sizeof(rows->shas[0]), "%s", sha ? sha : "");
+    rows->n++;
+    return 0;
+}
+
+/* A tool manifest stored with its module hash lists with it; a row put
+ * through the document API has none; a malformed hash is refused. */
+static void tool_rows_carry_the_module_hash(void **state)
+{
+    struct fixture *f = *state;
+    struct cb_error err = {0};
+    struct cb_state *s = open_ok(f->path);
+    char sha[65];
+    memset(sha, 'a', 64);
+    sha[64] = '\0';
+    assert_int_equal(cb_state_put_tool(s, "t1", "{\"v\":1}", sha, &err), 0);
+    assert_int_equal(cb_state_put(s, CB_STATE_TOOLS, "t2", "{\"v\":2}", &err), 0);
+    sha[0] = 'A';
+    assert_int_equal(cb_state_put_tool(s, "t3", "{}", sha, &err), -EINVAL);
+    assert_int_equal(cb_state_put_tool(s, "t3", "{}", "abc", &err), -EINVAL);
+    struct tool_row rows = {0};
+    assert_int_equal(cb_state_list_tools(s, collect_tool, &rows, &err), 0);
+    assert_int_equal(rows.n, 2);
+    assert_string_equal(rows.names[0], "t1");
+    assert_int_equal(strspn(rows.shas[0], "a"), 64);
+    assert_string_equal(rows.names[1], "t2");
+    assert_string_equal(rows.shas[1], "");
+    /* replacing the manifest replaces the binding */
+    sha[0] = 'b';
+    assert_int_equal(cb_state_put_tool(s, "t1", "{\"v\":3}", sha, &err), 0);
+    assert_doc(s, CB_STATE_TOOLS, "t1", "{\"v\":3}");
+    memset(&rows, 0, sizeof(rows));
+    assert_int_equal(cb_state_list_tools(s, collect_tool, &rows, &err), 0);
+    assert_int_equal(rows.shas[0][0], 'b');
+    cb_state_close(s);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -753,6 +801,7 @@ int main(void)
         T(limits_enforced),
         T(list_stops_and_reenters),
         T(threads_share_one_handle),
+        T(tool_rows_carry_the_module_hash),
         T(anchors_move_forward),
         T(anchors_migrate_and_read_only),
         T(data_dir_lock_refuses_a_second),

@@ -1,15 +1,26 @@
 /* Compile cache: wasm -> C (wasm2c) -> shared object (cc), cached under
  * cache_dir as <sha256>.so.
  *
- * The toolchain runs in a forked child that leads its own process group
- * under CPU and address-space limits; the parent reads the combined output
- * through a pipe until the deadline and then kills the whole group. The
- * result is built in a private temp directory inside cache_dir and renamed
- * into place, so concurrent compiles of the same module are safe (the last
- * rename wins with identical content). */
+ * The toolchain runs in a forked child that leads its own process group;
+ * the parent reads the combined output through a pipe until the wall-clock
+ * deadline and then kills the whole group. The child runs each program
+ * under what is left of the CPU budget (shared by wasm2c and cc and all
+ * their processes, counted with RUSAGE_CHILDREN), an output file size
+ * limit that scales with the module (a deeply nested module makes wasm2c
+ * write C quadratic in its size) and an address-space limit. Running out
+ * of CPU or output size depends only on the module and the settings, not
+ * on the load, so it is remembered as <sha256>.fail with the limits it
+ * had, and the module is not compiled again unless the limits grow. A
+ * wall-clock timeout depends on the load and is not remembered.
+ *
+ * The result is built in a private temp directory inside cache_dir and
+ * renamed into place, so concurrent compiles of the same module are safe
+ * (the last rename wins with identical content). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +46,11 @@
 #define CB_COMPILE_AS_LIMIT     (4ull << 30) /* RLIMIT_AS of the toolchain */
 #define CB_RUNTIME_FILE_MAX     (1u << 20)
 #define CB_TOOL_HEADER_MAX      (64u << 20)
+/* Any file the toolchain writes may be this large, plus OUTPUT_RATIO times
+ * the module (real tools' C is about 14 times their instrumented module). */
+#define CB_COMPILE_OUTPUT_BASE  (64ull << 20)
+#define CB_COMPILE_OUTPUT_RATIO 32u
+#define CB_COMPILE_FAILURE_MAX  (16u * 1024) /* a remembered failure's file */
 
 /* Everything that changes the generated code, besides the wasm bytes, the
  * shim and the runtime, goes into the cache key through this list. */
@@ -51,8 +67,17 @@ static const char *const cc_flags[] = {
 static const char *const cc_libs[] = {"-Wl,-z,defs", "-lm"};
 static const char *const runtime_files[] = {"wasm-rt-impl.c", "wasm-rt-impl.h", "wasm-rt.h"};
 
-/* Exit codes of the compile child, naming the step that failed. */
-enum { CHILD_OK = 0, CHILD_SETUP = 10, CHILD_WASM2C, CHILD_GLUE, CHILD_CC };
+/* Exit codes of the compile child, naming the step that failed, or the
+ * limit that stopped it. */
+enum {
+    CHILD_OK = 0,
+    CHILD_SETUP = 10,
+    CHILD_WASM2C,
+    CHILD_GLUE,
+    CHILD_CC,
+    CHILD_CPU,
+    CHILD_FSIZE,
+};
 
 static const char *const step_names[] = {
     [CHILD_SETUP] = "setting up the compiler",
@@ -60,6 +85,22 @@ static const char *const step_names[] = {
     [CHILD_GLUE] = "generating the shim glue",
     [CHILD_CC] = "cc",
 };
+
+/* What the toolchain may use for one module. */
+struct limits {
+    uint64_t cpu_ms;     /* CPU time of all its processes together */
+    uint64_t fsize;      /* bytes of any one file it writes */
+    unsigned timeout_ms; /* wall clock */
+};
+
+/* How a program of the toolchain ended. */
+enum prog_result { PROG_OK, PROG_FAILED, PROG_CPU, PROG_FSIZE };
+
+unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms)
+{
+    uint64_t ms = CB_COMPILE_BUDGET_BASE_MS + (uint64_t)CB_COMPILE_BUDGET_MS_PER_KIB * len / 1024;
+    return ms < cap_ms ? (unsigned)ms : cap_ms;
+}
 
 /* Reads a whole file of at most `max` bytes into *data (caller frees). */
 static int read_file(const char *path, size_t max, char **data, size_t *len)
@@ -229,6 +270,9 @@ static void toolchain_free(struct toolchain *t)
     free(t->include_flag);
 }
 
+/* What cc prints (in the C locale) when a program it ran got SIGXCPU. */
+#define CPU_LIMIT_TEXT "CPU time limit exceeded signal terminated program"
+
 static void set_limit(int resource, rlim_t value)
 {
     struct rlimit rl = {value, value};
@@ -236,34 +280,101 @@ static void set_limit(int resource, rlim_t value)
     setrlimit(resource, &rl);
 }
 
-/* In the compile child: runs argv (no shell) under the CPU and address
- * space limits and waits. Returns 0 on exit 0. The limits are set in the
- * program's own process, after fork and before exec, because the compile
- * child is a copy of clawbox, whose address space may already exceed the
- * limit (ASan reserves terabytes). */
-static int run_program(char **argv, unsigned timeout_ms)
+/* CPU time of the compile child's finished descendants (the programs it
+ * waited for, and theirs), in ms. */
+static uint64_t children_cpu_ms(void)
 {
-    int status;
-    pid_t pid = fork();
+    struct rusage ru;
 
+    if (getrusage(RUSAGE_CHILDREN, &ru) < 0)
+        return 0;
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000u;
+}
+
+/* Whether a file in the current (build) directory reached the size limit:
+ * the driver (cc) reports a compiler killed by SIGXFSZ only as a failure. */
+static bool output_at_limit(uint64_t fsize)
+{
+    DIR *d = opendir(".");
+    struct dirent *e;
+    struct stat st;
+    bool hit = false;
+
+    while (d && !hit && (e = readdir(d)) != NULL)
+        hit = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+              (uint64_t)st.st_size >= fsize;
+    if (d)
+        closedir(d);
+    return hit;
+}
+
+/* In the program's process, before exec. The limits are set here rather
+ * than in the compile child because that is a copy of clawbox, whose
+ * address space may already exceed the limit (ASan reserves terabytes).
+ * The CPU limit's soft value sends SIGXCPU, which the driver (cc) reports
+ * for its compiler as CPU_LIMIT_TEXT; the hard one, a second later, kills. */
+static void program_limits(uint64_t cpu_left_ms, uint64_t fsize)
+{
+    rlim_t cpu_s = (rlim_t)((cpu_left_ms + 999) / 1000);
+    struct rlimit cpu = {cpu_s, cpu_s + 1};
+
+    setrlimit(RLIMIT_CPU, &cpu);
+    set_limit(RLIMIT_FSIZE, (rlim_t)fsize);
+    set_limit(RLIMIT_AS, CB_COMPILE_AS_LIMIT);
+    set_limit(RLIMIT_CORE, 0);
+    signal(SIGXFSZ, SIG_DFL);
+    signal(SIGXCPU, SIG_DFL);
+}
+
+/* In the compile child: runs argv (no shell) with what is left of the CPU
+ * budget and the output limit, and waits. */
+static enum prog_result run_program(char **argv, const struct limits *lim)
+{
+    uint64_t used = children_cpu_ms();
+    int status;
+    pid_t pid;
+
+    if (used >= lim->cpu_ms)
+        return PROG_CPU;
+    pid = fork();
     if (pid < 0) {
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-        return -1;
+        return PROG_FAILED;
     }
     if (pid == 0) {
-        set_limit(RLIMIT_CPU, timeout_ms / 1000 + 2);
-        set_limit(RLIMIT_AS, CB_COMPILE_AS_LIMIT);
-        set_limit(RLIMIT_CORE, 0);
+        program_limits(lim->cpu_ms - used, lim->fsize);
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
-            return -1;
+            return PROG_FAILED;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return PROG_OK;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+        return PROG_CPU;
+    if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ) || output_at_limit(lim->fsize))
+        return PROG_FSIZE;
     if (WIFSIGNALED(status))
         dprintf(2, "%s killed by signal %d\n", argv[0], WTERMSIG(status));
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    return PROG_FAILED;
+}
+
+/* Runs one step; exits the compile child unless it succeeded. */
+static void step(char **argv, const struct limits *lim, int child_code)
+{
+    switch (run_program(argv, lim)) {
+    case PROG_OK:
+        return;
+    case PROG_CPU:
+        _exit(CHILD_CPU);
+    case PROG_FSIZE:
+        _exit(CHILD_FSIZE);
+    default:
+        _exit(child_code);
+    }
 }
 
 /* In the child: tool.h -> tool_glue.h. */
@@ -289,21 +400,23 @@ static int make_glue(void)
     return rc;
 }
 
-/* The forked child: never returns. Output of every step goes to out_fd. */
-static void compile_child(const char *dir, struct toolchain *t, unsigned timeout_ms, int out_fd)
+/* The forked child: never returns. Output of every step goes to out_fd.
+ * TMPDIR is the build directory, so that cc's temporary files are under
+ * the output limit check and removed with the directory; LC_ALL=C makes
+ * the messages the parent looks for (CPU_LIMIT_TEXT) predictable. */
+static void compile_child(const char *dir, struct toolchain *t, const struct limits *lim,
+                          int out_fd)
 {
     int null_fd = open("/dev/null", O_RDONLY);
 
     setpgid(0, 0);
     if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 ||
-        chdir(dir) < 0)
+        chdir(dir) < 0 || setenv("TMPDIR", ".", 1) < 0 || setenv("LC_ALL", "C", 1) < 0)
         _exit(CHILD_SETUP);
-    if (run_program(t->wasm2c, timeout_ms) < 0)
-        _exit(CHILD_WASM2C);
+    step(t->wasm2c, lim, CHILD_WASM2C);
     if (make_glue() < 0)
         _exit(CHILD_GLUE);
-    if (run_program(t->cc, timeout_ms) < 0)
-        _exit(CHILD_CC);
+    step(t->cc, lim, CHILD_CC);
     _exit(CHILD_OK);
 }
 
@@ -375,7 +488,8 @@ static void kill_group(pid_t pid)
 }
 
 /* Maps the child's exit status to an error carrying the output head. */
-static int child_error(int status, const struct cb_buf *out, struct cb_error *err)
+static int child_error(int status, const struct cb_buf *out, const struct limits *lim,
+                       struct cb_error *err)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     const char *step = code >= CHILD_SETUP && code <= CHILD_CC ? step_names[code] : "compiler";
@@ -383,14 +497,29 @@ static int child_error(int status, const struct cb_buf *out, struct cb_error *er
 
     if (WIFSIGNALED(status))
         return cb_error_set(err, -ECHILD, "compiler killed by signal %d", WTERMSIG(status));
+    if (code == CHILD_CC && out->data != NULL &&
+        memmem(out->data, out->len, CPU_LIMIT_TEXT, sizeof(CPU_LIMIT_TEXT) - 1) != NULL)
+        code = CHILD_CPU; /* cc's compiler got SIGXCPU */
+    if (code == CHILD_CPU)
+        return cb_error_set(err, -ETIME,
+                            "compiling used its whole CPU budget of %" PRIu64
+                            " ms (it grows with the module's size, up to "
+                            "sandbox.compile_timeout_ms)",
+                            lim->cpu_ms);
+    if (code == CHILD_FSIZE)
+        return cb_error_set(err, -EFBIG,
+                            "the compiler's output reached its limit of %" PRIu64
+                            " bytes for a module of this size",
+                            lim->fsize);
     return cb_error_set(err, -EINVAL, "%s failed%s%.*s", step, shown ? ": " : "", shown,
                         out->data ? out->data : "");
 }
 
 /* Runs wasm2c and cc in `dir`, leaving out.so there. */
-static int run_toolchain(const char *dir, const struct cb_compile_opts *opts, struct cb_error *err)
+static int run_toolchain(const char *dir, const struct cb_compile_opts *opts,
+                         const struct limits *lim, struct cb_error *err)
 {
-    uint64_t deadline = cb_now_mono_ns() + (uint64_t)opts->timeout_ms * 1000000u;
+    uint64_t deadline = cb_now_mono_ns() + (uint64_t)lim->timeout_ms * 1000000u;
     struct toolchain t;
     struct cb_buf out;
     int fds[2], status = 0, rc;
@@ -401,7 +530,7 @@ static int run_toolchain(const char *dir, const struct cb_compile_opts *opts, st
     toolchain_init(&t, opts);
     pid = fork();
     if (pid == 0)
-        compile_child(dir, &t, opts->timeout_ms, fds[1]);
+        compile_child(dir, &t, lim, fds[1]);
     if (pid < 0) {
         rc = cb_error_set(err, -errno, "fork: %s", strerror(errno));
         close(fds[1]);
@@ -416,10 +545,10 @@ static int run_toolchain(const char *dir, const struct cb_compile_opts *opts, st
     if (rc < 0) {
         kill_group(pid);
         rc = rc == -ETIMEDOUT
-                 ? cb_error_set(err, rc, "compiling tool timed out after %u ms", opts->timeout_ms)
+                 ? cb_error_set(err, rc, "compiling tool timed out after %u ms", lim->timeout_ms)
                  : cb_error_set(err, rc, "waiting for the compiler: %s", strerror(-rc));
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_OK) {
-        rc = child_error(status, &out, err);
+        rc = child_error(status, &out, lim, err);
     }
     cb_buf_free(&out);
 out_fd:
@@ -437,10 +566,76 @@ static int check_opts(const struct cb_compile_opts *opts, struct cb_error *err)
     return 0;
 }
 
+/* The limits for a module of len (instrumented) bytes. */
+static struct limits limits_for(size_t len, const struct cb_compile_opts *opts)
+{
+    unsigned cpu = opts->cpu_budget_ms;
+
+    return (struct limits){
+        .cpu_ms = cpu != 0 && cpu < opts->timeout_ms ? cpu : opts->timeout_ms,
+        .fsize = CB_COMPILE_OUTPUT_BASE + (uint64_t)CB_COMPILE_OUTPUT_RATIO * len,
+        .timeout_ms = opts->timeout_ms,
+    };
+}
+
+/* ---- remembered failures ---- */
+
+/* Whether a failure is a property of the module and the limits alone. */
+static bool remembered_kind(int rc)
+{
+    return rc == -ETIME || rc == -EFBIG;
+}
+
+/* Writes <key>.fail: the error and the limits it happened under. Best
+ * effort: not remembering only costs a compile. */
+static void remember_failure(const char *fail_path, int rc, const struct limits *lim,
+                             const char *msg)
+{
+    _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp-XXXXXX", fail_path);
+    json_t *rec =
+        json_pack("{s:i, s:I, s:I, s:s}", "code", rc, "cpu_budget_ms", (json_int_t)lim->cpu_ms,
+                  "output_limit", (json_int_t)lim->fsize, "message", msg);
+    _cleanup_free_ char *text = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return;
+    size_t n = strlen(text);
+    bool ok = write(fd, text, n) == (ssize_t)n;
+    if (close(fd) < 0 || !ok || rename(tmp, fail_path) < 0)
+        unlink(tmp);
+}
+
+/* If a failure of this module is remembered under a limit at least as
+ * large as the current one that it ran out of (the CPU budget or the output
+ * limit), sets err to it and returns its code; else returns 0. */
+static int remembered_failure(const char *fail_path, const struct limits *lim, struct cb_error *err)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (read_file(fail_path, CB_COMPILE_FAILURE_MAX, &text, &len) < 0)
+        return 0;
+    json_t *rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    json_int_t code = json_integer_value(json_object_get(rec, "code"));
+    json_int_t cpu = json_integer_value(json_object_get(rec, "cpu_budget_ms"));
+    json_int_t out = json_integer_value(json_object_get(rec, "output_limit"));
+    const char *msg = json_string_value(json_object_get(rec, "message"));
+    int rc = 0;
+    bool applies = (code == -ETIME && cpu >= 0 && (uint64_t)cpu >= lim->cpu_ms) ||
+                   (code == -EFBIG && out >= 0 && (uint64_t)out >= lim->fsize);
+    if (msg != NULL && applies)
+        rc = cb_error_set(err, (int)code,
+                          "%s (cached: this module failed so before, with the "
+                          "same settings)",
+                          msg);
+    json_decref(rec);
+    return rc;
+}
+
 /* Builds the module in a fresh temp directory and renames the result to
  * so_path. */
 static int build(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
-                 const char *so_path, struct cb_error *err)
+                 const struct limits *lim, const char *so_path, struct cb_error *err)
 {
     _cleanup_free_ char *dir = cb_xasprintf("%s/tmp-XXXXXX", opts->cache_dir);
     _cleanup_free_ char *built = NULL;
@@ -451,7 +646,7 @@ static int build(const uint8_t *wasm, size_t len, const struct cb_compile_opts *
                             strerror(errno));
     rc = populate_dir(dir, wasm, len, err);
     if (rc == 0)
-        rc = run_toolchain(dir, opts, err);
+        rc = run_toolchain(dir, opts, lim, err);
     if (rc == 0) {
         built = cb_xasprintf("%s/out.so", dir);
         if (rename(built, so_path) < 0)
@@ -481,7 +676,14 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
         *so_path = path;
         return 0;
     }
-    rc = build(wasm, len, opts, path, err);
+    const struct limits lim = limits_for(len, opts);
+    _cleanup_free_ char *fail_path = cb_xasprintf("%s/%s.fail", opts->cache_dir, key);
+    rc = remembered_failure(fail_path, &lim, err);
+    if (rc == 0) {
+        rc = build(wasm, len, opts, &lim, path, err);
+        if (remembered_kind(rc))
+            remember_failure(fail_path, rc, &lim, err->msg);
+    }
     if (rc < 0) {
         free(path);
         return rc;

@@ -16,9 +16,11 @@ extern const unsigned char cb__native_abi_src[];
 extern const size_t cb__native_abi_len;
 
 /* Reads the text of the tool.h that wasm2c 1.0.32 generated for module
- * "tool" and appends tool_glue.h to `out`: CB_HAVE_START, CB_HAVE_MEMORY
- * and CB_HAVE_FUEL (1 when the export exists with the type the shim
- * expects) and CB_INSTANTIATE(inst), the call of Z_tool_instantiate with
+ * "tool" and appends tool_glue.h to `out`: CB_HAVE_START, CB_HAVE_MEMORY,
+ * CB_HAVE_FUEL and CB_HAVE_INIT (1 when the export exists with the type
+ * the shim expects; CB_HAVE_INIT is the instrumenter's export of the start
+ * function, and fails the call when it has another type) and
+ * CB_INSTANTIATE(inst), the call of Z_tool_instantiate with
  * one host instance per imported module. Fails when the module imports
  * from a module other than wasi_snapshot_preview1 and clawbox. */
 int cb__native_glue(const char *hdr, size_t len, struct cb_buf *out, struct cb_error *err);

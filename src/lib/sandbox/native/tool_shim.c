@@ -104,6 +104,7 @@ static struct {
     int exited;
     uint32_t exit_code;
     int instantiated;
+    int in_start_func;        /* running the module's start function */
     uint32_t no_memory_pages; /* set when the initial memory could not be had */
 } shim;
 
@@ -876,14 +877,13 @@ static int utf8_valid(const uint8_t *s, size_t n)
 
 /* Writes the response, or an error envelope when it does not fit: a
  * silently truncated response would be invalid JSON the tool cannot tell
- * from a real one. Returns the bytes written or -1. */
+ * from a real one. [ptr, ptr+cap) has been checked by the caller. Returns
+ * the bytes written or -1. */
 static int32_t deliver(const uint8_t *resp, size_t len, uint32_t ptr, uint32_t cap)
 {
     char envelope[128];
     uint8_t *dst;
 
-    if (cap > INT32_MAX)
-        cap = INT32_MAX;
     if (len > cap) {
         int n = snprintf(
             envelope, sizeof(envelope),
@@ -950,6 +950,16 @@ static void hold(uint8_t *req, size_t req_len, const uint8_t *resp, size_t resp_
     held.resp_len = resp_len;
 }
 
+/* Whether [ptr, ptr+len) is a region the guest may pass: both numbers
+ * non-negative as the i32 the guest declared, and the whole region inside
+ * linear memory (guest() adds in 64 bits, so the sum cannot wrap). */
+static int region_ok(uint32_t ptr, uint32_t len)
+{
+    return (int32_t)ptr >= 0 && (int32_t)len >= 0 && guest(ptr, len) != NULL;
+}
+
+/* Both buffers are checked before anything is dispatched: a call the
+ * guest could never receive the answer to must not reach the network. */
 u32 Z_clawboxZ_host_call(struct Z_clawbox_instance_t *c, u32 req_ptr, u32 req_len, u32 resp_ptr,
                          u32 resp_cap)
 {
@@ -960,7 +970,7 @@ u32 Z_clawboxZ_host_call(struct Z_clawbox_instance_t *c, u32 req_ptr, u32 req_le
     int32_t rc = -1;
 
     (void)c;
-    if ((int32_t)req_ptr < 0 || (int32_t)req_len < 0 || !req || !utf8_valid(req, req_len))
+    if (!region_ok(req_ptr, req_len) || !region_ok(resp_ptr, resp_cap) || !utf8_valid(req, req_len))
         return (u32)-1;
     if (is_held(req, req_len))
         return (u32)deliver_held(resp_ptr, resp_cap);
@@ -971,7 +981,9 @@ u32 Z_clawboxZ_host_call(struct Z_clawbox_instance_t *c, u32 req_ptr, u32 req_le
     memcpy(copy, req, req_len);
     if (env->host_call(env->ud, copy, req_len, &resp, &resp_len) == 0) {
         rc = deliver(resp, resp_len, resp_ptr, resp_cap);
-        if (resp_len > resp_cap && rc >= 0) {
+        /* Held even when the buffer is too small for the error envelope
+         * (rc -1): the request has been made, a retry must not repeat it. */
+        if (resp_len > resp_cap) {
             hold(copy, req_len, resp, resp_len);
             copy = NULL;
         }
@@ -1019,7 +1031,9 @@ static int64_t *fuel_counter(void)
 #endif
 }
 
-/* Runs after instantiation, inside the trap handler. */
+/* Runs after instantiation, inside the trap handler: the module's start
+ * function (which the instrumenter exported so that it runs here, under
+ * the budget, instead of inside instantiation), then _start. */
 static void start(const struct cb_tool_env *env, struct cb_tool_outcome *out)
 {
     int64_t *fuel = fuel_counter();
@@ -1029,6 +1043,11 @@ static void start(const struct cb_tool_env *env, struct cb_tool_outcome *out)
 #endif
     if (fuel)
         *fuel = env->fuel > INT64_MAX ? INT64_MAX : (int64_t)env->fuel;
+#if CB_HAVE_INIT
+    shim.in_start_func = 1;
+    Z_toolZ___clawbox_start(&shim_instance);
+    shim.in_start_func = 0;
+#endif
 #if CB_HAVE_START
     Z_toolZ__start(&shim_instance);
 #else
@@ -1065,6 +1084,9 @@ static void classify(wasm_rt_trap_t trap, const struct cb_tool_env *env,
         out->status = CB_TOOL_FUEL_EXHAUSTED;
         out->fuel_consumed = env->fuel;
         snprintf(out->message, sizeof(out->message), "all fuel consumed");
+    } else if (shim.in_start_func) {
+        out->status = CB_TOOL_INSTANTIATE;
+        snprintf(out->message, sizeof(out->message), "start function trapped: %s", trap_name(trap));
     } else {
         out->status = CB_TOOL_TRAP;
         snprintf(out->message, sizeof(out->message), "wasm trap: %s", trap_name(trap));

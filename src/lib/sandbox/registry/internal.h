@@ -18,11 +18,13 @@
 /* Modules considered per scan of tool_dir; more are ignored with a warning. */
 #define CB__REGISTRY_MAX_MODULES         4096
 #define CB__REGISTRY_DEFAULT_DEBOUNCE_MS 200
+/* Modules compiled at once: one per usable CPU, at most this many. */
+#define CB__REGISTRY_MAX_JOBS 16
 
 /* Turns the bytes of one module into a compiled shared object (*so_path,
  * caller frees). The real pipeline (pipeline.c) inspects, checks imports,
- * instruments and compiles; unit tests inject fakes. Calls are serialised
- * by the registry. */
+ * instruments and compiles; unit tests inject fakes. The registry calls it
+ * from several threads at once, for different modules. */
 struct cb__registry_loader {
     int (*load)(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
                 char **so_path, struct cb_error *err);
@@ -62,14 +64,18 @@ struct cb_registry {
     pthread_mutex_t lock;      /* slots, registered, at_open, tool objects swapped in */
     pthread_mutex_t scan_lock; /* one scan or refresh at a time: compiles never race */
     pthread_mutex_t reg_lock;  /* one registration at a time: DB order = memory order */
+    pthread_mutex_t fail_lock; /* failures: the jobs of a scan share them */
     struct cb__slot *slots;    /* sorted by tool name */
     size_t n_slots;
     size_t cap_slots;
-    json_t *registered; /* name -> normalised manifest, as persisted */
-    json_t *at_open;    /* names loaded by open: their auto manifests count as existing */
+    /* name -> {"manifest": normalised manifest, "sha256": hex}, as
+     * persisted: a registered manifest applies only to the module it was
+     * registered for */
+    json_t *registered;
+    json_t *at_open; /* names loaded by open: their auto manifests count as existing */
     struct cb_metric *loaded_gauge;
     struct cb_metric *fail_counter;
-    struct cb__failure *failures; /* under scan_lock */
+    struct cb__failure *failures; /* under fail_lock */
     size_t n_failures;
     struct cb__watch *watch;
     pthread_t loader_thread; /* the background initial scan, if any */
@@ -96,14 +102,21 @@ struct cb_tool *cb__tool_ref(struct cb_tool *t);
  * was unloaded), or another negative code when loading failed (logged and
  * counted; a loaded older version stays). Without force, a file that
  * failed before and has not changed since fails again from memory, without
- * a rebuild, a log line or a count. Caller holds r->scan_lock. */
+ * a rebuild, a log line or a count. A new version is logged when ready.
+ * Caller holds r->scan_lock; other jobs of its batch may run it at the
+ * same time for other names. */
 int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force,
                              struct cb_error *err);
-/* Rescans tool_dir; returns the reload report. Takes r->scan_lock. */
+/* A fixed description of a jansson parse error: its text may quote the
+ * input, which must not reach a log line when the input is a file. */
+const char *cb__json_problem(const json_error_t *e);
+/* Rescans tool_dir, compiling in parallel; returns the reload report.
+ * Takes r->scan_lock. */
 json_t *cb__registry_scan(struct cb_registry *r);
 void cb__registry_free_failures(struct cb_registry *r);
-/* The watcher's entry point for one changed file: refresh_one with force. */
-void cb__registry_refresh(struct cb_registry *r, const char *name);
+/* The watcher's entry point for changed files: refresh_one with force for
+ * each of the names, in parallel. Takes r->scan_lock. */
+void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n);
 
 /* manifest.c */
 /* Validates a manifest and returns in *out a new normalised copy: defaults

@@ -35,6 +35,7 @@ static int pipeline_load(void *ud, const struct cb_registry_opts *opts, const ui
     const struct cb_compile_opts copts = {
         .cache_dir = opts->cache_dir,
         .timeout_ms = opts->compile_timeout_ms,
+        .cpu_budget_ms = cb_compile_budget_ms(len, opts->compile_timeout_ms),
         .max_call_depth = opts->max_call_depth,
     };
     rc = cb_compile_module(metered, metered_len, &copts, so_path, err);

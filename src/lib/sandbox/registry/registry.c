@@ -3,7 +3,14 @@
  * Loaded tools are a sorted array of slots under r->lock. A slot's tool
  * object is never modified once published: a reload or a registration
  * builds a new object and swaps it in, so a caller holding a reference
- * keeps a consistent (name, so_path, manifest) for as long as it likes. */
+ * keeps a consistent (name, so_path, manifest) for as long as it likes.
+ *
+ * A manifest registered through the API is bound to the SHA-256 of the
+ * module that was loaded when it was registered. It grants an allowlist
+ * and credentials to that code only: a different module installed later
+ * under the same name gets its file or automatic manifest until someone
+ * registers a manifest for it; the registration stays stored, and applies
+ * again if the module it was made for comes back. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -93,10 +100,37 @@ static void update_gauge(struct cb_registry *r)
         cb_metric_set(r->loaded_gauge, NULL, (double)r->n_slots);
 }
 
-/* The manifest a tool gets (a new copy): registered beats file beats auto. */
-static json_t *effective_manifest(struct cb_registry *r, const char *name, const json_t *file_m)
+/* The registered manifest of name if it was registered for the module with
+ * this hash, else NULL. Caller holds r->lock. */
+static const json_t *registered_for(struct cb_registry *r, const char *name, const char *sha256)
 {
     const json_t *reg = json_object_get(r->registered, name);
+    const char *bound = json_string_value(json_object_get(reg, "sha256"));
+    if (bound == NULL || strcmp(bound, sha256) != 0)
+        return NULL;
+    return json_object_get(reg, "manifest");
+}
+
+/* Logs when name has a registered manifest, but for other code. */
+static void warn_if_registered_elsewhere(struct cb_registry *r, const char *name,
+                                         const char *sha256, bool file_m)
+{
+    const char *bound =
+        json_string_value(json_object_get(json_object_get(r->registered, name), "sha256"));
+    if (bound == NULL || strcmp(bound, sha256) == 0)
+        return;
+    cb_log(CB_LOG_WARN,
+           "tool %s: its registered manifest was for module sha256 %.12s, not this one (%.12s); "
+           "using the %s manifest until a manifest is registered for this module",
+           name, bound, sha256, file_m ? "file" : "automatic");
+}
+
+/* The manifest a tool gets (a new copy): registered (for this module)
+ * beats file beats auto. */
+static json_t *effective_manifest(struct cb_registry *r, const char *name, const char *sha256,
+                                  const json_t *file_m)
+{
+    const json_t *reg = registered_for(r, name, sha256);
     if (reg != NULL)
         return json_deep_copy(reg);
     if (file_m != NULL)
@@ -122,8 +156,10 @@ void cb__registry_install(struct cb_registry *r, const char *name, const char *s
                           const char *sha256, const struct cb__stamp *stamp, json_t *file_m)
 {
     pthread_mutex_lock(&r->lock);
-    json_t *m = effective_manifest(r, name, file_m);
+    json_t *m = effective_manifest(r, name, sha256, file_m);
     struct cb__slot *s = cb__registry_find(r, name);
+    if (s == NULL || strcmp(s->tool->sha256, sha256) != 0)
+        warn_if_registered_elsewhere(r, name, sha256, file_m != NULL);
     if (s != NULL && strcmp(s->tool->so_path, so_path) == 0 &&
         strcmp(s->tool->sha256, sha256) == 0 && json_equal(s->tool->manifest, m)) {
         json_decref(m); /* same version: keep the object callers may hold */
@@ -192,45 +228,51 @@ size_t cb_registry_count(struct cb_registry *r)
  * first loaded later by the watcher or a reload has none there (201). */
 static bool has_manifest(struct cb_registry *r, const char *name, const struct cb__slot *s)
 {
-    return json_object_get(r->registered, name) != NULL || s->file_manifest ||
+    return registered_for(r, name, s->tool->sha256) != NULL || s->file_manifest ||
            json_object_get(r->at_open, name) != NULL;
 }
 
-/* Makes m (stolen) the registered manifest of a loaded tool and swaps in a
- * tool object carrying it. Returns -ENOENT if the tool is not loaded. */
-static int apply_registration(struct cb_registry *r, const char *name, json_t *m, bool *created)
+/* Makes m (stolen) the registered manifest of name for the module with this
+ * hash, and swaps in a tool object carrying it if that module is the one
+ * loaded. A module replaced (or unloaded) since the registration looked does
+ * not get it: the manifest stays stored for the module it was made for. */
+static void apply_registration(struct cb_registry *r, const char *name, json_t *m,
+                               const char *sha256, bool *created)
 {
     pthread_mutex_lock(&r->lock);
     struct cb__slot *s = cb__registry_find(r, name);
-    if (s == NULL) {
-        /* Unloaded since the check: the manifest is persisted for later. */
-        json_object_set_new(r->registered, name, m);
-        pthread_mutex_unlock(&r->lock);
-        return 0;
+    bool current = s != NULL && strcmp(s->tool->sha256, sha256) == 0;
+    if (current)
+        *created = !has_manifest(r, name, s);
+    json_object_set_new(r->registered, name,
+                        json_pack("{s:o, s:s}", "manifest", m, "sha256", sha256));
+    if (current) {
+        struct cb_tool *old = s->tool;
+        s->tool = tool_new(name, old->so_path, old->sha256, json_deep_copy(m));
+        cb_tool_unref(old);
     }
-    *created = !has_manifest(r, name, s);
-    json_object_set_new(r->registered, name, m);
-    struct cb_tool *old = s->tool;
-    s->tool = tool_new(name, old->so_path, old->sha256, json_deep_copy(m));
-    cb_tool_unref(old);
     pthread_mutex_unlock(&r->lock);
-    return 0;
 }
 
-static bool is_loaded(struct cb_registry *r, const char *name)
+/* Copies the hash of the loaded module of name into sha256; false if no
+ * module of that name is loaded. */
+static bool loaded_sha256(struct cb_registry *r, const char *name, char sha256[65])
 {
     pthread_mutex_lock(&r->lock);
-    bool loaded = cb__registry_find(r, name) != NULL;
+    struct cb__slot *s = cb__registry_find(r, name);
+    if (s != NULL)
+        snprintf(sha256, 65, "%s", s->tool->sha256);
     pthread_mutex_unlock(&r->lock);
-    return loaded;
+    return s != NULL;
 }
 
-static int persist(struct cb_registry *r, const char *name, const json_t *m, struct cb_error *err)
+static int persist(struct cb_registry *r, const char *name, const json_t *m, const char *sha256,
+                   struct cb_error *err)
 {
     if (r->opts.state == NULL)
         return 0;
     _cleanup_free_ char *text = json_dumps(m, JSON_COMPACT);
-    int rc = cb_state_put(r->opts.state, CB_STATE_TOOLS, name, text, err);
+    int rc = cb_state_put_tool(r->opts.state, name, text, sha256, err);
     if (rc < 0)
         cb_error_prefix(err, "storing manifest of tool %s", name);
     return rc;
@@ -244,35 +286,46 @@ int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *cr
     if (rc < 0)
         return rc;
     _cleanup_free_ char *name = cb_xstrdup(cb__manifest_name(m));
+    char sha256[65] = "";
     pthread_mutex_lock(&r->reg_lock);
-    if (!is_loaded(r, name))
+    if (!loaded_sha256(r, name, sha256))
         rc = cb_error_set(err, -ENOENT, "tool '%s' not loaded — register only loaded tools", name);
     if (rc == 0)
-        rc = persist(r, name, m, err);
+        rc = persist(r, name, m, sha256, err);
     bool c = false;
     if (rc == 0)
-        rc = apply_registration(r, name, json_incref(m), &c);
+        apply_registration(r, name, json_incref(m), sha256, &c);
     pthread_mutex_unlock(&r->reg_lock);
     json_decref(m);
     if (rc == 0) {
         *created = c;
-        cb_log(CB_LOG_INFO, "tool %s registered", name);
+        cb_log(CB_LOG_INFO, "tool %s registered for module sha256 %.12s", name, sha256);
     }
     return rc;
 }
 
 /* Loads one persisted manifest. A row that no longer validates (say "*"
  * after proxy.allow_wildcard_all was turned off) is ignored, so the tool
- * falls back to a deny-all manifest; the row stays for a later config. */
-static int load_persisted(const char *key, const char *json, void *ud)
+ * falls back to a deny-all manifest; the row stays for a later config. So
+ * is a row without a module hash (stored before manifests were bound to
+ * modules): nothing says which code it was granted to. */
+static int load_persisted(const char *key, const char *json, const char *sha256, void *ud)
 {
     struct cb_registry *r = ud;
     struct cb_error err = {0};
     json_error_t jerr;
+    if (sha256 == NULL) {
+        cb_log(CB_LOG_WARN,
+               "ignoring stored manifest of tool %s: it is not bound to a module (stored by an "
+               "older clawbox); register it again",
+               key);
+        return 0;
+    }
     json_t *in = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     json_t *m = NULL;
     int rc = in ? cb__manifest_normalize(in, r->opts.allow_wildcard_all, &m, &err)
-                : cb_error_set(&err, -EBADMSG, "%s", jerr.text);
+                : cb_error_set(&err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
+                               jerr.line, jerr.column);
     json_decref(in);
     if (rc == 0 && strcmp(cb__manifest_name(m), key) != 0)
         rc = cb_error_set(&err, -EINVAL, "manifest names tool '%s'", cb__manifest_name(m));
@@ -281,7 +334,8 @@ static int load_persisted(const char *key, const char *json, void *ud)
         json_decref(m);
         return 0;
     }
-    json_object_set_new(r->registered, key, m);
+    json_object_set_new(r->registered, key,
+                        json_pack("{s:o, s:s}", "manifest", m, "sha256", sha256));
     return 0;
 }
 
@@ -339,12 +393,13 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->scan_lock, NULL);
     pthread_mutex_init(&r->reg_lock, NULL);
+    pthread_mutex_init(&r->fail_lock, NULL);
     r->registered = json_object();
     r->at_open = json_object();
     init_metrics(r);
     int rc = 0;
     if (r->opts.state != NULL)
-        rc = cb_state_list(r->opts.state, CB_STATE_TOOLS, load_persisted, r, err);
+        rc = cb_state_list_tools(r->opts.state, load_persisted, r, err);
     if (rc < 0) {
         cb_error_prefix(err, "loading tool manifests");
         goto fail;
@@ -385,6 +440,7 @@ void cb_registry_close(struct cb_registry *r)
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->scan_lock);
     pthread_mutex_destroy(&r->reg_lock);
+    pthread_mutex_destroy(&r->fail_lock);
     free((char *)r->opts.tool_dir);
     free((char *)r->opts.cache_dir);
     free(r);

@@ -3,11 +3,20 @@
  * A module is read once, bounded by CB_WASM_MAX_MODULE, and hashed; it is
  * compiled only when its SHA-256 differs from the loaded version's, so a
  * touched-but-unchanged file costs a read. A failure never stops a scan and
- * never unloads a working older version. */
+ * never unloads a working older version.
+ *
+ * Files are opened relative to a descriptor of tool_dir with O_NOFOLLOW,
+ * and only regular files are read: whoever can write tool_dir must not be
+ * able to make the server (often root) read another file through a link.
+ * No error or log line quotes what a file contains, since a file may still
+ * hold anything (a hard link, a mistake): JSON errors give a position and a
+ * fixed description, manifest errors name the field. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,26 +66,138 @@ static int read_fd(int fd, size_t max, struct cb_buf *b, struct cb_error *err)
     }
 }
 
-/* Reads a regular file of at most max bytes into b (initialised here) and
- * returns its stamp. -ENOENT if it does not exist. */
-static int read_file(const char *path, size_t max, struct cb_buf *b, struct cb__stamp *stamp,
-                     struct cb_error *err)
+/* A descriptor of tool_dir for the *at() calls, or -errno. */
+static int open_tool_dir(const struct cb_registry *r, struct cb_error *err)
+{
+    int dfd = open(r->opts.tool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return cb_error_set(err, -errno, "%s: %s", r->opts.tool_dir, strerror(errno));
+    return dfd;
+}
+
+/* Error for a file of tool_dir that is not a regular file. */
+static int not_regular(const struct cb_registry *r, const char *file, mode_t mode,
+                       struct cb_error *err)
+{
+    if (S_ISLNK(mode))
+        return cb_error_set(err, -ELOOP,
+                            "%s/%s is a symbolic link; links in the tool directory are not "
+                            "followed",
+                            r->opts.tool_dir, file);
+    return cb_error_set(err, -EINVAL, "%s/%s: not a regular file", r->opts.tool_dir, file);
+}
+
+/* Stats `file` in tool_dir without following a link. */
+static int stat_in_dir(const struct cb_registry *r, const char *file, struct stat *st,
+                       struct cb_error *err)
+{
+    _cleanup_close_ int dfd = open_tool_dir(r, err);
+    if (dfd < 0)
+        return dfd;
+    if (fstatat(dfd, file, st, AT_SYMLINK_NOFOLLOW) < 0)
+        return cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
+    return 0;
+}
+
+/* Opens `file` of tool_dir for reading: no link is followed, and only a
+ * regular file is accepted (O_NONBLOCK: opening a FIFO must not hang). */
+static int open_in_dir(const struct cb_registry *r, const char *file, struct stat *st,
+                       struct cb_error *err)
+{
+    _cleanup_close_ int dfd = open_tool_dir(r, err);
+    if (dfd < 0)
+        return dfd;
+    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0 && errno == ELOOP)
+        return not_regular(r, file, S_IFLNK, err);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
+    if (fstat(fd, st) < 0) {
+        int rc = cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return not_regular(r, file, st->st_mode, err);
+    }
+    return fd;
+}
+
+/* Reads the regular file `file` of tool_dir, of at most max bytes, into b
+ * (initialised here) and returns its stamp. -ENOENT if it does not exist,
+ * -ELOOP for a symbolic link. */
+static int read_file(const struct cb_registry *r, const char *file, size_t max, struct cb_buf *b,
+                     struct cb__stamp *stamp, struct cb_error *err)
 {
     cb_buf_init(b, max);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0)
-        return cb_error_set(err, -errno, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return cb_error_set(err, -EINVAL, "%s: not a regular file", path);
+    _cleanup_close_ int fd = open_in_dir(r, file, &st, err);
+    if (fd < 0)
+        return fd;
     if (stamp != NULL)
         stamp_of(&st, stamp);
     int rc = read_fd(fd, max, b, err);
     if (rc < 0)
-        cb_error_prefix(err, "%s", path);
+        cb_error_prefix(err, "%s/%s", r->opts.tool_dir, file);
     return rc;
+}
+
+const char *cb__json_problem(const json_error_t *e)
+{
+    switch (json_error_code(e)) {
+    case json_error_invalid_utf8:
+        return "invalid UTF-8";
+    case json_error_premature_end_of_input:
+        return "unexpected end of input";
+    case json_error_end_of_input_expected:
+        return "text after the JSON value";
+    case json_error_stack_overflow:
+        return "nested too deeply";
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return "a NUL character";
+    case json_error_duplicate_key:
+        return "a duplicate key";
+    case json_error_numeric_overflow:
+        return "a number out of range";
+    default:
+        return "invalid JSON syntax";
+    }
+}
+
+/* A manifest error that names the field but quotes nothing from the file:
+ * validation messages may quote a value (an allowlist entry), so on a bad
+ * value this finds the field again by validating each candidate alone. */
+static int manifest_file_error(const struct cb_registry *r, const json_t *in, int rc,
+                               struct cb_error *err)
+{
+    if (rc != -EINVAL)
+        return rc; /* shape errors name only fields and types */
+    json_t *tool = json_object_get(in, "tool");
+    if (!cb_tool_name_valid(json_string_value(json_object_get(tool, "name"))))
+        return cb_error_set(err, rc, "tool.name is not a valid tool name");
+    json_t *allow = json_object_get(json_object_get(in, "network"), "allowlist");
+    size_t i;
+    json_t *entry;
+    json_array_foreach(allow, i, entry)
+    {
+        json_t *probe = json_pack("{s:{s:s}, s:{s:[O]}}", "tool", "name", "probe", "network",
+                                  "allowlist", entry);
+        json_t *m = NULL;
+        struct cb_error ignored = {0};
+        int bad = cb__manifest_normalize(probe, r->opts.allow_wildcard_all, &m, &ignored);
+        json_decref(probe);
+        json_decref(m);
+        if (bad < 0 && strcmp(json_string_value(entry), "*") == 0)
+            return cb_error_set(err, rc,
+                                "network.allowlist[%zu] is \"*\", which needs "
+                                "proxy.allow_wildcard_all = true",
+                                i);
+        if (bad < 0)
+            return cb_error_set(err, rc, "network.allowlist[%zu] is not a valid entry", i);
+    }
+    return cb_error_set(err, rc, "a field has an invalid value");
 }
 
 static void sha256_hex(const void *data, size_t len, char out[65])
@@ -96,36 +217,43 @@ static void report_failure(struct cb_registry *r, const char *name, const struct
         cb_metric_inc(r->fail_counter, (const char *const[]){name}, 1);
 }
 
+/* Parses and validates the text of <name>.json into *out (normalised). */
+static int parse_manifest(const struct cb_registry *r, const char *name, const struct cb_buf *b,
+                          json_t **out, struct cb_error *err)
+{
+    json_error_t jerr;
+    json_t *in = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (in == NULL)
+        return cb_error_set(err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
+                            jerr.line, jerr.column);
+    int rc = cb__manifest_normalize(in, r->opts.allow_wildcard_all, out, err);
+    if (rc < 0)
+        rc = manifest_file_error(r, in, rc, err);
+    json_decref(in);
+    if (rc == 0 && strcmp(cb__manifest_name(*out), name) != 0) {
+        rc = cb_error_set(err, -EINVAL, "its tool.name is not '%s'", name);
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* The manifest from <name>.json beside the module (normalised), or NULL if
  * there is none or it is invalid (a warning: the tool gets the automatic
  * manifest instead). */
 static json_t *file_manifest(struct cb_registry *r, const char *name)
 {
-    _cleanup_free_ char *path = cb_xasprintf("%s/%s.json", r->opts.tool_dir, name);
+    _cleanup_free_ char *file = cb_xasprintf("%s.json", name);
     struct cb_error err = {0};
     struct cb_buf b;
-    int rc = read_file(path, CB__MANIFEST_FILE_MAX, &b, NULL, &err);
-    if (rc == -ENOENT) {
-        cb_buf_free(&b);
-        return NULL;
-    }
     json_t *m = NULL;
-    json_error_t jerr;
-    json_t *in = rc == 0 ? json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    cb_buf_free(&b);
-    if (rc == 0 && in == NULL)
-        rc = cb_error_set(&err, -EBADMSG, "line %d: %s", jerr.line, jerr.text);
+    int rc = read_file(r, file, CB__MANIFEST_FILE_MAX, &b, NULL, &err);
     if (rc == 0)
-        rc = cb__manifest_normalize(in, r->opts.allow_wildcard_all, &m, &err);
-    json_decref(in);
-    if (rc == 0 && strcmp(cb__manifest_name(m), name) != 0)
-        rc = cb_error_set(&err, -EINVAL, "it names tool '%s'", cb__manifest_name(m));
-    if (rc < 0) {
-        cb_log(CB_LOG_WARN, "tool %s: ignoring manifest %s: %s; using the automatic manifest", name,
-               path, err.msg);
-        json_decref(m);
-        return NULL;
-    }
+        rc = parse_manifest(r, name, &b, &m, &err);
+    cb_buf_free(&b);
+    if (rc < 0 && rc != -ENOENT)
+        cb_log(CB_LOG_WARN, "tool %s: ignoring manifest %s/%s: %s; using the automatic manifest",
+               name, r->opts.tool_dir, file, err.msg);
     return m;
 }
 
@@ -145,11 +273,11 @@ static struct cb_tool *current(struct cb_registry *r, const char *name, struct c
 
 /* Reads and, if its content is new, compiles the module. On success
  * *so_path (caller frees), sha and stamp describe the version to install. */
-static int build(struct cb_registry *r, const char *path, const struct cb_tool *cur, char **so_path,
+static int build(struct cb_registry *r, const char *file, const struct cb_tool *cur, char **so_path,
                  char sha[65], struct cb__stamp *stamp, struct cb_error *err)
 {
     struct cb_buf b;
-    int rc = read_file(path, CB_WASM_MAX_MODULE, &b, stamp, err);
+    int rc = read_file(r, file, CB_WASM_MAX_MODULE, &b, stamp, err);
     if (rc == 0) {
         sha256_hex(b.data, b.len, sha);
         if (cur != NULL && strcmp(cur->sha256, sha) == 0)
@@ -162,7 +290,9 @@ static int build(struct cb_registry *r, const char *path, const struct cb_tool *
     return rc;
 }
 
-static struct cb__failure *find_failure(struct cb_registry *r, const char *name)
+/* The remembered failures are shared by the jobs of a batch: these take
+ * r->fail_lock, except the _locked ones, whose caller holds it. */
+static struct cb__failure *find_failure_locked(struct cb_registry *r, const char *name)
 {
     for (size_t i = 0; i < r->n_failures; i++)
         if (strcmp(r->failures[i].name, name) == 0)
@@ -170,9 +300,9 @@ static struct cb__failure *find_failure(struct cb_registry *r, const char *name)
     return NULL;
 }
 
-static void forget_failure(struct cb_registry *r, const char *name)
+static void forget_failure_locked(struct cb_registry *r, const char *name)
 {
-    struct cb__failure *f = find_failure(r, name);
+    struct cb__failure *f = find_failure_locked(r, name);
     if (f == NULL)
         return;
     free(f->name);
@@ -180,36 +310,58 @@ static void forget_failure(struct cb_registry *r, const char *name)
     *f = r->failures[--r->n_failures];
 }
 
+static void forget_failure(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->fail_lock);
+    forget_failure_locked(r, name);
+    pthread_mutex_unlock(&r->fail_lock);
+}
+
 static void remember_failure(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
                              int code, const struct cb_error *err)
 {
-    forget_failure(r, name);
+    pthread_mutex_lock(&r->fail_lock);
+    forget_failure_locked(r, name);
     r->failures = cb_xrealloc(r->failures, (r->n_failures + 1) * sizeof(*r->failures));
     struct cb__failure *f = &r->failures[r->n_failures++];
     f->name = cb_xstrdup(name);
     f->msg = cb_xstrdup(err->msg);
     f->code = code;
     f->stamp = *stamp;
+    pthread_mutex_unlock(&r->fail_lock);
+}
+
+/* If name failed before in the version described by stamp, sets err to
+ * that failure and returns its code; else 0. */
+static int failed_before(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
+                         struct cb_error *err)
+{
+    pthread_mutex_lock(&r->fail_lock);
+    const struct cb__failure *f = find_failure_locked(r, name);
+    int rc = f != NULL && stamp_eq(&f->stamp, stamp) ? cb_error_set(err, f->code, "%s", f->msg) : 0;
+    pthread_mutex_unlock(&r->fail_lock);
+    return rc;
 }
 
 void cb__registry_free_failures(struct cb_registry *r)
 {
     while (r->n_failures > 0)
-        forget_failure(r, r->failures[0].name);
+        forget_failure_locked(r, r->failures[0].name);
     free(r->failures);
     r->failures = NULL;
 }
 
-/* Stats the module; -ENOENT (after unloading the tool) if it is gone. */
-static int stat_module(struct cb_registry *r, const char *name, const char *path,
+/* Stats the module (a link itself, not its target); -ENOENT (after
+ * unloading the tool) if it is gone. */
+static int stat_module(struct cb_registry *r, const char *name, const char *file,
                        struct cb__stamp *stamp, struct cb_error *err)
 {
     struct stat st;
-    if (stat(path, &st) == 0) {
+    int rc = stat_in_dir(r, file, &st, err);
+    if (rc == 0) {
         stamp_of(&st, stamp);
         return 0;
     }
-    int rc = cb_error_set(err, -errno, "%s: %s", path, strerror(errno));
     if (rc == -ENOENT) {
         forget_failure(r, name);
         cb__registry_unload(r, name);
@@ -219,9 +371,11 @@ static int stat_module(struct cb_registry *r, const char *name, const char *path
     return rc;
 }
 
-/* Builds (or reuses) the version of name described by *stamp. */
-static int prepare(struct cb_registry *r, const char *name, const char *path, bool force,
-                   char **so_path, char sha[65], struct cb__stamp *stamp, struct cb_error *err)
+/* Builds (or reuses) the version of name described by *stamp; *is_new
+ * says whether it differs from the loaded one. */
+static int prepare(struct cb_registry *r, const char *name, const char *file, bool force,
+                   char **so_path, char sha[65], struct cb__stamp *stamp, bool *is_new,
+                   struct cb_error *err)
 {
     struct cb__stamp old = {0};
     struct cb_tool *cur = current(r, name, &old);
@@ -230,8 +384,9 @@ static int prepare(struct cb_registry *r, const char *name, const char *path, bo
         *so_path = cb_xstrdup(cur->so_path);
         snprintf(sha, 65, "%s", cur->sha256);
     } else {
-        rc = build(r, path, cur, so_path, sha, stamp, err);
+        rc = build(r, file, cur, so_path, sha, stamp, err);
     }
+    *is_new = rc == 0 && (cur == NULL || strcmp(cur->sha256, sha) != 0);
     cb_tool_unref(cur);
     return rc;
 }
@@ -239,17 +394,19 @@ static int prepare(struct cb_registry *r, const char *name, const char *path, bo
 int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force,
                              struct cb_error *err)
 {
-    _cleanup_free_ char *path = cb_xasprintf("%s/%s.wasm", r->opts.tool_dir, name);
+    _cleanup_free_ char *file = cb_xasprintf("%s.wasm", name);
     struct cb__stamp stamp;
-    int rc = stat_module(r, name, path, &stamp, err);
+    int rc = stat_module(r, name, file, &stamp, err);
     if (rc < 0)
         return rc;
-    const struct cb__failure *f = force ? NULL : find_failure(r, name);
-    if (f != NULL && stamp_eq(&f->stamp, &stamp))
-        return cb_error_set(err, f->code, "%s", f->msg);
+    rc = force ? 0 : failed_before(r, name, &stamp, err);
+    if (rc < 0)
+        return rc;
     char sha[65] = "";
     char *so_path = NULL;
-    rc = prepare(r, name, path, force, &so_path, sha, &stamp, err);
+    bool is_new = false;
+    uint64_t t0 = cb_now_mono_ns();
+    rc = prepare(r, name, file, force, &so_path, sha, &stamp, &is_new, err);
     if (rc == -ENOENT) {
         forget_failure(r, name);
         cb__registry_unload(r, name); /* deleted while we looked */
@@ -263,6 +420,9 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
     forget_failure(r, name);
     cb__registry_install(r, name, so_path, sha, &stamp, file_manifest(r, name));
     free(so_path);
+    if (is_new)
+        cb_log(CB_LOG_INFO, "tool %s ready (module sha256 %.12s, loaded in %" PRIu64 " ms)", name,
+               sha, (cb_now_mono_ns() - t0) / 1000000u);
     return 0;
 }
 
@@ -283,13 +443,16 @@ static void names_free(struct names *ns)
     free(ns->v);
 }
 
+/* A regular file or a symbolic link named *.wasm: a link is listed so that
+ * loading it fails with a message saying why. */
 static bool is_module_file(int dfd, const struct dirent *de)
 {
     size_t len = strlen(de->d_name);
     if (len <= 5 || strcmp(de->d_name + len - 5, ".wasm") != 0)
         return false;
     struct stat st;
-    return fstatat(dfd, de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode);
+    return fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode));
 }
 
 /* Lists the stems of the *.wasm files directly in tool_dir, sorted. A
@@ -340,12 +503,14 @@ static bool present_in(const struct names *present, const char *name)
  * the failures of modules that are gone. */
 static void unload_missing(struct cb_registry *r, const struct names *present)
 {
+    pthread_mutex_lock(&r->fail_lock);
     for (size_t i = 0; i < r->n_failures;) {
         if (present_in(present, r->failures[i].name))
             i++;
         else
-            forget_failure(r, r->failures[i].name);
+            forget_failure_locked(r, r->failures[i].name);
     }
+    pthread_mutex_unlock(&r->fail_lock);
     pthread_mutex_lock(&r->lock);
     size_t n = r->n_slots;
     char **gone = cb_xcalloc(n ? n : 1, sizeof(*gone));
@@ -373,6 +538,82 @@ static json_t *loaded_names(struct cb_registry *r)
     return a;
 }
 
+/* ---- refreshing many modules at once ----
+ *
+ * A batch runs on up to one job per CPU the process may use, each taking
+ * the next name, so a module that is slow to compile holds one job for at
+ * most its budget while the others keep loading; each tool is installed
+ * (and usable) as soon as it is ready. */
+
+struct batch {
+    struct cb_registry *r;
+    char *const *names;
+    size_t n;
+    bool force;
+    atomic_size_t next;
+    char **errors; /* per name: why it failed, or NULL */
+};
+
+/* Refreshes one name of the batch; NULL or why it failed. */
+static char *batch_one(struct batch *b, const char *name)
+{
+    struct cb_error err = {0};
+    if (!cb_tool_name_valid(name)) {
+        cb_log(CB_LOG_WARN, "skipping %s/%s.wasm: invalid tool name (1-64 of [A-Za-z0-9_-])",
+               b->r->opts.tool_dir, name);
+        return cb_xstrdup("invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
+    }
+    int rc = cb__registry_refresh_one(b->r, name, b->force, &err);
+    return rc < 0 && rc != -ENOENT ? cb_xstrdup(err.msg) : NULL;
+}
+
+static void *batch_main(void *arg)
+{
+    struct batch *b = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n || atomic_load(&b->r->stopping))
+            return NULL;
+        b->errors[i] = batch_one(b, b->names[i]);
+    }
+}
+
+/* Jobs for n modules: the CPUs this process may run on, at most n. */
+static size_t batch_jobs(size_t n)
+{
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                             : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t jobs = cpus < 1 ? 1 : (size_t)cpus;
+    if (jobs > CB__REGISTRY_MAX_JOBS)
+        jobs = CB__REGISTRY_MAX_JOBS;
+    return jobs < n ? jobs : n;
+}
+
+/* Refreshes the names in parallel and appends the failures to failed (when
+ * not NULL) in the names' order. Caller holds r->scan_lock. */
+static void refresh_batch(struct cb_registry *r, char *const *names, size_t n, bool force,
+                          json_t *failed)
+{
+    struct batch b = {.r = r, .names = names, .n = n, .force = force};
+    b.errors = cb_xcalloc(n ? n : 1, sizeof(*b.errors));
+    size_t jobs = batch_jobs(n);
+    pthread_t *threads = cb_xcalloc(jobs ? jobs : 1, sizeof(*threads));
+    size_t started = 0;
+    while (started + 1 < jobs && pthread_create(&threads[started], NULL, batch_main, &b) == 0)
+        started++;
+    batch_main(&b); /* this thread is a job too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (b.errors[i] != NULL && failed != NULL)
+            add_failure(failed, names[i], b.errors[i]);
+        free(b.errors[i]);
+    }
+    free(b.errors);
+    free(threads);
+}
+
 /* Unlike the reference, a failing module does not abort the scan: it is
  * reported in "failed" and the remaining modules are still processed. */
 json_t *cb__registry_scan(struct cb_registry *r)
@@ -381,19 +622,7 @@ json_t *cb__registry_scan(struct cb_registry *r)
     struct names ns;
     list_modules(r, &ns);
     json_t *failed = json_array();
-    for (size_t i = 0; i < ns.n && !atomic_load(&r->stopping); i++) {
-        struct cb_error err = {0};
-        if (!cb_tool_name_valid(ns.v[i])) {
-            cb_log(CB_LOG_WARN, "skipping %s/%s.wasm: invalid tool name (1-64 of [A-Za-z0-9_-])",
-                   r->opts.tool_dir, ns.v[i]);
-            add_failure(failed, ns.v[i],
-                        "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
-            continue;
-        }
-        int rc = cb__registry_refresh_one(r, ns.v[i], false, &err);
-        if (rc < 0 && rc != -ENOENT)
-            add_failure(failed, ns.v[i], err.msg);
-    }
+    refresh_batch(r, ns.v, ns.n, false, failed);
     unload_missing(r, &ns);
     pthread_mutex_unlock(&r->scan_lock);
     json_t *report = json_pack("{s:I, s:o, s:o}", "reloaded", (json_int_t)ns.n, "tools",
@@ -402,12 +631,9 @@ json_t *cb__registry_scan(struct cb_registry *r)
     return report;
 }
 
-void cb__registry_refresh(struct cb_registry *r, const char *name)
+void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n)
 {
-    struct cb_error err = {0};
     pthread_mutex_lock(&r->scan_lock);
-    int rc = cb__registry_refresh_one(r, name, true, &err);
+    refresh_batch(r, names, n, true, NULL);
     pthread_mutex_unlock(&r->scan_lock);
-    if (rc == 0)
-        cb_log(CB_LOG_INFO, "tool %s reloaded", name);
 }

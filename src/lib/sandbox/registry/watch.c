@@ -112,19 +112,25 @@ static void drain_events(struct cb__watch *w)
     }
 }
 
-/* Refreshes every name whose quiet period is over, one at a time. */
+/* Refreshes every name whose quiet period is over, together (the
+ * registry compiles them in parallel). */
 static void run_due(struct cb__watch *w)
 {
+    char *due[PENDING_MAX];
+    size_t ndue = 0;
+    uint64_t now = cb_now_mono_ns();
     for (size_t i = 0; i < w->npend;) {
-        if (w->pend[i].due_ns > cb_now_mono_ns()) {
+        if (w->pend[i].due_ns > now) {
             i++;
             continue;
         }
-        char name[sizeof(w->pend[0].name)];
-        memcpy(name, w->pend[i].name, sizeof(name));
+        due[ndue++] = cb_xstrdup(w->pend[i].name);
         w->pend[i] = w->pend[--w->npend];
-        cb__registry_refresh(w->r, name);
     }
+    if (ndue > 0)
+        cb__registry_refresh(w->r, due, ndue);
+    for (size_t i = 0; i < ndue; i++)
+        free(due[i]);
     if (w->rescan && w->rescan_due_ns <= cb_now_mono_ns()) {
         w->rescan = false;
         json_decref(cb__registry_scan(w->r));

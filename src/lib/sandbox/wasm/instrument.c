@@ -9,7 +9,11 @@
  *   global.get $fuel  i64.const 0  i64.lt_s  if  unreachable  end
  *
  * which leaves the operand stack as it found it, so it is valid anywhere
- * an instruction sequence may start, loops with parameters included. */
+ * an instruction sequence may start, loops with parameters included.
+ *
+ * A start section is dropped and its function exported instead: a start
+ * function runs inside instantiation, before the runtime can set the
+ * budget, so the runtime calls the export itself once the budget is set. */
 #include <errno.h>
 #include <string.h>
 
@@ -26,6 +30,8 @@ struct inst {
     size_t sec_at; /* where the section being rewritten has its size */
     struct cb__wasm_walk walk;
     bool global_done, export_done;
+    bool has_start;
+    uint32_t start_func;
 };
 
 static int put(struct cb_buf *b, const void *p, size_t n, struct cb_error *err)
@@ -94,40 +100,50 @@ static int end_section(struct inst *st, int r)
 static int fuel_global(struct inst *st, struct cb_error *err)
 {
     /* mutable i64, initialised to INT64_MAX (signed LEB128: nine 0xff and
-     * 0x00), so a start function, which runs at instantiation before the
-     * runtime sets the budget, is not stopped at once. */
+     * 0x00). Nothing metered runs before the runtime sets the budget (the
+     * start function is exported instead), so the value only matters to a
+     * host that never sets one: it runs unmetered rather than trapping. */
     static const uint8_t g[] = {0x7e, 0x01, 0x42, 0xff, 0xff, 0xff, 0xff,
                                 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x0b};
     return put(&st->out, g, sizeof(g), err);
 }
 
-static int fuel_export(struct inst *st, struct cb_error *err)
+static int put_export(struct inst *st, const char *name, uint8_t kind, uint32_t idx,
+                      struct cb_error *err)
 {
-    static const char name[] = CB_WASM_FUEL_EXPORT;
-    uint8_t kind = CB_WASM_GLOBAL;
-    int r = put_u32(&st->out, sizeof(name) - 1, err);
+    int r = put_u32(&st->out, (uint32_t)strlen(name), err);
     if (r == 0)
-        r = put(&st->out, name, sizeof(name) - 1, err);
+        r = put(&st->out, name, strlen(name), err);
     if (r == 0)
         r = put(&st->out, &kind, 1, err);
-    return r < 0 ? r : put_u32(&st->out, st->fuel_idx, err);
+    return r < 0 ? r : put_u32(&st->out, idx, err);
 }
 
-/* Rewrites a global or export section: count + 1, the old entries, the
- * new entry. A NULL content adds a section of its own. */
+/* The fuel export, and the start function's when there is one. */
+static int added_exports(struct inst *st, struct cb_error *err)
+{
+    int r = put_export(st, CB_WASM_FUEL_EXPORT, CB_WASM_GLOBAL, st->fuel_idx, err);
+    if (r == 0 && st->has_start)
+        r = put_export(st, CB_WASM_START_EXPORT, CB_WASM_FUNC, st->start_func, err);
+    return r;
+}
+
+/* Rewrites a global or export section: the new count, the old entries, the
+ * new entries. A NULL content adds a section of its own. */
 static int append_entry(struct inst *st, uint8_t id, struct cb__wasm_rd *content,
                         struct cb_error *err)
 {
     uint32_t n = 0;
+    uint32_t added = id == CB__WASM_SEC_EXPORT && st->has_start ? 2 : 1;
     int r = content ? cb__wasm_u32(content, &n, err) : 0;
     if (r == 0)
         r = begin_section(st, id, err);
     if (r == 0)
-        r = put_u32(&st->out, n + 1, err);
+        r = put_u32(&st->out, n + added, err);
     if (r == 0 && content != NULL)
         r = put(&st->out, st->in + content->pos, content->end - content->pos, err);
     if (r == 0)
-        r = id == CB__WASM_SEC_GLOBAL ? fuel_global(st, err) : fuel_export(st, err);
+        r = id == CB__WASM_SEC_GLOBAL ? fuel_global(st, err) : added_exports(st, err);
     if (id == CB__WASM_SEC_GLOBAL)
         st->global_done = true;
     else
@@ -236,6 +252,8 @@ static int one_section(struct inst *st, struct cb__wasm_rd *rd, struct cb_error 
         return append_entry(st, id, &content, err);
     case CB__WASM_SEC_CODE:
         return rewrite_code(st, &content, err);
+    case CB__WASM_SEC_START:
+        return 0; /* exported instead (added_exports) */
     default:
         return put(&st->out, st->in + at, rd->pos - at, err);
     }
@@ -246,10 +264,12 @@ static int preconditions(const struct cb__wasm_module *m, struct cb_error *err)
 {
     if (m->has_fuel_export)
         return cb_error_set(err, -EEXIST, "the module already exports %s", CB_WASM_FUEL_EXPORT);
+    if (m->has_start_export)
+        return cb_error_set(err, -EEXIST, "the module already exports %s", CB_WASM_START_EXPORT);
     if ((uint64_t)m->n_imported_globals + m->n_globals >= CB__WASM_MAX_GLOBALS)
         return cb_error_set(err, -E2BIG, "no room for the fuel global (%u globals)",
                             CB__WASM_MAX_GLOBALS);
-    if (m->n_exports >= CB__WASM_MAX_EXPORTS)
+    if ((uint64_t)m->n_exports + 1 + m->has_start > CB__WASM_MAX_EXPORTS)
         return cb_error_set(err, -E2BIG, "no room for the fuel export (%u exports)",
                             CB__WASM_MAX_EXPORTS);
     return 0;
@@ -278,6 +298,8 @@ int cb_wasm_instrument(const uint8_t *in, size_t len, const struct cb_wasm_instr
     struct inst st = {
         .in = in,
         .fuel_idx = m.n_imported_globals + m.n_globals,
+        .has_start = m.has_start,
+        .start_func = m.start_func,
         .cap_pages = opts->max_memory_pages < CB__WASM_MAX_PAGES ? opts->max_memory_pages
                                                                  : CB__WASM_MAX_PAGES,
     };

@@ -114,6 +114,9 @@ struct cb__wasm_module {
     uint32_t n_globals;
     uint32_t n_exports;
     bool has_fuel_export;
+    bool has_start_export; /* CB_WASM_START_EXPORT */
+    bool has_start;
+    uint32_t start_func;
 };
 
 /* Checks the whole binary structure; fills m and, when info is non-NULL,

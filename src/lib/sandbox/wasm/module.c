@@ -293,6 +293,8 @@ static int one_export(struct parse *ps, struct cb__wasm_rd *rd, struct cb_error 
     cb__wasm_name(&nr, &p, &n, NULL);
     if (n == strlen(CB_WASM_FUEL_EXPORT) && memcmp(p, CB_WASM_FUEL_EXPORT, n) == 0)
         ps->m->has_fuel_export = true;
+    if (n == strlen(CB_WASM_START_EXPORT) && memcmp(p, CB_WASM_START_EXPORT, n) == 0)
+        ps->m->has_start_export = true;
     return 0;
 }
 
@@ -306,9 +308,12 @@ static int sec_export(struct parse *ps, struct cb__wasm_rd *rd, struct cb_error 
 
 static int sec_start(struct parse *ps, struct cb__wasm_rd *rd, struct cb_error *err)
 {
-    (void)ps;
-    uint32_t idx;
-    return cb__wasm_u32(rd, &idx, err);
+    int r = cb__wasm_u32(rd, &ps->m->start_func, err);
+    if (r == 0)
+        ps->m->has_start = true;
+    if (r == 0 && ps->info != NULL)
+        ps->info->has_start = true;
+    return r;
 }
 
 /* Element segment flags: bit 0 passive or declarative, bit 1 an explicit

@@ -22,7 +22,14 @@ static const char both_imports[] =
     "/* export: '__clawbox_fuel' */\n"
     "u64* Z_toolZ___clawbox_fuel(Z_tool_instance_t* instance);\n"
     "/* export: '_start' */\n"
-    "void Z_toolZ__start(Z_tool_instance_t*);\n";
+    "void Z_toolZ__start(Z_tool_instance_t*);\n"
+    "/* export: '__clawbox_start' */\n"
+    "void Z_toolZ___clawbox_start(Z_tool_instance_t*);\n";
+
+/* A start function of the wrong type, which only an invalid module has. */
+static const char mistyped_init[] = "\nvoid Z_tool_instantiate(Z_tool_instance_t*);\n"
+                                    "/* export: '__clawbox_start' */\n"
+                                    "void Z_toolZ___clawbox_start(Z_tool_instance_t*, u32);\n";
 
 static const char no_imports[] = "\nvoid Z_tool_instantiate(Z_tool_instance_t*);\n"
                                  "/* export: '_start' */\n"
@@ -47,6 +54,7 @@ static void both_imports_and_all_exports(void **state)
     assert_non_null(strstr(b.data, "#define CB_HAVE_START 1\n"));
     assert_non_null(strstr(b.data, "#define CB_HAVE_MEMORY 1\n"));
     assert_non_null(strstr(b.data, "#define CB_HAVE_FUEL 1\n"));
+    assert_non_null(strstr(b.data, "#define CB_HAVE_INIT 1\n"));
     assert_non_null(strstr(b.data, "#define CB_INSTANTIATE(inst) Z_tool_instantiate((inst), "
                                    "&shim_clawbox, &shim_wasi)\n"));
     cb_buf_free(&b);
@@ -61,7 +69,11 @@ static void no_imports_and_mistyped_start(void **state)
     glue(no_imports, &b, 0, &err);
     assert_non_null(strstr(b.data, "#define CB_HAVE_START 0\n"));
     assert_non_null(strstr(b.data, "#define CB_HAVE_MEMORY 0\n"));
+    assert_non_null(strstr(b.data, "#define CB_HAVE_INIT 0\n"));
     assert_non_null(strstr(b.data, "Z_tool_instantiate((inst))\n"));
+    cb_buf_free(&b);
+    glue(mistyped_init, &b, -EINVAL, &err);
+    assert_string_equal(err.msg, "the start function must have type [] -> []");
     cb_buf_free(&b);
 }
 

@@ -21,9 +21,13 @@
 #include "core/util.h"
 #include "sandbox/compile.h"
 #include "sandbox/runner.h"
+#include "sandbox/wasm.h"
 
 #ifndef NATIVE_FIXTURES
 #error "NATIVE_FIXTURES must name the directory of the built .wasm fixtures"
+#endif
+#ifndef HOSTILE_FIXTURES
+#error "HOSTILE_FIXTURES must name the directory of tests/fixtures/hostile, built"
 #endif
 
 #define CALL_DEPTH     2000
@@ -45,6 +49,7 @@ static struct fixture fixtures[] = {
     {"echo", NULL},    {"ctool", NULL},   {"exit3", NULL},    {"unreachable", NULL},
     {"recurse", NULL}, {"fuel", NULL},    {"hostcall", NULL}, {"nomem", NULL},
     {"wasi", NULL},    {"nostart", NULL}, {"badstart", NULL}, {"oob", NULL},
+    {"startfn", NULL}, {"dataoob", NULL},
 };
 
 static uint8_t *read_wasm(const char *name, size_t *len)
@@ -367,6 +372,43 @@ static void fuel_is_reported(void **state)
     run_free(&r);
 }
 
+/* The start function runs under the budget: fuel that runs out there is
+ * fuel exhaustion, not a trap of instantiation. */
+static void start_function_is_metered(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("startfn", "f", 500, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_FUEL_EXHAUSTED);
+    assert_int_equal(r.outcome.fuel_consumed, 500);
+    run_free(&r);
+    run_tool("startfn", "f", 5000, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_OK);
+    assert_int_equal(r.outcome.fuel_consumed, 1000);
+    assert_string_equal(r.out, "ok");
+    run_free(&r);
+}
+
+/* A trap in the start function or in data initialisation fails the
+ * instantiation, and says where. */
+static void start_function_and_data_traps(void **state)
+{
+    struct run r;
+
+    (void)state;
+    run_tool("startfn", "t", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_INSTANTIATE);
+    assert_string_equal(r.outcome.message, "start function trapped: unreachable instruction "
+                                           "executed");
+    run_free(&r);
+    run_tool("dataoob", "", FUEL_PLENTY, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_INSTANTIATE);
+    assert_string_equal(r.outcome.message, "instantiation trapped: out of bounds memory or table "
+                                           "access");
+    run_free(&r);
+}
+
 static void missing_start(void **state)
 {
     struct run r;
@@ -446,14 +488,20 @@ static void host_call_bad_request_not_dispatched(void **state)
     }
 }
 
+/* A response buffer the guest could not receive the answer in is refused
+ * before the call is dispatched: past the end, a length running past the
+ * end, a negative capacity, a pointer past the end with capacity 0. */
 static void host_call_bad_response_region(void **state)
 {
+    const char ops[] = {'e', 'j', 'k', 'l'};
     struct run r;
 
     (void)state;
-    assert_int_equal(host_case('e', "{\"method\":\"x\"}", &r), -1);
-    assert_int_equal(r.host_calls, 1); /* dispatched, as in the spec */
-    run_free(&r);
+    for (size_t i = 0; i < sizeof(ops); i++) {
+        assert_int_equal(host_case(ops[i], "{\"method\":\"x\"}", &r), -1);
+        assert_int_equal(r.host_calls, 0);
+        run_free(&r);
+    }
 }
 
 static void host_call_response_too_large(void **state)
@@ -479,6 +527,10 @@ static void host_call_retry_gets_the_held_response(void **state)
     assert_int_equal(host_case('h', "big", &r), BIG_RESPONSE_N + 9);
     assert_int_equal(r.host_calls, 1);
     assert_int_equal(strspn(r.out + 7, "x"), BIG_RESPONSE_N);
+    run_free(&r);
+    /* A buffer too small even for the error: -1, but the response is held. */
+    assert_int_equal(host_case('m', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(r.host_calls, 1);
     run_free(&r);
     /* Another request in between drops what was held. */
     assert_int_equal(host_case('i', "big", &r), BIG_RESPONSE_N + 9);
@@ -629,6 +681,127 @@ static void compile_timeout_kills_toolchain(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A hostile fixture (tests/fixtures/hostile), instrumented as the
+ * pipeline does it. */
+static uint8_t *read_hostile_metered(const char *name, size_t *len)
+{
+    _cleanup_free_ char *path = cb_xasprintf("%s/%s.wasm", HOSTILE_FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    struct cb_buf b;
+    char chunk[4096];
+    size_t n;
+    struct cb_error err = {0};
+    const struct cb_wasm_instrument_opts io = {.max_memory_pages = 1024};
+    uint8_t *out = NULL;
+
+    assert_non_null(f);
+    cb_buf_init(&b, 1u << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(cb_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    if (cb_wasm_instrument((const uint8_t *)b.data, b.len, &io, &out, len, &err) < 0)
+        fail_msg("instrumenting %s: %s", name, err.msg);
+    cb_buf_free(&b);
+    return out;
+}
+
+/* Compiles a module expected to fail with `want`; says why if it did not. */
+static void compile_fails(const uint8_t *wasm, size_t len, const struct cb_compile_opts *o,
+                          int want, struct cb_error *err)
+{
+    char *so = NULL;
+    int rc = cb_compile_module(wasm, len, o, &so, err);
+    if (rc != want)
+        fail_msg("compile returned %d, not %d: %s", rc, want, err->msg);
+    assert_null(so);
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+    return (cb_now_mono_ns() - t0) / 1000000u;
+}
+
+static void compile_budget_grows_with_size(void **state)
+{
+    (void)state;
+    assert_int_equal(cb_compile_budget_ms(0, 120000), 5000);
+    assert_int_equal(cb_compile_budget_ms(25 * 1024, 120000), 7500);
+    assert_int_equal(cb_compile_budget_ms(16u << 20, 120000), 120000);
+    assert_int_equal(cb_compile_budget_ms(25 * 1024, 6000), 6000);
+}
+
+/* A module that needs more CPU than its budget fails when the budget is
+ * spent, and the failure is remembered by content: the same module with
+ * the same settings fails again at once, without compiling; a larger
+ * budget tries again. */
+static void cpu_budget_failure_is_remembered(void **state)
+{
+    struct cb_compile_opts o = default_opts(cache_dir);
+    struct cb_error err = {0};
+    char *so = NULL;
+    size_t len;
+    _cleanup_free_ uint8_t *wasm = read_hostile_metered("slowblocks", &len);
+    uint64_t t0 = cb_now_mono_ns();
+
+    (void)state;
+    o.cpu_budget_ms = 1000;
+    compile_fails(wasm, len, &o, -ETIME, &err);
+    assert_null(so);
+    assert_string_equal(err.msg, "compiling used its whole CPU budget of 1000 ms (it grows with "
+                                 "the module's size, up to sandbox.compile_timeout_ms)");
+    assert_true(ms_since(t0) < 30000); /* about 1 s of CPU; generous for a loaded machine */
+    t0 = cb_now_mono_ns();
+    compile_fails(wasm, len, &o, -ETIME, &err);
+    assert_true(ms_since(t0) < 500);
+    assert_non_null(strstr(err.msg, "CPU budget of 1000 ms (it grows"));
+    assert_non_null(strstr(err.msg, "(cached: this module failed so before"));
+    o.cpu_budget_ms = 2000;
+    compile_fails(wasm, len, &o, -ETIME, &err);
+    assert_non_null(strstr(err.msg, "CPU budget of 2000 ms"));
+    assert_null(strstr(err.msg, "cached"));
+}
+
+/* Nested loops make wasm2c write C quadratic in the module's size (2500
+ * loops, 5 KB: over 100 MB); the output limit stops it, and that is
+ * remembered too. */
+static void output_limit_failure_is_remembered(void **state)
+{
+    enum { LOOPS = 2500 };
+    static const uint8_t head[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04,
+                                   0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01, 0x00, 0x0a};
+    struct cb_compile_opts o = default_opts(cache_dir);
+    struct cb_error err = {0};
+    const struct cb_wasm_instrument_opts io = {.max_memory_pages = 1024};
+    struct cb_buf in;
+    char *so = NULL;
+    uint8_t *wasm = NULL;
+    size_t len;
+    uint32_t body = 1 + 3 * LOOPS + 1; /* no locals, loop headers and ends, end */
+
+    (void)state;
+    cb_buf_init(&in, 1u << 20);
+    cb_buf_append(&in, head, sizeof(head));
+    /* section size, 1 body, body size: LEB128 of at most 2 bytes each */
+    uint8_t sizes[] = {(uint8_t)((body + 3) | 0x80), (uint8_t)((body + 3) >> 7), 0x01,
+                       (uint8_t)(body | 0x80),       (uint8_t)(body >> 7),       0x00};
+    cb_buf_append(&in, sizes, sizeof(sizes));
+    for (int i = 0; i < LOOPS; i++)
+        cb_buf_append(&in, "\x03\x40", 2);
+    for (int i = 0; i <= LOOPS; i++)
+        cb_buf_append(&in, "\x0b", 1);
+    if (cb_wasm_instrument((const uint8_t *)in.data, in.len, &io, &wasm, &len, &err) < 0)
+        fail_msg("instrumenting: %s", err.msg);
+    cb_buf_free(&in);
+    uint64_t t0 = cb_now_mono_ns();
+    compile_fails(wasm, len, &o, -EFBIG, &err);
+    assert_non_null(strstr(err.msg, "the compiler's output reached its limit of"));
+    assert_true(ms_since(t0) < 30000);
+    compile_fails(wasm, len, &o, -EFBIG, &err);
+    assert_non_null(strstr(err.msg, "(cached:"));
+    assert_null(so);
+    free(wasm);
+}
+
 static void running_missing_so_fails(void **state)
 {
     struct cb_run_request req = {
@@ -690,6 +863,8 @@ int main(void)
         cmocka_unit_test(fuel_runs_out),
         cmocka_unit_test(fuel_is_reported),
         cmocka_unit_test(missing_start),
+        cmocka_unit_test(start_function_is_metered),
+        cmocka_unit_test(start_function_and_data_traps),
         cmocka_unit_test(stdout_cap_truncates),
         cmocka_unit_test(wasi_capability_less),
         cmocka_unit_test(host_call_round_trip),
@@ -701,6 +876,9 @@ int main(void)
         cmocka_unit_test(second_compile_hits_cache),
         cmocka_unit_test(cache_key_covers_settings),
         cmocka_unit_test(garbage_wasm_fails_clearly),
+        cmocka_unit_test(compile_budget_grows_with_size),
+        cmocka_unit_test(cpu_budget_failure_is_remembered),
+        cmocka_unit_test(output_limit_failure_is_remembered),
         cmocka_unit_test(compile_timeout_kills_toolchain),
         cmocka_unit_test(running_missing_so_fails),
     };

@@ -132,11 +132,8 @@ static __attribute__((unused)) void fixture_open_ok(struct fixture *fx)
         fail_msg("open: %d %s", rc, err.msg);
 }
 
-static __attribute__((unused)) void put_file(struct fixture *fx, const char *name,
-                                             const char *content)
+static __attribute__((unused)) void write_path(const char *path, const char *content)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", fx->tool_dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         abort();
@@ -144,6 +141,70 @@ static __attribute__((unused)) void put_file(struct fixture *fx, const char *nam
     if (write(fd, content, n) != (ssize_t)n)
         abort();
     close(fd);
+}
+
+static __attribute__((unused)) void put_file(struct fixture *fx, const char *name,
+                                             const char *content)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", fx->tool_dir, name);
+    write_path(path, content);
+}
+
+/* Writes a file outside the tool directory (in the fixture root) and
+ * returns its path (caller frees). */
+static __attribute__((unused)) char *put_outside(struct fixture *fx, const char *name,
+                                                 const char *content)
+{
+    char *path = cb_xasprintf("%s/%s", fx->root, name);
+    write_path(path, content);
+    return path;
+}
+
+/* Makes tool_dir/name a symbolic link to target. */
+static __attribute__((unused)) void put_link(struct fixture *fx, const char *name,
+                                             const char *target)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", fx->tool_dir, name);
+    if (symlink(target, path) < 0)
+        abort();
+}
+
+/* Sends fd 2 (the log) to a file until stderr_end, which returns what was
+ * written (caller frees). */
+struct stderr_capture {
+    int saved;
+    char path[128];
+};
+
+static __attribute__((unused)) void stderr_begin(struct fixture *fx, struct stderr_capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "%s/stderr.log", fx->root);
+    int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    c->saved = dup(2);
+    if (fd < 0 || c->saved < 0 || dup2(fd, 2) < 0)
+        abort();
+    close(fd);
+}
+
+static __attribute__((unused)) char *stderr_end(struct stderr_capture *c)
+{
+    if (dup2(c->saved, 2) < 0)
+        abort();
+    close(c->saved);
+    FILE *f = fopen(c->path, "r");
+    if (f == NULL)
+        abort();
+    struct cb_buf b;
+    cb_buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        cb_buf_append(&b, chunk, n);
+    fclose(f);
+    cb_buf_puts(&b, "");
+    return cb_buf_steal(&b, NULL);
 }
 
 static __attribute__((unused)) void del_file(struct fixture *fx, const char *name)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "helpers.h"
@@ -192,12 +193,80 @@ static void registered_manifest_beats_file_and_survives_reopen(void **state)
     m = manifest_of(fx->reg, "echo");
     assert_string_equal(m, want);
     free(m);
-    /* a reload keeps it too */
-    put_file(fx, "echo.wasm", "v2-longer");
+    /* a reload of the same module keeps it too */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/echo.wasm", fx->tool_dir);
+    assert_int_equal(utimensat(AT_FDCWD, path, NULL, 0), 0);
     json_decref(cb_registry_reload(fx->reg));
     m = manifest_of(fx->reg, "echo");
     assert_string_equal(m, want);
     free(m);
+}
+
+static int expect_sha(const char *name, const char *manifest, const char *sha256, void *ud)
+{
+    (void)manifest;
+    assert_string_equal(name, "web");
+    assert_non_null(sha256);
+    assert_string_equal(sha256, ud);
+    return 0;
+}
+
+/* A registered manifest belongs to the module it was registered for: other
+ * code installed under the same name does not inherit its allowlist and
+ * credentials, across reloads and reopens; the module coming back gets it
+ * again. */
+static void registered_manifest_is_bound_to_the_module(void **state)
+{
+    struct fixture *fx = *state;
+    put_file(fx, "web.wasm", "v1");
+    fixture_open_ok(fx);
+    struct cb_error err = {0};
+    bool created;
+    assert_int_equal(do_register(fx,
+                                 "{\"tool\":{\"name\":\"web\",\"description\":\"granted\"},"
+                                 "\"network\":{\"allowlist\":[\"api.example.com\"]},"
+                                 "\"credentials\":{\"available\":[\"token\"]}}",
+                                 &created, &err),
+                     0);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "granted");
+    put_file(fx, "web.wasm", "v2-other-code");
+    json_decref(cb_registry_reload(fx->reg));
+    _cleanup_free_ char *m = manifest_of(fx->reg, "web");
+    assert_string_equal(m, "{\"tool\":{\"name\":\"web\",\"description\":\"Auto-loaded WASM "
+                           "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":null,"
+                           "\"resources\":null}");
+    /* nor after a restart, and nor with a file manifest beside it */
+    put_file(fx, "web.json", "{\"tool\":{\"name\":\"web\",\"description\":\"file\"}}");
+    reopen(fx);
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "file");
+    /* the original module back: its registration applies again */
+    put_file(fx, "web.wasm", "v1");
+    json_decref(cb_registry_reload(fx->reg));
+    assert_string_equal(description_of(fx->reg, "web", buf, sizeof(buf)), "granted");
+    /* the row records which module it is for */
+    char sha[65];
+    struct cb_tool *t = cb_registry_get(fx->reg, "web");
+    snprintf(sha, sizeof(sha), "%s", t->sha256);
+    cb_tool_unref(t);
+    assert_int_equal(cb_state_list_tools(fx->state, expect_sha, sha, &err), 0);
+}
+
+/* A stored manifest without a module hash (from before manifests were bound
+ * to modules) is not applied to whatever module has the name. */
+static void unbound_stored_manifest_is_ignored(void **state)
+{
+    struct fixture *fx = *state;
+    struct cb_error err = {0};
+    assert_int_equal(cb_state_put(fx->state, CB_STATE_TOOLS, "old",
+                                  "{\"tool\":{\"name\":\"old\",\"description\":\"old grant\"}}",
+                                  &err),
+                     0);
+    put_file(fx, "old.wasm", "o");
+    fixture_open_ok(fx);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "old", buf, sizeof(buf)), "Auto-loaded WASM tool");
 }
 
 static void registration_codes(void **state)
@@ -369,9 +438,12 @@ static void deleted_tool_keeps_its_manifest_for_later(void **state)
     json_t *all = cb_registry_manifests(fx->reg);
     assert_int_equal(json_array_size(all), 0);
     json_decref(all);
-    put_file(fx, "a.wasm", "a-again");
+    put_file(fx, "a.wasm", "a-again"); /* other code: not its manifest */
     json_decref(cb_registry_reload(fx->reg));
     char buf[64];
+    assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    put_file(fx, "a.wasm", "a"); /* the module it was registered for */
+    json_decref(cb_registry_reload(fx->reg));
     assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "mine");
 }
 
@@ -388,6 +460,169 @@ static void stored_rows_that_do_not_validate_are_ignored(void **state)
     char buf[64];
     assert_string_equal(description_of(fx->reg, "a", buf, sizeof(buf)), "Auto-loaded WASM tool");
     assert_string_equal(description_of(fx->reg, "c", buf, sizeof(buf)), "Auto-loaded WASM tool");
+}
+
+/* A link in tool_dir is never followed: a module link is reported as a
+ * failure, a manifest link is ignored (the automatic manifest), and neither
+ * target is read. A FIFO manifest does not hang the scan. */
+static void links_in_tool_dir_are_not_followed(void **state)
+{
+    struct fixture *fx = *state;
+    _cleanup_free_ char *secret_m = put_outside(
+        fx, "secret.json", "{\"tool\":{\"name\":\"x\",\"description\":\"SECRET-desc\"}}");
+    _cleanup_free_ char *secret_w = put_outside(fx, "secret.wasm", "SECRET-module");
+    put_file(fx, "x.wasm", "x");
+    put_link(fx, "x.json", secret_m);
+    put_link(fx, "y.wasm", secret_w);
+    put_file(fx, "z.wasm", "z");
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/z.json", fx->tool_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    fixture_open_ok(fx);
+    char buf[128];
+    assert_string_equal(description_of(fx->reg, "x", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_string_equal(description_of(fx->reg, "z", buf, sizeof(buf)), "Auto-loaded WASM tool");
+    assert_null(cb_registry_get(fx->reg, "y"));
+    assert_int_equal(fake_calls(&fx->loader), 2); /* x and z, never the link's target */
+    json_t *rep = cb_registry_reload(fx->reg);
+    char *text = json_dumps(rep, JSON_COMPACT);
+    _cleanup_free_ char *want = cb_xasprintf(
+        "{\"reloaded\":3,\"tools\":[\"x\",\"z\"],\"failed\":[{\"tool\":\"y\",\"error\":\"%s/"
+        "y.wasm is a symbolic link; links in the tool directory are not followed\"}]}",
+        fx->tool_dir);
+    assert_string_equal(text, want);
+    free(text);
+    json_decref(rep);
+    /* a link in place of a loaded module is a failing change: nothing is
+     * loaded through it, and the version loaded before stays */
+    del_file(fx, "x.wasm");
+    put_link(fx, "x.wasm", secret_w);
+    rep = cb_registry_reload(fx->reg);
+    assert_int_equal(json_array_size(json_object_get(rep, "failed")), 2);
+    json_decref(rep);
+    char *so = loaded_so(fx->reg, "x");
+    assert_string_equal(so, "/fake/x.so");
+    free(so);
+    assert_int_equal(fake_calls(&fx->loader), 2);
+}
+
+/* A broken manifest is reported by position and field, never by content:
+ * jansson's error text quotes the input ("near '1234...'") and a value
+ * check quotes the value. */
+static void manifest_errors_quote_nothing_from_the_file(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const tools[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(tools); i++) {
+        char file[16];
+        snprintf(file, sizeof(file), "%s.wasm", tools[i]);
+        put_file(fx, file, tools[i]);
+    }
+    put_file(fx, "a.json", "31323334 master key"); /* "'[' or '{' expected near '3132..'" */
+    put_file(fx, "b.json",
+             "{\"tool\":{\"name\":\"b\"},\"network\":{\"allowlist\":[\"ok.example.com\","
+             "\"SECRET-ENTRY:99\"]}}");
+    put_file(fx, "c.json", "{\"tool\":{\"name\":\"SECRETNAME\"}}");
+    put_file(fx, "d.json", "{\"tool\":{\"name\":\"d\"},\"network\":{\"allowlist\":[\"*\"]}}");
+    put_file(fx, "e.json", "{\"tool\":{\"name\":\"SECRET/NAME\"}}");
+    cb_log_setup(false, CB_LOG_WARN);
+    struct stderr_capture cap;
+    stderr_begin(fx, &cap);
+    fixture_open_ok(fx);
+    char *log = stderr_end(&cap);
+    cb_log_setup(false, CB_LOG_ERROR);
+    assert_null(strstr(log, "3132"));
+    assert_null(strstr(log, "master"));
+    assert_null(strstr(log, "SECRET"));
+    assert_non_null(strstr(log, "a.json: invalid JSON syntax at line 1, column"));
+    assert_non_null(strstr(log, "b.json: network.allowlist[1] is not a valid entry;"));
+    assert_non_null(strstr(log, "c.json: its tool.name is not 'c';"));
+    assert_non_null(strstr(log, "d.json: network.allowlist[0] is \"*\", which needs "
+                                "proxy.allow_wildcard_all = true;"));
+    assert_non_null(strstr(log, "e.json: tool.name is not a valid tool name;"));
+    free(log);
+}
+
+/* A loader whose module "SLOW" blocks until released: a module that takes
+ * long to compile. */
+struct gated_loader {
+    struct fake_loader base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool released;
+};
+
+static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
+                      size_t len, char **so_path, struct cb_error *err)
+{
+    struct gated_loader *g = ud;
+    if (len == 4 && memcmp(wasm, "SLOW", 4) == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        pthread_mutex_lock(&g->mu);
+        while (!g->released && pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&g->mu);
+    }
+    return fake_load(&g->base, opts, wasm, len, so_path, err);
+}
+
+static size_t usable_cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof(set), &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+}
+
+/* Modules compile in parallel: while one is stuck compiling, the others
+ * are loaded and usable, before the initial load is over. */
+static void slow_module_does_not_hold_up_the_others(void **state)
+{
+    struct fixture *fx = *state;
+    if (usable_cpus() < 2)
+        skip(); /* one job: nothing runs beside the slow module */
+    struct gated_loader g = {0};
+    pthread_mutex_init(&g.base.mu, NULL);
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    put_file(fx, "aaa.wasm", "SLOW"); /* first in name order */
+    static const char *const good[] = {"b", "c", "d", "e", "f", "g"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(good); i++) {
+        char file[16];
+        snprintf(file, sizeof(file), "%s.wasm", good[i]);
+        put_file(fx, file, good[i]);
+    }
+    fx->opts.load_in_background = true;
+    const struct cb__registry_loader l = {.load = gated_load, .ud = &g};
+    struct cb_error err = {0};
+    assert_int_equal(cb__registry_open_with(&fx->opts, &l, &fx->reg, &err), 0);
+    size_t loaded = 0;
+    for (int i = 0; i < 500 && loaded < CB_ARRAY_LEN(good); i++) {
+        loaded = 0;
+        for (size_t j = 0; j < CB_ARRAY_LEN(good); j++) {
+            struct cb_tool *t = cb_registry_get(fx->reg, good[j]);
+            loaded += t != NULL;
+            cb_tool_unref(t);
+        }
+        sleep_ms(10);
+    }
+    assert_int_equal(loaded, CB_ARRAY_LEN(good));
+    assert_false(cb_registry_ready(fx->reg));
+    assert_null(cb_registry_get(fx->reg, "aaa"));
+    pthread_mutex_lock(&g.mu);
+    g.released = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < 500 && !cb_registry_ready(fx->reg); i++)
+        sleep_ms(10);
+    assert_true(cb_registry_ready(fx->reg));
+    char *so = loaded_so(fx->reg, "aaa");
+    assert_string_equal(so, "/fake/SLOW.so");
+    free(so);
+    fixture_close(fx);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    pthread_mutex_destroy(&g.base.mu);
 }
 
 struct hammer {
@@ -457,6 +692,11 @@ int main(void)
         T(held_tool_outlives_replacement_and_unload),
         T(deleted_tool_keeps_its_manifest_for_later),
         T(stored_rows_that_do_not_validate_are_ignored),
+        T(registered_manifest_is_bound_to_the_module),
+        T(unbound_stored_manifest_is_ignored),
+        T(slow_module_does_not_hold_up_the_others),
+        T(links_in_tool_dir_are_not_followed),
+        T(manifest_errors_quote_nothing_from_the_file),
         T(concurrent_gets_during_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Round-trips wasm modules through the instrumenter: each output must pass
 wasm-validate, and its text (wasm2wat) with the fuel charges removed must
-equal the original's, apart from the added global and export and the
-clamped memory limits.
+equal the original's, apart from the added global and export, the
+clamped memory limits, and the start section, which must have become the
+__clawbox_start export of the same function.
 
 usage: roundtrip.py TOOL WASM_VALIDATE WASM2WAT (FILE.wasm | DIR)...
 """
@@ -39,7 +40,8 @@ def normalise(text, idx=None):
     lines = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("(memory") or "__clawbox_fuel" in s:
+        if s.startswith("(memory") or s.startswith("(start") or "__clawbox_fuel" in s \
+                or "__clawbox_start" in s:
             continue
         if idx is not None and re.match(r"\(global \(;%d;\) \(mut i64\)" % idx, s):
             continue
@@ -56,6 +58,12 @@ def check(tool, validate, wasm2wat, path, tmp):
     before = wat(wasm2wat, path)
     after = wat(wasm2wat, out)
     idx = fuel_index(after)
+    start = re.search(r"^\s*\(start (\d+)\)", before, re.M)
+    export = re.search(r'\(export "__clawbox_start" \(func (\d+)\)\)', after)
+    if re.search(r"^\s*\(start ", after, re.M) or bool(start) != bool(export) or \
+            (start and start.group(1) != export.group(1)):
+        raise AssertionError("%s: the start section did not become the __clawbox_start export"
+                             % path)
     charges = len(charge_re(idx).findall(after))
     stripped = charge_re(idx).sub(lambda m: m.group(1) + "\n", after)
     # An empty function prints as "(func ... (type 0))" before and as

@@ -289,6 +289,33 @@ static void instrument_empty_function_exactly(void **state)
     free(out);
 }
 
+/* The start section goes; its function becomes the __clawbox_start
+ * export, after the fuel export, so that the runtime calls it under the
+ * budget rather than inside instantiation. */
+static void start_section_becomes_an_export(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = {HDR,  TYPE_FUNC, 0x08, 0x01, 0x00, 0x0a,
+                                 0x04, 0x01,      0x02, 0x00, 0x0b};
+    static const uint8_t want[] = {
+        HDR,  TYPE_FUNC, 0x06, 0x0f, 0x01, 0x7e, 0x01, 0x42, FUEL_INIT, 0x0b,         0x07,
+        0x24, 0x02,      0x0e, '_',  '_',  'c',  'l',  'a',  'w',       'b',          'o',
+        'x',  '_',       'f',  'u',  'e',  'l',  0x03, 0x00, 0x0f,      '_',          '_',
+        'c',  'l',       'a',  'w',  'b',  'o',  'x',  '_',  's',       't',          'a',
+        'r',  't',       0x00, 0x00, 0x0a, 0x14, 0x01, 0x12, 0x00,      CHARGE(0, 1), 0x0b};
+    size_t len;
+    uint8_t *out = instrument_ok(in, sizeof(in), 16, &len);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(out, want, sizeof(want));
+    free(out);
+    /* A module that exports the name itself is refused. */
+    static const uint8_t taken[] = {HDR, TYPE_FUNC, 0x07, 0x13, 0x01, 0x0f, '_',  '_',  'c', 'l',
+                                    'a', 'w',       'b',  'o',  'x',  '_',  's',  't',  'a', 'r',
+                                    't', 0x00,      0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b};
+    assert_string_equal(instrument_fails(taken, sizeof(taken), 16),
+                        "the module already exports __clawbox_start");
+}
+
 static void instrument_charges_each_stretch(void **state)
 {
     (void)state;
@@ -521,9 +548,12 @@ static void fixtures(void **state)
     size_t out_len;
     uint8_t *out = instrument_ok(p, len, 100, &out_len);
     assert_int_equal(cb_wasm_inspect(out, out_len, &info, &err), 0);
-    assert_int_equal(info.n_exports, 3);
+    assert_int_equal(info.n_exports, 4);
     assert_string_equal(info.exports[2].name, CB_WASM_FUEL_EXPORT);
     assert_int_equal(info.exports[2].kind, CB_WASM_GLOBAL);
+    assert_string_equal(info.exports[3].name, CB_WASM_START_EXPORT);
+    assert_int_equal(info.exports[3].kind, CB_WASM_FUNC);
+    assert_false(info.has_start);
     cb_wasm_info_free(&info);
     free(out);
     free(p);
@@ -544,6 +574,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(import_policy),
         cmocka_unit_test(instrument_empty_function_exactly),
         cmocka_unit_test(instrument_charges_each_stretch),
+        cmocka_unit_test(start_section_becomes_an_export),
         cmocka_unit_test(fuel_global_follows_imported_and_defined_globals),
         cmocka_unit_test(memory_is_clamped),
         cmocka_unit_test(unknown_opcodes_are_errors),
