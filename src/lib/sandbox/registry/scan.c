@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
@@ -488,9 +489,11 @@ static void list_modules(struct cb_registry *r, struct names *out)
         qsort(out->v, out->n, sizeof(*out->v), name_cmp);
 }
 
+/* The name comes from a file name, which need not be UTF-8. */
 static void add_failure(json_t *failed, const char *name, const char *msg)
 {
-    json_array_append_new(failed, json_pack("{s:s, s:s}", "tool", name, "error", msg));
+    json_array_append_new(failed, json_pack("{s:o, s:o}", "tool", cb_json_text(name, strlen(name)),
+                                            "error", cb_json_text(msg, strlen(msg))));
 }
 
 static bool present_in(const struct names *present, const char *name)
