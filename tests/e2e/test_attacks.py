@@ -95,6 +95,20 @@ class HostCallTextTests(ServerTestCase):
         msg = logs[0]["message"]
         self.assertTrue(set(msg) == {"€"} and 5000 < len(msg) <= 16384 // 3, len(msg))
 
+    def test_module_file_name_that_is_not_utf8_is_reported(self):
+        tool_dir = os.path.join(self.server.dir, "tools").encode()
+        bad = os.path.join(tool_dir, b"\xff\xfe-bad.wasm")
+        shutil.copy(os.path.join(TOOLS_DIR, "echo.wasm"), bad)
+        try:
+            r = self.server.request("POST", "/tools/reload")
+            self.assertEqual(r.status, 200, r.body)
+            failed = r.json()["failed"]
+            self.assertIn({"tool": "\ufffd\ufffd-bad", "error": "invalid tool name: must be 1-64 "
+                           "chars, [a-zA-Z0-9_-] only"}, failed)
+        finally:
+            os.unlink(bad)
+        self.assert_healthy()
+
     def test_long_non_ascii_tool_name_gets_404_with_its_error(self):
         for ch in ("é", "€", "😀"):
             for pad in range(4):
