@@ -1,4 +1,5 @@
 #include "http/chunked.h"
+#include "core/util.h"
 #include "http/parse.h"
 
 #include <errno.h>
@@ -37,7 +38,7 @@ static int end_size_line(struct cb_http_chunked *st)
 /* One byte of a chunk-size line. Returns the next state or an error. */
 static int size_byte(struct cb_http_chunked *st, unsigned char c, struct cb_error *err)
 {
-    int v = cb_http_hexval(c);
+    int v = cb_hex_digit(c);
     if (++st->line > CB_HTTP_MAX_CHUNK_LINE)
         return cb_error_set(err, -EINVAL,
                             "chunked body: chunk size line (with extensions) longer than %u "

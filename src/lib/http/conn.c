@@ -91,14 +91,17 @@ static void q_push(struct cb__conn *c, enum cb__deadline which, uint64_t timeout
 }
 
 /* Sets the epoll interest: EPOLLIN, EPOLLOUT, or 0 for none (the socket
- * leaves the set, so even a hang-up does not wake the thread). */
+ * leaves the set, so even a hang-up does not wake the thread). Should the
+ * kernel refuse (fs.epoll.max_user_watches), the connection's deadline
+ * still ends it. */
 static void want(struct cb__conn *c, uint32_t events)
 {
     if (events == c->events)
         return;
     struct epoll_event ev = {.events = events, .data.ptr = c};
     int op = events == 0 ? EPOLL_CTL_DEL : c->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-    epoll_ctl(c->io->epfd, op, c->fd, &ev);
+    if (epoll_ctl(c->io->epfd, op, c->fd, &ev) < 0)
+        cb_log(CB_LOG_WARN, "epoll_ctl on an API connection: %s", strerror(errno));
     c->events = events;
 }
 

@@ -183,17 +183,6 @@ static int parse_request_line(const char *buf, const struct line *l, struct cb_h
     return parse_version(sp2 + 1, (size_t)(e - sp2 - 1), h, err);
 }
 
-int cb_http_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Every '%' starts a two-digit escape, and no escape encodes a control
  * character: a decoded NUL would cut the path short, and a decoded CR or
  * LF would reach logs and messages. */
@@ -204,8 +193,8 @@ static int check_escapes(const char *p, size_t n, const char *what, struct cb_er
             continue;
         if (i + 2 >= n)
             return cb_error_set(err, -EINVAL, "bad percent-escape in the %s", what);
-        int hi = cb_http_hexval((unsigned char)p[i + 1]);
-        int lo = cb_http_hexval((unsigned char)p[i + 2]);
+        int hi = cb_hex_digit((unsigned char)p[i + 1]);
+        int lo = cb_hex_digit((unsigned char)p[i + 2]);
         if (hi < 0 || lo < 0)
             return cb_error_set(err, -EINVAL, "bad percent-escape in the %s", what);
         int v = hi * 16 + lo;
@@ -524,8 +513,8 @@ static size_t decode(const char *in, size_t n, char *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = in[i] == '%' && i + 2 < n ? cb_http_hexval((unsigned char)in[i + 1]) : -1;
-        int lo = hi >= 0 ? cb_http_hexval((unsigned char)in[i + 2]) : -1;
+        int hi = in[i] == '%' && i + 2 < n ? cb_hex_digit((unsigned char)in[i + 1]) : -1;
+        int lo = hi >= 0 ? cb_hex_digit((unsigned char)in[i + 2]) : -1;
         if (hi >= 0 && lo >= 0) {
             out[k++] = (char)(hi * 16 + lo);
             i += 2;

@@ -90,9 +90,6 @@ int cb_http_decode_path(const char *raw, size_t len, char **out, struct cb_error
 /* Whether a field name equals `name`, ignoring ASCII case. */
 bool cb_http_name_is(const char *p, size_t n, const char *name);
 
-/* The value of a hex digit, or -1. */
-int cb_http_hexval(unsigned char c);
-
 /* Whether c may appear in a token (RFC 9110 tchar). */
 bool cb_http_is_tchar(unsigned char c);
 
