@@ -5,7 +5,7 @@
 #   scripts/deps.sh bench   - also to run the benchmarks
 set -euo pipefail
 
-build_pkgs=(meson ninja-build pkg-config gcc libc6-dev python3 libmicrohttpd-dev libjansson-dev
+build_pkgs=(meson ninja-build pkg-config gcc libc6-dev python3 libjansson-dev
             libcurl4-openssl-dev libssl-dev libsqlite3-dev libpsl-dev publicsuffix libpcre2-dev libseccomp-dev curl
             clang lld-14 wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32
             libc++abi-14-dev-wasm32 wabt libcmocka-dev)

@@ -118,7 +118,7 @@ class HostCallTextTests(ServerTestCase):
                     self.assert_error(r, 404, "tool_not_found")
                     self.assertTrue(r.json()["error"].startswith("tool '" + "x" * pad + ch),
                                     r.body[:100])
-        self.assert_error(self.server.request("GET", "/tools/" + "%C3%A9" * 2000), 404,
+        self.assert_error(self.server.request("GET", "/tools/" + "%C3%A9" * 1000), 404,
                           "tool_not_found")
         self.assert_healthy()
 

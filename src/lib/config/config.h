@@ -44,6 +44,10 @@ struct cb_config {
         uint64_t max_body_bytes;
         uint64_t shutdown_grace_ms;
         uint64_t http_threads;
+        uint64_t max_connections;
+        uint64_t max_connections_per_address;
+        uint64_t request_head_timeout_ms;
+        uint64_t request_body_timeout_ms;
     } server;
     struct {
         char *tool_dir;

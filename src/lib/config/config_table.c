@@ -39,6 +39,23 @@ const struct cb__opt cb__config_opts[] = {
      "(clawbox) On SIGTERM/SIGINT, how long in-flight requests may take to finish."},
     {"server", "http_threads", CB__OPT_UINT, "0", 0, 64, NULL, OFF(server.http_threads), NULL,
      "(clawbox) Threads serving HTTP I/O; 0 = one per CPU."},
+    {"server", "max_connections", CB__OPT_UINT, "4096", 16, 1000000, NULL,
+     OFF(server.max_connections), NULL,
+     "(clawbox) API connections open at once, over both listeners; more are answered 503 "
+     "and closed. The open-file limit is raised to fit them at start."},
+    {"server", "max_connections_per_address", CB__OPT_UINT, "256", 0, 1000000, NULL,
+     OFF(server.max_connections_per_address), NULL,
+     "(clawbox) API connections one client address may hold (an IPv6 client: its /64); more "
+     "are answered 503 and closed; 0 = no cap. The Unix socket is not capped."},
+    {"server", "request_head_timeout_ms", CB__OPT_UINT, "10000", 100, 600000, NULL,
+     OFF(server.request_head_timeout_ms), NULL,
+     "(clawbox) Time a client has to send a whole request head, from the connection's start "
+     "or the end of the previous response; a partial head then gets 408, an idle connection "
+     "is closed."},
+    {"server", "request_body_timeout_ms", CB__OPT_UINT, "60000", 100, 3600000, NULL,
+     OFF(server.request_body_timeout_ms), NULL,
+     "(clawbox) Time a client has to send a whole request body after its head; then 408 and "
+     "the connection closes."},
 
     {"sandbox", "tool_dir", CB__OPT_PATH, "./tools/wasm", 0, 0, "CLAWBOX_TOOL_DIR",
      OFF(sandbox.tool_dir), NULL, "Directory scanned for tool modules (`*.wasm`)."},

@@ -40,6 +40,8 @@ int cb_random_bytes(void *buf, size_t n);
 
 /* Writes 2*n lowercase hex characters and a NUL to out. */
 void cb_hex_encode(const unsigned char *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int cb_hex_digit(unsigned char c);
 
 /* Parses a whole decimal unsigned number; rejects sign, spaces, overflow. */
 int cb_parse_u64(const char *s, size_t len, uint64_t *out);

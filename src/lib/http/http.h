@@ -10,7 +10,7 @@
 
 #define CB_HTTP_MAX_PARAMS 4
 
-struct MHD_Connection;
+struct cb_http_head;
 
 struct cb_http_param {
     const char *name; /* points into the route pattern */
@@ -28,8 +28,9 @@ struct cb_http_request {
     size_t body_len;
     json_t *json; /* parsed body on JSON routes, else NULL; owned by the request */
     const char *request_id;
-    struct MHD_Connection *conn;
-    void *app; /* the application context given to the server */
+    const char *raw;                 /* the request head; names and values NUL-terminated */
+    const struct cb_http_head *head; /* where the fields are in raw */
+    void *app;                       /* the application context given to the server */
 };
 
 struct cb_http_response {
@@ -45,8 +46,8 @@ struct cb_http_response {
 typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_response *res);
 
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
+/* The value of the first header field called `name` (any case), or NULL. */
 const char *cb_http_header(const struct cb_http_request *req, const char *name);
-const char *cb_http_query(const struct cb_http_request *req, const char *name);
 
 /* Serialises `body` (reference stolen) as compact JSON. */
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body);

@@ -24,7 +24,7 @@ int cb_listen_tcp(const char *host, uint16_t port, int *fd, struct cb_error *err
     if (gr != 0)
         return cb_error_set(err, -EINVAL, "cannot resolve listen address %s: %s", host,
                             gai_strerror(gr));
-    int s = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) {
         freeaddrinfo(res);
         return cb_error_set(err, -errno, "socket: %s", strerror(errno));
@@ -94,7 +94,7 @@ int cb_listen_unix(const char *path, int *fd, struct cb_error *err)
     int r = clear_path(&addr, err);
     if (r < 0)
         return r;
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0)
         return cb_error_set(err, -errno, "socket: %s", strerror(errno));
     /* The umask makes bind create the node as 0600 directly. This runs

@@ -1,4 +1,5 @@
-/* Listening sockets for the API: TCP, and the optional Unix socket. */
+/* Listening sockets for the API: TCP, and the optional Unix socket. Both
+ * are non-blocking, so a thread can accept until there is nothing left. */
 #ifndef CB_HTTP_LISTEN_H
 #define CB_HTTP_LISTEN_H
 

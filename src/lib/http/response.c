@@ -2,8 +2,9 @@
 #include "core/json.h"
 #include "core/utf8.h"
 #include "core/util.h"
+#include "http/internal.h"
+#include "http/parse.h"
 
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,12 +20,11 @@ const char *cb_http_param(const struct cb_http_request *req, const char *name)
 
 const char *cb_http_header(const struct cb_http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *cb_http_query(const struct cb_http_request *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const struct cb_http_head *h = req->head;
+    for (size_t i = 0; h != NULL && i < h->nfields; i++)
+        if (cb_http_name_is(req->raw + h->fields[i].name.off, h->fields[i].name.len, name))
+            return req->raw + h->fields[i].value.off;
+    return NULL;
 }
 
 static void set_body(struct cb_http_response *res, char *body, size_t len)
@@ -76,4 +76,87 @@ void cb_http_respond_text(struct cb_http_response *res, unsigned status, const c
     res->status = status;
     res->content_type = content_type;
     set_body(res, cb_xstrndup(text, len), len);
+}
+
+static const char *reason(unsigned status)
+{
+    static const struct {
+        unsigned status;
+        const char *text;
+    } reasons[] = {
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {415, "Unsupported Media Type"},
+        {417, "Expectation Failed"},
+        {422, "Unprocessable Content"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < CB_ARRAY_LEN(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].text;
+    return "Unknown";
+}
+
+bool cb__response_has_body(unsigned status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+/* Appends to a fixed buffer; what does not fit is dropped (the fields
+ * here are bounded and come from code, so nothing is ever dropped). */
+static void put(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
+}
+
+void cb__response_head(struct cb__req *r, const char *date, bool close, bool keep_alive_10)
+{
+    const struct cb_http_response *res = &r->res;
+    char *o = r->out;
+    size_t cap = sizeof(r->out);
+    size_t n = 0;
+    put(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
+        reason(res->status), date, r->request_id);
+    if (cb__response_has_body(res->status))
+        put(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
+    if (res->content_type)
+        put(o, cap, &n, "Content-Type: %s\r\n", res->content_type);
+    if (res->allow[0] && res->status == 405)
+        put(o, cap, &n, "Allow: %s\r\n", res->allow);
+    if (res->status == 401)
+        put(o, cap, &n, "WWW-Authenticate: Bearer\r\n");
+    if (res->retry_after)
+        put(o, cap, &n, "Retry-After: %u\r\n", res->retry_after);
+    if (close)
+        put(o, cap, &n, "Connection: close\r\n");
+    else if (keep_alive_10)
+        put(o, cap, &n, "Connection: keep-alive\r\n");
+    put(o, cap, &n, "\r\n");
+    r->out_len = n;
 }

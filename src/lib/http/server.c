@@ -1,396 +1,274 @@
+/* The API server: listening sockets, the I/O threads and their event
+ * loops, and the lifecycle (start, quiesce, drain, stop). What happens on
+ * a connection is in conn.c, what a request means in exchange.c. */
 #include "http/server.h"
-#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "http/limiter.h"
+#include "http/internal.h"
 #include "http/listen.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
-#include <microhttpd.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 
-#define IDLE_CONNECTION_TIMEOUT_S 60
-#define MAX_CONNECTIONS           4096
+/* File descriptors kept for everything but API connections: the state
+ * database, the audit log, workers, upstream connections, watches. */
+#define FD_RESERVE 1024u
+/* After accept fails for lack of descriptors, a thread stops accepting for
+ * this long instead of spinning on a listening socket that stays ready. */
+#define ACCEPT_PAUSE_MS 100u
+/* How long stop waits for the I/O threads to finish their connections. */
+#define STOP_WAIT_MS 1000u
+#define MAX_EVENTS   64
+#define MAX_ACCEPTS  64
 
-struct cb_http_server {
-    struct cb_http_server_options opts;
-    const struct cb_router *router;
-    struct MHD_Daemon *tcp;
-    struct MHD_Daemon *unix_daemon;
-    int tcp_fd;
-    int unix_fd;
-    char *unix_path;
-    uint16_t port;
-    struct cb_limiter *limiter;
-    struct cb_metric *m_requests;
-    struct cb_metric *m_duration;
-    atomic_uint inflight;
-};
-
-enum req_state {
-    REQ_READING, /* headers seen, body being read */
-    REQ_RUNNING, /* handed to a limiter worker; connection suspended */
-    REQ_READY,   /* response filled in, waiting to be queued */
-};
-
-struct req_ctx {
-    struct cb_http_server *srv;
-    struct cb_http_request req;
-    struct cb_http_response res;
-    const struct cb_route *route;
-    struct cb_buf body;
-    struct cb_limiter_job job;
-    uint64_t start_ns;
-    enum req_state state;
-    bool recorded; /* metrics and access log written */
-    char request_id[37];
-    char *path;
-};
-
-static void new_request_id(char out[37])
+void cb__note_refusal(struct cb_http_server *s, const char *reason, const char *msg)
 {
-    unsigned char b[16];
-    char hex[33];
-    cb_random_bytes(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80;
-    cb_hex_encode(b, sizeof(b), hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
-static void ready_error(struct req_ctx *c, unsigned status, const char *code, const char *msg)
-{
-    cb_http_respond_error(&c->res, status, code, "%s", msg);
-    c->state = REQ_READY;
-}
-
-/* Bearer auth with a constant-time compare of the token. */
-static bool authorized(struct req_ctx *c)
-{
-    const char *h = cb_http_header(&c->req, MHD_HTTP_HEADER_AUTHORIZATION);
-    const char *token = c->srv->opts.auth_token;
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-        return false;
-    return cb_const_time_eq(h + 7, strlen(h + 7), token, strlen(token));
-}
-
-static bool is_json_content_type(const char *ct)
-{
-    static const char want[] = "application/json";
-    if (ct == NULL)
-        return false;
-    while (*ct == ' ')
-        ct++;
-    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
-        return false;
-    ct += sizeof(want) - 1;
-    while (*ct == ' ')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
-static bool declared_too_large(struct req_ctx *c)
-{
-    const char *cl = cb_http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t n;
-    return cl != NULL && cb_parse_u64(cl, strlen(cl), &n) == 0 && n > c->srv->opts.max_body_bytes;
-}
-
-static void too_large(struct req_ctx *c)
-{
-    char msg[128];
-    snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes",
-             c->srv->opts.max_body_bytes);
-    ready_error(c, 413, "payload_too_large", msg);
-}
-
-/* Decides what can be decided from the request line and headers alone:
- * routing, auth, declared size and content type. */
-static void begin(struct req_ctx *c)
-{
-    struct cb_http_server *s = c->srv;
-    enum cb_route_result rr = cb_router_match(s->router, c->req.method, c->req.path, &c->route,
-                                              &c->req, c->res.allow, sizeof(c->res.allow));
-    if (rr == CB_ROUTE_NOT_FOUND) {
-        ready_error(c, 404, "not_found", "no route for this path");
+    _Atomic uint64_t *last = &s->refusal_logged[strcmp(reason, "limit") == 0];
+    uint64_t now = cb_now_mono_ns();
+    uint64_t prev = atomic_load(last);
+    if ((prev != 0 && now - prev < 60ull * 1000000000u) ||
+        !atomic_compare_exchange_strong(last, &prev, now))
         return;
-    }
-    if (rr == CB_ROUTE_METHOD_NOT_ALLOWED) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "method %.16s not allowed here; allowed: %s", c->req.method,
-                 c->res.allow);
-        ready_error(c, 405, "method_not_allowed", msg);
-        return;
-    }
-    c->req.route = c->route->pattern;
-    if (!(c->route->flags & CB_ROUTE_PUBLIC) && !authorized(c))
-        ready_error(c, 401, "auth_required", "unauthorized");
-    else if (declared_too_large(c))
-        too_large(c);
-    else if ((c->route->flags & CB_ROUTE_JSON) &&
-             !is_json_content_type(cb_http_header(&c->req, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        ready_error(c, 415, "unsupported_media_type",
-                    "expected request header Content-Type: application/json");
-}
-
-static void parse_json_body(struct req_ctx *c)
-{
-    json_error_t je;
-    c->req.json = json_loadb(c->body.data ? c->body.data : "", c->body.len,
-                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (c->req.json == NULL) {
-        char msg[320];
-        snprintf(msg, sizeof(msg), "malformed JSON at line %d, column %d: %s", je.line, je.column,
-                 je.text);
-        ready_error(c, 400, "invalid_request", msg);
-    }
-}
-
-static void run_handler(void *arg)
-{
-    struct req_ctx *c = arg;
-    c->route->handler(&c->req, &c->res);
-    if (c->res.status == 0)
-        cb_http_respond_error(&c->res, 500, "internal_error", "handler produced no response");
-    c->state = REQ_READY;
-}
-
-static void job_run(void *arg)
-{
-    struct req_ctx *c = arg;
-    run_handler(c);
-    MHD_resume_connection(c->req.conn);
-}
-
-static void job_reject(void *arg)
-{
-    struct req_ctx *c = arg;
-    cb_http_respond_error(&c->res, 503, "resource_exhausted",
-                          "server busy: all %u execution slots are in use; retry later",
-                          c->srv->opts.max_concurrent);
-    c->res.retry_after = 1;
-    c->state = REQ_READY;
-    MHD_resume_connection(c->req.conn);
-}
-
-static void free_body(void *p)
-{
-    free(p);
-}
-
-/* Counts the request in the metrics and writes its access log line, once:
- * when its response is queued, so a client that has its answer sees it in
- * /metrics. */
-static void record(struct req_ctx *c)
-{
-    if (c->recorded)
-        return;
-    c->recorded = true;
-    struct cb_http_server *s = c->srv;
-    double secs = (double)(cb_now_mono_ns() - c->start_ns) / 1e9;
-    char status[8];
-    char dur[32];
-    snprintf(status, sizeof(status), "%u", c->res.status);
-    snprintf(dur, sizeof(dur), "%.3f", secs * 1000.0);
-    const char *route = c->route ? c->route->pattern : "unmatched";
-    const char *labels[] = {route, status};
-    if (s->m_requests) {
-        cb_metric_inc(s->m_requests, labels, 1);
-        cb_metric_observe(s->m_duration, labels, secs);
-    }
-    const char *fields[] = {"request_id",  c->request_id, "method", c->req.method,
-                            "path",        c->path,       "status", status,
-                            "duration_ms", dur,           NULL};
-    cb_log_fields(c->res.status >= 500 ? CB_LOG_WARN : CB_LOG_INFO, "http request", fields);
-}
-
-static enum MHD_Result queue(struct req_ctx *c)
-{
-    struct cb_http_response *r = &c->res;
-    char *body = r->body ? r->body : cb_xstrdup("");
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(r->body_len, body, free_body);
-    r->body = NULL;
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, "X-Request-Id", c->request_id);
-    if (r->content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    if (r->allow[0] && r->status == 405)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-    if (r->status == 401)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (r->retry_after) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%u", r->retry_after);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    }
-    record(c);
-    enum MHD_Result ret = MHD_queue_response(c->req.conn, r->status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-/* Runs a request whose body is complete. */
-static enum MHD_Result dispatch(struct req_ctx *c)
-{
-    if (c->route->flags & CB_ROUTE_JSON)
-        parse_json_body(c);
-    if (c->state == REQ_READY)
-        return queue(c);
-    c->req.body = c->body.data;
-    c->req.body_len = c->body.len;
-    if (c->route->flags & CB_ROUTE_PUBLIC) {
-        run_handler(c);
-        return queue(c);
-    }
-    c->state = REQ_RUNNING;
-    c->job = (struct cb_limiter_job){job_run, job_reject, c, 0, NULL};
-    MHD_suspend_connection(c->req.conn);
-    if (cb_limiter_submit(c->srv->limiter, &c->job) < 0)
-        job_reject(c);
-    return MHD_YES;
-}
-
-static struct req_ctx *new_ctx(struct cb_http_server *s, struct MHD_Connection *conn,
-                               const char *url, const char *method)
-{
-    struct req_ctx *c = cb_xcalloc(1, sizeof(*c));
-    c->srv = s;
-    c->start_ns = cb_now_mono_ns();
-    c->state = REQ_READING;
-    new_request_id(c->request_id);
-    c->path = cb_xstrdup(url);
-    c->req.method = method;
-    c->req.path = c->path;
-    c->req.request_id = c->request_id;
-    c->req.conn = conn;
-    c->req.app = s->opts.app;
-    cb_buf_init(&c->body, s->opts.max_body_bytes);
-    atomic_fetch_add(&s->inflight, 1);
-    return c;
-}
-
-/* Bodies up to this size are read even when the answer is already known:
- * answering before a small body is sent makes clients that write the body
- * after the headers see a reset connection. */
-#define EARLY_ANSWER_MIN_BODY (64u * 1024)
-
-/* Whether the request announces a body worth refusing unread: chunked, or
- * a Content-Length above EARLY_ANSWER_MIN_BODY. */
-static bool has_large_body(struct MHD_Connection *conn)
-{
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-    uint64_t n = 0;
-    if (te != NULL)
-        return true;
-    return cl != NULL && cb_parse_u64(cl, strlen(cl), &n) == 0 && n > EARLY_ANSWER_MIN_BODY;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
-{
-    (void)version;
-    struct req_ctx *c = *con_cls;
-    if (c == NULL) {
-        c = new_ctx(cls, conn, url, method);
-        *con_cls = c;
-        begin(c);
-        /* An early verdict on a request with a large body is sent at once,
-         * so the body is never read. Otherwise answer on a later call:
-         * queueing a response on the first call costs the connection its
-         * keep-alive. */
-        return c->state == REQ_READY && has_large_body(conn) ? queue(c) : MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        if (c->state == REQ_READING && cb_buf_append(&c->body, upload_data, *upload_data_size) < 0)
-            too_large(c);
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (c->state == REQ_READING)
-        return dispatch(c);
-    return c->state == REQ_READY ? queue(c) : MHD_YES;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)conn;
-    (void)toe;
-    struct cb_http_server *s = cls;
-    struct req_ctx *c = *con_cls;
-    if (c == NULL)
-        return;
-    if (c->res.status == 0)
-        c->res.status = 499; /* the client went away before an answer */
-    record(c);
-    cb_router_free_params(&c->req);
-    json_decref(c->req.json);
-    cb_buf_free(&c->body);
-    free(c->res.body);
-    free(c->path);
-    free(c);
-    *con_cls = NULL;
-    atomic_fetch_sub(&s->inflight, 1);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = strlen(msg);
-    while (n > 0 && msg[n - 1] == '\n')
-        msg[--n] = '\0';
-    cb_log(CB_LOG_DEBUG, "libmicrohttpd: %s", msg);
-}
-
-static struct MHD_Daemon *start_daemon(struct cb_http_server *s, int fd, unsigned threads)
-{
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)IDLE_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_END);
+    cb_log(CB_LOG_WARN,
+           "refusing connections (%s): %s; further refusals are counted in "
+           "clawbox_http_connections_refused_total",
+           reason, msg);
 }
 
 static void register_metrics(struct cb_http_server *s)
 {
     static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                      0.25,   0.5,   1,      2.5,   5,    10,    30};
-    if (s->opts.metrics == NULL)
+    struct cb_metrics *m = s->opts.metrics;
+    if (m == NULL)
         return;
-    s->m_requests = cb_metrics_counter(s->opts.metrics, "clawbox_http_requests_total",
+    s->m_requests = cb_metrics_counter(m, "clawbox_http_requests_total",
                                        "HTTP requests served, by route pattern and status.",
                                        "route,status", 512);
-    s->m_duration = cb_metrics_histogram(s->opts.metrics, "clawbox_http_request_duration_seconds",
+    s->m_duration = cb_metrics_histogram(m, "clawbox_http_request_duration_seconds",
                                          "Time from request start to response completion.",
                                          "route,status", buckets, CB_ARRAY_LEN(buckets), 512);
+    s->m_open = cb_metrics_gauge(m, "clawbox_http_connections", "Open API connections.", NULL, 0);
+    s->m_refused = cb_metrics_counter(m, "clawbox_http_connections_refused_total",
+                                      "API connections refused at accept, by cap.", "reason", 4);
+    s->m_timeouts =
+        cb_metrics_counter(m, "clawbox_http_timeouts_total",
+                           "API connections closed by a deadline, by phase.", "phase", 8);
+}
+
+/* Raises the soft limit on open files so that max_connections fit beside
+ * the reserve; returns how many connections the limit allows. */
+static unsigned fit_fd_limit(unsigned want)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)want + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return want;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            cb_log(CB_LOG_INFO, "raised the open-file limit from %llu to %llu",
+                   (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur >= need)
+        return want;
+    unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+                                                : (unsigned)(rl.rlim_cur / 2);
+    cb_log(CB_LOG_WARN,
+           "the open-file limit (%llu, hard limit %llu) allows %u API connections, not "
+           "server.max_connections = %u; raise the limit (ulimit -n, LimitNOFILE=)",
+           (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, fit, want);
+    return fit;
 }
 
 static int listen_all(struct cb_http_server *s, struct cb_error *err)
 {
-    int r = cb_listen_tcp(s->opts.host, s->opts.port, &s->tcp_fd, err);
+    int r = cb_listen_tcp(s->opts.host, s->opts.port, &s->listen_fd[0], err);
     if (r < 0)
         return r;
-    s->port = cb_listen_port(s->tcp_fd);
+    s->port = cb_listen_port(s->listen_fd[0]);
     if (s->opts.unix_socket == NULL)
         return 0;
-    r = cb_listen_unix(s->opts.unix_socket, &s->unix_fd, err);
-    if (r == 0)
+    r = cb_listen_unix(s->opts.unix_socket, &s->listen_fd[1], err);
+    if (r == 0) {
+        s->listen_unix[1] = true;
         s->unix_path = cb_xstrdup(s->opts.unix_socket);
+    }
     return r;
+}
+
+static void watch_listeners(struct cb__io *io)
+{
+    struct cb_http_server *s = io->srv;
+    for (int i = 0; i < 2; i++) {
+        if (s->listen_fd[i] < 0)
+            continue;
+        /* EPOLLEXCLUSIVE: one thread wakes per new connection, not all. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &s->listen_fd[i]};
+        epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->listen_fd[i], &ev);
+    }
+}
+
+static void pause_accept(struct cb__io *io, int e)
+{
+    struct cb_http_server *s = io->srv;
+    for (int i = 0; i < 2; i++)
+        if (s->listen_fd[i] >= 0)
+            epoll_ctl(io->epfd, EPOLL_CTL_DEL, s->listen_fd[i], NULL);
+    io->accept_paused = cb_now_mono_ns() + ACCEPT_PAUSE_MS * 1000000u;
+    cb__note_refusal(s, "limit", strerror(e));
+}
+
+static void resume_accept(struct cb__io *io)
+{
+    if (io->accept_paused == 0 || cb_now_mono_ns() < io->accept_paused)
+        return;
+    io->accept_paused = 0;
+    pthread_rwlock_rdlock(&io->srv->listen_lock);
+    watch_listeners(io);
+    pthread_rwlock_unlock(&io->srv->listen_lock);
+}
+
+static void accept_some(struct cb__io *io, int which)
+{
+    struct cb_http_server *s = io->srv;
+    pthread_rwlock_rdlock(&s->listen_lock);
+    for (int k = 0; s->listen_fd[which] >= 0 && k < MAX_ACCEPTS; k++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(s->listen_fd[which], (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            cb__conn_accept(io, fd, (struct sockaddr *)&ss, len, s->listen_unix[which]);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accept(io, errno);
+        break;
+    }
+    pthread_rwlock_unlock(&s->listen_lock);
+}
+
+/* Continues the connections limiter workers handed back, oldest first. */
+static void take_done(struct cb__io *io)
+{
+    uint64_t n;
+    if (read(io->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        cb_log(CB_LOG_ERROR, "reading an HTTP thread's eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&io->lock);
+    struct cb__conn *list = io->done;
+    io->done = NULL;
+    pthread_mutex_unlock(&io->lock);
+    struct cb__conn *fifo = NULL;
+    while (list) {
+        struct cb__conn *next = list->done_next;
+        list->done_next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        struct cb__conn *next = fifo->done_next;
+        cb__conn_resume(fifo);
+        fifo = next;
+    }
+}
+
+static void expire(struct cb__io *io)
+{
+    uint64_t now = cb_now_mono_ns();
+    for (int k = 0; k < CB__NQ; k++)
+        while (io->q[k].first != NULL && io->q[k].first->deadline <= now)
+            cb__conn_expire(io->q[k].first);
+}
+
+/* Milliseconds until the next deadline (rounded up), or -1 for none. */
+static int next_timeout(const struct cb__io *io)
+{
+    uint64_t next = io->accept_paused;
+    for (int k = 0; k < CB__NQ; k++)
+        if (io->q[k].first && (next == 0 || io->q[k].first->deadline < next))
+            next = io->q[k].first->deadline;
+    if (next == 0)
+        return -1;
+    uint64_t now = cb_now_mono_ns();
+    if (next <= now)
+        return 0;
+    uint64_t ms = (next - now + 999999u) / 1000000u;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+/* On stop: every connection not waiting for a worker goes. */
+static void close_idle(struct cb__io *io)
+{
+    struct cb__conn *c = io->conns;
+    while (c) {
+        struct cb__conn *next = c->next;
+        if (c->state != CB__RUNNING)
+            cb__conn_close(c);
+        c = next;
+    }
+}
+
+static void handle(struct cb__io *io, const struct epoll_event *ev)
+{
+    struct cb_http_server *s = io->srv;
+    void *p = ev->data.ptr;
+    if (p == &io->evfd)
+        take_done(io);
+    else if (p == &s->listen_fd[0] || p == &s->listen_fd[1])
+        accept_some(io, p == &s->listen_fd[0] ? 0 : 1);
+    else
+        cb__conn_event(p, ev->events);
+}
+
+static void *io_main(void *arg)
+{
+    struct cb__io *io = arg;
+    struct cb_http_server *s = io->srv;
+    struct epoll_event ev[MAX_EVENTS];
+    for (;;) {
+        if (atomic_load(&s->stopping)) {
+            close_idle(io);
+            if (io->running == 0)
+                break;
+        }
+        int n = epoll_wait(io->epfd, ev, MAX_EVENTS, next_timeout(io));
+        for (int i = 0; i < n; i++)
+            handle(io, &ev[i]);
+        expire(io);
+        resume_accept(io);
+    }
+    return NULL;
+}
+
+static int init_io(struct cb_http_server *s, struct cb__io *io, struct cb_error *err)
+{
+    io->srv = s;
+    io->epfd = epoll_create1(EPOLL_CLOEXEC);
+    io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&io->lock, NULL);
+    if (io->epfd < 0 || io->evfd < 0)
+        return cb_error_set(err, -errno, "epoll: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &io->evfd};
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->evfd, &ev) < 0)
+        return cb_error_set(err, -errno, "epoll: %s", strerror(errno));
+    watch_listeners(io);
+    int r = pthread_create(&io->thread, NULL, io_main, io);
+    if (r != 0)
+        return cb_error_set(err, -r, "starting an HTTP thread: %s", strerror(r));
+    io->started = true;
+    return 0;
 }
 
 static unsigned io_threads(const struct cb_http_server_options *o)
@@ -401,38 +279,42 @@ static unsigned io_threads(const struct cb_http_server_options *o)
     return n > 0 ? (unsigned)n : 1;
 }
 
+static int start_threads(struct cb_http_server *s, struct cb_error *err)
+{
+    s->nio = io_threads(&s->opts);
+    s->io = cb_xcalloc(s->nio, sizeof(*s->io));
+    for (unsigned i = 0; i < s->nio; i++) {
+        s->io[i].epfd = s->io[i].evfd = -1;
+        int r = init_io(s, &s->io[i], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int cb_http_server_start(const struct cb_http_server_options *opts, const struct cb_router *router,
                          struct cb_http_server **out, struct cb_error *err)
 {
     struct cb_http_server *s = cb_xcalloc(1, sizeof(*s));
     s->opts = *opts;
     s->router = router;
-    s->tcp_fd = s->unix_fd = -1;
+    s->listen_fd[0] = s->listen_fd[1] = -1;
+    pthread_rwlock_init(&s->listen_lock, NULL);
     register_metrics(s);
+    s->max_connections = fit_fd_limit(opts->max_connections);
+    s->peers = cb_peers_new(opts->max_connections_per_address);
     int r = listen_all(s, err);
     if (r == 0)
         r = cb_limiter_new(opts->max_concurrent, opts->max_queued, opts->queue_timeout_ms,
                            &s->limiter, err);
-    if (r < 0)
-        goto fail;
-    /* A started daemon owns its listening socket and closes it on stop. */
-    s->tcp = start_daemon(s, s->tcp_fd, io_threads(opts));
-    if (s->tcp != NULL)
-        s->tcp_fd = -1;
-    if (s->tcp != NULL && s->unix_fd >= 0) {
-        s->unix_daemon = start_daemon(s, s->unix_fd, 1);
-        if (s->unix_daemon != NULL)
-            s->unix_fd = -1;
-    }
-    if (s->tcp == NULL || s->unix_fd >= 0) {
-        r = cb_error_set(err, -EIO, "libmicrohttpd failed to start");
-        goto fail;
+    if (r == 0)
+        r = start_threads(s, err);
+    if (r < 0) {
+        cb_http_server_stop(s);
+        return r;
     }
     *out = s;
     return 0;
-fail:
-    cb_http_server_stop(s);
-    return r;
 }
 
 uint16_t cb_http_server_port(const struct cb_http_server *s)
@@ -442,14 +324,23 @@ uint16_t cb_http_server_port(const struct cb_http_server *s)
 
 void cb_http_server_quiesce(struct cb_http_server *s)
 {
-    /* MHD hands the listening sockets back; closing them refuses new
-     * connections at the kernel. */
-    struct MHD_Daemon *daemons[] = {s->tcp, s->unix_daemon};
-    for (size_t i = 0; i < CB_ARRAY_LEN(daemons); i++) {
-        MHD_socket fd = daemons[i] ? MHD_quiesce_daemon(daemons[i]) : MHD_INVALID_SOCKET;
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+    /* Under the write lock no thread is inside accept, so a descriptor
+     * number reused after close never reaches one. */
+    atomic_store(&s->quiesced, true);
+    pthread_rwlock_wrlock(&s->listen_lock);
+    for (int i = 0; i < 2; i++) {
+        if (s->listen_fd[i] < 0)
+            continue;
+        for (unsigned k = 0; k < s->nio; k++)
+            if (s->io[k].epfd >= 0)
+                epoll_ctl(s->io[k].epfd, EPOLL_CTL_DEL, s->listen_fd[i], NULL);
+        /* A forked child may hold the socket too: shutdown stops the
+         * listening for all holders, close alone would not. */
+        shutdown(s->listen_fd[i], SHUT_RDWR);
+        close(s->listen_fd[i]);
+        s->listen_fd[i] = -1;
     }
+    pthread_rwlock_unlock(&s->listen_lock);
 }
 
 unsigned cb_http_server_drain(struct cb_http_server *s, uint64_t grace_ms)
@@ -461,27 +352,49 @@ unsigned cb_http_server_drain(struct cb_http_server *s, uint64_t grace_ms)
     return atomic_load(&s->inflight);
 }
 
+/* Stops the I/O threads. Returns false when one still waits for a worker
+ * after STOP_WAIT_MS: a handler is still running, so nothing may be freed. */
+static bool stop_threads(struct cb_http_server *s)
+{
+    uint64_t one = 1;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STOP_WAIT_MS / 1000;
+    atomic_store(&s->stopping, true);
+    for (unsigned i = 0; i < s->nio; i++)
+        if (s->io[i].started && write(s->io[i].evfd, &one, sizeof(one)) < 0)
+            cb_log(CB_LOG_ERROR, "waking an HTTP thread: %s", strerror(errno));
+    for (unsigned i = 0; i < s->nio; i++) {
+        if (s->io[i].started && pthread_timedjoin_np(s->io[i].thread, NULL, &until) != 0)
+            return false;
+        s->io[i].started = false;
+    }
+    return true;
+}
+
 void cb_http_server_stop(struct cb_http_server *s)
 {
     if (s == NULL)
         return;
     if (s->unix_path)
         unlink(s->unix_path);
-    if (atomic_load(&s->inflight) > 0) {
-        /* Handlers still running past the grace period: libmicrohttpd
-         * cannot stop with suspended connections, and the workers cannot
-         * be joined. The process is about to exit, so leave them be. */
+    cb_http_server_quiesce(s);
+    if (s->io != NULL && !stop_threads(s)) {
+        /* Handlers still running past the grace period cannot be joined.
+         * The process is about to exit, so leave them be. */
         return;
     }
-    if (s->unix_daemon)
-        MHD_stop_daemon(s->unix_daemon);
-    if (s->tcp)
-        MHD_stop_daemon(s->tcp);
+    for (unsigned i = 0; s->io != NULL && i < s->nio; i++) {
+        if (s->io[i].epfd >= 0)
+            close(s->io[i].epfd);
+        if (s->io[i].evfd >= 0)
+            close(s->io[i].evfd);
+        pthread_mutex_destroy(&s->io[i].lock);
+    }
     cb_limiter_free(s->limiter);
-    if (s->tcp_fd >= 0)
-        close(s->tcp_fd);
-    if (s->unix_fd >= 0)
-        close(s->unix_fd);
+    cb_peers_free(s->peers);
+    pthread_rwlock_destroy(&s->listen_lock);
+    free(s->io);
     free(s->unix_path);
     free(s);
 }

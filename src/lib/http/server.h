@@ -1,7 +1,10 @@
-/* The API server: libmicrohttpd with an epoll thread pool for I/O. Public
- * routes run on the I/O threads; protected routes are authenticated there
- * and then run on the limiter's workers while their connection is
- * suspended, so a slow handler never blocks other clients. */
+/* The API server: HTTP/1.1 over TCP and a Unix socket, served by a few
+ * epoll threads. Public routes run on the I/O threads; protected routes
+ * are authenticated there and then run on the limiter's workers, so a slow
+ * handler never blocks other clients. Every request head is parsed and
+ * checked by http/parse.c before anything acts on it; connections are
+ * capped in total and per client address, and a request head or body
+ * that does not arrive in time ends its connection. */
 #ifndef CB_HTTP_SERVER_H
 #define CB_HTTP_SERVER_H
 
@@ -23,8 +26,12 @@ struct cb_http_server_options {
     unsigned max_concurrent;
     unsigned max_queued;
     unsigned queue_timeout_ms;
-    struct cb_metrics *metrics; /* may be NULL */
-    void *app;                  /* handed to handlers as req->app */
+    unsigned max_connections;             /* open at once, both listeners */
+    unsigned max_connections_per_address; /* per TCP client address; 0 = no cap */
+    unsigned request_head_timeout_ms;     /* from accept, or the last response */
+    unsigned request_body_timeout_ms;     /* from the end of the head */
+    struct cb_metrics *metrics;           /* may be NULL */
+    void *app;                            /* handed to handlers as req->app */
 };
 
 struct cb_http_server;

@@ -1,0 +1,264 @@
+/* The request exchange: what a parsed request means (route, auth, size,
+ * content type), where it runs (inline for public routes, on a limiter
+ * worker otherwise) and how it is recorded (access log, metrics). */
+#include "core/log.h"
+#include "core/util.h"
+#include "http/internal.h"
+#include "metrics/metrics.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void new_request_id(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+    cb_random_bytes(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80;
+    cb_hex_encode(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg)
+{
+    cb_http_respond_error(&r->res, status, code, "%s", msg);
+    r->state = CB__REQ_READY;
+}
+
+/* Bearer auth with a constant-time compare of the token. */
+static bool authorized(struct cb__req *r)
+{
+    const char *h = cb_http_header(&r->req, "Authorization");
+    const char *token = r->srv->opts.auth_token;
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return false;
+    return cb_const_time_eq(h + 7, strlen(h + 7), token, strlen(token));
+}
+
+static bool is_json_content_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (ct == NULL)
+        return false;
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return false;
+    ct += sizeof(want) - 1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static void too_large(struct cb__req *r)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes",
+             r->srv->opts.max_body_bytes);
+    cb__req_fail(r, 413, "payload_too_large", msg);
+}
+
+/* Decides what can be decided from the request line and headers alone:
+ * routing, auth, declared size and content type. */
+static void begin(struct cb__req *r)
+{
+    struct cb_http_server *s = r->srv;
+    enum cb_route_result rr = cb_router_match(s->router, r->req.method, r->req.path, &r->route,
+                                              &r->req, r->res.allow, sizeof(r->res.allow));
+    if (rr == CB_ROUTE_NOT_FOUND) {
+        cb__req_fail(r, 404, "not_found", "no route for this path");
+        return;
+    }
+    if (rr == CB_ROUTE_METHOD_NOT_ALLOWED) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "method %.16s not allowed here; allowed: %s", r->req.method,
+                 r->res.allow);
+        cb__req_fail(r, 405, "method_not_allowed", msg);
+        return;
+    }
+    r->req.route = r->route->pattern;
+    if (!(r->route->flags & CB_ROUTE_PUBLIC) && !authorized(r))
+        cb__req_fail(r, 401, "auth_required", "unauthorized");
+    else if (r->head.framing == CB_HTTP_LENGTH && r->head.content_length > s->opts.max_body_bytes)
+        too_large(r);
+    else if ((r->route->flags & CB_ROUTE_JSON) &&
+             !is_json_content_type(cb_http_header(&r->req, "Content-Type")))
+        cb__req_fail(r, 415, "unsupported_media_type",
+                     "expected request header Content-Type: application/json");
+}
+
+static struct cb__req *alloc_req(struct cb_http_server *s)
+{
+    struct cb__req *r = cb_xcalloc(1, sizeof(*r));
+    r->srv = s;
+    r->start_ns = cb_now_mono_ns();
+    r->state = CB__REQ_READING;
+    new_request_id(r->request_id);
+    r->req.request_id = r->request_id;
+    r->req.app = r->srv->opts.app;
+    cb_buf_init(&r->body, r->srv->opts.max_body_bytes);
+    return r;
+}
+
+/* Copies the head and NUL-terminates the method, the names and the values
+ * in the copy (each is followed by a byte of the head that is not part of
+ * it: a space, the colon, whitespace or the line end). */
+static char *copy_head(const char *buf, const struct cb_http_head *h)
+{
+    char *raw = cb_xmalloc(h->len + 1);
+    memcpy(raw, buf, h->len);
+    raw[h->len] = '\0';
+    raw[h->method.off + h->method.len] = '\0';
+    for (size_t i = 0; i < h->nfields; i++) {
+        raw[h->fields[i].name.off + h->fields[i].name.len] = '\0';
+        raw[h->fields[i].value.off + h->fields[i].value.len] = '\0';
+    }
+    return raw;
+}
+
+struct cb__req *cb__req_new(struct cb__conn *c, const char *buf, const struct cb_http_head *h)
+{
+    struct cb__req *r = alloc_req(c->io->srv);
+    struct cb_error err = {0};
+    r->conn = c;
+    r->head = *h;
+    r->raw = copy_head(buf, h);
+    r->req.raw = r->raw;
+    r->req.head = &r->head;
+    r->req.method = r->raw + h->method.off;
+    r->counted = true;
+    atomic_fetch_add(&r->srv->inflight, 1);
+    if (cb_http_decode_path(buf + h->path.off, h->path.len, &r->path, &err) < 0) {
+        r->path = cb_xstrdup("-");
+        r->req.path = r->path;
+        r->malformed = true;
+        cb__req_fail(r, 400, "invalid_request", err.msg);
+        return r;
+    }
+    r->req.path = r->path;
+    begin(r);
+    return r;
+}
+
+struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const char *code,
+                                const char *msg)
+{
+    struct cb__req *r = alloc_req(s);
+    r->path = cb_xstrdup("-");
+    r->req.path = r->path;
+    r->req.method = "-";
+    cb__req_fail(r, status, code, msg);
+    return r;
+}
+
+void cb__req_body(struct cb__req *r, const char *data, size_t n)
+{
+    if (r->state == CB__REQ_READING && cb_buf_append(&r->body, data, n) < 0)
+        too_large(r);
+}
+
+static void parse_json_body(struct cb__req *r)
+{
+    json_error_t je;
+    r->req.json = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (r->req.json == NULL) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                 je.text);
+        cb__req_fail(r, 400, "invalid_request", msg);
+    }
+}
+
+static void run_handler(struct cb__req *r)
+{
+    r->route->handler(&r->req, &r->res);
+    if (r->res.status == 0)
+        cb_http_respond_error(&r->res, 500, "internal_error", "handler produced no response");
+    r->state = CB__REQ_READY;
+}
+
+static void job_run(void *arg)
+{
+    struct cb__req *r = arg;
+    run_handler(r);
+    cb__conn_handback(r->conn);
+}
+
+static void job_reject(void *arg)
+{
+    struct cb__req *r = arg;
+    cb_http_respond_error(&r->res, 503, "resource_exhausted",
+                          "server busy: all %u execution slots are in use; retry later",
+                          r->srv->opts.max_concurrent);
+    r->res.retry_after = 1;
+    r->state = CB__REQ_READY;
+    cb__conn_handback(r->conn);
+}
+
+bool cb__req_prepare(struct cb__req *r)
+{
+    if (r->state == CB__REQ_READY)
+        return true;
+    if (r->route->flags & CB_ROUTE_JSON)
+        parse_json_body(r);
+    if (r->state == CB__REQ_READY)
+        return true;
+    r->req.body = r->body.data;
+    r->req.body_len = r->body.len;
+    if (r->route->flags & CB_ROUTE_PUBLIC) {
+        run_handler(r);
+        return true;
+    }
+    return false;
+}
+
+void cb__req_submit(struct cb__req *r)
+{
+    r->state = CB__REQ_RUNNING;
+    r->job = (struct cb_limiter_job){job_run, job_reject, r, 0, NULL};
+    if (cb_limiter_submit(r->srv->limiter, &r->job) < 0)
+        job_reject(r);
+}
+
+void cb__req_record(struct cb__req *r)
+{
+    if (r->recorded)
+        return;
+    r->recorded = true;
+    struct cb_http_server *s = r->srv;
+    double secs = (double)(cb_now_mono_ns() - r->start_ns) / 1e9;
+    char status[8];
+    char dur[32];
+    snprintf(status, sizeof(status), "%u", r->res.status);
+    snprintf(dur, sizeof(dur), "%.3f", secs * 1000.0);
+    const char *route = r->route ? r->route->pattern : "unmatched";
+    const char *labels[] = {route, status};
+    if (s->m_requests) {
+        cb_metric_inc(s->m_requests, labels, 1);
+        cb_metric_observe(s->m_duration, labels, secs);
+    }
+    const char *fields[] = {"request_id",  r->request_id, "method", r->req.method,
+                            "path",        r->path,       "status", status,
+                            "duration_ms", dur,           NULL};
+    cb_log_fields(r->res.status >= 500 ? CB_LOG_WARN : CB_LOG_INFO, "http request", fields);
+}
+
+void cb__req_free(struct cb__req *r)
+{
+    if (r == NULL)
+        return;
+    if (r->res.status == 0)
+        r->res.status = 499; /* the client went away before an answer */
+    cb__req_record(r);
+    if (r->counted)
+        atomic_fetch_sub(&r->srv->inflight, 1);
+    cb_router_free_params(&r->req);
+    json_decref(r->req.json);
+    cb_buf_free(&r->body);
+    free(r->res.body);
+    free(r->raw);
+    free(r->path);
+    free(r);
+}
