@@ -130,11 +130,53 @@ class CompileDosTests(ToolAttackCase):
         self.assertEqual(r.status, 200, r.body)
         return {f["tool"]: f["error"] for f in r.json()["failed"]}
 
+    def compile_children(self, server):
+        """The server's children that are copies of it (forked without
+        exec): the compile children."""
+        pids = []
+        own = open(f"/proc/{server.proc.pid}/cmdline", "rb").read()
+        for d in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == server.proc.pid and open(f"/proc/{d}/cmdline", "rb").read() == own:
+                    pids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+        return pids
+
+    def sockets_held(self, pid):
+        held = []
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    held.append(fd)
+        except OSError:
+            pass
+        return held
+
+    def assert_compile_children_hold_no_sockets(self, server, timeout):
+        """A compile child lives for seconds without exec: it must not keep
+        the server's listeners and connections open (a closed connection
+        would stay up). Sampled twice, 200 ms apart, to pass over the
+        moment between fork and the close."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline and seen < 3:
+            for pid in self.compile_children(server):
+                if self.sockets_held(pid):
+                    time.sleep(0.2)
+                    self.assertEqual(self.sockets_held(pid), [], f"compile child {pid}")
+                seen += 1
+            time.sleep(0.05)
+        self.assertGreater(seen, 0, "no compile child seen")
+
     def test_good_tools_are_ready_beside_a_slow_module(self):
         slow = hostile("slowloops")
         s = self.server_with([("aaa_slow", slow), ECHO, WAT_ECHO])
         start = time.monotonic()
         s.start(wait=False)
+        self.assert_compile_children_hold_no_sockets(s, 30)
         # First in name order, yet the others load beside it, before it fails
         # (it held them all up for the whole 120 s compile timeout).
         self.assertEqual(self.wait_executable(s, ["echo", "wat_echo"], 90), set(),

@@ -400,6 +400,18 @@ static int make_glue(void)
     return rc;
 }
 
+/* This child lives for seconds without exec, so it would keep every
+ * descriptor of the server open: client connections the server closed
+ * would stay up, listeners bound. Keeps only 0-2. */
+static void close_inherited(void)
+{
+    if (close_range(3, ~0u, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+        close(fd);
+}
+
 /* The forked child: never returns. Output of every step goes to out_fd.
  * TMPDIR is the build directory, so that cc's temporary files are under
  * the output limit check and removed with the directory; LC_ALL=C makes
@@ -413,6 +425,7 @@ static void compile_child(const char *dir, struct toolchain *t, const struct lim
     if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 ||
         chdir(dir) < 0 || setenv("TMPDIR", ".", 1) < 0 || setenv("LC_ALL", "C", 1) < 0)
         _exit(CHILD_SETUP);
+    close_inherited();
     step(t->wasm2c, lim, CHILD_WASM2C);
     if (make_glue() < 0)
         _exit(CHILD_GLUE);
