@@ -9,7 +9,7 @@
 #include "scan/views.h"
 
 /* Upper bound of cb_pattern_count(). */
-#define CB__MAX_PATTERNS 32
+#define CB__MAX_PATTERNS 40
 /* Past this many literal occurrences, a pattern whose unanchored search is
  * fast runs once from the first one instead of anchored at each. */
 #define CB__CAND_ANCHORED_MAX 64
