@@ -17,29 +17,69 @@ static int hexval(unsigned char c)
 struct decoder {
     unsigned char *d;
     size_t o;
-    uint32_t *esc;
+    uint32_t *esc, *cum;
     size_t n_esc, cap;
+    uint32_t shift; /* bytes the escapes so far saved */
 };
 
-static void emit_escape(struct decoder *dc, unsigned char c)
+static void emit_escape(struct decoder *dc, unsigned char c, size_t esc_len)
 {
     if (dc->n_esc == dc->cap) {
         dc->cap = dc->cap ? dc->cap * 2 : 64;
         dc->esc = cb_xrealloc(dc->esc, dc->cap * sizeof(uint32_t));
+        dc->cum = cb_xrealloc(dc->cum, dc->cap * sizeof(uint32_t));
     }
-    dc->esc[dc->n_esc++] = (uint32_t)dc->o;
+    dc->shift += (uint32_t)(esc_len - 1);
+    dc->esc[dc->n_esc] = (uint32_t)dc->o;
+    dc->cum[dc->n_esc++] = dc->shift;
     dc->d[dc->o++] = c;
 }
 
+/* The byte an escape at q (end - q bytes left) stands for, and its length:
+ * %XX (any byte), or \u00XX below 0x80 (JSON's spelling of an ASCII
+ * character; longer code points are left alone, see views.h). 0 when q
+ * starts no escape. */
+static size_t escape_at(const unsigned char *q, const unsigned char *end, unsigned char *c)
+{
+    int hi, lo;
+    if (*q == '%') {
+        if (end - q < 3 || (hi = hexval(q[1])) < 0 || (lo = hexval(q[2])) < 0)
+            return 0;
+        *c = (unsigned char)(hi << 4 | lo);
+        return 3;
+    }
+    if (end - q < 6 || q[1] != 'u' || q[2] != '0' || q[3] != '0' || (hi = hexval(q[4])) < 0 ||
+        hi > 7 || (lo = hexval(q[5])) < 0)
+        return 0;
+    *c = (unsigned char)(hi << 4 | lo);
+    return 6;
+}
+
+/* The next '%' or '\\' at or after q; pct and bsl hold the last one of
+ * each found (NULL once there is none left). */
+static const unsigned char *next_escape(const unsigned char *q, const unsigned char *end,
+                                        const unsigned char **pct, const unsigned char **bsl)
+{
+    if (*pct && *pct < q)
+        *pct = memchr(q, '%', (size_t)(end - q));
+    if (*bsl && *bsl < q)
+        *bsl = memchr(q, '\\', (size_t)(end - q));
+    if (*pct == NULL)
+        return *bsl;
+    return *bsl == NULL || *pct < *bsl ? *pct : *bsl;
+}
+
 /* Decodes in into out; false (nothing allocated) when in has no escape.
- * Runs between '%' are copied whole. */
+ * Runs between escapes are copied whole. */
 static bool decode(const struct cb__view *in, struct cb__view *out)
 {
     const unsigned char *p = in->p, *end = p + in->len, *run = p, *q = p;
+    const unsigned char *pct = memchr(p, '%', in->len), *bsl = memchr(p, '\\', in->len);
     struct decoder dc = {0};
-    while ((q = memchr(q, '%', (size_t)(end - q))) != NULL) {
-        int hi, lo;
-        if (end - q < 3 || (hi = hexval(q[1])) < 0 || (lo = hexval(q[2])) < 0) {
+    while ((q = next_escape(q, end, &pct, &bsl)) != NULL) {
+        unsigned char c;
+        size_t n = escape_at(q, end, &c);
+        if (n == 0) {
             q++;
             continue;
         }
@@ -47,8 +87,8 @@ static bool decode(const struct cb__view *in, struct cb__view *out)
             dc.d = cb_xmalloc(in->len);
         memcpy(dc.d + dc.o, run, (size_t)(q - run));
         dc.o += (size_t)(q - run);
-        emit_escape(&dc, (unsigned char)(hi << 4 | lo));
-        q += 3;
+        emit_escape(&dc, c, n);
+        q += n;
         run = q;
     }
     if (dc.d == NULL)
@@ -59,6 +99,7 @@ static bool decode(const struct cb__view *in, struct cb__view *out)
                              .len = dc.o,
                              .depth = in->depth + 1,
                              .esc = dc.esc,
+                             .cum = dc.cum,
                              .n_esc = dc.n_esc,
                              .parent = in,
                              .own = dc.d};
@@ -83,6 +124,7 @@ void cb__views_free(struct cb__views *vs)
         explicit_bzero(vs->v[i].own, vs->v[i].len);
         free(vs->v[i].own);
         free(vs->v[i].esc);
+        free(vs->v[i].cum);
     }
     vs->n = 0;
 }
@@ -103,7 +145,9 @@ static size_t escapes_before(const struct cb__view *v, size_t i)
 
 size_t cb__view_raw(const struct cb__view *v, size_t i)
 {
-    for (; v->parent; v = v->parent)
-        i += 2 * escapes_before(v, i);
+    for (; v->parent; v = v->parent) {
+        size_t b = escapes_before(v, i);
+        i += b ? v->cum[b - 1] : 0;
+    }
     return i;
 }
