@@ -276,6 +276,14 @@ static struct creds *creds_get(struct cb_proxy *p)
     return fresh;
 }
 
+struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p)
+{
+    struct creds *c = creds_get(p);
+    struct cb_leak_scanner *sc = cb_leak_scanner_ref(c->scanner);
+    creds_put(c);
+    return sc;
+}
+
 static void req_free(struct req *q)
 {
     for (size_t i = 0; i < q->n_headers; i++) {

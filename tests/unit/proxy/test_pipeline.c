@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/util.h"
 #include "proxy/pipeline.h"
+#include "scan/leak.h"
 #include "secrets/secrets.h"
 #include "upstream.h"
 #include "rm_tree.h"
@@ -535,6 +536,30 @@ static void store_reload_is_audited_by_name(void **state)
     audit_has_no_secrets();
 }
 
+/* The scanner handed to /execute follows the store: it finds a secret
+ * added to the file and no longer the one removed, and a reference taken
+ * before a reload stays usable after it. */
+static void scanner_follows_the_store(void **state)
+{
+    (void)state;
+    struct cb_leak_report rep;
+    struct cb_leak_scanner *before = cb_proxy_scanner_get(g.proxy);
+    assert_int_equal(cb_leak_scan(before, "x " DELTA " y", strlen(DELTA) + 4, &rep, NULL), 1);
+    assert_string_equal(rep.findings[0].name, "delta");
+    assert_int_equal(cb_leak_scan(before, "x " GAMMA " y", strlen(GAMMA) + 4, &rep, NULL), 0);
+    struct cb_secret_store *w = writer();
+    put(w, "epsilon", "127.0.0.1", "X-Eps", "", "epsilon-value-31415926535");
+    save(w);
+    sleep_past_store_check();
+    struct cb_leak_scanner *after = cb_proxy_scanner_get(g.proxy);
+    const char *eps = "rev: 53562951413-eulav-nolispe";
+    assert_int_equal(cb_leak_scan(after, eps, strlen(eps), &rep, NULL), 1);
+    assert_string_equal(rep.findings[0].name, "epsilon");
+    assert_int_equal(cb_leak_scan(before, eps, strlen(eps), &rep, NULL), 0);
+    cb_leak_scanner_free(before);
+    cb_leak_scanner_free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +573,7 @@ int main(void)
         cmocka_unit_test(response_redacted),
         cmocka_unit_test(rate_limit_denies_with_reason),
         cmocka_unit_test(store_reload_is_audited_by_name),
+        cmocka_unit_test(scanner_follows_the_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
