@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "proxy/addr.h"
 #include "proxy/allowlist.h"
+#include "proxy/decode.h"
 #include "proxy/forward.h"
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
@@ -630,6 +631,12 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     if (cb_forward(p->fwd, &fr, &res, &err) < 0) {
         cb_forward_response_free(&res);
         audit(p, q, "error", err.msg, 0, 0);
+        return error_envelope(err.msg);
+    }
+    /* A body the scanner cannot read must not reach the tool. */
+    if (cb_decode_response(&res, q->url.host.name, cfg->proxy.max_response_bytes, &err) < 0) {
+        audit(p, q, "blocked", err.msg, (int)res.status, res.body.len);
+        cb_forward_response_free(&res);
         return error_envelope(err.msg);
     }
     json_t *env = ok_envelope(q->creds->scanner, &res);
