@@ -53,6 +53,8 @@ def transform(how, v):
         return v.encode("utf-16-le")
     if how == "uescape":
         return "".join("\\u%04x" % ord(c) for c in v).encode()
+    if how == "html":  # an error page's numeric references
+        return "".join("&#%d;" % ord(c) for c in v).encode()
     if how == "upper":
         return v.upper().encode()
     if how == "xor":  # a transform no scanner knows
@@ -267,7 +269,7 @@ class SecretAttacks(unittest.TestCase):
 
     def test_reflected_in_each_transform_is_redacted_before_the_tool(self):
         for how in ("plain", "reversed", "base32", "base32lower", "rot13", "spaced", "utf16",
-                    "uescape", "upper"):
+                    "uescape", "html", "upper"):
             undo = {"base32lower": "base32", "upper": "none", "plain": "none"}.get(how, how)
             for emit in ("print", "log"):
                 with self.subTest(how=how, emit=emit):

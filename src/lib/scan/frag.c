@@ -78,11 +78,12 @@ void cb__frag_add(struct cb__frag *f, const unsigned char *p, size_t len, uint32
     f->src[f->n_src++] = (struct source){copy, len, secret, enc};
 }
 
-/* The smallest odd stride that keeps the index within its bound (odd, so
- * that it is coprime with the text stride of 4). */
+/* The smallest stride that keeps the index within its bound, coprime
+ * with the text stride (so that some probe of a long enough run always
+ * lands on an indexed window). */
 static unsigned pick_stride(const struct cb__frag *f)
 {
-    for (unsigned s = 1;; s += 2) {
+    for (unsigned s = 1;; s += s % CB__FRAG_TEXT_STRIDE == CB__FRAG_TEXT_STRIDE - 1 ? 2 : 1) {
         size_t total = 0;
         for (size_t i = 0; i < f->n_src; i++)
             total += (f->src[i].len - CB__FRAG_KEY) / s + 1;
@@ -142,7 +143,9 @@ static void slot_put(struct cb__frag *f, uint64_t key, uint32_t first, uint32_t 
 static void build_table(struct cb__frag *f, size_t groups)
 {
     unsigned sb = log2_at_least(2 * groups, 4, 40);
-    unsigned bb = log2_at_least(64 * groups, 12, 24);
+    /* 32 bits a key: the filter lets about 3% of probes through to the
+     * table, and for a hundred secrets fits a 32 KiB L1 cache. */
+    unsigned bb = log2_at_least(32 * groups, 12, 24);
     f->slot_shift = 64 - sb;
     f->bit_shift = 64 - bb;
     f->slots = cb_xcalloc((size_t)1 << sb, sizeof(*f->slots));
@@ -325,7 +328,7 @@ void cb__frag_scan(const struct cb__frag *f, const unsigned char *p, size_t len,
 /* The skeleton is made a block at a time on the stack (a fresh buffer the
  * size of the text would cost a page fault every 4 KiB), with the last 7
  * bytes of one block carried into the next so that every window is
- * probed once, at every 4th skeleton byte. The text offsets of a block's
+ * probed once, at every CB__FRAG_TEXT_STRIDE-th skeleton byte. The text offsets of a block's
  * bytes are only worked out when a probe in it hits. */
 #define SKEL_BLOCK 1024
 
@@ -457,7 +460,8 @@ static void skel_carry(struct skel_block *k, const unsigned char *p)
 
 static void skel_probe(struct scan_state *st, struct skel_block *k)
 {
-    for (size_t j = (4 - k->base % 4) % 4; j + CB__FRAG_KEY <= k->n; j += 4) {
+    const size_t step = CB__FRAG_TEXT_STRIDE;
+    for (size_t j = (step - k->base % step) % step; j + CB__FRAG_KEY <= k->n; j += step) {
         uint64_t key = key_at(k->b + j);
         const struct slot *sl;
         if (__builtin_expect(filter(st->f, key), 0) && (sl = lookup(st->f, key)) != NULL)

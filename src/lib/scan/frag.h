@@ -5,11 +5,12 @@
  *
  * Every 8-byte window of each source (a secret, its reversal, its
  * letters-and-digits skeleton) is indexed by its case-folded bytes; the text
- * is probed every CB__FRAG_TEXT_STRIDE bytes, and a probe that hits is
+ * is probed every CB__FRAG_TEXT_STRIDE (5) bytes, and a probe that hits is
  * extended left and right along the source to the whole common run. A run
- * of 11 bytes or more always contains a probe at a multiple of 4 whose 8
- * bytes lie inside it, so every run of 12 is found (with stride s > 1 on the
- * source side, for stores too large for the index, 4s + 7).
+ * of 12 bytes always contains a probe at a multiple of 5 whose 8 bytes lie
+ * inside it, so every run of 12 is found. A store too large for the index
+ * is indexed every s bytes (s coprime with 5); runs of 5s + 7 are found
+ * then.
  *
  * Windows that occur in two different secrets are not indexed: text that
  * secrets share (a common prefix such as a JWT header) is not secret, and
@@ -24,7 +25,7 @@
 
 #define CB__FRAG_MIN_RUN     12
 #define CB__FRAG_KEY         8
-#define CB__FRAG_TEXT_STRIDE 4
+#define CB__FRAG_TEXT_STRIDE 5
 /* Index entries at most (16 bytes each); beyond, the source stride grows. */
 #define CB__FRAG_MAX_ENTRIES (1u << 20)
 

@@ -514,6 +514,13 @@ int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_
                        unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
                        struct cb_error *err)
 {
+    return cb__leak_summarise_keep(sc, data, len, mode, found_secret, found_pattern, NULL, err);
+}
+
+int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, size_t len,
+                            unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
+                            struct cb__collect **keep, struct cb_error *err)
+{
     if (len > CB_LEAK_MAX_INPUT)
         return cb_error_set(err, -E2BIG, "%zu bytes is too large to scan", len);
     /* Decoded views matter for known secrets, and for patterns in mode. */
@@ -537,7 +544,10 @@ int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_
         }
     }
     cb__pattern_match_data_free(md);
-    cb__collect_free(c);
+    if (keep)
+        *keep = c;
+    else
+        cb__collect_free(c);
     return r < 0 ? r : 0;
 }
 

@@ -13,9 +13,10 @@
  *   - reversed, rot13, and UTF-16 in either byte order (ASCII secrets).
  * Escapes are handled by scanning decoded views of the text as well, up to
  * CB_LEAK_URL_ROUNDS rounds, each decoding every %XX (URL encoding, either
- * hex case, any set of escaped characters) and every \u00XX below \u0080
- * (JSON): one round for URL-encoded, two for double-encoded, and every
- * form above inside either.
+ * hex case, any set of escaped characters), every \u00XX below \u0080
+ * (JSON) and every HTML numeric reference below 128: one round for
+ * URL-encoded, two for double-encoded, and every form above inside any of
+ * them.
  *
  * Pieces: any run of CB_LEAK_MIN_FRAGMENT or more characters of a secret or
  * of its reversal (any letter case) is found too (scan/frag.h), and so is
@@ -91,7 +92,7 @@ struct cb_leak_finding {
     size_t index;     /* index into the secrets given to _new, or pattern index */
     const char *name; /* the secret's name (NULL if none given) or the pattern's */
     enum cb_leak_encoding encoding;
-    unsigned url_depth; /* decoding rounds (%XX, \u00XX) applied before it matched */
+    unsigned url_depth; /* decoding rounds (%XX, \u00XX, &#NN;) applied before it matched */
     size_t offset, len; /* span in the scanned data */
 };
 

@@ -69,6 +69,13 @@ int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_
                        unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
                        struct cb_error *err);
 
+/* The same, handing the pass over the text to the caller in *keep (free
+ * it with cb__collect_free; NULL when the text is too large to scan): the
+ * redaction that follows a dirty summary works from it. */
+int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, size_t len,
+                            unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
+                            struct cb__collect **keep, struct cb_error *err);
+
 /* cb_leak_redact with a mode. */
 int cb__leak_redact_mode(const struct cb_leak_scanner *sc, const char *data, size_t len,
                          unsigned mode, char **out, size_t *out_len, size_t *n_redacted,

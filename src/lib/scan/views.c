@@ -35,13 +35,38 @@ static void emit_escape(struct decoder *dc, unsigned char c, size_t esc_len)
     dc->d[dc->o++] = c;
 }
 
+/* An HTML numeric character reference below 128 at q ("&#115;",
+ * "&#x73;", leading zeros allowed, at most 6 digits): its length, or 0. */
+static size_t entity_at(const unsigned char *q, const unsigned char *end, unsigned char *c)
+{
+    size_t i = 2;
+    if (end - q < 4 || q[1] != '#')
+        return 0;
+    bool hex = (q[2] | 0x20) == 'x';
+    i += hex;
+    unsigned v = 0, digits = 0;
+    for (; q + i < end && digits < 6; i++, digits++) {
+        int d = hex ? hexval(q[i]) : (q[i] >= '0' && q[i] <= '9' ? q[i] - '0' : -1);
+        if (d < 0)
+            break;
+        v = v * (hex ? 16 : 10) + (unsigned)d;
+    }
+    if (digits == 0 || v >= 0x80 || q + i >= end || q[i] != ';')
+        return 0;
+    *c = (unsigned char)v;
+    return i + 1;
+}
+
 /* The byte an escape at q (end - q bytes left) stands for, and its length:
- * %XX (any byte), or \u00XX below 0x80 (JSON's spelling of an ASCII
- * character; longer code points are left alone, see views.h). 0 when q
- * starts no escape. */
+ * %XX (any byte), \u00XX below 0x80 (JSON's spelling of an ASCII
+ * character; longer code points are left alone, see views.h), or an HTML
+ * numeric reference below 128 (an error page's). 0 when q starts no
+ * escape. */
 static size_t escape_at(const unsigned char *q, const unsigned char *end, unsigned char *c)
 {
     int hi, lo;
+    if (*q == '&')
+        return entity_at(q, end, c);
     if (*q == '%') {
         if (end - q < 3 || (hi = hexval(q[1])) < 0 || (lo = hexval(q[2])) < 0)
             return 0;
@@ -55,18 +80,23 @@ static size_t escape_at(const unsigned char *q, const unsigned char *end, unsign
     return 6;
 }
 
-/* The next '%' or '\\' at or after q; pct and bsl hold the last one of
- * each found (NULL once there is none left). */
+/* The characters that start an escape. */
+static const char starts[] = "%\\&";
+#define N_STARTS (sizeof(starts) - 1)
+
+/* The next escape start at or after q; at[k] holds the last place found
+ * of starts[k] (NULL once there is none left). */
 static const unsigned char *next_escape(const unsigned char *q, const unsigned char *end,
-                                        const unsigned char **pct, const unsigned char **bsl)
+                                        const unsigned char *at[N_STARTS])
 {
-    if (*pct && *pct < q)
-        *pct = memchr(q, '%', (size_t)(end - q));
-    if (*bsl && *bsl < q)
-        *bsl = memchr(q, '\\', (size_t)(end - q));
-    if (*pct == NULL)
-        return *bsl;
-    return *bsl == NULL || *pct < *bsl ? *pct : *bsl;
+    const unsigned char *best = NULL;
+    for (size_t k = 0; k < N_STARTS; k++) {
+        if (at[k] && at[k] < q)
+            at[k] = memchr(q, starts[k], (size_t)(end - q));
+        if (at[k] && (best == NULL || at[k] < best))
+            best = at[k];
+    }
+    return best;
 }
 
 /* Decodes in into out; false (nothing allocated) when in has no escape.
@@ -74,9 +104,11 @@ static const unsigned char *next_escape(const unsigned char *q, const unsigned c
 static bool decode(const struct cb__view *in, struct cb__view *out)
 {
     const unsigned char *p = in->p, *end = p + in->len, *run = p, *q = p;
-    const unsigned char *pct = memchr(p, '%', in->len), *bsl = memchr(p, '\\', in->len);
+    const unsigned char *at[N_STARTS];
+    for (size_t k = 0; k < N_STARTS; k++)
+        at[k] = memchr(p, starts[k], in->len);
     struct decoder dc = {0};
-    while ((q = next_escape(q, end, &pct, &bsl)) != NULL) {
+    while ((q = next_escape(q, end, at)) != NULL) {
         unsigned char c;
         size_t n = escape_at(q, end, &c);
         if (n == 0) {

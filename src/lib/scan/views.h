@@ -1,6 +1,6 @@
-/* Decoded views of a text (percent and JSON \u escapes), each with a map back to the offsets of
- * the original, so a match found in decoded text redacts the original
- * bytes that encode it. */
+/* Decoded views of a text (percent, JSON \u and HTML numeric escapes), each with a map back to the
+ * offsets of the original, so a match found in decoded text redacts the original bytes that encode
+ * it. */
 #ifndef CB_SCAN_VIEWS_H
 #define CB_SCAN_VIEWS_H
 
@@ -29,9 +29,10 @@ struct cb__views {
 };
 
 /* v[0] is the text itself (not copied); v[k] decodes every valid %XX of
- * v[k-1] (either hex case; '+' stays '+') and every \u00XX below \u0080
+ * v[k-1] (either hex case; '+' stays '+'), every \u00XX below \u0080
  * (JSON's escape of an ASCII character: a secret written with each
- * character escaped, or text a tool printed inside a JSON string), for at
+ * character escaped, or text a tool printed inside a JSON string) and
+ * every HTML numeric reference below 128 ("&#115;", "&#x73;"), for at
  * most `rounds` rounds. Longer code points stay escaped: secrets are
  * ASCII in practice, and a decoded view never grows. Stops at the first
  * round that changes nothing. len must be at most CB_LEAK_MAX_INPUT. */

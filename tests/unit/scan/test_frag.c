@@ -206,8 +206,8 @@ static void shared_windows_dropped(void **state)
     cb__frag_free(f);
 }
 
-/* Sources too many for the index: an odd stride, and every run of
- * 4 * stride + 7 is still found. */
+/* Sources too many for the index: a stride coprime with the text's, and
+ * every run of 5 * stride + 7 is still found. */
 static void huge_store_gets_a_stride(void **state)
 {
     (void)state;
@@ -221,8 +221,8 @@ static void huge_store_gets_a_stride(void **state)
     }
     cb__frag_build(f);
     unsigned s = cb__frag_stride(f);
-    assert_true(s > 1 && s % 2 == 1);
-    size_t need = 4 * s + 7;
+    assert_true(s > 1 && s % CB__FRAG_TEXT_STRIDE != 0);
+    size_t need = CB__FRAG_TEXT_STRIDE * s + 7;
     char text[256];
     for (size_t off = 0; off < 40; off++) {
         for (size_t at = 0; at < 8; at++) {

@@ -631,7 +631,7 @@ static void utf16(void **state)
 
 /* Every character as a JSON \u escape (either hex case), mixed with %XX,
  * and as text a tool printed inside a JSON string (the backslash itself
- * escaped). */
+ * escaped); as HTML numeric references. */
 static void json_unicode_escapes(void **state)
 {
     (void)state;
@@ -664,9 +664,23 @@ static void json_unicode_escapes(void **state)
                           form == 3 ? "{\"v\":\"\\[REDACTED]\"}" : "{\"v\":\"[REDACTED]\"}");
         free(t.p);
     }
-    /* Longer code points and invalid escapes are left alone. */
+    /* HTML numeric references, decimal and hex, mixed with the others. */
     struct cb_leak_report rep;
-    const char *other = "\\u00e9\\u0G41\\u004 \\x41 %4G";
+    struct text h = {0};
+    text_adds(&h, "<p>");
+    for (size_t i = 0; i < n; i++) {
+        char e[16];
+        unsigned char c = (unsigned char)SECRET[i];
+        snprintf(e, sizeof(e), i % 3 == 0 ? "&#%u;" : i % 3 == 1 ? "&#x%X;" : "%%%02x", c);
+        text_adds(&h, e);
+    }
+    text_adds(&h, "</p>");
+    assert_int_equal(scan(sc, h.p, h.len, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 1));
+    assert_redacts_to(sc, h.p, "<p>[REDACTED]</p>");
+    free(h.p);
+    /* Longer code points and invalid escapes are left alone. */
+    const char *other = "\\u00e9\\u0G41\\u004 \\x41 %4G &#233; &#x41 &#; &#0000065; &amp;";
     assert_int_equal(scan(sc, other, strlen(other), &rep), 0);
     cb_leak_scanner_free(sc);
 }
