@@ -13,20 +13,17 @@ import base64
 import codecs
 import gzip
 import http.server
-import json
 import os
 import re
 import shutil
-import ssl
 import subprocess
 import tempfile
-import threading
 import unittest
 import urllib.parse
 import zlib
 
 from harness import BIN, Server, main, read_audit
-from test_proxy import make_ca_and_cert
+from test_proxy import make_ca_and_cert, start_https_upstream
 
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
@@ -134,16 +131,6 @@ class Reflector(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
 
 
-def start_reflector(cert, key):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Reflector)
-    srv.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
-
-
 def b32(s):
     return base64.b32encode(s.encode()).decode()
 
@@ -180,7 +167,7 @@ class SecretAttacks(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="clawbox-attacks-secrets-")
         ca, cert, key = make_ca_and_cert(cls.tmp)
-        cls.upstream = start_reflector(cert, key)
+        cls.upstream = start_https_upstream(cert, key, Reflector)
         cls.base = f"https://127.0.0.1:{cls.upstream.server_address[1]}"
         store = os.path.join(cls.tmp, "credentials.enc")
         env = {"CLAWBOX_MASTER_KEY": MASTER_KEY}
