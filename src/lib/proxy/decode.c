@@ -14,8 +14,10 @@
 
 /* Bytes inflated at a time into a buffer on the stack. */
 #define CHUNK 16384
-/* Longest coding name quoted back in a message. */
-#define MAX_QUOTED 40
+/* Longest coding name quoted back in a message: the header is the
+ * upstream's, and an upstream that reflects a credential could put one
+ * there; shorter than the shortest piece of a secret that is redacted. */
+#define MAX_QUOTED 11
 
 enum coding { IDENTITY, GZIP, DEFLATE, UNKNOWN };
 
@@ -159,13 +161,29 @@ static int decode_one(enum coding c, const unsigned char *p, size_t len, struct 
     return inflate_all(p, len, deflate_bits(p, len), false, out, why);
 }
 
+/* A coding name that can be quoted: short, and a plain token. */
+static bool quotable(struct token t)
+{
+    if (t.n > MAX_QUOTED)
+        return false;
+    for (size_t i = 0; i < t.n; i++) {
+        unsigned char c = (unsigned char)t.p[i];
+        if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') && c != '-' &&
+            c != '.' && c != '_')
+            return false;
+    }
+    return true;
+}
+
 static int unknown_coding(struct token t, struct cb_error *err)
 {
     char q[CB__PROXY_QUOTE_BUF];
     return cb_error_set(err, -ENOTSUP,
-                        "the response is encoded as '%s', which the proxy cannot decode to scan it "
-                        "for credentials; ask for gzip, deflate or identity (Accept-Encoding)",
-                        cb__proxy_quote(t.p, t.n < MAX_QUOTED ? t.n : MAX_QUOTED, q));
+                        "the response is encoded as %s%s%s, which the proxy cannot decode to scan "
+                        "it for credentials; ask for gzip, deflate or identity (Accept-Encoding)",
+                        quotable(t) ? "'" : "",
+                        quotable(t) ? cb__proxy_quote(t.p, t.n, q) : "an unknown coding",
+                        quotable(t) ? "'" : "");
 }
 
 /* The codings to undo, last applied first; identity dropped. */
