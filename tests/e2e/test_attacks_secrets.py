@@ -88,8 +88,12 @@ class Reflector(http.server.BaseHTTPRequestHandler):
         data = transform(q.get("t", "plain"), value)
         if "of" in q:
             data = piece(data, int(q["part"]), int(q["of"]))
-        # In a header too, when it can be one.
-        self.extra = [("X-Reflect", data.decode())] if data.isascii() and b"\0" not in data else []
+        # In a header too, when it can be one, and as a header's name.
+        self.extra = []
+        if data.isascii() and b"\0" not in data:
+            self.extra.append(("X-Reflect", data.decode()))
+        if re.fullmatch(rb"[A-Za-z0-9_.-]+", data):
+            self.extra.append(("X-" + data.decode(), "named"))
         self.encoded(data, q.get("ce"), q.get("te"))
 
     do_POST = do_GET
@@ -269,6 +273,8 @@ class SecretAttacks(unittest.TestCase):
                     self.assertIn("[REDACTED]", seen[0]["body"])
                     if how != "utf16":
                         self.assertIn("[REDACTED]", seen[0]["headers"]["x-reflect"])
+                    if how in ("plain", "reversed", "base32", "rot13", "upper"):
+                        self.assertEqual(seen[0]["headers"].get("x-[REDACTED]"), "named", seen)
 
     def test_split_over_two_responses(self):
         """Halves of 17 and 18 characters: each is redacted on its way."""

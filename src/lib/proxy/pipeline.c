@@ -585,6 +585,32 @@ static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len,
     return out;
 }
 
+/* Header names come from the upstream too: one that holds a secret is
+ * renamed to its redaction (its value is redacted with the others). */
+static void redact_header_names(const struct cb_leak_scanner *sc, json_t *headers)
+{
+    json_t *renamed = json_object();
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(headers, tmp, k, v)
+    {
+        size_t n = 0, ln = 0;
+        char *r = redact(sc, k, strlen(k), &n);
+        if (r != NULL && n == strlen(k) && memcmp(r, k, n) == 0) {
+            free(r);
+            continue;
+        }
+        char *name = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
+        json_object_set(renamed, name, v);
+        json_object_del(headers, k);
+        free(name);
+        free(r);
+    }
+    json_object_update(headers, renamed);
+    json_decref(renamed);
+}
+
 static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
 {
     json_t *headers = json_object();
@@ -639,6 +665,7 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         cb_forward_response_free(&res);
         return error_envelope(err.msg);
     }
+    redact_header_names(q->creds->scanner, res.headers);
     json_t *env = ok_envelope(q->creds->scanner, &res);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb_forward_response_free(&res);

@@ -48,11 +48,20 @@ static struct {
 /* ------------------------------ fixture ------------------------------ */
 
 /* The upstream: /echo-secret sends back the bearer token it was sent,
- * plain and (for beta) base64, in its body and in a header; anything else
- * gets "hello". */
+ * plain and (for beta) base64, in its body and in a header, and
+ * /name-secret as the name of a header; anything else gets "hello". */
 static void answer(int c, const char *path, const char *request, void *arg)
 {
     (void)arg;
+    if (strcmp(path, "/name-secret") == 0) {
+        const char *auth = strcasestr(request, "\nauthorization: ");
+        char line[256] = "", head[512];
+        if (auth != NULL)
+            sscanf(auth + 1, "%*s %*s %255[^\r]", line);
+        snprintf(head, sizeof(head), "X-%s: named\r\n", line);
+        test_upstream_reply(c, 200, head, "hello", 5);
+        return;
+    }
     if (strcmp(path, "/echo-secret") != 0) {
         test_upstream_reply(c, 200, "Content-Type: text/plain\r\n", "hello", 5);
         return;
@@ -468,6 +477,20 @@ static void response_redacted(void **state)
     json_decref(env);
 }
 
+/* A header named after the secret is renamed to its redaction. */
+static void response_header_name_redacted(void **state)
+{
+    (void)state;
+    json_t *env = request("[\"beta\"]", "{\"url\": \"http://127.0.0.1:{port}/name-secret\"}");
+    json_t *headers = json_object_get(ok_of(env), "headers");
+    assert_string_equal(str(headers, "x-[REDACTED]"), "named");
+    char *text = json_dumps(env, 0);
+    assert_null(strcasestr(text, BETA));
+    free(text);
+    json_decref(expect_audit("allowed"));
+    json_decref(env);
+}
+
 static void rate_limit_denies_with_reason(void **state)
 {
     (void)state;
@@ -571,6 +594,7 @@ int main(void)
         cmocka_unit_test(injects_granted_credentials_for_their_domain_only),
         cmocka_unit_test(host_and_hop_by_hop_headers_stripped),
         cmocka_unit_test(response_redacted),
+        cmocka_unit_test(response_header_name_redacted),
         cmocka_unit_test(rate_limit_denies_with_reason),
         cmocka_unit_test(store_reload_is_audited_by_name),
         cmocka_unit_test(scanner_follows_the_store),
