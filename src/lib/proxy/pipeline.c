@@ -585,6 +585,29 @@ static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len,
     return out;
 }
 
+static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
+{
+    json_t *headers = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(res->headers, k, v)
+    {
+        size_t n = 0;
+        char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
+        json_object_set_new(
+            headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
+        free(r);
+    }
+    size_t n = 0, ln = 0;
+    char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
+    char *text = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
+    json_t *ok = json_pack("{s:i,s:o,s:s%}", "status", (json_int_t)res->status, "headers", headers,
+                           "body", text, ln);
+    free(r);
+    free(text);
+    return json_pack("{s:o}", "ok", ok);
+}
+
 /* Header names come from the upstream too: one that holds a secret is
  * renamed to its redaction (its value is redacted with the others). */
 static void redact_header_names(const struct cb_leak_scanner *sc, json_t *headers)
@@ -609,29 +632,6 @@ static void redact_header_names(const struct cb_leak_scanner *sc, json_t *header
     }
     json_object_update(headers, renamed);
     json_decref(renamed);
-}
-
-static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
-{
-    json_t *headers = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(res->headers, k, v)
-    {
-        size_t n = 0;
-        char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
-        json_object_set_new(
-            headers, k, json_stringn(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
-        free(r);
-    }
-    size_t n = 0, ln = 0;
-    char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
-    char *text = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
-    json_t *ok = json_pack("{s:i,s:o,s:s%}", "status", (json_int_t)res->status, "headers", headers,
-                           "body", text, ln);
-    free(r);
-    free(text);
-    return json_pack("{s:o}", "ok", ok);
 }
 
 static json_t *forward_stage(struct cb_proxy *p, struct req *q)
