@@ -571,14 +571,14 @@ static void scanner_follows_the_store(void **state)
     assert_string_equal(rep.findings[0].name, "delta");
     assert_int_equal(cb_leak_scan(before, "x " GAMMA " y", strlen(GAMMA) + 4, &rep, NULL), 0);
     struct cb_secret_store *w = writer();
-    put(w, "epsilon", "127.0.0.1", "X-Eps", "", "epsilon-value-31415926535");
+    put(w, "iota", "127.0.0.1", "X-Iota", "", "iota-added-later-8f7e6d5c4b");
     save(w);
     sleep_past_store_check();
     struct cb_leak_scanner *after = cb_proxy_scanner_get(g.proxy);
-    const char *eps = "rev: 53562951413-eulav-nolispe";
-    assert_int_equal(cb_leak_scan(after, eps, strlen(eps), &rep, NULL), 1);
-    assert_string_equal(rep.findings[0].name, "epsilon");
-    assert_int_equal(cb_leak_scan(before, eps, strlen(eps), &rep, NULL), 0);
+    const char *rev = "rev: b4c5d6e7f8-retal-dedda-atoi";
+    assert_int_equal(cb_leak_scan(after, rev, strlen(rev), &rep, NULL), 1);
+    assert_string_equal(rep.findings[0].name, "iota");
+    assert_int_equal(cb_leak_scan(before, rev, strlen(rev), &rep, NULL), 0);
     cb_leak_scanner_free(before);
     cb_leak_scanner_free(after);
 }
