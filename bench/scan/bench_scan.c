@@ -1,5 +1,6 @@
 /* Leak-scan throughput: a 1 MiB body against 100 known secrets in every
- * encoding plus the whole pattern catalogue, against baselines measured on
+ * encoding (whole forms, fragments and skeletons) plus the whole pattern
+ * catalogue, against baselines measured on
  * the same buffer in the same run: memchr and memmem of one needle (the
  * floor of any scan), and memmem of every encoded form one after another
  * (what a per-secret scan would cost). Best of ROUNDS runs each. */
@@ -153,6 +154,54 @@ static void do_redact(void *p)
     free(out);
 }
 
+/* Plants secret i in form i % 6 of the forms added later: reversed,
+ * base32, spaced out, every character \u-escaped, 16 characters of it,
+ * UTF-16. */
+static void plant_new(char *body, const char *secret, int i)
+{
+    char enc[320];
+    size_t n = strlen(secret), o = 0;
+    static const char b32a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    switch (i % 6) {
+    case 0:
+        for (size_t k = 0; k < n; k++)
+            enc[o++] = secret[n - 1 - k];
+        break;
+    case 1: {
+        uint32_t acc = 0;
+        int bits = 0;
+        for (size_t k = 0; k < n; k++) {
+            acc = acc << 8 | (unsigned char)secret[k];
+            for (bits += 8; bits >= 5; bits -= 5)
+                enc[o++] = b32a[(acc >> (bits - 5)) & 31];
+        }
+        if (bits > 0)
+            enc[o++] = b32a[(acc << (5 - bits)) & 31];
+        break;
+    }
+    case 2:
+        for (size_t k = 0; k < n; k++) {
+            enc[o++] = secret[k];
+            enc[o++] = ' ';
+        }
+        break;
+    case 3:
+        for (size_t k = 0; k < n; k++)
+            o += (size_t)snprintf(enc + o, sizeof(enc) - o, "\\u%04x", (unsigned char)secret[k]);
+        break;
+    case 4:
+        memcpy(enc, secret + 4, 16);
+        o = 16;
+        break;
+    default:
+        for (size_t k = 0; k < n; k++) {
+            enc[o++] = secret[k];
+            enc[o++] = '\0';
+        }
+    }
+    memcpy(body + (size_t)i * (BODY / 40) + 7, enc, o);
+}
+
 /* Plants secret i in form i % 4 (plain, base64, hex, URL-encoded). */
 static void plant(char *body, const char *secret, int i)
 {
@@ -195,8 +244,11 @@ int main(void)
     c.sc = sc;
     char *plain = make_body(false, false), *escaped = make_body(true, false);
     char *planted = make_body(false, false), *dense = make_body(false, true);
-    for (int i = 0; i < 12; i++)
+    char *planted_new = make_body(false, false);
+    for (int i = 0; i < 12; i++) {
         plant(planted, c.secrets[i], i);
+        plant_new(planted_new, c.secrets[i + 12], i);
+    }
     printf("leak scan: %u KiB body, %d secrets (all encodings), %zu patterns, best of %d\n",
            BODY >> 10, SECRETS, cb_pattern_count(), ROUNDS);
     c.body = plain;
@@ -215,17 +267,24 @@ int main(void)
     double s3 = mibs(best(do_scan, &c), BODY);
     printf("  cb_leak_scan, 12 secrets planted %8.0f MiB/s  (found=%d)\n", s3, c.found);
     printf("  cb_leak_redact, 12 planted      %9.0f MiB/s\n", mibs(best(do_redact, &c), BODY));
+    c.body = planted_new;
+    double s5 = mibs(best(do_scan, &c), BODY);
+    printf("  cb_leak_scan, 12 planted in the forms added later %.0f MiB/s  (found=%d)\n", s5,
+           c.found);
+    printf("  cb_leak_redact, the same        %9.0f MiB/s\n", mibs(best(do_redact, &c), BODY));
     c.body = dense;
     double s4 = mibs(best(do_scan, &c), BODY);
     printf("  cb_leak_scan, only trigger words %8.0f MiB/s  (worst case, not the target)\n", s4);
     double worst = s1 < s2 ? s1 : s2;
     worst = worst < s3 ? worst : s3;
-    printf("  target >= 300 MiB/s: %s (slowest of the first three: %.0f MiB/s)\n",
+    worst = worst < s5 ? worst : s5;
+    printf("  target >= 300 MiB/s: %s (slowest of the scans above but the last: %.0f MiB/s)\n",
            worst >= 300 ? "met" : "MISSED", worst);
     free(dense);
     free(plain);
     free(escaped);
     free(planted);
+    free(planted_new);
     cb_leak_scanner_free(sc);
     return (int)(c.sink & 0);
 }

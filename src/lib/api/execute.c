@@ -10,6 +10,7 @@
 #include "proxy/pipeline.h"
 #include "sandbox/registry.h"
 #include "sandbox/worker.h"
+#include "scan/leak.h"
 #include "scan/sanitize.h"
 
 #include <inttypes.h>
@@ -99,27 +100,45 @@ static json_t *output_value(const struct cb_buf *out)
     return v != NULL ? v : cb_json_text(s, out->len);
 }
 
-/* Answers 200 with the tool's output after sanitization: credential
- * patterns are redacted, injection patterns blocked, and output whose
- * redaction broke its JSON is returned as redacted text (fail closed). */
+/* Sanitizes the output and the logs against every stored secret (in every
+ * form the proxy's scanner knows: a tool may have been handed a credential
+ * by a reflecting upstream) and the patterns. On success *output, *logs and
+ * *report are new references. */
+static int sanitize(struct cb_app *app, struct cb_worker_result *r, json_t **output, json_t **logs,
+                    json_t **report, struct cb_error *err)
+{
+    struct cb_leak_scanner *sc = app->proxy ? cb_proxy_scanner_get(app->proxy) : NULL;
+    json_t *raw = output_value(&r->out);
+    int rc = cb_sanitize_output(sc, raw, output, report, err);
+    json_decref(raw);
+    if (rc == 0)
+        rc = cb_sanitize_logs(sc, r->logs, *report, logs, err);
+    cb_leak_scanner_free(sc);
+    if (rc < 0) {
+        json_decref(*output);
+        json_decref(*report);
+    }
+    return rc;
+}
+
+/* Answers 200 with the tool's output and logs after sanitization: stored
+ * secrets and credential patterns are redacted, injection patterns
+ * blocked, and text whose redaction broke its JSON is returned as
+ * redacted text (fail closed). */
 static void respond_ok(struct cb_http_request *req, struct cb_http_response *res,
                        struct cb_worker_result *r, uint64_t ms)
 {
     struct cb_error err = {0};
-    json_t *raw = output_value(&r->out);
-    json_t *output = NULL;
-    json_t *report = NULL;
-    int rc = cb_sanitize_output(NULL, raw, &output, &report, &err);
-    json_decref(raw);
-    if (rc < 0) {
+    json_t *output = NULL, *logs = NULL, *report = NULL;
+    if (sanitize(req->app, r, &output, &logs, &report, &err) < 0) {
         cb_http_respond_error(res, 500, "internal_error", "sanitizing the tool output: %s",
                               err.msg);
         return;
     }
     if (json_integer_value(json_object_get(report, "issues_found")) > 0)
         cb_metric_inc(((struct cb_app *)req->app)->m_sanitized, NULL, 1);
-    json_t *meta = json_pack("{s:I, s:I, s:O, s:o, s:b}", "execution_time_ms", (json_int_t)ms,
-                             "fuel_consumed", (json_int_t)r->outcome.fuel_consumed, "logs", r->logs,
+    json_t *meta = json_pack("{s:I, s:I, s:o, s:o, s:b}", "execution_time_ms", (json_int_t)ms,
+                             "fuel_consumed", (json_int_t)r->outcome.fuel_consumed, "logs", logs,
                              "sanitization", report, "output_truncated", r->output_truncated);
     json_t *body = json_pack("{s:s, s:s, s:o, s:n, s:o}", "request_id", req->request_id, "status",
                              "ok", "output", output, "error", "metadata", meta);

@@ -7,6 +7,7 @@
 #include "core/util.h"
 #include "proxy/addr.h"
 #include "proxy/allowlist.h"
+#include "proxy/decode.h"
 #include "proxy/forward.h"
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
@@ -276,6 +277,14 @@ static struct creds *creds_get(struct cb_proxy *p)
         return c;
     creds_put(c);
     return fresh;
+}
+
+struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p)
+{
+    struct creds *c = creds_get(p);
+    struct cb_leak_scanner *sc = cb_leak_scanner_ref(c->scanner);
+    creds_put(c);
+    return sc;
 }
 
 static void req_free(struct req *q)
@@ -709,6 +718,32 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
     return json_pack("{s:o}", "ok", ok);
 }
 
+/* Header names come from the upstream too: one that holds a secret is
+ * renamed to its redaction (its value is redacted with the others). */
+static void redact_header_names(const struct cb_leak_scanner *sc, json_t *headers)
+{
+    json_t *renamed = json_object();
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(headers, tmp, k, v)
+    {
+        size_t n = 0, ln = 0;
+        char *r = redact(sc, k, strlen(k), &n);
+        if (r != NULL && n == strlen(k) && memcmp(r, k, n) == 0) {
+            free(r);
+            continue;
+        }
+        char *name = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
+        json_object_set(renamed, name, v);
+        json_object_del(headers, k);
+        free(name);
+        free(r);
+    }
+    json_object_update(headers, renamed);
+    json_decref(renamed);
+}
+
 static json_t *forward_stage(struct cb_proxy *p, struct req *q)
 {
     const struct cb_config *cfg = p->cfg;
@@ -739,6 +774,13 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         audit(p, q, "error", err.msg, 0, 0);
         return error_envelope(err.msg);
     }
+    /* A body the scanner cannot read must not reach the tool. */
+    if (cb_decode_response(&res, q->url.host.name, cfg->proxy.max_response_bytes, &err) < 0) {
+        audit(p, q, "blocked", err.msg, (int)res.status, res.body.len);
+        cb_forward_response_free(&res);
+        return error_envelope(err.msg);
+    }
+    redact_header_names(q->creds->scanner, res.headers);
     json_t *env = ok_envelope(q->creds->scanner, &res);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb_forward_response_free(&res);

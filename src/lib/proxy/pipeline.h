@@ -17,6 +17,7 @@ struct cb_secret_store;
 struct cb_master_key;
 struct cb_audit;
 struct cb_proxy;
+struct cb_leak_scanner;
 
 /* Builds the proxy from the config. `store` (credentials to inject and to
  * scan for) and `audit` are borrowed and may be NULL; both must outlive the
@@ -34,6 +35,12 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
                               const struct cb_master_key *key, struct cb_audit *audit,
                               struct cb_error *err);
 void cb_proxy_free(struct cb_proxy *p);
+
+/* The leak scanner of the current credentials (every stored secret, as
+ * the proxy scans for them), with a reference the caller drops with
+ * cb_leak_scanner_free. Like a request, it may first reload a changed
+ * store. Never NULL. Thread-safe. */
+struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p);
 
 /* Runs one http_request host call for `tool` (its name is also the rate
  * limit key). `granted` is an array of credential names the tool may use

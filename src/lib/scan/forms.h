@@ -8,15 +8,16 @@
 
 #include "scan/leak.h"
 
-#define CB__MAX_FORMS 10
+#define CB__MAX_FORMS 20
 
 struct cb__form {
     enum cb_leak_encoding enc;
     unsigned char *bytes; /* owned; wiped by cb__form_wipe */
     size_t len;
-    bool icase; /* compare ASCII case-insensitively (hex) */
-    /* base64 only: the secret shares one character with its neighbours on
-     * this side; redaction takes it too, and trailing '=' padding. */
+    bool icase; /* compare ASCII case-insensitively */
+    /* base64 and base32: the secret shares one character with its
+     * neighbours on this side; redaction takes it too, and trailing '='
+     * padding. */
     uint8_t edge_left, edge_right;
 };
 
@@ -24,7 +25,7 @@ struct cb__form {
  * many. */
 size_t cb__secret_forms(const unsigned char *s, size_t n, struct cb__form out[CB__MAX_FORMS]);
 void cb__form_wipe(struct cb__form *f);
-/* True when c belongs to the alphabet of a base64 form. */
-bool cb__form_b64_char(enum cb_leak_encoding enc, unsigned char c);
+/* True when c belongs to the alphabet of a base64 or base32 form. */
+bool cb__form_alpha_char(enum cb_leak_encoding enc, unsigned char c);
 
 #endif

@@ -2,11 +2,13 @@
 #include "core/util.h"
 #include "scan/ac.h"
 #include "scan/forms.h"
+#include "scan/frag.h"
 #include "scan/leak_internal.h"
 #include "scan/patterns.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +41,10 @@ struct cb_leak_scanner {
     struct needle_ref *refs;
     size_t n_refs;
     struct cb__ac *ac;
+    struct cb__frag *frag; /* runs of the secrets and of their reversals */
+    struct cb__frag *skel; /* runs of their skeletons, in a text's skeleton */
+    bool escapes;          /* a secret holds what a decoded view would decode */
+    atomic_uint refs_held;
 };
 
 /* Needles under construction. */
@@ -106,6 +112,17 @@ static void add_literals(struct needles *nd)
             add_spellings(nd, (uint32_t)p, l, 0, buf, 0);
 }
 
+/* The secret's letters and digits, searched for in a text's skeleton. */
+static void add_skeleton(struct cb_leak_scanner *sc, const unsigned char *val, size_t len,
+                         size_t si)
+{
+    unsigned char *k = cb_xmalloc(len);
+    size_t n = cb__frag_skeleton(val, len, k);
+    cb__frag_add(sc->skel, k, n, (uint32_t)si, CB_LEAK_ENC_SPACED);
+    explicit_bzero(k, len);
+    free(k);
+}
+
 static void add_secret(struct cb_leak_scanner *sc, struct needles *nd, const char *name,
                        const unsigned char *val, size_t len, size_t index)
 {
@@ -126,7 +143,16 @@ static void add_secret(struct cb_leak_scanner *sc, struct needles *nd, const cha
         sc->form_secret[fi] = (uint32_t)si;
         size_t nl = f[j].len < AC_PREFIX ? f[j].len : AC_PREFIX;
         needle_add(nd, f[j].bytes, nl, (struct needle_ref){.idx = (uint32_t)fi});
+        if (f[j].enc == CB_LEAK_ENC_REVERSED && len >= CB_LEAK_MIN_FRAGMENT)
+            cb__frag_add(sc->frag, f[j].bytes, f[j].len, (uint32_t)si, CB_LEAK_ENC_REVERSED);
     }
+    if (len >= CB_LEAK_MIN_FRAGMENT)
+        cb__frag_add(sc->frag, val, len, (uint32_t)si, CB_LEAK_ENC_FRAGMENT);
+    add_skeleton(sc, val, len, si);
+    struct cb__views vs;
+    cb__views_build(val, len, 1, &vs);
+    sc->escapes |= vs.n > 1;
+    cb__views_free(&vs);
 }
 
 static int check_args(const char *const *secrets, const size_t *lens, size_t n,
@@ -150,6 +176,9 @@ struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char
         return NULL;
     struct cb_leak_scanner *sc = cb_xcalloc(1, sizeof(*sc));
     sc->secrets = cb_xcalloc(n ? n : 1, sizeof(*sc->secrets));
+    atomic_init(&sc->refs_held, 1);
+    sc->frag = cb__frag_new();
+    sc->skel = cb__frag_new();
     struct needles nd = {0};
     add_literals(&nd);
     for (size_t i = 0; i < n; i++) {
@@ -160,16 +189,27 @@ struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char
         add_secret(sc, &nd, names ? names[i] : NULL, (const unsigned char *)secrets[i], lens[i], i);
     }
     sc->ac = cb__ac_build(nd.v, nd.n);
+    cb__frag_build(sc->frag);
+    cb__frag_build(sc->skel);
     sc->refs = nd.refs;
     sc->n_refs = nd.n;
     needles_free(&nd);
     return sc;
 }
 
+struct cb_leak_scanner *cb_leak_scanner_ref(struct cb_leak_scanner *sc)
+{
+    if (sc)
+        atomic_fetch_add(&sc->refs_held, 1);
+    return sc;
+}
+
 void cb_leak_scanner_free(struct cb_leak_scanner *sc)
 {
-    if (sc == NULL)
+    if (sc == NULL || atomic_fetch_sub(&sc->refs_held, 1) != 1)
         return;
+    cb__frag_free(sc->frag);
+    cb__frag_free(sc->skel);
     for (size_t i = 0; i < sc->n_secrets; i++) {
         explicit_bzero(sc->secrets[i].val, sc->secrets[i].len);
         free(sc->secrets[i].val);
@@ -249,16 +289,27 @@ static bool equal_icase(const unsigned char *a, const unsigned char *b, size_t n
     return true;
 }
 
-/* Widens a base64 match over the characters it shares with its
+/* Widens a base64 or base32 match over the characters it shares with its
  * neighbours, and over the padding after it. */
-static void widen_b64(const struct cb__form *f, const struct cb__view *v, size_t *s, size_t *e)
+static void widen_radix(const struct cb__form *f, const struct cb__view *v, size_t *s, size_t *e)
 {
-    if (f->edge_left && *s > 0 && cb__form_b64_char(f->enc, v->p[*s - 1]))
+    int max_pad = f->enc == CB_LEAK_ENC_BASE32 ? 6 : 2;
+    if (f->edge_left && *s > 0 && cb__form_alpha_char(f->enc, v->p[*s - 1]))
         (*s)--;
-    if (f->edge_right && *e < v->len && cb__form_b64_char(f->enc, v->p[*e]))
+    if (f->edge_right && *e < v->len && cb__form_alpha_char(f->enc, v->p[*e]))
         (*e)++;
-    for (int k = 0; k < 2 && *e < v->len && v->p[*e] == '='; k++)
+    for (int k = 0; k < max_pad && *e < v->len && v->p[*e] == '='; k++)
         (*e)++;
+}
+
+static void push_secret(struct hit_ctx *h, uint32_t who, uint8_t enc, size_t s, size_t e)
+{
+    cb__spans_push(h->spans, (struct cb__span){.s = cb__view_raw(h->v, s),
+                                               .e = cb__view_raw(h->v, e),
+                                               .who = who,
+                                               .kind = CB_LEAK_KNOWN_SECRET,
+                                               .enc = enc,
+                                               .depth = (uint8_t)h->v->depth});
 }
 
 static void form_hit(struct hit_ctx *h, uint32_t fi, size_t start)
@@ -271,14 +322,30 @@ static void form_hit(struct hit_ctx *h, uint32_t fi, size_t start)
     if (f->icase ? !equal_icase(p, f->bytes, f->len) : memcmp(p, f->bytes, f->len) != 0)
         return;
     size_t s = start, e = start + f->len;
-    if (f->enc == CB_LEAK_ENC_BASE64 || f->enc == CB_LEAK_ENC_BASE64URL)
-        widen_b64(f, v, &s, &e);
-    cb__spans_push(h->spans, (struct cb__span){.s = cb__view_raw(v, s),
-                                               .e = cb__view_raw(v, e),
-                                               .who = h->sc->form_secret[fi],
-                                               .kind = CB_LEAK_KNOWN_SECRET,
-                                               .enc = (uint8_t)f->enc,
-                                               .depth = (uint8_t)v->depth});
+    enum cb_leak_encoding enc = f->enc;
+    if (enc == CB_LEAK_ENC_BASE64 || enc == CB_LEAK_ENC_BASE64URL || enc == CB_LEAK_ENC_BASE32)
+        widen_radix(f, v, &s, &e);
+    if (enc == CB_LEAK_ENC_PLAIN && memcmp(p, f->bytes, f->len) != 0)
+        enc = CB_LEAK_ENC_CASEFOLD;
+    push_secret(h, h->sc->form_secret[fi], (uint8_t)enc, s, e);
+}
+
+static void frag_hit(void *ctx, uint32_t secret, uint8_t enc, size_t s, size_t e)
+{
+    push_secret(ctx, secret, enc, s, e);
+}
+
+/* Runs of secrets, and of their skeletons, in the most decoded view: the
+ * others hold the same runs, unless a secret itself holds an escape that
+ * decoding would change (then every view is searched). */
+static void collect_fragments(const struct cb_leak_scanner *sc, struct cb__collect *c)
+{
+    for (size_t k = sc->escapes ? 0 : c->views.n - 1; k < c->views.n; k++) {
+        struct hit_ctx h = {sc, &c->views.v[k], &c->secrets, NULL};
+        cb__frag_scan(sc->frag, h.v->p, h.v->len, frag_hit, &h);
+        if (k == c->views.n - 1)
+            cb__frag_scan_skeleton(sc->skel, h.v->p, h.v->len, frag_hit, &h);
+    }
 }
 
 static void on_hit(void *ctx, uint32_t id, size_t end)
@@ -309,6 +376,8 @@ struct cb__collect *cb__collect(const struct cb_leak_scanner *sc, const char *da
         struct hit_ctx h = {sc, &c->views.v[k], &c->secrets, c->cand[k]};
         cb__ac_scan(sc->ac, h.v->p, h.v->len, on_hit, &h);
     }
+    if (views)
+        collect_fragments(sc, c);
     return c;
 }
 
@@ -369,10 +438,14 @@ static void report_add(struct cb_leak_report *rep, struct cb_leak_finding f)
         rep->findings[rep->n++] = f;
 }
 
+/* By start, then by encoding: a whole secret is reported as what it is
+ * before the fragment and skeleton runs that cover it too. */
 static int cmp_span_start(const void *a, const void *b)
 {
     const struct cb__span *x = a, *y = b;
-    return x->s < y->s ? -1 : x->s > y->s;
+    if (x->s != y->s)
+        return x->s < y->s ? -1 : 1;
+    return (x->enc > y->enc) - (x->enc < y->enc);
 }
 
 /* In text order, so each finding carries its first occurrence. */
@@ -441,6 +514,13 @@ int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_
                        unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
                        struct cb_error *err)
 {
+    return cb__leak_summarise_keep(sc, data, len, mode, found_secret, found_pattern, NULL, err);
+}
+
+int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, size_t len,
+                            unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
+                            struct cb__collect **keep, struct cb_error *err)
+{
     if (len > CB_LEAK_MAX_INPUT)
         return cb_error_set(err, -E2BIG, "%zu bytes is too large to scan", len);
     /* Decoded views matter for known secrets, and for patterns in mode. */
@@ -464,13 +544,17 @@ int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_
         }
     }
     cb__pattern_match_data_free(md);
-    cb__collect_free(c);
+    if (keep)
+        *keep = c;
+    else
+        cb__collect_free(c);
     return r < 0 ? r : 0;
 }
 
 const char *cb_leak_encoding_name(enum cb_leak_encoding enc)
 {
-    static const char *const names[] = {"plain",     "plus_space", "json", "base64",
-                                        "base64url", "hex",        "none"};
+    static const char *const names[] = {"plain", "plus_space",  "json",     "base64", "base64url",
+                                        "hex",   "case_folded", "reversed", "base32", "rot13",
+                                        "utf16", "fragment",    "spaced",   "none"};
     return (size_t)enc < CB_ARRAY_LEN(names) ? names[enc] : "unknown";
 }

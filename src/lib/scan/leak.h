@@ -2,27 +2,43 @@
  *
  * A scanner is built once from the credential store's values. For each
  * secret it precomputes the forms a leak can take:
- *   - plain, with spaces as '+' (form encoding), and JSON-string escaped;
+ *   - plain, in any letter case, with spaces as '+' (form encoding), and
+ *     JSON-string escaped;
  *   - base64, standard and URL-safe, at each of the three alignments a
  *     secret can have inside a longer base64 text (the stable characters of
  *     base64(prefix + secret) for prefixes of 0, 1 and 2 bytes, so it matches
- *     whatever surrounds it, padded or not);
- *   - hex, in any letter case.
- * URL encoding (%XX, either hex case, any set of escaped characters) is
- * handled by scanning the percent-decoded text as well, up to
- * CB_LEAK_URL_ROUNDS rounds: one round for URL-encoded, two for
- * double-encoded, and every form above inside either.
+ *     whatever surrounds it, padded or not); base32 likewise, at its five
+ *     alignments, in either case;
+ *   - hex, in any letter case;
+ *   - reversed, rot13, and UTF-16 in either byte order (ASCII secrets).
+ * Escapes are handled by scanning decoded views of the text as well, up to
+ * CB_LEAK_URL_ROUNDS rounds, each decoding every %XX (URL encoding, either
+ * hex case, any set of escaped characters), every \u00XX below \u0080
+ * (JSON) and every HTML numeric reference below 128: one round for
+ * URL-encoded, two for double-encoded, and every form above inside any of
+ * them.
  *
- * All forms of all secrets, and the literals that start every credential
- * and injection pattern, are searched in one pass of one Aho–Corasick
- * automaton; a regex only runs where its literal occurred.
+ * Pieces: any run of CB_LEAK_MIN_FRAGMENT or more characters of a secret or
+ * of its reversal (any letter case) is found too (scan/frag.h), and so is
+ * the secret's run of letters and digits with anything between them (spaced
+ * out, split by separators, UTF-16, an array of characters): the text's
+ * skeleton, its letters and digits alone, is searched for runs of the
+ * secrets' skeletons.
+ *
+ * All whole forms of all secrets, and the literals that start every
+ * credential and injection pattern, are searched in one pass of one
+ * Aho–Corasick automaton; a regex only runs where its literal occurred.
  *
  * Secrets shorter than CB_LEAK_MIN_SECRET_LEN bytes are not registered: a
  * short value such as "admin" or a PIN would redact ordinary text, and its
  * encodings are too short to be told from noise. They are counted in
  * cb_leak_scanner_skipped() so the caller can warn.
  *
- * Reports never contain secret values, only indices, names and offsets. */
+ * Reports never contain secret values, only indices, names and offsets.
+ *
+ * What no scanner can see: a transform it does not know (a tool that XORs
+ * the secret with a key, or prints it a few characters at a time between
+ * other words). See docs/security.md. */
 #ifndef CB_SCAN_LEAK_H
 #define CB_SCAN_LEAK_H
 
@@ -33,6 +49,8 @@
 #include "core/error.h"
 
 #define CB_LEAK_MIN_SECRET_LEN 8
+/* The shortest piece of a secret that is redacted on its own. */
+#define CB_LEAK_MIN_FRAGMENT   12
 #define CB_LEAK_MAX_SECRET_LEN 16384
 #define CB_LEAK_MAX_SECRETS    1024
 /* Percent-decoding rounds (the reference does up to 10 on the raw text). */
@@ -59,7 +77,14 @@ enum cb_leak_encoding {
     CB_LEAK_ENC_BASE64,
     CB_LEAK_ENC_BASE64URL,
     CB_LEAK_ENC_HEX,
-    CB_LEAK_ENC_NONE, /* pattern findings */
+    CB_LEAK_ENC_CASEFOLD, /* plain text in other letter case */
+    CB_LEAK_ENC_REVERSED,
+    CB_LEAK_ENC_BASE32,
+    CB_LEAK_ENC_ROT13,
+    CB_LEAK_ENC_UTF16,    /* either byte order */
+    CB_LEAK_ENC_FRAGMENT, /* a run of CB_LEAK_MIN_FRAGMENT or more of the secret */
+    CB_LEAK_ENC_SPACED,   /* its letters and digits, split by anything else */
+    CB_LEAK_ENC_NONE,     /* pattern findings */
 };
 
 struct cb_leak_finding {
@@ -67,7 +92,7 @@ struct cb_leak_finding {
     size_t index;     /* index into the secrets given to _new, or pattern index */
     const char *name; /* the secret's name (NULL if none given) or the pattern's */
     enum cb_leak_encoding encoding;
-    unsigned url_depth; /* percent-decoding rounds applied before it matched */
+    unsigned url_depth; /* decoding rounds (%XX, \u00XX, &#NN;) applied before it matched */
     size_t offset, len; /* span in the scanned data */
 };
 
@@ -82,7 +107,11 @@ struct cb_leak_report {
  * CB_LEAK_MAX_SECRETS or an argument is invalid. */
 struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char *const *secrets,
                                             const size_t *lens, size_t n, struct cb_error *err);
-/* Wipes the copies of the secrets and every derived form. NULL is fine. */
+/* Takes another reference to sc (a scanner is read-only once built and
+ * may be shared by threads); returns sc. */
+struct cb_leak_scanner *cb_leak_scanner_ref(struct cb_leak_scanner *sc);
+/* Drops a reference; the last one wipes the copies of the secrets and every
+ * derived form. NULL is fine. */
 void cb_leak_scanner_free(struct cb_leak_scanner *sc);
 /* Secrets not registered because they were too short or too long. */
 size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc);

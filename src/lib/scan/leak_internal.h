@@ -9,7 +9,7 @@
 #include "scan/views.h"
 
 /* Upper bound of cb_pattern_count(). */
-#define CB__MAX_PATTERNS 32
+#define CB__MAX_PATTERNS 40
 /* Past this many literal occurrences, a pattern whose unanchored search is
  * fast runs once from the first one instead of anchored at each. */
 #define CB__CAND_ANCHORED_MAX 64
@@ -68,6 +68,13 @@ enum {
 int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_t len,
                        unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
                        struct cb_error *err);
+
+/* The same, handing the pass over the text to the caller in *keep (free
+ * it with cb__collect_free; NULL when the text is too large to scan): the
+ * redaction that follows a dirty summary works from it. */
+int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, size_t len,
+                            unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
+                            struct cb__collect **keep, struct cb_error *err);
 
 /* cb_leak_redact with a mode. */
 int cb__leak_redact_mode(const struct cb_leak_scanner *sc, const char *data, size_t len,

@@ -169,17 +169,16 @@ static bool pattern_wanted(size_t i, unsigned mode)
 }
 
 /* One round: in[] redacted into out. `found` says which patterns occur. */
-static int redact_round(const struct cb_leak_scanner *sc, const char *in, size_t len, unsigned mode,
-                        const bool *found, struct cb_buf *out, size_t *count, struct cb_error *err)
+static int redact_round(const struct cb_leak_scanner *sc, struct cb__collect *c, const char *in,
+                        size_t len, unsigned mode, const bool *found, struct cb_buf *out,
+                        size_t *count, struct cb_error *err)
 {
-    struct cb__collect *c = cb__collect(sc, in, len, true);
     void *md = cb__pattern_match_data();
     int r = 0;
     if (mode & CB__SCAN_PATTERN_VIEWS)
         r = decoded_pattern_spans(c, md, &c->secrets, err);
     if (r == 0)
         r = write_spans(in, len, &c->secrets, out, count);
-    cb__collect_free(c);
     for (size_t i = 0; i < cb_pattern_count() && r == 0; i++) {
         if (!found[i] || !pattern_wanted(i, mode))
             continue;
@@ -192,13 +191,14 @@ static int redact_round(const struct cb_leak_scanner *sc, const char *in, size_t
 }
 
 /* Whether anything is left to redact: 1 yes, 0 no, < 0 error; pat[]
- * says which patterns matched. */
+ * says which patterns matched, and *c is the pass over the text (the
+ * caller frees it). */
 static int dirty(const struct cb_leak_scanner *sc, const char *s, size_t len, unsigned mode,
-                 bool pat[CB__MAX_PATTERNS], struct cb_error *err)
+                 bool pat[CB__MAX_PATTERNS], struct cb__collect **c, struct cb_error *err)
 {
     size_t n = cb_leak_scanner_secrets(sc);
     bool *found = cb_xcalloc(n ? n : 1, sizeof(bool));
-    int r = cb__leak_summarise(sc, s, len, mode, found, pat, err);
+    int r = cb__leak_summarise_keep(sc, s, len, mode, found, pat, c, err);
     for (size_t i = 0; r == 0 && i < n; i++)
         r = found[i];
     for (size_t i = 0; r == 0 && i < cb_pattern_count(); i++)
@@ -235,12 +235,16 @@ int cb__leak_redact_mode(const struct cb_leak_scanner *sc, const char *data, siz
     for (int round = 0;; round++) {
         unsigned m = round == 0 ? mode : mode & ~CB__SCAN_INJECTION;
         bool pat[CB__MAX_PATTERNS] = {false};
-        r = dirty(sc, text.data ? text.data : "", text.len, m, pat, NULL);
-        if (r <= 0 || round == REDACT_ROUNDS)
+        struct cb__collect *c = NULL;
+        r = dirty(sc, text.data ? text.data : "", text.len, m, pat, &c, NULL);
+        if (r <= 0 || round == REDACT_ROUNDS) {
+            cb__collect_free(c);
             break;
+        }
         struct cb_buf next;
         cb_buf_init(&next, text.max);
-        r = redact_round(sc, text.data, text.len, mode, pat, &next, &count, NULL);
+        r = redact_round(sc, c, text.data, text.len, mode, pat, &next, &count, NULL);
+        cb__collect_free(c);
         wipe_buf(&text);
         text = next;
         if (r < 0)

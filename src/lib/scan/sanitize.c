@@ -104,6 +104,35 @@ int cb_sanitize_output(const struct cb_leak_scanner *sc, json_t *output, json_t 
     return r;
 }
 
+static void merge_report(json_t *into, json_t *from)
+{
+    json_t *acts = json_object_get(into, "actions_taken");
+    json_array_extend(acts, json_object_get(from, "actions_taken"));
+    json_object_set_new(into, "issues_found", json_integer((json_int_t)json_array_size(acts)));
+}
+
+int cb_sanitize_logs(const struct cb_leak_scanner *sc, json_t *logs, json_t *report,
+                     json_t **out_logs, struct cb_error *err)
+{
+    json_t *out = NULL, *rep = NULL;
+    *out_logs = NULL;
+    if (logs == NULL) {
+        *out_logs = json_array();
+        return 0;
+    }
+    int r = cb_sanitize_output(sc, logs, &out, &rep, err);
+    if (r < 0)
+        return r;
+    merge_report(report, rep);
+    json_decref(rep);
+    if (!json_is_array(out)) {
+        json_t *entry = json_pack("{s:s,s:o}", "level", "warn", "message", out);
+        out = json_pack("[o]", entry);
+    }
+    *out_logs = out;
+    return 0;
+}
+
 int cb_sanitize_text(const struct cb_leak_scanner *sc, const char *text, size_t len,
                      json_t **out_output, json_t **out_report, struct cb_error *err)
 {

@@ -40,6 +40,16 @@
 int cb_sanitize_output(const struct cb_leak_scanner *sc, json_t *output, json_t **out_output,
                        json_t **out_report, struct cb_error *err);
 
+/* Sanitises the log entries of an execution (an array of {"level",
+ * "message"} objects) as cb_sanitize_output does its output, and adds what
+ * it found to `report` (made by cb_sanitize_output: issues_found grows,
+ * actions are appended). *out_logs is a new reference to the entries to
+ * return: the same array when clean, else the redacted one; when the
+ * redaction no longer parses as an array, one entry {"level": "warn",
+ * "message": <the redacted text>}. Returns 0 or a negative code. */
+int cb_sanitize_logs(const struct cb_leak_scanner *sc, json_t *logs, json_t *report,
+                     json_t **out_logs, struct cb_error *err);
+
 /* The same for raw (non-JSON) tool output: it is taken as a JSON string of
  * its lossy UTF-8 decoding, as the reference does. */
 int cb_sanitize_text(const struct cb_leak_scanner *sc, const char *text, size_t len,

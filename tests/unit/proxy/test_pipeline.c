@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/util.h"
 #include "proxy/pipeline.h"
+#include "scan/leak.h"
 #include "secrets/secrets.h"
 #include "upstream.h"
 #include "rm_tree.h"
@@ -53,11 +54,20 @@ static struct {
 /* ------------------------------ fixture ------------------------------ */
 
 /* The upstream: /echo-secret sends back the bearer token it was sent,
- * plain and (for beta) base64, in its body and in a header; anything else
- * gets "hello". */
+ * plain and (for beta) base64, in its body and in a header, and
+ * /name-secret as the name of a header; anything else gets "hello". */
 static void answer(int c, const char *path, const char *request, void *arg)
 {
     (void)arg;
+    if (strcmp(path, "/name-secret") == 0) {
+        const char *auth = strcasestr(request, "\nauthorization: ");
+        char line[256] = "", head[512];
+        if (auth != NULL)
+            sscanf(auth + 1, "%*s %*s %255[^\r]", line);
+        snprintf(head, sizeof(head), "X-%s: named\r\n", line);
+        test_upstream_reply(c, 200, head, "hello", 5);
+        return;
+    }
     if (strcmp(path, "/echo-secret") != 0) {
         test_upstream_reply(c, 200, "Content-Type: text/plain\r\n", "hello", 5);
         return;
@@ -564,6 +574,20 @@ static void response_redacted(void **state)
     json_decref(env);
 }
 
+/* A header named after the secret is renamed to its redaction. */
+static void response_header_name_redacted(void **state)
+{
+    (void)state;
+    json_t *env = request("[\"beta\"]", "{\"url\": \"http://127.0.0.1:{port}/name-secret\"}");
+    json_t *headers = json_object_get(ok_of(env), "headers");
+    assert_string_equal(str(headers, "x-[REDACTED]"), "named");
+    char *text = json_dumps(env, 0);
+    assert_null(strcasestr(text, BETA));
+    free(text);
+    json_decref(expect_audit("allowed"));
+    json_decref(env);
+}
+
 static void rate_limit_denies_with_reason(void **state)
 {
     (void)state;
@@ -632,6 +656,30 @@ static void store_reload_is_audited_by_name(void **state)
     audit_has_no_secrets();
 }
 
+/* The scanner handed to /execute follows the store: it finds a secret
+ * added to the file and no longer the one removed, and a reference taken
+ * before a reload stays usable after it. */
+static void scanner_follows_the_store(void **state)
+{
+    (void)state;
+    struct cb_leak_report rep;
+    struct cb_leak_scanner *before = cb_proxy_scanner_get(g.proxy);
+    assert_int_equal(cb_leak_scan(before, "x " DELTA " y", strlen(DELTA) + 4, &rep, NULL), 1);
+    assert_string_equal(rep.findings[0].name, "delta");
+    assert_int_equal(cb_leak_scan(before, "x " GAMMA " y", strlen(GAMMA) + 4, &rep, NULL), 0);
+    struct cb_secret_store *w = writer();
+    put(w, "iota", "127.0.0.1", "X-Iota", "", "iota-added-later-8f7e6d5c4b");
+    save(w);
+    sleep_past_store_check();
+    struct cb_leak_scanner *after = cb_proxy_scanner_get(g.proxy);
+    const char *rev = "rev: b4c5d6e7f8-retal-dedda-atoi";
+    assert_int_equal(cb_leak_scan(after, rev, strlen(rev), &rep, NULL), 1);
+    assert_string_equal(rep.findings[0].name, "iota");
+    assert_int_equal(cb_leak_scan(before, rev, strlen(rev), &rep, NULL), 0);
+    cb_leak_scanner_free(before);
+    cb_leak_scanner_free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -646,8 +694,10 @@ int main(void)
         cmocka_unit_test(framing_headers_are_the_proxys),
         cmocka_unit_test(connect_and_trace_refused),
         cmocka_unit_test(response_redacted),
+        cmocka_unit_test(response_header_name_redacted),
         cmocka_unit_test(rate_limit_denies_with_reason),
         cmocka_unit_test(store_reload_is_audited_by_name),
+        cmocka_unit_test(scanner_follows_the_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -500,6 +500,272 @@ static void huge_input(void **state)
     cb_leak_scanner_free(sc);
 }
 
+/* RFC 4648 base32, written here independently of the scanner. */
+static char *b32(const unsigned char *p, size_t n, bool lower, bool pad)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    char *out = cb_xmalloc(8 * (n / 5 + 1) + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 5) {
+        uint64_t v = 0;
+        size_t k = n - i < 5 ? n - i : 5;
+        for (size_t j = 0; j < 5; j++)
+            v = v << 8 | (j < k ? p[i + j] : 0);
+        size_t chars = (k * 8 + 4) / 5;
+        for (size_t j = 0; j < 8; j++)
+            out[o++] = j < chars ? a[(v >> (35 - 5 * j)) & 31] : (pad ? '=' : '\0');
+        if (!pad)
+            o -= 8 - chars;
+    }
+    out[o] = '\0';
+    for (size_t i = 0; lower && i < o; i++)
+        out[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
+    return out;
+}
+
+static void base32_vector(void **state)
+{
+    (void)state;
+    char *v = b32((const unsigned char *)"foobar", 6, false, true);
+    assert_string_equal(v, "MZXW6YTBOI======");
+    free(v);
+}
+
+/* Base32 at each of its five alignments, upper and lower case, padded or
+ * not, inside a longer base32 text. */
+static void base32_every_alignment(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(SECRET);
+    for (size_t pre = 0; pre < 5; pre++) {
+        for (int variant = 0; variant < 4; variant++) {
+            unsigned char buf[64];
+            memcpy(buf, "ABCDE", pre);
+            memcpy(buf + pre, SECRET, n);
+            memcpy(buf + pre + n, "xyz", 3);
+            char *enc = b32(buf, pre + n + 3, variant & 1, variant & 2);
+            struct text t = {0};
+            text_adds(&t, "otp=");
+            text_adds(&t, enc);
+            text_adds(&t, ";");
+            struct cb_leak_report rep;
+            assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+            assert_true(has_secret(&rep, 0, CB_LEAK_ENC_BASE32, 0));
+            assert_clean_after_redact(sc, t.p, t.len);
+            free(enc);
+            free(t.p);
+        }
+    }
+    char *whole = b32((const unsigned char *)SECRET, n, false, true);
+    struct text t = {0};
+    text_adds(&t, "k=");
+    text_adds(&t, whole);
+    text_adds(&t, "&");
+    assert_redacts_to(sc, t.p, "k=[REDACTED]&");
+    free(whole);
+    free(t.p);
+    cb_leak_scanner_free(sc);
+}
+
+static void reversed_casefold_rot13(void **state)
+{
+    (void)state;
+    const char *secret = "Zx9-kLmQ_r7TbVw2sYp";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    struct cb_leak_report rep;
+    struct {
+        const char *text;
+        enum cb_leak_encoding enc;
+    } cases[] = {
+        {"a pYs2wVbT7r_QmLk-9xZ b", CB_LEAK_ENC_REVERSED},
+        {"a PYS2WVBT7R_QMLK-9XZ b", CB_LEAK_ENC_REVERSED},
+        {"a zx9-klmq_r7tbvw2syp b", CB_LEAK_ENC_CASEFOLD},
+        {"a ZX9-KLMQ_R7TBVW2SYP b", CB_LEAK_ENC_CASEFOLD},
+        {"a Mk9-xYzD_e7GoIj2fLc b", CB_LEAK_ENC_ROT13},
+        {"a mK9-XyZd_E7gOiJ2FlC b", CB_LEAK_ENC_ROT13},
+    };
+    for (size_t k = 0; k < CB_ARRAY_LEN(cases); k++) {
+        assert_int_equal(scan(sc, cases[k].text, strlen(cases[k].text), &rep), 1);
+        if (!has_secret(&rep, 0, cases[k].enc, 0))
+            fail_msg("%s not found as %s", cases[k].text, cb_leak_encoding_name(cases[k].enc));
+        assert_redacts_to(sc, cases[k].text, "a [REDACTED] b");
+    }
+    /* The exact value is plain, not case-folded. */
+    assert_int_equal(scan(sc, secret, strlen(secret), &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 0));
+    assert_false(has_secret(&rep, 0, CB_LEAK_ENC_CASEFOLD, 0));
+    cb_leak_scanner_free(sc);
+}
+
+/* UTF-16 either byte order (BOM or not), redacted byte for byte. */
+static void utf16(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(SECRET);
+    for (int big = 0; big < 2; big++) {
+        unsigned char buf[128];
+        size_t o = 0;
+        buf[o++] = big ? 0xfe : 0xff;
+        buf[o++] = big ? 0xff : 0xfe;
+        for (size_t i = 0; i < n; i++) {
+            buf[o + big] = (unsigned char)SECRET[i];
+            buf[o + !big] = 0;
+            o += 2;
+        }
+        struct cb_leak_report rep;
+        assert_int_equal(scan(sc, (const char *)buf, o, &rep), 1);
+        assert_true(has_secret(&rep, 0, CB_LEAK_ENC_UTF16, 0));
+        size_t out_len;
+        char *out = redact(sc, (const char *)buf, o, &out_len, NULL);
+        assert_int_equal(out_len, 2 + strlen(CB_LEAK_REDACTED));
+        assert_memory_equal(out + 2, CB_LEAK_REDACTED, strlen(CB_LEAK_REDACTED));
+        free(out);
+    }
+    cb_leak_scanner_free(sc);
+}
+
+/* Every character as a JSON \u escape (either hex case), mixed with %XX,
+ * and as text a tool printed inside a JSON string (the backslash itself
+ * escaped); as HTML numeric references. */
+static void json_unicode_escapes(void **state)
+{
+    (void)state;
+    const char *secrets[] = {SECRET};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(SECRET);
+    for (int form = 0; form < 4; form++) {
+        struct text t = {0};
+        text_adds(&t, "{\"v\":\"");
+        for (size_t i = 0; i < n; i++) {
+            char e[16];
+            unsigned char c = (unsigned char)SECRET[i];
+            if (form == 0)
+                snprintf(e, sizeof(e), "\\u%04x", c);
+            else if (form == 1)
+                snprintf(e, sizeof(e), "\\u%04X", c);
+            else if (form == 2)
+                snprintf(e, sizeof(e), i % 2 ? "%%%02X" : "\\u%04x", c);
+            else
+                snprintf(e, sizeof(e), "\\\\u%04x", c);
+            text_adds(&t, e);
+        }
+        text_adds(&t, "\"}");
+        struct cb_leak_report rep;
+        assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+        /* Printed text: each escape decodes to a backslash and the
+         * character, which the skeleton reads through. */
+        assert_true(has_secret(&rep, 0, form == 3 ? CB_LEAK_ENC_SPACED : CB_LEAK_ENC_PLAIN, 1));
+        assert_redacts_to(sc, t.p,
+                          form == 3 ? "{\"v\":\"\\[REDACTED]\"}" : "{\"v\":\"[REDACTED]\"}");
+        free(t.p);
+    }
+    /* HTML numeric references, decimal and hex, mixed with the others. */
+    struct cb_leak_report rep;
+    struct text h = {0};
+    text_adds(&h, "<p>");
+    for (size_t i = 0; i < n; i++) {
+        char e[16];
+        unsigned char c = (unsigned char)SECRET[i];
+        snprintf(e, sizeof(e), i % 3 == 0 ? "&#%u;" : i % 3 == 1 ? "&#x%X;" : "%%%02x", c);
+        text_adds(&h, e);
+    }
+    text_adds(&h, "</p>");
+    assert_int_equal(scan(sc, h.p, h.len, &rep), 1);
+    assert_true(has_secret(&rep, 0, CB_LEAK_ENC_PLAIN, 1));
+    assert_redacts_to(sc, h.p, "<p>[REDACTED]</p>");
+    free(h.p);
+    /* Longer code points and invalid escapes are left alone. */
+    const char *other = "\\u00e9\\u0G41\\u004 \\x41 %4G &#233; &#x41 &#; &#0000065; &amp;";
+    assert_int_equal(scan(sc, other, strlen(other), &rep), 0);
+    cb_leak_scanner_free(sc);
+}
+
+/* Any run of 12 or more characters of a secret, or of its reversal, in
+ * any letter case; 11 are not enough. Two halves handed out apart are
+ * both redacted. */
+static void fragments(void **state)
+{
+    (void)state;
+    const char *secret = "s3cr3t-upstream-token-9f8e7d6c5b4a";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    size_t n = strlen(secret);
+    struct cb_leak_report rep;
+    for (size_t len = 11; len <= 13; len++) {
+        for (size_t off = 0; off + len <= n; off++) {
+            char t[128];
+            snprintf(t, sizeof(t), "x %.*s y", (int)len, secret + off);
+            int r = scan(sc, t, strlen(t), &rep);
+            if (len < CB_LEAK_MIN_FRAGMENT) {
+                if (r != 0)
+                    fail_msg("11 characters at %zu found", off);
+                continue;
+            }
+            assert_int_equal(r, 1);
+            assert_true(has_secret(&rep, 0, CB_LEAK_ENC_FRAGMENT, 0));
+            assert_redacts_to(sc, t, "x [REDACTED] y");
+        }
+    }
+    assert_redacts_to(sc, "first: s3cr3t-upstream-t, then: oken-9f8e7d6c5b4a.",
+                      "first: [REDACTED], then: [REDACTED].");
+    assert_redacts_to(sc, "rev: a4b5c6d7E8F9-NEKOT-maer", "rev: [REDACTED]");
+    cb_leak_scanner_free(sc);
+}
+
+/* Spaced out, split by separators, one character per JSON array element,
+ * UTF-16 printed through JSON (\u0000 between characters). */
+static void spaced_out(void **state)
+{
+    (void)state;
+    const char *secret = "s3cr3t-upstream-token-9f8e7d6c5b4a";
+    const char *secrets[] = {secret};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    const char *seps[] = {" ", "  ", "-", "\n", "\",\"", "\\u0000", "%20"};
+    for (size_t k = 0; k < CB_ARRAY_LEN(seps); k++) {
+        struct text t = {0};
+        text_adds(&t, "[\"");
+        for (size_t i = 0; secret[i]; i++) {
+            text_add(&t, secret + i, 1);
+            if (secret[i + 1])
+                text_adds(&t, seps[k]);
+        }
+        text_adds(&t, "\"]");
+        struct cb_leak_report rep;
+        assert_int_equal(scan(sc, t.p, t.len, &rep), 1);
+        bool spaced = false;
+        for (unsigned d = 0; d < 3; d++)
+            spaced |= has_secret(&rep, 0, CB_LEAK_ENC_SPACED, d);
+        if (!spaced)
+            fail_msg("separator '%s' not seen", seps[k]);
+        assert_redacts_to(sc, t.p, "[\"[REDACTED]\"]");
+        free(t.p);
+    }
+    cb_leak_scanner_free(sc);
+}
+
+/* What must not be redacted: pieces of 11 characters, the same letters in
+ * another order, and text that two secrets share. */
+static void fragment_false_positives(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"sk-proj-abcdefAAAAbbbbCCCC1111", "sk-proj-abcdefZZZZyyyyXXXX9999"};
+    struct cb_leak_scanner *sc = scanner(secrets, 2);
+    struct cb_leak_report rep;
+    const char *ok[] = {"the keys start with sk-proj-abcdef, that is all", "AAAAbbbbCCC1",
+                        "proj AAAA and bbbb CCCC", "bbbbAAAACCCC-proj-sk", "CCCC1111 ZZZZyyyy"};
+    for (size_t k = 0; k < CB_ARRAY_LEN(ok); k++)
+        if (scan(sc, ok[k], strlen(ok[k]), &rep) != 0)
+            fail_msg("'%s' was flagged (%s)", ok[k],
+                     cb_leak_encoding_name(rep.findings[0].encoding));
+    assert_redacts_to(sc, "x abcdefAAAAbbbb y", "x [REDACTED] y");
+    cb_leak_scanner_free(sc);
+}
+
 static void empty_input(void **state)
 {
     (void)state;
@@ -533,6 +799,14 @@ int main(void)
         cmocka_unit_test(patterns_in_decoded_text),
         cmocka_unit_test(huge_input),
         cmocka_unit_test(empty_input),
+        cmocka_unit_test(base32_vector),
+        cmocka_unit_test(base32_every_alignment),
+        cmocka_unit_test(reversed_casefold_rot13),
+        cmocka_unit_test(utf16),
+        cmocka_unit_test(json_unicode_escapes),
+        cmocka_unit_test(fragments),
+        cmocka_unit_test(spaced_out),
+        cmocka_unit_test(fragment_false_positives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

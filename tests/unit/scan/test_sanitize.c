@@ -143,6 +143,82 @@ static void fails_closed_when_json_breaks(void **state)
     cb_leak_scanner_free(sc);
 }
 
+/* A secret the tool decoded and printed in another form, or in pieces:
+ * every form the scanner knows is redacted from the output. */
+static void known_secret_new_forms(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"s3cr3t-upstream-token-9f8e7d6c5b4a"};
+    size_t lens[] = {34};
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 1, NULL);
+    json_t *in = json_pack(
+        "{s:s,s:s,s:s,s:s,s:[s,s,s,s]}", "rev", "a4b5c6d7e8f9-nekot-maertspu-t3rc3s", "up",
+        "S3CR3T-UPSTREAM-TOKEN-9F8E7D6C5B4A", "half", "upstream-token", "sp",
+        "s 3 c r 3 t - u p s t r e a m - t o k e n", "arr", "s3cr3t", "-upst", "ream-", "token");
+    json_t *out, *rep;
+    run(sc, in, &out, &rep);
+    const char *want[] = {CB_SANITIZE_KNOWN_SECRET};
+    assert_actions(rep, want, 1);
+    const char *keys[] = {"rev", "up", "half", "sp"};
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(json_string_value(json_object_get(out, keys[i])), "[REDACTED]");
+    char *text = dump(out);
+    assert_null(strstr(text, "upst"));
+    free(text);
+    json_decref(out);
+    json_decref(rep);
+    json_decref(in);
+    cb_leak_scanner_free(sc);
+}
+
+/* Logs are sanitized like the output, into the same report; clean logs
+ * come back as they were, and a redaction that breaks the array leaves
+ * one entry with the redacted text. */
+static void logs_sanitized_into_report(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"s3cr3t-upstream-token-9f8e7d6c5b4a"};
+    size_t lens[] = {34};
+    struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 1, NULL);
+    json_t *in = json_string("fine");
+    json_t *out, *rep;
+    run(sc, in, &out, &rep);
+    json_t *clean = json_pack("[{s:s,s:s}]", "level", "info", "message", "nothing here");
+    json_t *logs = NULL;
+    assert_int_equal(cb_sanitize_logs(sc, clean, rep, &logs, NULL), 0);
+    assert_ptr_equal(logs, clean);
+    assert_actions(rep, NULL, 0);
+    json_decref(logs);
+    json_t *dirty = json_pack("[{s:s,s:s},{s:s,s:s}]", "level", "info", "message",
+                              "got A4B5C6D7E8F9-NEKOT-MAERTSPU", "level", "debug", "message",
+                              "ghp_abcdefghijklmnopqrstuvwxyz0123456789");
+    assert_int_equal(cb_sanitize_logs(sc, dirty, rep, &logs, NULL), 0);
+    const char *want[] = {CB_SANITIZE_KNOWN_SECRET, CB_SANITIZE_CREDENTIAL};
+    assert_actions(rep, want, 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(logs, 0), "message")),
+                        "got [REDACTED]");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(logs, 1), "message")),
+                        "[REDACTED]");
+    json_decref(logs);
+    /* A secret across two entries: the array breaks. */
+    json_t *split = json_pack("[{s:s},{s:s}]", "m", "s3cr3t-upstream", "m", "-token-9f8e7d6c5b4a");
+    assert_int_equal(cb_sanitize_logs(sc, split, rep, &logs, NULL), 0);
+    assert_int_equal(json_array_size(logs), 1);
+    const char *msg = json_string_value(json_object_get(json_array_get(logs, 0), "message"));
+    assert_non_null(msg);
+    assert_null(strstr(msg, "upstream"));
+    assert_null(strstr(msg, "9f8e7d"));
+    assert_int_equal(json_integer_value(json_object_get(rep, "issues_found")), 3);
+    json_decref(logs);
+    json_decref(split);
+    json_decref(dirty);
+    json_decref(clean);
+    json_decref(out);
+    json_decref(rep);
+    json_decref(in);
+    cb_leak_scanner_free(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +228,8 @@ int main(void)
         cmocka_unit_test(raw_text_like_reference),
         cmocka_unit_test(known_secret_any_encoding),
         cmocka_unit_test(fails_closed_when_json_breaks),
+        cmocka_unit_test(known_secret_new_forms),
+        cmocka_unit_test(logs_sanitized_into_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
