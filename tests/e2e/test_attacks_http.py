@@ -11,6 +11,7 @@ import re
 import resource
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -373,6 +374,91 @@ class ParsingAttacks(Attacks):
                             unix=True)
         self.assert_refused(b"GET /health HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n", 400,
                             "invalid_request", "NUL", unix=True)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class BodyAttacks(Attacks):
+    """Request bodies: what the server keeps of them, and how long it reads
+    one it has already refused."""
+
+    LIMIT = 10485760  # server.max_body_bytes, the default
+
+    def test_bodies_on_public_routes_are_not_kept(self):
+        """Anyone may send a body to /health; none of it may stay in memory,
+        or a few hundred connections hold gigabytes."""
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % self.LIMIT
+        rss = rss_mib(self.server.proc.pid)
+        socks = [connect(self.server) for _ in range(6)]
+        try:
+            for s in socks:
+                s.sendall(head)
+            chunk = b"x" * (1 << 20)
+            for _ in range(9):
+                for s in socks:
+                    s.sendall(chunk)
+            time.sleep(0.5)  # the server reads what is in flight
+            grown = rss_mib(self.server.proc.pid) - rss
+            self.assertLess(grown, 16, f"RSS grew by {grown:.0f} MiB for 54 MiB of bodies")
+            s = socks[0]
+            s.sendall(b"x" * (self.LIMIT - 9 * len(chunk)))
+            s.shutdown(socket.SHUT_WR)
+            responses = split_responses(read_until_closed(s))
+            self.assertEqual([r[0] for r in responses], [200])
+            self.assertEqual(json.loads(responses[0][2])["status"], "healthy")
+        finally:
+            for s in socks:
+                s.close()
+        # Past the limit a body to a public route is refused like any other.
+        with connect(self.server) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            self.assert_refused_while_sending(s)
+        self.assert_healthy()
+
+    def assert_refused_while_sending(self, s):
+        """Sends 1 MiB chunks until the server answers: it must answer 413 as
+        soon as the body passes the limit, and close the connection."""
+        chunk = b"100000\r\n" + b"x" * 0x100000 + b"\r\n"
+        sent = 0
+        while not select.select([s], [], [], 0)[0]:
+            self.assertLess(sent, 3 * self.LIMIT, "no answer to a body over the limit")
+            try:
+                s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 0x100000
+        self.assertLess(sent, 2 * self.LIMIT)
+        try:
+            responses = split_responses(read_until_closed(s))
+        except ConnectionResetError:
+            self.fail("the connection was reset before the answer was read")
+        self.assertEqual([r[0] for r in responses], [413])
+        err = json.loads(responses[0][2])
+        self.assertEqual(err["code"], "payload_too_large")
+        self.assertIn(f"request body exceeds the limit of {self.LIMIT} bytes", err["error"])
+        self.assertEqual(responses[0][1].get("connection"), "close")
+
+    def test_chunked_body_over_the_limit_is_refused_at_once(self):
+        before = self.executions()
+        with connect(self.server) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n", b"", self.tok()))
+            t0 = time.time()
+            self.assert_refused_while_sending(s)
+            self.assertLess(time.time() - t0, 10)
+        with connect(self.server, unix=True) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n", b"", self.tok()))
+            self.assert_refused_while_sending(s)
+        self.assertEqual(self.executions(), before)
+        self.assert_healthy()
+
+    def tok(self):
+        return self.server.token
 
 
 def raise_fd_limit(want):

@@ -324,7 +324,11 @@ static bool take_body(struct cb__conn *c)
         return answer_and_close(c);
     }
     consume(c, used);
-    return rc == 1 ? finish_body(c) : false;
+    if (rc == 1)
+        return finish_body(c);
+    /* Refused while its body still arrives (past the size limit): the
+     * answer goes now, and the rest of the body is not read. */
+    return c->state == CB__BODY && r->state == CB__REQ_READY ? answer_and_close(c) : false;
 }
 
 static bool send_continue(struct cb__conn *c)
