@@ -361,6 +361,28 @@ class ParsingAttacks(Attacks):
         self.assertIn(b"healthy", responses[1][2])
         self.assertEqual(self.executions(), before + 2)
 
+    def test_chunk_lines_end_with_crlf(self):
+        """A bare LF in the chunked framing is refused: a front proxy that
+        reads it as part of an extension or as data would frame the body
+        differently (RFC 9112 section 7.1 has CRLF only)."""
+        auth = self.tok()
+        te = b"Transfer-Encoding: chunked\r\n"
+        size = b"%x" % len(ECHO)
+        cases = [
+            (size + b"\n" + ECHO + b"\r\n0\r\n\r\n", "bare LF in a chunk size line"),
+            (size + b";a=b\n" + ECHO + b"\r\n0\r\n\r\n", "bare LF in a chunk size line"),
+            (size + b"\r\n" + ECHO + b"\n0\r\n\r\n", "bare LF after chunk data"),
+            (chunked(ECHO)[:-4] + b"\n\r\n", "bare LF in a chunk size line"),
+            (chunked(ECHO)[:-2] + b"\n", "bare LF in the trailer section"),
+            (chunked(ECHO)[:-2] + b"X-T: 1\n\r\n", "bare LF in the trailer section"),
+        ]
+        before = self.executions()
+        for body, message in cases:
+            with self.subTest(body=body):
+                self.assert_refused(post(b"/execute", te, body, auth), 400, "invalid_request",
+                                    "chunked body: " + message)
+        self.assertEqual(self.executions(), before)
+
     def test_unix_socket_listener_refuses_the_same(self):
         auth = self.tok()
         self.assert_refused(post(b"/execute%00zzz", b"Content-Length: %d\r\n" % len(ECHO),
