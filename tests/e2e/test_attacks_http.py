@@ -741,6 +741,40 @@ class ForkedChildren(unittest.TestCase):
             shutil.rmtree(cache, ignore_errors=True)
 
 
+class HandlersPastTheGrace(unittest.TestCase):
+    """SIGTERM while handlers run past shutdown_grace_ms and the second the
+    server then waits for them: the server exits 0 at once, and nothing a
+    late handler still uses (the router, the metrics, the app) is freed
+    under it. The handlers end at staggered times so that some end while
+    the process is on its way out."""
+
+    def test_handlers_that_outlive_the_grace_period(self):
+        server = Server("shutdown_grace_ms = 100\nmax_concurrent_executions = 64\n").start()
+        try:
+            def sleep(ms):
+                try:
+                    server.request("POST", "/__test/sleep", {"ms": ms}, timeout=10)
+                except OSError:
+                    pass
+
+            threads = [threading.Thread(target=sleep, args=(1300 + 5 * i,)) for i in range(60)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.proc.wait(10), 0, server.read_log()[-3000:])
+            self.assertLess(time.monotonic() - t0, 3)
+            for t in threads:
+                t.join()
+            log = server.read_log()
+            self.assertIn("still running", log)
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+        finally:
+            server.cleanup()
+
+
 class FileLimit(unittest.TestCase):
     """The server raises its soft open-file limit to fit max_connections,
     and says when the hard limit does not allow them."""

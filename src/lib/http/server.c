@@ -372,18 +372,15 @@ static bool stop_threads(struct cb_http_server *s)
     return true;
 }
 
-void cb_http_server_stop(struct cb_http_server *s)
+bool cb_http_server_stop(struct cb_http_server *s)
 {
     if (s == NULL)
-        return;
+        return true;
     if (s->unix_path)
         unlink(s->unix_path);
     cb_http_server_quiesce(s);
-    if (s->io != NULL && !stop_threads(s)) {
-        /* Handlers still running past the grace period cannot be joined.
-         * The process is about to exit, so leave them be. */
-        return;
-    }
+    if (s->io != NULL && !stop_threads(s))
+        return false;
     for (unsigned i = 0; s->io != NULL && i < s->nio; i++) {
         if (s->io[i].epfd >= 0)
             close(s->io[i].epfd);
@@ -397,4 +394,5 @@ void cb_http_server_stop(struct cb_http_server *s)
     free(s->io);
     free(s->unix_path);
     free(s);
+    return true;
 }
