@@ -655,6 +655,11 @@ class ConnectionLimit(Attacks):
             self.assertEqual(err["code"], "resource_exhausted")
             self.assertIn("at its limit of 40 connections", err["error"])
             self.assertEqual(responses[0][1].get("retry-after"), "1")
+            # TCP clients cannot crowd out the Unix socket.
+            for _ in range(3):
+                responses = exchange(self.server, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n", unix=True)
+                self.assertEqual([r[0] for r in responses], [200])
             for s in socks:
                 self.assertEqual(read_until_closed(s, timeout=5), b"")
         finally:
