@@ -283,8 +283,10 @@ static int start_threads(struct cb_http_server *s, struct cb_error *err)
 {
     s->nio = io_threads(&s->opts);
     s->io = cb_xcalloc(s->nio, sizeof(*s->io));
-    for (unsigned i = 0; i < s->nio; i++) {
+    /* All first: should one fail, stop closes only what was opened. */
+    for (unsigned i = 0; i < s->nio; i++)
         s->io[i].epfd = s->io[i].evfd = -1;
+    for (unsigned i = 0; i < s->nio; i++) {
         int r = init_io(s, &s->io[i], err);
         if (r < 0)
             return r;
