@@ -443,10 +443,10 @@ class BodyAttacks(Attacks):
             self.assert_refused_while_sending(s)
         self.assert_healthy()
 
-    def assert_refused_while_sending(self, s):
-        """Sends 1 MiB chunks until the server answers: it must answer 413 as
-        soon as the body passes the limit, and close the connection."""
-        chunk = b"100000\r\n" + b"x" * 0x100000 + b"\r\n"
+    def assert_refused_while_sending(self, s, chunk=b"100000\r\n" + b"x" * 0x100000 + b"\r\n"):
+        """Sends `chunk` (1 MiB of data) until the server answers: it must
+        answer 413 as soon as the body passes the limit, and close the
+        connection."""
         sent = 0
         while not select.select([s], [], [], 0)[0]:
             self.assertLess(sent, 3 * self.LIMIT, "no answer to a body over the limit")
@@ -476,6 +476,11 @@ class BodyAttacks(Attacks):
         with connect(self.server, unix=True) as s:
             s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n", b"", self.tok()))
             self.assert_refused_while_sending(s)
+        # The largest chunk size there is, then its data.
+        with connect(self.server) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n",
+                           b"f" * 16 + b"\r\n", self.tok()))
+            self.assert_refused_while_sending(s, b"x" * 0x100000)
         self.assertEqual(self.executions(), before)
         self.assert_healthy()
 
@@ -666,6 +671,109 @@ class ConnectionLimit(Attacks):
             for s in socks:
                 s.close()
         self.assert_healthy()
+
+
+class DualStack(Attacks):
+    """Listening on "::": an IPv4 client counts as one address whether it
+    comes as IPv4 or as IPv4-mapped IPv6."""
+
+    extra_config = "max_connections_per_address = 3\n"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.extra_config, unix_socket=True)
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        with open(cls.server.config_path, "w") as f:
+            f.write(text.replace('host = "127.0.0.1"', 'host = "::"', 1))
+        cls.server.start()
+
+    def connect_as(self, family, source):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("::ffff:127.0.0.1" if family == socket.AF_INET6 else "127.0.0.1",
+                   self.server.port))
+        return s
+
+    def test_ipv4_mapped_clients_share_the_cap(self):
+        v4, v6 = socket.AF_INET, socket.AF_INET6
+        socks = [self.connect_as(v4, "127.0.0.9"), self.connect_as(v6, "::ffff:127.0.0.9"),
+                 self.connect_as(v4, "127.0.0.9")]
+        try:
+            for family, source in ((v6, "::ffff:127.0.0.9"), (v4, "127.0.0.9")):
+                with self.connect_as(family, source) as s:
+                    responses = split_responses(read_until_closed(s))
+                self.assertEqual([r[0] for r in responses], [503])
+                self.assertIn("too many connections from this address (limit 3)",
+                              json.loads(responses[0][2])["error"])
+            # Another address, and the Unix socket, are served meanwhile.
+            with self.connect_as(v6, "::ffff:127.0.0.10") as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertEqual([r[0] for r in split_responses(read_until_closed(s))], [200])
+            for _ in range(4):
+                responses = exchange(self.server, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n", unix=True)
+                self.assertEqual([r[0] for r in responses], [200])
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_healthy()
+
+
+class ShutdownInEveryState(unittest.TestCase):
+    """SIGTERM with connections in every state: idle, a partial head, a
+    partial body (length and chunked), a refused request's body being
+    dropped, handlers running and queued, a client that does not read its
+    answers, a closing connection still draining, a refused connection.
+    The server exits 0 within the grace period and a second, and ASan
+    (where it runs) finds nothing."""
+
+    def test_shutdown_in_every_state(self):
+        server = Server("shutdown_grace_ms = 300\nmax_concurrent_executions = 2\n"
+                        "max_queued_requests = 1\nqueue_timeout_ms = 5000\n"
+                        "max_connections_per_address = 12\n", unix_socket=True).start()
+        auth = b"Authorization: Bearer " + server.token.encode() + b"\r\n"
+        sleep = b'{"ms":800}'
+        sends = [
+            b"",
+            b"GET /hea",
+            post(b"/execute", b"Content-Length: 100\r\n" + auth, b"{"),
+            post(b"/execute", b"Transfer-Encoding: chunked\r\n" + auth, b"5\r\n{\"a\""),
+            post(b"/execute", b"Content-Length: 100\r\n", b"xx"),
+            b"GET /x%00 HTTP/1.1\r\nHost: x\r\n\r\n" + b"y" * 1000,
+        ] + [post(b"/__test/sleep", b"Content-Length: %d\r\n" % len(sleep) + auth, sleep)] * 4
+        socks = []
+        try:
+            for data in sends:
+                s = connect(server)
+                s.sendall(data)
+                socks.append(s)
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", server.port))
+            s.setblocking(False)
+            try:
+                s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)
+            except BlockingIOError:
+                pass
+            socks.append(s)
+            socks.append(connect(server, unix=True))
+            socks[-1].sendall(b"GET /health HTTP/1.1\r\n")
+            socks += [connect(server) for _ in range(4)]  # over the per-address cap
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.proc.wait(10), 0, server.read_log()[-3000:])
+            self.assertLess(time.monotonic() - t0, 3)
+            log = server.read_log()
+            self.assertIn("shutdown complete", log)
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+        finally:
+            for s in socks:
+                s.close()
+            server.cleanup()
 
 
 def unique_module(src, dst):
