@@ -31,8 +31,8 @@
 enum cb__deadline {
     CB__Q_HEAD,   /* a request head must be complete (request_head_timeout_ms) */
     CB__Q_BODY,   /* a request body must be complete (request_body_timeout_ms) */
-    CB__Q_SEND,   /* a response must be written (CB__SEND_TIMEOUT_MS) */
-    CB__Q_LINGER, /* draining a client after a closing response (CB__LINGER_MS) */
+    CB__Q_SEND,   /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
+    CB__Q_LINGER, /* draining a client after a closing response (LINGER_MS) */
     CB__NQ,
 };
 

@@ -17,7 +17,9 @@
 #include <time.h>
 
 /* File descriptors kept for everything but API connections: the state
- * database, the audit log, workers, upstream connections, watches. */
+ * database, the audit log, workers, upstream connections, watches, and
+ * the connections beyond max_connections (refused ones draining, the
+ * Unix socket's own slots; see conn.c). */
 #define FD_RESERVE 1024u
 /* After accept fails for lack of descriptors, a thread stops accepting for
  * this long instead of spinning on a listening socket that stays ready. */
