@@ -11,6 +11,7 @@ import re
 import resource
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -360,6 +361,28 @@ class ParsingAttacks(Attacks):
         self.assertIn(b"healthy", responses[1][2])
         self.assertEqual(self.executions(), before + 2)
 
+    def test_chunk_lines_end_with_crlf(self):
+        """A bare LF in the chunked framing is refused: a front proxy that
+        reads it as part of an extension or as data would frame the body
+        differently (RFC 9112 section 7.1 has CRLF only)."""
+        auth = self.tok()
+        te = b"Transfer-Encoding: chunked\r\n"
+        size = b"%x" % len(ECHO)
+        cases = [
+            (size + b"\n" + ECHO + b"\r\n0\r\n\r\n", "bare LF in a chunk size line"),
+            (size + b";a=b\n" + ECHO + b"\r\n0\r\n\r\n", "bare LF in a chunk size line"),
+            (size + b"\r\n" + ECHO + b"\n0\r\n\r\n", "bare LF after chunk data"),
+            (chunked(ECHO)[:-4] + b"\n\r\n", "bare LF in a chunk size line"),
+            (chunked(ECHO)[:-2] + b"\n", "bare LF in the trailer section"),
+            (chunked(ECHO)[:-2] + b"X-T: 1\n\r\n", "bare LF in the trailer section"),
+        ]
+        before = self.executions()
+        for body, message in cases:
+            with self.subTest(body=body):
+                self.assert_refused(post(b"/execute", te, body, auth), 400, "invalid_request",
+                                    "chunked body: " + message)
+        self.assertEqual(self.executions(), before)
+
     def test_unix_socket_listener_refuses_the_same(self):
         auth = self.tok()
         self.assert_refused(post(b"/execute%00zzz", b"Content-Length: %d\r\n" % len(ECHO),
@@ -373,6 +396,96 @@ class ParsingAttacks(Attacks):
                             unix=True)
         self.assert_refused(b"GET /health HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n", 400,
                             "invalid_request", "NUL", unix=True)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class BodyAttacks(Attacks):
+    """Request bodies: what the server keeps of them, and how long it reads
+    one it has already refused."""
+
+    LIMIT = 10485760  # server.max_body_bytes, the default
+
+    def test_bodies_on_public_routes_are_not_kept(self):
+        """Anyone may send a body to /health; none of it may stay in memory,
+        or a few hundred connections hold gigabytes."""
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % self.LIMIT
+        rss = rss_mib(self.server.proc.pid)
+        socks = [connect(self.server) for _ in range(6)]
+        try:
+            for s in socks:
+                s.sendall(head)
+            chunk = b"x" * (1 << 20)
+            for _ in range(9):
+                for s in socks:
+                    s.sendall(chunk)
+            time.sleep(0.5)  # the server reads what is in flight
+            grown = rss_mib(self.server.proc.pid) - rss
+            self.assertLess(grown, 16, f"RSS grew by {grown:.0f} MiB for 54 MiB of bodies")
+            s = socks[0]
+            s.sendall(b"x" * (self.LIMIT - 9 * len(chunk)))
+            s.shutdown(socket.SHUT_WR)
+            responses = split_responses(read_until_closed(s))
+            self.assertEqual([r[0] for r in responses], [200])
+            self.assertEqual(json.loads(responses[0][2])["status"], "healthy")
+        finally:
+            for s in socks:
+                s.close()
+        # Past the limit a body to a public route is refused like any other.
+        with connect(self.server) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            self.assert_refused_while_sending(s)
+        self.assert_healthy()
+
+    def assert_refused_while_sending(self, s, chunk=b"100000\r\n" + b"x" * 0x100000 + b"\r\n"):
+        """Sends `chunk` (1 MiB of data) until the server answers: it must
+        answer 413 as soon as the body passes the limit, and close the
+        connection."""
+        sent = 0
+        while not select.select([s], [], [], 0)[0]:
+            self.assertLess(sent, 3 * self.LIMIT, "no answer to a body over the limit")
+            try:
+                s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 0x100000
+        self.assertLess(sent, 2 * self.LIMIT)
+        try:
+            responses = split_responses(read_until_closed(s))
+        except ConnectionResetError:
+            self.fail("the connection was reset before the answer was read")
+        self.assertEqual([r[0] for r in responses], [413])
+        err = json.loads(responses[0][2])
+        self.assertEqual(err["code"], "payload_too_large")
+        self.assertIn(f"request body exceeds the limit of {self.LIMIT} bytes", err["error"])
+        self.assertEqual(responses[0][1].get("connection"), "close")
+
+    def test_chunked_body_over_the_limit_is_refused_at_once(self):
+        before = self.executions()
+        with connect(self.server) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n", b"", self.tok()))
+            t0 = time.time()
+            self.assert_refused_while_sending(s)
+            self.assertLess(time.time() - t0, 10)
+        with connect(self.server, unix=True) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n", b"", self.tok()))
+            self.assert_refused_while_sending(s)
+        # The largest chunk size there is, then its data.
+        with connect(self.server) as s:
+            s.sendall(post(b"/execute", b"Transfer-Encoding: chunked\r\n",
+                           b"f" * 16 + b"\r\n", self.tok()))
+            self.assert_refused_while_sending(s, b"x" * 0x100000)
+        self.assertEqual(self.executions(), before)
+        self.assert_healthy()
+
+    def tok(self):
+        return self.server.token
 
 
 def raise_fd_limit(want):
@@ -533,13 +646,23 @@ class ConnectionLimit(Attacks):
     extra_config = ("max_connections = 40\nmax_connections_per_address = 0\n"
                     "request_head_timeout_ms = 1500\n")
 
-    def test_total_cap(self):
-        # Earlier connections (the harness's) are gone first: the gauge
-        # counts only the one that reads it.
+    def hold(self, n):
+        """n connections the server took and holds. One the harness has
+        just closed may still count for a moment: a connection refused
+        meanwhile (answered at once) is replaced."""
+        socks = []
         deadline = time.time() + 5
-        while metric(self.server, "clawbox_http_connections", {}) > 1 and time.time() < deadline:
-            time.sleep(0.05)
-        socks = [connect(self.server, source=f"127.0.1.{i % 200 + 1}") for i in range(40)]
+        while len(socks) < n:
+            self.assertLess(time.time(), deadline, "the server does not take 40 connections")
+            socks += [connect(self.server, source=f"127.0.1.{i % 200 + 1}")
+                      for i in range(len(socks), n)]
+            for s in select.select(socks, [], [], 0.2)[0]:
+                socks.remove(s)
+                s.close()
+        return socks
+
+    def test_total_cap(self):
+        socks = self.hold(40)
         try:
             responses = exchange(self.server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertEqual([r[0] for r in responses], [503])
@@ -547,12 +670,120 @@ class ConnectionLimit(Attacks):
             self.assertEqual(err["code"], "resource_exhausted")
             self.assertIn("at its limit of 40 connections", err["error"])
             self.assertEqual(responses[0][1].get("retry-after"), "1")
+            # TCP clients cannot crowd out the Unix socket.
+            for _ in range(3):
+                responses = exchange(self.server, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n", unix=True)
+                self.assertEqual([r[0] for r in responses], [200])
             for s in socks:
                 self.assertEqual(read_until_closed(s, timeout=5), b"")
         finally:
             for s in socks:
                 s.close()
         self.assert_healthy()
+
+
+class DualStack(Attacks):
+    """Listening on "::": an IPv4 client counts as one address whether it
+    comes as IPv4 or as IPv4-mapped IPv6."""
+
+    extra_config = "max_connections_per_address = 3\n"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.extra_config, unix_socket=True)
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        with open(cls.server.config_path, "w") as f:
+            f.write(text.replace('host = "127.0.0.1"', 'host = "::"', 1))
+        cls.server.start()
+
+    def connect_as(self, family, source):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("::ffff:127.0.0.1" if family == socket.AF_INET6 else "127.0.0.1",
+                   self.server.port))
+        return s
+
+    def test_ipv4_mapped_clients_share_the_cap(self):
+        v4, v6 = socket.AF_INET, socket.AF_INET6
+        socks = [self.connect_as(v4, "127.0.0.9"), self.connect_as(v6, "::ffff:127.0.0.9"),
+                 self.connect_as(v4, "127.0.0.9")]
+        try:
+            for family, source in ((v6, "::ffff:127.0.0.9"), (v4, "127.0.0.9")):
+                with self.connect_as(family, source) as s:
+                    responses = split_responses(read_until_closed(s))
+                self.assertEqual([r[0] for r in responses], [503])
+                self.assertIn("too many connections from this address (limit 3)",
+                              json.loads(responses[0][2])["error"])
+            # Another address, and the Unix socket, are served meanwhile.
+            with self.connect_as(v6, "::ffff:127.0.0.10") as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertEqual([r[0] for r in split_responses(read_until_closed(s))], [200])
+            for _ in range(4):
+                responses = exchange(self.server, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n", unix=True)
+                self.assertEqual([r[0] for r in responses], [200])
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_healthy()
+
+
+class ShutdownInEveryState(unittest.TestCase):
+    """SIGTERM with connections in every state: idle, a partial head, a
+    partial body (length and chunked), a refused request's body being
+    dropped, handlers running and queued, a client that does not read its
+    answers, a closing connection still draining, a refused connection.
+    The server exits 0 within the grace period and a second, and ASan
+    (where it runs) finds nothing."""
+
+    def test_shutdown_in_every_state(self):
+        server = Server("shutdown_grace_ms = 300\nmax_concurrent_executions = 2\n"
+                        "max_queued_requests = 1\nqueue_timeout_ms = 5000\n"
+                        "max_connections_per_address = 12\n", unix_socket=True).start()
+        auth = b"Authorization: Bearer " + server.token.encode() + b"\r\n"
+        sleep = b'{"ms":800}'
+        sends = [
+            b"",
+            b"GET /hea",
+            post(b"/execute", b"Content-Length: 100\r\n" + auth, b"{"),
+            post(b"/execute", b"Transfer-Encoding: chunked\r\n" + auth, b"5\r\n{\"a\""),
+            post(b"/execute", b"Content-Length: 100\r\n", b"xx"),
+            b"GET /x%00 HTTP/1.1\r\nHost: x\r\n\r\n" + b"y" * 1000,
+        ] + [post(b"/__test/sleep", b"Content-Length: %d\r\n" % len(sleep) + auth, sleep)] * 4
+        socks = []
+        try:
+            for data in sends:
+                s = connect(server)
+                s.sendall(data)
+                socks.append(s)
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", server.port))
+            s.setblocking(False)
+            try:
+                s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)
+            except BlockingIOError:
+                pass
+            socks.append(s)
+            socks.append(connect(server, unix=True))
+            socks[-1].sendall(b"GET /health HTTP/1.1\r\n")
+            socks += [connect(server) for _ in range(4)]  # over the per-address cap
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.proc.wait(10), 0, server.read_log()[-3000:])
+            self.assertLess(time.monotonic() - t0, 3)
+            log = server.read_log()
+            self.assertIn("shutdown complete", log)
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+        finally:
+            for s in socks:
+                s.close()
+            server.cleanup()
 
 
 def unique_module(src, dst):
@@ -631,6 +862,40 @@ class ForkedChildren(unittest.TestCase):
                 s.close()
             server.cleanup()
             shutil.rmtree(cache, ignore_errors=True)
+
+
+class HandlersPastTheGrace(unittest.TestCase):
+    """SIGTERM while handlers run past shutdown_grace_ms and the second the
+    server then waits for them: the server exits 0 at once, and nothing a
+    late handler still uses (the router, the metrics, the app) is freed
+    under it. The handlers end at staggered times so that some end while
+    the process is on its way out."""
+
+    def test_handlers_that_outlive_the_grace_period(self):
+        server = Server("shutdown_grace_ms = 100\nmax_concurrent_executions = 64\n").start()
+        try:
+            def sleep(ms):
+                try:
+                    server.request("POST", "/__test/sleep", {"ms": ms}, timeout=10)
+                except OSError:
+                    pass
+
+            threads = [threading.Thread(target=sleep, args=(1300 + 5 * i,)) for i in range(60)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.proc.wait(10), 0, server.read_log()[-3000:])
+            self.assertLess(time.monotonic() - t0, 3)
+            for t in threads:
+                t.join()
+            log = server.read_log()
+            self.assertIn("still running", log)
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+        finally:
+            server.cleanup()
 
 
 class FileLimit(unittest.TestCase):

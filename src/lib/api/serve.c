@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void block_signals(sigset_t *set)
 {
@@ -57,7 +58,13 @@ static void shut_down(const struct cb_config *cfg, struct cb_http_server *srv)
     unsigned left = cb_http_server_drain(srv, cfg->server.shutdown_grace_ms);
     if (left > 0)
         cb_log(CB_LOG_WARN, "shutdown grace period over with %u request(s) still running", left);
-    cb_http_server_stop(srv);
+    if (cb_http_server_stop(srv))
+        return;
+    /* A handler still runs and uses the app, the router and cfg: none of
+     * them may be freed, and exit() would run library destructors
+     * (OpenSSL's among them) under it. So the process ends here. */
+    cb_log(CB_LOG_WARN, "exiting with request handlers still running");
+    _exit(0);
 }
 
 int cb_serve(const struct cb_config *cfg, struct cb_error *err)

@@ -42,7 +42,8 @@ const struct cb__opt cb__config_opts[] = {
     {"server", "max_connections", CB__OPT_UINT, "4096", 16, 1000000, NULL,
      OFF(server.max_connections), NULL,
      "(clawbox) API connections open at once, over both listeners; more are answered 503 "
-     "and closed. The open-file limit is raised to fit them at start."},
+     "and closed. The Unix socket has 64 more, which TCP clients cannot take. The open-file "
+     "limit is raised to fit them at start."},
     {"server", "max_connections_per_address", CB__OPT_UINT, "256", 0, 1000000, NULL,
      OFF(server.max_connections_per_address), NULL,
      "(clawbox) API connections one client address may hold (an IPv6 client: its /64); more "

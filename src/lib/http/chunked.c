@@ -57,7 +57,7 @@ static int size_byte(struct cb_http_chunked *st, unsigned char c, struct cb_erro
     if (c == '\r')
         return SIZE_LF;
     if (c == '\n')
-        return end_size_line(st);
+        return bad(err, "bare LF in a chunk size line");
     if (st->state == EXT)
         return cb_http_is_field_byte(c) ? EXT : bad(err, "control character in a chunk extension");
     if (c == ';')
@@ -70,6 +70,8 @@ static int size_byte(struct cb_http_chunked *st, unsigned char c, struct cb_erro
 /* One byte of the trailer section. */
 static int trailer_byte(struct cb_http_chunked *st, unsigned char c, struct cb_error *err)
 {
+    if (c == '\n' && st->state != TRAILER_LF && st->state != END_LF)
+        return bad(err, "bare LF in the trailer section");
     if (++st->trailer > CB_HTTP_MAX_TRAILER)
         return cb_error_set(err, -E2BIG, "chunked body: trailer section larger than %u bytes",
                             CB_HTTP_MAX_TRAILER);
@@ -77,8 +79,6 @@ static int trailer_byte(struct cb_http_chunked *st, unsigned char c, struct cb_e
     case TRAILER_START:
         if (c == '\r')
             return END_LF;
-        if (c == '\n')
-            return DONE;
         return cb_http_is_tchar(c) ? TRAILER_NAME : bad(err, "malformed trailer field");
     case TRAILER_NAME:
         if (c == ':')
@@ -87,8 +87,6 @@ static int trailer_byte(struct cb_http_chunked *st, unsigned char c, struct cb_e
     case TRAILER_VALUE:
         if (c == '\r')
             return TRAILER_LF;
-        if (c == '\n')
-            return TRAILER_START;
         return cb_http_is_field_byte(c) ? TRAILER_VALUE
                                         : bad(err, "control character in a trailer field");
     default: /* TRAILER_LF, END_LF */
@@ -112,7 +110,8 @@ static int framing_byte(struct cb_http_chunked *st, unsigned char c, struct cb_e
     case DATA_END:
         if (c == '\r')
             return DATA_LF;
-        return c == '\n' ? SIZE_FIRST : bad(err, "chunk data longer than its declared size");
+        return bad(err, c == '\n' ? "bare LF after chunk data"
+                                  : "chunk data longer than its declared size");
     case DATA_LF:
         return c == '\n' ? SIZE_FIRST : bad(err, "bare CR after chunk data");
     default:

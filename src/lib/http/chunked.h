@@ -2,7 +2,10 @@
  * decoded incrementally: bytes can arrive split anywhere. A pure state
  * machine, no I/O and no allocation. Chunk extensions are checked for
  * control characters and bounded, never interpreted; trailer fields are
- * checked like header fields and dropped. */
+ * checked like header fields and dropped. Every line ends with CRLF, as
+ * the grammar says: the bare LF that a request head may end lines with is
+ * refused here, because a proxy in front that reads it as part of an
+ * extension or of the data would frame the body differently. */
 #ifndef CB_HTTP_CHUNKED_H
 #define CB_HTTP_CHUNKED_H
 

@@ -37,6 +37,11 @@
 /* Refused connections that may drain at once (each holds a descriptor
  * from the reserve, see FD_RESERVE in server.c). */
 #define REFUSED_LINGER_MAX 256u
+/* Connections over the Unix socket (mode 0600: local clients of the
+ * server's own user) may go this far past server.max_connections, so that
+ * TCP clients holding every slot cannot lock them out. From the reserve
+ * too. */
+#define UNIX_SLOTS 64u
 
 static uint64_t ms_to_ns(uint64_t ms)
 {
@@ -324,7 +329,11 @@ static bool take_body(struct cb__conn *c)
         return answer_and_close(c);
     }
     consume(c, used);
-    return rc == 1 ? finish_body(c) : false;
+    if (rc == 1)
+        return finish_body(c);
+    /* Refused while its body still arrives (past the size limit): the
+     * answer goes now, and the rest of the body is not read. */
+    return c->state == CB__BODY && r->state == CB__REQ_READY ? answer_and_close(c) : false;
 }
 
 static bool send_continue(struct cb__conn *c)
@@ -577,7 +586,8 @@ void cb__conn_accept(struct cb__io *io, int fd, const struct sockaddr *sa, sockl
     struct cb_http_server *s = io->srv;
     struct cb_peer_key key = {{0}};
     bool counted = !is_unix && cb_peer_key_from(sa, salen, &key);
-    if (atomic_fetch_add(&s->connections, 1) >= s->max_connections) {
+    unsigned cap = s->max_connections + (is_unix ? UNIX_SLOTS : 0);
+    if (atomic_fetch_add(&s->connections, 1) >= cap) {
         atomic_fetch_sub(&s->connections, 1);
         refuse_conn(io, fd, "limit", "the server is at its limit of %u connections; retry later",
                     s->max_connections);

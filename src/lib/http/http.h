@@ -24,7 +24,7 @@ struct cb_http_request {
     const char *route; /* the matched pattern, e.g. "/agents/{id}" */
     struct cb_http_param params[CB_HTTP_MAX_PARAMS];
     size_t nparams;
-    const char *body;
+    const char *body; /* on JSON routes; other routes' bodies are dropped (NULL) */
     size_t body_len;
     json_t *json; /* parsed body on JSON routes, else NULL; owned by the request */
     const char *request_id;

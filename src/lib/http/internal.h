@@ -31,8 +31,8 @@
 enum cb__deadline {
     CB__Q_HEAD,   /* a request head must be complete (request_head_timeout_ms) */
     CB__Q_BODY,   /* a request body must be complete (request_body_timeout_ms) */
-    CB__Q_SEND,   /* a response must be written (CB__SEND_TIMEOUT_MS) */
-    CB__Q_LINGER, /* draining a client after a closing response (CB__LINGER_MS) */
+    CB__Q_SEND,   /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
+    CB__Q_LINGER, /* draining a client after a closing response (LINGER_MS) */
     CB__NQ,
 };
 
@@ -128,9 +128,10 @@ struct cb__req {
     struct cb_http_response res;
     const struct cb_route *route;
     struct cb_http_head head;
-    char *raw;  /* copy of the head, names and values NUL-terminated */
-    char *path; /* decoded */
-    struct cb_buf body;
+    char *raw;           /* copy of the head, names and values NUL-terminated */
+    char *path;          /* decoded */
+    struct cb_buf body;  /* kept on JSON routes only */
+    uint64_t body_bytes; /* received so far */
     struct cb_limiter_job job;
     uint64_t start_ns;
     enum cb__req_state state;
@@ -151,7 +152,7 @@ struct cb__req *cb__req_new(struct cb__conn *c, const char *buf, const struct cb
  * timeout): READY with an error response, not counted in flight. */
 struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const char *code,
                                 const char *msg);
-/* Body bytes; past server.max_body_bytes the request becomes a 413. */
+/* Body bytes; past server.max_body_bytes the request becomes a 413 (READY). */
 void cb__req_body(struct cb__req *r, const char *data, size_t n);
 /* Replaces the answer of a request with an error. */
 void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg);

@@ -23,10 +23,17 @@ struct cb_limiter {
     bool has_janitor;
 };
 
+/* head and stopping change under the lock, but polling workers read them
+ * without it (job_or_stop): so they are written atomically too. */
+static void set_head(struct cb_limiter *l, struct cb_limiter_job *j)
+{
+    __atomic_store_n(&l->head, j, __ATOMIC_RELAXED);
+}
+
 static struct cb_limiter_job *pop(struct cb_limiter *l)
 {
     struct cb_limiter_job *j = l->head;
-    l->head = j->next;
+    set_head(l, j->next);
     if (l->head == NULL)
         l->tail = NULL;
     l->queued--;
@@ -175,7 +182,7 @@ int cb_limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job)
     if (l->tail)
         l->tail->next = job;
     else
-        l->head = job;
+        set_head(l, job);
     l->tail = job;
     l->queued++;
     if (l->queued > l->spinning) /* more jobs than polling workers */
@@ -206,7 +213,7 @@ void cb_limiter_free(struct cb_limiter *l)
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->lock);
-    l->stopping = 1;
+    __atomic_store_n(&l->stopping, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&l->work);
     pthread_cond_broadcast(&l->expiry);
     pthread_mutex_unlock(&l->lock);

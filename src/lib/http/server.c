@@ -17,7 +17,9 @@
 #include <time.h>
 
 /* File descriptors kept for everything but API connections: the state
- * database, the audit log, workers, upstream connections, watches. */
+ * database, the audit log, workers, upstream connections, watches, and
+ * the connections beyond max_connections (refused ones draining, the
+ * Unix socket's own slots; see conn.c). */
 #define FD_RESERVE 1024u
 /* After accept fails for lack of descriptors, a thread stops accepting for
  * this long instead of spinning on a listening socket that stays ready. */
@@ -283,8 +285,10 @@ static int start_threads(struct cb_http_server *s, struct cb_error *err)
 {
     s->nio = io_threads(&s->opts);
     s->io = cb_xcalloc(s->nio, sizeof(*s->io));
-    for (unsigned i = 0; i < s->nio; i++) {
+    /* All first: should one fail, stop closes only what was opened. */
+    for (unsigned i = 0; i < s->nio; i++)
         s->io[i].epfd = s->io[i].evfd = -1;
+    for (unsigned i = 0; i < s->nio; i++) {
         int r = init_io(s, &s->io[i], err);
         if (r < 0)
             return r;
@@ -372,18 +376,15 @@ static bool stop_threads(struct cb_http_server *s)
     return true;
 }
 
-void cb_http_server_stop(struct cb_http_server *s)
+bool cb_http_server_stop(struct cb_http_server *s)
 {
     if (s == NULL)
-        return;
+        return true;
     if (s->unix_path)
         unlink(s->unix_path);
     cb_http_server_quiesce(s);
-    if (s->io != NULL && !stop_threads(s)) {
-        /* Handlers still running past the grace period cannot be joined.
-         * The process is about to exit, so leave them be. */
-        return;
-    }
+    if (s->io != NULL && !stop_threads(s))
+        return false;
     for (unsigned i = 0; s->io != NULL && i < s->nio; i++) {
         if (s->io[i].epfd >= 0)
             close(s->io[i].epfd);
@@ -397,4 +398,5 @@ void cb_http_server_stop(struct cb_http_server *s)
     free(s->io);
     free(s->unix_path);
     free(s);
+    return true;
 }

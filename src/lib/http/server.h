@@ -8,6 +8,7 @@
 #ifndef CB_HTTP_SERVER_H
 #define CB_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,7 +46,10 @@ void cb_http_server_quiesce(struct cb_http_server *s);
 /* Waits until no request is in flight, up to grace_ms. Returns the number
  * still in flight. */
 unsigned cb_http_server_drain(struct cb_http_server *s, uint64_t grace_ms);
-/* Closes every connection, removes the Unix socket and frees the server. */
-void cb_http_server_stop(struct cb_http_server *s);
+/* Closes every connection, removes the Unix socket and frees the server.
+ * Returns false when a handler still runs a second after the other
+ * connections closed: then nothing is freed, and the caller must not free
+ * what handlers use (the router, the app) either. */
+bool cb_http_server_stop(struct cb_http_server *s);
 
 #endif

@@ -58,10 +58,10 @@ static void decodes_in_any_split(void **state)
     }
 }
 
-static void accepts_bare_lf_and_whitespace_before_extensions(void **state)
+static void accepts_whitespace_before_extensions(void **state)
 {
     (void)state;
-    static const char body[] = "3 ;x\nabc\n0\n\n";
+    static const char body[] = "3 \t;x\r\nabc\r\n0\r\n\r\n";
     struct out o;
     size_t used = 0;
     struct cb_error err = {0};
@@ -110,6 +110,13 @@ static const struct {
     CASE("0\r\nX-T: a\0b\r\n\r\n", -EINVAL, "control character in a trailer field"),
     CASE("0\r\nX-T: a\rb\r\n\r\n", -EINVAL, "bare CR in the trailer section"),
     CASE("0\r\n\rx", -EINVAL, "bare CR in the trailer section"),
+    CASE("3\nabc\r\n", -EINVAL, "bare LF in a chunk size line"),
+    CASE("3;x\nabc\r\n", -EINVAL, "bare LF in a chunk size line"),
+    CASE("3 \n", -EINVAL, "bare LF in a chunk size line"),
+    CASE("3\r\nabc\n0\r\n\r\n", -EINVAL, "bare LF after chunk data"),
+    CASE("0\r\n\n", -EINVAL, "bare LF in the trailer section"),
+    CASE("0\r\nX-T: 1\n\r\n", -EINVAL, "bare LF in the trailer section"),
+    CASE("0\r\nX-T\n", -EINVAL, "bare LF in the trailer section"),
 };
 
 static void refuses_malformed_framing(void **state)
@@ -155,7 +162,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decodes_in_any_split),
-        cmocka_unit_test(accepts_bare_lf_and_whitespace_before_extensions),
+        cmocka_unit_test(accepts_whitespace_before_extensions),
         cmocka_unit_test(decodes_a_16_digit_size),
         cmocka_unit_test(refuses_malformed_framing),
         cmocka_unit_test(bounds_extensions_and_trailers),
