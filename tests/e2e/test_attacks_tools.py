@@ -185,9 +185,11 @@ class CompileDosTests(ToolAttackCase):
         s.wait_ready(timeout=120)
         log = s.read_log()
         slow_failed = log.index("tool aaa_slow: loading")
+        # With two CPUs the first good tool compiles beside the slow one and
+        # is ready before the slow one ran out of its budget. (wat_echo
+        # waits for echo's slot, so under load it may finish after.)
         if len(os.sched_getaffinity(0)) >= 2:  # one CPU: one job, in name order
-            for tool in ("echo", "wat_echo"):
-                self.assertLess(log.index(f"tool {tool} ready"), slow_failed, log)
+            self.assertLess(log.index("tool echo ready"), slow_failed, log)
         error = self.failures(s)["aaa_slow"]
         self.assertRegex(error, f"^({BUDGET_RE}|{OUTPUT_RE})")
         m = re.match(BUDGET_RE, error)
