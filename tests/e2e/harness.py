@@ -13,6 +13,8 @@ import time
 import unittest
 
 BIN = os.environ.get("CLAWBOX_BIN", "build/src/cli/clawbox")
+# Compiled tools shared by the tests' servers, so each compiles once.
+CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 
 
 def free_port():
@@ -61,7 +63,10 @@ class Response:
 class Server:
     """One clawbox serve process with its own directory and config."""
 
-    def __init__(self, extra_config="", env=None, unix_socket=False):
+    def __init__(self, extra_config="", env=None, unix_socket=False, cache_dir=None,
+                 sandbox_extra=""):
+        """extra_config is TOML before the [sandbox] table; sandbox_extra
+        goes into it, after tool_dir (<dir>/tools) and cache_dir."""
         self.dir = tempfile.mkdtemp(prefix="clawbox-e2e-")
         self.port = free_port()
         self.token = os.urandom(32).hex()
@@ -74,13 +79,22 @@ class Server:
                 f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n'
                 f'auth_token = "{self.token}"\ndata_dir = "{self.dir}/data"\n{sock_line}'
                 f'{extra_config}\n[sandbox]\ntool_dir = "{self.dir}/tools"\n'
+                + (f'cache_dir = "{cache_dir}"\n' if cache_dir else "") + sandbox_extra +
                 f'[logging]\naudit_dir = "{self.dir}/audit"\n'
             )
+        os.chmod(self.config_path, 0o600)  # it holds the token
         self.env = dict(os.environ, CLAWBOX_TEST_ROUTES="1", HOME=self.dir)
         for k in ("CLAWBOX_AUTH_TOKEN", "CLAWBOX_PORT", "CLAWBOX_HOST", "CLAWBOX_TOOL_DIR"):
             self.env.pop(k, None)
         self.env.update(env or {})
         self.proc = None
+
+    def add_sandbox(self, lines):
+        """Adds lines to the config's [sandbox] table (before start)."""
+        with open(self.config_path) as f:
+            text = f.read().replace("[sandbox]\n", "[sandbox]\n" + lines, 1)
+        with open(self.config_path, "w") as f:
+            f.write(text)
 
     def start(self, wait=True):
         self.log = open(self.log_path, "wb")

@@ -11,11 +11,10 @@ import subprocess
 import threading
 import time
 
-from harness import BIN, Server, ServerTestCase, main, read_audit
+from harness import BIN, CACHE_DIR, Server, ServerTestCase, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 
 
 MASTER_KEY = "22" * 32
@@ -38,16 +37,11 @@ class HostCallTextTests(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server()
+        cls.server = Server(cache_dir=CACHE_DIR)
         tool_dir = os.path.join(cls.server.dir, "tools")
         os.makedirs(tool_dir)
         shutil.copy(os.path.join(TOOLS_DIR, "echo.wasm"), tool_dir)
         shutil.copy(os.path.join(HOSTILE_DIR, "rawcall.wasm"), tool_dir)
-        with open(cls.server.config_path) as f:
-            text = f.read()
-        text = text.replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(cls.server.config_path, "w") as f:
-            f.write(text)
         cls.server.start()
 
     def rawcall(self, envelope):
@@ -225,16 +219,15 @@ class ProxyAttackTests(ServerTestCase):
         cls.upstream = RawUpstream()
         cls.base = f"http://127.0.0.1:{cls.upstream.port}"
         server = Server(extra_config='[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n'
-                        'default_timeout_ms = 3000\n', env={"CLAWBOX_MASTER_KEY": MASTER_KEY})
+                        'default_timeout_ms = 3000\n', env={"CLAWBOX_MASTER_KEY": MASTER_KEY},
+                        cache_dir=CACHE_DIR)
         tool_dir = os.path.join(server.dir, "tools")
         os.makedirs(tool_dir)
         for name in ("http_request", "victim"):
             shutil.copy(os.path.join(TOOLS_DIR, "http_request.wasm"),
                         os.path.join(tool_dir, name + ".wasm"))
-        with open(server.config_path) as f:
-            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(server.config_path, "w") as f:
-            f.write(text + f'[credentials]\nstore_path = "{server.dir}/credentials.enc"\n')
+        with open(server.config_path, "a") as f:
+            f.write(f'[credentials]\nstore_path = "{server.dir}/credentials.enc"\n')
         for name, value in (("api", SECRET), ("mixed", MIXED)):
             subprocess.run([BIN, "creds", "--config", server.config_path, "add", "--name", name,
                             "--domain", "127.0.0.1", "--header", "X-Api-Key", "--allow-http"],

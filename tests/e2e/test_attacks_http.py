@@ -19,10 +19,9 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Server, ServerTestCase, main
+from harness import BIN, CACHE_DIR, Server, ServerTestCase, main
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 ECHO = b'{"tool":"echo","params":{"hello":"world"}}'
 
 
@@ -33,11 +32,7 @@ def install_echo(server):
     os.makedirs(tool_dir, exist_ok=True)
     for path in glob.glob(os.path.join(TOOLS_DIR, "echo.*")):
         shutil.copy(path, tool_dir)
-    with open(server.config_path) as f:
-        text = f.read()
-    text = text.replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-    with open(server.config_path, "w") as f:
-        f.write(text)
+    server.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
 
 
 def connect(server, unix=False, source=None, timeout=10):
@@ -831,10 +826,7 @@ class ForkedChildren(unittest.TestCase):
         for i in range(4):
             unique_module(os.path.join(TOOLS_DIR, "cpp_wordcount.wasm"),
                           os.path.join(tool_dir, f"wc{i}.wasm"))
-        with open(server.config_path) as f:
-            text = f.read()
-        with open(server.config_path, "w") as f:
-            f.write(text.replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{cache}"\n', 1))
+        server.add_sandbox(f'cache_dir = "{cache}"\n')
         server.start(wait=False)
         socks = []
         try:

@@ -22,11 +22,10 @@ import unittest
 import urllib.parse
 import zlib
 
-from harness import BIN, Server, main, read_audit
+from harness import BIN, CACHE_DIR, Server, main, read_audit
 from test_proxy import make_ca_and_cert, start_https_upstream
 
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 MASTER_KEY = "5a" * 32
 SECRET = "s3cr3t-reflected-token-9f8e7d6c5b4a"
 MAX_RESPONSE = 65536
@@ -190,10 +189,7 @@ class SecretAttacks(unittest.TestCase):
 
     @classmethod
     def setup_server(cls, s):
-        with open(s.config_path) as f:
-            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(s.config_path, "w") as f:
-            f.write(text)
+        s.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
         p = subprocess.run([BIN, "creds", "--config", s.config_path, "add", "--name",
                             "reflected", "--domain", "127.0.0.1", "--header", "X-Api-Key",
                             "--prefix", ""], input=SECRET + "\n", text=True,

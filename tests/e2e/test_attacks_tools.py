@@ -11,11 +11,10 @@ import time
 import unittest
 import uuid
 
-from harness import Server, main
+from harness import CACHE_DIR, Server, main
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 ECHO = ("echo", os.path.join(TOOLS_DIR, "echo.wasm"))
 
 
@@ -26,11 +25,7 @@ def tool_server(tools=(), extra="", sandbox_extra="", env=None, start=True):
     os.makedirs(tool_dir)
     for name, path in tools:
         shutil.copy(path, os.path.join(tool_dir, name + ".wasm"))
-    with open(s.config_path) as f:
-        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n'
-                                + sandbox_extra, 1)
-    with open(s.config_path, "w") as f:
-        f.write(text)
+    s.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n' + sandbox_extra)
     s.tool_dir = tool_dir
     if start:
         s.start()

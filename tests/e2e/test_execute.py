@@ -12,11 +12,10 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Server, ServerTestCase, main, read_audit
+from harness import BIN, CACHE_DIR, Server, ServerTestCase, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
 HOSTILE_DIR = os.environ.get("CLAWBOX_E2E_HOSTILE", "build/tests/fixtures")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 HOSTILE = ["spin", "membomb", "recurse", "trap", "flood", "chatty", "badptr", "system",
            "escape", "snoop", "oob", "busy"]
 
@@ -55,10 +54,6 @@ def populate(tool_dir, hostile=True):
         write_broken_modules(tool_dir)
 
 
-def sandbox_config(extra=""):
-    return f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n{extra}'
-
-
 class ToolServer(ServerTestCase):
     sandbox_extra = ""
 
@@ -69,12 +64,7 @@ class ToolServer(ServerTestCase):
         # the environment so both apply.
         cls.tool_dir = os.path.join(cls.server.dir, "tools")
         populate(cls.tool_dir)
-        with open(cls.server.config_path) as f:
-            text = f.read()
-        text = text.replace("[sandbox]\n", "[sandbox]\n" + f'cache_dir = "{CACHE_DIR}"\n'
-                            + cls.sandbox_extra, 1)
-        with open(cls.server.config_path, "w") as f:
-            f.write(text)
+        cls.server.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n' + cls.sandbox_extra)
         cls.server.start()
 
     def execute(self, tool, params=None, **kw):
@@ -291,10 +281,7 @@ class RegistryTests(unittest.TestCase):
         self.server = Server()
         self.tool_dir = os.path.join(self.server.dir, "tools")
         populate(self.tool_dir, hostile=False)
-        with open(self.server.config_path) as f:
-            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(self.server.config_path, "w") as f:
-            f.write(text)
+        self.server.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
         self.server.start()
 
     def tearDown(self):
@@ -354,10 +341,7 @@ class AuditKillTests(unittest.TestCase):
     def setUp(self):
         self.server = Server()
         populate(os.path.join(self.server.dir, "tools"), hostile=False)
-        with open(self.server.config_path) as f:
-            text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(self.server.config_path, "w") as f:
-            f.write(text)
+        self.server.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
         self.server.start()
         self.audit_dir = os.path.join(self.server.dir, "audit")
 

@@ -17,10 +17,9 @@ import time
 import unittest
 import urllib.parse
 
-from harness import BIN, Server, main, read_audit
+from harness import BIN, CACHE_DIR, Server, main, read_audit
 
 TOOLS_DIR = os.environ.get("CLAWBOX_E2E_TOOLS", "build/tools/wasm")
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 REFSTORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "secrets",
                         "refstore.js")
 SECRET = "s3cr3t-upstream-token-9f8e7d6c5b4a"
@@ -151,10 +150,7 @@ def make_server(extra, env=None):
     os.makedirs(tool_dir)
     for ext in ("wasm", "json"):
         shutil.copy(os.path.join(TOOLS_DIR, "http_request." + ext), tool_dir)
-    with open(s.config_path) as f:
-        text = f.read().replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-    with open(s.config_path, "w") as f:
-        f.write(text)
+    s.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
     s.start()
     manifest = {"tool": {"name": "http_request", "description": "proxy test",
                          "version": "0.1.0"},

@@ -10,9 +10,8 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, Server, main
+from harness import BIN, CACHE_DIR, Server, main
 
-CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 SDK = os.path.join(os.path.dirname(__file__), "..", "..", "sdk", "clawbox_tool.h")
 
 
@@ -165,11 +164,7 @@ class LiveServerTests(unittest.TestCase):
         cls.server = Server()
         cls.tool_dir = os.path.join(cls.server.dir, "tools")
         os.makedirs(cls.tool_dir)
-        with open(cls.server.config_path) as f:
-            text = f.read()
-        text = text.replace("[sandbox]\n", f'[sandbox]\ncache_dir = "{CACHE_DIR}"\n', 1)
-        with open(cls.server.config_path, "w") as f:
-            f.write(text)
+        cls.server.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
         cls.server.start()
 
     @classmethod
