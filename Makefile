@@ -19,7 +19,8 @@ build: deps $(BUILD)/build.ninja
 
 # Creates ~/.clawbox with a config and token on first use, installs the
 # example tools there (never replacing a file), then serves.
-run: build
+run: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) serve
 	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
 	@mkdir -p $(HOME_DIR)/tools
 	@cp -n $(BUILD)/tools/wasm/*.wasm $(BUILD)/tools/wasm/*.json $(HOME_DIR)/tools/

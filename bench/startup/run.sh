@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The first start of a new user, measured the way the README tells it: a
+# fresh clone, `make run` with an empty home, until every example tool is
+# listed by GET /tools; then a warm restart of the same server until the
+# same. Targets: cold (build included, packages installed) under 25 s,
+# warm under 1 s. Prints each time and its ratio to the target.
+# Needs port 9800 free (the default configuration's port).
+set -euo pipefail
+BENCH=startup
+# The clone builds into its own build/, whatever build the other benches use.
+cd "$(dirname "$0")/../.."
+repo=$PWD
+. bench/lib.sh
+
+COLD_TARGET=25
+WARM_TARGET=1
+base=http://127.0.0.1:9800
+curl -s -o /dev/null "$base/health" && fail "port 9800 is in use; stop the server on it first"
+
+git clone --quiet --local --no-hardlinks "$repo" "$work/src"
+# Uncommitted changes count too: the bench measures the tree as it is.
+git -C "$repo" diff HEAD | git -C "$work/src" apply --allow-empty
+mkdir -p "$work/home"
+ntools=$(ls "$repo"/tools/*/manifest.json | wc -l)
+
+now() { date +%s.%N; }
+# wait_ready START: waits until GET /tools lists $ntools tools; prints the
+# seconds since START.
+wait_ready() {
+  local start=$1 token n
+  for _ in $(seq 3000); do
+    token=$(cat "$work/home/.clawbox/token" 2>/dev/null || true)
+    if [ -n "$token" ]; then
+      n=$(curl -s -H "Authorization: Bearer $token" "$base/tools" |
+        python3 -c 'import json,sys; print(sum(t.get("state", "ready") == "ready" for t in json.load(sys.stdin)))' \
+          2>/dev/null || echo 0)
+      if [ "$n" -ge "$ntools" ]; then
+        echo "$(now) - $start" | bc
+        return
+      fi
+    fi
+    sleep 0.05
+  done
+  fail "tools never became ready (wanted $ntools); see $work/run.log"
+}
+stop_group() { kill -- -"$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+start=$(now)
+HOME="$work/home" setsid make -C "$work/src" run >"$work/run.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+cold=$(wait_ready "$start")
+stop_group "$pid"
+
+start=$(now)
+HOME="$work/home" setsid "$work/src/build/src/cli/clawbox" serve \
+  --config "$work/home/.clawbox/config/clawbox.toml" >"$work/warm.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+warm=$(wait_ready "$start")
+stop_group "$pid"
+
+printf 'startup: cold make run to %d tools ready: %.1f s (target %d s, ratio %.2f)\n' \
+  "$ntools" "$cold" "$COLD_TARGET" "$(echo "$cold / $COLD_TARGET" | bc -l)"
+printf 'startup: warm restart to %d tools ready: %.2f s (target %d s, ratio %.2f)\n' \
+  "$ntools" "$warm" "$WARM_TARGET" "$(echo "$warm / $WARM_TARGET" | bc -l)"
