@@ -24,7 +24,7 @@ run: deps $(BUILD)/build.ninja
 	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
 	@mkdir -p $(HOME_DIR)/tools
 	@cp -n $(BUILD)/tools/wasm/*.wasm $(BUILD)/tools/wasm/*.json $(HOME_DIR)/tools/
-	@echo "clawbox: serving http://127.0.0.1:9800 (auth token in $(HOME_DIR)/token)"
+	@echo "clawbox: starting; its 'listening' line gives the URL (auth token in $(HOME_DIR)/token)"
 	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
 	exec $(CLAWBOX) serve --config $(HOME_DIR)/config/clawbox.toml
 

@@ -1,4 +1,4 @@
-/* clawbox serve [--config PATH] [--check-config] [--insecure] */
+/* clawbox serve [--config PATH] [--host HOST] [--port PORT] [--check-config] [--insecure] */
 #include "api/serve.h"
 #include "cli.h"
 #include "config/config.h"
@@ -7,14 +7,18 @@
 #include "state/state.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static const char usage_text[] =
-    "Usage: clawbox serve [--config PATH] [--check-config] [--insecure]\n\n"
+    "Usage: clawbox serve [--config PATH] [--host HOST] [--port PORT] [--check-config]\n"
+    "                     [--insecure]\n\n"
     "Runs the clawbox API server until SIGTERM or SIGINT.\n\n"
     "  --config PATH    config file (default ~/.clawbox/config/clawbox.toml if it exists,\n"
     "                   else the built-in defaults)\n"
+    "  --host HOST      address to listen on (overrides [server] host and $CLAWBOX_HOST)\n"
+    "  --port PORT      port to listen on (overrides [server] port and $CLAWBOX_PORT)\n"
     "  --check-config   validate the configuration, list every problem, and exit\n"
     "                   (0 if valid, 1 if not)\n"
     "  --insecure       allow the placeholder auth token 'changeme'\n";
@@ -73,11 +77,30 @@ static int run(const char *path, bool check_only, bool insecure)
     return rc;
 }
 
+/* --host and --port win over the file and the environment: they become the
+ * environment overrides the configuration table already validates. */
+static int override_listen(int opt, const char *arg)
+{
+    uint64_t p;
+    if (opt == 'p' && (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535)) {
+        cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+        return -1;
+    }
+    if (opt == 'H' && arg[0] == '\0') {
+        cli_fail("--host must not be empty");
+        return -1;
+    }
+    setenv(opt == 'p' ? "CLAWBOX_PORT" : "CLAWBOX_HOST", arg, 1);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'k'},
                                          {"insecure", no_argument, NULL, 'i'},
+                                         {"host", required_argument, NULL, 'H'},
+                                         {"port", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
@@ -90,7 +113,10 @@ int cmd_serve(int argc, char **argv)
             check = true;
         else if (o == 'i')
             insecure = true;
-        else
+        else if (o == 'H' || o == 'p') {
+            if (override_listen(o, optarg) < 0)
+                return 2;
+        } else
             return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
     }
     char *def = config ? NULL : cli_default_config_path();

@@ -35,7 +35,10 @@ int cb_listen_tcp(const char *host, uint16_t port, int *fd, struct cb_error *err
         int e = errno;
         close(s);
         freeaddrinfo(res);
-        return cb_error_set(err, -e, "cannot listen on %s:%u: %s", host, port, strerror(e));
+        return cb_error_set(err, -e, "cannot listen on %s:%u: %s%s", host, port, strerror(e),
+                            e == EADDRINUSE ? " (is another server running there? choose another "
+                                              "port with serve --port N or [server] port)"
+                                            : "");
     }
     freeaddrinfo(res);
     *fd = s;
