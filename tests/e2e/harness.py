@@ -96,10 +96,11 @@ class Server:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def start(self, wait=True):
+    def start(self, wait=True, args=()):
+        """args: more `clawbox serve` flags."""
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--config", self.config_path],
+            [BIN, "serve", "--config", self.config_path, *args],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         if wait:

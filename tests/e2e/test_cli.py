@@ -135,6 +135,39 @@ class CheckConfigTests(unittest.TestCase):
                              "`clawbox config-reference > docs/configuration.md`")
 
 
+class ListenFlagTests(unittest.TestCase):
+    def test_port_flag_wins_over_file_and_environment(self):
+        s = Server()
+        s.port, configured = free_port(), s.port
+        s.env["CLAWBOX_PORT"] = str(configured)
+        try:
+            s.start(args=("--port", str(s.port), "--host", "127.0.0.1"))
+            self.assertEqual(s.request("GET", "/health", auth=False).status, 200)
+            self.assertIn(f"127.0.0.1:{s.port}", s.read_log())
+        finally:
+            s.cleanup()
+
+    def test_bad_port_flag(self):
+        for bad in ("0", "65536", "80x", ""):
+            p = run("serve", "--port", bad, "--check-config")
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertIn("--port must be a number from 1 to 65535", p.stderr)
+
+    def test_taken_port_gets_a_hint(self):
+        first = Server().start()
+        second = Server()
+        try:
+            p = run("serve", "--config", second.config_path, "--port", str(first.port),
+                    env={"HOME": second.dir})
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(f"cannot listen on 127.0.0.1:{first.port}", p.stderr)
+            self.assertIn("choose another port with serve --port N", p.stderr)
+            self.assertEqual(first.request("GET", "/health", auth=False).status, 200)
+        finally:
+            first.cleanup()
+            second.cleanup()
+
+
 class ClientVerbTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
