@@ -40,8 +40,29 @@ static int usage(FILE *f)
             CLAWBOX_VERSION);
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         fprintf(f, "  %-18s %s\n", verbs[i].name, verbs[i].summary);
-    fprintf(f, "\nRun 'clawbox <command> --help' for the options of a command.\n");
+    fprintf(f, "\nRun 'clawbox help <command>' or 'clawbox <command> --help' for the options of "
+               "a command.\n");
     return f == stdout ? 0 : 2;
+}
+
+static const struct verb *find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(name, verbs[i].name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+/* clawbox help VERB: the verb's own --help. */
+static int help(const char *name)
+{
+    const struct verb *v = find_verb(name);
+    if (v == NULL) {
+        cli_fail("unknown command '%s'; run 'clawbox --help' for the list", name);
+        return 2;
+    }
+    char *args[] = {(char *)v->name, "--help", NULL};
+    return v->run(2, args);
 }
 
 int main(int argc, char **argv)
@@ -56,12 +77,13 @@ int main(int argc, char **argv)
         printf("clawbox %s\n", CLAWBOX_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0)
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return usage(stdout);
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (strcmp(argv[1], verbs[i].name) == 0)
-            return verbs[i].run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "help") == 0)
+        return argc > 2 ? help(argv[2]) : usage(stdout);
+    const struct verb *v = find_verb(argv[1]);
+    if (v != NULL)
+        return v->run(argc - 1, argv + 1);
     cli_fail("unknown command '%s'; run 'clawbox --help' for the list", argv[1]);
     return 2;
 }

@@ -367,11 +367,20 @@ class HelpTests(unittest.TestCase):
             p = run(verb, "--help")
             self.assertEqual(p.returncode, 0, verb)
             self.assertIn("Usage: clawbox " + verb, p.stdout)
+            h = run("help", verb)
+            self.assertEqual((h.returncode, h.stdout), (0, p.stdout), verb)
+
+    def test_verbs_listed_are_the_verbs_known(self):
+        listed = re.findall(r"^  (\S+)  ", run("--help").stdout, re.M)
+        self.assertEqual(sorted(listed), sorted(VERBS + ["list", "add", "remove"]))
 
     def test_unknown_verb_and_flag(self):
         p = run("frobnicate")
         self.assertEqual(p.returncode, 2)
         self.assertIn("unknown command", p.stderr)
+        p = run("help", "frobnicate")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown command 'frobnicate'", p.stderr)
         p = run("serve", "--bogus")
         self.assertEqual(p.returncode, 2)
 
