@@ -3,8 +3,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 CLAWBOX    := $(BUILD)/src/cli/clawbox
 HOME_DIR   ?= $(HOME)/.clawbox
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build run check bench format clean
+.PHONY: all deps build run install check bench format clean
 
 all: build
 
@@ -27,6 +28,14 @@ run: deps $(BUILD)/build.ninja
 	@echo "clawbox: starting; its 'listening' line gives the URL (auth token in $(HOME_DIR)/token)"
 	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
 	exec $(CLAWBOX) serve --config $(HOME_DIR)/config/clawbox.toml
+
+# Installs the binary, its man pages and bash completion under PREFIX
+# (DESTDIR is honoured). The server compiles tools at run time, so the
+# machine it runs on needs the packages of `scripts/deps.sh build`.
+install: deps $(BUILD)/build.ninja
+	meson configure $(BUILD) -Dprefix=$(PREFIX)
+	ninja -C $(BUILD) serve
+	meson install -C $(BUILD) --no-rebuild
 
 check:
 	@scripts/deps.sh check

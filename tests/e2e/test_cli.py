@@ -356,6 +356,42 @@ class AuditCliTests(unittest.TestCase):
         self.assertIn("line 2", p.stderr)
 
 
+class InstallTests(unittest.TestCase):
+    """meson install (what `make install` runs) into a scratch DESTDIR."""
+
+    def setUp(self):
+        self.dest = tempfile.mkdtemp(prefix="clawbox-install-")
+        build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(BIN))))
+        p = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--quiet",
+                            "--destdir", self.dest], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        bins = [os.path.join(r, f) for r, _, fs in os.walk(self.dest) for f in fs
+                if f == "clawbox" and r.endswith("/bin")]
+        self.assertEqual(len(bins), 1, bins)
+        self.prefix = os.path.dirname(os.path.dirname(bins[0]))
+
+    def tearDown(self):
+        shutil.rmtree(self.dest)
+
+    def test_binary_man_pages_and_completion(self):
+        p = subprocess.run([os.path.join(self.prefix, "bin", "clawbox"), "--version"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.stdout.strip(), "clawbox 0.1.0")
+        man = os.path.join(self.prefix, "share", "man", "man1")
+        for verb in VERBS:
+            with open(os.path.join(man, f"clawbox-{verb}.1")) as f:
+                text = f.read()
+            self.assertTrue(text.startswith(f".TH CLAWBOX-{verb.upper()} 1"), verb)
+            usage = run(verb, "--help").stdout.splitlines()[0].replace("Usage: ", "")
+            self.assertIn(usage.replace("-", "\\-"), text, verb)
+        comp = os.path.join(self.prefix, "share", "bash-completion", "completions", "clawbox")
+        script = (f'source {comp}; COMP_WORDS=({BIN} se); COMP_CWORD=1; _clawbox; '
+                  f'echo "${{COMPREPLY[@]}}"; COMP_WORDS=({BIN} serve --p); COMP_CWORD=2; '
+                  f'_clawbox; echo "${{COMPREPLY[@]}}"')
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout
+        self.assertEqual(out.splitlines(), ["serve", "--port"])
+
+
 class HelpTests(unittest.TestCase):
     def test_version(self):
         p = run("--version")
