@@ -22,6 +22,7 @@ int cmd_build(int argc, char **argv);
 int cmd_add(int argc, char **argv); /* cmd_addtool.c: add tool, remove tool */
 int cmd_remove(int argc, char **argv);
 int cmd_mcp(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* Options every client verb takes: --host, --port, --socket, --token. */
 struct cli_conn {

@@ -14,7 +14,7 @@ import unittest
 from harness import BIN, Server, free_port, main, read_audit
 
 VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds",
-         "audit", "logs", "mcp", "new-tool", "build"]
+         "audit", "logs", "mcp", "new-tool", "build", "doctor"]
 
 
 def run(*args, env=None, input=None, preexec_fn=None):
@@ -354,6 +354,70 @@ class AuditCliTests(unittest.TestCase):
         p = run("audit", "verify", "--dir", self.dir)
         self.assertEqual(p.returncode, 1)
         self.assertIn("line 2", p.stderr)
+
+
+class DoctorTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="clawbox-doctor-")
+        self.base = os.path.join(self.dir, ".clawbox")
+        self.assertEqual(run("init", "--dir", self.base).returncode, 0)
+        self.cfg = os.path.join(self.base, "config", "clawbox.toml")
+        self.port = free_port()
+        with open(self.cfg) as f:
+            text = re.sub(r"port = \d+", f"port = {self.port}", f.read())
+        with open(self.cfg, "w") as f:
+            f.write(text)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def doctor(self):
+        p = run("doctor", "--config", self.cfg, "--json",
+                env={"HOME": self.dir})
+        return p.returncode, {(f["check"], f["level"]): f for f in json.loads(p.stdout)}
+
+    def test_fresh_init_needs_nothing(self):
+        p = run("doctor", "--config", self.cfg, env={"HOME": self.dir})
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("ok    compiler: wasm2c, cc and the wasm2c runtime are present", p.stdout)
+        self.assertIn(f"ok    port: 127.0.0.1:{self.port} is free", p.stdout)
+        self.assertIn("Nothing to fix.", p.stdout)
+
+    def test_readable_config_is_a_failure_with_its_fix(self):
+        os.chmod(self.cfg, 0o644)
+        rc, f = self.doctor()
+        self.assertEqual(rc, 1)
+        self.assertEqual(f[("permissions", "fail")]["fix"], f"chmod 600 {self.cfg}")
+
+    def test_store_without_key(self):
+        with open(os.path.join(self.base, "credentials.enc"), "w") as fh:
+            fh.write("x")
+        rc, f = self.doctor()
+        self.assertEqual(rc, 1)
+        self.assertIn("no master key but a credential store exists",
+                      f[("master key", "fail")]["message"])
+        self.assertIn("openssl rand -hex 32", f[("master key", "fail")]["fix"])
+
+    def test_port_taken_by_another_program_or_by_clawbox(self):
+        import socket
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(1)
+        rc, f = self.doctor()
+        s.close()
+        self.assertEqual(rc, 1)
+        self.assertIn("Address already in use", f[("port", "fail")]["message"])
+        server = Server().start()
+        try:
+            with open(self.cfg) as fh:
+                text = re.sub(r"port = \d+", f"port = {server.port}", fh.read())
+            with open(self.cfg, "w") as fh:
+                fh.write(text)
+            rc, f = self.doctor()
+            self.assertIn("a clawbox server is running", f[("port", "ok")]["message"])
+        finally:
+            server.cleanup()
 
 
 class InstallTests(unittest.TestCase):

@@ -42,4 +42,9 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
 void cb_compile_cache_key(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
                           char out[65]);
 
+/* Whether this machine can compile tools: wasm2c and cc on PATH and the
+ * wasm2c runtime sources present. 0, or -ENOENT with err naming the first
+ * thing missing and the package that provides it. */
+int cb_compile_toolchain_check(struct cb_error *err);
+
 #endif

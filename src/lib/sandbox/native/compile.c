@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -702,5 +703,44 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
         return rc;
     }
     *so_path = path;
+    return 0;
+}
+
+/* True when `prog --version` runs and exits 0 (found through PATH, as the
+ * compile child finds it). */
+static bool runs(const char *prog)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {(char *)prog, "--version", NULL};
+    pid_t pid;
+    int status = 0;
+    int rc = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return false;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int cb_compile_toolchain_check(struct cb_error *err)
+{
+    static const struct {
+        const char *prog, *package;
+    } progs[] = {{"wasm2c", "wabt"}, {"cc", "gcc"}};
+    for (size_t i = 0; i < CB_ARRAY_LEN(progs); i++)
+        if (!runs(progs[i].prog))
+            return cb_error_set(err, -ENOENT,
+                                "%s does not run or is not on PATH (Debian package %s)",
+                                progs[i].prog, progs[i].package);
+    for (size_t i = 0; i < CB_ARRAY_LEN(runtime_files); i++) {
+        _cleanup_free_ char *f = cb_xasprintf("%s/%s", CB_WASM2C_RUNTIME_DIR, runtime_files[i]);
+        if (access(f, R_OK) < 0)
+            return cb_error_set(err, -ENOENT,
+                                "the wasm2c runtime %s is missing (Debian package wabt)", f);
+    }
     return 0;
 }
