@@ -16,8 +16,6 @@ static const char *type_name(const struct cb__opt *o)
         return "integer";
     case CB__OPT_STRLIST:
         return "array of strings";
-    case CB__OPT_ENUM:
-        return o->choices;
     case CB__OPT_OPT_PATH:
         return "path (optional)";
     case CB__OPT_PATH:
@@ -27,10 +25,24 @@ static const char *type_name(const struct cb__opt *o)
     }
 }
 
+/* An enum's choices are written "json|text" in the table; a | inside a
+ * Markdown table cell would end the cell. */
+static int render_type(struct cb_buf *out, const struct cb__opt *o)
+{
+    if (o->type != CB__OPT_ENUM)
+        return cb_buf_puts(out, type_name(o));
+    int r = cb_buf_puts(out, "one of `");
+    for (const char *c = o->choices; *c != '\0' && r == 0; c++)
+        r = *c == '|' ? cb_buf_puts(out, "`, `") : cb_buf_append(out, c, 1);
+    return r | cb_buf_puts(out, "`");
+}
+
 static int render_default(struct cb_buf *out, const struct cb__opt *o)
 {
     if (o->def == NULL)
         return cb_buf_puts(out, "unset");
+    if (o->def[0] == '\0' && o->type != CB__OPT_STRLIST)
+        return cb_buf_puts(out, "`\"\"`");
     if (o->type == CB__OPT_STRLIST)
         return cb_buf_printf(out, "`[%s]`", o->def);
     return cb_buf_printf(out, "`%s`", o->def);
@@ -58,7 +70,9 @@ static int render_rows(struct cb_buf *out, const struct cb__opt *opts, size_t n)
                                "description |\n|---|---|---|---|---|---|\n",
                                section);
         }
-        r |= cb_buf_printf(out, "| `%s` | %s | ", o->key, type_name(o));
+        r |= cb_buf_printf(out, "| `%s` | ", o->key);
+        r |= render_type(out, o);
+        r |= cb_buf_puts(out, " | ");
         r |= render_default(out, o);
         r |= cb_buf_puts(out, " | ");
         r |= render_range(out, o);
@@ -70,15 +84,18 @@ static int render_rows(struct cb_buf *out, const struct cb__opt *opts, size_t n)
 
 int cb_config_render_reference(struct cb_buf *out)
 {
-    int r = cb_buf_puts(out, "# Configuration reference\n\n"
-                             "Generated from the option table in `src/lib/config/config_table.c` "
-                             "by `clawbox config-reference`; do not edit by hand.\n\n"
-                             "Every key is optional. Order of precedence: built-in default, then "
-                             "the TOML file, then the environment variable. Paths starting with "
-                             "`~/` are expanded with `$HOME`. An unknown key is a warning; a wrong "
-                             "type or out-of-range value is an error naming the key, the line and "
-                             "the allowed range. Keys marked (clawbox) are not in the reference "
-                             "implementation.\n");
+    int r = cb_buf_puts(
+        out, "# Configuration reference\n\n"
+             "Generated from the option table in `src/lib/config/config_table.c` "
+             "by `clawbox config-reference`; do not edit by hand.\n\n"
+             "Every key is optional. Order of precedence: built-in default, then "
+             "the TOML file, then the environment variable, then `clawbox serve --host/--port`. "
+             "Paths starting with "
+             "`~/` are expanded with `$HOME`. An unknown key is a warning; a wrong "
+             "type or out-of-range value is an error naming the key, the line and "
+             "the allowed range. Keys marked (clawbox) are not in the reference "
+             "implementation. Keys marked (not used yet) are read and validated for a feature that "
+             "is not built yet, so a configuration that sets them keeps working.\n");
     r |= render_rows(out, cb__config_opts, cb__config_nopts);
     r |= render_rows(out, cb__template_opts, cb__template_nopts);
     return r ? -1 : 0;

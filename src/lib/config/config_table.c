@@ -117,35 +117,39 @@ const struct cb__opt cb__config_opts[] = {
      OFF(logging.audit_max_file_bytes), NULL, "(clawbox) Audit file size that triggers rotation."},
 
     {"containers", "max_containers", CB__OPT_UINT, "10", 0, 10000, NULL,
-     OFF(containers.max_containers), NULL, "Containers alive at once; 0 refuses every spawn."},
+     OFF(containers.max_containers), NULL,
+     "(not used yet) Containers alive at once; 0 refuses every spawn."},
     {"containers", "workspace_root", CB__OPT_PATH, "~/.clawbox/workspaces", 0, 0, NULL,
-     OFF(containers.workspace_root), NULL, "Parent directory of agent workspaces."},
+     OFF(containers.workspace_root), NULL, "(not used yet) Parent directory of agent workspaces."},
 
     {"container_policy", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
-     OFF(container_policy.network_allowlist), NULL, "Hosts every container may reach."},
+     OFF(container_policy.network_allowlist), NULL,
+     "(not used yet) Hosts every container may reach."},
     {"container_policy", "allowed_credentials", CB__OPT_STRLIST, "", 0, 0, NULL,
-     OFF(container_policy.allowed_credentials), NULL, "Credentials containers may use."},
+     OFF(container_policy.allowed_credentials), NULL,
+     "(not used yet) Credentials containers may use."},
     {"container_policy", "allowed_policies", CB__OPT_STRLIST, "wasm_only,container", 0, 0, NULL,
      OFF(container_policy.allowed_policies), NULL,
-     "Sandbox policies a spawn may ask for (`wasm_only`, `container`, `container_direct`)."},
+     "(not used yet) Sandbox policies a spawn may ask for (`wasm_only`, `container`, "
+     "`container_direct`)."},
 
     {"tools", "default_language", CB__OPT_ENUM, "c", 0, 0, NULL, OFF(tools.default_language),
-     "c|rust|js|ts", "Language of `clawbox add tool` without `--lang`."},
+     "c|rust|js|ts", "Language of `clawbox new-tool` without `--lang`; only `c` is scaffolded."},
 };
 const size_t cb__config_nopts = sizeof(cb__config_opts) / sizeof(cb__config_opts[0]);
 
 const struct cb__opt cb__template_opts[] = {
     {"images.templates.<name>", "image", CB__OPT_STRING, NULL, 0, 0, NULL, TOFF(image), NULL,
-     "Container image (required)."},
+     "(not used yet) Container image (required)."},
     {"images.templates.<name>", "description", CB__OPT_STRING, "", 0, 0, NULL, TOFF(description),
-     NULL, "Shown by `clawbox list images`."},
+     NULL, "(not used yet) Shown by `clawbox list images`."},
     {"images.templates.<name>", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
-     TOFF(network_allowlist), NULL, "Hosts the container may reach."},
+     TOFF(network_allowlist), NULL, "(not used yet) Hosts the container may reach."},
     {"images.templates.<name>", "credentials", CB__OPT_STRLIST, "", 0, 0, NULL, TOFF(credentials),
-     NULL, "Credentials injected for it."},
+     NULL, "(not used yet) Credentials injected for it."},
     {"images.templates.<name>", "command", CB__OPT_STRLIST, NULL, 0, 0, NULL, TOFF(command), NULL,
-     "Command to run."},
+     "(not used yet) Command to run."},
     {"images.templates.<name>", "max_lifetime_ms", CB__OPT_UINT, "0", 0, UINT64_MAX, NULL,
-     TOFF(max_lifetime_ms), NULL, "Lifetime cap; 0 = none."},
+     TOFF(max_lifetime_ms), NULL, "(not used yet) Lifetime cap; 0 = none."},
 };
 const size_t cb__template_nopts = sizeof(cb__template_opts) / sizeof(cb__template_opts[0]);
