@@ -1,4 +1,4 @@
-/* The tamper-evident audit log (design.md §6, issue 4 "Audit").
+/* The tamper-evident audit log.
  *
  * One JSON object per line in <audit_dir>/audit.jsonl. Fields, in order:
  *

@@ -14,8 +14,8 @@
 /* Modules larger than this are rejected. */
 #define CB_WASM_MAX_MODULE (16u * 1024 * 1024)
 /* Name of the mutable i64 global the instrumenter adds and exports. The
- * runtime sets it to the fuel budget before _start; the module traps with
- * `unreachable` when it drops below zero. */
+ * runtime sets it to the fuel budget before calling the start export and
+ * _start; the module traps with `unreachable` when it drops below zero. */
 #define CB_WASM_FUEL_EXPORT "__clawbox_fuel"
 /* The instrumenter turns a module's start function into this export, so
  * that the runtime calls it after setting the fuel budget: a start function
@@ -76,9 +76,11 @@ struct cb_wasm_instrument_opts {
 };
 
 /* Returns a new module (caller frees *out) equal to the input plus fuel
- * metering: each function charges, at entry, the instruction count of its
- * body outside loops, and each loop charges, at its header, the count of
- * its own body outside nested loops. The result is a valid module.
+ * metering: every straight-line stretch of code (a function's start, each
+ * loop header, each if arm, the code after each end) charges its own cost
+ * when it begins, so fuel runs out within one stretch of the budget,
+ * loops included (instrument.c shows the charge). The result is a valid
+ * module.
  * Memories the module defines get their maximum clamped to
  * opts->max_memory_pages (a minimum above it is an error); imported
  * memories are left alone. A start section is replaced by the export

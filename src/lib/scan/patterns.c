@@ -37,7 +37,7 @@ struct pattern_def {
 #define INJ  CB_PATTERN_INJECTION
 
 static const struct pattern_def defs[] = {
-    /* spec §6.1 CREDENTIAL_PATTERNS, in order */
+    /* the reference implementation's credential patterns, in its order */
     {{"api_key_assignment", "(?i)(api[_\\-]?key|apikey)\\s*[:=]\\s*['\"]?[\\w\\-]{20,}", CRED,
       true},
      NULL,
@@ -169,7 +169,7 @@ static const struct pattern_def defs[] = {
      "aiza\0",
      NULL,
      START_ANY},
-    /* spec §6.1 INJECTION_PATTERNS, in order */
+    /* the reference implementation's injection patterns, in its order */
     {{"ignore_previous_instructions", "(?i)ignore\\s+(all\\s+)?previous\\s+instructions", INJ,
       true},
      NULL,

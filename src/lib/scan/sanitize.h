@@ -1,5 +1,5 @@
-/* Sanitisation of tool output on /execute (spec §6.3, failing closed as in
- * design.md §2).
+/* Sanitisation of tool output on /execute, failing closed: output that
+ * cannot be fully scanned is withheld.
  *
  * The output is serialised as compact JSON and scanned as text:
  *   - each known secret found in any form (see leak.h) is one issue,

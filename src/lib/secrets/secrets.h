@@ -1,4 +1,4 @@
-/* The encrypted credential store (spec §7, design.md §6).
+/* The encrypted credential store.
  *
  * On-disk format, identical to the reference so that each can read the
  * other's stores:

@@ -849,7 +849,7 @@ u32 WASI(poll_oneoff)(wasi_inst *w, u32 in, u32 out, u32 nsubs, u32 nevents)
     return put32(nevents, k);
 }
 
-/* ---- clawbox.host_call (spec §4.4) ---- */
+/* ---- clawbox.host_call (docs/writing-tools.md, "The ABI") ---- */
 
 static int utf8_valid(const uint8_t *s, size_t n)
 {
