@@ -8,30 +8,37 @@ static const char health_usage[] =
     "Usage: clawbox health [--host H] [--port P] [--socket PATH]\n\n"
     "Prints the server's /health response as JSON.\n\n" CLI_CONN_HELP;
 static const char status_usage[] =
-    "Usage: clawbox status [--host H] [--port P] [--socket PATH]\n\n"
-    "Prints a short summary of the server's health.\n\n" CLI_CONN_HELP;
+    "Usage: clawbox status [--host H] [--port P] [--socket PATH] [--json]\n\n"
+    "Prints a short summary of the server's health; with --json, the whole\n"
+    "/health answer (as clawbox health does).\n\n" CLI_CONN_HELP;
 
 /* Parses the connection options; returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, struct cli_conn *c, const char *usage)
+static int parse(int argc, char **argv, struct cli_conn *c, bool *as_json, const char *usage)
 {
-    static const struct option opts[] = {
-        CLI_CONN_OPTIONS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int o;
     cli_conn_init(c);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (cli_conn_option(c, o, optarg))
             continue;
+        if (o == 'j') {
+            *as_json = true;
+            continue;
+        }
         return o == 'h' ? (fputs(usage, stdout), 0) : (fputs(usage, stderr), 2);
     }
     return -1;
 }
 
-static json_t *fetch_health(int argc, char **argv, const char *usage, int *rc)
+static json_t *fetch_health(int argc, char **argv, const char *usage, bool *as_json, int *rc)
 {
     struct cli_conn c;
     struct cb_buf body;
     json_t *j = NULL;
-    *rc = parse(argc, argv, &c, usage);
+    *rc = parse(argc, argv, &c, as_json, usage);
     if (*rc >= 0)
         return NULL;
     cb_buf_init(&body, CB_CLIENT_MAX_RESPONSE);
@@ -45,14 +52,20 @@ static json_t *fetch_health(int argc, char **argv, const char *usage, int *rc)
     return j;
 }
 
+static void print_json(json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+}
+
 int cmd_health(int argc, char **argv)
 {
     int rc;
-    json_t *j = fetch_health(argc, argv, health_usage, &rc);
+    bool as_json = true;
+    json_t *j = fetch_health(argc, argv, health_usage, &as_json, &rc);
     if (j == NULL)
         return rc;
-    json_dumpf(j, stdout, JSON_INDENT(2));
-    fputc('\n', stdout);
+    print_json(j);
     json_decref(j);
     return 0;
 }
@@ -60,9 +73,15 @@ int cmd_health(int argc, char **argv)
 int cmd_status(int argc, char **argv)
 {
     int rc;
-    json_t *j = fetch_health(argc, argv, status_usage, &rc);
+    bool as_json = false;
+    json_t *j = fetch_health(argc, argv, status_usage, &as_json, &rc);
     if (j == NULL)
         return rc;
+    if (as_json) {
+        print_json(j);
+        json_decref(j);
+        return 0;
+    }
     printf("=== clawbox status ===\nVersion: %s\nUptime:  %llds\nStatus:  %s\n",
            json_string_value(json_object_get(j, "version")),
            (long long)json_integer_value(json_object_get(j, "uptime_seconds")),

@@ -9,16 +9,18 @@
 #define MANIFEST_MAX (1024u * 1024)
 
 static const char usage_text[] =
-    "Usage: clawbox tools [--host H] [--port P] [--socket PATH] [--token T] ACTION\n\n"
+    "Usage: clawbox tools [--host H] [--port P] [--socket PATH] [--token T] [--json] ACTION\n\n"
     "Actions:\n"
     "  list            list the loaded tools\n"
     "  register FILE   register the tool manifest in FILE (JSON)\n"
     "  reload          rescan the tool directory now\n\n" CLI_CONN_HELP
-    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
+    "  --json          list prints the tools' manifests as a JSON array\n";
 
 static const char list_usage[] =
-    "Usage: clawbox list tools [--host H] [--port P] [--socket PATH] [--token T]\n\n"
-    "Lists the loaded tools (same as 'clawbox tools list').\n";
+    "Usage: clawbox list tools [--host H] [--port P] [--socket PATH] [--token T] [--json]\n\n"
+    "Lists the loaded tools (same as 'clawbox tools list'); with --json, their\n"
+    "manifests as a JSON array.\n";
 
 static void print_table(json_t *tools)
 {
@@ -49,14 +51,17 @@ static void print_json(const struct cb_buf *b)
     fputc('\n', stdout);
 }
 
-static int do_list(struct cli_conn *c)
+static int do_list(struct cli_conn *c, bool as_json)
 {
     struct cb_buf out;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, "GET", "/tools", NULL, &out);
     if (rc == 0) {
         json_t *j = json_loadb(out.data, out.len, 0, NULL);
-        print_table(j);
+        if (as_json)
+            print_json(&out);
+        else
+            print_table(j);
         json_decref(j);
     }
     cb_buf_free(&out);
@@ -94,25 +99,31 @@ static int do_reload(struct cli_conn *c)
 }
 
 /* Parses connection options; returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, struct cli_conn *c, const char *usage)
+static int parse(int argc, char **argv, struct cli_conn *c, bool *as_json, const char *usage)
 {
-    static const struct option opts[] = {
-        CLI_CONN_OPTIONS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int o;
     cli_conn_init(c);
-    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (cli_conn_option(c, o, optarg))
             continue;
+        if (o == 'j') {
+            *as_json = true;
+            continue;
+        }
         return o == 'h' ? (fputs(usage, stdout), 0) : (fputs(usage, stderr), 2);
     }
     return -1;
 }
 
-static int dispatch(struct cli_conn *c, int argc, char **argv)
+static int dispatch(struct cli_conn *c, bool as_json, int argc, char **argv)
 {
     const char *action = argv[0];
     if (strcmp(action, "list") == 0 && argc == 1)
-        return do_list(c);
+        return do_list(c, as_json);
     if (strcmp(action, "register") == 0 && argc == 2)
         return do_register(c, argv[1]);
     if (strcmp(action, "reload") == 0 && argc == 1)
@@ -124,7 +135,8 @@ static int dispatch(struct cli_conn *c, int argc, char **argv)
 int cmd_tools(int argc, char **argv)
 {
     struct cli_conn c;
-    int rc = parse(argc, argv, &c, usage_text);
+    bool as_json = false;
+    int rc = parse(argc, argv, &c, &as_json, usage_text);
     if (rc >= 0)
         return rc;
     if (optind >= argc) {
@@ -133,7 +145,7 @@ int cmd_tools(int argc, char **argv)
     }
     if (cli_conn_token(&c) < 0)
         return 1;
-    rc = dispatch(&c, argc - optind, argv + optind);
+    rc = dispatch(&c, as_json, argc - optind, argv + optind);
     cli_conn_free(&c);
     return rc;
 }
@@ -141,18 +153,19 @@ int cmd_tools(int argc, char **argv)
 int cmd_list(int argc, char **argv)
 {
     struct cli_conn c;
+    bool as_json = false;
     if (argc >= 2 && strcmp(argv[1], "tools") == 0) {
         argv++;
         argc--;
     } else if (!cli_wants_help(argc, argv)) {
         return cli_fail("usage: clawbox list tools [options]");
     }
-    int rc = parse(argc, argv, &c, list_usage);
+    int rc = parse(argc, argv, &c, &as_json, list_usage);
     if (rc >= 0)
         return rc;
     if (cli_conn_token(&c) < 0)
         return 1;
-    rc = do_list(&c);
+    rc = do_list(&c, as_json);
     cli_conn_free(&c);
     return rc;
 }

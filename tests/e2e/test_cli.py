@@ -187,6 +187,17 @@ class ClientVerbTests(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("Status:  healthy", p.stdout)
         self.assertIn("state_db", p.stdout)
+        p = run("status", "--port", str(self.server.port), "--json")
+        self.assertEqual(json.loads(p.stdout)["status"], "healthy")
+
+    def test_list_tools_json(self):
+        env = {"CLAWBOX_AUTH_TOKEN": self.server.token}
+        for args in (("list", "tools"), ("tools", "list")):
+            p = run(*args, "--port", str(self.server.port), "--json", env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIsInstance(json.loads(p.stdout), list)
+            p = run(*args, "--port", str(self.server.port), env=env)
+            self.assertTrue(p.stdout.startswith("NAME"), p.stdout)
 
     def test_unreachable_server_hints_at_serve(self):
         p = run("health", "--port", str(free_port()))
@@ -326,10 +337,14 @@ class AuditCliTests(unittest.TestCase):
         prev = "0" * 64
         lines = []
         for i in range(n):
-            line = json.dumps({"timestamp": f"2026-01-01T00:00:0{i}.000+00:00",
-                               "method": "GET", "url": f"https://example.com/{i}",
-                               "status": 200, "duration_ms": i, "prev": prev},
-                              separators=(",", ":"))
+            entry = {"timestamp": f"2026-01-01T00:00:0{i}.000+00:00",
+                     "method": "GET", "url": f"https://example.com/{i}",
+                     "status": 200, "duration_ms": i, "prev": prev}
+            if i >= 3:
+                entry.update(tool="web_fetch" if i % 2 else "echo",
+                             decision="denied" if i == 4 else "allowed",
+                             reason="host example.com is not in the allowlist" if i == 4 else "")
+            line = json.dumps(entry, separators=(",", ":"))
             prev = hashlib.sha256(line.encode()).hexdigest()
             lines.append(line)
         path = os.path.join(self.dir, "audit.jsonl")
@@ -354,6 +369,24 @@ class AuditCliTests(unittest.TestCase):
         p = run("audit", "verify", "--dir", self.dir)
         self.assertEqual(p.returncode, 1)
         self.assertIn("line 2", p.stderr)
+
+    def test_logs_filters_decision_and_json(self):
+        self.write_chain(6)
+        p = run("logs", "--dir", self.dir, "--decision", "denied")
+        self.assertEqual(p.stdout.splitlines(),
+                         ["[2026-01-01T00:00:04.000+00:00] GET https://example.com/4 -> 200 (4ms) "
+                          "denied: host example.com is not in the allowlist"])
+        p = run("logs", "--dir", self.dir, "--tool", "web_fetch", "--tail", "1")
+        self.assertEqual(p.stdout.splitlines(),
+                         ["[2026-01-01T00:00:05.000+00:00] GET https://example.com/5 -> 200 (5ms) "
+                          "allowed"])
+        p = run("logs", "--dir", self.dir, "--since", "2026-01-01T00:00:03", "--json")
+        lines = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertEqual([l["duration_ms"] for l in lines], [3, 4, 5])
+        self.assertEqual(run("logs", "--dir", self.dir, "--since", "1h").stdout, "")
+        p = run("logs", "--dir", self.dir, "--since", "yesterday")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--since must be an ISO 8601 UTC time", p.stderr)
 
 
 class DoctorTests(unittest.TestCase):
