@@ -72,11 +72,11 @@ int cmd_add(int argc, char **argv)
     if (cb_tooling_install(name, file, dir, &res, &err) < 0) {
         rc = cli_fail("%s", err.msg);
     } else {
-        printf("✓ Tool '%s' installed at %s\n", name, res.wasm_path);
+        fprintf(stderr, "✓ Tool '%s' installed at %s\n", name, res.wasm_path);
         if (res.manifest_path)
-            printf("  manifest: %s\n", res.manifest_path);
+            fprintf(stderr, "  manifest: %s\n", res.manifest_path);
         else
-            printf("  no manifest beside %s: the server uses a deny-all one\n", file);
+            fprintf(stderr, "  no manifest beside %s: the server uses a deny-all one\n", file);
         rc = 0;
     }
     cb_tooling_installed_free(&res);
@@ -97,8 +97,8 @@ int cmd_remove(int argc, char **argv)
     if (cb_tooling_remove(name, dir, &manifest, &err) < 0) {
         rc = cli_fail("%s", err.msg);
     } else {
-        printf("✓ Tool '%s' removed from %s%s\n", name, dir,
-               manifest ? " (with its manifest)" : "");
+        fprintf(stderr, "✓ Tool '%s' removed from %s%s\n", name, dir,
+                manifest ? " (with its manifest)" : "");
         rc = 0;
     }
     free(dir);

@@ -35,13 +35,13 @@ static void toolchain_from_env(struct cb_tooling_toolchain *tc)
 }
 
 /* Prints compiler output indented under a tool's line. */
-static void print_log(FILE *f, const struct cb_buf *log)
+static void print_log(const struct cb_buf *log)
 {
     const char *p = log->data, *end = log->data + log->len;
     while (p != NULL && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        fprintf(f, "    %.*s\n", (int)n, p);
+        fprintf(stderr, "    %.*s\n", (int)n, p);
         p = nl ? nl + 1 : end;
     }
 }
@@ -54,11 +54,10 @@ static bool build_one(struct cb_tooling_builder *b, const struct cb_tooling_proj
     cb_buf_init(&log, CB_TOOLING_LOG_MAX);
     int r = cb_tooling_build(b, p, &log, &err);
     if (r == 0)
-        printf("✓ %s → %s/%s.wasm\n", p->name, b->outdir, p->name);
+        fprintf(stderr, "✓ %s → %s/%s.wasm\n", p->name, b->outdir, p->name);
     else
-        printf("✗ %s: %s\n", p->name, err.msg);
-    fflush(stdout);
-    print_log(r == 0 ? stdout : stderr, &log);
+        fprintf(stderr, "✗ %s: %s\n", p->name, err.msg);
+    print_log(&log);
     cb_buf_free(&log);
     return r == 0;
 }
@@ -75,7 +74,7 @@ static int build_all(const struct cb_tooling_projects *ps, const char *output)
     for (size_t i = 0; i < ps->len; i++)
         ok += build_one(&b, &ps->items[i]);
     cb_tooling_builder_free(&b);
-    printf("Build complete: %zu succeeded, %zu failed\n", ok, ps->len - ok);
+    fprintf(stderr, "Build complete: %zu succeeded, %zu failed\n", ok, ps->len - ok);
     return ok == ps->len ? 0 : 1;
 }
 

@@ -31,9 +31,9 @@ static int report(int r, const char *name, const char *lang, const char *path,
     }
     if (r < 0)
         return cli_fail("%s", err->msg);
-    printf("✓ Scaffolded %s tool '%s' at %s\n", lang, name, path);
-    printf("\nNext steps:\n  make -C %s\n  clawbox add tool %s %s/%s.wasm\n", path, name, path,
-           name);
+    fprintf(stderr, "✓ Scaffolded %s tool '%s' at %s\n", lang, name, path);
+    fprintf(stderr, "\nNext steps:\n  make -C %s\n  clawbox add tool %s %s/%s.wasm\n", path, name,
+            path, name);
     return 0;
 }
 
