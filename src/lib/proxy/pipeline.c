@@ -12,6 +12,7 @@
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
 #include "proxy/url.h"
+#include "sandbox/manifest.h"
 #include "scan/leak.h"
 #include "secrets/secrets.h"
 
@@ -509,33 +510,16 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     return 0;
 }
 
-static int allowlist_stage(struct cb_proxy *p, struct req *q, const json_t *manifest,
+static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
                            struct cb_error *err)
 {
-    json_t *list = json_object_get(json_object_get(manifest, "network"), "allowlist");
-    size_t n = json_array_size(list);
-    if (n == 0)
+    if (manifest->allowlist == NULL)
         return cb_error_set(err, -EACCES,
                             "network access denied: host %s is not in the allowlist for tool "
                             "%s (it has no network allowlist)",
                             q->url.host.name, q->tool);
-    char **entries = cb_xcalloc(n, sizeof(*entries));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(list, i));
-        if (s != NULL)
-            entries[k++] = (char *)s;
-    }
-    struct cb_proxy_allowlist *al = NULL;
-    int r = cb_proxy_allowlist_new(entries, k, &al, err);
-    free(entries);
-    if (r == 0)
-        r = cb_proxy_allowlist_check(al, q->url.host.name, q->url.host.len,
-                                     p->cfg->proxy.allow_wildcard_all, q->who, err);
-    else
-        cb_error_prefix(err, "network access denied: the allowlist of tool %s is invalid", q->tool);
-    cb_proxy_allowlist_free(al);
-    return r;
+    return cb_proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
+                                    p->cfg->proxy.allow_wildcard_all, q->who, err);
 }
 
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
@@ -787,9 +771,10 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     return env;
 }
 
-json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id)
 {
+    const char *tool = manifest->name;
     struct req q = {.tool = tool, .request_id = request_id, .start_ns = cb_now_mono_ns()};
     q.creds = creds_get(p);
     struct cb_error err = {0};

@@ -18,6 +18,7 @@ struct cb_master_key;
 struct cb_audit;
 struct cb_proxy;
 struct cb_leak_scanner;
+struct cb_manifest;
 
 /* Builds the proxy from the config. `store` (credentials to inject and to
  * scan for) and `audit` are borrowed and may be NULL; both must outlive the
@@ -42,12 +43,13 @@ void cb_proxy_free(struct cb_proxy *p);
  * store. Never NULL. Thread-safe. */
 struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p);
 
-/* Runs one http_request host call for `tool` (its name is also the rate
- * limit key). `granted` is an array of credential names the tool may use
- * for this request (already the intersection of the request's capabilities
- * and the manifest; NULL = none). Returns a new envelope: {"ok": {"status",
+/* Runs one http_request host call for the tool of `manifest` (its name is
+ * also the rate limit key; its network.allowlist says where it may go).
+ * `granted` is an array of credential names the tool may use for this
+ * request (already the intersection of the request's capabilities and the
+ * manifest; NULL = none). Returns a new envelope: {"ok": {"status",
  * "headers", "body"}} or {"error": "..."}; the caller owns it. Thread-safe. */
-json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id);
 
 #endif

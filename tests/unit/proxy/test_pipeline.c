@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/util.h"
 #include "proxy/pipeline.h"
+#include "sandbox/manifest.h"
 #include "scan/leak.h"
 #include "secrets/secrets.h"
 #include "upstream.h"
@@ -48,7 +49,7 @@ static struct {
     struct cb_audit *audit;
     struct cb_proxy *proxy;
     struct test_upstream up;
-    json_t *manifest;
+    struct cb_manifest *manifest;
 } g;
 
 /* ------------------------------ fixture ------------------------------ */
@@ -135,6 +136,21 @@ static struct cb_config *config(unsigned rate, unsigned burst)
     return cfg;
 }
 
+/* The manifest of TOOL with these network and credentials members. */
+static struct cb_manifest *manifest(const char *members)
+{
+    char *text =
+        cb_xasprintf("{\"tool\": {\"name\": \"" TOOL "\"}%s%s}", *members ? ", " : "", members);
+    json_t *in = json_loads(text, 0, NULL);
+    struct cb_manifest *m = NULL;
+    struct cb_error err = {0};
+    if (in == NULL || cb_manifest_parse(in, false, &m, &err) < 0)
+        fail_msg("manifest %s: %s", text, err.msg);
+    json_decref(in);
+    free(text);
+    return m;
+}
+
 static struct cb_proxy *proxy_new(const struct cb_config *cfg)
 {
     struct cb_error err = {0};
@@ -169,8 +185,8 @@ static int setup(void **state)
         return -1;
     g.cfg = config(1000, 1000);
     g.proxy = proxy_new(g.cfg);
-    g.manifest = json_pack("{s:{s:[s,s,s]}}", "network", "allowlist", "127.0.0.1",
-                           "nowhere.invalid", "169.254.169.254");
+    g.manifest = manifest("\"network\": {\"allowlist\": [\"127.0.0.1\", \"nowhere.invalid\", "
+                          "\"169.254.169.254\"]}");
     return 0;
 }
 
@@ -181,7 +197,7 @@ static int teardown(void **state)
     cb_config_free(g.cfg);
     cb_audit_close(g.audit);
     cb_secret_store_free(g.store);
-    json_decref(g.manifest);
+    cb_manifest_unref(g.manifest);
     test_upstream_stop(&g.up);
     rm_tree(g.dir);
     return 0;
@@ -206,7 +222,7 @@ static json_t *request_via(struct cb_proxy *p, const char *granted, const char *
     params[n] = '\0';
     json_t *pj = json_loads(params, 0, NULL), *gj = granted ? json_loads(granted, 0, NULL) : NULL;
     assert_non_null(pj);
-    json_t *env = cb_proxy_http_request(p, TOOL, g.manifest, gj, pj, "req-1");
+    json_t *env = cb_proxy_http_request(p, g.manifest, gj, pj, "req-1");
     json_decref(pj);
     json_decref(gj);
     assert_non_null(env);
@@ -344,12 +360,12 @@ static void allowlist_denial_names_the_host(void **state)
     json_decref(a);
     json_decref(env);
     /* A tool whose manifest has no allowlist reaches nothing. */
-    json_t *saved = g.manifest;
-    g.manifest = json_object();
+    struct cb_manifest *saved = g.manifest;
+    g.manifest = manifest("");
     env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
     assert_non_null(strstr(error_of(env), "it has no network allowlist"));
     json_decref(env);
-    json_decref(g.manifest);
+    cb_manifest_unref(g.manifest);
     g.manifest = saved;
     assert_int_equal(test_upstream_requests(&g.up), before);
 }
