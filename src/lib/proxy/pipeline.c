@@ -9,6 +9,7 @@
 #include "proxy/allowlist.h"
 #include "proxy/decode.h"
 #include "proxy/forward.h"
+#include "proxy/inflight.h"
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
 #include "proxy/url.h"
@@ -17,6 +18,7 @@
 #include "secrets/secrets.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,6 +50,7 @@ struct cb_proxy {
     struct cb_audit *audit;
     struct cb_proxy_addr_policy *policy;
     struct cb_proxy_ratelimit *rl;
+    struct cb_proxy_inflight *inflight; /* per tool, for network.max_concurrent */
     struct cb_forwarder *fwd;
     bool can_reload; /* a store and its key were given */
     struct cb_master_key key;
@@ -61,6 +64,7 @@ struct req {
     struct creds *creds;
     const char *tool;
     const char *request_id;
+    bool in_flight; /* holds one of the tool's slots in p->inflight */
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
     const char *raw_url; /* as the tool wrote it */
@@ -151,6 +155,7 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
         r = p->creds ? 0 : -EINVAL;
     }
     if (r == 0) {
+        p->inflight = cb_proxy_inflight_new();
         p->fwd = cb_forwarder_new();
         return p;
     }
@@ -164,6 +169,7 @@ void cb_proxy_free(struct cb_proxy *p)
     if (p == NULL)
         return;
     cb_forwarder_free(p->fwd);
+    cb_proxy_inflight_free(p->inflight);
     creds_put(p->creds);
     cb_proxy_ratelimit_free(p->rl);
     cb_proxy_addr_policy_free(p->policy);
@@ -522,6 +528,25 @@ static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_ma
                                     p->cfg->proxy.allow_wildcard_all, q->who, err);
 }
 
+/* Takes one of the tool's network.max_concurrent slots, held until the
+ * request is done (q->in_flight); past the limit the request is refused
+ * at once, before its host is resolved or contacted. */
+static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
+                             struct cb_error *err)
+{
+    uint64_t held = 0;
+    if (cb_proxy_inflight_take(p->inflight, q->tool, strlen(q->tool), manifest->max_concurrent,
+                               &held)) {
+        q->in_flight = true;
+        return 0;
+    }
+    return cb_error_set(err, -EBUSY,
+                        "blocked: tool %s has %" PRIu64 " requests in flight through the proxy, "
+                        "its limit (network.max_concurrent = %" PRIu64
+                        "); retry when one has finished",
+                        q->tool, held, manifest->max_concurrent);
+}
+
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
 static int scan_one(struct req *q, const char *s, size_t len, struct cb_error *err)
 {
@@ -784,7 +809,8 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
     if (read_params(&q, params, &err) < 0) {
         env = q.url_ok ? deny(p, &q, "blocked", err.msg) : error_envelope(err.msg);
     } else if (cb_proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
-               allowlist_stage(p, &q, manifest, &err) < 0) {
+               allowlist_stage(p, &q, manifest, &err) < 0 ||
+               concurrency_stage(p, &q, manifest, &err) < 0) {
         env = deny(p, &q, "blocked", err.msg);
     } else if (leak_stage(&q, &err) < 0) {
         env = deny(p, &q, "leak_blocked", err.msg);
@@ -794,6 +820,8 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
         inject_stage(&q, granted);
         env = forward_stage(p, &q);
     }
+    if (q.in_flight)
+        cb_proxy_inflight_put(p->inflight, tool, strlen(tool));
     req_free(&q);
     creds_put(q.creds);
     return env;

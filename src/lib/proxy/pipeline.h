@@ -1,7 +1,8 @@
 /* The egress proxy pipeline behind the `http_request` host call (design.md
  * §5, issue 4). One request goes through a fixed order of stages: parse the
- * URL, rate limit per tool, the tool's allowlist, the leak scan of what the
- * tool sends, DNS resolution and the address policy, header filtering,
+ * URL, rate limit per tool, the tool's allowlist, its limit of requests in
+ * flight (network.max_concurrent), the leak scan of what the tool sends,
+ * DNS resolution and the address policy, header filtering,
  * credential injection, forwarding, redaction of the response, and one
  * audit line. Any stage may refuse; the refusal is returned to the tool as
  * {"error": "<reason>"} in words a model can act on. */
