@@ -203,33 +203,21 @@ static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
 static void audit_reload(struct cb_proxy *p, const struct cb_secret_store *from,
                          const struct cb_secret_store *to)
 {
-    struct cb_secret_diff d;
     if (p->audit == NULL)
         return;
-    cb_secret_store_diff(from, to, &d);
-    if (d.n_added + d.n_removed + d.n_changed > 0) {
-        char *reason =
-            cb_xasprintf("credential store %s reloaded: %zu added, %zu removed, "
-                         "%zu changed",
-                         p->cfg->credentials.store_path, d.n_added, d.n_removed, d.n_changed);
-        struct cb_audit_record rec = {
-            .kind = CB_AUDIT_CREDENTIAL,
-            .method = "CREDENTIAL",
-            .decision = "reload",
-            .reason = reason,
-            .added = d.added,
-            .n_added = d.n_added,
-            .removed = d.removed,
-            .n_removed = d.n_removed,
-            .changed = d.changed,
-            .n_changed = d.n_changed,
-        };
-        struct cb_error e = {0};
-        if (cb_audit_append(p->audit, &rec, &e) < 0)
-            cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
-        free(reason);
-    }
-    cb_secret_diff_free(&d);
+    struct cb_secret_change c = {.decision = "reload"};
+    cb_secret_store_diff(from, to, &c.names);
+    const struct cb_secret_diff *d = &c.names;
+    char *reason =
+        cb_xasprintf("credential store %s reloaded: %zu added, %zu removed, "
+                     "%zu changed",
+                     p->cfg->credentials.store_path, d->n_added, d->n_removed, d->n_changed);
+    c.reason = reason;
+    struct cb_error e = {0};
+    if (cb_secret_change_audit(p->audit, &c, &e) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+    free(reason);
+    cb_secret_diff_free(&c.names);
 }
 
 /* Reads the store again when its file changed since `cur` was loaded, and
