@@ -34,7 +34,8 @@ static struct tool_obj *obj_of(struct cb_tool *t)
     return (struct tool_obj *)((char *)t - offsetof(struct tool_obj, pub));
 }
 
-/* A new tool with one reference; takes a reference of manifest. */
+/* A new tool with one reference; takes over the caller's reference to
+ * manifest. */
 static struct cb_tool *tool_new(const char *name, const char *so_path, const char *sha256,
                                 struct cb_manifest *manifest)
 {
