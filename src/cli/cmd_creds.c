@@ -112,23 +112,19 @@ static int audit_change(struct cb_audit *log, const char *action, const char *na
     const char *names[] = {name};
     char *reason =
         cb_xasprintf("clawbox creds: %s credential '%s' for domain %s", action, name, domain);
-    struct cb_audit_record rec = {.kind = CB_AUDIT_CREDENTIAL,
-                                  .method = "CREDENTIAL",
-                                  .decision = action,
-                                  .reason = reason,
-                                  .domain = domain};
+    struct cb_secret_change c = {.decision = action, .reason = reason, .domain = domain};
     if (strcmp(action, "add") == 0) {
-        rec.added = names;
-        rec.n_added = 1;
+        c.names.added = names;
+        c.names.n_added = 1;
     } else if (strcmp(action, "replace") == 0) {
-        rec.changed = names;
-        rec.n_changed = 1;
+        c.names.changed = names;
+        c.names.n_changed = 1;
     } else {
-        rec.removed = names;
-        rec.n_removed = 1;
+        c.names.removed = names;
+        c.names.n_removed = 1;
     }
     struct cb_error err = {0};
-    int r = cb_audit_append(log, &rec, &err);
+    int r = cb_secret_change_audit(log, &c, &err);
     free(reason);
     if (r < 0)
         return cli_fail("the credential store WAS changed (%s '%s'), but its audit line could "

@@ -535,5 +535,89 @@ class DefaultPolicyTests(unittest.TestCase):
         self.assertTrue(any("rate limited" in m for m in msgs[2:]), msgs)
 
 
+class HoldingUpstream(http.server.BaseHTTPRequestHandler):
+    """/hold answers once the test sets `release`; /n counts requests."""
+    arrived = threading.Event()
+    release = threading.Event()
+    plain = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/hold"):
+            HoldingUpstream.arrived.set()
+            HoldingUpstream.release.wait(30)
+        else:
+            HoldingUpstream.plain += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+class MaxConcurrentTests(unittest.TestCase):
+    """network.max_concurrent caps the tool's proxied requests in flight,
+    across its executions; past it a request is refused at once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HoldingUpstream)
+        cls.upstream.daemon_threads = True
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        cls.base = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.server = make_server('[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n'
+                                 'default_timeout_ms = 30000\n')
+
+    @classmethod
+    def tearDownClass(cls):
+        HoldingUpstream.release.set()
+        cls.server.cleanup()
+        cls.upstream.shutdown()
+
+    def register(self, network):
+        return self.server.request("POST", "/tools/register", {
+            "tool": {"name": "http_request"}, "network": network})
+
+    def execute(self, path):
+        r = self.server.request("POST", "/execute", {
+            "tool": "http_request", "params": {"url": self.base + path}}, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        return r.json()["output"]
+
+    def test_second_request_in_flight_is_refused(self):
+        r = self.register({"allowlist": ["127.0.0.1"], "max_concurrent": 1})
+        self.assertEqual(r.status, 200, r.body)
+        held = {}
+        t = threading.Thread(target=lambda: held.update(out=self.execute("/hold")))
+        t.start()
+        try:
+            self.assertTrue(HoldingUpstream.arrived.wait(30), "the first request never arrived")
+            out = self.execute("/n")
+            self.assertEqual(out.get("error"),
+                             "blocked: tool http_request has 1 requests in flight through the "
+                             "proxy, its limit (network.max_concurrent = 1); retry when one has "
+                             "finished", out)
+            self.assertEqual(HoldingUpstream.plain, 0)
+        finally:
+            HoldingUpstream.release.set()
+            t.join(60)
+        self.assertEqual(held["out"].get("status"), 200, held)
+        self.assertEqual(self.execute("/n").get("status"), 200)
+        self.assertEqual(HoldingUpstream.plain, 1)
+        lines = [l for l in audit_lines(self.server)[0] if l["kind"] == "proxy"]
+        self.assertTrue(any(l["decision"] == "blocked" and
+                            "(network.max_concurrent = 1)" in (l["reason"] or "")
+                            for l in lines), lines)
+
+    def test_bad_manifest_fields_are_named(self):
+        r = self.register({"allowlist": ["127.0.0.1", "http://x.com"]})
+        self.assertEqual(r.status, 400, r.body)
+        self.assertIn("network.allowlist[1]", r.json()["error"])
+        r = self.register({"allowlist": [], "max_concurrent": "2"})
+        self.assertEqual(r.status, 422, r.body)
+        self.assertIn("network.max_concurrent", r.json()["error"])
+
+
 if __name__ == "__main__":
     main()

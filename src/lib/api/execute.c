@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "metrics/metrics.h"
 #include "proxy/pipeline.h"
+#include "sandbox/manifest.h"
 #include "sandbox/registry.h"
 #include "sandbox/worker.h"
 #include "scan/leak.h"
@@ -22,8 +23,7 @@
 #define CB_EXECUTE_MAX_OUTPUT (1024u * 1024)
 
 struct exec_ctx {
-    const char *tool;
-    json_t *manifest;
+    const struct cb_manifest *manifest;
     json_t *credentials; /* granted credential names */
     struct cb_proxy *proxy;
     const char *request_id;
@@ -36,8 +36,8 @@ static char *host_call(void *ud, const char *method, json_t *params)
     struct exec_ctx *x = ud;
     if (strcmp(method, "http_request") != 0)
         return cb_host_error_envelope("unknown host call method: %s", method);
-    json_t *env = cb_proxy_http_request(x->proxy, x->tool, x->manifest, x->credentials, params,
-                                        x->request_id);
+    json_t *env =
+        cb_proxy_http_request(x->proxy, x->manifest, x->credentials, params, x->request_id);
     char *s = cb_json_dump_or(env, JSON_COMPACT, "{\"error\":\"http_request failed\"}");
     json_decref(env);
     return s;
@@ -46,30 +46,24 @@ static char *host_call(void *ud, const char *method, json_t *params)
 /* The credentials a request may use: the names in its
  * capabilities.credentials that the manifest's credentials.available also
  * lists, in request order (spec §2, step 4). The caller owns the array. */
-static json_t *granted_credentials(json_t *manifest, json_t *caps)
+static json_t *granted_credentials(const struct cb_manifest *manifest, json_t *caps)
 {
     json_t *out = json_array();
-    json_t *avail = json_object_get(json_object_get(manifest, "credentials"), "available");
-    size_t i, j;
-    json_t *want, *have;
+    size_t i;
+    json_t *want;
     json_array_foreach(json_object_get(caps, "credentials"), i, want)
     {
-        json_array_foreach(avail, j, have)
-        {
-            if (json_is_string(want) && json_equal(want, have)) {
-                json_array_append(out, want);
-                break;
-            }
-        }
+        /* A name with a NUL in it is not one the manifest lists. */
+        if (json_is_string(want) && strlen(json_string_value(want)) == json_string_length(want) &&
+            cb_manifest_has_credential(manifest, json_string_value(want)))
+            json_array_append(out, want);
     }
     return out;
 }
 
-static uint64_t manifest_u64(json_t *manifest, const char *key, uint64_t fallback)
+static uint64_t or_default(uint64_t v, uint64_t fallback)
 {
-    json_t *v = json_object_get(json_object_get(manifest, "resources"), key);
-    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
-                                                           : fallback;
+    return v > 0 ? v : fallback;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -78,11 +72,15 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* Per-tool resources from the manifest, capped by the server's maxima. */
-static void limits_for(const struct cb_config *cfg, json_t *manifest, struct cb_worker_limits *lim)
+static void limits_for(const struct cb_config *cfg, const struct cb_manifest *manifest,
+                       struct cb_worker_limits *lim)
 {
-    uint64_t timeout =
-        manifest_u64(manifest, "default_timeout_ms", cfg->sandbox.default_timeout_ms);
-    uint64_t memory = manifest_u64(manifest, "default_memory_mb", cfg->sandbox.max_memory_mb);
+    const struct cb_manifest_resources *res = &manifest->resources;
+    /* The manifest's maxima cap its defaults, as the server's cap both. */
+    uint64_t timeout = min_u64(or_default(res->default_timeout_ms, cfg->sandbox.default_timeout_ms),
+                               or_default(res->max_timeout_ms, UINT64_MAX));
+    uint64_t memory = min_u64(or_default(res->default_memory_mb, cfg->sandbox.max_memory_mb),
+                              or_default(res->max_memory_mb, UINT64_MAX));
     *lim = (struct cb_worker_limits){
         .fuel = cfg->sandbox.default_fuel,
         .timeout_ms = min_u64(timeout, cfg->sandbox.max_timeout_ms),
@@ -209,7 +207,7 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     struct cb_error err = {0};
     json_t *granted =
         granted_credentials(tool->manifest, json_object_get(req->json, "capabilities"));
-    struct exec_ctx x = {tool->name, tool->manifest, granted, app->proxy, req->request_id};
+    struct exec_ctx x = {tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
     char *text = cb_json_dump_or(params, JSON_COMPACT | JSON_ENCODE_ANY, "null");
     limits_for(app->cfg, tool->manifest, &lim);

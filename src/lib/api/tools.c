@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "api/app.h"
+#include "sandbox/manifest.h"
 #include "sandbox/registry.h"
 
 /* The registry, or NULL after answering 500 (a server without one). */
@@ -34,7 +35,7 @@ void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
         cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found", name ? name : "");
         return;
     }
-    cb_http_respond_json(res, 200, json_deep_copy(t->manifest));
+    cb_http_respond_json(res, 200, json_deep_copy(t->manifest->doc));
     cb_tool_unref(t);
 }
 

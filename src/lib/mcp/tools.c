@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/util.h"
+#include "sandbox/manifest.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -291,7 +292,7 @@ static char *execute_body(const char *name, const json_t *args, const json_t *ma
 {
     json_t *req = json_pack("{s:s, s:o}", "tool", name, "params",
                             json_is_object(args) ? json_incref((json_t *)args) : json_object());
-    const json_t *avail = json_object_get(json_object_get(manifest, "credentials"), "available");
+    const json_t *avail = cb_manifest_doc_credentials(manifest);
     json_t *creds = json_array();
     size_t i;
     const json_t *c;

@@ -9,13 +9,16 @@
 #include "proxy/allowlist.h"
 #include "proxy/decode.h"
 #include "proxy/forward.h"
+#include "proxy/inflight.h"
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
 #include "proxy/url.h"
+#include "sandbox/manifest.h"
 #include "scan/leak.h"
 #include "secrets/secrets.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +50,7 @@ struct cb_proxy {
     struct cb_audit *audit;
     struct cb_proxy_addr_policy *policy;
     struct cb_proxy_ratelimit *rl;
+    struct cb_proxy_inflight *inflight; /* per tool, for network.max_concurrent */
     struct cb_forwarder *fwd;
     bool can_reload; /* a store and its key were given */
     struct cb_master_key key;
@@ -60,6 +64,7 @@ struct req {
     struct creds *creds;
     const char *tool;
     const char *request_id;
+    bool in_flight; /* holds one of the tool's slots in p->inflight */
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
     const char *raw_url; /* as the tool wrote it */
@@ -150,6 +155,7 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
         r = p->creds ? 0 : -EINVAL;
     }
     if (r == 0) {
+        p->inflight = cb_proxy_inflight_new();
         p->fwd = cb_forwarder_new();
         return p;
     }
@@ -163,6 +169,7 @@ void cb_proxy_free(struct cb_proxy *p)
     if (p == NULL)
         return;
     cb_forwarder_free(p->fwd);
+    cb_proxy_inflight_free(p->inflight);
     creds_put(p->creds);
     cb_proxy_ratelimit_free(p->rl);
     cb_proxy_addr_policy_free(p->policy);
@@ -196,33 +203,21 @@ static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
 static void audit_reload(struct cb_proxy *p, const struct cb_secret_store *from,
                          const struct cb_secret_store *to)
 {
-    struct cb_secret_diff d;
     if (p->audit == NULL)
         return;
-    cb_secret_store_diff(from, to, &d);
-    if (d.n_added + d.n_removed + d.n_changed > 0) {
-        char *reason =
-            cb_xasprintf("credential store %s reloaded: %zu added, %zu removed, "
-                         "%zu changed",
-                         p->cfg->credentials.store_path, d.n_added, d.n_removed, d.n_changed);
-        struct cb_audit_record rec = {
-            .kind = CB_AUDIT_CREDENTIAL,
-            .method = "CREDENTIAL",
-            .decision = "reload",
-            .reason = reason,
-            .added = d.added,
-            .n_added = d.n_added,
-            .removed = d.removed,
-            .n_removed = d.n_removed,
-            .changed = d.changed,
-            .n_changed = d.n_changed,
-        };
-        struct cb_error e = {0};
-        if (cb_audit_append(p->audit, &rec, &e) < 0)
-            cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
-        free(reason);
-    }
-    cb_secret_diff_free(&d);
+    struct cb_secret_change c = {.decision = "reload"};
+    cb_secret_store_diff(from, to, &c.names);
+    const struct cb_secret_diff *d = &c.names;
+    char *reason =
+        cb_xasprintf("credential store %s reloaded: %zu added, %zu removed, "
+                     "%zu changed",
+                     p->cfg->credentials.store_path, d->n_added, d->n_removed, d->n_changed);
+    c.reason = reason;
+    struct cb_error e = {0};
+    if (cb_secret_change_audit(p->audit, &c, &e) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+    free(reason);
+    cb_secret_diff_free(&c.names);
 }
 
 /* Reads the store again when its file changed since `cur` was loaded, and
@@ -509,33 +504,35 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     return 0;
 }
 
-static int allowlist_stage(struct cb_proxy *p, struct req *q, const json_t *manifest,
+static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
                            struct cb_error *err)
 {
-    json_t *list = json_object_get(json_object_get(manifest, "network"), "allowlist");
-    size_t n = json_array_size(list);
-    if (n == 0)
+    if (manifest->allowlist == NULL)
         return cb_error_set(err, -EACCES,
                             "network access denied: host %s is not in the allowlist for tool "
                             "%s (it has no network allowlist)",
                             q->url.host.name, q->tool);
-    char **entries = cb_xcalloc(n, sizeof(*entries));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(list, i));
-        if (s != NULL)
-            entries[k++] = (char *)s;
+    return cb_proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
+                                    p->cfg->proxy.allow_wildcard_all, q->who, err);
+}
+
+/* Takes one of the tool's network.max_concurrent slots, held until the
+ * request is done (q->in_flight); past the limit the request is refused
+ * at once, before its host is resolved or contacted. */
+static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
+                             struct cb_error *err)
+{
+    uint64_t held = 0;
+    if (cb_proxy_inflight_take(p->inflight, q->tool, strlen(q->tool), manifest->max_concurrent,
+                               &held)) {
+        q->in_flight = true;
+        return 0;
     }
-    struct cb_proxy_allowlist *al = NULL;
-    int r = cb_proxy_allowlist_new(entries, k, &al, err);
-    free(entries);
-    if (r == 0)
-        r = cb_proxy_allowlist_check(al, q->url.host.name, q->url.host.len,
-                                     p->cfg->proxy.allow_wildcard_all, q->who, err);
-    else
-        cb_error_prefix(err, "network access denied: the allowlist of tool %s is invalid", q->tool);
-    cb_proxy_allowlist_free(al);
-    return r;
+    return cb_error_set(err, -EBUSY,
+                        "blocked: tool %s has %" PRIu64 " requests in flight through the proxy, "
+                        "its limit (network.max_concurrent = %" PRIu64
+                        "); retry when one has finished",
+                        q->tool, held, manifest->max_concurrent);
 }
 
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
@@ -787,9 +784,10 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     return env;
 }
 
-json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id)
 {
+    const char *tool = manifest->name;
     struct req q = {.tool = tool, .request_id = request_id, .start_ns = cb_now_mono_ns()};
     q.creds = creds_get(p);
     struct cb_error err = {0};
@@ -799,7 +797,8 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t
     if (read_params(&q, params, &err) < 0) {
         env = q.url_ok ? deny(p, &q, "blocked", err.msg) : error_envelope(err.msg);
     } else if (cb_proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
-               allowlist_stage(p, &q, manifest, &err) < 0) {
+               allowlist_stage(p, &q, manifest, &err) < 0 ||
+               concurrency_stage(p, &q, manifest, &err) < 0) {
         env = deny(p, &q, "blocked", err.msg);
     } else if (leak_stage(&q, &err) < 0) {
         env = deny(p, &q, "leak_blocked", err.msg);
@@ -809,6 +808,8 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t
         inject_stage(&q, granted);
         env = forward_stage(p, &q);
     }
+    if (q.in_flight)
+        cb_proxy_inflight_put(p->inflight, tool, strlen(tool));
     req_free(&q);
     creds_put(q.creds);
     return env;

@@ -1,7 +1,8 @@
 /* The egress proxy pipeline behind the `http_request` host call (design.md
  * §5, issue 4). One request goes through a fixed order of stages: parse the
- * URL, rate limit per tool, the tool's allowlist, the leak scan of what the
- * tool sends, DNS resolution and the address policy, header filtering,
+ * URL, rate limit per tool, the tool's allowlist, its limit of requests in
+ * flight (network.max_concurrent), the leak scan of what the tool sends,
+ * DNS resolution and the address policy, header filtering,
  * credential injection, forwarding, redaction of the response, and one
  * audit line. Any stage may refuse; the refusal is returned to the tool as
  * {"error": "<reason>"} in words a model can act on. */
@@ -18,6 +19,7 @@ struct cb_master_key;
 struct cb_audit;
 struct cb_proxy;
 struct cb_leak_scanner;
+struct cb_manifest;
 
 /* Builds the proxy from the config. `store` (credentials to inject and to
  * scan for) and `audit` are borrowed and may be NULL; both must outlive the
@@ -42,12 +44,13 @@ void cb_proxy_free(struct cb_proxy *p);
  * store. Never NULL. Thread-safe. */
 struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p);
 
-/* Runs one http_request host call for `tool` (its name is also the rate
- * limit key). `granted` is an array of credential names the tool may use
- * for this request (already the intersection of the request's capabilities
- * and the manifest; NULL = none). Returns a new envelope: {"ok": {"status",
+/* Runs one http_request host call for the tool of `manifest` (its name is
+ * also the rate limit key; its network.allowlist says where it may go).
+ * `granted` is an array of credential names the tool may use for this
+ * request (already the intersection of the request's capabilities and the
+ * manifest; NULL = none). Returns a new envelope: {"ok": {"status",
  * "headers", "body"}} or {"error": "..."}; the caller owns it. Thread-safe. */
-json_t *cb_proxy_http_request(struct cb_proxy *p, const char *tool, const json_t *manifest,
+json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id);
 
 #endif

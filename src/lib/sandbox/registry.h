@@ -18,6 +18,7 @@
 
 struct cb_state;
 struct cb_metrics;
+struct cb_manifest;
 
 struct cb_registry_opts {
     const char *tool_dir;
@@ -40,8 +41,8 @@ struct cb_registry_opts {
 struct cb_tool {
     char *name;
     char *so_path;
-    json_t *manifest; /* the effective manifest (never NULL) */
-    char sha256[65];  /* of the original module bytes */
+    struct cb_manifest *manifest; /* the effective manifest (never NULL) */
+    char sha256[65];              /* of the original module bytes */
 };
 
 struct cb_registry;
@@ -64,17 +65,15 @@ void cb_tool_unref(struct cb_tool *t);
 json_t *cb_registry_manifests(struct cb_registry *r);
 size_t cb_registry_count(struct cb_registry *r);
 
-/* POST /tools/register. Validates the manifest (name 1-64 of [A-Za-z0-9_-];
- * field types; allowlist entries are hosts or "*.domain", "*" only with
- * allow_wildcard_all), then stores it normalised (defaults filled, unknown
- * keys dropped) in the state database, bound to the SHA-256 of the module
- * loaded now: it never applies to other code of that name. Returns 0 (*created says whether the
- * tool had no manifest before: as in the reference, the automatic manifest
- * of a tool loaded at open and a <name>.json manifest count as existing),
- * -EBADMSG for a missing or wrongly typed field (HTTP 422), -EINVAL for a
- * bad value such as the name or an allowlist entry (HTTP 400), -ENOENT when
- * no module of that name is loaded, or the state database's error; err
- * says why. */
+/* POST /tools/register. Parses the manifest with cb_manifest_parse (with
+ * proxy.allow_wildcard_all), then stores it normalised (defaults filled,
+ * unknown keys dropped) in the state database, bound to the SHA-256 of the
+ * module loaded now: it never applies to other code of that name. Returns
+ * 0 (*created says whether the tool had no manifest before: as in the
+ * reference, the automatic manifest of a tool loaded at open and a
+ * <name>.json manifest count as existing), cb_manifest_parse's -EBADMSG
+ * (HTTP 422) or -EINVAL (HTTP 400) naming the field, -ENOENT when no module
+ * of that name is loaded, or the state database's error; err says why. */
 int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
                          struct cb_error *err);
 

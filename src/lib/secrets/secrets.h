@@ -195,6 +195,26 @@ void cb_secret_store_diff(const struct cb_secret_store *from, const struct cb_se
                           struct cb_secret_diff *out);
 void cb_secret_diff_free(struct cb_secret_diff *d);
 
+struct cb_audit;
+
+/* A change of the credential store, as its audit line records it. */
+struct cb_secret_change {
+    /* What made it: "add", "replace" or "remove" (clawbox creds), or
+     * "reload" (the server picked up a changed store file). */
+    const char *decision;
+    const char *reason; /* in words, for `clawbox logs`; never a value */
+    const char *domain; /* the domain of a single change, or NULL */
+    struct cb_secret_diff names;
+};
+
+/* Writes the one audit line of a credential change (kind "credential",
+ * method "CREDENTIAL"): the names added, removed and changed, never
+ * values. The CLI and the server's reload both record changes through it.
+ * Returns 0 without writing when no name changed, else cb_audit_append's
+ * result. */
+int cb_secret_change_audit(struct cb_audit *log, const struct cb_secret_change *c,
+                           struct cb_error *err);
+
 /* Wipes len bytes of p and frees it. Accepts NULL. */
 void cb_secret_free(char *p, size_t len);
 

@@ -12,6 +12,7 @@
 #include "proxy/allowlist.h"
 #include "proxy/url.h"
 #include "rm_tree.h"
+#include "sandbox/manifest.h"
 #include "secrets/secrets.h"
 
 /* Requests between two clean-ups of the audit directory. */
@@ -101,7 +102,7 @@ static void cleanup(void)
     cb_audit_close(g.audit);
     cb_secret_store_free(g.store);
     cb_config_free(g.cfg);
-    json_decref(g.pub.manifest);
+    cb_manifest_unref(g.pub.manifest);
     json_decref(g.pub.granted);
     rm_tree(g.dir);
 }
@@ -126,9 +127,12 @@ static void build(void)
     json_t *list = json_array();
     for (size_t i = 0; i < CB_ARRAY_LEN(allowlist); i++)
         json_array_append_new(list, json_string(allowlist[i]));
-    g.pub.manifest =
+    json_t *doc =
         json_pack("{s:{s:s}, s:{s:o}, s:{s:[s,s]}}", "tool", "name", g.pub.tool, "network",
                   "allowlist", list, "credentials", "available", "alpha", "beta");
+    if (cb_manifest_parse(doc, false, &g.pub.manifest, &err) < 0)
+        die("manifest", &err);
+    json_decref(doc);
     g.pub.granted = json_pack("[s,s]", "alpha", "beta");
     atexit(cleanup);
 }

@@ -18,11 +18,13 @@
 #define FUZZ_SECRET_ALPHA "alpha-secret-value-0123456789"
 #define FUZZ_SECRET_BETA  "ghp_0123456789abcdefABCDEF0123456789abcd"
 
+struct cb_manifest;
+
 struct fuzz_proxy {
     struct cb_proxy *proxy;
     const char *tool;
-    json_t *manifest; /* allowlist and credentials.available */
-    json_t *granted;  /* both credentials */
+    struct cb_manifest *manifest; /* allowlist and credentials.available */
+    json_t *granted;              /* both credentials */
 };
 
 /* The proxy, built on first use; aborts when it cannot be. Each call

@@ -44,8 +44,8 @@ static char *host_call(void *ud, const char *method, json_t *params)
     const struct fuzz_proxy *fp = ud;
     if (strcmp(method, "http_request") != 0)
         return cb_host_error_envelope("unknown host call method: %s", method);
-    json_t *env = cb_proxy_http_request(fp->proxy, fp->tool, fp->manifest, fp->granted, params,
-                                        "fuzz-request");
+    json_t *env =
+        cb_proxy_http_request(fp->proxy, fp->manifest, fp->granted, params, "fuzz-request");
     char *s = cb_json_dump_or(env, JSON_COMPACT, "{\"error\":\"http_request failed\"}");
     json_decref(env);
     return s;

@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (params == NULL)
         return 0;
     const struct fuzz_proxy *fp = fuzz_proxy_get();
-    json_t *env = cb_proxy_http_request(fp->proxy, fp->tool, fp->manifest, fp->granted, params,
-                                        "fuzz-request");
+    json_t *env =
+        cb_proxy_http_request(fp->proxy, fp->manifest, fp->granted, params, "fuzz-request");
     check(json_is_object(env) && json_object_size(env) == 1);
     const char *msg = json_string_value(json_object_get(env, "error"));
     check(msg != NULL && msg[0] != '\0');

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
@@ -15,6 +16,7 @@
 #include "config/config.h"
 #include "core/util.h"
 #include "proxy/pipeline.h"
+#include "sandbox/manifest.h"
 #include "scan/leak.h"
 #include "secrets/secrets.h"
 #include "upstream.h"
@@ -48,17 +50,39 @@ static struct {
     struct cb_audit *audit;
     struct cb_proxy *proxy;
     struct test_upstream up;
-    json_t *manifest;
+    struct cb_manifest *manifest;
 } g;
 
 /* ------------------------------ fixture ------------------------------ */
 
+/* /slow answers once the test opens this gate. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool open;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+
+static void gate_set(bool open)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.open = open;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.mu);
+}
+
 /* The upstream: /echo-secret sends back the bearer token it was sent,
  * plain and (for beta) base64, in its body and in a header, and
- * /name-secret as the name of a header; anything else gets "hello". */
+ * /name-secret as the name of a header; /slow waits for the gate;
+ * anything else gets "hello". */
 static void answer(int c, const char *path, const char *request, void *arg)
 {
     (void)arg;
+    if (strcmp(path, "/slow") == 0) {
+        pthread_mutex_lock(&gate.mu);
+        while (!gate.open)
+            pthread_cond_wait(&gate.cond, &gate.mu);
+        pthread_mutex_unlock(&gate.mu);
+    }
     if (strcmp(path, "/name-secret") == 0) {
         const char *auth = strcasestr(request, "\nauthorization: ");
         char line[256] = "", head[512];
@@ -135,6 +159,21 @@ static struct cb_config *config(unsigned rate, unsigned burst)
     return cfg;
 }
 
+/* The manifest of TOOL with these network and credentials members. */
+static struct cb_manifest *manifest(const char *members)
+{
+    char *text =
+        cb_xasprintf("{\"tool\": {\"name\": \"" TOOL "\"}%s%s}", *members ? ", " : "", members);
+    json_t *in = json_loads(text, 0, NULL);
+    struct cb_manifest *m = NULL;
+    struct cb_error err = {0};
+    if (in == NULL || cb_manifest_parse(in, false, &m, &err) < 0)
+        fail_msg("manifest %s: %s", text, err.msg);
+    json_decref(in);
+    free(text);
+    return m;
+}
+
 static struct cb_proxy *proxy_new(const struct cb_config *cfg)
 {
     struct cb_error err = {0};
@@ -169,8 +208,8 @@ static int setup(void **state)
         return -1;
     g.cfg = config(1000, 1000);
     g.proxy = proxy_new(g.cfg);
-    g.manifest = json_pack("{s:{s:[s,s,s]}}", "network", "allowlist", "127.0.0.1",
-                           "nowhere.invalid", "169.254.169.254");
+    g.manifest = manifest("\"network\": {\"allowlist\": [\"127.0.0.1\", \"nowhere.invalid\", "
+                          "\"169.254.169.254\"]}");
     return 0;
 }
 
@@ -181,7 +220,7 @@ static int teardown(void **state)
     cb_config_free(g.cfg);
     cb_audit_close(g.audit);
     cb_secret_store_free(g.store);
-    json_decref(g.manifest);
+    cb_manifest_unref(g.manifest);
     test_upstream_stop(&g.up);
     rm_tree(g.dir);
     return 0;
@@ -206,7 +245,7 @@ static json_t *request_via(struct cb_proxy *p, const char *granted, const char *
     params[n] = '\0';
     json_t *pj = json_loads(params, 0, NULL), *gj = granted ? json_loads(granted, 0, NULL) : NULL;
     assert_non_null(pj);
-    json_t *env = cb_proxy_http_request(p, TOOL, g.manifest, gj, pj, "req-1");
+    json_t *env = cb_proxy_http_request(p, g.manifest, gj, pj, "req-1");
     json_decref(pj);
     json_decref(gj);
     assert_non_null(env);
@@ -344,12 +383,12 @@ static void allowlist_denial_names_the_host(void **state)
     json_decref(a);
     json_decref(env);
     /* A tool whose manifest has no allowlist reaches nothing. */
-    json_t *saved = g.manifest;
-    g.manifest = json_object();
+    struct cb_manifest *saved = g.manifest;
+    g.manifest = manifest("");
     env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
     assert_non_null(strstr(error_of(env), "it has no network allowlist"));
     json_decref(env);
-    json_decref(g.manifest);
+    cb_manifest_unref(g.manifest);
     g.manifest = saved;
     assert_int_equal(test_upstream_requests(&g.up), before);
 }
@@ -608,6 +647,55 @@ static void rate_limit_denies_with_reason(void **state)
     cb_config_free(cfg);
 }
 
+static void *slow_request(void *arg)
+{
+    *(json_t **)arg = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/slow\"}");
+    return NULL;
+}
+
+/* network.max_concurrent: with one request of the tool in flight, a second
+ * is refused at once, before any connection, and audited; once the first
+ * is done the next goes through. */
+static void max_concurrent_refuses_past_the_limit(void **state)
+{
+    (void)state;
+    struct cb_manifest *saved = g.manifest;
+    g.manifest = manifest("\"network\": {\"allowlist\": [\"127.0.0.1\"], \"max_concurrent\": 1}");
+    gate_set(false);
+    unsigned before = test_upstream_requests(&g.up);
+    json_t *slow = NULL;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_request, &slow), 0);
+    for (int i = 0; i < 1000 && test_upstream_requests(&g.up) == before; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    assert_int_equal(test_upstream_requests(&g.up), before + 1);
+    json_t *env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
+    assert_string_equal(error_of(env),
+                        "blocked: tool " TOOL " has 1 requests in flight through the proxy, its "
+                        "limit (network.max_concurrent = 1); retry when one has finished");
+    json_t *a = expect_audit("blocked");
+    assert_string_equal(str(a, "reason"), error_of(env));
+    json_decref(a);
+    json_decref(env);
+    gate_set(true);
+    pthread_join(t, NULL);
+    assert_int_equal(json_integer_value(json_object_get(ok_of(slow), "status")), 200);
+    json_decref(slow);
+    assert_int_equal(test_upstream_requests(&g.up), before + 1);
+    env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
+    ok_of(env);
+    json_decref(env);
+    /* 0 allows none */
+    cb_manifest_unref(g.manifest);
+    g.manifest = manifest("\"network\": {\"allowlist\": [\"127.0.0.1\"], \"max_concurrent\": 0}");
+    env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
+    assert_non_null(strstr(error_of(env), "(network.max_concurrent = 0)"));
+    json_decref(env);
+    assert_int_equal(test_upstream_requests(&g.up), before + 2);
+    cb_manifest_unref(g.manifest);
+    g.manifest = saved;
+}
+
 static void sleep_past_store_check(void)
 {
     struct timespec ts = {1, 150 * 1000000L}; /* the proxy stats the store once a second */
@@ -696,6 +784,7 @@ int main(void)
         cmocka_unit_test(response_redacted),
         cmocka_unit_test(response_header_name_redacted),
         cmocka_unit_test(rate_limit_denies_with_reason),
+        cmocka_unit_test(max_concurrent_refuses_past_the_limit),
         cmocka_unit_test(store_reload_is_audited_by_name),
         cmocka_unit_test(scanner_follows_the_store),
     };

@@ -4,6 +4,7 @@
  * when available), and every way a store can be unreadable. */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <setjmp.h>
 #include <spawn.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "audit/audit.h"
 #include "core/util.h"
 #include "secrets/secrets.h"
 #include "rm_tree.h"
@@ -511,6 +513,78 @@ static void test_diff(void **state)
     assert_int_equal(d.n_added + d.n_removed, 0);
     assert_int_equal(d.n_changed, 1);
     cb_secret_diff_free(&d);
+    cb_secret_store_free(a);
+    cb_secret_store_free(b);
+}
+
+static int collect_line(const char *line, size_t len, void *ctx)
+{
+    json_array_append_new(ctx, json_loadb(line, len, 0, NULL));
+    return 0;
+}
+
+static const char *member(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static char *names_of(const json_t *o, const char *key)
+{
+    return json_dumps(json_object_get(o, key), JSON_COMPACT);
+}
+
+/* One audit line per credential change, for the server's reload (a diff
+ * of two stores) and the CLI (one name, with its domain); no line when
+ * nothing changed; names only, never values. */
+static void test_change_audit(void **state)
+{
+    struct fx *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/audit", f->dir);
+    struct cb_audit_options ao = {.dir = dir};
+    struct cb_audit *log = NULL;
+    struct cb_error err = {0};
+    assert_int_equal(cb_audit_open(&ao, &log, &err), 0);
+    struct cb_secret_store *a = open_ok(f), *b = open_ok(f);
+    put_ok(a, "gone", "g.example", NULL, NULL, "value-gone-1234");
+    put_ok(a, "kept", "k.example", NULL, NULL, "value-kept-1234");
+    put_ok(b, "kept", "k.example", NULL, NULL, "value-kept-5678");
+    put_ok(b, "new", "n.example", NULL, NULL, "value-new-1234");
+    struct cb_secret_change c = {.decision = "reload", .reason = "store reloaded"};
+    cb_secret_store_diff(a, b, &c.names);
+    assert_int_equal(cb_secret_change_audit(log, &c, &err), 0);
+    cb_secret_diff_free(&c.names);
+    cb_secret_store_diff(b, b, &c.names); /* nothing changed: no line */
+    assert_int_equal(cb_secret_change_audit(log, &c, &err), 0);
+    cb_secret_diff_free(&c.names);
+    const char *one[] = {"new"};
+    struct cb_secret_change add = {.decision = "add",
+                                   .reason = "clawbox creds: add credential 'new'",
+                                   .domain = "n.example",
+                                   .names = {.added = one, .n_added = 1}};
+    assert_int_equal(cb_secret_change_audit(log, &add, &err), 0);
+    cb_audit_close(log);
+    json_t *lines = json_array();
+    assert_int_equal(cb_audit_tail(dir, 10, collect_line, lines, &err), 0);
+    assert_int_equal(json_array_size(lines), 2);
+    json_t *r = json_array_get(lines, 0), *l = json_array_get(lines, 1);
+    assert_string_equal(member(r, "kind"), "credential");
+    assert_string_equal(member(r, "method"), "CREDENTIAL");
+    assert_string_equal(member(r, "decision"), "reload");
+    assert_string_equal(member(r, "reason"), "store reloaded");
+    assert_true(json_is_null(json_object_get(r, "domain")));
+    char *got[3] = {names_of(r, "added"), names_of(r, "removed"), names_of(r, "changed")};
+    assert_string_equal(got[0], "[\"new\"]");
+    assert_string_equal(got[1], "[\"gone\"]");
+    assert_string_equal(got[2], "[\"kept\"]");
+    for (int i = 0; i < 3; i++)
+        free(got[i]);
+    assert_string_equal(member(l, "decision"), "add");
+    assert_string_equal(member(l, "domain"), "n.example");
+    char *text = json_dumps(lines, JSON_COMPACT);
+    assert_null(strstr(text, "value-"));
+    free(text);
+    json_decref(lines);
     cb_secret_store_free(a);
     cb_secret_store_free(b);
 }
@@ -1109,6 +1183,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_serialised_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_replace_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domain_normalize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_canonical_and_flags, setup, teardown),

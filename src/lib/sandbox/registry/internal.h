@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "sandbox/manifest.h"
 #include "sandbox/registry.h"
 
 /* A manifest file (<name>.json) larger than this is rejected. */
@@ -55,6 +56,13 @@ struct cb__failure {
     struct cb__stamp stamp;
 };
 
+/* A registered manifest and the module it was registered for. */
+struct cb__registration {
+    char *name;
+    char sha256[65];
+    struct cb_manifest *manifest; /* one reference */
+};
+
 struct cb__watch;
 struct cb_metric;
 
@@ -68,10 +76,10 @@ struct cb_registry {
     struct cb__slot *slots;    /* sorted by tool name */
     size_t n_slots;
     size_t cap_slots;
-    /* name -> {"manifest": normalised manifest, "sha256": hex}, as
-     * persisted: a registered manifest applies only to the module it was
-     * registered for */
-    json_t *registered;
+    /* Manifests registered through the API, as persisted: each applies
+     * only to the module it was registered for. */
+    struct cb__registration *registered;
+    size_t n_registered;
     json_t *at_open; /* names loaded by open: their auto manifests count as existing */
     struct cb_metric *loaded_gauge;
     struct cb_metric *fail_counter;
@@ -89,10 +97,11 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
                            const struct cb__registry_loader *loader, struct cb_registry **out,
                            struct cb_error *err);
 struct cb__slot *cb__registry_find(struct cb_registry *r, const char *name);
-/* Installs a new version of `name` (under r->lock). file_m (stolen, may be
- * NULL) is the manifest from <name>.json. */
+/* Installs a new version of `name` (under r->lock). file_m (a reference
+ * stolen, may be NULL) is the manifest from <name>.json. */
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
-                          const char *sha256, const struct cb__stamp *stamp, json_t *file_m);
+                          const char *sha256, const struct cb__stamp *stamp,
+                          struct cb_manifest *file_m);
 void cb__registry_unload(struct cb_registry *r, const char *name);
 struct cb_tool *cb__tool_ref(struct cb_tool *t);
 
@@ -119,15 +128,12 @@ void cb__registry_free_failures(struct cb_registry *r);
 void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n);
 
 /* manifest.c */
-/* Validates a manifest and returns in *out a new normalised copy: defaults
- * filled, unknown keys dropped, fixed key order. -EBADMSG for a missing or
- * wrongly typed field (HTTP 422), -EINVAL for a bad value (HTTP 400). */
-int cb__manifest_normalize(const json_t *in, bool allow_wildcard_all, json_t **out,
-                           struct cb_error *err);
-/* The deny-all manifest a module without any other gets. */
-json_t *cb__manifest_auto(const char *name);
-/* tool.name of a normalised manifest. */
-const char *cb__manifest_name(const json_t *m);
+/* The deny-all manifest a module without any other gets (one reference). */
+struct cb_manifest *cb__manifest_auto(const char *name);
+/* cb_manifest_parse of the JSON text of a <name>.json file. Messages name
+ * the field but never quote the file (a JSON error gives its position). */
+int cb__manifest_parse_file(const char *text, size_t len, bool allow_wildcard_all,
+                            struct cb_manifest **out, struct cb_error *err);
 
 /* watch.c */
 /* Starts the inotify watcher thread on r->opts.tool_dir. */

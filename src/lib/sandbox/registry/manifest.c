@@ -1,16 +1,19 @@
-/* Tool manifests: validation and normalisation of registered and file
- * manifests, and the automatic deny-all manifest.
+/* Tool manifests (sandbox/manifest.h): validation, normalisation and the
+ * typed form every other module reads; the automatic deny-all manifest.
+ * The only code that knows the JSON field names of a manifest.
  *
  * Errors follow the reference's split: a missing or wrongly typed field is
  * what its deserialiser rejects (HTTP 422, -EBADMSG here); a well-typed but
  * bad value is rejected by the handler (HTTP 400, -EINVAL). Shapes are all
  * checked before values, as in the reference. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/util.h"
 #include "proxy/allowlist.h"
+#include "sandbox/manifest.h"
 #include "sandbox/registry/internal.h"
 
 #define TOOL_NAME_MAX    64
@@ -253,6 +256,11 @@ static int check_allow_entry(const json_t *v, bool allow_wildcard_all, struct cb
                                           allow_wildcard_all, err);
 }
 
+static const json_t *allowlist_of(const json_t *m)
+{
+    return json_object_get(json_object_get(m, "network"), "allowlist");
+}
+
 /* Checks the values of a normalised manifest. */
 static int check_values(const json_t *m, bool allow_wildcard_all, struct cb_error *err)
 {
@@ -260,22 +268,95 @@ static int check_values(const json_t *m, bool allow_wildcard_all, struct cb_erro
     if (!plain_string(name) || !cb_tool_name_valid(json_string_value(name)))
         return cb_error_set(err, -EINVAL,
                             "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
-    json_t *allow = json_object_get(json_object_get(m, "network"), "allowlist");
     size_t i;
     json_t *item;
-    json_array_foreach(allow, i, item)
+    json_array_foreach(allowlist_of(m), i, item)
     {
         int rc = check_allow_entry(item, allow_wildcard_all, err);
-        if (rc < 0)
+        if (rc < 0) {
+            cb_error_prefix(err, "network.allowlist[%zu]", i);
             return rc;
+        }
     }
     return 0;
 }
 
-int cb__manifest_normalize(const json_t *in, bool allow_wildcard_all, json_t **out,
-                           struct cb_error *err)
+/* The manifest and what it owns; pub's pointers point into these. */
+struct manifest_obj {
+    struct cb_manifest pub;
+    atomic_uint refs;
+    json_t *doc;
+    struct cb_proxy_allowlist *allowlist;
+    const char **credentials;
+};
+
+static struct manifest_obj *obj_of(struct cb_manifest *m)
+{
+    return (struct manifest_obj *)((char *)m - offsetof(struct manifest_obj, pub));
+}
+
+static uint64_t resource(const json_t *res, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(res, key));
+}
+
+/* Fills the typed fields from doc (validated, normalised). */
+static int build_fields(struct manifest_obj *o, struct cb_error *err)
+{
+    struct cb_manifest *m = &o->pub;
+    const json_t *doc = o->doc, *net = json_object_get(doc, "network");
+    const json_t *allow = allowlist_of(doc);
+    m->doc = doc;
+    m->name = json_string_value(json_object_get(json_object_get(doc, "tool"), "name"));
+    m->max_concurrent = (uint64_t)json_integer_value(json_object_get(net, "max_concurrent"));
+    const json_t *avail = json_object_get(json_object_get(doc, "credentials"), "available");
+    size_t n = json_array_size(avail);
+    o->credentials = cb_xcalloc(n ? n : 1, sizeof(*o->credentials));
+    for (size_t i = 0; i < n; i++)
+        o->credentials[i] = json_string_value(json_array_get(avail, i));
+    m->credentials = o->credentials;
+    m->n_credentials = n;
+    const json_t *res = json_object_get(doc, "resources");
+    m->resources = (struct cb_manifest_resources){
+        .default_timeout_ms = resource(res, "default_timeout_ms"),
+        .max_timeout_ms = resource(res, "max_timeout_ms"),
+        .default_memory_mb = resource(res, "default_memory_mb"),
+        .max_memory_mb = resource(res, "max_memory_mb"),
+    };
+    m->input_schema = json_object_get(doc, "input_schema");
+    m->output_schema = json_object_get(doc, "output_schema");
+    n = json_array_size(allow);
+    if (n == 0)
+        return 0;
+    const char **entries = cb_xcalloc(n, sizeof(*entries));
+    for (size_t i = 0; i < n; i++)
+        entries[i] = json_string_value(json_array_get(allow, i));
+    int rc = cb_proxy_allowlist_new((char *const *)entries, n, &o->allowlist, err);
+    free(entries);
+    m->allowlist = o->allowlist;
+    return rc;
+}
+
+/* A manifest around doc (validated and normalised; stolen). */
+static int build(json_t *doc, struct cb_manifest **out, struct cb_error *err)
+{
+    struct manifest_obj *o = cb_xcalloc(1, sizeof(*o));
+    atomic_init(&o->refs, 1);
+    o->doc = doc;
+    int rc = build_fields(o, err);
+    if (rc < 0) {
+        cb_manifest_unref(&o->pub);
+        return rc;
+    }
+    *out = &o->pub;
+    return 0;
+}
+
+int cb_manifest_parse(const json_t *in, bool allow_wildcard_all, struct cb_manifest **out,
+                      struct cb_error *err)
 {
     json_t *m = NULL;
+    *out = NULL;
     int rc = normalize_shape(in, &m, err);
     if (rc < 0)
         return rc;
@@ -284,18 +365,91 @@ int cb__manifest_normalize(const json_t *in, bool allow_wildcard_all, json_t **o
         json_decref(m);
         return rc;
     }
-    *out = m;
-    return 0;
+    return build(m, out, err);
 }
 
-json_t *cb__manifest_auto(const char *name)
+struct cb_manifest *cb__manifest_auto(const char *name)
 {
-    return json_pack("{s:{s:s, s:s, s:s}, s:n, s:n, s:n}", "tool", "name", name, "description",
-                     "Auto-loaded WASM tool", "version", "0.0.0", "network", "credentials",
-                     "resources");
+    json_t *doc = json_pack("{s:{s:s, s:s, s:s}, s:n, s:n, s:n}", "tool", "name", name,
+                            "description", "Auto-loaded WASM tool", "version", "0.0.0", "network",
+                            "credentials", "resources");
+    struct cb_manifest *m = NULL;
+    if (build(doc, &m, NULL) < 0)
+        abort(); /* no allowlist to compile: it cannot fail */
+    return m;
 }
 
-const char *cb__manifest_name(const json_t *m)
+struct cb_manifest *cb_manifest_ref(struct cb_manifest *m)
 {
-    return json_string_value(json_object_get(json_object_get(m, "tool"), "name"));
+    atomic_fetch_add_explicit(&obj_of(m)->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+void cb_manifest_unref(struct cb_manifest *m)
+{
+    if (m == NULL)
+        return;
+    struct manifest_obj *o = obj_of(m);
+    if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    cb_proxy_allowlist_free(o->allowlist);
+    free(o->credentials);
+    json_decref(o->doc);
+    free(o);
+}
+
+bool cb_manifest_has_credential(const struct cb_manifest *m, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < m->n_credentials; i++)
+        if (strcmp(m->credentials[i], name) == 0)
+            return true;
+    return false;
+}
+
+const json_t *cb_manifest_doc_credentials(const json_t *doc)
+{
+    return json_object_get(json_object_get(doc, "credentials"), "available");
+}
+
+/* A manifest error that names the field but quotes nothing from the file:
+ * validation messages may quote a value (an allowlist entry), so on a bad
+ * value this finds the field again by validating each candidate alone. */
+static int file_error(const json_t *in, bool allow_wildcard_all, int rc, struct cb_error *err)
+{
+    if (rc != -EINVAL)
+        return rc; /* shape errors name only fields and types */
+    json_t *tool = json_object_get(in, "tool");
+    if (!cb_tool_name_valid(json_string_value(json_object_get(tool, "name"))))
+        return cb_error_set(err, rc, "tool.name is not a valid tool name");
+    size_t i;
+    json_t *entry;
+    json_array_foreach(allowlist_of(in), i, entry)
+    {
+        struct cb_error ignored = {0};
+        int bad = check_allow_entry(entry, allow_wildcard_all, &ignored);
+        if (bad < 0 && strcmp(json_string_value(entry), "*") == 0)
+            return cb_error_set(err, rc,
+                                "network.allowlist[%zu] is \"*\", which needs "
+                                "proxy.allow_wildcard_all = true",
+                                i);
+        if (bad < 0)
+            return cb_error_set(err, rc, "network.allowlist[%zu] is not a valid entry", i);
+    }
+    return cb_error_set(err, rc, "a field has an invalid value");
+}
+
+int cb__manifest_parse_file(const char *text, size_t len, bool allow_wildcard_all,
+                            struct cb_manifest **out, struct cb_error *err)
+{
+    json_error_t jerr;
+    *out = NULL;
+    json_t *in = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (in == NULL)
+        return cb_error_set(err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
+                            jerr.line, jerr.column);
+    int rc = cb_manifest_parse(in, allow_wildcard_all, out, err);
+    if (rc < 0)
+        rc = file_error(in, allow_wildcard_all, rc, err);
+    json_decref(in);
+    return rc;
 }

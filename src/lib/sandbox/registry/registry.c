@@ -34,9 +34,10 @@ static struct tool_obj *obj_of(struct cb_tool *t)
     return (struct tool_obj *)((char *)t - offsetof(struct tool_obj, pub));
 }
 
-/* A new tool with one reference; takes ownership of manifest. */
+/* A new tool with one reference; takes over the caller's reference to
+ * manifest. */
 static struct cb_tool *tool_new(const char *name, const char *so_path, const char *sha256,
-                                json_t *manifest)
+                                struct cb_manifest *manifest)
 {
     struct tool_obj *o = cb_xcalloc(1, sizeof(*o));
     o->pub.name = cb_xstrdup(name);
@@ -63,7 +64,7 @@ void cb_tool_unref(struct cb_tool *t)
     /* The .so stays: the compile cache is content-addressed and shared. */
     free(t->name);
     free(t->so_path);
-    json_decref(t->manifest);
+    cb_manifest_unref(t->manifest);
     free(o);
 }
 
@@ -100,41 +101,67 @@ static void update_gauge(struct cb_registry *r)
         cb_metric_set(r->loaded_gauge, NULL, (double)r->n_slots);
 }
 
+/* The registration of name, or NULL. Caller holds r->lock (or is open). */
+static struct cb__registration *registration(struct cb_registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_registered; i++)
+        if (strcmp(r->registered[i].name, name) == 0)
+            return &r->registered[i];
+    return NULL;
+}
+
+/* Makes m (a reference stolen) the registered manifest of name, for the
+ * module with this hash. */
+static void set_registration(struct cb_registry *r, const char *name, struct cb_manifest *m,
+                             const char *sha256)
+{
+    struct cb__registration *reg = registration(r, name);
+    if (reg == NULL) {
+        r->registered = cb_xrealloc(r->registered, (r->n_registered + 1) * sizeof(*r->registered));
+        reg = &r->registered[r->n_registered++];
+        reg->name = cb_xstrdup(name);
+    } else {
+        cb_manifest_unref(reg->manifest);
+    }
+    reg->manifest = m;
+    snprintf(reg->sha256, sizeof(reg->sha256), "%s", sha256);
+}
+
 /* The registered manifest of name if it was registered for the module with
  * this hash, else NULL. Caller holds r->lock. */
-static const json_t *registered_for(struct cb_registry *r, const char *name, const char *sha256)
+static struct cb_manifest *registered_for(struct cb_registry *r, const char *name,
+                                          const char *sha256)
 {
-    const json_t *reg = json_object_get(r->registered, name);
-    const char *bound = json_string_value(json_object_get(reg, "sha256"));
-    if (bound == NULL || strcmp(bound, sha256) != 0)
+    struct cb__registration *reg = registration(r, name);
+    if (reg == NULL || strcmp(reg->sha256, sha256) != 0)
         return NULL;
-    return json_object_get(reg, "manifest");
+    return reg->manifest;
 }
 
 /* Logs when name has a registered manifest, but for other code. */
 static void warn_if_registered_elsewhere(struct cb_registry *r, const char *name,
                                          const char *sha256, bool file_m)
 {
-    const char *bound =
-        json_string_value(json_object_get(json_object_get(r->registered, name), "sha256"));
-    if (bound == NULL || strcmp(bound, sha256) == 0)
+    const struct cb__registration *reg = registration(r, name);
+    if (reg == NULL || strcmp(reg->sha256, sha256) == 0)
         return;
+    const char *bound = reg->sha256;
     cb_log(CB_LOG_WARN,
            "tool %s: its registered manifest was for module sha256 %.12s, not this one (%.12s); "
            "using the %s manifest until a manifest is registered for this module",
            name, bound, sha256, file_m ? "file" : "automatic");
 }
 
-/* The manifest a tool gets (a new copy): registered (for this module)
- * beats file beats auto. */
-static json_t *effective_manifest(struct cb_registry *r, const char *name, const char *sha256,
-                                  const json_t *file_m)
+/* The manifest a tool gets (a new reference): registered (for this
+ * module) beats file beats auto. */
+static struct cb_manifest *effective_manifest(struct cb_registry *r, const char *name,
+                                              const char *sha256, struct cb_manifest *file_m)
 {
-    const json_t *reg = registered_for(r, name, sha256);
+    struct cb_manifest *reg = registered_for(r, name, sha256);
     if (reg != NULL)
-        return json_deep_copy(reg);
+        return cb_manifest_ref(reg);
     if (file_m != NULL)
-        return json_deep_copy(file_m);
+        return cb_manifest_ref(file_m);
     return cb__manifest_auto(name);
 }
 
@@ -153,16 +180,17 @@ static struct cb__slot *insert_slot(struct cb_registry *r, struct cb_tool *t)
 }
 
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
-                          const char *sha256, const struct cb__stamp *stamp, json_t *file_m)
+                          const char *sha256, const struct cb__stamp *stamp,
+                          struct cb_manifest *file_m)
 {
     pthread_mutex_lock(&r->lock);
-    json_t *m = effective_manifest(r, name, sha256, file_m);
+    struct cb_manifest *m = effective_manifest(r, name, sha256, file_m);
     struct cb__slot *s = cb__registry_find(r, name);
     if (s == NULL || strcmp(s->tool->sha256, sha256) != 0)
         warn_if_registered_elsewhere(r, name, sha256, file_m != NULL);
     if (s != NULL && strcmp(s->tool->so_path, so_path) == 0 &&
-        strcmp(s->tool->sha256, sha256) == 0 && json_equal(s->tool->manifest, m)) {
-        json_decref(m); /* same version: keep the object callers may hold */
+        strcmp(s->tool->sha256, sha256) == 0 && json_equal(s->tool->manifest->doc, m->doc)) {
+        cb_manifest_unref(m); /* same version: keep the object callers may hold */
     } else {
         struct cb_tool *t = tool_new(name, so_path, sha256, m);
         if (s == NULL) {
@@ -176,7 +204,7 @@ void cb__registry_install(struct cb_registry *r, const char *name, const char *s
     s->file_manifest = file_m != NULL;
     update_gauge(r);
     pthread_mutex_unlock(&r->lock);
-    json_decref(file_m);
+    cb_manifest_unref(file_m);
 }
 
 void cb__registry_unload(struct cb_registry *r, const char *name)
@@ -210,7 +238,7 @@ json_t *cb_registry_manifests(struct cb_registry *r)
     json_t *a = json_array();
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->n_slots; i++)
-        json_array_append_new(a, json_deep_copy(r->slots[i].tool->manifest));
+        json_array_append_new(a, json_deep_copy(r->slots[i].tool->manifest->doc));
     pthread_mutex_unlock(&r->lock);
     return a;
 }
@@ -232,11 +260,12 @@ static bool has_manifest(struct cb_registry *r, const char *name, const struct c
            json_object_get(r->at_open, name) != NULL;
 }
 
-/* Makes m (stolen) the registered manifest of name for the module with this
- * hash, and swaps in a tool object carrying it if that module is the one
- * loaded. A module replaced (or unloaded) since the registration looked does
- * not get it: the manifest stays stored for the module it was made for. */
-static void apply_registration(struct cb_registry *r, const char *name, json_t *m,
+/* Makes m (a reference stolen) the registered manifest of name for the
+ * module with this hash, and swaps in a tool object carrying it if that
+ * module is the one loaded. A module replaced (or unloaded) since the
+ * registration looked does not get it: the manifest stays stored for the
+ * module it was made for. */
+static void apply_registration(struct cb_registry *r, const char *name, struct cb_manifest *m,
                                const char *sha256, bool *created)
 {
     pthread_mutex_lock(&r->lock);
@@ -244,11 +273,10 @@ static void apply_registration(struct cb_registry *r, const char *name, json_t *
     bool current = s != NULL && strcmp(s->tool->sha256, sha256) == 0;
     if (current)
         *created = !has_manifest(r, name, s);
-    json_object_set_new(r->registered, name,
-                        json_pack("{s:o, s:s}", "manifest", m, "sha256", sha256));
+    set_registration(r, name, m, sha256);
     if (current) {
         struct cb_tool *old = s->tool;
-        s->tool = tool_new(name, old->so_path, old->sha256, json_deep_copy(m));
+        s->tool = tool_new(name, old->so_path, old->sha256, cb_manifest_ref(m));
         cb_tool_unref(old);
     }
     pthread_mutex_unlock(&r->lock);
@@ -266,12 +294,12 @@ static bool loaded_sha256(struct cb_registry *r, const char *name, char sha256[6
     return s != NULL;
 }
 
-static int persist(struct cb_registry *r, const char *name, const json_t *m, const char *sha256,
-                   struct cb_error *err)
+static int persist(struct cb_registry *r, const char *name, const struct cb_manifest *m,
+                   const char *sha256, struct cb_error *err)
 {
     if (r->opts.state == NULL)
         return 0;
-    _cleanup_free_ char *text = json_dumps(m, JSON_COMPACT);
+    _cleanup_free_ char *text = json_dumps(m->doc, JSON_COMPACT);
     int rc = cb_state_put_tool(r->opts.state, name, text, sha256, err);
     if (rc < 0)
         cb_error_prefix(err, "storing manifest of tool %s", name);
@@ -281,11 +309,11 @@ static int persist(struct cb_registry *r, const char *name, const json_t *m, con
 int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
                          struct cb_error *err)
 {
-    json_t *m;
-    int rc = cb__manifest_normalize(manifest, r->opts.allow_wildcard_all, &m, err);
+    struct cb_manifest *m;
+    int rc = cb_manifest_parse(manifest, r->opts.allow_wildcard_all, &m, err);
     if (rc < 0)
         return rc;
-    _cleanup_free_ char *name = cb_xstrdup(cb__manifest_name(m));
+    const char *name = m->name;
     char sha256[65] = "";
     pthread_mutex_lock(&r->reg_lock);
     if (!loaded_sha256(r, name, sha256))
@@ -294,13 +322,13 @@ int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *cr
         rc = persist(r, name, m, sha256, err);
     bool c = false;
     if (rc == 0)
-        apply_registration(r, name, json_incref(m), sha256, &c);
+        apply_registration(r, name, cb_manifest_ref(m), sha256, &c);
     pthread_mutex_unlock(&r->reg_lock);
-    json_decref(m);
     if (rc == 0) {
         *created = c;
         cb_log(CB_LOG_INFO, "tool %s registered for module sha256 %.12s", name, sha256);
     }
+    cb_manifest_unref(m);
     return rc;
 }
 
@@ -322,20 +350,19 @@ static int load_persisted(const char *key, const char *json, const char *sha256,
         return 0;
     }
     json_t *in = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *m = NULL;
-    int rc = in ? cb__manifest_normalize(in, r->opts.allow_wildcard_all, &m, &err)
+    struct cb_manifest *m = NULL;
+    int rc = in ? cb_manifest_parse(in, r->opts.allow_wildcard_all, &m, &err)
                 : cb_error_set(&err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
                                jerr.line, jerr.column);
     json_decref(in);
-    if (rc == 0 && strcmp(cb__manifest_name(m), key) != 0)
-        rc = cb_error_set(&err, -EINVAL, "manifest names tool '%s'", cb__manifest_name(m));
+    if (rc == 0 && strcmp(m->name, key) != 0)
+        rc = cb_error_set(&err, -EINVAL, "manifest names tool '%s'", m->name);
     if (rc < 0) {
         cb_log(CB_LOG_WARN, "ignoring stored manifest of tool %s: %s", key, err.msg);
-        json_decref(m);
+        cb_manifest_unref(m);
         return 0;
     }
-    json_object_set_new(r->registered, key,
-                        json_pack("{s:o, s:s}", "manifest", m, "sha256", sha256));
+    set_registration(r, key, m, sha256);
     return 0;
 }
 
@@ -394,7 +421,6 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
     pthread_mutex_init(&r->scan_lock, NULL);
     pthread_mutex_init(&r->reg_lock, NULL);
     pthread_mutex_init(&r->fail_lock, NULL);
-    r->registered = json_object();
     r->at_open = json_object();
     init_metrics(r);
     int rc = 0;
@@ -435,7 +461,11 @@ void cb_registry_close(struct cb_registry *r)
     for (size_t i = 0; i < r->n_slots; i++)
         cb_tool_unref(r->slots[i].tool);
     free(r->slots);
-    json_decref(r->registered);
+    for (size_t i = 0; i < r->n_registered; i++) {
+        free(r->registered[i].name);
+        cb_manifest_unref(r->registered[i].manifest);
+    }
+    free(r->registered);
     json_decref(r->at_open);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->scan_lock);

@@ -167,40 +167,6 @@ const char *cb__json_problem(const json_error_t *e)
     }
 }
 
-/* A manifest error that names the field but quotes nothing from the file:
- * validation messages may quote a value (an allowlist entry), so on a bad
- * value this finds the field again by validating each candidate alone. */
-static int manifest_file_error(const struct cb_registry *r, const json_t *in, int rc,
-                               struct cb_error *err)
-{
-    if (rc != -EINVAL)
-        return rc; /* shape errors name only fields and types */
-    json_t *tool = json_object_get(in, "tool");
-    if (!cb_tool_name_valid(json_string_value(json_object_get(tool, "name"))))
-        return cb_error_set(err, rc, "tool.name is not a valid tool name");
-    json_t *allow = json_object_get(json_object_get(in, "network"), "allowlist");
-    size_t i;
-    json_t *entry;
-    json_array_foreach(allow, i, entry)
-    {
-        json_t *probe = json_pack("{s:{s:s}, s:{s:[O]}}", "tool", "name", "probe", "network",
-                                  "allowlist", entry);
-        json_t *m = NULL;
-        struct cb_error ignored = {0};
-        int bad = cb__manifest_normalize(probe, r->opts.allow_wildcard_all, &m, &ignored);
-        json_decref(probe);
-        json_decref(m);
-        if (bad < 0 && strcmp(json_string_value(entry), "*") == 0)
-            return cb_error_set(err, rc,
-                                "network.allowlist[%zu] is \"*\", which needs "
-                                "proxy.allow_wildcard_all = true",
-                                i);
-        if (bad < 0)
-            return cb_error_set(err, rc, "network.allowlist[%zu] is not a valid entry", i);
-    }
-    return cb_error_set(err, rc, "a field has an invalid value");
-}
-
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
@@ -218,36 +184,28 @@ static void report_failure(struct cb_registry *r, const char *name, const struct
         cb_metric_inc(r->fail_counter, (const char *const[]){name}, 1);
 }
 
-/* Parses and validates the text of <name>.json into *out (normalised). */
+/* Parses and validates the text of <name>.json into *out. */
 static int parse_manifest(const struct cb_registry *r, const char *name, const struct cb_buf *b,
-                          json_t **out, struct cb_error *err)
+                          struct cb_manifest **out, struct cb_error *err)
 {
-    json_error_t jerr;
-    json_t *in = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (in == NULL)
-        return cb_error_set(err, -EBADMSG, "%s at line %d, column %d", cb__json_problem(&jerr),
-                            jerr.line, jerr.column);
-    int rc = cb__manifest_normalize(in, r->opts.allow_wildcard_all, out, err);
-    if (rc < 0)
-        rc = manifest_file_error(r, in, rc, err);
-    json_decref(in);
-    if (rc == 0 && strcmp(cb__manifest_name(*out), name) != 0) {
+    int rc = cb__manifest_parse_file(b->data, b->len, r->opts.allow_wildcard_all, out, err);
+    if (rc == 0 && strcmp((*out)->name, name) != 0) {
         rc = cb_error_set(err, -EINVAL, "its tool.name is not '%s'", name);
-        json_decref(*out);
+        cb_manifest_unref(*out);
         *out = NULL;
     }
     return rc;
 }
 
-/* The manifest from <name>.json beside the module (normalised), or NULL if
- * there is none or it is invalid (a warning: the tool gets the automatic
- * manifest instead). */
-static json_t *file_manifest(struct cb_registry *r, const char *name)
+/* The manifest from <name>.json beside the module, or NULL if there is
+ * none or it is invalid (a warning: the tool gets the automatic manifest
+ * instead). */
+static struct cb_manifest *file_manifest(struct cb_registry *r, const char *name)
 {
     _cleanup_free_ char *file = cb_xasprintf("%s.json", name);
     struct cb_error err = {0};
     struct cb_buf b;
-    json_t *m = NULL;
+    struct cb_manifest *m = NULL;
     int rc = read_file(r, file, CB__MANIFEST_FILE_MAX, &b, NULL, &err);
     if (rc == 0)
         rc = parse_manifest(r, name, &b, &m, &err);

@@ -1,10 +1,12 @@
-/* Manifest validation and normalisation (src/lib/sandbox/registry/manifest.c). */
+/* Manifest parsing: validation, normalisation and the typed form
+ * (src/lib/sandbox/registry/manifest.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "proxy/allowlist.h"
 
 struct bad_case {
     const char *json;
@@ -12,6 +14,16 @@ struct bad_case {
     int rc;
     const char *fragment;
 };
+
+/* The normalised JSON of the parsed manifest (a new copy), or NULL. */
+static int normalize(const json_t *in, bool allow_all, json_t **out, struct cb_error *err)
+{
+    struct cb_manifest *m = NULL;
+    int rc = cb_manifest_parse(in, allow_all, &m, err);
+    *out = m != NULL ? json_deep_copy(m->doc) : NULL;
+    cb_manifest_unref(m);
+    return rc;
+}
 
 #define NAME_MSG "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only"
 
@@ -100,7 +112,7 @@ static void bad_manifests_are_rejected_with_reason(void **state)
         assert_non_null(in);
         struct cb_error err = {0};
         json_t *out = NULL;
-        int rc = cb__manifest_normalize(in, c->allow_all, &out, &err);
+        int rc = normalize(in, c->allow_all, &out, &err);
         if (rc != c->rc || strstr(err.msg, c->fragment) == NULL)
             fail_msg("case %zu %s: rc %d msg '%s', want %d '%s'", i, c->json, rc, err.msg, c->rc,
                      c->fragment);
@@ -119,7 +131,7 @@ static void long_label_and_host_are_rejected(void **state)
              "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"%s.com\"]}}", label);
     json_t *in = parse(json), *out = NULL;
     struct cb_error err = {0};
-    assert_int_equal(cb__manifest_normalize(in, false, &out, &err), -EINVAL);
+    assert_int_equal(normalize(in, false, &out, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "longer than 63 characters"));
     json_decref(in);
     /* 4 labels of 63 plus 3 dots and ".a" = 256 bytes */
@@ -134,7 +146,7 @@ static void long_label_and_host_are_rejected(void **state)
     snprintf(json, sizeof(json), "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"%s\"]}}",
              host);
     in = parse(json);
-    assert_int_equal(cb__manifest_normalize(in, false, &out, &err), -EINVAL);
+    assert_int_equal(normalize(in, false, &out, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "longer than 253 characters"));
     json_decref(in);
 }
@@ -149,13 +161,13 @@ static void entries_the_proxy_accepts_are_registered(void **state)
               "\"2001:db8::2\",\"[::1]\",\"API.Example.com\",\"x.com.\",\"*.example.com\"]}}");
     json_t *out = NULL;
     struct cb_error err = {0};
-    if (cb__manifest_normalize(in, false, &out, &err) != 0)
+    if (normalize(in, false, &out, &err) != 0)
         fail_msg("%s", err.msg);
     json_decref(out);
     json_decref(in);
     in = parse("{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"*.com\"]}}");
-    assert_int_equal(cb__manifest_normalize(in, false, &out, &err), -EINVAL);
-    assert_int_equal(cb__manifest_normalize(in, true, &out, &err), 0);
+    assert_int_equal(normalize(in, false, &out, &err), -EINVAL);
+    assert_int_equal(normalize(in, true, &out, &err), 0);
     json_decref(out);
     json_decref(in);
 }
@@ -164,7 +176,7 @@ static void assert_normalizes_to(const char *in_text, bool allow_all, const char
 {
     json_t *in = parse(in_text), *want = parse(want_text), *out = NULL;
     struct cb_error err = {0};
-    int rc = cb__manifest_normalize(in, allow_all, &out, &err);
+    int rc = normalize(in, allow_all, &out, &err);
     if (rc != 0)
         fail_msg("%s: %s", in_text, err.msg);
     if (!json_equal(out, want)) {
@@ -232,13 +244,108 @@ static void tool_names(void **state)
 static void auto_manifest_is_the_reference_shape(void **state)
 {
     (void)state;
-    json_t *m = cb__manifest_auto("echo");
-    char *text = json_dumps(m, JSON_COMPACT);
+    struct cb_manifest *m = cb__manifest_auto("echo");
+    char *text = json_dumps(m->doc, JSON_COMPACT);
     assert_string_equal(text, "{\"tool\":{\"name\":\"echo\",\"description\":\"Auto-loaded WASM "
                               "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":null,"
                               "\"resources\":null}");
     free(text);
-    json_decref(m);
+    cb_manifest_unref(m);
+}
+
+/* The typed form holds what the JSON says, the allowlist compiled. */
+static void typed_fields_follow_the_json(void **state)
+{
+    (void)state;
+    json_t *in =
+        parse("{\"tool\":{\"name\":\"web\"},\"network\":{\"allowlist\":[\"api.example.com\","
+              "\"*.example.org\"],\"max_concurrent\":3},\"credentials\":{\"available\":[\"gh\","
+              "\"brave\"]},"
+              "\"resources\":{\"default_timeout_ms\":1000,\"max_memory_mb\":64},"
+              "\"input_schema\":{\"type\":\"object\"},\"output_schema\":null}");
+    struct cb_manifest *m = NULL;
+    struct cb_error err = {0};
+    if (cb_manifest_parse(in, false, &m, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_string_equal(m->name, "web");
+    assert_non_null(m->allowlist);
+    assert_int_equal(
+        cb_proxy_allowlist_check(m->allowlist, "API.example.com", 15, false, NULL, &err), 0);
+    assert_int_equal(
+        cb_proxy_allowlist_check(m->allowlist, "a.b.example.org", 15, false, NULL, &err), 0);
+    assert_int_equal(cb_proxy_allowlist_check(m->allowlist, "example.com", 11, false, NULL, &err),
+                     -EACCES);
+    assert_int_equal(m->max_concurrent, 3);
+    assert_int_equal(m->n_credentials, 2);
+    assert_string_equal(m->credentials[0], "gh");
+    assert_true(cb_manifest_has_credential(m, "brave"));
+    assert_false(cb_manifest_has_credential(m, "BRAVE"));
+    assert_false(cb_manifest_has_credential(m, NULL));
+    assert_int_equal(m->resources.default_timeout_ms, 1000);
+    assert_int_equal(m->resources.max_timeout_ms, 120000); /* defaulted */
+    assert_int_equal(m->resources.default_memory_mb, 256);
+    assert_int_equal(m->resources.max_memory_mb, 64);
+    assert_true(json_equal((json_t *)m->input_schema, json_object_get(in, "input_schema")));
+    assert_null(m->output_schema);
+    assert_int_equal(json_array_size(cb_manifest_doc_credentials(m->doc)), 2);
+    /* shared by reference: the last unref frees */
+    assert_ptr_equal(cb_manifest_ref(m), m);
+    cb_manifest_unref(m);
+    cb_manifest_unref(m);
+    json_decref(in);
+}
+
+/* No network section, or an empty allowlist, compiles to no list (every
+ * host denied); absent resources are 0 (the server's settings). */
+static void absent_sections_are_empty(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"tool\":{\"name\":\"a\"}}",
+        "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[]},\"credentials\":{}}",
+    };
+    for (size_t i = 0; i < CB_ARRAY_LEN(texts); i++) {
+        json_t *in = parse(texts[i]);
+        struct cb_manifest *m = NULL;
+        struct cb_error err = {0};
+        assert_int_equal(cb_manifest_parse(in, false, &m, &err), 0);
+        assert_null(m->allowlist);
+        assert_int_equal(m->n_credentials, 0);
+        assert_false(cb_manifest_has_credential(m, "x"));
+        assert_int_equal(m->resources.default_timeout_ms, 0);
+        assert_int_equal(m->resources.max_memory_mb, 0);
+        assert_null(m->input_schema);
+        cb_manifest_unref(m);
+        json_decref(in);
+    }
+    assert_null(cb_manifest_doc_credentials(NULL));
+    struct cb_manifest *m = cb__manifest_auto("echo");
+    assert_string_equal(m->name, "echo");
+    assert_null(m->allowlist);
+    assert_int_equal(m->n_credentials, 0);
+    cb_manifest_unref(m);
+    cb_manifest_unref(NULL);
+}
+
+/* A bad allowlist entry is named by its field, for the 400 of
+ * registration; a <name>.json file gets the field but not the value. */
+static void bad_entries_name_their_field(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"tool\":{\"name\":\"a\"},\"network\":{\"allowlist\":[\"ok.com\",\"secret.x/y\"]}}";
+    json_t *in = parse(text);
+    struct cb_manifest *m = NULL;
+    struct cb_error err = {0};
+    assert_int_equal(cb_manifest_parse(in, false, &m, &err), -EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "network.allowlist[1]: allowlist entry \"secret.x/y\""));
+    assert_int_equal(cb__manifest_parse_file(text, strlen(text), false, &m, &err), -EINVAL);
+    assert_null(m);
+    assert_string_equal(err.msg, "network.allowlist[1] is not a valid entry");
+    assert_int_equal(cb__manifest_parse_file("{\"tool\":", 8, false, &m, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "at line 1"));
+    json_decref(in);
 }
 
 int main(void)
@@ -251,6 +358,9 @@ int main(void)
         cmocka_unit_test(valid_allowlists_and_schemas_are_kept),
         cmocka_unit_test(tool_names),
         cmocka_unit_test(auto_manifest_is_the_reference_shape),
+        cmocka_unit_test(typed_fields_follow_the_json),
+        cmocka_unit_test(absent_sections_are_empty),
+        cmocka_unit_test(bad_entries_name_their_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@ static char *manifest_of(struct cb_registry *r, const char *name)
 {
     struct cb_tool *t = cb_registry_get(r, name);
     assert_non_null(t);
-    char *s = json_dumps(t->manifest, JSON_COMPACT);
+    char *s = json_dumps(t->manifest->doc, JSON_COMPACT);
     cb_tool_unref(t);
     return s;
 }
@@ -37,9 +37,9 @@ static const char *description_of(struct cb_registry *r, const char *name, char 
 {
     struct cb_tool *t = cb_registry_get(r, name);
     assert_non_null(t);
-    snprintf(
-        buf, n, "%s",
-        json_string_value(json_object_get(json_object_get(t->manifest, "tool"), "description")));
+    snprintf(buf, n, "%s",
+             json_string_value(
+                 json_object_get(json_object_get(t->manifest->doc, "tool"), "description")));
     cb_tool_unref(t);
     return buf;
 }

@@ -132,8 +132,8 @@ static void manifest_file_change_is_picked_up(void **state)
     put_file(fx, "m.json", "{\"tool\":{\"name\":\"m\",\"description\":\"hot\"}}");
     for (int ms = 0; ms < WAIT_MS; ms += 5) {
         struct cb_tool *t = cb_registry_get(fx->reg, "m");
-        const char *d =
-            json_string_value(json_object_get(json_object_get(t->manifest, "tool"), "description"));
+        const char *d = json_string_value(
+            json_object_get(json_object_get(t->manifest->doc, "tool"), "description"));
         bool done = strcmp(d, "hot") == 0;
         cb_tool_unref(t);
         if (done)
@@ -141,9 +141,9 @@ static void manifest_file_change_is_picked_up(void **state)
         sleep_ms(5);
     }
     struct cb_tool *t = cb_registry_get(fx->reg, "m");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(t->manifest, "tool"), "description")),
-        "hot");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(t->manifest->doc, "tool"),
+                                                          "description")),
+                        "hot");
     cb_tool_unref(t);
     assert_int_equal(fake_calls(&fx->loader), 1); /* no recompile for a manifest edit */
 }
