@@ -1,13 +1,16 @@
 """docs/openapi.yaml against the code: the routes the source registers
 (every cb_router_add call under src/), their flags, the error codes the
-server emits, and a running server's router.
+server emits, and a running server's router and answers (status, content
+type, headers and body checked against the documented responses).
 
 Fails when a route is added, removed or changed without the same change to
 docs/openapi.yaml, and the other way round. Routes under /__test/ are
 test-only (CLAWBOX_TEST_ROUTES) and stay out of the document."""
 
+import json
 import os
 import re
+import shutil
 import sys
 import unittest
 
@@ -128,6 +131,66 @@ def takes_json(op):
     return "application/json" in op.get("requestBody", {}).get("content", {})
 
 
+def resolve(spec, node):
+    """node with its local $ref followed."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = spec
+        for part in node["$ref"].split("/")[1:]:
+            target = target[part]
+        node = target
+    return node
+
+
+JSON_TYPES = {"null": type(None), "boolean": bool, "object": dict, "array": list,
+              "string": str, "number": (int, float)}
+
+
+def has_type(value, name):
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number" and isinstance(value, bool):
+        return False
+    return isinstance(value, JSON_TYPES[name])
+
+
+def schema_errors(spec, schema, value, where="body"):
+    """The ways value breaks schema, for the JSON Schema keywords
+    docs/openapi.yaml uses (a lint rule would be no stronger: Redocly does
+    not see the server's answers)."""
+    schema = resolve(spec, schema)
+    errors = []
+    types = schema.get("type")
+    if types is not None:
+        types = types if isinstance(types, list) else [types]
+        if not any(has_type(value, t) for t in types):
+            return [f"{where}: {value!r} is not of type {types}"]
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{where}: {value!r} is not {schema['const']!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, (int, float)) and "minimum" in schema and value < schema["minimum"]:
+        errors.append(f"{where}: {value!r} is below {schema['minimum']}")
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append(f"{where}: missing {key!r}")
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += schema_errors(spec, sub, value[key], f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors += schema_errors(spec, schema["items"], item, f"{where}[{i}]")
+    for sub in schema.get("allOf", []):
+        errors += schema_errors(spec, sub, value, where)
+    if "oneOf" in schema:
+        matches = [sub for sub in schema["oneOf"] if not schema_errors(spec, sub, value, where)]
+        if len(matches) != 1:
+            errors.append(f"{where}: {value!r} matches {len(matches)} of oneOf")
+    return errors
+
+
 class SourceAgreesWithSpec(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -186,7 +249,14 @@ class RunningServerAgreesWithSpec(unittest.TestCase):
 
         cls.spec = load_spec()
         cls.ops = spec_operations(cls.spec)
-        cls.server = harness.Server(env={"CLAWBOX_TEST_ROUTES": "0"}).start()
+        cls.server = harness.Server(env={"CLAWBOX_TEST_ROUTES": "0"})
+        tools = os.environ.get("CLAWBOX_E2E_TOOLS", os.path.join(ROOT, "build", "tools", "wasm"))
+        tool_dir = os.path.join(cls.server.dir, "tools")
+        os.makedirs(tool_dir)
+        for name in ("echo.wasm", "echo.json"):
+            shutil.copy(os.path.join(tools, name), tool_dir)
+        cls.server.add_sandbox(f'cache_dir = "{harness.CACHE_DIR}"\n')
+        cls.server.start()
 
     @classmethod
     def tearDownClass(cls):
@@ -214,6 +284,52 @@ class RunningServerAgreesWithSpec(unittest.TestCase):
                 self.assertEqual(r.status, 405, f"{method} {path}: {r.body!r}")
                 allow = {m.strip() for m in r.headers.get("Allow", "").split(",")}
                 self.assertEqual(allow, methods, f"Allow of {path}")
+
+    def check(self, method, path, body=None, headers=None, auth=True):
+        """Sends a request and checks the answer against the operation's
+        documented responses; returns the answer."""
+        r = self.server.request(method, path, body=body, headers=headers, auth=auth)
+        key = next(k for k in self.ops
+                   if k[0] == method and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", k[1]), path))
+        what = f"{method} {path} answered {r.status} {r.body[:300]!r}"
+        responses = self.ops[key]["responses"]
+        self.assertIn(str(r.status), list(responses), f"{what}: status not documented")
+        documented = resolve(self.spec, responses[str(r.status)])
+        for name in documented.get("headers", {}):
+            self.assertIn(name, r.headers, f"{what}: header {name} missing")
+        ctype = r.headers.get("Content-Type")
+        self.assertIn(ctype, documented.get("content", {}), f"{what}: content type")
+        if ctype == "application/json":
+            schema = documented["content"][ctype]["schema"]
+            self.assertEqual(schema_errors(self.spec, schema, json.loads(r.body)), [], what)
+        return r
+
+    def test_answers_are_documented(self):
+        json_ct = {"Content-Type": "application/json"}
+        self.check("GET", "/health", auth=False)
+        self.check("GET", "/metrics", auth=False)
+        self.check("GET", "/tools")
+        self.check("GET", "/tools", auth=False)
+        self.check("GET", "/tools/echo")
+        self.check("GET", "/tools/nope")
+        manifest = {"tool": {"name": "echo", "description": "echoes"},
+                    "network": {"allowlist": ["example.com"]}, "input_schema": {"type": "object"}}
+        self.assertEqual(self.check("POST", "/tools/register", manifest).status, 200)
+        self.check("GET", "/tools/echo")
+        self.check("POST", "/tools/register", {"tool": {"name": "a b"}})
+        self.check("POST", "/tools/register", {"tool": {"name": 5}})
+        self.check("POST", "/tools/register", {"tool": {"name": "nope"}})
+        self.check("POST", "/tools/register", "{", headers=json_ct)
+        self.check("POST", "/tools/register", "{}")
+        self.check("POST", "/tools/reload")
+        self.assertEqual(self.check("POST", "/execute", {"tool": "echo", "params": [1]}).status,
+                         200)
+        self.check("POST", "/execute", {"tool": "nope"})
+        self.check("POST", "/execute", [])
+        self.check("POST", "/execute", {"tool": "echo", "capabilities": 1})
+        self.check("POST", "/execute", {"tool": "echo"}, auth=False)
+        self.check("POST", "/execute", "x" * 64, headers=json_ct)
+        self.check("POST", "/execute", "{}", headers={"Content-Type": "text/plain"})
 
 
 if __name__ == "__main__":
