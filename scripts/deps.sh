@@ -11,7 +11,7 @@ build_pkgs=(meson ninja-build pkg-config gcc libc6-dev python3 libjansson-dev
             clang lld-14 wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32
             libc++abi-14-dev-wasm32 wabt libcmocka-dev)
 check_pkgs=(clang-format prometheus golang-github-burntsushi-toml-dev clang
-            libclang-rt-14-dev)
+            libclang-rt-14-dev python3-yaml)
 bench_pkgs=(wrk nginx-light bc)
 
 want=("${build_pkgs[@]}")
@@ -26,6 +26,11 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The tests need node and npm (the MCP client test, the OpenAPI lint); a node
+# from elsewhere (NodeSource bundles npm) is used as it is.
+if [ "${1:-build}" != build ] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
