@@ -45,7 +45,7 @@ static char *host_call(void *ud, const char *method, json_t *params)
 
 /* The credentials a request may use: the names in its
  * capabilities.credentials that the manifest's credentials.available also
- * lists, in request order (spec §2, step 4). The caller owns the array. */
+ * lists, in request order. The caller owns the array. */
 static json_t *granted_credentials(const struct cb_manifest *manifest, json_t *caps)
 {
     json_t *out = json_array();

@@ -6,7 +6,7 @@
  * one entry.
  *
  * "*.example.com" matches every subdomain at any depth AND the apex
- * "example.com" itself, as the reference does (spec §5.3, tested there):
+ * "example.com" itself, as the reference does:
  * manifests written for the reference keep working, and whoever controls
  * the subdomains of a domain controls the apex anyway. It never matches
  * "evilexample.com", and a wildcard never matches an IP address.

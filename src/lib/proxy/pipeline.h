@@ -1,5 +1,5 @@
-/* The egress proxy pipeline behind the `http_request` host call (design.md
- * §5, issue 4). One request goes through a fixed order of stages: parse the
+/* The egress proxy pipeline behind the `http_request` host call (see
+ * docs/api.md, "Host calls"). One request goes through a fixed order of stages: parse the
  * URL, rate limit per tool, the tool's allowlist, its limit of requests in
  * flight (network.max_concurrent), the leak scan of what the tool sends,
  * DNS resolution and the address policy, header filtering,

@@ -1,4 +1,4 @@
-/* Per-key token buckets for the egress proxy (spec §5.6): one bucket per
+/* Per-key token buckets for the egress proxy: one bucket per
  * tool name or container id, created full on first use, holding at most
  * `burst` tokens and refilled at `rate` tokens per second, fractionally.
  * Each request takes one token; with less than one left it is refused,

@@ -1,4 +1,4 @@
-/* The credential and prompt-injection pattern catalogue (spec §6.1 plus the
+/* The credential and prompt-injection pattern catalogue (the reference's plus the
  * token formats the reference misses), compiled once with PCRE2 JIT.
  *
  * The reference patterns are Rust `regex` sources. They are compiled with
@@ -30,7 +30,7 @@ struct cb_pattern_info {
     const char *name;   /* stable identifier, e.g. "github_pat" */
     const char *source; /* the pattern as the reference spells it */
     enum cb_pattern_kind kind;
-    bool reference; /* part of spec §6.1 (order and source kept) */
+    bool reference; /* one of the reference's (order and source kept) */
 };
 
 /* Compiles the catalogue (once per process; thread-safe). Every other

@@ -1,6 +1,6 @@
 /* The pattern catalogue: a true and a false example for every pattern,
  * through the regex alone and through the scanner's literal prefilter; the
- * reference's examples (spec §6.3); Unicode case folding; and the
+ * reference's examples; Unicode case folding; and the
  * line-head rule of injection pattern 12 against the literal regex. */
 #include <errno.h>
 #include <setjmp.h>
@@ -166,7 +166,7 @@ static void false_examples_do_not_match(void **state)
     }
 }
 
-/* spec §6.3 examples. */
+/* The reference's examples. */
 static void reference_examples(void **state)
 {
     (void)state;

@@ -1,5 +1,5 @@
 // An independent implementation of the reference credential-store format
-// (spec §7), used by test_secrets.c to check that we read what the reference
+// used by test_secrets.c to check that we read what the reference
 // writes and that it could read what we write:
 //
 //   nonce[12] || AES-256-GCM(key, nonce, JSON) || tag[16], no AAD
