@@ -1,4 +1,4 @@
-/* clawbox run TOOL [PARAMS|-] [--credentials a,b] */
+/* clawbox run TOOL [PARAMS|-] [--credentials a,b] [-q] */
 #include "cli.h"
 #include "core/json.h"
 #include "core/util.h"
@@ -10,12 +10,15 @@
 #define PARAMS_MAX (10u * 1024 * 1024)
 
 static const char usage_text[] =
-    "Usage: clawbox run TOOL [PARAMS|-] [--credentials a,b] [--host H] [--port P]\n"
+    "Usage: clawbox run TOOL [PARAMS|-] [--credentials a,b] [-q] [--host H] [--port P]\n"
     "                    [--socket PATH] [--token T]\n\n"
     "Runs TOOL once with PARAMS (JSON text; '-' reads it from stdin; default {}) and prints\n"
-    "the response as JSON.\n\n" CLI_CONN_HELP
+    "the response as JSON. Exits 0 when the tool succeeded, 1 when it reported an error\n"
+    "(metadata.tool_error, which is printed on stderr) or the server refused the "
+    "run.\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
-    "  --credentials   comma-separated credential names to request\n";
+    "  --credentials   comma-separated credential names to request\n"
+    "  -q, --quiet     print only the tool's output\n";
 
 static json_t *read_params(const char *arg)
 {
@@ -54,7 +57,29 @@ static json_t *credential_list(const char *csv)
     return a;
 }
 
-static int execute(struct cli_conn *c, const char *tool, json_t *params, const char *creds)
+/* Prints the response (or only its output) and says on stderr what went
+ * wrong: the tool's error, and credentials the request could not use.
+ * Returns the exit code. */
+static int report(json_t *j, bool quiet)
+{
+    json_t *meta = json_object_get(j, "metadata");
+    json_t *shown = quiet ? json_object_get(j, "output") : j;
+    json_dumpf(shown, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    fputc('\n', stdout);
+    size_t i;
+    json_t *cr;
+    json_array_foreach(json_object_get(meta, "credentials_refused"), i, cr)
+        fprintf(stderr, "clawbox: credential %s not used: %s\n",
+                json_string_value(json_object_get(cr, "name")),
+                json_string_value(json_object_get(cr, "reason")));
+    const char *terr = json_string_value(json_object_get(meta, "tool_error"));
+    if (terr == NULL)
+        return 0;
+    return cli_fail("the tool reported an error: %s", terr);
+}
+
+static int execute(struct cli_conn *c, const char *tool, json_t *params, const char *creds,
+                   bool quiet)
 {
     json_t *body =
         json_pack("{s:o, s:O}", "tool", cb_json_text(tool, strlen(tool)), "params", params);
@@ -67,8 +92,7 @@ static int execute(struct cli_conn *c, const char *tool, json_t *params, const c
     int rc = cli_request(c, "POST", "/execute", text, &out);
     if (rc == 0) {
         json_t *j = json_loadb(out.data, out.len, 0, NULL);
-        json_dumpf(j, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
+        rc = j ? report(j, quiet) : cli_fail("the server's answer is not JSON");
         json_decref(j);
     }
     cb_buf_free(&out);
@@ -81,17 +105,21 @@ int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"credentials", required_argument, NULL, 'C'},
+                                         {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_conn c;
     const char *creds = NULL;
+    bool quiet = false;
     int o;
     cli_conn_init(&c);
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         if (cli_conn_option(&c, o, optarg))
             continue;
         if (o == 'C')
             creds = optarg;
+        else if (o == 'q')
+            quiet = true;
         else
             return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
     }
@@ -104,7 +132,7 @@ int cmd_run(int argc, char **argv)
     json_t *params = read_params(optind + 1 < argc ? argv[optind + 1] : "{}");
     if (params == NULL)
         return 1;
-    int rc = execute(&c, argv[optind], params, creds);
+    int rc = execute(&c, argv[optind], params, creds, quiet);
     json_decref(params);
     cli_conn_free(&c);
     return rc;

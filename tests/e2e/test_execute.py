@@ -105,6 +105,26 @@ class ExampleToolTests(ToolServer):
         r = self.execute("http_request", {"url": "https://example.com/"})
         self.assertEqual(r.status, 200, r.body)
         self.assertIn("network access denied", json.dumps(r.json()["output"]))
+        self.assertEqual(r.json()["metadata"]["tool_error"], r.json()["output"]["error"])
+
+    def test_cli_run_exit_code_and_quiet(self):
+        def run(*args):
+            env = dict(os.environ, CLAWBOX_AUTH_TOKEN=self.server.token)
+            return subprocess.run([BIN, "run", "--port", str(self.server.port), *args],
+                                  capture_output=True, text=True, env=env, timeout=60)
+        p = run("echo", '{"a":1}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["status"], "ok")
+        p = run("-q", "echo", '{"a":1}')
+        self.assertEqual(json.loads(p.stdout)["echo"], {"a": 1})
+        p = run("-q", "http_request", '{"url":"https://example.com/"}')
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("network access denied", json.loads(p.stdout)["error"])
+        self.assertIn("clawbox: the tool reported an error: ", p.stderr)
+        p = run("echo", "{}", "--credentials", "nope")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("clawbox: credential nope not used: the tool's manifest does not list",
+                      p.stderr)
 
     def test_tools_list_and_get(self):
         r = self.server.request("GET", "/tools")

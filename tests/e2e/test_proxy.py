@@ -152,13 +152,19 @@ def make_server(extra, env=None):
         shutil.copy(os.path.join(TOOLS_DIR, "http_request." + ext), tool_dir)
     s.add_sandbox(f'cache_dir = "{CACHE_DIR}"\n')
     s.start()
+    register(s)
+    return s
+
+
+def register(server, extra_credentials=()):
+    """Registers http_request's manifest for the proxy tests."""
     manifest = {"tool": {"name": "http_request", "description": "proxy test",
                          "version": "0.1.0"},
                 "network": {"allowlist": ["127.0.0.1", "localhost", "169.254.169.254"]},
-                "credentials": {"available": ["upstream", "second", "encoded"]}}
-    r = s.request("POST", "/tools/register", manifest)
+                "credentials": {"available": ["upstream", "second", "encoded",
+                                              *extra_credentials]}}
+    r = server.request("POST", "/tools/register", manifest)
     assert r.status in (200, 201), r.body
-    return s
 
 
 def write_store(path, extra=(), key=MASTER_KEY, allow_http=True):
@@ -233,6 +239,35 @@ class ProxyTests(unittest.TestCase):
         out, raw = self.call(params, **kw)
         self.assertIn("error", out, raw)
         return out["error"]
+
+    def test_refusals_are_reported_in_metadata(self):
+        """A refused request is the tool's error (metadata.tool_error), and a
+        credential that cannot be used is named with the reason."""
+        r = self.server.request("POST", "/execute", {
+            "tool": "http_request", "params": {"url": "http://example.invalid/"},
+            "capabilities": {"credentials": ["upstream", "nope", "not_listed"]}}, timeout=60)
+        body = r.json()
+        self.assertEqual((r.status, body["status"]), (200, "ok"), r.body)
+        self.assertIn("not in the allowlist", body["metadata"]["tool_error"])
+        self.assertEqual(body["metadata"]["tool_error"], body["output"]["error"])
+        refused = {c["name"]: c["reason"] for c in body["metadata"]["credentials_refused"]}
+        self.assertEqual(set(refused), {"nope", "not_listed"})
+        self.assertIn("does not list it in credentials.available", refused["not_listed"])
+        self.assertIn("manifest", refused["not_listed"])
+        register(self.server, ["nope"])
+        try:
+            r = self.server.request("POST", "/execute", {
+                "tool": "http_request", "params": {"url": self.base + "/echo"},
+                "capabilities": {"credentials": ["nope", "upstream"]}}, timeout=60)
+            meta = r.json()["metadata"]
+            self.assertNotIn("tool_error", meta)
+            self.assertEqual(meta["credentials_refused"],
+                             [{"name": "nope", "reason": "the credential store holds no "
+                               "credential of that name (add it with clawbox creds add)"}])
+        finally:
+            register(self.server)
+        health = self.server.request("GET", "/health", auth=False).json()
+        self.assertEqual(health["components"]["credentials"]["status"], "healthy")
 
     def test_allowed_get_reaches_upstream(self):
         out, raw = self.call({"url": self.base + "/echo?x=1"})
@@ -533,6 +568,35 @@ class DefaultPolicyTests(unittest.TestCase):
         self.assertIn("blocked", msgs[0])
         self.assertIn("loopback", msgs[0])
         self.assertTrue(any("rate limited" in m for m in msgs[2:]), msgs)
+
+    def test_no_master_key_is_said(self):
+        r = self.server.request("POST", "/execute", {
+            "tool": "http_request", "params": {"url": "http://127.0.0.1:9/"},
+            "capabilities": {"credentials": ["upstream"]}}, timeout=60)
+        meta = r.json()["metadata"]
+        self.assertIn("no master key is set", meta["credentials_refused"][0]["reason"])
+        health = self.server.request("GET", "/health", auth=False).json()
+        self.assertEqual(health["status"], "healthy")
+        self.assertEqual(health["components"]["credentials"]["status"], "disabled")
+
+
+class StoreWithoutKeyTests(unittest.TestCase):
+    def test_store_without_key_is_logged_and_in_health(self):
+        tmp = tempfile.mkdtemp(prefix="clawbox-nokey-")
+        store = os.path.join(tmp, "credentials.enc")
+        if not write_store(store):
+            self.skipTest("node is needed to write a store")
+        s = make_server(f'[credentials]\nstore_path = "{store}"\n')
+        try:
+            health = s.request("GET", "/health", auth=False).json()
+            cred = health["components"]["credentials"]
+            self.assertEqual(cred["status"], "no_key")
+            self.assertIn("no master key is set", cred["detail"]["hint"])
+            self.assertIn(f"credential store {store} exists but no master key is set",
+                          s.read_log())
+        finally:
+            s.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class HoldingUpstream(http.server.BaseHTTPRequestHandler):

@@ -75,9 +75,18 @@ static int open_secrets(struct cb_app *app, struct cb_master_key *key, struct cb
     int r =
         key_file ? cb_master_key_from_file(key_file, key, err) : cb_master_key_from_env(key, err);
     if (r == -ENOENT) {
+        struct stat st;
+        bool store = stat(app->cfg->credentials.store_path, &st) == 0;
+        app->creds_status = store ? "no_key" : "disabled";
+        if (store)
+            cb_log(CB_LOG_WARN,
+                   "credential store %s exists but no master key is set (credentials.key_file "
+                   "or CLAWBOX_MASTER_KEY): none of its credentials will be injected",
+                   app->cfg->credentials.store_path);
         cb_error_clear(err);
         return 0;
     }
+    app->creds_status = "healthy";
     if (r < 0)
         return r;
     r = cb_secret_store_open(app->cfg->credentials.store_path, key, &app->secrets, err);

@@ -32,7 +32,10 @@ struct cb_app {
     struct cb_metric *m_sanitized;   /* clawbox_sanitization_issues_total */
     struct cb_audit *audit;          /* logging.audit_dir */
     struct cb_secret_store *secrets; /* NULL when no master key is set */
-    struct cb_proxy *proxy;          /* the http_request host call */
+    /* /health's credentials component: "healthy" (a key, the store open),
+     * "disabled" (no key, no store) or "no_key" (a store but no key). */
+    const char *creds_status;
+    struct cb_proxy *proxy; /* the http_request host call */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
     bool test_routes;             /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */

@@ -61,6 +61,48 @@ static json_t *granted_credentials(const struct cb_manifest *manifest, json_t *c
     return out;
 }
 
+/* For each credential the request asked for and cannot use, its name and
+ * why: NULL when every one is usable. */
+static json_t *refused_credentials(struct cb_app *app, const struct cb_manifest *manifest,
+                                   json_t *caps)
+{
+    json_t *out = NULL;
+    size_t i;
+    json_t *want;
+    json_array_foreach(json_object_get(caps, "credentials"), i, want)
+    {
+        const char *name = json_string_value(want);
+        const char *why;
+        if (name == NULL || strlen(name) != json_string_length(want))
+            why = "not a credential name";
+        else if (!cb_manifest_has_credential(manifest, name))
+            why = "the tool's manifest does not list it in credentials.available";
+        else
+            why = cb_proxy_credential_problem(app->proxy, name);
+        if (why == NULL)
+            continue;
+        if (out == NULL)
+            out = json_array();
+        json_array_append_new(out, json_pack("{s:O, s:s}", "name", want, "reason", why));
+    }
+    return out;
+}
+
+/* An output object with an "error" member is the tool reporting a failure
+ * (a refused request included): its value as text, else NULL. */
+static json_t *tool_error(json_t *output)
+{
+    json_t *e = json_is_object(output) ? json_object_get(output, "error") : NULL;
+    if (e == NULL || json_is_null(e))
+        return NULL;
+    if (json_is_string(e))
+        return json_incref(e);
+    char *text = cb_json_dump_or(e, JSON_COMPACT, "error");
+    json_t *j = json_string(text);
+    free(text);
+    return j;
+}
+
 static uint64_t or_default(uint64_t v, uint64_t fallback)
 {
     return v > 0 ? v : fallback;
@@ -124,7 +166,7 @@ static int sanitize(struct cb_app *app, struct cb_worker_result *r, json_t **out
  * blocked, and text whose redaction broke its JSON is returned as
  * redacted text (fail closed). */
 static void respond_ok(struct cb_http_request *req, struct cb_http_response *res,
-                       struct cb_worker_result *r, uint64_t ms)
+                       struct cb_worker_result *r, uint64_t ms, json_t *refused)
 {
     struct cb_error err = {0};
     json_t *output = NULL, *logs = NULL, *report = NULL;
@@ -138,6 +180,11 @@ static void respond_ok(struct cb_http_request *req, struct cb_http_response *res
     json_t *meta = json_pack("{s:I, s:I, s:o, s:o, s:b}", "execution_time_ms", (json_int_t)ms,
                              "fuel_consumed", (json_int_t)r->outcome.fuel_consumed, "logs", logs,
                              "sanitization", report, "output_truncated", r->output_truncated);
+    json_t *terr = tool_error(output);
+    if (terr != NULL)
+        json_object_set_new(meta, "tool_error", terr);
+    if (refused != NULL)
+        json_object_set(meta, "credentials_refused", refused);
     json_t *body = json_pack("{s:s, s:s, s:o, s:n, s:o}", "request_id", req->request_id, "status",
                              "ok", "output", output, "error", "metadata", meta);
     cb_http_respond_json(res, 200, body);
@@ -205,8 +252,9 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     struct cb_worker_limits lim;
     struct cb_worker_result r;
     struct cb_error err = {0};
-    json_t *granted =
-        granted_credentials(tool->manifest, json_object_get(req->json, "capabilities"));
+    json_t *caps = json_object_get(req->json, "capabilities");
+    json_t *granted = granted_credentials(tool->manifest, caps);
+    json_t *refused = refused_credentials(app, tool->manifest, caps);
     struct exec_ctx x = {tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
     char *text = cb_json_dump_or(params, JSON_COMPACT | JSON_ENCODE_ANY, "null");
@@ -221,12 +269,13 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
         cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
         status = "error";
     } else if (!r.timed_out && !r.crashed && r.outcome.status == CB_TOOL_OK) {
-        respond_ok(req, res, &r, ns / 1000000);
+        respond_ok(req, res, &r, ns / 1000000, refused);
     } else {
         status = respond_failure(res, &r, &lim);
     }
     record(req, res, tool->name, status, (double)ns / 1e9, rc < 0 ? 0 : r.outcome.fuel_consumed);
     cb_worker_result_free(&r);
+    json_decref(refused);
 }
 
 void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)

@@ -3,6 +3,7 @@
 #include "api/app.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/util.h"
@@ -44,6 +45,16 @@ static bool add_components(struct cb_app *app, json_t *components)
                         component(tools_ready ? "healthy" : "loading",
                                   json_pack("{s:I}", "tools_loaded",
                                             (json_int_t)cb_registry_count(app->registry))));
+    /* Credentials are optional: their state informs, it never degrades. */
+    const char *cs = app->creds_status ? app->creds_status : "disabled";
+    json_object_set_new(
+        components, "credentials",
+        component(cs, strcmp(cs, "no_key") == 0
+                          ? json_pack("{s:s}", "hint",
+                                      "a credential store exists but no master key is set "
+                                      "(credentials.key_file or CLAWBOX_MASTER_KEY): its "
+                                      "credentials are never injected; run clawbox doctor")
+                          : NULL));
     return db_ok && tools_ready;
 }
 

@@ -282,6 +282,21 @@ struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p)
     return sc;
 }
 
+const char *cb_proxy_credential_problem(struct cb_proxy *p, const char *name)
+{
+    struct creds *c = creds_get(p);
+    struct cb_cred_info info;
+    bool open = c->store != NULL;
+    bool found = open && cb_secret_store_find(c->store, name, &info) == 0;
+    creds_put(c);
+    if (!open)
+        return "no master key is set (credentials.key_file or CLAWBOX_MASTER_KEY), so no "
+               "credential is ever injected";
+    return found ? NULL
+                 : "the credential store holds no credential of that name (add it with "
+                   "clawbox creds add)";
+}
+
 static void req_free(struct req *q)
 {
     for (size_t i = 0; i < q->n_headers; i++) {

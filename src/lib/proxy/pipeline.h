@@ -44,6 +44,11 @@ void cb_proxy_free(struct cb_proxy *p);
  * store. Never NULL. Thread-safe. */
 struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p);
 
+/* Why a credential named `name` cannot be injected, or NULL when the store
+ * holds it: no master key (so no store is open), or no such name in the
+ * store. The text is static. Thread-safe. */
+const char *cb_proxy_credential_problem(struct cb_proxy *p, const char *name);
+
 /* Runs one http_request host call for the tool of `manifest` (its name is
  * also the rate limit key; its network.allowlist says where it may go).
  * `granted` is an array of credential names the tool may use for this
