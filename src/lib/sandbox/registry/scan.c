@@ -22,14 +22,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
 #include "sandbox/registry/internal.h"
 #include "sandbox/wasm.h"
-
-#define READ_CHUNK (64u * 1024)
 
 static void stamp_of(const struct stat *st, struct cb__stamp *out)
 {
@@ -49,22 +48,6 @@ static bool stamp_eq(const struct cb__stamp *a, const struct cb__stamp *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            ts_eq(a->mtime, b->mtime) && ts_eq(a->ctime, b->ctime);
-}
-
-static int read_fd(int fd, size_t max, struct cb_buf *b, struct cb_error *err)
-{
-    char chunk[READ_CHUNK];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "read: %s", strerror(errno));
-        if (n == 0)
-            return 0;
-        if (cb_buf_append(b, chunk, (size_t)n) < 0)
-            return cb_error_set(err, -EFBIG, "file is larger than %zu bytes", max);
-    }
 }
 
 /* A descriptor of tool_dir for the *at() calls, or -errno. */
@@ -100,47 +83,50 @@ static int stat_in_dir(const struct cb_registry *r, const char *file, struct sta
     return 0;
 }
 
-/* Opens `file` of tool_dir for reading: no link is followed, and only a
- * regular file is accepted (O_NONBLOCK: opening a FIFO must not hang). */
-static int open_in_dir(const struct cb_registry *r, const char *file, struct stat *st,
-                       struct cb_error *err)
+/* The error of a failed cb_file_open()/cb_file_read() of `file`. */
+static int read_error(const struct cb_registry *r, const char *file, const struct cb_file *f,
+                      int rc, struct cb_error *err)
 {
-    _cleanup_close_ int dfd = open_tool_dir(r, err);
-    if (dfd < 0)
-        return dfd;
-    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
-    if (fd < 0 && errno == ELOOP)
-        return not_regular(r, file, S_IFLNK, err);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
-    if (fstat(fd, st) < 0) {
-        int rc = cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
-        close(fd);
-        return rc;
+    switch (f->failed) {
+    case CB_FILE_OPEN:
+        if (rc == -ELOOP)
+            return not_regular(r, file, S_IFLNK, err);
+        return cb_error_set(err, rc, "%s/%s: %s", r->opts.tool_dir, file, strerror(-rc));
+    case CB_FILE_TYPE:
+        return not_regular(r, file, f->st.st_mode, err);
+    case CB_FILE_SIZE:
+        return cb_error_set(err, rc, "%s/%s: file is larger than %zu bytes", r->opts.tool_dir, file,
+                            f->buf.max);
+    case CB_FILE_READ:
+        return cb_error_set(err, rc, "%s/%s: read: %s", r->opts.tool_dir, file, strerror(-rc));
+    default:
+        return cb_error_set(err, rc, "%s/%s: %s", r->opts.tool_dir, file, strerror(-rc));
     }
-    if (!S_ISREG(st->st_mode)) {
-        close(fd);
-        return not_regular(r, file, st->st_mode, err);
-    }
-    return fd;
 }
 
 /* Reads the regular file `file` of tool_dir, of at most max bytes, into b
- * (initialised here) and returns its stamp. -ENOENT if it does not exist,
- * -ELOOP for a symbolic link. */
+ * (initialised here) and returns its stamp. No link is followed: -ELOOP
+ * for a symbolic link; -ENOENT if it does not exist. */
 static int read_file(const struct cb_registry *r, const char *file, size_t max, struct cb_buf *b,
                      struct cb__stamp *stamp, struct cb_error *err)
 {
     cb_buf_init(b, max);
-    struct stat st;
-    _cleanup_close_ int fd = open_in_dir(r, file, &st, err);
-    if (fd < 0)
-        return fd;
-    if (stamp != NULL)
-        stamp_of(&st, stamp);
-    int rc = read_fd(fd, max, b, err);
-    if (rc < 0)
-        cb_error_prefix(err, "%s/%s", r->opts.tool_dir, file);
+    _cleanup_close_ int dfd = open_tool_dir(r, err);
+    if (dfd < 0)
+        return dfd;
+    struct cb_file f;
+    int rc = cb_file_open(&f, dfd, file, CB_FILE_NOFOLLOW, err);
+    if (rc == 0 && stamp != NULL)
+        stamp_of(&f.st, stamp);
+    if (rc == 0)
+        rc = cb_file_read(&f, max, err);
+    if (rc == 0) {
+        *b = f.buf;
+        f.buf.data = NULL;
+    } else {
+        rc = read_error(r, file, &f, rc, err);
+    }
+    cb_file_close(&f);
     return rc;
 }
 
