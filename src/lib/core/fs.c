@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err)
 {
@@ -38,19 +39,39 @@ static void fsync_dir_of(const char *path)
     }
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int cb_iov_advance(struct iovec **iov, int cnt, size_t done)
 {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
+    struct iovec *v = *iov;
+    while (cnt > 0 && done >= v->iov_len) {
+        done -= v->iov_len;
+        v++;
+        cnt--;
+    }
+    if (cnt > 0) {
+        v->iov_base = (char *)v->iov_base + done;
+        v->iov_len -= done;
+    }
+    *iov = v;
+    return cnt;
+}
+
+int cb_writev_all(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t n = writev(fd, iov, cnt);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -errno;
-        p += n;
-        len -= (size_t)n;
+        cnt = cb_iov_advance(&iov, cnt, (size_t)n);
     }
     return 0;
+}
+
+int cb_write_all(int fd, const void *data, size_t len)
+{
+    struct iovec v = {(void *)data, len};
+    return cb_writev_all(fd, &v, len > 0);
 }
 
 int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err)
@@ -63,7 +84,7 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
         free(tmp);
         return r;
     }
-    int wr = write_all(fd, data, len);
+    int wr = cb_write_all(fd, data, len);
     if (wr == 0 && fsync(fd) < 0)
         wr = -errno;
     if (wr < 0)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "core/fs.h"
 #include "core/util.h"
 #include "tooling/internal.h"
 
@@ -35,16 +36,9 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return cb_error_set(err, -errno, "cannot create %s: %s", path, strerror(errno));
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
+    int r = cb_write_all(fd, data, len);
+    if (r < 0)
+        return cb_error_set(err, r, "cannot write %s: %s", path, strerror(-r));
     if (sync && fsync(fd) < 0)
         return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
     return 0;
