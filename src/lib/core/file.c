@@ -136,3 +136,38 @@ void cb_file_close(struct cb_file *f)
         explicit_bzero(f->buf.data, f->buf.cap);
     cb_buf_free(&f->buf);
 }
+
+void cb_file_stamp_of(struct cb_file_stamp *s, const struct stat *st)
+{
+    memset(s, 0, sizeof(*s));
+    s->present = true;
+    s->dev = st->st_dev;
+    s->ino = st->st_ino;
+    s->size = st->st_size;
+    s->mtime = st->st_mtim;
+    s->ctime = st->st_ctim;
+}
+
+static bool ts_eq(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool cb_file_stamp_eq(const struct cb_file_stamp *a, const struct cb_file_stamp *b)
+{
+    if (!a->present || !b->present)
+        return a->present == b->present;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           ts_eq(a->mtime, b->mtime) && ts_eq(a->ctime, b->ctime);
+}
+
+bool cb_file_stamp_matches(const struct cb_file_stamp *s, const char *path)
+{
+    struct stat st;
+    struct cb_file_stamp now = {0};
+    if (stat(path, &st) == 0)
+        cb_file_stamp_of(&now, &st);
+    else if (errno != ENOENT)
+        return false;
+    return cb_file_stamp_eq(s, &now);
+}

@@ -1,4 +1,4 @@
-/* Reading a bounded regular file.
+/* Reading a bounded regular file, and telling whether a file has changed.
  *
  * cb_file_open() opens without following a link when asked, never blocks
  * on a FIFO or takes a terminal, and accepts only a regular file;
@@ -8,8 +8,10 @@
 #ifndef CB_CORE_FILE_H
 #define CB_CORE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -57,5 +59,23 @@ int cb_file_load(struct cb_file *f, int dirfd, const char *path, size_t max, uns
 /* Closes the file and frees the content (zeroed first with CB_FILE_WIPE).
  * A caller that keeps the content takes f->buf and sets f->buf.data NULL. */
 void cb_file_close(struct cb_file *f);
+
+/* What a file was when it was read (dev, inode, size, mtime, ctime):
+ * rename(2) gives a replaced file a new inode, and the times catch an
+ * inode number being reused or a file rewritten in place. */
+struct cb_file_stamp {
+    bool present; /* false: the file did not exist */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    struct timespec ctime;
+};
+
+void cb_file_stamp_of(struct cb_file_stamp *s, const struct stat *st);
+bool cb_file_stamp_eq(const struct cb_file_stamp *a, const struct cb_file_stamp *b);
+/* True when path (its target, for a link) is still the file s describes,
+ * or is absent and s says it was. */
+bool cb_file_stamp_matches(const struct cb_file_stamp *s, const char *path);
 
 #endif

@@ -14,26 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void cb__file_id_from_stat(struct cb__file_id *id, const struct stat *st)
-{
-    id->present = true;
-    id->dev = st->st_dev;
-    id->ino = st->st_ino;
-    id->size = st->st_size;
-    id->mtime = st->st_mtim;
-    id->ctime = st->st_ctim;
-}
-
-bool cb__file_id_matches_disk(const struct cb__file_id *id, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return !id->present && errno == ENOENT;
-    return id->present && id->dev == st.st_dev && id->ino == st.st_ino && id->size == st.st_size &&
-           id->mtime.tv_sec == st.st_mtim.tv_sec && id->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-           id->ctime.tv_sec == st.st_ctim.tv_sec && id->ctime.tv_nsec == st.st_ctim.tv_nsec;
-}
-
 int cb__gcm(const struct cb_master_key *key, const unsigned char *nonce, const unsigned char *in,
             size_t n, unsigned char *out, unsigned char *tag, bool decrypt)
 {
@@ -130,7 +110,7 @@ static int load(struct cb_secret_store *s, struct cb_error *err)
     else
         r = decrypt_and_parse(s, (unsigned char *)f.buf.data, f.buf.len, err);
     if (r == 0 && f.failed == CB_FILE_OK) {
-        cb__file_id_from_stat(&s->id, &f.st);
+        cb_file_stamp_of(&s->id, &f.st);
         warn_unmatchable(s);
     }
     cb_file_close(&f);
@@ -245,5 +225,5 @@ int cb_secret_store_remove(struct cb_secret_store *s, const char *name)
 
 bool cb_secret_store_changed_on_disk(const struct cb_secret_store *s)
 {
-    return !cb__file_id_matches_disk(&s->id, s->path);
+    return !cb_file_stamp_matches(&s->id, s->path);
 }

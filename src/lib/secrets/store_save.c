@@ -237,7 +237,7 @@ static int make_parent(const char *path, struct cb_error *err)
 
 static int save_locked(struct cb_secret_store *s, struct cb_error *err)
 {
-    if (!cb__file_id_matches_disk(&s->id, s->path))
+    if (!cb_file_stamp_matches(&s->id, s->path))
         return cb_error_set(err, CB_SECRETS_E_STALE,
                             "the store changed on disk since it was loaded; reload and retry");
     unsigned char *data = NULL;
@@ -250,7 +250,7 @@ static int save_locked(struct cb_secret_store *s, struct cb_error *err)
     if (r == 0 && stat(s->path, &st) < 0)
         r = cb_error_set(err, -errno, "stat %s: %s", s->path, strerror(errno));
     if (r == 0) {
-        cb__file_id_from_stat(&s->id, &st);
+        cb_file_stamp_of(&s->id, &st);
         cb__store_check_write(s->path, &s->key, n);
     }
     return r;

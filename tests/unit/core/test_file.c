@@ -216,6 +216,43 @@ static void a_large_file_is_read_whole(void **state)
     free(data);
 }
 
+static void a_stamp_tells_a_changed_or_replaced_file(void **state)
+{
+    struct fixture *fx = *state;
+    _cleanup_free_ char *path = put(fx, "watched", "one");
+    _cleanup_free_ char *other = put(fx, "other", "one");
+    struct stat st;
+    struct cb_file_stamp s, t, absent = {0};
+    assert_int_equal(stat(path, &st), 0);
+    cb_file_stamp_of(&s, &st);
+    assert_true(s.present);
+    assert_true(cb_file_stamp_matches(&s, path));
+    t = s;
+    assert_true(cb_file_stamp_eq(&s, &t));
+    assert_false(cb_file_stamp_eq(&s, &absent));
+    assert_true(cb_file_stamp_eq(&absent, &absent));
+
+    /* Same size and, maybe, the same mtime: the new inode tells. */
+    assert_int_equal(rename(other, path), 0);
+    assert_false(cb_file_stamp_matches(&s, path));
+    assert_int_equal(stat(path, &st), 0);
+    cb_file_stamp_of(&s, &st);
+    /* Rewritten in place, same inode: size and times tell. */
+    appends(path, "two");
+    assert_false(cb_file_stamp_matches(&s, path));
+    assert_int_equal(stat(path, &st), 0);
+    cb_file_stamp_of(&t, &st);
+    t.mtime.tv_nsec ^= 1;
+    assert_false(cb_file_stamp_eq(&s, &t));
+
+    /* A file that was absent and still is matches; one that appeared does not. */
+    assert_int_equal(unlink(path), 0);
+    assert_true(cb_file_stamp_matches(&absent, path));
+    assert_false(cb_file_stamp_matches(&s, path));
+    _cleanup_free_ char *again = put(fx, "watched", "x");
+    assert_false(cb_file_stamp_matches(&absent, again));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(exact_reads_the_size_it_saw, setup, teardown),
         cmocka_unit_test_setup_teardown(wipe_allocates_once_at_the_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(a_large_file_is_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stamp_tells_a_changed_or_replaced_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

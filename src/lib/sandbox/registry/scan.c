@@ -30,26 +30,6 @@
 #include "sandbox/registry/internal.h"
 #include "sandbox/wasm.h"
 
-static void stamp_of(const struct stat *st, struct cb__stamp *out)
-{
-    out->dev = st->st_dev;
-    out->ino = st->st_ino;
-    out->size = st->st_size;
-    out->mtime = st->st_mtim;
-    out->ctime = st->st_ctim;
-}
-
-static bool ts_eq(struct timespec a, struct timespec b)
-{
-    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-static bool stamp_eq(const struct cb__stamp *a, const struct cb__stamp *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           ts_eq(a->mtime, b->mtime) && ts_eq(a->ctime, b->ctime);
-}
-
 /* A descriptor of tool_dir for the *at() calls, or -errno. */
 static int open_tool_dir(const struct cb_registry *r, struct cb_error *err)
 {
@@ -108,7 +88,7 @@ static int read_error(const struct cb_registry *r, const char *file, const struc
  * (initialised here) and returns its stamp. No link is followed: -ELOOP
  * for a symbolic link; -ENOENT if it does not exist. */
 static int read_file(const struct cb_registry *r, const char *file, size_t max, struct cb_buf *b,
-                     struct cb__stamp *stamp, struct cb_error *err)
+                     struct cb_file_stamp *stamp, struct cb_error *err)
 {
     cb_buf_init(b, max);
     _cleanup_close_ int dfd = open_tool_dir(r, err);
@@ -117,7 +97,7 @@ static int read_file(const struct cb_registry *r, const char *file, size_t max, 
     struct cb_file f;
     int rc = cb_file_open(&f, dfd, file, CB_FILE_NOFOLLOW, err);
     if (rc == 0 && stamp != NULL)
-        stamp_of(&f.st, stamp);
+        cb_file_stamp_of(stamp, &f.st);
     if (rc == 0)
         rc = cb_file_read(&f, max, err);
     if (rc == 0) {
@@ -245,7 +225,7 @@ static json_t *file_manifest(struct cb_registry *r, const char *name)
 }
 
 /* The loaded version of name (a reference) and its stamp, or NULL. */
-static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb__stamp *stamp)
+static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb_file_stamp *stamp)
 {
     pthread_mutex_lock(&r->lock);
     struct cb__slot *s = cb__registry_find(r, name);
@@ -261,7 +241,7 @@ static struct cb_tool *current(struct cb_registry *r, const char *name, struct c
 /* Reads and, if its content is new, compiles the module. On success
  * *so_path (caller frees), sha and stamp describe the version to install. */
 static int build(struct cb_registry *r, const char *file, const struct cb_tool *cur, char **so_path,
-                 char sha[65], struct cb__stamp *stamp, struct cb_error *err)
+                 char sha[65], struct cb_file_stamp *stamp, struct cb_error *err)
 {
     struct cb_buf b;
     int rc = read_file(r, file, CB_WASM_MAX_MODULE, &b, stamp, err);
@@ -304,8 +284,9 @@ static void forget_failure(struct cb_registry *r, const char *name)
     pthread_mutex_unlock(&r->fail_lock);
 }
 
-static void remember_failure(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
-                             int code, const struct cb_error *err)
+static void remember_failure(struct cb_registry *r, const char *name,
+                             const struct cb_file_stamp *stamp, int code,
+                             const struct cb_error *err)
 {
     pthread_mutex_lock(&r->fail_lock);
     forget_failure_locked(r, name);
@@ -320,12 +301,14 @@ static void remember_failure(struct cb_registry *r, const char *name, const stru
 
 /* If name failed before in the version described by stamp, sets err to
  * that failure and returns its code; else 0. */
-static int failed_before(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
+static int failed_before(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
                          struct cb_error *err)
 {
     pthread_mutex_lock(&r->fail_lock);
     const struct cb__failure *f = find_failure_locked(r, name);
-    int rc = f != NULL && stamp_eq(&f->stamp, stamp) ? cb_error_set(err, f->code, "%s", f->msg) : 0;
+    int rc = f != NULL && cb_file_stamp_eq(&f->stamp, stamp)
+                 ? cb_error_set(err, f->code, "%s", f->msg)
+                 : 0;
     pthread_mutex_unlock(&r->fail_lock);
     return rc;
 }
@@ -341,12 +324,12 @@ void cb__registry_free_failures(struct cb_registry *r)
 /* Stats the module (a link itself, not its target); -ENOENT (after
  * unloading the tool) if it is gone. */
 static int stat_module(struct cb_registry *r, const char *name, const char *file,
-                       struct cb__stamp *stamp, struct cb_error *err)
+                       struct cb_file_stamp *stamp, struct cb_error *err)
 {
     struct stat st;
     int rc = stat_in_dir(r, file, &st, err);
     if (rc == 0) {
-        stamp_of(&st, stamp);
+        cb_file_stamp_of(stamp, &st);
         return 0;
     }
     if (rc == -ENOENT) {
@@ -361,13 +344,13 @@ static int stat_module(struct cb_registry *r, const char *name, const char *file
 /* Builds (or reuses) the version of name described by *stamp; *is_new
  * says whether it differs from the loaded one. */
 static int prepare(struct cb_registry *r, const char *name, const char *file, bool force,
-                   char **so_path, char sha[65], struct cb__stamp *stamp, bool *is_new,
+                   char **so_path, char sha[65], struct cb_file_stamp *stamp, bool *is_new,
                    struct cb_error *err)
 {
-    struct cb__stamp old = {0};
+    struct cb_file_stamp old = {0};
     struct cb_tool *cur = current(r, name, &old);
     int rc = 0;
-    if (cur != NULL && !force && stamp_eq(&old, stamp)) {
+    if (cur != NULL && !force && cb_file_stamp_eq(&old, stamp)) {
         *so_path = cb_xstrdup(cur->so_path);
         snprintf(sha, 65, "%s", cur->sha256);
     } else {
@@ -382,7 +365,7 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
                              struct cb_error *err)
 {
     _cleanup_free_ char *file = cb_xasprintf("%s.wasm", name);
-    struct cb__stamp stamp;
+    struct cb_file_stamp stamp;
     int rc = stat_module(r, name, file, &stamp, err);
     if (rc < 0)
         return rc;
