@@ -1,6 +1,7 @@
 #include "client/client.h"
 #include "config/config.h"
 #include "core/file.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <curl/curl.h>
@@ -84,7 +85,7 @@ static char *trimmed(const char *s, size_t n)
 
 static char *read_token_file(struct cb_error *err)
 {
-    char *path = cb_config_expand_home("~/.clawbox/token");
+    char *path = cb_home_expand(CB_HOME_TILDE "/" CB_HOME_TOKEN);
     struct cb_file f;
     int r = cb_file_load(&f, AT_FDCWD, path, TOKEN_FILE_MAX, CB_FILE_WIPE, NULL);
     free(path);

@@ -2,6 +2,7 @@
 #include "config/config_table.h"
 #include "config/toml.h"
 #include "core/file.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -56,14 +57,6 @@ static void diag_add(struct cb_strlist *l, const struct origin *o, const char *f
     char *line = cb_xasprintf("%s: %s", where, msg);
     cb_strlist_push(l, line);
     free(line);
-}
-
-char *cb_config_expand_home(const char *path)
-{
-    const char *home = getenv("HOME");
-    if (path[0] == '~' && path[1] == '/' && home != NULL && home[0] != '\0')
-        return cb_xasprintf("%s/%s", home, path + 2);
-    return cb_xstrdup(path);
 }
 
 int cb_config_new_token(char out[65], struct cb_error *err)
@@ -359,7 +352,7 @@ static void expand_paths(struct cb_config *c)
         const struct cb__opt *o = &cb__config_opts[i];
         char **p = field(c, o);
         if ((o->type == CB__OPT_PATH || o->type == CB__OPT_OPT_PATH) && *p != NULL) {
-            char *x = cb_config_expand_home(*p);
+            char *x = cb_home_expand(*p);
             free(*p);
             *p = x;
         }
