@@ -2,6 +2,7 @@
  * line reader, and finding the last line without reading the whole file. */
 #include "audit/internal.h"
 
+#include "core/fs.h"
 #include "core/line.h"
 #include "core/util.h"
 
@@ -85,20 +86,6 @@ void cb__audit_files_free(struct cb__audit_files *f)
     memset(f, 0, sizeof(*f));
 }
 
-static int read_at(int fd, char *buf, size_t n, off_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = pread(fd, buf + done, n - done, off + (off_t)done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
 /* Start of the line ending just before `end` in buf[0..end); -1 when the
  * window holds no newline before it. */
 static ssize_t line_start(const char *buf, size_t end)
@@ -123,7 +110,7 @@ int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct c
 {
     size_t win = size < (off_t)TAIL_WINDOW ? (size_t)size : TAIL_WINDOW;
     char *buf = cb_xmalloc(win ? win : 1);
-    int r = read_at(fd, buf, win, size - (off_t)win);
+    int r = cb_pread_all(fd, buf, win, size - (off_t)win);
     memset(out, 0, sizeof(*out));
     if (r < 0) {
         free(buf);

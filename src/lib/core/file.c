@@ -1,4 +1,5 @@
 #include "core/file.h"
+#include "core/fs.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -43,20 +44,11 @@ int cb_file_open(struct cb_file *f, int dirfd, const char *path, unsigned flags,
     return 0;
 }
 
-static ssize_t read_retry(int fd, void *p, size_t n)
-{
-    ssize_t r;
-    do
-        r = read(fd, p, n);
-    while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : r;
-}
-
 /* At the bound: one more byte says whether the file goes on. */
 static int check_end(struct cb_file *f, struct cb_error *err)
 {
     char c;
-    ssize_t n = (f->flags & CB_FILE_EXACT) ? 0 : read_retry(f->fd, &c, 1);
+    ssize_t n = (f->flags & CB_FILE_EXACT) ? 0 : cb_read_retry(f->fd, &c, 1);
     explicit_bzero(&c, sizeof(c));
     if (n < 0)
         return fail(f, CB_FILE_READ, (int)n, err);
@@ -71,7 +63,7 @@ static ssize_t read_more(struct cb_file *f)
     struct cb_buf *b = &f->buf;
     size_t spare = b->cap - 1 - b->len;
     if (spare > 0) {
-        ssize_t n = read_retry(f->fd, b->data + b->len, spare);
+        ssize_t n = cb_read_retry(f->fd, b->data + b->len, spare);
         if (n > 0)
             b->len += (size_t)n;
         b->data[b->len] = '\0';
@@ -79,7 +71,7 @@ static ssize_t read_more(struct cb_file *f)
     }
     char chunk[READ_CHUNK];
     size_t room = b->max - b->len;
-    ssize_t n = read_retry(f->fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
+    ssize_t n = cb_read_retry(f->fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
     if (n > 0)
         (void)cb_buf_append(b, chunk, (size_t)n); /* n <= room: cannot fail */
     return n;

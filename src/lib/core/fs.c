@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 
@@ -37,6 +38,48 @@ static void fsync_dir_of(const char *path)
         fsync(fd);
         close(fd);
     }
+}
+
+ssize_t cb_read_retry(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t cb_write_retry(int fd, const void *data, size_t len)
+{
+    ssize_t n;
+    do
+        n = write(fd, data, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+int cb_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int cb_flock_retry(int fd, int op)
+{
+    while (flock(fd, op) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
 }
 
 int cb_iov_advance(struct iovec **iov, int cnt, size_t done)

@@ -1,4 +1,5 @@
-/* File-system helpers: mkdir -p, writing until done, atomic replacement. */
+/* File-system helpers: mkdir -p, reading and writing through EINTR and
+ * short transfers, atomic replacement. */
 #ifndef CB_CORE_FS_H
 #define CB_CORE_FS_H
 
@@ -10,6 +11,16 @@
 
 /* mkdir -p: creates missing directories with `mode`. */
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err);
+
+/* One read(2), pread(2) or write(2), called again after EINTR. Returns
+ * what the call returns, or -errno. */
+ssize_t cb_read_retry(int fd, void *buf, size_t len);
+ssize_t cb_write_retry(int fd, const void *data, size_t len);
+/* Reads exactly len bytes at off: 0, -errno, or -EIO at the end of the
+ * file. */
+int cb_pread_all(int fd, void *buf, size_t len, off_t off);
+/* flock(2), called again after EINTR: 0 or -errno. */
+int cb_flock_retry(int fd, int op);
 
 /* Writes all len bytes to fd, going on after a short write or EINTR.
  * Returns 0 or -errno. */

@@ -1,4 +1,5 @@
 #include "core/line.h"
+#include "core/fs.h"
 #include "core/util.h"
 
 #include <string.h>
@@ -24,20 +25,13 @@ void cb_line_reader_free(struct cb_line_reader *r)
 /* Refills the chunk. Returns 1 with data, 0 at the end, or -errno. */
 static int fill(struct cb_line_reader *r)
 {
-    for (;;) {
-        ssize_t n = read(r->fd, r->chunk, CB_LINE_CHUNK);
-        if (n > 0) {
-            r->pos = 0;
-            r->len = (size_t)n;
-            return 1;
-        }
-        if (n == 0) {
-            r->eof = true;
-            return 0;
-        }
-        if (errno != EINTR)
-            return -errno;
-    }
+    ssize_t n = cb_read_retry(r->fd, r->chunk, CB_LINE_CHUNK);
+    if (n < 0)
+        return (int)n;
+    r->pos = 0;
+    r->len = (size_t)n;
+    r->eof = n == 0;
+    return n > 0;
 }
 
 /* At the end of the input: a last line that had no newline. */

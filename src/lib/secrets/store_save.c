@@ -217,10 +217,8 @@ static int lock_store(const char *path, struct cb_error *err)
     char *lp = cb_xasprintf("%s.lock", path);
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     int r = fd < 0 ? cb_error_set(err, -errno, "opening %s: %s", lp, strerror(errno)) : 0;
-    while (r == 0 && flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR)
-            r = cb_error_set(err, -errno, "locking %s: %s", lp, strerror(errno));
-    }
+    if (r == 0 && (r = cb_flock_retry(fd, LOCK_EX)) < 0)
+        cb_error_set(err, r, "locking %s: %s", lp, strerror(-r));
     free(lp);
     if (r < 0 && fd >= 0)
         close(fd);

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -116,12 +118,87 @@ static void write_all_reports_errors(void **state)
     close(p[1]);
 }
 
+static void *write_later(void *arg)
+{
+    int fd = *(int *)arg;
+    sigset_t alarm;
+    sigemptyset(&alarm);
+    sigaddset(&alarm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alarm, NULL);
+    usleep(30 * 1000);
+    (void)cb_write_retry(fd, "hi", 2); /* the reader checks what came */
+    return NULL;
+}
+
+/* A read blocked while a timer interrupts it every millisecond returns
+ * the data when it comes, not EINTR. */
+static void read_retry_waits_through_signals(void **state)
+{
+    (void)state;
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_later, &p[1]), 0);
+    struct itimerval it = {{0, 1000}, {0, 1000}}, off = {0};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char buf[8];
+    ssize_t n = cb_read_retry(p[0], buf, sizeof(buf));
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(n, 2);
+    assert_memory_equal(buf, "hi", 2);
+    close(p[1]);
+    assert_int_equal(cb_read_retry(p[0], buf, sizeof(buf)), 0);
+    close(p[0]);
+    assert_int_equal(cb_read_retry(-1, buf, 1), -EBADF);
+    assert_int_equal(cb_write_retry(-1, buf, 1), -EBADF);
+}
+
+static void pread_all_reads_at_an_offset_and_not_past_the_end(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cb-test-fs-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(cb_write_all(fd, "0123456789", 10), 0);
+    char buf[8] = {0};
+    assert_int_equal(cb_pread_all(fd, buf, 4, 3), 0);
+    assert_memory_equal(buf, "3456", 4);
+    assert_int_equal(cb_pread_all(fd, buf, 4, 8), -EIO);
+    assert_int_equal(cb_pread_all(-1, buf, 4, 0), -EBADF);
+    close(fd);
+}
+
+static void flock_retry_takes_and_reports(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cb-test-fs-XXXXXX";
+    int a = mkstemp(path);
+    assert_true(a >= 0);
+    int b = open(path, O_RDWR | O_CLOEXEC);
+    unlink(path);
+    assert_int_equal(cb_flock_retry(a, LOCK_EX), 0);
+    assert_int_equal(cb_flock_retry(b, LOCK_EX | LOCK_NB), -EWOULDBLOCK);
+    assert_int_equal(cb_flock_retry(a, LOCK_UN), 0);
+    assert_int_equal(cb_flock_retry(b, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(cb_flock_retry(-1, LOCK_EX), -EBADF);
+    close(a);
+    close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(iov_advance_skips_whole_and_part_buffers),
         cmocka_unit_test(write_all_survives_signals_and_short_writes),
         cmocka_unit_test(write_all_reports_errors),
+        cmocka_unit_test(read_retry_waits_through_signals),
+        cmocka_unit_test(pread_all_reads_at_an_offset_and_not_past_the_end),
+        cmocka_unit_test(flock_retry_takes_and_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
