@@ -12,8 +12,8 @@
 /* mkdir -p: creates missing directories with `mode`. */
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err);
 
-/* One read(2), pread(2) or write(2), called again after EINTR. Returns
- * what the call returns, or -errno. */
+/* One read(2) or write(2), called again after EINTR. Returns what the
+ * call returns, or -errno. */
 ssize_t cb_read_retry(int fd, void *buf, size_t len);
 ssize_t cb_write_retry(int fd, const void *data, size_t len);
 /* Reads exactly len bytes at off: 0, -errno, or -EIO at the end of the
