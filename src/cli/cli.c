@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -119,7 +120,7 @@ int cli_request(const struct cli_conn *c, const char *method, const char *path, 
 
 char *cli_default_config_path(void)
 {
-    char *p = cb_config_expand_home("~/.clawbox/config/clawbox.toml");
+    char *p = cb_home_expand(CB_HOME_TILDE "/" CB_HOME_CONFIG);
     struct stat st;
     if (stat(p, &st) == 0)
         return p;

@@ -1,6 +1,7 @@
 /* clawbox init [--dir DIR] [--force] */
 #include "cli.h"
 #include "config/init.h"
+#include "core/home.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ int cmd_init(int argc, char **argv)
         else
             return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
     }
-    char *def = base ? NULL : cb_init_default_base();
+    char *def = base ? NULL : cb_home_dir();
     struct cb_init_result res;
     struct cb_error err = {0};
     int r = cb_init_home(base ? base : def, force, &res, &err);

@@ -53,9 +53,9 @@ static int sys_err(struct cb_error *err, const char *what, const char *name)
  * to append, so nobody holds it long. */
 static int lock_dir(struct cb_audit *a, struct cb_error *err)
 {
-    while (flock(a->lockfd, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return sys_err(err, "locking", a->dir);
+    int r = cb_flock_retry(a->lockfd, LOCK_EX);
+    if (r < 0)
+        return cb_error_set(err, r, "audit log: locking %s: %s", a->dir, strerror(-r));
     return 0;
 }
 
@@ -234,13 +234,10 @@ static int rotate(struct cb_audit *a, struct cb_error *err)
  * holds half a line; the log is then failed either way. */
 static int write_line(struct cb_audit *a, const char *line, size_t n, struct cb_error *err)
 {
-    ssize_t w;
-    do
-        w = write(a->fd, line, n);
-    while (w < 0 && errno == EINTR);
+    ssize_t w = cb_write_retry(a->fd, line, n);
     if (w == (ssize_t)n)
         return 0;
-    int e = w < 0 ? errno : ENOSPC;
+    int e = w < 0 ? (int)-w : ENOSPC;
     if (w > 0 && ftruncate(a->fd, (off_t)a->size) < 0)
         e = errno;
     return cb_error_set(err, -e, "audit log: writing %s: %s", CB_AUDIT_FILE, strerror(e));

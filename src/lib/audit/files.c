@@ -2,6 +2,8 @@
  * line reader, and finding the last line without reading the whole file. */
 #include "audit/internal.h"
 
+#include "core/fs.h"
+#include "core/line.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -14,7 +16,7 @@
 
 #define ROTATED_PREFIX "audit."
 #define ROTATED_SUFFIX ".jsonl"
-#define READER_BUF     (2 * (CB_AUDIT_MAX_LINE + 1))
+#define TAIL_WINDOW    (2 * (CB_AUDIT_MAX_LINE + 1)) /* read to find the last line */
 
 /* Parses "audit.<digits>.jsonl"; returns the sequence number or 0. */
 static uint64_t rotated_seq(const char *name)
@@ -84,101 +86,6 @@ void cb__audit_files_free(struct cb__audit_files *f)
     memset(f, 0, sizeof(*f));
 }
 
-void cb__line_reader_init(struct cb__line_reader *r, int fd)
-{
-    memset(r, 0, sizeof(*r));
-    r->fd = fd;
-    r->buf = cb_xmalloc(READER_BUF);
-}
-
-void cb__line_reader_free(struct cb__line_reader *r)
-{
-    free(r->buf);
-    r->buf = NULL;
-}
-
-/* Moves unread bytes to the front and reads more. 0 at EOF. */
-static ssize_t fill(struct cb__line_reader *r)
-{
-    memmove(r->buf, r->buf + r->start, r->end - r->start);
-    r->end -= r->start;
-    r->start = 0;
-    for (;;) {
-        ssize_t n = read(r->fd, r->buf + r->end, READER_BUF - r->end);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        r->end += (size_t)n;
-        return n;
-    }
-}
-
-/* Discards up to and including the next newline. */
-static int skip_line(struct cb__line_reader *r)
-{
-    for (;;) {
-        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
-        if (nl != NULL) {
-            r->start = (size_t)(nl - r->buf) + 1;
-            return 0;
-        }
-        r->start = r->end;
-        ssize_t n = fill(r);
-        if (n <= 0)
-            return (int)n;
-    }
-}
-
-int cb__line_reader_next(struct cb__line_reader *r, const char **line, size_t *len)
-{
-    for (;;) {
-        char *base = r->buf + r->start;
-        size_t avail = r->end - r->start;
-        char *nl =
-            memchr(base, '\n', avail < CB_AUDIT_MAX_LINE + 1 ? avail : CB_AUDIT_MAX_LINE + 1);
-        if (nl != NULL) {
-            *line = base;
-            *len = (size_t)(nl - base);
-            r->start += *len + 1;
-            r->lineno++;
-            return CB__LINE_OK;
-        }
-        if (avail > CB_AUDIT_MAX_LINE) {
-            r->lineno++;
-            int e = skip_line(r);
-            return e < 0 ? e : CB__LINE_TOO_LONG;
-        }
-        ssize_t n = r->eof ? 0 : fill(r);
-        if (n < 0)
-            return (int)n;
-        if (n == 0) {
-            r->eof = true;
-            if (r->end == r->start)
-                return CB__LINE_EOF;
-            *line = r->buf + r->start;
-            *len = r->end - r->start;
-            r->start = r->end;
-            r->lineno++;
-            return CB__LINE_PARTIAL;
-        }
-    }
-}
-
-static int read_at(int fd, char *buf, size_t n, off_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = pread(fd, buf + done, n - done, off + (off_t)done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
 /* Start of the line ending just before `end` in buf[0..end); -1 when the
  * window holds no newline before it. */
 static ssize_t line_start(const char *buf, size_t end)
@@ -201,9 +108,9 @@ uint64_t cb__audit_line_seq(const char *line, size_t len)
 
 int cb__audit_last_line(int fd, off_t size, struct cb__audit_tail *out, struct cb_error *err)
 {
-    size_t win = size < (off_t)READER_BUF ? (size_t)size : READER_BUF;
+    size_t win = size < (off_t)TAIL_WINDOW ? (size_t)size : TAIL_WINDOW;
     char *buf = cb_xmalloc(win ? win : 1);
-    int r = read_at(fd, buf, win, size - (off_t)win);
+    int r = cb_pread_all(fd, buf, win, size - (off_t)win);
     memset(out, 0, sizeof(*out));
     if (r < 0) {
         free(buf);
@@ -239,20 +146,20 @@ int cb__audit_each_line(const char *file, cb_audit_line_fn fn, void *ctx, struct
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cb_error_set(err, -errno, "audit log: opening %s: %s", file, strerror(errno));
-    struct cb__line_reader rd;
+    struct cb_line_reader rd;
     const char *line;
     size_t len;
     int k;
-    cb__line_reader_init(&rd, fd);
-    while ((k = cb__line_reader_next(&rd, &line, &len)) != CB__LINE_EOF) {
-        if (k == CB__LINE_OK && fn(line, len, ctx) != 0)
+    cb_line_reader_init(&rd, fd, CB_AUDIT_MAX_LINE);
+    while ((k = cb_line_reader_next(&rd, &line, &len)) != CB_LINE_EOF) {
+        if (k == CB_LINE_OK && fn(line, len, ctx) != 0)
             break;
-        if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
+        if (k < 0 && k != CB_LINE_TOO_LONG && k != CB_LINE_PARTIAL)
             break;
     }
-    cb__line_reader_free(&rd);
+    cb_line_reader_free(&rd);
     close(fd);
-    if (k < 0 && k != CB__LINE_TOO_LONG && k != CB__LINE_PARTIAL)
+    if (k < 0 && k != CB_LINE_TOO_LONG && k != CB_LINE_PARTIAL)
         return cb_error_set(err, k, "audit log: reading %s: %s", file, strerror(-k));
     return 0;
 }

@@ -91,30 +91,6 @@ void cb__audit_files_free(struct cb__audit_files *f);
 /* SHA-256 of data as 64 lowercase hex characters and a NUL. */
 void cb__audit_hash(const void *data, size_t len, char out[CB_AUDIT_HASH_HEX + 1]);
 
-/* Reads lines of at most CB_AUDIT_MAX_LINE bytes from an fd. */
-struct cb__line_reader {
-    int fd;
-    char *buf; /* 2 * (CB_AUDIT_MAX_LINE + 1) */
-    size_t start, end;
-    bool eof;
-    uint64_t lineno;
-};
-
-enum {
-    CB__LINE_OK = 1,
-    CB__LINE_EOF = 0,
-    CB__LINE_TOO_LONG = -E2BIG,
-    CB__LINE_PARTIAL = -ENODATA, /* bytes after the last newline */
-};
-
-void cb__line_reader_init(struct cb__line_reader *r, int fd);
-void cb__line_reader_free(struct cb__line_reader *r);
-/* Returns CB__LINE_OK with line and len (valid until the next call, no
- * newline), CB__LINE_EOF, CB__LINE_TOO_LONG (the line is skipped),
- * CB__LINE_PARTIAL (at end of file, line and len hold the fragment) or a
- * negative errno from read(2). */
-int cb__line_reader_next(struct cb__line_reader *r, const char **line, size_t *len);
-
 /* What the end of a file says about the chain. */
 struct cb__audit_tail {
     bool found;                       /* the file has a complete line */

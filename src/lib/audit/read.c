@@ -2,6 +2,7 @@
 #include "audit/audit.h"
 #include "audit/internal.h"
 
+#include "core/fs.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -175,11 +176,9 @@ static int drain(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *ctx, int 
             c->len = 0;
             c->skipping = true;
         }
-        ssize_t n = read(c->fd, c->buf + c->len, CURSOR_CAP - c->len);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = cb_read_retry(c->fd, c->buf + c->len, CURSOR_CAP - c->len);
         if (n <= 0)
-            return n < 0 ? -errno : 0;
+            return (int)n;
         c->len += (size_t)n;
     }
     return 1; /* stopped by fn */

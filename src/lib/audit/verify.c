@@ -4,6 +4,7 @@
 #include "audit/audit.h"
 #include "audit/internal.h"
 
+#include "core/line.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -123,12 +124,12 @@ static int walk_file(struct walk *w, const char *file, struct cb_error *err)
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cb_error_set(err, -errno, "audit verify: opening %s: %s", file, strerror(errno));
-    struct cb__line_reader rd;
+    struct cb_line_reader rd;
     const char *line;
     size_t len;
     int r;
-    cb__line_reader_init(&rd, fd);
-    while ((r = cb__line_reader_next(&rd, &line, &len)) == CB__LINE_OK) {
+    cb_line_reader_init(&rd, fd, CB_AUDIT_MAX_LINE);
+    while ((r = cb_line_reader_next(&rd, &line, &len)) == CB_LINE_OK) {
         if ((r = check_line(w, file, rd.lineno, line, len)) < 0)
             break;
         cb__audit_hash(line, len, w->expect);
@@ -138,13 +139,13 @@ static int walk_file(struct walk *w, const char *file, struct cb_error *err)
         if ((r = check_anchor_line(w, file, rd.lineno)) < 0)
             break;
     }
-    if (r == CB__LINE_TOO_LONG)
+    if (r == CB_LINE_TOO_LONG)
         r = broken(w, file, rd.lineno, "line longer than %d bytes", CB_AUDIT_MAX_LINE);
-    else if (r == CB__LINE_PARTIAL)
+    else if (r == CB_LINE_PARTIAL)
         r = broken(w, file, rd.lineno, "incomplete last line (%zu bytes, no newline)", len);
     else if (r < 0 && r != CB_AUDIT_E_BROKEN)
         r = cb_error_set(err, r, "audit verify: reading %s: %s", file, strerror(-r));
-    cb__line_reader_free(&rd);
+    cb_line_reader_free(&rd);
     close(fd);
     return r;
 }

@@ -1,5 +1,7 @@
 #include "client/client.h"
 #include "config/config.h"
+#include "core/file.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <curl/curl.h>
@@ -83,19 +85,16 @@ static char *trimmed(const char *s, size_t n)
 
 static char *read_token_file(struct cb_error *err)
 {
-    char *path = cb_config_expand_home("~/.clawbox/token");
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[TOKEN_FILE_MAX];
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+    char *path = cb_home_expand(CB_HOME_TILDE "/" CB_HOME_TOKEN);
+    struct cb_file f;
+    int r = cb_file_load(&f, AT_FDCWD, path, TOKEN_FILE_MAX, CB_FILE_WIPE, NULL);
     free(path);
-    if (n <= 0) {
+    char *t = r == 0 && f.buf.len > 0 ? trimmed(f.buf.data, f.buf.len) : NULL;
+    cb_file_close(&f);
+    if (t == NULL)
         cb_error_set(err, -ENOENT,
                      "no auth token: pass --token, set CLAWBOX_AUTH_TOKEN, or run "
                      "`clawbox init`");
-        return NULL;
-    }
-    char *t = trimmed(buf, (size_t)n);
-    explicit_bzero(buf, sizeof(buf));
     return t;
 }
 

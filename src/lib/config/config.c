@@ -1,6 +1,8 @@
 #include "config/config.h"
 #include "config/config_table.h"
 #include "config/toml.h"
+#include "core/file.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -55,14 +57,6 @@ static void diag_add(struct cb_strlist *l, const struct origin *o, const char *f
     char *line = cb_xasprintf("%s: %s", where, msg);
     cb_strlist_push(l, line);
     free(line);
-}
-
-char *cb_config_expand_home(const char *path)
-{
-    const char *home = getenv("HOME");
-    if (path[0] == '~' && path[1] == '/' && home != NULL && home[0] != '\0')
-        return cb_xasprintf("%s/%s", home, path + 2);
-    return cb_xstrdup(path);
 }
 
 int cb_config_new_token(char out[65], struct cb_error *err)
@@ -358,7 +352,7 @@ static void expand_paths(struct cb_config *c)
         const struct cb__opt *o = &cb__config_opts[i];
         char **p = field(c, o);
         if ((o->type == CB__OPT_PATH || o->type == CB__OPT_OPT_PATH) && *p != NULL) {
-            char *x = cb_config_expand_home(*p);
+            char *x = cb_home_expand(*p);
             free(*p);
             *p = x;
         }
@@ -462,70 +456,42 @@ int cb_config_load_text(const char *name, const char *text, size_t len, struct c
     return load_text_mode(name, text, len, 0, out, diag, err);
 }
 
-/* Reads exactly `size` bytes. A read error, or an end of file before
- * `size` (the file shrank under us), is an error: half a config must never
- * be taken for the whole one. */
-static int read_all(int fd, const char *path, char *buf, size_t size, struct cb_error *err)
+/* Reads the config file whole: exactly the size it has when opened, since
+ * half a config must never be taken for the whole one. */
+static int read_file(const char *path, struct cb_file *f, struct cb_error *err)
 {
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "failed to read config from %s: %s", path,
-                                strerror(errno));
-        if (n == 0)
-            return cb_error_set(err, -EIO,
-                                "failed to read config from %s: it ended after %zu of %zu bytes "
-                                "(changed while being read?)",
-                                path, got, size);
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    return 0;
-}
-
-static int read_file(const char *path, char **data, size_t *len, mode_t *mode, struct cb_error *err)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return cb_error_set(err, -errno, "failed to read config from %s: %s", path,
-                            strerror(errno));
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+    int r = cb_file_load(f, AT_FDCWD, path, CB_CONFIG_MAX_FILE, CB_FILE_EXACT, err);
+    if (f->failed == CB_FILE_STAT || f->failed == CB_FILE_TYPE)
         return cb_error_set(err, -EINVAL, "failed to read config from %s: not a regular file",
                             path);
-    if ((uint64_t)st.st_size > CB_CONFIG_MAX_FILE)
+    if (f->failed == CB_FILE_SIZE)
         return cb_error_set(err, -EFBIG, "config file %s is larger than %u bytes", path,
                             CB_CONFIG_MAX_FILE);
-    char *buf = cb_xmalloc((size_t)st.st_size + 1);
-    int r = read_all(fd, path, buf, (size_t)st.st_size, err);
-    if (r < 0) {
-        free(buf);
-        return r;
-    }
-    *data = buf;
-    *len = (size_t)st.st_size;
-    *mode = st.st_mode;
+    if (f->failed == CB_FILE_SHORT)
+        return cb_error_set(err, r,
+                            "failed to read config from %s: it ended after %zu of %zu bytes "
+                            "(changed while being read?)",
+                            path, f->buf.len, (size_t)f->st.st_size);
+    if (r < 0)
+        return cb_error_set(err, r, "failed to read config from %s: %s", path, strerror(-r));
     return 0;
 }
 
 int cb_config_load(const char *path, struct cb_config **out, struct cb_config_diag *diag,
                    struct cb_error *err)
 {
-    char *data = NULL;
-    size_t len = 0;
-    mode_t mode = 0;
+    struct cb_file f = {.fd = -1};
     if (path != NULL) {
-        int r = read_file(path, &data, &len, &mode, err);
+        int r = read_file(path, &f, err);
         if (r < 0) {
+            cb_file_close(&f);
             cb_strlist_push(&diag->errors, err->msg);
             return r;
         }
     }
-    int r = load_text_mode(path ? path : "defaults", data, len, mode, out, diag, err);
-    free(data);
+    int r = load_text_mode(path ? path : "defaults", f.buf.data, f.buf.len, f.st.st_mode, out, diag,
+                           err);
+    cb_file_close(&f);
     return r;
 }
 

@@ -123,9 +123,6 @@ void cb_config_diag_free(struct cb_config_diag *d);
 /* Appends the Markdown reference of every option to out. */
 int cb_config_render_reference(struct cb_buf *out);
 
-/* Expands a leading "~/" using $HOME. Returns a new string. */
-char *cb_config_expand_home(const char *path);
-
 /* Writes a 64-hex-character random token plus NUL into out[65]. */
 int cb_config_new_token(char out[65], struct cb_error *err);
 

@@ -3,6 +3,7 @@
  * their doc are our additions. */
 #include "config/config_table.h"
 #include "config/config.h"
+#include "core/home.h"
 
 #include <stddef.h>
 
@@ -21,7 +22,7 @@ const struct cb__opt cb__config_opts[] = {
      "generated at start and never shown; run `clawbox init` to get a known one."},
     {"server", "unix_socket", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(server.unix_socket), NULL,
      "Optional Unix socket path serving the same API, created with mode 0600."},
-    {"server", "data_dir", CB__OPT_PATH, "~/.clawbox/data", 0, 0, "CLAWBOX_DATA_DIR",
+    {"server", "data_dir", CB__OPT_PATH, CB_HOME_TILDE "/" CB_HOME_DATA, 0, 0, "CLAWBOX_DATA_DIR",
      OFF(server.data_dir), NULL, "(clawbox) Directory of the state database and caches."},
     {"server", "max_concurrent_executions", CB__OPT_UINT, "10", 1, 1024, NULL,
      OFF(server.max_concurrent_executions), NULL,
@@ -101,7 +102,7 @@ const struct cb__opt cb__config_opts[] = {
     {"proxy", "ca_bundle", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(proxy.ca_bundle), NULL,
      "(clawbox) Extra CA bundle for upstream TLS."},
 
-    {"credentials", "store_path", CB__OPT_PATH, "~/.clawbox/credentials.enc", 0, 0, NULL,
+    {"credentials", "store_path", CB__OPT_PATH, CB_HOME_TILDE "/" CB_HOME_CREDENTIALS, 0, 0, NULL,
      OFF(credentials.store_path), NULL, "Encrypted credential store."},
     {"credentials", "key_file", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(credentials.key_file), NULL,
      "(clawbox) File (mode 0600) holding the store's 64-hex key; unset = "
@@ -119,7 +120,7 @@ const struct cb__opt cb__config_opts[] = {
     {"containers", "max_containers", CB__OPT_UINT, "10", 0, 10000, NULL,
      OFF(containers.max_containers), NULL,
      "(not used yet) Containers alive at once; 0 refuses every spawn."},
-    {"containers", "workspace_root", CB__OPT_PATH, "~/.clawbox/workspaces", 0, 0, NULL,
+    {"containers", "workspace_root", CB__OPT_PATH, CB_HOME_TILDE "/" CB_HOME_WORKSPACES, 0, 0, NULL,
      OFF(containers.workspace_root), NULL, "(not used yet) Parent directory of agent workspaces."},
 
     {"container_policy", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,

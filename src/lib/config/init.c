@@ -2,18 +2,13 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/fs.h"
+#include "core/home.h"
 #include "core/util.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-char *cb_init_default_base(void)
-{
-    const char *home = getenv("HOME");
-    return cb_xasprintf("%s/.clawbox", home && home[0] ? home : "/root");
-}
 
 /* Appends s as a TOML basic string, quotes included. */
 static void toml_quote(struct cb_buf *b, const char *s)
@@ -46,15 +41,15 @@ static void render_config(struct cb_buf *b, const char *base, const char *token)
                    "[server]\nhost = \"127.0.0.1\"\nport = 9800\nauth_token = ");
     toml_quote(b, token);
     cb_buf_puts(b, "\n");
-    kv_path(b, "data_dir", base, "data");
+    kv_path(b, "data_dir", base, CB_HOME_DATA);
     cb_buf_puts(b, "max_concurrent_executions = 10\n\n[sandbox]\n");
-    kv_path(b, "tool_dir", base, "tools");
+    kv_path(b, "tool_dir", base, CB_HOME_TOOLS);
     cb_buf_puts(b, "default_fuel = 100000000\ndefault_timeout_ms = 30000\nwatch_tools = true\n\n"
                    "[proxy]\nmax_response_bytes = 1048576\ndefault_timeout_ms = 30000\n\n"
                    "[credentials]\n");
-    kv_path(b, "store_path", base, "credentials.enc");
+    kv_path(b, "store_path", base, CB_HOME_CREDENTIALS);
     cb_buf_puts(b, "\n[logging]\nformat = \"json\"\nlevel = \"info\"\n");
-    kv_path(b, "audit_dir", base, "audit");
+    kv_path(b, "audit_dir", base, CB_HOME_AUDIT);
     cb_buf_puts(b, "\n[containers]\nmax_containers = 10\n\n"
                    "# [images.templates.example]\n# image = \"alpine:latest\"\n"
                    "# description = \"A small Linux image\"\n");
@@ -82,11 +77,12 @@ static int write_files(const char *base, struct cb_init_result *out, struct cb_e
 
 int cb_init_home(const char *base, bool force, struct cb_init_result *out, struct cb_error *err)
 {
-    static const char *const dirs[] = {NULL, "config", "tools", "audit", "data"};
+    static const char *const dirs[] = {NULL, CB_HOME_CONFIG_DIR, CB_HOME_TOOLS, CB_HOME_AUDIT,
+                                       CB_HOME_DATA};
     memset(out, 0, sizeof(*out));
-    out->config_path = cb_xasprintf("%s/config/clawbox.toml", base);
-    out->token_path = cb_xasprintf("%s/token", base);
-    out->tools_dir = cb_xasprintf("%s/tools", base);
+    out->config_path = cb_xasprintf("%s/%s", base, CB_HOME_CONFIG);
+    out->token_path = cb_xasprintf("%s/%s", base, CB_HOME_TOKEN);
+    out->tools_dir = cb_xasprintf("%s/%s", base, CB_HOME_TOOLS);
     for (size_t i = 0; i < CB_ARRAY_LEN(dirs); i++) {
         char *d = dirs[i] ? cb_xasprintf("%s/%s", base, dirs[i]) : cb_xstrdup(base);
         int r = cb_mkdir_p(d, 0700, err);

@@ -19,7 +19,4 @@ struct cb_init_result {
 int cb_init_home(const char *base, bool force, struct cb_init_result *out, struct cb_error *err);
 void cb_init_result_free(struct cb_init_result *r);
 
-/* The default base directory: $HOME/.clawbox (/root/.clawbox without HOME). */
-char *cb_init_default_base(void);
-
 #endif

@@ -6,7 +6,9 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err)
 {
@@ -38,19 +40,81 @@ static void fsync_dir_of(const char *path)
     }
 }
 
-static int write_all(int fd, const void *data, size_t len)
+ssize_t cb_read_retry(int fd, void *buf, size_t len)
 {
-    const char *p = data;
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t cb_write_retry(int fd, const void *data, size_t len)
+{
+    ssize_t n;
+    do
+        n = write(fd, data, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+int cb_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int cb_flock_retry(int fd, int op)
+{
+    while (flock(fd, op) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+int cb_iov_advance(struct iovec **iov, int cnt, size_t done)
+{
+    struct iovec *v = *iov;
+    while (cnt > 0 && done >= v->iov_len) {
+        done -= v->iov_len;
+        v++;
+        cnt--;
+    }
+    if (cnt > 0) {
+        v->iov_base = (char *)v->iov_base + done;
+        v->iov_len -= done;
+    }
+    *iov = v;
+    return cnt;
+}
+
+int cb_writev_all(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t n = writev(fd, iov, cnt);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -errno;
-        p += n;
-        len -= (size_t)n;
+        cnt = cb_iov_advance(&iov, cnt, (size_t)n);
     }
     return 0;
+}
+
+int cb_write_all(int fd, const void *data, size_t len)
+{
+    struct iovec v = {(void *)data, len};
+    return cb_writev_all(fd, &v, len > 0);
 }
 
 int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err)
@@ -63,7 +127,7 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
         free(tmp);
         return r;
     }
-    int wr = write_all(fd, data, len);
+    int wr = cb_write_all(fd, data, len);
     if (wr == 0 && fsync(fd) < 0)
         wr = -errno;
     if (wr < 0)

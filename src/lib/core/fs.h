@@ -1,15 +1,37 @@
-/* File-system helpers shared by init, the state store and (later) the
- * credential store. */
+/* File-system helpers: mkdir -p, reading and writing through EINTR and
+ * short transfers, atomic replacement. */
 #ifndef CB_CORE_FS_H
 #define CB_CORE_FS_H
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "core/error.h"
 
 /* mkdir -p: creates missing directories with `mode`. */
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err);
+
+/* One read(2) or write(2), called again after EINTR. Returns what the
+ * call returns, or -errno. */
+ssize_t cb_read_retry(int fd, void *buf, size_t len);
+ssize_t cb_write_retry(int fd, const void *data, size_t len);
+/* Reads exactly len bytes at off: 0, -errno, or -EIO at the end of the
+ * file. */
+int cb_pread_all(int fd, void *buf, size_t len, off_t off);
+/* flock(2), called again after EINTR: 0 or -errno. */
+int cb_flock_retry(int fd, int op);
+
+/* Writes all len bytes to fd, going on after a short write or EINTR.
+ * Returns 0 or -errno. */
+int cb_write_all(int fd, const void *data, size_t len);
+/* The same for cnt buffers; the entries of iov are changed. */
+int cb_writev_all(int fd, struct iovec *iov, int cnt);
+/* Skips the first `done` bytes of the cnt buffers at *iov, for a loop
+ * around a call that may take part of them (writev, sendmsg): moves *iov
+ * to the first buffer with bytes left, trims it, and returns how many
+ * buffers are left. */
+int cb_iov_advance(struct iovec **iov, int cnt, size_t done);
 
 /* Replaces path with data atomically: a temp file created 0600 in the same
  * directory, fsync, rename, then fsync of the directory. */

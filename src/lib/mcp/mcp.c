@@ -1,6 +1,7 @@
 #include "mcp/internal.h"
 #include "mcp/reader.h"
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -60,25 +61,7 @@ int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, cons
 static int write_line(int fd, const char *msg, size_t len)
 {
     struct iovec iov[2] = {{(void *)msg, len}, {"\n", 1}};
-    int cnt = 2;
-    struct iovec *v = iov;
-    while (cnt > 0) {
-        ssize_t n = writev(fd, v, cnt);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        while (cnt > 0 && (size_t)n >= v->iov_len) {
-            n -= (ssize_t)v->iov_len;
-            v++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            v->iov_base = (char *)v->iov_base + n;
-            v->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
+    return cb_writev_all(fd, iov, 2);
 }
 
 /* Sends one message and drops the reference. Compact JSON escapes every

@@ -1,25 +1,16 @@
-/* A bounded line reader for newline-delimited protocols (MCP over stdio).
- * It never holds more than `max_line` bytes of one line plus one read
- * chunk: a longer line is reported once and the rest of it is discarded
- * up to its newline, so a client cannot make it allocate without bound. */
+/* The framing of MCP over stdio: core/line.h's bounded line reader, where a
+ * last line without a newline is still a line and a read error gets a
+ * message. */
 #ifndef CB_MCP_READER_H
 #define CB_MCP_READER_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
-#include "core/buf.h"
 #include "core/error.h"
-
-#define CB_MCP_READ_CHUNK 65536
+#include "core/line.h"
 
 struct cb_mcp_reader {
-    int fd;
-    struct cb_buf line; /* the line being assembled, at most max_line bytes */
-    char chunk[CB_MCP_READ_CHUNK];
-    size_t pos, len; /* unread part of chunk */
-    bool discarding; /* inside a line already reported as too long */
-    bool eof;
+    struct cb_line_reader lines;
 };
 
 void cb_mcp_reader_init(struct cb_mcp_reader *r, int fd, size_t max_line);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "secrets/secrets.h"
 
 /* Field order is the reference's struct order, which is also the order
@@ -59,27 +60,12 @@ int cb__creds_parse(const char *json, size_t len, struct cb__cred_list *out, str
  * one buffer of the exact size. Caller wipes and frees (cb_secret_free). */
 char *cb__creds_serialize(const struct cb__cred_list *l, size_t *len);
 
-/* Identity of the file we loaded or wrote: rename(2) gives each save a new
- * inode, and ctime/mtime catch an inode number being reused. */
-struct cb__file_id {
-    bool present;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    struct timespec ctime;
-};
-
 struct cb_secret_store {
     char *path;
     struct cb_master_key key;
     struct cb__cred_list list;
-    struct cb__file_id id;
+    struct cb_file_stamp id; /* of the file we loaded or wrote */
 };
-
-void cb__file_id_from_stat(struct cb__file_id *id, const struct stat *st);
-/* True when path is still the file id describes (or both are absent). */
-bool cb__file_id_matches_disk(const struct cb__file_id *id, const char *path);
 
 /* AES-256-GCM over nonce || ct || tag, no AAD. Decrypts when `decrypt`
  * (tag is read; -EBADMSG on authentication failure), else encrypts (tag is

@@ -3,6 +3,7 @@
  * the reference does (no KDF), so both read the same stores. */
 #include "secrets/secrets.h"
 
+#include "core/file.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -74,60 +75,40 @@ int cb_master_key_from_env(struct cb_master_key *key, struct cb_error *err)
 
 /* Refuses a key file that someone other than us could have read or
  * replaced: not a regular file, another owner, or any group/other bit. */
-static int check_key_file(int fd, const char *path, struct cb_error *err)
+static int open_key_file(struct cb_file *f, const char *path, struct cb_error *err)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
+    int r = cb_file_open(f, AT_FDCWD, path, CB_FILE_WIPE, err);
+    if (f->failed == CB_FILE_TYPE)
         return cb_error_set(err, -EPERM, "key file %s: not a regular file", path);
-    if (st.st_uid != geteuid())
+    if (r < 0)
+        return cb_error_set(err, r, "key file %s: %s", path, strerror(-r));
+    if (f->st.st_uid != geteuid())
         return cb_error_set(err, -EPERM, "key file %s: owned by uid %u, not by this user (%u)",
-                            path, (unsigned)st.st_uid, (unsigned)geteuid());
-    if ((st.st_mode & 077) != 0)
+                            path, (unsigned)f->st.st_uid, (unsigned)geteuid());
+    if ((f->st.st_mode & 077) != 0)
         return cb_error_set(err, -EPERM,
                             "key file %s: mode %04o lets others read it; it must be 0600 or "
                             "stricter (chmod 600 %s)",
-                            path, (unsigned)(st.st_mode & 07777), path);
-    return 0;
-}
-
-static int read_key_fd(int fd, const char *path, char *buf, size_t *len, struct cb_error *err)
-{
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, KEY_FILE_MAX + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n > KEY_FILE_MAX)
-            return cb_error_set(err, -EFBIG, "key file %s: too large to be a key file", path);
-    }
-    *len = n;
+                            path, (unsigned)(f->st.st_mode & 07777), path);
     return 0;
 }
 
 int cb_master_key_from_file(const char *path, struct cb_master_key *key, struct cb_error *err)
 {
-    char buf[KEY_FILE_MAX + 1];
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "key file %s: %s", path, strerror(errno));
-    int r = check_key_file(fd, path, err);
+    struct cb_file f;
+    int r = open_key_file(&f, path, err);
     if (r == 0)
-        r = read_key_fd(fd, path, buf, &len, err);
-    close(fd);
+        r = cb_file_read(&f, KEY_FILE_MAX, err);
+    if (f.failed == CB_FILE_SIZE)
+        r = cb_error_set(err, r, "key file %s: too large to be a key file", path);
+    else if (f.failed == CB_FILE_READ)
+        r = cb_error_set(err, r, "key file %s: %s", path, strerror(-r));
     if (r == 0) {
-        r = cb_master_key_parse_hex(buf, len, key, err);
+        r = cb_master_key_parse_hex(f.buf.data, f.buf.len, key, err);
         if (r < 0)
             cb_error_prefix(err, "key file %s", path);
     }
-    explicit_bzero(buf, sizeof(buf));
+    cb_file_close(&f);
     return r;
 }
 

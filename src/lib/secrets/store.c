@@ -3,6 +3,7 @@
 #include "secrets/internal.h"
 #include "secrets/secrets.h"
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -12,47 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-void cb__file_id_from_stat(struct cb__file_id *id, const struct stat *st)
-{
-    id->present = true;
-    id->dev = st->st_dev;
-    id->ino = st->st_ino;
-    id->size = st->st_size;
-    id->mtime = st->st_mtim;
-    id->ctime = st->st_ctim;
-}
-
-bool cb__file_id_matches_disk(const struct cb__file_id *id, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return !id->present && errno == ENOENT;
-    return id->present && id->dev == st.st_dev && id->ino == st.st_ino && id->size == st.st_size &&
-           id->mtime.tv_sec == st.st_mtim.tv_sec && id->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-           id->ctime.tv_sec == st.st_ctim.tv_sec && id->ctime.tv_nsec == st.st_ctim.tv_nsec;
-}
-
-/* Reads the whole (bounded) file. On success *data is owned by the caller. */
-static int read_store_file(int fd, const char *path, size_t size, unsigned char **data,
-                           struct cb_error *err)
-{
-    unsigned char *buf = cb_xmalloc(size ? size : 1);
-    size_t n = 0;
-    while (n < size) {
-        ssize_t r = read(fd, buf + n, size - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(buf);
-            return cb_error_set(err, r < 0 ? -errno : -EIO, "reading %s: %s", path,
-                                r < 0 ? strerror(errno) : "file shrank while reading");
-        }
-        n += (size_t)r;
-    }
-    *data = buf;
-    return 0;
-}
 
 int cb__gcm(const struct cb_master_key *key, const unsigned char *nonce, const unsigned char *in,
             size_t n, unsigned char *out, unsigned char *tag, bool decrypt)
@@ -97,19 +57,6 @@ static int decrypt_and_parse(struct cb_secret_store *s, unsigned char *data, siz
     return r;
 }
 
-static int check_stat(const struct cb_secret_store *s, int fd, struct stat *st,
-                      struct cb_error *err)
-{
-    if (fstat(fd, st) < 0)
-        return cb_error_set(err, -errno, "stat %s: %s", s->path, strerror(errno));
-    if (!S_ISREG(st->st_mode))
-        return cb_error_set(err, -EINVAL, "%s is not a regular file", s->path);
-    if (st->st_size > (off_t)CB_SECRETS_MAX_FILE_BYTES)
-        return cb_error_set(err, -EFBIG, "%s is larger than the %u-byte limit", s->path,
-                            CB_SECRETS_MAX_FILE_BYTES);
-    return 0;
-}
-
 /* Says, once per load, which entries are kept but never injected because
  * no host can match their domain (a store written by another program). */
 static void warn_unmatchable(const struct cb_secret_store *s)
@@ -129,26 +76,44 @@ static void warn_unmatchable(const struct cb_secret_store *s)
 
 /* A missing file is an empty store (the reference's behaviour, and what a
  * first `creds add` needs); every other failure is an error. */
+/* The error of a failed read of the store file, in the words it had. */
+static int read_error(const struct cb_secret_store *s, const struct cb_file *f, int r,
+                      struct cb_error *err)
+{
+    switch (f->failed) {
+    case CB_FILE_OPEN:
+        return cb_error_set(err, r, "opening %s: %s", s->path, strerror(-r));
+    case CB_FILE_STAT:
+        return cb_error_set(err, r, "stat %s: %s", s->path, strerror(-r));
+    case CB_FILE_TYPE:
+        return cb_error_set(err, r, "%s is not a regular file", s->path);
+    case CB_FILE_SIZE:
+        return cb_error_set(err, r, "%s is larger than the %u-byte limit", s->path,
+                            CB_SECRETS_MAX_FILE_BYTES);
+    case CB_FILE_SHORT:
+        return cb_error_set(err, r, "reading %s: file shrank while reading", s->path);
+    default:
+        return cb_error_set(err, r, "reading %s: %s", s->path, strerror(-r));
+    }
+}
+
+/* A missing file is an empty store (the reference's behaviour, and what a
+ * first `creds add` needs); every other failure is an error. */
 static int load(struct cb_secret_store *s, struct cb_error *err)
 {
-    struct stat st;
-    unsigned char *data = NULL;
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
-        return 0;
-    if (fd < 0)
-        return cb_error_set(err, -errno, "opening %s: %s", s->path, strerror(errno));
-    int r = check_stat(s, fd, &st, err);
-    if (r == 0)
-        r = read_store_file(fd, s->path, (size_t)st.st_size, &data, err);
-    close(fd);
-    if (r == 0)
-        r = decrypt_and_parse(s, data, (size_t)st.st_size, err);
-    if (r == 0) {
-        cb__file_id_from_stat(&s->id, &st);
+    struct cb_file f;
+    int r = cb_file_load(&f, AT_FDCWD, s->path, CB_SECRETS_MAX_FILE_BYTES, CB_FILE_EXACT, err);
+    if (r == -ENOENT && f.failed == CB_FILE_OPEN)
+        r = 0;
+    else if (r < 0)
+        r = read_error(s, &f, r, err);
+    else
+        r = decrypt_and_parse(s, (unsigned char *)f.buf.data, f.buf.len, err);
+    if (r == 0 && f.failed == CB_FILE_OK) {
+        cb_file_stamp_of(&s->id, &f.st);
         warn_unmatchable(s);
     }
-    free(data);
+    cb_file_close(&f);
     return r;
 }
 
@@ -260,5 +225,5 @@ int cb_secret_store_remove(struct cb_secret_store *s, const char *name)
 
 bool cb_secret_store_changed_on_disk(const struct cb_secret_store *s)
 {
-    return !cb__file_id_matches_disk(&s->id, s->path);
+    return !cb_file_stamp_matches(&s->id, s->path);
 }

@@ -217,10 +217,8 @@ static int lock_store(const char *path, struct cb_error *err)
     char *lp = cb_xasprintf("%s.lock", path);
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     int r = fd < 0 ? cb_error_set(err, -errno, "opening %s: %s", lp, strerror(errno)) : 0;
-    while (r == 0 && flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR)
-            r = cb_error_set(err, -errno, "locking %s: %s", lp, strerror(errno));
-    }
+    if (r == 0 && (r = cb_flock_retry(fd, LOCK_EX)) < 0)
+        cb_error_set(err, r, "locking %s: %s", lp, strerror(-r));
     free(lp);
     if (r < 0 && fd >= 0)
         close(fd);
@@ -237,7 +235,7 @@ static int make_parent(const char *path, struct cb_error *err)
 
 static int save_locked(struct cb_secret_store *s, struct cb_error *err)
 {
-    if (!cb__file_id_matches_disk(&s->id, s->path))
+    if (!cb_file_stamp_matches(&s->id, s->path))
         return cb_error_set(err, CB_SECRETS_E_STALE,
                             "the store changed on disk since it was loaded; reload and retry");
     unsigned char *data = NULL;
@@ -250,7 +248,7 @@ static int save_locked(struct cb_secret_store *s, struct cb_error *err)
     if (r == 0 && stat(s->path, &st) < 0)
         r = cb_error_set(err, -errno, "stat %s: %s", s->path, strerror(errno));
     if (r == 0) {
-        cb__file_id_from_stat(&s->id, &st);
+        cb_file_stamp_of(&s->id, &st);
         cb__store_check_write(s->path, &s->key, n);
     }
     return r;

@@ -6,46 +6,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
+#include "core/fs.h"
 #include "core/util.h"
 #include "tooling/internal.h"
 
-/* Appends everything fd has left to b; -EFBIG past b's maximum. */
-static int read_all(int fd, struct cb_buf *b)
-{
-    char chunk[16384];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return 0;
-        if (cb_buf_append(b, chunk, (size_t)n) < 0)
-            return -EFBIG;
-    }
-}
-
 int cb__tooling_read(const char *path, size_t max, struct cb_buf *b, struct cb_error *err)
 {
-    struct stat st;
+    struct cb_file f;
     cb_buf_init(b, max);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
-    if (fstat(fd, &st) < 0)
-        return cb_error_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return cb_error_set(err, -EINVAL, "%s is not a regular file", path);
-    if ((size_t)st.st_size > max)
-        return cb_error_set(err, -EFBIG, "%s is larger than %zu bytes", path, max);
-    int r = read_all(fd, b);
-    if (r == -EFBIG)
-        return cb_error_set(err, r, "%s is larger than %zu bytes", path, max);
-    if (r < 0)
-        return cb_error_set(err, r, "cannot read %s: %s", path, strerror(-r));
-    cb_buf_append(b, "", 0); /* an empty file still gets a "" buffer */
-    return 0;
+    int r = cb_file_load(&f, AT_FDCWD, path, max, 0, err);
+    if (f.failed == CB_FILE_TYPE)
+        r = cb_error_set(err, r, "%s is not a regular file", path);
+    else if (f.failed == CB_FILE_SIZE)
+        r = cb_error_set(err, r, "%s is larger than %zu bytes", path, max);
+    else if (r < 0)
+        r = cb_error_set(err, r, "cannot read %s: %s", path, strerror(-r));
+    if (r == 0) {
+        *b = f.buf;
+        f.buf.data = NULL;
+    }
+    cb_file_close(&f);
+    return r;
 }
 
 static int write_file(const char *path, const void *data, size_t len, mode_t mode, bool sync,
@@ -54,16 +36,9 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return cb_error_set(err, -errno, "cannot create %s: %s", path, strerror(errno));
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
+    int r = cb_write_all(fd, data, len);
+    if (r < 0)
+        return cb_error_set(err, r, "cannot write %s: %s", path, strerror(-r));
     if (sync && fsync(fd) < 0)
         return cb_error_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
     return 0;

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "config/init.h"
 #include "core/fs.h"
+#include "core/home.h"
 #include "core/util.h"
 #include "sandbox/wasm.h"
 #include "tooling/internal.h"
@@ -16,8 +16,7 @@
  * sets *c to NULL when that file does not exist. */
 static int load_home_config(struct cb_config **c, struct cb_error *err)
 {
-    _cleanup_free_ char *base = cb_init_default_base();
-    _cleanup_free_ char *path = cb__tooling_join(base, "config/clawbox.toml");
+    _cleanup_free_ char *path = cb_home_path(CB_HOME_CONFIG);
     struct cb_config_diag d = {0};
     *c = NULL;
     if (access(path, F_OK) != 0)
@@ -45,10 +44,8 @@ int cb_tooling_tool_dir(const char *flag, char **out, struct cb_error *err)
         *out = cb_xstrdup(c->sandbox.tool_dir);
     else if (env != NULL && env[0] != '\0')
         *out = cb_xstrdup(env);
-    else {
-        _cleanup_free_ char *base = cb_init_default_base();
-        *out = cb__tooling_join(base, CB_TOOLING_TOOLS_SUBDIR);
-    }
+    else
+        *out = cb_home_path(CB_HOME_TOOLS);
     cb_config_free(c);
     return 0;
 }

@@ -30,7 +30,6 @@
 #define CB_TOOLING_COMPILE_TIMEOUT (5u * 60 * 1000) /* ms per compiler run */
 #define CB_TOOLING_DEFAULT_SOURCE  "tools"
 #define CB_TOOLING_DEFAULT_OUTPUT  "build/wasm"
-#define CB_TOOLING_TOOLS_SUBDIR    "tools" /* of $HOME/.clawbox */
 
 /* ---- new-tool ----------------------------------------------------------- */
 

@@ -1,9 +1,9 @@
-/* libFuzzer target for the MCP line reader (mcp/reader.c), the framing of
- * `clawbox mcp`. The first input byte sets the line limit (1 to 64 bytes,
- * so that long lines are common), the second the size of the packets the
- * rest is written in (1 to 256 bytes) over a SOCK_SEQPACKET pair, so that
- * each read(2) of the reader ends where a packet ends and lines cross read
- * boundaries anywhere.
+/* libFuzzer target for the MCP line reader (mcp/reader.c, over
+ * core/line.c), the framing of `clawbox mcp`. The first input byte sets
+ * the line limit (1 to 64 bytes, so that long lines are common), the
+ * second the size of the packets the rest is written in (1 to 256 bytes)
+ * over a SOCK_SEQPACKET pair, so that each read(2) of the reader ends
+ * where a packet ends and lines cross read boundaries anywhere.
  *
  * Invariant (a broken one calls __builtin_trap()): the reader agrees with
  * a model of the framing. Split at '\n', each piece (the last one only

@@ -67,7 +67,7 @@ static void splits_lines(void **state)
 static void long_line_across_chunks(void **state)
 {
     (void)state;
-    size_t n = 3 * CB_MCP_READ_CHUNK + 17;
+    size_t n = 3 * CB_LINE_CHUNK + 17;
     char *data = cb_xmalloc(n + 4);
     memset(data, 'a', n);
     memcpy(data + n, "\nb\n", 3);
@@ -93,7 +93,7 @@ static void long_line_across_chunks(void **state)
 static void too_long_line_is_skipped(void **state)
 {
     (void)state;
-    size_t n = 5 * CB_MCP_READ_CHUNK;
+    size_t n = 5 * CB_LINE_CHUNK;
     char *data = cb_xmalloc(n + 16);
     memcpy(data, "ok\n", 3);
     memset(data + 3, 'x', n);
@@ -103,7 +103,7 @@ static void too_long_line_is_skipped(void **state)
     cb_mcp_reader_init(r, fd, 1000);
     expect_line(r, "ok");
     expect_rc(r, -E2BIG);
-    assert_true(r->line.cap <= 1001 + 64);
+    assert_true(r->lines.line.cap <= 1001 + 64);
     expect_line(r, "next");
     expect_rc(r, 0);
     cb_mcp_reader_free(r);

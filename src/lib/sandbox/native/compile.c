@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/fs.h"
 #include "core/util.h"
 #include "sandbox/compile.h"
@@ -103,30 +104,6 @@ unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms)
     return ms < cap_ms ? (unsigned)ms : cap_ms;
 }
 
-/* Reads a whole file of at most `max` bytes into *data (caller frees). */
-static int read_file(const char *path, size_t max, char **data, size_t *len)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct cb_buf b;
-    char chunk[8192];
-    ssize_t n;
-
-    if (fd < 0)
-        return -errno;
-    cb_buf_init(&b, max);
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || cb_buf_append(&b, chunk, (size_t)n) < 0) {
-            int rc = n < 0 ? -errno : -EFBIG;
-            cb_buf_free(&b);
-            return rc;
-        }
-    }
-    *data = cb_buf_steal(&b, len);
-    return 0;
-}
-
 /* ---- cache key ---- */
 
 /* Hashes a length-prefixed field, so that fields cannot run together. */
@@ -147,12 +124,12 @@ static void hash_runtime(EVP_MD_CTX *ctx)
 {
     for (size_t i = 0; i < CB_ARRAY_LEN(runtime_files); i++) {
         _cleanup_free_ char *path = cb_xasprintf("%s/%s", CB_WASM2C_RUNTIME_DIR, runtime_files[i]);
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0;
-        if (read_file(path, CB_RUNTIME_FILE_MAX, &data, &len) < 0)
+        struct cb_file f;
+        if (cb_file_load(&f, AT_FDCWD, path, CB_RUNTIME_FILE_MAX, 0, NULL) < 0)
             hash_str(ctx, "missing");
         else
-            hash_field(ctx, data, len);
+            hash_field(ctx, f.buf.data, f.buf.len);
+        cb_file_close(&f);
     }
 }
 
@@ -381,18 +358,19 @@ static void step(char **argv, const struct limits *lim, int child_code)
 /* In the child: tool.h -> tool_glue.h. */
 static int make_glue(void)
 {
-    _cleanup_free_ char *hdr = NULL;
+    struct cb_file hdr;
     struct cb_error err = {0};
     struct cb_buf glue;
-    size_t len = 0;
     int rc;
 
-    if (read_file("tool.h", CB_TOOL_HEADER_MAX, &hdr, &len) < 0) {
+    if (cb_file_load(&hdr, AT_FDCWD, "tool.h", CB_TOOL_HEADER_MAX, 0, NULL) < 0) {
+        cb_file_close(&hdr);
         dprintf(2, "cannot read tool.h\n");
         return -1;
     }
     cb_buf_init(&glue, 4096);
-    rc = cb__native_glue(hdr, len, &glue, &err);
+    rc = cb__native_glue(hdr.buf.data, hdr.buf.len, &glue, &err);
+    cb_file_close(&hdr);
     if (rc == 0)
         rc = write_file(".", "tool_glue.h", glue.data, glue.len, &err);
     if (rc < 0)
@@ -625,11 +603,13 @@ static void remember_failure(const char *fail_path, int rc, const struct limits 
  * limit), sets err to it and returns its code; else returns 0. */
 static int remembered_failure(const char *fail_path, const struct limits *lim, struct cb_error *err)
 {
-    _cleanup_free_ char *text = NULL;
-    size_t len = 0;
-    if (read_file(fail_path, CB_COMPILE_FAILURE_MAX, &text, &len) < 0)
+    struct cb_file f;
+    if (cb_file_load(&f, AT_FDCWD, fail_path, CB_COMPILE_FAILURE_MAX, 0, NULL) < 0) {
+        cb_file_close(&f);
         return 0;
-    json_t *rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    }
+    json_t *rec = json_loadb(f.buf.data, f.buf.len, JSON_REJECT_DUPLICATES, NULL);
+    cb_file_close(&f);
     json_int_t code = json_integer_value(json_object_get(rec, "code"));
     json_int_t cpu = json_integer_value(json_object_get(rec, "cpu_budget_ms"));
     json_int_t out = json_integer_value(json_object_get(rec, "output_limit"));

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "core/file.h"
 #include "sandbox/manifest.h"
 #include "sandbox/registry.h"
 
@@ -32,19 +33,10 @@ struct cb__registry_loader {
     void *ud;
 };
 
-/* What a loaded tool was built from, to notice a changed file on rescan. */
-struct cb__stamp {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    struct timespec ctime;
-};
-
 struct cb__slot {
-    struct cb_tool *tool; /* current version; the registry holds one reference */
-    struct cb__stamp stamp;
-    bool file_manifest; /* a valid <name>.json was found beside the module */
+    struct cb_tool *tool;       /* current version; the registry holds one reference */
+    struct cb_file_stamp stamp; /* of the module it was built from */
+    bool file_manifest;         /* a valid <name>.json was found beside the module */
 };
 
 /* A module file that failed to load, remembered so that a rescan does not
@@ -53,7 +45,7 @@ struct cb__failure {
     char *name;
     char *msg;
     int code;
-    struct cb__stamp stamp;
+    struct cb_file_stamp stamp;
 };
 
 /* A registered manifest and the module it was registered for. */
@@ -100,7 +92,7 @@ struct cb__slot *cb__registry_find(struct cb_registry *r, const char *name);
 /* Installs a new version of `name` (under r->lock). file_m (a reference
  * stolen, may be NULL) is the manifest from <name>.json. */
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
-                          const char *sha256, const struct cb__stamp *stamp,
+                          const char *sha256, const struct cb_file_stamp *stamp,
                           struct cb_manifest *file_m);
 void cb__registry_unload(struct cb_registry *r, const char *name);
 struct cb_tool *cb__tool_ref(struct cb_tool *t);

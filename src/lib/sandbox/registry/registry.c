@@ -180,7 +180,7 @@ static struct cb__slot *insert_slot(struct cb_registry *r, struct cb_tool *t)
 }
 
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
-                          const char *sha256, const struct cb__stamp *stamp,
+                          const char *sha256, const struct cb_file_stamp *stamp,
                           struct cb_manifest *file_m)
 {
     pthread_mutex_lock(&r->lock);

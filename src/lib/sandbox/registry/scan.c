@@ -22,50 +22,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
 #include "sandbox/registry/internal.h"
 #include "sandbox/wasm.h"
-
-#define READ_CHUNK (64u * 1024)
-
-static void stamp_of(const struct stat *st, struct cb__stamp *out)
-{
-    out->dev = st->st_dev;
-    out->ino = st->st_ino;
-    out->size = st->st_size;
-    out->mtime = st->st_mtim;
-    out->ctime = st->st_ctim;
-}
-
-static bool ts_eq(struct timespec a, struct timespec b)
-{
-    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-static bool stamp_eq(const struct cb__stamp *a, const struct cb__stamp *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           ts_eq(a->mtime, b->mtime) && ts_eq(a->ctime, b->ctime);
-}
-
-static int read_fd(int fd, size_t max, struct cb_buf *b, struct cb_error *err)
-{
-    char chunk[READ_CHUNK];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "read: %s", strerror(errno));
-        if (n == 0)
-            return 0;
-        if (cb_buf_append(b, chunk, (size_t)n) < 0)
-            return cb_error_set(err, -EFBIG, "file is larger than %zu bytes", max);
-    }
-}
 
 /* A descriptor of tool_dir for the *at() calls, or -errno. */
 static int open_tool_dir(const struct cb_registry *r, struct cb_error *err)
@@ -100,47 +63,50 @@ static int stat_in_dir(const struct cb_registry *r, const char *file, struct sta
     return 0;
 }
 
-/* Opens `file` of tool_dir for reading: no link is followed, and only a
- * regular file is accepted (O_NONBLOCK: opening a FIFO must not hang). */
-static int open_in_dir(const struct cb_registry *r, const char *file, struct stat *st,
-                       struct cb_error *err)
+/* The error of a failed cb_file_open()/cb_file_read() of `file`. */
+static int read_error(const struct cb_registry *r, const char *file, const struct cb_file *f,
+                      int rc, struct cb_error *err)
 {
-    _cleanup_close_ int dfd = open_tool_dir(r, err);
-    if (dfd < 0)
-        return dfd;
-    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
-    if (fd < 0 && errno == ELOOP)
-        return not_regular(r, file, S_IFLNK, err);
-    if (fd < 0)
-        return cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
-    if (fstat(fd, st) < 0) {
-        int rc = cb_error_set(err, -errno, "%s/%s: %s", r->opts.tool_dir, file, strerror(errno));
-        close(fd);
-        return rc;
+    switch (f->failed) {
+    case CB_FILE_OPEN:
+        if (rc == -ELOOP)
+            return not_regular(r, file, S_IFLNK, err);
+        return cb_error_set(err, rc, "%s/%s: %s", r->opts.tool_dir, file, strerror(-rc));
+    case CB_FILE_TYPE:
+        return not_regular(r, file, f->st.st_mode, err);
+    case CB_FILE_SIZE:
+        return cb_error_set(err, rc, "%s/%s: file is larger than %zu bytes", r->opts.tool_dir, file,
+                            f->buf.max);
+    case CB_FILE_READ:
+        return cb_error_set(err, rc, "%s/%s: read: %s", r->opts.tool_dir, file, strerror(-rc));
+    default:
+        return cb_error_set(err, rc, "%s/%s: %s", r->opts.tool_dir, file, strerror(-rc));
     }
-    if (!S_ISREG(st->st_mode)) {
-        close(fd);
-        return not_regular(r, file, st->st_mode, err);
-    }
-    return fd;
 }
 
 /* Reads the regular file `file` of tool_dir, of at most max bytes, into b
- * (initialised here) and returns its stamp. -ENOENT if it does not exist,
- * -ELOOP for a symbolic link. */
+ * (initialised here) and returns its stamp. No link is followed: -ELOOP
+ * for a symbolic link; -ENOENT if it does not exist. */
 static int read_file(const struct cb_registry *r, const char *file, size_t max, struct cb_buf *b,
-                     struct cb__stamp *stamp, struct cb_error *err)
+                     struct cb_file_stamp *stamp, struct cb_error *err)
 {
     cb_buf_init(b, max);
-    struct stat st;
-    _cleanup_close_ int fd = open_in_dir(r, file, &st, err);
-    if (fd < 0)
-        return fd;
-    if (stamp != NULL)
-        stamp_of(&st, stamp);
-    int rc = read_fd(fd, max, b, err);
-    if (rc < 0)
-        cb_error_prefix(err, "%s/%s", r->opts.tool_dir, file);
+    _cleanup_close_ int dfd = open_tool_dir(r, err);
+    if (dfd < 0)
+        return dfd;
+    struct cb_file f;
+    int rc = cb_file_open(&f, dfd, file, CB_FILE_NOFOLLOW, err);
+    if (rc == 0 && stamp != NULL)
+        cb_file_stamp_of(stamp, &f.st);
+    if (rc == 0)
+        rc = cb_file_read(&f, max, err);
+    if (rc == 0) {
+        *b = f.buf;
+        f.buf.data = NULL;
+    } else {
+        rc = read_error(r, file, &f, rc, err);
+    }
+    cb_file_close(&f);
     return rc;
 }
 
@@ -217,7 +183,7 @@ static struct cb_manifest *file_manifest(struct cb_registry *r, const char *name
 }
 
 /* The loaded version of name (a reference) and its stamp, or NULL. */
-static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb__stamp *stamp)
+static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb_file_stamp *stamp)
 {
     pthread_mutex_lock(&r->lock);
     struct cb__slot *s = cb__registry_find(r, name);
@@ -233,7 +199,7 @@ static struct cb_tool *current(struct cb_registry *r, const char *name, struct c
 /* Reads and, if its content is new, compiles the module. On success
  * *so_path (caller frees), sha and stamp describe the version to install. */
 static int build(struct cb_registry *r, const char *file, const struct cb_tool *cur, char **so_path,
-                 char sha[65], struct cb__stamp *stamp, struct cb_error *err)
+                 char sha[65], struct cb_file_stamp *stamp, struct cb_error *err)
 {
     struct cb_buf b;
     int rc = read_file(r, file, CB_WASM_MAX_MODULE, &b, stamp, err);
@@ -276,8 +242,9 @@ static void forget_failure(struct cb_registry *r, const char *name)
     pthread_mutex_unlock(&r->fail_lock);
 }
 
-static void remember_failure(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
-                             int code, const struct cb_error *err)
+static void remember_failure(struct cb_registry *r, const char *name,
+                             const struct cb_file_stamp *stamp, int code,
+                             const struct cb_error *err)
 {
     pthread_mutex_lock(&r->fail_lock);
     forget_failure_locked(r, name);
@@ -292,12 +259,14 @@ static void remember_failure(struct cb_registry *r, const char *name, const stru
 
 /* If name failed before in the version described by stamp, sets err to
  * that failure and returns its code; else 0. */
-static int failed_before(struct cb_registry *r, const char *name, const struct cb__stamp *stamp,
+static int failed_before(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
                          struct cb_error *err)
 {
     pthread_mutex_lock(&r->fail_lock);
     const struct cb__failure *f = find_failure_locked(r, name);
-    int rc = f != NULL && stamp_eq(&f->stamp, stamp) ? cb_error_set(err, f->code, "%s", f->msg) : 0;
+    int rc = f != NULL && cb_file_stamp_eq(&f->stamp, stamp)
+                 ? cb_error_set(err, f->code, "%s", f->msg)
+                 : 0;
     pthread_mutex_unlock(&r->fail_lock);
     return rc;
 }
@@ -313,12 +282,12 @@ void cb__registry_free_failures(struct cb_registry *r)
 /* Stats the module (a link itself, not its target); -ENOENT (after
  * unloading the tool) if it is gone. */
 static int stat_module(struct cb_registry *r, const char *name, const char *file,
-                       struct cb__stamp *stamp, struct cb_error *err)
+                       struct cb_file_stamp *stamp, struct cb_error *err)
 {
     struct stat st;
     int rc = stat_in_dir(r, file, &st, err);
     if (rc == 0) {
-        stamp_of(&st, stamp);
+        cb_file_stamp_of(stamp, &st);
         return 0;
     }
     if (rc == -ENOENT) {
@@ -333,13 +302,13 @@ static int stat_module(struct cb_registry *r, const char *name, const char *file
 /* Builds (or reuses) the version of name described by *stamp; *is_new
  * says whether it differs from the loaded one. */
 static int prepare(struct cb_registry *r, const char *name, const char *file, bool force,
-                   char **so_path, char sha[65], struct cb__stamp *stamp, bool *is_new,
+                   char **so_path, char sha[65], struct cb_file_stamp *stamp, bool *is_new,
                    struct cb_error *err)
 {
-    struct cb__stamp old = {0};
+    struct cb_file_stamp old = {0};
     struct cb_tool *cur = current(r, name, &old);
     int rc = 0;
-    if (cur != NULL && !force && stamp_eq(&old, stamp)) {
+    if (cur != NULL && !force && cb_file_stamp_eq(&old, stamp)) {
         *so_path = cb_xstrdup(cur->so_path);
         snprintf(sha, 65, "%s", cur->sha256);
     } else {
@@ -354,7 +323,7 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
                              struct cb_error *err)
 {
     _cleanup_free_ char *file = cb_xasprintf("%s.wasm", name);
-    struct cb__stamp stamp;
+    struct cb_file_stamp stamp;
     int rc = stat_module(r, name, file, &stamp, err);
     if (rc < 0)
         return rc;

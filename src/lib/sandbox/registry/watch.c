@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "sandbox/registry/internal.h"
@@ -98,9 +99,7 @@ static void drain_events(struct cb__watch *w)
 {
     char *buf = w->buf;
     while (w->ifd >= 0) {
-        ssize_t n = read(w->ifd, buf, sizeof(w->buf));
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = cb_read_retry(w->ifd, buf, sizeof(w->buf));
         if (n <= 0)
             return;
         uint64_t now = cb_now_mono_ns();
@@ -222,8 +221,7 @@ void cb__watch_stop(struct cb__watch *w)
     if (w == NULL)
         return;
     uint64_t one = 1;
-    while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    (void)cb_write_retry(w->efd, &one, sizeof(one));
     pthread_join(w->thread, NULL);
     free_watch(w);
 }

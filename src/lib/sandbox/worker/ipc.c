@@ -1,4 +1,5 @@
 #include "sandbox/worker/ipc.h"
+#include "core/fs.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -28,15 +29,7 @@ static int send_iov(int sock, struct iovec *iov, int n, int fd)
             return -errno;
         msg.msg_control = NULL; /* the descriptor goes with the first byte */
         msg.msg_controllen = 0;
-        while (n > 0 && (size_t)w >= iov[0].iov_len) {
-            w -= (ssize_t)iov[0].iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov[0].iov_base = (char *)iov[0].iov_base + w;
-            iov[0].iov_len -= (size_t)w;
-        }
+        n = cb_iov_advance(&iov, n, (size_t)w);
         msg.msg_iov = iov;
         msg.msg_iovlen = (size_t)n;
     }
