@@ -120,7 +120,7 @@ int cli_request(const struct cli_conn *c, const char *method, const char *path, 
 
 char *cli_default_config_path(void)
 {
-    char *p = cb_home_expand(CB_HOME_TILDE "/" CB_HOME_CONFIG);
+    char *p = cb_home_path(CB_HOME_CONFIG);
     struct stat st;
     if (stat(p, &st) == 0)
         return p;

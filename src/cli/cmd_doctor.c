@@ -1,6 +1,7 @@
 /* clawbox doctor [--config PATH] [--json]: checks the installation and
  * prints what to fix. */
 #include "cli.h"
+#include "core/home.h"
 #include "core/util.h"
 #include "http/listen.h"
 #include "sandbox/compile.h"
@@ -86,10 +87,15 @@ static void check_key(struct doctor *d, const struct cb_config *cfg)
     if (rc == -ENOENT) {
         char *m = cb_xasprintf("no master key%s: credentials are never injected",
                                store ? " but a credential store exists" : "");
-        add(d, store ? FAIL : WARN, "master key", m,
-            "umask 077; openssl rand -hex 32 > ~/.clawbox/master.key, then set "
-            "[credentials] key_file = \"~/.clawbox/master.key\"");
+        char *kpath = cb_home_path(CB_HOME_MASTER_KEY);
+        char *fix = cb_xasprintf("clawbox init writes one (and never replaces a key); or: umask "
+                                 "077; openssl rand -hex 32 > %s, then set [credentials] "
+                                 "key_file = \"%s\"",
+                                 kpath, kpath);
+        add(d, store ? FAIL : WARN, "master key", m, fix);
         free(m);
+        free(fix);
+        free(kpath);
         return;
     }
     add(d, FAIL, "master key", err.msg, "chmod 600 the key file, owned by the server's user");

@@ -5,14 +5,31 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char usage_text[] =
     "Usage: clawbox init [--dir DIR] [--force]\n\n"
-    "Creates DIR (default ~/.clawbox) with config/clawbox.toml (mode 0600) holding a fresh\n"
-    "auth token, the token file DIR/token, and the tools, audit and data directories.\n"
-    "An existing config is never overwritten unless --force is given.\n\n"
-    "  --dir DIR   base directory (default $HOME/.clawbox)\n"
+    "Creates DIR (default $CLAWBOX_HOME, else ~/.clawbox) with config/clawbox.toml (mode\n"
+    "0600) holding a fresh auth token, the token file DIR/token, the credential store's\n"
+    "master key DIR/master.key, and the tools, audit and data directories. An existing\n"
+    "config is never overwritten unless --force is given; an existing key never is.\n"
+    "With another DIR, export CLAWBOX_HOME=DIR so that the other verbs find it.\n\n"
+    "  --dir DIR   base directory (default $CLAWBOX_HOME, else $HOME/.clawbox)\n"
     "  --force     overwrite an existing config with a new token\n";
+
+/* Whether --dir names the home the other verbs use anyway. */
+static bool same_dir(const char *base)
+{
+    if (base == NULL)
+        return true;
+    char *home = cb_home_dir();
+    char *a = realpath(base, NULL), *b = realpath(home, NULL);
+    bool same = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    free(home);
+    return same;
+}
 
 int cmd_init(int argc, char **argv)
 {
@@ -41,8 +58,14 @@ int cmd_init(int argc, char **argv)
     else if (r == 0)
         fprintf(stderr,
                 "Initialised clawbox in %s\n  config:     %s\n  tools:      %s\n"
-                "  token file: %s\n",
-                base ? base : def, res.config_path, res.tools_dir, res.token_path);
+                "  token file: %s\n  master key: %s%s\n",
+                base ? base : def, res.config_path, res.tools_dir, res.token_path, res.key_path,
+                res.key_created ? "" : " (kept)");
+    if (r == 0 && !same_dir(base))
+        fprintf(stderr,
+                "\nSo that every verb finds this directory (its config and token):\n"
+                "  export CLAWBOX_HOME=%s\n",
+                base);
     if (r == 0)
         fprintf(stderr,
                 "\nTo use the CLI, export the token:\n"

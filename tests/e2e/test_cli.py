@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import BIN, Server, free_port, main, read_audit
@@ -60,8 +61,51 @@ class InitTests(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertIn("already exists", p.stderr)
         self.assertEqual(self.token(), first)
+        key = os.path.join(self.base, "master.key")
+        with open(key) as f:
+            first_key = f.read()
         run("init", "--dir", self.base, "--force")
         self.assertNotEqual(self.token(), first)
+        with open(key) as f:
+            self.assertEqual(f.read(), first_key, "--force must never replace the master key")
+
+    def test_init_writes_a_master_key_the_config_names(self):
+        p = run("init", "--dir", self.base)
+        key = os.path.join(self.base, "master.key")
+        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+        with open(key) as f:
+            self.assertRegex(f.read(), r"^[0-9a-f]{64}\n$")
+        with open(os.path.join(self.base, "config", "clawbox.toml")) as f:
+            self.assertIn(f'key_file = "{key}"', f.read())
+        self.assertIn(f"master key: {key}", p.stderr)
+
+    def test_clawbox_home_points_every_verb_at_an_init_dir(self):
+        p = run("init", "--dir", self.base)
+        self.assertIn(f"export CLAWBOX_HOME={self.base}", p.stderr)
+        cfg = os.path.join(self.base, "config", "clawbox.toml")
+        port = free_port()
+        with open(cfg) as f:
+            text = re.sub(r"port = \d+", f"port = {port}", f.read())
+        with open(cfg, "w") as f:
+            f.write(text)
+        env = {"CLAWBOX_HOME": self.base, "HOME": self.dir, "CLAWBOX_AUTH_TOKEN": ""}
+        server_env = {k: v for k, v in os.environ.items() if k != "CLAWBOX_AUTH_TOKEN"}
+        server_env.update(CLAWBOX_HOME=self.base, HOME=self.dir)
+        server = subprocess.Popen([BIN, "serve"], env=server_env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(200):
+                p = run("list", "tools", "--port", str(port), "--json", env=env)
+                if p.returncode == 0:
+                    break
+                time.sleep(0.05)
+            if p.returncode != 0:
+                server.terminate()
+                self.fail(p.stderr + server.communicate(timeout=20)[1])
+            self.assertEqual(json.loads(p.stdout), [])
+        finally:
+            server.terminate()
+            self.assertIn(f"Using config: {cfg}", server.communicate(timeout=20)[1])
 
     def test_init_escapes_odd_paths(self):
         base = os.path.join(self.dir, 'we"ird\\dir')
@@ -423,6 +467,7 @@ class DoctorTests(unittest.TestCase):
         self.assertEqual(f[("permissions", "fail")]["fix"], f"chmod 600 {self.cfg}")
 
     def test_store_without_key(self):
+        os.unlink(os.path.join(self.base, "master.key"))  # as an older init left it
         with open(os.path.join(self.base, "credentials.enc"), "w") as fh:
             fh.write("x")
         rc, f = self.doctor()

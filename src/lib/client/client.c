@@ -85,7 +85,7 @@ static char *trimmed(const char *s, size_t n)
 
 static char *read_token_file(struct cb_error *err)
 {
-    char *path = cb_home_expand(CB_HOME_TILDE "/" CB_HOME_TOKEN);
+    char *path = cb_home_path(CB_HOME_TOKEN);
     struct cb_file f;
     int r = cb_file_load(&f, AT_FDCWD, path, TOKEN_FILE_MAX, CB_FILE_WIPE, NULL);
     free(path);

@@ -48,6 +48,7 @@ static void render_config(struct cb_buf *b, const char *base, const char *token)
                    "[proxy]\nmax_response_bytes = 1048576\ndefault_timeout_ms = 30000\n\n"
                    "[credentials]\n");
     kv_path(b, "store_path", base, CB_HOME_CREDENTIALS);
+    kv_path(b, "key_file", base, CB_HOME_MASTER_KEY);
     cb_buf_puts(b, "\n[logging]\nformat = \"json\"\nlevel = \"info\"\n");
     kv_path(b, "audit_dir", base, CB_HOME_AUDIT);
     cb_buf_puts(b, "\n[containers]\nmax_containers = 10\n\n"
@@ -75,6 +76,23 @@ static int write_files(const char *base, struct cb_init_result *out, struct cb_e
     return r;
 }
 
+/* A fresh master key, unless one is there. */
+static int write_key(struct cb_init_result *out, struct cb_error *err)
+{
+    struct stat st;
+    if (lstat(out->key_path, &st) == 0)
+        return 0;
+    char key[65];
+    int r = cb_config_new_token(key, err);
+    if (r == 0) {
+        key[64] = '\n';
+        r = cb_write_atomic(out->key_path, key, 65, err);
+    }
+    explicit_bzero(key, sizeof(key));
+    out->key_created = r == 0;
+    return r;
+}
+
 int cb_init_home(const char *base, bool force, struct cb_init_result *out, struct cb_error *err)
 {
     static const char *const dirs[] = {NULL, CB_HOME_CONFIG_DIR, CB_HOME_TOOLS, CB_HOME_AUDIT,
@@ -83,6 +101,7 @@ int cb_init_home(const char *base, bool force, struct cb_init_result *out, struc
     out->config_path = cb_xasprintf("%s/%s", base, CB_HOME_CONFIG);
     out->token_path = cb_xasprintf("%s/%s", base, CB_HOME_TOKEN);
     out->tools_dir = cb_xasprintf("%s/%s", base, CB_HOME_TOOLS);
+    out->key_path = cb_xasprintf("%s/%s", base, CB_HOME_MASTER_KEY);
     for (size_t i = 0; i < CB_ARRAY_LEN(dirs); i++) {
         char *d = dirs[i] ? cb_xasprintf("%s/%s", base, dirs[i]) : cb_xstrdup(base);
         int r = cb_mkdir_p(d, 0700, err);
@@ -90,9 +109,10 @@ int cb_init_home(const char *base, bool force, struct cb_init_result *out, struc
         if (r < 0)
             return r;
     }
+    int r = write_key(out, err);
     struct stat st;
-    if (!force && lstat(out->config_path, &st) == 0)
-        return 0;
+    if (r < 0 || (!force && lstat(out->config_path, &st) == 0))
+        return r;
     out->created = true;
     return write_files(base, out, err);
 }
@@ -104,4 +124,5 @@ void cb_init_result_free(struct cb_init_result *r)
     free(r->config_path);
     free(r->token_path);
     free(r->tools_dir);
+    free(r->key_path);
 }

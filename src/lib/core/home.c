@@ -11,6 +11,9 @@ static const char *user_home(void)
 
 char *cb_home_dir(void)
 {
+    const char *own = getenv(CB_HOME_ENV);
+    if (own != NULL && own[0] != '\0')
+        return cb_xstrdup(own);
     const char *home = user_home();
     return cb_xasprintf("%s/" CB_HOME_NAME, home ? home : "/root");
 }

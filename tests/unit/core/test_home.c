@@ -26,6 +26,20 @@ static void the_home_is_under_home_else_root(void **state)
     assert_string_equal(unset, "/root/.clawbox/tools");
 }
 
+static void clawbox_home_wins_when_set(void **state)
+{
+    (void)state;
+    setenv("HOME", "/home/u", 1);
+    setenv(CB_HOME_ENV, "/srv/cb", 1);
+    _cleanup_free_ char *token = cb_home_path(CB_HOME_TOKEN);
+    assert_string_equal(token, "/srv/cb/token");
+    setenv(CB_HOME_ENV, "", 1);
+    _cleanup_free_ char *dir = cb_home_dir();
+    assert_string_equal(dir, "/home/u/.clawbox");
+    unsetenv(CB_HOME_ENV);
+    unsetenv("HOME");
+}
+
 static void expand_replaces_a_leading_tilde_only(void **state)
 {
     (void)state;
@@ -47,6 +61,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_home_is_under_home_else_root),
+        cmocka_unit_test(clawbox_home_wins_when_set),
         cmocka_unit_test(expand_replaces_a_leading_tilde_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
