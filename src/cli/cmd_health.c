@@ -90,6 +90,12 @@ int cmd_status(int argc, char **argv)
     json_t *comp;
     json_object_foreach(json_object_get(j, "components"), name, comp)
         printf("  %-14s %s\n", name, json_string_value(json_object_get(comp, "status")));
+    json_t *engine =
+        json_object_get(json_object_get(json_object_get(j, "components"), "wasm_engine"), "detail");
+    printf("Tools:   %lld ready, %lld compiling, %lld failed\n",
+           (long long)json_integer_value(json_object_get(engine, "tools_loaded")),
+           (long long)json_integer_value(json_object_get(engine, "tools_compiling")),
+           (long long)json_integer_value(json_object_get(engine, "tools_failed")));
     json_decref(j);
     return 0;
 }

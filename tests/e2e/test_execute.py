@@ -129,9 +129,18 @@ class ExampleToolTests(ToolServer):
     def test_tools_list_and_get(self):
         r = self.server.request("GET", "/tools")
         self.assertEqual(r.status, 200)
-        names = {t["tool"]["name"] for t in r.json()}
+        names = {t["tool"]["name"] for t in r.json() if t["state"] == "ready"}
         self.assertTrue({"echo", "hash", "base64", "json_fmt", "http_request"} <= names, names)
         self.assertNotIn("system", names)
+        failed = {t["tool"]["name"]: t["error"] for t in r.json() if t["state"] == "failed"}
+        self.assertIn("env.system", failed["system"])
+        self.assertIn("garbage", failed)
+        engine = self.server.request("GET", "/health", auth=False).json()["components"][
+            "wasm_engine"]["detail"]
+        self.assertEqual(engine["tools_failed"], len(failed))
+        self.assertEqual(engine["tools_compiling"], 0)
+        self.assertEqual(engine["tools_loaded"], len([t for t in r.json()
+                                                      if t["state"] == "ready"]))
         r = self.server.request("GET", "/tools/echo")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["tool"]["name"], "echo")
@@ -294,6 +303,34 @@ class TimeoutTests(ToolServer):
         self.assertLess(elapsed, 2.0)
         self.assert_healthy()
         self.assertEqual(self.execute("echo", {}).status, 200)
+
+
+class CompilingToolTests(unittest.TestCase):
+    """A fresh cache: the tools compile after the server starts listening."""
+
+    def test_execute_waits_for_a_compiling_tool(self):
+        server = Server(sandbox_extra="default_timeout_ms = 120000\n")
+        tool_dir = os.path.join(server.dir, "tools")
+        os.makedirs(tool_dir)
+        for name in ("echo.wasm", "cpp_wordcount.wasm", "cpp_wordcount.json"):
+            shutil.copy(os.path.join(TOOLS_DIR, name), tool_dir)
+        try:
+            server.start(wait=False)
+            for _ in range(600):
+                try:
+                    r = server.request("GET", "/tools")
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            states = {t["tool"]["name"]: t["state"] for t in r.json()}
+            self.assertTrue(set(states.values()) <= {"compiling", "ready"}, states)
+            r = server.request("POST", "/execute", {"tool": "cpp_wordcount",
+                                                    "params": {"text": "a b"}}, timeout=300)
+            self.assertEqual(r.status, 200, r.body)
+            r = server.request("POST", "/execute", {"tool": "nope"})
+            self.assertEqual(r.status, 404, r.body)
+        finally:
+            server.cleanup()
 
 
 class RegistryTests(unittest.TestCase):

@@ -289,12 +289,14 @@ void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)
         cb_api_invalid_field(res, "capabilities", "field 'capabilities' must be an object");
         return;
     }
-    struct cb_tool *tool = cb_registry_get(app->registry, name);
+    /* A tool still compiling is waited for, up to the default timeout. */
+    struct cb_tool *tool =
+        cb_registry_get_wait(app->registry, name, app->cfg->sandbox.default_timeout_ms);
     if (tool == NULL) {
         cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name,
-                              cb_registry_ready(app->registry)
-                                  ? ""
-                                  : " (tools are still being compiled; retry shortly)");
+                              cb_registry_compiling(app->registry, name)
+                                  ? " (it is still being compiled; retry shortly)"
+                                  : "");
         record(req, res, "unknown", "not_found", 0, 0);
         return;
     }

@@ -41,10 +41,12 @@ static bool add_components(struct cb_app *app, json_t *components)
     json_t *detail = db_ok ? json_object() : json_pack("{s:s}", "error", err.msg);
     json_object_set_new(components, "state_db", component(db_ok ? "healthy" : "unhealthy", detail));
     bool tools_ready = cb_registry_ready(app->registry);
+    struct cb_registry_counts n = cb_registry_counts(app->registry);
     json_object_set_new(components, "wasm_engine",
                         component(tools_ready ? "healthy" : "loading",
-                                  json_pack("{s:I}", "tools_loaded",
-                                            (json_int_t)cb_registry_count(app->registry))));
+                                  json_pack("{s:I, s:I, s:I}", "tools_loaded", (json_int_t)n.ready,
+                                            "tools_compiling", (json_int_t)n.compiling,
+                                            "tools_failed", (json_int_t)n.failed)));
     /* Credentials are optional: their state informs, it never degrades. */
     const char *cs = app->creds_status ? app->creds_status : "disabled";
     json_object_set_new(

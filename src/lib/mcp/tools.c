@@ -47,8 +47,11 @@ json_t *cb__mcp_tool_from_manifest(const json_t *manifest, enum cb__mcp_shape sh
     const json_t *meta = json_object_get(manifest, "tool");
     const char *name = json_string_value(json_object_get(meta, "name"));
     const char *desc = json_string_value(json_object_get(meta, "description"));
-    if (name == NULL || name[0] == '\0')
+    const char *state = json_string_value(json_object_get(manifest, "state"));
+    if (name == NULL || name[0] == '\0' || (state != NULL && strcmp(state, "failed") == 0))
         return NULL;
+    if (state != NULL && strcmp(state, "compiling") == 0)
+        desc = "Still being compiled by clawbox; a call waits until it is ready.";
     json_t *in = cb__mcp_schema(json_object_get(manifest, "input_schema"));
     if (in == NULL && json_object_get(manifest, "input_schema") != NULL)
         cb_log(CB_LOG_WARN,

@@ -61,8 +61,23 @@ bool cb_registry_ready(struct cb_registry *r);
 struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name);
 void cb_tool_unref(struct cb_tool *t);
 
-/* GET /tools: a new array of the manifests of all loaded tools. */
+/* Like cb_registry_get, but a tool that is still compiling (queued in a
+ * scan or a reload, or not yet reached by the scan at open) is waited for,
+ * up to timeout_ms; NULL when it failed, does not exist, or the time ran
+ * out. */
+struct cb_tool *cb_registry_get_wait(struct cb_registry *r, const char *name, uint64_t timeout_ms);
+/* Whether no version of name is loaded yet but one may come (see above). */
+bool cb_registry_compiling(struct cb_registry *r, const char *name);
+
+/* GET /tools: a new array of every tool's manifest with "state": "ready";
+ * then, for tools with no version loaded, {"tool": {"name"}, "state":
+ * "compiling"} and {"tool": {"name"}, "state": "failed", "error": why}. */
 json_t *cb_registry_manifests(struct cb_registry *r);
+
+struct cb_registry_counts {
+    size_t ready, compiling, failed;
+};
+struct cb_registry_counts cb_registry_counts(struct cb_registry *r);
 size_t cb_registry_count(struct cb_registry *r);
 
 /* POST /tools/register. Parses the manifest with cb_manifest_parse (with

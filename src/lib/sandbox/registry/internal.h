@@ -80,8 +80,10 @@ struct cb_registry {
     struct cb__watch *watch;
     pthread_t loader_thread; /* the background initial scan, if any */
     bool has_loader;
-    atomic_bool ready;    /* the initial scan is done */
-    atomic_bool stopping; /* close is waiting: scans stop between modules */
+    json_t *pending;        /* names queued or compiling in a batch, under lock */
+    pthread_cond_t changed; /* with lock: a pending name finished, or ready was set */
+    atomic_bool ready;      /* the initial scan is done */
+    atomic_bool stopping;   /* close is waiting: scans stop between modules */
 };
 
 /* registry.c */
@@ -96,6 +98,12 @@ void cb__registry_install(struct cb_registry *r, const char *name, const char *s
                           struct cb_manifest *file_m);
 void cb__registry_unload(struct cb_registry *r, const char *name);
 struct cb_tool *cb__tool_ref(struct cb_tool *t);
+
+/* states.c: the names a batch is working on, for listing and waiting. */
+void cb__registry_pending_add(struct cb_registry *r, char *const *names, size_t n);
+void cb__registry_pending_done(struct cb_registry *r, const char *name);
+/* Marks the initial scan done and wakes the waiters. */
+void cb__registry_set_ready(struct cb_registry *r);
 
 /* scan.c */
 /* Loads or refreshes one module; force re-reads the file even when its

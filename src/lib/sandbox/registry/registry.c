@@ -233,16 +233,6 @@ struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name)
     return t;
 }
 
-json_t *cb_registry_manifests(struct cb_registry *r)
-{
-    json_t *a = json_array();
-    pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n_slots; i++)
-        json_array_append_new(a, json_deep_copy(r->slots[i].tool->manifest->doc));
-    pthread_mutex_unlock(&r->lock);
-    return a;
-}
-
 size_t cb_registry_count(struct cb_registry *r)
 {
     pthread_mutex_lock(&r->lock);
@@ -401,7 +391,7 @@ static void *initial_load(void *arg)
     json_decref(cb__registry_scan(r));
     mark_loaded_at_open(r);
     update_gauge(r);
-    atomic_store(&r->ready, true);
+    cb__registry_set_ready(r);
     return NULL;
 }
 
@@ -421,6 +411,12 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
     pthread_mutex_init(&r->scan_lock, NULL);
     pthread_mutex_init(&r->reg_lock, NULL);
     pthread_mutex_init(&r->fail_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    r->pending = json_object();
     r->at_open = json_object();
     init_metrics(r);
     int rc = 0;
@@ -467,6 +463,8 @@ void cb_registry_close(struct cb_registry *r)
     }
     free(r->registered);
     json_decref(r->at_open);
+    json_decref(r->pending);
+    pthread_cond_destroy(&r->changed);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->scan_lock);
     pthread_mutex_destroy(&r->reg_lock);

@@ -505,6 +505,7 @@ static void *batch_main(void *arg)
         if (i >= b->n || atomic_load(&b->r->stopping))
             return NULL;
         b->errors[i] = batch_one(b, b->names[i]);
+        cb__registry_pending_done(b->r, b->names[i]);
     }
 }
 
@@ -526,6 +527,7 @@ static void refresh_batch(struct cb_registry *r, char *const *names, size_t n, b
                           json_t *failed)
 {
     struct batch b = {.r = r, .names = names, .n = n, .force = force};
+    cb__registry_pending_add(r, names, n);
     b.errors = cb_xcalloc(n ? n : 1, sizeof(*b.errors));
     size_t jobs = batch_jobs(n);
     pthread_t *threads = cb_xcalloc(jobs ? jobs : 1, sizeof(*threads));

@@ -91,6 +91,16 @@ static void open_loads_modules_and_skips_bad_ones(void **state)
     assert_null(cb_registry_get(fx->reg, "broken"));
     assert_null(cb_registry_get(fx->reg, "my.tool"));
     assert_null(cb_registry_get(fx->reg, "nope"));
+    struct cb_registry_counts n = cb_registry_counts(fx->reg);
+    assert_int_equal(n.ready, 2);
+    assert_int_equal(n.compiling, 0);
+    assert_int_equal(n.failed, 1);
+    json_t *list = cb_registry_manifests(fx->reg);
+    assert_int_equal(json_array_size(list), 3);
+    json_t *failed = json_array_get(list, 2);
+    assert_string_equal(json_string_value(json_object_get(failed, "state")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(failed, "error")), "fake compile"));
+    json_decref(list);
     char *text = render_metrics(fx->metrics);
     assert_non_null(strstr(text, "clawbox_tools_loaded 2\n"));
     assert_non_null(strstr(text, "clawbox_tool_compile_failures_total{tool=\"broken\"} 1\n"));
@@ -119,7 +129,8 @@ static void manifests_are_sorted_auto_manifests(void **state)
     json_t *all = cb_registry_manifests(fx->reg);
     char *text = json_dumps(all, JSON_COMPACT);
     const char *auto_rest = "\",\"description\":\"Auto-loaded WASM tool\",\"version\":\"0.0.0\"},"
-                            "\"network\":null,\"credentials\":null,\"resources\":null}";
+                            "\"network\":null,\"credentials\":null,\"resources\":null,"
+                            "\"state\":\"ready\"}";
     char want[1024];
     snprintf(want, sizeof(want),
              "[{\"tool\":{\"name\":\"Beta%s,{\"tool\":{\"name\":\"alpha%s,"
@@ -609,13 +620,33 @@ static void slow_module_does_not_hold_up_the_others(void **state)
     assert_int_equal(loaded, CB_ARRAY_LEN(good));
     assert_false(cb_registry_ready(fx->reg));
     assert_null(cb_registry_get(fx->reg, "aaa"));
+    /* Listed and counted as compiling, and waited for only up to the time. */
+    struct cb_registry_counts n = cb_registry_counts(fx->reg);
+    assert_int_equal(n.ready, CB_ARRAY_LEN(good));
+    assert_int_equal(n.compiling, 1);
+    assert_int_equal(n.failed, 0);
+    assert_true(cb_registry_compiling(fx->reg, "aaa"));
+    json_t *list = cb_registry_manifests(fx->reg);
+    json_t *last = json_array_get(list, json_array_size(list) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "state")), "compiling");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "tool"), "name")),
+                        "aaa");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "state")),
+                        "ready");
+    json_decref(list);
+    assert_null(cb_registry_get_wait(fx->reg, "aaa", 50));
     pthread_mutex_lock(&g.mu);
     g.released = true;
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
+    struct cb_tool *waited = cb_registry_get_wait(fx->reg, "aaa", 10000);
+    assert_non_null(waited);
+    cb_tool_unref(waited);
     for (int i = 0; i < 500 && !cb_registry_ready(fx->reg); i++)
         sleep_ms(10);
     assert_true(cb_registry_ready(fx->reg));
+    assert_false(cb_registry_compiling(fx->reg, "aaa"));
+    assert_null(cb_registry_get_wait(fx->reg, "nope", 10000)); /* at once: nothing pending */
     char *so = loaded_so(fx->reg, "aaa");
     assert_string_equal(so, "/fake/SLOW.so");
     free(so);
