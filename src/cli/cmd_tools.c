@@ -13,7 +13,8 @@ static const char usage_text[] =
     "Actions:\n"
     "  list            list the loaded tools\n"
     "  register FILE   register the tool manifest in FILE (JSON)\n"
-    "  reload          rescan the tool directory now\n\n" CLI_CONN_HELP
+    "  reload          rescan the tool directory now; exits 1 when a module "
+    "failed\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
     "  --json          list prints the tools' manifests as a JSON array\n";
 
@@ -92,8 +93,20 @@ static int do_reload(struct cli_conn *c)
     struct cb_buf out;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, "POST", "/tools/reload", NULL, &out);
-    if (rc == 0)
+    if (rc == 0) {
         print_json(&out);
+        json_t *j = json_loadb(out.data, out.len, 0, NULL);
+        size_t failed = json_array_size(json_object_get(j, "failed"));
+        fprintf(stderr, "%zu loaded, %zu failed\n", json_array_size(json_object_get(j, "tools")),
+                failed);
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(j, "failed"), i, f)
+            fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(f, "tool")),
+                    json_string_value(json_object_get(f, "error")));
+        rc = failed > 0;
+        json_decref(j);
+    }
     cb_buf_free(&out);
     return rc;
 }

@@ -107,6 +107,15 @@ class ExampleToolTests(ToolServer):
         self.assertIn("network access denied", json.dumps(r.json()["output"]))
         self.assertEqual(r.json()["metadata"]["tool_error"], r.json()["output"]["error"])
 
+    def test_cli_reload_fails_when_a_module_failed(self):
+        env = dict(os.environ, CLAWBOX_AUTH_TOKEN=self.server.token)
+        p = subprocess.run([BIN, "tools", "reload", "--port", str(self.server.port)],
+                           capture_output=True, text=True, env=env, timeout=300)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stderr, r"\d+ loaded, \d+ failed")
+        self.assertIn("  system: import env.system is not allowed", p.stderr)
+        self.assertIn("failed", json.loads(p.stdout))
+
     def test_cli_run_exit_code_and_quiet(self):
         def run(*args):
             env = dict(os.environ, CLAWBOX_AUTH_TOKEN=self.server.token)
