@@ -1,8 +1,9 @@
-/* clawbox add tool NAME FILE.wasm [--tool-dir DIR]
+/* clawbox add tool NAME FILE.wasm [--tool-dir DIR] [--no-wait] [connection options]
  * clawbox remove tool NAME [--tool-dir DIR] */
 #include "cli.h"
 #include "tooling/tooling.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,16 @@
     "                   $CLAWBOX_TOOL_DIR, else ~/.clawbox/tools)\n"
 
 static const char add_usage[] =
-    "Usage: clawbox add tool NAME FILE.wasm [--tool-dir DIR]\n\n"
+    "Usage: clawbox add tool NAME FILE.wasm [--tool-dir DIR] [--no-wait] [--host H]\n"
+    "                        [--port P] [--socket PATH] [--token T]\n\n"
     "Installs the WebAssembly module FILE as tool NAME: copies it atomically to\n"
     "DIR/NAME.wasm, and its manifest (FILE with .wasm replaced by .json), if there\n"
-    "is one, to DIR/NAME.json with tool.name set to NAME. A running server's\n"
-    "watcher loads it (or run 'clawbox tools reload').\n"
-    "NAME is 1-64 characters from A-Z a-z 0-9 _ -.\n\n" TOOL_DIR_HELP;
+    "is one, to DIR/NAME.json with tool.name set to NAME. Then asks the running\n"
+    "server to load it (POST /tools/reload) and prints its verdict: exits 1 when the\n"
+    "server refused the module, saying why. Without a running server it says so and\n"
+    "exits 0: the server loads the tool when it starts.\n"
+    "NAME is 1-64 characters from A-Z a-z 0-9 _ -.\n\n" TOOL_DIR_HELP
+    "  --no-wait        install only; do not ask the server\n" CLI_CONN_HELP;
 
 static const char remove_usage[] =
     "Usage: clawbox remove tool NAME [--tool-dir DIR]\n\n"
@@ -27,15 +32,28 @@ static const char remove_usage[] =
 
 /* Parses "tool ARGS... [--tool-dir DIR]" after the verb. Returns -1 to go
  * on (positional arguments from argv[optind]), else an exit code. */
-static int parse(int argc, char **argv, const char *usage, int nargs, const char **tool_dir)
+struct add_args {
+    const char *tool_dir;
+    bool no_wait;
+    struct cli_conn conn;
+};
+
+static int parse(int argc, char **argv, const char *usage, int nargs, struct add_args *a)
 {
-    static const struct option opts[] = {{"tool-dir", required_argument, NULL, 'd'},
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"tool-dir", required_argument, NULL, 'd'},
+                                         {"no-wait", no_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int o;
+    cli_conn_init(&a->conn);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_conn_option(&a->conn, o, optarg))
+            continue;
         if (o == 'd')
-            *tool_dir = optarg;
+            a->tool_dir = optarg;
+        else if (o == 'n')
+            a->no_wait = true;
         else
             return o == 'h' ? (fputs(usage, stdout), 0) : (fputs(usage, stderr), 2);
     }
@@ -59,12 +77,63 @@ static int resolve_dir(const char *flag, char **dir)
     return 0;
 }
 
+static bool named(json_t *a, const char *name, json_t **entry)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        const char *n = json_is_string(v) ? json_string_value(v)
+                                          : json_string_value(json_object_get(v, "tool"));
+        if (n != NULL && strcmp(n, name) == 0) {
+            *entry = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Asks the server to load the tool now and reports its verdict. */
+static int server_verdict(struct cli_conn *c, const char *name)
+{
+    struct cb_error err = {0};
+    c->token = cb_client_resolve_token(c->token_flag, &err);
+    if (c->token == NULL) {
+        fprintf(stderr, "  not checked with the server: %s\n", err.msg);
+        return 0;
+    }
+    c->client.token = c->token;
+    struct cb_buf out;
+    long status = 0;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int r = cb_client_request(&c->client, "POST", "/tools/reload", NULL, &status, &out, &err);
+    json_t *j = r == 0 && status == 200 ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+    cb_buf_free(&out);
+    json_t *e = NULL;
+    int rc = 0;
+    if (r < 0)
+        fprintf(stderr, "  no server answered (%s): it loads the tool when it starts\n", err.msg);
+    else if (j == NULL)
+        rc = cli_fail("the server answered POST /tools/reload with %ld", status);
+    else if (named(json_object_get(j, "failed"), name, &e))
+        rc = cli_fail("the server refused tool '%s': %s", name,
+                      json_string_value(json_object_get(e, "error")));
+    else if (named(json_object_get(j, "tools"), name, &e))
+        fprintf(stderr, "✓ The server loaded tool '%s'\n", name);
+    else
+        rc = cli_fail("the server did not find tool '%s': is --tool-dir the server's "
+                      "[sandbox] tool_dir?",
+                      name);
+    json_decref(j);
+    return rc;
+}
+
 int cmd_add(int argc, char **argv)
 {
-    const char *flag = NULL;
+    struct add_args a = {0};
     char *dir = NULL;
-    int rc = parse(argc, argv, add_usage, 2, &flag);
-    if (rc >= 0 || resolve_dir(flag, &dir) != 0)
+    int rc = parse(argc, argv, add_usage, 2, &a);
+    if (rc >= 0 || resolve_dir(a.tool_dir, &dir) != 0)
         return rc >= 0 ? rc : 1;
     const char *name = argv[optind], *file = argv[optind + 1];
     struct cb_tooling_installed res;
@@ -77,19 +146,20 @@ int cmd_add(int argc, char **argv)
             fprintf(stderr, "  manifest: %s\n", res.manifest_path);
         else
             fprintf(stderr, "  no manifest beside %s: the server uses a deny-all one\n", file);
-        rc = 0;
+        rc = a.no_wait ? 0 : server_verdict(&a.conn, name);
     }
     cb_tooling_installed_free(&res);
+    cli_conn_free(&a.conn);
     free(dir);
     return rc;
 }
 
 int cmd_remove(int argc, char **argv)
 {
-    const char *flag = NULL;
+    struct add_args a = {0};
     char *dir = NULL;
-    int rc = parse(argc, argv, remove_usage, 1, &flag);
-    if (rc >= 0 || resolve_dir(flag, &dir) != 0)
+    int rc = parse(argc, argv, remove_usage, 1, &a);
+    if (rc >= 0 || resolve_dir(a.tool_dir, &dir) != 0)
         return rc >= 0 ? rc : 1;
     const char *name = argv[optind];
     struct cb_error err = {0};

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, CACHE_DIR, Server, main
+from harness import BIN, CACHE_DIR, Server, free_port, main
 
 SDK = os.path.join(os.path.dirname(__file__), "..", "..", "sdk", "clawbox_tool.h")
 
@@ -179,7 +179,7 @@ class LiveServerTests(unittest.TestCase):
     def tool_names(self):
         r = self.server.request("GET", "/tools")
         self.assertEqual(r.status, 200, r.body)
-        return {m["tool"]["name"]: m for m in r.json()}
+        return {m["tool"]["name"]: m for m in r.json() if m["state"] == "ready"}
 
     def wait_for(self, name, present, timeout=120):
         deadline = time.time() + timeout
@@ -226,6 +226,31 @@ class LiveServerTests(unittest.TestCase):
         self.wait_for(name, False)
         r = self.server.request("POST", "/execute", {"tool": name, "params": {}})
         self.assertEqual(r.status, 404, r.body)
+
+    def test_add_reports_the_servers_verdict(self):
+        t = self.t
+        conn = ["--tool-dir", self.tool_dir, "--port", str(self.server.port)]
+        env = {"CLAWBOX_AUTH_TOKEN": self.server.token}
+        with open(t.path("junk.wasm"), "wb") as f:
+            f.write(b"\0asm\x01\0\0\0\x05")
+        p = t.run("add", "tool", "junk", "junk.wasm", *conn, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("clawbox: the server refused tool 'junk': ", p.stderr)
+        p = t.run("add", "tool", "junk2", "junk.wasm", "--no-wait", *conn, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("the server refused", p.stderr)
+        t.run("new-tool", "verdict", "--dir", "src3")
+        self.assertEqual(t.run("build", "--source", "src3", "--output", "out3").returncode, 0)
+        p = t.run("add", "tool", "verdict", "out3/verdict.wasm", *conn, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("✓ The server loaded tool 'verdict'", p.stderr)
+        self.assertIn("verdict", self.tool_names())
+        p = t.run("add", "tool", "verdict", "out3/verdict.wasm", "--tool-dir", self.tool_dir,
+                  "--port", str(free_port()), env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("no server answered", p.stderr)
+        for name in ("junk", "junk2", "verdict"):
+            t.run("remove", "tool", name, "--tool-dir", self.tool_dir)
 
     def test_add_under_another_name_rewrites_the_manifest_name(self):
         t = self.t
