@@ -1,6 +1,7 @@
-/* clawbox tools list|register FILE|reload, and clawbox list tools. */
+/* clawbox tools list|show NAME|register FILE|unregister NAME|reload, and clawbox list tools. */
 #include "cli.h"
 #include "core/util.h"
+#include "sandbox/registry.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -13,6 +14,9 @@ static const char usage_text[] =
     "Actions:\n"
     "  list            list the loaded tools\n"
     "  register FILE   register the tool manifest in FILE (JSON)\n"
+    "  unregister NAME forget NAME's registered manifest: its .json file (or the\n"
+    "                  automatic deny-all manifest) applies again\n"
+    "  show NAME       print NAME's manifest, where it came from and its module's hash\n"
     "  reload          rescan the tool directory now; exits 1 when a module "
     "failed\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
@@ -88,6 +92,29 @@ static int do_register(struct cli_conn *c, const char *file)
     return rc;
 }
 
+/* Requests `method path` and prints the answer (tools show, unregister). */
+static int do_simple(struct cli_conn *c, const char *method, const char *path)
+{
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, method, path, NULL, &out);
+    if (rc == 0)
+        print_json(&out);
+    cb_buf_free(&out);
+    return rc;
+}
+
+static int do_named(struct cli_conn *c, const char *action, const char *name)
+{
+    if (!cb_tool_name_valid(name))
+        return cli_fail("'%s' is not a tool name (1-64 of A-Z a-z 0-9 _ -)", name);
+    bool show = strcmp(action, "show") == 0;
+    char *path = cb_xasprintf("/tools/%s%s", name, show ? "" : "/registration");
+    int rc = do_simple(c, show ? "GET" : "DELETE", path);
+    free(path);
+    return rc;
+}
+
 static int do_reload(struct cli_conn *c)
 {
     struct cb_buf out;
@@ -141,6 +168,8 @@ static int dispatch(struct cli_conn *c, bool as_json, int argc, char **argv)
         return do_register(c, argv[1]);
     if (strcmp(action, "reload") == 0 && argc == 1)
         return do_reload(c);
+    if ((strcmp(action, "unregister") == 0 || strcmp(action, "show") == 0) && argc == 2)
+        return do_named(c, action, argv[1]);
     fputs(usage_text, stderr);
     return 2;
 }

@@ -377,6 +377,34 @@ class RegistryTests(unittest.TestCase):
         self.server.start()
         r = self.server.request("GET", "/tools/echo")
         self.assertEqual(r.json()["tool"]["description"], "registered echo")
+        self.assertEqual(r.json()["manifest_source"], "registered")
+
+    def test_unregister_brings_the_file_manifest_back(self):
+        with open(os.path.join(self.tool_dir, "echo.json")) as f:
+            file_description = json.load(f)["tool"]["description"]
+        r = self.server.request("GET", "/tools/echo")
+        self.assertEqual((r.json()["manifest_source"], r.json()["state"]), ("file", "ready"))
+        self.assertRegex(r.json()["sha256"], "^[0-9a-f]{64}$")
+        self.register({"tool": {"name": "echo", "description": "registered echo"}})
+        listed = {t["tool"]["name"]: t for t in self.server.request("GET", "/tools").json()}
+        self.assertEqual(listed["echo"]["manifest_source"], "registered")
+        env = dict(os.environ, CLAWBOX_AUTH_TOKEN=self.server.token)
+        cli = lambda *a: subprocess.run(  # noqa: E731
+            [BIN, "tools", *a, "--port", str(self.server.port)], capture_output=True,
+            text=True, env=env, timeout=60)
+        p = cli("unregister", "echo")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), {"status": "unregistered", "tool": "echo"})
+        p = cli("show", "echo")
+        self.assertEqual(json.loads(p.stdout)["tool"]["description"], file_description)
+        self.assertEqual(json.loads(p.stdout)["manifest_source"], "file")
+        r = self.server.request("DELETE", "/tools/echo/registration")
+        self.assert_error_code(r, 404, "tool_not_found")
+        self.assertIn("no manifest registered", r.json()["error"])
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        r = self.server.request("GET", "/tools/echo")
+        self.assertEqual(r.json()["manifest_source"], "file")
 
     def assert_error_code(self, r, status, code):
         self.assertEqual(r.status, status, r.body)

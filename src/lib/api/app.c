@@ -176,6 +176,7 @@ void cb_api_register(struct cb_router *r, const struct cb_app *app)
     cb_router_add(r, "GET", "/tools", cb_api_tools_list, 0);
     cb_router_add(r, "GET", "/tools/{name}", cb_api_tools_get, 0);
     cb_router_add(r, "POST", "/tools/register", cb_api_tools_register, CB_ROUTE_JSON);
+    cb_router_add(r, "DELETE", "/tools/{name}/registration", cb_api_tools_unregister, 0);
     cb_router_add(r, "POST", "/tools/reload", cb_api_tools_reload, 0);
     if (app->test_routes)
         cb_router_add(r, "POST", "/__test/sleep", cb_api_test_sleep, CB_ROUTE_JSON);

@@ -30,13 +30,39 @@ void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
     if (r == NULL)
         return;
     const char *name = cb_http_param(req, "name");
-    struct cb_tool *t = cb_registry_get(r, name);
-    if (t == NULL) {
-        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found", name ? name : "");
+    json_t *d = cb_registry_describe(r, name);
+    if (d == NULL) {
+        cb_http_respond_error(
+            res, 404, "tool_not_found", "tool '%s' not found%s", name ? name : "",
+            name && cb_registry_compiling(r, name) ? " (it is still being compiled)" : "");
         return;
     }
-    cb_http_respond_json(res, 200, json_deep_copy(t->manifest->doc));
-    cb_tool_unref(t);
+    cb_http_respond_json(res, 200, d);
+}
+
+void cb_api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r == NULL)
+        return;
+    const char *name = cb_http_param(req, "name");
+    struct cb_error err = {0};
+    int rc = cb_registry_unregister(r, name, &err);
+    if (rc == -ENOENT)
+        cb_http_respond_error(res, 404, "tool_not_found", "%s", err.msg);
+    else if (rc < 0)
+        cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
+    else
+        cb_http_respond_json(res, 200,
+                             json_pack("{s:s, s:s}", "status", "unregistered", "tool", name));
+    struct cb_audit_record rec = {.kind = CB_AUDIT_REGISTER,
+                                  .request_id = req->request_id,
+                                  .tool = name,
+                                  .method = "UNREGISTER",
+                                  .decision = rc < 0 ? "rejected" : "unregistered",
+                                  .reason = rc < 0 ? err.msg : NULL,
+                                  .status = (int)res->status};
+    cb_api_audit(req->app, &rec);
 }
 
 /* Maps a registration error to its status: shape errors are 422 as in the

@@ -69,7 +69,8 @@ struct cb_tool *cb_registry_get_wait(struct cb_registry *r, const char *name, ui
 /* Whether no version of name is loaded yet but one may come (see above). */
 bool cb_registry_compiling(struct cb_registry *r, const char *name);
 
-/* GET /tools: a new array of every tool's manifest with "state": "ready";
+/* GET /tools: a new array of every tool's manifest with "state": "ready"
+ * and "manifest_source";
  * then, for tools with no version loaded, {"tool": {"name"}, "state":
  * "compiling"} and {"tool": {"name"}, "state": "failed", "error": why}. */
 json_t *cb_registry_manifests(struct cb_registry *r);
@@ -91,6 +92,16 @@ size_t cb_registry_count(struct cb_registry *r);
  * of that name is loaded, or the state database's error; err says why. */
 int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *created,
                          struct cb_error *err);
+
+/* DELETE /tools/{name}/registration: forgets the manifest registered for
+ * name (memory and state database); the loaded module gets its
+ * <name>.json or automatic manifest back. -ENOENT when none is registered. */
+int cb_registry_unregister(struct cb_registry *r, const char *name, struct cb_error *err);
+
+/* GET /tools/{name}: the loaded tool's manifest plus "state": "ready",
+ * "manifest_source" ("registered", "file" or "auto") and "sha256" of its
+ * module; NULL when no version is loaded. */
+json_t *cb_registry_describe(struct cb_registry *r, const char *name);
 
 /* POST /tools/reload: rescans tool_dir now; compiles new and changed
  * modules, unloads deleted ones. Returns a report

@@ -99,6 +99,10 @@ void cb__registry_install(struct cb_registry *r, const char *name, const char *s
 void cb__registry_unload(struct cb_registry *r, const char *name);
 struct cb_tool *cb__tool_ref(struct cb_tool *t);
 
+/* Where the manifest of a loaded tool comes from: "registered", "file" or
+ * "auto". Caller holds r->lock. */
+const char *cb__manifest_source(struct cb_registry *r, const struct cb__slot *s);
+
 /* states.c: the names a batch is working on, for listing and waiting. */
 void cb__registry_pending_add(struct cb_registry *r, char *const *names, size_t n);
 void cb__registry_pending_done(struct cb_registry *r, const char *name);

@@ -322,6 +322,58 @@ int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *cr
     return rc;
 }
 
+int cb_registry_unregister(struct cb_registry *r, const char *name, struct cb_error *err)
+{
+    pthread_mutex_lock(&r->reg_lock);
+    pthread_mutex_lock(&r->lock);
+    bool had = registration(r, name) != NULL;
+    pthread_mutex_unlock(&r->lock);
+    int rc = had ? 0
+                 : cb_error_set(err, -ENOENT,
+                                "tool '%s' has no manifest registered through the API", name);
+    if (rc == 0 && r->opts.state != NULL)
+        rc = cb_state_delete(r->opts.state, CB_STATE_TOOLS, name, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->lock);
+        struct cb__registration *reg = registration(r, name);
+        free(reg->name);
+        cb_manifest_unref(reg->manifest);
+        *reg = r->registered[--r->n_registered];
+        pthread_mutex_unlock(&r->lock);
+        /* The loaded module gets its file or automatic manifest back; an
+         * unchanged file is not rebuilt. */
+        struct cb_error ignored = {0};
+        pthread_mutex_lock(&r->scan_lock);
+        cb__registry_refresh_one(r, name, false, &ignored);
+        pthread_mutex_unlock(&r->scan_lock);
+        cb_log(CB_LOG_INFO, "tool %s unregistered: its file or automatic manifest applies", name);
+    }
+    pthread_mutex_unlock(&r->reg_lock);
+    return rc;
+}
+
+const char *cb__manifest_source(struct cb_registry *r, const struct cb__slot *s)
+{
+    if (registered_for(r, s->tool->name, s->tool->sha256) != NULL)
+        return "registered";
+    return s->file_manifest ? "file" : "auto";
+}
+
+json_t *cb_registry_describe(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    struct cb__slot *s = name ? cb__registry_find(r, name) : NULL;
+    json_t *d = NULL;
+    if (s != NULL) {
+        d = json_deep_copy(s->tool->manifest->doc);
+        json_object_set_new(d, "state", json_string("ready"));
+        json_object_set_new(d, "manifest_source", json_string(cb__manifest_source(r, s)));
+        json_object_set_new(d, "sha256", json_string(s->tool->sha256));
+    }
+    pthread_mutex_unlock(&r->lock);
+    return d;
+}
+
 /* Loads one persisted manifest. A row that no longer validates (say "*"
  * after proxy.allow_wildcard_all was turned off) is ignored, so the tool
  * falls back to a deny-all manifest; the row stays for a later config. So

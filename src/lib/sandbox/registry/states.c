@@ -108,6 +108,8 @@ static struct cb_registry_counts list_locked(struct cb_registry *r, json_t *out)
     for (size_t i = 0; out != NULL && i < r->n_slots; i++) {
         json_t *m = json_deep_copy(r->slots[i].tool->manifest->doc);
         json_object_set_new(m, "state", json_string("ready"));
+        json_object_set_new(m, "manifest_source",
+                            json_string(cb__manifest_source(r, &r->slots[i])));
         json_array_append_new(out, m);
     }
     const char *name;
