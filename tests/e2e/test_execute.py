@@ -104,7 +104,12 @@ class ExampleToolTests(ToolServer):
     def test_http_request_is_denied_readably(self):
         r = self.execute("http_request", {"url": "https://example.com/"})
         self.assertEqual(r.status, 200, r.body)
-        self.assertIn("network access denied", json.dumps(r.json()["output"]))
+        err = r.json()["output"]["error"]
+        self.assertIn("blocked: host example.com is not in the allowlist for tool http_request "
+                      "(the allowlist is empty, so every host is denied); to allow it, add "
+                      "example.com to network.allowlist in ", err)
+        self.assertIn("/tools/http_request.json, or run: clawbox tools allow http_request "
+                      "example.com", err)
         self.assertEqual(r.json()["metadata"]["tool_error"], r.json()["output"]["error"])
 
     def test_cli_reload_fails_when_a_module_failed(self):
@@ -128,7 +133,7 @@ class ExampleToolTests(ToolServer):
         self.assertEqual(json.loads(p.stdout)["echo"], {"a": 1})
         p = run("-q", "http_request", '{"url":"https://example.com/"}')
         self.assertEqual(p.returncode, 1)
-        self.assertIn("network access denied", json.loads(p.stdout)["error"])
+        self.assertIn("not in the allowlist", json.loads(p.stdout)["error"])
         self.assertIn("clawbox: the tool reported an error: ", p.stderr)
         p = run("echo", "{}", "--credentials", "nope")
         self.assertEqual(p.returncode, 0, p.stderr)

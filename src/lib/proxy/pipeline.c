@@ -522,13 +522,18 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
 static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
                            struct cb_error *err)
 {
-    if (manifest->allowlist == NULL)
-        return cb_error_set(err, -EACCES,
-                            "network access denied: host %s is not in the allowlist for tool "
-                            "%s (it has no network allowlist)",
-                            q->url.host.name, q->tool);
-    return cb_proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
-                                    p->cfg->proxy.allow_wildcard_all, q->who, err);
+    int rc = cb_proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
+                                      p->cfg->proxy.allow_wildcard_all, q->who, err);
+    if (rc != -EACCES)
+        return rc;
+    /* Every denial says where to allow the host. */
+    char denied[CB_ERROR_MSG_MAX], hq[CB__PROXY_QUOTE_BUF];
+    memcpy(denied, err->msg, sizeof(denied));
+    cb__proxy_quote(q->url.host.name, q->url.host.len, hq);
+    return cb_error_set(err, rc,
+                        "%s; to allow it, add %s to network.allowlist in %s, or run: clawbox "
+                        "tools allow %s %s",
+                        denied, hq, manifest->origin, manifest->name, hq);
 }
 
 /* Takes one of the tool's network.max_concurrent slots, held until the

@@ -49,6 +49,10 @@ struct cb_manifest {
      * order), as listed by /tools and stored in the state database. Never
      * modified; copy it to hand it out. */
     const json_t *doc;
+    /* Where to change it, for denials: "/…/tools/NAME.json", "the manifest
+     * registered through the API", or "no manifest file (the automatic
+     * deny-all manifest applies)". Set once, before the manifest is shared. */
+    const char *origin;
 };
 
 /* Validates a manifest and builds it, with one reference. -EBADMSG for a
@@ -60,6 +64,11 @@ struct cb_manifest {
 int cb_manifest_parse(const json_t *in, bool allow_wildcard_all, struct cb_manifest **out,
                       struct cb_error *err);
 
+#define CB_MANIFEST_ORIGIN_API  "the manifest registered through the API (clawbox tools register)"
+#define CB_MANIFEST_ORIGIN_AUTO "no manifest file, so the automatic deny-all manifest"
+
+/* Sets m's origin (a copy) while m has one reference. */
+void cb_manifest_set_origin(struct cb_manifest *m, const char *origin);
 struct cb_manifest *cb_manifest_ref(struct cb_manifest *m);
 /* Drops a reference; accepts NULL. */
 void cb_manifest_unref(struct cb_manifest *m);

@@ -386,7 +386,10 @@ static void allowlist_denial_names_the_host(void **state)
     struct cb_manifest *saved = g.manifest;
     g.manifest = manifest("");
     env = request(NULL, "{\"url\": \"http://127.0.0.1:{port}/\"}");
-    assert_non_null(strstr(error_of(env), "it has no network allowlist"));
+    assert_non_null(strstr(error_of(env), "(the allowlist is empty, so every host is denied); "
+                                          "to allow it, add 127.0.0.1 to network.allowlist in "
+                                          "the manifest registered through the API"));
+    assert_non_null(strstr(error_of(env), "or run: clawbox tools allow"));
     json_decref(env);
     cb_manifest_unref(g.manifest);
     g.manifest = saved;

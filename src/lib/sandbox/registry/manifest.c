@@ -288,6 +288,7 @@ struct manifest_obj {
     json_t *doc;
     struct cb_proxy_allowlist *allowlist;
     const char **credentials;
+    char *origin;
 };
 
 static struct manifest_obj *obj_of(struct cb_manifest *m)
@@ -343,6 +344,7 @@ static int build(json_t *doc, struct cb_manifest **out, struct cb_error *err)
     struct manifest_obj *o = cb_xcalloc(1, sizeof(*o));
     atomic_init(&o->refs, 1);
     o->doc = doc;
+    o->pub.origin = CB_MANIFEST_ORIGIN_API;
     int rc = build_fields(o, err);
     if (rc < 0) {
         cb_manifest_unref(&o->pub);
@@ -376,7 +378,16 @@ struct cb_manifest *cb__manifest_auto(const char *name)
     struct cb_manifest *m = NULL;
     if (build(doc, &m, NULL) < 0)
         abort(); /* no allowlist to compile: it cannot fail */
+    cb_manifest_set_origin(m, CB_MANIFEST_ORIGIN_AUTO);
     return m;
+}
+
+void cb_manifest_set_origin(struct cb_manifest *m, const char *origin)
+{
+    struct manifest_obj *o = obj_of(m);
+    free(o->origin);
+    o->origin = cb_xstrdup(origin);
+    m->origin = o->origin;
 }
 
 struct cb_manifest *cb_manifest_ref(struct cb_manifest *m)
@@ -394,6 +405,7 @@ void cb_manifest_unref(struct cb_manifest *m)
         return;
     cb_proxy_allowlist_free(o->allowlist);
     free(o->credentials);
+    free(o->origin);
     json_decref(o->doc);
     free(o);
 }

@@ -179,6 +179,10 @@ static struct cb_manifest *file_manifest(struct cb_registry *r, const char *name
     if (rc < 0 && rc != -ENOENT)
         cb_log(CB_LOG_WARN, "tool %s: ignoring manifest %s/%s: %s; using the automatic manifest",
                name, r->opts.tool_dir, file, err.msg);
+    if (m != NULL) {
+        _cleanup_free_ char *path = cb_xasprintf("%s/%s", r->opts.tool_dir, file);
+        cb_manifest_set_origin(m, path);
+    }
     return m;
 }
 

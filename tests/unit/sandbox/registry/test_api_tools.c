@@ -73,9 +73,10 @@ static void list_and_get(void **state)
     json_decref(arr);
     free(body);
     assert_int_equal(call(a, cb_api_tools_get, "echo", NULL, &body), 200);
-    assert_string_equal(body, "{\"tool\":{\"name\":\"echo\",\"description\":\"Auto-loaded WASM "
-                              "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":null,"
-                              "\"resources\":null}");
+    assert_non_null(strstr(body, "{\"tool\":{\"name\":\"echo\",\"description\":\"Auto-loaded WASM "
+                                 "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":"
+                                 "null,\"resources\":null,\"state\":\"ready\",\"manifest_source\":"
+                                 "\"auto\",\"sha256\":\""));
     free(body);
     assert_int_equal(call(a, cb_api_tools_get, "nope", NULL, &body), 404);
     assert_string_equal(body, "{\"error\":\"tool 'nope' not found\",\"code\":\"tool_not_found\","

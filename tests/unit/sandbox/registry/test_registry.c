@@ -130,7 +130,7 @@ static void manifests_are_sorted_auto_manifests(void **state)
     char *text = json_dumps(all, JSON_COMPACT);
     const char *auto_rest = "\",\"description\":\"Auto-loaded WASM tool\",\"version\":\"0.0.0\"},"
                             "\"network\":null,\"credentials\":null,\"resources\":null,"
-                            "\"state\":\"ready\"}";
+                            "\"state\":\"ready\",\"manifest_source\":\"auto\"}";
     char want[1024];
     snprintf(want, sizeof(want),
              "[{\"tool\":{\"name\":\"Beta%s,{\"tool\":{\"name\":\"alpha%s,"
