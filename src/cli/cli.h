@@ -57,6 +57,9 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
 
+/* clawbox tools allow|disallow NAME HOST (tools_allow.c). */
+int cli_tools_allow(struct cli_conn *c, bool allow, const char *name, const char *host);
+
 /* ~/.clawbox/config/clawbox.toml if it exists (a new string), else NULL. */
 char *cli_default_config_path(void);
 

@@ -17,6 +17,9 @@ static const char usage_text[] =
     "  unregister NAME forget NAME's registered manifest: its .json file (or the\n"
     "                  automatic deny-all manifest) applies again\n"
     "  show NAME       print NAME's manifest, where it came from and its module's hash\n"
+    "  allow NAME HOST add HOST to NAME's network.allowlist, where its manifest lives:\n"
+    "                  the registered manifest, else the tool's NAME.json\n"
+    "  disallow NAME HOST  take HOST out again\n"
     "  reload          rescan the tool directory now; exits 1 when a module "
     "failed\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
@@ -170,6 +173,11 @@ static int dispatch(struct cli_conn *c, bool as_json, int argc, char **argv)
         return do_reload(c);
     if ((strcmp(action, "unregister") == 0 || strcmp(action, "show") == 0) && argc == 2)
         return do_named(c, action, argv[1]);
+    if ((strcmp(action, "allow") == 0 || strcmp(action, "disallow") == 0) && argc == 3) {
+        if (!cb_tool_name_valid(argv[1]))
+            return cli_fail("'%s' is not a tool name (1-64 of A-Z a-z 0-9 _ -)", argv[1]);
+        return cli_tools_allow(c, strcmp(action, "allow") == 0, argv[1], argv[2]);
+    }
     fputs(usage_text, stderr);
     return 2;
 }

@@ -411,6 +411,36 @@ class RegistryTests(unittest.TestCase):
         r = self.server.request("GET", "/tools/echo")
         self.assertEqual(r.json()["manifest_source"], "file")
 
+    def test_allow_and_disallow_edit_where_the_manifest_lives(self):
+        env = dict(os.environ, CLAWBOX_AUTH_TOKEN=self.server.token)
+        cli = lambda *a: subprocess.run(  # noqa: E731
+            [BIN, "tools", *a, "--port", str(self.server.port)], capture_output=True,
+            text=True, env=env, timeout=120)
+        allowlist = lambda: (self.server.request("GET", "/tools/http_request").json()  # noqa
+                             ["network"] or {}).get("allowlist")
+        path = os.path.join(self.tool_dir, "http_request.json")
+        p = cli("allow", "http_request", "api.example.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"✓ Allowed api.example.com for tool http_request in {path}", p.stderr)
+        with open(path) as f:
+            self.assertIn("api.example.com", json.load(f)["network"]["allowlist"])
+        self.assertIn("api.example.com", allowlist())
+        p = cli("allow", "http_request", "api.example.com")
+        self.assertIn("is already allowed", p.stderr)
+        p = cli("allow", "http_request", "*.com")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("public suffix", p.stderr)
+        p = cli("disallow", "http_request", "api.example.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("api.example.com", allowlist() or [])
+        self.register({"tool": {"name": "echo"}})
+        p = cli("allow", "echo", "10.1.2.3")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("in the registered manifest", p.stderr)
+        r = self.server.request("GET", "/tools/echo").json()
+        self.assertEqual((r["manifest_source"], r["network"]["allowlist"]),
+                         ("registered", ["10.1.2.3"]))
+
     def assert_error_code(self, r, status, code):
         self.assertEqual(r.status, status, r.body)
         self.assertEqual(r.json()["code"], code)

@@ -99,8 +99,9 @@ int cb_registry_register(struct cb_registry *r, const json_t *manifest, bool *cr
 int cb_registry_unregister(struct cb_registry *r, const char *name, struct cb_error *err);
 
 /* GET /tools/{name}: the loaded tool's manifest plus "state": "ready",
- * "manifest_source" ("registered", "file" or "auto") and "sha256" of its
- * module; NULL when no version is loaded. */
+ * "manifest_source" ("registered", "file" or "auto"), "sha256" of its
+ * module and "manifest_file" (where its <name>.json is or would be); NULL
+ * when no version is loaded. */
 json_t *cb_registry_describe(struct cb_registry *r, const char *name);
 
 /* POST /tools/reload: rescans tool_dir now; compiles new and changed

@@ -369,6 +369,8 @@ json_t *cb_registry_describe(struct cb_registry *r, const char *name)
         json_object_set_new(d, "state", json_string("ready"));
         json_object_set_new(d, "manifest_source", json_string(cb__manifest_source(r, s)));
         json_object_set_new(d, "sha256", json_string(s->tool->sha256));
+        json_object_set_new(d, "manifest_file",
+                            json_sprintf("%s/%s.json", r->opts.tool_dir, s->tool->name));
     }
     pthread_mutex_unlock(&r->lock);
     return d;
