@@ -1,7 +1,7 @@
 /* Environment variables that clawbox reads outside the config file's own
  * overrides (those are in the option table). Reading the environment only
- * here and in the option table keeps every variable clawbox obeys in one
- * place; scripts/lint.sh refuses getenv elsewhere. */
+ * here, in the option table and in core/home ($HOME) keeps every variable
+ * clawbox obeys in one place; scripts/lint.sh refuses getenv elsewhere. */
 #ifndef CB_CONFIG_ENV_H
 #define CB_CONFIG_ENV_H
 
