@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds clawbox twice (normal, and ASan+UBSan), runs every test suite in
-# both, checks formatting, and ends with one line: "N passed, N failed".
+# both, runs the project's lint, checks formatting, and ends with one line:
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
   meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 2 --suite unit --suite fuzz-replay \
   --suite e2e --timeout-multiplier 3
 count_log "$ASAN_BUILD"
+
+scripts/lint.sh; count "lint" $?
 
 files=$(git ls-files '*.c' '*.h')
 clang-format --dry-run -Werror $files; count "clang-format" $?

@@ -8,8 +8,8 @@
  *   - JSON values:     parse (depth-limited, strict RFC 8259, UTF-8
  *                      checked), build, query, serialise compact or pretty
  *   - output:          cb_output(), cb_output_error()
- *   - host calls:      cb_host_call(), cb_log(), cb_http_request()
- *   - small helpers:   growable bounded buffer (struct cb_buf), UTF-8
+ *   - host calls:      cb_host_call(), clawbox_log(), cb_http_request()
+ *   - small helpers:   growable bounded buffer (struct clawbox_buf), UTF-8
  *
  * Usage (stb style): every file may include the header for declarations;
  * exactly one file of the tool defines CLAWBOX_TOOL_IMPLEMENTATION before
@@ -78,7 +78,7 @@ struct cb_tool_error {
 
 /* data is always NUL-terminated once anything was appended. After a failed
  * append, `failed` stays set and later appends are no-ops. */
-struct cb_buf {
+struct clawbox_buf {
     char *data;
     size_t len;
     size_t cap;
@@ -86,17 +86,18 @@ struct cb_buf {
     int failed; /* 0, -ENOSPC (limit) or -ENOMEM */
 };
 
-void cb_buf_init(struct cb_buf *b, size_t max);
-int cb_buf_append(struct cb_buf *b, const void *p, size_t n);
-int cb_buf_putc(struct cb_buf *b, char c);
-int cb_buf_puts(struct cb_buf *b, const char *s);
-int cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int cb_buf_put_utf8(struct cb_buf *b, uint32_t cp); /* invalid cp → U+FFFD */
+void clawbox_buf_init(struct clawbox_buf *b, size_t max);
+int clawbox_buf_append(struct clawbox_buf *b, const void *p, size_t n);
+int clawbox_buf_putc(struct clawbox_buf *b, char c);
+int clawbox_buf_puts(struct clawbox_buf *b, const char *s);
+int clawbox_buf_printf(struct clawbox_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int clawbox_buf_put_utf8(struct clawbox_buf *b, uint32_t cp); /* invalid cp → U+FFFD */
 /* Appends s as a quoted, escaped JSON string; invalid UTF-8 → U+FFFD. */
-int cb_buf_json_string(struct cb_buf *b, const char *s, size_t len);
+int clawbox_buf_json_string(struct clawbox_buf *b, const char *s, size_t len);
 /* Hands the data (malloc'd, NUL-terminated, never NULL) to the caller. */
-char *cb_buf_steal(struct cb_buf *b, size_t *len);
-void cb_buf_free(struct cb_buf *b);
+char *clawbox_buf_steal(struct clawbox_buf *b, size_t *len);
+void clawbox_buf_free(struct clawbox_buf *b);
 
 /* ---- UTF-8 ------------------------------------------------------------ */
 
@@ -189,7 +190,7 @@ int cb_json_bool(const struct cb_json *v, int *out); /* 0 or -EINVAL */
  * Non-finite numbers become null. Returns a malloc'd NUL-terminated string,
  * or NULL if the result would exceed CB_JSON_MAX_OUTPUT or memory runs out. */
 char *cb_json_serialize(const struct cb_json *v, int indent, size_t *len);
-int cb_json_write(struct cb_buf *b, const struct cb_json *v, int indent);
+int cb_json_write(struct clawbox_buf *b, const struct cb_json *v, int indent);
 
 /* ---- input and output ------------------------------------------------- */
 
@@ -217,8 +218,8 @@ int cb_output_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct cb_json *cb_host_call(const char *method, const struct cb_json *params,
                              struct cb_tool_error *err);
 /* Logs to the execution's metadata.logs. Returns 0 or -EIO. */
-int cb_log(const char *level, const char *message);
-int cb_logf(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int clawbox_log(const char *level, const char *message);
+int clawbox_logf(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct cb_http_request {
     const char *url;
@@ -244,6 +245,27 @@ struct cb_http_response {
 int cb_http_request(const struct cb_http_request *req, struct cb_http_response *resp,
                     struct cb_tool_error *err);
 void cb_http_response_free(struct cb_http_response *resp);
+
+/* ---- deprecated names ------------------------------------------------- */
+
+/* The buffer and log functions were called cb_buf* and cb_log*, the names
+ * of clawbox's own internal buffer and logger. The old names still work in
+ * this release and go in the next one; define CLAWBOX_NO_DEPRECATED to
+ * check that a tool no longer uses them. */
+#ifndef CLAWBOX_NO_DEPRECATED
+#define cb_buf             clawbox_buf
+#define cb_buf_init        clawbox_buf_init
+#define cb_buf_append      clawbox_buf_append
+#define cb_buf_putc        clawbox_buf_putc
+#define cb_buf_puts        clawbox_buf_puts
+#define cb_buf_printf      clawbox_buf_printf
+#define cb_buf_put_utf8    clawbox_buf_put_utf8
+#define cb_buf_json_string clawbox_buf_json_string
+#define cb_buf_steal       clawbox_buf_steal
+#define cb_buf_free        clawbox_buf_free
+#define cb_log             clawbox_log
+#define cb_logf            clawbox_logf
+#endif
 
 #ifdef __cplusplus
 }
@@ -318,7 +340,7 @@ static struct cb_json *cb__xnode(enum cb_json_type t)
 
 /* ---- buffer ------------------------------------------------------------ */
 
-void cb_buf_init(struct cb_buf *b, size_t max)
+void clawbox_buf_init(struct clawbox_buf *b, size_t max)
 {
     b->data = NULL;
     b->len = b->cap = 0;
@@ -326,7 +348,7 @@ void cb_buf_init(struct cb_buf *b, size_t max)
     b->failed = 0;
 }
 
-static int cb__buf_reserve(struct cb_buf *b, size_t n)
+static int clawbox__buf_reserve(struct clawbox_buf *b, size_t n)
 {
     if (b->failed)
         return b->failed;
@@ -350,9 +372,9 @@ static int cb__buf_reserve(struct cb_buf *b, size_t n)
     return 0;
 }
 
-int cb_buf_append(struct cb_buf *b, const void *p, size_t n)
+int clawbox_buf_append(struct clawbox_buf *b, const void *p, size_t n)
 {
-    int rc = cb__buf_reserve(b, n);
+    int rc = clawbox__buf_reserve(b, n);
     if (rc)
         return rc;
     if (n)
@@ -362,17 +384,17 @@ int cb_buf_append(struct cb_buf *b, const void *p, size_t n)
     return 0;
 }
 
-int cb_buf_putc(struct cb_buf *b, char c)
+int clawbox_buf_putc(struct clawbox_buf *b, char c)
 {
-    return cb_buf_append(b, &c, 1);
+    return clawbox_buf_append(b, &c, 1);
 }
 
-int cb_buf_puts(struct cb_buf *b, const char *s)
+int clawbox_buf_puts(struct clawbox_buf *b, const char *s)
 {
-    return cb_buf_append(b, s, strlen(s));
+    return clawbox_buf_append(b, s, strlen(s));
 }
 
-int cb_buf_printf(struct cb_buf *b, const char *fmt, ...)
+int clawbox_buf_printf(struct clawbox_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -380,7 +402,7 @@ int cb_buf_printf(struct cb_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return -EINVAL;
-    int rc = cb__buf_reserve(b, (size_t)n);
+    int rc = clawbox__buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
     va_start(ap, fmt);
@@ -390,7 +412,7 @@ int cb_buf_printf(struct cb_buf *b, const char *fmt, ...)
     return 0;
 }
 
-int cb_buf_put_utf8(struct cb_buf *b, uint32_t cp)
+int clawbox_buf_put_utf8(struct clawbox_buf *b, uint32_t cp)
 {
     char s[4];
     size_t n;
@@ -415,10 +437,10 @@ int cb_buf_put_utf8(struct cb_buf *b, uint32_t cp)
         s[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    return cb_buf_append(b, s, n);
+    return clawbox_buf_append(b, s, n);
 }
 
-char *cb_buf_steal(struct cb_buf *b, size_t *len)
+char *clawbox_buf_steal(struct clawbox_buf *b, size_t *len)
 {
     char *p = b->data;
     if (!p) {
@@ -432,7 +454,7 @@ char *cb_buf_steal(struct cb_buf *b, size_t *len)
     return p;
 }
 
-void cb_buf_free(struct cb_buf *b)
+void clawbox_buf_free(struct clawbox_buf *b)
 {
     if (!b)
         return;
@@ -506,27 +528,27 @@ size_t cb_utf8_truncate(const char *s, size_t len, size_t max)
 
 /* ---- JSON: serialising ------------------------------------------------- */
 
-int cb_buf_json_string(struct cb_buf *b, const char *s, size_t len)
+int clawbox_buf_json_string(struct clawbox_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i = 0, run = 0;
-    cb_buf_putc(b, '"');
+    clawbox_buf_putc(b, '"');
     while (i < len) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++, run++;
             continue;
         }
-        cb_buf_append(b, s + i - run, run);
+        clawbox_buf_append(b, s + i - run, run);
         run = 0;
         if (c >= 0x80) {
             uint32_t cp;
             size_t n = cb_utf8_decode(s + i, len - i, &cp);
             if (n) {
-                cb_buf_append(b, s + i, n);
+                clawbox_buf_append(b, s + i, n);
                 i += n;
             } else {
-                cb_buf_puts(b, "\xEF\xBF\xBD");
+                clawbox_buf_puts(b, "\xEF\xBF\xBD");
                 i++;
             }
             continue;
@@ -560,21 +582,21 @@ int cb_buf_json_string(struct cb_buf *b, const char *s, size_t len)
             esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
             n = 6;
         }
-        cb_buf_append(b, esc, n);
+        clawbox_buf_append(b, esc, n);
         i++;
     }
-    cb_buf_append(b, s + i - run, run);
-    return cb_buf_putc(b, '"');
+    clawbox_buf_append(b, s + i - run, run);
+    return clawbox_buf_putc(b, '"');
 }
 
-static void cb__write_number(struct cb_buf *b, const struct cb_json *v)
+static void cb__write_number(struct clawbox_buf *b, const struct cb_json *v)
 {
     if (v->text) {
-        cb_buf_append(b, v->text, v->text_len);
+        clawbox_buf_append(b, v->text, v->text_len);
         return;
     }
     if (!isfinite(v->number)) {
-        cb_buf_puts(b, "null");
+        clawbox_buf_puts(b, "null");
         return;
     }
     char tmp[40];
@@ -584,57 +606,57 @@ static void cb__write_number(struct cb_buf *b, const struct cb_json *v)
         if (strtod(tmp, NULL) == v->number)
             break;
     }
-    cb_buf_puts(b, tmp);
+    clawbox_buf_puts(b, tmp);
 }
 
-static void cb__newline(struct cb_buf *b, int indent, int level)
+static void cb__newline(struct clawbox_buf *b, int indent, int level)
 {
     if (indent <= 0)
         return;
-    cb_buf_putc(b, '\n');
+    clawbox_buf_putc(b, '\n');
     for (int i = 0; i < indent * level; i++)
-        cb_buf_putc(b, ' ');
+        clawbox_buf_putc(b, ' ');
 }
 
-static void cb__write_value(struct cb_buf *b, const struct cb_json *v, int indent, int level)
+static void cb__write_value(struct clawbox_buf *b, const struct cb_json *v, int indent, int level)
 {
     if (b->failed)
         return;
     switch (v ? v->type : CB_JSON_NULL) {
     case CB_JSON_NULL:
-        cb_buf_puts(b, "null");
+        clawbox_buf_puts(b, "null");
         return;
     case CB_JSON_BOOL:
-        cb_buf_puts(b, v->boolean ? "true" : "false");
+        clawbox_buf_puts(b, v->boolean ? "true" : "false");
         return;
     case CB_JSON_NUMBER:
         cb__write_number(b, v);
         return;
     case CB_JSON_STRING:
-        cb_buf_json_string(b, v->text, v->text_len);
+        clawbox_buf_json_string(b, v->text, v->text_len);
         return;
     case CB_JSON_ARRAY:
     case CB_JSON_OBJECT:
         break;
     }
     int obj = v->type == CB_JSON_OBJECT;
-    cb_buf_putc(b, obj ? '{' : '[');
+    clawbox_buf_putc(b, obj ? '{' : '[');
     for (size_t i = 0; i < v->count && !b->failed; i++) {
         if (i)
-            cb_buf_putc(b, ',');
+            clawbox_buf_putc(b, ',');
         cb__newline(b, indent, level + 1);
         if (obj) {
-            cb_buf_json_string(b, v->items[i].key, v->items[i].key_len);
-            cb_buf_puts(b, indent > 0 ? ": " : ":");
+            clawbox_buf_json_string(b, v->items[i].key, v->items[i].key_len);
+            clawbox_buf_puts(b, indent > 0 ? ": " : ":");
         }
         cb__write_value(b, v->items[i].value, indent, level + 1);
     }
     if (v->count)
         cb__newline(b, indent, level);
-    cb_buf_putc(b, obj ? '}' : ']');
+    clawbox_buf_putc(b, obj ? '}' : ']');
 }
 
-int cb_json_write(struct cb_buf *b, const struct cb_json *v, int indent)
+int cb_json_write(struct clawbox_buf *b, const struct cb_json *v, int indent)
 {
     if (indent > 16)
         indent = 16;
@@ -644,13 +666,13 @@ int cb_json_write(struct cb_buf *b, const struct cb_json *v, int indent)
 
 char *cb_json_serialize(const struct cb_json *v, int indent, size_t *len)
 {
-    struct cb_buf b;
-    cb_buf_init(&b, CB_JSON_MAX_OUTPUT);
+    struct clawbox_buf b;
+    clawbox_buf_init(&b, CB_JSON_MAX_OUTPUT);
     if (cb_json_write(&b, v, indent)) {
-        cb_buf_free(&b);
+        clawbox_buf_free(&b);
         return NULL;
     }
-    return cb_buf_steal(&b, len);
+    return clawbox_buf_steal(&b, len);
 }
 
 /* ---- JSON: parsing ----------------------------------------------------- */
@@ -737,7 +759,7 @@ static int cb__hex4(const char *s, uint32_t *out)
 
 /* Parses the hex digits of a \uXXXX escape at p->pos (just past the 'u'),
  * including a following low surrogate. Lone surrogates are rejected. */
-static int cb__jp_unicode(struct cb__jp *p, struct cb_buf *b)
+static int cb__jp_unicode(struct cb__jp *p, struct clawbox_buf *b)
 {
     size_t start = p->pos - 2;
     uint32_t cp, lo;
@@ -759,10 +781,10 @@ static int cb__jp_unicode(struct cb__jp *p, struct cb_buf *b)
         p->pos += 6;
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     }
-    return cb_buf_put_utf8(b, cp);
+    return clawbox_buf_put_utf8(b, cp);
 }
 
-static int cb__jp_escape(struct cb__jp *p, struct cb_buf *b)
+static int cb__jp_escape(struct cb__jp *p, struct clawbox_buf *b)
 {
     size_t start = p->pos;
     p->pos++; /* the backslash */
@@ -773,21 +795,21 @@ static int cb__jp_escape(struct cb__jp *p, struct cb_buf *b)
     char c = p->s[p->pos++];
     switch (c) {
     case '"':
-        return cb_buf_putc(b, '"');
+        return clawbox_buf_putc(b, '"');
     case '\\':
-        return cb_buf_putc(b, '\\');
+        return clawbox_buf_putc(b, '\\');
     case '/':
-        return cb_buf_putc(b, '/');
+        return clawbox_buf_putc(b, '/');
     case 'b':
-        return cb_buf_putc(b, '\b');
+        return clawbox_buf_putc(b, '\b');
     case 'f':
-        return cb_buf_putc(b, '\f');
+        return clawbox_buf_putc(b, '\f');
     case 'n':
-        return cb_buf_putc(b, '\n');
+        return clawbox_buf_putc(b, '\n');
     case 'r':
-        return cb_buf_putc(b, '\r');
+        return clawbox_buf_putc(b, '\r');
     case 't':
-        return cb_buf_putc(b, '\t');
+        return clawbox_buf_putc(b, '\t');
     case 'u':
         return cb__jp_unicode(p, b);
     default:
@@ -799,10 +821,10 @@ static int cb__jp_escape(struct cb__jp *p, struct cb_buf *b)
 /* Parses a string at p->pos (the opening quote) into a malloc'd buffer. */
 static char *cb__jp_string(struct cb__jp *p, size_t *out_len)
 {
-    struct cb_buf b;
+    struct clawbox_buf b;
     size_t start = p->pos;
-    cb_buf_init(&b, p->len);
-    cb_buf_append(&b, "", 0);
+    clawbox_buf_init(&b, p->len);
+    clawbox_buf_append(&b, "", 0);
     p->pos++;
     for (;;) {
         size_t run = p->pos;
@@ -812,7 +834,7 @@ static char *cb__jp_string(struct cb__jp *p, size_t *out_len)
                 break;
             p->pos++;
         }
-        cb_buf_append(&b, p->s + run, p->pos - run);
+        clawbox_buf_append(&b, p->s + run, p->pos - run);
         if (p->pos >= p->len) {
             cb__jp_fail(p, start, "unterminated string");
             break;
@@ -824,7 +846,7 @@ static char *cb__jp_string(struct cb__jp *p, size_t *out_len)
                 cb__jp_fail(p, start, "out of memory");
                 break;
             }
-            return cb_buf_steal(&b, out_len);
+            return clawbox_buf_steal(&b, out_len);
         }
         if (c == '\\') {
             if (cb__jp_escape(p, &b) && !p->failed)
@@ -837,13 +859,13 @@ static char *cb__jp_string(struct cb__jp *p, size_t *out_len)
             if (!n)
                 cb__jp_fail(p, p->pos, "invalid UTF-8 in string");
             else
-                cb_buf_append(&b, p->s + p->pos, n);
+                clawbox_buf_append(&b, p->s + p->pos, n);
             p->pos += n;
         }
         if (p->failed)
             break;
     }
-    cb_buf_free(&b);
+    clawbox_buf_free(&b);
     return NULL;
 }
 
@@ -1317,10 +1339,10 @@ int cb_json_bool(const struct cb_json *v, int *out)
 
 int cb_read_input(char **data, size_t *len, struct cb_tool_error *err)
 {
-    struct cb_buf b;
+    struct clawbox_buf b;
     char chunk[16384];
-    cb_buf_init(&b, CB_TOOL_MAX_INPUT);
-    cb_buf_append(&b, "", 0);
+    clawbox_buf_init(&b, CB_TOOL_MAX_INPUT);
+    clawbox_buf_append(&b, "", 0);
     for (;;) {
         ssize_t n = read(0, chunk, sizeof(chunk));
         if (n == 0)
@@ -1329,20 +1351,20 @@ int cb_read_input(char **data, size_t *len, struct cb_tool_error *err)
             if (errno == EINTR)
                 continue;
             cb__errf(err, "reading stdin: %s", strerror(errno));
-            cb_buf_free(&b);
+            clawbox_buf_free(&b);
             return -EIO;
         }
-        if (cb_buf_append(&b, chunk, (size_t)n)) {
+        if (clawbox_buf_append(&b, chunk, (size_t)n)) {
             int rc = b.failed;
             if (rc == -ENOSPC)
                 cb__errf(err, "input exceeds %u bytes", (unsigned)CB_TOOL_MAX_INPUT);
             else
                 cb__errf(err, "out of memory reading stdin");
-            cb_buf_free(&b);
+            clawbox_buf_free(&b);
             return rc;
         }
     }
-    *data = cb_buf_steal(&b, len);
+    *data = clawbox_buf_steal(&b, len);
     return 0;
 }
 
@@ -1376,14 +1398,14 @@ int cb_write_stdout(const char *data, size_t len)
 
 int cb_output(const struct cb_json *v)
 {
-    struct cb_buf b;
-    cb_buf_init(&b, CB_JSON_MAX_OUTPUT);
+    struct clawbox_buf b;
+    clawbox_buf_init(&b, CB_JSON_MAX_OUTPUT);
     int rc = cb_json_write(&b, v, 0);
     if (!rc)
-        rc = cb_buf_putc(&b, '\n');
+        rc = clawbox_buf_putc(&b, '\n');
     if (!rc)
         rc = cb_write_stdout(b.data, b.len);
-    cb_buf_free(&b);
+    clawbox_buf_free(&b);
     if (rc == -ENOSPC || rc == -ENOMEM)
         return cb_output_error("output too large to serialise");
     return rc;
@@ -1396,13 +1418,13 @@ int cb_output_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    struct cb_buf b;
-    cb_buf_init(&b, sizeof(msg) * 8);
-    cb_buf_puts(&b, "{\"error\":");
-    cb_buf_json_string(&b, msg, strlen(msg));
-    cb_buf_puts(&b, "}\n");
+    struct clawbox_buf b;
+    clawbox_buf_init(&b, sizeof(msg) * 8);
+    clawbox_buf_puts(&b, "{\"error\":");
+    clawbox_buf_json_string(&b, msg, strlen(msg));
+    clawbox_buf_puts(&b, "}\n");
     int rc = b.failed ? b.failed : cb_write_stdout(b.data, b.len);
-    cb_buf_free(&b);
+    clawbox_buf_free(&b);
     return rc;
 }
 
@@ -1472,18 +1494,18 @@ static struct cb_json *cb__host_call_once(const char *req, size_t req_len, size_
 
 static char *cb__host_request(const char *method, const struct cb_json *params, size_t *len)
 {
-    struct cb_buf b;
-    cb_buf_init(&b, INT_MAX);
-    cb_buf_puts(&b, "{\"method\":");
-    cb_buf_json_string(&b, method, strlen(method));
-    cb_buf_puts(&b, ",\"params\":");
+    struct clawbox_buf b;
+    clawbox_buf_init(&b, INT_MAX);
+    clawbox_buf_puts(&b, "{\"method\":");
+    clawbox_buf_json_string(&b, method, strlen(method));
+    clawbox_buf_puts(&b, ",\"params\":");
     cb_json_write(&b, params, 0);
-    cb_buf_putc(&b, '}');
+    clawbox_buf_putc(&b, '}');
     if (b.failed) {
-        cb_buf_free(&b);
+        clawbox_buf_free(&b);
         return NULL;
     }
-    return cb_buf_steal(&b, len);
+    return clawbox_buf_steal(&b, len);
 }
 
 struct cb_json *cb_host_call(const char *method, const struct cb_json *params,
@@ -1521,7 +1543,7 @@ struct cb_json *cb_host_call(const char *method, const struct cb_json *params,
     return result;
 }
 
-int cb_log(const char *level, const char *message)
+int clawbox_log(const char *level, const char *message)
 {
     struct cb_tool_error err;
     struct cb_json *p = cb_json_new_object();
@@ -1535,14 +1557,14 @@ int cb_log(const char *level, const char *message)
     return 0;
 }
 
-int cb_logf(const char *level, const char *fmt, ...)
+int clawbox_logf(const char *level, const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return cb_log(level, msg);
+    return clawbox_log(level, msg);
 }
 
 static int cb__http_unpack(struct cb_json *v, struct cb_http_response *resp,

@@ -1,5 +1,6 @@
 /* clawbox build [TOOL] [--source DIR] [--output DIR] */
 #include "cli.h"
+#include "config/env.h"
 #include "tooling/tooling.h"
 
 #include <stdio.h>
@@ -23,14 +24,14 @@ static const char usage_text[] =
 
 static void toolchain_from_env(struct cb_tooling_toolchain *tc)
 {
-    const char *cc = getenv("CLAWBOX_WASM_CC"), *cxx = getenv("CLAWBOX_WASM_CXX");
-    const char *sysroot = getenv("CLAWBOX_WASI_SYSROOT");
+    const char *cc = cb_config_env(CB_ENV_WASM_CC), *cxx = cb_config_env(CB_ENV_WASM_CXX);
+    const char *sysroot = cb_config_env(CB_ENV_WASI_SYSROOT);
     cb_tooling_toolchain_default(tc);
-    if (cc && cc[0])
+    if (cc)
         tc->cc = cc;
-    if (cxx && cxx[0])
+    if (cxx)
         tc->cxx = cxx;
-    if (sysroot && sysroot[0])
+    if (sysroot)
         tc->sysroot = sysroot;
 }
 

@@ -4,6 +4,9 @@
 
 #include <stdio.h>
 
+/* The rendered reference is under 10 KiB today. */
+#define CONFIG_REFERENCE_MAX (1024 * 1024)
+
 int cmd_config_reference(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -12,7 +15,7 @@ int cmd_config_reference(int argc, char **argv)
         return 0;
     }
     struct cb_buf b;
-    cb_buf_init(&b, 1024 * 1024);
+    cb_buf_init(&b, CONFIG_REFERENCE_MAX);
     int r = cb_config_render_reference(&b);
     if (r == 0)
         fwrite(b.data, 1, b.len, stdout);

@@ -25,6 +25,8 @@ static const char usage_text[] =
 
 #define DISK_WARN_BYTES (1ull << 30)
 #define DISK_FAIL_BYTES (100ull << 20)
+/* Enough of a /health answer to see that it is clawbox's. */
+#define HEALTH_BODY_MAX 4096
 
 enum level { OK, WARN, FAIL };
 static const char *const level_names[] = {"ok", "warn", "fail"};
@@ -179,7 +181,7 @@ static void check_port(struct doctor *d, const struct cb_config *cfg)
         .host = cfg->server.host, .port = (unsigned)cfg->server.port, .timeout_ms = 2000};
     struct cb_buf body;
     long status = 0;
-    cb_buf_init(&body, 4096);
+    cb_buf_init(&body, HEALTH_BODY_MAX);
     struct cb_error cerr = {0};
     bool ours = cb_client_request(&c, "GET", "/health", NULL, &status, &body, &cerr) == 0 &&
                 status == 200 && body.len > 0 && memmem(body.data, body.len, "\"status\"", 8);

@@ -12,7 +12,10 @@ import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("CLAWBOX_BIN", "build/src/cli/clawbox")
+# The test binary: the shipped CLI plus the test-only routes.
+BIN = os.environ.get("CLAWBOX_BIN", "build/src/cli/clawbox-test")
+# The binary that ships, for the tests that it has no test-only route.
+SHIPPED_BIN = os.environ.get("CLAWBOX_SHIPPED_BIN", "build/src/cli/clawbox")
 # Compiled tools shared by the tests' servers, so each compiles once.
 CACHE_DIR = os.environ.get("CLAWBOX_E2E_CACHE", "/tmp/clawbox-e2e-cache")
 
@@ -64,9 +67,11 @@ class Server:
     """One clawbox serve process with its own directory and config."""
 
     def __init__(self, extra_config="", env=None, unix_socket=False, cache_dir=None,
-                 sandbox_extra=""):
+                 sandbox_extra="", binary=None):
         """extra_config is TOML before the [sandbox] table; sandbox_extra
-        goes into it, after tool_dir (<dir>/tools) and cache_dir."""
+        goes into it, after tool_dir (<dir>/tools) and cache_dir. binary
+        defaults to BIN."""
+        self.binary = binary or BIN
         self.dir = tempfile.mkdtemp(prefix="clawbox-e2e-")
         self.port = free_port()
         self.token = os.urandom(32).hex()
@@ -83,7 +88,7 @@ class Server:
                 f'[logging]\naudit_dir = "{self.dir}/audit"\n'
             )
         os.chmod(self.config_path, 0o600)  # it holds the token
-        self.env = dict(os.environ, CLAWBOX_TEST_ROUTES="1", HOME=self.dir)
+        self.env = dict(os.environ, HOME=self.dir)
         for k in ("CLAWBOX_AUTH_TOKEN", "CLAWBOX_PORT", "CLAWBOX_HOST", "CLAWBOX_TOOL_DIR"):
             self.env.pop(k, None)
         self.env.update(env or {})
@@ -100,7 +105,7 @@ class Server:
         """args: more `clawbox serve` flags."""
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--config", self.config_path, *args],
+            [self.binary, "serve", "--config", self.config_path, *args],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         if wait:

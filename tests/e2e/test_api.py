@@ -5,7 +5,7 @@ import json
 import socket
 import subprocess
 
-from harness import ServerTestCase, main
+from harness import SHIPPED_BIN, Server, ServerTestCase, main
 
 SLEEP = "/__test/sleep"
 
@@ -205,6 +205,16 @@ class HealthAndMetricsTests(ServerTestCase):
         self.assertIn('"msg":"http request"', log)
         self.assertNotIn(self.server.token, log)
         self.assertNotIn("wrong-token-value", log)
+
+
+class ShippedBinaryTests(ServerTestCase):
+    def test_shipped_binary_has_no_test_route(self):
+        shipped = Server(binary=SHIPPED_BIN).start()
+        try:
+            self.assert_error(shipped.request("POST", SLEEP, {"ms": 0}), 404, "not_found")
+        finally:
+            shipped.cleanup()
+        self.assertEqual(self.server.request("POST", SLEEP, {"ms": 0}).status, 200)
 
 
 if __name__ == "__main__":

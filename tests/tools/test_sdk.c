@@ -289,6 +289,47 @@ static void test_utf8(void **state)
     assert_int_equal(cb_utf8_truncate(s, 10, 0), 0);
 }
 
+/* ---- buffer and log, and their deprecated names ---- */
+
+static void test_buf(void **state)
+{
+    struct clawbox_buf b;
+    size_t len;
+    (void)state;
+    clawbox_buf_init(&b, 8);
+    assert_int_equal(clawbox_buf_puts(&b, "abc"), 0);
+    assert_int_equal(clawbox_buf_printf(&b, "%d", 42), 0);
+    assert_int_equal(clawbox_buf_putc(&b, 'x'), 0);
+    assert_int_not_equal(clawbox_buf_puts(&b, "too long"), 0); /* past max */
+    assert_int_equal(b.failed, -ENOSPC);
+    clawbox_buf_free(&b);
+    clawbox_buf_init(&b, 64);
+    clawbox_buf_json_string(&b, "q\"", 2);
+    char *s = clawbox_buf_steal(&b, &len);
+    assert_string_equal(s, "\"q\\\"\"");
+    assert_int_equal(len, 5);
+    free(s);
+}
+
+/* The cb_buf and cb_log names of earlier releases still compile, to the
+ * same functions. */
+static void test_deprecated_names(void **state)
+{
+    struct cb_buf b;
+    (void)state;
+    cb_buf_init(&b, 16);
+    cb_buf_append(&b, "ab", 2);
+    cb_buf_putc(&b, 'c');
+    assert_string_equal(b.data, "abc");
+    cb_buf_free(&b);
+    script(2, "{\"ok\":null}", "{\"ok\":null}");
+    assert_int_equal(cb_log("info", "hi"), 0);
+    assert_string_equal(host.last_req,
+                        "{\"method\":\"log\",\"params\":{\"level\":\"info\",\"message\":\"hi\"}}");
+    assert_int_equal(cb_logf("warn", "n=%d", 7), 0);
+    assert_non_null(strstr(host.last_req, "\"message\":\"n=7\""));
+}
+
 /* ---- host calls ---- */
 
 static void test_host_ok_and_error(void **state)
@@ -385,12 +426,20 @@ static void test_http_request(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),    cmocka_unit_test(test_parse_invalid),
-        cmocka_unit_test(test_positions),      cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_pretty),         cmocka_unit_test(test_builders),
-        cmocka_unit_test(test_integer_limits), cmocka_unit_test(test_mutation_fuzz),
-        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_host_ok_and_error),
-        cmocka_unit_test(test_host_retry),     cmocka_unit_test(test_http_request),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_positions),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_pretty),
+        cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_integer_limits),
+        cmocka_unit_test(test_mutation_fuzz),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_host_ok_and_error),
+        cmocka_unit_test(test_host_retry),
+        cmocka_unit_test(test_http_request),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_deprecated_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

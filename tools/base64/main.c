@@ -22,10 +22,10 @@ static const char url_alphabet[] =
 static struct cb_json *encode(const uint8_t *p, size_t n, int url_safe)
 {
     const char *a = url_safe ? url_alphabet : std_alphabet;
-    struct cb_buf b;
+    struct clawbox_buf b;
     char q[4];
 
-    cb_buf_init(&b, CB_JSON_MAX_OUTPUT);
+    clawbox_buf_init(&b, CB_JSON_MAX_OUTPUT);
     for (size_t i = 0; i < n; i += 3) {
         size_t k = n - i < 3 ? n - i : 3;
         uint32_t v =
@@ -34,14 +34,14 @@ static struct cb_json *encode(const uint8_t *p, size_t n, int url_safe)
         q[1] = a[(v >> 12) & 63];
         q[2] = k > 1 ? a[(v >> 6) & 63] : '=';
         q[3] = k > 2 ? a[v & 63] : '=';
-        cb_buf_append(&b, q, url_safe ? k + 1 : 4);
+        clawbox_buf_append(&b, q, url_safe ? k + 1 : 4);
     }
     if (b.failed) {
-        cb_buf_free(&b);
+        clawbox_buf_free(&b);
         return NULL;
     }
     struct cb_json *v = cb_json_new_stringn(b.data ? b.data : "", b.len);
-    cb_buf_free(&b);
+    clawbox_buf_free(&b);
     return v;
 }
 
@@ -112,7 +112,7 @@ static int bad_char(const char *s, size_t i, int url_safe, struct cb_tool_error 
 }
 
 /* Strictly decodes s into b. Returns 0 or -1 with err->msg. */
-static int decode(const char *s, size_t n, int url_safe, struct cb_buf *b,
+static int decode(const char *s, size_t n, int url_safe, struct clawbox_buf *b,
                   struct cb_tool_error *err)
 {
     size_t len;
@@ -129,7 +129,7 @@ static int decode(const char *s, size_t n, int url_safe, struct cb_buf *b,
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            cb_buf_putc(b, (char)(acc >> bits));
+            clawbox_buf_putc(b, (char)(acc >> bits));
             acc &= (1u << bits) - 1;
         }
     }
@@ -163,13 +163,13 @@ static struct cb_json *hex(const char *p, size_t n)
 static struct cb_json *decode_result(const char *s, size_t n, int url_safe)
 {
     struct cb_tool_error err;
-    struct cb_buf b;
+    struct clawbox_buf b;
     struct cb_json *out;
 
-    cb_buf_init(&b, n);
-    cb_buf_append(&b, "", 0);
+    clawbox_buf_init(&b, n);
+    clawbox_buf_append(&b, "", 0);
     if (decode(s, n, url_safe, &b, &err)) {
-        cb_buf_free(&b);
+        clawbox_buf_free(&b);
         out = cb_json_new_object();
         cb_json_set(out, "error", cb_json_new_string(err.msg));
         return out;
@@ -185,7 +185,7 @@ static struct cb_json *decode_result(const char *s, size_t n, int url_safe)
         cb_json_set(out, "utf8", cb_json_new_bool(0));
     }
     cb_json_set(out, "length", cb_json_new_int((long long)b.len));
-    cb_buf_free(&b);
+    clawbox_buf_free(&b);
     return out;
 }
 

@@ -50,7 +50,7 @@ int main(void)
     if ((bad = read_request(params, &req)) != NULL) {
         cb_output_error("invalid input: %s", bad);
     } else {
-        cb_logf("info", "HTTP %s %s", req.method ? req.method : "GET", req.url);
+        clawbox_logf("info", "HTTP %s %s", req.method ? req.method : "GET", req.url);
         if (cb_http_request(&req, &resp, &err) == 0)
             cb_output(resp.value);
         else

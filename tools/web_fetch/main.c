@@ -22,7 +22,7 @@ struct h2t {
     const char *s;
     size_t len;
     size_t pos;
-    struct cb_buf out;
+    struct clawbox_buf out;
     enum gap gap; /* whitespace owed before the next visible character */
 };
 
@@ -46,9 +46,9 @@ static void owe(struct h2t *h, enum gap g)
 static void emit(struct h2t *h, const char *p, size_t n)
 {
     if (h->gap != GAP_NONE && h->out.len > 0)
-        cb_buf_putc(&h->out, h->gap == GAP_LINE ? '\n' : ' ');
+        clawbox_buf_putc(&h->out, h->gap == GAP_LINE ? '\n' : ' ');
     h->gap = GAP_NONE;
-    cb_buf_append(&h->out, p, n);
+    clawbox_buf_append(&h->out, p, n);
 }
 
 /* ---- entities ---- */
@@ -120,7 +120,7 @@ static int entity(struct h2t *h)
         return 1;
     }
     emit(h, "", 0);
-    cb_buf_put_utf8(&h->out, (uint32_t)cp);
+    clawbox_buf_put_utf8(&h->out, (uint32_t)cp);
     return 1;
 }
 
@@ -229,7 +229,7 @@ static char *html_to_text(const char *s, size_t len, size_t *out_len)
     memset(&h, 0, sizeof(h));
     h.s = s;
     h.len = len;
-    cb_buf_init(&h.out, len + 16);
+    clawbox_buf_init(&h.out, len + 16);
     while (h.pos < h.len && !h.out.failed) {
         char c = h.s[h.pos];
         if (c == '<' && tag(&h))
@@ -247,7 +247,7 @@ static char *html_to_text(const char *s, size_t len, size_t *out_len)
         emit(&h, h.s + h.pos, run - h.pos);
         h.pos = run;
     }
-    return cb_buf_steal(&h.out, out_len);
+    return clawbox_buf_steal(&h.out, out_len);
 }
 
 /* ---- tool ---- */

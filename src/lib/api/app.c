@@ -20,6 +20,9 @@
 #define TOOL_MAX_CALL_DEPTH     5000
 #define TOOL_RELOAD_DEBOUNCE_MS 200
 
+/* NULL unless the binary links api/test_routes.c (see app.h). */
+#pragma weak cb_api_register_test_routes
+
 static void register_metrics(struct cb_app *app)
 {
     static const double secs[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -125,8 +128,6 @@ int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_erro
     struct cb_app *app = cb_xcalloc(1, sizeof(*app));
     app->cfg = cfg;
     app->started_ns = cb_now_mono_ns();
-    const char *tr = getenv("CLAWBOX_TEST_ROUTES");
-    app->test_routes = tr != NULL && strcmp(tr, "1") == 0;
     app->metrics = cb_metrics_new();
     int r = cb_mkdir_p(cfg->server.data_dir, 0700, err);
     if (r == 0) {
@@ -168,7 +169,7 @@ void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec)
         cb_log(CB_LOG_ERROR, "audit log write failed: %s", err.msg);
 }
 
-void cb_api_register(struct cb_router *r, const struct cb_app *app)
+void cb_api_register(struct cb_router *r)
 {
     cb_router_add(r, "GET", "/health", cb_api_health, CB_ROUTE_PUBLIC);
     cb_router_add(r, "GET", "/metrics", cb_api_metrics, CB_ROUTE_PUBLIC);
@@ -178,6 +179,6 @@ void cb_api_register(struct cb_router *r, const struct cb_app *app)
     cb_router_add(r, "POST", "/tools/register", cb_api_tools_register, CB_ROUTE_JSON);
     cb_router_add(r, "DELETE", "/tools/{name}/registration", cb_api_tools_unregister, 0);
     cb_router_add(r, "POST", "/tools/reload", cb_api_tools_reload, 0);
-    if (app->test_routes)
-        cb_router_add(r, "POST", "/__test/sleep", cb_api_test_sleep, CB_ROUTE_JSON);
+    if (cb_api_register_test_routes != NULL)
+        cb_api_register_test_routes(r);
 }

@@ -38,7 +38,6 @@ struct cb_app {
     struct cb_proxy *proxy; /* the http_request host call */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
-    bool test_routes;             /* CLAWBOX_TEST_ROUTES=1: test-only routes are served */
 };
 
 /* Creates the data directory and opens the state database, the audit log,
@@ -52,12 +51,16 @@ struct cb_audit_record;
 void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec);
 
 /* Registers every route of the API on the router. */
-void cb_api_register(struct cb_router *r, const struct cb_app *app);
+void cb_api_register(struct cb_router *r);
 
 /* Route handlers. */
 void cb_api_health(struct cb_http_request *req, struct cb_http_response *res);
 void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res);
 void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res);
+
+/* Registers the test-only routes. Defined only in the end-to-end test
+ * binary (clawbox-test, from api/test_routes.c): app.c refers to it
+ * weakly, so in the shipped binary it is NULL and no test route exists. */
+void cb_api_register_test_routes(struct cb_router *r);
 
 #endif

@@ -79,7 +79,7 @@ int cb_serve(const struct cb_config *cfg, struct cb_error *err)
     if (r < 0)
         return r;
     struct cb_router *router = cb_router_new();
-    cb_api_register(router, app);
+    cb_api_register(router);
     fill_options(cfg, app, &opts);
     r = cb_http_server_start(&opts, router, &srv, err);
     if (r < 0)

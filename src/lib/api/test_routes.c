@@ -1,5 +1,6 @@
-/* Routes served only when CLAWBOX_TEST_ROUTES=1, for the end-to-end tests
- * of concurrency, limits and shutdown. They are authenticated and limited
+/* Routes of the end-to-end test binary only (clawbox-test; not part of
+ * libclawbox, so the shipped clawbox has none of them), for the tests of
+ * concurrency, limits and shutdown. They are authenticated and limited
  * like every protected route. */
 #include "api/app.h"
 #include "api/validate.h"
@@ -9,7 +10,7 @@
 #define TEST_SLEEP_MAX_MS 30000
 
 /* POST /__test/sleep {"ms": N}: sleeps N ms, then answers {"slept_ms": N}. */
-void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res)
+static void test_sleep(struct cb_http_request *req, struct cb_http_response *res)
 {
     uint64_t ms = 0;
     if (!cb_api_body_object(req, res) ||
@@ -19,4 +20,9 @@ void cb_api_test_sleep(struct cb_http_request *req, struct cb_http_response *res
     while (nanosleep(&ts, &ts) != 0)
         ;
     cb_http_respond_json(res, 200, json_pack("{s:I}", "slept_ms", (json_int_t)ms));
+}
+
+void cb_api_register_test_routes(struct cb_router *r)
+{
+    cb_router_add(r, "POST", "/__test/sleep", test_sleep, CB_ROUTE_JSON);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/env.h"
 #include "core/fs.h"
 #include "core/util.h"
 #include "tooling/internal.h"
@@ -24,8 +25,8 @@ int cb_tooling_builder_init(struct cb_tooling_builder *b, const struct cb_toolin
     int r = cb_mkdir_p(outdir, 0755, err);
     if (r < 0)
         return r;
-    const char *tmp = getenv("TMPDIR");
-    char *dir = cb_xasprintf("%s/clawbox-sdk-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    const char *tmp = cb_config_env(CB_ENV_TMPDIR);
+    char *dir = cb_xasprintf("%s/clawbox-sdk-XXXXXX", tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) {
         r = cb_error_set(err, -errno, "creating a temporary directory: %s", strerror(errno));
         free(dir);

@@ -11,6 +11,9 @@
 #include "tooling/internal.h"
 #include "tooling/tooling.h"
 
+/* A template with the tool's name filled in. */
+#define TEMPLATE_MAX (64 * 1024)
+
 /* The templates use @NAME@ for the tool name, which cb_tooling_check_name
  * limits to [A-Za-z0-9_-], so it needs no quoting in C, JSON or make. */
 static const char main_c[] =
@@ -108,7 +111,7 @@ static int write_template(const char *dir, const char *file, const char *tmpl, c
                           struct cb_error *err)
 {
     struct cb_buf b;
-    cb_buf_init(&b, 64 * 1024);
+    cb_buf_init(&b, TEMPLATE_MAX);
     expand(&b, tmpl, name);
     _cleanup_free_ char *path = cb__tooling_join(dir, file);
     int r = cb__tooling_write_new(path, b.data, b.len, 0644, err);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-const BIN = path.resolve(process.env.CLAWBOX_BIN ?? '../../../build/src/cli/clawbox');
+const BIN = path.resolve(process.env.CLAWBOX_BIN ?? '../../../build/src/cli/clawbox-test');
 const TOOLS = process.env.CLAWBOX_E2E_TOOLS ?? '../../../build/tools/wasm';
 const HOSTILE = process.env.CLAWBOX_E2E_HOSTILE ?? '../../../build/tests/fixtures';
 const CACHE = process.env.CLAWBOX_E2E_CACHE ?? '/tmp/clawbox-e2e-cache';

@@ -151,7 +151,7 @@ static bool run_job(struct child *c, cb_tool_entry_fn entry, bool first)
     cb_buf_free(&c->out);
     cb_buf_free(&c->err);
     cb_buf_init(&c->out, h.max_output);
-    cb_buf_init(&c->err, 64 * 1024);
+    cb_buf_init(&c->err, CB__STDERR_MAX);
     c->truncated = false;
     c->host_calls = 0;
     c->max_host_calls = h.max_host_calls;

@@ -10,6 +10,10 @@
 
 /* Largest payload accepted: params and output are capped well below. */
 #define CB__IPC_MAX_FRAME (24u * 1024 * 1024)
+/* A zygote control frame: a tool's .so path, with a pid in answers. */
+#define CB__IPC_CONTROL_MAX 8192
+/* Tool stderr kept per execution. */
+#define CB__STDERR_MAX (64u * 1024)
 
 enum cb__frame_type {
     CB__FRAME_SPAWN = 1,      /* main -> zygote: so_path; reply carries fd + pid */

@@ -22,8 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define ZYGOTE_FD  3
-#define STDERR_CAP (64u * 1024)
+#define ZYGOTE_FD 3
 
 /* Fresh children kept ready per tool, idle children kept per tool at
  * most, and tools with a ready queue. */
@@ -132,7 +131,7 @@ static void *reader_main(void *arg)
 {
     struct cb_worker_pool *p = arg;
     struct cb_buf f;
-    cb_buf_init(&f, 8192);
+    cb_buf_init(&f, CB__IPC_CONTROL_MAX);
     for (;;) {
         uint32_t type = 0;
         int fd = -1;
@@ -360,7 +359,7 @@ int cb_worker_execute(struct cb_worker_pool *p, const char *so_path, const char 
     struct ready_child c;
     memset(res, 0, sizeof(*res));
     cb_buf_init(&res->out, lim->max_output);
-    cb_buf_init(&res->err, STDERR_CAP);
+    cb_buf_init(&res->err, CB__STDERR_MAX);
     res->logs = json_array();
     int r = get_child(p, so_path, lim->memory_mb, &c, err);
     if (r < 0)

@@ -16,7 +16,6 @@
 #include <sys/syscall.h>
 
 #define LOG_MESSAGE_MAX (16u * 1024)
-#define STDERR_CAP      (64u * 1024)
 /* Writable memory a child needs besides the tool's linear memory. */
 #define CHILD_BASE_BYTES (256ull * 1024 * 1024)
 

@@ -112,7 +112,7 @@ static void spawn(struct zygote *z, const char *path)
     if (pid > 0) {
         uint32_t p = (uint32_t)pid;
         struct cb_buf f;
-        cb_buf_init(&f, 8192);
+        cb_buf_init(&f, CB__IPC_CONTROL_MAX);
         cb_buf_append(&f, &p, sizeof(p));
         cb_buf_append(&f, path, strlen(path) + 1);
         cb__ipc_send(z->sock, CB__FRAME_SPAWNED, f.data, f.len, sock);
@@ -137,7 +137,7 @@ int cb_zygote_main(int fd)
         fprintf(stderr, "clawbox zygote: %s\n", err.msg);
         return 1;
     }
-    cb_buf_init(&frame, 8192);
+    cb_buf_init(&frame, CB__IPC_CONTROL_MAX);
     for (;;) {
         uint32_t type = 0;
         if (cb__ipc_recv(fd, &type, &frame, NULL) < 0)

@@ -1,7 +1,9 @@
-/* Compile cache, tool shim and runner, end to end: real wasm2c and cc
- * compiles of the fixtures in tests/fixtures/native, each run in a forked
- * child because a tool runs once per process. Fixtures are compiled once,
- * on first use, into a cache directory shared by the whole group. */
+/* Compile cache and tool shim, end to end: real wasm2c and cc compiles of
+ * the fixtures in tests/fixtures/native, each run through the worker pool
+ * (zygote, seccomp'd child, IPC) that production runs tools with. This test
+ * binary is its own zygote: the pool execs it with "__zygote". Fixtures
+ * are compiled once, on first use, into a cache directory shared by the
+ * whole group. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +22,8 @@
 #include "core/buf.h"
 #include "core/util.h"
 #include "sandbox/compile.h"
-#include "sandbox/runner.h"
 #include "sandbox/wasm.h"
+#include "sandbox/worker.h"
 
 #ifndef NATIVE_FIXTURES
 #error "NATIVE_FIXTURES must name the directory of the built .wasm fixtures"
@@ -37,6 +39,14 @@
 #define TEST_ENV_MARK  "CB_NATIVE_TEST_MARK"
 #define BIG_RESPONSE_N 500
 #define TIMEOUT_MS     200
+/* Worker limits of a run: generous, so that only the fixtures' own
+ * behaviour decides the outcome. */
+#define RUN_TIMEOUT_MS      60000
+#define RUN_MEMORY_MB       64
+#define RUN_MAX_HOST_CALLS  100
+#define RUN_JOBS_PER_WORKER 100
+/* A host call the test handler answers with BIG_RESPONSE_N + 9 bytes. */
+#define BIG_REQUEST "{\"method\":\"big\"}"
 
 static char cache_dir[] = "/tmp/cb-native-test-XXXXXX";
 
@@ -96,32 +106,31 @@ static const char *so_for(const char *name)
     return NULL;
 }
 
-/* ---- running in a child ---- */
+/* ---- running through the worker pool, as production does ---- */
 
-static int host_calls; /* counted in the child, reported back */
+static char self_exe[4096];
+static struct cb_worker_pool *pool;
 
-/* Echoes the request as {"ok":<request>}; the request "big" gets a
- * response of 509 bytes. */
-static int test_host_call(void *ud, const uint8_t *req, size_t len, uint8_t **resp,
-                          size_t *resp_len)
+/* Answers method "big" with {"ok":"xxx…"} (509 bytes) and any other
+ * method with {"ok":<params>}. */
+static char *test_host_call(void *ud, const char *method, json_t *params)
 {
     struct cb_buf b;
 
     (void)ud;
-    host_calls++;
     cb_buf_init(&b, 4096);
-    if (len == 3 && memcmp(req, "big", 3) == 0) {
+    if (strcmp(method, "big") == 0) {
         cb_buf_puts(&b, "{\"ok\":\"");
         for (int i = 0; i < BIG_RESPONSE_N; i++)
             cb_buf_puts(&b, "x");
         cb_buf_puts(&b, "\"}");
     } else {
+        _cleanup_free_ char *p = json_dumps(params, JSON_COMPACT | JSON_ENCODE_ANY);
         cb_buf_puts(&b, "{\"ok\":");
-        cb_buf_append(&b, req, len);
+        cb_buf_puts(&b, p ? p : "null");
         cb_buf_puts(&b, "}");
     }
-    *resp = (uint8_t *)cb_buf_steal(&b, resp_len);
-    return 0;
+    return cb_buf_steal(&b, NULL);
 }
 
 struct run {
@@ -143,104 +152,33 @@ struct run_args {
     size_t max_out;
 };
 
-static void write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-
-    while (n > 0) {
-        ssize_t k = write(fd, c, n);
-        if (k <= 0)
-            _exit(99);
-        c += k;
-        n -= (size_t)k;
-    }
-}
-
-/* The child: runs the tool and writes rc, calls, outcome, flag and both
- * outputs (length-prefixed) to fd. */
-static void child_run(const struct run_args *a, int fd)
-{
-    struct cb_run_request req = {
-        .so_path = a->so,
-        .stdin_data = a->in,
-        .stdin_len = a->in_len,
-        .fuel = a->fuel,
-        .max_stdout = a->max_out,
-        .max_stderr = a->max_out,
-        .host_call = test_host_call,
-    };
-    struct cb_run_result res;
-    struct cb_error err = {0};
-    int rc = cb_run_tool(&req, &res, &err);
-
-    write_all(fd, &rc, sizeof(rc));
-    write_all(fd, &host_calls, sizeof(host_calls));
-    write_all(fd, &res.outcome, sizeof(res.outcome));
-    write_all(fd, &res.stdout_truncated, sizeof(res.stdout_truncated));
-    write_all(fd, &res.out.len, sizeof(size_t));
-    write_all(fd, res.out.data ? res.out.data : "", res.out.len);
-    write_all(fd, &res.err.len, sizeof(size_t));
-    write_all(fd, res.err.data ? res.err.data : "", res.err.len);
-    _exit(0);
-}
-
-static size_t take(const char *data, size_t len, size_t *pos, void *dst, size_t n)
-{
-    assert_true(*pos + n <= len);
-    memcpy(dst, data + *pos, n);
-    *pos += n;
-    return n;
-}
-
-static char *take_bytes(const char *data, size_t len, size_t *pos, size_t *n)
-{
-    char *s;
-
-    take(data, len, pos, n, sizeof(*n));
-    assert_true(*pos + *n <= len);
-    s = cb_xstrndup(data + *pos, *n);
-    *pos += *n;
-    return s;
-}
-
-static void parse_run(const char *d, size_t len, struct run *r)
-{
-    size_t pos = 0;
-
-    take(d, len, &pos, &r->rc, sizeof(r->rc));
-    take(d, len, &pos, &r->host_calls, sizeof(r->host_calls));
-    take(d, len, &pos, &r->outcome, sizeof(r->outcome));
-    take(d, len, &pos, &r->stdout_truncated, sizeof(r->stdout_truncated));
-    r->out = take_bytes(d, len, &pos, &r->out_len);
-    r->err = take_bytes(d, len, &pos, &r->err_len);
-}
-
+/* Runs the tool in a worker child of the pool (a fresh instance; a child
+ * whose run did not end cleanly is not reused). */
 static void run_args(const struct run_args *a, struct run *r)
 {
-    int fds[2], status;
-    struct cb_buf b;
-    char chunk[4096];
-    ssize_t n;
-    pid_t pid;
+    struct cb_worker_limits lim = {.fuel = a->fuel,
+                                   .timeout_ms = RUN_TIMEOUT_MS,
+                                   .memory_mb = RUN_MEMORY_MB,
+                                   .max_output = a->max_out,
+                                   .max_host_calls = RUN_MAX_HOST_CALLS};
+    struct cb_worker_result res;
+    struct cb_error err = {0};
 
     memset(r, 0, sizeof(*r));
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        child_run(a, fds[1]);
-    }
-    close(fds[1]);
-    cb_buf_init(&b, 8u << 20);
-    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
-        assert_int_equal(cb_buf_append(&b, chunk, (size_t)n), 0);
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    parse_run(b.data, b.len, r);
-    cb_buf_free(&b);
+    r->rc =
+        cb_worker_execute(pool, a->so, a->in, a->in_len, &lim, test_host_call, NULL, &res, &err);
+    if (r->rc < 0)
+        fail_msg("executing %s: %s", a->so, err.msg);
+    assert_false(res.timed_out);
+    assert_false(res.crashed);
+    r->host_calls = (int)res.host_calls;
+    r->outcome = res.outcome;
+    r->stdout_truncated = res.output_truncated;
+    r->out = cb_xstrndup(res.out.data ? res.out.data : "", res.out.len);
+    r->out_len = res.out.len;
+    r->err = cb_xstrndup(res.err.data ? res.err.data : "", res.err.len);
+    r->err_len = res.err.len;
+    cb_worker_result_free(&res);
 }
 
 static void run_tool(const char *name, const char *in, uint64_t fuel, struct run *r)
@@ -464,8 +402,8 @@ static int host_case(char op, const char *req, struct run *r)
 
 static void host_call_round_trip(void **state)
 {
-    const char *req = "{\"method\":\"log\",\"params\":{\"message\":\"hi\"}}";
-    _cleanup_free_ char *want = cb_xasprintf("{\"ok\":%s}", req);
+    const char *req = "{\"method\":\"echo\",\"params\":{\"message\":\"hi\"}}";
+    const char *want = "{\"ok\":{\"message\":\"hi\"}}";
     struct run r;
 
     (void)state;
@@ -510,10 +448,10 @@ static void host_call_response_too_large(void **state)
     struct run r;
 
     (void)state;
-    assert_int_equal(host_case('c', "big", &r), (int)strlen(want));
+    assert_int_equal(host_case('c', BIG_REQUEST, &r), (int)strlen(want));
     assert_string_equal(r.out, want);
     run_free(&r);
-    assert_int_equal(host_case('d', "big", &r), -1);
+    assert_int_equal(host_case('d', BIG_REQUEST, &r), -1);
     assert_int_equal(r.host_calls, 1);
     run_free(&r);
 }
@@ -524,16 +462,16 @@ static void host_call_retry_gets_the_held_response(void **state)
 
     (void)state;
     /* The retry with room is answered without sending the request again. */
-    assert_int_equal(host_case('h', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(host_case('h', BIG_REQUEST, &r), BIG_RESPONSE_N + 9);
     assert_int_equal(r.host_calls, 1);
     assert_int_equal(strspn(r.out + 7, "x"), BIG_RESPONSE_N);
     run_free(&r);
     /* A buffer too small even for the error: -1, but the response is held. */
-    assert_int_equal(host_case('m', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(host_case('m', BIG_REQUEST, &r), BIG_RESPONSE_N + 9);
     assert_int_equal(r.host_calls, 1);
     run_free(&r);
     /* Another request in between drops what was held. */
-    assert_int_equal(host_case('i', "big", &r), BIG_RESPONSE_N + 9);
+    assert_int_equal(host_case('i', BIG_REQUEST, &r), BIG_RESPONSE_N + 9);
     assert_int_equal(r.host_calls, 3);
     run_free(&r);
 }
@@ -802,19 +740,6 @@ static void output_limit_failure_is_remembered(void **state)
     free(wasm);
 }
 
-static void running_missing_so_fails(void **state)
-{
-    struct cb_run_request req = {
-        .so_path = "/nonexistent/tool.so", .max_stdout = 16, .max_stderr = 16};
-    struct cb_run_result res;
-    struct cb_error err = {0};
-
-    (void)state;
-    assert_int_equal(cb_run_tool(&req, &res, &err), -ENOEXEC);
-    assert_non_null(strstr(err.msg, "/nonexistent/tool.so"));
-    cb_run_result_free(&res);
-}
-
 /* ---- group setup ---- */
 
 static void remove_tree(const char *dir)
@@ -837,21 +762,34 @@ static void remove_tree(const char *dir)
 
 static int group_setup(void **state)
 {
+    struct cb_error err = {0};
+
     (void)state;
-    return mkdtemp(cache_dir) ? 0 : -1;
+    if (mkdtemp(cache_dir) == NULL)
+        return -1;
+    if (cb_worker_pool_new(self_exe, RUN_JOBS_PER_WORKER, &pool, &err) < 0) {
+        fprintf(stderr, "worker pool: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
+    cb_worker_pool_free(pool);
     for (size_t i = 0; i < CB_ARRAY_LEN(fixtures); i++)
         free(fixtures[i].so);
     remove_tree(cache_dir);
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "__zygote") == 0)
+        return cb_zygote_main(3);
+    if (realpath("/proc/self/exe", self_exe) == NULL)
+        return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_copies_stdin),
         cmocka_unit_test(echo_copies_large_stdin),
@@ -880,7 +818,6 @@ int main(void)
         cmocka_unit_test(cpu_budget_failure_is_remembered),
         cmocka_unit_test(output_limit_failure_is_remembered),
         cmocka_unit_test(compile_timeout_kills_toolchain),
-        cmocka_unit_test(running_missing_so_fails),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's own checksrc: banned calls, unprefixed non-static functions
+# in src/lib, literal cb_buf_init maxima, getenv outside the config and key
+# modules, and the clawbox home path outside core/home. The rules and their
+# reasons are in scripts/lint.py; tolerated findings in
+# scripts/lint-allow.txt. Prints `file:line: rule: text` per finding and
+# exits 1 if there is any. `scripts/lint.sh --self-test` checks the rules.
+set -euo pipefail
+exec python3 "$(dirname "$0")/lint.py" "$@"

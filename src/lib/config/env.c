@@ -1,0 +1,16 @@
+#include "config/env.h"
+
+#include <stdlib.h>
+
+static const char *const names[] = {
+    [CB_ENV_WASM_CC] = "CLAWBOX_WASM_CC",
+    [CB_ENV_WASM_CXX] = "CLAWBOX_WASM_CXX",
+    [CB_ENV_WASI_SYSROOT] = "CLAWBOX_WASI_SYSROOT",
+    [CB_ENV_TMPDIR] = "TMPDIR",
+};
+
+const char *cb_config_env(enum cb_env which)
+{
+    const char *v = getenv(names[which]);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
