@@ -3,6 +3,7 @@
  * to stderr. */
 #include "cli.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "mcp/mcp.h"
 
 #include <signal.h>
@@ -11,11 +12,14 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-    "Usage: clawbox mcp [--host H] [--port P] [--socket PATH] [--token T] [--debug]\n\n"
+    "Usage: clawbox mcp [--host H] [--port P] [--socket PATH] [--token T] [--queue N]\n"
+    "                   [--debug]\n\n"
     "Speaks the Model Context Protocol (newline-delimited JSON-RPC) on stdin/stdout and\n"
     "runs every registered tool of a running 'clawbox serve' for the client, e.g.\n"
     "  claude mcp add clawbox -- clawbox mcp\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
+    "  --queue N       requests that wait when 16 are running (default 256, 1-65536);\n"
+    "                  beyond that a request is refused with -32000 busy\n"
     "  --debug         log debugging messages on stderr\n";
 
 /* A missing token is not fatal: initialize must still work, and the
@@ -33,10 +37,12 @@ int cmd_mcp(int argc, char **argv)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"debug", no_argument, NULL, 'd'},
+                                         {"queue", required_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_conn c;
     bool debug = false;
+    uint64_t queue = 0;
     int o;
     cli_conn_init(&c);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -44,6 +50,11 @@ int cmd_mcp(int argc, char **argv)
             continue;
         if (o == 'd')
             debug = true;
+        else if (o == 'q' &&
+                 (cb_parse_u64(optarg, strlen(optarg), &queue) < 0 || queue < 1 || queue > 65536))
+            return cli_fail("--queue must be a number from 1 to 65536, got '%s'", optarg) + 1;
+        else if (o == 'q')
+            continue;
         else
             return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
     }
@@ -56,7 +67,8 @@ int cmd_mcp(int argc, char **argv)
      * instead and the loop ends. */
     signal(SIGPIPE, SIG_IGN);
     resolve_token(&c);
-    struct cb_mcp_config cfg = {.client = &c.client, .out_fd = STDOUT_FILENO};
+    struct cb_mcp_config cfg = {
+        .client = &c.client, .out_fd = STDOUT_FILENO, .max_queued = (unsigned)queue};
     struct cb_mcp *m = cb_mcp_new(&cfg);
     struct cb_error err = {0};
     int rc = cb_mcp_serve(m, STDIN_FILENO, CB_MCP_MAX_LINE, &err);

@@ -49,13 +49,30 @@ struct cb__mcp_slot {
     bool cancelled;
 };
 
+struct cb_mcp;
+struct cb__mcp_rpc_error;
+/* Work done off the reader thread: returns the result, or NULL with e set. */
+typedef json_t *(*cb__mcp_work_fn)(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape,
+                                   struct cb__mcp_rpc_error *e);
+
+/* A request waiting for a free worker; run in arrival order. */
+struct cb__mcp_queued {
+    json_t *id;
+    json_t *params;
+    cb__mcp_work_fn fn;
+    enum cb__mcp_shape shape;
+    bool cancelled;
+};
+
 struct cb_mcp {
     struct cb_mcp_config cfg;
     pthread_mutex_t out_lock; /* one message at a time on the output */
     pthread_mutex_t lock;     /* guards everything below */
     pthread_cond_t idle;
     struct cb__mcp_slot *slots;
-    unsigned inflight;
+    unsigned inflight;            /* running and queued */
+    struct cb__mcp_queued *queue; /* a ring of cfg.max_queued */
+    unsigned queue_head, queued;
     const char *version; /* revision negotiated by initialize (a cb__mcp_versions entry) */
     bool output_failed;
 };

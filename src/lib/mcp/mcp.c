@@ -176,7 +176,10 @@ struct cb_mcp *cb_mcp_new(const struct cb_mcp_config *cfg)
     m->cfg = *cfg;
     if (m->cfg.max_inflight == 0)
         m->cfg.max_inflight = CB_MCP_MAX_INFLIGHT;
+    if (m->cfg.max_queued == 0)
+        m->cfg.max_queued = CB_MCP_MAX_QUEUED;
     m->slots = cb_xcalloc(m->cfg.max_inflight, sizeof(*m->slots));
+    m->queue = cb_xcalloc(m->cfg.max_queued, sizeof(*m->queue));
     m->version = cb__mcp_negotiate(NULL);
     pthread_mutex_init(&m->out_lock, NULL);
     pthread_mutex_init(&m->lock, NULL);
@@ -203,15 +206,14 @@ void cb_mcp_free(struct cb_mcp *m)
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->out_lock);
     free(m->slots);
+    free(m->queue);
     free(m);
     curl_global_cleanup();
 }
 
 /* ---- worker threads ---- */
 
-/* Work done off the reader thread: returns the result, or NULL with e set. */
-typedef json_t *(*work_fn)(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape,
-                           struct cb__mcp_rpc_error *e);
+typedef cb__mcp_work_fn work_fn;
 
 struct job {
     struct cb_mcp *m;
@@ -269,23 +271,74 @@ static void finish_job(struct cb_mcp *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* Ends the job that just answered: hands its slot to the oldest queued
+ * request (filling j; queued requests the client cancelled are dropped
+ * unanswered) and returns true, or, with the queue empty, counts the job
+ * done and returns false; the thread must not touch m after that, since
+ * cb_mcp_free may be waiting for exactly this. */
+static bool next_or_finish(struct job *j)
+{
+    struct cb_mcp *m = j->m;
+    pthread_mutex_lock(&m->lock);
+    m->inflight--; /* the job just finished */
+    bool found = false;
+    while (m->queued > 0 && !found) {
+        struct cb__mcp_queued *q = &m->queue[m->queue_head];
+        m->queue_head = (m->queue_head + 1) % m->cfg.max_queued;
+        m->queued--;
+        if (q->cancelled) {
+            json_decref(q->id);
+            json_decref(q->params);
+            m->inflight--;
+            continue;
+        }
+        m->slots[j->slot].id = q->id;
+        m->slots[j->slot].cancelled = false;
+        j->params = q->params;
+        j->fn = q->fn;
+        j->shape = q->shape;
+        found = true;
+    }
+    if (m->inflight == 0)
+        pthread_cond_broadcast(&m->idle);
+    pthread_mutex_unlock(&m->lock);
+    return found;
+}
+
 static void *run_job(void *arg)
 {
     struct job *j = arg;
-    struct cb__mcp_rpc_error e = {0};
-    json_t *result = j->fn(j->m, j->params, j->shape, &e);
-    json_t *id = release_slot(j->m, j->slot);
-    if (id != NULL && result != NULL)
-        answer(j->m, id, j->shape, result);
-    else if (id != NULL)
-        send_error(j->m, id, e.code, "%s", e.msg);
-    else
-        json_decref(result);
-    json_decref(id);
-    json_decref(j->params);
-    finish_job(j->m);
+    do {
+        struct cb__mcp_rpc_error e = {0};
+        json_t *result = j->fn(j->m, j->params, j->shape, &e);
+        json_t *id = release_slot(j->m, j->slot);
+        if (id != NULL && result != NULL)
+            answer(j->m, id, j->shape, result);
+        else if (id != NULL)
+            send_error(j->m, id, e.code, "%s", e.msg);
+        else
+            json_decref(result);
+        json_decref(id);
+        json_decref(j->params);
+    } while (next_or_finish(j));
     free(j);
     return NULL;
+}
+
+/* Queues a request when every worker is busy; false when the queue is
+ * full too. */
+static bool enqueue(struct cb_mcp *m, const struct req *r, work_fn fn)
+{
+    pthread_mutex_lock(&m->lock);
+    bool room = m->queued < m->cfg.max_queued;
+    if (room) {
+        unsigned at = (m->queue_head + m->queued++) % m->cfg.max_queued;
+        m->queue[at] = (struct cb__mcp_queued){json_deep_copy(r->id), json_deep_copy(r->params), fn,
+                                               r->shape, false};
+        m->inflight++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return room;
 }
 
 /* Runs fn on a detached thread, answering the request when it is done. */
@@ -293,9 +346,11 @@ static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
 {
     const json_t *id = r->id;
     int slot = take_slot(m, id);
+    if (slot < 0 && enqueue(m, r, fn))
+        return;
     if (slot < 0) {
-        send_error(m, id, CB__MCP_BUSY, "busy: %u requests are already running; retry later",
-                   m->cfg.max_inflight);
+        send_error(m, id, CB__MCP_BUSY, "busy: %u requests are running and %u waiting; retry later",
+                   m->cfg.max_inflight, m->cfg.max_queued);
         return;
     }
     struct job *j = cb_xmalloc(sizeof(*j));
@@ -493,6 +548,11 @@ static void cancel(struct cb_mcp *m, const json_t *params)
     for (unsigned i = 0; rid != NULL && i < m->cfg.max_inflight; i++)
         if (m->slots[i].id != NULL && json_equal(m->slots[i].id, (json_t *)rid))
             m->slots[i].cancelled = true;
+    for (unsigned i = 0; rid != NULL && i < m->queued; i++) {
+        struct cb__mcp_queued *q = &m->queue[(m->queue_head + i) % m->cfg.max_queued];
+        if (json_equal(q->id, (json_t *)rid))
+            q->cancelled = true;
+    }
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -20,8 +20,10 @@
 
 /* Longest request line accepted; longer lines are answered with -32700. */
 #define CB_MCP_MAX_LINE (10u * 1024 * 1024)
-/* Requests served by worker threads at once; more are refused. */
+/* Requests served by worker threads at once; more wait in a queue of up to
+ * CB_MCP_MAX_QUEUED, and only beyond that are refused (-32000 busy). */
 #define CB_MCP_MAX_INFLIGHT 16
+#define CB_MCP_MAX_QUEUED   256
 
 /* Sends one HTTP request to clawbox serve, with cb_client_request's
  * contract. Called from worker threads. */
@@ -40,6 +42,7 @@ struct cb_mcp_config {
     void *emit_ud;
     int out_fd;
     unsigned max_inflight; /* 0: CB_MCP_MAX_INFLIGHT */
+    unsigned max_queued;   /* 0: CB_MCP_MAX_QUEUED */
 };
 
 struct cb_mcp;

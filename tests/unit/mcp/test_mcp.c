@@ -149,7 +149,7 @@ struct ctx {
     struct cb_mcp *m;
 };
 
-static struct ctx *ctx_new(unsigned max_inflight)
+static struct ctx *ctx_new(unsigned max_inflight, unsigned max_queued)
 {
     struct ctx *c = cb_xcalloc(1, sizeof(*c));
     pthread_mutex_init(&c->f.lock, NULL);
@@ -162,14 +162,15 @@ static struct ctx *ctx_new(unsigned max_inflight)
                                     .request_ud = &c->f,
                                     .emit = fake_emit,
                                     .emit_ud = &c->f,
-                                    .max_inflight = max_inflight};
+                                    .max_inflight = max_inflight,
+                                    .max_queued = max_queued};
     c->m = cb_mcp_new(&c->cfg);
     return c;
 }
 
 static int setup(void **state)
 {
-    *state = ctx_new(0);
+    *state = ctx_new(0, 0);
     return 0;
 }
 
@@ -725,22 +726,48 @@ static void slow_call_does_not_block(void **state)
     assert_string_equal(text_of(r, 0), "{\"slow\":true}");
 }
 
-static void inflight_bound_and_cancel(void **state)
+static void wait_reply(struct ctx *c, int id)
+{
+    for (int i = 0; i < 5000 && reply(c, id) == NULL; i++)
+        usleep(1000);
+}
+
+/* Beyond the workers, requests wait in a bounded queue; beyond that they
+ * are refused. Cancelled requests, running or queued, get no answer. */
+static void inflight_queue_bound_and_cancel(void **state)
 {
     (void)state;
-    struct ctx *c = ctx_new(1);
+    struct ctx *c = ctx_new(1, 1);
     c->f.hold = true;
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
                  "{\"name\":\"slow\"}}");
     wait_held(c);
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
                  "{\"name\":\"text\"}}");
-    assert_int_equal(error_code(reply(c, 2)), CB__MCP_BUSY);
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"text\"}}");
+    assert_int_equal(error_code(reply(c, 3)), CB__MCP_BUSY);
+    assert_null(reply(c, 2)); /* queued, not refused */
+    release(c);
+    wait_reply(c, 2);
+    assert_non_null(result_of(c, 1));
+    assert_non_null(result_of(c, 2));
+
+    c->f.held = false;
+    c->f.hold = true;
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"slow\"}}");
+    wait_held(c);
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"text\"}}");
     send_line(c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
-                 "{\"requestId\":1,\"reason\":\"user\"}}");
+                 "{\"requestId\":4,\"reason\":\"user\"}}");
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
+                 "{\"requestId\":5,\"reason\":\"user\"}}");
     release(c);
     cb_mcp_wait_idle(c->m);
-    assert_null(reply(c, 1));
+    assert_null(reply(c, 4));
+    assert_null(reply(c, 5));
     void *s = c;
     teardown(&s);
 }
@@ -801,7 +828,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(eras_do_not_mix, setup, teardown),
         cmocka_unit_test_setup_teardown(handshake_revision_in_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_call_does_not_block, setup, teardown),
-        cmocka_unit_test(inflight_bound_and_cancel),
+        cmocka_unit_test(inflight_queue_bound_and_cancel),
         cmocka_unit_test(serve_reads_until_eof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
