@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* How often the tool list is compared, for notifications/tools/list_changed. */
+#define MCP_WATCH_MS 2000
+
 static const char usage_text[] =
     "Usage: clawbox mcp [--host H] [--port P] [--socket PATH] [--token T] [--queue N]\n"
     "                   [--debug]\n\n"
@@ -67,8 +70,10 @@ int cmd_mcp(int argc, char **argv)
      * instead and the loop ends. */
     signal(SIGPIPE, SIG_IGN);
     resolve_token(&c);
-    struct cb_mcp_config cfg = {
-        .client = &c.client, .out_fd = STDOUT_FILENO, .max_queued = (unsigned)queue};
+    struct cb_mcp_config cfg = {.client = &c.client,
+                                .out_fd = STDOUT_FILENO,
+                                .max_queued = (unsigned)queue,
+                                .watch_ms = MCP_WATCH_MS};
     struct cb_mcp *m = cb_mcp_new(&cfg);
     struct cb_error err = {0};
     int rc = cb_mcp_serve(m, STDIN_FILENO, CB_MCP_MAX_LINE, &err);

@@ -75,7 +75,18 @@ struct cb_mcp {
     unsigned queue_head, queued;
     const char *version; /* revision negotiated by initialize (a cb__mcp_versions entry) */
     bool output_failed;
+    bool initialized; /* initialize answered: list_changed may be sent */
+    /* watch.c */
+    pthread_t watch_thread;
+    pthread_cond_t watch_cv;
+    bool watching, watch_stop;
 };
+
+/* watch.c: notifications/tools/list_changed, when cfg.watch_ms is set. */
+void cb__mcp_watch_start(struct cb_mcp *m);
+void cb__mcp_watch_stop(struct cb_mcp *m);
+/* Sends one message (its reference taken) as one line. */
+void cb__mcp_send(struct cb_mcp *m, json_t *msg);
 
 /* Room for a clawbox error message plus our advice on what to do. */
 #define CB__MCP_MSG_MAX (CB_ERROR_MSG_MAX + 512)

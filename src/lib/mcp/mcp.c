@@ -66,7 +66,7 @@ static int write_line(int fd, const char *msg, size_t len)
 
 /* Sends one message and drops the reference. Compact JSON escapes every
  * newline inside strings, so a message is always exactly one line. */
-static void send_msg(struct cb_mcp *m, json_t *msg)
+void cb__mcp_send(struct cb_mcp *m, json_t *msg)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
@@ -90,7 +90,7 @@ static void send_msg(struct cb_mcp *m, json_t *msg)
 static void send_result(struct cb_mcp *m, const json_t *id, json_t *result)
 {
     json_t *msg = json_pack("{s:s, s:O?, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
-    send_msg(m, msg);
+    cb__mcp_send(m, msg);
 }
 
 /* Sends an error; `data` (taken, may be NULL) becomes error.data. */
@@ -104,7 +104,7 @@ static void send_error_v(struct cb_mcp *m, const json_t *id, int code, json_t *d
         err = json_pack("{s:i, s:s}", "code", code, "message", "error (message not valid UTF-8)");
     if (data != NULL)
         json_object_set_new(err, "data", data);
-    send_msg(m, json_pack("{s:s, s:O?, s:o}", "jsonrpc", "2.0", "id", id, "error", err));
+    cb__mcp_send(m, json_pack("{s:s, s:O?, s:o}", "jsonrpc", "2.0", "id", id, "error", err));
 }
 
 static void send_error(struct cb_mcp *m, const json_t *id, int code, const char *fmt, ...)
@@ -405,8 +405,11 @@ static void do_initialize(struct cb_mcp *m, const json_t *id, const json_t *para
     pthread_mutex_unlock(&m->lock);
     send_result(m, id,
                 json_pack("{s:s, s:{s:{s:b}}, s:o, s:s}", "protocolVersion", v, "capabilities",
-                          "tools", "listChanged", 0, "serverInfo", server_info(), "instructions",
-                          instructions));
+                          "tools", "listChanged", m->cfg.watch_ms > 0, "serverInfo", server_info(),
+                          "instructions", instructions));
+    pthread_mutex_lock(&m->lock);
+    m->initialized = true;
+    pthread_mutex_unlock(&m->lock);
 }
 
 /* server/discover (2026-07-28): every revision served, what the server
@@ -645,6 +648,7 @@ int cb_mcp_serve(struct cb_mcp *m, int in_fd, size_t max_line, struct cb_error *
     size_t len;
     int rc;
     cb_mcp_reader_init(r, in_fd, max_line);
+    cb__mcp_watch_start(m);
     while ((rc = cb_mcp_reader_next(r, &line, &len, err)) != 0) {
         if (rc == 1)
             cb_mcp_handle(m, line, len);
@@ -657,6 +661,7 @@ int cb_mcp_serve(struct cb_mcp *m, int in_fd, size_t max_line, struct cb_error *
             break;
         }
     }
+    cb__mcp_watch_stop(m);
     cb_mcp_reader_free(r);
     free(r);
     cb_mcp_wait_idle(m);

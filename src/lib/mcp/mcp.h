@@ -43,6 +43,10 @@ struct cb_mcp_config {
     int out_fd;
     unsigned max_inflight; /* 0: CB_MCP_MAX_INFLIGHT */
     unsigned max_queued;   /* 0: CB_MCP_MAX_QUEUED */
+    /* How often cb_mcp_serve asks the server whether its tools changed, to
+     * send notifications/tools/list_changed; 0: never (and listChanged is
+     * false in the capabilities). */
+    unsigned watch_ms;
 };
 
 struct cb_mcp;

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const BIN = path.resolve(process.env.CLAWBOX_BIN ?? '../../../build/src/cli/clawbox-test');
 const TOOLS = process.env.CLAWBOX_E2E_TOOLS ?? '../../../build/tools/wasm';
@@ -123,7 +124,28 @@ after(async () => {
 
 test('initialize negotiates a revision clawbox serves', () => {
   assert.equal(client.getServerVersion().name, 'clawbox');
-  assert.deepEqual(client.getServerCapabilities().tools, { listChanged: false });
+  assert.deepEqual(client.getServerCapabilities().tools, { listChanged: true });
+});
+
+test('a tool added to the server is announced with tools/list_changed', async () => {
+  let changed;
+  const announced = new Promise((resolve) => { changed = resolve; });
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed());
+  const tools = path.join(server.dir, 'tools');
+  fs.copyFileSync(path.join(TOOLS, 'echo.wasm'), path.join(tools, 'echo_copy.wasm'));
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no notifications/tools/list_changed within 60 s')),
+      60000);
+  });
+  try {
+    await Promise.race([announced, timeout]);
+  } finally {
+    clearTimeout(timer);
+    fs.rmSync(path.join(tools, 'echo_copy.wasm'));
+  }
+  const { tools: listed } = await client.listTools();
+  assert.ok(listed.some((t) => t.name === 'echo_copy'), 'the new tool is listed');
 });
 
 test('tools/list has every registered tool with its manifest schemas', async () => {
@@ -163,7 +185,7 @@ test('an unknown tool is an isError result with the clawbox code and message', a
 test('a proxy denial reaches the model as words', async () => {
   const r = await client.callTool({ name: 'http_request', arguments: { url: 'https://example.com/' } });
   assert.equal(r.isError, true);
-  assert.match(r.content[0].text, /^network access denied: /);
+  assert.match(r.content[0].text, /^blocked: host example\.com is not in the allowlist for tool http_request .*clawbox tools allow http_request example\.com$/);
   assert.ok(!r.content[0].text.includes('{'), r.content[0].text);
 });
 

@@ -118,7 +118,10 @@ static int fake_request(void *ud, const char *method, const char *path, const ch
         return cb_error_set(err, -ECONNREFUSED,
                             "cannot reach clawbox at http://127.0.0.1:9: Connection refused");
     if (strcmp(path, "/tools") == 0) {
-        answer(out, status, 200, json_incref(f->manifests));
+        pthread_mutex_lock(&f->lock);
+        json_t *copy = json_deep_copy(f->manifests); /* a test may change them meanwhile */
+        pthread_mutex_unlock(&f->lock);
+        answer(out, status, 200, copy);
     } else if (strncmp(path, "/tools/", 7) == 0) {
         json_t *mf = find_manifest(f, path + 7);
         if (mf)
@@ -502,6 +505,42 @@ static void server_down(void **state)
                "clawbox serve"));
 }
 
+static size_t count_method(struct ctx *c, const char *method)
+{
+    size_t n = 0, i;
+    json_t *msg;
+    pthread_mutex_lock(&c->f.lock);
+    json_array_foreach(c->f.out, i, msg)
+    {
+        const char *m = json_string_value(json_object_get(msg, "method"));
+        n += m != NULL && strcmp(m, method) == 0;
+    }
+    pthread_mutex_unlock(&c->f.lock);
+    return n;
+}
+
+/* With watch_ms, an initialised session hears about a changed tool list
+ * once per change, and initialize says listChanged. */
+static void list_changed_is_announced(void **state)
+{
+    struct ctx *c = *state;
+    c->m->cfg.watch_ms = 10;
+    cb__mcp_watch_start(c->m);
+    initialize(c, "2025-06-18");
+    json_t *tools = json_object_get(json_object_get(result_of(c, 100), "capabilities"), "tools");
+    assert_true(json_is_true(json_object_get(tools, "listChanged")));
+    usleep(100 * 1000);
+    assert_int_equal(count_method(c, "notifications/tools/list_changed"), 0);
+    pthread_mutex_lock(&c->f.lock);
+    json_array_append_new(c->f.manifests, json_pack("{s:{s:s}}", "tool", "name", "added"));
+    pthread_mutex_unlock(&c->f.lock);
+    for (int i = 0; i < 5000 && count_method(c, "notifications/tools/list_changed") == 0; i++)
+        usleep(1000);
+    usleep(100 * 1000);
+    assert_int_equal(count_method(c, "notifications/tools/list_changed"), 1);
+    cb__mcp_watch_stop(c->m);
+}
+
 /* ---- 2026-07-28 ---- */
 
 static void discover_without_initialize(void **state)
@@ -829,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(handshake_revision_in_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_call_does_not_block, setup, teardown),
         cmocka_unit_test(inflight_queue_bound_and_cancel),
+        cmocka_unit_test_setup_teardown(list_changed_is_announced, setup, teardown),
         cmocka_unit_test(serve_reads_until_eof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
