@@ -54,7 +54,6 @@ static void puts_(struct out *o, const char *s)
  * byte) into e; returns its length. */
 static size_t escape_char(const unsigned char *s, size_t k, char e[8])
 {
-    static const char hex[] = "0123456789abcdef";
     if (k == 0) {
         memcpy(e, "\\ufffd", 6);
         return 6;
@@ -73,7 +72,8 @@ static size_t escape_char(const unsigned char *s, size_t k, char e[8])
         memcpy(e, shortf, 2);
         return 2;
     }
-    snprintf(e, 8, "\\u00%c%c", hex[s[0] >> 4], hex[s[0] & 15]);
+    memcpy(e, "\\u00", 4);
+    cb_hex_byte(s[0], false, e + 4);
     return 6;
 }
 

@@ -173,17 +173,6 @@ static int append(struct cb__toml_scan *s, struct cb_buf *out, const char *p, si
     return 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static size_t utf8_put(uint32_t cp, char *u)
 {
     if (cp < 0x80) {
@@ -214,7 +203,7 @@ static int unicode_escape(struct cb__toml_scan *s, int ndigits, struct cb_buf *o
     const char *start = s->p - 2;
     uint32_t cp = 0;
     for (int i = 0; i < ndigits; i++, s->p++) {
-        int d = s->p < s->end ? hex_value(*s->p) : -1;
+        int d = s->p < s->end ? cb_hex_digit((unsigned char)*s->p) : -1;
         if (d < 0)
             return cb__toml_fail(s, "\\%c escape needs %d hex digits", start[1], ndigits);
         cp = cp * 16 + (uint32_t)d;

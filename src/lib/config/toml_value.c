@@ -144,13 +144,7 @@ static int datetime(struct cb__toml_scan *s, struct cb_toml_value *v)
 
 static int digit_value(char c, int radix)
 {
-    int d = -1;
-    if (c >= '0' && c <= '9')
-        d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-        d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-        d = c - 'A' + 10;
+    int d = cb_hex_digit((unsigned char)c);
     return d < radix ? d : -1;
 }
 

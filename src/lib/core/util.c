@@ -94,13 +94,17 @@ int cb_random_bytes(void *buf, size_t n)
     return 0;
 }
 
+void cb_hex_byte(unsigned char c, bool upper, char out[2])
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    out[0] = digits[c >> 4];
+    out[1] = digits[c & 15];
+}
+
 void cb_hex_encode(const unsigned char *in, size_t n, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
+    for (size_t i = 0; i < n; i++)
+        cb_hex_byte(in[i], false, out + 2 * i);
     out[2 * n] = '\0';
 }
 

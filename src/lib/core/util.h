@@ -40,6 +40,9 @@ int cb_random_bytes(void *buf, size_t n);
 
 /* Writes 2*n lowercase hex characters and a NUL to out. */
 void cb_hex_encode(const unsigned char *in, size_t n, char *out);
+/* Writes the two hex digits of c (no NUL) to out, in upper case if asked:
+ * for escapes such as %XX, \xXX and \u00XX. */
+void cb_hex_byte(unsigned char c, bool upper, char out[2]);
 /* The value of one hex digit (either case), or -1. */
 int cb_hex_digit(unsigned char c);
 

@@ -1,6 +1,8 @@
 #include "proxy/host.h"
 #include "proxy/internal.h"
 
+#include "core/util.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libpsl.h>
@@ -15,7 +17,6 @@
 
 const char *cb__proxy_quote(const char *s, size_t len, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < len && i < CB__PROXY_QUOTE_MAX; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -25,8 +26,8 @@ const char *cb__proxy_quote(const char *s, size_t len, char *out)
         }
         out[o++] = '\\';
         out[o++] = 'x';
-        out[o++] = hex[c >> 4];
-        out[o++] = hex[c & 15];
+        cb_hex_byte(c, false, out + o);
+        o += 2;
     }
     if (len > CB__PROXY_QUOTE_MAX) {
         memcpy(out + o, "...", 3);
@@ -54,17 +55,10 @@ static int ipv4_number(const char *s, size_t len, uint64_t *out)
     }
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = cb__proxy_lower(s[i]);
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else
+        int d = cb_hex_digit((unsigned char)s[i]);
+        if (d < 0 || (unsigned)d >= radix)
             return -EINVAL;
-        if (d >= radix)
-            return -EINVAL;
-        v = v * radix + d;
+        v = v * radix + (unsigned)d;
         if (v > UINT32_MAX)
             v = (uint64_t)UINT32_MAX + 1;
     }

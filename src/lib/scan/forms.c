@@ -91,7 +91,6 @@ static struct cb__form plus_form(const unsigned char *s, size_t n)
 /* The secret as jansson writes it inside a JSON string. */
 static struct cb__form json_form(const unsigned char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
     unsigned char *p = cb_xmalloc(6 * n + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -109,8 +108,7 @@ static struct cb__form json_form(const unsigned char *s, size_t n)
             p[o++] = (unsigned char)esc[1];
         } else if (c < 0x20) {
             memcpy(p + o, "\\u00", 4);
-            p[o + 4] = (unsigned char)hex[c >> 4];
-            p[o + 5] = (unsigned char)hex[c & 15];
+            cb_hex_byte(c, true, (char *)p + o + 4);
             o += 6;
         } else {
             p[o++] = c;

@@ -4,16 +4,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 struct decoder {
     unsigned char *d;
     size_t o;
@@ -46,7 +36,7 @@ static size_t entity_at(const unsigned char *q, const unsigned char *end, unsign
     i += hex;
     unsigned v = 0, digits = 0;
     for (; q + i < end && digits < 6; i++, digits++) {
-        int d = hex ? hexval(q[i]) : (q[i] >= '0' && q[i] <= '9' ? q[i] - '0' : -1);
+        int d = hex ? cb_hex_digit(q[i]) : (q[i] >= '0' && q[i] <= '9' ? q[i] - '0' : -1);
         if (d < 0)
             break;
         v = v * (hex ? 16 : 10) + (unsigned)d;
@@ -68,13 +58,13 @@ static size_t escape_at(const unsigned char *q, const unsigned char *end, unsign
     if (*q == '&')
         return entity_at(q, end, c);
     if (*q == '%') {
-        if (end - q < 3 || (hi = hexval(q[1])) < 0 || (lo = hexval(q[2])) < 0)
+        if (end - q < 3 || (hi = cb_hex_digit(q[1])) < 0 || (lo = cb_hex_digit(q[2])) < 0)
             return 0;
         *c = (unsigned char)(hi << 4 | lo);
         return 3;
     }
-    if (end - q < 6 || q[1] != 'u' || q[2] != '0' || q[3] != '0' || (hi = hexval(q[4])) < 0 ||
-        hi > 7 || (lo = hexval(q[5])) < 0)
+    if (end - q < 6 || q[1] != 'u' || q[2] != '0' || q[3] != '0' || (hi = cb_hex_digit(q[4])) < 0 ||
+        hi > 7 || (lo = cb_hex_digit(q[5])) < 0)
         return 0;
     *c = (unsigned char)(hi << 4 | lo);
     return 6;

@@ -24,17 +24,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
                             struct cb_error *err)
 {
@@ -50,7 +39,8 @@ int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key
                             "characters; " KEY_HOWTO,
                             len);
     for (size_t i = 0; i < CB_SECRETS_KEY_LEN; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        int hi = cb_hex_digit((unsigned char)s[2 * i]);
+        int lo = cb_hex_digit((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             cb_master_key_wipe(key);
             return cb_error_set(err, -EINVAL,

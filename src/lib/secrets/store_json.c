@@ -55,11 +55,7 @@ static int hex4(struct parser *p, uint32_t *out)
     if (p->n - p->i < 4)
         return fail(p, "short \\u escape");
     for (int k = 0; k < 4; k++) {
-        unsigned char c = p->s[p->i++];
-        int d = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
+        int d = cb_hex_digit(p->s[p->i++]);
         if (d < 0)
             return fail(p, "bad hex digit in \\u escape");
         v = v << 4 | (uint32_t)d;
@@ -406,7 +402,6 @@ int cb__creds_parse(const char *json, size_t len, struct cb__cred_list *out, str
  * o == NULL it only counts. Returns the number of bytes. */
 static size_t put_string(char *o, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t w = 0;
 #define PUT(c)                                                                                     \
     do {                                                                                           \
@@ -429,12 +424,14 @@ static size_t put_string(char *o, const char *s, size_t n)
             PUT('\\');
             PUT(*short_esc);
         } else if (c < 0x20) {
+            char h[2];
+            cb_hex_byte(c, false, h);
             PUT('\\');
             PUT('u');
             PUT('0');
             PUT('0');
-            PUT(hex[c >> 4]);
-            PUT(hex[c & 15]);
+            PUT(h[0]);
+            PUT(h[1]);
         } else {
             PUT((char)c);
         }

@@ -45,6 +45,34 @@ static void hex_and_random(void **state)
     assert_string_equal(hex, "00abff");
 }
 
+static void hex_byte_writes_two_digits_in_either_case(void **state)
+{
+    (void)state;
+    char out[3] = "..";
+    cb_hex_byte(0x0a, false, out);
+    assert_string_equal(out, "0a");
+    cb_hex_byte(0xfe, true, out);
+    assert_string_equal(out, "FE");
+    cb_hex_byte(0x00, true, out);
+    assert_string_equal(out, "00");
+    char none[1] = {0};
+    cb_hex_encode((const unsigned char *)"", 0, none);
+    assert_string_equal(none, "");
+}
+
+static void hex_digit_reads_either_case_and_refuses_the_rest(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdefABCDEF";
+    for (int i = 0; digits[i] != '\0'; i++)
+        assert_int_equal(cb_hex_digit((unsigned char)digits[i]), i < 16 ? i : i - 6);
+    const char *bad = "gG/:@`xX -";
+    for (int i = 0; bad[i] != '\0'; i++)
+        assert_int_equal(cb_hex_digit((unsigned char)bad[i]), -1);
+    assert_int_equal(cb_hex_digit(0xc1), -1); /* 'A' | 0x80 */
+    assert_int_equal(cb_hex_digit(0), -1);
+}
+
 static void asprintf_formats(void **state)
 {
     (void)state;
@@ -87,6 +115,8 @@ int main(void)
         cmocka_unit_test(const_time_eq_compares_bytes_and_lengths),
         cmocka_unit_test(parse_u64_rejects_junk_and_overflow),
         cmocka_unit_test(hex_and_random),
+        cmocka_unit_test(hex_byte_writes_two_digits_in_either_case),
+        cmocka_unit_test(hex_digit_reads_either_case_and_refuses_the_rest),
         cmocka_unit_test(asprintf_formats),
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
     };
