@@ -70,19 +70,11 @@ static struct node *new_node(enum cb_toml_type type, int depth, int line, unsign
     return n;
 }
 
-static uint64_t hash_key(const char *k, size_t n)
-{
-    uint64_t h = 14695981039346656037u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211u;
-    return h;
-}
-
 static void index_put(struct node *t, size_t i)
 {
     const struct cb_toml_kv *kv = &t->v.u.tbl.items[i];
     size_t mask = t->index_cap - 1;
-    size_t h = (size_t)hash_key(kv->key, kv->key_len) & mask;
+    size_t h = (size_t)cb_fnv1a(CB_FNV1A_INIT, kv->key, kv->key_len) & mask;
     while (t->index[h] != 0)
         h = (h + 1) & mask;
     t->index[h] = i + 1;
@@ -116,7 +108,8 @@ static struct cb_toml_value *table_find(const struct node *t, const char *k, siz
         return NULL;
     }
     size_t mask = t->index_cap - 1;
-    for (size_t h = (size_t)hash_key(k, n) & mask; t->index[h] != 0; h = (h + 1) & mask)
+    for (size_t h = (size_t)cb_fnv1a(CB_FNV1A_INIT, k, n) & mask; t->index[h] != 0;
+         h = (h + 1) & mask)
         if (key_eq(&items[t->index[h] - 1], k, n))
             return items[t->index[h] - 1].value;
     return NULL;

@@ -119,6 +119,14 @@ int cb_hex_digit(unsigned char c)
     return -1;
 }
 
+uint64_t cb_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
 int cb_parse_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;

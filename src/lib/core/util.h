@@ -46,6 +46,12 @@ void cb_hex_byte(unsigned char c, bool upper, char out[2]);
 /* The value of one hex digit (either case), or -1. */
 int cb_hex_digit(unsigned char c);
 
+/* 64-bit FNV-1a over n bytes, continuing from h (start with
+ * CB_FNV1A_INIT). For hash tables whose keys cannot be chosen to collide
+ * on purpose, or where a collision costs only a longer chain. */
+#define CB_FNV1A_INIT 14695981039346656037ULL
+uint64_t cb_fnv1a(uint64_t h, const void *p, size_t n);
+
 /* Parses a whole decimal unsigned number; rejects sign, spaces, overflow. */
 int cb_parse_u64(const char *s, size_t len, uint64_t *out);
 

@@ -63,10 +63,7 @@ bool cb_peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_k
 
 static size_t bucket(const struct cb_peer_key *k)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < sizeof(k->addr); i++)
-        h = (h ^ k->addr[i]) * 16777619u;
-    return h % NBUCKETS;
+    return cb_fnv1a(CB_FNV1A_INIT, k->addr, sizeof(k->addr)) % NBUCKETS;
 }
 
 static struct entry **find(struct cb_peers *p, const struct cb_peer_key *k)

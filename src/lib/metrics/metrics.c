@@ -14,9 +14,6 @@ enum metric_type { TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM };
 
 static const char *const type_names[] = {"counter", "gauge", "histogram"};
 
-#define FNV_OFFSET 14695981039346656037ULL
-#define FNV_PRIME  1099511628211ULL
-
 /* Room for any double printed by fmt_double(), "-1.2345678901234567e-308". */
 #define NUM_MAX 32
 
@@ -221,24 +218,15 @@ static size_t sanitize_value(const char *in, char *out)
     return o;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= FNV_PRIME;
-    }
-    return h;
-}
-
 /* The hash covers each value's NUL too, so ("ab","c") and ("a","bc") differ. */
 static void label_set_fill(struct label_set *ls, const struct cb_metric *f,
                            const char *const *values)
 {
-    ls->hash = FNV_OFFSET;
+    ls->hash = CB_FNV1A_INIT;
     for (size_t i = 0; i < f->nlabels; i++) {
         const char *v = values != NULL && values[i] != NULL ? values[i] : "";
         size_t len = sanitize_value(v, ls->v[i]);
-        ls->hash = fnv1a(ls->hash, ls->v[i], len + 1);
+        ls->hash = cb_fnv1a(ls->hash, ls->v[i], len + 1);
     }
 }
 

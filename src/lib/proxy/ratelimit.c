@@ -72,13 +72,10 @@ void cb_proxy_ratelimit_free(struct cb_proxy_ratelimit *rl)
     free(rl);
 }
 
-/* FNV-1a; keys are server-chosen names, so flooding is not a concern. */
+/* Keys are server-chosen names, so flooding is not a concern. */
 static size_t slot_of(const struct cb_proxy_ratelimit *rl, const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211u;
-    return (size_t)h & (rl->nslots - 1);
+    return (size_t)cb_fnv1a(CB_FNV1A_INIT, key, len) & (rl->nslots - 1);
 }
 
 /* The chain link that points at the key's bucket (or at NULL). */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/utf8.h"
+#include "core/util.h"
 #include "http/chunked.h"
 #include "http/parse.h"
 
@@ -75,14 +76,13 @@ static void check_head(const char *p, const struct cb_http_head *h)
 
 struct sum {
     uint64_t len;
-    uint32_t hash;
+    uint64_t hash;
 };
 
 static void sink(void *ud, const char *data, size_t n)
 {
     struct sum *s = ud;
-    for (size_t i = 0; i < n; i++)
-        s->hash = (s->hash ^ (unsigned char)data[i]) * 16777619u;
+    s->hash = cb_fnv1a(s->hash, data, n);
     s->len += n;
 }
 
@@ -90,7 +90,7 @@ static void check_chunked(const char *p, size_t n)
 {
     struct cb_error err = {0};
     struct cb_http_chunked a = {0}, b = {0};
-    struct sum sa = {0, 2166136261u}, sb = {0, 2166136261u};
+    struct sum sa = {0, CB_FNV1A_INIT}, sb = {0, CB_FNV1A_INIT};
     size_t used_a = 0, used_b = 0;
     int ra = cb_http_chunked_feed(&a, p, n, &used_a, sink, &sa, &err);
     int rb = 0;

@@ -73,6 +73,20 @@ static void hex_digit_reads_either_case_and_refuses_the_rest(void **state)
     assert_int_equal(cb_hex_digit(0), -1);
 }
 
+/* Reference values of 64-bit FNV-1a (the draft-eastlake-fnv test suite). */
+static void fnv1a_matches_reference_and_continues(void **state)
+{
+    (void)state;
+    assert_true(cb_fnv1a(CB_FNV1A_INIT, "", 0) == 0xcbf29ce484222325ULL);
+    assert_true(cb_fnv1a(CB_FNV1A_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(cb_fnv1a(CB_FNV1A_INIT, "foobar", 6) == 0x85944171f73967e8ULL);
+    uint64_t h = cb_fnv1a(CB_FNV1A_INIT, "foo", 3);
+    assert_true(cb_fnv1a(h, "bar", 3) == 0x85944171f73967e8ULL);
+    /* Bytes are taken unsigned: a sign-extended 0xff would give another value. */
+    const unsigned char high[] = {0xff, 0x80};
+    assert_true(cb_fnv1a(CB_FNV1A_INIT, high, 2) == 0x0a9a2607b6f6e56aULL);
+}
+
 static void asprintf_formats(void **state)
 {
     (void)state;
@@ -117,6 +131,7 @@ int main(void)
         cmocka_unit_test(hex_and_random),
         cmocka_unit_test(hex_byte_writes_two_digits_in_either_case),
         cmocka_unit_test(hex_digit_reads_either_case_and_refuses_the_rest),
+        cmocka_unit_test(fnv1a_matches_reference_and_continues),
         cmocka_unit_test(asprintf_formats),
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
     };
