@@ -2,6 +2,7 @@
  * whitespace and comments, keys and strings. Numbers, booleans and dates are
  * in toml_value.c. */
 #include "config/toml_scan.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -50,36 +51,6 @@ int cb__toml_fail_line(struct cb__toml_scan *s, int line, const char *fmt, ...)
     return r;
 }
 
-/* Length of the well-formed UTF-8 sequence at p, or 0. Overlong forms,
- * surrogates and code points past U+10FFFF are not well-formed. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    unsigned lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2 || c > 0xF4)
-        return 0;
-    if (c < 0xE0) {
-        need = 2;
-    } else if (c < 0xF0) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : lo;
-        hi = c == 0xED ? 0x9F : hi;
-    } else {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : lo;
-        hi = c == 0xF4 ? 0x8F : hi;
-    }
-    if (n < need || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
 static bool is_control(unsigned char c)
 {
     return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F;
@@ -93,7 +64,7 @@ int cb__toml_check_text(const char *data, size_t len, struct cb_error *err)
     struct cb__toml_scan s = {data, data + len, data, 1, err};
     while (s.p < s.end) {
         unsigned char c = (unsigned char)*s.p;
-        size_t n = utf8_len((const unsigned char *)s.p, (size_t)(s.end - s.p));
+        size_t n = cb_utf8_seq_len((const unsigned char *)s.p, (size_t)(s.end - s.p));
         if (c == '\n') {
             s.line++;
             s.line_start = s.p + 1;
@@ -173,30 +144,6 @@ static int append(struct cb__toml_scan *s, struct cb_buf *out, const char *p, si
     return 0;
 }
 
-static size_t utf8_put(uint32_t cp, char *u)
-{
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    u[0] = (char)(0xF0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* \uXXXX or \UXXXXXXXX; the cursor is just past the 'u' or 'U'. */
 static int unicode_escape(struct cb__toml_scan *s, int ndigits, struct cb_buf *out)
 {
@@ -214,7 +161,7 @@ static int unicode_escape(struct cb__toml_scan *s, int ndigits, struct cb_buf *o
                              start + 2);
     }
     char u[4];
-    return append(s, out, u, utf8_put(cp, u));
+    return append(s, out, u, cb_utf8_put(cp, u));
 }
 
 /* One escape sequence; the cursor is at the backslash. */

@@ -23,6 +23,31 @@ size_t cb_utf8_seq_len(const unsigned char *p, size_t n)
     return len;
 }
 
+size_t cb_utf8_valid_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, k;
+    while (i < n && (k = cb_utf8_seq_len(p + i, n - i)) != 0)
+        i += k;
+    return i;
+}
+
+size_t cb_utf8_put(uint32_t cp, char out[4])
+{
+    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    size_t len = cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    for (size_t i = len - 1; i > 0; i--, cp >>= 6)
+        out[i] = (char)(0x80 | (cp & 0x3f));
+    static const unsigned char lead[] = {0, 0, 0xc0, 0xe0, 0xf0};
+    out[0] = (char)(lead[len] | cp);
+    return len;
+}
+
 char *cb_utf8_lossy(const char *s, size_t n, size_t *out_len)
 {
     struct cb_buf b;

@@ -9,9 +9,21 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. Valid
+ * means RFC 3629 well-formed: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. */
 size_t cb_utf8_seq_len(const unsigned char *p, size_t n);
+
+/* Length of the longest valid UTF-8 prefix of s[0..n): n when all of it is
+ * valid. */
+size_t cb_utf8_valid_len(const char *s, size_t n);
+
+/* Writes the UTF-8 encoding of the Unicode scalar value cp to out and
+ * returns its length (1-4); returns 0 and writes nothing for a surrogate or
+ * a value past U+10FFFF. */
+size_t cb_utf8_put(uint32_t cp, char out[4]);
 
 /* Returns a NUL-terminated copy of s with each invalid byte replaced by
  * U+FFFD and NUL bytes kept (use *out_len). */

@@ -1,4 +1,5 @@
 #include "metrics/metrics.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <inttypes.h>
@@ -157,51 +158,18 @@ static bool valid_buckets(const double *b, size_t n)
     return true;
 }
 
-/* Returns the length of the well-formed UTF-8 sequence at s, or 0 if there is
- * none (overlong forms, surrogates and code points past U+10FFFF included, as
- * Prometheus's parser rejects them). Stops at the terminating NUL on its own,
- * since NUL is not a continuation byte. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
-
 /* Copies a client-supplied value into out (CB_METRICS_LABEL_VALUE_MAX + 1
- * bytes) as valid UTF-8: bad bytes become U+FFFD and the copy stops at the
- * last whole character that fits. Reads no further than it copies, so a huge
- * value costs no more than a short one. Returns the length. */
+ * bytes) as the well-formed UTF-8 Prometheus's parser insists on: bad bytes
+ * (overlong forms and surrogates too) become U+FFFD and the copy stops at
+ * the last whole character that fits. Reads no further than it copies, so a
+ * huge value costs no more than a short one. Returns the length. */
 static size_t sanitize_value(const char *in, char *out)
 {
     static const char replacement[] = "\xEF\xBF\xBD";
     const unsigned char *p = (const unsigned char *)in;
     size_t o = 0;
     while (*p != '\0') {
-        size_t n = utf8_seq_len(p), step = n;
+        size_t n = cb_utf8_seq_len(p, strnlen((const char *)p, 4)), step = n;
         const void *src = p;
         if (n == 0) {
             src = replacement;

@@ -64,30 +64,6 @@ static int hex4(struct parser *p, uint32_t *out)
     return 0;
 }
 
-static size_t put_utf8(uint32_t cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12);
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18);
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes a \uXXXX escape (p->i just past the 'u'), joining surrogate
  * pairs as serde_json does and refusing lone surrogates. */
 static int unicode_escape(struct parser *p, char *o, size_t *w)
@@ -108,7 +84,7 @@ static int unicode_escape(struct parser *p, char *o, size_t *w)
             return fail(p, "bad trailing surrogate");
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     }
-    *w += put_utf8(cp, o + *w);
+    *w += cb_utf8_put(cp, o + *w);
     return 0;
 }
 

@@ -30,6 +30,89 @@ static char *repeat(const char *seq, size_t n)
     return s;
 }
 
+/* The boundaries of RFC 3629's table of well-formed byte sequences. */
+static void seq_len_accepts_exactly_well_formed_sequences(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"\x00", 1},
+        {"\x7f", 1},
+        {"\x80", 0},
+        {"\xc1\xbf", 0},
+        {"\xc2\x80", 2},
+        {"\xdf\xbf", 2},
+        {"\xc2\x7f", 0},
+        {"\xc2\xc0", 0},
+        {"\xe0\x9f\xbf", 0},
+        {"\xe0\xa0\x80", 3},
+        {"\xed\x9f\xbf", 3},
+        {"\xed\xa0\x80", 0},
+        {"\xef\xbf\xbf", 3},
+        {"\xe1\x80\x7f", 0},
+        {"\xf0\x8f\xbf\xbf", 0},
+        {"\xf0\x90\x80\x80", 4},
+        {"\xf4\x8f\xbf\xbf", 4},
+        {"\xf4\x90\x80\x80", 0},
+        {"\xf5\x80\x80\x80", 0},
+        {"\xff", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = cases[i].s[0] == '\0' ? 1 : strlen(cases[i].s);
+        assert_int_equal(cb_utf8_seq_len((const unsigned char *)cases[i].s, n), cases[i].len);
+    }
+    /* A sequence cut short by the length is invalid, whatever follows. */
+    assert_int_equal(cb_utf8_seq_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+    assert_int_equal(cb_utf8_seq_len((const unsigned char *)"a", 0), 0);
+}
+
+static void valid_len_stops_at_the_first_bad_sequence(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀 */
+    size_t n = strlen(s);
+    assert_int_equal(cb_utf8_valid_len(s, n), n);
+    assert_int_equal(cb_utf8_valid_len(s, n - 1), 6); /* the emoji cut short */
+    assert_int_equal(cb_utf8_valid_len(s, 2), 1);
+    assert_int_equal(cb_utf8_valid_len("", 0), 0);
+    assert_int_equal(cb_utf8_valid_len("ab\0c", 4), 4); /* NUL is valid */
+    assert_int_equal(cb_utf8_valid_len("ab\xed\xa0\x80"
+                                       "c",
+                                       6),
+                     2);
+    assert_int_equal(cb_utf8_valid_len("\xc0\x80", 2), 0);
+}
+
+static void put_encodes_scalar_values_and_refuses_the_rest(void **state)
+{
+    (void)state;
+    char out[4];
+    assert_int_equal(cb_utf8_put(0x24, out), 1);
+    assert_memory_equal(out, "\x24", 1);
+    assert_int_equal(cb_utf8_put(0xe9, out), 2);
+    assert_memory_equal(out, "\xc3\xa9", 2);
+    assert_int_equal(cb_utf8_put(0x20ac, out), 3);
+    assert_memory_equal(out, "\xe2\x82\xac", 3);
+    assert_int_equal(cb_utf8_put(0x1f600, out), 4);
+    assert_memory_equal(out, "\xf0\x9f\x98\x80", 4);
+    /* Every scalar value encodes to one well-formed sequence of its length. */
+    for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+        if (cp == 0xd800)
+            cp = 0xe000;
+        size_t k = cb_utf8_put(cp, out);
+        assert_int_equal(k, cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+        assert_int_equal(cb_utf8_seq_len((const unsigned char *)out, k), k);
+    }
+    memcpy(out, "xxxx", 4);
+    assert_int_equal(cb_utf8_put(0xd800, out), 0);
+    assert_int_equal(cb_utf8_put(0xdfff, out), 0);
+    assert_int_equal(cb_utf8_put(0x110000, out), 0);
+    assert_int_equal(cb_utf8_put(UINT32_MAX, out), 0);
+    assert_memory_equal(out, "xxxx", 4);
+}
+
 static void cut_never_splits_a_sequence(void **state)
 {
     (void)state;
@@ -100,6 +183,9 @@ static void error_messages_stay_valid_when_cut(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(seq_len_accepts_exactly_well_formed_sequences),
+        cmocka_unit_test(valid_len_stops_at_the_first_bad_sequence),
+        cmocka_unit_test(put_encodes_scalar_values_and_refuses_the_rest),
         cmocka_unit_test(cut_never_splits_a_sequence),
         cmocka_unit_test(scrub_replaces_invalid_bytes_in_place),
         cmocka_unit_test(format_output_is_always_valid),

@@ -68,7 +68,6 @@ int cb__wasm_count(struct cb__wasm_rd *rd, size_t min_size, uint32_t max, const 
                    uint32_t *out, struct cb_error *err);
 /* Reads a name (length-prefixed UTF-8); *out points into the module. */
 int cb__wasm_name(struct cb__wasm_rd *rd, const uint8_t **out, uint32_t *len, struct cb_error *err);
-bool cb__wasm_utf8_valid(const uint8_t *p, size_t n);
 /* Number types, v128, funcref and externref. */
 bool cb__wasm_is_valtype(uint8_t b);
 /* Sets err to "offset 0x..: <message>" and returns -EINVAL. */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "core/utf8.h"
 #include "sandbox/wasm/internal.h"
 
 int cb__wasm_fail(struct cb_error *err, size_t offset, const char *fmt, ...)
@@ -140,40 +141,6 @@ int cb__wasm_count(struct cb__wasm_rd *rd, size_t min_size, uint32_t max, const 
     return 0;
 }
 
-/* Accepts exactly the well-formed UTF-8 of RFC 3629: no overlong forms,
- * no surrogates, nothing above U+10FFFF. */
-bool cb__wasm_utf8_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i++];
-        if (c < 0x80)
-            continue;
-        size_t more;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            lo = c == 0xe0 ? 0xa0 : 0x80;
-            hi = c == 0xed ? 0x9f : 0xbf;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            lo = c == 0xf0 ? 0x90 : 0x80;
-            hi = c == 0xf4 ? 0x8f : 0xbf;
-        } else {
-            return false;
-        }
-        if (n - i < more || p[i] < lo || p[i] > hi)
-            return false;
-        for (size_t k = 1; k < more; k++)
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-        i += more;
-    }
-    return true;
-}
-
 int cb__wasm_name(struct cb__wasm_rd *rd, const uint8_t **out, uint32_t *len, struct cb_error *err)
 {
     size_t at = rd->pos;
@@ -183,7 +150,7 @@ int cb__wasm_name(struct cb__wasm_rd *rd, const uint8_t **out, uint32_t *len, st
     if (*len > rd->end - rd->pos)
         return cb__wasm_fail(err, at, "name of %u bytes overruns its section", *len);
     *out = rd->data + rd->pos;
-    if (!cb__wasm_utf8_valid(*out, *len))
+    if (cb_utf8_valid_len((const char *)*out, *len) != *len)
         return cb__wasm_fail(err, at, "name is not valid UTF-8");
     rd->pos += *len;
     return 0;
