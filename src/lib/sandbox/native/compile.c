@@ -1,17 +1,17 @@
 /* Compile cache: wasm -> C (wasm2c) -> shared object (cc), cached under
  * cache_dir as <sha256>.so.
  *
- * The toolchain runs in a forked child that leads its own process group;
- * the parent reads the combined output through a pipe until the wall-clock
- * deadline and then kills the whole group. The child runs each program
- * under what is left of the CPU budget (shared by wasm2c and cc and all
- * their processes, counted with RUSAGE_CHILDREN), an output file size
- * limit that scales with the module (a deeply nested module makes wasm2c
- * write C quadratic in its size) and an address-space limit. Running out
- * of CPU or output size depends only on the module and the settings, not
- * on the load, so it is remembered as <sha256>.fail with the limits it
- * had, and the module is not compiled again unless the limits grow. A
- * wall-clock timeout depends on the load and is not remembered.
+ * The toolchain runs in a forked child (core/proc) that leads its own
+ * process group, killed as a whole at the wall-clock deadline. The child
+ * runs each program under what is left of the CPU budget (shared by wasm2c
+ * and cc and all their processes, counted from what each program used),
+ * an output file size limit that scales with the module (a deeply nested
+ * module makes wasm2c write C quadratic in its size) and an address-space
+ * limit. Running out of CPU or output size depends only on the module and
+ * the settings, not on the load, so it is remembered as <sha256>.fail
+ * with the limits it had, and the module is not compiled again unless the
+ * limits grow. A wall-clock timeout depends on the load and is not
+ * remembered.
  *
  * The result is built in a private temp directory inside cache_dir and
  * renamed into place, so concurrent compiles of the same module are safe
@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -29,7 +28,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -37,6 +35,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/fs.h"
+#include "core/proc.h"
 #include "core/util.h"
 #include "sandbox/compile.h"
 #include "sandbox/native/native.h"
@@ -73,8 +72,7 @@ static const char *const runtime_files[] = {"wasm-rt-impl.c", "wasm-rt-impl.h", 
  * limit that stopped it. */
 enum {
     CHILD_OK = 0,
-    CHILD_SETUP = 10,
-    CHILD_WASM2C,
+    CHILD_WASM2C = 10,
     CHILD_GLUE,
     CHILD_CC,
     CHILD_CPU,
@@ -82,7 +80,6 @@ enum {
 };
 
 static const char *const step_names[] = {
-    [CHILD_SETUP] = "setting up the compiler",
     [CHILD_WASM2C] = "wasm2c",
     [CHILD_GLUE] = "generating the shim glue",
     [CHILD_CC] = "cc",
@@ -251,24 +248,13 @@ static void toolchain_free(struct toolchain *t)
 /* What cc prints (in the C locale) when a program it ran got SIGXCPU. */
 #define CPU_LIMIT_TEXT "CPU time limit exceeded signal terminated program"
 
-static void set_limit(int resource, rlim_t value)
-{
-    struct rlimit rl = {value, value};
-
-    setrlimit(resource, &rl);
-}
-
-/* CPU time of the compile child's finished descendants (the programs it
- * waited for, and theirs), in ms. */
-static uint64_t children_cpu_ms(void)
-{
-    struct rusage ru;
-
-    if (getrusage(RUSAGE_CHILDREN, &ru) < 0)
-        return 0;
-    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000u +
-           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000u;
-}
+/* What the compile child works from; its copy of cpu_used_ms counts the
+ * CPU time of the programs it ran (and of their descendants). */
+struct job {
+    struct toolchain t;
+    const struct limits *lim;
+    uint64_t cpu_used_ms;
+};
 
 /* Whether a file in the current (build) directory reached the size limit:
  * the driver (cc) reports a compiler killed by SIGXFSZ only as a failure. */
@@ -287,48 +273,38 @@ static bool output_at_limit(uint64_t fsize)
     return hit;
 }
 
-/* In the program's process, before exec. The limits are set here rather
- * than in the compile child because that is a copy of clawbox, whose
- * address space may already exceed the limit (ASan reserves terabytes).
- * The CPU limit's soft value sends SIGXCPU, which the driver (cc) reports
- * for its compiler as CPU_LIMIT_TEXT; the hard one, a second later, kills. */
-static void program_limits(uint64_t cpu_left_ms, uint64_t fsize)
+/* In the compile child: runs argv (no shell, in the child's process group,
+ * writing where it does) with what is left of the CPU budget, the output
+ * limit and the address-space limit, and waits. The CPU limit's soft value
+ * sends SIGXCPU, which the driver (cc) reports for its compiler as
+ * CPU_LIMIT_TEXT; the hard one, a second later, kills. */
+static enum prog_result run_program(char **argv, struct job *job)
 {
-    rlim_t cpu_s = (rlim_t)((cpu_left_ms + 999) / 1000);
-    struct rlimit cpu = {cpu_s, cpu_s + 1};
+    const struct limits *lim = job->lim;
+    struct cb_error err = {0};
+    struct cb_proc_result res;
 
-    setrlimit(RLIMIT_CPU, &cpu);
-    set_limit(RLIMIT_FSIZE, (rlim_t)fsize);
-    set_limit(RLIMIT_AS, CB_COMPILE_AS_LIMIT);
-    set_limit(RLIMIT_CORE, 0);
-    signal(SIGXFSZ, SIG_DFL);
-    signal(SIGXCPU, SIG_DFL);
-}
-
-/* In the compile child: runs argv (no shell) with what is left of the CPU
- * budget and the output limit, and waits. */
-static enum prog_result run_program(char **argv, const struct limits *lim)
-{
-    uint64_t used = children_cpu_ms();
-    int status;
-    pid_t pid;
-
-    if (used >= lim->cpu_ms)
+    if (job->cpu_used_ms >= lim->cpu_ms)
         return PROG_CPU;
-    pid = fork();
-    if (pid < 0) {
-        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+    rlim_t cpu_s = (rlim_t)((lim->cpu_ms - job->cpu_used_ms + 999) / 1000);
+    const struct cb_proc_rlimit limits[] = {
+        {RLIMIT_CPU, cpu_s, cpu_s + 1},
+        {RLIMIT_FSIZE, (rlim_t)lim->fsize, (rlim_t)lim->fsize},
+        {RLIMIT_AS, CB_COMPILE_AS_LIMIT, CB_COMPILE_AS_LIMIT},
+        {RLIMIT_CORE, 0, 0},
+    };
+    const struct cb_proc_spec spec = {
+        .argv = argv,
+        .rlimits = limits,
+        .n_rlimits = CB_ARRAY_LEN(limits),
+        .in_caller_group = true,
+    };
+    if (cb_proc_run(&spec, &res, &err) < 0) {
+        dprintf(2, "%s\n", err.msg);
         return PROG_FAILED;
     }
-    if (pid == 0) {
-        program_limits(lim->cpu_ms - used, lim->fsize);
-        execvp(argv[0], argv);
-        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return PROG_FAILED;
+    job->cpu_used_ms += res.cpu_ms;
+    int status = res.status;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return PROG_OK;
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
@@ -341,9 +317,9 @@ static enum prog_result run_program(char **argv, const struct limits *lim)
 }
 
 /* Runs one step; exits the compile child unless it succeeded. */
-static void step(char **argv, const struct limits *lim, int child_code)
+static void step(char **argv, struct job *job, int child_code)
 {
-    switch (run_program(argv, lim)) {
+    switch (run_program(argv, job)) {
     case PROG_OK:
         return;
     case PROG_CPU:
@@ -379,112 +355,33 @@ static int make_glue(void)
     return rc;
 }
 
-/* This child lives for seconds without exec, so it would keep every
- * descriptor of the server open: client connections the server closed
- * would stay up, listeners bound. Keeps only 0-2. */
-static void close_inherited(void)
-{
-    if (close_range(3, ~0u, 0) == 0)
-        return;
-    long max = sysconf(_SC_OPEN_MAX);
-    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-        close(fd);
-}
-
-/* The forked child: never returns. Output of every step goes to out_fd.
- * TMPDIR is the build directory, so that cc's temporary files are under
+/* TMPDIR is the build directory, so that cc's temporary files are under
  * the output limit check and removed with the directory; LC_ALL=C makes
  * the messages the parent looks for (CPU_LIMIT_TEXT) predictable. */
-static void compile_child(const char *dir, struct toolchain *t, const struct limits *lim,
-                          int out_fd)
-{
-    int null_fd = open("/dev/null", O_RDONLY);
+static char *const child_env[] = {"TMPDIR=.", "LC_ALL=C", NULL};
 
-    setpgid(0, 0);
-    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 ||
-        chdir(dir) < 0 || setenv("TMPDIR", ".", 1) < 0 || setenv("LC_ALL", "C", 1) < 0)
-        _exit(CHILD_SETUP);
-    close_inherited();
-    step(t->wasm2c, lim, CHILD_WASM2C);
+/* The forked child, in the build directory with output of every step on
+ * stdout and stderr. It lives for seconds without exec; core/proc closed
+ * the server's descriptors (client connections, listeners) for it. */
+static int compile_child(void *arg)
+{
+    struct job *job = arg;
+
+    step(job->t.wasm2c, job, CHILD_WASM2C);
     if (make_glue() < 0)
-        _exit(CHILD_GLUE);
-    step(t->cc, lim, CHILD_CC);
-    _exit(CHILD_OK);
+        return CHILD_GLUE;
+    step(job->t.cc, job, CHILD_CC);
+    return CHILD_OK;
 }
 
 /* ---- the parent side ---- */
-
-static int remaining_ms(uint64_t deadline_ns)
-{
-    uint64_t now = cb_now_mono_ns();
-
-    if (now >= deadline_ns)
-        return 0;
-    return (int)((deadline_ns - now + 999999) / 1000000);
-}
-
-/* Reads the child's output into out (bounded) until EOF or the deadline.
- * Returns 0 at EOF, -ETIMEDOUT at the deadline. */
-static int collect_output(int fd, uint64_t deadline_ns, struct cb_buf *out)
-{
-    char chunk[4096];
-
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int ms = remaining_ms(deadline_ns);
-        ssize_t n;
-        if (ms == 0)
-            return -ETIMEDOUT;
-        int ready = poll(&p, 1, ms);
-        if (ready < 0 && errno != EINTR)
-            return -errno;
-        if (ready <= 0)
-            continue; /* the deadline is checked at the top */
-        n = read(fd, chunk, sizeof(chunk));
-        if (n == 0)
-            return 0;
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        size_t room = out->max - out->len;
-        cb_buf_append(out, chunk, (size_t)n < room ? (size_t)n : room);
-    }
-}
-
-/* Waits for the child to exit until the deadline. Returns its status, or
- * -ETIMEDOUT. */
-static int wait_child(pid_t pid, uint64_t deadline_ns, int *status)
-{
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (remaining_ms(deadline_ns) == 0)
-            return -ETIMEDOUT;
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-}
-
-static void kill_group(pid_t pid)
-{
-    int status;
-
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-}
 
 /* Maps the child's exit status to an error carrying the output head. */
 static int child_error(int status, const struct cb_buf *out, const struct limits *lim,
                        struct cb_error *err)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const char *step = code >= CHILD_SETUP && code <= CHILD_CC ? step_names[code] : "compiler";
+    const char *step = code >= CHILD_WASM2C && code <= CHILD_CC ? step_names[code] : "compiler";
     int shown = out->len < CB_COMPILE_OUTPUT_SHOWN ? (int)out->len : CB_COMPILE_OUTPUT_SHOWN;
 
     if (WIFSIGNALED(status))
@@ -511,41 +408,29 @@ static int child_error(int status, const struct cb_buf *out, const struct limits
 static int run_toolchain(const char *dir, const struct cb_compile_opts *opts,
                          const struct limits *lim, struct cb_error *err)
 {
-    uint64_t deadline = cb_now_mono_ns() + (uint64_t)lim->timeout_ms * 1000000u;
-    struct toolchain t;
+    struct job job = {.lim = lim};
+    char *name[] = {"compiler", NULL};
+    struct cb_proc_result res;
     struct cb_buf out;
-    int fds[2], status = 0, rc;
-    pid_t pid;
 
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return cb_error_set(err, -errno, "pipe: %s", strerror(errno));
-    toolchain_init(&t, opts);
-    pid = fork();
-    if (pid == 0)
-        compile_child(dir, &t, lim, fds[1]);
-    if (pid < 0) {
-        rc = cb_error_set(err, -errno, "fork: %s", strerror(errno));
-        close(fds[1]);
-        goto out_fd;
-    }
-    close(fds[1]);
-    setpgid(pid, pid); /* also in the child: whichever runs first */
+    toolchain_init(&job.t, opts);
     cb_buf_init(&out, CB_COMPILE_OUTPUT_MAX);
-    rc = collect_output(fds[0], deadline, &out);
-    if (rc == 0)
-        rc = wait_child(pid, deadline, &status);
-    if (rc < 0) {
-        kill_group(pid);
-        rc = rc == -ETIMEDOUT
-                 ? cb_error_set(err, rc, "compiling tool timed out after %u ms", lim->timeout_ms)
-                 : cb_error_set(err, rc, "waiting for the compiler: %s", strerror(-rc));
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_OK) {
-        rc = child_error(status, &out, lim, err);
-    }
+    const struct cb_proc_spec spec = {
+        .argv = name,
+        .fn = compile_child,
+        .arg = &job,
+        .env = child_env,
+        .cwd = dir,
+        .timeout_ms = lim->timeout_ms,
+        .output = &out,
+    };
+    int rc = cb_proc_run(&spec, &res, err);
+    if (rc == -ETIMEDOUT)
+        rc = cb_error_set(err, rc, "compiling tool timed out after %u ms", lim->timeout_ms);
+    else if (rc == 0 && (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != CHILD_OK))
+        rc = child_error(res.status, &out, lim, err);
     cb_buf_free(&out);
-out_fd:
-    close(fds[0]);
-    toolchain_free(&t);
+    toolchain_free(&job.t);
     return rc;
 }
 
