@@ -43,12 +43,7 @@ static int broken(struct walk *w, const char *file, uint64_t line, const char *f
 
 static bool is_hash(const char *s)
 {
-    if (strlen(s) != CB_AUDIT_HASH_HEX)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
+    return strlen(s) == CB_AUDIT_HASH_HEX && cb_hex_is_lower(s, CB_AUDIT_HASH_HEX);
 }
 
 /* A line's "seq", when it has one, is its position in the chain; a line

@@ -127,6 +127,14 @@ uint64_t cb_fnv1a(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+bool cb_hex_is_lower(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cb_hex_digit((unsigned char)s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
+            return false;
+    return true;
+}
+
 int cb_parse_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;

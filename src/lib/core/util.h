@@ -45,6 +45,9 @@ void cb_hex_encode(const unsigned char *in, size_t n, char *out);
 void cb_hex_byte(unsigned char c, bool upper, char out[2]);
 /* The value of one hex digit (either case), or -1. */
 int cb_hex_digit(unsigned char c);
+/* Whether s[0..n) is all lowercase hex digits, as cb_hex_encode writes
+ * them (true for n == 0). */
+bool cb_hex_is_lower(const char *s, size_t n);
 
 /* 64-bit FNV-1a over n bytes, continuing from h (start with
  * CB_FNV1A_INIT). For hash tables whose keys cannot be chosen to collide

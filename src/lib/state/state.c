@@ -650,12 +650,7 @@ static const char list_tools_sql[] = "SELECT name, manifest, wasm_sha256 FROM to
 
 static bool sha256_hex_valid(const char *h)
 {
-    if (h == NULL || strlen(h) != 64)
-        return false;
-    for (size_t i = 0; i < 64; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-            return false;
-    return true;
+    return h != NULL && strlen(h) == 64 && cb_hex_is_lower(h, 64);
 }
 
 static int put_tool_locked(struct cb_state *s, const char *name, const char *manifest,

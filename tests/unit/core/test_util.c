@@ -87,6 +87,20 @@ static void fnv1a_matches_reference_and_continues(void **state)
     assert_true(cb_fnv1a(CB_FNV1A_INIT, high, 2) == 0x0a9a2607b6f6e56aULL);
 }
 
+static void hex_is_lower_accepts_what_encode_writes(void **state)
+{
+    (void)state;
+    const unsigned char bytes[] = {0x01, 0x9a, 0xff};
+    char hex[7];
+    cb_hex_encode(bytes, sizeof(bytes), hex);
+    assert_true(cb_hex_is_lower(hex, 6));
+    assert_true(cb_hex_is_lower("", 0));
+    assert_false(cb_hex_is_lower("019Aff", 6));
+    assert_false(cb_hex_is_lower("019g", 4));
+    assert_false(cb_hex_is_lower("01\0f", 4));
+    assert_true(cb_hex_is_lower("01xx", 2)); /* only the first n bytes count */
+}
+
 static void asprintf_formats(void **state)
 {
     (void)state;
@@ -131,6 +145,7 @@ int main(void)
         cmocka_unit_test(hex_and_random),
         cmocka_unit_test(hex_byte_writes_two_digits_in_either_case),
         cmocka_unit_test(hex_digit_reads_either_case_and_refuses_the_rest),
+        cmocka_unit_test(hex_is_lower_accepts_what_encode_writes),
         cmocka_unit_test(fnv1a_matches_reference_and_continues),
         cmocka_unit_test(asprintf_formats),
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
