@@ -22,7 +22,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -572,23 +571,19 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
 }
 
 /* True when `prog --version` runs and exits 0 (found through PATH, as the
- * compile child finds it). */
+ * compile child finds it). Its output is read and dropped. */
 static bool runs(const char *prog)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     char *argv[] = {(char *)prog, "--version", NULL};
-    pid_t pid;
-    int status = 0;
-    int rc = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        return false;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    struct cb_error err = {0};
+    struct cb_proc_result res;
+    struct cb_buf out;
+
+    cb_buf_init(&out, CB_COMPILE_OUTPUT_MAX);
+    const struct cb_proc_spec spec = {.argv = argv, .output = &out};
+    int rc = cb_proc_run(&spec, &res, &err);
+    cb_buf_free(&out);
+    return rc == 0 && WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0;
 }
 
 int cb_compile_toolchain_check(struct cb_error *err)
