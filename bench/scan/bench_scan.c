@@ -250,7 +250,7 @@ int main(void)
         plant_new(planted_new, c.secrets[i + 12], i);
     }
     printf("leak scan: %u KiB body, %d secrets (all encodings), %zu patterns, best of %d\n",
-           BODY >> 10, SECRETS, cb_pattern_count(), ROUNDS);
+           BODY >> 10, SECRETS, cb__pattern_count(), ROUNDS);
     c.body = plain;
     printf("  baseline memchr                 %9.0f MiB/s\n", mibs(best(do_memchr, &c), BODY));
     double mm = mibs(best(do_memmem, &c), BODY);

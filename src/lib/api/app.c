@@ -21,7 +21,7 @@
 #define TOOL_RELOAD_DEBOUNCE_MS 200
 
 /* NULL unless the binary links api/test_routes.c (see app.h). */
-#pragma weak cb_api_register_test_routes
+#pragma weak cb__api_register_test_routes
 
 static void register_metrics(struct cb_app *app)
 {
@@ -123,7 +123,7 @@ static int open_proxy(struct cb_app *app, struct cb_error *err)
     return app->proxy ? 0 : -EINVAL;
 }
 
-int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err)
+int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err)
 {
     struct cb_app *app = cb_xcalloc(1, sizeof(*app));
     app->cfg = cfg;
@@ -141,14 +141,14 @@ int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_erro
     if (r == 0)
         r = open_sandbox(app, err);
     if (r < 0) {
-        cb_app_close(app);
+        cb__app_close(app);
         return r;
     }
     *out = app;
     return 0;
 }
 
-void cb_app_close(struct cb_app *app)
+void cb__app_close(struct cb_app *app)
 {
     if (app == NULL)
         return;
@@ -162,23 +162,23 @@ void cb_app_close(struct cb_app *app)
     free(app);
 }
 
-void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec)
+void cb__api_audit(struct cb_app *app, const struct cb_audit_record *rec)
 {
     struct cb_error err = {0};
     if (app->audit != NULL && cb_audit_append(app->audit, rec, &err) < 0)
         cb_log(CB_LOG_ERROR, "audit log write failed: %s", err.msg);
 }
 
-void cb_api_register(struct cb_router *r)
+void cb__api_register(struct cb_router *r)
 {
-    cb_router_add(r, "GET", "/health", cb_api_health, CB_ROUTE_PUBLIC);
-    cb_router_add(r, "GET", "/metrics", cb_api_metrics, CB_ROUTE_PUBLIC);
-    cb_router_add(r, "POST", "/execute", cb_api_execute, CB_ROUTE_JSON);
-    cb_router_add(r, "GET", "/tools", cb_api_tools_list, 0);
-    cb_router_add(r, "GET", "/tools/{name}", cb_api_tools_get, 0);
-    cb_router_add(r, "POST", "/tools/register", cb_api_tools_register, CB_ROUTE_JSON);
-    cb_router_add(r, "DELETE", "/tools/{name}/registration", cb_api_tools_unregister, 0);
-    cb_router_add(r, "POST", "/tools/reload", cb_api_tools_reload, 0);
-    if (cb_api_register_test_routes != NULL)
-        cb_api_register_test_routes(r);
+    cb_router_add(r, "GET", "/health", cb__api_health, CB_ROUTE_PUBLIC);
+    cb_router_add(r, "GET", "/metrics", cb__api_metrics, CB_ROUTE_PUBLIC);
+    cb_router_add(r, "POST", "/execute", cb__api_execute, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/tools", cb__api_tools_list, 0);
+    cb_router_add(r, "GET", "/tools/{name}", cb__api_tools_get, 0);
+    cb_router_add(r, "POST", "/tools/register", cb__api_tools_register, CB_ROUTE_JSON);
+    cb_router_add(r, "DELETE", "/tools/{name}/registration", cb__api_tools_unregister, 0);
+    cb_router_add(r, "POST", "/tools/reload", cb__api_tools_reload, 0);
+    if (cb__api_register_test_routes != NULL)
+        cb__api_register_test_routes(r);
 }

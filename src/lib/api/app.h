@@ -42,25 +42,25 @@ struct cb_app {
 
 /* Creates the data directory and opens the state database, the audit log,
  * the credential store (when a master key is set) and the egress proxy. */
-int cb_app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err);
-void cb_app_close(struct cb_app *app);
+int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_error *err);
+void cb__app_close(struct cb_app *app);
 
 struct cb_audit_record;
 /* Appends an audit line; a failure is logged (the log then refuses
  * further appends, which /health does not hide). */
-void cb_api_audit(struct cb_app *app, const struct cb_audit_record *rec);
+void cb__api_audit(struct cb_app *app, const struct cb_audit_record *rec);
 
 /* Registers every route of the API on the router. */
-void cb_api_register(struct cb_router *r);
+void cb__api_register(struct cb_router *r);
 
 /* Route handlers. */
-void cb_api_health(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_health(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_metrics(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_execute(struct cb_http_request *req, struct cb_http_response *res);
 
 /* Registers the test-only routes. Defined only in the end-to-end test
  * binary (clawbox-test, from api/test_routes.c): app.c refers to it
  * weakly, so in the shipped binary it is NULL and no test route exists. */
-void cb_api_register_test_routes(struct cb_router *r);
+void cb__api_register_test_routes(struct cb_router *r);
 
 #endif

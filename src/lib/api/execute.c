@@ -242,7 +242,7 @@ static void record(struct cb_http_request *req, const struct cb_http_response *r
                                   .status = (int)res->status,
                                   .bytes = res->body_len,
                                   .duration_ms = (uint64_t)(secs * 1000.0)};
-    cb_api_audit(app, &rec);
+    cb__api_audit(app, &rec);
 }
 
 static void run(struct cb_http_request *req, struct cb_http_response *res, struct cb_tool *tool,
@@ -278,15 +278,15 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     json_decref(refused);
 }
 
-void cb_api_execute(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_execute(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_app *app = req->app;
     const char *name = NULL;
-    if (!cb_api_body_object(req, res) || !cb_api_get_string(req, res, "tool", true, &name))
+    if (!cb__api_body_object(req, res) || !cb__api_get_string(req, res, "tool", true, &name))
         return;
     json_t *caps = json_object_get(req->json, "capabilities");
     if (caps != NULL && !json_is_null(caps) && !json_is_object(caps)) {
-        cb_api_invalid_field(res, "capabilities", "field 'capabilities' must be an object");
+        cb__api_invalid_field(res, "capabilities", "field 'capabilities' must be an object");
         return;
     }
     /* A tool still compiling is waited for, up to the default timeout. */

@@ -60,7 +60,7 @@ static bool add_components(struct cb_app *app, json_t *components)
     return db_ok && tools_ready;
 }
 
-void cb_api_health(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_health(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_app *app = req->app;
     json_t *components = json_object();
@@ -74,7 +74,7 @@ void cb_api_health(struct cb_http_request *req, struct cb_http_response *res)
     cb_http_respond_json(res, 200, body);
 }
 
-void cb_api_metrics(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_metrics(struct cb_http_request *req, struct cb_http_response *res)
 {
     const struct cb_app *app = req->app;
     struct cb_buf b;

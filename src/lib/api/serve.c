@@ -75,11 +75,11 @@ int cb_serve(const struct cb_config *cfg, struct cb_error *err)
     struct cb_http_server *srv = NULL;
     struct cb_http_server_options opts;
     block_signals(&set);
-    int r = cb_app_open(cfg, &app, err);
+    int r = cb__app_open(cfg, &app, err);
     if (r < 0)
         return r;
     struct cb_router *router = cb_router_new();
-    cb_api_register(router);
+    cb__api_register(router);
     fill_options(cfg, app, &opts);
     r = cb_http_server_start(&opts, router, &srv, err);
     if (r < 0)
@@ -91,6 +91,6 @@ int cb_serve(const struct cb_config *cfg, struct cb_error *err)
     cb_log(CB_LOG_INFO, "shutdown complete");
 out:
     cb_router_free(router);
-    cb_app_close(app);
+    cb__app_close(app);
     return r;
 }

@@ -13,8 +13,8 @@
 static void test_sleep(struct cb_http_request *req, struct cb_http_response *res)
 {
     uint64_t ms = 0;
-    if (!cb_api_body_object(req, res) ||
-        !cb_api_get_uint(req, res, "ms", true, TEST_SLEEP_MAX_MS, &ms))
+    if (!cb__api_body_object(req, res) ||
+        !cb__api_get_uint(req, res, "ms", true, TEST_SLEEP_MAX_MS, &ms))
         return;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0)
@@ -22,7 +22,7 @@ static void test_sleep(struct cb_http_request *req, struct cb_http_response *res
     cb_http_respond_json(res, 200, json_pack("{s:I}", "slept_ms", (json_int_t)ms));
 }
 
-void cb_api_register_test_routes(struct cb_router *r)
+void cb__api_register_test_routes(struct cb_router *r)
 {
     cb_router_add(r, "POST", "/__test/sleep", test_sleep, CB_ROUTE_JSON);
 }

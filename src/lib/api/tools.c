@@ -17,14 +17,14 @@ static struct cb_registry *registry_of(struct cb_http_request *req, struct cb_ht
     return r;
 }
 
-void cb_api_tools_list(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_tools_list(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
     if (r != NULL)
         cb_http_respond_json(res, 200, cb_registry_manifests(r));
 }
 
-void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
     if (r == NULL)
@@ -40,7 +40,7 @@ void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
     cb_http_respond_json(res, 200, d);
 }
 
-void cb_api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
     if (r == NULL)
@@ -62,7 +62,7 @@ void cb_api_tools_unregister(struct cb_http_request *req, struct cb_http_respons
                                   .decision = rc < 0 ? "rejected" : "unregistered",
                                   .reason = rc < 0 ? err.msg : NULL,
                                   .status = (int)res->status};
-    cb_api_audit(req->app, &rec);
+    cb__api_audit(req->app, &rec);
 }
 
 /* Maps a registration error to its status: shape errors are 422 as in the
@@ -86,7 +86,7 @@ static void register_failed(struct cb_http_response *res, int rc, const struct c
     }
 }
 
-void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_tools_register(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
     if (r == NULL)
@@ -108,10 +108,10 @@ void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response 
                                   .decision = rc < 0 ? "rejected" : "registered",
                                   .reason = rc < 0 ? err.msg : NULL,
                                   .status = (int)res->status};
-    cb_api_audit(req->app, &rec);
+    cb__api_audit(req->app, &rec);
 }
 
-void cb_api_tools_reload(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_tools_reload(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
     if (r != NULL)

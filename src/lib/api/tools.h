@@ -6,10 +6,10 @@
 
 #include "http/http.h"
 
-void cb_api_tools_list(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_tools_get(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_tools_register(struct cb_http_request *req, struct cb_http_response *res);
-void cb_api_tools_reload(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_tools_list(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_tools_register(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_tools_reload(struct cb_http_request *req, struct cb_http_response *res);
 
 #endif

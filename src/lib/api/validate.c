@@ -3,18 +3,18 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-bool cb_api_invalid_field(struct cb_http_response *res, const char *field, const char *msg)
+bool cb__api_invalid_field(struct cb_http_response *res, const char *field, const char *msg)
 {
     json_t *details = json_pack("{s:s}", "field", field);
     cb_http_respond_error_details(res, 422, "invalid_request", details, msg);
     return false;
 }
 
-bool cb_api_body_object(const struct cb_http_request *req, struct cb_http_response *res)
+bool cb__api_body_object(const struct cb_http_request *req, struct cb_http_response *res)
 {
     if (json_is_object(req->json))
         return true;
-    return cb_api_invalid_field(res, "", "request body must be a JSON object");
+    return cb__api_invalid_field(res, "", "request body must be a JSON object");
 }
 
 /* Looks a field up. Returns it, or NULL when it is absent or null; then
@@ -30,13 +30,13 @@ static json_t *field_value(const struct cb_http_request *req, struct cb_http_res
         return v;
     if (required) {
         snprintf(msg, sizeof(msg), "missing required field '%s'", field);
-        *ok = cb_api_invalid_field(res, field, msg);
+        *ok = cb__api_invalid_field(res, field, msg);
     }
     return NULL;
 }
 
-bool cb_api_get_uint(const struct cb_http_request *req, struct cb_http_response *res,
-                     const char *field, bool required, uint64_t max, uint64_t *out)
+bool cb__api_get_uint(const struct cb_http_request *req, struct cb_http_response *res,
+                      const char *field, bool required, uint64_t max, uint64_t *out)
 {
     char msg[256];
     bool ok;
@@ -45,14 +45,14 @@ bool cb_api_get_uint(const struct cb_http_request *req, struct cb_http_response 
         return ok;
     if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
         snprintf(msg, sizeof(msg), "field '%s' must be an integer from 0 to %" PRIu64, field, max);
-        return cb_api_invalid_field(res, field, msg);
+        return cb__api_invalid_field(res, field, msg);
     }
     *out = (uint64_t)json_integer_value(v);
     return true;
 }
 
-bool cb_api_get_string(const struct cb_http_request *req, struct cb_http_response *res,
-                       const char *field, bool required, const char **out)
+bool cb__api_get_string(const struct cb_http_request *req, struct cb_http_response *res,
+                        const char *field, bool required, const char **out)
 {
     char msg[256];
     bool ok;
@@ -61,7 +61,7 @@ bool cb_api_get_string(const struct cb_http_request *req, struct cb_http_respons
         return ok;
     if (!json_is_string(v) || json_string_length(v) == 0) {
         snprintf(msg, sizeof(msg), "field '%s' must be a non-empty string", field);
-        return cb_api_invalid_field(res, field, msg);
+        return cb__api_invalid_field(res, field, msg);
     }
     *out = json_string_value(v);
     return true;

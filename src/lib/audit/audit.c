@@ -312,7 +312,7 @@ int cb__audit_write_locked(struct cb_audit *a, const struct cb_audit_record *rec
     int r = catch_up(a, err);
     if (r < 0)
         return r;
-    size_t n = cb_audit_format(rec, cb_now_wall_ms(), a->lines + 1, a->head, line);
+    size_t n = cb__audit_format(rec, cb_now_wall_ms(), a->lines + 1, a->head, line);
     line[n] = '\n';
     if (a->max_file_bytes && a->size > 0 && a->size + n + 1 > a->max_file_bytes)
         r = rotate(a, err);

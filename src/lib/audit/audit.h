@@ -145,13 +145,13 @@ size_t cb_audit_recovered_bytes(const struct cb_audit *log);
  * this handle last saw it: another writer may have appended since. */
 void cb_audit_head(struct cb_audit *log, char out[CB_AUDIT_HASH_HEX + 1]);
 
-const char *cb_audit_kind_name(enum cb_audit_kind kind);
+const char *cb__audit_kind_name(enum cb_audit_kind kind);
 
 /* Formats the line for rec with the given seq (0: none), prev and timestamp
  * (ms since the epoch) into out (at least CB_AUDIT_MAX_LINE + 1 bytes),
  * without newline. Returns its length. Exposed for tests and tools. */
-size_t cb_audit_format(const struct cb_audit_record *rec, uint64_t wall_ms, uint64_t seq,
-                       const char *prev, char *out);
+size_t cb__audit_format(const struct cb_audit_record *rec, uint64_t wall_ms, uint64_t seq,
+                        const char *prev, char *out);
 
 /* ------------------------------ readers ------------------------------ */
 

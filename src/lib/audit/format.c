@@ -170,14 +170,14 @@ static void put_time(struct out *o, uint64_t wall_ms)
     put(o, b, (size_t)n);
 }
 
-const char *cb_audit_kind_name(enum cb_audit_kind kind)
+const char *cb__audit_kind_name(enum cb_audit_kind kind)
 {
     static const char *const names[] = {"proxy", "execute", "register", "credential", "audit"};
     return (size_t)kind < CB_ARRAY_LEN(names) ? names[kind] : "unknown";
 }
 
-size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, uint64_t seq,
-                       const char *prev, char *out)
+size_t cb__audit_format(const struct cb_audit_record *r, uint64_t wall_ms, uint64_t seq,
+                        const char *prev, char *out)
 {
     struct out o = {out, 0};
     put(&o, "{", 1);
@@ -186,7 +186,7 @@ size_t cb_audit_format(const struct cb_audit_record *r, uint64_t wall_ms, uint64
     put_key(&o, "request_id", false);
     put_str(&o, r->request_id, B_REQUEST_ID);
     put_key(&o, "kind", false);
-    put_str(&o, cb_audit_kind_name(r->kind), B_DECISION);
+    put_str(&o, cb__audit_kind_name(r->kind), B_DECISION);
     put_key(&o, "tool", false);
     put_str(&o, r->tool, B_TOOL);
     put_key(&o, "method", false);

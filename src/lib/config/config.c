@@ -20,13 +20,13 @@ struct origin {
     const char *env; /* set when from the environment */
 };
 
-void cb_strlist_push(struct cb_strlist *l, const char *s)
+static void strlist_push(struct cb_strlist *l, const char *s)
 {
     l->items = cb_xrealloc(l->items, (l->len + 1) * sizeof(char *));
     l->items[l->len++] = cb_xstrdup(s);
 }
 
-void cb_strlist_free(struct cb_strlist *l)
+static void strlist_free(struct cb_strlist *l)
 {
     if (l == NULL)
         return;
@@ -55,11 +55,11 @@ static void diag_add(struct cb_strlist *l, const struct origin *o, const char *f
     else
         snprintf(where, sizeof(where), "%s", o->file);
     char *line = cb_xasprintf("%s: %s", where, msg);
-    cb_strlist_push(l, line);
+    strlist_push(l, line);
     free(line);
 }
 
-int cb_config_new_token(char out[65], struct cb_error *err)
+int cb__config_new_token(char out[65], struct cb_error *err)
 {
     unsigned char raw[32];
     int r = cb_random_bytes(raw, sizeof(raw));
@@ -83,7 +83,7 @@ static void set_string(void *base, const struct cb__opt *o, const char *s)
 
 static void split_list(struct cb_strlist *l, const char *text)
 {
-    cb_strlist_free(l);
+    strlist_free(l);
     const char *p = text;
     while (*p != '\0') {
         const char *comma = strchr(p, ',');
@@ -96,7 +96,7 @@ static void split_list(struct cb_strlist *l, const char *text)
             n--;
         if (n > 0) {
             char *item = cb_xstrndup(p, n);
-            cb_strlist_push(l, item);
+            strlist_push(l, item);
             free(item);
         }
         p += comma ? (size_t)(comma - p) + 1 : strlen(p);
@@ -178,13 +178,13 @@ static int apply_toml_list(void *base, const struct cb__opt *o, const struct cb_
     for (size_t i = 0; i < v->u.arr.len; i++) {
         if (v->u.arr.items[i]->type != CB_TOML_STRING) {
             diag_add(&diag->errors, org, "[%s] %s must be an array of strings (item %zu is %s)",
-                     o->section, o->key, i + 1, cb_toml_type_name(v->u.arr.items[i]->type));
+                     o->section, o->key, i + 1, cb__toml_type_name(v->u.arr.items[i]->type));
             return -EINVAL;
         }
     }
-    cb_strlist_free(l);
+    strlist_free(l);
     for (size_t i = 0; i < v->u.arr.len; i++)
-        cb_strlist_push(l, v->u.arr.items[i]->u.str.ptr);
+        strlist_push(l, v->u.arr.items[i]->u.str.ptr);
     return 0;
 }
 
@@ -215,7 +215,7 @@ static int apply_toml(void *base, const struct cb__opt *o, const struct cb_toml_
         want = CB_TOML_ARRAY;
     if (v->type != want) {
         diag_add(&diag->errors, org, "[%s] %s must be %s, got %s", o->section, o->key,
-                 type_word(o->type), cb_toml_type_name(v->type));
+                 type_word(o->type), cb__toml_type_name(v->type));
         return -EINVAL;
     }
     switch (o->type) {
@@ -327,7 +327,7 @@ static void apply_document(struct cb_config *c, const struct cb_toml_value *root
             apply_table(c, cb__config_opts, cb__config_nopts, kv->key, kv->value, diag, file);
         else if (known_section(kv->key))
             diag_add(&diag->errors, &org, "[%s] must be a table, got %s", kv->key,
-                     cb_toml_type_name(kv->value->type));
+                     cb__toml_type_name(kv->value->type));
         else
             diag_add(&diag->warnings, &org, "unknown %s '%s' (ignored)",
                      is_table ? "section" : "key", kv->key);
@@ -389,7 +389,7 @@ static int ensure_token(struct cb_config *c, struct cb_error *err)
     char token[65];
     if (c->server.auth_token != NULL)
         return 0;
-    int r = cb_config_new_token(token, err);
+    int r = cb__config_new_token(token, err);
     if (r < 0)
         return r;
     c->server.auth_token = cb_xstrdup(token);
@@ -430,7 +430,7 @@ static int load_text_mode(const char *name, const char *text, size_t len, mode_t
         } else {
             apply_document(c, root, diag, name);
             warn_token_exposed(root, mode, diag, name);
-            cb_toml_free(root);
+            cb__toml_free(root);
         }
     }
     apply_env(c, diag);
@@ -485,7 +485,7 @@ int cb_config_load(const char *path, struct cb_config **out, struct cb_config_di
         int r = read_file(path, &f, err);
         if (r < 0) {
             cb_file_close(&f);
-            cb_strlist_push(&diag->errors, err->msg);
+            strlist_push(&diag->errors, err->msg);
             return r;
         }
     }
@@ -499,7 +499,7 @@ static void free_fields(void *base, const struct cb__opt *opts, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (opts[i].type == CB__OPT_STRLIST)
-            cb_strlist_free(field(base, &opts[i]));
+            strlist_free(field(base, &opts[i]));
         else if (opts[i].type != CB__OPT_BOOL && opts[i].type != CB__OPT_UINT)
             free(*(char **)field(base, &opts[i]));
     }
@@ -522,6 +522,6 @@ void cb_config_diag_free(struct cb_config_diag *d)
 {
     if (d == NULL)
         return;
-    cb_strlist_free(&d->warnings);
-    cb_strlist_free(&d->errors);
+    strlist_free(&d->warnings);
+    strlist_free(&d->errors);
 }

@@ -124,9 +124,7 @@ void cb_config_diag_free(struct cb_config_diag *d);
 int cb_config_render_reference(struct cb_buf *out);
 
 /* Writes a 64-hex-character random token plus NUL into out[65]. */
-int cb_config_new_token(char out[65], struct cb_error *err);
+int cb__config_new_token(char out[65], struct cb_error *err);
 
-void cb_strlist_push(struct cb_strlist *l, const char *s);
-void cb_strlist_free(struct cb_strlist *l);
 
 #endif

@@ -60,7 +60,7 @@ static int write_files(const char *base, struct cb_init_result *out, struct cb_e
 {
     char token[65];
     struct cb_buf b;
-    int r = cb_config_new_token(token, err);
+    int r = cb__config_new_token(token, err);
     if (r < 0)
         return r;
     cb_buf_init(&b, 64 * 1024);
@@ -83,7 +83,7 @@ static int write_key(struct cb_init_result *out, struct cb_error *err)
     if (lstat(out->key_path, &st) == 0)
         return 0;
     char key[65];
-    int r = cb_config_new_token(key, err);
+    int r = cb__config_new_token(key, err);
     if (r == 0) {
         key[64] = '\n';
         r = cb_write_atomic(out->key_path, key, 65, err);

@@ -499,7 +499,7 @@ static int parse_container(struct parser *P, int depth, struct cb_toml_value **o
     P->s.p++;
     int r = array ? array_items(P, n) : inline_items(P, n);
     if (r < 0) {
-        cb_toml_free(&n->v);
+        cb__toml_free(&n->v);
         return r;
     }
     *out = &n->v;
@@ -567,14 +567,14 @@ struct cb_toml_value *cb_toml_parse(const char *data, size_t len, struct cb_erro
     P.root = P.cur = new_node(CB_TOML_TABLE, 0, 1, F_DEFINED);
     while (!cb__toml_eof(&P.s)) {
         if (parse_line(&P) < 0) {
-            cb_toml_free(&P.root->v);
+            cb__toml_free(&P.root->v);
             return NULL;
         }
     }
     return &P.root->v;
 }
 
-void cb_toml_free(struct cb_toml_value *v)
+void cb__toml_free(struct cb_toml_value *v)
 {
     if (v == NULL)
         return;
@@ -582,14 +582,14 @@ void cb_toml_free(struct cb_toml_value *v)
     case CB_TOML_TABLE:
         for (size_t i = 0; i < v->u.tbl.len; i++) {
             free(v->u.tbl.items[i].key);
-            cb_toml_free(v->u.tbl.items[i].value);
+            cb__toml_free(v->u.tbl.items[i].value);
         }
         free(v->u.tbl.items);
         free(as_node(v)->index);
         break;
     case CB_TOML_ARRAY:
         for (size_t i = 0; i < v->u.arr.len; i++)
-            cb_toml_free(v->u.arr.items[i]);
+            cb__toml_free(v->u.arr.items[i]);
         free(v->u.arr.items);
         break;
     case CB_TOML_INTEGER:
@@ -614,7 +614,7 @@ struct cb_toml_value *cb_toml_get(const struct cb_toml_value *t, const char *key
     return NULL;
 }
 
-const char *cb_toml_type_name(enum cb_toml_type t)
+const char *cb__toml_type_name(enum cb_toml_type t)
 {
     static const char *const names[] = {
         [CB_TOML_STRING] = "string",         [CB_TOML_INTEGER] = "integer",

@@ -59,18 +59,18 @@ struct cb_toml_value {
 };
 
 /* Parses `len` bytes of TOML. Returns the root table, owned by the caller
- * (free with cb_toml_free), or NULL with err set to a message that starts
+ * (free with cb__toml_free), or NULL with err set to a message that starts
  * with "line N: " (and names the column where it can). Multi-line strings
  * store CRLF line breaks as LF. Tables and arrays carry private bookkeeping
  * after the public struct, so only free trees that came from here. */
 struct cb_toml_value *cb_toml_parse(const char *data, size_t len, struct cb_error *err);
 
-void cb_toml_free(struct cb_toml_value *v);
+void cb__toml_free(struct cb_toml_value *v);
 
 /* Looks up `key` in a table; NULL if absent or if `t` is not a table. */
 struct cb_toml_value *cb_toml_get(const struct cb_toml_value *t, const char *key);
 
 /* "string", "integer", "float", "bool", "datetime", ..., "array", "table". */
-const char *cb_toml_type_name(enum cb_toml_type t);
+const char *cb__toml_type_name(enum cb_toml_type t);
 
 #endif

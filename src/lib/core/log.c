@@ -28,7 +28,7 @@ void cb_log_setup(bool json, enum cb_log_level level)
     log_level = level;
 }
 
-bool cb_log_enabled(enum cb_log_level level)
+static bool log_enabled(enum cb_log_level level)
 {
     return level <= log_level;
 }
@@ -98,7 +98,7 @@ static void format_line(struct cb_buf *b, enum cb_log_level level, const char *m
 
 void cb_log_fields(enum cb_log_level level, const char *msg, const char *const *fields)
 {
-    if (!cb_log_enabled(level))
+    if (!log_enabled(level))
         return;
     struct cb_buf b;
     /* Pieces that would take a line past the limit are dropped. */
@@ -113,7 +113,7 @@ void cb_log_fields(enum cb_log_level level, const char *msg, const char *const *
 
 void cb_log(enum cb_log_level level, const char *fmt, ...)
 {
-    if (!cb_log_enabled(level))
+    if (!log_enabled(level))
         return;
     char msg[4096];
     va_list ap;

@@ -18,7 +18,6 @@ enum cb_log_level {
 int cb_log_level_parse(const char *s);
 /* Sets the format ("json" or "text") and the lowest level written. */
 void cb_log_setup(bool json, enum cb_log_level level);
-bool cb_log_enabled(enum cb_log_level level);
 
 /* Logs a message. `fields` is NULL or a list of key/value string pairs
  * ending with NULL, e.g. ("status", "200", NULL). */

@@ -59,7 +59,7 @@ static int size_byte(struct cb_http_chunked *st, unsigned char c, struct cb_erro
     if (c == '\n')
         return bad(err, "bare LF in a chunk size line");
     if (st->state == EXT)
-        return cb_http_is_field_byte(c) ? EXT : bad(err, "control character in a chunk extension");
+        return cb__http_is_field_byte(c) ? EXT : bad(err, "control character in a chunk extension");
     if (c == ';')
         return EXT;
     if (c == ' ' || c == '\t')
@@ -79,16 +79,16 @@ static int trailer_byte(struct cb_http_chunked *st, unsigned char c, struct cb_e
     case TRAILER_START:
         if (c == '\r')
             return END_LF;
-        return cb_http_is_tchar(c) ? TRAILER_NAME : bad(err, "malformed trailer field");
+        return cb__http_is_tchar(c) ? TRAILER_NAME : bad(err, "malformed trailer field");
     case TRAILER_NAME:
         if (c == ':')
             return TRAILER_VALUE;
-        return cb_http_is_tchar(c) ? TRAILER_NAME : bad(err, "malformed trailer field name");
+        return cb__http_is_tchar(c) ? TRAILER_NAME : bad(err, "malformed trailer field name");
     case TRAILER_VALUE:
         if (c == '\r')
             return TRAILER_LF;
-        return cb_http_is_field_byte(c) ? TRAILER_VALUE
-                                        : bad(err, "control character in a trailer field");
+        return cb__http_is_field_byte(c) ? TRAILER_VALUE
+                                         : bad(err, "control character in a trailer field");
     default: /* TRAILER_LF, END_LF */
         if (c != '\n')
             return bad(err, "bare CR in the trailer section");
@@ -119,8 +119,8 @@ static int framing_byte(struct cb_http_chunked *st, unsigned char c, struct cb_e
     }
 }
 
-int cb_http_chunked_feed(struct cb_http_chunked *st, const char *in, size_t len, size_t *used,
-                         cb_http_sink_fn sink, void *ud, struct cb_error *err)
+int cb__http_chunked_feed(struct cb_http_chunked *st, const char *in, size_t len, size_t *used,
+                          cb_http_sink_fn sink, void *ud, struct cb_error *err)
 {
     size_t i = 0;
     while (i < len && st->state != DONE) {

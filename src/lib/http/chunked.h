@@ -36,7 +36,7 @@ typedef void (*cb_http_sink_fn)(void *ud, const char *data, size_t n);
  * that belonged to it; the rest is the next request), 0 when all of `in`
  * was consumed and more is needed, or -EINVAL (malformed) / -E2BIG
  * (trailer section too large) with err naming what was wrong. */
-int cb_http_chunked_feed(struct cb_http_chunked *st, const char *in, size_t len, size_t *used,
-                         cb_http_sink_fn sink, void *ud, struct cb_error *err);
+int cb__http_chunked_feed(struct cb_http_chunked *st, const char *in, size_t len, size_t *used,
+                          cb_http_sink_fn sink, void *ud, struct cb_error *err);
 
 #endif

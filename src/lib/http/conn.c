@@ -151,7 +151,7 @@ void cb__conn_close(struct cb__conn *c)
     cb__req_free(c->req);
     end_socket(c->io, c->fd, c->events != 0);
     if (c->counted)
-        cb_peers_release(s->peers, &c->peer);
+        cb__peers_release(s->peers, &c->peer);
     if (c->refused)
         atomic_fetch_sub(&s->refused_lingering, 1);
     else
@@ -321,10 +321,10 @@ static bool take_body(struct cb__conn *c)
         c->body_left -= used;
         rc = c->body_left == 0;
     } else {
-        rc = cb_http_chunked_feed(&c->chunked, c->rbuf, c->rlen, &used, sink, c, &err);
+        rc = cb__http_chunked_feed(&c->chunked, c->rbuf, c->rlen, &used, sink, c, &err);
     }
     if (rc < 0) {
-        unsigned status = cb_http_error_status(rc);
+        unsigned status = cb__http_error_status(rc);
         cb__req_fail(r, status, status == 413 ? "payload_too_large" : "invalid_request", err.msg);
         return answer_and_close(c);
     }
@@ -392,7 +392,7 @@ static bool take_head(struct cb__conn *c)
 {
     char msg[96];
     struct cb_error err = {0};
-    size_t len = cb_http_find_head_end(c->rbuf, c->rlen, &c->scan);
+    size_t len = cb__http_find_head_end(c->rbuf, c->rlen, &c->scan);
     if (len == 0 && c->rlen >= CB_HTTP_MAX_HEAD) {
         bool line = memchr(c->rbuf, '\n', c->rlen) != NULL;
         snprintf(msg, sizeof(msg), "request %s longer than %u bytes", line ? "head" : "line",
@@ -401,9 +401,9 @@ static bool take_head(struct cb__conn *c)
     }
     if (len == 0)
         return false;
-    int r = cb_http_parse_head(c->rbuf, len, &c->io->head, &err);
+    int r = cb__http_parse_head(c->rbuf, len, &c->io->head, &err);
     if (r < 0) {
-        unsigned status = cb_http_error_status(r);
+        unsigned status = cb__http_error_status(r);
         return refuse_head(c, status, status == 413 ? "payload_too_large" : "invalid_request",
                            err.msg);
     }
@@ -585,7 +585,7 @@ void cb__conn_accept(struct cb__io *io, int fd, const struct sockaddr *sa, sockl
 {
     struct cb_http_server *s = io->srv;
     struct cb_peer_key key = {{0}};
-    bool counted = !is_unix && cb_peer_key_from(sa, salen, &key);
+    bool counted = !is_unix && cb__peer_key_from(sa, salen, &key);
     unsigned cap = s->max_connections + (is_unix ? UNIX_SLOTS : 0);
     if (atomic_fetch_add(&s->connections, 1) >= cap) {
         atomic_fetch_sub(&s->connections, 1);
@@ -593,7 +593,7 @@ void cb__conn_accept(struct cb__io *io, int fd, const struct sockaddr *sa, sockl
                     s->max_connections);
         return;
     }
-    if (counted && !cb_peers_acquire(s->peers, &key)) {
+    if (counted && !cb__peers_acquire(s->peers, &key)) {
         atomic_fetch_sub(&s->connections, 1);
         refuse_conn(io, fd, "per_address",
                     "too many connections from this address (limit %u); close some and retry",

@@ -31,7 +31,7 @@ void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const ch
 /* Bearer auth with a constant-time compare of the token. */
 static bool authorized(struct cb__req *r)
 {
-    const char *h = cb_http_header(&r->req, "Authorization");
+    const char *h = cb__http_header(&r->req, "Authorization");
     const char *token = r->srv->opts.auth_token;
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
         return false;
@@ -83,7 +83,7 @@ static void begin(struct cb__req *r)
     else if (r->head.framing == CB_HTTP_LENGTH && r->head.content_length > s->opts.max_body_bytes)
         too_large(r);
     else if ((r->route->flags & CB_ROUTE_JSON) &&
-             !is_json_content_type(cb_http_header(&r->req, "Content-Type")))
+             !is_json_content_type(cb__http_header(&r->req, "Content-Type")))
         cb__req_fail(r, 415, "unsupported_media_type",
                      "expected request header Content-Type: application/json");
 }
@@ -129,7 +129,7 @@ struct cb__req *cb__req_new(struct cb__conn *c, const char *buf, const struct cb
     r->req.method = r->raw + h->method.off;
     r->counted = true;
     atomic_fetch_add(&r->srv->inflight, 1);
-    if (cb_http_decode_path(buf + h->path.off, h->path.len, &r->path, &err) < 0) {
+    if (cb__http_decode_path(buf + h->path.off, h->path.len, &r->path, &err) < 0) {
         r->path = cb_xstrdup("-");
         r->req.path = r->path;
         r->malformed = true;
@@ -226,7 +226,7 @@ void cb__req_submit(struct cb__req *r)
 {
     r->state = CB__REQ_RUNNING;
     r->job = (struct cb_limiter_job){job_run, job_reject, r, 0, NULL};
-    if (cb_limiter_submit(r->srv->limiter, &r->job) < 0)
+    if (cb__limiter_submit(r->srv->limiter, &r->job) < 0)
         job_reject(r);
 }
 
@@ -262,7 +262,7 @@ void cb__req_free(struct cb__req *r)
     cb__req_record(r);
     if (r->counted)
         atomic_fetch_sub(&r->srv->inflight, 1);
-    cb_router_free_params(&r->req);
+    cb__router_free_params(&r->req);
     json_decref(r->req.json);
     cb_buf_free(&r->body);
     free(r->res.body);

@@ -47,7 +47,7 @@ typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_r
 
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
 /* The value of the first header field called `name` (any case), or NULL. */
-const char *cb_http_header(const struct cb_http_request *req, const char *name);
+const char *cb__http_header(const struct cb_http_request *req, const char *name);
 
 /* Serialises `body` (reference stolen) as compact JSON. */
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body);
@@ -57,7 +57,5 @@ void cb_http_respond_error(struct cb_http_response *res, unsigned status, const 
 /* Like cb_http_respond_error with a details object (reference stolen). */
 void cb_http_respond_error_details(struct cb_http_response *res, unsigned status, const char *code,
                                    json_t *details, const char *msg);
-void cb_http_respond_text(struct cb_http_response *res, unsigned status, const char *content_type,
-                          const char *text, size_t len);
 
 #endif

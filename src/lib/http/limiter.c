@@ -134,8 +134,8 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-int cb_limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
-                   struct cb_limiter **out, struct cb_error *err)
+int cb__limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
+                    struct cb_limiter **out, struct cb_error *err)
 {
     struct cb_limiter *l = cb_xcalloc(1, sizeof(*l));
     pthread_condattr_t ca;
@@ -151,14 +151,14 @@ int cb_limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
     for (unsigned i = 0; i < workers; i++) {
         int r = pthread_create(&l->threads[i], NULL, worker_main, l);
         if (r != 0) {
-            cb_limiter_free(l);
+            cb__limiter_free(l);
             return cb_error_set(err, -r, "starting worker thread: %s", strerror(r));
         }
         l->nthreads++;
     }
     int r = pthread_create(&l->janitor, NULL, janitor_main, l);
     if (r != 0) {
-        cb_limiter_free(l);
+        cb__limiter_free(l);
         return cb_error_set(err, -r, "starting queue timer thread: %s", strerror(r));
     }
     l->has_janitor = true;
@@ -166,7 +166,7 @@ int cb_limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
     return 0;
 }
 
-int cb_limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job)
+int cb__limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job)
 {
     pthread_mutex_lock(&l->lock);
     /* A job fits when a worker slot is free, or, with a non-zero timeout,
@@ -208,7 +208,7 @@ unsigned cb_limiter_polling(struct cb_limiter *l)
     return n;
 }
 
-void cb_limiter_free(struct cb_limiter *l)
+void cb__limiter_free(struct cb_limiter *l)
 {
     if (l == NULL)
         return;

@@ -20,16 +20,16 @@ struct cb_limiter_job {
 
 struct cb_limiter;
 
-int cb_limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
-                   struct cb_limiter **out, struct cb_error *err);
+int cb__limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
+                    struct cb_limiter **out, struct cb_error *err);
 /* Queues a job. Returns 0, or -EAGAIN when the queue is full (the job is
  * not taken and the caller rejects it itself). */
-int cb_limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job);
+int cb__limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job);
 /* Jobs queued or running right now. */
 unsigned cb_limiter_load(struct cb_limiter *l);
 /* Workers that just finished a job and poll for the next one. */
 unsigned cb_limiter_polling(struct cb_limiter *l);
 /* Stops the threads after running jobs finish; queued jobs are rejected. */
-void cb_limiter_free(struct cb_limiter *l);
+void cb__limiter_free(struct cb_limiter *l);
 
 #endif

@@ -45,7 +45,7 @@ int cb_listen_tcp(const char *host, uint16_t port, int *fd, struct cb_error *err
     return 0;
 }
 
-uint16_t cb_listen_port(int fd)
+uint16_t cb__listen_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -87,7 +87,7 @@ static int clear_path(const struct sockaddr_un *addr, struct cb_error *err)
     return 0;
 }
 
-int cb_listen_unix(const char *path, int *fd, struct cb_error *err)
+int cb__listen_unix(const char *path, int *fd, struct cb_error *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(addr.sun_path))

@@ -14,9 +14,9 @@ int cb_listen_tcp(const char *host, uint16_t port, int *fd, struct cb_error *err
 /* Binds and listens on a Unix socket at `path`, created with mode 0600 (no
  * moment with looser permissions). A stale socket left by a dead server is
  * replaced; a live one, or anything that is not a socket, is refused. */
-int cb_listen_unix(const char *path, int *fd, struct cb_error *err);
+int cb__listen_unix(const char *path, int *fd, struct cb_error *err);
 
 /* The port a TCP listening socket is bound to. */
-uint16_t cb_listen_port(int fd);
+uint16_t cb__listen_port(int fd);
 
 #endif

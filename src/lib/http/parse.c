@@ -7,24 +7,24 @@
 #include <string.h>
 #include <strings.h>
 
-bool cb_http_is_tchar(unsigned char c)
+bool cb__http_is_tchar(unsigned char c)
 {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-bool cb_http_is_field_byte(unsigned char c)
+bool cb__http_is_field_byte(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-bool cb_http_name_is(const char *p, size_t n, const char *name)
+bool cb__http_name_is(const char *p, size_t n, const char *name)
 {
     return strlen(name) == n && strncasecmp(p, name, n) == 0;
 }
 
-unsigned cb_http_error_status(int code)
+unsigned cb__http_error_status(int code)
 {
     switch (code) {
     case -ENAMETOOLONG:
@@ -42,7 +42,7 @@ unsigned cb_http_error_status(int code)
     }
 }
 
-size_t cb_http_find_head_end(const char *buf, size_t len, struct cb_http_scan *st)
+size_t cb__http_find_head_end(const char *buf, size_t len, struct cb_http_scan *st)
 {
     while (st->line < len) {
         const char *lf = memchr(buf + st->line, '\n', len - st->line);
@@ -150,7 +150,7 @@ static int check_method(const char *m, size_t n, struct cb_error *err)
     if (n > CB_HTTP_MAX_METHOD)
         return cb_error_set(err, -EINVAL, "method longer than %u bytes", CB_HTTP_MAX_METHOD);
     for (size_t i = 0; i < n; i++)
-        if (!cb_http_is_tchar((unsigned char)m[i]))
+        if (!cb__http_is_tchar((unsigned char)m[i]))
             return cb_error_set(err, -EINVAL, "method contains %s",
                                 describe_byte((unsigned char)m[i], d));
     return 0;
@@ -285,7 +285,7 @@ static int check_name(const char *p, size_t n, struct cb_error *err)
         unsigned char c = (unsigned char)p[i];
         if (c == ' ' || c == '\t')
             return cb_error_set(err, -EINVAL, "whitespace between a header name and its colon");
-        if (!cb_http_is_tchar(c))
+        if (!cb__http_is_tchar(c))
             return cb_error_set(err, -EINVAL, "a header name contains %s", describe_byte(c, d));
     }
     return 0;
@@ -315,7 +315,7 @@ static int parse_field(const char *buf, const struct line *l, struct cb_http_hea
     while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
         e--;
     for (const char *p = v; p < e; p++)
-        if (!cb_http_is_field_byte((unsigned char)*p))
+        if (!cb__http_is_field_byte((unsigned char)*p))
             return cb_error_set(err, -EINVAL, "header %.*s contains %s", (int)(colon - s), s,
                                 describe_byte((unsigned char)*p, d));
     h->fields[h->nfields++] = (struct cb_http_field){{(uint32_t)(s - buf), (uint32_t)(colon - s)},
@@ -369,7 +369,7 @@ static void note_te(const char *buf, const struct cb_http_field *f, struct facts
     const char *e;
     size_t n;
     while (list_next(&it, &e, &n)) {
-        if (cb_http_name_is(e, n, "chunked")) {
+        if (cb__http_name_is(e, n, "chunked")) {
             x->te_chunked++;
         } else if (x->te_other++ == 0) {
             x->te_bad = e;
@@ -385,9 +385,9 @@ static void note_list(const char *buf, const struct cb_http_field *f, bool expec
     size_t n;
     while (list_next(&it, &e, &n)) {
         if (!expect) {
-            x->conn_close |= cb_http_name_is(e, n, "close");
-            x->conn_keep_alive |= cb_http_name_is(e, n, "keep-alive");
-        } else if (cb_http_name_is(e, n, "100-continue")) {
+            x->conn_close |= cb__http_name_is(e, n, "close");
+            x->conn_keep_alive |= cb__http_name_is(e, n, "keep-alive");
+        } else if (cb__http_name_is(e, n, "100-continue")) {
             x->expect_continue = true;
         } else if (x->expect_bad == NULL) {
             x->expect_bad = e;
@@ -402,19 +402,19 @@ static void gather(const char *buf, const struct cb_http_head *h, struct facts *
         const struct cb_http_field *f = &h->fields[i];
         const char *name = buf + f->name.off;
         size_t n = f->name.len;
-        if (cb_http_name_is(name, n, "Content-Length"))
+        if (cb__http_name_is(name, n, "Content-Length"))
             x->n_cl++, x->cl = f;
-        else if (cb_http_name_is(name, n, "Transfer-Encoding"))
+        else if (cb__http_name_is(name, n, "Transfer-Encoding"))
             x->n_te++, note_te(buf, f, x);
-        else if (cb_http_name_is(name, n, "Host"))
+        else if (cb__http_name_is(name, n, "Host"))
             x->n_host++;
-        else if (cb_http_name_is(name, n, "Authorization"))
+        else if (cb__http_name_is(name, n, "Authorization"))
             x->n_auth++;
-        else if (cb_http_name_is(name, n, "Content-Type"))
+        else if (cb__http_name_is(name, n, "Content-Type"))
             x->n_ctype++;
-        else if (cb_http_name_is(name, n, "Connection"))
+        else if (cb__http_name_is(name, n, "Connection"))
             note_list(buf, f, false, x);
-        else if (cb_http_name_is(name, n, "Expect"))
+        else if (cb__http_name_is(name, n, "Expect"))
             note_list(buf, f, true, x);
     }
 }
@@ -484,7 +484,7 @@ static int judge(const char *buf, struct cb_http_head *h, struct cb_error *err)
     return 0;
 }
 
-int cb_http_parse_head(const char *buf, size_t len, struct cb_http_head *h, struct cb_error *err)
+int cb__http_parse_head(const char *buf, size_t len, struct cb_http_head *h, struct cb_error *err)
 {
     struct line l;
     size_t pos = 0;
@@ -525,7 +525,7 @@ static size_t decode(const char *in, size_t n, char *out)
     return k;
 }
 
-int cb_http_decode_path(const char *raw, size_t len, char **out, struct cb_error *err)
+int cb__http_decode_path(const char *raw, size_t len, char **out, struct cb_error *err)
 {
     char *p = cb_xmalloc(len + 2);
     size_t n = len == 0 ? 1 : decode(raw, len, p);

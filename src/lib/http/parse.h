@@ -9,7 +9,7 @@
  * line, and empty lines before the request line are skipped.
  *
  * Errors are negative codes that map to a status with
- * cb_http_error_status(): -EINVAL 400, -ENAMETOOLONG 414, -E2BIG 431,
+ * cb__http_error_status(): -EINVAL 400, -ENAMETOOLONG 414, -E2BIG 431,
  * -EFBIG 413, -EPROTONOSUPPORT 505, -EOPNOTSUPP 417. */
 #ifndef CB_HTTP_PARSE_H
 #define CB_HTTP_PARSE_H
@@ -62,7 +62,7 @@ struct cb_http_head {
     bool expect_continue; /* Expect: 100-continue on HTTP/1.1 */
 };
 
-/* Where cb_http_find_head_end stopped; zero it before the first call. */
+/* Where cb__http_find_head_end stopped; zero it before the first call. */
 struct cb_http_scan {
     size_t line;  /* start of the line not yet ended */
     bool content; /* a non-empty line was seen */
@@ -72,28 +72,28 @@ struct cb_http_scan {
  * on from where the last call on the same bytes stopped (so a head that
  * arrives a byte at a time is scanned once). Returns the head length, or 0
  * when it is not complete yet. */
-size_t cb_http_find_head_end(const char *buf, size_t len, struct cb_http_scan *st);
+size_t cb__http_find_head_end(const char *buf, size_t len, struct cb_http_scan *st);
 
 /* Parses and checks a complete head of `len` bytes (as found by
- * cb_http_find_head_end). Returns 0 and fills *h, or a negative code (see
+ * cb__http_find_head_end). Returns 0 and fills *h, or a negative code (see
  * above) with err naming what was wrong. */
-int cb_http_parse_head(const char *buf, size_t len, struct cb_http_head *h, struct cb_error *err);
+int cb__http_parse_head(const char *buf, size_t len, struct cb_http_head *h, struct cb_error *err);
 
 /* The status an error code of this module maps to. */
-unsigned cb_http_error_status(int code);
+unsigned cb__http_error_status(int code);
 
-/* Percent-decodes a raw path that cb_http_parse_head accepted. Returns 0
+/* Percent-decodes a raw path that cb__http_parse_head accepted. Returns 0
  * and a NUL-terminated copy in *out (the caller frees it; an empty path
  * becomes "/"), or -EINVAL when the decoded path is not UTF-8. */
-int cb_http_decode_path(const char *raw, size_t len, char **out, struct cb_error *err);
+int cb__http_decode_path(const char *raw, size_t len, char **out, struct cb_error *err);
 
 /* Whether a field name equals `name`, ignoring ASCII case. */
-bool cb_http_name_is(const char *p, size_t n, const char *name);
+bool cb__http_name_is(const char *p, size_t n, const char *name);
 
 /* Whether c may appear in a token (RFC 9110 tchar). */
-bool cb_http_is_tchar(unsigned char c);
+bool cb__http_is_tchar(unsigned char c);
 
 /* Whether c may appear in a field value (HTAB, SP, VCHAR, obs-text). */
-bool cb_http_is_field_byte(unsigned char c);
+bool cb__http_is_field_byte(unsigned char c);
 
 #endif

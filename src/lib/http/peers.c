@@ -28,7 +28,7 @@ struct cb_peers *cb_peers_new(unsigned limit)
     return p;
 }
 
-void cb_peers_free(struct cb_peers *p)
+void cb__peers_free(struct cb_peers *p)
 {
     if (p == NULL)
         return;
@@ -42,7 +42,7 @@ void cb_peers_free(struct cb_peers *p)
     free(p);
 }
 
-bool cb_peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_key *k)
+bool cb__peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_key *k)
 {
     memset(k, 0, sizeof(*k));
     if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
@@ -74,7 +74,7 @@ static struct entry **find(struct cb_peers *p, const struct cb_peer_key *k)
     return e;
 }
 
-bool cb_peers_acquire(struct cb_peers *p, const struct cb_peer_key *k)
+bool cb__peers_acquire(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
     struct entry **slot = find(p, k);
@@ -89,7 +89,7 @@ bool cb_peers_acquire(struct cb_peers *p, const struct cb_peer_key *k)
     return ok;
 }
 
-void cb_peers_release(struct cb_peers *p, const struct cb_peer_key *k)
+void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
     struct entry **slot = find(p, k);

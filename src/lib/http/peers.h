@@ -16,15 +16,15 @@ struct cb_peers;
 
 /* limit: connections one address may hold; 0 = no cap. */
 struct cb_peers *cb_peers_new(unsigned limit);
-void cb_peers_free(struct cb_peers *p);
+void cb__peers_free(struct cb_peers *p);
 
 /* The key of a peer address; false for addresses that are not counted. */
-bool cb_peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_key *k);
+bool cb__peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_key *k);
 
 /* Counts one more connection from k. Returns false, counting nothing, when
  * k already holds the limit. */
-bool cb_peers_acquire(struct cb_peers *p, const struct cb_peer_key *k);
-void cb_peers_release(struct cb_peers *p, const struct cb_peer_key *k);
+bool cb__peers_acquire(struct cb_peers *p, const struct cb_peer_key *k);
+void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k);
 /* Connections counted for k now. */
 unsigned cb_peers_count(struct cb_peers *p, const struct cb_peer_key *k);
 

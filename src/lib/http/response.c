@@ -18,11 +18,11 @@ const char *cb_http_param(const struct cb_http_request *req, const char *name)
     return NULL;
 }
 
-const char *cb_http_header(const struct cb_http_request *req, const char *name)
+const char *cb__http_header(const struct cb_http_request *req, const char *name)
 {
     const struct cb_http_head *h = req->head;
     for (size_t i = 0; h != NULL && i < h->nfields; i++)
-        if (cb_http_name_is(req->raw + h->fields[i].name.off, h->fields[i].name.len, name))
+        if (cb__http_name_is(req->raw + h->fields[i].name.off, h->fields[i].name.len, name))
             return req->raw + h->fields[i].value.off;
     return NULL;
 }
@@ -34,6 +34,14 @@ static void set_body(struct cb_http_response *res, char *body, size_t len)
     res->body_len = len;
 }
 
+static void respond_text(struct cb_http_response *res, unsigned status, const char *content_type,
+                         const char *text, size_t len)
+{
+    res->status = status;
+    res->content_type = content_type;
+    set_body(res, cb_xstrndup(text, len), len);
+}
+
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -41,7 +49,7 @@ void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t 
     if (text == NULL) {
         static const char fallback[] = "{\"error\":\"response serialisation failed\","
                                        "\"code\":\"internal_error\",\"details\":null}";
-        cb_http_respond_text(res, 500, "application/json", fallback, sizeof(fallback) - 1);
+        respond_text(res, 500, "application/json", fallback, sizeof(fallback) - 1);
         return;
     }
     res->status = status;
@@ -68,14 +76,6 @@ void cb_http_respond_error(struct cb_http_response *res, unsigned status, const 
     cb_utf8_vformat(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     cb_http_respond_error_details(res, status, code, NULL, msg);
-}
-
-void cb_http_respond_text(struct cb_http_response *res, unsigned status, const char *content_type,
-                          const char *text, size_t len)
-{
-    res->status = status;
-    res->content_type = content_type;
-    set_body(res, cb_xstrndup(text, len), len);
 }
 
 static const char *reason(unsigned status)

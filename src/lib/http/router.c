@@ -109,7 +109,7 @@ enum cb_route_result cb_router_match(const struct cb_router *r, const char *meth
     return match_pass(r, false, method, path, route, req, allow, allow_size);
 }
 
-void cb_router_free_params(struct cb_http_request *req)
+void cb__router_free_params(struct cb_http_request *req)
 {
     for (size_t i = 0; i < req->nparams; i++)
         free(req->params[i].value);

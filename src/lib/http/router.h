@@ -34,10 +34,10 @@ enum cb_route_result {
 };
 
 /* Matches a request. On CB_ROUTE_FOUND, *route is set and the parameters
- * are copied into req->params (freed by cb_router_free_params). */
+ * are copied into req->params (freed by cb__router_free_params). */
 enum cb_route_result cb_router_match(const struct cb_router *r, const char *method,
                                      const char *path, const struct cb_route **route,
                                      struct cb_http_request *req, char *allow, size_t allow_size);
-void cb_router_free_params(struct cb_http_request *req);
+void cb__router_free_params(struct cb_http_request *req);
 
 #endif

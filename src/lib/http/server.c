@@ -97,10 +97,10 @@ static int listen_all(struct cb_http_server *s, struct cb_error *err)
     int r = cb_listen_tcp(s->opts.host, s->opts.port, &s->listen_fd[0], err);
     if (r < 0)
         return r;
-    s->port = cb_listen_port(s->listen_fd[0]);
+    s->port = cb__listen_port(s->listen_fd[0]);
     if (s->opts.unix_socket == NULL)
         return 0;
-    r = cb_listen_unix(s->opts.unix_socket, &s->listen_fd[1], err);
+    r = cb__listen_unix(s->opts.unix_socket, &s->listen_fd[1], err);
     if (r == 0) {
         s->listen_unix[1] = true;
         s->unix_path = cb_xstrdup(s->opts.unix_socket);
@@ -309,8 +309,8 @@ int cb_http_server_start(const struct cb_http_server_options *opts, const struct
     s->peers = cb_peers_new(opts->max_connections_per_address);
     int r = listen_all(s, err);
     if (r == 0)
-        r = cb_limiter_new(opts->max_concurrent, opts->max_queued, opts->queue_timeout_ms,
-                           &s->limiter, err);
+        r = cb__limiter_new(opts->max_concurrent, opts->max_queued, opts->queue_timeout_ms,
+                            &s->limiter, err);
     if (r == 0)
         r = start_threads(s, err);
     if (r < 0) {
@@ -392,8 +392,8 @@ bool cb_http_server_stop(struct cb_http_server *s)
             close(s->io[i].evfd);
         pthread_mutex_destroy(&s->io[i].lock);
     }
-    cb_limiter_free(s->limiter);
-    cb_peers_free(s->peers);
+    cb__limiter_free(s->limiter);
+    cb__peers_free(s->peers);
     pthread_rwlock_destroy(&s->listen_lock);
     free(s->io);
     free(s->unix_path);

@@ -189,7 +189,7 @@ struct cb_mcp *cb_mcp_new(const struct cb_mcp_config *cfg)
     return m;
 }
 
-void cb_mcp_wait_idle(struct cb_mcp *m)
+void cb__mcp_wait_idle(struct cb_mcp *m)
 {
     pthread_mutex_lock(&m->lock);
     while (m->inflight > 0)
@@ -201,7 +201,7 @@ void cb_mcp_free(struct cb_mcp *m)
 {
     if (m == NULL)
         return;
-    cb_mcp_wait_idle(m);
+    cb__mcp_wait_idle(m);
     pthread_cond_destroy(&m->idle);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->out_lock);
@@ -602,7 +602,7 @@ static void dispatch(struct cb_mcp *m, const json_t *msg)
         do_request(m, json_string_value(method), id, params);
 }
 
-void cb_mcp_handle(struct cb_mcp *m, const char *line, size_t len)
+void cb__mcp_handle(struct cb_mcp *m, const char *line, size_t len)
 {
     while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
         len--;
@@ -627,7 +627,7 @@ void cb_mcp_handle(struct cb_mcp *m, const char *line, size_t len)
     json_decref(msg);
 }
 
-void cb_mcp_line_too_long(struct cb_mcp *m, size_t max_line)
+void cb__mcp_line_too_long(struct cb_mcp *m, size_t max_line)
 {
     send_error(m, NULL, CB__MCP_PARSE_ERROR, "request too large: a line is over %zu bytes",
                max_line);
@@ -647,13 +647,13 @@ int cb_mcp_serve(struct cb_mcp *m, int in_fd, size_t max_line, struct cb_error *
     const char *line;
     size_t len;
     int rc;
-    cb_mcp_reader_init(r, in_fd, max_line);
+    cb__mcp_reader_init(r, in_fd, max_line);
     cb__mcp_watch_start(m);
-    while ((rc = cb_mcp_reader_next(r, &line, &len, err)) != 0) {
+    while ((rc = cb__mcp_reader_next(r, &line, &len, err)) != 0) {
         if (rc == 1)
-            cb_mcp_handle(m, line, len);
+            cb__mcp_handle(m, line, len);
         else if (rc == -E2BIG)
-            cb_mcp_line_too_long(m, max_line);
+            cb__mcp_line_too_long(m, max_line);
         else
             break;
         if (output_failed(m)) {
@@ -662,8 +662,8 @@ int cb_mcp_serve(struct cb_mcp *m, int in_fd, size_t max_line, struct cb_error *
         }
     }
     cb__mcp_watch_stop(m);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
-    cb_mcp_wait_idle(m);
+    cb__mcp_wait_idle(m);
     return rc < 0 ? rc : 0;
 }

@@ -59,11 +59,11 @@ void cb_mcp_free(struct cb_mcp *m);
 
 /* Handles one input line (a JSON-RPC message). Requests that reach the
  * server are answered later, from a worker thread. */
-void cb_mcp_handle(struct cb_mcp *m, const char *line, size_t len);
+void cb__mcp_handle(struct cb_mcp *m, const char *line, size_t len);
 /* Answers a line that was over the length limit. */
-void cb_mcp_line_too_long(struct cb_mcp *m, size_t max_line);
+void cb__mcp_line_too_long(struct cb_mcp *m, size_t max_line);
 /* Waits until no request is in flight. */
-void cb_mcp_wait_idle(struct cb_mcp *m);
+void cb__mcp_wait_idle(struct cb_mcp *m);
 
 /* Reads lines from in_fd until end of input, then waits for the requests
  * in flight. Returns 0, or a negative code with err set when reading or

@@ -3,19 +3,19 @@
 #include <errno.h>
 #include <string.h>
 
-void cb_mcp_reader_init(struct cb_mcp_reader *r, int fd, size_t max_line)
+void cb__mcp_reader_init(struct cb_mcp_reader *r, int fd, size_t max_line)
 {
     cb_line_reader_init(&r->lines, fd, max_line);
 }
 
-void cb_mcp_reader_free(struct cb_mcp_reader *r)
+void cb__mcp_reader_free(struct cb_mcp_reader *r)
 {
     if (r != NULL)
         cb_line_reader_free(&r->lines);
 }
 
-int cb_mcp_reader_next(struct cb_mcp_reader *r, const char **line, size_t *len,
-                       struct cb_error *err)
+int cb__mcp_reader_next(struct cb_mcp_reader *r, const char **line, size_t *len,
+                        struct cb_error *err)
 {
     int rc = cb_line_reader_next(&r->lines, line, len);
     if (rc == CB_LINE_PARTIAL)

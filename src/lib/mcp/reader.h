@@ -13,15 +13,15 @@ struct cb_mcp_reader {
     struct cb_line_reader lines;
 };
 
-void cb_mcp_reader_init(struct cb_mcp_reader *r, int fd, size_t max_line);
-void cb_mcp_reader_free(struct cb_mcp_reader *r);
+void cb__mcp_reader_init(struct cb_mcp_reader *r, int fd, size_t max_line);
+void cb__mcp_reader_free(struct cb_mcp_reader *r);
 
 /* Reads the next line. Returns 1 with the line in *line and *len (no
  * newline; valid until the next call), 0 at end of input, -E2BIG once for
  * a line longer than the limit (the reader goes on with the line after
  * it), or another negative code with err set when reading fails. A last
  * line without a newline still counts as a line. */
-int cb_mcp_reader_next(struct cb_mcp_reader *r, const char **line, size_t *len,
-                       struct cb_error *err);
+int cb__mcp_reader_next(struct cb_mcp_reader *r, const char **line, size_t *len,
+                        struct cb_error *err);
 
 #endif

@@ -76,9 +76,9 @@ static pthread_once_t parsed_once = PTHREAD_ONCE_INIT;
 static void parse_tables(void)
 {
     for (size_t i = 0; i < CB_ARRAY_LEN(special_v4); i++)
-        cb_proxy_cidr_parse(special_v4[i].cidr, strlen(special_v4[i].cidr), &parsed_v4[i], NULL);
+        cb__proxy_cidr_parse(special_v4[i].cidr, strlen(special_v4[i].cidr), &parsed_v4[i], NULL);
     for (size_t i = 0; i < CB_ARRAY_LEN(special_v6); i++)
-        cb_proxy_cidr_parse(special_v6[i].cidr, strlen(special_v6[i].cidr), &parsed_v6[i], NULL);
+        cb__proxy_cidr_parse(special_v6[i].cidr, strlen(special_v6[i].cidr), &parsed_v6[i], NULL);
 }
 
 static size_t addr_len(int family)
@@ -86,7 +86,7 @@ static size_t addr_len(int family)
     return family == AF_INET ? 4 : 16;
 }
 
-bool cb_proxy_cidr_contains(const struct cb_proxy_cidr *c, int family, const uint8_t *addr)
+bool cb__proxy_cidr_contains(const struct cb_proxy_cidr *c, int family, const uint8_t *addr)
 {
     if (c->family != family)
         return false;
@@ -149,7 +149,7 @@ static int check_host_bits(const struct cb_proxy_cidr *c, const char *s, size_t 
                         cb__proxy_quote(s, len, q), hint);
 }
 
-int cb_proxy_cidr_parse(const char *s, size_t len, struct cb_proxy_cidr *out, struct cb_error *err)
+int cb__proxy_cidr_parse(const char *s, size_t len, struct cb_proxy_cidr *out, struct cb_error *err)
 {
     char q[CB__PROXY_QUOTE_BUF];
     char a[INET6_ADDRSTRLEN];
@@ -181,7 +181,7 @@ bad_addr:
                         cb__proxy_quote(s, len, q));
 }
 
-const struct cb_proxy_special *cb_proxy_addr_classify(int family, const uint8_t *addr)
+const struct cb_proxy_special *cb__proxy_addr_classify(int family, const uint8_t *addr)
 {
     pthread_once(&parsed_once, parse_tables);
     const struct cb_proxy_special *table = family == AF_INET ? special_v4 : special_v6;
@@ -190,7 +190,7 @@ const struct cb_proxy_special *cb_proxy_addr_classify(int family, const uint8_t 
     const struct cb_proxy_special *best = NULL;
     unsigned best_prefix = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!cb_proxy_cidr_contains(&parsed[i], family, addr))
+        if (!cb__proxy_cidr_contains(&parsed[i], family, addr))
             continue;
         if (best == NULL || parsed[i].prefix > best_prefix) {
             best = &table[i];
@@ -200,16 +200,16 @@ const struct cb_proxy_special *cb_proxy_addr_classify(int family, const uint8_t 
     return best;
 }
 
-int cb_proxy_addr_policy_new(char *const *cidrs, size_t n, struct cb_proxy_addr_policy **out,
-                             struct cb_error *err)
+int cb__proxy_addr_policy_new(char *const *cidrs, size_t n, struct cb_proxy_addr_policy **out,
+                              struct cb_error *err)
 {
     struct cb_proxy_addr_policy *p = cb_xcalloc(1, sizeof(*p));
     p->exempt = cb_xcalloc(n ? n : 1, sizeof(*p->exempt));
     for (size_t i = 0; i < n; i++) {
-        int r = cb_proxy_cidr_parse(cidrs[i], strlen(cidrs[i]), &p->exempt[i], err);
+        int r = cb__proxy_cidr_parse(cidrs[i], strlen(cidrs[i]), &p->exempt[i], err);
         if (r < 0) {
             cb_error_prefix(err, "proxy.allow_private_cidrs entry %zu", i + 1);
-            cb_proxy_addr_policy_free(p);
+            cb__proxy_addr_policy_free(p);
             *out = NULL;
             return r;
         }
@@ -219,7 +219,7 @@ int cb_proxy_addr_policy_new(char *const *cidrs, size_t n, struct cb_proxy_addr_
     return 0;
 }
 
-void cb_proxy_addr_policy_free(struct cb_proxy_addr_policy *p)
+void cb__proxy_addr_policy_free(struct cb_proxy_addr_policy *p)
 {
     if (p == NULL)
         return;
@@ -230,7 +230,7 @@ void cb_proxy_addr_policy_free(struct cb_proxy_addr_policy *p)
 static bool is_exempt(const struct cb_proxy_addr_policy *p, int family, const uint8_t *addr)
 {
     for (size_t i = 0; p && i < p->n; i++)
-        if (cb_proxy_cidr_contains(&p->exempt[i], family, addr))
+        if (cb__proxy_cidr_contains(&p->exempt[i], family, addr))
             return true;
     return false;
 }
@@ -266,8 +266,8 @@ static int judged_from(const struct sockaddr *sa, struct judged *j)
     return 0;
 }
 
-int cb_proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct sockaddr *sa,
-                        const char *host, struct cb_error *err)
+int cb__proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct sockaddr *sa,
+                         const char *host, struct cb_error *err)
 {
     char hq[CB__PROXY_QUOTE_BUF];
     char mapped[INET_ADDRSTRLEN + 40] = "";
@@ -278,8 +278,8 @@ int cb_proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct 
                             host ? cb__proxy_quote(host, strlen(host), hq) : "the host");
     if (is_exempt(policy, j.family, j.addr) || (j.mapped && is_exempt(policy, AF_INET, j.v4)))
         return 0;
-    const struct cb_proxy_special *sp =
-        j.mapped ? cb_proxy_addr_classify(AF_INET, j.v4) : cb_proxy_addr_classify(j.family, j.addr);
+    const struct cb_proxy_special *sp = j.mapped ? cb__proxy_addr_classify(AF_INET, j.v4)
+                                                 : cb__proxy_addr_classify(j.family, j.addr);
     if (sp == NULL)
         return 0;
     if (j.mapped)
@@ -292,8 +292,8 @@ int cb_proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct 
                         sp->cidr);
 }
 
-int cb_proxy_addr_from_host(const struct cb_proxy_host *h, uint16_t port,
-                            struct sockaddr_storage *ss, socklen_t *len)
+int cb__proxy_addr_from_host(const struct cb_proxy_host *h, uint16_t port,
+                             struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof(*ss));
     if (h->kind == CB_PROXY_HOST_IPV4) {

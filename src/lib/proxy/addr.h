@@ -30,10 +30,11 @@ struct cb_proxy_cidr {
 /* Parses "a.b.c.d/n" or "v6/n" strictly: the prefix is required, written
  * without leading zeros, and no bits may be set past it. Returns 0 or
  * -EINVAL with a message that says what is wrong. */
-int cb_proxy_cidr_parse(const char *s, size_t len, struct cb_proxy_cidr *out, struct cb_error *err);
+int cb__proxy_cidr_parse(const char *s, size_t len, struct cb_proxy_cidr *out,
+                         struct cb_error *err);
 
 /* Whether the address (4 or 16 bytes by family) lies inside the block. */
-bool cb_proxy_cidr_contains(const struct cb_proxy_cidr *c, int family, const uint8_t *addr);
+bool cb__proxy_cidr_contains(const struct cb_proxy_cidr *c, int family, const uint8_t *addr);
 
 /* One entry of the built-in table of special addresses. */
 struct cb_proxy_special {
@@ -43,17 +44,17 @@ struct cb_proxy_special {
 
 /* The most specific special-purpose block the address lies in, or NULL for
  * a public address. This is the raw table lookup: an IPv4-mapped IPv6
- * address is not unwrapped here (cb_proxy_addr_check does that). */
-const struct cb_proxy_special *cb_proxy_addr_classify(int family, const uint8_t *addr);
+ * address is not unwrapped here (cb__proxy_addr_check does that). */
+const struct cb_proxy_special *cb__proxy_addr_classify(int family, const uint8_t *addr);
 
 /* The exemptions; NULL means none. */
 struct cb_proxy_addr_policy;
 
 /* Builds a policy from CIDR strings such as "127.0.0.0/8". Returns 0, or
  * -EINVAL naming the first bad entry. */
-int cb_proxy_addr_policy_new(char *const *cidrs, size_t n, struct cb_proxy_addr_policy **out,
-                             struct cb_error *err);
-void cb_proxy_addr_policy_free(struct cb_proxy_addr_policy *p);
+int cb__proxy_addr_policy_new(char *const *cidrs, size_t n, struct cb_proxy_addr_policy **out,
+                              struct cb_error *err);
+void cb__proxy_addr_policy_free(struct cb_proxy_addr_policy *p);
 
 /* Decides whether the proxy may connect to `sa` (AF_INET or AF_INET6; the
  * port is ignored). `host` is the name the address came from, used in the
@@ -61,12 +62,12 @@ void cb_proxy_addr_policy_free(struct cb_proxy_addr_policy *p);
  * or -EACCES with a reason such as "blocked: api.example.com resolves to
  * 10.0.0.5, a private address (10.0.0.0/8)". Other families are refused
  * with -EAFNOSUPPORT. */
-int cb_proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct sockaddr *sa,
-                        const char *host, struct cb_error *err);
+int cb__proxy_addr_check(const struct cb_proxy_addr_policy *policy, const struct sockaddr *sa,
+                         const char *host, struct cb_error *err);
 
 /* Fills a sockaddr for an IP-literal host, so that it can be checked and
  * pinned like a resolved one. Returns 0, or -EINVAL for a DNS name. */
-int cb_proxy_addr_from_host(const struct cb_proxy_host *h, uint16_t port,
-                            struct sockaddr_storage *ss, socklen_t *len);
+int cb__proxy_addr_from_host(const struct cb_proxy_host *h, uint16_t port,
+                             struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

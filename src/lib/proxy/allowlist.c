@@ -139,8 +139,8 @@ static int deny(const struct cb_proxy_allowlist *l, const char *host, const char
                         who ? " for " : "", who ? cb__proxy_quote(who, strlen(who), wq) : "", why);
 }
 
-int cb_proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *host, size_t len,
-                             bool allow_wildcard_all, const char *who, struct cb_error *err)
+int cb__proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *host, size_t len,
+                              bool allow_wildcard_all, const char *who, struct cb_error *err)
 {
     char hq[CB__PROXY_QUOTE_BUF];
     struct cb_proxy_host h;

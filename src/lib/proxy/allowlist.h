@@ -45,7 +45,7 @@ int cb_proxy_allowlist_entry_check(const char *s, size_t len, bool allow_wildcar
  * web_fetch" or "container 3f2a"; NULL leaves it out. A NULL list denies
  * all. Returns 0 to allow, or -EACCES with a reason such as "blocked: host
  * evil.com is not in the allowlist for tool web_fetch". */
-int cb_proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *host, size_t len,
-                             bool allow_wildcard_all, const char *who, struct cb_error *err);
+int cb__proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *host, size_t len,
+                              bool allow_wildcard_all, const char *who, struct cb_error *err);
 
 #endif

@@ -218,8 +218,8 @@ static int failed(int r, enum coding c, size_t max, const char *why, struct cb_e
     return cb_error_set(err, r, "out of memory decoding the response");
 }
 
-int cb_decode_body(const char *codings, const void *in, size_t len, size_t max, struct cb_buf *out,
-                   struct cb_error *err)
+int cb__decode_body(const char *codings, const void *in, size_t len, size_t max, struct cb_buf *out,
+                    struct cb_error *err)
 {
     enum coding todo[CB_DECODE_MAX_CODINGS];
     cb_buf_init(out, max);
@@ -246,14 +246,14 @@ int cb_decode_body(const char *codings, const void *in, size_t len, size_t max, 
     return 0;
 }
 
-int cb_decode_response(struct cb_forward_response *res, const char *host, size_t max,
-                       struct cb_error *err)
+int cb__decode_response(struct cb_forward_response *res, const char *host, size_t max,
+                        struct cb_error *err)
 {
     const char *codings = json_string_value(json_object_get(res->headers, "content-encoding"));
     if (codings == NULL || res->body.len == 0)
         return 0;
     struct cb_buf out;
-    int r = cb_decode_body(codings, res->body.data, res->body.len, max, &out, err);
+    int r = cb__decode_body(codings, res->body.data, res->body.len, max, &out, err);
     if (r < 0) {
         cb_buf_free(&out);
         cb_error_prefix(err, "response from %s", host);

@@ -28,14 +28,14 @@ struct cb_forward_response;
  * decoded bytes. Returns 0, -ENOTSUP for a coding it does not know (or
  * too many), -EFBIG past max, or -EBADMSG for a corrupt or truncated
  * stream; err says which in words a model can act on. */
-int cb_decode_body(const char *codings, const void *in, size_t len, size_t max, struct cb_buf *out,
-                   struct cb_error *err);
+int cb__decode_body(const char *codings, const void *in, size_t len, size_t max, struct cb_buf *out,
+                    struct cb_error *err);
 
 /* Decodes a response in place by its content-encoding header, if any:
  * the body is replaced, content-encoding removed and content-length set to
  * the decoded length. An empty body (HEAD, 204, 304) is left alone.
- * Returns 0 or a code of cb_decode_body, with err naming the host. */
-int cb_decode_response(struct cb_forward_response *res, const char *host, size_t max,
-                       struct cb_error *err);
+ * Returns 0 or a code of cb__decode_body, with err naming the host. */
+int cb__decode_response(struct cb_forward_response *res, const char *host, size_t max,
+                        struct cb_error *err);
 
 #endif

@@ -125,7 +125,7 @@ struct cb_forwarder *cb_forwarder_new(void)
     return f;
 }
 
-void cb_forwarder_free(struct cb_forwarder *f)
+void cb__forwarder_free(struct cb_forwarder *f)
 {
     if (f == NULL)
         return;
@@ -395,8 +395,8 @@ static CURLcode perform(struct cb_forwarder *f, struct handle *h)
     return rc;
 }
 
-int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
-               struct cb_forward_response *res, struct cb_error *err)
+int cb__forward(struct cb_forwarder *f, const struct cb_forward_request *req,
+                struct cb_forward_response *res, struct cb_error *err)
 {
     struct transfer t = {req, res, false, false};
     memset(res, 0, sizeof(*res));
@@ -423,7 +423,7 @@ int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     return r;
 }
 
-void cb_forward_response_free(struct cb_forward_response *res)
+void cb__forward_response_free(struct cb_forward_response *res)
 {
     if (res == NULL)
         return;

@@ -50,13 +50,13 @@ struct cb_forward_response {
 struct cb_forwarder;
 
 struct cb_forwarder *cb_forwarder_new(void);
-void cb_forwarder_free(struct cb_forwarder *f);
+void cb__forwarder_free(struct cb_forwarder *f);
 
 /* Returns 0 with the upstream's answer (any status, 3xx included, with its
  * Location header), or a negative code with err saying what failed in
  * words a model can act on (timeout, size cap, connection refused, TLS). */
-int cb_forward(struct cb_forwarder *f, const struct cb_forward_request *req,
-               struct cb_forward_response *res, struct cb_error *err);
-void cb_forward_response_free(struct cb_forward_response *res);
+int cb__forward(struct cb_forwarder *f, const struct cb_forward_request *req,
+                struct cb_forward_response *res, struct cb_error *err);
+void cb__forward_response_free(struct cb_forward_response *res);
 
 #endif

@@ -85,7 +85,7 @@ static bool ends_in_number(const char *s, size_t len)
            ipv4_number(last, n, &v) == 0;
 }
 
-int cb_proxy_ipv4_parse(const char *s, size_t len, uint32_t *out)
+int cb__proxy_ipv4_parse(const char *s, size_t len, uint32_t *out)
 {
     if (len > 1 && s[len - 1] == '.')
         len--;
@@ -207,7 +207,7 @@ static int parse_name(const char *name, size_t len, struct cb_proxy_host *out, s
     if (r < 0)
         return r;
     uint32_t a;
-    r = cb_proxy_ipv4_parse(name, len, &a);
+    r = cb__proxy_ipv4_parse(name, len, &a);
     if (r < 0)
         return cb_error_set(err, -EINVAL,
                             "the host \"%s\" ends in a number but is not a valid IPv4 address",
@@ -257,7 +257,7 @@ int cb_proxy_host_parse(const char *s, size_t len, struct cb_proxy_host *out, st
     return parse_name(low, len, out, err);
 }
 
-size_t cb_proxy_host_format(const struct cb_proxy_host *h, char *buf, size_t size)
+size_t cb__proxy_host_format(const struct cb_proxy_host *h, char *buf, size_t size)
 {
     int n = snprintf(buf, size, h->kind == CB_PROXY_HOST_IPV6 ? "[%s]" : "%s", h->name);
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;

@@ -39,7 +39,7 @@ struct cb_proxy_host {
  * and sets *out (host byte order) for an address, 0 when `s` does not end in
  * a number (so it is a name, not an address), or -EINVAL when it ends in a
  * number but is not a valid address ("1.2.3.256", "foo.123"). */
-int cb_proxy_ipv4_parse(const char *s, size_t len, uint32_t *out);
+int cb__proxy_ipv4_parse(const char *s, size_t len, uint32_t *out);
 
 /* Parses and canonicalises a host: "[v6]" or a bare IPv6 literal, an IPv4
  * form, or a DNS name. Upper case is folded and one trailing dot dropped.
@@ -55,6 +55,6 @@ bool cb_proxy_host_is_public_suffix(const char *domain);
 
 /* Writes the host as it appears in a URL authority ("[::1]" for IPv6) into
  * buf (at least CB_PROXY_HOST_NAME_MAX + 3 bytes). Returns its length. */
-size_t cb_proxy_host_format(const struct cb_proxy_host *h, char *buf, size_t size);
+size_t cb__proxy_host_format(const struct cb_proxy_host *h, char *buf, size_t size);
 
 #endif

@@ -24,7 +24,7 @@ struct cb_proxy_inflight *cb_proxy_inflight_new(void)
     return f;
 }
 
-void cb_proxy_inflight_free(struct cb_proxy_inflight *f)
+void cb__proxy_inflight_free(struct cb_proxy_inflight *f)
 {
     if (f == NULL)
         return;
@@ -46,8 +46,8 @@ static struct entry **find(struct cb_proxy_inflight *f, const char *key, size_t 
     return pp;
 }
 
-bool cb_proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_t len, uint64_t max,
-                            uint64_t *held)
+bool cb__proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_t len, uint64_t max,
+                             uint64_t *held)
 {
     pthread_mutex_lock(&f->lock);
     struct entry **pp = find(f, key, len);
@@ -69,7 +69,7 @@ bool cb_proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_t
     return ok;
 }
 
-void cb_proxy_inflight_put(struct cb_proxy_inflight *f, const char *key, size_t len)
+void cb__proxy_inflight_put(struct cb_proxy_inflight *f, const char *key, size_t len)
 {
     pthread_mutex_lock(&f->lock);
     struct entry **pp = find(f, key, len);

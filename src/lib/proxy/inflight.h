@@ -16,14 +16,14 @@ struct cb_proxy_inflight;
 
 struct cb_proxy_inflight *cb_proxy_inflight_new(void);
 /* Accepts NULL. */
-void cb_proxy_inflight_free(struct cb_proxy_inflight *f);
+void cb__proxy_inflight_free(struct cb_proxy_inflight *f);
 
 /* Takes a slot for key (len bytes) unless it holds `max` already; on false
  * *held (when non-NULL) says how many it holds. */
-bool cb_proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_t len, uint64_t max,
-                            uint64_t *held);
+bool cb__proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_t len, uint64_t max,
+                             uint64_t *held);
 
-/* Gives back a slot that cb_proxy_inflight_take gave. */
-void cb_proxy_inflight_put(struct cb_proxy_inflight *f, const char *key, size_t len);
+/* Gives back a slot that cb__proxy_inflight_take gave. */
+void cb__proxy_inflight_put(struct cb_proxy_inflight *f, const char *key, size_t len);
 
 #endif

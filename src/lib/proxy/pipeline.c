@@ -146,10 +146,10 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
         .rate = (double)cfg->proxy.rate_limit,
         .burst = (double)cfg->proxy.rate_limit_burst,
     };
-    int r = cb_proxy_addr_policy_new(cfg->proxy.allow_private_cidrs.items,
-                                     cfg->proxy.allow_private_cidrs.len, &p->policy, err);
+    int r = cb__proxy_addr_policy_new(cfg->proxy.allow_private_cidrs.items,
+                                      cfg->proxy.allow_private_cidrs.len, &p->policy, err);
     if (r == 0)
-        r = cb_proxy_ratelimit_new(&rc, &p->rl, err);
+        r = cb__proxy_ratelimit_new(&rc, &p->rl, err);
     if (r == 0) {
         p->creds = creds_new(store, false, err);
         r = p->creds ? 0 : -EINVAL;
@@ -168,11 +168,11 @@ void cb_proxy_free(struct cb_proxy *p)
 {
     if (p == NULL)
         return;
-    cb_forwarder_free(p->fwd);
-    cb_proxy_inflight_free(p->inflight);
+    cb__forwarder_free(p->fwd);
+    cb__proxy_inflight_free(p->inflight);
     creds_put(p->creds);
-    cb_proxy_ratelimit_free(p->rl);
-    cb_proxy_addr_policy_free(p->policy);
+    cb__proxy_ratelimit_free(p->rl);
+    cb__proxy_addr_policy_free(p->policy);
     cb_master_key_wipe(&p->key);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -306,7 +306,7 @@ static void req_free(struct req *q)
             free(q->headers[i]);
     }
     if (q->url_ok)
-        cb_proxy_url_free(&q->url);
+        cb__proxy_url_free(&q->url);
 }
 
 static json_t *error_envelope(const char *msg)
@@ -484,7 +484,7 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
         q->body = json_string_value(body);
         q->body_len = json_string_length(body);
     }
-    int r = cb_proxy_url_parse(url, strlen(url), &q->url, err);
+    int r = cb__proxy_url_parse(url, strlen(url), &q->url, err);
     q->url_ok = true;
     if (r < 0)
         return r;
@@ -522,8 +522,8 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
 static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
                            struct cb_error *err)
 {
-    int rc = cb_proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
-                                      p->cfg->proxy.allow_wildcard_all, q->who, err);
+    int rc = cb__proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
+                                       p->cfg->proxy.allow_wildcard_all, q->who, err);
     if (rc != -EACCES)
         return rc;
     /* Every denial says where to allow the host. */
@@ -543,8 +543,8 @@ static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_
                              struct cb_error *err)
 {
     uint64_t held = 0;
-    if (cb_proxy_inflight_take(p->inflight, q->tool, strlen(q->tool), manifest->max_concurrent,
-                               &held)) {
+    if (cb__proxy_inflight_take(p->inflight, q->tool, strlen(q->tool), manifest->max_concurrent,
+                                &held)) {
         q->in_flight = true;
         return 0;
     }
@@ -593,8 +593,8 @@ static int leak_stage(struct req *q, struct cb_error *err)
  * request is pinned to it so a second lookup cannot change the answer. */
 static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
 {
-    if (cb_proxy_addr_from_host(&q->url.host, q->url.port, &q->addr, &q->addr_len) == 0)
-        return cb_proxy_addr_check(p->policy, (struct sockaddr *)&q->addr, NULL, err);
+    if (cb__proxy_addr_from_host(&q->url.host, q->url.port, &q->addr, &q->addr_len) == 0)
+        return cb__proxy_addr_check(p->policy, (struct sockaddr *)&q->addr, NULL, err);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int g = getaddrinfo(q->url.host.name, NULL, &hints, &res);
@@ -604,7 +604,7 @@ static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err
     int r = cb_error_set(err, -EHOSTUNREACH, "blocked: host %s has no address", q->url.host.name);
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         struct cb_error e = {0};
-        int c = cb_proxy_addr_check(p->policy, ai->ai_addr, q->url.host.name, &e);
+        int c = cb__proxy_addr_check(p->policy, ai->ai_addr, q->url.host.name, &e);
         if (c == 0) {
             memcpy(&q->addr, ai->ai_addr, ai->ai_addrlen);
             q->addr_len = ai->ai_addrlen;
@@ -675,7 +675,7 @@ static bool transport_allows(const struct req *q, const struct cb_cred_info *inf
     if (why == NULL)
         return true;
     cb_log(CB_LOG_WARN, "credential '%s' not injected into %s://%s:%u for tool %s: %s", info->name,
-           cb_proxy_scheme_name(q->url.scheme), q->url.host.name, (unsigned)q->url.port, q->tool,
+           cb__proxy_scheme_name(q->url.scheme), q->url.host.name, (unsigned)q->url.port, q->tool,
            why);
     return false;
 }
@@ -784,23 +784,23 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     };
     struct cb_forward_response res = {0};
     struct cb_error err = {0};
-    int rc = cb_forward(p->fwd, &fr, &res, &err);
+    int rc = cb__forward(p->fwd, &fr, &res, &err);
     free(pool);
     if (rc < 0) {
-        cb_forward_response_free(&res);
+        cb__forward_response_free(&res);
         audit(p, q, "error", err.msg, 0, 0);
         return error_envelope(err.msg);
     }
     /* A body the scanner cannot read must not reach the tool. */
-    if (cb_decode_response(&res, q->url.host.name, cfg->proxy.max_response_bytes, &err) < 0) {
+    if (cb__decode_response(&res, q->url.host.name, cfg->proxy.max_response_bytes, &err) < 0) {
         audit(p, q, "blocked", err.msg, (int)res.status, res.body.len);
-        cb_forward_response_free(&res);
+        cb__forward_response_free(&res);
         return error_envelope(err.msg);
     }
     redact_header_names(q->creds->scanner, res.headers);
     json_t *env = ok_envelope(q->creds->scanner, &res);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
     return env;
 }
 
@@ -816,7 +816,7 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
     q.inject_from = SIZE_MAX;
     if (read_params(&q, params, &err) < 0) {
         env = q.url_ok ? deny(p, &q, "blocked", err.msg) : error_envelope(err.msg);
-    } else if (cb_proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
+    } else if (cb__proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
                allowlist_stage(p, &q, manifest, &err) < 0 ||
                concurrency_stage(p, &q, manifest, &err) < 0) {
         env = deny(p, &q, "blocked", err.msg);
@@ -829,7 +829,7 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
         env = forward_stage(p, &q);
     }
     if (q.in_flight)
-        cb_proxy_inflight_put(p->inflight, tool, strlen(tool));
+        cb__proxy_inflight_put(p->inflight, tool, strlen(tool));
     req_free(&q);
     creds_put(q.creds);
     return env;

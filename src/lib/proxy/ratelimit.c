@@ -32,8 +32,8 @@ static uint64_t default_clock(void *arg)
     return cb_now_mono_ns();
 }
 
-int cb_proxy_ratelimit_new(const struct cb_proxy_ratelimit_config *cfg,
-                           struct cb_proxy_ratelimit **out, struct cb_error *err)
+int cb__proxy_ratelimit_new(const struct cb_proxy_ratelimit_config *cfg,
+                            struct cb_proxy_ratelimit **out, struct cb_error *err)
 {
     *out = NULL;
     if (!(cfg->rate > 0) || !isfinite(cfg->rate))
@@ -55,7 +55,7 @@ int cb_proxy_ratelimit_new(const struct cb_proxy_ratelimit_config *cfg,
     return 0;
 }
 
-void cb_proxy_ratelimit_free(struct cb_proxy_ratelimit *rl)
+void cb__proxy_ratelimit_free(struct cb_proxy_ratelimit *rl)
 {
     if (rl == NULL)
         return;
@@ -174,8 +174,8 @@ static double take_locked(struct cb_proxy_ratelimit *rl, const char *key, size_t
     return (1 - b->tokens) / rl->rate;
 }
 
-int cb_proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
-                            const char *who, uint64_t *retry_ms, struct cb_error *err)
+int cb__proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
+                             const char *who, uint64_t *retry_ms, struct cb_error *err)
 {
     char q[CB__PROXY_QUOTE_BUF];
     if (len == 0) {

@@ -37,9 +37,9 @@ struct cb_proxy_ratelimit_config {
 struct cb_proxy_ratelimit;
 
 /* Returns 0, or -EINVAL for a rate or burst out of range. */
-int cb_proxy_ratelimit_new(const struct cb_proxy_ratelimit_config *cfg,
-                           struct cb_proxy_ratelimit **out, struct cb_error *err);
-void cb_proxy_ratelimit_free(struct cb_proxy_ratelimit *rl);
+int cb__proxy_ratelimit_new(const struct cb_proxy_ratelimit_config *cfg,
+                            struct cb_proxy_ratelimit **out, struct cb_error *err);
+void cb__proxy_ratelimit_free(struct cb_proxy_ratelimit *rl);
 
 /* Takes one token for `key` (len bytes; an empty key means "default").
  * `who` names the key in the message ("tool web_fetch"); NULL quotes the
@@ -47,8 +47,8 @@ void cb_proxy_ratelimit_free(struct cb_proxy_ratelimit *rl);
  * requests/s (burst 50); retry in 0.1 s" and, when retry_ms is non-NULL, the
  * wait in milliseconds (rounded up). -EINVAL for a key longer than
  * CB_PROXY_RATELIMIT_KEY_MAX. */
-int cb_proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
-                            const char *who, uint64_t *retry_ms, struct cb_error *err);
+int cb__proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
+                             const char *who, uint64_t *retry_ms, struct cb_error *err);
 
 /* Forgets a key (a removed container). Returns whether it existed. */
 bool cb_proxy_ratelimit_remove(struct cb_proxy_ratelimit *rl, const char *key, size_t len);

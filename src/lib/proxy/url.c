@@ -19,7 +19,7 @@ struct raw_url {
     uint16_t port;
 };
 
-const char *cb_proxy_scheme_name(enum cb_proxy_scheme s)
+const char *cb__proxy_scheme_name(enum cb_proxy_scheme s)
 {
     return s == CB_PROXY_HTTPS ? "https" : "http";
 }
@@ -29,7 +29,7 @@ static uint16_t default_port(enum cb_proxy_scheme s)
     return s == CB_PROXY_HTTPS ? 443 : 80;
 }
 
-void cb_proxy_url_free(struct cb_proxy_url *u)
+void cb__proxy_url_free(struct cb_proxy_url *u)
 {
     if (u == NULL)
         return;
@@ -192,7 +192,7 @@ static int read_scheme(const char *s, size_t len, struct raw_url *raw, const cha
     if (len - n < 3 || memcmp(s + n, "://", 3) != 0)
         return cb_error_set(err, -EINVAL,
                             "blocked: URL %s must start with %s:// followed by the host", q,
-                            cb_proxy_scheme_name(raw->scheme));
+                            cb__proxy_scheme_name(raw->scheme));
     return 0;
 }
 
@@ -329,22 +329,22 @@ static void build_outputs(struct cb_proxy_url *out, const struct curl_parts *p)
 {
     char host[CB_PROXY_HOST_NAME_MAX + 3];
     char port[8] = "";
-    cb_proxy_host_format(&out->host, host, sizeof(host));
+    cb__proxy_host_format(&out->host, host, sizeof(host));
     if (out->port != default_port(out->scheme))
         snprintf(port, sizeof(port), ":%u", out->port);
     const char *path = p->path[0] == '/' ? p->path : "/";
     out->target = p->query ? cb_xasprintf("%s?%s", path, p->query) : cb_xstrdup(path);
     out->url =
-        cb_xasprintf("%s://%s%s%s", cb_proxy_scheme_name(out->scheme), host, port, out->target);
+        cb_xasprintf("%s://%s%s%s", cb__proxy_scheme_name(out->scheme), host, port, out->target);
     struct cb_buf b;
     cb_buf_init(&b, 2 * CB_PROXY_URL_MAX + 512);
-    cb_buf_printf(&b, "%s://%s%s%s", cb_proxy_scheme_name(out->scheme), host, port, path);
+    cb_buf_printf(&b, "%s://%s%s%s", cb__proxy_scheme_name(out->scheme), host, port, path);
     if (p->query)
         redact_query(&b, p->query, strlen(p->query));
     out->redacted = cb_buf_steal(&b, NULL);
 }
 
-int cb_proxy_url_parse(const char *s, size_t len, struct cb_proxy_url *out, struct cb_error *err)
+int cb__proxy_url_parse(const char *s, size_t len, struct cb_proxy_url *out, struct cb_error *err)
 {
     char q[CB__PROXY_QUOTE_BUF];
     struct raw_url raw = {0};

@@ -31,15 +31,15 @@ struct cb_proxy_url {
 };
 
 /* Parses `len` bytes of `s` into `out` (which the caller frees with
- * cb_proxy_url_free, also after a failure). Returns 0, or -EINVAL with a
+ * cb__proxy_url_free, also after a failure). Returns 0, or -EINVAL with a
  * message that starts "blocked: " and says what was wrong. The URL quoted
  * in messages has its credentials and query values redacted. */
-int cb_proxy_url_parse(const char *s, size_t len, struct cb_proxy_url *out, struct cb_error *err);
+int cb__proxy_url_parse(const char *s, size_t len, struct cb_proxy_url *out, struct cb_error *err);
 
-void cb_proxy_url_free(struct cb_proxy_url *u);
+void cb__proxy_url_free(struct cb_proxy_url *u);
 
 /* "http" or "https". */
-const char *cb_proxy_scheme_name(enum cb_proxy_scheme s);
+const char *cb__proxy_scheme_name(enum cb_proxy_scheme s);
 
 /* Best-effort redaction of any string that may be a URL, parseable or not,
  * for logs and error messages: the fragment is dropped, userinfo becomes

@@ -39,8 +39,8 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
                       char **so_path, struct cb_error *err);
 
 /* The hex SHA-256 the cache uses for these bytes and options (65 bytes). */
-void cb_compile_cache_key(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
-                          char out[65]);
+void cb__compile_cache_key(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
+                           char out[65]);
 
 /* Whether this machine can compile tools: wasm2c and cc on PATH and the
  * wasm2c runtime sources present. 0, or -ENOENT with err naming the first

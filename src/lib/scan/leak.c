@@ -107,7 +107,7 @@ static void add_spellings(struct needles *nd, uint32_t pat, const char *lit, siz
 static void add_literals(struct needles *nd)
 {
     unsigned char buf[3 * MAX_LITERAL];
-    for (size_t p = 0; p < cb_pattern_count(); p++)
+    for (size_t p = 0; p < cb__pattern_count(); p++)
         for (const char *l = cb__pattern_literals(p); *l; l += strlen(l) + 1)
             add_spellings(nd, (uint32_t)p, l, 0, buf, 0);
 }
@@ -166,7 +166,7 @@ static int check_args(const char *const *secrets, const size_t *lens, size_t n,
     for (size_t i = 0; i < n; i++)
         if (secrets[i] == NULL && lens[i] > 0)
             return cb_error_set(err, -EINVAL, "secret %zu is NULL", i);
-    return cb_patterns_init(err);
+    return cb__patterns_init(err);
 }
 
 struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char *const *secrets,
@@ -230,7 +230,7 @@ size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc)
     return sc ? sc->skipped : 0;
 }
 
-size_t cb_leak_scanner_secrets(const struct cb_leak_scanner *sc)
+size_t cb__leak_scanner_secrets(const struct cb_leak_scanner *sc)
 {
     return sc ? sc->n_secrets : 0;
 }
@@ -256,7 +256,7 @@ static void default_init(void)
 const struct cb_leak_scanner *cb__leak_default(struct cb_error *err)
 {
     pthread_once(&default_once, default_init);
-    if (default_sc == NULL && cb_patterns_init(err) == 0)
+    if (default_sc == NULL && cb__patterns_init(err) == 0)
         cb_error_set(err, -ENOMEM, "pattern scanner unavailable");
     return default_sc;
 }
@@ -473,8 +473,8 @@ static void report_patterns(const struct cb__collect *c, struct cb_leak_report *
     void *md = cb__pattern_match_data();
     for (size_t k = 0; k < c->views.n; k++) {
         const struct cb__view *v = &c->views.v[k];
-        for (size_t i = 0; i < cb_pattern_count(); i++) {
-            if (cb_pattern_get(i)->kind != CB_PATTERN_CREDENTIAL)
+        for (size_t i = 0; i < cb__pattern_count(); i++) {
+            if (cb__pattern_get(i)->kind != CB_PATTERN_CREDENTIAL)
                 continue;
             size_t ms = 0, me = 0;
             int r = cb__collect_first(c, k, i, md, &ms, &me, NULL);
@@ -482,7 +482,7 @@ static void report_patterns(const struct cb__collect *c, struct cb_leak_report *
                 continue;
             struct cb_leak_finding f = {.kind = r > 0 ? CB_LEAK_PATTERN : CB_LEAK_UNSCANNABLE,
                                         .index = i,
-                                        .name = cb_pattern_get(i)->name,
+                                        .name = cb__pattern_get(i)->name,
                                         .encoding = CB_LEAK_ENC_NONE,
                                         .url_depth = v->depth};
             if (r > 0) {
@@ -531,9 +531,9 @@ int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, 
     void *md = cb__pattern_match_data();
     int r = 0;
     size_t nviews = (mode & CB__SCAN_PATTERN_VIEWS) ? c->views.n : 1;
-    for (size_t i = 0; i < cb_pattern_count() && r >= 0; i++) {
+    for (size_t i = 0; i < cb__pattern_count() && r >= 0; i++) {
         found_pattern[i] = false;
-        if (cb_pattern_get(i)->kind == CB_PATTERN_INJECTION && !(mode & CB__SCAN_INJECTION))
+        if (cb__pattern_get(i)->kind == CB_PATTERN_INJECTION && !(mode & CB__SCAN_INJECTION))
             continue;
         for (size_t k = 0; k < nviews && !found_pattern[i]; k++) {
             size_t ms, me;

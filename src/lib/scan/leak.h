@@ -115,7 +115,7 @@ struct cb_leak_scanner *cb_leak_scanner_ref(struct cb_leak_scanner *sc);
 void cb_leak_scanner_free(struct cb_leak_scanner *sc);
 /* Secrets not registered because they were too short or too long. */
 size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc);
-size_t cb_leak_scanner_secrets(const struct cb_leak_scanner *sc);
+size_t cb__leak_scanner_secrets(const struct cb_leak_scanner *sc);
 
 /* Scans data for known secrets (every form, every URL-decoding depth) and
  * the credential patterns (on the raw and the decoded text, as the

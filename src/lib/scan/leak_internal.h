@@ -8,7 +8,7 @@
 #include "scan/leak.h"
 #include "scan/views.h"
 
-/* Upper bound of cb_pattern_count(). */
+/* Upper bound of cb__pattern_count(). */
 #define CB__MAX_PATTERNS 40
 /* Past this many literal occurrences, a pattern whose unanchored search is
  * fast runs once from the first one instead of anchored at each. */
@@ -62,7 +62,7 @@ enum {
 };
 
 /* What occurs in data: found_secret[i] for each registered secret i (array
- * of cb_leak_scanner_secrets() entries, may be NULL), found_pattern[p] for
+ * of cb__leak_scanner_secrets() entries, may be NULL), found_pattern[p] for
  * each pattern in the catalogue. Returns 0, or a negative code when a pattern
  * could not be evaluated (the caller fails closed). */
 int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_t len,

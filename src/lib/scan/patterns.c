@@ -273,7 +273,7 @@ static void init_once(void)
             return;
 }
 
-int cb_patterns_init(struct cb_error *err)
+int cb__patterns_init(struct cb_error *err)
 {
     pthread_once(&once, init_once);
     if (init_err.code < 0)
@@ -281,12 +281,12 @@ int cb_patterns_init(struct cb_error *err)
     return 0;
 }
 
-size_t cb_pattern_count(void)
+size_t cb__pattern_count(void)
 {
     return N_PATTERNS;
 }
 
-const struct cb_pattern_info *cb_pattern_get(size_t i)
+const struct cb_pattern_info *cb__pattern_get(size_t i)
 {
     return i < N_PATTERNS ? &defs[i].info : NULL;
 }
@@ -411,7 +411,7 @@ int cb__pattern_find_raw(size_t i, const char *s, size_t len, size_t start, bool
 int cb_pattern_find(size_t i, const char *s, size_t len, size_t start, bool anchored, size_t *ms,
                     size_t *me, struct cb_error *err)
 {
-    int r = cb_patterns_init(err);
+    int r = cb__patterns_init(err);
     if (r < 0)
         return r;
     if (i >= N_PATTERNS)

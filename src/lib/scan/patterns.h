@@ -35,10 +35,10 @@ struct cb_pattern_info {
 
 /* Compiles the catalogue (once per process; thread-safe). Every other
  * function here calls it, so callers need it only to see an error early. */
-int cb_patterns_init(struct cb_error *err);
+int cb__patterns_init(struct cb_error *err);
 
-size_t cb_pattern_count(void);
-const struct cb_pattern_info *cb_pattern_get(size_t i);
+size_t cb__pattern_count(void);
+const struct cb_pattern_info *cb__pattern_get(size_t i);
 
 /* Finds the leftmost match of pattern i in s[0, len) that starts at or after
  * `start` (exactly at `start` when anchored; the role-marker pattern's

@@ -111,8 +111,8 @@ static int decoded_pattern_spans(struct cb__collect *c, void *md, struct cb__spa
                                  struct cb_error *err)
 {
     for (size_t k = 1; k < c->views.n; k++)
-        for (size_t i = 0; i < cb_pattern_count(); i++) {
-            if (cb_pattern_get(i)->kind != CB_PATTERN_CREDENTIAL)
+        for (size_t i = 0; i < cb__pattern_count(); i++) {
+            if (cb__pattern_get(i)->kind != CB_PATTERN_CREDENTIAL)
                 continue;
             struct view_spans vs = {&c->views.v[k], i, sp};
             int r = each_match(i, (const char *)vs.v->p, vs.v->len, &c->cand[k][i], md,
@@ -165,7 +165,7 @@ static int replace_all(const struct cb_leak_scanner *sc, size_t i, const char *m
 
 static bool pattern_wanted(size_t i, unsigned mode)
 {
-    return cb_pattern_get(i)->kind == CB_PATTERN_CREDENTIAL || (mode & CB__SCAN_INJECTION);
+    return cb__pattern_get(i)->kind == CB_PATTERN_CREDENTIAL || (mode & CB__SCAN_INJECTION);
 }
 
 /* One round: in[] redacted into out. `found` says which patterns occur. */
@@ -179,11 +179,11 @@ static int redact_round(const struct cb_leak_scanner *sc, struct cb__collect *c,
         r = decoded_pattern_spans(c, md, &c->secrets, err);
     if (r == 0)
         r = write_spans(in, len, &c->secrets, out, count);
-    for (size_t i = 0; i < cb_pattern_count() && r == 0; i++) {
+    for (size_t i = 0; i < cb__pattern_count() && r == 0; i++) {
         if (!found[i] || !pattern_wanted(i, mode))
             continue;
         const char *marker =
-            cb_pattern_get(i)->kind == CB_PATTERN_INJECTION ? CB_LEAK_BLOCKED : CB_LEAK_REDACTED;
+            cb__pattern_get(i)->kind == CB_PATTERN_INJECTION ? CB_LEAK_BLOCKED : CB_LEAK_REDACTED;
         r = replace_all(sc, i, marker, out, md, count, err);
     }
     cb__pattern_match_data_free(md);
@@ -196,12 +196,12 @@ static int redact_round(const struct cb_leak_scanner *sc, struct cb__collect *c,
 static int dirty(const struct cb_leak_scanner *sc, const char *s, size_t len, unsigned mode,
                  bool pat[CB__MAX_PATTERNS], struct cb__collect **c, struct cb_error *err)
 {
-    size_t n = cb_leak_scanner_secrets(sc);
+    size_t n = cb__leak_scanner_secrets(sc);
     bool *found = cb_xcalloc(n ? n : 1, sizeof(bool));
     int r = cb__leak_summarise_keep(sc, s, len, mode, found, pat, c, err);
     for (size_t i = 0; r == 0 && i < n; i++)
         r = found[i];
-    for (size_t i = 0; r == 0 && i < cb_pattern_count(); i++)
+    for (size_t i = 0; r == 0 && i < cb__pattern_count(); i++)
         r = pat[i];
     free(found);
     return r;

@@ -9,18 +9,18 @@
 
 static const char *action_of(size_t pattern)
 {
-    return cb_pattern_get(pattern)->kind == CB_PATTERN_CREDENTIAL ? CB_SANITIZE_CREDENTIAL
-                                                                  : CB_SANITIZE_INJECTION;
+    return cb__pattern_get(pattern)->kind == CB_PATTERN_CREDENTIAL ? CB_SANITIZE_CREDENTIAL
+                                                                   : CB_SANITIZE_INJECTION;
 }
 
 /* The report's actions: one per distinct secret, then one per pattern. */
 static json_t *actions(const struct cb_leak_scanner *sc, const bool *secret, const bool *pattern)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < cb_leak_scanner_secrets(sc); i++)
+    for (size_t i = 0; i < cb__leak_scanner_secrets(sc); i++)
         if (secret[i])
             json_array_append_new(a, json_string(CB_SANITIZE_KNOWN_SECRET));
-    for (size_t i = 0; i < cb_pattern_count(); i++)
+    for (size_t i = 0; i < cb__pattern_count(); i++)
         if (pattern[i])
             json_array_append_new(a, json_string(action_of(i)));
     return a;
@@ -56,7 +56,7 @@ static json_t *withheld(json_t *acts, json_t **out_report)
 static int sanitize_serialised(const struct cb_leak_scanner *sc, json_t *output, const char *text,
                                size_t len, json_t **out_output, json_t **out_report)
 {
-    size_t n = cb_leak_scanner_secrets(sc);
+    size_t n = cb__leak_scanner_secrets(sc);
     bool *secret = cb_xcalloc(n ? n : 1, sizeof(bool));
     bool pattern[CB__MAX_PATTERNS] = {false};
     int r = cb__leak_summarise(sc, text, len, CB__SCAN_INJECTION, secret, pattern, NULL);

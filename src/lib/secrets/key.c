@@ -24,8 +24,8 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
-                            struct cb_error *err)
+int cb__master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
+                             struct cb_error *err)
 {
     while (len > 0 && is_space(*s)) {
         s++;
@@ -57,7 +57,7 @@ int cb_master_key_from_env(struct cb_master_key *key, struct cb_error *err)
     const char *v = getenv(CB_SECRETS_ENV_KEY);
     if (v == NULL)
         return cb_error_set(err, -ENOENT, CB_SECRETS_ENV_KEY " is not set; " KEY_HOWTO);
-    int r = cb_master_key_parse_hex(v, strlen(v), key, err);
+    int r = cb__master_key_parse_hex(v, strlen(v), key, err);
     if (r < 0)
         cb_error_prefix(err, CB_SECRETS_ENV_KEY);
     return r;
@@ -94,7 +94,7 @@ int cb_master_key_from_file(const char *path, struct cb_master_key *key, struct 
     else if (f.failed == CB_FILE_READ)
         r = cb_error_set(err, r, "key file %s: %s", path, strerror(-r));
     if (r == 0) {
-        r = cb_master_key_parse_hex(f.buf.data, f.buf.len, key, err);
+        r = cb__master_key_parse_hex(f.buf.data, f.buf.len, key, err);
         if (r < 0)
             cb_error_prefix(err, "key file %s", path);
     }

@@ -61,8 +61,8 @@ struct cb_master_key {
 };
 
 /* Parses 64 hex characters (surrounding whitespace ignored) into key. */
-int cb_master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
-                            struct cb_error *err);
+int cb__master_key_parse_hex(const char *s, size_t len, struct cb_master_key *key,
+                             struct cb_error *err);
 
 /* Reads the key from a file that holds 64 hex characters (a trailing
  * newline is fine). The file must be a regular file owned by the effective

@@ -79,7 +79,7 @@ static const struct doc_table doc_tables[] = {
     DOC_TABLE(CB_STATE_CONTAINERS, "id", "info", ", status", ", ''"),
 };
 
-int cb_state_schema_version(void)
+int cb__state_schema_version(void)
 {
     return (int)CB_ARRAY_LEN(migrations);
 }
@@ -276,7 +276,7 @@ static int migrate_step(struct cb_state *s, bool *done, struct cb_error *err)
     if (r < 0)
         return r;
     int version = 0;
-    int known = cb_state_schema_version();
+    int known = cb__state_schema_version();
     r = query_int(s, "PRAGMA user_version", &version, err);
     if (r == 0 && version > known)
         r = cb_error_set(err, -ENOTSUP,

@@ -59,7 +59,7 @@ int cb_state_open_opts(const char *path, const struct cb_state_options *opts, st
 void cb_state_close(struct cb_state *s);
 
 /* The schema version this binary migrates to. */
-int cb_state_schema_version(void);
+int cb__state_schema_version(void);
 
 /* Cheap health check for /health: one read of the database header. */
 int cb_state_check(struct cb_state *s, struct cb_error *err);

@@ -143,7 +143,7 @@ int cb_tooling_build(struct cb_tooling_builder *b, const struct cb_tooling_proje
                      struct cb_buf *log, struct cb_error *err)
 {
     struct cb_buf manifest;
-    int r = cb_tooling_check_name(p->name, err);
+    int r = cb__tooling_check_name(p->name, err);
     if (r == 0)
         r = check_manifest(p, &manifest, err);
     else

@@ -165,7 +165,7 @@ int cb_tooling_install(const char *name, const char *wasm_file, const char *tool
     memset(out, 0, sizeof(*out));
     cb_buf_init(&wasm, 0);
     cb_buf_init(&manifest, 0);
-    int r = cb_tooling_check_name(name, err);
+    int r = cb__tooling_check_name(name, err);
     if (r == 0)
         r = read_module(wasm_file, &wasm, err);
     _cleanup_free_ char *mpath = sibling_manifest(wasm_file);
@@ -186,7 +186,7 @@ int cb_tooling_remove(const char *name, const char *tool_dir, bool *manifest, st
     if (name != NULL && (strchr(name, '/') || strchr(name, '\\') || strstr(name, "..")))
         return cb_error_set(
             err, -EINVAL, "Invalid tool name '%.80s': it must not contain '/', '\\' or '..'", name);
-    int r = cb_tooling_check_name(name, err);
+    int r = cb__tooling_check_name(name, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *wasm = cb_xasprintf("%s/%s.wasm", tool_dir, name);

@@ -14,7 +14,7 @@
 /* A template with the tool's name filled in. */
 #define TEMPLATE_MAX (64 * 1024)
 
-/* The templates use @NAME@ for the tool name, which cb_tooling_check_name
+/* The templates use @NAME@ for the tool name, which cb__tooling_check_name
  * limits to [A-Za-z0-9_-], so it needs no quoting in C, JSON or make. */
 static const char main_c[] =
     "/* @NAME@: a clawbox tool. It reads its params (JSON) on stdin and prints\n"
@@ -84,7 +84,7 @@ static const char makefile[] =
     "\n"
     ".PHONY: all clean\n";
 
-int cb_tooling_check_name(const char *name, struct cb_error *err)
+int cb__tooling_check_name(const char *name, struct cb_error *err)
 {
     if (!cb_tool_name_valid(name))
         return cb_error_set(err, -EINVAL,
@@ -176,7 +176,7 @@ int cb_tooling_scaffold(const char *name, const char *lang, const char *dir, cha
                         struct cb_error *err)
 {
     *path = NULL;
-    int r = cb_tooling_check_name(name, err);
+    int r = cb__tooling_check_name(name, err);
     if (r == 0)
         r = check_lang(lang, err);
     if (r < 0)

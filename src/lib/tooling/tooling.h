@@ -141,6 +141,6 @@ void cb_tooling_installed_free(struct cb_tooling_installed *r);
 int cb_tooling_remove(const char *name, const char *tool_dir, bool *manifest, struct cb_error *err);
 
 /* Checks a tool name (1-64 of [A-Za-z0-9_-]); -EINVAL with a message. */
-int cb_tooling_check_name(const char *name, struct cb_error *err);
+int cb__tooling_check_name(const char *name, struct cb_error *err);
 
 #endif

@@ -44,7 +44,7 @@ static void check_unreachable(void)
     struct cb_proxy_addr_policy *policy = NULL;
     struct cb_proxy_allowlist *al = NULL;
     struct cb_error err = {0};
-    if (cb_proxy_addr_policy_new(NULL, 0, &policy, &err) < 0 ||
+    if (cb__proxy_addr_policy_new(NULL, 0, &policy, &err) < 0 ||
         cb_proxy_allowlist_new((char **)allowlist, CB_ARRAY_LEN(allowlist), &al, &err) < 0)
         die("policy", &err);
     for (size_t i = 0; i < CB_ARRAY_LEN(allowlist); i++) {
@@ -52,15 +52,15 @@ static void check_unreachable(void)
         struct cb_proxy_url u;
         struct sockaddr_storage ss;
         socklen_t len;
-        if (cb_proxy_url_parse(url, strlen(url), &u, &err) < 0 ||
-            cb_proxy_addr_from_host(&u.host, u.port, &ss, &len) < 0 ||
-            cb_proxy_addr_check(policy, (struct sockaddr *)&ss, NULL, &err) == 0)
+        if (cb__proxy_url_parse(url, strlen(url), &u, &err) < 0 ||
+            cb__proxy_addr_from_host(&u.host, u.port, &ss, &len) < 0 ||
+            cb__proxy_addr_check(policy, (struct sockaddr *)&ss, NULL, &err) == 0)
             die(allowlist[i], NULL);
-        cb_proxy_url_free(&u);
+        cb__proxy_url_free(&u);
         free(url);
     }
     cb_proxy_allowlist_free(al);
-    cb_proxy_addr_policy_free(policy);
+    cb__proxy_addr_policy_free(policy);
 }
 
 /* Opens the audit log and the proxy that writes to it. */
@@ -82,7 +82,7 @@ static void open_store(void)
     struct cb_master_key key;
     struct cb_error err = {0};
     char *path = cb_xasprintf("%s/credentials.enc", g.dir);
-    if (cb_master_key_parse_hex(key_hex, strlen(key_hex), &key, &err) < 0 ||
+    if (cb__master_key_parse_hex(key_hex, strlen(key_hex), &key, &err) < 0 ||
         cb_secret_store_open(path, &key, &g.store, &err) < 0)
         die("store", &err);
     free(path);

@@ -28,7 +28,7 @@ static size_t head_end_bytewise(const char *p, size_t n)
 {
     struct cb_http_scan st = {0};
     for (size_t i = 1; i <= n; i++) {
-        size_t end = cb_http_find_head_end(p, i, &st);
+        size_t end = cb__http_find_head_end(p, i, &st);
         if (end > 0)
             return end;
     }
@@ -53,14 +53,14 @@ static void check_head(const char *p, const struct cb_http_head *h)
         check_span(f->value, h->len);
         check(f->name.len > 0);
         for (size_t k = 0; k < f->name.len; k++)
-            check(cb_http_is_tchar((unsigned char)p[f->name.off + k]));
+            check(cb__http_is_tchar((unsigned char)p[f->name.off + k]));
         for (size_t k = 0; k < f->value.len; k++)
-            check(cb_http_is_field_byte((unsigned char)p[f->value.off + k]));
+            check(cb__http_is_field_byte((unsigned char)p[f->value.off + k]));
     }
     check(h->framing != CB_HTTP_LENGTH || h->content_length > 0);
     struct cb_error err = {0};
     char *path = NULL;
-    if (cb_http_decode_path(p + h->path.off, h->path.len, &path, &err) == 0) {
+    if (cb__http_decode_path(p + h->path.off, h->path.len, &path, &err) == 0) {
         size_t n = strlen(path);
         check(path[0] == '/');
         for (size_t i = 0; i < n; i++)
@@ -92,12 +92,12 @@ static void check_chunked(const char *p, size_t n)
     struct cb_http_chunked a = {0}, b = {0};
     struct sum sa = {0, CB_FNV1A_INIT}, sb = {0, CB_FNV1A_INIT};
     size_t used_a = 0, used_b = 0;
-    int ra = cb_http_chunked_feed(&a, p, n, &used_a, sink, &sa, &err);
+    int ra = cb__http_chunked_feed(&a, p, n, &used_a, sink, &sa, &err);
     int rb = 0;
     size_t i = 0;
     while (i < n && rb == 0) {
         size_t u = 0;
-        rb = cb_http_chunked_feed(&b, p + i, 1, &u, sink, &sb, &err);
+        rb = cb__http_chunked_feed(&b, p + i, 1, &u, sink, &sb, &err);
         i += rb == 1 ? u : 1;
     }
     used_b = i;
@@ -113,13 +113,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data;
     size_t n = size < CB_HTTP_MAX_HEAD ? size : CB_HTTP_MAX_HEAD;
     struct cb_http_scan st = {0};
-    size_t end = cb_http_find_head_end(p, n, &st);
+    size_t end = cb__http_find_head_end(p, n, &st);
     check(end == head_end_bytewise(p, n));
     if (end == 0)
         return 0;
     static struct cb_http_head h;
     struct cb_error err = {0};
-    if (cb_http_parse_head(p, end, &h, &err) == 0)
+    if (cb__http_parse_head(p, end, &h, &err) == 0)
         check_head(p, &h);
     else
         check(err.msg[0] != '\0');

@@ -64,7 +64,7 @@ static void expect_piece(struct cb_mcp_reader *r, const uint8_t *p, size_t n, si
     const char *line = NULL;
     size_t len = 0;
     struct cb_error err = {0};
-    int rc = cb_mcp_reader_next(r, &line, &len, &err);
+    int rc = cb__mcp_reader_next(r, &line, &len, &err);
     if (n > max) {
         check(rc == -E2BIG);
     } else {
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!threaded)
         close(sv[1]);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, sv[0], max);
+    cb__mcp_reader_init(r, sv[0], max);
     const uint8_t *p = w.p, *end = w.p + w.n;
     for (;;) {
         const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
@@ -109,11 +109,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *line;
     size_t len;
     struct cb_error err = {0};
-    check(cb_mcp_reader_next(r, &line, &len, &err) == 0);
-    check(cb_mcp_reader_next(r, &line, &len, &err) == 0);
+    check(cb__mcp_reader_next(r, &line, &len, &err) == 0);
+    check(cb__mcp_reader_next(r, &line, &len, &err) == 0);
     if (threaded)
         pthread_join(t, NULL);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     close(sv[0]);
     return 0;

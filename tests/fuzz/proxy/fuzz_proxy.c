@@ -38,28 +38,28 @@ static void check_canonical(const struct cb_proxy_url *u)
 {
     struct cb_proxy_url again;
     struct cb_error err = {0};
-    check(cb_proxy_url_parse(u->url, strlen(u->url), &again, &err) == 0);
+    check(cb__proxy_url_parse(u->url, strlen(u->url), &again, &err) == 0);
     check(strcmp(again.url, u->url) == 0 && strcmp(again.host.name, u->host.name) == 0);
     check(again.port == u->port && again.host.kind == u->host.kind);
     check(strcmp(again.redacted, u->redacted) == 0 && u->target[0] == '/');
-    cb_proxy_url_free(&again);
+    cb__proxy_url_free(&again);
 }
 
 static void check_host(const struct cb_proxy_url *u, const struct cb_proxy_allowlist *l,
                        bool star_ok)
 {
     struct cb_error err = {0};
-    int r = cb_proxy_allowlist_check(l, u->host.name, u->host.len, star_ok, "tool f", &err);
+    int r = cb__proxy_allowlist_check(l, u->host.name, u->host.len, star_ok, "tool f", &err);
     check(r == 0 || (r == -EACCES && starts(err.msg, "blocked: host ")));
     char *self[] = {(char *)u->host.name};
     struct cb_proxy_allowlist *exact;
     check(cb_proxy_allowlist_new(self, 1, &exact, &err) == 0);
-    check(cb_proxy_allowlist_check(exact, u->host.name, u->host.len, false, NULL, &err) == 0);
+    check(cb__proxy_allowlist_check(exact, u->host.name, u->host.len, false, NULL, &err) == 0);
     cb_proxy_allowlist_free(exact);
     struct sockaddr_storage ss;
     socklen_t len;
-    if (cb_proxy_addr_from_host(&u->host, u->port, &ss, &len) == 0) {
-        r = cb_proxy_addr_check(NULL, (struct sockaddr *)&ss, NULL, &err);
+    if (cb__proxy_addr_from_host(&u->host, u->port, &ss, &len) == 0) {
+        r = cb__proxy_addr_check(NULL, (struct sockaddr *)&ss, NULL, &err);
         check(r == 0 || (r == -EACCES && starts(err.msg, "blocked: ")));
     }
 }
@@ -68,8 +68,8 @@ static void check_cidr(const char *s)
 {
     struct cb_proxy_cidr c;
     struct cb_error err = {0};
-    if (cb_proxy_cidr_parse(s, strlen(s), &c, &err) == 0)
-        check(cb_proxy_cidr_contains(&c, c.family, c.addr));
+    if (cb__proxy_cidr_parse(s, strlen(s), &c, &err) == 0)
+        check(cb__proxy_cidr_contains(&c, c.family, c.addr));
     else
         check(err.code == -EINVAL && err.msg[0] == '"');
 }
@@ -112,14 +112,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_cidr(lines[i]);
 
     struct cb_proxy_url u;
-    int r = cb_proxy_url_parse(lines[0], lens[0], &u, &err);
+    int r = cb__proxy_url_parse(lines[0], lens[0], &u, &err);
     if (r == 0) {
         check_canonical(&u);
         check_host(&u, l, star_ok);
     } else {
         check(r == -EINVAL && starts(err.msg, "blocked: ") && u.url == NULL);
     }
-    cb_proxy_url_free(&u);
+    cb__proxy_url_free(&u);
     free(cb_proxy_url_redact(lines[0], lens[0]));
     cb_proxy_allowlist_free(l);
     free(buf);

@@ -53,6 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check(root->type == CB_TOML_TABLE);
     walk(root, 0);
-    cb_toml_free(root);
+    cb__toml_free(root);
     return 0;
 }

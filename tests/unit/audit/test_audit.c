@@ -174,7 +174,7 @@ static void test_format_fields(void **state)
     r.reason = "leak: \"x\"\\\n\x01";
     r.status = 403;
     r.bytes = UINT64_MAX;
-    size_t n = cb_audit_format(&r, 1700000000123ull, 0, ZEROS, line);
+    size_t n = cb__audit_format(&r, 1700000000123ull, 0, ZEROS, line);
     assert_int_equal(n, strlen(line));
     const char *want =
         "{\"timestamp\":\"2023-11-14T22:13:20.123+00:00\",\"request_id\":\"r-1\",\"kind\":"
@@ -192,7 +192,7 @@ static void test_format_nulls_and_bad_utf8(void **state)
     (void)state;
     static char line[CB_AUDIT_MAX_LINE + 1];
     struct cb_audit_record r = {.kind = CB_AUDIT_CREDENTIAL, .url = "a\xff\xc3(b\xe2\x82\xac"};
-    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
+    size_t n = cb__audit_format(&r, 0, 0, ZEROS, line);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
     if (o == NULL)
@@ -207,7 +207,7 @@ static void test_format_nulls_and_bad_utf8(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "url")),
                         "a\xef\xbf\xbd\xef\xbf\xbd(b\xe2\x82\xac");
     json_decref(o);
-    assert_string_equal(cb_audit_kind_name((enum cb_audit_kind)99), "unknown");
+    assert_string_equal(cb__audit_kind_name((enum cb_audit_kind)99), "unknown");
 }
 
 /* Whatever the caller passes, a line stays under the limit, is valid JSON
@@ -233,7 +233,7 @@ static void test_format_truncation(void **state)
     r.method = ctl;
     r.decision = ctl;
     r.credential_injected = ctl;
-    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
+    size_t n = cb__audit_format(&r, 0, 0, ZEROS, line);
     assert_true(n <= CB_AUDIT_MAX_LINE);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
@@ -266,12 +266,12 @@ static void test_format_credential_lists(void **state)
                                 .n_added = 2,
                                 .changed = changed,
                                 .n_changed = 1};
-    cb_audit_format(&r, 0, 0, ZEROS, line);
+    cb__audit_format(&r, 0, 0, ZEROS, line);
     assert_non_null(strstr(line, "\"domain\":\"api.github.com\",\"added\":[\"github\","
                                  "\"we\\\"ird\"],\"removed\":[],\"changed\":[\"openai\"],"
                                  "\"prev\":\"" ZEROS "\"}"));
     r.kind = CB_AUDIT_PROXY;
-    cb_audit_format(&r, 0, 0, ZEROS, line);
+    cb__audit_format(&r, 0, 0, ZEROS, line);
     assert_null(strstr(line, "\"added\""));
     assert_null(strstr(line, "\"domain\""));
 
@@ -289,7 +289,7 @@ static void test_format_credential_lists(void **state)
                                  .n_removed = MANY,
                                  .changed = list,
                                  .n_changed = 3};
-    size_t n = cb_audit_format(&r, 0, 0, ZEROS, line);
+    size_t n = cb__audit_format(&r, 0, 0, ZEROS, line);
     json_error_t je;
     json_t *o = json_loadb(line, n, 0, &je);
     if (o == NULL)
@@ -711,18 +711,18 @@ static void test_format_seq_and_audit_kind(void **state)
     (void)state;
     static char line[CB_AUDIT_MAX_LINE + 1];
     struct cb_audit_record r = rec("r");
-    cb_audit_format(&r, 0, 7, ZEROS, line);
+    cb__audit_format(&r, 0, 7, ZEROS, line);
     assert_non_null(strstr(line, "\"reason\":null,\"seq\":7,\"prev\":\"" ZEROS "\"}"));
     r = (struct cb_audit_record){.kind = CB_AUDIT_AUDIT,
                                  .method = "AUDIT",
                                  .decision = "truncated",
                                  .reason = "cut",
                                  .missing = 3};
-    cb_audit_format(&r, 0, 12, ZEROS, line);
+    cb__audit_format(&r, 0, 12, ZEROS, line);
     assert_non_null(strstr(line, "\"kind\":\"audit\","));
     assert_non_null(strstr(line, "\"reason\":\"cut\",\"missing\":3,\"seq\":12,\"prev\""));
     r.kind = CB_AUDIT_PROXY;
-    cb_audit_format(&r, 0, 12, ZEROS, line);
+    cb__audit_format(&r, 0, 12, ZEROS, line);
     assert_null(strstr(line, "\"missing\""));
 }
 

@@ -35,7 +35,7 @@ static void bad_n(const char *text, size_t len, const char *needle)
     struct cb_error err = {0};
     struct cb_toml_value *v = cb_toml_parse(text, len, &err);
     if (v != NULL) {
-        cb_toml_free(v);
+        cb__toml_free(v);
         fail_msg("accepted invalid input: %s", text);
     }
     assert_int_equal(err.code, -EINVAL);
@@ -100,7 +100,7 @@ static void basic_string_escapes(void **state)
     STR(r, "s", "\b\t\n\f\r\"\\ \xC3\xA9 \xF0\x9F\x98\x80 tab:\t.");
     STR(r, "nul", "a\0b");
     STR(r, "empty", "");
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_escapes_are_rejected(void **state)
@@ -124,7 +124,7 @@ static void literal_strings_keep_backslashes(void **state)
     STR(r, "p", "C:\\Users\\nodejs\\templates");
     STR(r, "q", "<\\i\\c*\\s*>");
     STR(r, "e", "");
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void multi_line_basic_strings(void **state)
@@ -146,7 +146,7 @@ static void multi_line_basic_strings(void **state)
     STR(r, "g", "esc \"\"\" A");
     assert_int_equal(at(r, "b")->line, 4);
     assert_int_equal(at(r, "c")->line, 9);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void multi_line_literal_strings(void **state)
@@ -158,7 +158,7 @@ static void multi_line_literal_strings(void **state)
     STR(r, "a", "The first newline is\ntrimmed in raw strings.\n");
     STR(r, "b", "'That,' she said");
     STR(r, "c", "no \\escapes \\n here''");
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_strings_are_rejected(void **state)
@@ -198,7 +198,7 @@ static void integers(void **state)
     assert_true(int_at(r, "min") == INT64_MIN);
     assert_true(int_at(r, "hmax") == INT64_MAX);
     assert_int_equal(int_at(r, "z"), 0);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_integers_are_rejected(void **state)
@@ -252,7 +252,7 @@ static void floats(void **state)
     assert_true(isnan(float_at(r, "nan1")));
     assert_true(isnan(float_at(r, "nan2")));
     assert_true(isnan(float_at(r, "nan3")));
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_floats_are_rejected(void **state)
@@ -280,7 +280,7 @@ static void booleans(void **state)
     assert_int_equal(at(r, "t")->type, CB_TOML_BOOL);
     assert_true(at(r, "t")->u.b);
     assert_false(at(r, "f")->u.b);
-    cb_toml_free(r);
+    cb__toml_free(r);
     bad("t = True", "invalid value 'True' (strings need quotes)");
     bad("t = truex", "invalid value 'truex'");
     bad("t = bare", "invalid value 'bare'");
@@ -319,7 +319,7 @@ static void dates_and_times(void **state)
     assert_dt(r, "lt", CB_TOML_TIME_LOCAL, "00:32:00.999999");
     assert_dt(r, "leap", CB_TOML_DATE_LOCAL, "2020-02-29");
     assert_dt(r, "sec60", CB_TOML_DATETIME, "1990-12-31T23:59:60Z");
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_dates_are_rejected(void **state)
@@ -367,7 +367,7 @@ static void arrays(void **state)
     assert_int_equal(cb_toml_get(d->u.arr.items[2], "k")->u.i, 1);
     assert_int_equal(d->u.arr.items[3]->type, CB_TOML_DATE_LOCAL);
     assert_int_equal(at(r, "e")->u.arr.len, 0);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_arrays_are_rejected(void **state)
@@ -396,7 +396,7 @@ static void inline_tables(void **state)
     const struct cb_toml_value *c = at(r, "nest.a.b.c");
     assert_int_equal(cb_toml_get(c->u.arr.items[0], "d")->u.i, 1);
     assert_int_equal(at(r, "empty")->u.tbl.len, 0);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_inline_tables_are_rejected(void **state)
@@ -437,7 +437,7 @@ static void keys(void **state)
     const struct cb_toml_kv *kv = &r->u.tbl.items[r->u.tbl.len - 1];
     assert_int_equal(kv->key_len, 3);
     assert_memory_equal(kv->key, "a\0b", 4);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_keys_are_rejected(void **state)
@@ -467,15 +467,15 @@ static void dotted_keys(void **state)
     STR(r, "physical.shape", "round");
     assert_true(at(r, "fruit.apple.taste.sweet")->u.b);
     assert_true(at(r, "fruit.apple.texture.smooth")->u.b);
-    cb_toml_free(r);
+    cb__toml_free(r);
     r = ok("apple.type = \"fruit\"\norange.type = \"fruit\"\napple.skin = \"thin\"\n");
     STR(r, "apple.skin", "thin");
-    cb_toml_free(r);
+    cb__toml_free(r);
     /* A table that so far only exists as the parent of a header may be
      * extended with dotted keys (as Python's tomllib allows). */
     r = ok("[a.b.c]\nx = 1\n[a]\nb.d = 2\n");
     assert_int_equal(int_at(r, "a.b.d"), 2);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_dotted_keys_are_rejected(void **state)
@@ -509,7 +509,7 @@ static void tables(void **state)
     assert_int_equal(at(r, "x")->line, 6);
     assert_int_equal(at(r, "empty")->u.tbl.len, 0);
     assert_int_equal(at(r, "empty")->line, 9);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_tables_are_rejected(void **state)
@@ -552,7 +552,7 @@ static void arrays_of_tables(void **state)
     STR(v->u.arr.items[0], "name", "plantain");
     assert_int_equal(at(r, "empty")->u.arr.len, 2);
     assert_int_equal(f->u.arr.items[1]->line, 9);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void bad_arrays_of_tables_are_rejected(void **state)
@@ -611,7 +611,7 @@ static void encoding_and_control_characters(void **state)
     struct cb_toml_value *r = ok("\xEF\xBB\xBF"
                                  "a = \"\xF0\x9F\x98\x80 \xEF\xBB\xBF\" # \xE2\x82\xAC\tok\r\n");
     STR(r, "a", "\xF0\x9F\x98\x80 \xEF\xBB\xBF");
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 static void empty_and_comment_only_documents(void **state)
@@ -619,16 +619,16 @@ static void empty_and_comment_only_documents(void **state)
     (void)state;
     struct cb_toml_value *r = ok("");
     assert_int_equal(r->u.tbl.len, 0);
-    cb_toml_free(r);
+    cb__toml_free(r);
     struct cb_error err = {0};
     r = cb_toml_parse(NULL, 0, &err);
     assert_non_null(r);
     assert_int_equal(r->u.tbl.len, 0);
-    cb_toml_free(r);
+    cb__toml_free(r);
     r = ok("# only\n\n   \t# comments\n#");
     assert_int_equal(r->u.tbl.len, 0);
-    cb_toml_free(r);
-    cb_toml_free(NULL);
+    cb__toml_free(r);
+    cb__toml_free(NULL);
 }
 
 static void input_size_is_bounded(void **state)
@@ -642,7 +642,7 @@ static void input_size_is_bounded(void **state)
     assert_int_equal(err.code, -E2BIG);
     assert_non_null(strstr(err.msg, "line 1: document is 4194305 bytes"));
     struct cb_toml_value *r = ok_n(big, n - 1);
-    cb_toml_free(r);
+    cb__toml_free(r);
     free(big);
 }
 
@@ -666,7 +666,7 @@ static void nesting_depth_is_bounded(void **state)
     (void)state;
     char *s = nested("[", "]", CB_TOML_MAX_DEPTH);
     struct cb_toml_value *r = ok(s);
-    cb_toml_free(r);
+    cb__toml_free(r);
     free(s);
     s = nested("[", "]", CB_TOML_MAX_DEPTH + 1);
     bad(s, "nesting is deeper than 128 levels");
@@ -684,7 +684,7 @@ static void nesting_depth_is_bounded(void **state)
     char doc[sizeof(key) + 64];
     snprintf(doc, sizeof(doc), "%s = 1", key);
     r = ok(doc);
-    cb_toml_free(r);
+    cb__toml_free(r);
     snprintf(doc, sizeof(doc), "%s.k = 1", key);
     bad(doc, "key has more than 128 parts");
     snprintf(doc, sizeof(doc), "[%s]\na = [1]", key);
@@ -710,7 +710,7 @@ static void large_tables_find_every_key(void **state)
         assert_memory_equal(r->u.tbl.items[i].key, k, strlen(k) + 1);
     }
     assert_null(cb_toml_get(r, "key2000"));
-    cb_toml_free(r);
+    cb__toml_free(r);
     n += (size_t)snprintf(doc + n, 32, "key1234 = 0\n");
     bad_n(doc, n, "line 2001: duplicate key 'key1234' (first defined on line 1235)");
     free(doc);
@@ -727,18 +727,18 @@ static void get_and_type_names(void **state)
     assert_int_equal(at(r, "t.b")->u.i, 2);
     assert_int_equal(at(r, "t.b")->line, 3);
     assert_int_equal(at(r, "t")->line, 2);
-    cb_toml_free(r);
-    assert_string_equal(cb_toml_type_name(CB_TOML_STRING), "string");
-    assert_string_equal(cb_toml_type_name(CB_TOML_INTEGER), "integer");
-    assert_string_equal(cb_toml_type_name(CB_TOML_FLOAT), "float");
-    assert_string_equal(cb_toml_type_name(CB_TOML_BOOL), "bool");
-    assert_string_equal(cb_toml_type_name(CB_TOML_DATETIME), "datetime");
-    assert_string_equal(cb_toml_type_name(CB_TOML_DATETIME_LOCAL), "datetime-local");
-    assert_string_equal(cb_toml_type_name(CB_TOML_DATE_LOCAL), "date-local");
-    assert_string_equal(cb_toml_type_name(CB_TOML_TIME_LOCAL), "time-local");
-    assert_string_equal(cb_toml_type_name(CB_TOML_ARRAY), "array");
-    assert_string_equal(cb_toml_type_name(CB_TOML_TABLE), "table");
-    assert_string_equal(cb_toml_type_name((enum cb_toml_type)99), "unknown");
+    cb__toml_free(r);
+    assert_string_equal(cb__toml_type_name(CB_TOML_STRING), "string");
+    assert_string_equal(cb__toml_type_name(CB_TOML_INTEGER), "integer");
+    assert_string_equal(cb__toml_type_name(CB_TOML_FLOAT), "float");
+    assert_string_equal(cb__toml_type_name(CB_TOML_BOOL), "bool");
+    assert_string_equal(cb__toml_type_name(CB_TOML_DATETIME), "datetime");
+    assert_string_equal(cb__toml_type_name(CB_TOML_DATETIME_LOCAL), "datetime-local");
+    assert_string_equal(cb__toml_type_name(CB_TOML_DATE_LOCAL), "date-local");
+    assert_string_equal(cb__toml_type_name(CB_TOML_TIME_LOCAL), "time-local");
+    assert_string_equal(cb__toml_type_name(CB_TOML_ARRAY), "array");
+    assert_string_equal(cb__toml_type_name(CB_TOML_TABLE), "table");
+    assert_string_equal(cb__toml_type_name((enum cb_toml_type)99), "unknown");
 }
 
 static void document_order_is_kept(void **state)
@@ -749,7 +749,7 @@ static void document_order_is_kept(void **state)
     assert_int_equal(r->u.tbl.len, 4);
     for (size_t i = 0; i < 4; i++)
         assert_string_equal(r->u.tbl.items[i].key, want[i]);
-    cb_toml_free(r);
+    cb__toml_free(r);
 }
 
 int main(void)

@@ -146,8 +146,8 @@ static bool match_scalar(const struct cb_toml_value *v, json_t *j, const char *p
     json_t *jv = json_object_get(j, "value");
     const char *want = json_string_value(jv);
     char a[128], b[128];
-    if (strcmp(type, cb_toml_type_name(v->type)) != 0)
-        return mismatch(path, cb_toml_type_name(v->type));
+    if (strcmp(type, cb__toml_type_name(v->type)) != 0)
+        return mismatch(path, cb__toml_type_name(v->type));
     switch (v->type) {
     case CB_TOML_STRING:
         return (v->u.str.len == json_string_length(jv) &&
@@ -231,7 +231,7 @@ static bool run_valid(const char *path)
     bool ok = root != NULL && match(root, want, "");
     if (root == NULL)
         snprintf(why, sizeof(why), "rejected: %s", err.msg);
-    cb_toml_free(root);
+    cb__toml_free(root);
     json_decref(want);
     return ok;
 }
@@ -247,7 +247,7 @@ static bool run_invalid(const char *path)
     }
     struct cb_toml_value *root = cb_toml_parse(text, len, &err);
     if (root != NULL) {
-        cb_toml_free(root);
+        cb__toml_free(root);
         snprintf(why, sizeof(why), "accepted");
         return false;
     }

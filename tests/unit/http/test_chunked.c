@@ -34,7 +34,7 @@ static int feed(const char *text, size_t len, size_t step, struct out *o, size_t
     while (pos < len && r == 0) {
         size_t n = len - pos < step ? len - pos : step;
         size_t u = 0;
-        r = cb_http_chunked_feed(&st, text + pos, n, &u, sink, o, err);
+        r = cb__http_chunked_feed(&st, text + pos, n, &u, sink, o, err);
         if (r >= 0)
             pos += r == 1 ? u : n;
     }
@@ -78,7 +78,7 @@ static void decodes_a_16_digit_size(void **state)
     struct cb_error err = {0};
     size_t used = 0;
     const char *t = "000000000000000A\r\n";
-    assert_int_equal(cb_http_chunked_feed(&st, t, strlen(t), &used, sink, &o, &err), 0);
+    assert_int_equal(cb__http_chunked_feed(&st, t, strlen(t), &used, sink, &o, &err), 0);
     assert_int_equal(st.size, 10);
 }
 

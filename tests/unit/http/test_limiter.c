@@ -68,16 +68,16 @@ static void never_more_than_the_limit_at_once(void **state)
     struct cb_limiter *l = NULL;
     struct probe p[12];
     atomic_store(&running_max, 0);
-    assert_int_equal(cb_limiter_new(3, 100, 5000, &l, NULL), 0);
+    assert_int_equal(cb__limiter_new(3, 100, 5000, &l, NULL), 0);
     for (int i = 0; i < 12; i++) {
         init_probe(&p[i], 20);
-        assert_int_equal(cb_limiter_submit(l, &p[i].job), 0);
+        assert_int_equal(cb__limiter_submit(l, &p[i].job), 0);
     }
     wait_done(p, 12);
     for (int i = 0; i < 12; i++)
         assert_true(atomic_load(&p[i].ran));
     assert_int_equal(atomic_load(&running_max), 3);
-    cb_limiter_free(l);
+    cb__limiter_free(l);
 }
 
 /* Right after a job, its worker polls for the next one instead of
@@ -89,12 +89,12 @@ static void jobs_after_a_job_run_in_parallel(void **state)
     struct cb_limiter *l = NULL;
     struct probe first, pair[2];
     atomic_store(&running_max, 0);
-    assert_int_equal(cb_limiter_new(2, 10, 5000, &l, NULL), 0);
+    assert_int_equal(cb__limiter_new(2, 10, 5000, &l, NULL), 0);
     /* Submit while the worker polls (its window is short: retry). */
     bool polling = false;
     for (int attempt = 0; attempt < 50 && !polling; attempt++) {
         init_probe(&first, 0);
-        assert_int_equal(cb_limiter_submit(l, &first.job), 0);
+        assert_int_equal(cb__limiter_submit(l, &first.job), 0);
         wait_done(&first, 1);
         for (int i = 0; i < 100000 && !polling; i++)
             polling = cb_limiter_polling(l) == 1;
@@ -103,14 +103,14 @@ static void jobs_after_a_job_run_in_parallel(void **state)
     init_probe(&pair[0], 200);
     init_probe(&pair[1], 200);
     uint64_t start = cb_now_mono_ns();
-    assert_int_equal(cb_limiter_submit(l, &pair[0].job), 0);
-    assert_int_equal(cb_limiter_submit(l, &pair[1].job), 0);
+    assert_int_equal(cb__limiter_submit(l, &pair[0].job), 0);
+    assert_int_equal(cb__limiter_submit(l, &pair[1].job), 0);
     wait_done(pair, 2);
     uint64_t ms = (cb_now_mono_ns() - start) / 1000000;
     assert_true(atomic_load(&pair[0].ran) && atomic_load(&pair[1].ran));
     assert_int_equal(atomic_load(&running_max), 2);
     assert_true(ms < 390);
-    cb_limiter_free(l);
+    cb__limiter_free(l);
 }
 
 static void queued_jobs_time_out(void **state)
@@ -118,13 +118,13 @@ static void queued_jobs_time_out(void **state)
     (void)state;
     struct cb_limiter *l = NULL;
     struct probe busy, late;
-    assert_int_equal(cb_limiter_new(1, 10, 100, &l, NULL), 0);
+    assert_int_equal(cb__limiter_new(1, 10, 100, &l, NULL), 0);
     init_probe(&busy, 400);
     init_probe(&late, 0);
-    assert_int_equal(cb_limiter_submit(l, &busy.job), 0);
+    assert_int_equal(cb__limiter_submit(l, &busy.job), 0);
     sleep_ms(20);
     uint64_t start = cb_now_mono_ns();
-    assert_int_equal(cb_limiter_submit(l, &late.job), 0);
+    assert_int_equal(cb__limiter_submit(l, &late.job), 0);
     wait_done(&late, 1);
     uint64_t waited_ms = (cb_now_mono_ns() - start) / 1000000;
     assert_true(atomic_load(&late.rejected));
@@ -132,7 +132,7 @@ static void queued_jobs_time_out(void **state)
     assert_true(waited_ms >= 90 && waited_ms < 350);
     wait_done(&busy, 1);
     assert_true(atomic_load(&busy.ran));
-    cb_limiter_free(l);
+    cb__limiter_free(l);
 }
 
 static void full_queue_refuses(void **state)
@@ -140,17 +140,17 @@ static void full_queue_refuses(void **state)
     (void)state;
     struct cb_limiter *l = NULL;
     struct probe p[4];
-    assert_int_equal(cb_limiter_new(1, 2, 5000, &l, NULL), 0);
+    assert_int_equal(cb__limiter_new(1, 2, 5000, &l, NULL), 0);
     for (int i = 0; i < 4; i++)
         init_probe(&p[i], 100);
-    assert_int_equal(cb_limiter_submit(l, &p[0].job), 0);
+    assert_int_equal(cb__limiter_submit(l, &p[0].job), 0);
     sleep_ms(20);
-    assert_int_equal(cb_limiter_submit(l, &p[1].job), 0);
-    assert_int_equal(cb_limiter_submit(l, &p[2].job), 0);
-    assert_int_equal(cb_limiter_submit(l, &p[3].job), -EAGAIN);
+    assert_int_equal(cb__limiter_submit(l, &p[1].job), 0);
+    assert_int_equal(cb__limiter_submit(l, &p[2].job), 0);
+    assert_int_equal(cb__limiter_submit(l, &p[3].job), -EAGAIN);
     assert_true(cb_limiter_load(l) == 3);
     wait_done(p, 3);
-    cb_limiter_free(l);
+    cb__limiter_free(l);
 }
 
 static void zero_timeout_never_waits(void **state)
@@ -158,14 +158,14 @@ static void zero_timeout_never_waits(void **state)
     (void)state;
     struct cb_limiter *l = NULL;
     struct probe a, b;
-    assert_int_equal(cb_limiter_new(1, 10, 0, &l, NULL), 0);
+    assert_int_equal(cb__limiter_new(1, 10, 0, &l, NULL), 0);
     init_probe(&a, 100);
     init_probe(&b, 0);
-    assert_int_equal(cb_limiter_submit(l, &a.job), 0);
+    assert_int_equal(cb__limiter_submit(l, &a.job), 0);
     sleep_ms(20);
-    assert_int_equal(cb_limiter_submit(l, &b.job), -EAGAIN);
+    assert_int_equal(cb__limiter_submit(l, &b.job), -EAGAIN);
     wait_done(&a, 1);
-    cb_limiter_free(l);
+    cb__limiter_free(l);
 }
 
 int main(void)

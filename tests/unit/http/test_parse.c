@@ -15,7 +15,7 @@ static struct cb_http_head head;
 static int parse(const char *text, struct cb_error *err)
 {
     cb_error_clear(err);
-    return cb_http_parse_head(text, strlen(text), &head, err);
+    return cb__http_parse_head(text, strlen(text), &head, err);
 }
 
 static bool span_is(const char *buf, struct cb_http_span s, const char *want)
@@ -29,15 +29,15 @@ static void finds_the_end_of_a_head(void **state)
     const char *crlf = "GET / HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
     const char *lf = "GET / HTTP/1.1\nHost: x\n\nNEXT";
     struct cb_http_scan st = {0};
-    assert_int_equal(cb_http_find_head_end(crlf, strlen(crlf), &st), strlen(crlf) - 4);
+    assert_int_equal(cb__http_find_head_end(crlf, strlen(crlf), &st), strlen(crlf) - 4);
     st = (struct cb_http_scan){0};
-    assert_int_equal(cb_http_find_head_end(lf, strlen(lf), &st), strlen(lf) - 4);
+    assert_int_equal(cb__http_find_head_end(lf, strlen(lf), &st), strlen(lf) - 4);
     /* Empty lines before the request line do not end the head. */
     const char *lead = "\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
     st = (struct cb_http_scan){0};
-    assert_int_equal(cb_http_find_head_end(lead, strlen(lead), &st), strlen(lead));
+    assert_int_equal(cb__http_find_head_end(lead, strlen(lead), &st), strlen(lead));
     st = (struct cb_http_scan){0};
-    assert_int_equal(cb_http_find_head_end("GET / HTTP/1.1\r\nHost", 20, &st), 0);
+    assert_int_equal(cb__http_find_head_end("GET / HTTP/1.1\r\nHost", 20, &st), 0);
 }
 
 static void finds_the_end_a_byte_at_a_time(void **state)
@@ -48,7 +48,7 @@ static void finds_the_end_a_byte_at_a_time(void **state)
     struct cb_http_scan st = {0};
     size_t got = 0;
     for (size_t n = 1; n <= strlen(text) && got == 0; n++)
-        got = cb_http_find_head_end(text, n, &st);
+        got = cb__http_find_head_end(text, n, &st);
     assert_int_equal(got, want);
 }
 
@@ -222,7 +222,7 @@ static void refuses_malformed_heads(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         struct cb_error err = {0};
-        int r = cb_http_parse_head(refused[i].text, refused[i].len, &head, &err);
+        int r = cb__http_parse_head(refused[i].text, refused[i].len, &head, &err);
         if (r != refused[i].code || strstr(err.msg, refused[i].msg) == NULL)
             fail_msg("case %zu: got %d \"%s\", want %d \"%s\"", i, r, err.msg, refused[i].code,
                      refused[i].msg);
@@ -252,12 +252,12 @@ static void counts_fields_and_the_target(void **state)
 static void maps_codes_to_statuses(void **state)
 {
     (void)state;
-    assert_int_equal(cb_http_error_status(-EINVAL), 400);
-    assert_int_equal(cb_http_error_status(-ENAMETOOLONG), 414);
-    assert_int_equal(cb_http_error_status(-E2BIG), 431);
-    assert_int_equal(cb_http_error_status(-EFBIG), 413);
-    assert_int_equal(cb_http_error_status(-EPROTONOSUPPORT), 505);
-    assert_int_equal(cb_http_error_status(-EOPNOTSUPP), 417);
+    assert_int_equal(cb__http_error_status(-EINVAL), 400);
+    assert_int_equal(cb__http_error_status(-ENAMETOOLONG), 414);
+    assert_int_equal(cb__http_error_status(-E2BIG), 431);
+    assert_int_equal(cb__http_error_status(-EFBIG), 413);
+    assert_int_equal(cb__http_error_status(-EPROTONOSUPPORT), 505);
+    assert_int_equal(cb__http_error_status(-EOPNOTSUPP), 417);
 }
 
 static void decodes_paths(void **state)
@@ -265,15 +265,15 @@ static void decodes_paths(void **state)
     (void)state;
     struct cb_error err;
     char *p = NULL;
-    assert_int_equal(cb_http_decode_path("/a%41%2fb%C3%A9", 15, &p, &err), 0);
+    assert_int_equal(cb__http_decode_path("/a%41%2fb%C3%A9", 15, &p, &err), 0);
     assert_string_equal(p, "/aA/b\xc3\xa9");
     free(p);
-    assert_int_equal(cb_http_decode_path("", 0, &p, &err), 0);
+    assert_int_equal(cb__http_decode_path("", 0, &p, &err), 0);
     assert_string_equal(p, "/");
     free(p);
-    assert_int_equal(cb_http_decode_path("/%C3%28", 7, &p, &err), -EINVAL);
+    assert_int_equal(cb__http_decode_path("/%C3%28", 7, &p, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "not valid UTF-8"));
-    assert_int_equal(cb_http_decode_path("/%FF", 4, &p, &err), -EINVAL);
+    assert_int_equal(cb__http_decode_path("/%FF", 4, &p, &err), -EINVAL);
 }
 
 int main(void)

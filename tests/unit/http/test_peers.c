@@ -16,7 +16,7 @@ static struct cb_peer_key v4(const char *addr)
     struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(1234)};
     struct cb_peer_key k;
     inet_pton(AF_INET, addr, &in.sin_addr);
-    assert_true(cb_peer_key_from((struct sockaddr *)&in, sizeof(in), &k));
+    assert_true(cb__peer_key_from((struct sockaddr *)&in, sizeof(in), &k));
     return k;
 }
 
@@ -25,7 +25,7 @@ static struct cb_peer_key v6(const char *addr)
     struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(99)};
     struct cb_peer_key k;
     inet_pton(AF_INET6, addr, &in6.sin6_addr);
-    assert_true(cb_peer_key_from((struct sockaddr *)&in6, sizeof(in6), &k));
+    assert_true(cb__peer_key_from((struct sockaddr *)&in6, sizeof(in6), &k));
     return k;
 }
 
@@ -35,19 +35,19 @@ static void caps_each_address(void **state)
     struct cb_peers *p = cb_peers_new(2);
     struct cb_peer_key a = v4("127.0.0.2");
     struct cb_peer_key b = v4("127.0.0.1");
-    assert_true(cb_peers_acquire(p, &a));
-    assert_true(cb_peers_acquire(p, &a));
-    assert_false(cb_peers_acquire(p, &a));
+    assert_true(cb__peers_acquire(p, &a));
+    assert_true(cb__peers_acquire(p, &a));
+    assert_false(cb__peers_acquire(p, &a));
     assert_int_equal(cb_peers_count(p, &a), 2);
-    assert_true(cb_peers_acquire(p, &b));
-    cb_peers_release(p, &a);
-    assert_true(cb_peers_acquire(p, &a));
-    cb_peers_release(p, &a);
-    cb_peers_release(p, &a);
-    cb_peers_release(p, &b);
+    assert_true(cb__peers_acquire(p, &b));
+    cb__peers_release(p, &a);
+    assert_true(cb__peers_acquire(p, &a));
+    cb__peers_release(p, &a);
+    cb__peers_release(p, &a);
+    cb__peers_release(p, &b);
     assert_int_equal(cb_peers_count(p, &a), 0);
     assert_int_equal(cb_peers_count(p, &b), 0);
-    cb_peers_free(p);
+    cb__peers_free(p);
 }
 
 static void zero_means_no_cap(void **state)
@@ -56,9 +56,9 @@ static void zero_means_no_cap(void **state)
     struct cb_peers *p = cb_peers_new(0);
     struct cb_peer_key a = v4("10.0.0.1");
     for (int i = 0; i < 10000; i++)
-        assert_true(cb_peers_acquire(p, &a));
+        assert_true(cb__peers_acquire(p, &a));
     assert_int_equal(cb_peers_count(p, &a), 10000);
-    cb_peers_free(p);
+    cb__peers_free(p);
 }
 
 static void keys_v4_mapped_and_v6_prefixes(void **state)
@@ -77,7 +77,7 @@ static void keys_v4_mapped_and_v6_prefixes(void **state)
     assert_memory_not_equal(x.addr, z.addr, 16);
     struct sockaddr_un un = {.sun_family = AF_UNIX};
     struct cb_peer_key k;
-    assert_false(cb_peer_key_from((struct sockaddr *)&un, sizeof(un), &k));
+    assert_false(cb__peer_key_from((struct sockaddr *)&un, sizeof(un), &k));
 }
 
 struct race {
@@ -90,7 +90,7 @@ static void *grab(void *arg)
 {
     struct race *r = arg;
     for (int i = 0; i < 1000; i++)
-        r->got += cb_peers_acquire(r->p, &r->k);
+        r->got += cb__peers_acquire(r->p, &r->k);
     return NULL;
 }
 
@@ -111,7 +111,7 @@ static void holds_the_cap_across_threads(void **state)
     }
     assert_int_equal(total, 1500);
     assert_int_equal(cb_peers_count(p, &r[0].k), 1500);
-    cb_peers_free(p);
+    cb__peers_free(p);
 }
 
 int main(void)

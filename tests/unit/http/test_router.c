@@ -47,10 +47,10 @@ static void literal_and_param_routes(void **state)
     assert_string_equal(route->pattern, "/agents/{id}");
     assert_string_equal(cb_http_param(&req, "id"), "abc-123");
     assert_null(cb_http_param(&req, "name"));
-    cb_router_free_params(&req);
+    cb__router_free_params(&req);
     assert_int_equal(run(r, "POST", "/agents/x/start", &route, &req, allow), CB_ROUTE_FOUND);
     assert_string_equal(cb_http_param(&req, "id"), "x");
-    cb_router_free_params(&req);
+    cb__router_free_params(&req);
     cb_router_free(r);
 }
 
@@ -87,7 +87,7 @@ static void method_not_allowed_lists_methods(void **state)
     assert_string_equal(allow, "POST");
     assert_int_equal(run(r, "GET", "/tools/echo", &route, &req, allow), CB_ROUTE_FOUND);
     assert_string_equal(cb_http_param(&req, "name"), "echo");
-    cb_router_free_params(&req);
+    cb__router_free_params(&req);
     cb_router_free(r);
 }
 

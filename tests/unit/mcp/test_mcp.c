@@ -192,7 +192,7 @@ static int teardown(void **state)
 
 static void send_line(struct ctx *c, const char *line)
 {
-    cb_mcp_handle(c->m, line, strlen(line));
+    cb__mcp_handle(c->m, line, strlen(line));
 }
 
 /* The message answering `id` (an integer; -1 for null), or NULL. */
@@ -222,7 +222,7 @@ static int error_code(json_t *msg)
 
 static json_t *result_of(struct ctx *c, json_int_t id)
 {
-    cb_mcp_wait_idle(c->m);
+    cb__mcp_wait_idle(c->m);
     json_t *msg = reply(c, id);
     assert_non_null(msg);
     json_t *r = json_object_get(msg, "result");
@@ -316,7 +316,7 @@ static void framing_errors(void **state)
     send_line(c, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]");
     assert_int_equal(error_code(reply(c, -1)), CB__MCP_INVALID_REQUEST);
     json_array_clear(c->f.out);
-    cb_mcp_line_too_long(c->m, 10);
+    cb__mcp_line_too_long(c->m, 10);
     assert_int_equal(error_code(reply(c, -1)), CB__MCP_PARSE_ERROR);
     json_array_clear(c->f.out);
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}");
@@ -497,7 +497,7 @@ static void server_down(void **state)
     assert_true(json_is_true(json_object_get(r, "isError")));
     assert_non_null(strstr(text_of(r, 0), "start it with `clawbox serve`"));
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
-    cb_mcp_wait_idle(c->m);
+    cb__mcp_wait_idle(c->m);
     json_t *msg = reply(c, 2);
     assert_int_equal(error_code(msg), CB__MCP_INTERNAL_ERROR);
     assert_non_null(
@@ -639,7 +639,7 @@ static void stateless_call_server_down(void **state)
     assert_non_null(strstr(text_of(r, 0), "start it with `clawbox serve`"));
     /* A failed tools/list is a JSON-RPC error, with no resultType. */
     send_stateless(c, 2, "tools/list", "2026-07-28", "");
-    cb_mcp_wait_idle(c->m);
+    cb__mcp_wait_idle(c->m);
     assert_int_equal(error_code(reply(c, 2)), CB__MCP_INTERNAL_ERROR);
     assert_null(json_object_get(reply(c, 2), "result"));
 }
@@ -671,7 +671,7 @@ static void unsupported_version(void **state)
     assert_non_null(
         strstr(json_string_value(json_object_get(json_object_get(msg, "error"), "message")),
                "clientCapabilities"));
-    cb_mcp_wait_idle(c->m);
+    cb__mcp_wait_idle(c->m);
     assert_int_equal(json_array_size(c->f.requests), 0);
 }
 
@@ -804,7 +804,7 @@ static void inflight_queue_bound_and_cancel(void **state)
     send_line(c, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
                  "{\"requestId\":5,\"reason\":\"user\"}}");
     release(c);
-    cb_mcp_wait_idle(c->m);
+    cb__mcp_wait_idle(c->m);
     assert_null(reply(c, 4));
     assert_null(reply(c, 5));
     void *s = c;

@@ -32,7 +32,7 @@ static void expect_line(struct cb_mcp_reader *r, const char *want)
     const char *line;
     size_t len;
     struct cb_error err = {0};
-    assert_int_equal(cb_mcp_reader_next(r, &line, &len, &err), 1);
+    assert_int_equal(cb__mcp_reader_next(r, &line, &len, &err), 1);
     assert_int_equal(len, strlen(want));
     assert_memory_equal(line, want, len);
 }
@@ -42,7 +42,7 @@ static void expect_rc(struct cb_mcp_reader *r, int want)
     const char *line;
     size_t len;
     struct cb_error err = {0};
-    assert_int_equal(cb_mcp_reader_next(r, &line, &len, &err), want);
+    assert_int_equal(cb__mcp_reader_next(r, &line, &len, &err), want);
 }
 
 static void splits_lines(void **state)
@@ -51,14 +51,14 @@ static void splits_lines(void **state)
     const char data[] = "one\ntwo\r\n\nlast";
     int fd = file_with(data, sizeof(data) - 1);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, fd, 100);
+    cb__mcp_reader_init(r, fd, 100);
     expect_line(r, "one");
     expect_line(r, "two\r");
     expect_line(r, "");
     expect_line(r, "last");
     expect_rc(r, 0);
     expect_rc(r, 0);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     close(fd);
 }
@@ -73,16 +73,16 @@ static void long_line_across_chunks(void **state)
     memcpy(data + n, "\nb\n", 3);
     int fd = file_with(data, n + 3);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, fd, n);
+    cb__mcp_reader_init(r, fd, n);
     const char *line;
     size_t len;
     struct cb_error err = {0};
-    assert_int_equal(cb_mcp_reader_next(r, &line, &len, &err), 1);
+    assert_int_equal(cb__mcp_reader_next(r, &line, &len, &err), 1);
     assert_int_equal(len, n);
     assert_memory_equal(line, data, n);
     expect_line(r, "b");
     expect_rc(r, 0);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     free(data);
     close(fd);
@@ -100,13 +100,13 @@ static void too_long_line_is_skipped(void **state)
     memcpy(data + 3 + n, "\nnext\n", 6);
     int fd = file_with(data, n + 9);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, fd, 1000);
+    cb__mcp_reader_init(r, fd, 1000);
     expect_line(r, "ok");
     expect_rc(r, -E2BIG);
     assert_true(r->lines.line.cap <= 1001 + 64);
     expect_line(r, "next");
     expect_rc(r, 0);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     free(data);
     close(fd);
@@ -118,10 +118,10 @@ static void too_long_last_line(void **state)
     (void)state;
     int fd = file_with("abcdefghij", 10);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, fd, 4);
+    cb__mcp_reader_init(r, fd, 4);
     expect_rc(r, -E2BIG);
     expect_rc(r, 0);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     close(fd);
 }
@@ -132,12 +132,12 @@ static void line_at_limit(void **state)
     (void)state;
     int fd = file_with("abcd\nabcde\nz\n", 13);
     struct cb_mcp_reader *r = cb_xmalloc(sizeof(*r));
-    cb_mcp_reader_init(r, fd, 4);
+    cb__mcp_reader_init(r, fd, 4);
     expect_line(r, "abcd");
     expect_rc(r, -E2BIG);
     expect_line(r, "z");
     expect_rc(r, 0);
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
     close(fd);
 }
@@ -149,10 +149,10 @@ static void read_error_is_reported(void **state)
     struct cb_error err = {0};
     const char *line;
     size_t len;
-    cb_mcp_reader_init(r, -1, 10);
-    assert_int_equal(cb_mcp_reader_next(r, &line, &len, &err), -EBADF);
+    cb__mcp_reader_init(r, -1, 10);
+    assert_int_equal(cb__mcp_reader_next(r, &line, &len, &err), -EBADF);
     assert_non_null(strstr(err.msg, "reading input"));
-    cb_mcp_reader_free(r);
+    cb__mcp_reader_free(r);
     free(r);
 }
 

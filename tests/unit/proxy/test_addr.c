@@ -32,7 +32,7 @@ static int check(const struct cb_proxy_addr_policy *p, const char *ip, const cha
                  struct cb_error *err)
 {
     struct sockaddr_storage ss;
-    return cb_proxy_addr_check(p, sa_of(ip, &ss), host, err);
+    return cb__proxy_addr_check(p, sa_of(ip, &ss), host, err);
 }
 
 static void expect_blocked(const char *ip, const char *cidr)
@@ -184,9 +184,9 @@ static void unsupported_family(void **state)
     (void)state;
     struct sockaddr_un un = {.sun_family = AF_UNIX};
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_addr_check(NULL, (struct sockaddr *)&un, "h", &err), -EAFNOSUPPORT);
+    assert_int_equal(cb__proxy_addr_check(NULL, (struct sockaddr *)&un, "h", &err), -EAFNOSUPPORT);
     assert_string_equal(err.msg, "blocked: h resolves to an address that is neither IPv4 nor IPv6");
-    assert_int_equal(cb_proxy_addr_check(NULL, NULL, NULL, &err), -EAFNOSUPPORT);
+    assert_int_equal(cb__proxy_addr_check(NULL, NULL, NULL, &err), -EAFNOSUPPORT);
     assert_string_equal(err.msg, "blocked: the host resolves to an address that is neither IPv4 "
                                  "nor IPv6");
 }
@@ -195,12 +195,12 @@ static void classify_is_raw_lookup(void **state)
 {
     (void)state;
     uint8_t a[16] = {0};
-    assert_null(cb_proxy_addr_classify(AF_INET, (const uint8_t *)"\x08\x08\x08\x08"));
-    const struct cb_proxy_special *s = cb_proxy_addr_classify(AF_INET, a);
+    assert_null(cb__proxy_addr_classify(AF_INET, (const uint8_t *)"\x08\x08\x08\x08"));
+    const struct cb_proxy_special *s = cb__proxy_addr_classify(AF_INET, a);
     assert_string_equal(s->cidr, "0.0.0.0/32");
     assert_string_equal(s->what, "the unspecified address");
     inet_pton(AF_INET6, "::ffff:8.8.8.8", a);
-    s = cb_proxy_addr_classify(AF_INET6, a);
+    s = cb__proxy_addr_classify(AF_INET6, a);
     assert_string_equal(s->cidr, "::/3");
 }
 
@@ -209,20 +209,20 @@ static void cidr_parsing(void **state)
     (void)state;
     struct cb_proxy_cidr c;
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_cidr_parse("127.0.0.0/8", 11, &c, &err), 0);
+    assert_int_equal(cb__proxy_cidr_parse("127.0.0.0/8", 11, &c, &err), 0);
     assert_int_equal(c.family, AF_INET);
     assert_int_equal(c.prefix, 8);
-    assert_true(cb_proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x7f\x01\x02\x03"));
-    assert_false(cb_proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x80\x00\x00\x00"));
-    assert_false(cb_proxy_cidr_contains(&c, AF_INET6,
-                                        (const uint8_t *)"\x7f\x00\x00\x00"
-                                                         "000000000000"));
-    assert_int_equal(cb_proxy_cidr_parse("::1/128", 7, &c, &err), 0);
+    assert_true(cb__proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x7f\x01\x02\x03"));
+    assert_false(cb__proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x80\x00\x00\x00"));
+    assert_false(cb__proxy_cidr_contains(&c, AF_INET6,
+                                         (const uint8_t *)"\x7f\x00\x00\x00"
+                                                          "000000000000"));
+    assert_int_equal(cb__proxy_cidr_parse("::1/128", 7, &c, &err), 0);
     assert_int_equal(c.family, AF_INET6);
-    assert_int_equal(cb_proxy_cidr_parse("0.0.0.0/0", 9, &c, &err), 0);
-    assert_true(cb_proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x01\x02\x03\x04"));
-    assert_int_equal(cb_proxy_cidr_parse("fe80::/10", 9, &c, &err), 0);
-    assert_int_equal(cb_proxy_cidr_parse("10.0.0.0/31", 11, &c, &err), 0);
+    assert_int_equal(cb__proxy_cidr_parse("0.0.0.0/0", 9, &c, &err), 0);
+    assert_true(cb__proxy_cidr_contains(&c, AF_INET, (const uint8_t *)"\x01\x02\x03\x04"));
+    assert_int_equal(cb__proxy_cidr_parse("fe80::/10", 9, &c, &err), 0);
+    assert_int_equal(cb__proxy_cidr_parse("10.0.0.0/31", 11, &c, &err), 0);
 
     static const char *bad[][2] = {
         {"127.0.0.1", "\"127.0.0.1\" is not a CIDR block: write ADDRESS/PREFIX, for example "
@@ -247,7 +247,7 @@ static void cidr_parsing(void **state)
                "leading zeros, or IPv6 without a zone id)"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(cb_proxy_cidr_parse(bad[i][0], strlen(bad[i][0]), &c, &err), -EINVAL);
+        assert_int_equal(cb__proxy_cidr_parse(bad[i][0], strlen(bad[i][0]), &c, &err), -EINVAL);
         assert_string_equal(err.msg, bad[i][1]);
     }
 }
@@ -258,7 +258,7 @@ static void exemptions(void **state)
     char *cidrs[] = {"127.0.0.0/8", "fd00::/8"};
     struct cb_proxy_addr_policy *p;
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_addr_policy_new(cidrs, 2, &p, &err), 0);
+    assert_int_equal(cb__proxy_addr_policy_new(cidrs, 2, &p, &err), 0);
     assert_int_equal(check(p, "127.0.0.1", "localhost", &err), 0);
     assert_int_equal(check(p, "127.9.9.9", NULL, &err), 0);
     assert_int_equal(check(p, "::ffff:127.0.0.1", NULL, &err), 0);
@@ -270,12 +270,12 @@ static void exemptions(void **state)
     assert_int_equal(check(p, "10.0.0.1", NULL, &err), -EACCES);
     assert_int_equal(check(p, "fc00::1", NULL, &err), -EACCES);
     assert_int_equal(check(p, "8.8.8.8", NULL, &err), 0);
-    cb_proxy_addr_policy_free(p);
+    cb__proxy_addr_policy_free(p);
 
-    assert_int_equal(cb_proxy_addr_policy_new(NULL, 0, &p, &err), 0);
+    assert_int_equal(cb__proxy_addr_policy_new(NULL, 0, &p, &err), 0);
     assert_int_equal(check(p, "127.0.0.1", NULL, &err), -EACCES);
-    cb_proxy_addr_policy_free(p);
-    cb_proxy_addr_policy_free(NULL);
+    cb__proxy_addr_policy_free(p);
+    cb__proxy_addr_policy_free(NULL);
 }
 
 static void bad_exemption(void **state)
@@ -284,7 +284,7 @@ static void bad_exemption(void **state)
     char *cidrs[] = {"127.0.0.0/8", "localhost"};
     struct cb_proxy_addr_policy *p = (void *)1;
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_addr_policy_new(cidrs, 2, &p, &err), -EINVAL);
+    assert_int_equal(cb__proxy_addr_policy_new(cidrs, 2, &p, &err), -EINVAL);
     assert_null(p);
     assert_string_equal(err.msg, "proxy.allow_private_cidrs entry 2: \"localhost\" is not a CIDR "
                                  "block: write ADDRESS/PREFIX, for example 127.0.0.0/8 or "
@@ -299,19 +299,19 @@ static void from_host(void **state)
     socklen_t len = 0;
     struct cb_error err = {0};
     assert_int_equal(cb_proxy_host_parse("0x7f.1", 6, &h, NULL), 0);
-    assert_int_equal(cb_proxy_addr_from_host(&h, 8080, &ss, &len), 0);
+    assert_int_equal(cb__proxy_addr_from_host(&h, 8080, &ss, &len), 0);
     assert_int_equal(len, sizeof(struct sockaddr_in));
     assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
-    assert_int_equal(cb_proxy_addr_check(NULL, (struct sockaddr *)&ss, h.name, &err), -EACCES);
+    assert_int_equal(cb__proxy_addr_check(NULL, (struct sockaddr *)&ss, h.name, &err), -EACCES);
     assert_string_equal(err.msg, "blocked: 127.0.0.1 is a loopback address (127.0.0.0/8)");
     assert_int_equal(cb_proxy_host_parse("[::ffff:a00:1]", 14, &h, NULL), 0);
-    assert_int_equal(cb_proxy_addr_from_host(&h, 443, &ss, &len), 0);
+    assert_int_equal(cb__proxy_addr_from_host(&h, 443, &ss, &len), 0);
     assert_int_equal(len, sizeof(struct sockaddr_in6));
-    assert_int_equal(cb_proxy_addr_check(NULL, (struct sockaddr *)&ss, h.name, &err), -EACCES);
+    assert_int_equal(cb__proxy_addr_check(NULL, (struct sockaddr *)&ss, h.name, &err), -EACCES);
     assert_string_equal(err.msg, "blocked: ::ffff:10.0.0.1 is an IPv4-mapped form of 10.0.0.1, "
                                  "a private address (10.0.0.0/8)");
     assert_int_equal(cb_proxy_host_parse("example.com", 11, &h, NULL), 0);
-    assert_int_equal(cb_proxy_addr_from_host(&h, 80, &ss, &len), -EINVAL);
+    assert_int_equal(cb__proxy_addr_from_host(&h, 80, &ss, &len), -EINVAL);
 }
 
 int main(void)

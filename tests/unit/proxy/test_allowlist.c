@@ -22,7 +22,7 @@ static struct cb_proxy_allowlist *make(char **entries, size_t n)
 
 static int chk(const struct cb_proxy_allowlist *l, const char *host, bool all, struct cb_error *err)
 {
-    return cb_proxy_allowlist_check(l, host, strlen(host), all, WHO, err);
+    return cb__proxy_allowlist_check(l, host, strlen(host), all, WHO, err);
 }
 
 static void exact_hosts(void **state)
@@ -120,10 +120,10 @@ static void unparseable_hosts_are_denied(void **state)
     assert_int_equal(chk(l, "a_b.example.com", false, &err), -EACCES);
     assert_int_equal(chk(l, "", false, &err), -EACCES);
     assert_string_equal(err.msg, "blocked: host \"\" is not in the allowlist for " WHO);
-    assert_int_equal(cb_proxy_allowlist_check(l, "x\n.example.com", 14, false, NULL, &err),
+    assert_int_equal(cb__proxy_allowlist_check(l, "x\n.example.com", 14, false, NULL, &err),
                      -EACCES);
     assert_string_equal(err.msg, "blocked: host \"x\\x0a.example.com\" is not in the allowlist");
-    assert_int_equal(cb_proxy_allowlist_check(l, "a.example.com\0evil", 18, false, NULL, &err),
+    assert_int_equal(cb__proxy_allowlist_check(l, "a.example.com\0evil", 18, false, NULL, &err),
                      -EACCES);
     cb_proxy_allowlist_free(l);
 }

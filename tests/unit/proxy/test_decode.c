@@ -59,7 +59,7 @@ static int decode(const char *codings, const void *in, size_t len, size_t max, s
                   struct cb_error *err)
 {
     memset(err, 0, sizeof(*err));
-    return cb_decode_body(codings, in, len, max, out, err);
+    return cb__decode_body(codings, in, len, max, out, err);
 }
 
 static void expect_text(const char *codings, const void *in, size_t len)
@@ -244,24 +244,24 @@ static void response_in_place(void **state)
     json_object_set_new(res.headers, "content-length", json_integer(0));
     json_object_set_new(res.headers, "content-length", json_string("999"));
     struct cb_error err = {0};
-    assert_int_equal(cb_decode_response(&res, "api.test", 1 << 20, &err), 0);
+    assert_int_equal(cb__decode_response(&res, "api.test", 1 << 20, &err), 0);
     assert_int_equal(res.body.len, strlen(TEXT));
     assert_memory_equal(res.body.data, TEXT, res.body.len);
     assert_null(json_object_get(res.headers, "content-encoding"));
     char want[16];
     snprintf(want, sizeof(want), "%zu", strlen(TEXT));
     assert_string_equal(json_string_value(json_object_get(res.headers, "content-length")), want);
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
 
     struct cb_forward_response head = {.status = 200, .headers = json_object()};
     cb_buf_init(&head.body, 1 << 20);
     json_object_set_new(head.headers, "content-encoding", json_string("br"));
-    assert_int_equal(cb_decode_response(&head, "api.test", 1 << 20, &err), 0);
+    assert_int_equal(cb__decode_response(&head, "api.test", 1 << 20, &err), 0);
     assert_non_null(json_object_get(head.headers, "content-encoding"));
     cb_buf_append(&head.body, "x", 1);
-    assert_int_equal(cb_decode_response(&head, "api.test", 1 << 20, &err), -ENOTSUP);
+    assert_int_equal(cb__decode_response(&head, "api.test", 1 << 20, &err), -ENOTSUP);
     assert_true(strncmp(err.msg, "response from api.test: ", 24) == 0);
-    cb_forward_response_free(&head);
+    cb__forward_response_free(&head);
     free(g);
 }
 

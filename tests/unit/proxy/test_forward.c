@@ -56,7 +56,7 @@ static int fetch(const char *path, size_t cap, uint64_t timeout_ms, struct cb_fo
                                      .max_response_bytes = cap};
     if (f == NULL)
         f = cb_forwarder_new();
-    return cb_forward(f, &req, res, err);
+    return cb__forward(f, &req, res, err);
 }
 
 static void pinned_address_and_headers(void **state)
@@ -70,7 +70,7 @@ static void pinned_address_and_headers(void **state)
     assert_string_equal(json_string_value(json_object_get(res.headers, "x-thing")), "a, b");
     assert_string_equal(json_string_value(json_object_get(res.headers, "content-type")),
                         "text/plain");
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
 }
 
 static void redirects_are_returned_not_followed(void **state)
@@ -82,7 +82,7 @@ static void redirects_are_returned_not_followed(void **state)
     assert_int_equal(res.status, 302);
     assert_string_equal(json_string_value(json_object_get(res.headers, "location")),
                         "http://169.254.169.254/");
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
 }
 
 static void size_cap_stops_the_transfer(void **state)
@@ -92,7 +92,7 @@ static void size_cap_stops_the_transfer(void **state)
     struct cb_error err = {0};
     assert_int_equal(fetch("/big", 65536, 5000, &res, &err), -EFBIG);
     assert_non_null(strstr(err.msg, "exceeds the limit of 65536 bytes"));
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
 }
 
 static void timeout(void **state)
@@ -102,7 +102,7 @@ static void timeout(void **state)
     struct cb_error err = {0};
     assert_int_equal(fetch("/slow", 1024, 300, &res, &err), -ETIMEDOUT);
     assert_non_null(strstr(err.msg, "timed out after 300 ms"));
-    cb_forward_response_free(&res);
+    cb__forward_response_free(&res);
 }
 
 int main(void)

@@ -10,7 +10,7 @@
 
 static int v4(const char *s, uint32_t *out)
 {
-    return cb_proxy_ipv4_parse(s, strlen(s), out);
+    return cb__proxy_ipv4_parse(s, strlen(s), out);
 }
 
 static void ipv4_numeric_forms(void **state)
@@ -179,12 +179,12 @@ static void host_format_brackets_ipv6(void **state)
     struct cb_proxy_host h;
     char buf[CB_PROXY_HOST_NAME_MAX + 3];
     assert_int_equal(cb_proxy_host_parse("::1", 3, &h, NULL), 0);
-    assert_int_equal(cb_proxy_host_format(&h, buf, sizeof(buf)), 5);
+    assert_int_equal(cb__proxy_host_format(&h, buf, sizeof(buf)), 5);
     assert_string_equal(buf, "[::1]");
     assert_int_equal(cb_proxy_host_parse("A.b", 3, &h, NULL), 0);
-    assert_int_equal(cb_proxy_host_format(&h, buf, sizeof(buf)), 3);
+    assert_int_equal(cb__proxy_host_format(&h, buf, sizeof(buf)), 3);
     assert_string_equal(buf, "a.b");
-    assert_int_equal(cb_proxy_host_format(&h, buf, 2), 1);
+    assert_int_equal(cb__proxy_host_format(&h, buf, 2), 1);
     assert_string_equal(buf, "a");
 }
 

@@ -8,8 +8,8 @@
 
 #include "proxy/inflight.h"
 
-#define TAKE(f, k, max, held) cb_proxy_inflight_take(f, k, strlen(k), max, held)
-#define PUT(f, k)             cb_proxy_inflight_put(f, k, strlen(k))
+#define TAKE(f, k, max, held) cb__proxy_inflight_take(f, k, strlen(k), max, held)
+#define PUT(f, k)             cb__proxy_inflight_put(f, k, strlen(k))
 
 static void limit_is_per_key(void **state)
 {
@@ -34,8 +34,8 @@ static void limit_is_per_key(void **state)
     PUT(f, "web");
     PUT(f, "we");
     PUT(f, "webb");
-    cb_proxy_inflight_free(f);
-    cb_proxy_inflight_free(NULL);
+    cb__proxy_inflight_free(f);
+    cb__proxy_inflight_free(NULL);
 }
 
 static void zero_allows_none(void **state)
@@ -51,7 +51,7 @@ static void zero_allows_none(void **state)
     assert_true(TAKE(f, "t", 1, NULL));
     assert_false(TAKE(f, "t", 1, NULL));
     PUT(f, "t");
-    cb_proxy_inflight_free(f);
+    cb__proxy_inflight_free(f);
 }
 
 #define THREADS 8
@@ -102,7 +102,7 @@ static void limit_holds_across_threads(void **state)
     for (int i = 0; i < 3; i++)
         PUT(r.f, "k");
     pthread_mutex_destroy(&r.mu);
-    cb_proxy_inflight_free(r.f);
+    cb__proxy_inflight_free(r.f);
 }
 
 int main(void)

@@ -193,7 +193,7 @@ static int setup(void **state)
     snprintf(g.store_path, sizeof(g.store_path), "%s/creds.enc", g.dir);
     snprintf(g.audit_dir, sizeof(g.audit_dir), "%s/audit", g.dir);
     struct cb_audit_options ao = {g.audit_dir, 0};
-    if (cb_master_key_parse_hex(KEY_HEX, strlen(KEY_HEX), &g.key, &err) < 0)
+    if (cb__master_key_parse_hex(KEY_HEX, strlen(KEY_HEX), &g.key, &err) < 0)
         return -1;
     struct cb_secret_store *w = writer();
     put(w, "alpha", "127.0.0.1", "X-Alpha", "Key ", ALPHA);

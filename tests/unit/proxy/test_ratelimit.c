@@ -23,14 +23,14 @@ static struct cb_proxy_ratelimit *make(double rate, double burst, size_t max_key
     struct cb_proxy_ratelimit_config cfg = {
         .rate = rate, .burst = burst, .max_keys = max_keys, .clock = fake_clock, .clock_arg = now};
     struct cb_proxy_ratelimit *rl = NULL;
-    assert_int_equal(cb_proxy_ratelimit_new(&cfg, &rl, NULL), 0);
+    assert_int_equal(cb__proxy_ratelimit_new(&cfg, &rl, NULL), 0);
     return rl;
 }
 
 static int take(struct cb_proxy_ratelimit *rl, const char *key, uint64_t *retry,
                 struct cb_error *err)
 {
-    return cb_proxy_ratelimit_take(rl, key, strlen(key), NULL, retry, err);
+    return cb__proxy_ratelimit_take(rl, key, strlen(key), NULL, retry, err);
 }
 
 static void burst_then_deny(void **state)
@@ -44,12 +44,12 @@ static void burst_then_deny(void **state)
         assert_int_equal(take(rl, "web_fetch", &retry, &err), 0);
         assert_int_equal(retry, 0);
     }
-    assert_int_equal(cb_proxy_ratelimit_take(rl, "web_fetch", 9, "tool web_fetch", &retry, &err),
+    assert_int_equal(cb__proxy_ratelimit_take(rl, "web_fetch", 9, "tool web_fetch", &retry, &err),
                      -EAGAIN);
     assert_string_equal(err.msg, "rate limited: tool web_fetch exceeded 10 requests/s (burst 3); "
                                  "retry in 0.1 s");
     assert_int_equal(retry, 100);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void refills_fractionally(void **state)
@@ -73,7 +73,7 @@ static void refills_fractionally(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(take(rl, "k", NULL, &err), 0);
     assert_int_equal(take(rl, "k", NULL, &err), -EAGAIN);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void slow_rates_and_long_waits(void **state)
@@ -92,7 +92,7 @@ static void slow_rates_and_long_waits(void **state)
     assert_int_equal(take(rl, "k", NULL, &err), -EAGAIN);
     now += 1 * MS;
     assert_int_equal(take(rl, "k", NULL, &err), 0);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void keys_are_independent(void **state)
@@ -104,12 +104,12 @@ static void keys_are_independent(void **state)
     assert_int_equal(take(rl, "a", NULL, &err), 0);
     assert_int_equal(take(rl, "a", NULL, &err), -EAGAIN);
     assert_int_equal(take(rl, "b", NULL, &err), 0);
-    assert_int_equal(cb_proxy_ratelimit_take(rl, "", 0, NULL, NULL, &err), 0);
+    assert_int_equal(cb__proxy_ratelimit_take(rl, "", 0, NULL, NULL, &err), 0);
     assert_int_equal(take(rl, "default", NULL, &err), -EAGAIN);
     /* Keys are byte strings: "a\0x" is not "a". */
-    assert_int_equal(cb_proxy_ratelimit_take(rl, "a\0x", 3, NULL, NULL, &err), 0);
+    assert_int_equal(cb__proxy_ratelimit_take(rl, "a\0x", 3, NULL, NULL, &err), 0);
     assert_int_equal(cb_proxy_ratelimit_count(rl), 4);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void clock_going_backwards_adds_nothing(void **state)
@@ -125,7 +125,7 @@ static void clock_going_backwards_adds_nothing(void **state)
     assert_int_equal(take(rl, "a", NULL, &err), -EAGAIN);
     now = 6000 * MS;
     assert_int_equal(take(rl, "a", NULL, &err), 0);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void remove_and_sweep(void **state)
@@ -150,7 +150,7 @@ static void remove_and_sweep(void **state)
     now += 1 * MS;
     assert_int_equal(cb_proxy_ratelimit_sweep(rl), 1);
     assert_int_equal(cb_proxy_ratelimit_count(rl), 0);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void bounded_keys_evict_full_buckets_first(void **state)
@@ -175,7 +175,7 @@ static void bounded_keys_evict_full_buckets_first(void **state)
     assert_false(cb_proxy_ratelimit_remove(rl, "b", 1));
     assert_int_equal(take(rl, "c", NULL, &err), -EAGAIN);
     assert_int_equal(take(rl, "d", NULL, &err), -EAGAIN);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void many_keys(void **state)
@@ -191,7 +191,7 @@ static void many_keys(void **state)
         assert_true(cb_proxy_ratelimit_count(rl) <= 100);
     }
     assert_int_equal(take(rl, "container-999", NULL, &err), -EAGAIN);
-    cb_proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(rl);
 }
 
 static void bad_config_and_keys(void **state)
@@ -200,21 +200,21 @@ static void bad_config_and_keys(void **state)
     struct cb_proxy_ratelimit *rl = (void *)1;
     struct cb_error err = {0};
     struct cb_proxy_ratelimit_config cfg = {.rate = 0, .burst = 5};
-    assert_int_equal(cb_proxy_ratelimit_new(&cfg, &rl, &err), -EINVAL);
+    assert_int_equal(cb__proxy_ratelimit_new(&cfg, &rl, &err), -EINVAL);
     assert_null(rl);
     assert_string_equal(err.msg, "proxy.rate_limit must be more than 0 requests/s");
     cfg.rate = 1;
     cfg.burst = 0.5;
-    assert_int_equal(cb_proxy_ratelimit_new(&cfg, &rl, &err), -EINVAL);
+    assert_int_equal(cb__proxy_ratelimit_new(&cfg, &rl, &err), -EINVAL);
     assert_string_equal(err.msg, "proxy.rate_limit_burst must be at least 1");
     cfg.burst = 1;
-    assert_int_equal(cb_proxy_ratelimit_new(&cfg, &rl, &err), 0); /* real clock */
+    assert_int_equal(cb__proxy_ratelimit_new(&cfg, &rl, &err), 0); /* real clock */
     char key[CB_PROXY_RATELIMIT_KEY_MAX + 1];
     memset(key, 'k', sizeof(key));
-    assert_int_equal(cb_proxy_ratelimit_take(rl, key, sizeof(key), NULL, NULL, &err), -EINVAL);
-    assert_int_equal(cb_proxy_ratelimit_take(rl, key, sizeof(key) - 1, NULL, NULL, &err), 0);
-    cb_proxy_ratelimit_free(rl);
-    cb_proxy_ratelimit_free(NULL);
+    assert_int_equal(cb__proxy_ratelimit_take(rl, key, sizeof(key), NULL, NULL, &err), -EINVAL);
+    assert_int_equal(cb__proxy_ratelimit_take(rl, key, sizeof(key) - 1, NULL, NULL, &err), 0);
+    cb__proxy_ratelimit_free(rl);
+    cb__proxy_ratelimit_free(NULL);
 }
 
 struct shared {
@@ -228,7 +228,7 @@ static void *hammer(void *arg)
     char key[8];
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof(key), "k%d", i % 4);
-        if (cb_proxy_ratelimit_take(s->rl, key, strlen(key), NULL, NULL, NULL) == 0)
+        if (cb__proxy_ratelimit_take(s->rl, key, strlen(key), NULL, NULL, NULL) == 0)
             atomic_fetch_add(&s->allowed, 1);
     }
     return NULL;
@@ -247,7 +247,7 @@ static void thread_safe(void **state)
     for (int i = 0; i < 8; i++)
         pthread_join(t[i], NULL);
     assert_int_equal(atomic_load(&s.allowed), 4 * 50);
-    cb_proxy_ratelimit_free(s.rl);
+    cb__proxy_ratelimit_free(s.rl);
 }
 
 int main(void)

@@ -53,16 +53,16 @@ static int pipeline(const struct attempt *a, const struct cb_proxy_allowlist *l,
     struct cb_proxy_url u;
     struct sockaddr_storage ss;
     socklen_t len;
-    int r = cb_proxy_url_parse(a->url, strlen(a->url), &u, err);
+    int r = cb__proxy_url_parse(a->url, strlen(a->url), &u, err);
     if (r == 0)
-        r = cb_proxy_allowlist_check(l, u.host.name, u.host.len, star_ok, WHO, err);
-    if (r == 0 && cb_proxy_addr_from_host(&u.host, u.port, &ss, &len) == 0)
-        r = cb_proxy_addr_check(NULL, (struct sockaddr *)&ss, NULL, err);
+        r = cb__proxy_allowlist_check(l, u.host.name, u.host.len, star_ok, WHO, err);
+    if (r == 0 && cb__proxy_addr_from_host(&u.host, u.port, &ss, &len) == 0)
+        r = cb__proxy_addr_check(NULL, (struct sockaddr *)&ss, NULL, err);
     else if (r == 0 && a->resolves_to) {
         sockaddr_of(a->resolves_to, &ss);
-        r = cb_proxy_addr_check(NULL, (struct sockaddr *)&ss, u.host.name, err);
+        r = cb__proxy_addr_check(NULL, (struct sockaddr *)&ss, u.host.name, err);
     }
-    cb_proxy_url_free(&u);
+    cb__proxy_url_free(&u);
     return r;
 }
 

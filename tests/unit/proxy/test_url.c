@@ -23,7 +23,7 @@ static void check_ok(const struct want *w)
 {
     struct cb_proxy_url u;
     struct cb_error err = {0};
-    int r = cb_proxy_url_parse(w->in, strlen(w->in), &u, &err);
+    int r = cb__proxy_url_parse(w->in, strlen(w->in), &u, &err);
     if (r != 0)
         fail_msg("%s: %s", w->in, err.msg);
     assert_int_equal(u.scheme, w->scheme);
@@ -32,17 +32,17 @@ static void check_ok(const struct want *w)
     assert_string_equal(u.target, w->target);
     assert_string_equal(u.url, w->url);
     assert_string_equal(u.redacted, w->redacted);
-    cb_proxy_url_free(&u);
+    cb__proxy_url_free(&u);
 }
 
 static void check_bad(const char *in, size_t len, const char *msg)
 {
     struct cb_proxy_url u;
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_url_parse(in, len, &u, &err), -EINVAL);
+    assert_int_equal(cb__proxy_url_parse(in, len, &u, &err), -EINVAL);
     assert_string_equal(err.msg, msg);
     assert_null(u.url);
-    cb_proxy_url_free(&u);
+    cb__proxy_url_free(&u);
 }
 
 static void parses_and_canonicalises(void **state)
@@ -137,9 +137,9 @@ static void rejects_long_urls(void **state)
     check_bad(s, n, "blocked: the URL is 8193 bytes long; the limit is 8192");
     /* Exactly at the limit is fine. */
     struct cb_proxy_url u;
-    assert_int_equal(cb_proxy_url_parse(s, n - 1, &u, NULL), 0);
+    assert_int_equal(cb__proxy_url_parse(s, n - 1, &u, NULL), 0);
     assert_int_equal(strlen(u.url), n - 1);
-    cb_proxy_url_free(&u);
+    cb__proxy_url_free(&u);
     free(s);
 }
 
@@ -204,9 +204,9 @@ static void redacts_raw_strings(void **state)
 static void scheme_names(void **state)
 {
     (void)state;
-    assert_string_equal(cb_proxy_scheme_name(CB_PROXY_HTTP), "http");
-    assert_string_equal(cb_proxy_scheme_name(CB_PROXY_HTTPS), "https");
-    cb_proxy_url_free(NULL);
+    assert_string_equal(cb__proxy_scheme_name(CB_PROXY_HTTP), "http");
+    assert_string_equal(cb__proxy_scheme_name(CB_PROXY_HTTPS), "https");
+    cb__proxy_url_free(NULL);
 }
 
 static void messages_are_bounded(void **state)
@@ -217,7 +217,7 @@ static void messages_are_bounded(void **state)
     memset(s + 9, 'a', sizeof(s) - 9);
     struct cb_proxy_url u;
     struct cb_error err = {0};
-    assert_int_equal(cb_proxy_url_parse(s, sizeof(s), &u, &err), -EINVAL);
+    assert_int_equal(cb__proxy_url_parse(s, sizeof(s), &u, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "aaa... uses the scheme \"gopher\""));
     assert_true(strlen(err.msg) < 400);
 }

@@ -389,7 +389,7 @@ static void short_and_too_many_secrets(void **state)
     struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 3, &err);
     assert_non_null(sc);
     assert_int_equal(cb_leak_scanner_skipped(sc), 2);
-    assert_int_equal(cb_leak_scanner_secrets(sc), 1);
+    assert_int_equal(cb__leak_scanner_secrets(sc), 1);
     struct cb_leak_report rep;
     assert_int_equal(scan(sc, "short and sweet", 15, &rep), 0);
     assert_int_equal(scan(sc, "xlong-enoughx", 13, &rep), 1);

@@ -104,8 +104,8 @@ static const struct example examples[] = {
 
 static size_t pat(const char *name)
 {
-    for (size_t i = 0; i < cb_pattern_count(); i++)
-        if (strcmp(cb_pattern_get(i)->name, name) == 0)
+    for (size_t i = 0; i < cb__pattern_count(); i++)
+        if (strcmp(cb__pattern_get(i)->name, name) == 0)
             return i;
     fail_msg("no pattern %s", name);
     return 0;
@@ -132,10 +132,10 @@ static bool scanner_sees(size_t i, const char *s)
 static void every_pattern_has_examples(void **state)
 {
     (void)state;
-    assert_int_equal(cb_patterns_init(NULL), 0);
-    assert_int_equal(CB_ARRAY_LEN(examples), cb_pattern_count());
-    assert_true(cb_pattern_count() <= CB__MAX_PATTERNS);
-    for (size_t i = 0; i < cb_pattern_count(); i++)
+    assert_int_equal(cb__patterns_init(NULL), 0);
+    assert_int_equal(CB_ARRAY_LEN(examples), cb__pattern_count());
+    assert_true(cb__pattern_count() <= CB__MAX_PATTERNS);
+    for (size_t i = 0; i < cb__pattern_count(); i++)
         assert_int_equal(pat(examples[i].name), i);
 }
 
@@ -181,7 +181,7 @@ static void reference_examples(void **state)
     const char *benign[] = {"Human: hello", "Assistant: hi",
                             "Human: What is the weather?\nAssistant: It is sunny today."};
     for (size_t k = 0; k < CB_ARRAY_LEN(benign); k++)
-        for (size_t i = 0; i < cb_pattern_count(); i++)
+        for (size_t i = 0; i < cb__pattern_count(); i++)
             assert_false(scanner_sees(i, benign[k]));
 }
 
@@ -229,7 +229,7 @@ static void line_head_matches_literal_regex(void **state)
     size_t i = pat("role_marker_injection");
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)cb_pattern_get(i)->source, PCRE2_ZERO_TERMINATED,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)cb__pattern_get(i)->source, PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
     assert_non_null(re);
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
@@ -336,7 +336,7 @@ static void hostile_inputs_are_linear(void **state)
         for (size_t k = 0; k < n; k++)
             s[k] = fills[f][k % fl];
         uint64_t t0 = cb_now_mono_ns();
-        for (size_t i = 0; i < cb_pattern_count(); i++) {
+        for (size_t i = 0; i < cb__pattern_count(); i++) {
             size_t ms, me;
             struct cb_error err = {0};
             int r = cb_pattern_find(i, s, n, 0, false, &ms, &me, &err);

@@ -47,7 +47,7 @@ static int setup(void **state)
         return -1;
     /* A missing parent directory: save must create it. */
     snprintf(f->path, sizeof(f->path), "%s/sub/credentials.enc", f->dir);
-    if (cb_master_key_parse_hex(KEY_HEX, strlen(KEY_HEX), &f->key, NULL) < 0)
+    if (cb__master_key_parse_hex(KEY_HEX, strlen(KEY_HEX), &f->key, NULL) < 0)
         return -1;
     unsetenv(CB_SECRETS_ENV_KEY);
     *state = f;
@@ -201,11 +201,11 @@ static void test_key_parse(void **state)
     (void)state;
     struct cb_master_key k;
     const char *s = "  " KEY_HEX "\n";
-    assert_int_equal(cb_master_key_parse_hex(s, strlen(s), &k, NULL), 0);
+    assert_int_equal(cb__master_key_parse_hex(s, strlen(s), &k, NULL), 0);
     assert_int_equal(k.bytes[0], 0x00);
     assert_int_equal(k.bytes[31], 0x1f);
     const char *up = "FF0102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
-    assert_int_equal(cb_master_key_parse_hex(up, strlen(up), &k, NULL), 0);
+    assert_int_equal(cb__master_key_parse_hex(up, strlen(up), &k, NULL), 0);
     assert_int_equal(k.bytes[0], 0xff);
     cb_master_key_wipe(&k);
     for (size_t i = 0; i < sizeof(k.bytes); i++)
@@ -217,19 +217,19 @@ static void test_key_parse_bad(void **state)
     (void)state;
     struct cb_master_key k;
     struct cb_error err = {0};
-    assert_int_equal(cb_master_key_parse_hex("abcd", 4, &k, &err), -EINVAL);
+    assert_int_equal(cb__master_key_parse_hex("abcd", 4, &k, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "64 hex chars"));
     assert_non_null(strstr(err.msg, "openssl rand -hex 32"));
     char bad[65];
     memcpy(bad, KEY_HEX, 65);
     bad[10] = 'g';
-    assert_int_equal(cb_master_key_parse_hex(bad, 64, &k, &err), -EINVAL);
+    assert_int_equal(cb__master_key_parse_hex(bad, 64, &k, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "non-hex character at position 10"));
-    assert_int_equal(cb_master_key_parse_hex(KEY_HEX "0", 65, &k, &err), -EINVAL);
+    assert_int_equal(cb__master_key_parse_hex(KEY_HEX "0", 65, &k, &err), -EINVAL);
     /* Multi-byte UTF-8 of the right byte length (a Rust panic in the
      * reference) is a plain error here. */
     const char *utf = "\xc3\xa9" KEY_HEX;
-    assert_int_equal(cb_master_key_parse_hex(utf, 64, &k, &err), -EINVAL);
+    assert_int_equal(cb__master_key_parse_hex(utf, 64, &k, &err), -EINVAL);
 }
 
 static void test_key_env(void **state)
@@ -803,7 +803,7 @@ static void test_wrong_key(void **state)
     struct fx *f = *state;
     make_store(f);
     struct cb_master_key other;
-    assert_int_equal(cb_master_key_parse_hex(KEY2_HEX, 64, &other, NULL), 0);
+    assert_int_equal(cb__master_key_parse_hex(KEY2_HEX, 64, &other, NULL), 0);
     struct cb_error err = {0};
     assert_int_equal(open_err(f, &other, &err), CB_SECRETS_E_WRONG_KEY);
     assert_non_null(strstr(err.msg, "wrong master key"));
@@ -1094,7 +1094,7 @@ static void test_node_writes_we_read(void **state)
     /* And with the wrong key: the reference has no .check file. */
     struct cb_master_key other;
     struct cb_error err = {0};
-    cb_master_key_parse_hex(KEY2_HEX, 64, &other, NULL);
+    cb__master_key_parse_hex(KEY2_HEX, 64, &other, NULL);
     assert_int_equal(open_err(f, &other, &err), CB_SECRETS_E_WRONG_KEY);
 }
 

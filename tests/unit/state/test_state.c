@@ -135,7 +135,7 @@ static void persists_across_reopen(void **state)
     assert_doc(s, CB_STATE_CONTAINERS, "c1", "{}");
     assert_int_equal(cb_state_check(s, &err), 0);
     cb_state_close(s);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb_state_schema_version());
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb__state_schema_version());
 }
 
 static void wal_mode_and_default_open(void **state)
@@ -278,7 +278,7 @@ static void newer_schema_refused(void **state)
     char want[128];
     snprintf(want, sizeof(want),
              "state database schema version 99 is newer than this clawbox supports (%d)",
-             cb_state_schema_version());
+             cb__state_schema_version());
     open_fails(f->path, -ENOTSUP, want);
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 99);
 }
@@ -640,7 +640,7 @@ static void anchors_migrate_and_read_only(void **state)
     a = anchor_of(2, '9');
     assert_int_equal(cb_state_anchor_set(s, "/x", &a, false, &err), 0);
     cb_state_close(s);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb_state_schema_version());
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), cb__state_schema_version());
     assert_int_equal(cb_state_open_opts(f->path, &ro, &s, &err), 0);
     assert_anchor(s, "/x", 2, '9');
     a = anchor_of(3, '8');

@@ -129,8 +129,8 @@ static void hash_runtime(EVP_MD_CTX *ctx)
     }
 }
 
-void cb_compile_cache_key(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
-                          char out[65])
+void cb__compile_cache_key(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
+                           char out[65])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char md[32];
@@ -548,7 +548,7 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
     rc = cb_mkdir_p(opts->cache_dir, 0700, err);
     if (rc < 0)
         return rc;
-    cb_compile_cache_key(wasm, len, opts, key);
+    cb__compile_cache_key(wasm, len, opts, key);
     path = cb_xasprintf("%s/%s.so", opts->cache_dir, key);
     if (access(path, R_OK) == 0) {
         *so_path = path;

@@ -520,13 +520,13 @@ static void cache_key_covers_settings(void **state)
 
     (void)state;
     b.max_call_depth = CALL_DEPTH + 1;
-    cb_compile_cache_key(w1, sizeof(w1), &a, ka);
-    cb_compile_cache_key(w1, sizeof(w1), &b, kb);
-    cb_compile_cache_key(w2, sizeof(w2), &a, kc);
+    cb__compile_cache_key(w1, sizeof(w1), &a, ka);
+    cb__compile_cache_key(w1, sizeof(w1), &b, kb);
+    cb__compile_cache_key(w2, sizeof(w2), &a, kc);
     assert_int_equal(strlen(ka), 64);
     assert_string_not_equal(ka, kb);
     assert_string_not_equal(ka, kc);
-    cb_compile_cache_key(w1, sizeof(w1), &a, kb);
+    cb__compile_cache_key(w1, sizeof(w1), &a, kb);
     assert_string_equal(ka, kb);
 }
 

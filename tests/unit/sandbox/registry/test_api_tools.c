@@ -65,20 +65,20 @@ static void list_and_get(void **state)
 {
     struct api_fixture *a = *state;
     char *body;
-    assert_int_equal(call(a, cb_api_tools_list, NULL, NULL, &body), 200);
+    assert_int_equal(call(a, cb__api_tools_list, NULL, NULL, &body), 200);
     json_t *arr = parse(body);
     assert_int_equal(json_array_size(arr), 2);
     assert_string_equal(tool_name(json_array_get(arr, 0)), "alpha");
     assert_string_equal(tool_name(json_array_get(arr, 1)), "echo");
     json_decref(arr);
     free(body);
-    assert_int_equal(call(a, cb_api_tools_get, "echo", NULL, &body), 200);
+    assert_int_equal(call(a, cb__api_tools_get, "echo", NULL, &body), 200);
     assert_non_null(strstr(body, "{\"tool\":{\"name\":\"echo\",\"description\":\"Auto-loaded WASM "
                                  "tool\",\"version\":\"0.0.0\"},\"network\":null,\"credentials\":"
                                  "null,\"resources\":null,\"state\":\"ready\",\"manifest_source\":"
                                  "\"auto\",\"sha256\":\""));
     free(body);
-    assert_int_equal(call(a, cb_api_tools_get, "nope", NULL, &body), 404);
+    assert_int_equal(call(a, cb__api_tools_get, "nope", NULL, &body), 404);
     assert_string_equal(body, "{\"error\":\"tool 'nope' not found\",\"code\":\"tool_not_found\","
                               "\"details\":null}");
     free(body);
@@ -88,36 +88,36 @@ static void register_statuses(void **state)
 {
     struct api_fixture *a = *state;
     char *body;
-    assert_int_equal(call(a, cb_api_tools_register, NULL, "{\"tool\":{\"name\":\"echo\"}}", &body),
+    assert_int_equal(call(a, cb__api_tools_register, NULL, "{\"tool\":{\"name\":\"echo\"}}", &body),
                      200);
     assert_string_equal(body, "{\"status\":\"registered\",\"tool\":\"echo\"}");
     free(body);
     put_file(&a->fx, "late.wasm", "l");
     json_decref(cb_registry_reload(a->fx.reg));
-    assert_int_equal(call(a, cb_api_tools_register, NULL, "{\"tool\":{\"name\":\"late\"}}", &body),
+    assert_int_equal(call(a, cb__api_tools_register, NULL, "{\"tool\":{\"name\":\"late\"}}", &body),
                      201);
     free(body);
-    assert_int_equal(call(a, cb_api_tools_register, NULL, "{\"tool\":{\"name\":\"a b\"}}", &body),
+    assert_int_equal(call(a, cb__api_tools_register, NULL, "{\"tool\":{\"name\":\"a b\"}}", &body),
                      400);
     assert_string_equal(body, "{\"error\":\"invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] "
                               "only\",\"code\":\"invalid_request\",\"details\":null}");
     free(body);
-    assert_int_equal(call(a, cb_api_tools_register, NULL,
+    assert_int_equal(call(a, cb__api_tools_register, NULL,
                           "{\"tool\":{\"name\":\"echo\"},\"network\":{\"allowlist\":[\"*\"]}}",
                           &body),
                      400);
     assert_non_null(strstr(body, "set proxy.allow_wildcard_all = true"));
     free(body);
-    assert_int_equal(call(a, cb_api_tools_register, NULL,
+    assert_int_equal(call(a, cb__api_tools_register, NULL,
                           "{\"tool\":{\"name\":\"echo\"},\"network\":{\"allowlist\":3}}", &body),
                      422);
     assert_string_equal(body, "{\"error\":\"field 'network.allowlist' must be an array of "
                               "strings\",\"code\":\"invalid_request\",\"details\":null}");
     free(body);
-    assert_int_equal(call(a, cb_api_tools_register, NULL, "[1]", &body), 422);
+    assert_int_equal(call(a, cb__api_tools_register, NULL, "[1]", &body), 422);
     free(body);
-    assert_int_equal(call(a, cb_api_tools_register, NULL, "{\"tool\":{\"name\":\"ghost\"}}", &body),
-                     404);
+    assert_int_equal(
+        call(a, cb__api_tools_register, NULL, "{\"tool\":{\"name\":\"ghost\"}}", &body), 404);
     assert_string_equal(body, "{\"error\":\"tool 'ghost' not loaded — register only loaded "
                               "tools\",\"code\":\"tool_not_found\",\"details\":null}");
     free(body);
@@ -129,7 +129,7 @@ static void reload_report(void **state)
     del_file(&a->fx, "alpha.wasm");
     put_file(&a->fx, "bad.wasm", "FAIL");
     char *body;
-    assert_int_equal(call(a, cb_api_tools_reload, NULL, NULL, &body), 200);
+    assert_int_equal(call(a, cb__api_tools_reload, NULL, NULL, &body), 200);
     assert_string_equal(body, "{\"reloaded\":2,\"tools\":[\"echo\"],\"failed\":[{\"tool\":\"bad\","
                               "\"error\":\"fake compile error\"}]}");
     free(body);
@@ -140,7 +140,7 @@ static void no_registry_is_500(void **state)
     struct api_fixture *a = *state;
     a->app.registry = NULL;
     char *body;
-    assert_int_equal(call(a, cb_api_tools_list, NULL, NULL, &body), 500);
+    assert_int_equal(call(a, cb__api_tools_list, NULL, NULL, &body), 500);
     free(body);
 }
 

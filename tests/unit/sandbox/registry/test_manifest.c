@@ -270,10 +270,10 @@ static void typed_fields_follow_the_json(void **state)
     assert_string_equal(m->name, "web");
     assert_non_null(m->allowlist);
     assert_int_equal(
-        cb_proxy_allowlist_check(m->allowlist, "API.example.com", 15, false, NULL, &err), 0);
+        cb__proxy_allowlist_check(m->allowlist, "API.example.com", 15, false, NULL, &err), 0);
     assert_int_equal(
-        cb_proxy_allowlist_check(m->allowlist, "a.b.example.org", 15, false, NULL, &err), 0);
-    assert_int_equal(cb_proxy_allowlist_check(m->allowlist, "example.com", 11, false, NULL, &err),
+        cb__proxy_allowlist_check(m->allowlist, "a.b.example.org", 15, false, NULL, &err), 0);
+    assert_int_equal(cb__proxy_allowlist_check(m->allowlist, "example.com", 11, false, NULL, &err),
                      -EACCES);
     assert_int_equal(m->max_concurrent, 3);
     assert_int_equal(m->n_credentials, 2);
