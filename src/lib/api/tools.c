@@ -40,31 +40,6 @@ void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res
     cb_http_respond_json(res, 200, d);
 }
 
-void cb__api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res)
-{
-    struct cb_registry *r = registry_of(req, res);
-    if (r == NULL)
-        return;
-    const char *name = cb_http_param(req, "name");
-    struct cb_error err = {0};
-    int rc = cb_registry_unregister(r, name, &err);
-    if (rc == -ENOENT)
-        cb_http_respond_error(res, 404, "tool_not_found", "%s", err.msg);
-    else if (rc < 0)
-        cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
-    else
-        cb_http_respond_json(res, 200,
-                             json_pack("{s:s, s:s}", "status", "unregistered", "tool", name));
-    struct cb_audit_record rec = {.kind = CB_AUDIT_REGISTER,
-                                  .request_id = req->request_id,
-                                  .tool = name,
-                                  .method = "UNREGISTER",
-                                  .decision = rc < 0 ? "rejected" : "unregistered",
-                                  .reason = rc < 0 ? err.msg : NULL,
-                                  .status = (int)res->status};
-    cb__api_audit(req->app, &rec);
-}
-
 /* Maps a registration error to its status: shape errors are 422 as in the
  * reference's deserialiser, bad values 400, an unloaded tool 404. */
 static void register_failed(struct cb_http_response *res, int rc, const struct cb_error *err)
@@ -86,6 +61,38 @@ static void register_failed(struct cb_http_response *res, int rc, const struct c
     }
 }
 
+/* The audit line of a registration or an unregistration: `done` is the
+ * decision when it succeeded, NULL when err says why it was rejected. */
+static void audit_registration(struct cb_http_request *req, const struct cb_http_response *res,
+                               const char *name, const char *method, const char *done,
+                               const struct cb_error *err)
+{
+    struct cb_audit_record rec = {.kind = CB_AUDIT_REGISTER,
+                                  .request_id = req->request_id,
+                                  .tool = name,
+                                  .method = method,
+                                  .decision = done ? done : "rejected",
+                                  .reason = done ? NULL : err->msg,
+                                  .status = (int)res->status};
+    cb__api_audit(req->app, &rec);
+}
+
+void cb__api_tools_unregister(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_registry *r = registry_of(req, res);
+    if (r == NULL)
+        return;
+    const char *name = cb_http_param(req, "name");
+    struct cb_error err = {0};
+    int rc = cb_registry_unregister(r, name, &err);
+    if (rc < 0)
+        register_failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, 200,
+                             json_pack("{s:s, s:s}", "status", "unregistered", "tool", name));
+    audit_registration(req, res, name, "UNREGISTER", rc < 0 ? NULL : "unregistered", &err);
+}
+
 void cb__api_tools_register(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
@@ -101,14 +108,7 @@ void cb__api_tools_register(struct cb_http_request *req, struct cb_http_response
     else
         cb_http_respond_json(res, created ? 201 : 200,
                              json_pack("{s:s, s:s}", "status", "registered", "tool", name));
-    struct cb_audit_record rec = {.kind = CB_AUDIT_REGISTER,
-                                  .request_id = req->request_id,
-                                  .tool = name,
-                                  .method = "REGISTER",
-                                  .decision = rc < 0 ? "rejected" : "registered",
-                                  .reason = rc < 0 ? err.msg : NULL,
-                                  .status = (int)res->status};
-    cb__api_audit(req->app, &rec);
+    audit_registration(req, res, name, "REGISTER", rc < 0 ? NULL : "registered", &err);
 }
 
 void cb__api_tools_reload(struct cb_http_request *req, struct cb_http_response *res)

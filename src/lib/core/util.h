@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -60,6 +61,9 @@ int cb_parse_u64(const char *s, size_t len, uint64_t *out);
 
 /* Monotonic and wall clocks. */
 uint64_t cb_now_mono_ns(void);
+/* CLOCK_MONOTONIC now plus ms, as an absolute time for
+ * pthread_cond_timedwait on a condition variable using that clock. */
+struct timespec cb_mono_deadline(uint64_t ms);
 uint64_t cb_now_wall_ms(void);
 
 /* Calls ready(ud) until it returns true or `ns` nanoseconds have passed,

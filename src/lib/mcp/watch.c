@@ -35,14 +35,7 @@ static bool initialized(struct cb_mcp *m)
 /* Sleeps ms, or less when stopped; returns whether to go on. */
 static bool pause_ms(struct cb_mcp *m, unsigned ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = cb_mono_deadline(ms);
     pthread_mutex_lock(&m->lock);
     while (!m->watch_stop && pthread_cond_timedwait(&m->watch_cv, &m->lock, &until) != ETIMEDOUT)
         ;

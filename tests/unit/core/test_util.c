@@ -137,6 +137,17 @@ static void yield_until_stops_when_ready_or_late(void **state)
     assert_int_equal(calls, 1);
 }
 
+static void mono_deadline_is_ahead_and_normalised(void **state)
+{
+    (void)state;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    struct timespec d = cb_mono_deadline(1999);
+    assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+    int64_t ms = (int64_t)(d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+    assert_true(ms >= 1998 && ms <= 2100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +160,7 @@ int main(void)
         cmocka_unit_test(fnv1a_matches_reference_and_continues),
         cmocka_unit_test(asprintf_formats),
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
+        cmocka_unit_test(mono_deadline_is_ahead_and_normalised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,14 +45,7 @@ struct cb_tool *cb_registry_get_wait(struct cb_registry *r, const char *name, ui
 {
     if (name == NULL)
         return NULL;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = cb_mono_deadline(timeout_ms);
     pthread_mutex_lock(&r->lock);
     struct cb__slot *s;
     while ((s = cb__registry_find(r, name)) == NULL && may_come(r, name) &&
