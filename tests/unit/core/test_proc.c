@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -193,7 +194,11 @@ static void inherited_descriptors_and_signals_do_not_pass(void **state)
     assert_int_equal(
         sh("grep SigIgn /proc/self/status", (struct cb_proc_spec){0}, &out, &res, &err), 0);
     signal(SIGPIPE, SIG_DFL);
-    assert_string_equal(out.data, "SigIgn:\t0000000000000000\n");
+    /* Signals 32 and 33 are glibc's own (thread cancellation, setxid):
+     * sigaction refuses them, and they may come ignored from whoever
+     * started the tests; every other signal must be back to default. */
+    unsigned long long ign = strtoull(out.data + strlen("SigIgn:"), NULL, 16);
+    assert_int_equal(ign & ~(3ull << 31), 0);
     close(fd);
     cb_buf_free(&out);
 }
