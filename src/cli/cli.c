@@ -1,3 +1,4 @@
+#include "config/env.h"
 #include "cli.h"
 #include "core/home.h"
 #include "core/util.h"
@@ -30,8 +31,8 @@ bool cli_wants_help(int argc, char **argv)
 
 void cli_conn_init(struct cli_conn *c)
 {
-    const char *host = getenv("CLAWBOX_HOST");
-    const char *port = getenv("CLAWBOX_PORT");
+    const char *host = cb_config_env(CB_ENV_HOST);
+    const char *port = cb_config_env(CB_ENV_PORT);
     uint64_t p = 9800;
     if (port != NULL && cb_parse_u64(port, strlen(port), &p) < 0)
         p = 9800;

@@ -1,3 +1,4 @@
+#include "config/env.h"
 #include "client/client.h"
 #include "config/config.h"
 #include "core/file.h"
@@ -102,8 +103,8 @@ char *cb_client_resolve_token(const char *flag, struct cb_error *err)
 {
     if (flag != NULL && flag[0] != '\0')
         return cb_xstrdup(flag);
-    const char *env = getenv("CLAWBOX_AUTH_TOKEN");
-    if (env != NULL && env[0] != '\0')
+    const char *env = cb_config_env(CB_ENV_AUTH_TOKEN);
+    if (env != NULL)
         return cb_xstrdup(env);
     return read_token_file(err);
 }

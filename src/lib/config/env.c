@@ -7,6 +7,10 @@ static const char *const names[] = {
     [CB_ENV_WASM_CXX] = "CLAWBOX_WASM_CXX",
     [CB_ENV_WASI_SYSROOT] = "CLAWBOX_WASI_SYSROOT",
     [CB_ENV_TMPDIR] = "TMPDIR",
+    [CB_ENV_HOST] = "CLAWBOX_HOST",
+    [CB_ENV_PORT] = "CLAWBOX_PORT",
+    [CB_ENV_AUTH_TOKEN] = "CLAWBOX_AUTH_TOKEN",
+    [CB_ENV_TOOL_DIR] = "CLAWBOX_TOOL_DIR",
 };
 
 const char *cb_config_env(enum cb_env which)

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The config file init writes is about 1 KiB; paths make it longer. */
+#define INIT_CONFIG_MAX (64u * 1024)
+
 /* Appends s as a TOML basic string, quotes included. */
 static void toml_quote(struct cb_buf *b, const char *s)
 {
@@ -63,7 +66,7 @@ static int write_files(const char *base, struct cb_init_result *out, struct cb_e
     int r = cb__config_new_token(token, err);
     if (r < 0)
         return r;
-    cb_buf_init(&b, 64 * 1024);
+    cb_buf_init(&b, INIT_CONFIG_MAX);
     render_config(&b, base, token);
     r = cb_write_atomic(out->config_path, b.data, b.len, err);
     explicit_bzero(b.data, b.len);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/env.h"
 #include "config/config.h"
 #include "core/fs.h"
 #include "core/home.h"
@@ -39,10 +40,10 @@ int cb_tooling_tool_dir(const char *flag, char **out, struct cb_error *err)
     int r = load_home_config(&c, err);
     if (r < 0)
         return r;
-    const char *env = getenv("CLAWBOX_TOOL_DIR");
+    const char *env = cb_config_env(CB_ENV_TOOL_DIR);
     if (c != NULL)
         *out = cb_xstrdup(c->sandbox.tool_dir);
-    else if (env != NULL && env[0] != '\0')
+    else if (env != NULL)
         *out = cb_xstrdup(env);
     else
         *out = cb_home_path(CB_HOME_TOOLS);

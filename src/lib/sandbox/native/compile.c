@@ -51,6 +51,7 @@
 #define CB_COMPILE_OUTPUT_BASE  (64ull << 20)
 #define CB_COMPILE_OUTPUT_RATIO 32u
 #define CB_COMPILE_FAILURE_MAX  (16u * 1024) /* a remembered failure's file */
+#define CB_GLUE_HEADER_MAX      4096u        /* the per-module shim glue header */
 
 /* Everything that changes the generated code, besides the wasm bytes, the
  * shim and the runtime, goes into the cache key through this list. */
@@ -162,20 +163,10 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 {
     _cleanup_free_ char *path = cb_xasprintf("%s/%s", dir, name);
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    const char *p = data;
-
     if (fd < 0)
         return cb_error_set(err, -errno, "creating %s: %s", path, strerror(errno));
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cb_error_set(err, -errno, "writing %s: %s", path, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    int w = cb_write_all(fd, data, len);
+    return w < 0 ? cb_error_set(err, w, "writing %s: %s", path, strerror(-w)) : 0;
 }
 
 /* Removes the flat temp build directory; errors are ignored because a
@@ -343,7 +334,7 @@ static int make_glue(void)
         dprintf(2, "cannot read tool.h\n");
         return -1;
     }
-    cb_buf_init(&glue, 4096);
+    cb_buf_init(&glue, CB_GLUE_HEADER_MAX);
     rc = cb__native_glue(hdr.buf.data, hdr.buf.len, &glue, &err);
     cb_file_close(&hdr);
     if (rc == 0)
