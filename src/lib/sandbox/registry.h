@@ -79,7 +79,6 @@ struct cb_registry_counts {
     size_t ready, compiling, failed;
 };
 struct cb_registry_counts cb_registry_counts(struct cb_registry *r);
-size_t cb_registry_count(struct cb_registry *r);
 
 /* POST /tools/register. Parses the manifest with cb_manifest_parse (with
  * proxy.allow_wildcard_all), then stores it normalised (defaults filled,

@@ -233,14 +233,6 @@ struct cb_tool *cb_registry_get(struct cb_registry *r, const char *name)
     return t;
 }
 
-size_t cb_registry_count(struct cb_registry *r)
-{
-    pthread_mutex_lock(&r->lock);
-    size_t n = r->n_slots;
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
-
 /* Whether name has a manifest a registration would replace. Following the
  * reference, the auto manifests of tools loaded at startup count; a tool
  * first loaded later by the watcher or a reload has none there (201). */

@@ -60,7 +60,7 @@ static void real_pipeline_compiles_good_and_rejects_bad_imports(void **state)
         fail_msg("hello not loaded: %s", text);
     }
     char hex[65];
-    assert_int_equal(cb_registry_count(fx.reg), 1);
+    assert_int_equal(cb_registry_counts(fx.reg).ready, 1);
     cb_hex_encode(sha, sizeof(sha), hex);
     assert_string_equal(t->sha256, hex);
     struct stat st;

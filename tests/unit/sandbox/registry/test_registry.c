@@ -58,7 +58,7 @@ static void missing_tool_dir_is_zero_tools(void **state)
     fx->opts.tool_dir = "/nonexistent/cb-registry-test";
     fx->opts.watch = true;
     fixture_open_ok(fx);
-    assert_int_equal(cb_registry_count(fx->reg), 0);
+    assert_int_equal(cb_registry_counts(fx->reg).ready, 0);
     json_t *report = cb_registry_reload(fx->reg);
     assert_int_equal(json_integer_value(json_object_get(report, "reloaded")), 0);
     assert_int_equal(json_array_size(json_object_get(report, "tools")), 0);
@@ -78,7 +78,7 @@ static void open_loads_modules_and_skips_bad_ones(void **state)
     snprintf(sub, sizeof(sub), "%s/dir.wasm", fx->tool_dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     fixture_open_ok(fx);
-    assert_int_equal(cb_registry_count(fx->reg), 2);
+    assert_int_equal(cb_registry_counts(fx->reg).ready, 2);
     assert_int_equal(fake_calls(&fx->loader), 3); /* echo, alpha, broken */
     struct cb_tool *t = cb_registry_get(fx->reg, "echo");
     assert_non_null(t);
