@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "secrets/secrets.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,7 +28,7 @@ static const char usage_text[] =
     "                  domain and its subdomains); no scheme, port or trailing dot.\n"
     "                  The credential is sent over https only, unless --allow-http;\n"
     "                  --port N sends it only to requests for port N.\n"
-    "  list            names, domains and headers (never values)\n"
+    "  list [--json]   names, domains and headers (never values)\n"
     "  remove --name N delete a credential\n\n"
     "Each add and remove writes a line to the audit log ([logging] audit_dir) with\n"
     "the credential's name and domain, never its value.\n"
@@ -41,6 +42,7 @@ struct creds_args {
     const char *header;
     const char *prefix;
     bool allow_http;
+    bool json;
     uint16_t port;
 };
 
@@ -169,8 +171,30 @@ static int do_add(struct cb_secret_store *s, struct cb_audit *log, const struct 
     return rc;
 }
 
-static int do_list(struct cb_secret_store *s)
+/* creds list --json: one object per credential, values never included. */
+static int list_json(struct cb_secret_store *s)
 {
+    json_t *a = json_array();
+    for (size_t i = 0; i < cb_secret_store_count(s); i++) {
+        struct cb_cred_info info;
+        if (cb_secret_store_entry(s, i, &info) == 0)
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:b}", "name",
+                                               info.name, "domain", info.domain, "header",
+                                               info.header_name, "prefix",
+                                               info.header_prefix ? info.header_prefix : "",
+                                               "allow_http", info.allow_http, "port",
+                                               (int)info.port, "matches", info.match != NULL));
+    }
+    json_dumpf(a, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(a);
+    return 0;
+}
+
+static int do_list(struct cb_secret_store *s, bool as_json)
+{
+    if (as_json)
+        return list_json(s);
     size_t n = cb_secret_store_count(s);
     if (n == 0)
         puts("No credentials stored.");
@@ -222,14 +246,23 @@ static int option_flag(struct creds_args *a, int o, const char *arg)
 
 static int parse(int argc, char **argv, struct creds_args *a)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"key-file", required_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'},   {"domain", required_argument, NULL, 'd'},
-        {"header", required_argument, NULL, 'H'}, {"prefix", required_argument, NULL, 'P'},
-        {"allow-http", no_argument, NULL, 'a'},   {"port", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"key-file", required_argument, NULL, 'k'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"domain", required_argument, NULL, 'd'},
+                                         {"header", required_argument, NULL, 'H'},
+                                         {"prefix", required_argument, NULL, 'P'},
+                                         {"allow-http", no_argument, NULL, 'a'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'j') {
+            a->json = true;
+            continue;
+        }
         if (o == 'a' || o == 'p') {
             if (option_flag(a, o, optarg) < 0)
                 return 2;
@@ -271,7 +304,7 @@ int cmd_creds(int argc, char **argv)
     if (rc == 0 && !list)
         rc = open_audit(cfg, &log);
     if (rc == 0)
-        rc = list                         ? do_list(s)
+        rc = list                         ? do_list(s, a.json)
              : strcmp(action, "add") == 0 ? do_add(s, log, &a)
                                           : do_remove(s, log, &a);
     cb_audit_close(log);

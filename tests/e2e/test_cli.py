@@ -287,6 +287,11 @@ class CredsTests(unittest.TestCase):
         self.assertIn("api.github.com", p.stdout)
         self.assertIn("Authorization", p.stdout)
         self.assertNotIn(secret, p.stdout + p.stderr)
+        p = self.creds("list", "--json")
+        self.assertEqual(json.loads(p.stdout), [{
+            "name": "github", "domain": "api.github.com", "header": "Authorization",
+            "prefix": "Bearer ", "allow_http": False, "port": 0, "matches": True}])
+        self.assertNotIn(secret, p.stdout + p.stderr)
         self.assertEqual(self.creds("remove", "--name", "github").returncode, 0)
         self.assertIn("No credentials stored.", self.creds("list").stdout)
 
