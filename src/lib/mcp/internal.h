@@ -45,8 +45,9 @@ enum cb__mcp_shape {
 
 /* A request being served by a worker thread. */
 struct cb__mcp_slot {
-    json_t *id; /* NULL when the slot is free */
+    json_t *id; /* the request being served; NULL once answered */
     bool cancelled;
+    bool busy; /* a worker holds the slot, from claim to next_or_finish */
 };
 
 struct cb_mcp;

@@ -232,25 +232,37 @@ struct req {
     bool stateless; /* the version came from params._meta, not initialize */
 };
 
-/* Takes a free slot for `id`; returns its index, or -1 when all are busy. */
-static int take_slot(struct cb_mcp *m, const json_t *id)
+/* Where a new request goes: a free worker slot (its index), the queue
+ * (QUEUED), or nowhere (FULL). One lock covers the choice and the hand-over
+ * in next_or_finish, so a request is never queued behind a worker that has
+ * just seen an empty queue, and a slot is never given out twice. */
+enum { QUEUED = -1, FULL = -2 };
+
+static int claim(struct cb_mcp *m, const struct req *r, work_fn fn)
 {
-    int found = -1;
+    int got = FULL;
     pthread_mutex_lock(&m->lock);
-    for (unsigned i = 0; i < m->cfg.max_inflight && found < 0; i++)
-        if (m->slots[i].id == NULL) {
-            m->slots[i].id = json_deep_copy(id);
-            m->slots[i].cancelled = false;
-            m->inflight++;
-            found = (int)i;
+    for (unsigned i = 0; i < m->cfg.max_inflight && got == FULL; i++)
+        if (!m->slots[i].busy) {
+            m->slots[i] = (struct cb__mcp_slot){json_deep_copy(r->id), false, true};
+            got = (int)i;
         }
+    if (got == FULL && m->queued < m->cfg.max_queued) {
+        unsigned at = (m->queue_head + m->queued++) % m->cfg.max_queued;
+        m->queue[at] = (struct cb__mcp_queued){json_deep_copy(r->id), json_deep_copy(r->params), fn,
+                                               r->shape, false};
+        got = QUEUED;
+    }
+    if (got != FULL)
+        m->inflight++;
     pthread_mutex_unlock(&m->lock);
-    return found;
+    return got;
 }
 
-/* Frees a slot. Returns its id (the caller's reference), or NULL when the
- * client cancelled the request, which then gets no answer. */
-static json_t *release_slot(struct cb_mcp *m, unsigned slot)
+/* Takes the answer's id off a slot, which stays reserved for its worker.
+ * Returns the id (the caller's reference), or NULL when the client
+ * cancelled the request, which then gets no answer. */
+static json_t *take_id(struct cb_mcp *m, unsigned slot)
 {
     pthread_mutex_lock(&m->lock);
     json_t *id = m->slots[slot].id;
@@ -263,19 +275,11 @@ static json_t *release_slot(struct cb_mcp *m, unsigned slot)
     return id;
 }
 
-static void finish_job(struct cb_mcp *m)
-{
-    pthread_mutex_lock(&m->lock);
-    if (--m->inflight == 0)
-        pthread_cond_broadcast(&m->idle);
-    pthread_mutex_unlock(&m->lock);
-}
-
 /* Ends the job that just answered: hands its slot to the oldest queued
  * request (filling j; queued requests the client cancelled are dropped
- * unanswered) and returns true, or, with the queue empty, counts the job
- * done and returns false; the thread must not touch m after that, since
- * cb_mcp_free may be waiting for exactly this. */
+ * unanswered) and returns true, or, with the queue empty, frees the slot,
+ * counts the job done and returns false; the thread must not touch m
+ * after that, since cb_mcp_free may be waiting for exactly this. */
 static bool next_or_finish(struct job *j)
 {
     struct cb_mcp *m = j->m;
@@ -299,6 +303,8 @@ static bool next_or_finish(struct job *j)
         j->shape = q->shape;
         found = true;
     }
+    if (!found)
+        m->slots[j->slot].busy = false;
     if (m->inflight == 0)
         pthread_cond_broadcast(&m->idle);
     pthread_mutex_unlock(&m->lock);
@@ -311,7 +317,7 @@ static void *run_job(void *arg)
     do {
         struct cb__mcp_rpc_error e = {0};
         json_t *result = j->fn(j->m, j->params, j->shape, &e);
-        json_t *id = release_slot(j->m, j->slot);
+        json_t *id = take_id(j->m, j->slot);
         if (id != NULL && result != NULL)
             answer(j->m, id, j->shape, result);
         else if (id != NULL)
@@ -325,30 +331,14 @@ static void *run_job(void *arg)
     return NULL;
 }
 
-/* Queues a request when every worker is busy; false when the queue is
- * full too. */
-static bool enqueue(struct cb_mcp *m, const struct req *r, work_fn fn)
-{
-    pthread_mutex_lock(&m->lock);
-    bool room = m->queued < m->cfg.max_queued;
-    if (room) {
-        unsigned at = (m->queue_head + m->queued++) % m->cfg.max_queued;
-        m->queue[at] = (struct cb__mcp_queued){json_deep_copy(r->id), json_deep_copy(r->params), fn,
-                                               r->shape, false};
-        m->inflight++;
-    }
-    pthread_mutex_unlock(&m->lock);
-    return room;
-}
-
 /* Runs fn on a detached thread, answering the request when it is done. */
 static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
 {
     const json_t *id = r->id;
-    int slot = take_slot(m, id);
-    if (slot < 0 && enqueue(m, r, fn))
+    int slot = claim(m, r, fn);
+    if (slot == QUEUED)
         return;
-    if (slot < 0) {
+    if (slot == FULL) {
         send_error(m, id, CB__MCP_BUSY, "busy: %u requests are running and %u waiting; retry later",
                    m->cfg.max_inflight, m->cfg.max_queued);
         return;
@@ -362,11 +352,20 @@ static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
     int rc = pthread_create(&t, &attr, run_job, j);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        json_decref(release_slot(m, (unsigned)slot));
+        /* No worker: this request, and any queued behind it meanwhile, are
+         * answered from here as their job would be. */
+        json_decref(take_id(m, (unsigned)slot));
         json_decref(j->params);
-        free(j);
-        finish_job(m);
         send_error(m, id, CB__MCP_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+        while (next_or_finish(j)) {
+            json_t *qid = take_id(m, j->slot);
+            if (qid != NULL)
+                send_error(m, qid, CB__MCP_INTERNAL_ERROR, "cannot start a thread: %s",
+                           strerror(rc));
+            json_decref(qid);
+            json_decref(j->params);
+        }
+        free(j);
     }
 }
 
