@@ -126,5 +126,4 @@ int cb_config_render_reference(struct cb_buf *out);
 /* Writes a 64-hex-character random token plus NUL into out[65]. */
 int cb__config_new_token(char out[65], struct cb_error *err);
 
-
 #endif
