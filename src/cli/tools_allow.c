@@ -104,7 +104,11 @@ int cli_tools_allow(struct cli_conn *c, bool allow, const char *name, const char
         return rc;
     bool registered = strcmp(field(d, "manifest_source"), "registered") == 0;
     char *file = cb_xstrdup(field(d, "manifest_file"));
-    if (!registered && file[0] == '\0') {
+    /* Only ever NAME.json: the path comes from the server. */
+    const char *base = strrchr(file, '/');
+    bool named = base != NULL && strncmp(base + 1, name, strlen(name)) == 0 &&
+                 strcmp(base + 1 + strlen(name), ".json") == 0;
+    if (!registered && !named) {
         free(file);
         json_decref(d);
         return cli_fail("the server did not say where tool %s's manifest file is", name);
