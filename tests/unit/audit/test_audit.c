@@ -781,11 +781,12 @@ static void test_legacy_log_continues_numbering(void **state)
 {
     struct fx *f = *state;
     char prev[65] = ZEROS, all[4096] = "", line[512];
+    size_t used = 0;
     for (int i = 0; i < 4; i++) {
         snprintf(line, sizeof(line), "{\"kind\":\"proxy\",\"n\":%d,\"prev\":\"%s\"}", i, prev);
         hash_hex(line, strlen(line), prev);
-        strcat(all, line);
-        strcat(all, "\n");
+        used += (size_t)snprintf(all + used, sizeof(all) - used, "%s\n", line);
+        assert_true(used < sizeof(all));
     }
     spit(f->cur, all, strlen(all));
     struct cb_audit *a = open_log(f->dir, 0);
