@@ -62,19 +62,28 @@ void cli_conn_free(struct cli_conn *c)
     c->token = NULL;
 }
 
-bool cli_conn_option(struct cli_conn *c, int opt, const char *arg)
+int cli_parse_port(const char *arg, uint16_t *port)
 {
     uint64_t p;
+    if (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535) {
+        cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+bool cli_conn_option(struct cli_conn *c, int opt, const char *arg)
+{
+    uint16_t p;
     switch (opt) {
     case 'H':
         c->client.host = arg;
         return true;
     case 'p':
-        if (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535) {
-            cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+        if (cli_parse_port(arg, &p) < 0)
             exit(2);
-        }
-        c->client.port = (unsigned)p;
+        c->client.port = p;
         return true;
     case 'S':
         c->client.unix_socket = arg;
@@ -143,4 +152,18 @@ struct cb_config *cli_load_config(const char *path)
     cb_config_diag_free(&diag);
     free(def);
     return cfg;
+}
+
+json_t *cli_reload_entry(const json_t *report, const char *list, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(report, list), i, v)
+    {
+        const char *n = json_is_string(v) ? json_string_value(v)
+                                          : json_string_value(json_object_get(v, "tool"));
+        if (n != NULL && strcmp(n, name) == 0)
+            return v;
+    }
+    return NULL;
 }

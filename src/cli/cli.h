@@ -4,7 +4,9 @@
 #define CB_CLI_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "client/client.h"
 #include "config/config.h"
@@ -48,6 +50,9 @@ void cli_conn_init(struct cli_conn *c);
  * error and returns -1 when there is none. */
 int cli_conn_token(struct cli_conn *c);
 void cli_conn_free(struct cli_conn *c);
+/* Parses a --port value (1-65535) into *port; prints why and returns -1
+ * when it is not one. */
+int cli_parse_port(const char *arg, uint16_t *port);
 /* Handles a connection option; returns false if `opt` is not one. */
 bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
 
@@ -56,6 +61,10 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
  * otherwise. */
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
+
+/* The entry of tool `name` in list `list` of a POST /tools/reload report:
+ * "tools" (names) or "failed" ({"tool", "error"}); NULL when absent. */
+json_t *cli_reload_entry(const json_t *report, const char *list, const char *name);
 
 /* clawbox tools allow|disallow NAME HOST (tools_allow.c). */
 int cli_tools_allow(struct cli_conn *c, bool allow, const char *name, const char *host);

@@ -77,22 +77,6 @@ static int resolve_dir(const char *flag, char **dir)
     return 0;
 }
 
-static bool named(json_t *a, const char *name, json_t **entry)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        const char *n = json_is_string(v) ? json_string_value(v)
-                                          : json_string_value(json_object_get(v, "tool"));
-        if (n != NULL && strcmp(n, name) == 0) {
-            *entry = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Asks the server to load the tool now and reports its verdict. */
 static int server_verdict(struct cli_conn *c, const char *name)
 {
@@ -115,10 +99,10 @@ static int server_verdict(struct cli_conn *c, const char *name)
         fprintf(stderr, "  no server answered (%s): it loads the tool when it starts\n", err.msg);
     else if (j == NULL)
         rc = cli_fail("the server answered POST /tools/reload with %ld", status);
-    else if (named(json_object_get(j, "failed"), name, &e))
+    else if ((e = cli_reload_entry(j, "failed", name)) != NULL)
         rc = cli_fail("the server refused tool '%s': %s", name,
                       json_string_value(json_object_get(e, "error")));
-    else if (named(json_object_get(j, "tools"), name, &e))
+    else if (cli_reload_entry(j, "tools", name) != NULL)
         fprintf(stderr, "✓ The server loaded tool '%s'\n", name);
     else
         rc = cli_fail("the server did not find tool '%s': is --tool-dir the server's "

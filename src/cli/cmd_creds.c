@@ -233,15 +233,11 @@ static int do_remove(struct cb_secret_store *s, struct cb_audit *log, const stru
 /* --allow-http and --port N. */
 static int option_flag(struct creds_args *a, int o, const char *arg)
 {
-    uint64_t p;
     if (o == 'a') {
         a->allow_http = true;
         return 0;
     }
-    if (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535)
-        return -cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
-    a->port = (uint16_t)p;
-    return 0;
+    return cli_parse_port(arg, &a->port);
 }
 
 static int parse(int argc, char **argv, struct creds_args *a)

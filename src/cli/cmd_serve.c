@@ -81,11 +81,9 @@ static int run(const char *path, bool check_only, bool insecure)
  * environment overrides the configuration table already validates. */
 static int override_listen(int opt, const char *arg)
 {
-    uint64_t p;
-    if (opt == 'p' && (cb_parse_u64(arg, strlen(arg), &p) < 0 || p == 0 || p > 65535)) {
-        cli_fail("--port must be a number from 1 to 65535, got '%s'", arg);
+    uint16_t p;
+    if (opt == 'p' && cli_parse_port(arg, &p) < 0)
         return -1;
-    }
     if (opt == 'H' && arg[0] == '\0') {
         cli_fail("--host must not be empty");
         return -1;

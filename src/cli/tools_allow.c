@@ -82,11 +82,9 @@ static int save_file(struct cli_conn *c, json_t *doc, const char *file, const ch
                         "or register the manifest with clawbox tools register)",
                         file, err.msg);
     json_t *report = fetch_json(c, "POST", "/tools/reload", NULL, &rc);
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(report, "failed"), i,
-                       f) if (strcmp(field(f, "tool"), name) == 0) rc =
-        cli_fail("the server refused tool '%s': %s", name, field(f, "error"));
+    json_t *f = cli_reload_entry(report, "failed", name);
+    if (f != NULL)
+        rc = cli_fail("the server refused tool '%s': %s", name, field(f, "error"));
     json_decref(report);
     return rc;
 }
