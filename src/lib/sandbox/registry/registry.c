@@ -351,23 +351,6 @@ const char *cb__manifest_source(struct cb_registry *r, const struct cb__slot *s)
     return s->file_manifest ? "file" : "auto";
 }
 
-json_t *cb_registry_describe(struct cb_registry *r, const char *name)
-{
-    pthread_mutex_lock(&r->lock);
-    struct cb__slot *s = name ? cb__registry_find(r, name) : NULL;
-    json_t *d = NULL;
-    if (s != NULL) {
-        d = json_deep_copy(s->tool->manifest->doc);
-        json_object_set_new(d, "state", json_string("ready"));
-        json_object_set_new(d, "manifest_source", json_string(cb__manifest_source(r, s)));
-        json_object_set_new(d, "sha256", json_string(s->tool->sha256));
-        json_object_set_new(d, "manifest_file",
-                            json_sprintf("%s/%s.json", r->opts.tool_dir, s->tool->name));
-    }
-    pthread_mutex_unlock(&r->lock);
-    return d;
-}
-
 /* Loads one persisted manifest. A row that no longer validates (say "*"
  * after proxy.allow_wildcard_all was turned off) is ignored, so the tool
  * falls back to a deny-all manifest; the row stays for a later config. So

@@ -1,6 +1,7 @@
 /* What state each tool is in: ready (loaded), compiling (queued or being
  * built with no version loaded yet) or failed (its last build failed and
- * no version is loaded), and waiting for a compiling tool. */
+ * no version is loaded); listing and describing tools with it, and waiting
+ * for a compiling tool. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,18 +94,37 @@ static size_t add_failed(struct cb_registry *r, json_t *out)
     return n;
 }
 
+/* A loaded tool as listed: its manifest, "state": "ready" and where the
+ * manifest came from. Caller holds r->lock. */
+static json_t *ready_entry(struct cb_registry *r, const struct cb__slot *s)
+{
+    json_t *m = json_deep_copy(s->tool->manifest->doc);
+    json_object_set_new(m, "state", json_string("ready"));
+    json_object_set_new(m, "manifest_source", json_string(cb__manifest_source(r, s)));
+    return m;
+}
+
+json_t *cb_registry_describe(struct cb_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    struct cb__slot *s = name ? cb__registry_find(r, name) : NULL;
+    json_t *d = s ? ready_entry(r, s) : NULL;
+    if (s != NULL) {
+        json_object_set_new(d, "sha256", json_string(s->tool->sha256));
+        json_object_set_new(d, "manifest_file",
+                            json_sprintf("%s/%s.json", r->opts.tool_dir, s->tool->name));
+    }
+    pthread_mutex_unlock(&r->lock);
+    return d;
+}
+
 /* Counts (and appends to out, when not NULL) the tools in each state.
  * Caller holds r->lock. */
 static struct cb_registry_counts list_locked(struct cb_registry *r, json_t *out)
 {
     struct cb_registry_counts c = {.ready = r->n_slots};
-    for (size_t i = 0; out != NULL && i < r->n_slots; i++) {
-        json_t *m = json_deep_copy(r->slots[i].tool->manifest->doc);
-        json_object_set_new(m, "state", json_string("ready"));
-        json_object_set_new(m, "manifest_source",
-                            json_string(cb__manifest_source(r, &r->slots[i])));
-        json_array_append_new(out, m);
-    }
+    for (size_t i = 0; out != NULL && i < r->n_slots; i++)
+        json_array_append_new(out, ready_entry(r, &r->slots[i]));
     const char *name;
     json_t *v;
     json_object_foreach(r->pending, name, v)
