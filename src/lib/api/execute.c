@@ -1,6 +1,7 @@
 /* POST /execute: runs a registered tool once in a single-use worker and
  * answers with the ExecuteResponse shape of the reference. */
 #include "api/app.h"
+#include "api/tools.h"
 #include "api/validate.h"
 #include "audit/audit.h"
 #include "config/config.h"
@@ -43,49 +44,36 @@ static char *host_call(void *ud, const char *method, json_t *params)
     return s;
 }
 
-/* The credentials a request may use: the names in its
- * capabilities.credentials that the manifest's credentials.available also
- * lists, in request order. The caller owns the array. */
-static json_t *granted_credentials(const struct cb_manifest *manifest, json_t *caps)
+/* Sorts the names in the request's capabilities.credentials: *granted (a
+ * new array) gets those the manifest's credentials.available also lists,
+ * in request order, for the proxy to inject; *refused (NULL when empty)
+ * gets, for each one the request cannot use, its name and why. */
+static void sort_credentials(struct cb_app *app, const struct cb_manifest *manifest, json_t *caps,
+                             json_t **granted, json_t **refused)
 {
-    json_t *out = json_array();
-    size_t i;
-    json_t *want;
-    json_array_foreach(json_object_get(caps, "credentials"), i, want)
-    {
-        /* A name with a NUL in it is not one the manifest lists. */
-        if (json_is_string(want) && strlen(json_string_value(want)) == json_string_length(want) &&
-            cb_manifest_has_credential(manifest, json_string_value(want)))
-            json_array_append(out, want);
-    }
-    return out;
-}
-
-/* For each credential the request asked for and cannot use, its name and
- * why: NULL when every one is usable. */
-static json_t *refused_credentials(struct cb_app *app, const struct cb_manifest *manifest,
-                                   json_t *caps)
-{
-    json_t *out = NULL;
+    *granted = json_array();
+    *refused = NULL;
     size_t i;
     json_t *want;
     json_array_foreach(json_object_get(caps, "credentials"), i, want)
     {
         const char *name = json_string_value(want);
-        const char *why;
+        const char *why = NULL;
+        /* A name with a NUL in it is not one the manifest lists. */
         if (name == NULL || strlen(name) != json_string_length(want))
             why = "not a credential name";
         else if (!cb_manifest_has_credential(manifest, name))
             why = "the tool's manifest does not list it in credentials.available";
-        else
+        else {
+            json_array_append(*granted, want);
             why = cb_proxy_credential_problem(app->proxy, name);
+        }
         if (why == NULL)
             continue;
-        if (out == NULL)
-            out = json_array();
-        json_array_append_new(out, json_pack("{s:O, s:s}", "name", want, "reason", why));
+        if (*refused == NULL)
+            *refused = json_array();
+        json_array_append_new(*refused, json_pack("{s:O, s:s}", "name", want, "reason", why));
     }
-    return out;
 }
 
 /* An output object with an "error" member is the tool reporting a failure
@@ -253,8 +241,8 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     struct cb_worker_result r;
     struct cb_error err = {0};
     json_t *caps = json_object_get(req->json, "capabilities");
-    json_t *granted = granted_credentials(tool->manifest, caps);
-    json_t *refused = refused_credentials(app, tool->manifest, caps);
+    json_t *granted, *refused;
+    sort_credentials(app, tool->manifest, caps, &granted, &refused);
     struct exec_ctx x = {tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
     char *text = cb_json_dump_or(params, JSON_COMPACT | JSON_ENCODE_ANY, "null");
@@ -293,10 +281,7 @@ void cb__api_execute(struct cb_http_request *req, struct cb_http_response *res)
     struct cb_tool *tool =
         cb_registry_get_wait(app->registry, name, app->cfg->sandbox.default_timeout_ms);
     if (tool == NULL) {
-        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name,
-                              cb_registry_compiling(app->registry, name)
-                                  ? " (it is still being compiled; retry shortly)"
-                                  : "");
+        cb__api_tool_not_found(res, app->registry, name);
         record(req, res, "unknown", "not_found", 0, 0);
         return;
     }

@@ -24,6 +24,14 @@ void cb__api_tools_list(struct cb_http_request *req, struct cb_http_response *re
         cb_http_respond_json(res, 200, cb_registry_manifests(r));
 }
 
+void cb__api_tool_not_found(struct cb_http_response *res, struct cb_registry *r, const char *name)
+{
+    cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name ? name : "",
+                          name && cb_registry_compiling(r, name)
+                              ? " (it is still being compiled; retry shortly)"
+                              : "");
+}
+
 void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_registry *r = registry_of(req, res);
@@ -32,9 +40,7 @@ void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res
     const char *name = cb_http_param(req, "name");
     json_t *d = cb_registry_describe(r, name);
     if (d == NULL) {
-        cb_http_respond_error(
-            res, 404, "tool_not_found", "tool '%s' not found%s", name ? name : "",
-            name && cb_registry_compiling(r, name) ? " (it is still being compiled)" : "");
+        cb__api_tool_not_found(res, r, name);
         return;
     }
     cb_http_respond_json(res, 200, d);
