@@ -9,7 +9,8 @@ build_pkgs=(meson ninja-build pkg-config gcc libc6-dev python3 libjansson-dev
             libcurl4-openssl-dev libssl-dev libsqlite3-dev libpsl-dev publicsuffix libpcre2-dev
             libseccomp-dev zlib1g-dev curl
             clang lld-14 wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32
-            libc++abi-14-dev-wasm32 wabt libcmocka-dev)
+            libc++abi-14-dev-wasm32 wabt libcmocka-dev
+            crun runc umoci skopeo mmdebstrap busybox-static catatonit)
 check_pkgs=(clang-format prometheus golang-github-burntsushi-toml-dev clang
             libclang-rt-14-dev python3-yaml)
 bench_pkgs=(wrk nginx-light bc)

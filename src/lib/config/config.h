@@ -83,11 +83,26 @@ struct cb_config {
     struct {
         uint64_t max_containers;
         char *workspace_root;
+        char *runtime;      /* auto|crun|runc|none */
+        char *runtime_root; /* NULL = <data_dir>/oci */
+        char *image_store;  /* NULL = <data_dir>/images */
+        char *default_image;
+        uint64_t default_timeout_ms;
+        uint64_t max_timeout_ms;
+        uint64_t default_memory_mb;
+        uint64_t max_memory_mb;
+        uint64_t max_cpu_percent;
+        uint64_t max_pids;
+        uint64_t max_output_bytes;
+        uint64_t tmp_size_mb;
+        uint64_t userns_base;
+        uint64_t retention_ms;
     } containers;
     struct {
         struct cb_strlist network_allowlist;
         struct cb_strlist allowed_credentials;
         struct cb_strlist allowed_policies;
+        struct cb_strlist allowed_images;
     } container_policy;
     struct {
         char *default_language;

@@ -130,13 +130,13 @@ static void unknown_keys_are_warnings(void **state)
     struct cb_config_diag d;
     int rc;
     struct cb_config *c = load("top = 1\n[server]\nprot = 1\n[nope]\nx = 1\n"
-                               "[containers]\ndefault_image = \"x\"\n",
+                               "[containers]\nmax_container = 3\n",
                                &d, &rc);
     assert_int_equal(rc, 0);
     assert_true(has_line(&d.warnings, "t.toml:1: unknown key 'top'"));
     assert_true(has_line(&d.warnings, "t.toml:3: unknown key 'prot' in [server]"));
     assert_true(has_line(&d.warnings, "unknown section 'nope'"));
-    assert_true(has_line(&d.warnings, "t.toml:7: unknown key 'default_image' in [containers]"));
+    assert_true(has_line(&d.warnings, "t.toml:7: unknown key 'max_container' in [containers]"));
     cb_config_free(c);
     cb_config_diag_free(&d);
 }
