@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -92,6 +93,27 @@ int cb_random_bytes(void *buf, size_t n)
         n -= (size_t)r;
     }
     return 0;
+}
+
+void cb_uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+    if (cb_random_bytes(b, sizeof(b)) < 0)
+        abort();                 /* getrandom cannot fail once the pool is initialised */
+    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    cb_hex_encode(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+void cb_rfc3339_ms(uint64_t ms, char out[CB_RFC3339_LEN])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t len = strftime(out, CB_RFC3339_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + len, CB_RFC3339_LEN - len, ".%03uZ", (unsigned)(ms % 1000));
 }
 
 void cb_hex_byte(unsigned char c, bool upper, char out[2])

@@ -39,6 +39,14 @@ bool cb_const_time_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Fills buf with `n` bytes from the kernel CSPRNG. Returns 0 or -errno. */
 int cb_random_bytes(void *buf, size_t n);
 
+/* Writes a random (version 4) UUID in its 36-character text form and a NUL. */
+void cb_uuid_v4(char out[37]);
+
+/* Writes a wall-clock time in Unix milliseconds as RFC 3339 UTC with
+ * milliseconds ("2026-12-07T01:02:03.456Z") and a NUL. */
+#define CB_RFC3339_LEN 25
+void cb_rfc3339_ms(uint64_t ms, char out[CB_RFC3339_LEN]);
+
 /* Writes 2*n lowercase hex characters and a NUL to out. */
 void cb_hex_encode(const unsigned char *in, size_t n, char *out);
 /* Writes the two hex digits of c (no NUL) to out, in upper case if asked:

@@ -11,17 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-static void new_request_id(char out[37])
-{
-    unsigned char b[16];
-    char hex[33];
-    cb_random_bytes(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80;
-    cb_hex_encode(b, sizeof(b), hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
 void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg)
 {
     cb_http_respond_error(&r->res, status, code, "%s", msg);
@@ -94,7 +83,7 @@ static struct cb__req *alloc_req(struct cb_http_server *s)
     r->srv = s;
     r->start_ns = cb_now_mono_ns();
     r->state = CB__REQ_READING;
-    new_request_id(r->request_id);
+    cb_uuid_v4(r->request_id);
     r->req.request_id = r->request_id;
     r->req.app = r->srv->opts.app;
     cb_buf_init(&r->body, r->srv->opts.max_body_bytes);

@@ -148,6 +148,29 @@ static void mono_deadline_is_ahead_and_normalised(void **state)
     assert_true(ms >= 1998 && ms <= 2100);
 }
 
+static void uuid_v4_has_version_and_variant(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    cb_uuid_v4(a);
+    cb_uuid_v4(b);
+    assert_int_equal(strlen(a), 36);
+    assert_true(a[8] == '-' && a[13] == '-' && a[18] == '-' && a[23] == '-');
+    assert_int_equal(a[14], '4');
+    assert_non_null(strchr("89ab", a[19]));
+    assert_string_not_equal(a, b);
+}
+
+static void rfc3339_ms_formats_utc(void **state)
+{
+    (void)state;
+    char t[CB_RFC3339_LEN];
+    cb_rfc3339_ms(0, t);
+    assert_string_equal(t, "1970-01-01T00:00:00.000Z");
+    cb_rfc3339_ms(1796605323456ULL, t);
+    assert_string_equal(t, "2026-12-07T01:02:03.456Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +184,8 @@ int main(void)
         cmocka_unit_test(asprintf_formats),
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
         cmocka_unit_test(mono_deadline_is_ahead_and_normalised),
+        cmocka_unit_test(uuid_v4_has_version_and_variant),
+        cmocka_unit_test(rfc3339_ms_formats_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
