@@ -372,6 +372,20 @@ static void validate(struct cb_config *c, struct cb_config_diag *diag, const cha
         diag_add(&diag->errors, &org,
                  "[sandbox] default_timeout_ms (%" PRIu64 ") exceeds max_timeout_ms (%" PRIu64 ")",
                  c->sandbox.default_timeout_ms, c->sandbox.max_timeout_ms);
+    if (c->containers.default_timeout_ms > c->containers.max_timeout_ms)
+        diag_add(&diag->errors, &org,
+                 "[containers] default_timeout_ms (%" PRIu64 ") exceeds max_timeout_ms (%" PRIu64
+                 ")",
+                 c->containers.default_timeout_ms, c->containers.max_timeout_ms);
+    if (c->containers.default_memory_mb > c->containers.max_memory_mb)
+        diag_add(&diag->errors, &org,
+                 "[containers] default_memory_mb (%" PRIu64 ") exceeds max_memory_mb (%" PRIu64 ")",
+                 c->containers.default_memory_mb, c->containers.max_memory_mb);
+    /* Each container may get its own 65536 host ids; they must fit in 32 bits. */
+    if (c->containers.userns_base + (c->containers.max_containers + 1) * 65536ULL > UINT32_MAX)
+        diag_add(&diag->errors, &org,
+                 "[containers] userns_base + 65536 * (max_containers + 1) must stay below "
+                 "4294967295");
     for (size_t i = 0; i < c->container_policy.allowed_policies.len; i++) {
         const char *p = c->container_policy.allowed_policies.items[i];
         if (strcasecmp(p, "wasm_only") != 0 && strcasecmp(p, "container") != 0 &&
