@@ -75,7 +75,8 @@ enum cb_audit_kind {
     CB_AUDIT_EXECUTE,
     CB_AUDIT_REGISTER,
     CB_AUDIT_CREDENTIAL,
-    CB_AUDIT_AUDIT, /* the log's own events: lines found cut from its end */
+    CB_AUDIT_AUDIT,     /* the log's own events: lines found cut from its end */
+    CB_AUDIT_CONTAINER, /* a container spawned, ended or killed (tool = its id) */
 };
 
 /* Most names in a credential line's added/removed/changed lists; past it

@@ -172,7 +172,8 @@ static void put_time(struct out *o, uint64_t wall_ms)
 
 const char *cb__audit_kind_name(enum cb_audit_kind kind)
 {
-    static const char *const names[] = {"proxy", "execute", "register", "credential", "audit"};
+    static const char *const names[] = {"proxy",      "execute", "register",
+                                        "credential", "audit",   "container"};
     return (size_t)kind < CB_ARRAY_LEN(names) ? names[kind] : "unknown";
 }
 

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err)
 {
@@ -140,5 +143,30 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
     else
         fsync_dir_of(path);
     free(tmp);
+    return r;
+}
+
+static int rm_first_error;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int r = flag == FTW_DP ? rmdir(path) : unlink(path);
+    if (r < 0 && errno != ENOENT && rm_first_error == 0)
+        rm_first_error = -errno;
+    return 0;
+}
+
+int cb_rm_tree(const char *path)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* nftw's callback has no context */
+    pthread_mutex_lock(&lock);
+    rm_first_error = 0;
+    int r = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (r < 0 && errno != ENOENT && rm_first_error == 0)
+        rm_first_error = -errno;
+    r = rm_first_error;
+    pthread_mutex_unlock(&lock);
     return r;
 }

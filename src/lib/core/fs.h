@@ -37,4 +37,9 @@ int cb_iov_advance(struct iovec **iov, int cnt, size_t done);
  * directory, fsync, rename, then fsync of the directory. */
 int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err);
 
+/* Removes path and everything under it, never following a symbolic link.
+ * A missing path is success. Returns 0 or the first -errno met (the rest
+ * is still removed where it can be). */
+int cb_rm_tree(const char *path);
+
 #endif

@@ -190,6 +190,29 @@ static void flock_retry_takes_and_reports(void **state)
     close(b);
 }
 
+static void rm_tree_removes_everything_and_follows_no_link(void **state)
+{
+    (void)state;
+    char top[] = "/tmp/cb-rmtree-XXXXXX", keep[] = "/tmp/cb-rmkeep-XXXXXX";
+    assert_non_null(mkdtemp(top));
+    assert_non_null(mkdtemp(keep));
+    char *sub = cb_xasprintf("%s/a/b", top), *file = cb_xasprintf("%s/a/b/f", top);
+    char *link = cb_xasprintf("%s/a/l", top), *kept = cb_xasprintf("%s/k", keep);
+    assert_int_equal(cb_mkdir_p(sub, 0700, NULL), 0);
+    assert_int_equal(cb_write_atomic(file, "x", 1, NULL), 0);
+    assert_int_equal(cb_write_atomic(kept, "y", 1, NULL), 0);
+    assert_int_equal(symlink(keep, link), 0);
+    assert_int_equal(cb_rm_tree(top), 0);
+    assert_int_equal(access(top, F_OK), -1);
+    assert_int_equal(access(kept, F_OK), 0); /* the link went, not its target */
+    assert_int_equal(cb_rm_tree(top), 0);    /* missing is success */
+    assert_int_equal(cb_rm_tree(keep), 0);
+    free(sub);
+    free(file);
+    free(link);
+    free(kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +222,7 @@ int main(void)
         cmocka_unit_test(read_retry_waits_through_signals),
         cmocka_unit_test(pread_all_reads_at_an_offset_and_not_past_the_end),
         cmocka_unit_test(flock_retry_takes_and_reports),
+        cmocka_unit_test(rm_tree_removes_everything_and_follows_no_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
