@@ -4,6 +4,7 @@
 #include "core/util.h"
 #include "api/tools.h"
 #include "audit/audit.h"
+#include "containers/manager.h"
 #include "proxy/pipeline.h"
 #include "secrets/secrets.h"
 #include "metrics/metrics.h"
@@ -140,6 +141,17 @@ int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_err
         r = open_proxy(app, err);
     if (r == 0)
         r = open_sandbox(app, err);
+    if (r == 0) {
+        struct cb_ct_manager_options co = {
+            .cfg = cfg,
+            .state = app->state,
+            .proxy = app->proxy,
+            .audit = app->audit,
+            .metrics = app->metrics,
+            .monitor_exe = "/proc/self/exe",
+        };
+        r = cb_ct_manager_open(&co, &app->containers, err);
+    }
     if (r < 0) {
         cb__app_close(app);
         return r;
@@ -152,6 +164,7 @@ void cb__app_close(struct cb_app *app)
 {
     if (app == NULL)
         return;
+    cb_ct_manager_close(app->containers); /* before the proxy its sockets use */
     cb_registry_close(app->registry);
     cb_worker_pool_free(app->workers);
     cb_state_close(app->state);
@@ -179,6 +192,11 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "POST", "/tools/register", cb__api_tools_register, CB_ROUTE_JSON);
     cb_router_add(r, "DELETE", "/tools/{name}/registration", cb__api_tools_unregister, 0);
     cb_router_add(r, "POST", "/tools/reload", cb__api_tools_reload, 0);
+    cb_router_add(r, "POST", "/containers/spawn", cb__api_containers_spawn, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/containers", cb__api_containers_list, 0);
+    cb_router_add(r, "GET", "/containers/{id}", cb__api_containers_get, 0);
+    cb_router_add(r, "DELETE", "/containers/{id}", cb__api_containers_delete, 0);
+    cb_router_add(r, "GET", "/containers/{id}/logs", cb__api_containers_logs, 0);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

@@ -19,6 +19,7 @@ struct cb_metric;
 struct cb_proxy;
 struct cb_audit;
 struct cb_secret_store;
+struct cb_ct_manager;
 
 struct cb_app {
     const struct cb_config *cfg;
@@ -35,7 +36,8 @@ struct cb_app {
     /* /health's credentials component: "healthy" (a key, the store open),
      * "disabled" (no key, no store) or "no_key" (a store but no key). */
     const char *creds_status;
-    struct cb_proxy *proxy; /* the http_request host call */
+    struct cb_proxy *proxy;              /* the http_request host call */
+    struct cb_ct_manager *containers; /* never NULL once open */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
 };
@@ -57,6 +59,11 @@ void cb__api_register(struct cb_router *r);
 void cb__api_health(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_metrics(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_execute(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_spawn(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_list(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_get(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res);
 
 /* Registers the test-only routes. Defined only in the end-to-end test
  * binary (clawbox-test, from api/test_routes.c): app.c refers to it

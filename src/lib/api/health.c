@@ -1,6 +1,7 @@
 /* GET /health and GET /metrics: public, cheap, and served on the I/O
  * threads. */
 #include "api/app.h"
+#include "containers/manager.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -57,20 +58,32 @@ static bool add_components(struct cb_app *app, json_t *components)
                                       "(credentials.key_file or CLAWBOX_MASTER_KEY): its "
                                       "credentials are never injected; run clawbox doctor")
                           : NULL));
+    /* Containers are optional too: a host without a working runtime still
+     * serves tools, so their state informs and never degrades. */
+    const char *why = NULL;
+    const char *rt = cb_ct_manager_runtime(app->containers, &why);
+    json_object_set_new(
+        components, "docker",
+        component(rt ? "healthy" : "unavailable",
+                  rt ? json_pack("{s:s, s:I}", "runtime", rt, "active_containers",
+                                 (json_int_t)cb_ct_manager_active(app->containers))
+                     : json_pack("{s:s}", "error", why ? why : "")));
     return db_ok && tools_ready;
 }
 
 void cb__api_health(struct cb_http_request *req, struct cb_http_response *res)
 {
     struct cb_app *app = req->app;
+    const char *why = NULL;
     json_t *components = json_object();
     bool healthy = add_components(app, components);
     uint64_t uptime = (cb_now_mono_ns() - app->started_ns) / 1000000000u;
     json_t *body =
         json_pack("{s:s, s:s, s:I, s:b, s:b, s:i, s:o}", "status", healthy ? "healthy" : "degraded",
                   "version", CLAWBOX_VERSION, "uptime_seconds", (json_int_t)uptime,
-                  "docker_available", 0, "wasm_engine_ready", cb_registry_ready(app->registry),
-                  "active_containers", 0, "components", components);
+                  "docker_available", cb_ct_manager_runtime(app->containers, &why) != NULL,
+                  "wasm_engine_ready", cb_registry_ready(app->registry), "active_containers",
+                  (int)cb_ct_manager_active(app->containers), "components", components);
     cb_http_respond_json(res, 200, body);
 }
 

@@ -1,5 +1,6 @@
 #include "api/serve.h"
 #include "api/app.h"
+#include "containers/runtime.h"
 #include "core/log.h"
 #include "http/server.h"
 
@@ -67,6 +68,17 @@ static void shut_down(const struct cb_config *cfg, struct cb_http_server *srv)
     _exit(0);
 }
 
+/* crun needs a private mount namespace on hybrid cgroup hosts, entered
+ * while the process has one thread. Without it containers may still work
+ * with runc, so a failure is only logged. */
+static void prepare_containers(const struct cb_config *cfg)
+{
+    struct cb_error err = {0};
+    if (strcmp(cfg->containers.runtime, "none") != 0 && geteuid() == 0 &&
+        cb_ct_mountns_prepare(&err) < 0)
+        cb_log(CB_LOG_WARN, "containers: %s", err.msg);
+}
+
 int cb_serve(const struct cb_config *cfg, struct cb_error *err)
 {
     sigset_t set;
@@ -75,6 +87,7 @@ int cb_serve(const struct cb_config *cfg, struct cb_error *err)
     struct cb_http_server *srv = NULL;
     struct cb_http_server_options opts;
     block_signals(&set);
+    prepare_containers(cfg);
     int r = cb__app_open(cfg, &app, err);
     if (r < 0)
         return r;

@@ -46,6 +46,11 @@ struct cb_http_response {
 typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_response *res);
 
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
+/* The percent-decoded value of the query parameter `name` ("" for a bare
+ * name), copied into out; NULL when absent, too long for out, or holding a
+ * NUL or a bad escape. */
+const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
+                          size_t size);
 /* The value of the first header field called `name` (any case), or NULL. */
 const char *cb__http_header(const struct cb_http_request *req, const char *name);
 

@@ -27,6 +27,53 @@ const char *cb__http_header(const struct cb_http_request *req, const char *name)
     return NULL;
 }
 
+/* Decodes one query value (%XX and '+') into out; false when it does not
+ * fit, or holds a NUL or a bad escape. */
+static bool decode_query_value(const char *v, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)v[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < len ? cb_hex_digit((unsigned char)v[i + 1]) : -1;
+            int lo = i + 2 < len ? cb_hex_digit((unsigned char)v[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return false;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || n + 1 >= size)
+            return false;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
+                          size_t size)
+{
+    const struct cb_http_head *h = req->head;
+    if (h == NULL || !h->has_query || size == 0)
+        return NULL;
+    const char *q = req->raw + h->query.off, *end = q + h->query.len;
+    size_t n = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        const char *key_end = eq ? eq : stop;
+        if ((size_t)(key_end - q) == n && memcmp(q, name, n) == 0) {
+            const char *v = eq ? eq + 1 : stop;
+            return decode_query_value(v, (size_t)(stop - v), out, size) ? out : NULL;
+        }
+        q = stop + 1;
+    }
+    return NULL;
+}
+
 static void set_body(struct cb_http_response *res, char *body, size_t len)
 {
     free(res->body);

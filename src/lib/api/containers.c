@@ -1,0 +1,101 @@
+/* Container routes: thin wrappers over the container manager
+ * (src/lib/containers/manager.h), which maps every outcome to an errno
+ * this file turns into the reference's status and code. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "api/app.h"
+#include "containers/manager.h"
+#include "core/util.h"
+
+#define TAIL_MAX 100000
+
+static void failed(struct cb_http_response *res, int rc, const struct cb_error *err)
+{
+    switch (rc) {
+    case -EBADMSG:
+        cb_http_respond_error(res, 422, "invalid_request", "%s", err->msg);
+        break;
+    case -EINVAL:
+        cb_http_respond_error(res, 400, "invalid_request", "%s", err->msg);
+        break;
+    case -EPERM:
+        cb_http_respond_error(res, 403, "policy_denied", "%s", err->msg);
+        break;
+    case -EAGAIN:
+        res->retry_after = 1;
+        cb_http_respond_error(res, 429, "resource_exhausted", "%s", err->msg);
+        break;
+    case -ENOENT:
+        cb_http_respond_error(res, 404, "not_found", "%s", err->msg);
+        break;
+    default:
+        cb_http_respond_error(res, 500, "container_error", "%s", err->msg);
+        break;
+    }
+}
+
+static struct cb_ct_manager *manager(struct cb_http_request *req)
+{
+    return ((struct cb_app *)req->app)->containers;
+}
+
+void cb__api_containers_spawn(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *info = NULL;
+    int rc = cb_ct_spawn(manager(req), req->json, req->request_id, &info, &err);
+    if (rc < 0)
+        failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, 201, info);
+}
+
+void cb__api_containers_list(struct cb_http_request *req, struct cb_http_response *res)
+{
+    cb_http_respond_json(res, 200, cb_ct_list(manager(req)));
+}
+
+void cb__api_containers_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    const char *id = cb_http_param(req, "id");
+    json_t *info = NULL;
+    if (cb_ct_get(manager(req), id, &info) < 0)
+        cb_http_respond_error(res, 404, "not_found", "Container not found");
+    else
+        cb_http_respond_json(res, 200, info);
+}
+
+void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_delete(manager(req), cb_http_param(req, "id"), req->request_id, &out, &err);
+    if (rc < 0)
+        failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, 200, out);
+}
+
+void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res)
+{
+    char buf[16];
+    uint64_t tail = 0;
+    const char *t = cb_http_query(req, "tail", buf, sizeof(buf));
+    if (t != NULL && (cb_parse_u64(t, strlen(t), &tail) < 0 || tail > TAIL_MAX)) {
+        cb_http_respond_error(res, 400, "invalid_request",
+                              "tail: expected a number of lines from 0 to %d", TAIL_MAX);
+        return;
+    }
+    struct cb_error err = {0};
+    char *text = NULL;
+    int rc = cb_ct_logs(manager(req), cb_http_param(req, "id"), (size_t)tail, &text, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    res->status = 200;
+    res->content_type = "text/plain; charset=utf-8";
+    res->body = text;
+    res->body_len = strlen(text);
+}

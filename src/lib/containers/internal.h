@@ -1,0 +1,110 @@
+/* Internal to the container manager (manager.c, watch.c, recover.c,
+ * info.c). */
+#ifndef CB_CONTAINERS_INTERNAL_H
+#define CB_CONTAINERS_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "containers/manager.h"
+#include "containers/request.h"
+#include "containers/runtime.h"
+
+struct cb_image;
+struct cb_ct_proxy;
+struct cb_metric;
+
+enum cb__ct_status {
+    CB__CT_NONE, /* kill_as: no kill sent */
+    CB__CT_CREATING,
+    CB__CT_RUNNING,
+    CB__CT_COMPLETED,
+    CB__CT_FAILED,
+    CB__CT_TIMED_OUT,
+    CB__CT_KILLED,
+};
+
+#define CB__CT_ID_MAX 48 /* "clawbox-" + a UUID + NUL */
+
+struct cb__ct {
+    char id[CB__CT_ID_MAX];
+    enum cb__ct_status status;
+    enum cb_ct_policy policy;
+    char *task;
+    char *image;
+    char *error; /* why it failed or was removed, or NULL */
+    uint64_t created_ms, finished_ms;
+    uint64_t deadline_ns; /* monotonic; the timeout's end while it runs */
+    uint64_t memory_mb;
+    long slot; /* its host id range, or -1 */
+    char *dir; /* <data_dir>/containers/<id>, NULL once removed */
+    struct cb_image *img;
+    struct cb_ct_proxy *px;
+    struct cb_ct_started run; /* monitor_pidfd is -1 when no monitor is watched */
+    struct cb_ct_exit exit;
+    bool exited;
+    bool deleting;
+    enum cb__ct_status kill_as; /* what a kill we sent makes of its end */
+    struct cb__ct *next;
+};
+
+struct cb_ct_manager {
+    const struct cb_config *cfg;
+    struct cb_state *state;
+    struct cb_proxy *proxy;
+    struct cb_audit *audit;
+    char *monitor_exe;
+    struct cb_ct_runtime rt;
+    bool have_rt;
+    char *why_not;      /* when !have_rt */
+    char rt_label[128]; /* "crun 1.8.1" */
+    char *ct_root;      /* <data_dir>/containers */
+    char *image_store;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a container ended or finished being created */
+    struct cb__ct *list;    /* oldest first */
+    size_t active;          /* creating or running */
+    unsigned char *slots;   /* max_containers flags: host id range in use */
+    int epfd;               /* the monitors' pidfds, and wakefd */
+    int wakefd;
+    pthread_t watcher;
+    bool watching;
+    bool stopping;
+    struct cb_metric *m_active, *m_total, *m_spawn_seconds;
+};
+
+/* info.c: ContainerInfo as the API shows it, and the row stored. */
+const char *cb__ct_status_name(enum cb__ct_status s);
+int cb__ct_status_parse(const char *s, enum cb__ct_status *out);
+json_t *cb__ct_info(const struct cb__ct *c);
+void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c);
+void cb__ct_free(struct cb__ct *c);
+
+/* watch.c: the thread that sees monitors end, enforces deadlines and drops
+ * finished containers past their retention. */
+int cb__ct_watch_start(struct cb_ct_manager *m, struct cb_error *err);
+void cb__ct_watch_stop(struct cb_ct_manager *m);
+/* Watches c's monitor from now on (c->run is set). Under m->lock. */
+int cb__ct_watch_add(struct cb_ct_manager *m, struct cb__ct *c);
+/* Stops watching c's monitor (its end is no longer of interest). Under
+ * m->lock. */
+void cb__ct_unwatch(struct cb_ct_manager *m, struct cb__ct *c);
+/* Wakes the watcher to recompute its deadlines. */
+void cb__ct_watch_poke(struct cb_ct_manager *m);
+/* Sends SIGKILL to a running container, recording what its end means.
+ * Called without m->lock. */
+void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status as);
+
+/* recover.c: what an earlier run of this server left. */
+void cb__ct_recover(struct cb_ct_manager *m);
+
+/* manager.c */
+void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c);  /* slot + active; under lock */
+void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);   /* from the list; under lock */
+void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
+void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
+                  const char *method);
+
+#endif

@@ -1,0 +1,671 @@
+/* The container manager's table and its four operations. A spawn reserves
+ * its place (capacity and host id range) under the lock, so concurrent
+ * spawns never exceed max_containers, and does the slow work (image,
+ * bundle, socket, runtime) outside it. */
+#include "containers/manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "containers/bundle.h"
+#include "containers/images.h"
+#include "containers/internal.h"
+#include "containers/proxysock.h"
+#include "core/file.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "metrics/metrics.h"
+#include "proxy/pipeline.h"
+#include "sandbox/manifest.h"
+#include "scan/sanitize.h"
+#include "state/state.h"
+
+#define IDS_PER_CONTAINER 65536
+#define CONTAINER_UID     1000
+#define DELETE_WAIT_MS    10000
+#define SOCKET_IN_CT      "/run/clawbox/proxy.sock"
+#define POLICY_ORIGIN     "[container_policy].network_allowlist in the server's configuration"
+
+static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
+{
+    static const double secs[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    m->m_active = cb_metrics_gauge(reg, "clawbox_containers_active",
+                                   "Containers being created or running.", NULL, 1);
+    m->m_total = cb_metrics_counter(reg, "clawbox_containers_total",
+                                    "Containers by how they ended (spawned counts every start).",
+                                    "status", 8);
+    m->m_spawn_seconds =
+        cb_metrics_histogram(reg, "clawbox_container_spawn_duration_seconds",
+                             "Time from a spawn request to the container running.", NULL, secs,
+                             CB_ARRAY_LEN(secs), 1);
+}
+
+static void detect_runtime(struct cb_ct_manager *m)
+{
+    const struct cb_config *cfg = m->cfg;
+    if (strcmp(cfg->containers.runtime, "none") == 0) {
+        m->why_not = cb_xstrdup("containers are turned off ([containers] runtime = \"none\")");
+        return;
+    }
+    char *root = cfg->containers.runtime_root
+                     ? cb_xstrdup(cfg->containers.runtime_root)
+                     : cb_xasprintf("%s/oci", cfg->server.data_dir);
+    struct cb_error err = {0};
+    if (geteuid() != 0)
+        cb_error_set(&err, -EPERM, "containers need root (user namespaces are mapped to host "
+                     "ids only root may use)");
+    else if (cb_mkdir_p(root, 0700, &err) == 0 &&
+             cb_ct_runtime_detect(cfg->containers.runtime, root, &m->rt, &err) == 0)
+        m->have_rt = true;
+    free(root);
+    if (!m->have_rt) {
+        m->why_not = cb_xstrdup(err.msg);
+        cb_log(CB_LOG_WARN, "containers are unavailable: %s", err.msg);
+        return;
+    }
+    snprintf(m->rt_label, sizeof(m->rt_label), "%s %s", m->rt.name, m->rt.version);
+    cb_log(CB_LOG_INFO, "containers run with %s", m->rt_label);
+}
+
+int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manager **out,
+                       struct cb_error *err)
+{
+    const struct cb_config *cfg = o->cfg;
+    struct cb_ct_manager *m = cb_xcalloc(1, sizeof(*m));
+    m->cfg = cfg;
+    m->state = o->state;
+    m->proxy = o->proxy;
+    m->audit = o->audit;
+    m->monitor_exe = cb_xstrdup(o->monitor_exe);
+    m->epfd = m->wakefd = -1;
+    m->ct_root = cb_xasprintf("%s/containers", cfg->server.data_dir);
+    m->image_store = cfg->containers.image_store
+                         ? cb_xstrdup(cfg->containers.image_store)
+                         : cb_xasprintf("%s/images", cfg->server.data_dir);
+    m->slots = cb_xcalloc(cfg->containers.max_containers + 1, 1);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    register_metrics(m, o->metrics);
+    int r = cb_mkdir_p(m->ct_root, 0711, err);
+    if (r == 0) {
+        detect_runtime(m);
+        cb__ct_recover(m);
+        r = cb__ct_watch_start(m, err);
+    }
+    if (r < 0) {
+        cb_ct_manager_close(m);
+        return r;
+    }
+    *out = m;
+    return 0;
+}
+
+void cb_ct_manager_close(struct cb_ct_manager *m)
+{
+    if (m == NULL)
+        return;
+    /* Kill every running container, then wait for their monitors. */
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    while (m->active > 0 && m->watching) {
+        struct cb__ct *running = NULL;
+        for (struct cb__ct *c = m->list; c && !running; c = c->next)
+            if (c->status == CB__CT_RUNNING && c->kill_as == CB__CT_NONE)
+                running = c;
+        if (running == NULL) {
+            struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+            if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
+                break;
+            continue;
+        }
+        pthread_mutex_unlock(&m->lock);
+        cb__ct_kill(m, running, CB__CT_KILLED);
+        pthread_mutex_lock(&m->lock);
+    }
+    pthread_mutex_unlock(&m->lock);
+    cb__ct_watch_stop(m);
+    while (m->list) {
+        struct cb__ct *c = m->list;
+        m->list = c->next;
+        if (c->px)
+            cb_ct_proxy_stop(c->px);
+        if (c->dir) {
+            char *p = cb_xasprintf("%s/bundle", c->dir);
+            cb_rm_tree(p);
+            free(p);
+        }
+        cb__ct_free(c);
+    }
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->changed);
+    free(m->why_not);
+    free(m->ct_root);
+    free(m->image_store);
+    free(m->monitor_exe);
+    free(m->slots);
+    free(m);
+}
+
+const char *cb_ct_manager_runtime(const struct cb_ct_manager *m, const char **why)
+{
+    if (m->have_rt)
+        return m->rt_label;
+    *why = m->why_not;
+    return NULL;
+}
+
+size_t cb_ct_manager_active(struct cb_ct_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t n = m->active;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    if (c->slot >= 0)
+        m->slots[c->slot] = 0;
+    c->slot = -1;
+    if (c->status == CB__CT_CREATING || c->status == CB__CT_RUNNING)
+        m->active--;
+    cb_metric_set(m->m_active, NULL, (double)m->active);
+}
+
+void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    for (struct cb__ct **p = &m->list; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            return;
+        }
+}
+
+void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    if (c->px)
+        cb_ct_proxy_stop(c->px);
+    c->px = NULL;
+    if (c->dir)
+        cb_rm_tree(c->dir);
+    struct cb_error err = {0};
+    if (cb_state_delete(m->state, CB_STATE_CONTAINERS, c->id, &err) < 0 && err.code != -ENOENT)
+        cb_log(CB_LOG_WARN, "container %s: its record was not removed: %s", c->id, err.msg);
+}
+
+void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
+                  const char *method)
+{
+    if (m->audit == NULL)
+        return;
+    uint64_t end = c->finished_ms ? c->finished_ms : cb_now_wall_ms();
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_CONTAINER,
+        .request_id = request_id,
+        .tool = c->id,
+        .method = method,
+        .url = c->image,
+        .decision = cb__ct_status_name(c->status),
+        .reason = c->error,
+        .status = c->exited && c->exit.signal == 0 ? c->exit.exit_code : 0,
+        .bytes = c->exited ? c->exit.output_bytes : 0,
+        .duration_ms = end > c->created_ms ? end - c->created_ms : 0,
+    };
+    struct cb_error err = {0};
+    if (cb_audit_append(m->audit, &rec, &err) < 0)
+        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
+}
+
+static struct cb__ct *find(struct cb_ct_manager *m, const char *id)
+{
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    return NULL;
+}
+
+/* ---- spawn ---- */
+
+struct spawn {
+    struct cb_ct_manager *m;
+    struct cb_ct_request req;
+    struct cb__ct *c;
+    json_t *granted;   /* credential names the container may use */
+    char token[65];
+    const char **args; /* argv of the container */
+    size_t n_args;
+    char **env; /* "K=V" */
+    size_t n_env;
+};
+
+static int check_policy(struct spawn *s, struct cb_error *err)
+{
+    const struct cb_config *cfg = s->m->cfg;
+    const struct cb_strlist *allowed = &cfg->container_policy.allowed_policies;
+    const char *want = cb_ct_policy_name(s->req.policy);
+    bool ok = false;
+    for (size_t i = 0; i < allowed->len && !ok; i++)
+        ok = strcasecmp(allowed->items[i], want) == 0;
+    if (!ok) {
+        char list[512] = "";
+        for (size_t i = 0, n = 0; i < allowed->len && n < sizeof(list); i++)
+            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+                                  allowed->items[i]);
+        return cb_error_set(err, -EPERM, "Sandbox policy '%s' is not allowed; permitted: [%s]",
+                            want, list);
+    }
+    if (!cb_image_allowed(s->req.image, &cfg->container_policy.allowed_images))
+        return cb_error_set(err, -EPERM,
+                            "image not allowed: %s ([container_policy] allowed_images lists the "
+                            "prefixes a spawn may use)",
+                            s->req.image);
+    for (size_t i = 0; i < s->req.n_env; i++) {
+        int r = cb_ct_env_check(s->req.env_keys[i], err);
+        if (r < 0)
+            return cb_error_set(err, -EINVAL, "env: %s", err->msg);
+    }
+    return 0;
+}
+
+/* Takes a place: capacity and a host id range, atomically. */
+static int reserve(struct spawn *s, struct cb_error *err)
+{
+    struct cb_ct_manager *m = s->m;
+    const struct cb_config *cfg = m->cfg;
+    struct cb__ct *c = cb_xcalloc(1, sizeof(*c));
+    char uuid[37];
+    cb_uuid_v4(uuid);
+    snprintf(c->id, sizeof(c->id), "clawbox-%s", uuid);
+    c->status = CB__CT_CREATING;
+    c->policy = s->req.policy;
+    c->task = cb_xstrdup(s->req.task);
+    c->image = cb_xstrdup(s->req.image);
+    c->created_ms = cb_now_wall_ms();
+    c->memory_mb = s->req.memory_mb;
+    c->run.monitor_pidfd = -1;
+    c->slot = -1;
+    pthread_mutex_lock(&m->lock);
+    int r = 0;
+    if (!m->have_rt)
+        r = cb_error_set(err, -ENODEV, "containers are unavailable: %s", m->why_not);
+    else if (m->stopping)
+        r = cb_error_set(err, -ENODEV, "the server is shutting down");
+    else if (m->active >= cfg->containers.max_containers)
+        r = cb_error_set(err, -EAGAIN, "container limit reached (%zu/%" PRIu64 ")", m->active,
+                         cfg->containers.max_containers);
+    for (size_t i = 0; r == 0 && i < cfg->containers.max_containers; i++)
+        if (!m->slots[i]) {
+            m->slots[i] = 1;
+            c->slot = (long)i;
+            break;
+        }
+    if (r == 0) {
+        m->active++;
+        cb_metric_set(m->m_active, NULL, (double)m->active);
+        struct cb__ct **tail = &m->list;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = c;
+        s->c = c;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (r < 0)
+        cb__ct_free(c);
+    return r;
+}
+
+static uint32_t host_base(const struct spawn *s)
+{
+    return (uint32_t)(s->m->cfg->containers.userns_base +
+                      (uint64_t)s->c->slot * IDS_PER_CONTAINER);
+}
+
+static int start_proxy(struct spawn *s, struct cb_error *err)
+{
+    struct cb_ct_manager *m = s->m;
+    const struct cb_config *cfg = m->cfg;
+    json_t *allow = json_array(), *avail = json_array();
+    s->granted = json_array();
+    for (size_t i = 0; i < cfg->container_policy.network_allowlist.len; i++)
+        json_array_append_new(allow, json_string(cfg->container_policy.network_allowlist.items[i]));
+    for (size_t i = 0; i < cfg->container_policy.allowed_credentials.len; i++) {
+        const char *name = cfg->container_policy.allowed_credentials.items[i];
+        json_array_append_new(avail, json_string(name));
+        for (size_t j = 0; j < s->req.n_credentials; j++)
+            if (strcmp(s->req.credentials[j], name) == 0)
+                json_array_append_new(s->granted, json_string(name));
+    }
+    json_t *doc = json_pack("{s:{s:s, s:s}, s:{s:o, s:i}, s:{s:o}}", "tool", "name", s->c->id,
+                            "description", "container", "network", "allowlist", allow,
+                            "max_concurrent", 64, "credentials", "available", avail);
+    struct cb_manifest *man = NULL;
+    int r = cb_manifest_parse(doc, cfg->proxy.allow_wildcard_all, &man, err);
+    json_decref(doc);
+    if (r < 0) {
+        cb_error_prefix(err, "[container_policy] network_allowlist");
+        return r;
+    }
+    cb_manifest_set_origin(man, POLICY_ORIGIN);
+    unsigned char raw[32];
+    if (cb_random_bytes(raw, sizeof(raw)) < 0)
+        abort(); /* getrandom cannot fail once the pool is initialised */
+    cb_hex_encode(raw, sizeof(raw), s->token);
+    uint32_t base = host_base(s);
+    char *dir = cb_xasprintf("%s/proxy", s->c->dir);
+    struct cb_ct_proxy_options po = {
+        .container_id = s->c->id,
+        .dir = dir,
+        .gid = base + CONTAINER_UID,
+        .peer_uid_min = base,
+        .peer_uid_max = base + IDS_PER_CONTAINER - 1,
+        .token = s->token,
+        .manifest = man,
+        .granted = s->granted,
+        .proxy = m->proxy,
+    };
+    r = cb_ct_proxy_start(&po, &s->c->px, err);
+    cb_manifest_unref(man);
+    free(dir);
+    return r;
+}
+
+static void push_env(struct spawn *s, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < s->n_env; i++)
+        if (strncmp(s->env[i], key, klen) == 0 && s->env[i][klen] == '=') {
+            free(s->env[i]);
+            s->env[i] = cb_xasprintf("%s=%s", key, value);
+            return;
+        }
+    s->env[s->n_env++] = cb_xasprintf("%s=%s", key, value);
+}
+
+/* argv and environment: the request's command or the image's, the image's
+ * environment, the request's on top, and clawbox's own last. */
+static int build_process(struct spawn *s, struct cb_error *err)
+{
+    const struct cb_image *img = s->c->img;
+    if (s->req.command) {
+        s->args = cb_xcalloc(s->req.n_command + 1, sizeof(char *));
+        memcpy(s->args, s->req.command, s->req.n_command * sizeof(char *));
+        s->n_args = s->req.n_command;
+    } else {
+        s->args = cb_xcalloc(img->n_entrypoint + img->n_cmd + 1, sizeof(char *));
+        for (size_t i = 0; i < img->n_entrypoint; i++)
+            s->args[s->n_args++] = img->entrypoint[i];
+        for (size_t i = 0; i < img->n_cmd; i++)
+            s->args[s->n_args++] = img->cmd[i];
+    }
+    if (s->n_args == 0)
+        return cb_error_set(err, -EINVAL, "image %s has no command: give one in \"command\"",
+                            s->c->image);
+    s->env = cb_xcalloc(img->n_env + s->req.n_env + 4, sizeof(char *));
+    for (size_t i = 0; i < img->n_env; i++) {
+        const char *eq = strchr(img->env[i], '=');
+        if (eq) {
+            char *key = cb_xstrndup(img->env[i], (size_t)(eq - img->env[i]));
+            push_env(s, key, eq + 1);
+            free(key);
+        }
+    }
+    for (size_t i = 0; i < s->req.n_env; i++)
+        push_env(s, s->req.env_keys[i], s->req.env_values[i]);
+    push_env(s, "CLAWBOX_PROXY_SOCKET", SOCKET_IN_CT);
+    push_env(s, "CLAWBOX_PROXY_TOKEN", s->token);
+    push_env(s, "CLAWBOX_CONTAINER_ID", s->c->id);
+    return 0;
+}
+
+static int create_container(struct spawn *s, struct cb_error *err)
+{
+    struct cb_ct_manager *m = s->m;
+    const struct cb_config *cfg = m->cfg;
+    char *proxy_dir = cb_xasprintf("%s/proxy", s->c->dir);
+    char *bundle = cb_xasprintf("%s/bundle", s->c->dir);
+    char *cgroup = cb_xasprintf("/clawbox/%s", s->c->id);
+    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}};
+    struct cb_ct_spec spec = {
+        .id = s->c->id,
+        .rootfs = s->c->img->rootfs,
+        .args = s->args,
+        .n_args = s->n_args,
+        .env = (const char *const *)s->env,
+        .n_env = s->n_env,
+        .cwd = s->c->img->workdir,
+        .host_id_base = host_base(s),
+        .memory_bytes = s->req.memory_mb << 20,
+        .cpu_quota_us = cfg->containers.max_cpu_percent * 1000,
+        .pids_max = cfg->containers.max_pids,
+        .tmp_size_bytes = cfg->containers.tmp_size_mb << 20,
+        .mounts = mounts,
+        .n_mounts = CB_ARRAY_LEN(mounts),
+    };
+    int r = cb_ct_bundle_write(bundle, &spec, err);
+    struct cb_ct_launch l = {
+        .monitor_exe = m->monitor_exe,
+        .id = s->c->id,
+        .bundle = bundle,
+        .dir = s->c->dir,
+        .cgroup_path = cgroup,
+        .log_cap = s->req.max_output_bytes,
+    };
+    if (r == 0)
+        r = cb_ct_launch(&m->rt, &l, &s->c->run, err);
+    free(proxy_dir);
+    free(bundle);
+    free(cgroup);
+    return r;
+}
+
+static int build(struct spawn *s, struct cb_error *err)
+{
+    struct cb_ct_manager *m = s->m;
+    int r = cb_image_get(m->image_store, s->req.image, &s->c->img, err);
+    if (r == -ENOENT)
+        return cb_error_set(err, -EINVAL, "%s", err->msg);
+    if (r < 0)
+        return r;
+    s->c->dir = cb_xasprintf("%s/%s", m->ct_root, s->c->id);
+    if (mkdir(s->c->dir, 0711) < 0)
+        return cb_error_set(err, -errno, "creating %s: %s", s->c->dir, strerror(errno));
+    r = start_proxy(s, err);
+    if (r == 0)
+        r = build_process(s, err);
+    if (r == 0)
+        r = create_container(s, err);
+    return r;
+}
+
+static void spawn_free(struct spawn *s)
+{
+    cb_ct_request_clear(&s->req);
+    json_decref(s->granted);
+    free(s->args);
+    for (size_t i = 0; i < s->n_env; i++)
+        free(s->env[i]);
+    free(s->env);
+    explicit_bzero(s->token, sizeof(s->token));
+}
+
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
+                json_t **info, struct cb_error *err)
+{
+    uint64_t t0 = cb_now_mono_ns();
+    struct spawn s = {.m = m};
+    int r = cb_ct_request_parse(body, m->cfg, &s.req, err);
+    if (r == 0)
+        r = check_policy(&s, err);
+    if (r == 0)
+        r = reserve(&s, err);
+    if (r < 0) {
+        spawn_free(&s);
+        return r;
+    }
+    struct cb__ct *c = s.c;
+    r = build(&s, err);
+    pthread_mutex_lock(&m->lock);
+    if (r == 0) {
+        c->status = CB__CT_RUNNING;
+        c->deadline_ns = cb_now_mono_ns() + s.req.timeout_ms * 1000000ULL;
+        r = cb__ct_watch_add(m, c);
+        if (r < 0)
+            cb_error_set(err, r, "watching the container's monitor: %s", strerror(-r));
+    }
+    if (r < 0) {
+        cb__ct_release(m, c);
+        cb__ct_unlink(m, c);
+    } else {
+        *info = cb__ct_info(c);
+        cb__ct_persist(m, c);
+    }
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+    if (r < 0) {
+        if (c->run.monitor_pidfd >= 0) { /* started but not watched: stop it */
+            cb_ct_runtime_kill(&m->rt, c->id, SIGKILL, NULL);
+            close(c->run.monitor_pidfd);
+        }
+        cb__ct_remove_files(m, c);
+        cb_log(CB_LOG_WARN, "container spawn failed: %s", err->msg);
+        cb__ct_free(c);
+    } else {
+        cb_metric_inc(m->m_total, (const char *[]){"spawned"}, 1);
+        cb_metric_observe(m->m_spawn_seconds, NULL, (double)(cb_now_mono_ns() - t0) / 1e9);
+        cb__ct_audit(m, c, request_id, "spawn");
+        cb__ct_watch_poke(m);
+    }
+    spawn_free(&s);
+    return r;
+}
+
+/* ---- list, get, delete, logs ---- */
+
+json_t *cb_ct_list(struct cb_ct_manager *m)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&m->lock);
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        json_array_append_new(a, cb__ct_info(c));
+    pthread_mutex_unlock(&m->lock);
+    return a;
+}
+
+int cb_ct_get(struct cb_ct_manager *m, const char *id, json_t **info)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    if (c)
+        *info = cb__ct_info(c);
+    pthread_mutex_unlock(&m->lock);
+    return c ? 0 : -ENOENT;
+}
+
+/* The output log's last `tail` lines (0 = all), scanned and redacted like
+ * /execute output, as a JSON string. */
+static json_t *read_output(struct cb_ct_manager *m, const char *dir, size_t tail)
+{
+    char *path = cb_xasprintf("%s/output.log", dir);
+    struct cb_file f;
+    struct cb_error err = {0};
+    /* The monitor caps the log; the bound here only guards against a
+     * file that is not its. */
+    int r = cb_file_load(&f, AT_FDCWD, path, m->cfg->containers.max_output_bytes + 1,
+                         CB_FILE_NOFOLLOW, &err);
+    free(path);
+    if (r < 0) {
+        cb_file_close(&f);
+        return json_null();
+    }
+    const char *data = f.buf.data;
+    size_t len = f.buf.len;
+    const char *start = data;
+    if (tail > 0) {
+        size_t lines = 0;
+        for (size_t i = len; i > 0; i--)
+            if (data[i - 1] == '\n' && i != len && ++lines == tail) {
+                start = data + i;
+                break;
+            }
+    }
+    struct cb_leak_scanner *sc = m->proxy ? cb_proxy_scanner_get(m->proxy) : NULL;
+    json_t *out = NULL, *report = NULL;
+    r = cb_sanitize_text(sc, start, len - (size_t)(start - data), &out, &report, &err);
+    cb_leak_scanner_free(sc);
+    cb_file_close(&f);
+    json_decref(report);
+    return r < 0 ? json_string("[REDACTED]") : out;
+}
+
+/* Waits (under m->lock) until c is no longer being created. */
+static void wait_created(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    while (c->status == CB__CT_CREATING)
+        pthread_cond_wait(&m->changed, &m->lock);
+}
+
+int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id, json_t **result,
+                 struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    if (c == NULL || c->deleting) {
+        pthread_mutex_unlock(&m->lock);
+        return cb_error_set(err, -ENOENT, "container not found: %s", id);
+    }
+    c->deleting = true;
+    wait_created(m, c);
+    if (c->status == CB__CT_RUNNING) {
+        pthread_mutex_unlock(&m->lock);
+        cb__ct_kill(m, c, CB__CT_KILLED);
+        pthread_mutex_lock(&m->lock);
+        struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+        while (c->status == CB__CT_RUNNING &&
+               pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+            ;
+        if (c->status == CB__CT_RUNNING)
+            cb_log(CB_LOG_ERROR, "container %s: no exit %d ms after SIGKILL", c->id,
+                   DELETE_WAIT_MS);
+    }
+    cb__ct_unwatch(m, c);
+    cb__ct_unlink(m, c);
+    pthread_mutex_unlock(&m->lock);
+    *result = json_pack("{s:s, s:s, s:o}", "container_id", c->id, "status", "killed", "output",
+                        c->dir ? read_output(m, c->dir, 0) : json_null());
+    cb__ct_audit(m, c, request_id, "delete");
+    cb__ct_remove_files(m, c);
+    cb_metric_inc(m->m_total, (const char *[]){"killed"}, 1);
+    cb__ct_free(c);
+    return 0;
+}
+
+int cb_ct_logs(struct cb_ct_manager *m, const char *id, size_t tail, char **text,
+               struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    char *dir = c && c->dir ? cb_xstrdup(c->dir) : NULL;
+    pthread_mutex_unlock(&m->lock);
+    if (c == NULL) {
+        free(dir);
+        return cb_error_set(err, -ENOENT, "container not found: %s", id);
+    }
+    json_t *out = dir ? read_output(m, dir, tail) : json_null();
+    free(dir);
+    *text = cb_xstrdup(json_is_string(out) ? json_string_value(out) : "");
+    json_decref(out);
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* The container manager: spawns hardened containers through the OCI
+ * runtime (runtime.h), each with its bundle (bundle.h), its image from the
+ * local store (images.h) and its own proxy socket (proxysock.h); tracks
+ * them from `creating` to `completed`, `failed`, `timed_out` or `killed`
+ * without polling (a thread waits on the monitors' pidfds and the
+ * deadlines); keeps them as rows in the state database; and on start
+ * removes what an earlier run of this server left in its runtime root.
+ *
+ * Every function is thread-safe. Errors map to the API's codes:
+ * -EBADMSG 422 and -EINVAL 400 invalid_request, -EPERM 403 policy_denied,
+ * -EAGAIN 429 resource_exhausted, -ENOENT 404 not_found, -ENODEV (no
+ * working runtime) and anything else 500 container_error. */
+#ifndef CB_CONTAINERS_MANAGER_H
+#define CB_CONTAINERS_MANAGER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/error.h"
+
+struct cb_state;
+struct cb_proxy;
+struct cb_audit;
+struct cb_metrics;
+struct cb_ct_manager;
+
+struct cb_ct_manager_options {
+    const struct cb_config *cfg;
+    struct cb_state *state;
+    struct cb_proxy *proxy; /* the egress pipeline; its scanner redacts container output */
+    struct cb_audit *audit; /* may be NULL */
+    struct cb_metrics *metrics;
+    const char *monitor_exe; /* the clawbox binary, normally "/proc/self/exe" */
+};
+
+/* Opens the manager. A host where no runtime works (or runtime = "none")
+ * still gets a manager: every spawn then fails with -ENODEV and the reason,
+ * which /health reports too. Fails only for an unusable data directory or
+ * state database. */
+int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manager **out,
+                       struct cb_error *err);
+/* Kills and removes every running container and its socket, then frees the
+ * manager; accepts NULL. */
+void cb_ct_manager_close(struct cb_ct_manager *m);
+
+/* The runtime in use ("crun 1.8.1"), or NULL with *why set. */
+const char *cb_ct_manager_runtime(const struct cb_ct_manager *m, const char **why);
+/* Containers running or being created. */
+size_t cb_ct_manager_active(struct cb_ct_manager *m);
+
+/* POST /containers/spawn: *info is the new ContainerInfo (status running). */
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
+                json_t **info, struct cb_error *err);
+/* GET /containers: every tracked container, sorted by creation. */
+json_t *cb_ct_list(struct cb_ct_manager *m);
+/* GET /containers/{id}: -ENOENT when unknown. */
+int cb_ct_get(struct cb_ct_manager *m, const char *id, json_t **info);
+/* DELETE /containers/{id}: kills it if it runs, removes it, and answers
+ * {"container_id", "status": "killed", "output"} with the output capped,
+ * scanned and redacted. -ENOENT when unknown. */
+int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id, json_t **result,
+                 struct cb_error *err);
+/* The container's output so far (the last `tail` lines; 0 = all), redacted,
+ * as a new string. -ENOENT when unknown. */
+int cb_ct_logs(struct cb_ct_manager *m, const char *id, size_t tail, char **text,
+               struct cb_error *err);
+
+#endif

@@ -1,0 +1,241 @@
+/* The watcher: one thread that sleeps in epoll on every monitor's pidfd
+ * and wakes at the next deadline (a container's timeout, a finished
+ * container's retention). Nothing is polled. Everything it changes in a
+ * container happens under the manager's lock before the change is
+ * announced, because a DELETE waiting for that announcement frees the
+ * container right after. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "containers/images.h"
+#include "containers/internal.h"
+#include "containers/proxysock.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "metrics/metrics.h"
+
+#define MAX_SLEEP_MS 60000
+#define MAX_BATCH    16
+
+int cb__ct_watch_add(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    return epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->run.monitor_pidfd, &ev) < 0 ? -errno : 0;
+}
+
+void cb__ct_unwatch(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    if (c->run.monitor_pidfd < 0)
+        return;
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
+    close(c->run.monitor_pidfd);
+    c->run.monitor_pidfd = -1;
+    if (waitpid(c->run.monitor_pid, NULL, WNOHANG) == 0)
+        cb_log(CB_LOG_WARN, "container %s: its monitor (pid %d) still runs", c->id,
+               (int)c->run.monitor_pid);
+}
+
+void cb__ct_watch_poke(struct cb_ct_manager *m)
+{
+    uint64_t one = 1;
+    if (m->wakefd >= 0 && write(m->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        cb_log(CB_LOG_WARN, "waking the container watcher: %s", strerror(errno));
+}
+
+void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status as)
+{
+    char id[CB__CT_ID_MAX];
+    pthread_mutex_lock(&m->lock);
+    bool send = c->status == CB__CT_RUNNING && c->kill_as == CB__CT_NONE;
+    if (send)
+        c->kill_as = as;
+    memcpy(id, c->id, sizeof(id));
+    pthread_mutex_unlock(&m->lock);
+    struct cb_error err = {0};
+    /* It may have ended meanwhile: the monitor then reports that end. */
+    if (send && cb_ct_runtime_kill(&m->rt, id, SIGKILL, &err) < 0)
+        cb_log(CB_LOG_DEBUG, "container %s: kill: %s", id, err.msg);
+}
+
+/* What an end means, and the words for it. Under m->lock. */
+static void judge(struct cb_ct_manager *m, struct cb__ct *c, int wstatus, bool recorded)
+{
+    (void)m;
+    if (!recorded) {
+        c->status = c->kill_as != CB__CT_NONE ? c->kill_as : CB__CT_FAILED;
+        c->error = cb_xasprintf("its monitor ended without recording an exit (wait status %d)",
+                                wstatus);
+        return;
+    }
+    if (c->kill_as != CB__CT_NONE)
+        c->status = c->kill_as;
+    else if (c->exit.signal == 0 && c->exit.exit_code == 0)
+        c->status = CB__CT_COMPLETED;
+    else
+        c->status = CB__CT_FAILED;
+    if (c->status == CB__CT_TIMED_OUT)
+        c->error = cb_xstrdup("killed at its timeout");
+    else if (c->exit.oom_killed)
+        c->error = cb_xasprintf("killed: out of memory (limit %" PRIu64 " MiB)", c->memory_mb);
+    else if (c->status == CB__CT_FAILED && c->exit.signal != 0)
+        c->error = cb_xasprintf("killed by signal %d", c->exit.signal);
+    else if (c->status == CB__CT_FAILED)
+        c->error = cb_xasprintf("exited with status %d", c->exit.exit_code);
+}
+
+static void ended(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    int wstatus = 0;
+    /* The pidfd is readable: the monitor has exited and this returns now. */
+    waitpid(c->run.monitor_pid, &wstatus, 0);
+    struct cb_ct_exit ex = {0};
+    struct cb_error err = {0};
+    bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
+    pthread_mutex_lock(&m->lock);
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
+    close(c->run.monitor_pidfd);
+    c->run.monitor_pidfd = -1;
+    c->exit = ex;
+    c->exited = recorded;
+    cb__ct_release(m, c);
+    judge(m, c, wstatus, recorded);
+    c->finished_ms = cb_now_wall_ms();
+    if (c->px)
+        cb_ct_proxy_revoke(c->px);
+    cb_image_free(c->img); /* the image may be removed now */
+    c->img = NULL;
+    cb__ct_persist(m, c);
+    cb__ct_audit(m, c, NULL, "exit");
+    cb_metric_inc(m->m_total, (const char *[]){cb__ct_status_name(c->status)}, 1);
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct due {
+    char kill[MAX_BATCH][CB__CT_ID_MAX];
+    size_t n_kill;
+    struct cb__ct *drop[MAX_BATCH];
+    size_t n_drop;
+    int sleep_ms;
+};
+
+static void min_ms(int *sleep_ms, uint64_t ms)
+{
+    if (ms < (uint64_t)*sleep_ms)
+        *sleep_ms = (int)ms;
+}
+
+/* Collects timeouts that are due and finished containers past their
+ * retention, and how long to sleep until the next one. */
+static void collect_due(struct cb_ct_manager *m, struct due *d)
+{
+    uint64_t now = cb_now_mono_ns(), wall = cb_now_wall_ms();
+    uint64_t keep = m->cfg->containers.retention_ms;
+    d->n_kill = d->n_drop = 0;
+    d->sleep_ms = MAX_SLEEP_MS;
+    pthread_mutex_lock(&m->lock);
+    for (struct cb__ct *c = m->list, *next; c; c = next) {
+        next = c->next;
+        if (c->status == CB__CT_RUNNING && c->kill_as == CB__CT_NONE) {
+            if (c->deadline_ns > now) {
+                min_ms(&d->sleep_ms, (c->deadline_ns - now) / 1000000 + 1);
+            } else if (d->n_kill < MAX_BATCH) {
+                c->kill_as = CB__CT_TIMED_OUT;
+                memcpy(d->kill[d->n_kill++], c->id, CB__CT_ID_MAX);
+            }
+        } else if (c->finished_ms != 0 && !c->deleting) {
+            if (c->finished_ms + keep > wall)
+                min_ms(&d->sleep_ms, c->finished_ms + keep - wall);
+            else if (d->n_drop < MAX_BATCH) {
+                cb__ct_unlink(m, c);
+                d->drop[d->n_drop++] = c;
+            }
+        }
+    }
+    if (d->n_kill == MAX_BATCH || d->n_drop == MAX_BATCH)
+        d->sleep_ms = 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void act(struct cb_ct_manager *m, struct due *d)
+{
+    struct cb_error err = {0};
+    for (size_t i = 0; i < d->n_kill; i++) {
+        cb_log(CB_LOG_INFO, "container %s reached its timeout: killing it", d->kill[i]);
+        if (cb_ct_runtime_kill(&m->rt, d->kill[i], SIGKILL, &err) < 0)
+            cb_log(CB_LOG_DEBUG, "container %s: kill: %s", d->kill[i], err.msg);
+    }
+    for (size_t i = 0; i < d->n_drop; i++) {
+        cb__ct_remove_files(m, d->drop[i]);
+        cb__ct_free(d->drop[i]);
+    }
+}
+
+static void *watch(void *arg)
+{
+    struct cb_ct_manager *m = arg;
+    struct epoll_event evs[MAX_BATCH];
+    struct due d;
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        bool quit = !m->watching;
+        pthread_mutex_unlock(&m->lock);
+        if (quit)
+            return NULL;
+        collect_due(m, &d);
+        act(m, &d);
+        int n = epoll_wait(m->epfd, evs, MAX_BATCH, d.sleep_ms);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL) {
+                uint64_t v;
+                if (read(m->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    cb_log(CB_LOG_WARN, "container watcher: %s", strerror(errno));
+                continue;
+            }
+            ended(m, evs[i].data.ptr);
+        }
+    }
+}
+
+int cb__ct_watch_start(struct cb_ct_manager *m, struct cb_error *err)
+{
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    m->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->epfd < 0 || m->wakefd < 0)
+        return cb_error_set(err, -errno, "container watcher: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->wakefd, &ev) < 0)
+        return cb_error_set(err, -errno, "container watcher: %s", strerror(errno));
+    m->watching = true;
+    int r = pthread_create(&m->watcher, NULL, watch, m);
+    if (r != 0) {
+        m->watching = false;
+        return cb_error_set(err, -r, "container watcher: %s", strerror(r));
+    }
+    return 0;
+}
+
+void cb__ct_watch_stop(struct cb_ct_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool was = m->watching;
+    m->watching = false;
+    pthread_mutex_unlock(&m->lock);
+    if (was) {
+        cb__ct_watch_poke(m);
+        pthread_join(m->watcher, NULL);
+    }
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        cb__ct_unwatch(m, c);
+    if (m->epfd >= 0)
+        close(m->epfd);
+    if (m->wakefd >= 0)
+        close(m->wakefd);
+    m->epfd = m->wakefd = -1;
+}
