@@ -167,3 +167,15 @@ json_t *cli_reload_entry(const json_t *report, const char *list, const char *nam
     }
     return NULL;
 }
+
+void cli_print_body(const struct cb_buf *b)
+{
+    json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+    if (j == NULL) {
+        fwrite(b->data, 1, b->len, stdout);
+    } else {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        json_decref(j);
+    }
+    fputc('\n', stdout);
+}

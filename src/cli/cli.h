@@ -25,6 +25,12 @@ int cmd_add(int argc, char **argv); /* cmd_addtool.c: add tool, remove tool */
 int cmd_remove(int argc, char **argv);
 int cmd_mcp(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_spawn(int argc, char **argv); /* cmd_containers.c: spawn, kill */
+int cmd_kill(int argc, char **argv);
+/* clawbox list containers (cmd_containers.c), from cmd_list. */
+int cli_list_containers(int argc, char **argv);
+/* clawbox logs --container ID (cmd_containers.c), from cmd_logs. */
+int cli_container_logs(int argc, char **argv);
 
 /* Options every client verb takes: --host, --port, --socket, --token. */
 struct cli_conn {
@@ -61,6 +67,10 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
  * otherwise. */
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
+
+/* Prints a response body on stdout as indented JSON (raw when it is not
+ * JSON), with a newline. */
+void cli_print_body(const struct cb_buf *b);
 
 /* The entry of tool `name` in list `list` of a POST /tools/reload report:
  * "tools" (names) or "failed" ({"tool", "error"}); NULL when absent. */

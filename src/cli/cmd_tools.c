@@ -46,19 +46,6 @@ static void print_table(json_t *tools)
     }
 }
 
-/* Prints the body as indented JSON (or raw text). */
-static void print_json(const struct cb_buf *b)
-{
-    json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
-    if (j == NULL) {
-        fwrite(b->data, 1, b->len, stdout);
-    } else {
-        json_dumpf(j, stdout, JSON_INDENT(2));
-        json_decref(j);
-    }
-    fputc('\n', stdout);
-}
-
 static int do_list(struct cli_conn *c, bool as_json)
 {
     struct cb_buf out;
@@ -67,7 +54,7 @@ static int do_list(struct cli_conn *c, bool as_json)
     if (rc == 0) {
         json_t *j = json_loadb(out.data, out.len, 0, NULL);
         if (as_json)
-            print_json(&out);
+            cli_print_body(&out);
         else
             print_table(j);
         json_decref(j);
@@ -88,7 +75,7 @@ static int do_register(struct cli_conn *c, const char *file)
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, "POST", "/tools/register", text, &out);
     if (rc == 0)
-        print_json(&out);
+        cli_print_body(&out);
     cb_buf_free(&out);
     free(text);
     json_decref(m);
@@ -102,7 +89,7 @@ static int do_simple(struct cli_conn *c, const char *method, const char *path)
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, method, path, NULL, &out);
     if (rc == 0)
-        print_json(&out);
+        cli_print_body(&out);
     cb_buf_free(&out);
     return rc;
 }
@@ -124,7 +111,7 @@ static int do_reload(struct cli_conn *c)
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int rc = cli_request(c, "POST", "/tools/reload", NULL, &out);
     if (rc == 0) {
-        print_json(&out);
+        cli_print_body(&out);
         json_t *j = json_loadb(out.data, out.len, 0, NULL);
         size_t failed = json_array_size(json_object_get(j, "failed"));
         fprintf(stderr, "%zu loaded, %zu failed\n", json_array_size(json_object_get(j, "tools")),
@@ -204,11 +191,13 @@ int cmd_list(int argc, char **argv)
 {
     struct cli_conn c;
     bool as_json = false;
+    if (argc >= 2 && strcmp(argv[1], "containers") == 0)
+        return cli_list_containers(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "tools") == 0) {
         argv++;
         argc--;
     } else if (!cli_wants_help(argc, argv)) {
-        return cli_fail("usage: clawbox list tools [options]");
+        return cli_fail("usage: clawbox list tools|containers [options]");
     }
     int rc = parse(argc, argv, &c, &as_json, list_usage);
     if (rc >= 0)

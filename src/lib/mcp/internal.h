@@ -132,4 +132,17 @@ json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_
 json_t *cb__mcp_execute_result(long status, const struct cb_buf *body, const json_t *manifest,
                                enum cb__mcp_shape shape);
 
+/* tools.c: the words of results and failures. */
+json_t *cb__mcp_text_result(const char *text, bool is_error);
+void cb__mcp_add_text(json_t *result, const char *text);
+void cb__mcp_unreachable_text(int rc, const struct cb_error *err, char *out, size_t n);
+void cb__mcp_http_failure_text(long status, const json_t *doc, char *out, size_t n);
+
+/* containers.c: clawbox_spawn_container, clawbox_kill_container and
+ * clawbox_list_containers, always listed (after the server's tools, which
+ * they shadow). */
+void cb__mcp_add_container_tools(json_t *tools);
+bool cb__mcp_is_container_tool(const char *name);
+json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args);
+
 #endif

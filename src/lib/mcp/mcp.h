@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "client/client.h"
+#include "config/config.h"
 #include "core/buf.h"
 #include "core/error.h"
 
@@ -47,6 +48,9 @@ struct cb_mcp_config {
      * send notifications/tools/list_changed; 0: never (and listChanged is
      * false in the capabilities). */
     unsigned watch_ms;
+    /* The configuration whose [images.templates] clawbox_spawn_container
+     * starts; NULL: none. */
+    const struct cb_config *config;
 };
 
 struct cb_mcp;

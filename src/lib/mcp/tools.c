@@ -71,7 +71,7 @@ json_t *cb__mcp_tool_from_manifest(const json_t *manifest, enum cb__mcp_shape sh
 /* ---- failure texts ---- */
 
 /* Why a request did not reach the server, and what to do about it. */
-static void unreachable_text(int rc, const struct cb_error *err, char *out, size_t n)
+void cb__mcp_unreachable_text(int rc, const struct cb_error *err, char *out, size_t n)
 {
     if (rc == -ECONNREFUSED)
         snprintf(out, n,
@@ -83,7 +83,7 @@ static void unreachable_text(int rc, const struct cb_error *err, char *out, size
 }
 
 /* "<code>: <message>" of an ApiError answer, with a hint for auth. */
-static void http_failure_text(long status, const json_t *doc, char *out, size_t n)
+void cb__mcp_http_failure_text(long status, const json_t *doc, char *out, size_t n)
 {
     const char *msg = json_string_value(json_object_get(doc, "error"));
     const char *code = json_string_value(json_object_get(doc, "code"));
@@ -126,8 +126,12 @@ static json_t *tools_from(const json_t *manifests, enum cb__mcp_shape shape)
     }
     qsort(sorted, count, sizeof(*sorted), by_name);
     for (size_t i = 0; i < count; i++)
-        json_array_append_new(tools, sorted[i]);
+        if (!cb__mcp_is_container_tool(json_string_value(json_object_get(sorted[i], "name"))))
+            json_array_append_new(tools, sorted[i]);
+        else
+            json_decref(sorted[i]); /* shadowed, as in the reference */
     free(sorted);
+    cb__mcp_add_container_tools(tools);
     return json_pack("{s:o}", "tools", tools);
 }
 
@@ -142,9 +146,9 @@ json_t *cb__mcp_tools_list(struct cb_mcp *m, enum cb__mcp_shape shape, struct cb
     json_t *doc = rc == 0 ? parse_body(&body) : NULL;
     e->code = CB__MCP_INTERNAL_ERROR;
     if (rc < 0)
-        unreachable_text(rc, &err, e->msg, sizeof(e->msg));
+        cb__mcp_unreachable_text(rc, &err, e->msg, sizeof(e->msg));
     else if (status < 200 || status > 299)
-        http_failure_text(status, doc, e->msg, sizeof(e->msg));
+        cb__mcp_http_failure_text(status, doc, e->msg, sizeof(e->msg));
     else if (!json_is_array(doc))
         snprintf(e->msg, sizeof(e->msg),
                  "clawbox answered GET /tools with something else "
@@ -170,12 +174,12 @@ static json_t *text_block(const char *text)
 }
 
 /* A result with one text block. */
-static json_t *text_result(const char *text, bool is_error)
+json_t *cb__mcp_text_result(const char *text, bool is_error)
 {
     return json_pack("{s:[o], s:b}", "content", text_block(text), "isError", is_error);
 }
 
-static void add_text(json_t *result, const char *text)
+void cb__mcp_add_text(json_t *result, const char *text)
 {
     json_array_append_new(json_object_get(result, "content"), text_block(text));
 }
@@ -194,10 +198,10 @@ static char *output_text(const json_t *output)
  * as words, and the whole object as JSON when it says more. */
 static json_t *tool_error_result(const json_t *output, const char *msg)
 {
-    json_t *r = text_result(msg, true);
+    json_t *r = cb__mcp_text_result(msg, true);
     if (json_object_size(output) > 1) {
         char *all = output_text(output);
-        add_text(r, all);
+        cb__mcp_add_text(r, all);
         free(all);
     }
     return r;
@@ -221,10 +225,10 @@ static json_t *output_result(const json_t *output, const json_t *manifest, enum 
         snprintf(msg, sizeof(msg),
                  "the tool's output is not the JSON object its output_schema "
                  "promises; the output follows");
-        r = text_result(msg, true);
-        add_text(r, text);
+        r = cb__mcp_text_result(msg, true);
+        cb__mcp_add_text(r, text);
     } else {
-        r = text_result(text, false);
+        r = cb__mcp_text_result(text, false);
         if (has_schema)
             json_object_set(r, "structuredContent", (json_t *)output);
     }
@@ -240,14 +244,14 @@ json_t *cb__mcp_execute_result(long status, const struct cb_buf *body, const jso
     const json_t *output = json_object_get(doc, "output");
     json_t *r;
     if (status < 200 || status > 299) {
-        http_failure_text(status, doc, msg, sizeof(msg));
-        r = text_result(msg, true);
+        cb__mcp_http_failure_text(status, doc, msg, sizeof(msg));
+        r = cb__mcp_text_result(msg, true);
     } else if (output == NULL) {
-        r = text_result("clawbox answered /execute without an output", true);
+        r = cb__mcp_text_result("clawbox answered /execute without an output", true);
     } else {
         r = output_result(output, manifest, shape);
         if (json_is_true(json_object_get(json_object_get(doc, "metadata"), "output_truncated")))
-            add_text(r, "(clawbox: the output was cut at the server's output limit)");
+            cb__mcp_add_text(r, "(clawbox: the output was cut at the server's output limit)");
     }
     json_decref(doc);
     return r;
@@ -275,11 +279,11 @@ static json_t *fetch_manifest(struct cb_mcp *m, const char *name, json_t **manif
     int rc = cb__mcp_request(m, "GET", path, NULL, &status, &body, &err);
     json_t *doc = rc == 0 ? parse_body(&body) : NULL;
     if (rc < 0) {
-        unreachable_text(rc, &err, msg, sizeof(msg));
-        r = text_result(msg, true);
+        cb__mcp_unreachable_text(rc, &err, msg, sizeof(msg));
+        r = cb__mcp_text_result(msg, true);
     } else if (status < 200 || status > 299) {
-        http_failure_text(status, doc, msg, sizeof(msg));
-        r = text_result(msg, true);
+        cb__mcp_http_failure_text(status, doc, msg, sizeof(msg));
+        r = cb__mcp_text_result(msg, true);
     } else {
         *manifest = json_incref(doc);
     }
@@ -315,6 +319,8 @@ static char *execute_body(const char *name, const json_t *args, const json_t *ma
 json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_shape shape)
 {
     const char *name = json_string_value(json_object_get(params, "name"));
+    if (cb__mcp_is_container_tool(name))
+        return cb__mcp_container_call(m, name, json_object_get(params, "arguments"));
     json_t *manifest = NULL;
     json_t *r = lookup_name(name) ? fetch_manifest(m, name, &manifest) : NULL;
     if (r != NULL)
@@ -327,8 +333,8 @@ json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_
     int rc = cb__mcp_request(m, "POST", "/execute", req, &status, &body, &err);
     if (rc < 0) {
         char msg[CB__MCP_MSG_MAX];
-        unreachable_text(rc, &err, msg, sizeof(msg));
-        r = text_result(msg, true);
+        cb__mcp_unreachable_text(rc, &err, msg, sizeof(msg));
+        r = cb__mcp_text_result(msg, true);
     } else {
         r = cb__mcp_execute_result(status, &body, manifest, shape);
     }

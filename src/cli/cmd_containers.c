@@ -1,0 +1,275 @@
+/* clawbox spawn TEMPLATE, kill ID, list containers, logs --container ID:
+ * clients of the container routes. */
+#include "cli.h"
+#include "core/util.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char spawn_usage[] =
+    "Usage: clawbox spawn TEMPLATE [--task T] [--config PATH] [--host H] [--port P]\n"
+    "                     [--socket PATH] [--token T]\n\n"
+    "Starts a container from the image template TEMPLATE ([images.templates.TEMPLATE]\n"
+    "in the config file) and prints its ContainerInfo as JSON.\n\n"
+    "  --task T        what the container is for (kept as its task_summary)\n"
+    "  --config PATH   config file holding the templates (default ~/.clawbox/config/clawbox.toml)\n"
+    "" CLI_CONN_HELP "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+static const char kill_usage[] =
+    "Usage: clawbox kill CONTAINER_ID [--host H] [--port P] [--socket PATH] [--token T]\n\n"
+    "Kills and removes a container; prints its last output (redacted) as JSON.\n\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+static const char list_usage[] =
+    "Usage: clawbox list containers [--json] [--host H] [--port P] [--socket PATH] [--token T]\n\n"
+    "Lists the server's containers, running and finished, as a table; --json prints\n"
+    "the ContainerInfo array.\n\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+static const char logs_usage[] =
+    "Usage: clawbox logs --container ID [--tail N] [--host H] [--port P] [--socket PATH]\n"
+    "                    [--token T]\n\n"
+    "Prints a container's stdout and stderr (redacted; the server keeps at most\n"
+    "[containers] max_output_bytes of it).\n\n"
+    "  --tail N        only the last N lines\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+struct args {
+    struct cli_conn conn;
+    const char *config;
+    const char *task;
+    const char *container;
+    const char *tail;
+    bool json;
+    int first; /* index of the first operand */
+};
+
+/* Parses the options of these verbs; returns -1 to go on, else the exit
+ * code (help printed, or a usage error). */
+static int parse(int argc, char **argv, struct args *a, const char *usage)
+{
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"task", required_argument, NULL, 'k'},
+                                         {"container", required_argument, NULL, 'C'},
+                                         {"tail", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof(*a));
+    cli_conn_init(&a->conn);
+    optind = 1;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_conn_option(&a->conn, o, optarg))
+            continue;
+        switch (o) {
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'k':
+            a->task = optarg;
+            break;
+        case 'C':
+            a->container = optarg;
+            break;
+        case 'n':
+            a->tail = optarg;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    a->first = optind;
+    return -1;
+}
+
+/* Container ids are "clawbox-<uuid>"; anything else never reaches a path. */
+static bool id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_'))
+            return false;
+    return true;
+}
+
+static json_t *strlist_json(const struct cb_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->len; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+/* The spawn body of a template (spec §8.8), with its lifetime as the
+ * container's timeout. */
+static json_t *template_body(const struct cb_image_template *t, const char *task)
+{
+    json_t *caps = json_pack("{s:o, s:o}", "network_allowlist", strlist_json(&t->network_allowlist),
+                             "credentials", strlist_json(&t->credentials));
+    if (t->max_lifetime_ms > 0)
+        json_object_set_new(caps, "resources",
+                            json_pack("{s:I}", "timeout_ms", (json_int_t)t->max_lifetime_ms));
+    json_t *body = json_pack("{s:s, s:s, s:o}", "task", task ? task : "", "image", t->image,
+                             "capabilities", caps);
+    if (t->has_command)
+        json_object_set_new(body, "command", strlist_json(&t->command));
+    return body;
+}
+
+static int request_and_print(struct args *a, const char *method, const char *path,
+                             const char *body)
+{
+    if (cli_conn_token(&a->conn) < 0)
+        return 1;
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(&a->conn, method, path, body, &out);
+    if (rc == 0)
+        cli_print_body(&out);
+    cb_buf_free(&out);
+    return rc;
+}
+
+int cmd_spawn(int argc, char **argv)
+{
+    struct args a;
+    int rc = parse(argc, argv, &a, spawn_usage);
+    if (rc >= 0)
+        return rc;
+    if (argc - a.first != 1) {
+        fputs(spawn_usage, stderr);
+        return 2;
+    }
+    const char *name = argv[a.first];
+    struct cb_config *cfg = cli_load_config(a.config);
+    if (cfg == NULL)
+        return 1;
+    const struct cb_image_template *t = NULL;
+    for (size_t i = 0; i < cfg->n_templates && !t; i++)
+        if (strcmp(cfg->templates[i].name, name) == 0)
+            t = &cfg->templates[i];
+    if (t == NULL) {
+        rc = cli_fail("Image template %s not found in config ([images.templates.%s]; add one "
+                      "with clawbox add image %s --image IMAGE)",
+                      name, name, name);
+    } else {
+        json_t *body = template_body(t, a.task);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        rc = request_and_print(&a, "POST", "/containers/spawn", text);
+        free(text);
+    }
+    cb_config_free(cfg);
+    cli_conn_free(&a.conn);
+    return rc;
+}
+
+int cmd_kill(int argc, char **argv)
+{
+    struct args a;
+    int rc = parse(argc, argv, &a, kill_usage);
+    if (rc >= 0)
+        return rc;
+    if (argc - a.first != 1) {
+        fputs(kill_usage, stderr);
+        return 2;
+    }
+    if (!id_ok(argv[a.first]))
+        return cli_fail("'%s' is not a container id (clawbox list containers shows them)",
+                        argv[a.first]);
+    char *path = cb_xasprintf("/containers/%s", argv[a.first]);
+    rc = request_and_print(&a, "DELETE", path, NULL);
+    free(path);
+    cli_conn_free(&a.conn);
+    return rc;
+}
+
+static void print_table(const json_t *list)
+{
+    printf("%-44s %-10s %-26s %-25s %s\n", "CONTAINER ID", "STATUS", "IMAGE", "CREATED", "TASK");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        const char *f[5] = {"container_id", "status", "image", "created_at", "task_summary"};
+        const char *v[5];
+        for (size_t k = 0; k < 5; k++) {
+            v[k] = json_string_value(json_object_get(c, f[k]));
+            v[k] = v[k] ? v[k] : "";
+        }
+        printf("%-44s %-10s %-26s %-25s %.60s\n", v[0], v[1], v[2], v[3], v[4]);
+    }
+    if (json_array_size(list) == 0)
+        fputs("No containers.\n", stderr);
+}
+
+int cli_list_containers(int argc, char **argv)
+{
+    struct args a;
+    int rc = parse(argc, argv, &a, list_usage);
+    if (rc >= 0)
+        return rc;
+    if (argc != a.first) {
+        fputs(list_usage, stderr);
+        return 2;
+    }
+    if (cli_conn_token(&a.conn) < 0)
+        return 1;
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    rc = cli_request(&a.conn, "GET", "/containers", NULL, &out);
+    if (rc == 0 && a.json) {
+        cli_print_body(&out);
+    } else if (rc == 0) {
+        json_t *j = json_loadb(out.data, out.len, 0, NULL);
+        print_table(j);
+        json_decref(j);
+    }
+    cb_buf_free(&out);
+    cli_conn_free(&a.conn);
+    return rc;
+}
+
+int cli_container_logs(int argc, char **argv)
+{
+    struct args a;
+    int rc = parse(argc, argv, &a, logs_usage);
+    if (rc >= 0)
+        return rc;
+    uint64_t tail = 0;
+    if (a.container == NULL || argc != a.first) {
+        fputs(logs_usage, stderr);
+        return 2;
+    }
+    if (!id_ok(a.container))
+        return cli_fail("'%s' is not a container id", a.container);
+    if (a.tail && cb_parse_u64(a.tail, strlen(a.tail), &tail) < 0)
+        return cli_fail("--tail: '%s' is not a number of lines", a.tail);
+    if (cli_conn_token(&a.conn) < 0)
+        return 1;
+    char *path = cb_xasprintf("/containers/%s/logs?tail=%" PRIu64, a.container, tail);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    rc = cli_request(&a.conn, "GET", path, NULL, &out);
+    if (rc == 0)
+        fwrite(out.data, 1, out.len, stdout);
+    cb_buf_free(&out);
+    free(path);
+    cli_conn_free(&a.conn);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/* The three container tools every tools/list offers (spec §12.3):
+ * clawbox_spawn_container (from an image template of the config),
+ * clawbox_kill_container and clawbox_list_containers. Their results are
+ * sentences and tables a model can read, not raw HTTP bodies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "mcp/internal.h"
+
+#define SPAWN "clawbox_spawn_container"
+#define KILL  "clawbox_kill_container"
+#define LIST  "clawbox_list_containers"
+
+void cb__mcp_add_container_tools(json_t *tools)
+{
+    json_array_append_new(
+        tools, json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}}, s:[s]}}", "name",
+                         SPAWN, "description",
+                         "Start a hardened container from an image template of the clawbox "
+                         "configuration; its only way out is clawbox's proxy.",
+                         "inputSchema", "type", "object", "properties", "template", "type",
+                         "string", "description", "name of an [images.templates.NAME] entry",
+                         "task", "type", "string", "description", "what the container is for",
+                         "required", "template"));
+    json_array_append_new(
+        tools, json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s}}, s:[s]}}", "name", KILL, "description",
+                         "Kill and remove a container; returns its last output.", "inputSchema",
+                         "type", "object", "properties", "container_id", "type", "string",
+                         "required", "container_id"));
+    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST,
+                                           "description",
+                                           "List the containers clawbox runs or ran, with their "
+                                           "status.",
+                                           "inputSchema", "type", "object", "properties"));
+}
+
+bool cb__mcp_is_container_tool(const char *name)
+{
+    return name && (strcmp(name, SPAWN) == 0 || strcmp(name, KILL) == 0 || strcmp(name, LIST) == 0);
+}
+
+struct answer {
+    long status;
+    json_t *doc;
+    char text[CB__MCP_MSG_MAX];
+};
+
+/* Sends the request; false (with a text saying why) unless it got a 2xx. */
+static bool ask(struct cb_mcp *m, const char *method, const char *path, const char *body,
+                struct answer *a)
+{
+    struct cb_error err = {0};
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cb__mcp_request(m, method, path, body, &a->status, &out, &err);
+    a->doc = rc == 0 ? json_loadb(out.data ? out.data : "", out.len, 0, NULL) : NULL;
+    cb_buf_free(&out);
+    if (rc < 0) {
+        cb__mcp_unreachable_text(rc, &err, a->text, sizeof(a->text));
+        return false;
+    }
+    if (a->status < 200 || a->status > 299) {
+        cb__mcp_http_failure_text(a->status, a->doc, a->text, sizeof(a->text));
+        return false;
+    }
+    return true;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static const struct cb_image_template *find_template(const struct cb_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_templates; i++)
+        if (strcmp(cfg->templates[i].name, name) == 0)
+            return &cfg->templates[i];
+    return NULL;
+}
+
+static json_t *strlist(const struct cb_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->len; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+static json_t *no_template(const struct cb_config *cfg, const char *name)
+{
+    struct cb_buf b;
+    cb_buf_init(&b, 64 * 1024);
+    cb_buf_printf(&b, "Error: template '%s' not found. Available templates: [", name ? name : "");
+    for (size_t i = 0; cfg && i < cfg->n_templates; i++)
+        cb_buf_printf(&b, "%s%s", i ? ", " : "", cfg->templates[i].name);
+    cb_buf_puts(&b, "]");
+    json_t *r = cb__mcp_text_result(b.data, true);
+    cb_buf_free(&b);
+    return r;
+}
+
+static json_t *spawn(struct cb_mcp *m, const json_t *args)
+{
+    const char *name = json_string_value(json_object_get(args, "template"));
+    const struct cb_image_template *t = find_template(m->cfg.config, name);
+    if (t == NULL)
+        return no_template(m->cfg.config, name);
+    const char *task = json_string_value(json_object_get(args, "task"));
+    json_t *caps = json_pack("{s:o, s:o}", "network_allowlist", strlist(&t->network_allowlist),
+                             "credentials", strlist(&t->credentials));
+    if (t->max_lifetime_ms > 0)
+        json_object_set_new(caps, "resources",
+                            json_pack("{s:I}", "timeout_ms", (json_int_t)t->max_lifetime_ms));
+    json_t *req = json_pack("{s:s, s:s, s:o}", "task", task ? task : "", "image", t->image,
+                            "capabilities", caps);
+    if (t->has_command)
+        json_object_set_new(req, "command", strlist(&t->command));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    struct answer a = {0};
+    json_t *r;
+    if (ask(m, "POST", "/containers/spawn", body, &a)) {
+        snprintf(a.text, sizeof(a.text),
+                 "Started container %s from %s (status %s). Programs in it reach allowed hosts "
+                 "through %s; %s returns its output.",
+                 str(a.doc, "container_id"), str(a.doc, "image"), str(a.doc, "status"),
+                 str(a.doc, "proxy_socket"), KILL);
+        r = cb__mcp_text_result(a.text, false);
+    } else {
+        r = cb__mcp_text_result(a.text, true);
+    }
+    json_decref(a.doc);
+    free(body);
+    return r;
+}
+
+static json_t *kill_container(struct cb_mcp *m, const json_t *args)
+{
+    const char *id = json_string_value(json_object_get(args, "container_id"));
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 64 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789_-") != n)
+        return cb__mcp_text_result("Error: container_id must be a container id such as "
+                                   "clawbox-<uuid> (clawbox_list_containers shows them)",
+                                   true);
+    char path[96];
+    snprintf(path, sizeof(path), "/containers/%s", id);
+    struct answer a = {0};
+    if (!ask(m, "DELETE", path, NULL, &a)) {
+        json_decref(a.doc);
+        return cb__mcp_text_result(a.text, true);
+    }
+    const json_t *out = json_object_get(a.doc, "output");
+    snprintf(a.text, sizeof(a.text), "Killed and removed container %s. %s", id,
+             json_is_string(out) && json_string_length(out) > 0 ? "Its output:"
+                                                                 : "It printed nothing.");
+    json_t *r = cb__mcp_text_result(a.text, false);
+    if (json_is_string(out) && json_string_length(out) > 0)
+        cb__mcp_add_text(r, json_string_value(out));
+    json_decref(a.doc);
+    return r;
+}
+
+static json_t *list(struct cb_mcp *m)
+{
+    struct answer a = {0};
+    if (!ask(m, "GET", "/containers", NULL, &a)) {
+        json_decref(a.doc);
+        return cb__mcp_text_result(a.text, true);
+    }
+    struct cb_buf b;
+    cb_buf_init(&b, CB_CLIENT_MAX_RESPONSE);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(a.doc, i, c)
+    {
+        cb_buf_printf(&b, "%s  %s  %s  created %s", str(c, "container_id"), str(c, "status"),
+                      str(c, "image"), str(c, "created_at"));
+        const char *task = str(c, "task_summary"), *why = str(c, "error");
+        if (task[0])
+            cb_buf_printf(&b, "  task: %.200s", task);
+        if (why[0])
+            cb_buf_printf(&b, "  (%s)", why);
+        cb_buf_puts(&b, "\n");
+    }
+    json_t *r = cb__mcp_text_result(b.len ? b.data : "No containers.", false);
+    cb_buf_free(&b);
+    json_decref(a.doc);
+    return r;
+}
+
+json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args)
+{
+    if (strcmp(name, SPAWN) == 0)
+        return spawn(m, args);
+    if (strcmp(name, KILL) == 0)
+        return kill_container(m, args);
+    return list(m);
+}
