@@ -323,8 +323,7 @@ static int follow(const char *dir, const struct audit_args *a)
 int cmd_logs(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--container", 11) == 0 &&
-            (argv[i][11] == '\0' || argv[i][11] == '='))
+        if (strncmp(argv[i], "--container", 11) == 0 && (argv[i][11] == '\0' || argv[i][11] == '='))
             return cli_container_logs(argc, argv);
     struct audit_args a = {0};
     int rc = parse(argc, argv, &a, logs_usage);

@@ -16,7 +16,8 @@ static const char spawn_usage[] =
     "in the config file) and prints its ContainerInfo as JSON.\n\n"
     "  --task T        what the container is for (kept as its task_summary)\n"
     "  --config PATH   config file holding the templates (default ~/.clawbox/config/clawbox.toml)\n"
-    "" CLI_CONN_HELP "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+    "" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
 static const char kill_usage[] =
     "Usage: clawbox kill CONTAINER_ID [--host H] [--port P] [--socket PATH] [--token T]\n\n"
@@ -131,8 +132,7 @@ static json_t *template_body(const struct cb_image_template *t, const char *task
     return body;
 }
 
-static int request_and_print(struct args *a, const char *method, const char *path,
-                             const char *body)
+static int request_and_print(struct args *a, const char *method, const char *path, const char *body)
 {
     if (cli_conn_token(&a->conn) < 0)
         return 1;

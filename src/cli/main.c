@@ -30,7 +30,9 @@ static const struct verb verbs[] = {
     {"remove", cmd_remove, "uninstall a module: clawbox remove tool NAME"},
     {"creds", cmd_creds, "add, list or remove credentials in the encrypted store"},
     {"audit", cmd_audit, "verify the audit log's hash chain: clawbox audit verify"},
-    {"logs", cmd_logs, "print the audit log (clawbox logs [--tool T] [--follow]) or a container's output (--container ID)"},
+    {"logs", cmd_logs,
+     "print the audit log (clawbox logs [--tool T] [--follow]) or a container's output "
+     "(--container ID)"},
     {"doctor", cmd_doctor, "check this installation and print what to fix"},
     {"mcp", cmd_mcp, "serve the tools to MCP clients (Claude Code, ...) on stdio"},
 };

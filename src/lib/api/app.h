@@ -36,7 +36,7 @@ struct cb_app {
     /* /health's credentials component: "healthy" (a key, the store open),
      * "disabled" (no key, no store) or "no_key" (a store but no key). */
     const char *creds_status;
-    struct cb_proxy *proxy;              /* the http_request host call */
+    struct cb_proxy *proxy;           /* the http_request host call */
     struct cb_ct_manager *containers; /* never NULL once open */
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */

@@ -3,6 +3,7 @@
  * this file turns into the reference's status and code. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/app.h"
 #include "containers/manager.h"

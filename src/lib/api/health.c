@@ -62,12 +62,11 @@ static bool add_components(struct cb_app *app, json_t *components)
      * serves tools, so their state informs and never degrades. */
     const char *why = NULL;
     const char *rt = cb_ct_manager_runtime(app->containers, &why);
-    json_object_set_new(
-        components, "docker",
-        component(rt ? "healthy" : "unavailable",
-                  rt ? json_pack("{s:s, s:I}", "runtime", rt, "active_containers",
-                                 (json_int_t)cb_ct_manager_active(app->containers))
-                     : json_pack("{s:s}", "error", why ? why : "")));
+    json_object_set_new(components, "docker",
+                        component(rt ? "healthy" : "unavailable",
+                                  rt ? json_pack("{s:s, s:I}", "runtime", rt, "active_containers",
+                                                 (json_int_t)cb_ct_manager_active(app->containers))
+                                     : json_pack("{s:s}", "error", why ? why : "")));
     return db_ok && tools_ready;
 }
 

@@ -13,9 +13,9 @@
 #include "state/state.h"
 
 static const char *const status_names[] = {
-    [CB__CT_NONE] = "none",           [CB__CT_CREATING] = "creating",
-    [CB__CT_RUNNING] = "running",     [CB__CT_COMPLETED] = "completed",
-    [CB__CT_FAILED] = "failed",       [CB__CT_TIMED_OUT] = "timed_out",
+    [CB__CT_NONE] = "none",       [CB__CT_CREATING] = "creating",
+    [CB__CT_RUNNING] = "running", [CB__CT_COMPLETED] = "completed",
+    [CB__CT_FAILED] = "failed",   [CB__CT_TIMED_OUT] = "timed_out",
     [CB__CT_KILLED] = "killed",
 };
 
@@ -55,12 +55,11 @@ json_t *cb__ct_info(const struct cb__ct *c)
     json_object_set_new(o, "resource_usage", json_null());
     json_object_set_new(o, "image", json_string(c->image));
     json_object_set_new(o, "finished_at", time_or_null(c->finished_ms));
-    json_object_set_new(o, "exit_code", c->exited && c->exit.signal == 0
-                                            ? json_integer(c->exit.exit_code)
-                                            : json_null());
-    json_object_set_new(o, "signal", c->exited && c->exit.signal != 0
-                                         ? json_integer(c->exit.signal)
-                                         : json_null());
+    json_object_set_new(o, "exit_code",
+                        c->exited && c->exit.signal == 0 ? json_integer(c->exit.exit_code)
+                                                         : json_null());
+    json_object_set_new(
+        o, "signal", c->exited && c->exit.signal != 0 ? json_integer(c->exit.signal) : json_null());
     json_object_set_new(o, "oom_killed", json_boolean(c->exited && c->exit.oom_killed));
     json_object_set_new(o, "output_dropped_bytes",
                         json_integer(c->exited ? (json_int_t)c->exit.dropped_bytes : 0));

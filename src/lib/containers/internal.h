@@ -101,8 +101,8 @@ void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status a
 void cb__ct_recover(struct cb_ct_manager *m);
 
 /* manager.c */
-void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c);  /* slot + active; under lock */
-void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);   /* from the list; under lock */
+void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c);      /* slot + active; under lock */
+void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the list; under lock */
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
 void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
                   const char *method);

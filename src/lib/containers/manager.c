@@ -43,10 +43,9 @@ static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
     m->m_total = cb_metrics_counter(reg, "clawbox_containers_total",
                                     "Containers by how they ended (spawned counts every start).",
                                     "status", 8);
-    m->m_spawn_seconds =
-        cb_metrics_histogram(reg, "clawbox_container_spawn_duration_seconds",
-                             "Time from a spawn request to the container running.", NULL, secs,
-                             CB_ARRAY_LEN(secs), 1);
+    m->m_spawn_seconds = cb_metrics_histogram(reg, "clawbox_container_spawn_duration_seconds",
+                                              "Time from a spawn request to the container running.",
+                                              NULL, secs, CB_ARRAY_LEN(secs), 1);
 }
 
 static void detect_runtime(struct cb_ct_manager *m)
@@ -56,12 +55,12 @@ static void detect_runtime(struct cb_ct_manager *m)
         m->why_not = cb_xstrdup("containers are turned off ([containers] runtime = \"none\")");
         return;
     }
-    char *root = cfg->containers.runtime_root
-                     ? cb_xstrdup(cfg->containers.runtime_root)
-                     : cb_xasprintf("%s/oci", cfg->server.data_dir);
+    char *root = cfg->containers.runtime_root ? cb_xstrdup(cfg->containers.runtime_root)
+                                              : cb_xasprintf("%s/oci", cfg->server.data_dir);
     struct cb_error err = {0};
     if (geteuid() != 0)
-        cb_error_set(&err, -EPERM, "containers need root (user namespaces are mapped to host "
+        cb_error_set(&err, -EPERM,
+                     "containers need root (user namespaces are mapped to host "
                      "ids only root may use)");
     else if (cb_mkdir_p(root, 0700, &err) == 0 &&
              cb_ct_runtime_detect(cfg->containers.runtime, root, &m->rt, &err) == 0)
@@ -88,9 +87,8 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
     m->monitor_exe = cb_xstrdup(o->monitor_exe);
     m->epfd = m->wakefd = -1;
     m->ct_root = cb_xasprintf("%s/containers", cfg->server.data_dir);
-    m->image_store = cfg->containers.image_store
-                         ? cb_xstrdup(cfg->containers.image_store)
-                         : cb_xasprintf("%s/images", cfg->server.data_dir);
+    m->image_store = cfg->containers.image_store ? cb_xstrdup(cfg->containers.image_store)
+                                                 : cb_xasprintf("%s/images", cfg->server.data_dir);
     m->slots = cb_xcalloc(cfg->containers.max_containers + 1, 1);
     pthread_mutex_init(&m->lock, NULL);
     pthread_condattr_t ca;
@@ -243,7 +241,7 @@ struct spawn {
     struct cb_ct_manager *m;
     struct cb_ct_request req;
     struct cb__ct *c;
-    json_t *granted;   /* credential names the container may use */
+    json_t *granted; /* credential names the container may use */
     char token[65];
     const char **args; /* argv of the container */
     size_t n_args;
@@ -329,8 +327,7 @@ static int reserve(struct spawn *s, struct cb_error *err)
 
 static uint32_t host_base(const struct spawn *s)
 {
-    return (uint32_t)(s->m->cfg->containers.userns_base +
-                      (uint64_t)s->c->slot * IDS_PER_CONTAINER);
+    return (uint32_t)(s->m->cfg->containers.userns_base + (uint64_t)s->c->slot * IDS_PER_CONTAINER);
 }
 
 static int start_proxy(struct spawn *s, struct cb_error *err)
@@ -501,8 +498,8 @@ static void spawn_free(struct spawn *s)
     explicit_bzero(s->token, sizeof(s->token));
 }
 
-int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
-                json_t **info, struct cb_error *err)
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id, json_t **info,
+                struct cb_error *err)
 {
     uint64_t t0 = cb_now_mono_ns();
     struct spawn s = {.m = m};

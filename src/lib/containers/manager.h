@@ -50,8 +50,8 @@ const char *cb_ct_manager_runtime(const struct cb_ct_manager *m, const char **wh
 size_t cb_ct_manager_active(struct cb_ct_manager *m);
 
 /* POST /containers/spawn: *info is the new ContainerInfo (status running). */
-int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
-                json_t **info, struct cb_error *err);
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id, json_t **info,
+                struct cb_error *err);
 /* GET /containers: every tracked container, sorted by creation. */
 json_t *cb_ct_list(struct cb_ct_manager *m);
 /* GET /containers/{id}: -ENOENT when unknown. */

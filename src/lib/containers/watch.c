@@ -5,6 +5,7 @@
  * announced, because a DELETE waiting for that announcement frees the
  * container right after. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,8 +70,8 @@ static void judge(struct cb_ct_manager *m, struct cb__ct *c, int wstatus, bool r
     (void)m;
     if (!recorded) {
         c->status = c->kill_as != CB__CT_NONE ? c->kill_as : CB__CT_FAILED;
-        c->error = cb_xasprintf("its monitor ended without recording an exit (wait status %d)",
-                                wstatus);
+        c->error =
+            cb_xasprintf("its monitor ended without recording an exit (wait status %d)", wstatus);
         return;
     }
     if (c->kill_as != CB__CT_NONE)

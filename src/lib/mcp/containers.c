@@ -17,21 +17,20 @@
 void cb__mcp_add_container_tools(json_t *tools)
 {
     json_array_append_new(
-        tools, json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}}, s:[s]}}", "name",
-                         SPAWN, "description",
-                         "Start a hardened container from an image template of the clawbox "
-                         "configuration; its only way out is clawbox's proxy.",
-                         "inputSchema", "type", "object", "properties", "template", "type",
-                         "string", "description", "name of an [images.templates.NAME] entry",
-                         "task", "type", "string", "description", "what the container is for",
-                         "required", "template"));
+        tools,
+        json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}}, s:[s]}}", "name", SPAWN,
+                  "description",
+                  "Start a hardened container from an image template of the clawbox "
+                  "configuration; its only way out is clawbox's proxy.",
+                  "inputSchema", "type", "object", "properties", "template", "type", "string",
+                  "description", "name of an [images.templates.NAME] entry", "task", "type",
+                  "string", "description", "what the container is for", "required", "template"));
     json_array_append_new(
         tools, json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s}}, s:[s]}}", "name", KILL, "description",
                          "Kill and remove a container; returns its last output.", "inputSchema",
                          "type", "object", "properties", "container_id", "type", "string",
                          "required", "container_id"));
-    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST,
-                                           "description",
+    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST, "description",
                                            "List the containers clawbox runs or ran, with their "
                                            "status.",
                                            "inputSchema", "type", "object", "properties"));
@@ -143,8 +142,9 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
 {
     const char *id = json_string_value(json_object_get(args, "container_id"));
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > 64 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789_-") != n)
+    if (n == 0 || n > 64 ||
+        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_-") != n)
         return cb__mcp_text_result("Error: container_id must be a container id such as "
                                    "clawbox-<uuid> (clawbox_list_containers shows them)",
                                    true);
@@ -158,7 +158,7 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
     const json_t *out = json_object_get(a.doc, "output");
     snprintf(a.text, sizeof(a.text), "Killed and removed container %s. %s", id,
              json_is_string(out) && json_string_length(out) > 0 ? "Its output:"
-                                                                 : "It printed nothing.");
+                                                                : "It printed nothing.");
     json_t *r = cb__mcp_text_result(a.text, false);
     if (json_is_string(out) && json_string_length(out) > 0)
         cb__mcp_add_text(r, json_string_value(out));
