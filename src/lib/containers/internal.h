@@ -62,6 +62,10 @@ struct cb_ct_manager {
     char rt_label[128]; /* "crun 1.8.1" */
     char *ct_root;      /* <data_dir>/containers */
     char *image_store;
+    /* The same two directories as the runtime is given them (see stage()
+     * in manager.c); equal to the above when not staged. */
+    char *ct_root_rt;
+    char *image_store_rt;
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a container ended or finished being created */
     struct cb__ct *list;    /* oldest first */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,51 @@ static void detect_runtime(struct cb_ct_manager *m)
     cb_log(CB_LOG_INFO, "containers run with %s", m->rt_label);
 }
 
+/* A container's root (a host id of its range) must search every directory
+ * above its rootfs and its bundle, but the data directory is 0700 and often
+ * under /root. So the containers and images directories are bound, in the
+ * server's own mount namespace only (cb_ct_mountns_prepare), under
+ * /run/clawbox-<hash of data_dir>/ (0711), and the runtime is given those
+ * paths. Nothing of it is visible outside the server, and it goes with it. */
+static int stage(struct cb_ct_manager *m, struct cb_error *err)
+{
+    m->ct_root_rt = cb_xstrdup(m->ct_root);
+    m->image_store_rt = cb_xstrdup(m->image_store);
+    if (!m->have_rt || !cb_ct_mountns_private())
+        return 0;
+    uint64_t h = cb_fnv1a(CB_FNV1A_INIT, m->cfg->server.data_dir,
+                          strlen(m->cfg->server.data_dir));
+    char *top = cb_xasprintf("/run/clawbox-%016" PRIx64, h);
+    const char *src[2] = {m->ct_root, m->image_store};
+    char **dst[2] = {&m->ct_root_rt, &m->image_store_rt};
+    int r = cb_mkdir_p(top, 0711, err);
+    for (size_t i = 0; i < 2 && r == 0; i++) {
+        char *to = cb_xasprintf("%s/%s", top, i == 0 ? "containers" : "images");
+        r = cb_mkdir_p(src[i], 0711, err);
+        if (r == 0)
+            r = cb_mkdir_p(to, 0711, err);
+        if (r == 0 && (chmod(src[i], 0711) < 0 || mount(src[i], to, NULL, MS_BIND, NULL) < 0))
+            r = cb_error_set(err, -errno, "binding %s at %s: %s", src[i], to, strerror(errno));
+        if (r == 0) {
+            free(*dst[i]);
+            *dst[i] = to;
+        } else {
+            free(to);
+        }
+    }
+    free(top);
+    return r;
+}
+
+/* p (under `from`) as the runtime sees it (under `to`). */
+static char *runtime_path(const char *p, const char *from, const char *to)
+{
+    size_t n = strlen(from);
+    if (strncmp(p, from, n) == 0 && (p[n] == '/' || p[n] == '\0'))
+        return cb_xasprintf("%s%s", to, p + n);
+    return cb_xstrdup(p);
+}
+
 int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manager **out,
                        struct cb_error *err)
 {
@@ -100,6 +146,9 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
     int r = cb_mkdir_p(m->ct_root, 0711, err);
     if (r == 0) {
         detect_runtime(m);
+        r = stage(m, err);
+    }
+    if (r == 0) {
         cb__ct_recover(m);
         r = cb__ct_watch_start(m, err);
     }
@@ -152,6 +201,8 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
     free(m->why_not);
     free(m->ct_root);
     free(m->image_store);
+    free(m->ct_root_rt);
+    free(m->image_store_rt);
     free(m->monitor_exe);
     free(m->slots);
     free(m);
@@ -431,13 +482,15 @@ static int create_container(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
     const struct cb_config *cfg = m->cfg;
-    char *proxy_dir = cb_xasprintf("%s/proxy", s->c->dir);
-    char *bundle = cb_xasprintf("%s/bundle", s->c->dir);
+    char *dir = runtime_path(s->c->dir, m->ct_root, m->ct_root_rt);
+    char *rootfs = runtime_path(s->c->img->rootfs, m->image_store, m->image_store_rt);
+    char *proxy_dir = cb_xasprintf("%s/proxy", dir);
+    char *bundle = cb_xasprintf("%s/bundle", dir);
     char *cgroup = cb_xasprintf("/clawbox/%s", s->c->id);
     struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}};
     struct cb_ct_spec spec = {
         .id = s->c->id,
-        .rootfs = s->c->img->rootfs,
+        .rootfs = rootfs,
         .args = s->args,
         .n_args = s->n_args,
         .env = (const char *const *)s->env,
@@ -456,12 +509,14 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .monitor_exe = m->monitor_exe,
         .id = s->c->id,
         .bundle = bundle,
-        .dir = s->c->dir,
+        .dir = dir,
         .cgroup_path = cgroup,
         .log_cap = s->req.max_output_bytes,
     };
     if (r == 0)
         r = cb_ct_launch(&m->rt, &l, &s->c->run, err);
+    free(dir);
+    free(rootfs);
     free(proxy_dir);
     free(bundle);
     free(cgroup);
