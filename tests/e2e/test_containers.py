@@ -1,0 +1,430 @@
+"""Containers through the real server and a real OCI runtime: spawn, the
+lifecycle states, DELETE, policy and capacity, bad input, the hardening
+seen from inside (ctprobe), the OOM kill and the pids limit, and the
+per-container proxy socket in both request forms. Every test class runs
+once with crun and once with runc."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import ctimage
+import harness
+
+IMAGE = ctimage.TEST_IMAGE
+PROBE = "/usr/bin/ctprobe"
+RUNTIMES = [r for r in ("crun", "runc") if shutil.which(r)]
+
+
+def skip_reason():
+    if os.geteuid() != 0:
+        return "containers need root"
+    if not RUNTIMES:
+        return "no OCI runtime installed"
+    return None
+
+
+class Upstream(BaseHTTPRequestHandler):
+    """A loopback upstream that echoes what it got."""
+
+    def _answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        doc = {"method": self.command, "path": self.path, "body": body,
+               "authorization": self.headers.get("Authorization"),
+               "proxy_authorization": self.headers.get("Proxy-Authorization")}
+        out = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def start_upstream():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+class ContainerCase(harness.ServerTestCase):
+    runtime = None  # set by the subclasses below
+    max_containers = 3
+
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.upstream = start_upstream()
+        cls.up = f"http://127.0.0.1:{cls.upstream.server_address[1]}"
+        cls.server = harness.Server(
+            f'[containers]\nruntime = "{cls.runtime}"\nmax_containers = {cls.max_containers}\n'
+            'default_timeout_ms = 60000\nmax_output_bytes = 65536\nmax_pids = 64\n'
+            '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
+            'allowed_images = ["clawbox/", "alpine:"]\nnetwork_allowlist = ["127.0.0.1"]\n'
+            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
+        ctimage.import_test_image(cls.server)
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "server"):
+            super().tearDownClass()
+        if hasattr(cls, "upstream"):
+            cls.upstream.shutdown()
+
+    def spawn(self, command, **extra):
+        body = {"task": "test", "image": IMAGE, "policy": "container", "command": command}
+        body.update(extra)
+        return self.server.request("POST", "/containers/spawn", body)
+
+    def spawned(self, command, **extra):
+        r = self.spawn(command, **extra)
+        self.assertEqual(r.status, 201, r.body)
+        info = r.json()
+        self.assertEqual(info["status"], "running")
+        self.assertTrue(info["container_id"].startswith("clawbox-"))
+        return info["container_id"]
+
+    def wait_end(self, cid, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            info = self.server.request("GET", f"/containers/{cid}").json()
+            if info["status"] not in ("creating", "running"):
+                return info
+            time.sleep(0.05)
+        self.fail(f"{cid} still running after {timeout} s")
+
+    def delete(self, cid):
+        r = self.server.request("DELETE", f"/containers/{cid}")
+        self.assertEqual(r.status, 200, r.body)
+        out = r.json()
+        self.assertEqual(out["status"], "killed")
+        return out
+
+    def run_to_end(self, command, **extra):
+        cid = self.spawned(command, **extra)
+        info = self.wait_end(cid)
+        out = self.delete(cid)
+        return info, out["output"] or ""
+
+
+class Lifecycle(ContainerCase):
+    def test_echo_completes_with_its_output(self):
+        info, out = self.run_to_end(["/bin/sh", "-c", "echo hello; echo oops >&2"])
+        self.assertEqual(info["status"], "completed", info)
+        self.assertEqual(info["exit_code"], 0)
+        self.assertIn("hello", out)
+        self.assertIn("oops", out)
+        self.assertIsNotNone(info["finished_at"])
+
+    def test_nonzero_exit_is_failed(self):
+        info, _ = self.run_to_end(["/bin/sh", "-c", "exit 3"])
+        self.assertEqual(info["status"], "failed")
+        self.assertEqual(info["exit_code"], 3)
+        self.assertIn("status 3", info["error"])
+
+    def test_timeout_is_timed_out(self):
+        cid = self.spawned(["/bin/sleep", "30"],
+                           capabilities={"resources": {"timeout_ms": 300}})
+        t0 = time.time()
+        info = self.wait_end(cid, timeout=10)
+        self.assertEqual(info["status"], "timed_out", info)
+        self.assertLess(time.time() - t0, 5)
+        self.delete(cid)
+
+    def test_delete_of_a_running_container(self):
+        cid = self.spawned(["/bin/sh", "-c", "echo started; sleep 30"])
+        time.sleep(0.3)
+        t0 = time.time()
+        out = self.delete(cid)
+        self.assertLess(time.time() - t0, 5)
+        self.assertIn("started", out["output"])
+        self.assert_error(self.server.request("GET", f"/containers/{cid}"), 404, "not_found")
+        self.assert_error(self.server.request("DELETE", f"/containers/{cid}"), 404, "not_found")
+
+    def test_logs_and_list(self):
+        cid = self.spawned(["/bin/sh", "-c", "for i in 1 2 3 4; do echo line$i; done"])
+        self.wait_end(cid)
+        r = self.server.request("GET", f"/containers/{cid}/logs?tail=2")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body.decode(), "line3\nline4\n")
+        ids = [c["container_id"] for c in self.server.request("GET", "/containers").json()]
+        self.assertIn(cid, ids)
+        self.delete(cid)
+
+    def test_output_beyond_the_cap_is_dropped_and_counted(self):
+        info, out = self.run_to_end([PROBE, "print", "200000"])
+        self.assertEqual(info["status"], "completed", info)
+        self.assertEqual(len(out), 65536)
+        self.assertEqual(info["output_dropped_bytes"], 200000 - 65536)
+
+    def test_output_is_redacted(self):
+        leaked = "ghp_" + "a" * 36
+        _, out = self.run_to_end(["/bin/echo", f"token={leaked}"])
+        self.assertNotIn(leaked, out)
+        self.assertIn("[REDACTED]", out)
+
+    def test_health_names_the_runtime(self):
+        h = self.server.request("GET", "/health", auth=False).json()
+        self.assertTrue(h["docker_available"])
+        self.assertEqual(h["components"]["docker"]["status"], "healthy")
+        self.assertTrue(h["components"]["docker"]["detail"]["runtime"].startswith(self.runtime))
+
+
+class Refusals(ContainerCase):
+    def test_policy_not_allowed(self):
+        r = self.spawn(["/bin/true"], policy="container_direct")
+        self.assert_error(r, 403, "policy_denied")
+        self.assertIn("container_direct", r.json()["error"])
+
+    def test_image_not_allowed(self):
+        r = self.spawn(["/bin/true"], image="docker.io/library/busybox:latest")
+        self.assert_error(r, 403, "policy_denied")
+        self.assertIn("image not allowed", r.json()["error"])
+
+    def test_image_not_in_the_store(self):
+        r = self.spawn(["/bin/true"], image="clawbox/missing:1")
+        self.assert_error(r, 400, "invalid_request")
+        self.assertIn("clawbox/missing:1", r.json()["error"])
+
+    def test_bad_input_on_every_field(self):
+        cases = [
+            ({}, 422, "task"),
+            ({"task": 1}, 422, "task"),
+            ({"task": "", "image": ""}, 400, "image"),
+            ({"task": "", "policy": "root"}, 422, "policy"),
+            ({"task": "", "command": []}, 400, "command"),
+            ({"task": "", "command": "sh"}, 422, "command"),
+            ({"task": "", "command": ["sh", 1]}, 422, "command[1]"),
+            ({"task": "", "env": {"LD_PRELOAD": "/x.so"}}, 400, "LD_PRELOAD"),
+            ({"task": "", "env": {"LD_PRELOAD=/x.so": "1"}}, 400, "LD_PRELOAD=/x.so"),
+            ({"task": "", "env": {"HTTPS_PROXY": "http://evil"}}, 400, "HTTPS_PROXY"),
+            ({"task": "", "env": {"A": 1}}, 422, "env.A"),
+            ({"task": "", "capabilities": {"resources": {"timeout_ms": 0}}}, 400, "timeout_ms"),
+            ({"task": "", "capabilities": {"resources": {"memory_mb": -1}}}, 422, "memory_mb"),
+            ({"task": "", "capabilities": {"credentials": "x"}}, 422, "credentials"),
+        ]
+        for body, status, names in cases:
+            body.setdefault("image", IMAGE)
+            body.setdefault("policy", "container")
+            r = self.server.request("POST", "/containers/spawn", body)
+            self.assert_error(r, status, "invalid_request")
+            self.assertIn(names, r.json()["error"], body)
+        self.assert_error(self.server.request("POST", "/containers/spawn", "{", headers={
+            "Content-Type": "application/json"}), 400, "invalid_request")
+        self.assert_error(self.server.request("GET", "/containers/nope"), 404, "not_found")
+        self.assert_error(self.server.request("GET", "/containers/x/logs?tail=zz"), 400,
+                          "invalid_request")
+        self.assertEqual(self.server.request("GET", "/containers", auth=False).status, 401)
+        self.assert_healthy()
+
+    def test_capacity_under_concurrent_spawns(self):
+        def one(_):
+            return self.spawn(["/bin/sleep", "30"])
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(one, range(20)))
+        made = [a.json()["container_id"] for a in answers if a.status == 201]
+        refused = [a for a in answers if a.status != 201]
+        self.assertEqual(len(made), self.max_containers)
+        for a in refused:
+            self.assert_error(a, 429, "resource_exhausted")
+        for cid in made:
+            self.delete(cid)
+        # Finished containers do not count.
+        info, _ = self.run_to_end(["/bin/true"])
+        self.assertEqual(info["status"], "completed")
+
+
+class Hardening(ContainerCase):
+    def probe(self):
+        info, out = self.run_to_end([PROBE, "hardening"])
+        self.assertEqual(info["status"], "completed", (info, out))
+        lines = {}
+        for line in out.splitlines():
+            k, _, v = line.partition(" ")
+            lines.setdefault(k, []).append(v)
+        return lines, out
+
+    def test_from_inside(self):
+        p, out = self.probe()
+        self.assertEqual(p["uid"], ["1000"], out)
+        self.assertEqual(p["gid"], ["1000"], out)
+        for caps in ("CapEff", "CapPrm", "CapBnd"):
+            self.assertEqual(int(p[caps][0], 16), 0, out)
+        self.assertEqual(p["NoNewPrivs"], ["1"], out)
+        self.assertEqual(p["Seccomp"], ["2"], out)
+        self.assertEqual(p["interfaces"], ["lo"], out)
+        root = [m for m in p["mount"] if m.startswith("/ ")][0]
+        self.assertIn("ro", root.split()[2].split(","), out)
+        tmp = [m for m in p["mount"] if m.startswith("/tmp ")][0]
+        self.assertIn("noexec", tmp, out)
+        self.assertIn("tmpfs", tmp, out)
+        sock = [m for m in p["mount"] if m.startswith("/run/clawbox ")][0]
+        self.assertIn("ro", sock.split()[2].split(","), out)
+        self.assertNotEqual(p["write_root"], ["allowed"], out)
+        self.assertEqual(p["write_tmp"], ["allowed"], out)
+        for forbidden in ("mount", "unshare_user", "unshare_net", "setuid_0", "keyctl",
+                          "connect_out", "raw_socket"):
+            self.assertNotEqual(p[forbidden], ["allowed"], (forbidden, out))
+        self.assertEqual(p["i386_syscall"], ["signal 31"], out)  # SIGSYS
+        self.assertNotEqual(p["ptrace_parent"], ["exit 0"], out)
+
+    def test_host_sees_it_under_an_unowned_id(self):
+        cid = self.spawned(["/bin/sleep", "30"])
+        time.sleep(0.3)
+        owners = set()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() != b"/bin/sleep\x0030\x00":
+                        continue
+                owners.add(os.stat(f"/proc/{pid}").st_uid)
+            except OSError:
+                continue
+        self.delete(cid)
+        self.assertTrue(owners, "the container's process was not found")
+        for uid in owners:
+            self.assertGreaterEqual(uid, 1000000000)
+
+    def test_oom_kill(self):
+        info, out = self.run_to_end([PROBE, "alloc", "512"],
+                                    capabilities={"resources": {"memory_mb": 32}})
+        self.assertEqual(info["status"], "failed", (info, out))
+        self.assertTrue(info["oom_killed"], info)
+        self.assertIn("out of memory", info["error"])
+
+    def test_pids_limit(self):
+        info, out = self.run_to_end([PROBE, "fork", "500"])
+        forked = int([l for l in out.splitlines() if l.startswith("forked")][0].split()[1])
+        self.assertLess(forked, 64, out)
+        self.assertIn("Resource temporarily unavailable", out)
+
+
+class ProxySocket(ContainerCase):
+    def http(self, raw, extra_env=None):
+        """Sends raw (with $TOKEN replaced by the container's token) through
+        the socket from inside a container; returns (status, body)."""
+        script = ('printf "%s" "$REQ" | sed "s/TOKENHERE/$CLAWBOX_PROXY_TOKEN/" | '
+                  f'{PROBE} http /run/clawbox/proxy.sock')
+        env = {"REQ": raw}
+        env.update(extra_env or {})
+        _, out = self.run_to_end(["/bin/sh", "-c", script], env=env)
+        head, _, body = out.partition("\r\n\r\n")
+        status = int(head.split(" ")[1]) if head.startswith("HTTP/") else 0
+        return status, body, out
+
+    def test_envelope_allowed(self):
+        body = json.dumps({"url": f"{self.up}/hi", "method": "GET"})
+        status, resp, out = self.http(
+            "POST /proxy HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer TOKENHERE\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n{body}")
+        self.assertEqual(status, 200, out)
+        doc = json.loads(resp)
+        self.assertEqual(doc["status"], 200)
+        self.assertEqual(json.loads(doc["body"])["path"], "/hi")
+
+    def test_envelope_denied_host(self):
+        body = json.dumps({"url": "http://example.com/", "method": "GET"})
+        status, resp, out = self.http(
+            "POST /proxy HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer TOKENHERE\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n{body}")
+        self.assertEqual(status, 403, out)
+        self.assertIn("example.com", json.loads(resp)["error"])
+
+    def test_wrong_token(self):
+        body = json.dumps({"url": f"{self.up}/", "method": "GET"})
+        status, _, out = self.http(
+            "POST /proxy HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + "0" * 64 +
+            f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n{body}")
+        self.assertEqual(status, 401, out)
+
+    def test_forward_form_keeps_the_programs_authorization(self):
+        status, resp, out = self.http(
+            f"POST /{self.up}/fw HTTP/1.1\r\nHost: localhost\r\n"
+            "Proxy-Authorization: Bearer TOKENHERE\r\nAuthorization: Bearer mine\r\n"
+            "Content-Length: 5\r\nConnection: close\r\n\r\nhello")
+        self.assertEqual(status, 200, out)
+        doc = json.loads(resp)
+        self.assertEqual(doc["method"], "POST")
+        self.assertEqual(doc["body"], "hello")
+        self.assertEqual(doc["authorization"], "Bearer mine")
+        self.assertIsNone(doc["proxy_authorization"])
+
+    def test_socket_is_gone_after_delete(self):
+        cid = self.spawned(["/bin/sleep", "30"])
+        sock = os.path.join(self.server.dir, "data", "containers", cid, "proxy", "proxy.sock")
+        self.assertTrue(os.path.exists(sock))
+        st = os.stat(os.path.dirname(sock))
+        self.assertEqual(st.st_mode & 0o777, 0o710)
+        self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
+        self.delete(cid)
+        self.assertFalse(os.path.exists(os.path.dirname(sock)))
+
+
+class Restart(unittest.TestCase):
+    """kill -9 of the server, then a restart: nothing is left behind."""
+
+    def test_kill_9_and_restart(self):
+        why = skip_reason()
+        if why:
+            self.skipTest(why)
+        rt = RUNTIMES[0]
+        server = harness.Server(f'[containers]\nruntime = "{rt}"\n'
+                                '[container_policy]\nallowed_policies = ["container"]\n')
+        try:
+            ctimage.import_test_image(server)
+            server.start()
+            cid = server.request("POST", "/containers/spawn", {
+                "task": "t", "image": IMAGE, "policy": "container",
+                "command": ["/bin/sleep", "60"]}).json()["container_id"]
+            root = os.path.join(server.dir, "data", "oci")
+            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
+                                    text=True).stdout.split()
+            self.assertIn(cid, listed)
+            server.stop(sig=9)
+            server.start()
+            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
+                                    text=True).stdout.split()
+            self.assertEqual(listed, [])
+            info = server.request("GET", f"/containers/{cid}").json()
+            self.assertEqual(info["status"], "killed")
+            self.assertFalse(os.path.exists(os.path.join(server.dir, "data", "containers", cid,
+                                                         "proxy")))
+            for line in open("/proc/self/mountinfo"):
+                self.assertNotIn(cid, line)
+            self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/clawbox/{cid}"))
+        finally:
+            server.cleanup()
+
+
+def with_runtime(cls, rt):
+    return type(f"{cls.__name__}_{rt}", (cls,), {"runtime": rt})
+
+
+for _rt in RUNTIMES or ["crun"]:
+    for _cls in (Lifecycle, Refusals, Hardening, ProxySocket):
+        globals()[f"{_cls.__name__}_{_rt}"] = with_runtime(_cls, _rt)
+del Lifecycle, Refusals, Hardening, ProxySocket
+
+if __name__ == "__main__":
+    harness.main()
