@@ -351,11 +351,50 @@ static int check_mount_points(int rootfd, const struct cb_ct_spec *s, struct cb_
     return r;
 }
 
+/* Whether the container's root (host id `base`) may pass through a
+ * directory: as its owner, with every capability over inodes whose ids are
+ * mapped, else only as "others". */
+static bool searchable(const struct stat *st, uint32_t base)
+{
+    if (st->st_uid >= base && st->st_uid - base < CB_CT_ID_RANGE && st->st_gid >= base &&
+        st->st_gid - base < CB_CT_ID_RANGE)
+        return true;
+    return (st->st_mode & S_IXOTH) != 0;
+}
+
+/* Both runtimes resolve the rootfs from inside the user namespace (bind
+ * sources they open before entering it): every directory above it must let
+ * the container's ids through, or they fail with a bare EACCES. */
+static int check_ancestors(const struct cb_ct_spec *s, struct cb_error *err)
+{
+    _cleanup_free_ char *p = cb_xstrdup(s->rootfs);
+    for (char *slash = p; slash != NULL; slash = strchr(slash + 1, '/')) {
+        char saved = slash[1];
+        slash[1] = '\0';
+        struct stat st;
+        int r = stat(p, &st) < 0 ? -errno : 0;
+        bool ok = r == 0 && searchable(&st, s->host_id_base);
+        slash[1] = saved;
+        if (r < 0)
+            return cb_error_set(err, r, "rootfs %s: %s", s->rootfs, strerror(-r));
+        if (!ok)
+            return cb_error_set(err, -EACCES,
+                                "rootfs %s: the directory above it at %.*s has mode %04o; the "
+                                "container's ids (host %u and up) must be able to pass (o+x)",
+                                s->rootfs, (int)(slash - p + (slash == p)), p,
+                                (unsigned)(st.st_mode & 07777), s->host_id_base);
+    }
+    return 0;
+}
+
 /* runc refuses a rootfs that is a symbolic link; check it here, with the
  * mount points, so that the error names what is wrong. */
 static int check_rootfs(const struct cb_ct_spec *s, struct cb_error *err)
 {
     struct stat st;
+    int r = check_ancestors(s, err);
+    if (r < 0)
+        return r;
     if (lstat(s->rootfs, &st) < 0)
         return cb_error_set(err, -errno, "rootfs %s: %s", s->rootfs, strerror(errno));
     if (!S_ISDIR(st.st_mode))
