@@ -828,6 +828,225 @@ static void crun_container_is_hardened(void **state)
     probe_in("crun");
 }
 
+/* ---- Lifecycle times ---- */
+
+struct timing {
+    double create, start, exited, del, total; /* ms */
+};
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(cb_now_mono_ns() - t0) / 1e6;
+}
+
+/* Runs argv with stdin and stdout on /dev/null, stderr appended to log:
+ * 0 when it exits 0. */
+static int spawn_wait(char *const *argv, const char *log)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    pid_t pid;
+    extern char **environ;
+    int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    int st = 0;
+    if (r != 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static uint64_t read_u64(const char *path)
+{
+    char text[64] = {0};
+    uint64_t v = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0 || cb_parse_u64(text, strcspn(text, "\n"), &v) < 0)
+        return 0;
+    return v;
+}
+
+/* The limits of the spec, read from the host's cgroup v1 hierarchy while
+ * the container exists. */
+static int check_cgroup(const char *id)
+{
+    const struct {
+        const char *controller, *file;
+        uint64_t want;
+    } limits[] = {
+        {"memory", "memory.limit_in_bytes", 256u << 20},
+        {"memory", "memory.memsw.limit_in_bytes", 256u << 20},
+        {"pids", "pids.max", 64},
+        {"cpu", "cpu.cfs_quota_us", 50000},
+        {"cpu", "cpu.cfs_period_us", 100000},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        char rel[256], path[300];
+        snprintf(rel, sizeof(rel), "%s/clawbox/%s/%s", limits[i].controller, id, limits[i].file);
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", rel);
+        uint64_t got = read_u64(path);
+        printf("  cgroup %s = %llu\n", rel, (unsigned long long)got);
+        if (got != limits[i].want) {
+            printf("  want %llu\n", (unsigned long long)limits[i].want);
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+/* One create, start, wait, delete of the bundle; 0 or -1. */
+static int one_lifecycle(const char *rt, const char *root, const char *bundle, const char *id,
+                         const char *log, bool check_limits, struct timing *out)
+{
+    char pidfile[256];
+    snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", root, id);
+    uint64_t t0 = cb_now_mono_ns(), t;
+    char *const create[] = {(char *)rt, "--root", (char *)root,   "create",   "--pid-file",
+                            pidfile,    "-b",     (char *)bundle, (char *)id, NULL};
+    if (spawn_wait(create, log) < 0)
+        return -1;
+    out->create = ms_since(t0);
+    int pid = (int)read_u64(pidfile);
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    int bad = check_limits ? check_cgroup("clawbox-time") : 0; /* the spec's id */
+    t = cb_now_mono_ns();
+    char *const start[] = {(char *)rt, "--root", (char *)root, "start", (char *)id, NULL};
+    int r = spawn_wait(start, log);
+    out->start = ms_since(t);
+    t = cb_now_mono_ns();
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    if (pidfd < 0 || poll(&p, 1, 10000) != 1)
+        r = -1;
+    out->exited = ms_since(t);
+    t = cb_now_mono_ns();
+    char *const del[] = {(char *)rt, "--root", (char *)root, "delete", "-f", (char *)id, NULL};
+    if (spawn_wait(del, log) < 0)
+        r = -1;
+    out->del = ms_since(t);
+    out->total = ms_since(t0);
+    if (pidfd >= 0)
+        close(pidfd);
+    return r < 0 || bad ? -1 : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(struct timing *t, size_t n, size_t field)
+{
+    double v[LIFECYCLES];
+    for (size_t i = 0; i < n; i++)
+        v[i] = ((double *)&t[i])[field];
+    qsort(v, n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* In a child: LIFECYCLES runs of each bundle, then the medians. For crun,
+ * first what the server does once at start (containers.md): a private
+ * mount namespace without the cgroup2 mount of this hybrid host. */
+static int time_lifecycles(const char *name, const char *rt, const char *root,
+                           const char *const bundles[2], const char *log)
+{
+    if (strcmp(name, "crun") == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            return 1;
+        umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+    }
+    const char *what[2] = {"hardened", "hardened minus seccomp"};
+    for (size_t b = 0; b < 2; b++) {
+        struct timing t[LIFECYCLES];
+        for (size_t i = 0; i < LIFECYCLES; i++) {
+            char id[64];
+            snprintf(id, sizeof(id), "clawbox-time-%s-%d-%zu-%zu", name, (int)getpid(), b, i);
+            if (one_lifecycle(rt, root, bundles[b], id, log, b == 0 && i == 0, &t[i]) < 0) {
+                printf("%s: lifecycle %zu of %s failed\n", name, i, bundles[b]);
+                return 1;
+            }
+        }
+        printf("%s /bin/true, %s, median of %d: create %.1f ms, start %.1f ms, exit seen "
+               "%.1f ms, delete %.1f ms, lifecycle %.1f ms (containers.md: %s)\n",
+               name, what[b], LIFECYCLES, median(t, LIFECYCLES, 0), median(t, LIFECYCLES, 1),
+               median(t, LIFECYCLES, 2), median(t, LIFECYCLES, 3), median(t, LIFECYCLES, 4),
+               strcmp(name, "crun") == 0 ? "41 ms" : "62 ms");
+    }
+    return 0;
+}
+
+/* The same config for /bin/true, once as written and once without its
+ * seccomp section (to see what the filter costs). */
+static void write_true_bundles(struct fixture *f, char out[2][160])
+{
+    static const char *const true_args[] = {"/bin/true"};
+    struct cb_ct_spec s = fixture_spec(f, "clawbox-time");
+    s.args = true_args;
+    s.n_args = 1;
+    struct cb_error err = {0};
+    snprintf(out[0], 160, "%s/true", f->dir);
+    snprintf(out[1], 160, "%s/true-noseccomp", f->dir);
+    for (size_t i = 0; i < 2; i++)
+        if (cb_ct_bundle_write(out[i], &s, &err) != 0)
+            fail_msg("bundle: %s", err.msg);
+    char p[200];
+    snprintf(p, sizeof(p), "%s/config.json", out[1]);
+    json_error_t jerr;
+    json_t *c = json_load_file(p, 0, &jerr);
+    assert_non_null(c);
+    assert_int_equal(json_object_del(json_object_get(c, "linux"), "seccomp"), 0);
+    assert_int_equal(json_dump_file(c, p, JSON_COMPACT), 0);
+    json_decref(c);
+}
+
+static void lifecycle_in(const char *name)
+{
+    const char *rt = runtime(name);
+    if (geteuid() != 0 || rt == NULL || access("/bin/busybox", X_OK) != 0)
+        skip();
+    struct fixture f;
+    fixture_init(&f);
+    char bundles[2][160], root[128], log[128];
+    write_true_bundles(&f, bundles);
+    snprintf(root, sizeof(root), "%s/oci", f.dir);
+    snprintf(log, sizeof(log), "%s/runtime.log", f.dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *const b[2] = {bundles[0], bundles[1]};
+        int r = time_lifecycles(name, rt, root, b, log);
+        fflush(stdout);
+        _exit(r);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *text = slurp(f.dir, "runtime.log");
+        fail_msg("%s lifecycle failed (status %#x); runtime said:\n%s", name, st, text);
+    }
+    rm_tree(f.dir);
+}
+
+static void runc_lifecycle_time(void **state)
+{
+    (void)state;
+    lifecycle_in("runc");
+}
+
+static void crun_lifecycle_time(void **state)
+{
+    (void)state;
+    lifecycle_in("crun");
+}
+
 int main(int argc, char **argv)
 {
     cb_json_setup();
@@ -842,6 +1061,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(bundle_write_checks_the_rootfs),
         cmocka_unit_test(runc_container_is_hardened),
         cmocka_unit_test(crun_container_is_hardened),
+        cmocka_unit_test(runc_lifecycle_time),
+        cmocka_unit_test(crun_lifecycle_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
