@@ -99,16 +99,34 @@ static int check_strings(const char *what, const char *const *v, size_t n, bool 
     return 0;
 }
 
+/* Whether path is dir or inside it. */
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* A destination that would cover or replace what the config mounts itself
+ * (proc, the device tmpfs, the /tmp tmpfs, the bound files) or /sys. */
+static bool reserved_destination(const char *d)
+{
+    return strcmp(d, "/") == 0 || under(d, "/proc") || under(d, "/dev") || under(d, "/sys") ||
+           strcmp(d, "/tmp") == 0 || strcmp(d, "/etc/resolv.conf") == 0 ||
+           strcmp(d, "/etc/hosts") == 0;
+}
+
 static int check_mounts(const struct cb_ct_spec *s, struct cb_error *err)
 {
     for (size_t i = 0; i < s->n_mounts; i++) {
         const struct cb_ct_mount *m = &s->mounts[i];
         if (!clean_abs_path(m->source) || !clean_abs_path(m->destination) ||
-            strcmp(m->destination, "/") == 0)
-            return cb_error_set(err, -EINVAL,
-                                "mount %zu: source and destination must be clean "
-                                "absolute paths, the destination not /",
-                                i);
+            reserved_destination(m->destination))
+            return cb_error_set(
+                err, -EINVAL,
+                "mount %zu (%s): source and destination must be clean "
+                "absolute paths, the destination none of /, /proc, /dev, /sys, "
+                "/tmp, /etc/resolv.conf, /etc/hosts",
+                i, m->destination != NULL && utf8(m->destination) ? m->destination : "?");
     }
     return 0;
 }
@@ -161,19 +179,17 @@ static json_t *process(const struct cb_ct_spec *s)
 {
     json_t *caps = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "bounding", "effective",
                              "inheritable", "permitted", "ambient");
-    json_t *env = json_array();
-    for (size_t i = 0; i < s->n_env; i++)
-        json_array_append_new(env, json_string(s->env[i]));
     return json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:[o, o], s:b}", "terminal", 0,
                      "user", "uid", CB_CT_UID, "gid", CB_CT_UID, "args",
-                     strings(s->args, s->n_args), "env", env, "cwd", s->cwd != NULL ? s->cwd : "/",
-                     "capabilities", caps, "rlimits", rlimit("RLIMIT_NOFILE", NOFILE_LIMIT),
-                     rlimit("RLIMIT_CORE", 0), "noNewPrivileges", 1);
+                     strings(s->args, s->n_args), "env", strings(s->env, s->n_env), "cwd",
+                     s->cwd != NULL ? s->cwd : "/", "capabilities", caps, "rlimits",
+                     rlimit("RLIMIT_NOFILE", NOFILE_LIMIT), rlimit("RLIMIT_CORE", 0),
+                     "noNewPrivileges", 1);
 }
 
 /* One mount; `options` is a NULL-terminated list. */
-static json_t *mount(const char *dest, const char *type, const char *source,
-                     const char *const *options)
+static json_t *mount_entry(const char *dest, const char *type, const char *source,
+                           const char *const *options)
 {
     json_t *opts = json_array();
     for (size_t i = 0; options[i] != NULL; i++)
@@ -182,9 +198,10 @@ static json_t *mount(const char *dest, const char *type, const char *source,
                      "options", opts);
 }
 
-/* A bind mount, read-only when asked, never with set-uid or devices. A
- * source not starting with '/' is relative to the bundle. */
-static json_t *bind(const char *dest, const char *source, bool ro, bool noexec)
+/* A bind mount, read-only when asked, never with set-uid or devices (crun
+ * 1.8.1 applies nosuid and nodev to read-only binds only, under a user
+ * namespace). A source not starting with '/' is relative to the bundle. */
+static json_t *bind_entry(const char *dest, const char *source, bool ro, bool noexec)
 {
     const char *opts[6] = {"bind", "nosuid", "nodev"};
     size_t n = 3;
@@ -192,7 +209,7 @@ static json_t *bind(const char *dest, const char *source, bool ro, bool noexec)
         opts[n++] = "noexec";
     if (ro)
         opts[n++] = "ro";
-    return mount(dest, "bind", source, opts);
+    return mount_entry(dest, "bind", source, opts);
 }
 
 static json_t *mounts(const struct cb_ct_spec *s, const char *bundle_dir)
@@ -200,31 +217,33 @@ static json_t *mounts(const struct cb_ct_spec *s, const char *bundle_dir)
     json_t *m = json_array();
     char tmp_size[32];
     snprintf(tmp_size, sizeof(tmp_size), "size=%llu", (unsigned long long)s->tmp_size_bytes);
+    json_array_append_new(m, mount_entry("/proc", "proc", "proc",
+                                         (const char *[]){"nosuid", "noexec", "nodev", NULL}));
     json_array_append_new(
-        m, mount("/proc", "proc", "proc", (const char *[]){"nosuid", "noexec", "nodev", NULL}));
+        m, mount_entry("/dev", "tmpfs", "tmpfs",
+                       (const char *[]){"nosuid", "strictatime", "mode=755", DEV_SIZE, NULL}));
     json_array_append_new(
-        m, mount("/dev", "tmpfs", "tmpfs",
-                 (const char *[]){"nosuid", "strictatime", "mode=755", DEV_SIZE, NULL}));
-    json_array_append_new(m, mount("/dev/pts", "devpts", "devpts",
-                                   (const char *[]){"nosuid", "noexec", "newinstance",
-                                                    "ptmxmode=0666", "mode=0620", "gid=5", NULL}));
+        m, mount_entry("/dev/pts", "devpts", "devpts",
+                       (const char *[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                        "mode=0620", "gid=5", NULL}));
     json_array_append_new(
-        m, mount("/dev/shm", "tmpfs", "shm",
-                 (const char *[]){"nosuid", "noexec", "nodev", "mode=1777", DEV_SIZE, NULL}));
-    json_array_append_new(m, mount("/dev/mqueue", "mqueue", "mqueue",
-                                   (const char *[]){"nosuid", "noexec", "nodev", NULL}));
+        m, mount_entry("/dev/shm", "tmpfs", "shm",
+                       (const char *[]){"nosuid", "noexec", "nodev", "mode=1777", DEV_SIZE, NULL}));
+    json_array_append_new(m, mount_entry("/dev/mqueue", "mqueue", "mqueue",
+                                         (const char *[]){"nosuid", "noexec", "nodev", NULL}));
     json_array_append_new(
-        m, mount("/tmp", "tmpfs", "tmpfs",
-                 (const char *[]){"nosuid", "noexec", "nodev", "mode=1777", tmp_size, NULL}));
+        m, mount_entry("/tmp", "tmpfs", "tmpfs",
+                       (const char *[]){"nosuid", "noexec", "nodev", "mode=1777", tmp_size, NULL}));
     _cleanup_free_ char *resolv =
         bundle_dir != NULL ? cb_xasprintf("%s/%s", bundle_dir, RESOLV_CONF) : NULL;
     _cleanup_free_ char *hosts =
         bundle_dir != NULL ? cb_xasprintf("%s/%s", bundle_dir, HOSTS) : NULL;
-    json_array_append_new(m, bind("/etc/resolv.conf", resolv ? resolv : RESOLV_CONF, true, true));
-    json_array_append_new(m, bind("/etc/hosts", hosts ? hosts : HOSTS, true, true));
+    json_array_append_new(
+        m, bind_entry("/etc/resolv.conf", resolv ? resolv : RESOLV_CONF, true, true));
+    json_array_append_new(m, bind_entry("/etc/hosts", hosts ? hosts : HOSTS, true, true));
     for (size_t i = 0; i < s->n_mounts; i++)
-        json_array_append_new(
-            m, bind(s->mounts[i].destination, s->mounts[i].source, s->mounts[i].read_only, false));
+        json_array_append_new(m, bind_entry(s->mounts[i].destination, s->mounts[i].source,
+                                            s->mounts[i].read_only, false));
     return m;
 }
 

@@ -2,8 +2,8 @@
  * hardening point of issue 13 (user namespace, no capabilities, an x86_64
  * seccomp allowlist, read-only root, limits), and the small files it
  * bind-mounts (resolv.conf, hosts). Also the check of the environment keys
- * a request may set. The facts behind the choices are in
- * ../shared/containers.md and docs/containers.md. */
+ * a request may set. Verified from inside real runc and crun containers by
+ * tests/unit/containers/test_bundle.c. */
 #ifndef CB_CONTAINERS_BUNDLE_H
 #define CB_CONTAINERS_BUNDLE_H
 

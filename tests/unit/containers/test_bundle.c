@@ -365,6 +365,13 @@ static void bad_specs_are_refused(void **state)
     struct cb_ct_mount root[] = {{"/srv/ws", "/", false}};
     s.mounts = root;
     refuse(s, "mount over /");
+    const char *covered[] = {"/proc", "/proc/sys",        "/dev",      "/dev/shm", "/sys",
+                             "/tmp",  "/etc/resolv.conf", "/etc/hosts"};
+    for (size_t i = 0; i < sizeof(covered) / sizeof(covered[0]); i++) {
+        struct cb_ct_mount over[] = {{"/srv/ws", covered[i], false}};
+        s.mounts = over;
+        refuse(s, covered[i]);
+    }
     struct cb_ct_mount rel[] = {{"srv/ws", "/workspace", false}};
     s.mounts = rel;
     refuse(s, "relative mount source");
