@@ -2,13 +2,12 @@
  * writes and what it refuses; then, as root with runc and crun installed,
  * real containers from it, probed from the inside (a shell script and the
  * static ct_probe given as argv[1]), and the time of their lifecycle. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -909,7 +908,8 @@ static int check_cgroup(const char *id)
 
 /* One create, start, wait, delete of the bundle; 0 or -1. */
 static int one_lifecycle(const char *rt, const char *root, const char *bundle, const char *id,
-                         const char *log, bool check_limits, struct timing *out)
+                         const char *spec_id, const char *log, bool check_limits,
+                         struct timing *out)
 {
     char pidfile[256];
     snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", root, id);
@@ -921,7 +921,7 @@ static int one_lifecycle(const char *rt, const char *root, const char *bundle, c
     out->create = ms_since(t0);
     int pid = (int)read_u64(pidfile);
     int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-    int bad = check_limits ? check_cgroup("clawbox-time") : 0; /* the spec's id */
+    int bad = check_limits ? check_cgroup(spec_id) : 0;
     t = cb_now_mono_ns();
     char *const start[] = {(char *)rt, "--root", (char *)root, "start", (char *)id, NULL};
     int r = spawn_wait(start, log);
@@ -961,7 +961,7 @@ static double median(struct timing *t, size_t n, size_t field)
  * first what the server does once at start (containers.md): a private
  * mount namespace without the cgroup2 mount of this hybrid host. */
 static int time_lifecycles(const char *name, const char *rt, const char *root,
-                           const char *const bundles[2], const char *log)
+                           const char *const bundles[2], const char *spec_id, const char *log)
 {
     if (strcmp(name, "crun") == 0) {
         if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -974,7 +974,8 @@ static int time_lifecycles(const char *name, const char *rt, const char *root,
         for (size_t i = 0; i < LIFECYCLES; i++) {
             char id[64];
             snprintf(id, sizeof(id), "clawbox-time-%s-%d-%zu-%zu", name, (int)getpid(), b, i);
-            if (one_lifecycle(rt, root, bundles[b], id, log, b == 0 && i == 0, &t[i]) < 0) {
+            if (one_lifecycle(rt, root, bundles[b], id, spec_id, log, b == 0 && i == 0, &t[i]) <
+                0) {
                 printf("%s: lifecycle %zu of %s failed\n", name, i, bundles[b]);
                 return 1;
             }
@@ -990,10 +991,10 @@ static int time_lifecycles(const char *name, const char *rt, const char *root,
 
 /* The same config for /bin/true, once as written and once without its
  * seccomp section (to see what the filter costs). */
-static void write_true_bundles(struct fixture *f, char out[2][160])
+static void write_true_bundles(struct fixture *f, const char *spec_id, char out[2][160])
 {
     static const char *const true_args[] = {"/bin/true"};
-    struct cb_ct_spec s = fixture_spec(f, "clawbox-time");
+    struct cb_ct_spec s = fixture_spec(f, spec_id);
     s.args = true_args;
     s.n_args = 1;
     struct cb_error err = {0};
@@ -1020,7 +1021,11 @@ static void lifecycle_in(const char *name)
     struct fixture f;
     fixture_init(&f);
     char bundles[2][160], root[128], log[128];
-    write_true_bundles(&f, bundles);
+    /* Its cgroup is /clawbox/<spec_id>: unique, as other runs may share
+     * the host. */
+    char spec_id[64];
+    snprintf(spec_id, sizeof(spec_id), "clawbox-time-%s-%d", name, (int)getpid());
+    write_true_bundles(&f, spec_id, bundles);
     snprintf(root, sizeof(root), "%s/oci", f.dir);
     snprintf(log, sizeof(log), "%s/runtime.log", f.dir);
     assert_int_equal(mkdir(root, 0700), 0);
@@ -1029,7 +1034,7 @@ static void lifecycle_in(const char *name)
     assert_true(pid >= 0);
     if (pid == 0) {
         const char *const b[2] = {bundles[0], bundles[1]};
-        int r = time_lifecycles(name, rt, root, b, log);
+        int r = time_lifecycles(name, rt, root, b, spec_id, log);
         fflush(stdout);
         _exit(r);
     }
