@@ -1,18 +1,22 @@
-/* The container monitor: one process per container, a fresh exec of
- * clawbox (`__container-monitor`) in its own session, so it holds nothing
- * of the server but its arguments and one pipe.
+/* The process side of containers: the monitor zygote and the monitors.
  *
- * As a child subreaper it runs `create --pid-file` with the container's
- * stdout and stderr on a pipe (create hands its stdio to the container;
- * whatever create itself prints before failing is in the pipe too, and is
- * its error message), opens a pidfd of the container's init (reparented to
- * the monitor when create exits), runs `start`, and tells the launcher "ok
- * PID" or "error ERRNO MESSAGE" over the status pipe (fd 3). Then it
- * copies the pipe into output.log up to the cap, counting the rest, until
- * init has exited (waitid on the pidfd, the real status) and the pipe is
- * drained; reads the OOM count from the memory cgroup; writes exit.json
- * atomically; runs `delete --force`; and exits. Nothing sleeps or polls on
- * a timer: one poll(2) on the pipe and the pidfd. */
+ * The zygote (`clawbox __container-monitor`, exec'd once by the first
+ * launch, in its own session, with an empty environment) forks a monitor
+ * per container on request and reaps them. It holds nothing of the server
+ * but its socket. A monitor outlives the server and the zygote: nothing
+ * ties its life to theirs.
+ *
+ * A monitor, as a child subreaper, runs `create --pid-file` with the
+ * container's stdout and stderr on a pipe (create hands its stdio to the
+ * container; whatever create itself prints before failing is in the pipe
+ * too, and is its error message), opens a pidfd of the container's init
+ * (reparented to the monitor when create exits), runs `start`, and
+ * reports over the status pipe. Then it copies the pipe into output.log up
+ * to the cap, counting the rest, until init has exited (waitid on the
+ * pidfd: the real status) and the pipe is drained; reads the OOM count
+ * from the memory cgroup; writes exit.json atomically; runs `delete
+ * --force`; and exits. Nothing sleeps or polls on a timer: one poll(2) on
+ * the pipe and the pidfd. */
 #include "containers/runtime.h"
 #include "containers/runtime_internal.h"
 #include "core/file.h"
@@ -20,6 +24,7 @@
 #include "core/json.h"
 #include "core/proc.h"
 #include "core/util.h"
+#include "sandbox/worker/ipc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,22 +44,16 @@
 #define P_PIDFD 3
 #endif
 
-/* The monitor's arguments after the verb. */
-enum { A_VERB, A_NAME, A_PATH, A_ROOT, A_ID, A_BUNDLE, A_DIR, A_CGROUP, A_CAP, A_COUNT };
-#define STATUS_FD  3
-#define STATUS_MAX 2048
-/* The launcher's wait for "ok": create and start, each under its deadline. */
-#define LAUNCH_MS (2 * CB__CT_STEP_MS + 5000)
 /* After init's exit every writer in its pid namespace is gone; this only
  * bounds a pipe held by something outside it. */
-#define DRAIN_MS      2000
-#define CHUNK         65536
-#define EXIT_JSON_MAX 4096
+#define DRAIN_MS 2000
+#define CHUNK    65536
 
 struct job {
     struct cb_ct_runtime rt;
     const char *id, *bundle, *dir, *cgroup;
     uint64_t log_cap;
+    int status_fd;
 };
 
 /* The output pipe and where it goes. */
@@ -65,18 +65,30 @@ struct output {
 
 /* ---- the monitor ---- */
 
-static int parse_args(int argc, char **argv, struct job *j)
+/* The job from a LAUNCH frame: CB__CT_F_COUNT NUL-terminated fields. */
+static int parse_job(const struct cb_buf *b, int status_fd, struct job *j)
 {
-    if (argc != A_COUNT || fcntl(STATUS_FD, F_GETFD) < 0)
-        return -EINVAL;
-    *j = (struct job){
-        .id = argv[A_ID], .bundle = argv[A_BUNDLE], .dir = argv[A_DIR], .cgroup = argv[A_CGROUP]};
-    const char *cap = argv[A_CAP];
-    if (snprintf(j->rt.name, sizeof(j->rt.name), "%s", argv[A_NAME]) >= (int)sizeof(j->rt.name) ||
-        snprintf(j->rt.path, sizeof(j->rt.path), "%s", argv[A_PATH]) >= (int)sizeof(j->rt.path) ||
-        snprintf(j->rt.root, sizeof(j->rt.root), "%s", argv[A_ROOT]) >= (int)sizeof(j->rt.root) ||
+    const char *f[CB__CT_F_COUNT], *p = b->data, *end = b->data + b->len;
+    for (int i = 0; i < CB__CT_F_COUNT; i++) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (nul == NULL)
+            return -EPROTO;
+        f[i] = p;
+        p = nul + 1;
+    }
+    *j = (struct job){.id = f[CB__CT_F_ID],
+                      .bundle = f[CB__CT_F_BUNDLE],
+                      .dir = f[CB__CT_F_DIR],
+                      .cgroup = f[CB__CT_F_CGROUP],
+                      .status_fd = status_fd};
+    const char *cap = f[CB__CT_F_LOG_CAP];
+    struct cb_ct_runtime *rt = &j->rt;
+    if (p != end ||
+        snprintf(rt->name, sizeof(rt->name), "%s", f[CB__CT_F_NAME]) >= (int)sizeof(rt->name) ||
+        snprintf(rt->path, sizeof(rt->path), "%s", f[CB__CT_F_PATH]) >= (int)sizeof(rt->path) ||
+        snprintf(rt->root, sizeof(rt->root), "%s", f[CB__CT_F_ROOT]) >= (int)sizeof(rt->root) ||
         cb_parse_u64(cap, strlen(cap), &j->log_cap) < 0 || strstr(j->cgroup, "..") != NULL)
-        return -EINVAL;
+        return -EPROTO;
     return 0;
 }
 
@@ -147,13 +159,13 @@ static int start_container(const struct job *j, int pipe_r, int pipe_w, pid_t *p
     return pidfd;
 }
 
-static void report(int r, pid_t pid, const struct cb_error *err)
+static void report(const struct job *j, int r, pid_t pid, const struct cb_error *err)
 {
-    char msg[STATUS_MAX];
+    char msg[CB__CT_STATUS_MAX];
     int n = r >= 0 ? snprintf(msg, sizeof(msg), "ok %d", (int)pid)
                    : snprintf(msg, sizeof(msg), "error %d %s", -r, err->msg);
-    cb_write_all(STATUS_FD, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-    close(STATUS_FD);
+    cb_write_all(j->status_fd, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    close(j->status_fd);
 }
 
 /* One read of the pipe: kept up to the cap, the rest counted. A log that
@@ -264,7 +276,7 @@ static int supervise(const struct job *j, struct output *o, int pipe_w)
     pid_t pid = 0;
     int pidfd = start_container(j, o->pipe, pipe_w, &pid, &err);
     close(pipe_w);
-    report(pidfd, pid, &err);
+    report(j, pidfd, pid, &err);
     if (pidfd < 0) {
         cb_ct_runtime_delete(&j->rt, j->id, NULL);
         return 1;
@@ -276,183 +288,106 @@ static int supervise(const struct job *j, struct output *o, int pipe_w)
     return r < 0 || !waited;
 }
 
-int cb_ct_monitor_main(int argc, char **argv)
+/* The monitor for one job, in a child of the zygote. Returns its exit
+ * code. */
+static int monitor_run(const struct job *j)
 {
-    struct job j;
-    if (parse_args(argc, argv, &j) < 0)
-        return 2;
-    close_range(STATUS_FD + 1, ~0u, 0);
-    ignore_signals();
     /* init is create's grandchild: only a subreaper gets its status. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    _cleanup_free_ char *log_path = cb_xasprintf("%s/output.log", j.dir);
-    struct output o = {.cap = j.log_cap};
+    _cleanup_free_ char *log_path = cb_xasprintf("%s/output.log", j->dir);
+    struct output o = {.cap = j->log_cap};
     int p[2] = {-1, -1};
     o.log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (o.log < 0 || pipe2(p, O_CLOEXEC) < 0) {
         struct cb_error err;
-        report(cb_error_set(&err, -errno, "monitor: %s: %s", o.log < 0 ? log_path : "pipe",
+        report(j,
+               cb_error_set(&err, -errno, "monitor: %s: %s", o.log < 0 ? log_path : "pipe",
                             strerror(errno)),
                0, &err);
         return 1;
     }
     o.pipe = p[0];
     fcntl(o.pipe, F_SETFL, O_NONBLOCK);
-    int rc = supervise(&j, &o, p[1]);
+    int rc = supervise(j, &o, p[1]);
     close(o.log);
     return rc;
 }
 
-/* ---- the launcher ---- */
+/* ---- the zygote ---- */
 
-static int spawn_monitor(const char *exe, char **argv, int status_fd, pid_t *pid)
+static _Noreturn void child(int sock, int sfd, const struct cb_buf *req, int status_fd)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, all;
-    char *envp[] = {CB__CT_PATH_ENV, NULL};
+    sigset_t none;
     sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawn_file_actions_adddup2(&fa, status_fd, STATUS_FD);
-    posix_spawnattr_init(&at);
-    /* Its own session: a terminal's ^C or hang-up for the server's group
-     * does not reach it. */
-    posix_spawnattr_setflags(&at,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    int r = posix_spawn(pid, exe, &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    return -r;
+    close(sock);
+    close(sfd);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct job j;
+    _exit(parse_job(req, status_fd, &j) < 0 ? 2 : monitor_run(&j));
 }
 
-/* Reads the monitor's report until it closes the pipe. */
-static int read_status(int fd, char *buf, size_t cap)
+/* The answer to a LAUNCH: the pid and a pidfd, taken before the zygote
+ * can reap the child, so it names this process and no other. */
+static void answer(int sock, pid_t pid, int err)
 {
-    size_t len = 0;
-    uint64_t end = cb_now_mono_ns() + LAUNCH_MS * 1000000ull;
-    for (;;) {
-        uint64_t now = cb_now_mono_ns();
-        if (now >= end)
-            return -ETIMEDOUT;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) < 0 && errno != EINTR)
-            return -errno;
-        if (p.revents == 0)
-            continue;
-        ssize_t n = cb_read_retry(fd, buf + len, cap - 1 - len);
-        if (n < 0)
-            return (int)n;
-        len += (size_t)n;
-        if (n == 0 || len == cap - 1)
-            break;
-    }
-    buf[len] = '\0';
-    return 0;
-}
-
-/* "ok PID" or "error ERRNO MESSAGE". */
-static int parse_status(const char *s, pid_t *pid, struct cb_error *err)
-{
-    uint64_t v;
-    if (strncmp(s, "ok ", 3) == 0 && cb_parse_u64(s + 3, strlen(s + 3), &v) == 0 && v > 0 &&
-        v <= INT32_MAX) {
-        *pid = (pid_t)v;
-        return 0;
-    }
-    size_t digits = strncmp(s, "error ", 6) == 0 ? strspn(s + 6, "0123456789") : 0;
-    if (digits == 0 || cb_parse_u64(s + 6, digits, &v) < 0 || v == 0 || v > 4095)
-        return cb_error_set(err, -EIO, "the container monitor ended without a report");
-    const char *msg = s + 6 + digits;
-    return cb_error_set(err, -(int)v, "%s", *msg == ' ' ? msg + 1 : msg);
-}
-
-static void reap(pid_t pid)
-{
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-}
-
-int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
-                 struct cb_ct_started *out, struct cb_error *err)
-{
-    char cap[24], status[STATUS_MAX];
-    int st[2];
-    snprintf(cap, sizeof(cap), "%" PRIu64, l->log_cap);
-    char *argv[] = {"clawbox",
-                    "__container-monitor",
-                    (char *)rt->name,
-                    (char *)rt->path,
-                    (char *)rt->root,
-                    (char *)l->id,
-                    (char *)l->bundle,
-                    (char *)l->dir,
-                    (char *)l->cgroup_path,
-                    cap,
-                    NULL};
-    *out = (struct cb_ct_started){.monitor_pid = -1, .monitor_pidfd = -1, .init_pid = -1};
-    if (pipe2(st, O_CLOEXEC) < 0)
-        return cb_error_set(err, -errno, "launching %s: pipe: %s", l->id, strerror(errno));
-    pid_t pid;
-    int r = spawn_monitor(l->monitor_exe, argv, st[1], &pid);
-    close(st[1]);
-    if (r < 0) {
-        close(st[0]);
-        return cb_error_set(err, r, "launching %s: starting the monitor %s: %s", l->id,
-                            l->monitor_exe, strerror(-r));
-    }
-    int pidfd = pidfd_open(pid, 0);
-    r = pidfd < 0 ? cb_error_set(err, -errno, "pidfd_open: %s", strerror(errno))
-                  : read_status(st[0], status, sizeof(status));
-    close(st[0]);
-    if (r == -ETIMEDOUT) {
+    struct cb__ct_launched a = {err, pid};
+    int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+    if (pid > 0 && pidfd < 0) {
+        a.err = -errno;
         kill(pid, SIGKILL);
-        cb_ct_runtime_delete(rt, l->id, NULL);
     }
-    if (r == 0)
-        r = parse_status(status, &out->init_pid, err);
-    else if (pidfd >= 0)
-        cb_error_set(err, r, "reading the monitor's report: %s", strerror(-r));
-    if (r < 0) {
-        reap(pid);
-        if (pidfd >= 0)
-            close(pidfd);
-        cb_error_prefix(err, "launching %s", l->id);
-        return r;
+    cb__ipc_send(sock, CB__CT_FRAME_LAUNCHED, &a, sizeof(a), pidfd);
+    if (pidfd >= 0)
+        close(pidfd);
+}
+
+/* Forks a monitor per LAUNCH frame until the server closes the socket;
+ * reaps the monitors as they end (SIGCHLD through a signalfd). */
+static int zygote_main(int sock)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct cb_buf req;
+    cb_buf_init(&req, CB__CT_LAUNCH_MAX);
+    for (;;) {
+        struct pollfd p[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        struct signalfd_siginfo si;
+        while (sfd >= 0 && read(sfd, &si, sizeof(si)) > 0)
+            ;
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (p[0].revents == 0)
+            continue;
+        uint32_t type;
+        int fd;
+        if (cb__ipc_recv(sock, &type, &req, &fd) < 0)
+            break; /* the server has gone */
+        if (type != CB__CT_FRAME_LAUNCH || fd < 0) {
+            answer(sock, 0, -EPROTO);
+        } else {
+            pid_t pid = fork();
+            if (pid == 0)
+                child(sock, sfd, &req, fd);
+            answer(sock, pid, pid < 0 ? -errno : 0);
+        }
+        if (fd >= 0)
+            close(fd);
     }
-    out->monitor_pid = pid;
-    out->monitor_pidfd = pidfd;
+    cb_buf_free(&req);
     return 0;
 }
 
-int cb_ct_exit_read(const char *dir, struct cb_ct_exit *out, struct cb_error *err)
+int cb_ct_monitor_main(int argc, char **argv)
 {
-    _cleanup_free_ char *path = cb_xasprintf("%s/exit.json", dir);
-    struct cb_file f;
-    int r = cb_file_load(&f, AT_FDCWD, path, EXIT_JSON_MAX, CB_FILE_NOFOLLOW, err);
-    json_t *v = r == 0 ? json_loadb(f.buf.data, f.buf.len, 0, NULL) : NULL;
-    cb_file_close(&f);
-    if (r < 0)
-        return r;
-    json_int_t out_b, drop_b, fin;
-    int oom;
-    *out = (struct cb_ct_exit){0};
-    if (json_unpack(v, "{s:i, s:i, s:b, s:I, s:I, s:I}", "exit_code", &out->exit_code, "signal",
-                    &out->signal, "oom_killed", &oom, "output_bytes", &out_b, "dropped_bytes",
-                    &drop_b, "finished_ms", &fin) < 0 ||
-        out_b < 0 || drop_b < 0 || fin < 0)
-        r = cb_error_set(err, -EIO, "%s: not an exit record", path);
-    json_decref(v);
-    if (r < 0)
-        return r;
-    out->oom_killed = oom != 0;
-    out->output_bytes = (uint64_t)out_b;
-    out->dropped_bytes = (uint64_t)drop_b;
-    out->finished_ms = (uint64_t)fin;
-    return 0;
+    (void)argv;
+    if (argc != 1 || fcntl(CB__CT_ZYGOTE_FD, F_GETFD) < 0)
+        return 2;
+    close_range(CB__CT_ZYGOTE_FD + 1, ~0u, 0);
+    ignore_signals();
+    return zygote_main(CB__CT_ZYGOTE_FD);
 }

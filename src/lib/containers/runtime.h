@@ -3,11 +3,12 @@
  *
  * Every call passes the absolute runtime root (`--root`), so the runtime's
  * state lives where clawbox keeps it. A container is run by a monitor
- * process (`clawbox __container-monitor`, a child of the caller in its own
- * session): it creates and starts the container, keeps its stdout and
- * stderr in a capped output.log, waits for its real exit status as a child
- * subreaper, reads the OOM count from the container's memory cgroup,
- * writes exit.json and deletes the container. */
+ * process, forked by a monitor zygote (`clawbox __container-monitor`,
+ * started by the first launch, in its own session): the monitor creates
+ * and starts the container, keeps its stdout and stderr in a capped
+ * output.log, waits for its real exit status as a child subreaper, reads
+ * the OOM count from the container's memory cgroup, writes exit.json and
+ * deletes the container. */
 #ifndef CB_CONTAINERS_RUNTIME_H
 #define CB_CONTAINERS_RUNTIME_H
 
@@ -63,18 +64,19 @@ struct cb_ct_launch {
 
 struct cb_ct_started {
     pid_t monitor_pid;
-    int monitor_pidfd; /* the caller's, close-on-exec */
+    int monitor_pidfd; /* the caller's to close; close-on-exec */
     pid_t init_pid;
 };
 
-/* Starts the monitor and returns once the container runs (`start`
+/* Starts a monitor and returns once the container runs (`start`
  * succeeded), or fails with the runtime's own message in err (e.g. the
- * image has no such executable; the monitor has then exited and been
- * reaped). The monitor is the caller's child: the caller polls
- * monitor_pidfd for its end, then reaps it (waitpid or waitid(P_PIDFD)),
- * and reads exit.json. Killing the container (cb_ct_runtime_kill) ends the
- * monitor normally; the monitor ignores SIGINT, SIGHUP and SIGPIPE and is
- * not tied to the caller's life. */
+ * image has no such executable; the monitor then exits by itself). The
+ * monitor is not the caller's child (nothing to reap): the caller polls
+ * monitor_pidfd, which becomes readable when the monitor has ended, then
+ * reads exit.json. Killing the container (cb_ct_runtime_kill or _delete)
+ * ends the monitor normally. Monitors ignore SIGINT, SIGHUP and SIGPIPE
+ * and outlive the caller. Thread-safe; the first call's monitor_exe
+ * starts the zygote. */
 int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
                  struct cb_ct_started *out, struct cb_error *err);
 
@@ -96,8 +98,8 @@ struct cb_ct_exit {
  * monitor died before writing it). */
 int cb_ct_exit_read(const char *dir, struct cb_ct_exit *out, struct cb_error *err);
 
-/* The `clawbox __container-monitor` verb; argv[0] is the verb. Returns the
- * process exit code. */
+/* The `clawbox __container-monitor` verb (the monitor zygote, its socket
+ * at fd 3); argv[0] is the verb. Returns the process exit code. */
 int cb_ct_monitor_main(int argc, char **argv);
 
 #endif
