@@ -356,6 +356,46 @@ static void test_list_delete(void **state)
     assert_int_equal(cb_ct_runtime_delete(rt, r.id, &err), 0); /* gone: still 0 */
 }
 
+/* The parent of a process, from /proc/PID/stat. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64];
+    struct cb_file f;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    assert_int_equal(cb_file_load(&f, AT_FDCWD, path, 4096, 0, NULL), 0);
+    const char *p = strrchr(f.buf.data, ')');
+    assert_non_null(p);
+    uint64_t ppid;
+    assert_int_equal(cb_parse_u64(p + 4, strcspn(p + 4, " "), &ppid), 0);
+    cb_file_close(&f);
+    return (pid_t)ppid;
+}
+
+/* A monitor outlives its zygote; the next launch starts a new zygote. */
+static void test_zygote_death(void **state)
+{
+    const struct cb_ct_runtime *rt = need(state);
+    struct run r;
+    struct cb_ct_started st;
+    struct cb_error err;
+    make_bundle(&r, (const char *[]){"/bin/sh", "-c", "echo before; sleep 60", NULL}, 0);
+    assert_int_equal(launch(rt, &r, 1024, &st, &err), 0);
+    pid_t zygote = parent_of(st.monitor_pid);
+    assert_int_equal(parent_of(zygote), getpid());
+    assert_int_equal(kill(zygote, SIGKILL), 0);
+    struct pollfd p = {st.monitor_pidfd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 200), 0); /* still there */
+    struct run r2;
+    struct cb_ct_exit ex;
+    run_to_end(rt, &r2, (const char *[]){"/bin/true", NULL}, 0, 1024, &ex);
+    assert_int_equal(ex.exit_code, 0);
+    assert_int_equal(cb_ct_runtime_kill(rt, r.id, SIGKILL, &err), 0);
+    wait_monitor(&st);
+    assert_int_equal(cb_ct_exit_read(r.dir, &ex, &err), 0);
+    assert_int_equal(ex.signal, SIGKILL);
+    assert_int_equal(ex.output_bytes, 7);
+}
+
 static void test_detect(void **state)
 {
     (void)state;
@@ -490,6 +530,7 @@ int main(void)
         BOTH(test_bad_command),
         BOTH(test_oom),
         BOTH(test_list_delete),
+        BOTH(test_zygote_death),
         BOTH(test_bench_true),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
