@@ -1,6 +1,7 @@
 /* clawbox: the command-line front end. Each verb is a thin client of the
  * library in src/lib/. */
 #include "cli.h"
+#include "containers/runtime.h"
 #include "core/json.h"
 #include "sandbox/worker.h"
 
@@ -78,6 +79,9 @@ int main(int argc, char **argv)
     /* Internal: the worker zygote the server starts (see sandbox/worker.h). */
     if (strcmp(argv[1], "__zygote") == 0)
         return cb_zygote_main(3);
+    /* Internal: a container's monitor (see containers/runtime.h). */
+    if (strcmp(argv[1], "__container-monitor") == 0)
+        return cb_ct_monitor_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
         printf("clawbox %s\n", CLAWBOX_VERSION);
         return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,9 +196,16 @@ static uint64_t cpu_ms(const struct rusage *ru)
            (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000u;
 }
 
-/* Waits for the child's exit until the deadline. Returns 0, -ETIMEDOUT or
- * -errno. */
-static int wait_until(pid_t pid, uint64_t deadline, struct cb_proc_result *res)
+/* Until the child has exited or the deadline has passed: a poll of its
+ * pidfd, or without one a millisecond's sleep. */
+static void wait_a_while(int pidfd, uint64_t deadline)
+{
+    struct pollfd p = {pidfd, POLLIN, 0};
+    if (pidfd < 0 || poll(&p, 1, remaining_ms(deadline)) < 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+static int wait_loop(pid_t pid, int pidfd, uint64_t deadline, struct cb_proc_result *res)
 {
     struct rusage ru;
     for (;;) {
@@ -211,8 +219,19 @@ static int wait_until(pid_t pid, uint64_t deadline, struct cb_proc_result *res)
         if (remaining_ms(deadline) == 0)
             return -ETIMEDOUT;
         if (r == 0)
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
+            wait_a_while(pidfd, deadline);
     }
+}
+
+/* Waits for the child's exit until the deadline. Returns 0, -ETIMEDOUT or
+ * -errno. */
+static int wait_until(pid_t pid, uint64_t deadline, struct cb_proc_result *res)
+{
+    int pidfd = deadline == NO_DEADLINE ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+    int rc = wait_loop(pid, pidfd, deadline, res);
+    if (pidfd >= 0)
+        close(pidfd);
+    return rc;
 }
 
 static void kill_child(const struct cb_proc_spec *spec, pid_t pid, struct cb_proc_result *res)
