@@ -45,6 +45,9 @@ struct cb_http_response {
 /* A route handler. It must fill `res` before it returns. */
 typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_response *res);
 
+/* The reason phrase of a status ("Not Found"), or "Unknown". */
+const char *cb_http_reason(unsigned status);
+
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
 /* The percent-decoded value of the query parameter `name` ("" for a bare
  * name), copied into out; NULL when absent, too long for out, or holding a
