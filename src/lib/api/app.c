@@ -2,6 +2,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "api/images.h"
 #include "api/tools.h"
 #include "audit/audit.h"
 #include "proxy/pipeline.h"
@@ -179,6 +180,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "POST", "/tools/register", cb__api_tools_register, CB_ROUTE_JSON);
     cb_router_add(r, "DELETE", "/tools/{name}/registration", cb__api_tools_unregister, 0);
     cb_router_add(r, "POST", "/tools/reload", cb__api_tools_reload, 0);
+    cb_router_add(r, "GET", "/images", cb__api_images_list, 0);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

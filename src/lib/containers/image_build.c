@@ -42,9 +42,13 @@ static void host_suite(char out[SUITE_MAX])
     cb_file_close(&f);
 }
 
-static int run_mmdebstrap(const char *suite, const char *tarball, cb_image_progress_fn fn, void *ud,
-                          struct cb_error *err)
+/* Its temporary directory (a few hundred MB) goes in the stage, on the
+ * store's file system, rather than in a /tmp that may be a small tmpfs. */
+static int run_mmdebstrap(const char *suite, const char *stage, const char *tarball,
+                          cb_image_progress_fn fn, void *ud, struct cb_error *err)
 {
+    _cleanup_free_ char *tmpdir = cb_xasprintf("TMPDIR=%s", stage);
+    char *env[] = {tmpdir, NULL};
     char *argv[] = {"mmdebstrap",
                     "--mode=root",
                     "--variant=essential",
@@ -58,14 +62,14 @@ static int run_mmdebstrap(const char *suite, const char *tarball, cb_image_progr
                     (char *)suite,
                     (char *)tarball,
                     NULL};
-    return cb__image_run(argv, MMDEBSTRAP_TIMEOUT_MS, fn, ud, err);
+    return cb__image_run(argv, env, MMDEBSTRAP_TIMEOUT_MS, fn, ud, err);
 }
 
 static int debian_rootfs(struct cb__image_stage *st, const char *suite, cb_image_progress_fn fn,
                          void *ud, struct cb_error *err)
 {
     _cleanup_free_ char *tarball = cb_xasprintf("%s/rootfs.tar", st->dir);
-    int r = run_mmdebstrap(suite, tarball, fn, ud, err);
+    int r = run_mmdebstrap(suite, st->dir, tarball, fn, ud, err);
     if (r == 0) {
         cb__image_say(fn, ud, "unpacking the rootfs");
         r = cb__image_untar(tarball, st, err);
@@ -141,7 +145,7 @@ int cb_image_build_default(const char *store, const char *name, cb_image_progres
     host_suite(suite);
     cb__image_say(fn, ud,
                   "building %s: Debian %s with python3, curl and ca-certificates (mmdebstrap, "
-                  "from the host's apt archive; about half a minute)",
+                  "from the host's apt archive; half a minute to a few minutes)",
                   norm, suite);
     _cleanup_free_ char *source = cb_xasprintf("mmdebstrap:%s", suite);
     r = debian_rootfs(&st, suite, fn, ud, err);

@@ -81,11 +81,12 @@ static const char *tail_of(const struct cb_buf *b)
     return nl ? nl + 1 : t;
 }
 
-static int run_into(char *const *argv, unsigned timeout_ms, cb_image_progress_fn fn, void *ud,
-                    struct cb_buf *out, struct cb_error *err)
+static int run_into(char *const *argv, char *const *env, unsigned timeout_ms,
+                    cb_image_progress_fn fn, void *ud, struct cb_buf *out, struct cb_error *err)
 {
     struct liner l = {.fn = fn, .ud = ud};
     struct cb_proc_spec spec = {.argv = argv,
+                                .env = env,
                                 .timeout_ms = timeout_ms,
                                 .output = out,
                                 .on_output = fn ? liner_feed : NULL,
@@ -106,19 +107,19 @@ static int run_into(char *const *argv, unsigned timeout_ms, cb_image_progress_fn
                         tail_of(out));
 }
 
-int cb__image_run(char *const *argv, unsigned timeout_ms, cb_image_progress_fn fn, void *ud,
-                  struct cb_error *err)
+int cb__image_run(char *const *argv, char *const *env, unsigned timeout_ms, cb_image_progress_fn fn,
+                  void *ud, struct cb_error *err)
 {
     struct cb_buf out;
     cb_buf_init(&out, TOOL_OUTPUT_MAX);
-    int r = run_into(argv, timeout_ms, fn, ud, &out, err);
+    int r = run_into(argv, env, timeout_ms, fn, ud, &out, err);
     cb_buf_free(&out);
     return r;
 }
 
 int cb__image_run_capture(char *const *argv, struct cb_buf *out, struct cb_error *err)
 {
-    return run_into(argv, TOOL_TIMEOUT_MS, NULL, NULL, out, err);
+    return run_into(argv, NULL, TOOL_TIMEOUT_MS, NULL, NULL, out, err);
 }
 
 int cb__image_untar(const char *file, struct cb__image_stage *st, struct cb_error *err)
@@ -138,7 +139,7 @@ int cb__image_untar(const char *file, struct cb__image_stage *st, struct cb_erro
                     "--same-owner",
                     "--same-permissions",
                     NULL};
-    return cb__image_run(argv, TOOL_TIMEOUT_MS, NULL, NULL, err);
+    return cb__image_run(argv, NULL, TOOL_TIMEOUT_MS, NULL, NULL, err);
 }
 
 enum kind { KIND_ROOTFS, KIND_DOCKER, KIND_OCI_ARCHIVE, KIND_OCI_DIR };
@@ -170,7 +171,7 @@ static int detect(const char *file, enum kind *kind, struct cb_error *err)
     struct cb_buf out;
     cb_buf_init(&out, 1024 * 1024);
     char *argv[] = {"tar", "-t", "-f", (char *)file, NULL};
-    int r = run_into(argv, TOOL_TIMEOUT_MS, NULL, NULL, &out, err);
+    int r = run_into(argv, NULL, TOOL_TIMEOUT_MS, NULL, NULL, &out, err);
     if (r == 0 || out.len == out.max) {
         cb_error_clear(err);
         r = 0;
@@ -278,10 +279,10 @@ static int unpack_archive(const char *file, enum kind k, struct cb__image_stage 
     char *copy[] = {"skopeo", "copy", "--quiet", src, dst, NULL};
     char *unpack[] = {"umoci", "unpack", "--image", image, bundle, NULL};
     cb__image_say(fn, ud, "copying %s to an OCI layout (skopeo)", src);
-    int r = cb__image_run(copy, TOOL_TIMEOUT_MS, NULL, NULL, err);
+    int r = cb__image_run(copy, NULL, TOOL_TIMEOUT_MS, NULL, NULL, err);
     if (r == 0) {
         cb__image_say(fn, ud, "unpacking the layers (umoci)");
-        r = cb__image_run(unpack, TOOL_TIMEOUT_MS, NULL, NULL, err);
+        r = cb__image_run(unpack, NULL, TOOL_TIMEOUT_MS, NULL, NULL, err);
     }
     if (r == 0 && rename(rootfs, st->rootfs) < 0)
         r = cb_error_set(err, -errno, "moving %s: %s", rootfs, strerror(errno));

@@ -50,11 +50,12 @@ int cb__image_copy_in(const char *src, const char *rootfs, const char *rel, stru
 int cb__image_symlink_in(const char *rootfs, const char *rel, const char *target,
                          struct cb_error *err);
 
-/* Runs a tool (argv[0] looked up in PATH) to its end within timeout_ms.
- * With fn, each line of its output goes to fn as it comes. A failure's
- * message ends with the last lines of the output. */
-int cb__image_run(char *const *argv, unsigned timeout_ms, cb_image_progress_fn fn, void *ud,
-                  struct cb_error *err);
+/* Runs a tool (argv[0] looked up in PATH; env: "K=V" added, may be NULL)
+ * to its end within timeout_ms. With fn, each line of its output goes to
+ * fn as it comes. A failure's message ends with the last lines of the
+ * output. */
+int cb__image_run(char *const *argv, char *const *env, unsigned timeout_ms, cb_image_progress_fn fn,
+                  void *ud, struct cb_error *err);
 /* The same without progress, with the output kept in out. */
 int cb__image_run_capture(char *const *argv, struct cb_buf *out, struct cb_error *err);
 /* Sends a formatted progress line to fn (when not NULL). */
