@@ -88,6 +88,7 @@ char *cli_default_config_path(void);
 struct cb_config *cli_load_config(const char *path);
 
 int cmd_creds(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 

@@ -29,6 +29,7 @@ static const struct verb verbs[] = {
     {"build", cmd_build, "build C/C++ tool projects to wasm32-wasi"},
     {"add", cmd_add, "install a module: clawbox add tool NAME FILE.wasm"},
     {"remove", cmd_remove, "uninstall a module: clawbox remove tool NAME"},
+    {"image", cmd_image, "import, build, list or remove container images (local store)"},
     {"creds", cmd_creds, "add, list or remove credentials in the encrypted store"},
     {"audit", cmd_audit, "verify the audit log's hash chain: clawbox audit verify"},
     {"logs", cmd_logs,

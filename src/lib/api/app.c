@@ -2,6 +2,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "api/images.h"
 #include "api/tools.h"
 #include "audit/audit.h"
 #include "containers/manager.h"
@@ -197,6 +198,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "GET", "/containers/{id}", cb__api_containers_get, 0);
     cb_router_add(r, "DELETE", "/containers/{id}", cb__api_containers_delete, 0);
     cb_router_add(r, "GET", "/containers/{id}/logs", cb__api_containers_logs, 0);
+    cb_router_add(r, "GET", "/images", cb__api_images_list, 0);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

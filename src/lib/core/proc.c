@@ -130,6 +130,8 @@ static void keep(const struct cb_proc_spec *spec, struct cb_proc_result *res, co
                  size_t n)
 {
     struct cb_buf *b = spec->output;
+    if (spec->on_output != NULL)
+        spec->on_output(p, n, spec->on_output_ud);
     if (b == NULL || res->truncated || cb_buf_append(b, p, n) == 0)
         return;
     cb_buf_append(b, p, b->max > b->len ? b->max - b->len : 0);

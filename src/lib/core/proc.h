@@ -47,6 +47,10 @@ struct cb_proc_spec {
     /* Receives stdout and stderr, combined, up to its maximum; the rest is
      * read and dropped. NULL: the child writes where clawbox does. */
     struct cb_buf *output;
+    /* With output: also called with each chunk as it is read (all of
+     * them, kept or not), for a caller that shows progress. */
+    void (*on_output)(const char *p, size_t n, void *ud);
+    void *on_output_ud;
     /* The child stays in the caller's process group instead of leading its
      * own: for a run inside a child that is itself killed as a group. A
      * deadline then kills only the child. */
