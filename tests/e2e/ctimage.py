@@ -23,7 +23,10 @@ CACHE = os.environ.get("CLAWBOX_E2E_IMAGES", "/tmp/clawbox-e2e-images")
 BUSYBOX = "/usr/bin/busybox"
 NAME = "clawbox/test-busybox:latest"
 # Bump when the image's content changes, so a stale cache is not used.
-VERSION = "1"
+VERSION = "2"
+# The static probe of the container tests (tests/e2e/ctprobe.c), at /usr/bin/ctprobe.
+CTPROBE = os.environ.get("CLAWBOX_E2E_CTPROBE", "build/tests/e2e/ctprobe")
+TEST_IMAGE = NAME
 
 # Each line is KEY=VALUE. "ok"/"denied" for the attempts; never aborts.
 PROBE = r"""#!/bin/sh
@@ -82,13 +85,16 @@ def _rootfs(root):
         with open(os.path.join(root, rel), "w") as f:
             f.write(text)
     os.chmod(os.path.join(root, "usr/local/bin/probe"), 0o755)
+    os.makedirs(os.path.join(root, "usr/bin"), exist_ok=True)
+    shutil.copy2(CTPROBE, os.path.join(root, "usr/bin/ctprobe"))
 
 
 def busybox_tarball():
     """The cached rootfs tarball, built on first use (under a lock, so
     parallel tests build it once)."""
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, f"busybox-rootfs-v{VERSION}.tar")
+    stamp = int(os.stat(CTPROBE).st_mtime)
+    path = os.path.join(CACHE, f"busybox-rootfs-v{VERSION}-{stamp}.tar")
     with open(os.path.join(CACHE, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(path):
@@ -114,3 +120,8 @@ def import_busybox(config_path, name=NAME, binary=None, env=None):
     if p.returncode != 0:
         raise RuntimeError(f"clawbox image import failed ({p.returncode}): {p.stderr}")
     return name
+
+
+def import_test_image(server):
+    """The busybox image, imported into a harness.Server's store."""
+    return import_busybox(server.config_path, binary=server.binary, env=server.env)

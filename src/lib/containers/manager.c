@@ -196,6 +196,8 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
         }
         cb__ct_free(c);
     }
+    if (cb_ct_proxy_drain(DELETE_WAIT_MS) > 0)
+        cb_log(CB_LOG_WARN, "container proxy connections still open at shutdown");
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->changed);
     free(m->why_not);

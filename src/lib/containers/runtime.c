@@ -150,18 +150,24 @@ static bool hybrid_cgroups(void)
     return is_fs("/sys/fs/cgroup", TMPFS_MAGIC) && is_fs(UNIFIED, CGROUP2_SUPER_MAGIC);
 }
 
+static bool private_ns;
+
 int cb_ct_mountns_prepare(struct cb_error *err)
 {
-    if (!hybrid_cgroups())
-        return 0;
     if (unshare(CLONE_NEWNS) < 0)
         return cb_error_set(err, -errno, "entering a private mount namespace: %s", strerror(errno));
     /* A slave still sees the host's later mounts; nothing goes back. */
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         return cb_error_set(err, -errno, "making the mounts private: %s", strerror(errno));
-    if (umount2(UNIFIED, MNT_DETACH) < 0)
+    private_ns = true;
+    if (hybrid_cgroups() && umount2(UNIFIED, MNT_DETACH) < 0)
         return cb_error_set(err, -errno, "unmounting %s: %s", UNIFIED, strerror(errno));
     return 0;
+}
+
+bool cb_ct_mountns_private(void)
+{
+    return private_ns;
 }
 
 /* ---- detection ---- */

@@ -25,12 +25,16 @@ struct cb_ct_runtime {
     char version[64]; /* e.g. "1.8.1" */
 };
 
-/* Once at server start, before any thread exists: on a hybrid cgroup host
- * (cgroup v1 with a cgroup2 mount at /sys/fs/cgroup/unified) enters a
- * private mount namespace and unmounts /sys/fs/cgroup/unified, so crun
- * works. No-op elsewhere. Every process started afterwards (monitors,
- * runtimes) inherits the namespace. */
+/* Once at server start, before any thread exists: enters a private mount
+ * namespace (the host's later mounts still show; nothing of ours goes
+ * back), where the manager binds the directories the runtime is given
+ * (manager.c, stage()), and on a hybrid cgroup host (cgroup v1 with a
+ * cgroup2 mount at /sys/fs/cgroup/unified) unmounts
+ * /sys/fs/cgroup/unified, so crun works. Every process started afterwards
+ * (monitors, runtimes) inherits the namespace. */
 int cb_ct_mountns_prepare(struct cb_error *err);
+/* Whether cb_ct_mountns_prepare entered the private namespace. */
+bool cb_ct_mountns_private(void);
 
 /* Finds the runtime and checks that it really works here by creating and
  * deleting a container that never runs. want: "auto" (crun, else runc),

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "containers/images.h"
@@ -37,9 +36,6 @@ void cb__ct_unwatch(struct cb_ct_manager *m, struct cb__ct *c)
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
     close(c->run.monitor_pidfd);
     c->run.monitor_pidfd = -1;
-    if (waitpid(c->run.monitor_pid, NULL, WNOHANG) == 0)
-        cb_log(CB_LOG_WARN, "container %s: its monitor (pid %d) still runs", c->id,
-               (int)c->run.monitor_pid);
 }
 
 void cb__ct_watch_poke(struct cb_ct_manager *m)
@@ -65,13 +61,11 @@ void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status a
 }
 
 /* What an end means, and the words for it. Under m->lock. */
-static void judge(struct cb_ct_manager *m, struct cb__ct *c, int wstatus, bool recorded)
+static void judge(struct cb__ct *c, bool recorded, const char *why)
 {
-    (void)m;
     if (!recorded) {
         c->status = c->kill_as != CB__CT_NONE ? c->kill_as : CB__CT_FAILED;
-        c->error =
-            cb_xasprintf("its monitor ended without recording an exit (wait status %d)", wstatus);
+        c->error = cb_xasprintf("its monitor ended without recording an exit: %s", why);
         return;
     }
     if (c->kill_as != CB__CT_NONE)
@@ -92,9 +86,8 @@ static void judge(struct cb_ct_manager *m, struct cb__ct *c, int wstatus, bool r
 
 static void ended(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    int wstatus = 0;
-    /* The pidfd is readable: the monitor has exited and this returns now. */
-    waitpid(c->run.monitor_pid, &wstatus, 0);
+    /* The pidfd is readable: the monitor has ended (it is not our child:
+     * nothing to reap), and exit.json holds what it saw. */
     struct cb_ct_exit ex = {0};
     struct cb_error err = {0};
     bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
@@ -105,7 +98,7 @@ static void ended(struct cb_ct_manager *m, struct cb__ct *c)
     c->exit = ex;
     c->exited = recorded;
     cb__ct_release(m, c);
-    judge(m, c, wstatus, recorded);
+    judge(c, recorded, err.msg);
     c->finished_ms = cb_now_wall_ms();
     if (c->px)
         cb_ct_proxy_revoke(c->px);
