@@ -9,6 +9,11 @@
 #   test-only  nothing in src/ uses it outside its definition, but tests do:
 #              it goes, or moves to the tests.
 #   unused     nothing uses it at all.
+#   kept       would be one of the above, but scripts/internal-names-keep.txt
+#              keeps it as it is, for the reason printed (API that product
+#              code is about to use, say).
+#   stale      an entry of that file that keeps nothing any more (the
+#              product calls the function now, or it is gone): remove it.
 #
 # A use is the name as an identifier in a .c file (comments and strings
 # aside), or in a macro body of a header outside the module (counted as a
@@ -62,6 +67,15 @@ for path in files("src/*.h"):
         for name, n in identifiers(m.group(0)).items():
             uses.setdefault(name, {})[path] = uses.get(name, {}).get(path, 0) + n
 
+KEEP_FILE = "scripts/internal-names-keep.txt"
+keep = {}  # name -> (reason, line in KEEP_FILE)
+with open(KEEP_FILE, encoding="utf-8") as f:
+    for n, line in enumerate(f, 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, reason = line.partition(" ")
+            keep[name] = (reason.strip(), n)
+
 rows = []
 for path in files("src/lib/*.c"):
     if path in lint.PREFIX_EXEMPT:
@@ -88,11 +102,16 @@ for path in files("src/lib/*.c"):
             kind, used = "unused", []
         else:
             continue
-        rows.append((kind, name, f"{path}:{line}", " ".join(used)))
+        if name in keep:
+            rows.append(("kept", name, f"{path}:{line}", keep.pop(name)[0]))
+            continue
+        rows.append((kind, name, f"{path}:{line}", "[" + " ".join(used) + "]" if used else ""))
+for name, (_, n) in keep.items():
+    rows.append(("stale", name, f"{KEEP_FILE}:{n}", ""))
 
-order = {"static": 0, "internal": 1, "test-only": 2, "unused": 3}
+order = {"static": 0, "internal": 1, "test-only": 2, "unused": 3, "kept": 4, "stale": 5}
 for kind, name, at, used in sorted(rows, key=lambda r: (order[r[0]], r[2], r[1])):
-    print(f"{kind:9} {name:40} {at}  [{used}]" if used else f"{kind:9} {name:40} {at}")
+    print(f"{kind:9} {name:40} {at}  {used}" if used else f"{kind:9} {name:40} {at}")
 counts = {k: sum(1 for r in rows if r[0] == k) for k in order}
 print("# " + ", ".join(f"{n} {k}" for k, n in counts.items()), file=sys.stderr)
 EOF

@@ -407,15 +407,3 @@ int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struc
     free(line);
     return r < 0 ? r : sync_until(a, number, err);
 }
-
-size_t cb_audit_recovered_bytes(const struct cb_audit *a)
-{
-    return a->recovered;
-}
-
-void cb_audit_head(struct cb_audit *a, char out[CB_AUDIT_HASH_HEX + 1])
-{
-    pthread_mutex_lock(&a->mu);
-    memcpy(out, a->head, CB_AUDIT_HASH_HEX + 1);
-    pthread_mutex_unlock(&a->mu);
-}

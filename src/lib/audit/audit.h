@@ -124,8 +124,7 @@ struct cb_audit;
 
 /* Opens (creating if needed) the log in opts->dir and recovers the chain
  * head from the tail of the newest file, reading at most one line. An
- * incomplete last line (never acknowledged) is cut off; see
- * cb_audit_recovered_bytes. */
+ * incomplete last line (never acknowledged) is cut off. */
 int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, struct cb_error *err);
 
 /* Closes after a final fdatasync. No append may be in flight. Accepts
@@ -137,14 +136,6 @@ void cb_audit_close(struct cb_audit *log);
  * after a failed fdatasync the kernel may have dropped the data, so nothing
  * appended later could be trusted to follow it. */
 int cb_audit_append(struct cb_audit *log, const struct cb_audit_record *rec, struct cb_error *err);
-
-/* Bytes of incomplete last lines cut off by cb_audit_open, or later when a
- * crashed writer in another process left one (0 normally). */
-size_t cb_audit_recovered_bytes(const struct cb_audit *log);
-
-/* The hash the next line will carry as "prev" (NUL-terminated hex), as
- * this handle last saw it: another writer may have appended since. */
-void cb_audit_head(struct cb_audit *log, char out[CB_AUDIT_HASH_HEX + 1]);
 
 const char *cb__audit_kind_name(enum cb_audit_kind kind);
 
@@ -173,17 +164,15 @@ struct cb_audit_verify_report {
 
 /* Walks every file in dir, oldest first, and checks each line: complete,
  * within the size limit, a JSON object, and "prev" equal to the SHA-256 of
- * the line before it (64 zeros for the very first line). Returns 0 when
- * the chain is intact, CB_AUDIT_E_BROKEN with the report filled in when it
- * is not, or another negative errno when the files cannot be read. */
-int cb_audit_verify(const char *dir, struct cb_audit_verify_report *report, struct cb_error *err);
-
-/* cb_audit_verify, then against the anchor for dir in the state database
- * anchor_db (opened read-only; a missing file or no anchor leaves
+ * the line before it (64 zeros for the very first line). With anchor_db
+ * (NULL: none), also checks against the anchor for dir in that state
+ * database (opened read-only; a missing file or no anchor leaves
  * report->anchored false). Also broken: a line whose "seq" is not its
  * position, a line recording a truncation (its "missing" goes to
- * report->missing), a line at the anchor's position with another hash,
- * and a log that ends before the anchor (report->missing lines). */
+ * report->missing), a line at the anchor's position with another hash, and
+ * a log that ends before the anchor (report->missing lines). Returns 0 when
+ * the chain is intact, CB_AUDIT_E_BROKEN with the report filled in when it
+ * is not, or another negative errno when the files cannot be read. */
 int cb_audit_verify_anchored(const char *dir, const char *anchor_db,
                              struct cb_audit_verify_report *report, struct cb_error *err);
 

@@ -25,10 +25,13 @@ struct cb_audit {
     uint64_t size;
     uint64_t max_file_bytes;
     uint64_t seq; /* highest rotated file number */
+    /* "prev" of the next line, as this handle last saw the chain. */
     char head[CB_AUDIT_HASH_HEX + 1];
     uint64_t lines;   /* seq of the head line: how many lines the chain has */
     uint64_t written; /* lines written by this handle (their number) */
     bool failed;
+    /* Bytes of incomplete last lines cut off at open, or later when a
+     * crashed writer in another process left one (0 normally). */
     size_t recovered;
 
     struct cb_state *anchor; /* NULL: no anchor */

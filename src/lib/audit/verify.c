@@ -1,4 +1,4 @@
-/* cb_audit_verify: walks the chain over every file, oldest first, and stops
+/* cb_audit_verify_anchored: walks the chain over every file, oldest first, and stops
  * at the first line that does not check out; with an anchor, also checks
  * that the log reaches it. */
 #include "audit/audit.h"
@@ -191,11 +191,6 @@ static int verify(const char *dir, const struct cb_state_anchor *anchor, const c
     else if (r < 0)
         rep->ok = false;
     return r;
-}
-
-int cb_audit_verify(const char *dir, struct cb_audit_verify_report *rep, struct cb_error *err)
-{
-    return verify(dir, NULL, NULL, rep, err);
 }
 
 /* The anchor recorded for dir in db: 0 and *found, 0 and !*found (no

@@ -127,8 +127,9 @@ struct cb_config_diag {
 int cb_config_load(const char *path, struct cb_config **out, struct cb_config_diag *diag,
                    struct cb_error *err);
 
-/* Parses TOML text directly (used by tests and the fuzzer); `name` labels
- * diagnostics. Applies defaults, environment and validation like load. */
+/* cb_config_load for TOML text held in memory (NULL: none) rather than a
+ * file; `name` labels diagnostics. With no file there is no file mode to
+ * warn about. The tests and the fuzz fixtures load their configs so. */
 int cb_config_load_text(const char *name, const char *text, size_t len, struct cb_config **out,
                         struct cb_config_diag *diag, struct cb_error *err);
 

@@ -120,12 +120,3 @@ size_t cb_utf8_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     cb_utf8_scrub(buf, n);
     return n;
 }
-
-size_t cb_utf8_format(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t n = cb_utf8_vformat(buf, cap, fmt, ap);
-    va_end(ap);
-    return n;
-}

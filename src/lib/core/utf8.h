@@ -42,7 +42,5 @@ void cb_utf8_scrub(char *s, size_t n);
  * in through the arguments become '?'. Returns the length written. */
 size_t cb_utf8_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
-size_t cb_utf8_format(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -192,7 +192,7 @@ int cb__limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job)
     return 0;
 }
 
-unsigned cb_limiter_load(struct cb_limiter *l)
+unsigned cb__limiter_load(struct cb_limiter *l)
 {
     pthread_mutex_lock(&l->lock);
     unsigned n = l->queued + l->running;
@@ -200,7 +200,7 @@ unsigned cb_limiter_load(struct cb_limiter *l)
     return n;
 }
 
-unsigned cb_limiter_polling(struct cb_limiter *l)
+unsigned cb__limiter_polling(struct cb_limiter *l)
 {
     pthread_mutex_lock(&l->lock);
     unsigned n = l->spinning;

@@ -25,10 +25,11 @@ int cb__limiter_new(unsigned workers, unsigned max_queued, unsigned timeout_ms,
 /* Queues a job. Returns 0, or -EAGAIN when the queue is full (the job is
  * not taken and the caller rejects it itself). */
 int cb__limiter_submit(struct cb_limiter *l, struct cb_limiter_job *job);
-/* Jobs queued or running right now. */
-unsigned cb_limiter_load(struct cb_limiter *l);
-/* Workers that just finished a job and poll for the next one. */
-unsigned cb_limiter_polling(struct cb_limiter *l);
+/* Jobs queued or running right now, and workers that just finished a job
+ * and poll for the next one: only tests read them, to see the queue and the
+ * workers' state, which are private to limiter.c. */
+unsigned cb__limiter_load(struct cb_limiter *l);
+unsigned cb__limiter_polling(struct cb_limiter *l);
 /* Stops the threads after running jobs finish; queued jobs are rejected. */
 void cb__limiter_free(struct cb_limiter *l);
 

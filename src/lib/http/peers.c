@@ -101,7 +101,7 @@ void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k)
     pthread_mutex_unlock(&p->lock);
 }
 
-unsigned cb_peers_count(struct cb_peers *p, const struct cb_peer_key *k)
+unsigned cb__peers_count(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
     struct entry *e = *find(p, k);

@@ -25,7 +25,8 @@ bool cb__peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_
  * k already holds the limit. */
 bool cb__peers_acquire(struct cb_peers *p, const struct cb_peer_key *k);
 void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k);
-/* Connections counted for k now. */
-unsigned cb_peers_count(struct cb_peers *p, const struct cb_peer_key *k);
+/* Connections counted for k now: only tests read it, the table being
+ * private to peers.c. */
+unsigned cb__peers_count(struct cb_peers *p, const struct cb_peer_key *k);
 
 #endif

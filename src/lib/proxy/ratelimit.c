@@ -200,29 +200,7 @@ int cb__proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, siz
                         (tenths < 1 ? 1 : tenths) / 10);
 }
 
-bool cb_proxy_ratelimit_remove(struct cb_proxy_ratelimit *rl, const char *key, size_t len)
-{
-    pthread_mutex_lock(&rl->lock);
-    struct bucket **pp = find(rl, key, len);
-    struct bucket *b = *pp;
-    if (b) {
-        *pp = b->next;
-        free(b);
-        rl->count--;
-    }
-    pthread_mutex_unlock(&rl->lock);
-    return b != NULL;
-}
-
-size_t cb_proxy_ratelimit_sweep(struct cb_proxy_ratelimit *rl)
-{
-    pthread_mutex_lock(&rl->lock);
-    size_t n = sweep_locked(rl, rl->clock(rl->clock_arg));
-    pthread_mutex_unlock(&rl->lock);
-    return n;
-}
-
-size_t cb_proxy_ratelimit_count(struct cb_proxy_ratelimit *rl)
+size_t cb__proxy_ratelimit_count(struct cb_proxy_ratelimit *rl)
 {
     pthread_mutex_lock(&rl->lock);
     size_t n = rl->count;

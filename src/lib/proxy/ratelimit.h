@@ -50,13 +50,8 @@ void cb__proxy_ratelimit_free(struct cb_proxy_ratelimit *rl);
 int cb__proxy_ratelimit_take(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
                              const char *who, uint64_t *retry_ms, struct cb_error *err);
 
-/* Forgets a key (a removed container). Returns whether it existed. */
-bool cb_proxy_ratelimit_remove(struct cb_proxy_ratelimit *rl, const char *key, size_t len);
-
-/* Drops every bucket that has refilled to its burst. Returns how many. */
-size_t cb_proxy_ratelimit_sweep(struct cb_proxy_ratelimit *rl);
-
-/* Buckets held right now. */
-size_t cb_proxy_ratelimit_count(struct cb_proxy_ratelimit *rl);
+/* Buckets held right now: only tests read it, to see which buckets room
+ * was made from, the table being private to ratelimit.c. */
+size_t cb__proxy_ratelimit_count(struct cb_proxy_ratelimit *rl);
 
 #endif

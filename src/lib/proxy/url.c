@@ -85,6 +85,9 @@ static size_t span_until(const char *s, size_t from, size_t len, const char *sto
     return from;
 }
 
+/* Best-effort redaction of the raw input, parseable or not, for quoting in
+ * messages: the fragment is dropped, userinfo becomes "***" and each query
+ * value "[REDACTED]". Bytes are otherwise kept; the quote escapes them. */
 static char *redact(const char *s, size_t len, size_t *out_len)
 {
     struct cb_buf b;
@@ -114,12 +117,6 @@ static char *redact(const char *s, size_t len, size_t *out_len)
         return cb_xstrdup("");
     }
     return cb_buf_steal(&b, out_len);
-}
-
-char *cb_proxy_url_redact(const char *s, size_t len)
-{
-    size_t n;
-    return redact(s, len, &n);
 }
 
 /* Fills `q` with the URL as quoted in messages: redacted, escaped, cut. */

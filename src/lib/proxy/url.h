@@ -41,11 +41,4 @@ void cb__proxy_url_free(struct cb_proxy_url *u);
 /* "http" or "https". */
 const char *cb__proxy_scheme_name(enum cb_proxy_scheme s);
 
-/* Best-effort redaction of any string that may be a URL, parseable or not,
- * for logs and error messages: the fragment is dropped, userinfo becomes
- * "***" and each query value "[REDACTED]". Bytes are otherwise kept; the
- * sink escapes them. Input past CB_PROXY_URL_MAX is cut. The caller frees
- * the result. */
-char *cb_proxy_url_redact(const char *s, size_t len);
-
 #endif

@@ -34,7 +34,7 @@ struct needle_ref {
 
 struct cb_leak_scanner {
     struct secret *secrets;
-    size_t n_secrets, skipped;
+    size_t n_secrets;
     struct cb__form *forms;
     uint32_t *form_secret;
     size_t n_forms;
@@ -182,10 +182,8 @@ struct cb_leak_scanner *cb_leak_scanner_new(const char *const *names, const char
     struct needles nd = {0};
     add_literals(&nd);
     for (size_t i = 0; i < n; i++) {
-        if (lens[i] < CB_LEAK_MIN_SECRET_LEN || lens[i] > CB_LEAK_MAX_SECRET_LEN) {
-            sc->skipped++;
+        if (lens[i] < CB_LEAK_MIN_SECRET_LEN || lens[i] > CB_LEAK_MAX_SECRET_LEN)
             continue;
-        }
         add_secret(sc, &nd, names ? names[i] : NULL, (const unsigned char *)secrets[i], lens[i], i);
     }
     sc->ac = cb__ac_build(nd.v, nd.n);
@@ -223,11 +221,6 @@ void cb_leak_scanner_free(struct cb_leak_scanner *sc)
     free(sc->refs);
     cb__ac_free(sc->ac);
     free(sc);
-}
-
-size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc)
-{
-    return sc ? sc->skipped : 0;
 }
 
 size_t cb__leak_scanner_secrets(const struct cb_leak_scanner *sc)
@@ -549,12 +542,4 @@ int cb__leak_summarise_keep(const struct cb_leak_scanner *sc, const char *data, 
     else
         cb__collect_free(c);
     return r < 0 ? r : 0;
-}
-
-const char *cb_leak_encoding_name(enum cb_leak_encoding enc)
-{
-    static const char *const names[] = {"plain", "plus_space",  "json",     "base64", "base64url",
-                                        "hex",   "case_folded", "reversed", "base32", "rot13",
-                                        "utf16", "fragment",    "spaced",   "none"};
-    return (size_t)enc < CB_ARRAY_LEN(names) ? names[enc] : "unknown";
 }

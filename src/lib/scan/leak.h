@@ -31,8 +31,7 @@
  *
  * Secrets shorter than CB_LEAK_MIN_SECRET_LEN bytes are not registered: a
  * short value such as "admin" or a PIN would redact ordinary text, and its
- * encodings are too short to be told from noise. They are counted in
- * cb_leak_scanner_skipped() so the caller can warn.
+ * encodings are too short to be told from noise.
  *
  * Reports never contain secret values, only indices, names and offsets.
  *
@@ -113,8 +112,6 @@ struct cb_leak_scanner *cb_leak_scanner_ref(struct cb_leak_scanner *sc);
 /* Drops a reference; the last one wipes the copies of the secrets and every
  * derived form. NULL is fine. */
 void cb_leak_scanner_free(struct cb_leak_scanner *sc);
-/* Secrets not registered because they were too short or too long. */
-size_t cb_leak_scanner_skipped(const struct cb_leak_scanner *sc);
 size_t cb__leak_scanner_secrets(const struct cb_leak_scanner *sc);
 
 /* Scans data for known secrets (every form, every URL-decoding depth) and
@@ -136,7 +133,5 @@ int cb_leak_scan(const struct cb_leak_scanner *sc, const char *data, size_t len,
  * negative code (input too large). */
 int cb_leak_redact(const struct cb_leak_scanner *sc, const char *data, size_t len, char **out,
                    size_t *out_len, size_t *n_redacted, struct cb_error *err);
-
-const char *cb_leak_encoding_name(enum cb_leak_encoding enc);
 
 #endif

@@ -407,20 +407,3 @@ int cb__pattern_find_raw(size_t i, const char *s, size_t len, size_t start, bool
     }
     return 0;
 }
-
-int cb_pattern_find(size_t i, const char *s, size_t len, size_t start, bool anchored, size_t *ms,
-                    size_t *me, struct cb_error *err)
-{
-    int r = cb__patterns_init(err);
-    if (r < 0)
-        return r;
-    if (i >= N_PATTERNS)
-        return cb_error_set(err, -EINVAL, "no pattern %zu", i);
-    const char *ctx = defs[i].context;
-    if (ctx && memmem(s, len, ctx, strlen(ctx)) == NULL)
-        return 0;
-    void *md = cb__pattern_match_data();
-    r = cb__pattern_find_raw(i, s, len, start, anchored, md, ms, me, err);
-    cb__pattern_match_data_free(md);
-    return r;
-}

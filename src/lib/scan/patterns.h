@@ -40,15 +40,6 @@ int cb__patterns_init(struct cb_error *err);
 size_t cb__pattern_count(void);
 const struct cb_pattern_info *cb__pattern_get(size_t i);
 
-/* Finds the leftmost match of pattern i in s[0, len) that starts at or after
- * `start` (exactly at `start` when anchored; the role-marker pattern's
- * match may then begin at earlier whitespace, as the core is what is
- * anchored). Returns 1 with the span in
- * *ms, *me, 0 when there is none, or a negative code when the pattern could
- * not be evaluated (match limit reached): callers must then fail closed. */
-int cb_pattern_find(size_t i, const char *s, size_t len, size_t start, bool anchored, size_t *ms,
-                    size_t *me, struct cb_error *err);
-
 /* Internal to the scan module. */
 
 /* The literals of pattern i, as a list of NUL-terminated strings ended by an
@@ -65,8 +56,13 @@ bool cb__pattern_slow_search(size_t i);
 /* The literal that must occur somewhere in the text for the pattern to
  * match at all (NULL if none). */
 const char *cb__pattern_context(size_t i);
-/* As cb_pattern_find, without the context check and with caller-provided
- * match data (from cb__pattern_match_data). */
+/* Finds the leftmost match of pattern i in s[0, len) that starts at or after
+ * `start` (exactly at `start` when anchored; the role-marker pattern's
+ * match may then begin at earlier whitespace, as the core is what is
+ * anchored), with match data from cb__pattern_match_data. Returns 1 with
+ * the span in *ms, *me, 0 when there is none, or a negative code when the
+ * pattern could not be evaluated (match limit reached): callers must then
+ * fail closed. The caller checks cb__pattern_context first. */
 int cb__pattern_find_raw(size_t i, const char *s, size_t len, size_t start, bool anchored, void *md,
                          size_t *ms, size_t *me, struct cb_error *err);
 void *cb__pattern_match_data(void);

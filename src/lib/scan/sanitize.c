@@ -132,18 +132,3 @@ int cb_sanitize_logs(const struct cb_leak_scanner *sc, json_t *logs, json_t *rep
     *out_logs = out;
     return 0;
 }
-
-int cb_sanitize_text(const struct cb_leak_scanner *sc, const char *text, size_t len,
-                     json_t **out_output, json_t **out_report, struct cb_error *err)
-{
-    size_t n;
-    char *s = cb_utf8_lossy(text, len, &n);
-    json_t *str = json_stringn(s, n);
-    explicit_bzero(s, n);
-    free(s);
-    if (str == NULL)
-        return cb_error_set(err, -EINVAL, "tool output is not a valid string");
-    int r = cb_sanitize_output(sc, str, out_output, out_report, err);
-    json_decref(str);
-    return r;
-}

@@ -50,9 +50,4 @@ int cb_sanitize_output(const struct cb_leak_scanner *sc, json_t *output, json_t 
 int cb_sanitize_logs(const struct cb_leak_scanner *sc, json_t *logs, json_t *report,
                      json_t **out_logs, struct cb_error *err);
 
-/* The same for raw (non-JSON) tool output: it is taken as a JSON string of
- * its lossy UTF-8 decoding, as the reference does. */
-int cb_sanitize_text(const struct cb_leak_scanner *sc, const char *text, size_t len,
-                     json_t **out_output, json_t **out_report, struct cb_error *err);
-
 #endif

@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     printf("one anchor write alone:             %10.1f us\n", anchor_us(db, n));
     free(db);
     struct cb_audit_verify_report rep;
-    int v = cb_audit_verify(dir, &rep, NULL);
+    int v = cb_audit_verify_anchored(dir, NULL, &rep, NULL);
     printf("verify: %s, %llu lines in %zu file(s)\n", v == 0 ? "ok" : rep.reason,
            (unsigned long long)rep.lines, rep.files);
     if (dir == tmp)

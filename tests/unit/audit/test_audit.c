@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "audit/internal.h"
 #include "core/util.h"
 #include "state/state.h"
 #include "rm_tree.h"
@@ -128,10 +129,29 @@ static void spit(const char *path, const char *data, size_t n)
     fclose(fp);
 }
 
+/* What a handle knows, read from its private state (audit/internal.h): the
+ * hash the next line will carry as "prev", as it last saw the chain (another
+ * writer may have appended since), and the bytes of incomplete last lines
+ * it cut off. */
+static void head_of(struct cb_audit *a, char out[CB_AUDIT_HASH_HEX + 1])
+{
+    pthread_mutex_lock(&a->mu);
+    memcpy(out, a->head, CB_AUDIT_HASH_HEX + 1);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static size_t recovered_bytes(struct cb_audit *a)
+{
+    pthread_mutex_lock(&a->mu);
+    size_t n = a->recovered;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 static int verify(const char *dir, struct cb_audit_verify_report *rep)
 {
     struct cb_error err = {0};
-    int r = cb_audit_verify(dir, rep, &err);
+    int r = cb_audit_verify_anchored(dir, NULL, rep, &err);
     if (r == 0)
         assert_true(rep->ok);
     return r;
@@ -310,11 +330,11 @@ static void test_chain_basic(void **state)
     struct fx *f = *state;
     struct cb_audit *a = open_log(f->dir, 0);
     char head[65], l1[4096], l2[4096], h[65];
-    cb_audit_head(a, head);
+    head_of(a, head);
     assert_string_equal(head, ZEROS);
     append_ok(a, "one");
     append_ok(a, "two");
-    cb_audit_head(a, head);
+    head_of(a, head);
     cb_audit_close(a);
     size_t n1 = nth_line(f->cur, 1, l1, sizeof(l1));
     size_t n2 = nth_line(f->cur, 2, l2, sizeof(l2));
@@ -341,12 +361,12 @@ static void test_reopen_continues_chain(void **state)
     struct cb_audit *a = open_log(f->dir, 0);
     append_n(a, 3);
     char h1[65], h2[65];
-    cb_audit_head(a, h1);
+    head_of(a, h1);
     cb_audit_close(a);
     a = open_log(f->dir, 0);
-    cb_audit_head(a, h2);
+    head_of(a, h2);
     assert_string_equal(h1, h2);
-    assert_int_equal(cb_audit_recovered_bytes(a), 0);
+    assert_int_equal(recovered_bytes(a), 0);
     append_n(a, 2);
     cb_audit_close(a);
     verify_ok(f->dir, 5);
@@ -368,7 +388,7 @@ static void test_recover_incomplete_line(void **state)
     assert_int_equal(rep.line, 3);
     assert_non_null(strstr(rep.reason, "incomplete last line"));
     a = open_log(f->dir, 0);
-    assert_int_equal(cb_audit_recovered_bytes(a), 8);
+    assert_int_equal(recovered_bytes(a), 8);
     append_n(a, 1);
     cb_audit_close(a);
     verify_ok(f->dir, 3);
@@ -383,9 +403,9 @@ static void test_recover_whole_file_partial(void **state)
     struct fx *f = *state;
     spit(f->cur, "garbage without newline", 23);
     struct cb_audit *a = open_log(f->dir, 0);
-    assert_int_equal(cb_audit_recovered_bytes(a), 23);
+    assert_int_equal(recovered_bytes(a), 23);
     char h[65];
-    cb_audit_head(a, h);
+    head_of(a, h);
     assert_string_equal(h, ZEROS);
     append_n(a, 1);
     cb_audit_close(a);
@@ -457,12 +477,12 @@ static void test_two_writers_share_the_chain(void **state)
     assert_true(count_rotated(f->dir, 4096) >= 5);
     append_n(a, 1);
     append_n(b, 1);
-    cb_audit_head(b, hb);
+    head_of(b, hb);
     cb_audit_close(a);
     cb_audit_close(b);
     cb_audit_close(NULL);
     a = open_log(f->dir, 4096);
-    cb_audit_head(a, ha);
+    head_of(a, ha);
     assert_string_equal(ha, hb);
     cb_audit_close(a);
     verify_ok(f->dir, 92);
@@ -513,13 +533,13 @@ static void test_head_from_rotated_file(void **state)
     struct cb_audit *a = open_log(f->dir, 0);
     append_n(a, 3);
     char h1[65], h2[65];
-    cb_audit_head(a, h1);
+    head_of(a, h1);
     cb_audit_close(a);
     char p[256];
     snprintf(p, sizeof(p), "%s/audit.00000007.jsonl", f->dir);
     assert_int_equal(rename(f->cur, p), 0);
     a = open_log(f->dir, 0);
-    cb_audit_head(a, h2);
+    head_of(a, h2);
     assert_string_equal(h1, h2);
     append_n(a, 2);
     cb_audit_close(a);
@@ -567,7 +587,7 @@ static void expect_broken(struct fx *f, uint64_t line, const char *why)
 {
     struct cb_audit_verify_report rep;
     struct cb_error err = {0};
-    assert_int_equal(cb_audit_verify(f->dir, &rep, &err), CB_AUDIT_E_BROKEN);
+    assert_int_equal(cb_audit_verify_anchored(f->dir, NULL, &rep, &err), CB_AUDIT_E_BROKEN);
     assert_false(rep.ok);
     if (rep.line != line || strstr(rep.reason, why) == NULL)
         fail_msg("got %s:%llu '%s', want line %llu '%s'", rep.file, (unsigned long long)rep.line,
@@ -589,7 +609,7 @@ static void test_verify_modified_line(void **state)
     edit_line(f, 3, l3, NULL);
     expect_broken(f, 4, "does not match the SHA-256 of the previous line");
     struct cb_audit_verify_report rep;
-    cb_audit_verify(f->dir, &rep, NULL);
+    cb_audit_verify_anchored(f->dir, NULL, &rep, NULL);
     assert_int_equal(rep.lines, 3);
     assert_non_null(strstr(rep.reason, "audit.jsonl:3"));
 }
@@ -674,7 +694,7 @@ static void test_verify_missing_rotated_file(void **state)
     char *saved = slurp(p, NULL);
     unlink(p);
     struct cb_audit_verify_report rep;
-    assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+    assert_int_equal(cb_audit_verify_anchored(f->dir, NULL, &rep, NULL), CB_AUDIT_E_BROKEN);
     assert_int_equal(rep.line, 1);
     assert_non_null(strstr(rep.reason, "does not start a chain"));
     spit(p, saved, strlen(saved));
@@ -683,7 +703,7 @@ static void test_verify_missing_rotated_file(void **state)
     /* A middle file gone: the next file's first line does not chain. */
     snprintf(p, sizeof(p), "%s/audit.%08d.jsonl", f->dir, 2);
     unlink(p);
-    assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+    assert_int_equal(cb_audit_verify_anchored(f->dir, NULL, &rep, NULL), CB_AUDIT_E_BROKEN);
     assert_int_equal(rep.line, 1);
     assert_non_null(strstr(rep.file, "audit.00000003.jsonl"));
     assert_non_null(strstr(rep.reason, "audit.00000001.jsonl"));
@@ -700,7 +720,7 @@ static void test_verify_empty_and_missing(void **state)
     snprintf(p, sizeof(p), "%s/nope", f->dir);
     struct cb_audit_verify_report rep;
     struct cb_error err = {0};
-    assert_int_equal(cb_audit_verify(p, &rep, &err), -ENOENT);
+    assert_int_equal(cb_audit_verify_anchored(p, NULL, &rep, &err), -ENOENT);
     assert_false(rep.ok);
 }
 
@@ -896,7 +916,7 @@ static void test_anchor_follows_the_head(void **state)
         struct cb_audit *a = open_anchored(f, 4096), *b = open_anchored(f, 4096);
         for (int i = 1; i <= 10; i++)
             append_n(i % 3 ? a : b, 1);
-        cb_audit_head(a, head); /* a wrote the last line (i = 10) */
+        head_of(a, head); /* a wrote the last line (i = 10) */
         cb_audit_close(a);
         cb_audit_close(b);
         assert_true(stored_anchor(f, &st));
@@ -1039,7 +1059,7 @@ static void test_writer_notices_a_cut_while_open(void **state)
         assert_int_equal(seqs[4], 5);
         assert_int_equal(seqs[5], 6);
         struct cb_audit_verify_report rep;
-        assert_int_equal(cb_audit_verify(f->dir, &rep, NULL), CB_AUDIT_E_BROKEN);
+        assert_int_equal(cb_audit_verify_anchored(f->dir, NULL, &rep, NULL), CB_AUDIT_E_BROKEN);
         assert_int_equal(rep.line, 5);
         assert_int_equal(rep.missing, 2);
         assert_non_null(strstr(rep.reason, "2 lines were cut from its end"));
@@ -1233,7 +1253,7 @@ static void test_kill9_mid_stream(void **state)
     for (int i = 0; i <= acked; i++)
         assert_int_equal(seen[i], 1);
     struct cb_audit_verify_report rep;
-    int r = cb_audit_verify(f->dir, &rep, NULL);
+    int r = cb_audit_verify_anchored(f->dir, NULL, &rep, NULL);
     if (r != 0)
         fail_msg("%s:%llu %s", rep.file, (unsigned long long)rep.line, rep.reason);
     assert_true(rep.lines >= (uint64_t)acked + 1);

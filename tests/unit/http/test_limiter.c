@@ -97,7 +97,7 @@ static void jobs_after_a_job_run_in_parallel(void **state)
         assert_int_equal(cb__limiter_submit(l, &first.job), 0);
         wait_done(&first, 1);
         for (int i = 0; i < 100000 && !polling; i++)
-            polling = cb_limiter_polling(l) == 1;
+            polling = cb__limiter_polling(l) == 1;
     }
     assert_true(polling);
     init_probe(&pair[0], 200);
@@ -148,7 +148,7 @@ static void full_queue_refuses(void **state)
     assert_int_equal(cb__limiter_submit(l, &p[1].job), 0);
     assert_int_equal(cb__limiter_submit(l, &p[2].job), 0);
     assert_int_equal(cb__limiter_submit(l, &p[3].job), -EAGAIN);
-    assert_true(cb_limiter_load(l) == 3);
+    assert_true(cb__limiter_load(l) == 3);
     wait_done(p, 3);
     cb__limiter_free(l);
 }

@@ -38,15 +38,15 @@ static void caps_each_address(void **state)
     assert_true(cb__peers_acquire(p, &a));
     assert_true(cb__peers_acquire(p, &a));
     assert_false(cb__peers_acquire(p, &a));
-    assert_int_equal(cb_peers_count(p, &a), 2);
+    assert_int_equal(cb__peers_count(p, &a), 2);
     assert_true(cb__peers_acquire(p, &b));
     cb__peers_release(p, &a);
     assert_true(cb__peers_acquire(p, &a));
     cb__peers_release(p, &a);
     cb__peers_release(p, &a);
     cb__peers_release(p, &b);
-    assert_int_equal(cb_peers_count(p, &a), 0);
-    assert_int_equal(cb_peers_count(p, &b), 0);
+    assert_int_equal(cb__peers_count(p, &a), 0);
+    assert_int_equal(cb__peers_count(p, &b), 0);
     cb__peers_free(p);
 }
 
@@ -57,7 +57,7 @@ static void zero_means_no_cap(void **state)
     struct cb_peer_key a = v4("10.0.0.1");
     for (int i = 0; i < 10000; i++)
         assert_true(cb__peers_acquire(p, &a));
-    assert_int_equal(cb_peers_count(p, &a), 10000);
+    assert_int_equal(cb__peers_count(p, &a), 10000);
     cb__peers_free(p);
 }
 
@@ -110,7 +110,7 @@ static void holds_the_cap_across_threads(void **state)
         total += r[i].got;
     }
     assert_int_equal(total, 1500);
-    assert_int_equal(cb_peers_count(p, &r[0].k), 1500);
+    assert_int_equal(cb__peers_count(p, &r[0].k), 1500);
     cb__peers_free(p);
 }
 

@@ -108,7 +108,7 @@ static void keys_are_independent(void **state)
     assert_int_equal(take(rl, "default", NULL, &err), -EAGAIN);
     /* Keys are byte strings: "a\0x" is not "a". */
     assert_int_equal(cb__proxy_ratelimit_take(rl, "a\0x", 3, NULL, NULL, &err), 0);
-    assert_int_equal(cb_proxy_ratelimit_count(rl), 4);
+    assert_int_equal(cb__proxy_ratelimit_count(rl), 4);
     cb__proxy_ratelimit_free(rl);
 }
 
@@ -128,29 +128,61 @@ static void clock_going_backwards_adds_nothing(void **state)
     cb__proxy_ratelimit_free(rl);
 }
 
-static void remove_and_sweep(void **state)
+/* A key whose bucket was dropped to make room starts over with a full
+ * bucket. */
+static void dropped_key_starts_over_full(void **state)
 {
     (void)state;
     uint64_t now = 0;
-    struct cb_proxy_ratelimit *rl = make(1, 2, 0, &now);
+    struct cb_proxy_ratelimit *rl = make(1, 2, 1, &now);
     struct cb_error err = {0};
     assert_int_equal(take(rl, "a", NULL, &err), 0);
     assert_int_equal(take(rl, "a", NULL, &err), 0);
     assert_int_equal(take(rl, "a", NULL, &err), -EAGAIN);
-    assert_true(cb_proxy_ratelimit_remove(rl, "a", 1));
-    assert_false(cb_proxy_ratelimit_remove(rl, "a", 1));
+    assert_int_equal(take(rl, "b", NULL, &err), 0); /* the only slot: a goes */
+    assert_int_equal(cb__proxy_ratelimit_count(rl), 1);
     assert_int_equal(take(rl, "a", NULL, &err), 0); /* fresh and full again */
-    assert_int_equal(take(rl, "b", NULL, &err), 0);
-    now += 1000 * MS; /* a: 1 + 1 = 2 (full), b: 1 + 1 = 2 (full) */
-    assert_int_equal(take(rl, "c", NULL, &err), 0);
-    assert_int_equal(cb_proxy_ratelimit_sweep(rl), 2);
-    assert_int_equal(cb_proxy_ratelimit_count(rl), 1);
-    now += 999 * MS; /* c is not yet full */
-    assert_int_equal(cb_proxy_ratelimit_sweep(rl), 0);
-    now += 1 * MS;
-    assert_int_equal(cb_proxy_ratelimit_sweep(rl), 1);
-    assert_int_equal(cb_proxy_ratelimit_count(rl), 0);
+    assert_int_equal(take(rl, "a", NULL, &err), 0);
+    assert_int_equal(take(rl, "a", NULL, &err), -EAGAIN);
     cb__proxy_ratelimit_free(rl);
+}
+
+/* Three keys fill a table of three: a and b drained at 0 ms (full again at
+ * 2000 ms), c at 1000 ms (full at 3000 ms). A fourth key arrives at `t`;
+ * returns the buckets held then. */
+static size_t held_after_new_key_at(uint64_t t)
+{
+    uint64_t now = 0;
+    struct cb_proxy_ratelimit *rl = make(1, 2, 3, &now);
+    struct cb_error err = {0};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(take(rl, "a", NULL, &err), 0);
+        assert_int_equal(take(rl, "b", NULL, &err), 0);
+    }
+    assert_int_equal(take(rl, "a", NULL, &err), -EAGAIN);
+    now = 1000 * MS;
+    assert_int_equal(take(rl, "c", NULL, &err), 0);
+    assert_int_equal(take(rl, "c", NULL, &err), 0);
+    now = t;
+    assert_int_equal(take(rl, "d", NULL, &err), 0);
+    size_t held = cb__proxy_ratelimit_count(rl);
+    if (t == 2000 * MS) { /* c, still refilling, kept its state: 1 token */
+        assert_int_equal(take(rl, "c", NULL, &err), 0);
+        assert_int_equal(take(rl, "c", NULL, &err), -EAGAIN);
+    }
+    cb__proxy_ratelimit_free(rl);
+    return held;
+}
+
+/* Room is made from every bucket that has refilled to its burst, and from
+ * those only: a bucket 1 ms short of it stays (then the least recently
+ * used one goes instead). */
+static void full_buckets_make_room(void **state)
+{
+    (void)state;
+    assert_int_equal(held_after_new_key_at(1999 * MS), 3); /* none full: one evicted */
+    assert_int_equal(held_after_new_key_at(2000 * MS), 2); /* a and b dropped, c kept */
+    assert_int_equal(held_after_new_key_at(3000 * MS), 1); /* a, b and c dropped */
 }
 
 static void bounded_keys_evict_full_buckets_first(void **state)
@@ -166,15 +198,20 @@ static void bounded_keys_evict_full_buckets_first(void **state)
     assert_int_equal(take(rl, "c", NULL, &err), 0);
     now = 1002 * MS;
     assert_int_equal(take(rl, "d", NULL, &err), 0); /* drops a, which changes nothing */
-    assert_int_equal(cb_proxy_ratelimit_count(rl), 3);
-    assert_false(cb_proxy_ratelimit_remove(rl, "a", 1));
-    /* b, c, d are all refilling: the least recently used (b) goes. */
+    assert_int_equal(cb__proxy_ratelimit_count(rl), 3);
+    /* b and c are still held (refilling), so a went. Looking at them makes d
+     * the least recently used. */
     now = 1003 * MS;
-    assert_int_equal(take(rl, "e", NULL, &err), 0);
-    assert_int_equal(cb_proxy_ratelimit_count(rl), 3);
-    assert_false(cb_proxy_ratelimit_remove(rl, "b", 1));
+    assert_int_equal(take(rl, "b", NULL, &err), -EAGAIN);
+    now = 1003 * MS + 1;
     assert_int_equal(take(rl, "c", NULL, &err), -EAGAIN);
-    assert_int_equal(take(rl, "d", NULL, &err), -EAGAIN);
+    /* b, c, d are all refilling: the least recently used (d) goes. */
+    now = 1004 * MS;
+    assert_int_equal(take(rl, "e", NULL, &err), 0);
+    assert_int_equal(cb__proxy_ratelimit_count(rl), 3);
+    assert_int_equal(take(rl, "b", NULL, &err), -EAGAIN);
+    assert_int_equal(take(rl, "c", NULL, &err), -EAGAIN);
+    assert_int_equal(take(rl, "d", NULL, &err), 0); /* d went: it starts over full */
     cb__proxy_ratelimit_free(rl);
 }
 
@@ -188,7 +225,7 @@ static void many_keys(void **state)
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "container-%d", i);
         assert_int_equal(take(rl, key, NULL, &err), 0);
-        assert_true(cb_proxy_ratelimit_count(rl) <= 100);
+        assert_true(cb__proxy_ratelimit_count(rl) <= 100);
     }
     assert_int_equal(take(rl, "container-999", NULL, &err), -EAGAIN);
     cb__proxy_ratelimit_free(rl);
@@ -258,7 +295,8 @@ int main(void)
         cmocka_unit_test(slow_rates_and_long_waits),
         cmocka_unit_test(keys_are_independent),
         cmocka_unit_test(clock_going_backwards_adds_nothing),
-        cmocka_unit_test(remove_and_sweep),
+        cmocka_unit_test(dropped_key_starts_over_full),
+        cmocka_unit_test(full_buckets_make_room),
         cmocka_unit_test(bounded_keys_evict_full_buckets_first),
         cmocka_unit_test(many_keys),
         cmocka_unit_test(bad_config_and_keys),

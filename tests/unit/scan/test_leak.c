@@ -17,6 +17,15 @@
 #include "scan/leak.h"
 #include "scan/patterns.h"
 
+/* For failure messages. */
+static const char *encoding_name(enum cb_leak_encoding enc)
+{
+    static const char *const names[] = {"plain", "plus_space",  "json",     "base64", "base64url",
+                                        "hex",   "case_folded", "reversed", "base32", "rot13",
+                                        "utf16", "fragment",    "spaced",   "none"};
+    return (size_t)enc < CB_ARRAY_LEN(names) ? names[enc] : "unknown";
+}
+
 struct text {
     char *p;
     size_t len;
@@ -388,7 +397,7 @@ static void short_and_too_many_secrets(void **state)
     struct cb_error err = {0};
     struct cb_leak_scanner *sc = cb_leak_scanner_new(NULL, secrets, lens, 3, &err);
     assert_non_null(sc);
-    assert_int_equal(cb_leak_scanner_skipped(sc), 2);
+    /* "short" and "" are skipped: one of the three is registered. */
     assert_int_equal(cb__leak_scanner_secrets(sc), 1);
     struct cb_leak_report rep;
     assert_int_equal(scan(sc, "short and sweet", 15, &rep), 0);
@@ -590,7 +599,7 @@ static void reversed_casefold_rot13(void **state)
     for (size_t k = 0; k < CB_ARRAY_LEN(cases); k++) {
         assert_int_equal(scan(sc, cases[k].text, strlen(cases[k].text), &rep), 1);
         if (!has_secret(&rep, 0, cases[k].enc, 0))
-            fail_msg("%s not found as %s", cases[k].text, cb_leak_encoding_name(cases[k].enc));
+            fail_msg("%s not found as %s", cases[k].text, encoding_name(cases[k].enc));
         assert_redacts_to(sc, cases[k].text, "a [REDACTED] b");
     }
     /* The exact value is plain, not case-folded. */
@@ -760,8 +769,7 @@ static void fragment_false_positives(void **state)
                         "proj AAAA and bbbb CCCC", "bbbbAAAACCCC-proj-sk", "CCCC1111 ZZZZyyyy"};
     for (size_t k = 0; k < CB_ARRAY_LEN(ok); k++)
         if (scan(sc, ok[k], strlen(ok[k]), &rep) != 0)
-            fail_msg("'%s' was flagged (%s)", ok[k],
-                     cb_leak_encoding_name(rep.findings[0].encoding));
+            fail_msg("'%s' was flagged (%s)", ok[k], encoding_name(rep.findings[0].encoding));
     assert_redacts_to(sc, "x abcdefAAAAbbbb y", "x [REDACTED] y");
     cb_leak_scanner_free(sc);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/json.h"
 #include "scan/sanitize.h"
 
 static void run(const struct cb_leak_scanner *sc, json_t *in, json_t **out, json_t **rep)
@@ -80,15 +81,18 @@ static void issues_per_pattern_in_order(void **state)
     json_decref(in);
 }
 
-/* Raw stdout with newlines: serialised, "\n" is two characters, so the
- * role-marker pattern cannot fire (as in the reference). */
+/* Raw stdout with newlines, taken as a JSON string of its lossy UTF-8
+ * decoding as /execute takes output that is not JSON: serialised, "\n" is
+ * two characters, so the role-marker pattern cannot fire (as in the
+ * reference). */
 static void raw_text_like_reference(void **state)
 {
     (void)state;
     const char raw[] = "Human: What is the weather?\nAssistant: It is sunny today.\xff";
+    json_t *in = cb_json_text(raw, sizeof(raw) - 1);
     json_t *out, *rep;
-    struct cb_error err = {0};
-    assert_int_equal(cb_sanitize_text(NULL, raw, sizeof(raw) - 1, &out, &rep, &err), 0);
+    run(NULL, in, &out, &rep);
+    json_decref(in);
     assert_actions(rep, NULL, 0);
     assert_true(json_is_string(out));
     assert_non_null(strstr(json_string_value(out), "sunny today.\xef\xbf\xbd"));
