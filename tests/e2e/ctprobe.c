@@ -67,7 +67,7 @@ static void i386_syscall(void)
 {
     /* getpid through the 32-bit ABI: x86_64-only seccomp kills it. */
     long r;
-    __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) : "memory");
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) : "memory", "r8", "r9", "r10", "r11");
     (void)r;
 }
 
@@ -219,6 +219,11 @@ static int print(long n)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* It tries to mount over /tmp and the like: never as root on a host. */
+    if (argc == 2 && strcmp(argv[1], "hardening") == 0 && getuid() == 0) {
+        fprintf(stderr, "ctprobe: refusing to probe as root (run it in a container)\n");
+        return 2;
+    }
     if (argc == 2 && strcmp(argv[1], "hardening") == 0)
         return hardening();
     if (argc == 3 && strcmp(argv[1], "http") == 0)

@@ -22,6 +22,7 @@
 #include "containers/proxysock.h"
 #include "core/file.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
@@ -529,8 +530,8 @@ static int build(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
     int r = cb_image_get(m->image_store, s->req.image, &s->c->img, err);
-    if (r == -ENOENT)
-        return cb_error_set(err, -EINVAL, "%s", err->msg);
+    if (r == -ENOENT) /* the request's to fix: a 400 */
+        return err->code = -EINVAL;
     if (r < 0)
         return r;
     s->c->dir = cb_xasprintf("%s/%s", m->ct_root, s->c->id);
@@ -657,7 +658,9 @@ static json_t *read_output(struct cb_ct_manager *m, const char *dir, size_t tail
     }
     struct cb_leak_scanner *sc = m->proxy ? cb_proxy_scanner_get(m->proxy) : NULL;
     json_t *out = NULL, *report = NULL;
-    r = cb_sanitize_text(sc, start, len - (size_t)(start - data), &out, &report, &err);
+    json_t *text = cb_json_text(start, len - (size_t)(start - data));
+    r = cb_sanitize_output(sc, text, &out, &report, &err);
+    json_decref(text);
     cb_leak_scanner_free(sc);
     cb_file_close(&f);
     json_decref(report);
