@@ -23,10 +23,9 @@
 #include <unistd.h>
 
 /* `list --format json`: a few hundred bytes per container. */
-#define LIST_MAX     (8u << 20)
-#define ARGS_MAX     12
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define UNIFIED      "/sys/fs/cgroup/unified"
+#define LIST_MAX (8u << 20)
+#define ARGS_MAX 12
+#define UNIFIED  "/sys/fs/cgroup/unified"
 
 /* ---- running a runtime command ---- */
 
@@ -126,8 +125,9 @@ int cb_ct_runtime_list(const struct cb_ct_runtime *rt, int (*cb)(const char *id,
         r = cb_error_set(err, -EIO, "%s list: not a JSON array", rt->name);
     size_t i;
     json_t *c;
+    /* No iterations for null, runc's empty list. */
     json_array_foreach(list, i, c)
-    { /* no iterations for null: runc's empty list */
+    {
         const char *id = json_string_value(json_object_get(c, "id"));
         if (r == 0 && id != NULL)
             r = cb(id, ud);
@@ -166,12 +166,12 @@ int cb_ct_mountns_prepare(struct cb_error *err)
 
 /* ---- detection ---- */
 
-/* The runtime binary in PATH, then in the usual directories (a server
- * started without sbin in PATH still finds runc). */
+/* The runtime binary in the system's directories, not the server's PATH:
+ * a server started without sbin in PATH still finds runc, and nothing in
+ * the user's directories stands in for the runtime. */
 static bool find_binary(const char *name, char *path, size_t cap)
 {
-    const char *env = getenv("PATH");
-    _cleanup_free_ char *dirs = cb_xasprintf("%s:%s", env ? env : "", DEFAULT_PATH);
+    _cleanup_free_ char *dirs = cb_xstrdup(CB__CT_PATH);
     for (char *d = dirs, *next; d != NULL; d = next) {
         next = strchr(d, ':');
         if (next != NULL)
