@@ -208,9 +208,11 @@ static int read_version(struct cb_ct_runtime *rt, struct cb_error *err)
     return r;
 }
 
-/* The probe container: an empty rootfs with /proc and /dev, whose process is the
- * runtime's own init (/proc/self/exe, there in any rootfs). It is created
- * (namespaces, cgroups with a memory limit, mounts) but never started. */
+/* The probe container: an empty rootfs with /proc and a tmpfs /dev (the
+ * runtime's device nodes go there, not into the rootfs), whose process is
+ * the runtime's own init (/proc/self/exe, there in any rootfs). It is
+ * created (namespaces, cgroups with a memory limit, mounts) but never
+ * started. */
 static int write_probe_bundle(const char *dir, const char *id, struct cb_error *err)
 {
     _cleanup_free_ char *proc = cb_xasprintf("%s/rootfs/proc", dir);
@@ -222,14 +224,16 @@ static int write_probe_bundle(const char *dir, const char *id, struct cb_error *
         r = cb_mkdir_p(dev, 0755, err);
     if (r < 0)
         return r;
-    json_t *cfg = json_pack(
-        "{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:s}, s:{s:s, s:b}, s:[{s:s, s:s, s:s}],"
-        " s:{s:s, s:{s:{s:I}}, s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]}}",
-        "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args",
-        "/proc/self/exe", "cwd", "/", "root", "path", "rootfs", "readonly", 1, "mounts",
-        "destination", "/proc", "type", "proc", "source", "proc", "linux", "cgroupsPath", cgroup,
-        "resources", "memory", "limit", (json_int_t)(16 << 20), "namespaces", "type", "pid", "type",
-        "mount", "type", "ipc", "type", "uts", "type", "network");
+    json_t *cfg =
+        json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:s}, s:{s:s, s:b},"
+                  " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}],"
+                  " s:{s:s, s:{s:{s:I}}, s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]}}",
+                  "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0,
+                  "args", "/proc/self/exe", "cwd", "/", "root", "path", "rootfs", "readonly", 1,
+                  "mounts", "destination", "/proc", "type", "proc", "source", "proc", "destination",
+                  "/dev", "type", "tmpfs", "source", "tmpfs", "linux", "cgroupsPath", cgroup,
+                  "resources", "memory", "limit", (json_int_t)(16 << 20), "namespaces", "type",
+                  "pid", "type", "mount", "type", "ipc", "type", "uts", "type", "network");
     _cleanup_free_ char *text = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
     return cb_write_atomic(cfg_path, text, strlen(text), err);
