@@ -86,8 +86,9 @@ static void zygote_stop(void)
     zygote.pid = -1;
 }
 
-/* Has the zygote fork a monitor for req; a zygote found dead is replaced
- * once. */
+/* Has the zygote fork a monitor for req. A zygote found dead (the send
+ * fails) is replaced once; one that dies after taking the request is not
+ * asked again, as it may have forked the monitor already. */
 static int zygote_launch(const char *exe, const struct cb_buf *req, int status_fd,
                          struct cb__ct_launched *a, int *pidfd, struct cb_error *err)
 {
@@ -100,12 +101,15 @@ static int zygote_launch(const char *exe, const struct cb_buf *req, int status_f
         if (zygote.sock < 0 && (r = zygote_start(exe, err)) < 0)
             break;
         r = cb__ipc_send(zygote.sock, CB__CT_FRAME_LAUNCH, req->data, req->len, status_fd);
-        if (r == 0)
+        bool sent = r == 0;
+        if (sent)
             r = cb__ipc_recv(zygote.sock, &type, &reply, pidfd);
         if (r == 0)
             break;
         zygote_stop();
         cb_error_set(err, r, "the container monitor zygote: %s", strerror(-r));
+        if (sent)
+            break;
     }
     pthread_mutex_unlock(&zygote.lock);
     if (r == 0 && (type != CB__CT_FRAME_LAUNCHED || reply.len != sizeof(*a) || *pidfd < 0)) {

@@ -23,10 +23,9 @@
 #include <unistd.h>
 
 /* `list --format json`: a few hundred bytes per container. */
-#define LIST_MAX     (8u << 20)
-#define ARGS_MAX     12
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define UNIFIED      "/sys/fs/cgroup/unified"
+#define LIST_MAX (8u << 20)
+#define ARGS_MAX 12
+#define UNIFIED  "/sys/fs/cgroup/unified"
 
 /* ---- running a runtime command ---- */
 
@@ -126,8 +125,9 @@ int cb_ct_runtime_list(const struct cb_ct_runtime *rt, int (*cb)(const char *id,
         r = cb_error_set(err, -EIO, "%s list: not a JSON array", rt->name);
     size_t i;
     json_t *c;
+    /* No iterations for null, runc's empty list. */
     json_array_foreach(list, i, c)
-    { /* no iterations for null: runc's empty list */
+    {
         const char *id = json_string_value(json_object_get(c, "id"));
         if (r == 0 && id != NULL)
             r = cb(id, ud);
@@ -172,12 +172,12 @@ bool cb_ct_mountns_private(void)
 
 /* ---- detection ---- */
 
-/* The runtime binary in PATH, then in the usual directories (a server
- * started without sbin in PATH still finds runc). */
+/* The runtime binary in the system's directories, not the server's PATH:
+ * a server started without sbin in PATH still finds runc, and nothing in
+ * the user's directories stands in for the runtime. */
 static bool find_binary(const char *name, char *path, size_t cap)
 {
-    const char *env = getenv("PATH");
-    _cleanup_free_ char *dirs = cb_xasprintf("%s:%s", env ? env : "", DEFAULT_PATH);
+    _cleanup_free_ char *dirs = cb_xstrdup(CB__CT_PATH);
     for (char *d = dirs, *next; d != NULL; d = next) {
         next = strchr(d, ':');
         if (next != NULL)
@@ -214,9 +214,11 @@ static int read_version(struct cb_ct_runtime *rt, struct cb_error *err)
     return r;
 }
 
-/* The probe container: an empty rootfs with /proc and /dev, whose process is the
- * runtime's own init (/proc/self/exe, there in any rootfs). It is created
- * (namespaces, cgroups with a memory limit, mounts) but never started. */
+/* The probe container: an empty rootfs with /proc and a tmpfs /dev (the
+ * runtime's device nodes go there, not into the rootfs), whose process is
+ * the runtime's own init (/proc/self/exe, there in any rootfs). It is
+ * created (namespaces, cgroups with a memory limit, mounts) but never
+ * started. */
 static int write_probe_bundle(const char *dir, const char *id, struct cb_error *err)
 {
     _cleanup_free_ char *proc = cb_xasprintf("%s/rootfs/proc", dir);
@@ -228,14 +230,16 @@ static int write_probe_bundle(const char *dir, const char *id, struct cb_error *
         r = cb_mkdir_p(dev, 0755, err);
     if (r < 0)
         return r;
-    json_t *cfg = json_pack(
-        "{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:s}, s:{s:s, s:b}, s:[{s:s, s:s, s:s}],"
-        " s:{s:s, s:{s:{s:I}}, s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]}}",
-        "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args",
-        "/proc/self/exe", "cwd", "/", "root", "path", "rootfs", "readonly", 1, "mounts",
-        "destination", "/proc", "type", "proc", "source", "proc", "linux", "cgroupsPath", cgroup,
-        "resources", "memory", "limit", (json_int_t)(16 << 20), "namespaces", "type", "pid", "type",
-        "mount", "type", "ipc", "type", "uts", "type", "network");
+    json_t *cfg =
+        json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:s}, s:{s:s, s:b},"
+                  " s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}],"
+                  " s:{s:s, s:{s:{s:I}}, s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]}}",
+                  "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0,
+                  "args", "/proc/self/exe", "cwd", "/", "root", "path", "rootfs", "readonly", 1,
+                  "mounts", "destination", "/proc", "type", "proc", "source", "proc", "destination",
+                  "/dev", "type", "tmpfs", "source", "tmpfs", "linux", "cgroupsPath", cgroup,
+                  "resources", "memory", "limit", (json_int_t)(16 << 20), "namespaces", "type",
+                  "pid", "type", "mount", "type", "ipc", "type", "uts", "type", "network");
     _cleanup_free_ char *text = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
     return cb_write_atomic(cfg_path, text, strlen(text), err);

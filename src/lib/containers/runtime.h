@@ -31,7 +31,8 @@ struct cb_ct_runtime {
  * (manager.c, stage()), and on a hybrid cgroup host (cgroup v1 with a
  * cgroup2 mount at /sys/fs/cgroup/unified) unmounts
  * /sys/fs/cgroup/unified, so crun works. Every process started afterwards
- * (monitors, runtimes) inherits the namespace. */
+ * (monitors, runtimes) inherits the namespace. Fails (-EPERM) when not
+ * root. */
 int cb_ct_mountns_prepare(struct cb_error *err);
 /* Whether cb_ct_mountns_prepare entered the private namespace. */
 bool cb_ct_mountns_private(void);
@@ -45,8 +46,9 @@ int cb_ct_runtime_detect(const char *want, const char *root, struct cb_ct_runtim
                          struct cb_error *err);
 
 /* Sends sig to the container's init process. -ENOENT when the runtime
- * knows no container of that id; another failure gives the runtime's
- * message. */
+ * knows no container of that id; another failure (e.g. the container has
+ * just stopped and its monitor has not deleted it yet) gives the
+ * runtime's message. */
 int cb_ct_runtime_kill(const struct cb_ct_runtime *rt, const char *id, int sig,
                        struct cb_error *err);
 /* `delete --force`: kills the container if it runs and removes it; 0 also

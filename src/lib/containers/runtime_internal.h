@@ -15,7 +15,8 @@
 #define CB__CT_MSG_MAX 4096u
 /* The only environment a runtime or a monitor gets: nothing of the
  * server's (which may hold secrets) reaches them. */
-#define CB__CT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CB__CT_PATH     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CB__CT_PATH_ENV "PATH=" CB__CT_PATH
 
 /* The monitor zygote (monitor.c), started once by the first launch
  * (launch.c): `clawbox __container-monitor` with its socket at fd 3. It

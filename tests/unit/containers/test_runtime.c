@@ -4,6 +4,7 @@
  * does not work. */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -413,6 +414,8 @@ static void test_detect(void **state)
     assert_true(rt.version[0] != '\0');
     assert_string_equal(rt.root, oci_root);
     printf("# auto: %s %s (%s)\n", rt.name, rt.version, rt.path);
+    glob_t g;
+    assert_int_equal(glob("/tmp/clawbox-probe-*", GLOB_NOSORT, NULL, &g), GLOB_NOMATCH);
 }
 
 /* crun in the host's own mount namespace of a hybrid host: detect says
