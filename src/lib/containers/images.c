@@ -178,10 +178,28 @@ static int lock_entry(const char *entry, int op)
     return -EAGAIN;
 }
 
+/* Creates the store: missing parents 0700 like the data directory, the
+ * store itself 0711 (a runtime in a user namespace must be able to pass
+ * through it to a rootfs). */
+static int make_store(const char *store, struct cb_error *err)
+{
+    _cleanup_free_ char *parent = cb_xstrdup(store);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+        *slash = '\0';
+        int r = cb_mkdir_p(parent, 0700, err);
+        if (r < 0)
+            return r;
+    }
+    if (mkdir(store, 0711) < 0 && errno != EEXIST)
+        return cb_error_set(err, -errno, "creating image store %s: %s", store, strerror(errno));
+    return 0;
+}
+
 /* The store-wide lock of the mutators, created with the store. */
 static int lock_store(const char *store, struct cb_error *err)
 {
-    int r = cb_mkdir_p(store, 0711, err);
+    int r = make_store(store, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *path = cb_xasprintf("%s/.lock", store);

@@ -177,7 +177,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/cb-images-XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;
-    f->store = path_in(f, "store");
+    f->store = path_in(f, "data/images");
     *state = f;
     return 0;
 }
@@ -242,6 +242,10 @@ static void imports_lists_gets_and_removes_a_rootfs_tarball(void **state)
     char *tar = path_in(f, "rootfs.tar");
     assert_int_equal(cb_image_import(f->store, "test/bb", tar, NULL, NULL, &err), 0);
     assert_true(cb_image_exists(f->store, "test/bb:latest"));
+    /* The data directory as private as the server makes it; the store
+     * passable. */
+    assert_mode(f->dir, "data", S_IFDIR, 0700);
+    assert_mode(f->dir, "data/images", S_IFDIR, 0711);
     json_t *list = NULL;
     assert_int_equal(cb_image_list(f->store, &list, &err), 0);
     assert_int_equal(json_array_size(list), 1);
@@ -333,10 +337,10 @@ static void refuses_dotdot_members_and_leaves_nothing(void **state)
     assert_true(cb_image_import(f->store, "evil", tar, NULL, NULL, &err) < 0);
     assert_non_null(strstr(err.msg, ".."));
     assert_false(cb_image_exists(f->store, "evil"));
-    char *escaped = path_in(f, "store/escaped");
+    char *escaped = path_in(f, "data/images/escaped");
     assert_int_equal(access(escaped, F_OK), -1);
     /* Only the store's lock is left. */
-    char *ls[] = {"sh", "-c", "test \"$(ls -A store)\" = .lock", NULL};
+    char *ls[] = {"sh", "-c", "test \"$(ls -A data/images)\" = .lock", NULL};
     assert_int_equal(run(ls, f->dir), 0);
     /* Bad names and missing files fail before anything is made. */
     assert_int_equal(cb_image_import(f->store, "../x", tar, NULL, NULL, &err), -EINVAL);
