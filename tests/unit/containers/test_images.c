@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -282,8 +283,22 @@ static void imports_lists_gets_and_removes_a_rootfs_tarball(void **state)
     cb_image_free(again);
     cb_image_free(img);
 
+    /* What a dead import left is swept by the next one; a live one's
+     * stage (locked) is not. */
+    char *stale = cb_xasprintf("%s/.tmp-dead00", f->store);
+    char *live = cb_xasprintf("%s/.tmp-live00", f->store);
+    assert_int_equal(mkdir(stale, 0700), 0);
+    assert_int_equal(mkdir(live, 0700), 0);
+    int live_fd = open(live, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(flock(live_fd, LOCK_EX), 0);
+
     /* Replaced once free, then removed. */
     assert_int_equal(cb_image_import(f->store, "test/bb", tar, NULL, NULL, &err), 0);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    close(live_fd);
+    free(stale);
+    free(live);
     assert_int_equal(cb_image_remove(f->store, "test/bb", &err), 0);
     assert_int_equal(cb_image_remove(f->store, "test/bb", &err), -ENOENT);
     assert_int_equal(cb_image_get(f->store, "test/bb", &img, &err), -ENOENT);
