@@ -14,7 +14,7 @@ import unittest
 
 from harness import BIN, Server, free_port, main, read_audit
 
-VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds",
+VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds", "image",
          "audit", "logs", "mcp", "new-tool", "build", "doctor"]
 
 

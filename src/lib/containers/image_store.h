@@ -15,6 +15,7 @@
 struct cb__image_stage {
     char *dir;    /* <store>/.tmp-XXXXXX */
     char *rootfs; /* <dir>/rootfs */
+    int lock_fd;  /* exclusive flock on dir: a stage in use is not swept */
 };
 
 /* Creates the store (0711) when missing and a stage in it. */

@@ -9,8 +9,12 @@
  * <store>/<entry>/image.json     name, created_at, source, size_bytes and
  *                                the image config's fields
  * <store>/<entry>/lock           flock: shared while the image is in use
- * <store>/.tmp-XXXXXX/           an image being made
+ * <store>/.tmp-XXXXXX/           an image being made (flock: exclusive
+ *                                while its maker runs)
  * <store>/.trash-XXXXXX/         a removed image being deleted
+ *
+ * What an interrupted import or remove leaves (.tmp-* nobody holds,
+ * .trash-*) is deleted by the next import or build.
  *
  * A user of an image holds a shared lock on its lock file; removing or
  * replacing it needs the exclusive lock, taken without waiting. An entry
@@ -178,10 +182,28 @@ static int lock_entry(const char *entry, int op)
     return -EAGAIN;
 }
 
+/* Creates the store: missing parents 0700 like the data directory, the
+ * store itself 0711 (a runtime in a user namespace must be able to pass
+ * through it to a rootfs). */
+static int make_store(const char *store, struct cb_error *err)
+{
+    _cleanup_free_ char *parent = cb_xstrdup(store);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+        *slash = '\0';
+        int r = cb_mkdir_p(parent, 0700, err);
+        if (r < 0)
+            return r;
+    }
+    if (mkdir(store, 0711) < 0 && errno != EEXIST)
+        return cb_error_set(err, -errno, "creating image store %s: %s", store, strerror(errno));
+    return 0;
+}
+
 /* The store-wide lock of the mutators, created with the store. */
 static int lock_store(const char *store, struct cb_error *err)
 {
-    int r = cb_mkdir_p(store, 0711, err);
+    int r = make_store(store, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *path = cb_xasprintf("%s/.lock", store);
@@ -437,14 +459,28 @@ int cb_image_remove(const char *store, const char *name, struct cb_error *err)
     return 0;
 }
 
-/* Removes the trash a remove or replace could not delete (it was
- * interrupted). Called with the store lock held. */
-static void sweep_trash(const char *store)
+/* Whether a store entry named `name` is left over: trash a remove or
+ * replace could not delete, or the stage of an import that died (nobody
+ * holds its lock). */
+static bool left_over(const char *store, const char *name)
+{
+    if (strncmp(name, ".trash-", 7) == 0)
+        return true;
+    if (strncmp(name, ".tmp-", 5) != 0)
+        return false;
+    _cleanup_free_ char *path = cb_xasprintf("%s/%s", store, name);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd >= 0 && cb_flock_retry(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* Removes what interrupted operations left. Called with the store lock
+ * held, so no stage is between its creation and its lock. */
+static void sweep(const char *store)
 {
     DIR *d = opendir(store);
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, ".trash-", 7) != 0)
+        if (!left_over(store, e->d_name))
             continue;
         _cleanup_free_ char *path = cb_xasprintf("%s/%s", store, e->d_name);
         cb__image_rm_tree(path);
@@ -453,32 +489,51 @@ static void sweep_trash(const char *store)
         closedir(d);
 }
 
-int cb__image_stage_open(const char *store, struct cb__image_stage *st, struct cb_error *err)
+/* mkdtemp, then an exclusive lock on the directory held until
+ * cb__image_stage_close(): the mark of a stage in use. */
+static int make_stage(const char *store, struct cb__image_stage *st, struct cb_error *err)
 {
-    memset(st, 0, sizeof(*st));
-    int fd = lock_store(store, err);
-    if (fd < 0)
-        return fd;
-    sweep_trash(store);
-    close(fd);
     st->dir = cb_xasprintf("%s/.tmp-XXXXXX", store);
-    if (mkdtemp(st->dir) == NULL || chmod(st->dir, 0711) < 0) {
+    if (mkdtemp(st->dir) == NULL) {
         int r = cb_error_set(err, -errno, "creating a directory in %s: %s", store, strerror(errno));
         free(st->dir);
         st->dir = NULL;
+        return r;
+    }
+    if (chmod(st->dir, 0711) == 0)
+        st->lock_fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (st->lock_fd < 0 || cb_flock_retry(st->lock_fd, LOCK_EX) < 0) {
+        int r = cb_error_set(err, -errno, "creating a directory in %s: %s", store, strerror(errno));
+        cb__image_stage_close(st);
         return r;
     }
     st->rootfs = cb_xasprintf("%s/rootfs", st->dir);
     return 0;
 }
 
+int cb__image_stage_open(const char *store, struct cb__image_stage *st, struct cb_error *err)
+{
+    memset(st, 0, sizeof(*st));
+    st->lock_fd = -1;
+    int fd = lock_store(store, err);
+    if (fd < 0)
+        return fd;
+    sweep(store);
+    int r = make_stage(store, st, err);
+    close(fd);
+    return r;
+}
+
 void cb__image_stage_close(struct cb__image_stage *st)
 {
     if (st->dir != NULL)
         cb__image_rm_tree(st->dir);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
     free(st->dir);
     free(st->rootfs);
     st->dir = st->rootfs = NULL;
+    st->lock_fd = -1;
 }
 
 static void rfc3339_now(char out[32])

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,7 +178,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/cb-images-XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;
-    f->store = path_in(f, "store");
+    f->store = path_in(f, "data/images");
     *state = f;
     return 0;
 }
@@ -242,6 +243,10 @@ static void imports_lists_gets_and_removes_a_rootfs_tarball(void **state)
     char *tar = path_in(f, "rootfs.tar");
     assert_int_equal(cb_image_import(f->store, "test/bb", tar, NULL, NULL, &err), 0);
     assert_true(cb_image_exists(f->store, "test/bb:latest"));
+    /* The data directory as private as the server makes it; the store
+     * passable. */
+    assert_mode(f->dir, "data", S_IFDIR, 0700);
+    assert_mode(f->dir, "data/images", S_IFDIR, 0711);
     json_t *list = NULL;
     assert_int_equal(cb_image_list(f->store, &list, &err), 0);
     assert_int_equal(json_array_size(list), 1);
@@ -278,8 +283,22 @@ static void imports_lists_gets_and_removes_a_rootfs_tarball(void **state)
     cb_image_free(again);
     cb_image_free(img);
 
+    /* What a dead import left is swept by the next one; a live one's
+     * stage (locked) is not. */
+    char *stale = cb_xasprintf("%s/.tmp-dead00", f->store);
+    char *live = cb_xasprintf("%s/.tmp-live00", f->store);
+    assert_int_equal(mkdir(stale, 0700), 0);
+    assert_int_equal(mkdir(live, 0700), 0);
+    int live_fd = open(live, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(flock(live_fd, LOCK_EX), 0);
+
     /* Replaced once free, then removed. */
     assert_int_equal(cb_image_import(f->store, "test/bb", tar, NULL, NULL, &err), 0);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    close(live_fd);
+    free(stale);
+    free(live);
     assert_int_equal(cb_image_remove(f->store, "test/bb", &err), 0);
     assert_int_equal(cb_image_remove(f->store, "test/bb", &err), -ENOENT);
     assert_int_equal(cb_image_get(f->store, "test/bb", &img, &err), -ENOENT);
@@ -333,10 +352,10 @@ static void refuses_dotdot_members_and_leaves_nothing(void **state)
     assert_true(cb_image_import(f->store, "evil", tar, NULL, NULL, &err) < 0);
     assert_non_null(strstr(err.msg, ".."));
     assert_false(cb_image_exists(f->store, "evil"));
-    char *escaped = path_in(f, "store/escaped");
+    char *escaped = path_in(f, "data/images/escaped");
     assert_int_equal(access(escaped, F_OK), -1);
     /* Only the store's lock is left. */
-    char *ls[] = {"sh", "-c", "test \"$(ls -A store)\" = .lock", NULL};
+    char *ls[] = {"sh", "-c", "test \"$(ls -A data/images)\" = .lock", NULL};
     assert_int_equal(run(ls, f->dir), 0);
     /* Bad names and missing files fail before anything is made. */
     assert_int_equal(cb_image_import(f->store, "../x", tar, NULL, NULL, &err), -EINVAL);
