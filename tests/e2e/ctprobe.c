@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -69,17 +68,6 @@ static void i386_syscall(void)
     long r;
     __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) : "memory", "r8", "r9", "r10", "r11");
     (void)r;
-}
-
-/* Reports whether this process may trace its parent (the container's
- * PID 1 or the monitor's process). */
-static void ptrace_parent(void)
-{
-    if (ptrace(PTRACE_ATTACH, getppid(), NULL, NULL) == 0) {
-        ptrace(PTRACE_DETACH, getppid(), NULL, NULL);
-        _exit(0);
-    }
-    _exit(errno);
 }
 
 static void interfaces(void)
@@ -138,7 +126,6 @@ static int hardening(void)
     result("connect_out", s < 0 ? -1 : connect(s, (struct sockaddr *)&a, sizeof(a)));
     result("raw_socket", socket(AF_PACKET, SOCK_RAW, 0) < 0 ? -1 : 0);
     in_child("i386_syscall", i386_syscall);
-    in_child("ptrace_parent", ptrace_parent);
     printf("hostname ");
     fflush(stdout);
     char host[256] = "";

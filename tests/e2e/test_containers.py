@@ -85,6 +85,7 @@ class ContainerCase(harness.ServerTestCase):
             super().tearDownClass()
         if hasattr(cls, "upstream"):
             cls.upstream.shutdown()
+            cls.upstream.server_close()
 
     def spawn(self, command, **extra):
         body = {"task": "test", "image": IMAGE, "policy": "container", "command": command}
@@ -122,7 +123,7 @@ class ContainerCase(harness.ServerTestCase):
         return info, out["output"] or ""
 
 
-class Lifecycle(ContainerCase):
+class Lifecycle:
     def test_echo_completes_with_its_output(self):
         info, out = self.run_to_end(["/bin/sh", "-c", "echo hello; echo oops >&2"])
         self.assertEqual(info["status"], "completed", info)
@@ -185,7 +186,7 @@ class Lifecycle(ContainerCase):
         self.assertTrue(h["components"]["docker"]["detail"]["runtime"].startswith(self.runtime))
 
 
-class Refusals(ContainerCase):
+class Refusals:
     def test_policy_not_allowed(self):
         r = self.spawn(["/bin/true"], policy="container_direct")
         self.assert_error(r, 403, "policy_denied")
@@ -250,7 +251,7 @@ class Refusals(ContainerCase):
         self.assertEqual(info["status"], "completed")
 
 
-class Hardening(ContainerCase):
+class Hardening:
     def probe(self):
         info, out = self.run_to_end([PROBE, "hardening"])
         self.assertEqual(info["status"], "completed", (info, out))
@@ -281,7 +282,9 @@ class Hardening(ContainerCase):
         for forbidden in ("mount", "unshare_user", "unshare_net", "setuid_0", "keyctl",
                           "connect_out", "raw_socket"):
             self.assertNotEqual(p[forbidden], ["allowed"], (forbidden, out))
-        self.assertEqual(p["i386_syscall"], ["signal 31"], out)  # SIGSYS
+        # SIGSYS from the x86_64-only filter; SIGSEGV where the kernel has no
+        # i386 emulation at all (as on these machines).
+        self.assertIn(p["i386_syscall"], [["signal 31"], ["signal 11"]], out)
 
     def test_host_sees_it_under_an_unowned_id(self):
         cid = self.spawned(["/bin/sleep", "30"])
@@ -316,7 +319,7 @@ class Hardening(ContainerCase):
         self.assertIn("Resource temporarily unavailable", out)
 
 
-class ProxySocket(ContainerCase):
+class ProxySocket:
     def http(self, raw, extra_env=None):
         """Sends raw (with $TOKEN replaced by the container's token) through
         the socket from inside a container; returns (status, body)."""
@@ -416,14 +419,11 @@ class Restart(unittest.TestCase):
             server.cleanup()
 
 
-def with_runtime(cls, rt):
-    return type(f"{cls.__name__}_{rt}", (cls,), {"runtime": rt})
-
-
+# Each group of tests runs against a server of its own, once per runtime.
 for _rt in RUNTIMES or ["crun"]:
-    for _cls in (Lifecycle, Refusals, Hardening, ProxySocket):
-        globals()[f"{_cls.__name__}_{_rt}"] = with_runtime(_cls, _rt)
-del Lifecycle, Refusals, Hardening, ProxySocket
+    for _tests in (Lifecycle, Refusals, Hardening, ProxySocket):
+        _name = f"{_tests.__name__}_{_rt}"
+        globals()[_name] = type(_name, (_tests, ContainerCase), {"runtime": _rt})
 
 if __name__ == "__main__":
     harness.main()
