@@ -158,7 +158,26 @@ test('tools/list has every registered tool with its manifest schemas', async () 
   assert.equal(byName.hash.description, manifest.tool.description);
   assert.deepEqual(byName.busy.inputSchema, { type: 'object' });
   assert.equal(byName.busy.outputSchema, undefined);
-  assert.ok(!tools.some((t) => t.name.startsWith('clawbox_')), 'no container tools');
+  for (const name of ['clawbox_spawn_container', 'clawbox_kill_container',
+    'clawbox_list_containers']) {
+    assert.ok(byName[name], `${name} listed`);
+    assert.equal(byName[name].inputSchema.type, 'object');
+  }
+  assert.deepEqual(byName.clawbox_spawn_container.inputSchema.required, ['template']);
+});
+
+test('container tools answer in words', async () => {
+  const list = await client.callTool({ name: 'clawbox_list_containers', arguments: {} });
+  assert.notEqual(list.isError, true);
+  assert.match(textOf(list), /No containers|clawbox-/);
+  const spawn = await client.callTool({ name: 'clawbox_spawn_container',
+    arguments: { template: 'nope' } });
+  assert.equal(spawn.isError, true);
+  assert.match(textOf(spawn), /template 'nope' not found/);
+  const kill = await client.callTool({ name: 'clawbox_kill_container',
+    arguments: { container_id: '../x' } });
+  assert.equal(kill.isError, true);
+  assert.match(textOf(kill), /container_id/);
 });
 
 test('echo returns its arguments as structured content', async () => {

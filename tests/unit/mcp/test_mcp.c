@@ -373,7 +373,8 @@ static void lists_tools(void **state)
     initialize(c, "2025-06-18");
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
     json_t *tools = json_object_get(result_of(c, 1), "tools");
-    assert_int_equal(json_array_size(tools), 5);
+    assert_int_equal(json_array_size(tools), 5 + 3); /* and the three container tools */
+    assert_non_null(tool_named(tools, "clawbox_spawn_container"));
     json_t *echo = tool_named(tools, "echo");
     assert_string_equal(json_string_value(json_object_get(echo, "description")), "Echoes.");
     assert_true(json_is_true(
@@ -578,7 +579,14 @@ static void stateless_tools_list(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "private");
     assert_null(json_object_get(r, "nextCursor"));
     json_t *tools = json_object_get(r, "tools");
-    const char *order[] = {"denied", "echo", "slow", "text", "weird"};
+    const char *order[] = {"denied",
+                           "echo",
+                           "slow",
+                           "text",
+                           "weird",
+                           "clawbox_spawn_container",
+                           "clawbox_kill_container",
+                           "clawbox_list_containers"};
     assert_int_equal(json_array_size(tools), CB_ARRAY_LEN(order));
     for (size_t i = 0; i < CB_ARRAY_LEN(order); i++)
         assert_string_equal(json_string_value(json_object_get(json_array_get(tools, i), "name")),
