@@ -555,7 +555,7 @@ class HelpTests(unittest.TestCase):
 
     def test_verbs_listed_are_the_verbs_known(self):
         listed = re.findall(r"^  (\S+)  ", run("--help").stdout, re.M)
-        self.assertEqual(sorted(listed), sorted(VERBS + ["list", "add", "remove"]))
+        self.assertEqual(sorted(listed), sorted(VERBS + ["list", "add", "remove", "spawn", "kill"]))
 
     def test_unknown_verb_and_flag(self):
         p = run("frobnicate")
