@@ -5,7 +5,7 @@ CLAWBOX    := $(BUILD)/src/cli/clawbox
 HOME_DIR   ?= $(HOME)/.clawbox
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build run install check bench format clean
+.PHONY: all deps build run default-image install check bench format clean
 
 all: build
 
@@ -25,9 +25,22 @@ run: deps $(BUILD)/build.ninja
 	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
 	@mkdir -p $(HOME_DIR)/tools
 	@cp -n $(BUILD)/tools/wasm/*.wasm $(BUILD)/tools/wasm/*.json $(HOME_DIR)/tools/
+	@$(MAKE) --no-print-directory default-image
 	@echo "clawbox: starting; its 'listening' line gives the URL (auth token in $(HOME_DIR)/token)"
 	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
 	exec $(CLAWBOX) serve --config $(HOME_DIR)/config/clawbox.toml
+
+# The default container image, clawbox/agent-base:latest, built once in the
+# background (mmdebstrap, 1-4 minutes) while the server starts; its progress
+# lines start with "image:". Containers need root, so only root builds it.
+IMAGE_CFG := --config $(HOME_DIR)/config/clawbox.toml
+default-image:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "clawbox: not root, so no containers (and no default image)"; \
+	elif ! $(CLAWBOX) image $(IMAGE_CFG) list --json | grep -q '"clawbox/agent-base:latest"'; then \
+	  echo "clawbox: building the default container image in the background"; \
+	  ( $(CLAWBOX) image $(IMAGE_CFG) build-default 2>&1 | sed -u 's/^/image: /' ) & \
+	fi
 
 # Installs the binary, its man pages and bash completion under PREFIX
 # (DESTDIR is honoured). The server compiles tools at run time, so the

@@ -62,6 +62,7 @@ def start_upstream():
 class ContainerCase(harness.ServerTestCase):
     runtime = None  # set by the subclasses below
     max_containers = 3
+    templates = ""
 
     @classmethod
     def setUpClass(cls):
@@ -75,7 +76,7 @@ class ContainerCase(harness.ServerTestCase):
             'default_timeout_ms = 60000\nmax_output_bytes = 65536\nmax_pids = 64\n'
             '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
             'allowed_images = ["clawbox/", "alpine:"]\nnetwork_allowlist = ["127.0.0.1"]\n'
-            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
+            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n' + cls.templates)
         ctimage.import_test_image(cls.server)
         cls.server.start()
 
@@ -381,6 +382,56 @@ class ProxySocket:
         self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
         self.delete(cid)
         self.assertFalse(os.path.exists(os.path.dirname(sock)))
+
+
+class CliVerbs(ContainerCase):
+    """spawn, list containers, logs --container and kill, from a template."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    templates = (f'[images.templates.hello]\nimage = "{IMAGE}"\n'
+                 'command = ["/bin/sh", "-c", "echo hello from the template; sleep 30"]\n')
+
+    def cli(self, *args):
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        return subprocess.run([self.server.binary, *args, *conn], capture_output=True,
+                              text=True, env=self.server.env, timeout=60)
+
+    def test_spawn_list_logs_kill(self):
+        p = self.cli("spawn", "hello", "--task", "say hello", "--config", self.server.config_path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        info = json.loads(p.stdout)
+        cid = info["container_id"]
+        self.assertEqual(info["task_summary"], "say hello")
+        p = self.cli("list", "containers")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(cid, p.stdout)
+        self.assertIn("running", p.stdout)
+        p = self.cli("list", "containers", "--json")
+        self.assertIn(cid, [c["container_id"] for c in json.loads(p.stdout)])
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            p = self.cli("logs", "--container", cid)
+            if "hello from the template" in p.stdout:
+                break
+            time.sleep(0.1)
+        self.assertEqual(p.stdout, "hello from the template\n", p.stderr)
+        p = self.cli("kill", cid)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["status"], "killed")
+        p = self.cli("kill", cid)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not found", p.stderr)
+
+    def test_bad_arguments(self):
+        p = self.cli("spawn", "nope", "--config", self.server.config_path)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("template nope not found", p.stderr)
+        p = self.cli("kill", "../../etc")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a container id", p.stderr)
+        p = self.cli("logs", "--container", "x", "--tail", "many")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--tail", p.stderr)
 
 
 class Restart(unittest.TestCase):

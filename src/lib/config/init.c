@@ -55,8 +55,16 @@ static void render_config(struct cb_buf *b, const char *base, const char *token)
     cb_buf_puts(b, "\n[logging]\nformat = \"json\"\nlevel = \"info\"\n");
     kv_path(b, "audit_dir", base, CB_HOME_AUDIT);
     cb_buf_puts(b, "\n[containers]\nmax_containers = 10\n\n"
-                   "# [images.templates.example]\n# image = \"alpine:latest\"\n"
-                   "# description = \"A small Linux image\"\n");
+                   "# Image templates for `clawbox spawn NAME` and the MCP tool\n"
+                   "# clawbox_spawn_container. The image comes from the local store\n"
+                   "# (`clawbox image build-default` makes this one); what a container may\n"
+                   "# reach is [container_policy].network_allowlist, not the template's.\n"
+                   "[images.templates.code-runner]\nimage = \"clawbox/agent-base:latest\"\n"
+                   "description = \"python3, curl and a shell; no network\"\n\n"
+                   "[images.templates.researcher]\nimage = \"clawbox/agent-base:latest\"\n"
+                   "description = \"Research agent with web access\"\n"
+                   "network_allowlist = [\"api.search.brave.com\", \"api.github.com\"]\n"
+                   "credentials = [\"brave_search\", \"github_token\"]\n");
 }
 
 static int write_files(const char *base, struct cb_init_result *out, struct cb_error *err)

@@ -52,7 +52,7 @@ static int run_mmdebstrap(const char *suite, const char *stage, const char *tarb
     char *argv[] = {"mmdebstrap",
                     "--mode=root",
                     "--variant=essential",
-                    "--include=python3-minimal,ca-certificates,curl",
+                    "--include=python3,ca-certificates,curl",
                     "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
                     "--dpkgopt=path-exclude=/usr/share/man/*",
                     "--dpkgopt=path-exclude=/usr/share/locale/*",
