@@ -29,6 +29,7 @@ enum cb__ct_status {
 #define CB__CT_ID_MAX 48 /* "clawbox-" + a UUID + NUL */
 
 struct cb__ct {
+    struct cb_ct_manager *m;
     char id[CB__CT_ID_MAX];
     enum cb__ct_status status;
     enum cb_ct_policy policy;
@@ -76,7 +77,7 @@ struct cb_ct_manager {
     pthread_t watcher;
     bool watching;
     bool stopping;
-    struct cb_metric *m_active, *m_total, *m_spawn_seconds;
+    struct cb_metric *m_active, *m_total, *m_spawn_seconds, *m_proxied;
 };
 
 /* info.c: ContainerInfo as the API shows it, and the row stored. */

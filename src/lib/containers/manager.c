@@ -48,6 +48,16 @@ static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
     m->m_spawn_seconds = cb_metrics_histogram(reg, "clawbox_container_spawn_duration_seconds",
                                               "Time from a spawn request to the container running.",
                                               NULL, secs, CB_ARRAY_LEN(secs), 1);
+    m->m_proxied = cb_metrics_counter(reg, "clawbox_container_proxy_requests_total",
+                                      "Requests through a container's proxy socket.",
+                                      "container", 1024);
+}
+
+/* A request through a container's socket: counted by container. */
+static void proxied(void *ud)
+{
+    struct cb__ct *c = ud;
+    cb_metric_inc(c->m->m_proxied, (const char *[]){c->id}, 1);
 }
 
 static void detect_runtime(struct cb_ct_manager *m)
@@ -338,6 +348,7 @@ static int reserve(struct spawn *s, struct cb_error *err)
     struct cb_ct_manager *m = s->m;
     const struct cb_config *cfg = m->cfg;
     struct cb__ct *c = cb_xcalloc(1, sizeof(*c));
+    c->m = m;
     char uuid[37];
     cb_uuid_v4(uuid);
     snprintf(c->id, sizeof(c->id), "clawbox-%s", uuid);
@@ -426,6 +437,8 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         .manifest = man,
         .granted = s->granted,
         .proxy = m->proxy,
+        .on_request = proxied,
+        .ud = s->c,
     };
     r = cb_ct_proxy_start(&po, &s->c->px, err);
     cb_manifest_unref(man);

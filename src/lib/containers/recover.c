@@ -67,12 +67,13 @@ static const char *get_str(const json_t *doc, const char *key)
 }
 
 /* Rebuilds a container from its stored row; NULL for a row it cannot read. */
-static struct cb__ct *from_row(const char *id, const json_t *doc)
+static struct cb__ct *from_row(struct cb_ct_manager *m, const char *id, const json_t *doc)
 {
     enum cb__ct_status st;
     if (strlen(id) >= CB__CT_ID_MAX || cb__ct_status_parse(get_str(doc, "status"), &st) < 0)
         return NULL;
     struct cb__ct *c = cb_xcalloc(1, sizeof(*c));
+    c->m = m;
     memcpy(c->id, id, strlen(id) + 1);
     c->status = st;
     c->slot = -1;
@@ -104,7 +105,7 @@ static int load_row(const char *id, const char *json, void *ud)
     struct rows *rows = ud;
     struct cb_ct_manager *m = rows->m;
     json_t *doc = json_loads(json, 0, NULL);
-    struct cb__ct *c = doc ? from_row(id, doc) : NULL;
+    struct cb__ct *c = doc ? from_row(m, id, doc) : NULL;
     json_decref(doc);
     if (c == NULL) {
         cb_log(CB_LOG_WARN, "container record %s is unreadable: dropped", id);
