@@ -64,7 +64,10 @@ struct req {
     struct creds *creds;
     const char *tool;
     const char *request_id;
-    bool in_flight; /* holds one of the tool's slots in p->inflight */
+    bool container;  /* a container's request: named so, and keyed by `who` */
+    bool raw_body;   /* the envelope's body keeps the response's bytes */
+    const char *key; /* rate limit and in-flight key */
+    bool in_flight;  /* holds one of the tool's slots in p->inflight */
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
     const char *raw_url; /* as the tool wrote it */
@@ -530,6 +533,9 @@ static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_ma
     char denied[CB_ERROR_MSG_MAX], hq[CB__PROXY_QUOTE_BUF];
     memcpy(denied, err->msg, sizeof(denied));
     cb__proxy_quote(q->url.host.name, q->url.host.len, hq);
+    if (q->container)
+        return cb_error_set(err, rc, "%s; to allow it, add %s to the allowlist of %s", denied, hq,
+                            manifest->origin);
     return cb_error_set(err, rc,
                         "%s; to allow it, add %s to network.allowlist in %s, or run: clawbox "
                         "tools allow %s %s",
@@ -543,16 +549,16 @@ static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_
                              struct cb_error *err)
 {
     uint64_t held = 0;
-    if (cb__proxy_inflight_take(p->inflight, q->tool, strlen(q->tool), manifest->max_concurrent,
+    if (cb__proxy_inflight_take(p->inflight, q->key, strlen(q->key), manifest->max_concurrent,
                                 &held)) {
         q->in_flight = true;
         return 0;
     }
     return cb_error_set(err, -EBUSY,
-                        "blocked: tool %s has %" PRIu64 " requests in flight through the proxy, "
+                        "blocked: %s has %" PRIu64 " requests in flight through the proxy, "
                         "its limit (network.max_concurrent = %" PRIu64
                         "); retry when one has finished",
-                        q->tool, held, manifest->max_concurrent);
+                        q->who, held, manifest->max_concurrent);
 }
 
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
@@ -674,8 +680,8 @@ static bool transport_allows(const struct req *q, const struct cb_cred_info *inf
         why = "it is bound to another port";
     if (why == NULL)
         return true;
-    cb_log(CB_LOG_WARN, "credential '%s' not injected into %s://%s:%u for tool %s: %s", info->name,
-           cb__proxy_scheme_name(q->url.scheme), q->url.host.name, (unsigned)q->url.port, q->tool,
+    cb_log(CB_LOG_WARN, "credential '%s' not injected into %s://%s:%u for %s: %s", info->name,
+           cb__proxy_scheme_name(q->url.scheme), q->url.host.name, (unsigned)q->url.port, q->who,
            why);
     return false;
 }
@@ -712,7 +718,21 @@ static void inject_stage(struct req *q, const json_t *granted)
     }
 }
 
-static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
+/* The body as the envelope carries it: text (invalid UTF-8 replaced) for
+ * a JSON reader, or the bytes themselves for a raw_body caller. */
+static json_t *body_value(const char *s, size_t len, bool raw)
+{
+    if (raw)
+        return json_stringn_nocheck(s, len);
+    size_t ln = 0;
+    char *text = cb_utf8_lossy(s, len, &ln);
+    json_t *v = json_stringn(text, ln);
+    free(text);
+    return v;
+}
+
+static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res,
+                           bool raw)
 {
     json_t *headers = json_object();
     const char *k;
@@ -725,13 +745,12 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
             headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
         free(r);
     }
-    size_t n = 0, ln = 0;
+    size_t n = 0;
     char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
-    char *text = cb_utf8_lossy(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), &ln);
-    json_t *ok = json_pack("{s:i,s:o,s:s%}", "status", (json_int_t)res->status, "headers", headers,
-                           "body", text, ln);
+    json_t *body = body_value(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), raw);
+    json_t *ok = json_pack("{s:i,s:o,s:o}", "status", (json_int_t)res->status, "headers", headers,
+                           "body", body);
     free(r);
-    free(text);
     return json_pack("{s:o}", "ok", ok);
 }
 
@@ -798,39 +817,57 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         return error_envelope(err.msg);
     }
     redact_header_names(q->creds->scanner, res.headers);
-    json_t *env = ok_envelope(q->creds->scanner, &res);
+    json_t *env = ok_envelope(q->creds->scanner, &res, q->raw_body);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb__forward_response_free(&res);
+    return env;
+}
+
+/* Runs q (its caller fields set) through the stages. */
+static json_t *run(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
+                   const json_t *granted, const json_t *params)
+{
+    struct cb_error err = {0};
+    json_t *env = NULL;
+    q->start_ns = cb_now_mono_ns();
+    q->creds = creds_get(p);
+    q->inject_from = SIZE_MAX;
+    snprintf(q->who, sizeof(q->who), "%s %s", q->container ? "container" : "tool", q->tool);
+    /* A tool's key stays its name; a container's cannot meet a tool's. */
+    q->key = q->container ? q->who : q->tool;
+    if (read_params(q, params, &err) < 0) {
+        env = q->url_ok ? deny(p, q, "blocked", err.msg) : error_envelope(err.msg);
+    } else if (cb__proxy_ratelimit_take(p->rl, q->key, strlen(q->key), q->who, NULL, &err) < 0 ||
+               allowlist_stage(p, q, manifest, &err) < 0 ||
+               concurrency_stage(p, q, manifest, &err) < 0) {
+        env = deny(p, q, "blocked", err.msg);
+    } else if (leak_stage(q, &err) < 0) {
+        env = deny(p, q, "leak_blocked", err.msg);
+    } else if (resolve_stage(p, q, &err) < 0) {
+        env = deny(p, q, "blocked", err.msg);
+    } else {
+        inject_stage(q, granted);
+        env = forward_stage(p, q);
+    }
+    if (q->in_flight)
+        cb__proxy_inflight_put(p->inflight, q->key, strlen(q->key));
+    req_free(q);
+    creds_put(q->creds);
     return env;
 }
 
 json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id)
 {
-    const char *tool = manifest->name;
-    struct req q = {.tool = tool, .request_id = request_id, .start_ns = cb_now_mono_ns()};
-    q.creds = creds_get(p);
-    struct cb_error err = {0};
-    json_t *env = NULL;
-    snprintf(q.who, sizeof(q.who), "tool %s", tool);
-    q.inject_from = SIZE_MAX;
-    if (read_params(&q, params, &err) < 0) {
-        env = q.url_ok ? deny(p, &q, "blocked", err.msg) : error_envelope(err.msg);
-    } else if (cb__proxy_ratelimit_take(p->rl, tool, strlen(tool), q.who, NULL, &err) < 0 ||
-               allowlist_stage(p, &q, manifest, &err) < 0 ||
-               concurrency_stage(p, &q, manifest, &err) < 0) {
-        env = deny(p, &q, "blocked", err.msg);
-    } else if (leak_stage(&q, &err) < 0) {
-        env = deny(p, &q, "leak_blocked", err.msg);
-    } else if (resolve_stage(p, &q, &err) < 0) {
-        env = deny(p, &q, "blocked", err.msg);
-    } else {
-        inject_stage(&q, granted);
-        env = forward_stage(p, &q);
-    }
-    if (q.in_flight)
-        cb__proxy_inflight_put(p->inflight, tool, strlen(tool));
-    req_free(&q);
-    creds_put(q.creds);
-    return env;
+    struct req q = {.tool = manifest->name, .request_id = request_id};
+    return run(p, &q, manifest, granted, params);
+}
+
+json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest *manifest,
+                                   const json_t *granted, const json_t *params,
+                                   const char *request_id, bool raw_body)
+{
+    struct req q = {
+        .tool = manifest->name, .request_id = request_id, .container = true, .raw_body = raw_body};
+    return run(p, &q, manifest, granted, params);
 }

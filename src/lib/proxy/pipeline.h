@@ -10,6 +10,7 @@
 #define CB_PROXY_PIPELINE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "config/config.h"
 #include "core/error.h"
@@ -57,5 +58,19 @@ const char *cb_proxy_credential_problem(struct cb_proxy *p, const char *name);
  * "headers", "body"}} or {"error": "..."}; the caller owns it. Thread-safe. */
 json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id);
+
+/* The same request for a container's proxy socket: `manifest` carries the
+ * container's allowlist, its name is the container id (the audit's tool
+ * field) and its origin says where that allowlist is set, for denials,
+ * which name "container <id>". Rate limit and in-flight slots are keyed
+ * by the container, apart from any tool's. With raw_body the envelope's
+ * "body" holds the response's bytes as they came (redacted), not made
+ * valid UTF-8 (a json_stringn_nocheck string: read it with
+ * json_string_length, never serialise it), for a caller that relays them
+ * as HTTP; params' "body" may hold any bytes in either case.
+ * Thread-safe. */
+json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest *manifest,
+                                   const json_t *granted, const json_t *params,
+                                   const char *request_id, bool raw_body);
 
 #endif
