@@ -45,6 +45,9 @@ struct cb_http_response {
 /* A route handler. It must fill `res` before it returns. */
 typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_response *res);
 
+/* The reason phrase of a status ("Not Found"), or "Unknown". */
+const char *cb_http_reason(unsigned status);
+
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
 /* The value of the first header field called `name` (any case), or NULL. */
 const char *cb__http_header(const struct cb_http_request *req, const char *name);

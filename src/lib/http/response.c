@@ -78,7 +78,7 @@ void cb_http_respond_error(struct cb_http_response *res, unsigned status, const 
     cb_http_respond_error_details(res, status, code, NULL, msg);
 }
 
-static const char *reason(unsigned status)
+const char *cb_http_reason(unsigned status)
 {
     static const struct {
         unsigned status;
@@ -88,6 +88,12 @@ static const char *reason(unsigned status)
         {201, "Created"},
         {202, "Accepted"},
         {204, "No Content"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
         {400, "Bad Request"},
         {401, "Unauthorized"},
         {403, "Forbidden"},
@@ -142,7 +148,7 @@ void cb__response_head(struct cb__req *r, const char *date, bool close, bool kee
     size_t cap = sizeof(r->out);
     size_t n = 0;
     put(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
-        reason(res->status), date, r->request_id);
+        cb_http_reason(res->status), date, r->request_id);
     if (cb__response_has_body(res->status))
         put(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
     if (res->content_type)

@@ -534,8 +534,7 @@ static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_ma
     memcpy(denied, err->msg, sizeof(denied));
     cb__proxy_quote(q->url.host.name, q->url.host.len, hq);
     if (q->container)
-        return cb_error_set(err, rc, "%s; to allow it, add %s to the allowlist of %s", denied, hq,
-                            manifest->origin);
+        return cb_error_set(err, rc, "%s; to allow it, add %s to %s", denied, hq, manifest->origin);
     return cb_error_set(err, rc,
                         "%s; to allow it, add %s to network.allowlist in %s, or run: clawbox "
                         "tools allow %s %s",

@@ -61,8 +61,9 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
 
 /* The same request for a container's proxy socket: `manifest` carries the
  * container's allowlist, its name is the container id (the audit's tool
- * field) and its origin says where that allowlist is set, for denials,
- * which name "container <id>". Rate limit and in-flight slots are keyed
+ * field) and its origin names that list for denials ("blocked: host H is
+ * not in the allowlist for container ID; to allow it, add H to
+ * <origin>"). Rate limit and in-flight slots are keyed
  * by the container, apart from any tool's. With raw_body the envelope's
  * "body" holds the response's bytes as they came (redacted), not made
  * valid UTF-8 (a json_stringn_nocheck string: read it with

@@ -1,0 +1,484 @@
+/* A container's proxy socket: its directory and socket, the accept
+ * service that all sockets share, and the end of it all (stop, drain).
+ * Serving a connection is in proxysock_conn.c. */
+#include "containers/proxysock.h"
+#include "containers/proxysock_internal.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "sandbox/manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SOCK_NAME "proxy.sock"
+/* Open connections: per socket, and for all sockets together (each is a
+ * thread while it is open). Past either, a connection gets a 503. */
+#define MAX_CONNS_PER_SOCKET 32
+#define MAX_CONNS            512
+#define LISTEN_BACKLOG       64
+#define EPOLL_BATCH          16
+
+/* The accept service: one thread and one epoll set for every socket,
+ * started with the first socket and kept for the life of the process. */
+static struct {
+    pthread_once_t once;
+    int init_error; /* negative errno when the service could not start */
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* conns dropped to 0 (CLOCK_MONOTONIC) */
+    int epfd;
+    int evfd;       /* wakes the thread to forget retired sockets */
+    unsigned conns; /* open connections of every socket */
+    /* Stopped sockets whose listener was taken out of the epoll set; the
+     * thread drops their reference after the batch of events it holds,
+     * which may still name them. */
+    struct cb_ct_proxy *retired;
+} svc = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1};
+
+static void proxy_unref(struct cb_ct_proxy *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    cb_manifest_unref(p->manifest);
+    json_decref(p->granted);
+    explicit_bzero(p->token, sizeof(p->token));
+    pthread_cond_destroy(&p->calls_done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->id);
+    free(p->dir);
+    free(p->sock_path);
+    free(p);
+}
+
+/* ------------------------------ requests ------------------------------ */
+
+bool cb__ct_proxy_token_ok(struct cb_ct_proxy *p, const char *value, size_t len)
+{
+    if (value == NULL || len < 7 || strncasecmp(value, "Bearer ", 7) != 0)
+        return false;
+    bool ok = cb_const_time_eq(value + 7, len - 7, p->token, CB_CT_PROXY_TOKEN_LEN);
+    return ok && !atomic_load(&p->revoked);
+}
+
+bool cb__ct_proxy_note_request(struct cb_ct_proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool live = !p->stopped;
+    if (live)
+        p->calls++;
+    pthread_mutex_unlock(&p->mu);
+    if (!live)
+        return false;
+    if (p->on_request != NULL)
+        p->on_request(p->ud);
+    pthread_mutex_lock(&p->mu);
+    if (--p->calls == 0)
+        pthread_cond_broadcast(&p->calls_done);
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
+bool cb__ct_proxy_stopped(struct cb_ct_proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool s = p->stopped;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+void cb_ct_proxy_revoke(struct cb_ct_proxy *p)
+{
+    atomic_store(&p->revoked, true);
+}
+
+/* ---------------------------- connections ---------------------------- */
+
+/* Ends a connection: out of its socket's list, closed, and counted out
+ * of the service (after the socket's reference is dropped, so that a
+ * drain that saw no connections left also saw every socket freed). */
+static void conn_end(struct cb__ct_conn *c)
+{
+    struct cb_ct_proxy *p = c->p;
+    pthread_mutex_lock(&p->mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    p->nconns--;
+    pthread_mutex_unlock(&p->mu);
+    close(c->fd);
+    free(c);
+    proxy_unref(p);
+    pthread_mutex_lock(&svc.mu);
+    if (--svc.conns == 0)
+        pthread_cond_broadcast(&svc.idle);
+    pthread_mutex_unlock(&svc.mu);
+}
+
+static void *conn_main(void *arg)
+{
+    struct cb__ct_conn *c = arg;
+    cb__ct_conn_serve(c);
+    conn_end(c);
+    return NULL;
+}
+
+/* Whether the peer is root or one of the container's uids. */
+static bool peer_allowed(const struct cb_ct_proxy *p, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    if (cred.uid == 0 || (cred.uid >= p->peer_uid_min && cred.uid <= p->peer_uid_max))
+        return true;
+    cb_log(CB_LOG_WARN,
+           "proxy socket of container %s: refused a connection from uid %u (pid %d), which is "
+           "neither root nor one of the container's uids %u-%u",
+           p->id, (unsigned)cred.uid, (int)cred.pid, (unsigned)p->peer_uid_min,
+           (unsigned)p->peer_uid_max);
+    return false;
+}
+
+static void refuse_busy(int fd)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\nContent-Length: 71\r\n"
+        "Connection: close\r\n\r\n"
+        "{\"error\":\"too many connections to the proxy socket; retry shortly\"}";
+    (void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Starts a thread for a new connection. Called with svc.mu and p->mu
+ * held. */
+static void conn_start(struct cb_ct_proxy *p, int fd)
+{
+    if (p->nconns >= MAX_CONNS_PER_SOCKET || svc.conns >= MAX_CONNS) {
+        refuse_busy(fd);
+        close(fd);
+        return;
+    }
+    struct cb__ct_conn *c = cb_xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->p = p;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    atomic_fetch_add(&p->refs, 1);
+    c->next = p->conns;
+    if (p->conns)
+        p->conns->prev = c;
+    p->conns = c;
+    p->nconns++;
+    svc.conns++;
+    int r = pthread_create(&t, &attr, conn_main, c);
+    pthread_attr_destroy(&attr);
+    if (r == 0)
+        return;
+    cb_log(CB_LOG_ERROR, "proxy socket of container %s: cannot start a thread: %s", p->id,
+           strerror(r));
+    p->conns = c->next;
+    if (c->next)
+        c->next->prev = NULL;
+    p->nconns--;
+    svc.conns--;
+    atomic_fetch_sub(&p->refs, 1); /* the owner's reference remains */
+    refuse_busy(fd);
+    close(fd);
+    free(c);
+}
+
+/* Accepts what is waiting on p's listener (edge-triggered: all of it).
+ * Called with svc.mu held. */
+static void accept_all(struct cb_ct_proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopped) {
+        int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                cb_log(CB_LOG_ERROR, "proxy socket of container %s: accept: %s", p->id,
+                       strerror(errno));
+            break;
+        }
+        if (!peer_allowed(p, fd)) {
+            close(fd);
+            continue;
+        }
+        conn_start(p, fd);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* -------------------------- accept service --------------------------- */
+
+static void *service_main(void *arg)
+{
+    (void)arg;
+    struct epoll_event ev[EPOLL_BATCH];
+    for (;;) {
+        int n = epoll_wait(svc.epfd, ev, EPOLL_BATCH, -1);
+        if (n < 0 && errno != EINTR) {
+            cb_log(CB_LOG_ERROR, "proxy sockets: epoll_wait: %s", strerror(errno));
+            sleep(1);
+        }
+        pthread_mutex_lock(&svc.mu);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.ptr == NULL) {
+                uint64_t v;
+                (void)!read(svc.evfd, &v, sizeof(v));
+            } else {
+                accept_all(ev[i].data.ptr);
+            }
+        }
+        struct cb_ct_proxy *retired = svc.retired;
+        svc.retired = NULL;
+        pthread_mutex_unlock(&svc.mu);
+        while (retired != NULL) {
+            struct cb_ct_proxy *next = retired->retired_next;
+            proxy_unref(retired);
+            retired = next;
+        }
+    }
+    return NULL;
+}
+
+static void service_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&svc.idle, &ca);
+    pthread_condattr_destroy(&ca);
+    svc.epfd = epoll_create1(EPOLL_CLOEXEC);
+    svc.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (svc.epfd < 0 || svc.evfd < 0 || epoll_ctl(svc.epfd, EPOLL_CTL_ADD, svc.evfd, &ev) < 0) {
+        svc.init_error = -errno;
+        return;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int r = pthread_create(&t, &attr, service_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        svc.init_error = -r;
+}
+
+static int service_add(struct cb_ct_proxy *p, struct cb_error *err)
+{
+    pthread_once(&svc.once, service_init);
+    if (svc.init_error < 0)
+        return cb_error_set(err, svc.init_error, "cannot start the proxy socket service: %s",
+                            strerror(-svc.init_error));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = p};
+    atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_lock(&svc.mu);
+    int r = epoll_ctl(svc.epfd, EPOLL_CTL_ADD, p->listen_fd, &ev) < 0 ? -errno : 0;
+    pthread_mutex_unlock(&svc.mu);
+    if (r == 0)
+        return 0;
+    atomic_fetch_sub(&p->refs, 1);
+    return cb_error_set(err, r, "epoll_ctl: %s", strerror(-r));
+}
+
+/* Takes p's listener out of the epoll set and closes it; the service
+ * drops its reference once it holds no event naming p. */
+static void service_remove(struct cb_ct_proxy *p)
+{
+    pthread_mutex_lock(&svc.mu);
+    epoll_ctl(svc.epfd, EPOLL_CTL_DEL, p->listen_fd, NULL);
+    close(p->listen_fd);
+    p->listen_fd = -1;
+    p->retired_next = svc.retired;
+    svc.retired = p;
+    pthread_mutex_unlock(&svc.mu);
+    uint64_t one = 1;
+    (void)!write(svc.evfd, &one, sizeof(one));
+}
+
+/* ---------------------------- the socket ----------------------------- */
+
+static int check_options(const struct cb_ct_proxy_options *o, struct cb_error *err)
+{
+    if (o->container_id == NULL || o->container_id[0] == '\0')
+        return cb_error_set(err, -EINVAL, "no container id");
+    if (o->dir == NULL || o->dir[0] != '/')
+        return cb_error_set(err, -EINVAL, "the socket directory must be an absolute path");
+    if (strlen(o->dir) + sizeof("/" SOCK_NAME) > sizeof(((struct sockaddr_un *)0)->sun_path))
+        return cb_error_set(err, -ENAMETOOLONG, "socket path %s/%s is longer than %zu bytes",
+                            o->dir, SOCK_NAME, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    if (o->token == NULL || strlen(o->token) != CB_CT_PROXY_TOKEN_LEN)
+        return cb_error_set(err, -EINVAL, "the token must be %d hex digits", CB_CT_PROXY_TOKEN_LEN);
+    for (size_t i = 0; i < CB_CT_PROXY_TOKEN_LEN; i++)
+        if (cb_hex_digit((unsigned char)o->token[i]) < 0)
+            return cb_error_set(err, -EINVAL, "the token must be %d hex digits",
+                                CB_CT_PROXY_TOKEN_LEN);
+    if (o->manifest == NULL || o->proxy == NULL)
+        return cb_error_set(err, -EINVAL, "no manifest or no proxy");
+    if (o->granted != NULL && !json_is_array(o->granted))
+        return cb_error_set(err, -EINVAL, "granted credentials must be an array of names");
+    if (o->peer_uid_min > o->peer_uid_max)
+        return cb_error_set(err, -EINVAL, "peer uid range %u-%u is empty",
+                            (unsigned)o->peer_uid_min, (unsigned)o->peer_uid_max);
+    return 0;
+}
+
+/* Opens the directory, making it if needed, closed to everyone but its
+ * owner while the socket is set up (0700). An existing directory is
+ * reused (not a symlink), and a stale socket in it removed. */
+static int open_dir(const char *dir, int *out, struct cb_error *err)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return cb_error_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "cannot open %s: %s", dir, strerror(errno));
+    struct stat st;
+    int r = fchmod(fd, 0700) < 0 ? -errno : 0;
+    if (r == 0 && fstatat(fd, SOCK_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            r = -EEXIST;
+        else if (unlinkat(fd, SOCK_NAME, 0) < 0)
+            r = -errno;
+    }
+    if (r < 0) {
+        close(fd);
+        return cb_error_set(err, r, "cannot prepare %s: %s", dir,
+                            r == -EEXIST ? SOCK_NAME " exists and is not a socket" : strerror(-r));
+    }
+    *out = fd;
+    return 0;
+}
+
+/* Binds and listens on dir/proxy.sock with its owner and mode set before
+ * listen, then opens the directory to the group. Only the directory's
+ * owner could reach the socket in between (0700). */
+static int make_socket(struct cb_ct_proxy *p, int dirfd, gid_t gid, struct cb_error *err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    memcpy(addr.sun_path, p->sock_path, strlen(p->sock_path) + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return cb_error_set(err, -errno, "socket: %s", strerror(errno));
+    p->listen_fd = s;
+    const char *step = "bind";
+    if (bind(s, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+        goto fail;
+    step = "chown";
+    if (fchownat(dirfd, SOCK_NAME, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) < 0)
+        goto fail;
+    step = "chmod";
+    if (fchmodat(dirfd, SOCK_NAME, 0660, 0) < 0)
+        goto fail;
+    step = "listen";
+    if (listen(s, LISTEN_BACKLOG) < 0)
+        goto fail;
+    step = "chown of the directory";
+    if (fchown(dirfd, (uid_t)-1, gid) < 0)
+        goto fail;
+    step = "chmod of the directory";
+    if (fchmod(dirfd, 0710) < 0)
+        goto fail;
+    return 0;
+fail:
+    return cb_error_set(err, -errno, "%s of %s: %s", step, p->sock_path, strerror(errno));
+}
+
+static struct cb_ct_proxy *proxy_new(const struct cb_ct_proxy_options *o)
+{
+    struct cb_ct_proxy *p = cb_xcalloc(1, sizeof(*p));
+    atomic_init(&p->refs, 1);
+    p->id = cb_xstrdup(o->container_id);
+    p->dir = cb_xstrdup(o->dir);
+    p->sock_path = cb_xasprintf("%s/%s", o->dir, SOCK_NAME);
+    memcpy(p->token, o->token, CB_CT_PROXY_TOKEN_LEN);
+    p->manifest = cb_manifest_ref(o->manifest);
+    p->granted = o->granted ? json_deep_copy(o->granted) : json_array();
+    p->proxy = o->proxy;
+    p->on_request = o->on_request;
+    p->ud = o->ud;
+    p->peer_uid_min = o->peer_uid_min;
+    p->peer_uid_max = o->peer_uid_max;
+    p->listen_fd = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->calls_done, NULL);
+    return p;
+}
+
+int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,
+                      struct cb_error *err)
+{
+    int r = check_options(o, err);
+    if (r < 0)
+        goto fail;
+    int dirfd = -1;
+    r = open_dir(o->dir, &dirfd, err);
+    if (r < 0)
+        goto fail;
+    struct cb_ct_proxy *p = proxy_new(o);
+    r = make_socket(p, dirfd, o->gid, err);
+    if (r == 0)
+        r = service_add(p, err);
+    if (r == 0) {
+        close(dirfd);
+        *out = p;
+        return 0;
+    }
+    unlinkat(dirfd, SOCK_NAME, 0);
+    close(dirfd);
+    rmdir(o->dir);
+    proxy_unref(p);
+fail:
+    cb_error_prefix(err, "proxy socket of container %s",
+                    o->container_id ? o->container_id : "(none)");
+    return r;
+}
+
+void cb_ct_proxy_stop(struct cb_ct_proxy *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopped = true;
+    for (struct cb__ct_conn *c = p->conns; c != NULL; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    while (p->calls > 0)
+        pthread_cond_wait(&p->calls_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    service_remove(p);
+    if (unlink(p->sock_path) < 0 && errno != ENOENT)
+        cb_log(CB_LOG_WARN, "removing %s: %s", p->sock_path, strerror(errno));
+    if (rmdir(p->dir) < 0 && errno != ENOENT)
+        cb_log(CB_LOG_WARN, "removing %s: %s", p->dir, strerror(errno));
+    proxy_unref(p);
+}
+
+unsigned cb_ct_proxy_drain(uint64_t grace_ms)
+{
+    struct timespec until = cb_mono_deadline(grace_ms);
+    pthread_mutex_lock(&svc.mu);
+    while (svc.conns > 0 && pthread_cond_timedwait(&svc.idle, &svc.mu, &until) != ETIMEDOUT) {
+    }
+    unsigned left = svc.conns;
+    pthread_mutex_unlock(&svc.mu);
+    return left;
+}

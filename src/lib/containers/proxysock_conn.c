@@ -1,0 +1,529 @@
+/* One connection of a container's proxy socket: HTTP/1.1 requests read
+ * with the API server's parser (http/parse.h, http/chunked.h), each
+ * authenticated with the socket's token and run through the proxy
+ * pipeline, in the envelope form (POST /proxy) or the forward form
+ * (METHOD /<absolute URL>). See proxysock.h. */
+#include "containers/proxysock_internal.h"
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/util.h"
+#include "http/chunked.h"
+#include "http/http.h"
+#include "http/parse.h"
+#include "proxy/pipeline.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* A request head must arrive within this, from the connection or the
+ * last answer (so it is also how long an idle connection is kept). */
+#define HEAD_TIMEOUT_MS 10000
+/* A request body must arrive within this, from the end of its head. */
+#define BODY_TIMEOUT_MS 60000
+/* An answer must be taken within this. */
+#define SEND_TIMEOUT_MS 60000
+/* Bytes of an answer's head in the forward form (the upstream's headers
+ * are bounded by the proxy: CB_FORWARD_MAX_HEADERS of at most
+ * CB_FORWARD_MAX_HEADER_BYTES). */
+#define MAX_ANSWER_HEAD (1024u * 1024)
+/* Bytes of a JSON answer's head: a few fields of our own. */
+#define MAX_JSON_HEAD 512
+
+/* What one connection holds; its buffers serve one request after the
+ * other. */
+struct ex {
+    struct cb__ct_conn *c;
+    struct cb_ct_proxy *p;
+    char in[CB_HTTP_MAX_HEAD]; /* bytes read and not yet used */
+    size_t in_len;
+    char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
+    struct cb_http_head head;
+    struct cb_buf body;
+    bool too_large; /* the chunked body passed CB_CT_PROXY_MAX_BODY */
+    bool close;     /* end the connection after this answer */
+    char request_id[37];
+};
+
+static uint64_t deadline_in(unsigned ms)
+{
+    return cb_now_mono_ns() + (uint64_t)ms * 1000000u;
+}
+
+/* Waits for `events` on fd until the deadline: true when ready. */
+static bool wait_fd(int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = cb_now_mono_ns();
+        if (now >= deadline)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, (int)((deadline - now + 999999) / 1000000));
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* Reads what is there, up to n bytes. Returns the bytes read, or 0 when
+ * the connection ended, failed or timed out. */
+static size_t recv_some(int fd, char *b, size_t n, uint64_t deadline)
+{
+    for (;;) {
+        ssize_t r = recv(fd, b, n, 0);
+        if (r > 0)
+            return (size_t)r;
+        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+            return 0;
+        if (!wait_fd(fd, POLLIN, deadline))
+            return 0;
+    }
+}
+
+static bool send_all(int fd, struct iovec *iov, int cnt)
+{
+    uint64_t deadline = deadline_in(SEND_TIMEOUT_MS);
+    while (cnt > 0) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (w >= 0) {
+            cnt = cb_iov_advance(&iov, cnt, (size_t)w);
+            continue;
+        }
+        if ((errno != EAGAIN && errno != EINTR) || !wait_fd(fd, POLLOUT, deadline))
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------ answers ------------------------------ */
+
+static void send_answer(struct ex *x, struct cb_buf *head, const char *body, size_t len)
+{
+    struct iovec iov[2] = {{head->data, head->len}, {(void *)body, len}};
+    if (!send_all(x->c->fd, iov, len > 0 ? 2 : 1))
+        x->close = true;
+}
+
+/* Sends a JSON answer (body stolen). */
+static void send_json(struct ex *x, unsigned status, json_t *body, const char *allow)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t len = strlen(text);
+    struct cb_buf h;
+    cb_buf_init(&h, MAX_JSON_HEAD);
+    cb_buf_printf(&h,
+                  "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                  "%s%s%s%s\r\n",
+                  status, cb_http_reason(status), len, allow ? "Allow: " : "", allow ? allow : "",
+                  allow ? "\r\n" : "", x->close ? "Connection: close\r\n" : "");
+    send_answer(x, &h, text, len);
+    cb_buf_free(&h);
+    free(text);
+}
+
+static void send_error(struct ex *x, unsigned status, const char *msg)
+{
+    send_json(x, status, json_pack("{s:s}", "error", msg), NULL);
+}
+
+/* Whether an upstream header must not be relayed: it frames the message
+ * or manages the connection, which are this server's to say. */
+static bool hop_by_hop(const char *name)
+{
+    static const char *const drop[] = {
+        "connection", "content-length", "keep-alive",        "proxy-connection",
+        "te",         "trailer",        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < CB_ARRAY_LEN(drop); i++)
+        if (strcasecmp(name, drop[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Whether name: value can be written as a field line as it is. */
+static bool writable_field(const char *name, const char *v, size_t vlen)
+{
+    if (*name == '\0')
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!cb__http_is_tchar((unsigned char)*c))
+            return false;
+    for (size_t i = 0; i < vlen; i++)
+        if (!cb__http_is_field_byte((unsigned char)v[i]))
+            return false;
+    return true;
+}
+
+/* Sends the upstream's answer (the pipeline's "ok" object with the raw
+ * body) as this request's answer. */
+static void relay(struct ex *x, const json_t *ok, bool head_request)
+{
+    json_int_t status = json_integer_value(json_object_get(ok, "status"));
+    const json_t *body = json_object_get(ok, "body");
+    if (status < 200 || status > 599) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the upstream answered with status %lld", (long long)status);
+        send_error(x, 502, msg);
+        return;
+    }
+    bool has_body = status != 204 && status != 304;
+    struct cb_buf h;
+    cb_buf_init(&h, MAX_ANSWER_HEAD);
+    cb_buf_printf(&h, "HTTP/1.1 %u %s\r\n", (unsigned)status, cb_http_reason((unsigned)status));
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(ok, "headers"), k, v)
+    {
+        bool length = strcasecmp(k, "content-length") == 0;
+        if ((hop_by_hop(k) && !(length && head_request && has_body)) ||
+            !writable_field(k, json_string_value(v), json_string_length(v)))
+            continue;
+        cb_buf_printf(&h, "%s: %s\r\n", k, json_string_value(v));
+    }
+    size_t len = has_body && !head_request ? json_string_length(body) : 0;
+    if (has_body && !head_request)
+        cb_buf_printf(&h, "Content-Length: %zu\r\n", len);
+    cb_buf_printf(&h, "%s\r\n", x->close ? "Connection: close\r\n" : "");
+    send_answer(x, &h, json_string_value(body), len);
+    cb_buf_free(&h);
+}
+
+/* ------------------------------ requests ----------------------------- */
+
+static void new_request_id(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+    cb_random_bytes(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80;
+    cb_hex_encode(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* Reads until `in` holds a complete head and moves it to `raw`. Returns
+ * its length, or 0 when the connection ended, timed out or sent a head
+ * too large (answered 431). */
+static size_t read_head(struct ex *x)
+{
+    struct cb_http_scan st = {0};
+    uint64_t deadline = deadline_in(HEAD_TIMEOUT_MS);
+    size_t n;
+    while ((n = cb__http_find_head_end(x->in, x->in_len, &st)) == 0) {
+        if (x->in_len == sizeof(x->in)) {
+            x->close = true;
+            send_error(x, 431, "request head larger than 16384 bytes");
+            return 0;
+        }
+        size_t r = recv_some(x->c->fd, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
+        if (r == 0)
+            return 0;
+        x->in_len += r;
+    }
+    memcpy(x->raw, x->in, n);
+    memmove(x->in, x->in + n, x->in_len - n);
+    x->in_len -= n;
+    return n;
+}
+
+static void take_input(struct ex *x, size_t n)
+{
+    memmove(x->in, x->in + n, x->in_len - n);
+    x->in_len -= n;
+}
+
+static int read_length_body(struct ex *x, uint64_t deadline)
+{
+    uint64_t want = x->head.content_length;
+    if (want > CB_CT_PROXY_MAX_BODY)
+        return -EFBIG;
+    while (x->body.len < want) {
+        if (x->in_len == 0) {
+            size_t room = sizeof(x->in);
+            if (want - x->body.len < room)
+                room = (size_t)(want - x->body.len);
+            x->in_len = recv_some(x->c->fd, x->in, room, deadline);
+            if (x->in_len == 0)
+                return -EPIPE;
+        }
+        size_t take = x->in_len;
+        if (want - x->body.len < take)
+            take = (size_t)(want - x->body.len);
+        cb_buf_append(&x->body, x->in, take);
+        take_input(x, take);
+    }
+    return 0;
+}
+
+static void chunk_sink(void *ud, const char *data, size_t n)
+{
+    struct ex *x = ud;
+    if (!x->too_large && cb_buf_append(&x->body, data, n) < 0)
+        x->too_large = true;
+}
+
+static int read_chunked_body(struct ex *x, uint64_t deadline, struct cb_error *err)
+{
+    struct cb_http_chunked st = {0};
+    for (;;) {
+        if (x->in_len == 0) {
+            x->in_len = recv_some(x->c->fd, x->in, sizeof(x->in), deadline);
+            if (x->in_len == 0)
+                return -EPIPE;
+        }
+        size_t used = 0;
+        int r = cb__http_chunked_feed(&st, x->in, x->in_len, &used, chunk_sink, x, err);
+        if (r < 0)
+            return r;
+        take_input(x, r == 1 ? used : x->in_len);
+        if (x->too_large)
+            return -EFBIG;
+        if (r == 1)
+            return 0;
+    }
+}
+
+/* Reads the request's body into x->body. Returns 0, -EPIPE when the
+ * connection ended or timed out, or an error to answer. */
+static int read_body(struct ex *x, struct cb_error *err)
+{
+    uint64_t deadline = deadline_in(BODY_TIMEOUT_MS);
+    cb_buf_reset(&x->body);
+    x->too_large = false;
+    if (x->head.expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+        if (!send_all(x->c->fd, &iov, 1))
+            return -EPIPE;
+    }
+    if (x->head.framing == CB_HTTP_LENGTH)
+        return read_length_body(x, deadline);
+    if (x->head.framing == CB_HTTP_CHUNKED)
+        return read_chunked_body(x, deadline, err);
+    return 0;
+}
+
+/* The value of the first field called `name`, or NULL. */
+static const char *field(const struct ex *x, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < x->head.nfields; i++) {
+        const struct cb_http_field *f = &x->head.fields[i];
+        if (cb__http_name_is(x->raw + f->name.off, f->name.len, name)) {
+            *len = f->value.len;
+            return x->raw + f->value.off;
+        }
+    }
+    return NULL;
+}
+
+static bool span_is(const char *raw, struct cb_http_span s, const char *text)
+{
+    return s.len == strlen(text) && memcmp(raw + s.off, text, s.len) == 0;
+}
+
+/* Whether the path names an absolute http(s) URL: the forward form. */
+static bool is_forward(const struct ex *x)
+{
+    const char *path = x->raw + x->head.path.off;
+    size_t n = x->head.path.len;
+    return (n > 8 && strncasecmp(path, "/http://", 8) == 0) ||
+           (n > 9 && strncasecmp(path, "/https://", 9) == 0);
+}
+
+/* ---------------------------- the two forms --------------------------- */
+
+/* Checks the envelope as the reference's serde types would: url and
+ * method strings, headers a map of strings, body a string, the last two
+ * optional or null. NULL when it is good. */
+static const char *envelope_problem(const json_t *in)
+{
+    if (!json_is_object(in))
+        return "invalid type: expected an object {\"url\", \"method\", \"headers\", \"body\"}";
+    if (!json_is_string(json_object_get(in, "url")))
+        return json_object_get(in, "url") ? "invalid type: `url` must be a string"
+                                          : "missing field `url`";
+    if (!json_is_string(json_object_get(in, "method")))
+        return json_object_get(in, "method") ? "invalid type: `method` must be a string"
+                                             : "missing field `method`";
+    const json_t *h = json_object_get(in, "headers");
+    const char *k;
+    json_t *v;
+    if (h != NULL && !json_is_null(h) && !json_is_object(h))
+        return "invalid type: `headers` must be an object of strings";
+    json_object_foreach((json_t *)h, k, v)
+    {
+        if (!json_is_string(v))
+            return "invalid type: every value of `headers` must be a string";
+    }
+    const json_t *b = json_object_get(in, "body");
+    if (b != NULL && !json_is_null(b) && !json_is_string(b))
+        return "invalid type: `body` must be a string or null";
+    return NULL;
+}
+
+static void serve_envelope(struct ex *x)
+{
+    json_error_t je;
+    json_t *in = json_loadb(x->body.data ? x->body.data : "", x->body.len,
+                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (in == NULL) {
+        char msg[JSON_ERROR_TEXT_LENGTH + 64];
+        snprintf(msg, sizeof(msg), "%s at line %d column %d", je.text, je.line, je.column);
+        send_error(x, 400, msg);
+        return;
+    }
+    const char *bad = envelope_problem(in);
+    if (bad != NULL) {
+        json_decref(in);
+        send_error(x, 400, bad);
+        return;
+    }
+    struct cb_ct_proxy *p = x->p;
+    json_t *env =
+        cb_proxy_container_request(p->proxy, p->manifest, p->granted, in, x->request_id, false);
+    json_decref(in);
+    json_t *ok = json_object_get(env, "ok");
+    if (ok != NULL)
+        send_json(x, 200, json_incref(ok), NULL);
+    else
+        send_json(x, 403, json_incref(env), NULL);
+    json_decref(env);
+}
+
+/* Adds the request's header fields to `headers` with lower-case names,
+ * repeats joined, the token left out. Values are bytes (obs-text
+ * included), kept as they came. */
+static void forward_headers(const struct ex *x, json_t *headers)
+{
+    for (size_t i = 0; i < x->head.nfields; i++) {
+        const struct cb_http_field *f = &x->head.fields[i];
+        const char *name = x->raw + f->name.off, *val = x->raw + f->value.off;
+        if (cb__http_name_is(name, f->name.len, "proxy-authorization"))
+            continue;
+        char *k = cb_xstrndup(name, f->name.len);
+        for (char *c = k; *c; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        const json_t *old = json_object_get(headers, k);
+        if (old == NULL) {
+            json_object_set_new_nocheck(headers, k, json_stringn_nocheck(val, f->value.len));
+        } else {
+            const char *sep = strcmp(k, "cookie") == 0 ? "; " : ", ";
+            struct cb_buf b;
+            cb_buf_init(&b, SIZE_MAX);
+            cb_buf_append(&b, json_string_value(old), json_string_length(old));
+            cb_buf_puts(&b, sep);
+            cb_buf_append(&b, val, f->value.len);
+            json_object_set_new_nocheck(headers, k, json_stringn_nocheck(b.data, b.len));
+            cb_buf_free(&b);
+        }
+        free(k);
+    }
+}
+
+static void serve_forward(struct ex *x)
+{
+    const struct cb_http_head *h = &x->head;
+    size_t url_off = h->path.off + 1, url_end = h->target.off + h->target.len;
+    json_t *headers = json_object();
+    forward_headers(x, headers);
+    json_t *params =
+        json_pack("{s:s%,s:s%,s:o}", "url", x->raw + url_off, url_end - url_off, "method",
+                  x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
+    if (h->framing != CB_HTTP_NO_BODY)
+        json_object_set_new(params, "body",
+                            json_stringn_nocheck(x->body.data ? x->body.data : "", x->body.len));
+    struct cb_ct_proxy *p = x->p;
+    json_t *env =
+        cb_proxy_container_request(p->proxy, p->manifest, p->granted, params, x->request_id, true);
+    json_decref(params);
+    json_t *ok = json_object_get(env, "ok");
+    if (ok != NULL)
+        relay(x, ok, span_is(x->raw, h->method, "HEAD"));
+    else
+        send_json(x, 403, json_incref(env), NULL);
+    json_decref(env);
+}
+
+/* ----------------------------- a request ----------------------------- */
+
+/* Answers an error before the body was read: a body the client still
+ * sends would be taken for the next request, so the connection ends. */
+static void refuse(struct ex *x, unsigned status, const char *msg, const char *allow)
+{
+    if (x->head.framing != CB_HTTP_NO_BODY)
+        x->close = true;
+    send_json(x, status, json_pack("{s:s}", "error", msg), allow);
+}
+
+/* Routes, authenticates and answers the request in x->head. */
+static void serve_request(struct ex *x)
+{
+    bool forward = is_forward(x);
+    if (!forward && !span_is(x->raw, x->head.path, "/proxy")) {
+        refuse(x, 404,
+               "not found: send POST /proxy with a JSON envelope, or METHOD "
+               "http://localhost/<absolute http(s) URL>",
+               NULL);
+        return;
+    }
+    if (!forward && !span_is(x->raw, x->head.method, "POST")) {
+        refuse(x, 405, "method not allowed: /proxy takes POST", "POST");
+        return;
+    }
+    size_t len = 0;
+    const char *auth = field(x, forward ? "proxy-authorization" : "authorization", &len);
+    if (!cb__ct_proxy_token_ok(x->p, auth, len)) {
+        refuse(x, 401, "unauthorized", NULL);
+        return;
+    }
+    if (!cb__ct_proxy_note_request(x->p)) {
+        x->close = true;
+        return;
+    }
+    struct cb_error err = {0};
+    int r = read_body(x, &err);
+    if (r == -EPIPE) {
+        x->close = true;
+        return;
+    }
+    if (r < 0) {
+        x->close = true;
+        if (r == -EFBIG)
+            send_error(x, 413, "request body larger than 10 MiB");
+        else
+            send_error(x, cb__http_error_status(r), err.msg);
+        return;
+    }
+    new_request_id(x->request_id);
+    if (forward)
+        serve_forward(x);
+    else
+        serve_envelope(x);
+}
+
+void cb__ct_conn_serve(struct cb__ct_conn *c)
+{
+    struct ex *x = cb_xcalloc(1, sizeof(*x));
+    x->c = c;
+    x->p = c->p;
+    cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
+    size_t n;
+    while (!x->close && (n = read_head(x)) > 0) {
+        struct cb_error err = {0};
+        int r = cb__http_parse_head(x->raw, n, &x->head, &err);
+        x->close = r < 0 || x->head.minor == 0 || !x->head.keep_alive;
+        if (r < 0)
+            send_error(x, cb__http_error_status(r), err.msg);
+        else
+            serve_request(x);
+        if (cb__ct_proxy_stopped(x->p))
+            break;
+    }
+    cb_buf_free(&x->body);
+    free(x);
+}
