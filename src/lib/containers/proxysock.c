@@ -393,7 +393,7 @@ static int make_socket(struct cb_ct_proxy *p, int dirfd, gid_t gid, struct cb_er
     if (listen(s, LISTEN_BACKLOG) < 0)
         goto fail;
     step = "chown of the directory";
-    if (fchown(dirfd, (uid_t)-1, gid) < 0)
+    if (fchown(dirfd, geteuid(), gid) < 0)
         goto fail;
     step = "chmod of the directory";
     if (fchmod(dirfd, 0710) < 0)

@@ -611,7 +611,7 @@ static void modes_and_owners(void **state)
 /* In a child with uid `uid` (and only group `gid`, when non-zero): 0 when
  * the server answered 401 to a request without a token, 1 when connect
  * failed with EACCES, 2 when the server closed the connection without a
- * word, 3 otherwise. */
+ * word, 3 when connect failed otherwise, 4 for another answer. */
 static int child_probe(uid_t uid, gid_t gid)
 {
     pid_t pid = fork();
@@ -626,10 +626,12 @@ static int child_probe(uid_t uid, gid_t gid)
         const char *req = "POST /proxy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         (void)!write(fd, req, strlen(req));
         char buf[64] = "";
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
+        size_t got = 0;
+        for (ssize_t n; got < 12 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0;)
+            got += (size_t)n;
+        if (got == 0)
             _exit(2);
-        _exit(strncmp(buf, "HTTP/1.1 401", 12) == 0 ? 0 : 3);
+        _exit(strncmp(buf, "HTTP/1.1 401", 12) == 0 ? 0 : 4);
     }
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
