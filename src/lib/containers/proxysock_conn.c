@@ -6,6 +6,7 @@
 #include "containers/proxysock_internal.h"
 #include "core/buf.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "core/util.h"
 #include "http/chunked.h"
 #include "http/http.h"
@@ -109,11 +110,14 @@ static void send_answer(struct ex *x, struct cb_buf *head, const char *body, siz
         x->close = true;
 }
 
-/* Sends a JSON answer (body stolen). */
+/* Sends a JSON answer (body stolen; NULL, from a failed json_pack, gets
+ * a fixed error text rather than no answer). */
 static void send_json(struct ex *x, unsigned status, json_t *body, const char *allow)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    if (text == NULL)
+        text = cb_xstrdup("{\"error\":\"the answer could not be written as JSON\"}");
     size_t len = strlen(text);
     struct cb_buf h;
     cb_buf_init(&h, MAX_JSON_HEAD);
@@ -129,7 +133,7 @@ static void send_json(struct ex *x, unsigned status, json_t *body, const char *a
 
 static void send_error(struct ex *x, unsigned status, const char *msg)
 {
-    send_json(x, status, json_pack("{s:s}", "error", msg), NULL);
+    send_json(x, status, json_pack("{s:o}", "error", cb_json_text(msg, strlen(msg))), NULL);
 }
 
 /* Whether an upstream header must not be relayed: it frames the message

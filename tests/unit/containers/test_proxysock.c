@@ -481,6 +481,23 @@ static void forward_get(void **state)
     answer_free(&a);
 }
 
+/* HEAD gets the upstream's Content-Length and no body. */
+static void forward_head_request(void **state)
+{
+    (void)state;
+    char req[1024], v[64];
+    forward_head(req, sizeof(req), "HEAD", "/", "");
+    struct answer a;
+    exchange(req, &a);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(answer_header(&a, "Content-Length", v, sizeof(v)), "5");
+    assert_int_equal(a.body_len, 0);
+    char *seen = test_upstream_last(&g.up);
+    assert_true(strncmp(seen, "HEAD / HTTP/1.1\r\n", 17) == 0);
+    free(seen);
+    answer_free(&a);
+}
+
 static void forward_post_body(void **state)
 {
     (void)state;
@@ -894,6 +911,7 @@ int main(void)
         cmocka_unit_test(other_paths_and_methods),
         cmocka_unit_test(body_limit_is_413),
         cmocka_unit_test(forward_get),
+        cmocka_unit_test(forward_head_request),
         cmocka_unit_test(forward_post_body),
         cmocka_unit_test(forward_chunked_and_continue),
         cmocka_unit_test(forward_token_checked),
