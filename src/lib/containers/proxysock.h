@@ -59,8 +59,10 @@ struct cb_ct_proxy_options {
 
 struct cb_ct_proxy;
 
-/* Creates the directory (an existing empty one, or one holding only a
- * stale socket, is reused) and the socket, and starts serving it. Returns
+/* Creates the directory (its parent must exist; an existing directory is
+ * reused, a stale socket in it replaced: a restarted server serves an
+ * adopted container's bind-mounted directory again) and the socket, and
+ * starts serving it. Returns
  * 0 and *out, or a negative code with err saying what failed (nothing is
  * left behind then). */
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,

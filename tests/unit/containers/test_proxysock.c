@@ -883,24 +883,25 @@ static void measure_idle_sockets(void **state)
     enum { N = 100 };
     struct cb_ct_proxy *p[N];
     char dir[N][96];
+    assert_int_equal(cb_ct_proxy_drain(5000), 0); /* the last test's connections */
     long rss0 = self_status("VmRSS"), thr0 = self_status("Threads");
     for (int i = 0; i < N; i++) {
         snprintf(dir[i], sizeof(dir[i]), "%s/idle-%d", g.dir, i);
         p[i] = ct_start(dir[i]);
     }
     long rss1 = self_status("VmRSS"), thr1 = self_status("Threads");
-    assert_int_equal(thr1, thr0);
+    assert_true(thr1 <= thr0);
     for (int i = 0; i < N; i++)
         cb_ct_proxy_stop(p[i]);
-    printf("# idle proxy sockets: %d started, RSS +%ld kB (%.1f kB each), threads +%ld\n", N,
-           rss1 - rss0, (double)(rss1 - rss0) / N, thr1 - thr0);
+    printf("# idle proxy sockets: %d started, RSS +%ld kB (%.1f kB each), no thread added\n", N,
+           rss1 - rss0, (double)(rss1 - rss0) / N);
 }
 
 int main(void)
 {
     if (geteuid() != 0) {
-        printf("1..0 # SKIP the proxy socket tests need root (chown to the container's gid)\n");
-        return 0;
+        printf("skipped: the proxy socket tests need root (chown to the container's gid)\n");
+        return 77; /* meson's "skipped" */
     }
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
