@@ -19,8 +19,10 @@
  * checked on accept.
  *
  * All sockets share one accept thread (an epoll set); a connection is
- * served by a thread of its own while it is open, so an idle container
- * costs a listening socket and no thread. */
+ * served by a thread of its own while it is open (a few such threads, for
+ * all sockets together, wait a while for the next connection), so an
+ * idle container costs a listening socket and no thread. Connections are
+ * capped per socket (32) and in all (512); past a cap they get a 503. */
 #ifndef CB_CONTAINERS_PROXYSOCK_H
 #define CB_CONTAINERS_PROXYSOCK_H
 
