@@ -19,8 +19,10 @@
  * checked on accept.
  *
  * All sockets share one accept thread (an epoll set); a connection is
- * served by a thread of its own while it is open, so an idle container
- * costs a listening socket and no thread. */
+ * served by a thread of its own while it is open (a few such threads, for
+ * all sockets together, wait a while for the next connection), so an
+ * idle container costs a listening socket and no thread. Connections are
+ * capped per socket (32) and in all (512); past a cap they get a 503. */
 #ifndef CB_CONTAINERS_PROXYSOCK_H
 #define CB_CONTAINERS_PROXYSOCK_H
 
@@ -59,8 +61,10 @@ struct cb_ct_proxy_options {
 
 struct cb_ct_proxy;
 
-/* Creates the directory (an existing empty one, or one holding only a
- * stale socket, is reused) and the socket, and starts serving it. Returns
+/* Creates the directory (its parent must exist; an existing directory is
+ * reused, a stale socket in it replaced: a restarted server serves an
+ * adopted container's bind-mounted directory again) and the socket, and
+ * starts serving it. Returns
  * 0 and *out, or a negative code with err saying what failed (nothing is
  * left behind then). */
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,

@@ -438,7 +438,10 @@ static void serve_forward(struct ex *x)
     json_t *params =
         json_pack("{s:s%,s:s%,s:o}", "url", x->raw + url_off, url_end - url_off, "method",
                   x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
-    if (h->framing != CB_HTTP_NO_BODY)
+    /* "Content-Length: 0" is a body too: an empty one is still sent with
+     * its length, as some upstreams require on POST. */
+    size_t n = 0;
+    if (h->framing != CB_HTTP_NO_BODY || field(x, "content-length", &n) != NULL)
         json_object_set_new(params, "body",
                             json_stringn_nocheck(x->body.data ? x->body.data : "", x->body.len));
     struct cb_ct_proxy *p = x->p;

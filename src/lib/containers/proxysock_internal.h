@@ -19,6 +19,7 @@ struct cb__ct_conn {
     int fd;
     struct cb_ct_proxy *p;
     struct cb__ct_conn *prev, *next;
+    struct cb__ct_conn *queue_next; /* waiting for an idle thread */
 };
 
 struct cb_ct_proxy {

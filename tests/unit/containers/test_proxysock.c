@@ -524,6 +524,22 @@ static void forward_post_body(void **state)
     answer_free(&a);
 }
 
+/* An empty body keeps its Content-Length: 0 upstream. */
+static void forward_empty_body(void **state)
+{
+    (void)state;
+    char req[1024];
+    forward_head(req, sizeof(req), "POST", "/echo", "Content-Length: 0\r\n");
+    struct answer a;
+    exchange(req, &a);
+    assert_int_equal(a.status, 201);
+    assert_int_equal(a.body_len, 0);
+    char *seen = test_upstream_last(&g.up);
+    assert_non_null(strcasestr(seen, "\ncontent-length: 0\r\n"));
+    free(seen);
+    answer_free(&a);
+}
+
 static void forward_chunked_and_continue(void **state)
 {
     (void)state;
@@ -608,6 +624,39 @@ static void keep_alive_serves_several(void **state)
 }
 
 /* ------------------------------ the socket ---------------------------- */
+
+/* Past 32 open connections a socket answers 503 and closes. */
+static void connections_capped(void **state)
+{
+    (void)state;
+    int fds[32];
+    for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++)
+        assert_true((fds[i] = sock_connect(g.sock)) >= 0);
+    /* Each of those is served once it is accepted; a request on the last
+     * one shows that all were. */
+    const char *req = "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fds[31], req, strlen(req)), (ssize_t)strlen(req));
+    char buf[64] = "";
+    assert_true(read(fds[31], buf, sizeof(buf) - 1) > 12);
+    assert_true(strncmp(buf, "HTTP/1.1 404", 12) == 0);
+    struct answer a;
+    exchange("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
+    assert_int_equal(a.status, 503);
+    json_t *j = body_json(&a);
+    assert_non_null(strstr(error_of(j), "too many connections"));
+    json_decref(j);
+    answer_free(&a);
+    for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++)
+        close(fds[i]);
+    /* They end as the server sees them close. */
+    uint64_t until = cb_now_mono_ns() + 5000000000ull;
+    do {
+        usleep(10000);
+        exchange("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
+        answer_free(&a);
+    } while (a.status != 404 && cb_now_mono_ns() < until);
+    assert_int_equal(a.status, 404);
+}
 
 static void modes_and_owners(void **state)
 {
@@ -883,24 +932,25 @@ static void measure_idle_sockets(void **state)
     enum { N = 100 };
     struct cb_ct_proxy *p[N];
     char dir[N][96];
+    assert_int_equal(cb_ct_proxy_drain(5000), 0); /* the last test's connections */
     long rss0 = self_status("VmRSS"), thr0 = self_status("Threads");
     for (int i = 0; i < N; i++) {
         snprintf(dir[i], sizeof(dir[i]), "%s/idle-%d", g.dir, i);
         p[i] = ct_start(dir[i]);
     }
     long rss1 = self_status("VmRSS"), thr1 = self_status("Threads");
-    assert_int_equal(thr1, thr0);
+    assert_true(thr1 <= thr0);
     for (int i = 0; i < N; i++)
         cb_ct_proxy_stop(p[i]);
-    printf("# idle proxy sockets: %d started, RSS +%ld kB (%.1f kB each), threads +%ld\n", N,
-           rss1 - rss0, (double)(rss1 - rss0) / N, thr1 - thr0);
+    printf("# idle proxy sockets: %d started, RSS +%ld kB (%.1f kB each), no thread added\n", N,
+           rss1 - rss0, (double)(rss1 - rss0) / N);
 }
 
 int main(void)
 {
     if (geteuid() != 0) {
-        printf("1..0 # SKIP the proxy socket tests need root (chown to the container's gid)\n");
-        return 0;
+        printf("skipped: the proxy socket tests need root (chown to the container's gid)\n");
+        return 77; /* meson's "skipped" */
     }
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -913,10 +963,12 @@ int main(void)
         cmocka_unit_test(forward_get),
         cmocka_unit_test(forward_head_request),
         cmocka_unit_test(forward_post_body),
+        cmocka_unit_test(forward_empty_body),
         cmocka_unit_test(forward_chunked_and_continue),
         cmocka_unit_test(forward_token_checked),
         cmocka_unit_test(forward_denied_is_403),
         cmocka_unit_test(keep_alive_serves_several),
+        cmocka_unit_test(connections_capped),
         cmocka_unit_test(modes_and_owners),
         cmocka_unit_test(peer_uids_checked),
         cmocka_unit_test(revoke_then_stop),
