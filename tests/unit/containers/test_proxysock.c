@@ -275,7 +275,10 @@ static void exchange_n(const char *req, size_t len, struct answer *a)
 {
     int fd = sock_connect(g.sock);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, req, len), (ssize_t)len);
+    /* A server over its connection cap answers 503 and closes at once, so
+     * the write may fail: the answer is read all the same. */
+    ssize_t n = write(fd, req, len);
+    assert_true(n == (ssize_t)len || (n < 0 && (errno == EPIPE || errno == ECONNRESET)));
     read_answer(fd, a);
     close(fd);
 }
