@@ -121,8 +121,8 @@ static int hardening(void)
     result("setuid_0", setuid(0));
     result("keyctl", (int)syscall(SYS_keyctl, 0, 0, 0, 0, 0) < 0 ? -1 : 0);
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(80),
-                            .sin_addr.s_addr = htonl(0x01010101)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(80), .sin_addr.s_addr = htonl(0x01010101)};
     result("connect_out", s < 0 ? -1 : connect(s, (struct sockaddr *)&a, sizeof(a)));
     result("raw_socket", socket(AF_PACKET, SOCK_RAW, 0) < 0 ? -1 : 0);
     in_child("i386_syscall", i386_syscall);

@@ -124,13 +124,12 @@ const struct cb__opt cb__config_opts[] = {
      "auto|crun|runc|none",
      "(clawbox) OCI runtime: `auto` prefers crun and falls back to runc; `none` turns "
      "containers off."},
-    {"containers", "runtime_root", CB__OPT_OPT_PATH, NULL, 0, 0, NULL,
-     OFF(containers.runtime_root), NULL,
+    {"containers", "runtime_root", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(containers.runtime_root),
+     NULL,
      "(clawbox) The runtime's state directory (`--root`); unset = `<data_dir>/oci`. Only "
      "this server's containers live there."},
-    {"containers", "image_store", CB__OPT_OPT_PATH, NULL, 0, 0, NULL,
-     OFF(containers.image_store), NULL,
-     "(clawbox) Local image store; unset = `<data_dir>/images`."},
+    {"containers", "image_store", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(containers.image_store),
+     NULL, "(clawbox) Local image store; unset = `<data_dir>/images`."},
     {"containers", "default_image", CB__OPT_STRING, "clawbox/agent-base:latest", 0, 0, NULL,
      OFF(containers.default_image), NULL, "(clawbox) Image of a spawn that names none."},
     {"containers", "default_timeout_ms", CB__OPT_UINT, "120000", 1000, UINT64_MAX, NULL,
@@ -148,8 +147,8 @@ const struct cb__opt cb__config_opts[] = {
     {"containers", "max_cpu_percent", CB__OPT_UINT, "100", 1, 100000, NULL,
      OFF(containers.max_cpu_percent), NULL,
      "(clawbox) CPU quota of a container, in percent of one CPU."},
-    {"containers", "max_pids", CB__OPT_UINT, "256", 8, 1048576, NULL,
-     OFF(containers.max_pids), NULL, "(clawbox) Processes and threads a container may have."},
+    {"containers", "max_pids", CB__OPT_UINT, "256", 8, 1048576, NULL, OFF(containers.max_pids),
+     NULL, "(clawbox) Processes and threads a container may have."},
     {"containers", "max_output_bytes", CB__OPT_UINT, "1048576", 1024, 1024 * MIB, NULL,
      OFF(containers.max_output_bytes), NULL,
      "(clawbox) Bytes of stdout and stderr kept per container; the rest is dropped and "
@@ -167,11 +166,9 @@ const struct cb__opt cb__config_opts[] = {
      OFF(containers.workspace_root), NULL, "(not used yet) Parent directory of agent workspaces."},
 
     {"container_policy", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
-     OFF(container_policy.network_allowlist), NULL,
-     "Hosts every container may reach."},
+     OFF(container_policy.network_allowlist), NULL, "Hosts every container may reach."},
     {"container_policy", "allowed_credentials", CB__OPT_STRLIST, "", 0, 0, NULL,
-     OFF(container_policy.allowed_credentials), NULL,
-     "Credentials containers may use."},
+     OFF(container_policy.allowed_credentials), NULL, "Credentials containers may use."},
     {"container_policy", "allowed_policies", CB__OPT_STRLIST, "wasm_only,container", 0, 0, NULL,
      OFF(container_policy.allowed_policies), NULL,
      "Sandbox policies a spawn may ask for (`wasm_only`, `container`, "

@@ -312,7 +312,7 @@ static json_t *build(const struct cb_ct_spec *s, const char *bundle_dir, struct 
     return c;
 }
 
-json_t *cb_ct_oci_config(const struct cb_ct_spec *s, struct cb_error *err)
+json_t *cb__ct_oci_config(const struct cb_ct_spec *s, struct cb_error *err)
 {
     return build(s, NULL, err);
 }

@@ -51,7 +51,7 @@ struct cb_ct_spec {
  * when s is not valid. The caller owns the result. The sources of the
  * resolv.conf and hosts mounts are relative to the bundle, as the OCI spec
  * allows; cb_ct_bundle_write makes them absolute. */
-json_t *cb_ct_oci_config(const struct cb_ct_spec *s, struct cb_error *err);
+json_t *cb__ct_oci_config(const struct cb_ct_spec *s, struct cb_error *err);
 
 /* Creates bundle_dir (absolute; its parent must exist) with mode 0711 and
  * writes config.json (0600: the environment holds the proxy token),

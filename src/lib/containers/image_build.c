@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What `busybox --list-full` may print. */
+#define APPLET_LIST_MAX (1024 * 1024)
+
 #define MMDEBSTRAP_TIMEOUT_MS (20u * 60 * 1000)
 #define DEFAULT_SUITE         "bookworm"
 #define SUITE_MAX             32
@@ -90,7 +93,7 @@ static const char *static_binary(const char *const *paths, size_t n)
 static int link_applets(const char *busybox, const char *rootfs, struct cb_error *err)
 {
     struct cb_buf out;
-    cb_buf_init(&out, 1024 * 1024);
+    cb_buf_init(&out, APPLET_LIST_MAX);
     char *argv[] = {(char *)busybox, "--list-full", NULL};
     int r = cb__image_run_capture(argv, &out, err);
     for (char *line = out.data, *nl; r == 0 && line && *line; line = nl ? nl + 1 : NULL) {

@@ -21,6 +21,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+/* The member list of an archive, as tar -t prints it. */
+#define MEMBER_LIST_MAX (1024 * 1024)
+
 #define TOOL_TIMEOUT_MS (15u * 60 * 1000)
 #define TOOL_OUTPUT_MAX (64u * 1024 * 1024)
 #define BLOB_MAX        (4u * 1024 * 1024)
@@ -169,7 +172,7 @@ static int detect(const char *file, enum kind *kind, struct cb_error *err)
     if (!S_ISREG(st.st_mode))
         return cb_error_set(err, -EINVAL, "%s is not a regular file", file);
     struct cb_buf out;
-    cb_buf_init(&out, 1024 * 1024);
+    cb_buf_init(&out, MEMBER_LIST_MAX);
     char *argv[] = {"tar", "-t", "-f", (char *)file, NULL};
     int r = run_into(argv, NULL, TOOL_TIMEOUT_MS, NULL, NULL, &out, err);
     if (r == 0 || out.len == out.max) {

@@ -48,9 +48,9 @@ static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
     m->m_spawn_seconds = cb_metrics_histogram(reg, "clawbox_container_spawn_duration_seconds",
                                               "Time from a spawn request to the container running.",
                                               NULL, secs, CB_ARRAY_LEN(secs), 1);
-    m->m_proxied = cb_metrics_counter(reg, "clawbox_container_proxy_requests_total",
-                                      "Requests through a container's proxy socket.",
-                                      "container", 1024);
+    m->m_proxied =
+        cb_metrics_counter(reg, "clawbox_container_proxy_requests_total",
+                           "Requests through a container's proxy socket.", "container", 1024);
 }
 
 /* A request through a container's socket: counted by container. */
@@ -99,8 +99,7 @@ static int stage(struct cb_ct_manager *m, struct cb_error *err)
     m->image_store_rt = cb_xstrdup(m->image_store);
     if (!m->have_rt || !cb_ct_mountns_private())
         return 0;
-    uint64_t h = cb_fnv1a(CB_FNV1A_INIT, m->cfg->server.data_dir,
-                          strlen(m->cfg->server.data_dir));
+    uint64_t h = cb_fnv1a(CB_FNV1A_INIT, m->cfg->server.data_dir, strlen(m->cfg->server.data_dir));
     char *top = cb_xasprintf("/run/clawbox-%016" PRIx64, h);
     const char *src[2] = {m->ct_root, m->image_store};
     char **dst[2] = {&m->ct_root_rt, &m->image_store_rt};

@@ -10,6 +10,9 @@
 #include "core/util.h"
 #include "mcp/internal.h"
 
+/* The answer naming the templates there are. */
+#define TEMPLATE_LIST_MAX (64 * 1024)
+
 #define SPAWN "clawbox_spawn_container"
 #define KILL  "clawbox_kill_container"
 #define LIST  "clawbox_list_containers"
@@ -93,7 +96,7 @@ static json_t *strlist(const struct cb_strlist *l)
 static json_t *no_template(const struct cb_config *cfg, const char *name)
 {
     struct cb_buf b;
-    cb_buf_init(&b, 64 * 1024);
+    cb_buf_init(&b, TEMPLATE_LIST_MAX);
     cb_buf_printf(&b, "Error: template '%s' not found. Available templates: [", name ? name : "");
     for (size_t i = 0; cfg && i < cfg->n_templates; i++)
         cb_buf_printf(&b, "%s%s", i ? ", " : "", cfg->templates[i].name);

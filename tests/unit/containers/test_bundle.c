@@ -58,7 +58,7 @@ static struct cb_ct_spec base_spec(void)
 static json_t *config_of(const struct cb_ct_spec *s)
 {
     struct cb_error err = {0};
-    json_t *c = cb_ct_oci_config(s, &err);
+    json_t *c = cb__ct_oci_config(s, &err);
     if (c == NULL)
         fail_msg("config refused: %s", err.msg);
     return c;
@@ -299,7 +299,7 @@ static void seccomp_is_x86_64_allowlist(void **state)
 static void refuse(struct cb_ct_spec s, const char *why)
 {
     struct cb_error err = {0};
-    json_t *c = cb_ct_oci_config(&s, &err);
+    json_t *c = cb__ct_oci_config(&s, &err);
     if (c != NULL)
         fail_msg("accepted: %s", why);
     assert_int_equal(err.code, -EINVAL);
