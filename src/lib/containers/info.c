@@ -67,18 +67,34 @@ json_t *cb__ct_info(const struct cb__ct *c)
     return o;
 }
 
-void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c)
+char *cb__ct_record(const struct cb__ct *c)
 {
     json_t *doc = cb__ct_info(c);
     json_object_set_new(doc, "created_ms", json_integer((json_int_t)c->created_ms));
     json_object_set_new(doc, "finished_ms", json_integer((json_int_t)c->finished_ms));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
+    return text;
+}
+
+void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text)
+{
     struct cb_error err = {0};
-    if (text == NULL || cb_state_put(m->state, CB_STATE_CONTAINERS, c->id, text, &err) < 0)
-        cb_log(CB_LOG_ERROR, "container %s: its record was not stored: %s", c->id,
+    if (text == NULL || cb_state_put(m->state, CB_STATE_CONTAINERS, id, text, &err) < 0)
+        cb_log(CB_LOG_ERROR, "container %s: its record was not stored: %s", id,
                text ? err.msg : "out of memory");
     free(text);
+}
+
+void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c)
+{
+    cb__ct_store(m, c->id, cb__ct_record(c));
+}
+
+void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    while (c->busy > 0)
+        pthread_cond_wait(&m->changed, &m->lock);
 }
 
 void cb__ct_free(struct cb__ct *c)

@@ -47,6 +47,9 @@ struct cb__ct {
     struct cb_ct_exit exit;
     bool exited;
     bool deleting;
+    /* Its record is being written outside the lock (spawn, end): it is not
+     * freed, and no other record of it is written, until this is 0. */
+    int busy;
     enum cb__ct_status kill_as; /* what a kill we sent makes of its end */
     struct cb__ct *next;
 };
@@ -84,7 +87,13 @@ struct cb_ct_manager {
 const char *cb__ct_status_name(enum cb__ct_status s);
 int cb__ct_status_parse(const char *s, enum cb__ct_status *out);
 json_t *cb__ct_info(const struct cb__ct *c);
+/* The row of c as text (under m->lock), and storing it (without the lock,
+ * since it waits for the disk; frees text). cb__ct_persist does both. */
+char *cb__ct_record(const struct cb__ct *c);
+void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text);
 void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c);
+/* Waits (under m->lock) until no record of c is being written. */
+void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c);
 void cb__ct_free(struct cb__ct *c);
 
 /* watch.c: the thread that sees monitors end, enforces deadlines and drops

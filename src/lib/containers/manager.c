@@ -583,6 +583,7 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         return r;
     }
     struct cb__ct *c = s.c;
+    char *record = NULL;
     r = build(&s, err);
     pthread_mutex_lock(&m->lock);
     if (r == 0) {
@@ -595,9 +596,11 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
     if (r < 0) {
         cb__ct_release(m, c);
         cb__ct_unlink(m, c);
+        c->status = CB__CT_FAILED; /* a DELETE waiting for it finds it gone */
     } else {
         *info = cb__ct_info(c);
-        cb__ct_persist(m, c);
+        record = cb__ct_record(c);
+        c->busy++; /* its record is written before anything else of it */
     }
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
@@ -611,9 +614,15 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         cb__ct_free(c);
     } else {
         cb_metric_inc(m->m_total, (const char *[]){"spawned"}, 1);
-        cb_metric_observe(m->m_spawn_seconds, NULL, (double)(cb_now_mono_ns() - t0) / 1e9);
-        cb__ct_audit(m, c, request_id, "spawn");
         cb__ct_watch_poke(m);
+        /* Stored before the 201: an acknowledged container has a record. */
+        cb__ct_store(m, c->id, record);
+        cb__ct_audit(m, c, request_id, "spawn");
+        cb_metric_observe(m->m_spawn_seconds, NULL, (double)(cb_now_mono_ns() - t0) / 1e9);
+        pthread_mutex_lock(&m->lock);
+        c->busy--;
+        pthread_cond_broadcast(&m->changed);
+        pthread_mutex_unlock(&m->lock);
     }
     spawn_free(&s);
     return r;
@@ -679,11 +688,15 @@ static json_t *read_output(struct cb_ct_manager *m, const char *dir, size_t tail
     return r < 0 ? json_string("[REDACTED]") : out;
 }
 
-/* Waits (under m->lock) until c is no longer being created. */
-static void wait_created(struct cb_ct_manager *m, struct cb__ct *c)
+/* Waits (under m->lock) until the container `id` is no longer being
+ * created; NULL when its creation failed (the spawn then frees it, so only
+ * the list is looked at, never the old pointer). */
+static struct cb__ct *wait_created(struct cb_ct_manager *m, const char *id)
 {
-    while (c->status == CB__CT_CREATING)
+    struct cb__ct *c;
+    while ((c = find(m, id)) != NULL && c->status == CB__CT_CREATING)
         pthread_cond_wait(&m->changed, &m->lock);
+    return c;
 }
 
 int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id, json_t **result,
@@ -696,7 +709,10 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
         return cb_error_set(err, -ENOENT, "container not found: %s", id);
     }
     c->deleting = true;
-    wait_created(m, c);
+    if ((c = wait_created(m, id)) == NULL) {
+        pthread_mutex_unlock(&m->lock);
+        return cb_error_set(err, -ENOENT, "container not found: %s", id);
+    }
     if (c->status == CB__CT_RUNNING) {
         pthread_mutex_unlock(&m->lock);
         cb__ct_kill(m, c, CB__CT_KILLED);
@@ -709,6 +725,7 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
             cb_log(CB_LOG_ERROR, "container %s: no exit %d ms after SIGKILL", c->id,
                    DELETE_WAIT_MS);
     }
+    cb__ct_wait_idle(m, c);
     cb__ct_unwatch(m, c);
     cb__ct_unlink(m, c);
     pthread_mutex_unlock(&m->lock);

@@ -92,6 +92,7 @@ static void ended(struct cb_ct_manager *m, struct cb__ct *c)
     struct cb_error err = {0};
     bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
     pthread_mutex_lock(&m->lock);
+    cb__ct_wait_idle(m, c); /* the spawn's record goes first */
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
     close(c->run.monitor_pidfd);
     c->run.monitor_pidfd = -1;
@@ -104,9 +105,17 @@ static void ended(struct cb_ct_manager *m, struct cb__ct *c)
         cb_ct_proxy_revoke(c->px);
     cb_image_free(c->img); /* the image may be removed now */
     c->img = NULL;
-    cb__ct_persist(m, c);
-    cb__ct_audit(m, c, NULL, "exit");
     cb_metric_inc(m->m_total, (const char *[]){cb__ct_status_name(c->status)}, 1);
+    /* The end is seen at once; its record and audit line follow, with c
+     * kept alive by busy. */
+    char *record = cb__ct_record(c);
+    c->busy++;
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+    cb__ct_store(m, c->id, record);
+    cb__ct_audit(m, c, NULL, "exit");
+    pthread_mutex_lock(&m->lock);
+    c->busy--;
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
 }
@@ -143,7 +152,7 @@ static void collect_due(struct cb_ct_manager *m, struct due *d)
                 c->kill_as = CB__CT_TIMED_OUT;
                 memcpy(d->kill[d->n_kill++], c->id, CB__CT_ID_MAX);
             }
-        } else if (c->finished_ms != 0 && !c->deleting) {
+        } else if (c->finished_ms != 0 && !c->deleting && c->busy == 0) {
             if (c->finished_ms + keep > wall)
                 min_ms(&d->sleep_ms, c->finished_ms + keep - wall);
             else if (d->n_drop < MAX_BATCH) {

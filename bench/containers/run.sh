@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Containers against the bare OCI runtime and nginx (see bench.py for what
+# is measured). Needs root, a runtime (crun or runc) and nginx.
+#   bench/containers/run.sh [BUILD]     RUNTIME=runc N=50 to change
+set -euo pipefail
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN="$ROOT/$BUILD/src/cli/clawbox"
+RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
+[ "$(id -u)" = 0 ] || { echo "containers: needs root" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "containers: needs nginx (scripts/deps.sh bench)" >&2; exit 1; }
+ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/e2e/ctprobe >/dev/null
+BENCH=containers
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
+chmod 711 "$work" # a container's root must pass through to the image store
+
+# An upstream serving 1 KiB, and nginx as a plain reverse proxy to it.
+up_port=$(free_port)
+ng_port=$(free_port)
+mkdir -m 755 "$work/www" "$work/nginx"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/body.txt"
+chmod 644 "$work/www/body.txt"
+cat > "$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  keepalive_requests 100000;
+  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
+  server { listen 127.0.0.1:$up_port; location / { root $work/www; } }
+  server {
+    listen 127.0.0.1:$ng_port;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
+pids+=($!)
+
+port=$(free_port)
+token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+base="http://127.0.0.1:$port"
+cat > "$work/clawbox.toml" <<TOML
+[server]
+host = "127.0.0.1"
+port = $port
+auth_token = "$token"
+data_dir = "$work/data"
+[containers]
+runtime = "$RUNTIME"
+max_containers = 16
+[container_policy]
+allowed_policies = ["container"]
+network_allowlist = ["127.0.0.1"]
+[proxy]
+allow_private_cidrs = ["127.0.0.0/8"]
+rate_limit = 100000
+rate_limit_burst = 100000
+[sandbox]
+tool_dir = "$work/tools"
+[logging]
+audit_dir = "$work/audit"
+TOML
+CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/e2e/ctprobe" CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
+  python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
+ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
+start_server
+for _ in $(seq 300); do
+  curl -sf "$base/health" >/dev/null && break
+  sleep 0.1
+done
+chmod 711 "$work/data"
+# The bare runtime runs where crun works on a hybrid cgroup host: a private
+# mount namespace without /sys/fs/cgroup/unified, as the server's own.
+SERVER_PID=$server_pid unshare -m --propagation slave sh -c \
+  'umount /sys/fs/cgroup/unified 2>/dev/null; exec python3 "$@"' sh \
+  "$ROOT/bench/containers/bench.py" "$port" "$token" "$work/data" "$RUNTIME" "$ng_port" "$up_port"
