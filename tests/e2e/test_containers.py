@@ -32,14 +32,18 @@ def skip_reason():
 
 
 class Upstream(BaseHTTPRequestHandler):
-    """A loopback upstream that echoes what it got."""
+    """A loopback upstream that echoes what it got, and keeps it in seen."""
+
+    seen = []
 
     def _answer(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode() if n else ""
         doc = {"method": self.command, "path": self.path, "body": body,
                "authorization": self.headers.get("Authorization"),
-               "proxy_authorization": self.headers.get("Proxy-Authorization")}
+               "proxy_authorization": self.headers.get("Proxy-Authorization"),
+               "x_api_key": self.headers.get("X-Api-Key")}
+        Upstream.seen.append(doc)
         out = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -63,6 +67,12 @@ class ContainerCase(harness.ServerTestCase):
     runtime = None  # set by the subclasses below
     max_containers = 3
     templates = ""
+    extra = ""  # more config
+    env = {}  # the server's environment
+
+    @classmethod
+    def prepare(cls):
+        """Runs before the server starts."""
 
     @classmethod
     def setUpClass(cls):
@@ -76,8 +86,10 @@ class ContainerCase(harness.ServerTestCase):
             'default_timeout_ms = 60000\nmax_output_bytes = 65536\nmax_pids = 64\n'
             '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
             'allowed_images = ["clawbox/", "alpine:"]\nnetwork_allowlist = ["127.0.0.1"]\n'
-            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n' + cls.templates)
+            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n' + cls.templates + cls.extra,
+            env=cls.env)
         ctimage.import_test_image(cls.server)
+        cls.prepare()
         cls.server.start()
 
     @classmethod
@@ -384,6 +396,72 @@ class ProxySocket:
         self.assertFalse(os.path.exists(os.path.dirname(sock)))
 
 
+SECRET = "cb-secret-3f9d1a7c5e2b8046"
+MASTER_KEY = "22" * 32
+
+
+class Credentials(ContainerCase):
+    """A credential injected at the boundary: the upstream gets it, the
+    container never sees it; the token is refused once the container ended."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    env = {"CLAWBOX_MASTER_KEY": MASTER_KEY}
+
+    @classmethod
+    def prepare(cls):
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        text = text.replace('network_allowlist = ["127.0.0.1"]\n',
+                            'network_allowlist = ["127.0.0.1"]\nallowed_credentials = ["up"]\n')
+        with open(cls.server.config_path, "w") as f:
+            f.write(text)
+        port = str(cls.upstream.server_address[1])
+        p = subprocess.run([cls.server.binary, "creds", "--config", cls.server.config_path, "add",
+                            "--name", "up", "--domain", "127.0.0.1", "--header", "X-Api-Key",
+                            "--prefix", "", "--allow-http", "--port", port],
+                           input=SECRET + "\n", capture_output=True, text=True,
+                           env=cls.server.env, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr)
+
+    def test_secret_injected_and_never_inside(self):
+        Upstream.seen.clear()
+        req = (f"GET /{self.up}/cred HTTP/1.1\\r\\nHost: l\\r\\n"
+               "Proxy-Authorization: Bearer $CLAWBOX_PROXY_TOKEN\\r\\nConnection: close"
+               "\\r\\n\\r\\n")
+        script = f'env; printf "{req}" | {PROBE} http /run/clawbox/proxy.sock'
+        info, out = self.run_to_end(["/bin/sh", "-c", script],
+                                    capabilities={"credentials": ["up", "other"]})
+        self.assertEqual(info["status"], "completed", (info, out))
+        self.assertIn("HTTP/1.1 200", out)
+        self.assertEqual([d["x_api_key"] for d in Upstream.seen if d["path"] == "/cred"],
+                         [SECRET])
+        self.assertNotIn(SECRET, out)
+        self.assertIn("[REDACTED]", out)  # the upstream echoed it back
+
+    def test_token_refused_after_the_end(self):
+        cid = self.spawned(["/bin/sleep", "1"])
+        bundle = os.path.join(self.server.dir, "data", "containers", cid, "bundle")
+        with open(os.path.join(bundle, "config.json")) as f:
+            env = json.load(f)["process"]["env"]
+        token = [e.split("=", 1)[1] for e in env if e.startswith("CLAWBOX_PROXY_TOKEN=")][0]
+        sock = os.path.join(self.server.dir, "data", "containers", cid, "proxy", "proxy.sock")
+        body = json.dumps({"url": f"{self.up}/late", "method": "GET"})
+
+        def ask():
+            c = harness.UnixHTTPConnection(sock)
+            c.request("POST", "/proxy", body=body, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            status = c.getresponse().status
+            c.close()
+            return status
+
+        self.assertEqual(ask(), 200)  # root may connect; the token works while it runs
+        self.assertEqual(self.wait_end(cid)["status"], "completed")
+        self.assertEqual(ask(), 401)
+        self.delete(cid)
+
+
 class CliVerbs(ContainerCase):
     """spawn, list containers, logs --container and kill, from a template."""
 
@@ -466,6 +544,36 @@ class Restart(unittest.TestCase):
             for line in open("/proc/self/mountinfo"):
                 self.assertNotIn(cid, line)
             self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/clawbox/{cid}"))
+        finally:
+            server.cleanup()
+
+    def test_sigterm_kills_and_removes_running_containers(self):
+        why = skip_reason()
+        if why:
+            self.skipTest(why)
+        rt = RUNTIMES[0]
+        server = harness.Server(f'[containers]\nruntime = "{rt}"\n'
+                                '[container_policy]\nallowed_policies = ["container"]\n')
+        try:
+            ctimage.import_test_image(server)
+            server.start()
+            ids = [server.request("POST", "/containers/spawn", {
+                "task": "t", "image": IMAGE, "policy": "container",
+                "command": ["/bin/sleep", "60"]}).json()["container_id"] for _ in range(2)]
+            t0 = time.time()
+            self.assertEqual(server.stop(), 0, server.read_log())
+            self.assertLess(time.time() - t0, 10)
+            root = os.path.join(server.dir, "data", "oci")
+            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
+                                    text=True).stdout.split()
+            self.assertEqual(listed, [])
+            for cid in ids:
+                self.assertFalse(os.path.exists(os.path.join(server.dir, "data", "containers",
+                                                             cid, "proxy")))
+            server.start()
+            for cid in ids:
+                self.assertEqual(server.request("GET", f"/containers/{cid}").json()["status"],
+                                 "killed")
         finally:
             server.cleanup()
 
