@@ -29,6 +29,10 @@ int cmd_spawn(int argc, char **argv); /* cmd_containers.c: spawn, kill */
 int cmd_kill(int argc, char **argv);
 /* clawbox list containers (cmd_containers.c), from cmd_list. */
 int cli_list_containers(int argc, char **argv);
+/* clawbox add image, remove image, list images (cmd_templates.c). */
+int cli_add_image(int argc, char **argv);
+int cli_remove_image(int argc, char **argv);
+int cli_list_images(int argc, char **argv);
 /* clawbox logs --container ID (cmd_containers.c), from cmd_logs. */
 int cli_container_logs(int argc, char **argv);
 

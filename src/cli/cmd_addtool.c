@@ -58,7 +58,7 @@ static int parse(int argc, char **argv, const char *usage, int nargs, struct add
             return o == 'h' ? (fputs(usage, stdout), 0) : (fputs(usage, stderr), 2);
     }
     if (optind < argc && strcmp(argv[optind], "tool") != 0) {
-        cli_fail("unknown kind '%s': only '%s tool' is implemented", argv[optind], argv[0]);
+        cli_fail("unknown kind '%s': '%s tool' or '%s image'", argv[optind], argv[0], argv[0]);
         return 2;
     }
     if (argc - optind != nargs + 1) {
@@ -114,6 +114,8 @@ static int server_verdict(struct cli_conn *c, const char *name)
 
 int cmd_add(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "image") == 0)
+        return cli_add_image(argc - 1, argv + 1);
     struct add_args a = {0};
     char *dir = NULL;
     int rc = parse(argc, argv, add_usage, 2, &a);
@@ -140,6 +142,8 @@ int cmd_add(int argc, char **argv)
 
 int cmd_remove(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "image") == 0)
+        return cli_remove_image(argc - 1, argv + 1);
     struct add_args a = {0};
     char *dir = NULL;
     int rc = parse(argc, argv, remove_usage, 1, &a);

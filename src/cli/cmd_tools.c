@@ -193,11 +193,13 @@ int cmd_list(int argc, char **argv)
     bool as_json = false;
     if (argc >= 2 && strcmp(argv[1], "containers") == 0)
         return cli_list_containers(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "images") == 0)
+        return cli_list_images(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "tools") == 0) {
         argv++;
         argc--;
     } else if (!cli_wants_help(argc, argv)) {
-        return cli_fail("usage: clawbox list tools|containers [options]");
+        return cli_fail("usage: clawbox list tools|containers|images [options]");
     }
     int rc = parse(argc, argv, &c, &as_json, list_usage);
     if (rc >= 0)

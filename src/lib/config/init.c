@@ -1,4 +1,5 @@
 #include "config/init.h"
+#include "config/toml.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/fs.h"
@@ -14,25 +15,11 @@
 #define INIT_CONFIG_MAX (64u * 1024)
 
 /* Appends s as a TOML basic string, quotes included. */
-static void toml_quote(struct cb_buf *b, const char *s)
-{
-    cb_buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            cb_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            cb_buf_printf(b, "\\u%04X", *p);
-        else
-            cb_buf_append(b, p, 1);
-    }
-    cb_buf_puts(b, "\"");
-}
-
 static void kv_path(struct cb_buf *b, const char *key, const char *base, const char *leaf)
 {
     char *p = cb_xasprintf("%s/%s", base, leaf);
     cb_buf_printf(b, "%s = ", key);
-    toml_quote(b, p);
+    cb__toml_quote(b, p);
     cb_buf_puts(b, "\n");
     free(p);
 }
@@ -42,7 +29,7 @@ static void render_config(struct cb_buf *b, const char *base, const char *token)
     cb_buf_puts(b, "# clawbox configuration, written by `clawbox init`.\n"
                    "# Every key is documented in docs/configuration.md.\n\n"
                    "[server]\nhost = \"127.0.0.1\"\nport = 9800\nauth_token = ");
-    toml_quote(b, token);
+    cb__toml_quote(b, token);
     cb_buf_puts(b, "\n");
     kv_path(b, "data_dir", base, CB_HOME_DATA);
     cb_buf_puts(b, "max_concurrent_executions = 10\n\n[sandbox]\n");

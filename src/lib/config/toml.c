@@ -627,3 +627,17 @@ const char *cb__toml_type_name(enum cb_toml_type t)
         return "unknown";
     return names[t];
 }
+
+void cb__toml_quote(struct cb_buf *b, const char *s)
+{
+    cb_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            cb_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            cb_buf_printf(b, "\\u%04X", *p);
+        else
+            cb_buf_append(b, p, 1);
+    }
+    cb_buf_puts(b, "\"");
+}

@@ -73,4 +73,9 @@ struct cb_toml_value *cb_toml_get(const struct cb_toml_value *t, const char *key
 /* "string", "integer", "float", "bool", "datetime", ..., "array", "table". */
 const char *cb__toml_type_name(enum cb_toml_type t);
 
+struct cb_buf;
+/* Appends s as a TOML basic string (quotes, backslashes and control
+ * characters escaped). */
+void cb__toml_quote(struct cb_buf *b, const char *s);
+
 #endif

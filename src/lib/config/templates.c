@@ -1,0 +1,134 @@
+/* Image templates edited as text: a template is its header line
+ * `[images.templates.NAME]` and every line up to the next table header. */
+#include "config/templates.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/toml.h"
+#include "core/buf.h"
+#include "core/util.h"
+
+#define TEMPLATE_NAME_MAX 64
+#define CONFIG_TEXT_MAX   (4u * 1024 * 1024)
+
+bool cb_template_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= TEMPLATE_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+/* The line [p, end) without its trailing CR and blanks around it. */
+static bool line_is(const char *p, const char *end, const char *want)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    size_t n = strlen(want);
+    return (size_t)(end - p) == n && memcmp(p, want, n) == 0;
+}
+
+static bool is_header(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p < end && *p == '[';
+}
+
+/* Where template `name` starts and ends in text; false when absent. */
+static bool find(const char *text, size_t len, const char *name, size_t *from, size_t *to)
+{
+    char header[TEMPLATE_NAME_MAX + 32];
+    snprintf(header, sizeof(header), "[images.templates.%s]", name);
+    const char *end = text + len;
+    bool in = false;
+    for (const char *p = text; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end, *next = nl ? nl + 1 : end;
+        if (in && is_header(p, eol)) {
+            *to = (size_t)(p - text);
+            return true;
+        }
+        if (!in && line_is(p, eol, header)) {
+            in = true;
+            *from = (size_t)(p - text);
+        }
+        p = next;
+    }
+    *to = len;
+    return in;
+}
+
+static void put_list(struct cb_buf *b, const char *key, const struct cb_strlist *l)
+{
+    if (l == NULL || l->len == 0)
+        return;
+    cb_buf_printf(b, "%s = [", key);
+    for (size_t i = 0; i < l->len; i++) {
+        cb_buf_puts(b, i ? ", " : "");
+        cb__toml_quote(b, l->items[i]);
+    }
+    cb_buf_puts(b, "]\n");
+}
+
+int cb_template_remove(const char *text, size_t len, const char *name, char **out,
+                       struct cb_error *err)
+{
+    size_t from = 0, to = 0;
+    if (!cb_template_name_valid(name) || !find(text, len, name, &from, &to))
+        return cb_error_set(err, -ENOENT, "no image template '%s' in the config", name);
+    struct cb_buf b;
+    cb_buf_init(&b, CONFIG_TEXT_MAX);
+    cb_buf_append(&b, text, from);
+    cb_buf_append(&b, text + to, len - to);
+    *out = cb_buf_steal(&b, NULL);
+    return 0;
+}
+
+int cb_template_put(const char *text, size_t len, const struct cb_template_spec *t, char **out,
+                    struct cb_error *err)
+{
+    if (!cb_template_name_valid(t->name))
+        return cb_error_set(err, -EINVAL, "'%s' is not a template name (1-64 of A-Z a-z 0-9 _ -)",
+                            t->name);
+    if (t->image == NULL || t->image[0] == '\0')
+        return cb_error_set(err, -EINVAL, "a template needs an image");
+    char *rest = NULL;
+    size_t n = len;
+    if (cb_template_remove(text, len, t->name, &rest, NULL) == 0)
+        n = strlen(rest);
+    const char *base = rest ? rest : text;
+    struct cb_buf b;
+    cb_buf_init(&b, CONFIG_TEXT_MAX);
+    cb_buf_append(&b, base, n);
+    if (n > 0 && base[n - 1] != '\n')
+        cb_buf_puts(&b, "\n");
+    cb_buf_printf(&b, "\n[images.templates.%s]\nimage = ", t->name);
+    cb__toml_quote(&b, t->image);
+    cb_buf_puts(&b, "\n");
+    if (t->description) {
+        cb_buf_puts(&b, "description = ");
+        cb__toml_quote(&b, t->description);
+        cb_buf_puts(&b, "\n");
+    }
+    put_list(&b, "network_allowlist", t->network_allowlist);
+    put_list(&b, "credentials", t->credentials);
+    free(rest);
+    struct cb_config *cfg = NULL;
+    struct cb_config_diag diag = {0};
+    struct cb_error why = {0};
+    int r = cb_config_load_text("the new config", b.data, b.len, &cfg, &diag, &why);
+    cb_config_free(cfg);
+    cb_config_diag_free(&diag);
+    if (r < 0) {
+        cb_buf_free(&b);
+        return cb_error_set(err, -EINVAL, "the config would not load with this template: %s",
+                            why.msg);
+    }
+    *out = cb_buf_steal(&b, NULL);
+    return 0;
+}

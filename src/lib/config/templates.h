@@ -1,0 +1,34 @@
+/* Editing the image templates ([images.templates.NAME]) of a config file as
+ * text, so that everything else in the file (comments, order, spacing)
+ * stays as the user wrote it: `clawbox add image` and `remove image`. */
+#ifndef CB_CONFIG_TEMPLATES_H
+#define CB_CONFIG_TEMPLATES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/error.h"
+
+struct cb_template_spec {
+    const char *name; /* 1-64 of [A-Za-z0-9_-] */
+    const char *image;
+    const char *description;                    /* NULL: none */
+    const struct cb_strlist *network_allowlist; /* NULL: none */
+    const struct cb_strlist *credentials;       /* NULL: none */
+};
+
+/* A template name is 1-64 of [A-Za-z0-9_-] (so it is a bare TOML key). */
+bool cb_template_name_valid(const char *name);
+
+/* The config text with the template set (replacing one of that name, at
+ * the end of the file), as a new string in *out. The result is loaded
+ * once to check it: -EINVAL with the reason when it would not load. */
+int cb_template_put(const char *text, size_t len, const struct cb_template_spec *t, char **out,
+                    struct cb_error *err);
+
+/* The config text without template `name`; -ENOENT when it has none. */
+int cb_template_remove(const char *text, size_t len, const char *name, char **out,
+                       struct cb_error *err);
+
+#endif
