@@ -116,22 +116,29 @@ static int by_name(const void *a, const void *b)
  * this; it does no harm to earlier revisions). */
 static json_t *tools_from(const json_t *manifests, enum cb__mcp_shape shape)
 {
-    size_t n = json_array_size(manifests), count = 0;
-    json_t **sorted = cb_xcalloc(n ? n : 1, sizeof(*sorted));
-    json_t *tools = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *t = cb__mcp_tool_from_manifest(json_array_get(manifests, i), shape);
-        if (t != NULL)
-            sorted[count++] = t;
-    }
-    qsort(sorted, count, sizeof(*sorted), by_name);
-    for (size_t i = 0; i < count; i++)
-        if (!cb__mcp_is_container_tool(json_string_value(json_object_get(sorted[i], "name"))))
-            json_array_append_new(tools, sorted[i]);
+    json_t *all = json_array();
+    size_t i;
+    const json_t *m;
+    json_array_foreach(manifests, i, m)
+    {
+        json_t *t = cb__mcp_tool_from_manifest(m, shape);
+        /* A tool named like a container tool is shadowed, as in the reference. */
+        if (t != NULL && !cb__mcp_is_container_tool(json_string_value(json_object_get(t, "name"))))
+            json_array_append_new(all, t);
         else
-            json_decref(sorted[i]); /* shadowed, as in the reference */
+            json_decref(t);
+    }
+    cb__mcp_add_container_tools(all);
+    size_t n = json_array_size(all);
+    json_t **sorted = cb_xcalloc(n ? n : 1, sizeof(*sorted));
+    for (i = 0; i < n; i++)
+        sorted[i] = json_array_get(all, i);
+    qsort(sorted, n, sizeof(*sorted), by_name);
+    json_t *tools = json_array();
+    for (i = 0; i < n; i++)
+        json_array_append(tools, sorted[i]);
     free(sorted);
-    cb__mcp_add_container_tools(tools);
+    json_decref(all);
     return json_pack("{s:o}", "tools", tools);
 }
 

@@ -579,14 +579,14 @@ static void stateless_tools_list(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "private");
     assert_null(json_object_get(r, "nextCursor"));
     json_t *tools = json_object_get(r, "tools");
-    const char *order[] = {"denied",
+    const char *order[] = {"clawbox_kill_container",
+                           "clawbox_list_containers",
+                           "clawbox_spawn_container",
+                           "denied",
                            "echo",
                            "slow",
                            "text",
-                           "weird",
-                           "clawbox_spawn_container",
-                           "clawbox_kill_container",
-                           "clawbox_list_containers"};
+                           "weird"};
     assert_int_equal(json_array_size(tools), CB_ARRAY_LEN(order));
     for (size_t i = 0; i < CB_ARRAY_LEN(order); i++)
         assert_string_equal(json_string_value(json_object_get(json_array_get(tools, i), "name")),
