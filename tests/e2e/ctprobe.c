@@ -9,7 +9,6 @@
  *   ctprobe fork N           tries to start N processes at once
  *   ctprobe alloc MB         allocates and touches MB MiB
  *   ctprobe print N          writes N bytes of 'x' to stdout */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
