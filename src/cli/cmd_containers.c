@@ -1,6 +1,7 @@
 /* clawbox spawn TEMPLATE, kill ID, list containers, logs --container ID:
  * clients of the container routes. */
 #include "cli.h"
+#include "config/templates.h"
 #include "core/util.h"
 
 #include <inttypes.h>
@@ -108,30 +109,6 @@ static bool id_ok(const char *id)
     return true;
 }
 
-static json_t *strlist_json(const struct cb_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->len; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
-
-/* The spawn body of a template (spec §8.8), with its lifetime as the
- * container's timeout. */
-static json_t *template_body(const struct cb_image_template *t, const char *task)
-{
-    json_t *caps = json_pack("{s:o, s:o}", "network_allowlist", strlist_json(&t->network_allowlist),
-                             "credentials", strlist_json(&t->credentials));
-    if (t->max_lifetime_ms > 0)
-        json_object_set_new(caps, "resources",
-                            json_pack("{s:I}", "timeout_ms", (json_int_t)t->max_lifetime_ms));
-    json_t *body = json_pack("{s:s, s:s, s:o}", "task", task ? task : "", "image", t->image,
-                             "capabilities", caps);
-    if (t->has_command)
-        json_object_set_new(body, "command", strlist_json(&t->command));
-    return body;
-}
-
 static int request_and_print(struct args *a, const char *method, const char *path, const char *body)
 {
     if (cli_conn_token(&a->conn) < 0)
@@ -159,16 +136,13 @@ int cmd_spawn(int argc, char **argv)
     struct cb_config *cfg = cli_load_config(a.config);
     if (cfg == NULL)
         return 1;
-    const struct cb_image_template *t = NULL;
-    for (size_t i = 0; i < cfg->n_templates && !t; i++)
-        if (strcmp(cfg->templates[i].name, name) == 0)
-            t = &cfg->templates[i];
+    const struct cb_image_template *t = cb_template_find(cfg, name);
     if (t == NULL) {
         rc = cli_fail("Image template %s not found in config ([images.templates.%s]; add one "
                       "with clawbox add image %s --image IMAGE)",
                       name, name, name);
     } else {
-        json_t *body = template_body(t, a.task);
+        json_t *body = cb_template_spawn_body(t, a.task);
         char *text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         rc = request_and_print(&a, "POST", "/containers/spawn", text);

@@ -132,3 +132,33 @@ int cb_template_put(const char *text, size_t len, const struct cb_template_spec 
     *out = cb_buf_steal(&b, NULL);
     return 0;
 }
+
+const struct cb_image_template *cb_template_find(const struct cb_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_templates; i++)
+        if (strcmp(cfg->templates[i].name, name) == 0)
+            return &cfg->templates[i];
+    return NULL;
+}
+
+static json_t *strlist_json(const struct cb_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->len; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+json_t *cb_template_spawn_body(const struct cb_image_template *t, const char *task)
+{
+    json_t *caps = json_pack("{s:o, s:o}", "network_allowlist", strlist_json(&t->network_allowlist),
+                             "credentials", strlist_json(&t->credentials));
+    if (t->max_lifetime_ms > 0)
+        json_object_set_new(caps, "resources",
+                            json_pack("{s:I}", "timeout_ms", (json_int_t)t->max_lifetime_ms));
+    json_t *body = json_pack("{s:s, s:s, s:o}", "task", task ? task : "", "image", t->image,
+                             "capabilities", caps);
+    if (t->has_command)
+        json_object_set_new(body, "command", strlist_json(&t->command));
+    return body;
+}

@@ -4,6 +4,7 @@
 #ifndef CB_CONFIG_TEMPLATES_H
 #define CB_CONFIG_TEMPLATES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,5 +31,13 @@ int cb_template_put(const char *text, size_t len, const struct cb_template_spec 
 /* The config text without template `name`; -ENOENT when it has none. */
 int cb_template_remove(const char *text, size_t len, const char *name, char **out,
                        struct cb_error *err);
+
+/* The template called `name` in cfg, or NULL. */
+const struct cb_image_template *cb_template_find(const struct cb_config *cfg, const char *name);
+
+/* The POST /containers/spawn body that starts template t (spec §8.8):
+ * task, image, capabilities (network_allowlist, credentials, and the
+ * template's max_lifetime_ms as resources.timeout_ms) and its command. */
+json_t *cb_template_spawn_body(const struct cb_image_template *t, const char *task);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/templates.h"
 #include "core/buf.h"
 #include "core/util.h"
 #include "mcp/internal.h"
@@ -77,22 +78,6 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-static const struct cb_image_template *find_template(const struct cb_config *cfg, const char *name)
-{
-    for (size_t i = 0; cfg && name && i < cfg->n_templates; i++)
-        if (strcmp(cfg->templates[i].name, name) == 0)
-            return &cfg->templates[i];
-    return NULL;
-}
-
-static json_t *strlist(const struct cb_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->len; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
-
 static json_t *no_template(const struct cb_config *cfg, const char *name)
 {
     struct cb_buf b;
@@ -109,19 +94,10 @@ static json_t *no_template(const struct cb_config *cfg, const char *name)
 static json_t *spawn(struct cb_mcp *m, const json_t *args)
 {
     const char *name = json_string_value(json_object_get(args, "template"));
-    const struct cb_image_template *t = find_template(m->cfg.config, name);
+    const struct cb_image_template *t = cb_template_find(m->cfg.config, name);
     if (t == NULL)
         return no_template(m->cfg.config, name);
-    const char *task = json_string_value(json_object_get(args, "task"));
-    json_t *caps = json_pack("{s:o, s:o}", "network_allowlist", strlist(&t->network_allowlist),
-                             "credentials", strlist(&t->credentials));
-    if (t->max_lifetime_ms > 0)
-        json_object_set_new(caps, "resources",
-                            json_pack("{s:I}", "timeout_ms", (json_int_t)t->max_lifetime_ms));
-    json_t *req = json_pack("{s:s, s:s, s:o}", "task", task ? task : "", "image", t->image,
-                            "capabilities", caps);
-    if (t->has_command)
-        json_object_set_new(req, "command", strlist(&t->command));
+    json_t *req = cb_template_spawn_body(t, json_string_value(json_object_get(args, "task")));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     struct answer a = {0};
