@@ -47,10 +47,13 @@ static void put_replaces_and_remove_removes(void **state)
     assert_non_null(strstr(out, "[logging]\nlevel = \"info\"\n"));
     assert_non_null(strstr(out, "[images.templates.a]\nimage = \"y:2\"\n"));
     assert_int_equal(cb_template_remove(out, strlen(out), "a", &out2, &err), 0);
+    free(out);
     assert_null(strstr(out2, "templates.a"));
     assert_string_equal(out2, "# mine\n[server]\nport = 9800 # kept\n\n[logging]\nlevel = "
                               "\"info\"\n\n");
-    assert_int_equal(cb_template_remove(out2, strlen(out2), "a", &out, &err), -ENOENT);
+    char *none = NULL;
+    assert_int_equal(cb_template_remove(out2, strlen(out2), "a", &none, &err), -ENOENT);
+    assert_null(none);
     free(out2);
 }
 
