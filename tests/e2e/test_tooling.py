@@ -140,9 +140,12 @@ class ScaffoldAndBuildTests(unittest.TestCase):
         p = self.t.run("remove", "tool", "absent", "--tool-dir", "td")
         self.assertEqual(p.returncode, 1)
         self.assertIn("Tool 'absent' not found in td", p.stderr)
-        p = self.t.run("add", "image", "x")
+        p = self.t.run("add", "image", "x")  # no --image
         self.assertEqual(p.returncode, 2)
-        self.assertIn("only 'add tool' is implemented", p.stderr)
+        self.assertIn("Usage: clawbox add image NAME --image IMAGE", p.stderr)
+        p = self.t.run("add", "widget", "x")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown kind 'widget'", p.stderr)
 
     def test_every_verb_has_help(self):
         for verb, usage in (("new-tool", "new-tool NAME"), ("build", "build [TOOL]"),
