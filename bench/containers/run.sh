@@ -9,7 +9,7 @@ BIN="$ROOT/$BUILD/src/cli/clawbox"
 RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
 [ "$(id -u)" = 0 ] || { echo "containers: needs root" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "containers: needs nginx (scripts/deps.sh bench)" >&2; exit 1; }
-ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/e2e/ctprobe >/dev/null
+ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=containers
 # shellcheck source=../lib.sh
 . "$ROOT/bench/lib.sh"
@@ -70,7 +70,7 @@ tool_dir = "$work/tools"
 [logging]
 audit_dir = "$work/audit"
 TOML
-CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/e2e/ctprobe" CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
+CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/fixtures/ctprobe" CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
   python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
 ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
 start_server

@@ -7,9 +7,8 @@ quickly and without a network.
     ctimage.import_busybox(server.config_path)   # -> "clawbox/test-busybox:latest"
 
 The image has busybox (/bin/busybox and a link per applet), passwd/group
-with root and agent (1000), /tmp 1777, and /usr/local/bin/probe: a shell
-script for the hardening tests that prints KEY=VALUE lines about the
-process it runs as and what it may do (see PROBE)."""
+with root and agent (1000), /tmp 1777, and /usr/bin/ctprobe: the static
+probe of the container tests (tests/fixtures/ctprobe.c)."""
 
 import fcntl
 import os
@@ -23,43 +22,16 @@ CACHE = os.environ.get("CLAWBOX_E2E_IMAGES", "/tmp/clawbox-e2e-images")
 BUSYBOX = "/usr/bin/busybox"
 NAME = "clawbox/test-busybox:latest"
 # Bump when the image's content changes, so a stale cache is not used.
-VERSION = "2"
-# The static probe of the container tests (tests/e2e/ctprobe.c), at /usr/bin/ctprobe.
-CTPROBE = os.environ.get("CLAWBOX_E2E_CTPROBE", "build/tests/e2e/ctprobe")
+VERSION = "3"
+# The static probe of the container tests (tests/fixtures/ctprobe.c), at /usr/bin/ctprobe.
+CTPROBE = os.environ.get("CLAWBOX_E2E_CTPROBE", "build/tests/fixtures/ctprobe")
 TEST_IMAGE = NAME
 
-# Each line is KEY=VALUE. "ok"/"denied" for the attempts; never aborts.
-PROBE = r"""#!/bin/sh
-echo "uid=$(id -u)"
-echo "gid=$(id -g)"
-echo "groups=$(id -G)"
-for k in CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs Seccomp; do
-  echo "$k=$(awk -v k="$k:" '$1 == k {print $2}' /proc/self/status)"
-done
-echo "interfaces=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ' || true)"
-echo "netdev=$(awk 'NR > 2 {sub(":", "", $1); printf "%s ", $1}' /proc/net/dev)"
-echo "hostname=$(hostname)"
-echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
-echo "pids_max=$(cat /sys/fs/cgroup/pids.max 2>/dev/null)"
-try() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name=ok"; else echo "$name=denied"; fi; }
-try write_root touch /probe-write
-try write_etc sh -c 'echo x >> /etc/passwd'
-try write_tmp sh -c 'echo x > /tmp/probe'
-try exec_tmp sh -c 'cp /bin/busybox /tmp/bb && /tmp/bb true'
-try mount_tmpfs mount -t tmpfs none /mnt
-try chroot chroot / true
-try raw_socket ping -c 1 -W 1 127.0.0.1
-try read_shadow cat /etc/shadow
-try kill_1 kill -0 1
-echo "mounts_begin"
-cat /proc/self/mounts
-echo "mounts_end"
-"""
 
 
 def _rootfs(root):
     """Lays out the image in root."""
-    for d in ("bin", "etc", "tmp", "usr/local/bin", "proc", "dev", "sys", "run/clawbox",
+    for d in ("bin", "etc", "tmp", "proc", "dev", "sys", "run/clawbox",
               "workspace"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, "tmp"), 0o1777)
@@ -79,12 +51,10 @@ def _rootfs(root):
         "etc/group": "root:x:0:\nagent:x:1000:\n",
         "etc/hosts": "",
         "etc/resolv.conf": "",
-        "usr/local/bin/probe": PROBE,
     }
     for rel, text in files.items():
         with open(os.path.join(root, rel), "w") as f:
             f.write(text)
-    os.chmod(os.path.join(root, "usr/local/bin/probe"), 0o755)
     os.makedirs(os.path.join(root, "usr/bin"), exist_ok=True)
     shutil.copy2(CTPROBE, os.path.join(root, "usr/bin/ctprobe"))
 

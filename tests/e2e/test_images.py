@@ -73,7 +73,7 @@ class ImagesTest(ServerTestCase):
         for d in ("proc", "dev", "sys", "run/clawbox", "workspace"):
             self.assertTrue(os.path.isdir(os.path.join(rootfs, d)), d)
         self.assertEqual(os.stat(os.path.join(rootfs, "tmp")).st_mode & 0o7777, 0o1777)
-        self.assertTrue(os.access(os.path.join(rootfs, "usr/local/bin/probe"), os.X_OK))
+        self.assertTrue(os.access(os.path.join(rootfs, "usr/bin/ctprobe"), os.X_OK))
         p = self.image("remove", "test/bb")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("removed", p.stderr)

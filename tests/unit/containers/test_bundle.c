@@ -1,7 +1,8 @@
 /* The OCI bundle (containers/bundle.h): the config it builds, the files it
  * writes and what it refuses; then, as root with runc and crun installed,
  * real containers from it, probed from the inside (a shell script and the
- * static ct_probe given as argv[1]), and the time of their lifecycle. */
+ * static tests/fixtures/ctprobe given as argv[1]), and the time of their
+ * lifecycle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -693,7 +694,7 @@ static const char *const probe_lines[] = {
     "Seccomp:2", "ifaces=lo,", "sys_entries=0", "hostname=clawbox", "nofile=1024 core=0",
     "resolv=nameserver 127.0.0.1", "env_FOO=bar baz cwd=/workspace", "sh_write_root=no",
     "sh_mount=no", "sh_unshare=no",
-    /* ct_probe */
+    /* ctprobe */
     "clone3=ENOSYS", "clone_plain=ok", "clone_newuser=EPERM", "clone_newnet=EPERM",
     "unshare_user=EPERM", "unshare_mount=EPERM", "setns=EPERM", "mount=EPERM", "umount=EPERM",
     "chroot=EPERM", "setuid0=EPERM", "mknod=EPERM", "keyctl=EPERM", "io_uring=EPERM",
@@ -1062,7 +1063,7 @@ static void crun_lifecycle_time(void **state)
 int main(int argc, char **argv)
 {
     cb_json_setup();
-    probe_exe = argc > 1 ? argv[1] : "ct-probe";
+    probe_exe = argc > 1 ? argv[1] : "ctprobe";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(process_is_unprivileged),
         cmocka_unit_test(linux_section_isolates),
