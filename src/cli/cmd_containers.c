@@ -96,19 +96,6 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
     return -1;
 }
 
-/* Container ids are "clawbox-<uuid>"; anything else never reaches a path. */
-static bool id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-              (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_'))
-            return false;
-    return true;
-}
-
 static int request_and_print(struct args *a, const char *method, const char *path, const char *body)
 {
     if (cli_conn_token(&a->conn) < 0)
@@ -163,7 +150,7 @@ int cmd_kill(int argc, char **argv)
         fputs(kill_usage, stderr);
         return 2;
     }
-    if (!id_ok(argv[a.first]))
+    if (!cb_name_valid(argv[a.first]))
         return cli_fail("'%s' is not a container id (clawbox list containers shows them)",
                         argv[a.first]);
     char *path = cb_xasprintf("/containers/%s", argv[a.first]);
@@ -230,7 +217,7 @@ int cli_container_logs(int argc, char **argv)
         fputs(logs_usage, stderr);
         return 2;
     }
-    if (!id_ok(a.container))
+    if (!cb_name_valid(a.container))
         return cli_fail("'%s' is not a container id", a.container);
     if (a.tail && cb_parse_u64(a.tail, strlen(a.tail), &tail) < 0)
         return cli_fail("--tail: '%s' is not a number of lines", a.tail);

@@ -11,15 +11,7 @@
 #include "core/buf.h"
 #include "core/util.h"
 
-#define TEMPLATE_NAME_MAX 64
-#define CONFIG_TEXT_MAX   (4u * 1024 * 1024)
-
-bool cb_template_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    return n >= 1 && n <= TEMPLATE_NAME_MAX &&
-           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
-}
+#define CONFIG_TEXT_MAX (4u * 1024 * 1024)
 
 /* The line [p, end) without its trailing CR and blanks around it. */
 static bool line_is(const char *p, const char *end, const char *want)
@@ -42,7 +34,7 @@ static bool is_header(const char *p, const char *end)
 /* Where template `name` starts and ends in text; false when absent. */
 static bool find(const char *text, size_t len, const char *name, size_t *from, size_t *to)
 {
-    char header[TEMPLATE_NAME_MAX + 32];
+    char header[CB_NAME_MAX + 32];
     snprintf(header, sizeof(header), "[images.templates.%s]", name);
     const char *end = text + len;
     bool in = false;
@@ -79,7 +71,7 @@ int cb_template_remove(const char *text, size_t len, const char *name, char **ou
                        struct cb_error *err)
 {
     size_t from = 0, to = 0;
-    if (!cb_template_name_valid(name) || !find(text, len, name, &from, &to))
+    if (!cb_name_valid(name) || !find(text, len, name, &from, &to))
         return cb_error_set(err, -ENOENT, "no image template '%s' in the config", name);
     struct cb_buf b;
     cb_buf_init(&b, CONFIG_TEXT_MAX);
@@ -92,7 +84,7 @@ int cb_template_remove(const char *text, size_t len, const char *name, char **ou
 int cb_template_put(const char *text, size_t len, const struct cb_template_spec *t, char **out,
                     struct cb_error *err)
 {
-    if (!cb_template_name_valid(t->name))
+    if (!cb_name_valid(t->name))
         return cb_error_set(err, -EINVAL, "'%s' is not a template name (1-64 of A-Z a-z 0-9 _ -)",
                             t->name);
     if (t->image == NULL || t->image[0] == '\0')

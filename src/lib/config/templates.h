@@ -12,15 +12,12 @@
 #include "core/error.h"
 
 struct cb_template_spec {
-    const char *name; /* 1-64 of [A-Za-z0-9_-] */
+    const char *name; /* cb_name_valid */
     const char *image;
     const char *description;                    /* NULL: none */
     const struct cb_strlist *network_allowlist; /* NULL: none */
     const struct cb_strlist *credentials;       /* NULL: none */
 };
-
-/* A template name is 1-64 of [A-Za-z0-9_-] (so it is a bare TOML key). */
-bool cb_template_name_valid(const char *name);
 
 /* The config text with the template set (replacing one of that name, at
  * the end of the file), as a new string in *out. The result is loaded

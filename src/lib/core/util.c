@@ -95,6 +95,15 @@ int cb_random_bytes(void *buf, size_t n)
     return 0;
 }
 
+bool cb_name_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t n = strnlen(s, CB_NAME_MAX + 1);
+    return n >= 1 && n <= CB_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
 void cb_uuid_v4(char out[37])
 {
     unsigned char b[16];

@@ -39,6 +39,12 @@ bool cb_const_time_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Fills buf with `n` bytes from the kernel CSPRNG. Returns 0 or -errno. */
 int cb_random_bytes(void *buf, size_t n);
 
+/* A name clawbox accepts for a tool, an image template or a container: 1 to
+ * CB_NAME_MAX of [A-Za-z0-9_-], so it is safe as a path segment, a URL path
+ * segment and a bare TOML key. False for NULL. */
+#define CB_NAME_MAX 64
+bool cb_name_valid(const char *s);
+
 /* Writes a random (version 4) UUID in its 36-character text form and a NUL. */
 void cb_uuid_v4(char out[37]);
 

@@ -120,10 +120,7 @@ static json_t *spawn(struct cb_mcp *m, const json_t *args)
 static json_t *kill_container(struct cb_mcp *m, const json_t *args)
 {
     const char *id = json_string_value(json_object_get(args, "container_id"));
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > 64 ||
-        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                   "0123456789_-") != n)
+    if (!cb_name_valid(id))
         return cb__mcp_text_result("Error: container_id must be a container id such as "
                                    "clawbox-<uuid> (clawbox_list_containers shows them)",
                                    true);

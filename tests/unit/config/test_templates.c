@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config/templates.h"
+#include "core/util.h"
 
 static const char base[] = "# mine\n[server]\nport = 9800 # kept\n\n"
                            "[images.templates.a]\nimage = \"x:1\"\n# a's comment\n\n"
@@ -72,9 +73,9 @@ static void bad_input_is_refused(void **state)
     struct cb_template_spec t = {.name = "c", .image = "x"};
     assert_int_equal(cb_template_put(broken, strlen(broken), &t, &out, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "would not load"));
-    assert_false(cb_template_name_valid(""));
-    assert_false(cb_template_name_valid("../x"));
-    assert_true(cb_template_name_valid("code-runner_2"));
+    assert_false(cb_name_valid(""));
+    assert_false(cb_name_valid("../x"));
+    assert_true(cb_name_valid("code-runner_2"));
 }
 
 int main(void)

@@ -171,6 +171,24 @@ static void rfc3339_ms_formats_utc(void **state)
     assert_string_equal(t, "2026-12-07T01:02:03.456Z");
 }
 
+static void name_valid_is_short_and_plain(void **state)
+{
+    (void)state;
+    char longest[CB_NAME_MAX + 2];
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[CB_NAME_MAX] = '\0';
+    assert_true(cb_name_valid(longest));
+    longest[CB_NAME_MAX] = 'a';
+    longest[CB_NAME_MAX + 1] = '\0';
+    assert_false(cb_name_valid(longest));
+    assert_true(cb_name_valid("clawbox-0f3c_X9"));
+    assert_false(cb_name_valid(""));
+    assert_false(cb_name_valid(NULL));
+    assert_false(cb_name_valid("../etc"));
+    assert_false(cb_name_valid("a b"));
+    assert_false(cb_name_valid("a]\n[b"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +204,7 @@ int main(void)
         cmocka_unit_test(mono_deadline_is_ahead_and_normalised),
         cmocka_unit_test(uuid_v4_has_version_and_variant),
         cmocka_unit_test(rfc3339_ms_formats_utc),
+        cmocka_unit_test(name_valid_is_short_and_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,6 @@
 #include "sandbox/manifest.h"
 #include "sandbox/registry/internal.h"
 
-#define TOOL_NAME_MAX    64
 #define DEFAULT_VERSION  "0.1.0"
 #define DEFAULT_MAX_CONC 5
 
@@ -33,23 +32,9 @@ static const struct resource_default resource_defaults[] = {
     {"max_memory_mb", 1024},
 };
 
-static bool name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
 bool cb_tool_name_valid(const char *name)
 {
-    if (name == NULL)
-        return false;
-    size_t n = strnlen(name, TOOL_NAME_MAX + 1);
-    if (n == 0 || n > TOOL_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!name_char(name[i]))
-            return false;
-    return true;
+    return cb_name_valid(name);
 }
 
 static int missing(struct cb_error *err, const char *field)
