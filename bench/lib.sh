@@ -41,3 +41,38 @@ start_server() {
     [ "$code" = 200 ] || fail "GET /tools/$tool never returned 200"
   done
 }
+
+# body_www: $work/www/body.txt, 1 KiB, the upstream's answer. Only www/ is
+# readable by others (nginx workers may run as another user).
+body_www() {
+  chmod 711 "$work"
+  mkdir -m 755 "$work/www"
+  head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/body.txt"
+  chmod 644 "$work/www/body.txt"
+}
+
+# start_nginx BLOCKS [CONNECTIONS]: nginx in $work/nginx with the settings
+# every benchmark shares (no access log, temp files under $work, long
+# keep-alive) and BLOCKS (its upstream and server blocks) inside http {}.
+start_nginx() {
+  mkdir -p "$work/nginx/logs"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections ${2:-256}; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  keepalive_requests 100000;
+$1
+}
+NGINX
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
+  pids+=($!)
+}

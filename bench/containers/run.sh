@@ -13,38 +13,17 @@ ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=containers
 # shellcheck source=../lib.sh
 . "$ROOT/bench/lib.sh"
-chmod 711 "$work" # a container's root must pass through to the image store
 
 # An upstream serving 1 KiB, and nginx as a plain reverse proxy to it.
 up_port=$(free_port)
 ng_port=$(free_port)
-mkdir -m 755 "$work/www" "$work/nginx"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/body.txt"
-chmod 644 "$work/www/body.txt"
-cat > "$work/nginx/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  keepalive_requests 100000;
-  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
+body_www # its chmod 711 also lets a container's root pass through to the image store
+start_nginx "  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
   server { listen 127.0.0.1:$up_port; location / { root $work/www; } }
   server {
     listen 127.0.0.1:$ng_port;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
-pids+=($!)
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
 
 port=$(free_port)
 token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -39,36 +39,10 @@ echo "a. leak scan (bench-scan):"
 
 # b. upstream: a fixed 1 KiB body.
 up_port=$(free_port)
-# Only www/ is readable by others (nginx workers may run as another user).
-chmod 711 "$work"
-mkdir -m 755 "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/body.txt"
-chmod 644 "$work/www/body.txt"
+body_www
 if command -v nginx >/dev/null; then
   upstream_kind=nginx
-  mkdir -p "$work/nginx/logs"
-  cat > "$work/nginx/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$up_port;
-    location / { root $work/www; }
-  }
-}
-NGINX
-  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
-  pids+=($!)
+  start_nginx "  server { listen 127.0.0.1:$up_port; location / { root $work/www; } }" 64
 else
   upstream_kind=python
   (cd "$work/www" && exec python3 -c '
