@@ -523,69 +523,58 @@ class CliVerbs(ContainerCase):
 
 
 class Restart(unittest.TestCase):
-    """kill -9 of the server, then a restart: nothing is left behind."""
+    """The end of a server (kill -9, SIGTERM), then a restart: nothing is
+    left behind."""
+
+    def setUp(self):
+        why = skip_reason()
+        if why:
+            self.skipTest(why)
+        self.rt = RUNTIMES[0]
+        self.server = harness.Server(f'[containers]\nruntime = "{self.rt}"\n'
+                                     '[container_policy]\nallowed_policies = ["container"]\n')
+        self.addCleanup(self.server.cleanup)
+        ctimage.import_test_image(self.server)
+        self.server.start()
+
+    def sleeper(self):
+        return self.server.request("POST", "/containers/spawn", {
+            "task": "t", "image": IMAGE, "policy": "container",
+            "command": ["/bin/sleep", "60"]}).json()["container_id"]
+
+    def runtime_ids(self):
+        root = os.path.join(self.server.dir, "data", "oci")
+        return subprocess.run([self.rt, "--root", root, "list", "-q"], capture_output=True,
+                              text=True).stdout.split()
+
+    def socket_dir(self, cid):
+        return os.path.join(self.server.dir, "data", "containers", cid, "proxy")
 
     def test_kill_9_and_restart(self):
-        why = skip_reason()
-        if why:
-            self.skipTest(why)
-        rt = RUNTIMES[0]
-        server = harness.Server(f'[containers]\nruntime = "{rt}"\n'
-                                '[container_policy]\nallowed_policies = ["container"]\n')
-        try:
-            ctimage.import_test_image(server)
-            server.start()
-            cid = server.request("POST", "/containers/spawn", {
-                "task": "t", "image": IMAGE, "policy": "container",
-                "command": ["/bin/sleep", "60"]}).json()["container_id"]
-            root = os.path.join(server.dir, "data", "oci")
-            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
-                                    text=True).stdout.split()
-            self.assertIn(cid, listed)
-            server.stop(sig=9)
-            server.start()
-            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
-                                    text=True).stdout.split()
-            self.assertEqual(listed, [])
-            info = server.request("GET", f"/containers/{cid}").json()
-            self.assertEqual(info["status"], "killed")
-            self.assertFalse(os.path.exists(os.path.join(server.dir, "data", "containers", cid,
-                                                         "proxy")))
-            for line in open("/proc/self/mountinfo"):
-                self.assertNotIn(cid, line)
-            self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/clawbox/{cid}"))
-        finally:
-            server.cleanup()
+        cid = self.sleeper()
+        self.assertIn(cid, self.runtime_ids())
+        self.server.stop(sig=9)
+        self.server.start()
+        self.assertEqual(self.runtime_ids(), [])
+        info = self.server.request("GET", f"/containers/{cid}").json()
+        self.assertEqual(info["status"], "killed")
+        self.assertFalse(os.path.exists(self.socket_dir(cid)))
+        for line in open("/proc/self/mountinfo"):
+            self.assertNotIn(cid, line)
+        self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/clawbox/{cid}"))
 
     def test_sigterm_kills_and_removes_running_containers(self):
-        why = skip_reason()
-        if why:
-            self.skipTest(why)
-        rt = RUNTIMES[0]
-        server = harness.Server(f'[containers]\nruntime = "{rt}"\n'
-                                '[container_policy]\nallowed_policies = ["container"]\n')
-        try:
-            ctimage.import_test_image(server)
-            server.start()
-            ids = [server.request("POST", "/containers/spawn", {
-                "task": "t", "image": IMAGE, "policy": "container",
-                "command": ["/bin/sleep", "60"]}).json()["container_id"] for _ in range(2)]
-            t0 = time.time()
-            self.assertEqual(server.stop(), 0, server.read_log())
-            self.assertLess(time.time() - t0, 10)
-            root = os.path.join(server.dir, "data", "oci")
-            listed = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True,
-                                    text=True).stdout.split()
-            self.assertEqual(listed, [])
-            for cid in ids:
-                self.assertFalse(os.path.exists(os.path.join(server.dir, "data", "containers",
-                                                             cid, "proxy")))
-            server.start()
-            for cid in ids:
-                self.assertEqual(server.request("GET", f"/containers/{cid}").json()["status"],
-                                 "killed")
-        finally:
-            server.cleanup()
+        ids = [self.sleeper() for _ in range(2)]
+        t0 = time.time()
+        self.assertEqual(self.server.stop(), 0, self.server.read_log())
+        self.assertLess(time.time() - t0, 10)
+        self.assertEqual(self.runtime_ids(), [])
+        for cid in ids:
+            self.assertFalse(os.path.exists(self.socket_dir(cid)))
+        self.server.start()
+        for cid in ids:
+            self.assertEqual(
+                self.server.request("GET", f"/containers/{cid}").json()["status"], "killed")
 
 
 # Each group of tests runs against a server of its own, once per runtime.
