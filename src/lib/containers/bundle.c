@@ -451,8 +451,9 @@ static int write_file(const char *dir, const char *name, const char *data, mode_
     return r;
 }
 
-/* resolv.conf points at clawbox's DNS stub in the container's network
- * namespace; hosts names only the loopback. Both are readable by the
+/* resolv.conf names 127.0.0.1 (the container has no network: nothing
+ * there answers a query unless clawbox serves DNS in its namespace); hosts
+ * names only the loopback. Both are readable by the
  * container's user and bound read-only. */
 static int write_bound_files(const char *dir, const struct cb_ct_spec *s, struct cb_error *err)
 {

@@ -132,7 +132,7 @@ void cb__registry_free_failures(struct cb_registry *r);
 void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n);
 
 /* manifest.c */
-/* The deny-all manifest a module without any other gets (one reference). */
+/* The deny-all manifest of a module that has no other (one reference). */
 struct cb_manifest *cb__manifest_auto(const char *name);
 /* cb_manifest_parse of the JSON text of a <name>.json file. Messages name
  * the field but never quote the file (a JSON error gives its position). */

@@ -152,7 +152,7 @@ static void warn_if_registered_elsewhere(struct cb_registry *r, const char *name
            name, bound, sha256, file_m ? "file" : "automatic");
 }
 
-/* The manifest a tool gets (a new reference): registered (for this
+/* The manifest that applies to a tool (a new reference): registered (for this
  * module) beats file beats auto. */
 static struct cb_manifest *effective_manifest(struct cb_registry *r, const char *name,
                                               const char *sha256, struct cb_manifest *file_m)
