@@ -5,6 +5,7 @@
 #include "api/images.h"
 #include "api/tools.h"
 #include "audit/audit.h"
+#include "agents/registry.h"
 #include "containers/manager.h"
 #include "proxy/pipeline.h"
 #include "secrets/secrets.h"
@@ -153,6 +154,8 @@ int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_err
         };
         r = cb_ct_manager_open(&co, &app->containers, err);
     }
+    if (r == 0)
+        r = cb_agents_open(app->state, cfg, &app->agents, err);
     if (r < 0) {
         cb__app_close(app);
         return r;
@@ -165,6 +168,7 @@ void cb__app_close(struct cb_app *app)
 {
     if (app == NULL)
         return;
+    cb_agents_free(app->agents);
     cb_ct_manager_close(app->containers); /* before the proxy its sockets use */
     cb_registry_close(app->registry);
     cb_worker_pool_free(app->workers);
@@ -199,6 +203,10 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "DELETE", "/containers/{id}", cb__api_containers_delete, 0);
     cb_router_add(r, "GET", "/containers/{id}/logs", cb__api_containers_logs, 0);
     cb_router_add(r, "GET", "/images", cb__api_images_list, 0);
+    cb_router_add(r, "POST", "/agents", cb__api_agents_create, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/agents", cb__api_agents_list, 0);
+    cb_router_add(r, "GET", "/agents/{id}", cb__api_agents_get, 0);
+    cb_router_add(r, "DELETE", "/agents/{id}", cb__api_agents_delete, 0);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

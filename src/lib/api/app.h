@@ -38,6 +38,7 @@ struct cb_app {
     const char *creds_status;
     struct cb_proxy *proxy;           /* the http_request host call */
     struct cb_ct_manager *containers; /* never NULL once open */
+    struct cb_agents *agents;
     uint64_t started_ns;
     _Atomic uint64_t db_ok_at_ns; /* last successful state DB check, for /health */
 };
@@ -64,6 +65,10 @@ void cb__api_containers_list(struct cb_http_request *req, struct cb_http_respons
 void cb__api_containers_get(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_create(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_list(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_get(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response *res);
 
 /* Registers the test-only routes. Defined only in the end-to-end test
  * binary (clawbox-test, from api/test_routes.c): app.c refers to it

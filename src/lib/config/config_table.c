@@ -163,7 +163,9 @@ const struct cb__opt cb__config_opts[] = {
      OFF(containers.retention_ms), NULL,
      "(clawbox) How long a finished container stays listed before it is removed."},
     {"containers", "workspace_root", CB__OPT_PATH, CB_HOME_TILDE "/" CB_HOME_WORKSPACES, 0, 0, NULL,
-     OFF(containers.workspace_root), NULL, "(not used yet) Parent directory of agent workspaces."},
+     OFF(containers.workspace_root), NULL,
+     "Parent directory of agent workspaces: each agent gets <workspace_root>/<agent_id>, and a "
+     "workspace.host_path must lie beneath it."},
 
     {"container_policy", "network_allowlist", CB__OPT_STRLIST, "", 0, 0, NULL,
      OFF(container_policy.network_allowlist), NULL, "Hosts every container may reach."},

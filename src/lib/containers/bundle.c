@@ -52,24 +52,6 @@ static bool utf8(const char *s)
     return cb_utf8_valid_len(s, n) == n;
 }
 
-/* Absolute, no "." or ".." component, no empty one, shorter than PATH_MAX,
- * UTF-8: what every path handed to the runtime must be. */
-static bool clean_abs_path(const char *p)
-{
-    if (p == NULL || p[0] != '/' || strnlen(p, PATH_MAX) >= PATH_MAX || !utf8(p))
-        return false;
-    if (p[1] == '\0')
-        return true;
-    for (const char *c = p + 1;;) {
-        size_t n = strcspn(c, "/");
-        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-            return false;
-        if (c[n] == '\0')
-            return true;
-        c += n + 1;
-    }
-}
-
 static bool id_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -119,7 +101,7 @@ static int check_mounts(const struct cb_ct_spec *s, struct cb_error *err)
 {
     for (size_t i = 0; i < s->n_mounts; i++) {
         const struct cb_ct_mount *m = &s->mounts[i];
-        if (!clean_abs_path(m->source) || !clean_abs_path(m->destination) ||
+        if (!cb_path_clean_abs(m->source) || !cb_path_clean_abs(m->destination) ||
             reserved_destination(m->destination))
             return cb_error_set(
                 err, -EINVAL,
@@ -137,13 +119,13 @@ static int check_spec(const struct cb_ct_spec *s, struct cb_error *err)
 {
     if (!valid_id(s->id, ID_MAX))
         return cb_error_set(err, -EINVAL, "container id must be 1-%d of [A-Za-z0-9_.-]", ID_MAX);
-    if (!clean_abs_path(s->rootfs) || strcmp(s->rootfs, "/") == 0)
+    if (!cb_path_clean_abs(s->rootfs) || strcmp(s->rootfs, "/") == 0)
         return cb_error_set(err, -EINVAL, "rootfs must be a clean absolute path, not /");
     if (s->n_args == 0 || s->args == NULL)
         return cb_error_set(err, -EINVAL, "no command to run");
-    if (s->cwd != NULL && !clean_abs_path(s->cwd))
+    if (s->cwd != NULL && !cb_path_clean_abs(s->cwd))
         return cb_error_set(err, -EINVAL, "working directory must be a clean absolute path");
-    if (s->netns_path != NULL && !clean_abs_path(s->netns_path))
+    if (s->netns_path != NULL && !cb_path_clean_abs(s->netns_path))
         return cb_error_set(err, -EINVAL, "network namespace must be a clean absolute path");
     if (s->hostname != NULL && !valid_id(s->hostname, HOSTNAME_MAX))
         return cb_error_set(err, -EINVAL, "hostname must be 1-%d of [A-Za-z0-9_.-]", HOSTNAME_MAX);
@@ -468,7 +450,7 @@ static int write_bound_files(const char *dir, const struct cb_ct_spec *s, struct
 
 int cb_ct_bundle_write(const char *bundle_dir, const struct cb_ct_spec *s, struct cb_error *err)
 {
-    if (!clean_abs_path(bundle_dir))
+    if (!cb_path_clean_abs(bundle_dir))
         return cb_error_set(err, -EINVAL, "bundle directory must be a clean absolute path");
     json_t *config = build(s, bundle_dir, err);
     if (config == NULL)

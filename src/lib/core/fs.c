@@ -1,8 +1,10 @@
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -169,4 +171,23 @@ int cb_rm_tree(const char *path)
     r = rm_first_error;
     pthread_mutex_unlock(&lock);
     return r;
+}
+
+bool cb_path_clean_abs(const char *p)
+{
+    if (p == NULL || p[0] != '/')
+        return false;
+    size_t len = strnlen(p, PATH_MAX);
+    if (len >= PATH_MAX || cb_utf8_valid_len(p, len) != len)
+        return false;
+    if (p[1] == '\0')
+        return true;
+    for (const char *c = p + 1;;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        if (c[n] == '\0')
+            return true;
+        c += n + 1;
+    }
 }

@@ -3,6 +3,7 @@
 #ifndef CB_CORE_FS_H
 #define CB_CORE_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -41,5 +42,10 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
  * A missing path is success. Returns 0 or the first -errno met (the rest
  * is still removed where it can be). */
 int cb_rm_tree(const char *path);
+
+/* Absolute, UTF-8, shorter than PATH_MAX, with no empty, "." or ".."
+ * component: a path that means what it says, for every path handed to a
+ * container runtime. "/" is clean. */
+bool cb_path_clean_abs(const char *p);
 
 #endif

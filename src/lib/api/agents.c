@@ -1,0 +1,64 @@
+/* Agent routes: thin wrappers over the agent registry
+ * (src/lib/agents/registry.h). Start and stop come with the agents'
+ * lifecycle. */
+#include <errno.h>
+#include <string.h>
+
+#include "agents/registry.h"
+#include "api/app.h"
+
+static struct cb_agents *agents(struct cb_http_request *req)
+{
+    return ((struct cb_app *)req->app)->agents;
+}
+
+void cb__api_agents_create(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *info = NULL;
+    int rc = cb_agents_create(agents(req), req->json, &info, &err);
+    if (rc == 0)
+        cb_http_respond_json(res, 201, info);
+    else if (rc == -EBADMSG)
+        cb_http_respond_error(res, 422, "invalid_request", "%s", err.msg);
+    else if (rc == -EINVAL || rc == -EXDEV || rc == -ENOENT || rc == -ENOTDIR)
+        cb_http_respond_error(res, 400, "invalid_request", "%s", err.msg);
+    else if (rc == -EEXIST)
+        cb_http_respond_error(res, 409, "conflict", "%s", err.msg);
+    else
+        cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
+}
+
+void cb__api_agents_list(struct cb_http_request *req, struct cb_http_response *res)
+{
+    cb_http_respond_json(res, 200, cb_agents_list(agents(req)));
+}
+
+void cb__api_agents_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    const char *id = cb_http_param(req, "id");
+    json_t *info = NULL;
+    if (cb_agents_get(agents(req), id, &info) < 0)
+        cb_http_respond_error(res, 404, "not_found", "agent not found: %s", id);
+    else
+        cb_http_respond_json(res, 200, info);
+}
+
+void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response *res)
+{
+    char purge[16];
+    const char *p = cb_http_query(req, "purge", purge, sizeof(purge));
+    if (p != NULL && strcmp(p, "true") != 0 && strcmp(p, "false") != 0) {
+        cb_http_respond_error(res, 400, "invalid_request", "purge: expected true or false");
+        return;
+    }
+    struct cb_error err = {0};
+    int rc = cb_agents_delete(agents(req), cb_http_param(req, "id"),
+                              p != NULL && strcmp(p, "true") == 0, &err);
+    if (rc == 0)
+        res->status = 204;
+    else if (rc == -ENOENT)
+        cb_http_respond_error(res, 404, "not_found", "%s", err.msg);
+    else
+        cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
+}
