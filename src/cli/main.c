@@ -25,6 +25,8 @@ static const struct verb verbs[] = {
      "list tools, containers or image templates: clawbox list tools|containers|images"},
     {"spawn", cmd_spawn, "start a container from an image template: clawbox spawn TEMPLATE"},
     {"kill", cmd_kill, "kill and remove a container: clawbox kill CONTAINER_ID"},
+    {"agents", cmd_agents,
+     "register, list, show or remove agents: clawbox agents create|list|get|delete"},
     {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},
     {"new-tool", cmd_new_tool, "scaffold a C tool project: clawbox new-tool NAME"},
     {"build", cmd_build, "build C/C++ tool projects to wasm32-wasi"},

@@ -2,16 +2,20 @@
 server and its state database, across a restart and a kill -9, with
 hostile ids and workspace paths."""
 
+import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import unittest
 
-from harness import Server, ServerTestCase, main
+from harness import BIN, Server, ServerTestCase, main
 
 
-class AgentsTest(ServerTestCase):
+class AgentServer(ServerTestCase):
+    """A server with its own workspace_root; agents are removed after each
+    test."""
 
     @classmethod
     def setUpClass(cls):
@@ -27,6 +31,9 @@ class AgentsTest(ServerTestCase):
     def tearDown(self):
         for a in self.server.request("GET", "/agents").json():
             self.server.request("DELETE", f"/agents/{a['agent_id']}?purge=true")
+
+
+class AgentsTest(AgentServer):
 
     def create(self, body):
         return self.server.request("POST", "/agents", body)
@@ -115,6 +122,54 @@ class AgentsTest(ServerTestCase):
             self.assertEqual(os.listdir(outside), [])
         finally:
             shutil.rmtree(outside)
+
+
+class AgentsCliTest(AgentServer):
+    """clawbox agents against the same kind of server."""
+
+    def cli(self, *args):
+        return subprocess.run([BIN, "agents", "--port", str(self.server.port),
+                               "--token", self.server.token, *args],
+                              capture_output=True, text=True, env=self.server.env, timeout=60)
+
+    def test_create_list_get_delete(self):
+        p = self.cli("create", "c-1", "--name", "Coder", "--env", "A=b=c", "--max-idle-ms", "500",
+                     "--restart-on-crash", "--read-only", "--", "sleep", "--infinity")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["agent_id"], "c-1")
+        toml = os.path.join(self.ws_parent, "agent.toml")
+        with open(toml, "w") as f:
+            f.write('agent_id = "t-1"\nname = "From TOML"\n[lifecycle]\nmax_restarts = 5\n')
+        p = self.cli("create", "--file", toml, "--image", "clawbox/x:1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.cli("list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = [line.split()[0] for line in p.stdout.splitlines()[1:]]
+        self.assertEqual(rows, ["c-1", "t-1"])
+        p = self.cli("list", "--json")
+        self.assertEqual([a["name"] for a in json.loads(p.stdout)], ["Coder", "From TOML"])
+        p = self.cli("get", "t-1")
+        self.assertEqual(json.loads(p.stdout)["name"], "From TOML")
+        self.assertEqual(self.cli("delete", "c-1", "--purge").returncode, 0)
+        p = self.cli("get", "c-1")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("agent not found: c-1", p.stderr)
+
+    def test_bad_input_is_refused_before_and_by_the_server(self):
+        for args, words in ((("get", "../x"), "path traversal"),
+                            (("create", "a", "--name", "A", "--max-idle-ms", "soon"),
+                             "not a number"),
+                            (("create", "a", "--name", "A", "--env", "NOEQUALS"), "KEY=VALUE"),
+                            (("create", "--name", "A"), "agent's id"),
+                            (("create", "a", "--name", "A", "--file", "/nonexistent.toml"),
+                             "nonexistent"),
+                            (("create", "a", "--mount-point", "/proc", "--name", "A"),
+                             "reserved")):
+            p = self.cli(*args)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn(words, p.stderr, args)
+        self.assertEqual(self.cli("list", "extra").returncode, 2)
+        self.assertEqual(self.cli("frobnicate").returncode, 2)
 
 
 class AgentsRestartTest(unittest.TestCase):
