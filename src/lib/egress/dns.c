@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "egress/dns.h"
+#include "egress/internal.h"
 
 #define FLAG_QR     0x8000u
 #define FLAG_OPCODE 0x7800u
@@ -106,7 +107,7 @@ static int read_name(const uint8_t *p, size_t n, size_t *pos, struct cb_egress_d
     return w.bad ? -EILSEQ : 0;
 }
 
-int cb_egress_dns_parse(const uint8_t *p, size_t n, struct cb_egress_dns_query *q)
+int cb__egress_dns_parse(const uint8_t *p, size_t n, struct cb_egress_dns_query *q)
 {
     memset(q, 0, sizeof(*q));
     if (n < CB_DNS_HEADER_LEN)
@@ -157,8 +158,8 @@ static uint8_t *put_name(uint8_t *o, const uint8_t *end, const char *name, size_
     return o;
 }
 
-int cb_egress_dns_build(const struct cb_egress_dns_query *q, bool bare, uint8_t rcode,
-                        const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap)
+int cb__egress_dns_build(const struct cb_egress_dns_query *q, bool bare, uint8_t rcode,
+                         const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap)
 {
     if (cap < CB_DNS_HEADER_LEN || (addr != NULL && addr_len != 4 && addr_len != 16))
         return -ENOSPC;

@@ -43,31 +43,6 @@ enum {
     CB_DNS_CLASS_IN = 1,
 };
 
-struct cb_egress_dns_query {
-    uint16_t id;
-    uint16_t flags;                    /* the header's second word as sent */
-    char name[CB_EGRESS_NAME_MAX + 1]; /* dotted, no trailing dot, case as sent */
-    size_t name_len;                   /* 0 for the root */
-    uint16_t qtype, qclass;
-};
-
-/* Parses a query. Returns 0; -EINVAL when it is no query to answer at all
- * (shorter than a header, or a response); -ENOTSUP for an opcode other
- * than QUERY (id and flags are set); -EPROTO when the question is
- * malformed (not exactly one question, a label or pointer that runs past
- * the end or loops, a name over 255 bytes; id and flags set); -EILSEQ
- * when the name has a byte other than letters, digits, '-' and '_' (the
- * whole question is parsed). */
-int cb_egress_dns_parse(const uint8_t *p, size_t n, struct cb_egress_dns_query *q);
-
-/* Writes the response to q into out[0..cap): the header (id, opcode and
- * RD copied; QR, AA and RA set; rcode), the question unless `bare` (for
- * FORMERR and NOTIMP, whose question may be unreadable), and one answer
- * record when addr is not NULL (4 bytes for A, 16 for AAAA, naming the
- * question by a compression pointer). Returns its length or -ENOSPC. */
-int cb_egress_dns_build(const struct cb_egress_dns_query *q, bool bare, uint8_t rcode,
-                        const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap);
-
 /* What the containers module decides and records. name is lowercased. */
 struct cb_egress_dns_hooks {
     /* Whether the container may resolve name. */

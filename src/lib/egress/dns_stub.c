@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "egress/dns.h"
+#include "egress/internal.h"
 
 /* Query types that ask for a zone transfer or mailbox records: not a
  * lookup, so NOTIMP rather than an empty answer. */
@@ -30,31 +31,31 @@ static int answer_question(const struct cb_egress_dns_hooks *h, struct cb_egress
             (char)(q->name[i] >= 'A' && q->name[i] <= 'Z' ? q->name[i] - 'A' + 'a' : q->name[i]);
     if (q->qclass != CB_DNS_CLASS_IN || type_not_implemented(q->qtype)) {
         audit(h, lower, q->qtype, false, CB_DNS_NOTIMP);
-        return cb_egress_dns_build(q, false, CB_DNS_NOTIMP, NULL, 0, out, cap);
+        return cb__egress_dns_build(q, false, CB_DNS_NOTIMP, NULL, 0, out, cap);
     }
     if (q->name_len == 0 || !h->allow(h->ud, lower)) {
         audit(h, lower, q->qtype, false, CB_DNS_NXDOMAIN);
-        return cb_egress_dns_build(q, false, CB_DNS_NXDOMAIN, NULL, 0, out, cap);
+        return cb__egress_dns_build(q, false, CB_DNS_NXDOMAIN, NULL, 0, out, cap);
     }
     struct in_addr v4;
     struct in6_addr v6;
     const uint8_t *addr = NULL;
     size_t addr_len = 0;
     if (q->qtype == CB_DNS_TYPE_A || q->qtype == CB_DNS_TYPE_AAAA) {
-        if (cb_egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0)
-            return cb_egress_dns_build(q, false, CB_DNS_REFUSED, NULL, 0, out, cap);
+        if (cb__egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0)
+            return cb__egress_dns_build(q, false, CB_DNS_REFUSED, NULL, 0, out, cap);
         addr = q->qtype == CB_DNS_TYPE_A ? (const uint8_t *)&v4 : v6.s6_addr;
         addr_len = q->qtype == CB_DNS_TYPE_A ? 4 : 16;
     }
     audit(h, lower, q->qtype, true, CB_DNS_NOERROR);
-    return cb_egress_dns_build(q, false, CB_DNS_NOERROR, addr, addr_len, out, cap);
+    return cb__egress_dns_build(q, false, CB_DNS_NOERROR, addr, addr_len, out, cap);
 }
 
 size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egress_pool *pool,
                             const uint8_t *p, size_t n, uint8_t *out, size_t cap)
 {
     struct cb_egress_dns_query q;
-    int rc = cb_egress_dns_parse(p, n, &q);
+    int rc = cb__egress_dns_parse(p, n, &q);
     if (rc == -EINVAL)
         return 0;
     if (rc == 0)
@@ -64,7 +65,7 @@ size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egres
                         : rc == -EILSEQ ? CB_DNS_REFUSED
                                         : CB_DNS_FORMERR;
         audit(h, "", q.qtype, false, rcode);
-        rc = cb_egress_dns_build(&q, true, rcode, NULL, 0, out, cap);
+        rc = cb__egress_dns_build(&q, true, rcode, NULL, 0, out, cap);
     }
     return rc > 0 ? (size_t)rc : 0;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "egress/internal.h"
 #include "egress/pool.h"
 #include "egress/sniff.h"
 
@@ -149,8 +150,8 @@ static void slot_addrs(uint32_t i, struct in_addr *v4, struct in6_addr *v6)
         v6->s6_addr[15 - k] = (uint8_t)(host >> (8 * k));
 }
 
-int cb_egress_pool_addr(struct cb_egress_pool *p, const char *name, size_t len, struct in_addr *v4,
-                        struct in6_addr *v6)
+int cb__egress_pool_addr(struct cb_egress_pool *p, const char *name, size_t len, struct in_addr *v4,
+                         struct in6_addr *v6)
 {
     if (len == 0 || len > CB_EGRESS_NAME_MAX)
         return -EINVAL;

@@ -28,12 +28,6 @@ struct cb_egress_pool;
 struct cb_egress_pool *cb_egress_pool_new(uint32_t capacity);
 void cb_egress_pool_free(struct cb_egress_pool *pool);
 
-/* The addresses of name[0..len) (compared as given: the caller
- * lowercases), assigning a slot if it has none; marks it most recently
- * used. Returns 0, or -EINVAL for an empty name or one longer than 253. */
-int cb_egress_pool_addr(struct cb_egress_pool *pool, const char *name, size_t len,
-                        struct in_addr *v4, struct in6_addr *v6);
-
 /* The name behind a pool address (an AF_INET or AF_INET6 sockaddr, as
  * cb_egress_original_dst gives it; the port is ignored), copied with a
  * NUL into out[0..cap); marks it most recently used. Returns its length,

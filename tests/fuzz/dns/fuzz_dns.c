@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "egress/dns.h"
+#include "egress/internal.h"
 
 static void check(bool cond)
 {
@@ -71,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pool == NULL)
         pool = cb_egress_pool_new(8);
     struct cb_egress_dns_query q;
-    int rc = cb_egress_dns_parse(data, size, &q);
+    int rc = cb__egress_dns_parse(data, size, &q);
     check(rc == 0 || rc == -EINVAL || rc == -ENOTSUP || rc == -EPROTO || rc == -EILSEQ);
     if (rc == 0)
         check_name(&q);
@@ -91,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     again[6] = again[7] = 0; /* one question and nothing else */
     struct cb_egress_dns_query r;
     size_t qend = CB_DNS_HEADER_LEN + (q.name_len ? q.name_len + 2 : 1) + 4;
-    check(n >= qend && cb_egress_dns_parse(again, qend, &r) == 0);
+    check(n >= qend && cb__egress_dns_parse(again, qend, &r) == 0);
     check(r.name_len == q.name_len && memcmp(r.name, q.name, q.name_len) == 0);
     check(r.qtype == q.qtype && r.qclass == q.qclass);
     if (out[7] == 1)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "egress/dns.h"
+#include "egress/internal.h"
 
 struct msg {
     uint8_t b[1024];
@@ -64,7 +65,7 @@ static void query(struct msg *m, unsigned id, const char *name, unsigned type)
 
 static int parse(const struct msg *m, struct cb_egress_dns_query *q)
 {
-    return cb_egress_dns_parse(m->b, m->n, q);
+    return cb__egress_dns_parse(m->b, m->n, q);
 }
 
 static void parse_plain_query(void **state)
@@ -92,7 +93,7 @@ static void parse_rejects_non_queries(void **state)
     struct cb_egress_dns_query q;
     query(&m, 1, "a.example", 1);
     for (size_t n = 0; n < CB_DNS_HEADER_LEN; n++)
-        assert_int_equal(cb_egress_dns_parse(m.b, n, &q), -EINVAL);
+        assert_int_equal(cb__egress_dns_parse(m.b, n, &q), -EINVAL);
     m.b[2] |= 0x80; /* a response */
     assert_int_equal(parse(&m, &q), -EINVAL);
     query(&m, 7, "a.example", 1);
@@ -109,7 +110,7 @@ static void parse_rejects_malformed_questions(void **state)
     query(&good, 1, "a.example", 1);
     /* Truncated anywhere in the question. */
     for (size_t n = CB_DNS_HEADER_LEN; n < good.n; n++)
-        assert_int_equal(cb_egress_dns_parse(good.b, n, &q), -EPROTO);
+        assert_int_equal(cb__egress_dns_parse(good.b, n, &q), -EPROTO);
     /* Not exactly one question. */
     for (unsigned qd = 0; qd <= 2; qd += 2) {
         m = good;
@@ -361,17 +362,17 @@ static void build_checks_room(void **state)
     memcpy(q.name, "a.example", 10);
     q.name_len = 9;
     uint8_t out[64], addr[4] = {198, 18, 0, 1};
-    int full = cb_egress_dns_build(&q, false, 0, addr, 4, out, sizeof(out));
+    int full = cb__egress_dns_build(&q, false, 0, addr, 4, out, sizeof(out));
     assert_int_equal(full, 12 + 11 + 4 + 16);
     for (size_t cap = 0; cap < (size_t)full; cap++)
-        assert_int_equal(cb_egress_dns_build(&q, false, 0, addr, 4, out, cap), -ENOSPC);
-    assert_int_equal(cb_egress_dns_build(&q, false, 0, addr, 5, out, sizeof(out)), -ENOSPC);
+        assert_int_equal(cb__egress_dns_build(&q, false, 0, addr, 4, out, cap), -ENOSPC);
+    assert_int_equal(cb__egress_dns_build(&q, false, 0, addr, 5, out, sizeof(out)), -ENOSPC);
     /* Names the builder cannot write. */
     const char *bad[] = {"a..b", ".a", "a."};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         q.name_len = strlen(bad[i]);
         memcpy(q.name, bad[i], q.name_len + 1);
-        assert_int_equal(cb_egress_dns_build(&q, false, 0, NULL, 0, out, sizeof(out)), -ENOSPC);
+        assert_int_equal(cb__egress_dns_build(&q, false, 0, NULL, 0, out, sizeof(out)), -ENOSPC);
     }
 }
 

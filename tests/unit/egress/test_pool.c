@@ -9,13 +9,14 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "egress/internal.h"
 #include "egress/pool.h"
 
 static int addr_of(struct cb_egress_pool *p, const char *name, char v4[16], char v6[48])
 {
     struct in_addr a;
     struct in6_addr a6;
-    int rc = cb_egress_pool_addr(p, name, strlen(name), &a, &a6);
+    int rc = cb__egress_pool_addr(p, name, strlen(name), &a, &a6);
     if (rc == 0) {
         inet_ntop(AF_INET, &a, v4, 16);
         inet_ntop(AF_INET6, &a6, v6, 48);
@@ -105,9 +106,9 @@ static void bad_names(void **state)
     struct in6_addr a6;
     char longn[300];
     memset(longn, 'a', sizeof(longn));
-    assert_int_equal(cb_egress_pool_addr(p, "", 0, &a, &a6), -EINVAL);
-    assert_int_equal(cb_egress_pool_addr(p, longn, 254, &a, &a6), -EINVAL);
-    assert_int_equal(cb_egress_pool_addr(p, longn, 253, &a, &a6), 0);
+    assert_int_equal(cb__egress_pool_addr(p, "", 0, &a, &a6), -EINVAL);
+    assert_int_equal(cb__egress_pool_addr(p, longn, 254, &a, &a6), -EINVAL);
+    assert_int_equal(cb__egress_pool_addr(p, longn, 253, &a, &a6), 0);
     cb_egress_pool_free(p);
 }
 
