@@ -57,45 +57,36 @@ static bool is_visible(uint8_t c)
     return c > 0x20 && c < 0x7f;
 }
 
-/* Matches the literal lit at p[i..n): 1 on a match, 0 when the input ends
- * inside it, -1 on a mismatch. */
-static int match(const uint8_t *p, size_t i, size_t n, const char *lit, size_t lit_len)
+/* The input ended inside what could still be a request line. */
+static enum cb_egress_proto more(size_t n)
 {
-    size_t k = n - i < lit_len ? n - i : lit_len;
-    if (memcmp(p + i, lit, k) != 0)
-        return -1;
-    return k == lit_len ? 1 : 0;
+    return n >= CB_EGRESS_PEEK_MAX ? CB_EGRESS_OTHER : CB_EGRESS_NEED_MORE;
 }
 
+/* Matches method SP target SP "HTTP/1." DIGIT CRLF as far as the input
+ * goes. */
 static enum cb_egress_proto classify_http(const uint8_t *p, size_t n)
 {
     size_t i = span(p, 0, n, is_tchar);
-    if (i == 0 && n > 0)
+    if (i == n)
+        return more(n);
+    if (i == 0 || p[i] != ' ')
         return CB_EGRESS_OTHER;
-    if (i < n && p[i] != ' ')
+    size_t target = span(p, ++i, n, is_visible);
+    i += target;
+    if (i == n)
+        return more(n);
+    if (target == 0 || p[i] != ' ')
         return CB_EGRESS_OTHER;
-    size_t t = i + 1 < n ? span(p, i + 1, n, is_visible) : 0;
-    size_t v = i + 1 + t;
-    if (i + 1 < n && t == 0)
-        return CB_EGRESS_OTHER;
-    if (v < n && p[v] != ' ')
-        return CB_EGRESS_OTHER;
-    if (v + 1 <= n) {
-        int m = match(p, v + 1, n, "HTTP/1.", 7);
-        if (m < 0)
+    static const char version[] = "HTTP/1.#\r\n"; /* '#': a digit */
+    for (size_t k = 0; k < sizeof(version) - 1; k++) {
+        if (++i == n)
+            return more(n);
+        bool ok = version[k] == '#' ? p[i] >= '0' && p[i] <= '9' : p[i] == (uint8_t)version[k];
+        if (!ok)
             return CB_EGRESS_OTHER;
-        size_t d = v + 8;
-        if (m == 1 && d < n && !(p[d] >= '0' && p[d] <= '9'))
-            return CB_EGRESS_OTHER;
-        if (m == 1 && d + 1 <= n) {
-            int e = match(p, d + 1, n, "\r\n", 2);
-            if (e < 0)
-                return CB_EGRESS_OTHER;
-            if (e == 1)
-                return CB_EGRESS_HTTP;
-        }
     }
-    return n >= CB_EGRESS_PEEK_MAX ? CB_EGRESS_OTHER : CB_EGRESS_NEED_MORE;
+    return CB_EGRESS_HTTP;
 }
 
 enum cb_egress_proto cb_egress_classify(const uint8_t *p, size_t n)
