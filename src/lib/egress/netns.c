@@ -123,13 +123,12 @@ static int pin(struct cb_egress_netns *ns, struct cb_error *err)
 {
     int fd = open(ns->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0)
-        return cb_error_set(err, -errno, "creating %s: %s", ns->path, strerror(errno));
+        return cb_error_set(err, -errno, "creating the file: %s", strerror(errno));
     close(fd);
     if (mount("/proc/thread-self/ns/net", ns->path, "none", MS_BIND, NULL) < 0) {
         int e = errno;
         unlink(ns->path);
-        return cb_error_set(err, -e, "bind-mounting the namespace on %s: %s", ns->path,
-                            strerror(e));
+        return cb_error_set(err, -e, "bind-mounting the namespace: %s", strerror(e));
     }
     return 0;
 }

@@ -128,7 +128,7 @@ static void create_refuses(void **state)
     struct cb_egress_netns *first = create("taken", 0);
     struct cb_egress_netns_opts again = {.dir = dir, .name = "taken"};
     assert_int_equal(cb_egress_netns_create(&again, &ns, &err), -EEXIST);
-    assert_non_null(strstr(err.msg, "taken"));
+    assert_non_null(strstr(err.msg, "taken: creating the file: File exists"));
     assert_true(mounted(first->path));
     cb_egress_netns_destroy(first);
     struct cb_egress_netns_opts nodir = {.dir = "/nonexistent-cb-dir", .name = "x"};
