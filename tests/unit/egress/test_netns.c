@@ -149,8 +149,29 @@ enum {
     E_DNS_DENIED,
     E_DNS6,
     E_UDP_OTHER,
+    E_UDP6_OTHER,
+    E_ICMP,
     E_LOOPBACK,
 };
+
+/* addr:port as a socket address of the family; returns its length. */
+static socklen_t sockaddr_of(int family, const char *addr, uint16_t port,
+                             struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &a->sin_addr);
+        return sizeof(*a);
+    }
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, addr, &a->sin6_addr);
+    return sizeof(*a);
+}
 
 static int sock_to(int family, int type, const char *addr, uint16_t port)
 {
@@ -160,21 +181,8 @@ static int sock_to(int family, int type, const char *addr, uint16_t port)
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        inet_pton(AF_INET, addr, &a->sin_addr);
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons(port);
-        inet_pton(AF_INET6, addr, &a->sin6_addr);
-        len = sizeof(*a);
-    }
+    struct sockaddr_storage ss;
+    socklen_t len = sockaddr_of(family, addr, port, &ss);
     if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
         close(fd);
         return -1;
@@ -246,6 +254,24 @@ static bool loopback_stays_local(void)
     return ok;
 }
 
+/* A datagram to addr:port is refused at once (EPERM from the reject
+ * rule), not sent and left to time out. */
+static bool refused(int family, int type, int proto, const char *addr, uint16_t port)
+{
+    int fd = socket(family, type | SOCK_CLOEXEC, proto);
+    if (fd < 0)
+        return false;
+    struct sockaddr_storage ss;
+    socklen_t len = sockaddr_of(family, addr, port, &ss);
+    /* An ICMP echo request, for the raw socket; a byte of payload for UDP. */
+    const uint8_t echo[8] = {8, 0, 0xf7, 0xff, 0, 0, 0, 0};
+    ssize_t r =
+        sendto(fd, echo, type == SOCK_RAW ? sizeof(echo) : 1, 0, (struct sockaddr *)&ss, len);
+    bool ok = r == -1 && errno == EPERM;
+    close(fd);
+    return ok;
+}
+
 static int child(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -266,12 +292,14 @@ static int child(const char *path)
         return E_DNS_DENIED;
     if (dns_ask(AF_INET6, "2001:4860:4860::8888", "allowed.example", a4) != CB_DNS_NOERROR)
         return E_DNS6;
-    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in ntp = {.sin_family = AF_INET, .sin_port = htons(123)};
-    inet_pton(AF_INET, "8.8.8.8", &ntp.sin_addr);
-    if (sendto(u, "x", 1, 0, (struct sockaddr *)&ntp, sizeof(ntp)) != -1 || errno != EPERM)
+    if (!refused(AF_INET, SOCK_DGRAM, 0, "8.8.8.8", 123))
         return E_UDP_OTHER;
-    close(u);
+    if (!refused(AF_INET6, SOCK_DGRAM, 0, "2001:db8::5", 123))
+        return E_UDP6_OTHER;
+    /* The child is root of the initial user namespace, so it may open a
+     * raw socket; the rules still stop what it sends. */
+    if (!refused(AF_INET, SOCK_RAW, IPPROTO_ICMP, "203.0.113.5", 0))
+        return E_ICMP;
     if (!loopback_stays_local())
         return E_LOOPBACK;
     return OK;
