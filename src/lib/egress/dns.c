@@ -46,7 +46,7 @@ struct name_walk {
 /* Follows the pointer at w->pos. Returns 0 or -EPROTO. */
 static int jump(struct name_walk *w)
 {
-    if (w->pos + 2 > w->n || ++w->jumps > CB_DNS_JUMPS_MAX)
+    if (w->pos + 2 > w->n || ++w->jumps > CB_EGRESS_DNS_JUMPS_MAX)
         return -EPROTO;
     size_t target = get16(w->p + w->pos) & 0x3fffu;
     if (target >= w->floor)
@@ -110,7 +110,7 @@ static int read_name(const uint8_t *p, size_t n, size_t *pos, struct cb_egress_d
 int cb__egress_dns_parse(const uint8_t *p, size_t n, struct cb_egress_dns_query *q)
 {
     memset(q, 0, sizeof(*q));
-    if (n < CB_DNS_HEADER_LEN)
+    if (n < CB_EGRESS_DNS_HEADER_LEN)
         return -EINVAL;
     q->id = get16(p);
     q->flags = get16(p + 2);
@@ -120,7 +120,7 @@ int cb__egress_dns_parse(const uint8_t *p, size_t n, struct cb_egress_dns_query 
         return -ENOTSUP;
     if (get16(p + 4) != 1)
         return -EPROTO;
-    size_t pos = CB_DNS_HEADER_LEN;
+    size_t pos = CB_EGRESS_DNS_HEADER_LEN;
     int rc = read_name(p, n, &pos, q);
     if (rc == -EPROTO)
         return rc;
@@ -161,7 +161,7 @@ static uint8_t *put_name(uint8_t *o, const uint8_t *end, const char *name, size_
 int cb__egress_dns_build(const struct cb_egress_dns_query *q, bool bare, uint8_t rcode,
                          const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap)
 {
-    if (cap < CB_DNS_HEADER_LEN || (addr != NULL && addr_len != 4 && addr_len != 16))
+    if (cap < CB_EGRESS_DNS_HEADER_LEN || (addr != NULL && addr_len != 4 && addr_len != 16))
         return -ENOSPC;
     uint8_t *o = out, *end = out + cap;
     uint16_t flags = FLAG_QR | (q->flags & (FLAG_OPCODE | FLAG_RD)) | FLAG_AA | FLAG_RA;
@@ -182,11 +182,11 @@ int cb__egress_dns_build(const struct cb_egress_dns_query *q, bool bare, uint8_t
         return (int)(o - out);
     if ((size_t)(end - o) < 12 + addr_len)
         return -ENOSPC;
-    o = put16(o, 0xc000u | CB_DNS_HEADER_LEN);
-    o = put16(o, addr_len == 4 ? CB_DNS_TYPE_A : CB_DNS_TYPE_AAAA);
-    o = put16(o, CB_DNS_CLASS_IN);
+    o = put16(o, 0xc000u | CB_EGRESS_DNS_HEADER_LEN);
+    o = put16(o, addr_len == 4 ? CB_EGRESS_DNS_TYPE_A : CB_EGRESS_DNS_TYPE_AAAA);
+    o = put16(o, CB_EGRESS_DNS_CLASS_IN);
     o = put16(o, 0);
-    o = put16(o, CB_DNS_TTL);
+    o = put16(o, CB_EGRESS_DNS_TTL);
     o = put16(o, (uint16_t)addr_len);
     memcpy(o, addr, addr_len);
     return (int)(o + addr_len - out);

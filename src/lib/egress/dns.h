@@ -20,27 +20,27 @@
 #include "egress/pool.h"
 #include "egress/sniff.h"
 
-#define CB_DNS_HEADER_LEN 12
+#define CB_EGRESS_DNS_HEADER_LEN 12
 /* The largest query read and response written: plain DNS over UDP. */
-#define CB_DNS_UDP_MAX 512
+#define CB_EGRESS_DNS_UDP_MAX 512
 /* Compression pointers followed in one name, at most. */
-#define CB_DNS_JUMPS_MAX 16
+#define CB_EGRESS_DNS_JUMPS_MAX 16
 /* The TTL of synthetic answers: short, so that a pool slot given up
  * (pool.h) is soon asked for again. */
-#define CB_DNS_TTL 30
+#define CB_EGRESS_DNS_TTL 30
 
 enum {
-    CB_DNS_NOERROR = 0,
-    CB_DNS_FORMERR = 1,
-    CB_DNS_NXDOMAIN = 3,
-    CB_DNS_NOTIMP = 4,
-    CB_DNS_REFUSED = 5,
+    CB_EGRESS_DNS_NOERROR = 0,
+    CB_EGRESS_DNS_FORMERR = 1,
+    CB_EGRESS_DNS_NXDOMAIN = 3,
+    CB_EGRESS_DNS_NOTIMP = 4,
+    CB_EGRESS_DNS_REFUSED = 5,
 };
 
 enum {
-    CB_DNS_TYPE_A = 1,
-    CB_DNS_TYPE_AAAA = 28,
-    CB_DNS_CLASS_IN = 1,
+    CB_EGRESS_DNS_TYPE_A = 1,
+    CB_EGRESS_DNS_TYPE_AAAA = 28,
+    CB_EGRESS_DNS_CLASS_IN = 1,
 };
 
 /* What the containers module decides and records. name is lowercased. */
@@ -54,17 +54,17 @@ struct cb_egress_dns_hooks {
 };
 
 /* Answers the query in p[0..n) into out[0..cap) (cap at least
- * CB_DNS_UDP_MAX), asking hooks and the pool. Returns the response's
+ * CB_EGRESS_DNS_UDP_MAX), asking hooks and the pool. Returns the response's
  * length, or 0 when nothing is to be sent back (not a query). */
 size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *hooks, struct cb_egress_pool *pool,
                             const uint8_t *p, size_t n, uint8_t *out, size_t cap);
 
 /* Most datagrams cb_egress_dns_serve handles in one call, so that one busy
  * container cannot hold an event loop. */
-#define CB_DNS_SERVE_BATCH 64
+#define CB_EGRESS_DNS_SERVE_BATCH 64
 
 /* Reads the datagrams waiting on a nonblocking UDP socket (up to
- * CB_DNS_SERVE_BATCH) and answers each to its sender. Returns how many
+ * CB_EGRESS_DNS_SERVE_BATCH) and answers each to its sender. Returns how many
  * were read, or a negative errno when the socket fails (EAGAIN is not a
  * failure; a send that fails drops that answer: the client asks again). */
 int cb_egress_dns_serve(int fd, const struct cb_egress_dns_hooks *hooks,

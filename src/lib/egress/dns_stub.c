@@ -29,26 +29,26 @@ static int answer_question(const struct cb_egress_dns_hooks *h, struct cb_egress
     for (size_t i = 0; i <= q->name_len; i++)
         lower[i] =
             (char)(q->name[i] >= 'A' && q->name[i] <= 'Z' ? q->name[i] - 'A' + 'a' : q->name[i]);
-    if (q->qclass != CB_DNS_CLASS_IN || type_not_implemented(q->qtype)) {
-        audit(h, lower, q->qtype, false, CB_DNS_NOTIMP);
-        return cb__egress_dns_build(q, false, CB_DNS_NOTIMP, NULL, 0, out, cap);
+    if (q->qclass != CB_EGRESS_DNS_CLASS_IN || type_not_implemented(q->qtype)) {
+        audit(h, lower, q->qtype, false, CB_EGRESS_DNS_NOTIMP);
+        return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NOTIMP, NULL, 0, out, cap);
     }
     if (q->name_len == 0 || !h->allow(h->ud, lower)) {
-        audit(h, lower, q->qtype, false, CB_DNS_NXDOMAIN);
-        return cb__egress_dns_build(q, false, CB_DNS_NXDOMAIN, NULL, 0, out, cap);
+        audit(h, lower, q->qtype, false, CB_EGRESS_DNS_NXDOMAIN);
+        return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NXDOMAIN, NULL, 0, out, cap);
     }
     struct in_addr v4;
     struct in6_addr v6;
     const uint8_t *addr = NULL;
     size_t addr_len = 0;
-    if (q->qtype == CB_DNS_TYPE_A || q->qtype == CB_DNS_TYPE_AAAA) {
+    if (q->qtype == CB_EGRESS_DNS_TYPE_A || q->qtype == CB_EGRESS_DNS_TYPE_AAAA) {
         if (cb__egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0)
-            return cb__egress_dns_build(q, false, CB_DNS_REFUSED, NULL, 0, out, cap);
-        addr = q->qtype == CB_DNS_TYPE_A ? (const uint8_t *)&v4 : v6.s6_addr;
-        addr_len = q->qtype == CB_DNS_TYPE_A ? 4 : 16;
+            return cb__egress_dns_build(q, false, CB_EGRESS_DNS_REFUSED, NULL, 0, out, cap);
+        addr = q->qtype == CB_EGRESS_DNS_TYPE_A ? (const uint8_t *)&v4 : v6.s6_addr;
+        addr_len = q->qtype == CB_EGRESS_DNS_TYPE_A ? 4 : 16;
     }
-    audit(h, lower, q->qtype, true, CB_DNS_NOERROR);
-    return cb__egress_dns_build(q, false, CB_DNS_NOERROR, addr, addr_len, out, cap);
+    audit(h, lower, q->qtype, true, CB_EGRESS_DNS_NOERROR);
+    return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NOERROR, addr, addr_len, out, cap);
 }
 
 size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egress_pool *pool,
@@ -61,9 +61,9 @@ size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egres
     if (rc == 0)
         rc = answer_question(h, pool, &q, out, cap);
     else {
-        uint8_t rcode = rc == -ENOTSUP  ? CB_DNS_NOTIMP
-                        : rc == -EILSEQ ? CB_DNS_REFUSED
-                                        : CB_DNS_FORMERR;
+        uint8_t rcode = rc == -ENOTSUP  ? CB_EGRESS_DNS_NOTIMP
+                        : rc == -EILSEQ ? CB_EGRESS_DNS_REFUSED
+                                        : CB_EGRESS_DNS_FORMERR;
         audit(h, "", q.qtype, false, rcode);
         rc = cb__egress_dns_build(&q, true, rcode, NULL, 0, out, cap);
     }
@@ -73,9 +73,9 @@ size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egres
 int cb_egress_dns_serve(int fd, const struct cb_egress_dns_hooks *hooks,
                         struct cb_egress_pool *pool)
 {
-    uint8_t in[CB_DNS_UDP_MAX], out[CB_DNS_UDP_MAX];
+    uint8_t in[CB_EGRESS_DNS_UDP_MAX], out[CB_EGRESS_DNS_UDP_MAX];
     int served = 0;
-    while (served < CB_DNS_SERVE_BATCH) {
+    while (served < CB_EGRESS_DNS_SERVE_BATCH) {
         struct sockaddr_storage from;
         socklen_t from_len = sizeof(from);
         ssize_t r = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from,

@@ -77,21 +77,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0)
         check_name(&q);
     const struct cb_egress_dns_hooks hooks = {.allow = allow_even};
-    uint8_t out[CB_DNS_UDP_MAX];
+    uint8_t out[CB_EGRESS_DNS_UDP_MAX];
     size_t n = cb_egress_dns_answer(&hooks, pool, data, size, out, sizeof(out));
     check(n <= sizeof(out));
     check((n == 0) == (rc == -EINVAL));
     if (n == 0)
         return 0;
-    check(n >= CB_DNS_HEADER_LEN && out[0] == data[0] && out[1] == data[1] && (out[2] & 0x80));
+    check(n >= CB_EGRESS_DNS_HEADER_LEN && out[0] == data[0] && out[1] == data[1] &&
+          (out[2] & 0x80));
     if (rc != 0)
         return 0;
-    uint8_t again[CB_DNS_UDP_MAX];
+    uint8_t again[CB_EGRESS_DNS_UDP_MAX];
     memcpy(again, out, n);
     again[2] &= 0x7f;
     again[6] = again[7] = 0; /* one question and nothing else */
     struct cb_egress_dns_query r;
-    size_t qend = CB_DNS_HEADER_LEN + (q.name_len ? q.name_len + 2 : 1) + 4;
+    size_t qend = CB_EGRESS_DNS_HEADER_LEN + (q.name_len ? q.name_len + 2 : 1) + 4;
     check(n >= qend && cb__egress_dns_parse(again, qend, &r) == 0);
     check(r.name_len == q.name_len && memcmp(r.name, q.name, q.name_len) == 0);
     check(r.qtype == q.qtype && r.qclass == q.qclass);

@@ -60,7 +60,7 @@ static void query(struct msg *m, unsigned id, const char *name, unsigned type)
     header(m, id, 0x0100, 1);
     put_name(m, name);
     put16(m, type);
-    put16(m, CB_DNS_CLASS_IN);
+    put16(m, CB_EGRESS_DNS_CLASS_IN);
 }
 
 static int parse(const struct msg *m, struct cb_egress_dns_query *q)
@@ -73,15 +73,15 @@ static void parse_plain_query(void **state)
     (void)state;
     struct msg m;
     struct cb_egress_dns_query q;
-    query(&m, 0xbeef, "Api.Example.com", CB_DNS_TYPE_AAAA);
+    query(&m, 0xbeef, "Api.Example.com", CB_EGRESS_DNS_TYPE_AAAA);
     put16(&m, 0); /* trailing bytes (an additional record) are ignored */
     assert_int_equal(parse(&m, &q), 0);
     assert_int_equal(q.id, 0xbeef);
     assert_string_equal(q.name, "Api.Example.com");
     assert_int_equal(q.name_len, 15);
-    assert_int_equal(q.qtype, CB_DNS_TYPE_AAAA);
-    assert_int_equal(q.qclass, CB_DNS_CLASS_IN);
-    query(&m, 1, "", CB_DNS_TYPE_A);
+    assert_int_equal(q.qtype, CB_EGRESS_DNS_TYPE_AAAA);
+    assert_int_equal(q.qclass, CB_EGRESS_DNS_CLASS_IN);
+    query(&m, 1, "", CB_EGRESS_DNS_TYPE_A);
     assert_int_equal(parse(&m, &q), 0);
     assert_int_equal(q.name_len, 0);
 }
@@ -92,7 +92,7 @@ static void parse_rejects_non_queries(void **state)
     struct msg m;
     struct cb_egress_dns_query q;
     query(&m, 1, "a.example", 1);
-    for (size_t n = 0; n < CB_DNS_HEADER_LEN; n++)
+    for (size_t n = 0; n < CB_EGRESS_DNS_HEADER_LEN; n++)
         assert_int_equal(cb__egress_dns_parse(m.b, n, &q), -EINVAL);
     m.b[2] |= 0x80; /* a response */
     assert_int_equal(parse(&m, &q), -EINVAL);
@@ -109,7 +109,7 @@ static void parse_rejects_malformed_questions(void **state)
     struct cb_egress_dns_query q;
     query(&good, 1, "a.example", 1);
     /* Truncated anywhere in the question. */
-    for (size_t n = CB_DNS_HEADER_LEN; n < good.n; n++)
+    for (size_t n = CB_EGRESS_DNS_HEADER_LEN; n < good.n; n++)
         assert_int_equal(cb__egress_dns_parse(good.b, n, &q), -EPROTO);
     /* Not exactly one question. */
     for (unsigned qd = 0; qd <= 2; qd += 2) {
@@ -247,7 +247,7 @@ static const struct cb_egress_dns_hooks hooks = {allow_example, record, &seen};
 static size_t answer(const struct msg *m, uint8_t *out)
 {
     memset(&seen, 0, sizeof(seen));
-    return cb_egress_dns_answer(&hooks, pool, m->b, m->n, out, CB_DNS_UDP_MAX);
+    return cb_egress_dns_answer(&hooks, pool, m->b, m->n, out, CB_EGRESS_DNS_UDP_MAX);
 }
 
 static int setup(void **state)
@@ -268,26 +268,26 @@ static void answer_allowed_a_and_aaaa(void **state)
 {
     (void)state;
     struct msg m;
-    uint8_t out[CB_DNS_UDP_MAX];
-    query(&m, 0x1234, "API.example.com", CB_DNS_TYPE_A);
+    uint8_t out[CB_EGRESS_DNS_UDP_MAX];
+    query(&m, 0x1234, "API.example.com", CB_EGRESS_DNS_TYPE_A);
     size_t n = answer(&m, out);
     /* Header, the question as asked (case kept), one A record. */
     assert_int_equal(n, m.n + 16);
     const uint8_t hdr[] = {0x12, 0x34, 0x85, 0x80, 0, 1, 0, 1, 0, 0, 0, 0};
     assert_memory_equal(out, hdr, sizeof(hdr));
     assert_memory_equal(out + 12, m.b + 12, m.n - 12);
-    const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, CB_DNS_TTL, 0, 4, 198, 18, 0, 1};
+    const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, CB_EGRESS_DNS_TTL, 0, 4, 198, 18, 0, 1};
     assert_memory_equal(out + m.n, rr, sizeof(rr));
     assert_string_equal(seen.name, "api.example.com");
     assert_true(seen.allowed);
-    assert_int_equal(seen.rcode, CB_DNS_NOERROR);
+    assert_int_equal(seen.rcode, CB_EGRESS_DNS_NOERROR);
 
-    query(&m, 0x1235, "api.example.com", CB_DNS_TYPE_AAAA);
+    query(&m, 0x1235, "api.example.com", CB_EGRESS_DNS_TYPE_AAAA);
     n = answer(&m, out);
     assert_int_equal(n, m.n + 28);
     struct in6_addr want;
     inet_pton(AF_INET6, "fd63:6c61:7762:6f78::1", &want);
-    assert_int_equal(out[m.n + 3], CB_DNS_TYPE_AAAA);
+    assert_int_equal(out[m.n + 3], CB_EGRESS_DNS_TYPE_AAAA);
     assert_memory_equal(out + m.n + 12, want.s6_addr, 16);
 
     struct sockaddr_in sin = {.sin_family = AF_INET};
@@ -301,51 +301,51 @@ static void answer_denied_is_nxdomain(void **state)
 {
     (void)state;
     struct msg m;
-    uint8_t out[CB_DNS_UDP_MAX];
-    query(&m, 9, "evil.test", CB_DNS_TYPE_A);
+    uint8_t out[CB_EGRESS_DNS_UDP_MAX];
+    query(&m, 9, "evil.test", CB_EGRESS_DNS_TYPE_A);
     size_t n = answer(&m, out);
     assert_int_equal(n, m.n);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NXDOMAIN);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NXDOMAIN);
     assert_int_equal(out[7], 0); /* no answer */
     assert_false(seen.allowed);
     assert_string_equal(seen.name, "evil.test");
-    query(&m, 9, "", CB_DNS_TYPE_A);
+    query(&m, 9, "", CB_EGRESS_DNS_TYPE_A);
     n = answer(&m, out);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NXDOMAIN);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NXDOMAIN);
 }
 
 static void answer_other_types_and_errors(void **state)
 {
     (void)state;
     struct msg m;
-    uint8_t out[CB_DNS_UDP_MAX];
+    uint8_t out[CB_EGRESS_DNS_UDP_MAX];
     /* HTTPS (65) for an allowed name: NOERROR, no records. */
     query(&m, 2, "example.com", 65);
     assert_int_equal(answer(&m, out), m.n);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NOERROR);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NOERROR);
     assert_int_equal(out[7], 0);
     /* AXFR: NOTIMP. Class CH: NOTIMP. */
     query(&m, 3, "example.com", 252);
     answer(&m, out);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NOTIMP);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NOTIMP);
     query(&m, 3, "example.com", 1);
     m.b[m.n - 1] = 3;
     answer(&m, out);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NOTIMP);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NOTIMP);
     /* Opcode STATUS: NOTIMP, bare, opcode echoed. */
     query(&m, 4, "example.com", 1);
     m.b[2] |= 0x10;
-    assert_int_equal(answer(&m, out), CB_DNS_HEADER_LEN);
+    assert_int_equal(answer(&m, out), CB_EGRESS_DNS_HEADER_LEN);
     assert_int_equal(out[2], 0x80 | 0x10 | 0x04 | 0x01);
-    assert_int_equal(out[3] & 0xf, CB_DNS_NOTIMP);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_NOTIMP);
     /* Two questions: FORMERR. A bad name: REFUSED. */
     query(&m, 5, "example.com", 1);
     m.b[5] = 2;
-    assert_int_equal(answer(&m, out), CB_DNS_HEADER_LEN);
-    assert_int_equal(out[3] & 0xf, CB_DNS_FORMERR);
+    assert_int_equal(answer(&m, out), CB_EGRESS_DNS_HEADER_LEN);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_FORMERR);
     query(&m, 6, "ex ample.com", 1);
-    assert_int_equal(answer(&m, out), CB_DNS_HEADER_LEN);
-    assert_int_equal(out[3] & 0xf, CB_DNS_REFUSED);
+    assert_int_equal(answer(&m, out), CB_EGRESS_DNS_HEADER_LEN);
+    assert_int_equal(out[3] & 0xf, CB_EGRESS_DNS_REFUSED);
     assert_int_equal(seen.calls, 1);
     /* A response or a runt: nothing is sent. */
     query(&m, 7, "example.com", 1);

@@ -223,7 +223,7 @@ static int dns_ask(int family, const char *addr, const char *name, uint8_t a4[4]
     const uint8_t tail[] = {0, 0, 1, 0, 1};
     memcpy(q + n, tail, sizeof(tail));
     n += sizeof(tail);
-    uint8_t r[CB_DNS_UDP_MAX];
+    uint8_t r[CB_EGRESS_DNS_UDP_MAX];
     ssize_t got = -1;
     if (send(fd, q, n, 0) == (ssize_t)n)
         got = recv(fd, r, sizeof(r), 0);
@@ -285,12 +285,12 @@ static int child(const char *path)
         return E_TCP6;
     if (!tcp_reaches(AF_INET, "127.0.0.1", CB_EGRESS_PROXY_PORT))
         return E_EXPLICIT;
-    if (dns_ask(AF_INET, "8.8.8.8", "allowed.example", a4) != CB_DNS_NOERROR ||
+    if (dns_ask(AF_INET, "8.8.8.8", "allowed.example", a4) != CB_EGRESS_DNS_NOERROR ||
         memcmp(a4, (uint8_t[]){198, 18, 0, 1}, 4) != 0)
         return E_DNS_ALLOWED;
-    if (dns_ask(AF_INET, "8.8.8.8", "denied.example", a4) != CB_DNS_NXDOMAIN)
+    if (dns_ask(AF_INET, "8.8.8.8", "denied.example", a4) != CB_EGRESS_DNS_NXDOMAIN)
         return E_DNS_DENIED;
-    if (dns_ask(AF_INET6, "2001:4860:4860::8888", "allowed.example", a4) != CB_DNS_NOERROR)
+    if (dns_ask(AF_INET6, "2001:4860:4860::8888", "allowed.example", a4) != CB_EGRESS_DNS_NOERROR)
         return E_DNS6;
     if (!refused(AF_INET, SOCK_DGRAM, 0, "8.8.8.8", 123))
         return E_UDP_OTHER;
