@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libc6-dev python3 libjansson-dev
             libcurl4-openssl-dev libssl-dev libsqlite3-dev libpsl-dev publicsuffix libpcre2-dev
-            libseccomp-dev zlib1g-dev curl
+            libseccomp-dev zlib1g-dev curl libnftables-dev nftables
             clang lld-14 wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32
             libc++abi-14-dev-wasm32 wabt libcmocka-dev
             crun runc umoci skopeo mmdebstrap busybox-static catatonit)
