@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config/toml.h"
+#include "config/toml_json.h"
 #include "core/util.h"
 
 /* Parses text that must be valid; fails the test with the parser's message
@@ -752,6 +753,30 @@ static void document_order_is_kept(void **state)
     cb__toml_free(r);
 }
 
+/* TOML to JSON: every type, nesting, document order, and the parse error. */
+static void converts_to_json(void **state)
+{
+    (void)state;
+    static const char text[] = "b = true\ni = -3\nf = 1.5\ns = \"x\"\nd = 1979-05-27\n"
+                               "a = [1, \"two\"]\n[t]\nk = \"v\"\n[[arr]]\nn = 1\n";
+    struct cb_error err = {0};
+    json_t *j = cb_toml_to_json(text, sizeof(text) - 1, &err);
+    assert_non_null(j);
+    json_t *want = json_loads("{\"b\": true, \"i\": -3, \"f\": 1.5, \"s\": \"x\", \"d\": "
+                              "\"1979-05-27\", \"a\": [1, \"two\"], \"t\": {\"k\": \"v\"}, "
+                              "\"arr\": [{\"n\": 1}]}",
+                              0, NULL);
+    assert_true(json_equal(j, want));
+    const char *first;
+    json_t *v;
+    json_object_foreach(j, first, v) break;
+    assert_string_equal(first, "b");
+    json_decref(j);
+    json_decref(want);
+    assert_null(cb_toml_to_json("a = ", 4, &err));
+    assert_non_null(strstr(err.msg, "line 1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +814,7 @@ int main(void)
         cmocka_unit_test(large_tables_find_every_key),
         cmocka_unit_test(get_and_type_names),
         cmocka_unit_test(document_order_is_kept),
+        cmocka_unit_test(converts_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
