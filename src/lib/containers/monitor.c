@@ -245,26 +245,6 @@ static bool oom_killed(const char *cgroup)
     return false;
 }
 
-/* Replaces path with data for readers at once (a temp file renamed over
- * it), without cb_write_atomic's fsyncs: they cost more than a container's
- * whole lifecycle on a busy disk, and an exit record has no use after a
- * host crash (the container is gone with the host). */
-static int replace_file(const char *path, const char *data, size_t len, struct cb_error *err)
-{
-    _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int r = fd < 0 ? -errno : cb_write_all(fd, data, len);
-    if (fd >= 0)
-        close(fd);
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return cb_error_set(err, r, "writing %s: %s", path, strerror(-r));
-    }
-    return 0;
-}
-
 static int write_exit(const struct job *j, const siginfo_t *si, bool waited, const struct output *o,
                       struct cb_error *err)
 {
@@ -277,7 +257,9 @@ static int write_exit(const struct job *j, const siginfo_t *si, bool waited, con
     _cleanup_free_ char *text = json_dumps(v, JSON_COMPACT);
     _cleanup_free_ char *path = cb_xasprintf("%s/exit.json", j->dir);
     json_decref(v);
-    return replace_file(path, text, strlen(text), err);
+    /* Not fsynced: an exit record has no use after a host crash (the
+     * container is gone with the host). */
+    return cb_write_replace(path, text, strlen(text), err);
 }
 
 static void ignore_signals(void)
