@@ -238,11 +238,11 @@ size_t cb_ct_manager_active(struct cb_ct_manager *m)
 
 void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    if (c->slot >= 0)
-        m->slots[c->slot] = 0;
+    if (c->slot < 0)
+        return;
+    m->slots[c->slot] = 0;
     c->slot = -1;
-    if (c->status == CB__CT_CREATING || c->status == CB__CT_RUNNING)
-        m->active--;
+    m->active--; /* taken with the slot */
     cb_metric_set(m->m_active, NULL, (double)m->active);
 }
 
@@ -357,7 +357,7 @@ static int reserve(struct spawn *s, struct cb_error *err)
     c->image = cb_xstrdup(s->req.image);
     c->created_ms = cb_now_wall_ms();
     c->memory_mb = s->req.memory_mb;
-    c->run.monitor_pidfd = -1;
+    c->run.monitor_pidfd = c->run.exit_fd = -1;
     c->slot = -1;
     pthread_mutex_lock(&m->lock);
     int r = 0;
@@ -608,6 +608,7 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         if (c->run.monitor_pidfd >= 0) { /* started but not watched: stop it */
             cb_ct_runtime_kill(&m->rt, c->id, SIGKILL, NULL);
             close(c->run.monitor_pidfd);
+            close(c->run.exit_fd);
         }
         cb__ct_remove_files(m, c);
         cb_log(CB_LOG_WARN, "container spawn failed: %s", err->msg);
@@ -717,14 +718,16 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
         pthread_mutex_unlock(&m->lock);
         cb__ct_kill(m, c, CB__CT_KILLED);
         pthread_mutex_lock(&m->lock);
-        struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
-        while (c->status == CB__CT_RUNNING &&
-               pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
-            ;
-        if (c->status == CB__CT_RUNNING)
-            cb_log(CB_LOG_ERROR, "container %s: no exit %d ms after SIGKILL", c->id,
-                   DELETE_WAIT_MS);
     }
+    /* Its end, then its monitor's (the runtime's delete is done): its
+     * files are not removed under a monitor still at work. */
+    struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+    while ((c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0) &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        ;
+    if (c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0)
+        cb_log(CB_LOG_ERROR, "container %s: its monitor has not ended after %d ms", c->id,
+               DELETE_WAIT_MS);
     cb__ct_wait_idle(m, c);
     cb__ct_unwatch(m, c);
     cb__ct_unlink(m, c);
