@@ -52,8 +52,9 @@ struct cb__ct {
     struct cb_ct_exit exit;
     bool exited;
     bool deleting;
-    /* Its record is being written outside the lock (spawn, end): it is not
-     * freed, and no other record of it is written, until this is 0. */
+    /* Its spawn's audit line or its end's record is being written outside
+     * the lock: it is not freed, and nothing later of it is written, until
+     * this is 0. */
     int busy;
     enum cb__ct_status kill_as; /* what a kill we sent makes of its end */
     struct cb__ct *next;
@@ -97,7 +98,7 @@ json_t *cb__ct_info(const struct cb__ct *c);
 char *cb__ct_record(const struct cb__ct *c);
 void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text);
 void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c);
-/* Waits (under m->lock) until no record of c is being written. */
+/* Waits (under m->lock) until nothing of c is being written (busy). */
 void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c);
 void cb__ct_free(struct cb__ct *c);
 

@@ -197,6 +197,8 @@ int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
     int r = zygote_launch(l->monitor_exe, &req, st[1], &a, &pidfd, err);
     cb_buf_free(&req);
     close(st[1]);
+    if (r == 0 && l->meanwhile != NULL)
+        l->meanwhile(l->ud);
     if (r == 0 && (r = read_status(st[0], status, sizeof(status))) < 0)
         cb_error_set(err, r, "reading the monitor's report: %s", strerror(-r));
     if (r == -ETIMEDOUT) {

@@ -66,6 +66,10 @@ struct cb_ct_launch {
     const char *dir;         /* absolute: output.log, exit.json, init.pid go here */
     const char *cgroup_path; /* "/clawbox/<id>", for the OOM count */
     uint64_t log_cap;        /* bytes of output kept */
+    /* Called, when not NULL, once the monitor has the job, while the
+     * runtime creates the container: the caller's own work in parallel. */
+    void (*meanwhile)(void *ud);
+    void *ud;
 };
 
 struct cb_ct_started {

@@ -108,7 +108,7 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
     struct cb_error err = {0};
     bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
     pthread_mutex_lock(&m->lock);
-    cb__ct_wait_idle(m, c); /* the spawn's record goes first */
+    cb__ct_wait_idle(m, c); /* the spawn's audit line goes first */
     stop_watching(m, &c->run.exit_fd);
     c->exit = ex;
     c->exited = recorded;
