@@ -43,12 +43,18 @@ struct cb__ct {
     char *dir; /* <data_dir>/containers/<id>, NULL once removed */
     struct cb_image *img;
     struct cb_ct_proxy *px;
-    struct cb_ct_started run; /* monitor_pidfd is -1 when no monitor is watched */
+    struct cb_ct_started run; /* monitor_pidfd, exit_fd: -1 when not watched */
+    /* What the watcher's epoll events point at: c's exit pipe (the exit
+     * is recorded) and its monitor's pidfd (the container is deleted). */
+    struct cb__ct_watch {
+        struct cb__ct *c;
+    } watch_exit, watch_gone;
     struct cb_ct_exit exit;
     bool exited;
     bool deleting;
-    /* Its record is being written outside the lock (spawn, end): it is not
-     * freed, and no other record of it is written, until this is 0. */
+    /* Its spawn's audit line or its end's record is being written outside
+     * the lock: it is not freed, and nothing later of it is written, until
+     * this is 0. */
     int busy;
     enum cb__ct_status kill_as; /* what a kill we sent makes of its end */
     struct cb__ct *next;
@@ -73,9 +79,9 @@ struct cb_ct_manager {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a container ended or finished being created */
     struct cb__ct *list;    /* oldest first */
-    size_t active;          /* creating or running */
+    size_t active;          /* holding a slot: not yet deleted by its monitor */
     unsigned char *slots;   /* max_containers flags: host id range in use */
-    int epfd;               /* the monitors' pidfds, and wakefd */
+    int epfd;               /* the monitors' pidfds and exit pipes, and wakefd */
     int wakefd;
     pthread_t watcher;
     bool watching;
@@ -92,7 +98,7 @@ json_t *cb__ct_info(const struct cb__ct *c);
 char *cb__ct_record(const struct cb__ct *c);
 void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text);
 void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c);
-/* Waits (under m->lock) until no record of c is being written. */
+/* Waits (under m->lock) until nothing of c is being written (busy). */
 void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c);
 void cb__ct_free(struct cb__ct *c);
 
@@ -100,10 +106,12 @@ void cb__ct_free(struct cb__ct *c);
  * finished containers past their retention. */
 int cb__ct_watch_start(struct cb_ct_manager *m, struct cb_error *err);
 void cb__ct_watch_stop(struct cb_ct_manager *m);
-/* Watches c's monitor from now on (c->run is set). Under m->lock. */
-int cb__ct_watch_add(struct cb_ct_manager *m, struct cb__ct *c);
-/* Stops watching c's monitor (its end is no longer of interest). Under
+/* Watches c's monitor from now on (c->run is set): the end of its exit
+ * pipe makes the end seen, the end of the monitor frees its place. Under
  * m->lock. */
+int cb__ct_watch_add(struct cb_ct_manager *m, struct cb__ct *c);
+/* Stops watching c's monitor and closes what was watched (its end is no
+ * longer of interest). Under m->lock. */
 void cb__ct_unwatch(struct cb_ct_manager *m, struct cb__ct *c);
 /* Wakes the watcher to recompute its deadlines. */
 void cb__ct_watch_poke(struct cb_ct_manager *m);

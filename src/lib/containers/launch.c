@@ -138,7 +138,8 @@ static void job_fields(const struct cb_ct_runtime *rt, const struct cb_ct_launch
         cb_buf_append(b, f[i], strlen(f[i]) + 1);
 }
 
-/* Reads the monitor's report until it closes the pipe. */
+/* Reads the monitor's report: "ok PID\n" (the pipe stays open until the
+ * exit is recorded) or an error up to the end of the stream. */
 static int read_status(int fd, char *buf, size_t cap)
 {
     size_t len = 0;
@@ -156,18 +157,19 @@ static int read_status(int fd, char *buf, size_t cap)
         if (n < 0)
             return (int)n;
         len += (size_t)n;
-        if (n == 0 || len == cap - 1)
+        if (n == 0 || len == cap - 1 ||
+            (len > 3 && memcmp(buf, "ok ", 3) == 0 && buf[len - 1] == '\n'))
             break;
     }
     buf[len] = '\0';
     return 0;
 }
 
-/* "ok PID" or "error ERRNO MESSAGE". */
+/* "ok PID\n" or "error ERRNO MESSAGE". */
 static int parse_status(const char *s, pid_t *pid, struct cb_error *err)
 {
     uint64_t v;
-    if (strncmp(s, "ok ", 3) == 0 && cb_parse_u64(s + 3, strlen(s + 3), &v) == 0 && v > 0 &&
+    if (strncmp(s, "ok ", 3) == 0 && cb_parse_u64(s + 3, strcspn(s + 3, "\n"), &v) == 0 && v > 0 &&
         v <= INT32_MAX) {
         *pid = (pid_t)v;
         return 0;
@@ -186,7 +188,8 @@ int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
     int st[2], pidfd = -1;
     struct cb_buf req;
     struct cb__ct_launched a;
-    *out = (struct cb_ct_started){.monitor_pid = -1, .monitor_pidfd = -1, .init_pid = -1};
+    *out = (struct cb_ct_started){
+        .monitor_pid = -1, .monitor_pidfd = -1, .exit_fd = -1, .init_pid = -1};
     if (pipe2(st, O_CLOEXEC) < 0)
         return cb_error_set(err, -errno, "launching %s: pipe: %s", l->id, strerror(errno));
     cb_buf_init(&req, CB__CT_LAUNCH_MAX);
@@ -194,9 +197,10 @@ int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
     int r = zygote_launch(l->monitor_exe, &req, st[1], &a, &pidfd, err);
     cb_buf_free(&req);
     close(st[1]);
+    if (r == 0 && l->meanwhile != NULL)
+        l->meanwhile(l->ud);
     if (r == 0 && (r = read_status(st[0], status, sizeof(status))) < 0)
         cb_error_set(err, r, "reading the monitor's report: %s", strerror(-r));
-    close(st[0]);
     if (r == -ETIMEDOUT) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         cb_ct_runtime_delete(rt, l->id, NULL);
@@ -204,6 +208,7 @@ int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
     if (r == 0)
         r = parse_status(status, &out->init_pid, err);
     if (r < 0) {
+        close(st[0]);
         if (pidfd >= 0)
             close(pidfd);
         cb_error_prefix(err, "launching %s", l->id);
@@ -211,6 +216,7 @@ int cb_ct_launch(const struct cb_ct_runtime *rt, const struct cb_ct_launch *l,
     }
     out->monitor_pid = a.pid;
     out->monitor_pidfd = pidfd;
+    out->exit_fd = st[0];
     return 0;
 }
 

@@ -238,11 +238,11 @@ size_t cb_ct_manager_active(struct cb_ct_manager *m)
 
 void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    if (c->slot >= 0)
-        m->slots[c->slot] = 0;
+    if (c->slot < 0)
+        return;
+    m->slots[c->slot] = 0;
     c->slot = -1;
-    if (c->status == CB__CT_CREATING || c->status == CB__CT_RUNNING)
-        m->active--;
+    m->active--; /* taken with the slot */
     cb_metric_set(m->m_active, NULL, (double)m->active);
 }
 
@@ -357,7 +357,7 @@ static int reserve(struct spawn *s, struct cb_error *err)
     c->image = cb_xstrdup(s->req.image);
     c->created_ms = cb_now_wall_ms();
     c->memory_mb = s->req.memory_mb;
-    c->run.monitor_pidfd = -1;
+    c->run.monitor_pidfd = c->run.exit_fd = -1;
     c->slot = -1;
     pthread_mutex_lock(&m->lock);
     int r = 0;
@@ -493,6 +493,20 @@ static int build_process(struct spawn *s, struct cb_error *err)
     return 0;
 }
 
+/* The container's row, stored while the runtime creates it: the row is on
+ * disk before the 201 without its fsync adding to the spawn. It says
+ * `creating` until the end's row replaces it; a restart treats it as it
+ * would `running` (the container is killed and recorded so), and a spawn
+ * that fails removes it. A DELETE waits until c is created. */
+static void store_while_created(void *ud)
+{
+    struct spawn *s = ud;
+    pthread_mutex_lock(&s->m->lock);
+    char *record = cb__ct_record(s->c);
+    pthread_mutex_unlock(&s->m->lock);
+    cb__ct_store(s->m, s->c->id, record);
+}
+
 static int create_container(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
@@ -527,6 +541,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .dir = dir,
         .cgroup_path = cgroup,
         .log_cap = s->req.max_output_bytes,
+        .meanwhile = store_while_created,
+        .ud = s,
     };
     if (r == 0)
         r = cb_ct_launch(&m->rt, &l, &s->c->run, err);
@@ -583,7 +599,6 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         return r;
     }
     struct cb__ct *c = s.c;
-    char *record = NULL;
     r = build(&s, err);
     pthread_mutex_lock(&m->lock);
     if (r == 0) {
@@ -599,8 +614,7 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         c->status = CB__CT_FAILED; /* a DELETE waiting for it finds it gone */
     } else {
         *info = cb__ct_info(c);
-        record = cb__ct_record(c);
-        c->busy++; /* its record is written before anything else of it */
+        c->busy++; /* its spawn is audited before anything else of it */
     }
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
@@ -608,6 +622,7 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
         if (c->run.monitor_pidfd >= 0) { /* started but not watched: stop it */
             cb_ct_runtime_kill(&m->rt, c->id, SIGKILL, NULL);
             close(c->run.monitor_pidfd);
+            close(c->run.exit_fd);
         }
         cb__ct_remove_files(m, c);
         cb_log(CB_LOG_WARN, "container spawn failed: %s", err->msg);
@@ -615,8 +630,6 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
     } else {
         cb_metric_inc(m->m_total, (const char *[]){"spawned"}, 1);
         cb__ct_watch_poke(m);
-        /* Stored before the 201: an acknowledged container has a record. */
-        cb__ct_store(m, c->id, record);
         cb__ct_audit(m, c, request_id, "spawn");
         cb_metric_observe(m->m_spawn_seconds, NULL, (double)(cb_now_mono_ns() - t0) / 1e9);
         pthread_mutex_lock(&m->lock);
@@ -717,14 +730,16 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
         pthread_mutex_unlock(&m->lock);
         cb__ct_kill(m, c, CB__CT_KILLED);
         pthread_mutex_lock(&m->lock);
-        struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
-        while (c->status == CB__CT_RUNNING &&
-               pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
-            ;
-        if (c->status == CB__CT_RUNNING)
-            cb_log(CB_LOG_ERROR, "container %s: no exit %d ms after SIGKILL", c->id,
-                   DELETE_WAIT_MS);
     }
+    /* Its end, then its monitor's (the runtime's delete is done): its
+     * files are not removed under a monitor still at work. */
+    struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+    while ((c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0) &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        ;
+    if (c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0)
+        cb_log(CB_LOG_ERROR, "container %s: its monitor has not ended after %d ms", c->id,
+               DELETE_WAIT_MS);
     cb__ct_wait_idle(m, c);
     cb__ct_unwatch(m, c);
     cb__ct_unlink(m, c);

@@ -14,8 +14,9 @@
  * reports over the status pipe. Then it copies the pipe into output.log up
  * to the cap, counting the rest, until init has exited (waitid on the
  * pidfd: the real status) and the pipe is drained; reads the OOM count
- * from the memory cgroup; writes exit.json atomically; runs `delete
- * --force`; and exits. Nothing sleeps or polls on a timer: one poll(2) on
+ * from the memory cgroup; writes exit.json atomically; closes the status
+ * pipe, so the server sees the end without waiting for the runtime's
+ * delete; runs `delete --force`; and exits. Nothing sleeps or polls on a timer: one poll(2) on
  * the pipe and the pidfd. */
 #include "containers/runtime.h"
 #include "containers/runtime_internal.h"
@@ -158,13 +159,15 @@ static int start_container(const struct job *j, int pipe_r, int pipe_w, pid_t *p
     return pidfd;
 }
 
+/* A success keeps the pipe open until the exit is recorded. */
 static void report(const struct job *j, int r, pid_t pid, const struct cb_error *err)
 {
     char msg[CB__CT_STATUS_MAX];
-    int n = r >= 0 ? snprintf(msg, sizeof(msg), "ok %d", (int)pid)
+    int n = r >= 0 ? snprintf(msg, sizeof(msg), "ok %d\n", (int)pid)
                    : snprintf(msg, sizeof(msg), "error %d %s", -r, err->msg);
     cb_write_all(j->status_fd, msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-    close(j->status_fd);
+    if (r < 0)
+        close(j->status_fd);
 }
 
 /* One read of the pipe: kept up to the cap, the rest counted. A log that
@@ -245,26 +248,6 @@ static bool oom_killed(const char *cgroup)
     return false;
 }
 
-/* Replaces path with data for readers at once (a temp file renamed over
- * it), without cb_write_atomic's fsyncs: they cost more than a container's
- * whole lifecycle on a busy disk, and an exit record has no use after a
- * host crash (the container is gone with the host). */
-static int replace_file(const char *path, const char *data, size_t len, struct cb_error *err)
-{
-    _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int r = fd < 0 ? -errno : cb_write_all(fd, data, len);
-    if (fd >= 0)
-        close(fd);
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return cb_error_set(err, r, "writing %s: %s", path, strerror(-r));
-    }
-    return 0;
-}
-
 static int write_exit(const struct job *j, const siginfo_t *si, bool waited, const struct output *o,
                       struct cb_error *err)
 {
@@ -277,7 +260,9 @@ static int write_exit(const struct job *j, const siginfo_t *si, bool waited, con
     _cleanup_free_ char *text = json_dumps(v, JSON_COMPACT);
     _cleanup_free_ char *path = cb_xasprintf("%s/exit.json", j->dir);
     json_decref(v);
-    return replace_file(path, text, strlen(text), err);
+    /* Not fsynced: an exit record has no use after a host crash (the
+     * container is gone with the host). */
+    return cb_write_replace(path, text, strlen(text), err);
 }
 
 static void ignore_signals(void)
@@ -303,6 +288,7 @@ static int supervise(const struct job *j, struct output *o, int pipe_w)
     siginfo_t si = {0};
     bool waited = wait_exit(o, pidfd, &si) == 0;
     int r = write_exit(j, &si, waited, o, &err);
+    close(j->status_fd);
     cb_ct_runtime_delete(&j->rt, j->id, NULL);
     return r < 0 || !waited;
 }

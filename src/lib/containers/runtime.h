@@ -66,20 +66,27 @@ struct cb_ct_launch {
     const char *dir;         /* absolute: output.log, exit.json, init.pid go here */
     const char *cgroup_path; /* "/clawbox/<id>", for the OOM count */
     uint64_t log_cap;        /* bytes of output kept */
+    /* Called, when not NULL, once the monitor has the job, while the
+     * runtime creates the container: the caller's own work in parallel. */
+    void (*meanwhile)(void *ud);
+    void *ud;
 };
 
 struct cb_ct_started {
     pid_t monitor_pid;
     int monitor_pidfd; /* the caller's to close; close-on-exec */
+    int exit_fd;       /* the same */
     pid_t init_pid;
 };
 
 /* Starts a monitor and returns once the container runs (`start`
  * succeeded), or fails with the runtime's own message in err (e.g. the
  * image has no such executable; the monitor then exits by itself). The
- * monitor is not the caller's child (nothing to reap): the caller polls
- * monitor_pidfd, which becomes readable when the monitor has ended, then
- * reads exit.json. Killing the container (cb_ct_runtime_kill or _delete)
+ * monitor is not the caller's child (nothing to reap). exit_fd (a pipe)
+ * reaches its end of stream once the exit is recorded: exit.json is
+ * written (or the monitor died without writing it), and the monitor goes
+ * on to delete the container. monitor_pidfd becomes readable when the
+ * monitor has ended, the container deleted. Killing the container (cb_ct_runtime_kill or _delete)
  * ends the monitor normally. Monitors ignore SIGINT, SIGHUP and SIGPIPE
  * and outlive the caller. Thread-safe; the first call's monitor_exe
  * starts the zygote. */

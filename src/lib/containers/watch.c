@@ -1,5 +1,5 @@
-/* The watcher: one thread that sleeps in epoll on every monitor's pidfd
- * and wakes at the next deadline (a container's timeout, a finished
+/* The watcher: one thread that sleeps in epoll on every monitor's exit
+ * pipe and pidfd and wakes at the next deadline (a container's timeout, a finished
  * container's retention). Nothing is polled. Everything it changes in a
  * container happens under the manager's lock before the change is
  * announced, because a DELETE waiting for that announcement frees the
@@ -25,17 +25,32 @@
 
 int cb__ct_watch_add(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    return epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->run.monitor_pidfd, &ev) < 0 ? -errno : 0;
+    c->watch_exit.c = c->watch_gone.c = c;
+    struct epoll_event ex = {.events = EPOLLIN, .data.ptr = &c->watch_exit};
+    struct epoll_event gone = {.events = EPOLLIN, .data.ptr = &c->watch_gone};
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->run.exit_fd, &ex) < 0)
+        return -errno;
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->run.monitor_pidfd, &gone) < 0) {
+        int r = -errno;
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.exit_fd, NULL);
+        return r;
+    }
+    return 0;
+}
+
+static void stop_watching(struct cb_ct_manager *m, int *fd)
+{
+    if (*fd < 0)
+        return;
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
 }
 
 void cb__ct_unwatch(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    if (c->run.monitor_pidfd < 0)
-        return;
-    epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
-    close(c->run.monitor_pidfd);
-    c->run.monitor_pidfd = -1;
+    stop_watching(m, &c->run.exit_fd);
+    stop_watching(m, &c->run.monitor_pidfd);
 }
 
 void cb__ct_watch_poke(struct cb_ct_manager *m)
@@ -84,21 +99,19 @@ static void judge(struct cb__ct *c, bool recorded, const char *why)
         c->error = cb_xasprintf("exited with status %d", c->exit.exit_code);
 }
 
-static void ended(struct cb_ct_manager *m, struct cb__ct *c)
+/* The exit pipe's end: exit.json holds what the monitor saw (or it died
+ * without writing it). The end is seen from now on, while the monitor
+ * deletes the container. */
+static void exited(struct cb_ct_manager *m, struct cb__ct *c)
 {
-    /* The pidfd is readable: the monitor has ended (it is not our child:
-     * nothing to reap), and exit.json holds what it saw. */
     struct cb_ct_exit ex = {0};
     struct cb_error err = {0};
     bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
     pthread_mutex_lock(&m->lock);
-    cb__ct_wait_idle(m, c); /* the spawn's record goes first */
-    epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->run.monitor_pidfd, NULL);
-    close(c->run.monitor_pidfd);
-    c->run.monitor_pidfd = -1;
+    cb__ct_wait_idle(m, c); /* the spawn's audit line goes first */
+    stop_watching(m, &c->run.exit_fd);
     c->exit = ex;
     c->exited = recorded;
-    cb__ct_release(m, c);
     judge(c, recorded, err.msg);
     c->finished_ms = cb_now_wall_ms();
     if (c->px)
@@ -116,6 +129,23 @@ static void ended(struct cb_ct_manager *m, struct cb__ct *c)
     cb__ct_audit(m, c, NULL, "exit");
     pthread_mutex_lock(&m->lock);
     c->busy--;
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The monitor has ended (it is not our child: nothing to reap): the
+ * container is deleted and its place is free. A DELETE waiting for this
+ * may free c as soon as the lock is let go. */
+static void gone(struct cb_ct_manager *m, struct cb__ct *c)
+{
+    pthread_mutex_lock(&m->lock);
+    bool exit_seen = c->run.exit_fd < 0;
+    pthread_mutex_unlock(&m->lock);
+    if (!exit_seen) /* the pipe's end comes in a later batch */
+        exited(m, c);
+    pthread_mutex_lock(&m->lock);
+    stop_watching(m, &c->run.monitor_pidfd);
+    cb__ct_release(m, c);
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
 }
@@ -152,7 +182,8 @@ static void collect_due(struct cb_ct_manager *m, struct due *d)
                 c->kill_as = CB__CT_TIMED_OUT;
                 memcpy(d->kill[d->n_kill++], c->id, CB__CT_ID_MAX);
             }
-        } else if (c->finished_ms != 0 && !c->deleting && c->busy == 0) {
+        } else if (c->finished_ms != 0 && !c->deleting && c->busy == 0 &&
+                   c->run.monitor_pidfd < 0) {
             if (c->finished_ms + keep > wall)
                 min_ms(&d->sleep_ms, c->finished_ms + keep - wall);
             else if (d->n_drop < MAX_BATCH) {
@@ -194,15 +225,27 @@ static void *watch(void *arg)
         collect_due(m, &d);
         act(m, &d);
         int n = epoll_wait(m->epfd, evs, MAX_BATCH, d.sleep_ms);
+        /* Sorted before anything is done: after gone(c) a DELETE may free
+         * c, so no event of the batch is looked at after it, and an exit
+         * in the same batch is seen before the end of its monitor. */
+        struct cb__ct *exits[MAX_BATCH], *gones[MAX_BATCH];
+        size_t n_exits = 0, n_gones = 0;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == NULL) {
+            struct cb__ct_watch *w = evs[i].data.ptr;
+            if (w == NULL) {
                 uint64_t v;
                 if (read(m->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     cb_log(CB_LOG_WARN, "container watcher: %s", strerror(errno));
-                continue;
+            } else if (w == &w->c->watch_exit) {
+                exits[n_exits++] = w->c;
+            } else {
+                gones[n_gones++] = w->c;
             }
-            ended(m, evs[i].data.ptr);
         }
+        for (size_t i = 0; i < n_exits; i++)
+            exited(m, exits[i]);
+        for (size_t i = 0; i < n_gones; i++)
+            gone(m, gones[i]);
     }
 }
 

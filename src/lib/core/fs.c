@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -122,7 +123,10 @@ int cb_write_all(int fd, const void *data, size_t len)
     return cb_writev_all(fd, &v, len > 0);
 }
 
-int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err)
+/* A temp file beside path, renamed over it; with `durable`, fsyncs of the
+ * file before the rename and of the directory after. */
+static int replace(const char *path, const void *data, size_t len, bool durable,
+                   struct cb_error *err)
 {
     char *tmp = cb_xasprintf("%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -133,7 +137,7 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
         return r;
     }
     int wr = cb_write_all(fd, data, len);
-    if (wr == 0 && fsync(fd) < 0)
+    if (wr == 0 && durable && fsync(fd) < 0)
         wr = -errno;
     if (wr < 0)
         r = cb_error_set(err, wr, "writing %s: %s", tmp, strerror(-wr));
@@ -142,10 +146,20 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
         r = cb_error_set(err, -errno, "renaming %s to %s: %s", tmp, path, strerror(errno));
     if (r < 0)
         unlink(tmp);
-    else
+    else if (durable)
         fsync_dir_of(path);
     free(tmp);
     return r;
+}
+
+int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err)
+{
+    return replace(path, data, len, true, err);
+}
+
+int cb_write_replace(const char *path, const void *data, size_t len, struct cb_error *err)
+{
+    return replace(path, data, len, false, err);
 }
 
 static int rm_first_error;

@@ -37,6 +37,12 @@ int cb_iov_advance(struct iovec **iov, int cnt, size_t done);
 /* Replaces path with data atomically: a temp file created 0600 in the same
  * directory, fsync, rename, then fsync of the directory. */
 int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_error *err);
+/* The same without the fsyncs: readers see the old or the new content,
+ * never a part, but after a host crash the file may be empty or missing.
+ * For files that have no use after one (a container's bundle and exit
+ * record go with the container), where the fsyncs would cost more than
+ * the work they belong to. */
+int cb_write_replace(const char *path, const void *data, size_t len, struct cb_error *err);
 
 /* Removes path and everything under it, never following a symbolic link.
  * A missing path is success. Returns 0 or the first -errno met (the rest

@@ -1,8 +1,9 @@
 /* The child reports a failure before exec (or before fn) through a
- * close-on-exec pipe, as an errno value and the step that failed, so "cc
- * not found" is an error and not output. The parent feeds stdin and reads
- * the output in one poll loop, so neither side can block the other, then
- * waits for the exit until the deadline. */
+ * close-on-exec pipe, as an errno value and the step that failed, or, when
+ * posix_spawn started it, as that call's result, so "cc not found" is an
+ * error and not output. The parent feeds stdin and reads the output in one
+ * poll loop, so neither side can block the other, then waits for the exit
+ * until the deadline. */
 #include "core/proc.h"
 #include "core/util.h"
 
@@ -10,6 +11,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -114,6 +117,49 @@ static _Noreturn void child(const struct cb_proc_spec *spec, int in_fd, int out_
     close_inherited(true);
     execvp(spec->argv[0], spec->argv);
     fail(report_fd, STEP_EXEC);
+}
+
+/* ---- the child, by posix_spawn ---- */
+
+/* A run of a program by path with no cwd, rlimits or environment to
+ * merge needs nothing that only a forked child can do, and posix_spawn
+ * (a vfork: nothing of clawbox's memory is copied, which a fork of a big
+ * process pays for on every run) does the rest: process group, signals,
+ * stdio, descriptors. A failed exec is its return value. */
+static bool spawnable(const struct cb_proc_spec *spec)
+{
+    return spec->fn == NULL && spec->cwd == NULL && spec->n_rlimits == 0 &&
+           (spec->env_clear || spec->env == NULL) && strchr(spec->argv[0], '/') != NULL;
+}
+
+static int spawn(const struct cb_proc_spec *spec, int in_fd, int out_fd, pid_t *pid)
+{
+    extern char **environ;
+    static char *const no_env[] = {NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    if (out_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+        posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+    }
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_init(&at);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (!spec->in_caller_group)
+        flags |= POSIX_SPAWN_SETPGROUP; /* group 0: its own */
+    posix_spawnattr_setflags(&at, flags);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    char *const *envp = !spec->env_clear ? environ : spec->env != NULL ? spec->env : no_env;
+    int r = posix_spawn(pid, spec->argv[0], &fa, &at, spec->argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    return r;
 }
 
 /* ---- the parent ---- */
@@ -312,14 +358,23 @@ int cb_proc_run(const struct cb_proc_spec *spec, struct cb_proc_result *res, str
     uint64_t deadline = NO_DEADLINE;
     if (spec->timeout_ms != 0)
         deadline = cb_now_mono_ns() + (uint64_t)spec->timeout_ms * 1000000u;
-    pid_t pid = fork();
-    if (pid == 0)
+    pid_t pid = -1;
+    int spawn_errno = 0;
+    bool by_spawn = spawnable(spec);
+    if (by_spawn) {
+        spawn_errno = spawn(spec, in[0], out[1], &pid);
+    } else if ((pid = fork()) == 0) {
         child(spec, in[0], out[1], report[1]);
-    int fork_errno = errno;
+    } else if (pid < 0) {
+        spawn_errno = errno;
+    }
     close_all((int[]){in[0], out[1], report[1]}, 3);
     struct ends e = {in[1], out[0], report[0]};
-    if (pid < 0) {
-        rc = cb_error_set(err, -fork_errno, "fork: %s", strerror(fork_errno));
+    if (spawn_errno != 0 && by_spawn) {
+        rc = cb_error_set(err, -spawn_errno, "cannot run %s: %s", spec->argv[0],
+                          strerror(spawn_errno));
+    } else if (spawn_errno != 0) {
+        rc = cb_error_set(err, -spawn_errno, "fork: %s", strerror(spawn_errno));
     } else {
         if (!spec->in_caller_group)
             setpgid(pid, pid); /* also in the child: whichever runs first */

@@ -186,6 +186,7 @@ static void wait_monitor(struct cb_ct_started *st)
     struct pollfd p = {st->monitor_pidfd, POLLIN, 0};
     assert_int_equal(poll(&p, 1, 120000), 1);
     close(st->monitor_pidfd);
+    close(st->exit_fd);
 }
 
 static void run_to_end(const struct cb_ct_runtime *rt, struct run *r, const char *const *args,
@@ -260,6 +261,27 @@ static void test_output_and_exit_0(void **state)
     assert_memory_equal(log, "out\nerr\n", 8);
     free(log);
     assert_false(listed(rt, r.id)); /* the monitor deleted it */
+}
+
+/* The exit pipe ends once exit.json is written; the monitor's own end
+ * follows, with the container deleted. */
+static void test_exit_pipe_ends_before_the_monitor(void **state)
+{
+    const struct cb_ct_runtime *rt = need(state);
+    struct run r;
+    struct cb_ct_started st;
+    struct cb_ct_exit ex;
+    struct cb_error err;
+    char c;
+    make_bundle(&r, (const char *[]){"/bin/sh", "-c", "exit 5", NULL}, 0);
+    assert_int_equal(launch(rt, &r, 1024, &st, &err), 0);
+    struct pollfd p = {st.exit_fd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 120000), 1);
+    assert_int_equal(read(st.exit_fd, &c, 1), 0);
+    assert_int_equal(cb_ct_exit_read(r.dir, &ex, &err), 0);
+    assert_int_equal(ex.exit_code, 5);
+    wait_monitor(&st);
+    assert_false(listed(rt, r.id));
 }
 
 static void test_exit_code(void **state)
@@ -527,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_detect_hybrid),
         BOTH(test_output_and_exit_0),
+        BOTH(test_exit_pipe_ends_before_the_monitor),
         BOTH(test_exit_code),
         BOTH(test_kill),
         BOTH(test_output_cap),

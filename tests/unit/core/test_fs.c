@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -213,6 +214,35 @@ static void rm_tree_removes_everything_and_follows_no_link(void **state)
     free(kept);
 }
 
+/* Both replace the whole file and leave no temp file beside it. */
+static void write_atomic_and_replace_swap_the_whole_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cb-replace-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = cb_xasprintf("%s/f", dir);
+    int (*const writers[])(const char *, const void *, size_t,
+                           struct cb_error *) = {cb_write_atomic, cb_write_replace};
+    for (size_t i = 0; i < CB_ARRAY_LEN(writers); i++) {
+        char buf[16] = "";
+        assert_int_equal(writers[i](path, "first, longer", 13, NULL), 0);
+        assert_int_equal(writers[i](path, "second", 6, NULL), 0);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, buf, sizeof(buf)), 6);
+        assert_memory_equal(buf, "second", 6);
+        close(fd);
+    }
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(n, 1);
+    assert_int_equal(cb_rm_tree(dir), 0);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +253,7 @@ int main(void)
         cmocka_unit_test(pread_all_reads_at_an_offset_and_not_past_the_end),
         cmocka_unit_test(flock_retry_takes_and_reports),
         cmocka_unit_test(rm_tree_removes_everything_and_follows_no_link),
+        cmocka_unit_test(write_atomic_and_replace_swap_the_whole_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
