@@ -89,6 +89,15 @@ static void respond_text(struct cb_http_response *res, unsigned status, const ch
     set_body(res, cb_xstrndup(text, len), len);
 }
 
+void cb_http_respond_stream(struct cb_http_response *res, const char *content_type,
+                            const struct cb_http_stream *stream)
+{
+    res->status = 200;
+    res->content_type = content_type;
+    set_body(res, NULL, 0);
+    res->stream = *stream;
+}
+
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -196,7 +205,11 @@ void cb__response_head(struct cb__req *r, const char *date, bool close, bool kee
     size_t n = 0;
     put(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
         cb_http_reason(res->status), date, r->request_id);
-    if (cb__response_has_body(res->status))
+    /* A streamed body on HTTP/1.0 has no framing: the connection's end
+     * delimits it. */
+    if (r->streamed && r->head.minor != 0)
+        put(o, cap, &n, "Transfer-Encoding: chunked\r\n");
+    else if (cb__response_has_body(res->status) && !r->streamed)
         put(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
     if (res->content_type)
         put(o, cap, &n, "Content-Type: %s\r\n", res->content_type);
