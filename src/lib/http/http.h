@@ -84,6 +84,9 @@ const char *cb_http_param(const struct cb_http_request *req, const char *name);
  * NUL or a bad escape. */
 const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
                           size_t size);
+/* Whether the query names parameter `name` at all (to tell an absent
+ * parameter from one cb_http_query refuses). */
+bool cb_http_query_present(const struct cb_http_request *req, const char *name);
 /* The value of the first header field called `name` (any case), or NULL. */
 const char *cb__http_header(const struct cb_http_request *req, const char *name);
 

@@ -52,12 +52,13 @@ static bool decode_query_value(const char *v, size_t len, char *out, size_t size
     return true;
 }
 
-const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
-                          size_t size)
+/* Finds the raw value of query parameter `name`; false when absent. */
+static bool find_query(const struct cb_http_request *req, const char *name, const char **value,
+                       size_t *len)
 {
     const struct cb_http_head *h = req->head;
-    if (h == NULL || !h->has_query || size == 0)
-        return NULL;
+    if (h == NULL || !h->has_query)
+        return false;
     const char *q = req->raw + h->query.off, *end = q + h->query.len;
     size_t n = strlen(name);
     while (q < end) {
@@ -66,12 +67,30 @@ const char *cb_http_query(const struct cb_http_request *req, const char *name, c
         const char *eq = memchr(q, '=', (size_t)(stop - q));
         const char *key_end = eq ? eq : stop;
         if ((size_t)(key_end - q) == n && memcmp(q, name, n) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            return decode_query_value(v, (size_t)(stop - v), out, size) ? out : NULL;
+            *value = eq ? eq + 1 : stop;
+            *len = (size_t)(stop - *value);
+            return true;
         }
         q = stop + 1;
     }
-    return NULL;
+    return false;
+}
+
+const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
+                          size_t size)
+{
+    const char *v;
+    size_t len;
+    if (size == 0 || !find_query(req, name, &v, &len))
+        return NULL;
+    return decode_query_value(v, len, out, size) ? out : NULL;
+}
+
+bool cb_http_query_present(const struct cb_http_request *req, const char *name)
+{
+    const char *v;
+    size_t len;
+    return find_query(req, name, &v, &len);
 }
 
 static void set_body(struct cb_http_response *res, char *body, size_t len)
