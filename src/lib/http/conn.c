@@ -43,8 +43,10 @@
  * too. */
 #define UNIX_SLOTS 64u
 /* Chunks a stream writes in one go before it lets its thread's other
- * connections have a turn (it waits for EPOLLOUT, which comes at once). */
-#define STREAM_BURST 16
+ * connections have a turn (it waits for EPOLLOUT, which comes at once):
+ * producing a chunk may cost a redaction (a log follower's), so a big
+ * backlog is sent in turns. */
+#define STREAM_BURST 4
 
 static uint64_t ms_to_ns(uint64_t ms)
 {
@@ -241,8 +243,10 @@ static int write_some(struct cb__conn *c)
 /* The response is written: the request is over. */
 static bool sent_all(struct cb__conn *c)
 {
-    if (c->state == CB__STREAM)
+    if (c->state == CB__STREAM) { /* counted once: close below must not */
         c->io->streams--;
+        c->state = CB__SEND;
+    }
     cb__req_free(c->req);
     c->req = NULL;
     if (!c->close_after) {
