@@ -10,10 +10,11 @@
  * secret in any of its forms), so a window's bytes cannot be mapped back
  * to what was already sent; and a secret, a token or a key header never
  * spans a line end, while every credential pattern is line-bound. A line
- * longer than HOLD_MAX is cut at its last blank, else at HOLD_MAX; a secret
- * cut there is still caught by the fragment rule (any run of
+ * longer than HOLD_MAX is cut at its last blank, else at HOLD_MAX; a stored
+ * secret cut there is still caught by the fragment rule (any run of
  * CB_LEAK_MIN_FRAGMENT of its characters) on each side that holds that
- * much of it. The rest of the log goes when the container has ended. */
+ * much of it, a credential pattern cut there may be missed. The rest of
+ * the log goes when the container has ended. */
 #include "containers/internal.h"
 #include "core/json.h"
 #include "core/util.h"
