@@ -1,20 +1,33 @@
 /* Container output for GET /containers/{id}/logs: redaction of log text
  * and the follower behind ?follow=1, which hands out the log as it grows.
  *
- * Redaction is by lines. The scanner (scan/leak.h) sees a whole text at
- * once, and a secret the container prints in two writes can reach the log
- * in two reads; so the follower only redacts and hands out text up to the
- * last line end it has read, and keeps the unfinished line until its end
- * arrives. Lines, rather than an overlap window of the longest secret, because
- * the scanner rewrites what it finds ("[REDACTED]" is not as long as a
- * secret in any of its forms), so a window's bytes cannot be mapped back
- * to what was already sent; and a secret, a token or a key header never
- * spans a line end, while every credential pattern is line-bound. A line
- * longer than HOLD_MAX is cut at its last blank, else at HOLD_MAX; a stored
- * secret cut there is still caught by the fragment rule (any run of
- * CB_LEAK_MIN_FRAGMENT of its characters) on each side that holds that
- * much of it, a credential pattern cut there may be missed. The rest of
- * the log goes when the container has ended. */
+ * The scanner (scan/leak.h) sees a whole text at once, and a secret the
+ * container prints in two writes can reach the log in two reads. Two
+ * measures keep such a secret from going out unredacted:
+ *
+ *   - Lines: the follower only redacts and hands out text up to the last
+ *     line end it has read, and keeps the unfinished line until its end
+ *     arrives. A secret, a token or a `key=value` pair does not span a
+ *     line end. A line longer than HOLD_MAX is cut at its last blank, else
+ *     at HOLD_MAX; a stored secret cut there is still caught by the
+ *     fragment rule (any run of CB_LEAK_MIN_FRAGMENT of its characters) on
+ *     each side that holds that much of it, a credential pattern cut there
+ *     may be missed.
+ *   - Context, for the patterns that do span lines (a PEM private key
+ *     block, an AWS key id followed by its secret): the new lines are
+ *     redacted together with the last CTX_MAX bytes handed out before
+ *     them, and of that redaction only what follows the redaction of the
+ *     context alone goes out. A match that started in the context thus
+ *     still covers its continuation. Should the two redactions differ
+ *     inside the context (a match that reaches back into it), what goes
+ *     out starts where they differ: some text is sent twice, none
+ *     unredacted.
+ *
+ * Not an overlap window over the raw bytes alone, because the scanner
+ * rewrites what it finds ("[REDACTED]" is not as long as a secret in any
+ * of its forms), so a window's raw bytes cannot be mapped to what was
+ * already sent; comparing the two redactions does that mapping. The rest
+ * of the log goes when the container has ended. */
 #include "containers/internal.h"
 #include "core/json.h"
 #include "core/util.h"
@@ -30,6 +43,9 @@
 
 /* The longest unfinished line kept back: twice the longest secret. */
 #define HOLD_MAX (2u * CB_LEAK_MAX_SECRET_LEN)
+/* Text already handed out that new text is redacted with: the longest
+ * secret, which covers a PEM key block of any usual size. */
+#define CTX_MAX CB_LEAK_MAX_SECRET_LEN
 
 json_t *cb__ct_redact_text(struct cb_ct_manager *m, const char *data, size_t len)
 {
@@ -65,7 +81,9 @@ struct cb_ct_follow {
     bool done; /* everything was read and redacted */
     size_t hold_len;
     char hold[HOLD_MAX]; /* read, not yet redacted: the unfinished line */
-    json_t *ready;       /* redacted, being handed out */
+    size_t ctx_len;
+    char ctx[CTX_MAX]; /* the end of what was handed out, raw */
+    json_t *ready;     /* redacted, being handed out */
     size_t ready_off;
 };
 
@@ -115,6 +133,7 @@ void cb_ct_follow_free(struct cb_ct_follow *f)
     json_decref(f->ready);
     free(f->path);
     explicit_bzero(f->hold, f->hold_len);
+    explicit_bzero(f->ctx, f->ctx_len);
     free(f);
 }
 
@@ -134,12 +153,53 @@ static size_t cut_point(const char *s, size_t len)
     return len;
 }
 
-/* Redacts the first n held bytes into f->ready. */
+/* How many leading bytes two texts share, backed off to the start of a
+ * UTF-8 character. */
+static size_t common_prefix(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i = 0;
+    while (i < alen && i < blen && a[i] == b[i])
+        i++;
+    while (i > 0 && i < alen && ((unsigned char)a[i] & 0xC0) == 0x80)
+        i--;
+    return i;
+}
+
+/* Keeps the end of text (what was just handed out) as the next context,
+ * from a line start where there is one. */
+static void keep_context(struct cb_ct_follow *f, const char *text, size_t len)
+{
+    size_t from = len > CTX_MAX ? len - CTX_MAX : 0;
+    const char *nl = from > 0 ? memchr(text + from, '\n', len - from) : NULL;
+    if (nl != NULL && nl + 1 < text + len)
+        from = (size_t)(nl + 1 - text);
+    explicit_bzero(f->ctx, f->ctx_len);
+    f->ctx_len = len - from;
+    memcpy(f->ctx, text + from, f->ctx_len);
+}
+
+/* Redacts the first n held bytes, with the context, into f->ready (see
+ * the top of this file). */
 static void release(struct cb_ct_follow *f, size_t n)
 {
+    size_t len = f->ctx_len + n;
+    char *text = cb_xmalloc(len);
+    memcpy(text, f->ctx, f->ctx_len);
+    memcpy(text + f->ctx_len, f->hold, n);
+    json_t *full = cb__ct_redact_text(f->m, text, len);
+    size_t skip = 0;
+    if (f->ctx_len > 0) {
+        json_t *seen = cb__ct_redact_text(f->m, f->ctx, f->ctx_len);
+        skip = common_prefix(json_string_value(full), json_string_length(full),
+                             json_string_value(seen), json_string_length(seen));
+        json_decref(seen);
+    }
     json_decref(f->ready);
-    f->ready = cb__ct_redact_text(f->m, f->hold, n);
-    f->ready_off = 0;
+    f->ready = full;
+    f->ready_off = skip;
+    keep_context(f, text, len);
+    explicit_bzero(text, len);
+    free(text);
     memmove(f->hold, f->hold + n, f->hold_len - n);
     explicit_bzero(f->hold + f->hold_len - n, n);
     f->hold_len -= n;

@@ -125,6 +125,46 @@ static void a_secret_written_in_two_pieces_is_redacted(void **state)
     cb_ct_follow_free(f);
 }
 
+/* A PEM key block arriving over several reads: its header went out
+ * redacted with the base64 after it, and the lines that follow, without a
+ * header of their own, are still redacted up to its end. */
+static void a_key_block_over_several_reads_is_redacted(void **state)
+{
+    (void)state;
+    int end = 0;
+    struct cb_ct_follow *f = follow(0);
+    append("before\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAfirstlineofbase64\n");
+    char *out = drain(f, &end);
+    assert_null(strstr(out, "MIIE"));
+    assert_non_null(strstr(out, "before\n" CB_LEAK_REDACTED));
+    append("QWERTYUIOPsecondlineofbase64zxcvbnm\n");
+    out = drain(f, &end);
+    assert_null(strstr(out, "QWERTY"));
+    append("ASDFGHJKLthirdline\n-----END RSA PRIVATE KEY-----\nafter\n");
+    out = drain(f, &end);
+    assert_null(strstr(out, "ASDFGH"));
+    assert_null(strstr(out, "thirdline"));
+    assert_true(strlen(out) >= 6);
+    assert_string_equal(out + strlen(out) - 6, "after\n");
+    cb_ct_follow_free(f);
+}
+
+/* An AWS key id on one read, its secret key on the next. */
+static void a_key_pair_over_two_reads_is_redacted(void **state)
+{
+    (void)state;
+    int end = 0;
+    const char *secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    struct cb_ct_follow *f = follow(0);
+    append("id AKIAIOSFODNN7EXAMPLE\n");
+    drain(f, &end);
+    append("and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n");
+    char *out = drain(f, &end);
+    assert_null(strstr(out, secret));
+    assert_string_equal(out, "and " CB_LEAK_REDACTED "\n");
+    cb_ct_follow_free(f);
+}
+
 static void tail_starts_at_the_last_lines(void **state)
 {
     (void)state;
@@ -179,6 +219,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(lines_go_whole_and_the_rest_at_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(a_secret_written_in_two_pieces_is_redacted, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_key_block_over_several_reads_is_redacted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_key_pair_over_two_reads_is_redacted, setup, teardown),
         cmocka_unit_test_setup_teardown(tail_starts_at_the_last_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(an_overlong_line_is_cut_at_a_blank, setup, teardown),
         cmocka_unit_test_setup_teardown(a_removed_container_ends_its_follower, setup, teardown),
