@@ -128,6 +128,26 @@ int cli_request(const struct cli_conn *c, const char *method, const char *path, 
     return 0;
 }
 
+int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sink, void *ud)
+{
+    struct cb_error err = {0};
+    struct cb_buf out;
+    long status = 0;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int r = cb_client_stream(&c->client, path, sink, ud, &status, &out, &err);
+    int rc = 0;
+    if (r == -ECONNREFUSED)
+        rc = cli_fail("%s\nIs the server running? Start it with: clawbox serve", err.msg);
+    else if (r < 0)
+        rc = cli_fail("%s", err.msg);
+    else if (status < 200 || status > 299) {
+        print_api_error(status, &out);
+        rc = 1;
+    }
+    cb_buf_free(&out);
+    return rc;
+}
+
 char *cli_default_config_path(void)
 {
     char *p = cb_home_path(CB_HOME_CONFIG);

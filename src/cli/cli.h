@@ -73,6 +73,10 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
 
+/* Performs a GET whose 2xx body streams to `sink` until the server ends
+ * it; prints errors as cli_request does. Returns 0 or 1. */
+int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sink, void *ud);
+
 /* Prints a response body on stdout as indented JSON (raw when it is not
  * JSON), with a newline. */
 void cli_print_body(const struct cb_buf *b);

@@ -32,11 +32,13 @@ static const char list_usage[] =
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
 static const char logs_usage[] =
-    "Usage: clawbox logs --container ID [--tail N] [--host H] [--port P] [--socket PATH]\n"
-    "                    [--token T]\n\n"
+    "Usage: clawbox logs --container ID [--tail N] [--follow] [--host H] [--port P]\n"
+    "                    [--socket PATH] [--token T]\n\n"
     "Prints a container's stdout and stderr (redacted; the server keeps at most\n"
     "[containers] max_output_bytes of it).\n\n"
-    "  --tail N        only the last N lines\n" CLI_CONN_HELP
+    "  --tail N        only the last N lines\n"
+    "  --follow        keep printing the output as it grows, until the container ends\n"
+    "                  (lines are printed whole, once their end has arrived)\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
 struct args {
@@ -46,6 +48,7 @@ struct args {
     const char *container;
     const char *tail;
     bool json;
+    bool follow;
     int first; /* index of the first operand */
 };
 
@@ -59,6 +62,7 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
                                          {"container", required_argument, NULL, 'C'},
                                          {"tail", required_argument, NULL, 'n'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"follow", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof(*a));
@@ -83,6 +87,13 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
             break;
         case 'j':
             a->json = true;
+            break;
+        case 'f':
+            if (usage != logs_usage) {
+                fputs(usage, stderr);
+                return 2;
+            }
+            a->follow = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -206,6 +217,16 @@ int cli_list_containers(int argc, char **argv)
     return rc;
 }
 
+/* Prints followed output as it comes: stdout is flushed at once, even into
+ * a pipe. */
+static int print_chunk(void *ud, const char *data, size_t n)
+{
+    (void)ud;
+    if (fwrite(data, 1, n, stdout) != n || fflush(stdout) != 0)
+        return -1;
+    return 0;
+}
+
 int cli_container_logs(int argc, char **argv)
 {
     struct args a;
@@ -223,7 +244,14 @@ int cli_container_logs(int argc, char **argv)
         return cli_fail("--tail: '%s' is not a number of lines", a.tail);
     if (cli_conn_token(&a.conn) < 0)
         return 1;
-    char *path = cb_xasprintf("/containers/%s/logs?tail=%" PRIu64, a.container, tail);
+    char *path = cb_xasprintf("/containers/%s/logs?tail=%" PRIu64 "%s", a.container, tail,
+                              a.follow ? "&follow=1" : "");
+    if (a.follow) {
+        rc = cli_stream(&a.conn, path, print_chunk, NULL);
+        free(path);
+        cli_conn_free(&a.conn);
+        return rc;
+    }
     struct cb_buf out;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     rc = cli_request(&a.conn, "GET", path, NULL, &out);

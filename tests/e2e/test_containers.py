@@ -522,6 +522,174 @@ class CliVerbs(ContainerCase):
         self.assertIn("--tail", p.stderr)
 
 
+def gauge(server, name):
+    """The value of an unlabelled metric."""
+    text = server.request("GET", "/metrics", auth=False).body.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def open_follow(server, cid, query="follow=1", timeout=30):
+    """A GET /containers/{cid}/logs?<query> whose answer is left unread."""
+    conn = server.connection(timeout)
+    conn.request("GET", f"/containers/{cid}/logs?{query}",
+                 headers={"Authorization": f"Bearer {server.token}"})
+    return conn, conn.getresponse()
+
+
+class Follow(ContainerCase):
+    """GET /containers/{id}/logs?follow=1 and logs --follow: the log streamed
+    as it grows, redacted by lines, on the I/O threads (two execution slots
+    here, and more followers than that)."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+
+    @classmethod
+    def prepare(cls):
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        text = text.replace("[server]\n", "[server]\nmax_concurrent_executions = 2\n", 1)
+        with open(cls.server.config_path, "w") as f:
+            f.write(text)
+
+    def test_follow_streams_lines_as_they_come_and_ends_with_the_container(self):
+        cid = self.spawned(["/bin/sh", "-c",
+                            "for i in 1 2 3 4 5; do echo line$i; sleep 0.25; done"])
+        conn, resp = open_follow(self.server, cid)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("Transfer-Encoding"), "chunked")
+        self.assertIsNone(resp.getheader("Content-Length"))
+        self.assertTrue(resp.getheader("Content-Type").startswith("text/plain"))
+        lines, times = [], []
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            lines.append(line.decode())
+            times.append(time.monotonic())
+        ended = time.monotonic()
+        conn.close()
+        self.assertEqual(lines, [f"line{i}\n" for i in range(1, 6)])
+        # They came as they were written, not all at the end.
+        self.assertGreater(times[-1] - times[0], 0.6, times)
+        info = self.server.request("GET", f"/containers/{cid}").json()
+        self.assertEqual(info["status"], "completed", info)
+        self.assertLess(ended - times[-1], 3)
+        self.delete(cid)
+
+    def test_follow_of_an_ended_container_gives_its_tail_and_ends(self):
+        cid = self.spawned(["/bin/sh", "-c", "for i in 1 2 3 4; do echo line$i; done"])
+        self.wait_end(cid)
+        conn, resp = open_follow(self.server, cid, "tail=2&follow=true")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.read(), b"line3\nline4\n")
+        conn.close()
+        self.delete(cid)
+
+    def test_a_secret_split_across_writes_is_redacted(self):
+        half = "a" * 18
+        leaked = "ghp_" + half + half
+        script = (f'printf "token=ghp_{half}"; sleep 0.6; printf "{half} tail\\n"; sleep 0.3; '
+                  f'printf "x=ghp_{half}{half}"')
+        cid = self.spawned(["/bin/sh", "-c", script])
+        conn, resp = open_follow(self.server, cid)
+        self.assertEqual(resp.status, 200)
+        body = resp.read().decode()
+        conn.close()
+        self.assertNotIn(leaked, body)
+        self.assertNotIn("ghp_" + half, body)
+        self.assertIn("[REDACTED] tail\n", body)
+        # The unfinished last line goes, redacted, when the container ends.
+        self.assertTrue(body.endswith("x=[REDACTED]"), body)
+        self.delete(cid)
+
+    def test_bad_follow_value_and_unknown_id(self):
+        cid = self.spawned(["/bin/true"])
+        for bad in ("2", "yes", "", "1x", "TRUE"):
+            r = self.server.request("GET", f"/containers/{cid}/logs?follow={bad}")
+            self.assert_error(r, 400, "invalid_request")
+            self.assertIn("follow", r.json()["error"])
+        r = self.server.request("GET", f"/containers/{cid}/logs?follow")
+        self.assert_error(r, 400, "invalid_request")
+        r = self.server.request("GET", "/containers/clawbox-nope/logs?follow=1")
+        self.assert_error(r, 404, "not_found")
+        r = self.server.request("GET", f"/containers/{cid}/logs?follow=0")
+        self.assertEqual(r.status, 200)
+        self.wait_end(cid)
+        self.delete(cid)
+
+    def test_followers_hold_no_worker_and_disconnects_leak_nothing(self):
+        cid = self.spawned(["/bin/sh", "-c", "while true; do echo tick; sleep 0.1; done"])
+        # Each sample is a connection of its own, and the one before may not
+        # be reaped yet: the open connections are the lowest sample.
+        base = min(gauge(self.server, "clawbox_http_connections") for _ in range(5))
+        followers = [open_follow(self.server, cid) for _ in range(5)]  # > 2 execution slots
+        for _, resp in followers:
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.readline(), b"tick\n")
+        # Protected routes still get a worker while five followers stream.
+        t0 = time.monotonic()
+        r = self.server.request("GET", f"/containers/{cid}", timeout=5)
+        self.assertEqual(r.status, 200)
+        self.assertLess(time.monotonic() - t0, 2)
+        for conn, resp in followers:  # the clients go away mid-stream
+            resp.close()
+            conn.close()
+        deadline = time.monotonic() + 5
+        now = gauge(self.server, "clawbox_http_connections")
+        while time.monotonic() < deadline and now > base:
+            time.sleep(0.05)
+            now = gauge(self.server, "clawbox_http_connections")
+        self.assertLessEqual(now, base)
+        # A client that stops reading is not waited for either.
+        conn, resp = open_follow(self.server, cid)
+        self.assertEqual(resp.status, 200)
+        r = self.server.request("GET", "/containers", timeout=5)
+        self.assertEqual(r.status, 200)
+        conn.close()
+        self.assert_healthy()
+        self.delete(cid)
+
+    def test_follow_ends_when_the_container_is_deleted(self):
+        cid = self.spawned(["/bin/sh", "-c", "echo started; sleep 30"])
+        conn, resp = open_follow(self.server, cid)
+        self.assertEqual(resp.readline(), b"started\n")
+        self.delete(cid)
+        t0 = time.monotonic()
+        self.assertEqual(resp.read(), b"")
+        self.assertLess(time.monotonic() - t0, 3)
+        conn.close()
+
+    def test_cli_logs_follow(self):
+        cid = self.spawned(["/bin/sh", "-c",
+                            "for i in 1 2 3; do echo step$i; sleep 0.3; done"])
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        p = subprocess.Popen([self.server.binary, "logs", "--container", cid, "--follow", *conn],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.server.env)
+        first = p.stdout.readline()
+        t_first = time.monotonic()
+        rest = p.stdout.read()
+        t_end = time.monotonic()
+        rc = p.wait(10)
+        err = p.stderr.read().decode()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(first, b"step1\n")
+        self.assertEqual(rest, b"step2\nstep3\n")
+        self.assertGreater(t_end - t_first, 0.3)  # step1 came before the end
+        p = subprocess.run([self.server.binary, "logs", "--container", cid, "--follow",
+                            "--tail", "1", *conn], capture_output=True, text=True,
+                           env=self.server.env, timeout=30)
+        self.assertEqual((p.returncode, p.stdout), (0, "step3\n"), p.stderr)
+        p = subprocess.run([self.server.binary, "spawn", "x", "--follow", *conn],
+                           capture_output=True, text=True, env=self.server.env, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.delete(cid)
+
+
 class Restart(unittest.TestCase):
     """The end of a server (kill -9, SIGTERM), then a restart: nothing is
     left behind."""
@@ -575,6 +743,24 @@ class Restart(unittest.TestCase):
         for cid in ids:
             self.assertEqual(
                 self.server.request("GET", f"/containers/{cid}").json()["status"], "killed")
+
+
+    def test_sigterm_with_a_follower_connected(self):
+        cid = self.server.request("POST", "/containers/spawn", {
+            "task": "t", "image": IMAGE, "policy": "container",
+            "command": ["/bin/sh", "-c", "while true; do echo tick; sleep 0.1; done"]}
+        ).json()["container_id"]
+        conn, resp = open_follow(self.server, cid)
+        self.assertEqual(resp.readline(), b"tick\n")
+        stalled, stalled_resp = open_follow(self.server, cid)  # never read again
+        self.assertEqual(stalled_resp.status, 200)
+        t0 = time.time()
+        self.assertEqual(self.server.stop(), 0, self.server.read_log())
+        self.assertLess(time.time() - t0, 8)  # within the grace period (10 s)
+        rest = resp.read()  # the stream ended, with its last chunk
+        self.assertTrue(rest == b"" or rest.endswith(b"tick\n"), rest)
+        conn.close()
+        stalled.close()
 
 
 # Each group of tests runs against a server of its own, once per runtime.

@@ -78,6 +78,50 @@ void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_respo
         cb_http_respond_json(res, 200, out);
 }
 
+/* ?follow=: 1|true or 0|false (absent = false); -1 for anything else. */
+static int parse_follow(struct cb_http_request *req)
+{
+    char buf[8];
+    const char *f = cb_http_query(req, "follow", buf, sizeof(buf));
+    if (f == NULL && !cb_http_query_present(req, "follow"))
+        return 0;
+    if (f != NULL && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0))
+        return 1;
+    if (f != NULL && (strcmp(f, "0") == 0 || strcmp(f, "false") == 0))
+        return 0;
+    return -1;
+}
+
+static enum cb_http_stream_rc follow_produce(void *ctx, char *out, size_t room, size_t *n)
+{
+    int rc = cb_ct_follow_read(ctx, out, room, n);
+    if (rc < 0)
+        return CB_HTTP_STREAM_FAIL;
+    if (rc == 1)
+        return CB_HTTP_STREAM_END;
+    return *n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+}
+
+static void follow_free(void *ctx)
+{
+    cb_ct_follow_free(ctx);
+}
+
+/* Streams the log as it grows (chunked), on the I/O thread (http.h): this
+ * worker only opens the follower. */
+static void follow(struct cb_http_request *req, struct cb_http_response *res, size_t tail)
+{
+    struct cb_error err = {0};
+    struct cb_ct_follow *f = NULL;
+    int rc = cb_ct_logs_follow(manager(req), cb_http_param(req, "id"), tail, &f, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    struct cb_http_stream st = {follow_produce, follow_free, f};
+    cb_http_respond_stream(res, "text/plain; charset=utf-8", &st);
+}
+
 void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res)
 {
     char buf[16];
@@ -86,6 +130,15 @@ void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_respons
     if (t != NULL && (cb_parse_u64(t, strlen(t), &tail) < 0 || tail > TAIL_MAX)) {
         cb_http_respond_error(res, 400, "invalid_request",
                               "tail: expected a number of lines from 0 to %d", TAIL_MAX);
+        return;
+    }
+    int fl = parse_follow(req);
+    if (fl < 0) {
+        cb_http_respond_error(res, 400, "invalid_request", "follow: expected 1, true, 0 or false");
+        return;
+    }
+    if (fl == 1) {
+        follow(req, res, (size_t)tail);
         return;
     }
     struct cb_error err = {0};

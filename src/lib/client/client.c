@@ -44,27 +44,32 @@ static int map_curl_error(CURLcode rc, const struct cb_client *c, struct cb_erro
                         curl_easy_strerror(rc));
 }
 
-int cb_client_request(const struct cb_client *c, const char *method, const char *path,
-                      const char *json_body, long *status, struct cb_buf *out, struct cb_error *err)
+/* A handle set up for one request; *url and *hdrs are the caller's to
+ * free after the transfer. */
+static CURL *prepare(const struct cb_client *c, const char *method, const char *path,
+                     const char *json_body, char **url, struct curl_slist **hdrs)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
-        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
-    char *url =
-        cb_xasprintf("http://%s:%u%s", c->unix_socket ? "localhost" : c->host, c->port, path);
-    struct curl_slist *hdrs = headers_for(c, json_body != NULL);
-    curl_easy_setopt(h, CURLOPT_URL, url);
+        return NULL;
+    *url = cb_xasprintf("http://%s:%u%s", c->unix_socket ? "localhost" : c->host, c->port, path);
+    *hdrs = headers_for(c, json_body != NULL);
+    curl_easy_setopt(h, CURLOPT_URL, *url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     if (c->unix_socket)
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
     if (json_body)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, json_body);
+    return h;
+}
+
+/* Runs the transfer and frees the handle. */
+static int perform(CURL *h, const struct cb_client *c, char *url, struct curl_slist *hdrs,
+                   long *status, struct cb_error *err)
+{
     CURLcode rc = curl_easy_perform(h);
     int r = 0;
     if (rc != CURLE_OK)
@@ -75,6 +80,52 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
     curl_easy_cleanup(h);
     free(url);
     return r;
+}
+
+int cb_client_request(const struct cb_client *c, const char *method, const char *path,
+                      const char *json_body, long *status, struct cb_buf *out, struct cb_error *err)
+{
+    char *url = NULL;
+    struct curl_slist *hdrs = NULL;
+    CURL *h = prepare(c, method, path, json_body, &url, &hdrs);
+    if (h == NULL)
+        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    return perform(h, c, url, hdrs, status, err);
+}
+
+struct stream_ctx {
+    CURL *h;
+    cb_client_sink_fn sink;
+    void *ud;
+    struct cb_buf *out;
+};
+
+static size_t on_stream_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct stream_ctx *s = ud;
+    long status = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status > 299)
+        return on_data(p, size, n, s->out);
+    return s->sink(s->ud, p, size * n) == 0 ? size * n : 0;
+}
+
+int cb_client_stream(const struct cb_client *c, const char *path, cb_client_sink_fn sink, void *ud,
+                     long *status, struct cb_buf *out, struct cb_error *err)
+{
+    char *url = NULL;
+    struct curl_slist *hdrs = NULL;
+    CURL *h = prepare(c, "GET", path, NULL, &url, &hdrs);
+    if (h == NULL)
+        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    struct stream_ctx s = {h, sink, ud, out};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
+    return perform(h, c, url, hdrs, status, err);
 }
 
 static char *trimmed(const char *s, size_t n)

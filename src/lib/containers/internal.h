@@ -122,7 +122,23 @@ void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status a
 /* recover.c: what an earlier run of this server left. */
 void cb__ct_recover(struct cb_ct_manager *m);
 
+/* logs.c: output redaction and the follower. */
+
+/* The text redacted like /execute output, as a new JSON string
+ * ("[REDACTED]" when it cannot be scanned). */
+json_t *cb__ct_redact_text(struct cb_ct_manager *m, const char *data, size_t len);
+/* Where the last `tail` lines of data start (0 = all; a final line end
+ * does not count as a line). */
+size_t cb__ct_tail_start(const char *data, size_t len, size_t tail);
+/* A follower of the log in dir (NULL: the container has none; the
+ * follower then ends at once), starting at its last `tail` lines. */
+struct cb_ct_follow *cb__ct_follow_new(struct cb_ct_manager *m, const char *id, const char *dir,
+                                       size_t tail);
+
 /* manager.c */
+/* Whether container id's output log is complete: it has ended, or is
+ * gone. Takes m->lock. */
+bool cb__ct_output_final(struct cb_ct_manager *m, const char *id);
 void cb__ct_release(struct cb_ct_manager *m, struct cb__ct *c);      /* slot + active; under lock */
 void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the list; under lock */
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */

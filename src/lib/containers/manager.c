@@ -679,26 +679,10 @@ static json_t *read_output(struct cb_ct_manager *m, const char *dir, size_t tail
         cb_file_close(&f);
         return json_null();
     }
-    const char *data = f.buf.data;
-    size_t len = f.buf.len;
-    const char *start = data;
-    if (tail > 0) {
-        size_t lines = 0;
-        for (size_t i = len; i > 0; i--)
-            if (data[i - 1] == '\n' && i != len && ++lines == tail) {
-                start = data + i;
-                break;
-            }
-    }
-    struct cb_leak_scanner *sc = m->proxy ? cb_proxy_scanner_get(m->proxy) : NULL;
-    json_t *out = NULL, *report = NULL;
-    json_t *text = cb_json_text(start, len - (size_t)(start - data));
-    r = cb_sanitize_output(sc, text, &out, &report, &err);
-    json_decref(text);
-    cb_leak_scanner_free(sc);
+    size_t start = cb__ct_tail_start(f.buf.data, f.buf.len, tail);
+    json_t *out = cb__ct_redact_text(m, f.buf.data + start, f.buf.len - start);
     cb_file_close(&f);
-    json_decref(report);
-    return r < 0 ? json_string("[REDACTED]") : out;
+    return out;
 }
 
 /* Waits (under m->lock) until the container `id` is no longer being
@@ -769,4 +753,28 @@ int cb_ct_logs(struct cb_ct_manager *m, const char *id, size_t tail, char **text
     *text = cb_xstrdup(json_is_string(out) ? json_string_value(out) : "");
     json_decref(out);
     return 0;
+}
+
+int cb_ct_logs_follow(struct cb_ct_manager *m, const char *id, size_t tail,
+                      struct cb_ct_follow **out, struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    char *dir = c && c->dir ? cb_xstrdup(c->dir) : NULL;
+    pthread_mutex_unlock(&m->lock);
+    if (c == NULL)
+        return cb_error_set(err, -ENOENT, "container not found: %s", id);
+    *out = cb__ct_follow_new(m, id, dir, tail);
+    free(dir);
+    return 0;
+}
+
+bool cb__ct_output_final(struct cb_ct_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    bool final = c == NULL || c->dir == NULL ||
+                 (c->status != CB__CT_CREATING && c->status != CB__CT_RUNNING);
+    pthread_mutex_unlock(&m->lock);
+    return final;
 }

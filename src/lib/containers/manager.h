@@ -66,4 +66,18 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
 int cb_ct_logs(struct cb_ct_manager *m, const char *id, size_t tail, char **text,
                struct cb_error *err);
 
+/* A reader of a container's output as it grows (?follow=1), redacted as
+ * cb_ct_logs redacts, but by whole lines (see containers/logs.c). It never
+ * blocks: it reads what the log holds now. -ENOENT when unknown. The
+ * follower must be freed before the manager. */
+struct cb_ct_follow;
+int cb_ct_logs_follow(struct cb_ct_manager *m, const char *id, size_t tail,
+                      struct cb_ct_follow **out, struct cb_error *err);
+/* Copies up to `room` bytes of redacted output into out (*n of them).
+ * Returns 1 when that was the last of it (the container has ended and its
+ * log is all handed out), 0 when more may come (*n may be 0: nothing yet),
+ * or -EIO when the log cannot be read. */
+int cb_ct_follow_read(struct cb_ct_follow *f, char *out, size_t room, size_t *n);
+void cb_ct_follow_free(struct cb_ct_follow *f);
+
 #endif

@@ -42,6 +42,11 @@
  * TCP clients holding every slot cannot lock them out. From the reserve
  * too. */
 #define UNIX_SLOTS 64u
+/* Chunks a stream writes in one go before it lets its thread's other
+ * connections have a turn (it waits for EPOLLOUT, which comes at once):
+ * producing a chunk may cost a redaction (a log follower's), so a big
+ * backlog is sent in turns. */
+#define STREAM_BURST 4
 
 static uint64_t ms_to_ns(uint64_t ms)
 {
@@ -148,6 +153,8 @@ void cb__conn_close(struct cb__conn *c)
         io->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->state == CB__STREAM)
+        io->streams--;
     cb__req_free(c->req);
     end_socket(c->io, c->fd, c->events != 0);
     if (c->counted)
@@ -198,10 +205,13 @@ static size_t body_to_send(const struct cb__req *r)
 static void prepare_send(struct cb__conn *c)
 {
     struct cb__req *r = c->req;
-    bool close = c->close_after || !r->head.keep_alive || atomic_load(&c->io->srv->quiesced);
+    bool close =
+        c->close_after || !r->head.keep_alive || atomic_load(&c->io->srv->quiesced) || r->streamed;
     c->close_after = close;
     cb__response_head(r, http_date(), close, r->head.minor == 0 && !close);
     cb__req_record(r);
+    if (r->streamed)
+        cb__req_start_stream(r);
     c->sent = 0;
 }
 
@@ -233,6 +243,10 @@ static int write_some(struct cb__conn *c)
 /* The response is written: the request is over. */
 static bool sent_all(struct cb__conn *c)
 {
+    if (c->state == CB__STREAM) { /* counted once: close below must not */
+        c->io->streams--;
+        c->state = CB__SEND;
+    }
     cb__req_free(c->req);
     c->req = NULL;
     if (!c->close_after) {
@@ -246,6 +260,95 @@ static bool sent_all(struct cb__conn *c)
     return false;
 }
 
+/* A streamed body waits: for the socket (EPOLLOUT, under the send
+ * deadline, which each wait restarts) or for its producer (the next poll).
+ * Either way a client that hangs up is noticed (see stream_event). */
+static void stream_wait(struct cb__conn *c, bool for_socket, bool blocked)
+{
+    c->blocked = blocked;
+    if (for_socket)
+        q_push(c, CB__Q_SEND, SEND_TIMEOUT_MS);
+    else
+        q_push(c, CB__Q_STREAM, CB_HTTP_STREAM_POLL_MS);
+    want(c, (for_socket ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP);
+}
+
+/* Writes a streamed body as far as the socket and the producer go. Once
+ * the server is quiescing, the body ends after what was already produced,
+ * so that drain does not wait for followers. */
+static bool pump(struct cb__conn *c)
+{
+    struct cb__stream *st = c->req->stream;
+    bool finish = atomic_load(&c->io->srv->quiesced);
+    for (int chunks = 0;;) {
+        enum cb__stream_step step = st ? cb__stream_next(st, finish) : CB__STREAM_DONE;
+        if (step == CB__STREAM_DONE)
+            return sent_all(c);
+        if (step == CB__STREAM_ABORT) {
+            cb__conn_close(c);
+            return false;
+        }
+        if (step == CB__STREAM_WAIT || chunks == STREAM_BURST) {
+            stream_wait(c, step != CB__STREAM_WAIT, false);
+            return false;
+        }
+        ssize_t k = send(c->fd, st->buf + st->off, st->len - st->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            stream_wait(c, true, true);
+            return false;
+        }
+        if (k < 0) {
+            cb__conn_close(c);
+            return false;
+        }
+        cb__stream_sent(st, (size_t)k);
+        chunks += st->off == st->len;
+    }
+}
+
+/* The head of a streamed response is written: the body follows. */
+static bool start_stream(struct cb__conn *c)
+{
+    c->state = CB__STREAM;
+    c->io->streams++;
+    return pump(c);
+}
+
+/* Events on a streamed body's connection. Whatever the client sends is
+ * read and dropped (the connection closes after the body); its end, or an
+ * error, ends the stream: a follower that goes away must not keep its
+ * producer running. */
+static void stream_event(struct cb__conn *c, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        char scratch[4096];
+        for (;;) {
+            ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+            if (n > 0)
+                continue;
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            cb__conn_close(c);
+            return;
+        }
+        c->unread = true;
+    }
+    if (events & EPOLLOUT)
+        pump(c);
+}
+
+void cb__conn_end_stream(struct cb__conn *c)
+{
+    if (c->blocked)
+        cb__conn_close(c);
+    else
+        pump(c);
+}
+
 /* Continues writing after write_some returned rc. */
 static bool after_write(struct cb__conn *c, int rc)
 {
@@ -254,7 +357,7 @@ static bool after_write(struct cb__conn *c, int rc)
         return false;
     }
     if (rc == 1)
-        return sent_all(c);
+        return c->req->stream ? start_stream(c) : sent_all(c);
     if (c->state != CB__SEND) {
         c->state = CB__SEND;
         q_push(c, CB__Q_SEND, SEND_TIMEOUT_MS);
@@ -461,6 +564,10 @@ void cb__conn_event(struct cb__conn *c, uint32_t events)
             process(c);
         return;
     }
+    if (c->state == CB__STREAM) {
+        stream_event(c, events);
+        return;
+    }
     read_more(c);
 }
 
@@ -490,6 +597,10 @@ void cb__conn_expire(struct cb__conn *c)
     case CB__Q_SEND:
         count_timeout(c, "send");
         cb__conn_close(c);
+        return;
+    case CB__Q_STREAM:
+        q_remove(c);
+        pump(c);
         return;
     default:
         cb__conn_close(c);

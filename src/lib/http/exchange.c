@@ -11,8 +11,16 @@
 #include <string.h>
 #include <strings.h>
 
+/* Streamed responses open at once, server-wide. Each holds its connection
+ * and whatever its producer keeps open (a log file), and costs its I/O
+ * thread a call every CB_HTTP_STREAM_POLL_MS: beyond this many, a handler's
+ * stream is refused with 503 rather than letting followers eat the
+ * descriptor reserve (see FD_RESERVE in server.c). */
+#define MAX_STREAMS 256u
+
 void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg)
 {
+    cb__http_stream_drop(&r->res.stream);
     cb_http_respond_error(&r->res, status, code, "%s", msg);
     r->state = CB__REQ_READY;
 }
@@ -168,12 +176,45 @@ static void parse_json_body(struct cb__req *r)
     }
 }
 
+/* A handler answered with a stream: it is counted against MAX_STREAMS,
+ * or refused. */
+static void admit_stream(struct cb__req *r)
+{
+    struct cb_http_server *s = r->srv;
+    if (r->res.status != 200 || r->res.body != NULL) {
+        cb__req_fail(r, 500, "internal_error", "handler produced a malformed streamed response");
+        return;
+    }
+    if (atomic_fetch_add(&s->streams, 1) >= MAX_STREAMS) {
+        atomic_fetch_sub(&s->streams, 1);
+        char msg[128];
+        snprintf(msg, sizeof(msg), "server busy: all %u streaming slots are in use; retry later",
+                 MAX_STREAMS);
+        cb__req_fail(r, 503, "resource_exhausted", msg);
+        r->res.retry_after = 1;
+        return;
+    }
+    r->streamed = true;
+}
+
 static void run_handler(struct cb__req *r)
 {
     r->route->handler(&r->req, &r->res);
     if (r->res.status == 0)
-        cb_http_respond_error(&r->res, 500, "internal_error", "handler produced no response");
+        cb__req_fail(r, 500, "internal_error", "handler produced no response");
+    else if (r->res.stream.produce)
+        admit_stream(r);
     r->state = CB__REQ_READY;
+}
+
+void cb__req_start_stream(struct cb__req *r)
+{
+    if (strcmp(r->req.method, "HEAD") == 0) {
+        cb__http_stream_drop(&r->res.stream);
+        return;
+    }
+    r->stream = cb_xmalloc(sizeof(*r->stream));
+    cb__stream_init(r->stream, &r->res.stream, r->head.minor != 0);
 }
 
 static void job_run(void *arg)
@@ -251,6 +292,13 @@ void cb__req_free(struct cb__req *r)
     cb__req_record(r);
     if (r->counted)
         atomic_fetch_sub(&r->srv->inflight, 1);
+    if (r->streamed)
+        atomic_fetch_sub(&r->srv->streams, 1);
+    if (r->stream) {
+        cb__stream_release(r->stream);
+        free(r->stream);
+    }
+    cb__http_stream_drop(&r->res.stream);
     cb__router_free_params(&r->req);
     json_decref(r->req.json);
     cb_buf_free(&r->body);

@@ -33,6 +33,33 @@ struct cb_http_request {
     void *app;                       /* the application context given to the server */
 };
 
+/* What a stream's producer returns (see struct cb_http_stream). */
+enum cb_http_stream_rc {
+    CB_HTTP_STREAM_MORE, /* bytes were produced (maybe none); call again at once */
+    CB_HTTP_STREAM_IDLE, /* nothing now; call again after a short interval */
+    CB_HTTP_STREAM_END,  /* the body is complete after the bytes produced */
+    CB_HTTP_STREAM_FAIL, /* the body cannot go on: the connection is cut */
+};
+
+/* A response body produced incrementally, for a body that grows while it
+ * is sent (a log being followed). The I/O thread that owns the connection
+ * calls `produce` whenever everything produced before has been written, so
+ * at most `room` bytes per stream are ever buffered and a slow reader only
+ * slows its own stream; while the producer is idle it is asked again every
+ * CB_HTTP_STREAM_POLL_MS. It runs on an I/O thread: it must not block (a
+ * local file read and a short lock are fine). The body goes out with
+ * Transfer-Encoding: chunked on HTTP/1.1 (delimited by the connection's
+ * end on HTTP/1.0), and the connection closes after it. `free` is called
+ * once, on the I/O thread or the thread that drops the response, when the
+ * stream ends for any reason: body complete, client gone, server stopping. */
+struct cb_http_stream {
+    enum cb_http_stream_rc (*produce)(void *ctx, char *out, size_t room, size_t *n);
+    void (*free)(void *ctx);
+    void *ctx;
+};
+
+#define CB_HTTP_STREAM_POLL_MS 100u
+
 struct cb_http_response {
     unsigned status;
     char *body; /* owned by the response */
@@ -40,6 +67,9 @@ struct cb_http_response {
     const char *content_type;
     char allow[96];       /* Allow header for 405, or empty */
     unsigned retry_after; /* Retry-After seconds, or 0 */
+    /* When set (with status 200 and no body), the body is streamed; the
+     * response owns the stream. See cb_http_respond_stream. */
+    struct cb_http_stream stream;
 };
 
 /* A route handler. It must fill `res` before it returns. */
@@ -54,8 +84,16 @@ const char *cb_http_param(const struct cb_http_request *req, const char *name);
  * NUL or a bad escape. */
 const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
                           size_t size);
+/* Whether the query names parameter `name` at all (to tell an absent
+ * parameter from one cb_http_query refuses). */
+bool cb_http_query_present(const struct cb_http_request *req, const char *name);
 /* The value of the first header field called `name` (any case), or NULL. */
 const char *cb__http_header(const struct cb_http_request *req, const char *name);
+
+/* Answers 200 with a streamed body of `content_type` (static); the
+ * response takes the stream (and frees it even if it is never sent). */
+void cb_http_respond_stream(struct cb_http_response *res, const char *content_type,
+                            const struct cb_http_stream *stream);
 
 /* Serialises `body` (reference stolen) as compact JSON. */
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body);

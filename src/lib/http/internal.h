@@ -22,6 +22,7 @@
 #include "http/peers.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "http/stream.h"
 
 /* A response head: status line and our few fields. */
 #define CB__OUT_HEAD_MAX 768
@@ -33,6 +34,7 @@ enum cb__deadline {
     CB__Q_BODY,   /* a request body must be complete (request_body_timeout_ms) */
     CB__Q_SEND,   /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
     CB__Q_LINGER, /* draining a client after a closing response (LINGER_MS) */
+    CB__Q_STREAM, /* a streamed body's producer is idle (CB_HTTP_STREAM_POLL_MS) */
     CB__NQ,
 };
 
@@ -54,6 +56,7 @@ struct cb__io {
     struct cb__queue q[CB__NQ];
     struct cb__conn *conns;   /* every connection of this thread */
     unsigned running;         /* connections in CB__RUNNING */
+    unsigned streams;         /* connections in CB__STREAM */
     uint64_t accept_paused;   /* until then (mono ns) after EMFILE; 0 = accepting */
     struct cb_http_head head; /* scratch for the parser */
 };
@@ -76,6 +79,7 @@ struct cb_http_server {
     atomic_uint inflight;
     atomic_uint connections;
     atomic_uint refused_lingering; /* refused connections draining */
+    atomic_uint streams;           /* streamed responses open, all threads */
     atomic_bool quiesced;          /* listeners closed: answers end their connection */
     atomic_bool stopping;
 };
@@ -85,7 +89,8 @@ enum cb__conn_state {
     CB__BODY,    /* reading a request body */
     CB__DISCARD, /* reading a refused request's small body to keep the connection */
     CB__RUNNING, /* the request is on a limiter worker */
-    CB__SEND,    /* writing a response */
+    CB__SEND,    /* writing a response (the head only, for a streamed one) */
+    CB__STREAM,  /* writing a streamed body: waiting for the socket or the producer */
     CB__LINGER,  /* after a closing response, draining what the client still sends */
 };
 
@@ -105,6 +110,7 @@ struct cb__conn {
     bool got_bytes;   /* bytes of the next head arrived since the wait began */
     bool unread;      /* the client may still send bytes we will not read */
     bool close_after; /* the connection ends after this response */
+    bool blocked;     /* a streamed body waits for a socket that took no more */
     char *rbuf;
     size_t rlen, rcap;
     struct cb_http_scan scan;
@@ -137,10 +143,12 @@ struct cb__req {
     enum cb__req_state state;
     bool recorded;
     bool counted;   /* in srv->inflight */
+    bool streamed;  /* the response's body is streamed (counted in srv->streams) */
     bool malformed; /* refused for its syntax: the connection must close */
     char request_id[37];
     char out[CB__OUT_HEAD_MAX]; /* the response head */
     size_t out_len;
+    struct cb__stream *stream; /* once the head is prepared, for a streamed body */
 };
 
 /* exchange.c: what a request means. */
@@ -163,6 +171,9 @@ bool cb__req_prepare(struct cb__req *r);
 /* Hands the request to a limiter worker; the connection comes back through
  * cb__conn_handback, maybe before this returns. */
 void cb__req_submit(struct cb__req *r);
+/* Takes the response's stream for sending (NULL for a HEAD request,
+ * whose stream is dropped), after the head is prepared. */
+void cb__req_start_stream(struct cb__req *r);
 /* Writes the access log line and the metrics of the request, once. */
 void cb__req_record(struct cb__req *r);
 void cb__req_free(struct cb__req *r);
@@ -194,6 +205,9 @@ void cb__conn_expire(struct cb__conn *c);
 void cb__conn_handback(struct cb__conn *c);
 /* On the connection's thread: continues a connection handed back. */
 void cb__conn_resume(struct cb__conn *c);
+/* On quiesce: a streamed body ends after what its producer gave so far;
+ * one stuck behind a slow reader is cut. */
+void cb__conn_end_stream(struct cb__conn *c);
 /* Closes a connection and frees it (and its request). */
 void cb__conn_close(struct cb__conn *c);
 

@@ -52,12 +52,13 @@ static bool decode_query_value(const char *v, size_t len, char *out, size_t size
     return true;
 }
 
-const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
-                          size_t size)
+/* Finds the raw value of query parameter `name`; false when absent. */
+static bool find_query(const struct cb_http_request *req, const char *name, const char **value,
+                       size_t *len)
 {
     const struct cb_http_head *h = req->head;
-    if (h == NULL || !h->has_query || size == 0)
-        return NULL;
+    if (h == NULL || !h->has_query)
+        return false;
     const char *q = req->raw + h->query.off, *end = q + h->query.len;
     size_t n = strlen(name);
     while (q < end) {
@@ -66,12 +67,30 @@ const char *cb_http_query(const struct cb_http_request *req, const char *name, c
         const char *eq = memchr(q, '=', (size_t)(stop - q));
         const char *key_end = eq ? eq : stop;
         if ((size_t)(key_end - q) == n && memcmp(q, name, n) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            return decode_query_value(v, (size_t)(stop - v), out, size) ? out : NULL;
+            *value = eq ? eq + 1 : stop;
+            *len = (size_t)(stop - *value);
+            return true;
         }
         q = stop + 1;
     }
-    return NULL;
+    return false;
+}
+
+const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
+                          size_t size)
+{
+    const char *v;
+    size_t len;
+    if (size == 0 || !find_query(req, name, &v, &len))
+        return NULL;
+    return decode_query_value(v, len, out, size) ? out : NULL;
+}
+
+bool cb_http_query_present(const struct cb_http_request *req, const char *name)
+{
+    const char *v;
+    size_t len;
+    return find_query(req, name, &v, &len);
 }
 
 static void set_body(struct cb_http_response *res, char *body, size_t len)
@@ -87,6 +106,15 @@ static void respond_text(struct cb_http_response *res, unsigned status, const ch
     res->status = status;
     res->content_type = content_type;
     set_body(res, cb_xstrndup(text, len), len);
+}
+
+void cb_http_respond_stream(struct cb_http_response *res, const char *content_type,
+                            const struct cb_http_stream *stream)
+{
+    res->status = 200;
+    res->content_type = content_type;
+    set_body(res, NULL, 0);
+    res->stream = *stream;
 }
 
 void cb_http_respond_json(struct cb_http_response *res, unsigned status, json_t *body)
@@ -196,7 +224,11 @@ void cb__response_head(struct cb__req *r, const char *date, bool close, bool kee
     size_t n = 0;
     put(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
         cb_http_reason(res->status), date, r->request_id);
-    if (cb__response_has_body(res->status))
+    /* A streamed body on HTTP/1.0 has no framing: the connection's end
+     * delimits it. */
+    if (r->streamed && r->head.minor != 0)
+        put(o, cap, &n, "Transfer-Encoding: chunked\r\n");
+    else if (cb__response_has_body(res->status) && !r->streamed)
         put(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
     if (res->content_type)
         put(o, cap, &n, "Content-Type: %s\r\n", res->content_type);

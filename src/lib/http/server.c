@@ -194,10 +194,14 @@ static void expire(struct cb__io *io)
             cb__conn_expire(io->q[k].first);
 }
 
-/* Milliseconds until the next deadline (rounded up), or -1 for none. */
+/* Milliseconds until the next deadline (rounded up), or -1 for none.
+ * While streams end after quiesce, the loop comes round every poll
+ * interval to cut the ones stuck behind slow readers. */
 static int next_timeout(const struct cb__io *io)
 {
     uint64_t next = io->accept_paused;
+    if (io->streams > 0 && atomic_load(&io->srv->quiesced))
+        next = cb_now_mono_ns() + CB_HTTP_STREAM_POLL_MS * 1000000u;
     for (int k = 0; k < CB__NQ; k++)
         if (io->q[k].first && (next == 0 || io->q[k].first->deadline < next))
             next = io->q[k].first->deadline;
@@ -218,6 +222,18 @@ static void close_idle(struct cb__io *io)
         struct cb__conn *next = c->next;
         if (c->state != CB__RUNNING)
             cb__conn_close(c);
+        c = next;
+    }
+}
+
+/* After quiesce: streamed bodies end (see cb__conn_end_stream). */
+static void end_streams(struct cb__io *io)
+{
+    struct cb__conn *c = io->conns;
+    while (c && io->streams > 0) {
+        struct cb__conn *next = c->next;
+        if (c->state == CB__STREAM)
+            cb__conn_end_stream(c);
         c = next;
     }
 }
@@ -250,6 +266,8 @@ static void *io_main(void *arg)
             handle(io, &ev[i]);
         expire(io);
         resume_accept(io);
+        if (io->streams > 0 && atomic_load(&s->quiesced))
+            end_streams(io);
     }
     return NULL;
 }
@@ -345,6 +363,11 @@ void cb_http_server_quiesce(struct cb_http_server *s)
         s->listen_fd[i] = -1;
     }
     pthread_rwlock_unlock(&s->listen_lock);
+    /* Wakes the threads so that streamed bodies end now (io_main). */
+    uint64_t one = 1;
+    for (unsigned k = 0; k < s->nio; k++)
+        if (s->io[k].started && write(s->io[k].evfd, &one, sizeof(one)) < 0)
+            cb_log(CB_LOG_ERROR, "waking an HTTP thread: %s", strerror(errno));
 }
 
 unsigned cb_http_server_drain(struct cb_http_server *s, uint64_t grace_ms)
