@@ -46,12 +46,7 @@ struct ex {
     struct cb_buf body;
     bool too_large; /* the chunked body passed CB_CT_PROXY_MAX_BODY */
     bool close;     /* end the connection after this answer */
-    bool answered;  /* a request was answered on this connection */
     char request_id[37];
-    /* Random bytes for request ids, drawn in batches: one getrandom per
-     * request costs as much as a tenth of the pipeline's own work. */
-    unsigned char rnd[256];
-    size_t rnd_used;
 };
 
 static uint64_t deadline_in(unsigned ms)
@@ -204,20 +199,15 @@ static void relay(struct ex *x, const json_t *ok, bool head_request)
 
 /* ------------------------------ requests ----------------------------- */
 
-static void new_request_id(struct ex *x)
+static void new_request_id(char out[37])
 {
-    if (x->rnd_used + 16 > sizeof(x->rnd)) {
-        cb_random_bytes(x->rnd, sizeof(x->rnd));
-        x->rnd_used = 0;
-    }
-    unsigned char *b = x->rnd + x->rnd_used;
-    x->rnd_used += 16;
+    unsigned char b[16];
     char hex[33];
+    cb_random_bytes(b, sizeof(b));
     b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
     b[8] = (b[8] & 0x3f) | 0x80;
-    cb_hex_encode(b, 16, hex);
-    snprintf(x->request_id, sizeof(x->request_id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
-             hex + 12, hex + 16, hex + 20);
+    cb_hex_encode(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 /* Reads until `in` holds a complete head and moves it to `raw`. Returns
@@ -228,10 +218,6 @@ static size_t read_head(struct ex *x)
     struct cb_http_scan st = {0};
     uint64_t deadline = deadline_in(HEAD_TIMEOUT_MS);
     size_t n;
-    /* After an answer the next request is rarely there yet: wait for it
-     * first rather than try a read that fails. */
-    if (x->answered && x->in_len == 0 && !wait_fd(x->c->fd, POLLIN, deadline))
-        return 0;
     while ((n = cb__http_find_head_end(x->in, x->in_len, &st)) == 0) {
         if (x->in_len == sizeof(x->in)) {
             x->close = true;
@@ -520,7 +506,7 @@ static void serve_request(struct ex *x)
             send_error(x, cb__http_error_status(r), err.msg);
         return;
     }
-    new_request_id(x);
+    new_request_id(x->request_id);
     if (forward)
         serve_forward(x);
     else
@@ -532,7 +518,6 @@ void cb__ct_conn_serve(struct cb__ct_conn *c)
     struct ex *x = cb_xcalloc(1, sizeof(*x));
     x->c = c;
     x->p = c->p;
-    x->rnd_used = sizeof(x->rnd);
     cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
     size_t n;
     while (!x->close && (n = read_head(x)) > 0) {
@@ -545,7 +530,6 @@ void cb__ct_conn_serve(struct cb__ct_conn *c)
             serve_request(x);
         if (cb__ct_proxy_stopped(x->p))
             break;
-        x->answered = true;
     }
     cb_buf_free(&x->body);
     free(x);
