@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Containers against the bare OCI runtime and nginx (see bench.py for what
 # is measured). Needs root, a runtime (crun or runc) and nginx.
-#   bench/containers/run.sh [BUILD]     RUNTIME=runc N=50 to change
+#   bench/containers/run.sh [BUILD]     RUNTIME=runc N=50 to change,
+#   PARTS=d to run only part d (see bench.py)
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

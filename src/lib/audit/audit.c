@@ -10,11 +10,13 @@
  * chain never forks. Within a process `mu` serialises appenders and covers
  * the chain state (head hash, file, size, rotation). Durability is handled
  * after both are released: `sync_mu` elects one thread at a time to run
- * fdatasync on a dup of the current descriptor, and every line written
- * before that sync started counts as synced when it finishes. A rotation
- * (by any process) fdatasyncs the old file before switching, and a writer
- * that finds the file rotated under it syncs its old descriptor too, so a
- * sync of the new file never needs to cover lines of the old one.
+ * fdatasync on the current descriptor, and every line written before that
+ * sync started counts as synced when it finishes. A rotation (by any
+ * process) fdatasyncs the old file before switching, and a writer that
+ * finds the file rotated under it syncs its old descriptor too, so a sync
+ * of the new file never needs to cover lines of the old one, and a sync
+ * whose descriptor was closed under it (fd_gen moved) has nothing left to
+ * make durable.
  *
  * Anchor: the thread that ran a sync hands the head it covered (seq and
  * hash) to the anchor writer thread (anchor.c), which stores the newest one
@@ -225,6 +227,7 @@ static int rotate(struct cb_audit *a, struct cb_error *err)
     if (renameat2(a->dirfd, CB_AUDIT_FILE, a->dirfd, name, RENAME_NOREPLACE) < 0)
         return sys_err(err, "rotating to", name);
     a->seq++;
+    a->fd_gen++;
     close(a->fd);
     a->fd = -1;
     return open_current(a, err);
@@ -263,6 +266,7 @@ static int follow_rotation(struct cb_audit *a, struct cb_error *err)
 {
     if (fdatasync(a->fd) < 0)
         return sys_err(err, "syncing", CB_AUDIT_FILE);
+    a->fd_gen++;
     close(a->fd);
     a->fd = -1;
     return load_state(a, err);
@@ -287,7 +291,7 @@ static int reread(struct cb_audit *a, bool rotated, struct cb_error *err)
  * and must not be behind the head we knew (see cb__audit_check_chain). */
 static int catch_up(struct cb_audit *a, struct cb_error *err)
 {
-    struct stat named, ours;
+    struct stat named;
     bool rotated;
     if (fstatat(a->dirfd, CB_AUDIT_FILE, &named, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno != ENOENT)
@@ -296,9 +300,8 @@ static int catch_up(struct cb_audit *a, struct cb_error *err)
     } else {
         rotated = named.st_dev != a->dev || named.st_ino != a->ino;
     }
-    if (!rotated && fstat(a->fd, &ours) < 0)
-        return sys_err(err, "stat", CB_AUDIT_FILE);
-    if (!rotated && (uint64_t)ours.st_size == a->size)
+    /* Not rotated: the name is the file we hold, so its size is ours. */
+    if (!rotated && (uint64_t)named.st_size == a->size)
         return 0;
     struct cb_state_anchor before = {.lines = a->lines};
     memcpy(before.head, a->head, sizeof(before.head));
@@ -357,11 +360,20 @@ static int lead_sync(struct cb_audit *a)
     uint64_t target = a->written;
     head.lines = a->lines;
     memcpy(head.head, a->head, sizeof(head.head));
-    int fd = a->fd >= 0 ? fcntl(a->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int fd = a->fd;
+    uint64_t gen = a->fd_gen;
     pthread_mutex_unlock(&a->mu);
+    /* No dup (two system calls per sync): a rotation may close fd, even
+     * let its number be reused, while the sync runs; it synced every line
+     * of the old file first, the target's included, so a failure then is
+     * no loss. */
     int r = fd < 0 ? -EIO : fdatasync(fd) < 0 ? -errno : 0;
-    if (fd >= 0)
-        close(fd);
+    if (r < 0 && fd >= 0) {
+        pthread_mutex_lock(&a->mu);
+        if (a->fd_gen != gen)
+            r = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
     if (r == 0)
         cb__audit_anchor_post(a, &head);
     pthread_mutex_lock(&a->sync_mu);

@@ -20,7 +20,8 @@ struct cb_audit {
     int dirfd;
     int lockfd;
     int fd;
-    dev_t dev; /* identity of the file fd refers to */
+    uint64_t fd_gen; /* bumped when fd is closed (after syncing it) */
+    dev_t dev;       /* identity of the file fd refers to */
     ino_t ino;
     uint64_t size;
     uint64_t max_file_bytes;
