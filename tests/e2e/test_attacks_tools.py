@@ -84,8 +84,9 @@ OUTPUT_RE = r"the compiler's output reached its limit of \d+ bytes for a module 
 
 
 def budget_ms(path):
-    """The CPU budget clawbox gives a module: 5 s + 100 ms per KiB."""
-    return 5000 + 100 * os.path.getsize(path) // 1024
+    """The CPU budget clawbox gives a module's first (quick, -O0) build:
+    1 s + 60 ms per KiB. A module that runs out of it gets no -O2 build."""
+    return 1000 + 60 * os.path.getsize(path) // 1024
 
 
 class CompileDosTests(ToolAttackCase):

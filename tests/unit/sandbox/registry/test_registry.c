@@ -564,7 +564,7 @@ struct gated_loader {
 };
 
 static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
-                      size_t len, char **so_path, struct cb_error *err)
+                      size_t len, char **so_path, bool *quick, struct cb_error *err)
 {
     struct gated_loader *g = ud;
     if (len == 4 && memcmp(wasm, "SLOW", 4) == 0) {
@@ -576,7 +576,7 @@ static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8
             ;
         pthread_mutex_unlock(&g->mu);
     }
-    return fake_load(&g->base, opts, wasm, len, so_path, err);
+    return fake_load(&g->base, opts, wasm, len, so_path, quick, err);
 }
 
 static size_t usable_cpus(void)
