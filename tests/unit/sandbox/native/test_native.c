@@ -510,6 +510,14 @@ static void second_compile_hits_cache(void **state)
     assert_int_equal(stat(again, &after), 0);
     assert_int_equal(before.st_ino, after.st_ino);
     assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+    /* A lookup finds it without building; the quick tier is cached apart. */
+    _cleanup_free_ char *found = NULL;
+    assert_int_equal(cb_compile_lookup(wasm, len, &o, &found), 0);
+    assert_string_equal(found, first);
+    o.quick = true;
+    char *quick = NULL;
+    assert_int_equal(cb_compile_lookup(wasm, len, &o, &quick), -ENOENT);
+    assert_null(quick);
 }
 
 static void cache_key_covers_settings(void **state)
@@ -528,6 +536,10 @@ static void cache_key_covers_settings(void **state)
     assert_string_not_equal(ka, kc);
     cb__compile_cache_key(w1, sizeof(w1), &a, kb);
     assert_string_equal(ka, kb);
+    b = a;
+    b.quick = true;
+    cb__compile_cache_key(w1, sizeof(w1), &b, kb);
+    assert_string_not_equal(ka, kb);
 }
 
 static void garbage_wasm_fails_clearly(void **state)
@@ -666,6 +678,9 @@ static void compile_budget_grows_with_size(void **state)
     assert_int_equal(cb_compile_budget_ms(25 * 1024, 120000), 7500);
     assert_int_equal(cb_compile_budget_ms(16u << 20, 120000), 120000);
     assert_int_equal(cb_compile_budget_ms(25 * 1024, 6000), 6000);
+    assert_int_equal(cb_compile_quick_budget_ms(0, 120000), 1000);
+    assert_int_equal(cb_compile_quick_budget_ms(25 * 1024, 120000), 2500);
+    assert_int_equal(cb_compile_quick_budget_ms(25 * 1024, 2000), 2000);
 }
 
 /* A module that needs more CPU than its budget fails when the budget is
