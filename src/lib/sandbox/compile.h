@@ -22,8 +22,9 @@ struct cb_compile_opts {
      * timeout_ms. See cb_compile_budget_ms. */
     unsigned cpu_budget_ms;
     unsigned max_call_depth; /* WASM_RT_MAX_CALL_STACK_DEPTH */
-    /* The quick tier: -O0 instead of -O2, cached apart. It serves a new
-     * tool within seconds while the -O2 build follows. */
+    /* The quick tier: -O0 instead of -O2 (about 40 % of its CPU time),
+     * cached apart, under the same budget. It serves a new tool within
+     * seconds while the -O2 build follows. */
     bool quick;
     /* Runs the toolchain at a low priority (CB_COMPILE_BACKGROUND_NICE). */
     bool background;
@@ -39,18 +40,11 @@ struct cb_compile_opts {
 #define CB_COMPILE_BUDGET_BASE_MS    5000u
 #define CB_COMPILE_BUDGET_MS_PER_KIB 100u
 unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms);
-/* The same for the quick tier. -O0 needs about 40 ms per KiB of the
- * module; a module that is slow to compile at -O2 (thousands of nested
- * blocks) needs about four times that share at -O0 too, so this budget
- * refuses it, remembered, before any -O2 build is tried. */
-#define CB_COMPILE_QUICK_BASE_MS    1000u
-#define CB_COMPILE_QUICK_MS_PER_KIB 60u
-unsigned cb_compile_quick_budget_ms(size_t len, unsigned cap_ms);
-
-/* The cached shared object of the module at opts' tier, without building
- * it: 0 and *so_path (caller frees), or -ENOENT. */
+/* What the cache knows of the module at opts' tier, without building it:
+ * 0 and *so_path (caller frees); a remembered failure under limits at
+ * least as large (see cb_compile_module), with err; or -ENOENT. */
 int cb_compile_lookup(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
-                      char **so_path);
+                      char **so_path, struct cb_error *err);
 
 /* Returns in *so_path (caller frees) the cached or freshly built shared
  * object for the module. The error says which step failed and includes the

@@ -95,20 +95,10 @@ struct limits {
 /* How a program of the toolchain ended. */
 enum prog_result { PROG_OK, PROG_FAILED, PROG_CPU, PROG_FSIZE };
 
-static unsigned budget(uint64_t base, uint64_t per_kib, size_t len, unsigned cap_ms)
-{
-    uint64_t ms = base + per_kib * len / 1024;
-    return ms < cap_ms ? (unsigned)ms : cap_ms;
-}
-
 unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms)
 {
-    return budget(CB_COMPILE_BUDGET_BASE_MS, CB_COMPILE_BUDGET_MS_PER_KIB, len, cap_ms);
-}
-
-unsigned cb_compile_quick_budget_ms(size_t len, unsigned cap_ms)
-{
-    return budget(CB_COMPILE_QUICK_BASE_MS, CB_COMPILE_QUICK_MS_PER_KIB, len, cap_ms);
+    uint64_t ms = CB_COMPILE_BUDGET_BASE_MS + (uint64_t)CB_COMPILE_BUDGET_MS_PER_KIB * len / 1024;
+    return ms < cap_ms ? (unsigned)ms : cap_ms;
 }
 
 /* -O0 compiles in about 40 % of -O2's CPU time (the fuel-metered hash tool:
@@ -551,7 +541,7 @@ static int build(const uint8_t *wasm, size_t len, const struct cb_compile_opts *
 }
 
 int cb_compile_lookup(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
-                      char **so_path)
+                      char **so_path, struct cb_error *err)
 {
     char key[65];
 
@@ -561,7 +551,10 @@ int cb_compile_lookup(const uint8_t *wasm, size_t len, const struct cb_compile_o
         return 0;
     free(*so_path);
     *so_path = NULL;
-    return -ENOENT;
+    const struct limits lim = limits_for(len, opts);
+    _cleanup_free_ char *fail_path = cb_xasprintf("%s/%s.fail", opts->cache_dir, key);
+    int rc = remembered_failure(fail_path, &lim, err);
+    return rc < 0 ? rc : -ENOENT;
 }
 
 int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,

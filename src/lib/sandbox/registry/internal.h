@@ -34,7 +34,10 @@ struct cb__registry_loader {
                 char **so_path, bool *quick, struct cb_error *err);
     /* May be NULL. Builds the optimised object of a module into the cache
      * (a later load returns it), in the background; stops with -ECANCELED
-     * when *cancel is set. */
+     * when *cancel is set. -ETIME or -EFBIG: the module ran out of a limit
+     * that depends on it alone (its CPU budget, its output limit), and is
+     * refused as if its first build had failed so; a later load returns
+     * that failure. */
     int (*optimize)(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
                     const atomic_bool *cancel, struct cb_error *err);
     void *ud;
@@ -150,6 +153,10 @@ void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n);
  * (initialised here; caller frees) with its stamp and hex SHA-256. */
 int cb__registry_read_module(struct cb_registry *r, const char *name, struct cb_buf *b,
                              struct cb_file_stamp *stamp, char sha[65], struct cb_error *err);
+/* Unloads name, logs and counts the failure and remembers it for the
+ * version described by stamp, as a failed load does. */
+void cb__registry_refuse(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
+                         int code, const struct cb_error *err);
 /* The manifest from <name>.json (one reference), or NULL. */
 struct cb_manifest *cb__registry_file_manifest(struct cb_registry *r, const char *name);
 

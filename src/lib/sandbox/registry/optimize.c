@@ -1,9 +1,11 @@
 /* The optimiser: a tool is first served from a quick (-O0) build, so that
  * a cold start serves every tool within seconds; this thread then rebuilds
  * each such module at -O2, one at a time and at a low priority, and swaps
- * the result in. A restart finds the -O2 object in the cache. When the
- * -O2 build fails (its CPU budget, say, which is remembered), the tool
- * stays at its quick build. */
+ * the result in. A restart finds the -O2 object in the cache. A module
+ * whose -O2 build runs out of its CPU budget or output limit is refused
+ * then (and remembered, so a restart refuses it at once), as before the
+ * quick tier: the budget is the -O2 build's. Another failure (the
+ * wall-clock limit of a loaded machine) leaves the quick build. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -22,9 +24,10 @@ static bool still_quick(struct cb_registry *r, const char *name, const char *sha
     return yes;
 }
 
-/* Swaps in the optimised object of the module in b, unless a scan has
- * replaced the tool meanwhile. Under scan_lock, so no scan races it; the
- * load finds the object in the cache. */
+/* Swaps in the optimised object of the module in b (or refuses the
+ * module, after a failure that is its own), unless a scan has replaced the
+ * tool meanwhile. Under scan_lock, so no scan races it; the load finds the
+ * object, or the failure, in the cache. */
 static void swap_in(struct cb_registry *r, const char *name, const struct cb_buf *b,
                     const char *sha, const struct cb_file_stamp *stamp, uint64_t t0)
 {
@@ -34,7 +37,11 @@ static void swap_in(struct cb_registry *r, const char *name, const struct cb_buf
     pthread_mutex_lock(&r->scan_lock);
     int rc = r->loader.load(r->loader.ud, &r->opts, (const uint8_t *)b->data, b->len, &so_path,
                             &quick, &err);
-    if (rc == 0 && !quick && still_quick(r, name, sha)) {
+    if (!still_quick(r, name, sha)) {
+        /* replaced or unloaded meanwhile: nothing to swap */
+    } else if (rc < 0) {
+        cb__registry_refuse(r, name, stamp, rc, &err);
+    } else if (!quick) {
         cb__registry_install(r, name, so_path, sha, stamp, cb__registry_file_manifest(r, name),
                              false);
         cb_log(CB_LOG_INFO, "tool %s optimised (-O2 build in %" PRIu64 " ms)", name,
@@ -55,7 +62,7 @@ static void optimize_one(struct cb_registry *r, const char *name)
     if (rc == 0 && still_quick(r, name, sha)) {
         rc = r->loader.optimize(r->loader.ud, &r->opts, (const uint8_t *)b.data, b.len,
                                 &r->stopping, &err);
-        if (rc == 0)
+        if (rc == 0 || rc == -ETIME || rc == -EFBIG)
             swap_in(r, name, &b, sha, &stamp, t0);
         else if (rc != -ECANCELED)
             cb_log(CB_LOG_WARN, "tool %s: the -O2 build failed, so it stays at its quick build: %s",

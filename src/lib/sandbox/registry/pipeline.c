@@ -2,6 +2,7 @@
  * compile to a cached shared object: first at the quick tier, then at -O2
  * in the background. Kept apart from the registry logic so
  * the registry's unit tests can link without the wasm and native modules. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "sandbox/compile.h"
@@ -38,15 +39,15 @@ static struct cb_compile_opts compile_opts(const struct cb_registry_opts *opts, 
     return (struct cb_compile_opts){
         .cache_dir = opts->cache_dir,
         .timeout_ms = opts->compile_timeout_ms,
-        .cpu_budget_ms = quick ? cb_compile_quick_budget_ms(len, opts->compile_timeout_ms)
-                               : cb_compile_budget_ms(len, opts->compile_timeout_ms),
+        .cpu_budget_ms = cb_compile_budget_ms(len, opts->compile_timeout_ms),
         .max_call_depth = opts->max_call_depth,
         .quick = quick,
     };
 }
 
-/* The -O2 object when it is cached, else the quick one (built if need
- * be), with *quick set. */
+/* The -O2 object when it is cached; the remembered failure when its build
+ * ran out of its budget before; else the quick one (built if need be),
+ * with *quick set. */
 static int pipeline_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
                          size_t len, char **so_path, bool *quick, struct cb_error *err)
 {
@@ -57,8 +58,9 @@ static int pipeline_load(void *ud, const struct cb_registry_opts *opts, const ui
     if (rc < 0)
         return rc;
     struct cb_compile_opts copts = compile_opts(opts, len, false);
-    *quick = cb_compile_lookup(metered, metered_len, &copts, so_path) < 0;
-    if (*quick) {
+    rc = cb_compile_lookup(metered, metered_len, &copts, so_path, err);
+    if (rc == -ENOENT) {
+        *quick = true;
         copts = compile_opts(opts, len, true);
         rc = cb_compile_module(metered, metered_len, &copts, so_path, err);
     }

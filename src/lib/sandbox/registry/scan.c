@@ -276,6 +276,14 @@ static void remember_failure(struct cb_registry *r, const char *name,
     pthread_mutex_unlock(&r->fail_lock);
 }
 
+void cb__registry_refuse(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
+                         int code, const struct cb_error *err)
+{
+    report_failure(r, name, err);
+    remember_failure(r, name, stamp, code, err);
+    cb__registry_unload(r, name);
+}
+
 /* If name failed before in the version described by stamp, sets err to
  * that failure and returns its code; else 0. */
 static int failed_before(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,

@@ -657,11 +657,13 @@ static void slow_module_does_not_hold_up_the_others(void **state)
 }
 
 /* A loader with tiers: a module is a quick build until optimize has built
- * it. Optimising "NOPT" fails; optimising "HOLD" lasts until cancelled. */
+ * it. Optimising "WALL" fails on the wall clock (not the module's fault);
+ * optimising "SLOW2" runs out of its budget, and loads fail so after that;
+ * optimising "HOLD" lasts until cancelled. */
 struct tiered_loader {
     struct fake_loader base;
     pthread_mutex_t mu;
-    json_t *optimised; /* contents with an -O2 build */
+    json_t *optimised; /* content -> true (built) or the failure's code */
     atomic_bool holding;
 };
 
@@ -670,10 +672,14 @@ static int tiered_load(void *ud, const struct cb_registry_opts *opts, const uint
 {
     struct tiered_loader *t = ud;
     _cleanup_free_ char *key = cb_xstrndup((const char *)wasm, len);
-    int rc = fake_load(&t->base, opts, wasm, len, so_path, quick, err);
     pthread_mutex_lock(&t->mu);
-    *quick = json_object_get(t->optimised, key) == NULL;
+    json_t *o = json_object_get(t->optimised, key);
+    int failed = (int)json_integer_value(o);
+    *quick = o == NULL;
     pthread_mutex_unlock(&t->mu);
+    if (failed < 0)
+        return cb_error_set(err, failed, "compiling used its whole CPU budget (cached)");
+    int rc = fake_load(&t->base, opts, wasm, len, so_path, quick, err);
     if (rc == 0 && !*quick) {
         free(*so_path);
         *so_path = cb_xasprintf("/fake/%s.O2.so", key);
@@ -687,23 +693,26 @@ static int tiered_optimize(void *ud, const struct cb_registry_opts *opts, const 
     (void)opts;
     struct tiered_loader *t = ud;
     _cleanup_free_ char *key = cb_xstrndup((const char *)wasm, len);
-    if (strcmp(key, "NOPT") == 0)
-        return cb_error_set(err, -ETIME, "compiling used its whole CPU budget");
+    if (strcmp(key, "WALL") == 0)
+        return cb_error_set(err, -ETIMEDOUT, "compiling tool timed out");
     if (strcmp(key, "HOLD") == 0) {
         atomic_store(&t->holding, true);
         while (!atomic_load(cancel))
             sleep_ms(5);
         return cb_error_set(err, -ECANCELED, "cancelled");
     }
+    bool slow = strcmp(key, "SLOW2") == 0;
     pthread_mutex_lock(&t->mu);
-    json_object_set_new(t->optimised, key, json_true());
+    json_object_set_new(t->optimised, key, slow ? json_integer(-ETIME) : json_true());
     pthread_mutex_unlock(&t->mu);
-    return 0;
+    return slow ? cb_error_set(err, -ETIME, "compiling used its whole CPU budget") : 0;
 }
 
 /* Tools are served from quick builds, then optimised one at a time and
- * swapped in; a failed optimisation keeps the quick build; close cancels
- * the optimisation under way; a reopen loads the optimised build at once. */
+ * swapped in; a module whose optimisation ran out of its budget is refused
+ * (and fails so at a reload), another failure keeps the quick build; close
+ * cancels the optimisation under way; a reopen loads the optimised build
+ * at once. */
 static void quick_builds_are_optimised_in_the_background(void **state)
 {
     struct fixture *fx = *state;
@@ -711,7 +720,8 @@ static void quick_builds_are_optimised_in_the_background(void **state)
     pthread_mutex_init(&t.base.mu, NULL);
     pthread_mutex_init(&t.mu, NULL);
     put_file(fx, "a.wasm", "alpha");
-    put_file(fx, "b.wasm", "NOPT");
+    put_file(fx, "b.wasm", "WALL");
+    put_file(fx, "c.wasm", "SLOW2");
     put_file(fx, "z.wasm", "HOLD"); /* last in name order: optimised last */
     const struct cb__registry_loader l = {
         .load = tiered_load, .optimize = tiered_optimize, .ud = &t};
@@ -724,8 +734,14 @@ static void quick_builds_are_optimised_in_the_background(void **state)
     assert_string_equal(so, "/fake/alpha.O2.so");
     free(so);
     so = loaded_so(fx->reg, "b");
-    assert_string_equal(so, "/fake/NOPT.so");
+    assert_string_equal(so, "/fake/WALL.so");
     free(so);
+    assert_null(cb_registry_get(fx->reg, "c"));
+    json_t *report = cb_registry_reload(fx->reg);
+    json_t *failed = json_object_get(report, "failed");
+    assert_int_equal(json_array_size(failed), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(failed, 0), "tool")), "c");
+    json_decref(report);
     so = loaded_so(fx->reg, "z");
     assert_string_equal(so, "/fake/HOLD.so");
     free(so);
@@ -737,6 +753,7 @@ static void quick_builds_are_optimised_in_the_background(void **state)
     so = loaded_so(fx->reg, "a");
     assert_string_equal(so, "/fake/alpha.O2.so");
     free(so);
+    assert_null(cb_registry_get(fx->reg, "c"));
     fixture_close(fx);
     json_decref(t.optimised);
     pthread_mutex_destroy(&t.mu);
