@@ -26,13 +26,17 @@ struct cb_compile_opts {
      * cached apart, under the same budget. It serves a new tool within
      * seconds while the -O2 build follows. */
     bool quick;
-    /* Runs the toolchain at a low priority (CB_COMPILE_BACKGROUND_NICE). */
+    /* Runs the toolchain at a low priority (CB_COMPILE_BACKGROUND_NICE),
+     * with CB_COMPILE_BACKGROUND_SLACK times timeout_ms of wall clock: it
+     * yields to everything else, and on a loaded machine that takes long,
+     * while its CPU budget stays that of timeout_ms. */
     bool background;
     /* May be NULL; when set, the build stops with -ECANCELED. */
     const atomic_bool *cancel;
 };
 
-#define CB_COMPILE_BACKGROUND_NICE 19
+#define CB_COMPILE_BACKGROUND_NICE  10
+#define CB_COMPILE_BACKGROUND_SLACK 10u
 
 /* The CPU budget of compiling a module of len bytes: a base plus a share
  * per KiB, so a small module gets little time, capped by cap_ms. About

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -453,10 +454,12 @@ static struct limits limits_for(size_t len, const struct cb_compile_opts *opts)
 {
     unsigned cpu = opts->cpu_budget_ms;
 
+    uint64_t wall =
+        (uint64_t)opts->timeout_ms * (opts->background ? CB_COMPILE_BACKGROUND_SLACK : 1);
     return (struct limits){
         .cpu_ms = cpu != 0 && cpu < opts->timeout_ms ? cpu : opts->timeout_ms,
         .fsize = CB_COMPILE_OUTPUT_BASE + (uint64_t)CB_COMPILE_OUTPUT_RATIO * len,
-        .timeout_ms = opts->timeout_ms,
+        .timeout_ms = wall < UINT_MAX ? (unsigned)wall : UINT_MAX,
     };
 }
 
