@@ -95,7 +95,11 @@ static bool queued(const json_t *names, const char *name)
 {
     size_t i;
     const json_t *v;
-    json_array_foreach(names, i, v) if (strcmp(json_string_value(v), name) == 0) return true;
+    json_array_foreach(names, i, v)
+    {
+        if (strcmp(json_string_value(v), name) == 0)
+            return true;
+    }
     return false;
 }
 
