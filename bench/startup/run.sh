@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The first start of a new user, measured the way the README tells it: a
 # fresh clone, `make run` with an empty home, until every example tool is
-# listed by GET /tools; then a warm restart of the same server until the
-# same. Targets: cold (build included, packages installed) under 25 s,
-# warm under 1 s. Prints each time and its ratio to the target.
+# listed by GET /tools as ready (served from its quick -O0 build); then
+# until every tool's -O2 build, which follows in the background, is in;
+# then a warm restart of the same server until every tool is ready again.
+# Targets: cold (build included, packages installed) under 25 s, warm
+# under 1 s. Prints each time and its ratio to the target, and the CPU
+# seconds of the build (make and all it ran but the server) and of the
+# server (with its compilers) at the moment all tools were ready: on a
+# shared machine the CPU time is the steadier figure.
 # Needs port 9800 free (the default configuration's port).
 set -euo pipefail
 BENCH=startup
@@ -46,12 +51,38 @@ wait_ready() {
   fail "tools never became ready (wanted $ntools); see $work/run.log"
 }
 stop_group() { kill -- -"$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# cpu_of PID: CPU seconds of the process and of the children it reaped.
+cpu_of() {
+  local f
+  read -r -a f < <(sed 's/.*) //' "/proc/$1/stat")
+  echo "(${f[11]} + ${f[12]} + ${f[13]} + ${f[14]}) / $(getconf CLK_TCK)" | bc -l
+}
+# wait_optimised START: waits (up to 10 minutes) until $work/run.log says
+# every tool's -O2 build is in; prints the seconds since START, or "none".
+wait_optimised() {
+  local start=$1
+  for _ in $(seq 30000); do
+    if [ "$(grep -c '"msg":"tool [^ ]* optimised' "$work/run.log")" -ge "$ntools" ]; then
+      echo "$(now) - $start" | bc
+      return
+    fi
+    sleep 0.02
+  done
+  echo none
+}
 
 start=$(now)
+# setsid execs make (the shell's background child leads no group), so
+# $pid is make's; the server is its child.
 HOME="$work/home" setsid make -C "$work/src" run >"$work/run.log" 2>&1 &
 pid=$!
 pids+=("$pid")
 read -r cold_health cold < <(wait_ready "$start")
+server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "clawbox" {print $1}')
+[ -n "$server" ] || fail "no clawbox server under make (pid $pid)"
+build_cpu=$(cpu_of "$pid")
+serve_cpu=$(cpu_of "$server")
+optimised=$(wait_optimised "$start")
 stop_group "$pid"
 
 start=$(now)
@@ -64,5 +95,12 @@ stop_group "$pid"
 
 printf 'startup: cold make run: first /health %.1f s, %d tools ready %.1f s (target %d s, ratio %.2f)\n' \
   "$cold_health" "$ntools" "$cold" "$COLD_TARGET" "$(echo "$cold / $COLD_TARGET" | bc -l)"
+printf 'startup: cold make run: CPU %.1f s building, %.1f s serving and compiling (quick builds) until ready\n' \
+  "$build_cpu" "$serve_cpu"
+if [ "$optimised" = none ]; then
+  echo "startup: cold make run: the -O2 builds were not all in within 10 minutes"
+else
+  printf 'startup: cold make run: all %d -O2 builds in %.1f s after the start\n' "$ntools" "$optimised"
+fi
 printf 'startup: warm restart: first /health %.2f s, %d tools ready %.2f s (target %d s, ratio %.2f)\n' \
   "$warm_health" "$ntools" "$warm" "$WARM_TARGET" "$(echo "$warm / $WARM_TARGET" | bc -l)"

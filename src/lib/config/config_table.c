@@ -79,8 +79,8 @@ const struct cb__opt cb__config_opts[] = {
      "(clawbox) Compiled-tool cache; unset = `<data_dir>/cache`."},
     {"sandbox", "compile_timeout_ms", CB__OPT_UINT, "120000", 1000, 3600000, NULL,
      OFF(sandbox.compile_timeout_ms), NULL,
-     "(clawbox) Wall-clock limit of translating and compiling one tool, and the cap of its CPU "
-     "budget (5 s + 100 ms per KiB of module)."},
+     "(clawbox) Wall-clock limit of translating and compiling one tool (ten times this for the "
+     "background -O2 build), and the cap of its CPU budget (5 s + 100 ms per KiB of module)."},
     {"sandbox", "watch_tools", CB__OPT_BOOL, "true", 0, 0, NULL, OFF(sandbox.watch_tools), NULL,
      "Reload tools when files in tool_dir change."},
 

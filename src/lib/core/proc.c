@@ -172,6 +172,22 @@ static int remaining_ms(uint64_t deadline)
     return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
+/* How often a run that can be cancelled looks at its flag. */
+#define CANCEL_POLL_MS 100
+
+static bool cancelled(const struct cb_proc_spec *spec)
+{
+    return spec->cancel != NULL && atomic_load(spec->cancel);
+}
+
+/* How long to wait for an event: until the deadline, but at most
+ * CANCEL_POLL_MS when the run can be cancelled. */
+static int wait_ms(const struct cb_proc_spec *spec, uint64_t deadline)
+{
+    int ms = remaining_ms(deadline);
+    return spec->cancel != NULL && (ms < 0 || ms > CANCEL_POLL_MS) ? CANCEL_POLL_MS : ms;
+}
+
 static void keep(const struct cb_proc_spec *spec, struct cb_proc_result *res, const char *p,
                  size_t n)
 {
@@ -214,15 +230,16 @@ static int pump(struct ends *e, const struct cb_proc_spec *spec, uint64_t deadli
     char chunk[8192];
     size_t sent = 0;
     while (e->out >= 0 || e->in >= 0) {
-        int ms = remaining_ms(deadline);
-        if (ms == 0)
+        if (remaining_ms(deadline) == 0)
             return -ETIMEDOUT;
+        if (cancelled(spec))
+            return -ECANCELED;
         struct pollfd p[2] = {{e->out, POLLIN, 0}, {e->in, POLLOUT, 0}};
-        int ready = poll(p, 2, ms); /* poll skips a negative fd */
+        int ready = poll(p, 2, wait_ms(spec, deadline)); /* poll skips a negative fd */
         if (ready < 0 && errno != EINTR)
             return -errno;
         if (ready <= 0)
-            continue; /* the deadline is checked at the top */
+            continue; /* the deadline and the flag are checked at the top */
         if (e->in >= 0 && p[1].revents != 0)
             feed(e, spec, &sent);
         if (e->out < 0 || p[0].revents == 0)
@@ -244,20 +261,23 @@ static uint64_t cpu_ms(const struct rusage *ru)
            (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000u;
 }
 
-/* Until the child has exited or the deadline has passed: a poll of its
- * pidfd, or without one a millisecond's sleep. */
-static void wait_a_while(int pidfd, uint64_t deadline)
+/* Until the child has exited, the deadline has passed or it is time to
+ * look at the cancel flag: a poll of its pidfd, or without one a
+ * millisecond's sleep. */
+static void wait_a_while(const struct cb_proc_spec *spec, int pidfd, uint64_t deadline)
 {
     struct pollfd p = {pidfd, POLLIN, 0};
-    if (pidfd < 0 || poll(&p, 1, remaining_ms(deadline)) < 0)
+    if (pidfd < 0 || poll(&p, 1, wait_ms(spec, deadline)) < 0)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
-static int wait_loop(pid_t pid, int pidfd, uint64_t deadline, struct cb_proc_result *res)
+static int wait_loop(const struct cb_proc_spec *spec, pid_t pid, int pidfd, uint64_t deadline,
+                     struct cb_proc_result *res)
 {
+    bool block = deadline == NO_DEADLINE && spec->cancel == NULL;
     struct rusage ru;
     for (;;) {
-        pid_t r = wait4(pid, &res->status, deadline == NO_DEADLINE ? 0 : WNOHANG, &ru);
+        pid_t r = wait4(pid, &res->status, block ? 0 : WNOHANG, &ru);
         if (r == pid) {
             res->cpu_ms = cpu_ms(&ru);
             return 0;
@@ -266,17 +286,21 @@ static int wait_loop(pid_t pid, int pidfd, uint64_t deadline, struct cb_proc_res
             return -errno;
         if (remaining_ms(deadline) == 0)
             return -ETIMEDOUT;
+        if (cancelled(spec))
+            return -ECANCELED;
         if (r == 0)
-            wait_a_while(pidfd, deadline);
+            wait_a_while(spec, pidfd, deadline);
     }
 }
 
-/* Waits for the child's exit until the deadline. Returns 0, -ETIMEDOUT or
- * -errno. */
-static int wait_until(pid_t pid, uint64_t deadline, struct cb_proc_result *res)
+/* Waits for the child's exit until the deadline or the cancel flag.
+ * Returns 0, -ETIMEDOUT, -ECANCELED or -errno. */
+static int wait_until(const struct cb_proc_spec *spec, pid_t pid, uint64_t deadline,
+                      struct cb_proc_result *res)
 {
-    int pidfd = deadline == NO_DEADLINE ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
-    int rc = wait_loop(pid, pidfd, deadline, res);
+    bool block = deadline == NO_DEADLINE && spec->cancel == NULL;
+    int pidfd = block ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+    int rc = wait_loop(spec, pid, pidfd, deadline, res);
     if (pidfd >= 0)
         close(pidfd);
     return rc;
@@ -316,6 +340,8 @@ static int outcome(const struct cb_proc_spec *spec, int rc, int report_fd, struc
     }
     if (rc == -ETIMEDOUT)
         return cb_error_set(err, rc, "%s timed out after %u ms", name, spec->timeout_ms);
+    if (rc == -ECANCELED)
+        return cb_error_set(err, rc, "%s was cancelled", name);
     if (rc < 0)
         return cb_error_set(err, rc, "waiting for %s: %s", name, strerror(-rc));
     return 0;
@@ -381,7 +407,7 @@ int cb_proc_run(const struct cb_proc_spec *spec, struct cb_proc_result *res, str
         rc = pump(&e, spec, deadline, res);
         close_stdin(&e);
         if (rc == 0)
-            rc = wait_until(pid, deadline, res);
+            rc = wait_until(spec, pid, deadline, res);
         if (rc < 0)
             kill_child(spec, pid, res);
         rc = outcome(spec, rc, e.report, err);

@@ -6,6 +6,7 @@
 #ifndef CB_CORE_PROC_H
 #define CB_CORE_PROC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,10 @@ struct cb_proc_spec {
      * them, kept or not), for a caller that shows progress. */
     void (*on_output)(const char *p, size_t n, void *ud);
     void *on_output_ud;
+    /* May be NULL. Once another thread sets it, the run ends as at the
+     * deadline (the child's process group killed), with -ECANCELED: for
+     * background work that must not hold up a shutdown. */
+    const atomic_bool *cancel;
     /* The child stays in the caller's process group instead of leading its
      * own: for a run inside a child that is itself killed as a group. A
      * deadline then kills only the child. */
@@ -65,7 +70,8 @@ struct cb_proc_result {
 
 /* Runs spec and waits for the child. Returns 0 once the child exited (for
  * any reason: see res->status); -ETIMEDOUT when the deadline passed, after
- * killing the child's process group (see in_caller_group); or a negative errno if the child
+ * killing the child's process group (see in_caller_group); -ECANCELED when
+ * spec->cancel was set, likewise; or a negative errno if the child
  * could not be started, including a failure in the child before exec
  * (e.g. -ENOENT for a program not found). File descriptors other than
  * 0-2 are not passed on. err names the program. */

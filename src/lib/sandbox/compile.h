@@ -8,6 +8,8 @@
 #ifndef CB_SANDBOX_COMPILE_H
 #define CB_SANDBOX_COMPILE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,7 +22,21 @@ struct cb_compile_opts {
      * timeout_ms. See cb_compile_budget_ms. */
     unsigned cpu_budget_ms;
     unsigned max_call_depth; /* WASM_RT_MAX_CALL_STACK_DEPTH */
+    /* The quick tier: -O0 instead of -O2 (about 40 % of its CPU time),
+     * cached apart, under the same budget. It serves a new tool within
+     * seconds while the -O2 build follows. */
+    bool quick;
+    /* Runs the toolchain at a low priority (CB_COMPILE_BACKGROUND_NICE),
+     * with CB_COMPILE_BACKGROUND_SLACK times timeout_ms of wall clock: it
+     * yields to everything else, and on a loaded machine that takes long,
+     * while its CPU budget stays that of timeout_ms. */
+    bool background;
+    /* May be NULL; when set, the build stops with -ECANCELED. */
+    const atomic_bool *cancel;
 };
+
+#define CB_COMPILE_BACKGROUND_NICE  10
+#define CB_COMPILE_BACKGROUND_SLACK 10u
 
 /* The CPU budget of compiling a module of len bytes: a base plus a share
  * per KiB, so a small module gets little time, capped by cap_ms. About
@@ -28,13 +44,19 @@ struct cb_compile_opts {
 #define CB_COMPILE_BUDGET_BASE_MS    5000u
 #define CB_COMPILE_BUDGET_MS_PER_KIB 100u
 unsigned cb_compile_budget_ms(size_t len, unsigned cap_ms);
+/* What the cache knows of the module at opts' tier, without building it:
+ * 0 and *so_path (caller frees); a remembered failure under limits at
+ * least as large (see cb_compile_module), with err; or -ENOENT. */
+int cb_compile_lookup(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
+                      char **so_path, struct cb_error *err);
 
 /* Returns in *so_path (caller frees) the cached or freshly built shared
  * object for the module. The error says which step failed and includes the
  * compiler's first lines of output; -ETIME when the CPU budget ran out and
  * -EFBIG when the output exceeded its limit (both remembered, and
  * returned again without compiling, with "(cached)" added), -ETIMEDOUT at
- * the wall-clock limit (not remembered: it depends on the load). */
+ * the wall-clock limit and -ECANCELED (neither remembered: they depend on
+ * the load and the server's life). */
 int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_opts *opts,
                       char **so_path, struct cb_error *err);
 

@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -127,6 +129,46 @@ static void deadline_kills_the_whole_group(void **state)
                      -ETIMEDOUT);
     assert_true(gone_soon(pid_in(&out)));
     cb_buf_free(&out);
+}
+
+static void *cancel_soon(void *arg)
+{
+    nanosleep(&(struct timespec){0, 200 * 1000000}, NULL);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+/* Cancelled from another thread, with or without a deadline: the run
+ * ends within moments, its group killed, both while the output is open
+ * and while only the exit is awaited. */
+static void cancel_kills_the_whole_group(void **state)
+{
+    (void)state;
+    static const char *const scripts[] = {
+        "sleep 30 & echo $!; wait",
+        "sleep 30 >/dev/null 2>&1 & echo $!; exec >/dev/null 2>&1; wait",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        for (unsigned timeout = 0; timeout <= 60000; timeout += 60000) {
+            atomic_bool cancel = false;
+            struct cb_buf out;
+            struct cb_proc_result res;
+            struct cb_error err = {0};
+            pthread_t th;
+            cb_buf_init(&out, 1024);
+            assert_int_equal(pthread_create(&th, NULL, cancel_soon, &cancel), 0);
+            uint64_t t0 = cb_now_mono_ns();
+            assert_int_equal(sh(scripts[i],
+                                (struct cb_proc_spec){.timeout_ms = timeout, .cancel = &cancel},
+                                &out, &res, &err),
+                             -ECANCELED);
+            assert_true((cb_now_mono_ns() - t0) / 1000000 < 10000);
+            assert_string_equal(err.msg, "/bin/sh was cancelled");
+            assert_true(gone_soon(pid_in(&out)));
+            pthread_join(th, NULL);
+            cb_buf_free(&out);
+        }
+    }
 }
 
 static void rlimits_apply_and_only_tighten(void **state)
@@ -345,6 +387,7 @@ int main(void)
         cmocka_unit_test(exit_code_and_combined_output),
         cmocka_unit_test(output_is_capped_and_the_rest_drained),
         cmocka_unit_test(deadline_kills_the_whole_group),
+        cmocka_unit_test(cancel_kills_the_whole_group),
         cmocka_unit_test(rlimits_apply_and_only_tighten),
         cmocka_unit_test(cpu_limit_and_cpu_time_of_descendants),
         cmocka_unit_test(inherited_descriptors_and_signals_do_not_pass),

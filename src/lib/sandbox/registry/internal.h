@@ -28,8 +28,18 @@
  * instruments and compiles; unit tests inject fakes. The registry calls it
  * from several threads at once, for different modules. */
 struct cb__registry_loader {
+    /* Sets *quick (false before the call) when the object is a quick
+     * build that optimize can better. */
     int (*load)(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
-                char **so_path, struct cb_error *err);
+                char **so_path, bool *quick, struct cb_error *err);
+    /* May be NULL. Builds the optimised object of a module into the cache
+     * (a later load returns it), in the background; stops with -ECANCELED
+     * when *cancel is set. -ETIME or -EFBIG: the module ran out of a limit
+     * that depends on it alone (its CPU budget, its output limit), and is
+     * refused as if its first build had failed so; a later load returns
+     * that failure. */
+    int (*optimize)(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
+                    const atomic_bool *cancel, struct cb_error *err);
     void *ud;
 };
 
@@ -37,6 +47,7 @@ struct cb__slot {
     struct cb_tool *tool;       /* current version; the registry holds one reference */
     struct cb_file_stamp stamp; /* of the module it was built from */
     bool file_manifest;         /* a valid <name>.json was found beside the module */
+    bool quick;                 /* a quick build, queued for optimising */
 };
 
 /* A module file that failed to load, remembered so that a rescan does not
@@ -84,6 +95,12 @@ struct cb_registry {
     pthread_cond_t changed; /* with lock: a pending name finished, or ready was set */
     atomic_bool ready;      /* the initial scan is done */
     atomic_bool stopping;   /* close is waiting: scans stop between modules */
+    /* Names of quick builds to optimise, oldest first, under lock; the
+     * optimiser thread is started with the first. */
+    json_t *to_optimize;
+    pthread_cond_t optimize_cond; /* with lock: a name was queued, or stopping */
+    pthread_t optimizer;
+    bool has_optimizer;
 };
 
 /* registry.c */
@@ -92,10 +109,11 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
                            struct cb_error *err);
 struct cb__slot *cb__registry_find(struct cb_registry *r, const char *name);
 /* Installs a new version of `name` (under r->lock). file_m (a reference
- * stolen, may be NULL) is the manifest from <name>.json. */
+ * stolen, may be NULL) is the manifest from <name>.json; quick says the
+ * object is a quick build. */
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
                           const char *sha256, const struct cb_file_stamp *stamp,
-                          struct cb_manifest *file_m);
+                          struct cb_manifest *file_m, bool quick);
 void cb__registry_unload(struct cb_registry *r, const char *name);
 struct cb_tool *cb__tool_ref(struct cb_tool *t);
 
@@ -130,6 +148,24 @@ void cb__registry_free_failures(struct cb_registry *r);
 /* The watcher's entry point for changed files: refresh_one with force for
  * each of the names, in parallel. Takes r->scan_lock. */
 void cb__registry_refresh(struct cb_registry *r, char *const *names, size_t n);
+
+/* Reads <name>.wasm of tool_dir (bounded, no link followed) into b
+ * (initialised here; caller frees) with its stamp and hex SHA-256. */
+int cb__registry_read_module(struct cb_registry *r, const char *name, struct cb_buf *b,
+                             struct cb_file_stamp *stamp, char sha[65], struct cb_error *err);
+/* Unloads name, logs and counts the failure and remembers it for the
+ * version described by stamp, as a failed load does. */
+void cb__registry_refuse(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
+                         int code, const struct cb_error *err);
+/* The manifest from <name>.json (one reference), or NULL. */
+struct cb_manifest *cb__registry_file_manifest(struct cb_registry *r, const char *name);
+
+/* optimize.c: quick builds are rebuilt at -O2 one at a time, at a low
+ * priority, and swapped in when the module has not changed meanwhile. */
+/* Queues name for optimising; the caller does not hold r->lock. */
+void cb__registry_optimize_later(struct cb_registry *r, const char *name);
+/* Cancels the build under way and joins the thread; r->stopping is set. */
+void cb__registry_optimizer_stop(struct cb_registry *r);
 
 /* manifest.c */
 /* The deny-all manifest of a module that has no other (one reference). */

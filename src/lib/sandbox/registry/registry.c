@@ -181,7 +181,7 @@ static struct cb__slot *insert_slot(struct cb_registry *r, struct cb_tool *t)
 
 void cb__registry_install(struct cb_registry *r, const char *name, const char *so_path,
                           const char *sha256, const struct cb_file_stamp *stamp,
-                          struct cb_manifest *file_m)
+                          struct cb_manifest *file_m, bool quick)
 {
     pthread_mutex_lock(&r->lock);
     struct cb_manifest *m = effective_manifest(r, name, sha256, file_m);
@@ -202,6 +202,7 @@ void cb__registry_install(struct cb_registry *r, const char *name, const char *s
     }
     s->stamp = *stamp;
     s->file_manifest = file_m != NULL;
+    s->quick = quick;
     update_gauge(r);
     pthread_mutex_unlock(&r->lock);
     cb_manifest_unref(file_m);
@@ -444,8 +445,10 @@ int cb__registry_open_with(const struct cb_registry_opts *opts,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&r->changed, &ca);
+    pthread_cond_init(&r->optimize_cond, &ca);
     pthread_condattr_destroy(&ca);
     r->pending = json_object();
+    r->to_optimize = json_array();
     r->at_open = json_object();
     init_metrics(r);
     int rc = 0;
@@ -479,8 +482,10 @@ void cb_registry_close(struct cb_registry *r)
     if (r == NULL)
         return;
     atomic_store(&r->stopping, true);
+    cb__registry_optimizer_stop(r);
     if (r->has_loader)
         pthread_join(r->loader_thread, NULL);
+    cb__registry_optimizer_stop(r); /* the loader may have started it meanwhile */
     cb__watch_stop(r->watch);
     cb__registry_free_failures(r);
     for (size_t i = 0; i < r->n_slots; i++)
@@ -493,7 +498,9 @@ void cb_registry_close(struct cb_registry *r)
     free(r->registered);
     json_decref(r->at_open);
     json_decref(r->pending);
+    json_decref(r->to_optimize);
     pthread_cond_destroy(&r->changed);
+    pthread_cond_destroy(&r->optimize_cond);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->scan_lock);
     pthread_mutex_destroy(&r->reg_lock);

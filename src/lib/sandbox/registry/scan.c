@@ -166,7 +166,7 @@ static int parse_manifest(const struct cb_registry *r, const char *name, const s
 /* The manifest from <name>.json beside the module, or NULL if there is
  * none or it is invalid (a warning: the tool gets the automatic manifest
  * instead). */
-static struct cb_manifest *file_manifest(struct cb_registry *r, const char *name)
+struct cb_manifest *cb__registry_file_manifest(struct cb_registry *r, const char *name)
 {
     _cleanup_free_ char *file = cb_xasprintf("%s.json", name);
     struct cb_error err = {0};
@@ -186,8 +186,10 @@ static struct cb_manifest *file_manifest(struct cb_registry *r, const char *name
     return m;
 }
 
-/* The loaded version of name (a reference) and its stamp, or NULL. */
-static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb_file_stamp *stamp)
+/* The loaded version of name (a reference), its stamp and whether it is a
+ * quick build, or NULL. */
+static struct cb_tool *current(struct cb_registry *r, const char *name, struct cb_file_stamp *stamp,
+                               bool *quick)
 {
     pthread_mutex_lock(&r->lock);
     struct cb__slot *s = cb__registry_find(r, name);
@@ -195,25 +197,38 @@ static struct cb_tool *current(struct cb_registry *r, const char *name, struct c
     if (s != NULL) {
         t = cb__tool_ref(s->tool);
         *stamp = s->stamp;
+        *quick = s->quick;
     }
     pthread_mutex_unlock(&r->lock);
     return t;
 }
 
+int cb__registry_read_module(struct cb_registry *r, const char *name, struct cb_buf *b,
+                             struct cb_file_stamp *stamp, char sha[65], struct cb_error *err)
+{
+    _cleanup_free_ char *file = cb_xasprintf("%s.wasm", name);
+    int rc = read_file(r, file, CB_WASM_MAX_MODULE, b, stamp, err);
+    if (rc == 0)
+        sha256_hex(b->data, b->len, sha);
+    return rc;
+}
+
 /* Reads and, if its content is new, compiles the module. On success
- * *so_path (caller frees), sha and stamp describe the version to install. */
-static int build(struct cb_registry *r, const char *file, const struct cb_tool *cur, char **so_path,
-                 char sha[65], struct cb_file_stamp *stamp, struct cb_error *err)
+ * *so_path (caller frees), sha, stamp and *quick describe the version to
+ * install. The loaded version is kept when the content is the same, unless
+ * it is a quick build: the loader may have the optimised one by now. */
+static int build(struct cb_registry *r, const char *name, const struct cb_tool *cur, bool cur_quick,
+                 char **so_path, char sha[65], struct cb_file_stamp *stamp, bool *quick,
+                 struct cb_error *err)
 {
     struct cb_buf b;
-    int rc = read_file(r, file, CB_WASM_MAX_MODULE, &b, stamp, err);
+    int rc = cb__registry_read_module(r, name, &b, stamp, sha, err);
     if (rc == 0) {
-        sha256_hex(b.data, b.len, sha);
-        if (cur != NULL && strcmp(cur->sha256, sha) == 0)
+        if (cur != NULL && strcmp(cur->sha256, sha) == 0 && !cur_quick)
             *so_path = cb_xstrdup(cur->so_path);
         else
             rc = r->loader.load(r->loader.ud, &r->opts, (const uint8_t *)b.data, b.len, so_path,
-                                err);
+                                quick, err);
     }
     cb_buf_free(&b);
     return rc;
@@ -261,6 +276,14 @@ static void remember_failure(struct cb_registry *r, const char *name,
     pthread_mutex_unlock(&r->fail_lock);
 }
 
+void cb__registry_refuse(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
+                         int code, const struct cb_error *err)
+{
+    report_failure(r, name, err);
+    remember_failure(r, name, stamp, code, err);
+    cb__registry_unload(r, name);
+}
+
 /* If name failed before in the version described by stamp, sets err to
  * that failure and returns its code; else 0. */
 static int failed_before(struct cb_registry *r, const char *name, const struct cb_file_stamp *stamp,
@@ -305,18 +328,20 @@ static int stat_module(struct cb_registry *r, const char *name, const char *file
 
 /* Builds (or reuses) the version of name described by *stamp; *is_new
  * says whether it differs from the loaded one. */
-static int prepare(struct cb_registry *r, const char *name, const char *file, bool force,
-                   char **so_path, char sha[65], struct cb_file_stamp *stamp, bool *is_new,
+static int prepare(struct cb_registry *r, const char *name, bool force, char **so_path,
+                   char sha[65], struct cb_file_stamp *stamp, bool *quick, bool *is_new,
                    struct cb_error *err)
 {
     struct cb_file_stamp old = {0};
-    struct cb_tool *cur = current(r, name, &old);
+    bool cur_quick = false;
+    struct cb_tool *cur = current(r, name, &old, &cur_quick);
     int rc = 0;
     if (cur != NULL && !force && cb_file_stamp_eq(&old, stamp)) {
         *so_path = cb_xstrdup(cur->so_path);
         snprintf(sha, 65, "%s", cur->sha256);
+        *quick = cur_quick;
     } else {
-        rc = build(r, file, cur, so_path, sha, stamp, err);
+        rc = build(r, name, cur, cur_quick, so_path, sha, stamp, quick, err);
     }
     *is_new = rc == 0 && (cur == NULL || strcmp(cur->sha256, sha) != 0);
     cb_tool_unref(cur);
@@ -336,9 +361,9 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
         return rc;
     char sha[65] = "";
     char *so_path = NULL;
-    bool is_new = false;
+    bool is_new = false, quick = false;
     uint64_t t0 = cb_now_mono_ns();
-    rc = prepare(r, name, file, force, &so_path, sha, &stamp, &is_new, err);
+    rc = prepare(r, name, force, &so_path, sha, &stamp, &quick, &is_new, err);
     if (rc == -ENOENT) {
         forget_failure(r, name);
         cb__registry_unload(r, name); /* deleted while we looked */
@@ -350,11 +375,14 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
         return rc;
     }
     forget_failure(r, name);
-    cb__registry_install(r, name, so_path, sha, &stamp, file_manifest(r, name));
+    cb__registry_install(r, name, so_path, sha, &stamp, cb__registry_file_manifest(r, name), quick);
     free(so_path);
     if (is_new)
-        cb_log(CB_LOG_INFO, "tool %s ready (module sha256 %.12s, loaded in %" PRIu64 " ms)", name,
-               sha, (cb_now_mono_ns() - t0) / 1000000u);
+        cb_log(CB_LOG_INFO, "tool %s ready (module sha256 %.12s, loaded in %" PRIu64 " ms)%s", name,
+               sha, (cb_now_mono_ns() - t0) / 1000000u,
+               quick ? " from a quick (-O0) build; the -O2 build follows in the background" : "");
+    if (quick && is_new && r->loader.optimize != NULL)
+        cb__registry_optimize_later(r, name);
     return 0;
 }
 

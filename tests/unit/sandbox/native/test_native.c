@@ -510,6 +510,14 @@ static void second_compile_hits_cache(void **state)
     assert_int_equal(stat(again, &after), 0);
     assert_int_equal(before.st_ino, after.st_ino);
     assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+    /* A lookup finds it without building; the quick tier is cached apart. */
+    _cleanup_free_ char *found = NULL;
+    assert_int_equal(cb_compile_lookup(wasm, len, &o, &found, &err), 0);
+    assert_string_equal(found, first);
+    o.quick = true;
+    char *quick = NULL;
+    assert_int_equal(cb_compile_lookup(wasm, len, &o, &quick, &err), -ENOENT);
+    assert_null(quick);
 }
 
 static void cache_key_covers_settings(void **state)
@@ -528,6 +536,10 @@ static void cache_key_covers_settings(void **state)
     assert_string_not_equal(ka, kc);
     cb__compile_cache_key(w1, sizeof(w1), &a, kb);
     assert_string_equal(ka, kb);
+    b = a;
+    b.quick = true;
+    cb__compile_cache_key(w1, sizeof(w1), &b, kb);
+    assert_string_not_equal(ka, kb);
 }
 
 static void garbage_wasm_fails_clearly(void **state)
@@ -692,6 +704,10 @@ static void cpu_budget_failure_is_remembered(void **state)
     compile_fails(wasm, len, &o, -ETIME, &err);
     assert_true(ms_since(t0) < 500);
     assert_non_null(strstr(err.msg, "CPU budget of 1000 ms (it grows"));
+    assert_non_null(strstr(err.msg, "(cached: this module failed so before"));
+    /* A lookup finds the failure too, without compiling. */
+    assert_int_equal(cb_compile_lookup(wasm, len, &o, &so, &err), -ETIME);
+    assert_null(so);
     assert_non_null(strstr(err.msg, "(cached: this module failed so before"));
     o.cpu_budget_ms = 2000;
     compile_fails(wasm, len, &o, -ETIME, &err);

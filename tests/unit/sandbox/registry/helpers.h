@@ -30,9 +30,10 @@ struct fake_loader {
 
 static __attribute__((unused)) int fake_load(void *ud, const struct cb_registry_opts *opts,
                                              const uint8_t *wasm, size_t len, char **so_path,
-                                             struct cb_error *err)
+                                             bool *quick, struct cb_error *err)
 {
     (void)opts;
+    (void)quick;
     struct fake_loader *f = ud;
     pthread_mutex_lock(&f->mu);
     f->calls++;

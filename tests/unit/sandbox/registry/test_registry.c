@@ -564,7 +564,7 @@ struct gated_loader {
 };
 
 static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
-                      size_t len, char **so_path, struct cb_error *err)
+                      size_t len, char **so_path, bool *quick, struct cb_error *err)
 {
     struct gated_loader *g = ud;
     if (len == 4 && memcmp(wasm, "SLOW", 4) == 0) {
@@ -576,7 +576,7 @@ static int gated_load(void *ud, const struct cb_registry_opts *opts, const uint8
             ;
         pthread_mutex_unlock(&g->mu);
     }
-    return fake_load(&g->base, opts, wasm, len, so_path, err);
+    return fake_load(&g->base, opts, wasm, len, so_path, quick, err);
 }
 
 static size_t usable_cpus(void)
@@ -656,6 +656,110 @@ static void slow_module_does_not_hold_up_the_others(void **state)
     pthread_mutex_destroy(&g.base.mu);
 }
 
+/* A loader with tiers: a module is a quick build until optimize has built
+ * it. Optimising "WALL" fails on the wall clock (not the module's fault);
+ * optimising "SLOW2" runs out of its budget, and loads fail so after that;
+ * optimising "HOLD" lasts until cancelled. */
+struct tiered_loader {
+    struct fake_loader base;
+    pthread_mutex_t mu;
+    json_t *optimised; /* content -> true (built) or the failure's code */
+    atomic_bool holding;
+};
+
+static int tiered_load(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
+                       size_t len, char **so_path, bool *quick, struct cb_error *err)
+{
+    struct tiered_loader *t = ud;
+    _cleanup_free_ char *key = cb_xstrndup((const char *)wasm, len);
+    pthread_mutex_lock(&t->mu);
+    json_t *o = json_object_get(t->optimised, key);
+    int failed = (int)json_integer_value(o);
+    *quick = o == NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (failed < 0)
+        return cb_error_set(err, failed, "compiling used its whole CPU budget (cached)");
+    int rc = fake_load(&t->base, opts, wasm, len, so_path, quick, err);
+    if (rc == 0 && !*quick) {
+        free(*so_path);
+        *so_path = cb_xasprintf("/fake/%s.O2.so", key);
+    }
+    return rc;
+}
+
+static int tiered_optimize(void *ud, const struct cb_registry_opts *opts, const uint8_t *wasm,
+                           size_t len, const atomic_bool *cancel, struct cb_error *err)
+{
+    (void)opts;
+    struct tiered_loader *t = ud;
+    _cleanup_free_ char *key = cb_xstrndup((const char *)wasm, len);
+    if (strcmp(key, "WALL") == 0)
+        return cb_error_set(err, -ETIMEDOUT, "compiling tool timed out");
+    if (strcmp(key, "HOLD") == 0) {
+        atomic_store(&t->holding, true);
+        while (!atomic_load(cancel))
+            sleep_ms(5);
+        return cb_error_set(err, -ECANCELED, "cancelled");
+    }
+    bool slow = strcmp(key, "SLOW2") == 0;
+    pthread_mutex_lock(&t->mu);
+    json_object_set_new(t->optimised, key, slow ? json_integer(-ETIME) : json_true());
+    pthread_mutex_unlock(&t->mu);
+    return slow ? cb_error_set(err, -ETIME, "compiling used its whole CPU budget") : 0;
+}
+
+/* Tools are served from quick builds, then optimised one at a time and
+ * swapped in; a module whose optimisation ran out of its budget is refused
+ * (and fails so at a reload), another failure keeps the quick build; close
+ * cancels the optimisation under way; a reopen loads the optimised build
+ * at once. */
+static void quick_builds_are_optimised_in_the_background(void **state)
+{
+    struct fixture *fx = *state;
+    struct tiered_loader t = {.optimised = json_object()};
+    pthread_mutex_init(&t.base.mu, NULL);
+    pthread_mutex_init(&t.mu, NULL);
+    put_file(fx, "a.wasm", "alpha");
+    put_file(fx, "b.wasm", "WALL");
+    put_file(fx, "c.wasm", "SLOW2");
+    put_file(fx, "z.wasm", "HOLD"); /* last in name order: optimised last */
+    const struct cb__registry_loader l = {
+        .load = tiered_load, .optimize = tiered_optimize, .ud = &t};
+    struct cb_error err = {0};
+    assert_int_equal(cb__registry_open_with(&fx->opts, &l, &fx->reg, &err), 0);
+    for (int i = 0; i < 1000 && !atomic_load(&t.holding); i++)
+        sleep_ms(10);
+    assert_true(atomic_load(&t.holding));
+    char *so = loaded_so(fx->reg, "a");
+    assert_string_equal(so, "/fake/alpha.O2.so");
+    free(so);
+    so = loaded_so(fx->reg, "b");
+    assert_string_equal(so, "/fake/WALL.so");
+    free(so);
+    assert_null(cb_registry_get(fx->reg, "c"));
+    json_t *report = cb_registry_reload(fx->reg);
+    json_t *failed = json_object_get(report, "failed");
+    assert_int_equal(json_array_size(failed), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(failed, 0), "tool")), "c");
+    json_decref(report);
+    so = loaded_so(fx->reg, "z");
+    assert_string_equal(so, "/fake/HOLD.so");
+    free(so);
+    uint64_t t0 = cb_now_mono_ns();
+    fixture_close(fx);
+    assert_true((cb_now_mono_ns() - t0) / 1000000 < 5000);
+    atomic_store(&t.holding, false);
+    assert_int_equal(cb__registry_open_with(&fx->opts, &l, &fx->reg, &err), 0);
+    so = loaded_so(fx->reg, "a");
+    assert_string_equal(so, "/fake/alpha.O2.so");
+    free(so);
+    assert_null(cb_registry_get(fx->reg, "c"));
+    fixture_close(fx);
+    json_decref(t.optimised);
+    pthread_mutex_destroy(&t.mu);
+    pthread_mutex_destroy(&t.base.mu);
+}
+
 struct hammer {
     struct cb_registry *reg;
     atomic_int stop;
@@ -726,6 +830,7 @@ int main(void)
         T(registered_manifest_is_bound_to_the_module),
         T(unbound_stored_manifest_is_ignored),
         T(slow_module_does_not_hold_up_the_others),
+        T(quick_builds_are_optimised_in_the_background),
         T(links_in_tool_dir_are_not_followed),
         T(manifest_errors_quote_nothing_from_the_file),
         T(concurrent_gets_during_reloads),
