@@ -15,12 +15,15 @@ BENCH=containers
 # shellcheck source=../lib.sh
 . "$ROOT/bench/lib.sh"
 
-# An upstream serving 1 KiB, and nginx as a plain reverse proxy to it.
+# An upstream serving 1 KiB, and nginx as a plain reverse proxy to it. They
+# are two nginx processes, so the proxy's hop to the upstream is a hop to
+# another process for nginx as it is for clawbox (one nginx worker serving
+# both would answer its own upstream without a process switch).
 up_port=$(free_port)
 ng_port=$(free_port)
 body_www # its chmod 711 also lets a container's root pass through to the image store
+start_nginx "  server { listen 127.0.0.1:$up_port; location / { root $work/www; } }" 256 upstream
 start_nginx "  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
-  server { listen 127.0.0.1:$up_port; location / { root $work/www; } }
   server {
     listen 127.0.0.1:$ng_port;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
