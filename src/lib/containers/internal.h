@@ -10,7 +10,7 @@
 
 #include "containers/manager.h"
 #include "containers/request.h"
-#include "containers/runtime.h"
+#include "containers/backend.h"
 
 struct cb_image;
 struct cb_ct_proxy;
@@ -66,11 +66,10 @@ struct cb_ct_manager {
     struct cb_proxy *proxy;
     struct cb_audit *audit;
     char *monitor_exe;
-    struct cb_ct_runtime rt;
+    struct cb_ct_backend be; /* when have_rt */
     bool have_rt;
-    char *why_not;      /* when !have_rt */
-    char rt_label[128]; /* "crun 1.8.1" */
-    char *ct_root;      /* <data_dir>/containers */
+    char *why_not; /* when !have_rt */
+    char *ct_root; /* <data_dir>/containers */
     char *image_store;
     /* The same two directories as the runtime is given them (see stage()
      * in manager.c); equal to the above when not staged. */

@@ -75,7 +75,7 @@ static void detect_runtime(struct cb_ct_manager *m)
                      "containers need root (user namespaces are mapped to host "
                      "ids only root may use)");
     else if (cb_mkdir_p(root, 0700, &err) == 0 &&
-             cb_ct_runtime_detect(cfg->containers.runtime, root, &m->rt, &err) == 0)
+             cb_ct_backend_oci(cfg->containers.runtime, root, &m->be, &err) == 0)
         m->have_rt = true;
     free(root);
     if (!m->have_rt) {
@@ -83,8 +83,7 @@ static void detect_runtime(struct cb_ct_manager *m)
         cb_log(CB_LOG_WARN, "containers are unavailable: %s", err.msg);
         return;
     }
-    snprintf(m->rt_label, sizeof(m->rt_label), "%s %s", m->rt.name, m->rt.version);
-    cb_log(CB_LOG_INFO, "containers run with %s", m->rt_label);
+    cb_log(CB_LOG_INFO, "containers run with %s", m->be.label);
 }
 
 /* A container's root (a host id of its range) must search every directory
@@ -210,6 +209,8 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
         cb_log(CB_LOG_WARN, "container proxy connections still open at shutdown");
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->changed);
+    if (m->have_rt)
+        m->be.free(m->be.impl);
     free(m->why_not);
     free(m->ct_root);
     free(m->image_store);
@@ -223,7 +224,7 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
 const char *cb_ct_manager_runtime(const struct cb_ct_manager *m, const char **why)
 {
     if (m->have_rt)
-        return m->rt_label;
+        return m->be.label;
     *why = m->why_not;
     return NULL;
 }
@@ -545,7 +546,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .ud = s,
     };
     if (r == 0)
-        r = cb_ct_launch(&m->rt, &l, &s->c->run, err);
+        r = m->be.launch(m->be.impl, &l, &s->c->run, err);
     free(dir);
     free(rootfs);
     free(proxy_dir);
@@ -620,7 +621,7 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
     pthread_mutex_unlock(&m->lock);
     if (r < 0) {
         if (c->run.monitor_pidfd >= 0) { /* started but not watched: stop it */
-            cb_ct_runtime_kill(&m->rt, c->id, SIGKILL, NULL);
+            m->be.kill(m->be.impl, c->id, SIGKILL, NULL);
             close(c->run.monitor_pidfd);
             close(c->run.exit_fd);
         }

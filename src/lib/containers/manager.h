@@ -1,10 +1,9 @@
-/* The container manager: spawns hardened containers through the OCI
- * runtime (runtime.h), each with its bundle (bundle.h), its image from the
- * local store (images.h) and its own proxy socket (proxysock.h); tracks
- * them from `creating` to `completed`, `failed`, `timed_out` or `killed`
- * without polling (a thread waits on the monitors' pidfds and the
- * deadlines); keeps them as rows in the state database; and on start
- * removes what an earlier run of this server left in its runtime root.
+/* The container manager: spawns hardened containers through the
+ * container backend (backend.h: the OCI runtime), each with its bundle (bundle.h), its image from
+ * the local store (images.h) and its own proxy socket (proxysock.h); tracks them from `creating` to
+ * `completed`, `failed`, `timed_out` or `killed` without polling (a thread waits on the monitors'
+ * pidfds and the deadlines); keeps them as rows in the state database; and on start removes what an
+ * earlier run of this server left in its runtime root.
  *
  * Every function is thread-safe. Errors map to the API's codes:
  * -EBADMSG 422 and -EINVAL 400 invalid_request, -EPERM 403 policy_denied,

@@ -40,11 +40,11 @@ static void remove_runtime_leftovers(struct cb_ct_manager *m)
 {
     struct ids ids = {0};
     struct cb_error err = {0};
-    if (cb_ct_runtime_list(&m->rt, collect_id, &ids, &err) < 0)
+    if (m->be.list(m->be.impl, collect_id, &ids, &err) < 0)
         cb_log(CB_LOG_WARN, "listing the runtime's containers: %s", err.msg);
     for (size_t i = 0; i < ids.n; i++) {
-        cb_ct_runtime_kill(&m->rt, ids.v[i], SIGKILL, NULL);
-        if (cb_ct_runtime_delete(&m->rt, ids.v[i], &err) < 0)
+        m->be.kill(m->be.impl, ids.v[i], SIGKILL, NULL);
+        if (m->be.remove(m->be.impl, ids.v[i], &err) < 0)
             cb_log(CB_LOG_WARN, "removing container %s left by an earlier run: %s", ids.v[i],
                    err.msg);
         free(ids.v[i]);

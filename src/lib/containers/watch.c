@@ -71,7 +71,7 @@ void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status a
     pthread_mutex_unlock(&m->lock);
     struct cb_error err = {0};
     /* It may have ended meanwhile: the monitor then reports that end. */
-    if (send && cb_ct_runtime_kill(&m->rt, id, SIGKILL, &err) < 0)
+    if (send && m->be.kill(m->be.impl, id, SIGKILL, &err) < 0)
         cb_log(CB_LOG_DEBUG, "container %s: kill: %s", id, err.msg);
 }
 
@@ -106,7 +106,7 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
 {
     struct cb_ct_exit ex = {0};
     struct cb_error err = {0};
-    bool recorded = cb_ct_exit_read(c->dir, &ex, &err) == 0;
+    bool recorded = m->be.exit_read(m->be.impl, c->dir, &ex, &err) == 0;
     pthread_mutex_lock(&m->lock);
     cb__ct_wait_idle(m, c); /* the spawn's audit line goes first */
     stop_watching(m, &c->run.exit_fd);
@@ -202,7 +202,7 @@ static void act(struct cb_ct_manager *m, struct due *d)
     struct cb_error err = {0};
     for (size_t i = 0; i < d->n_kill; i++) {
         cb_log(CB_LOG_INFO, "container %s reached its timeout: killing it", d->kill[i]);
-        if (cb_ct_runtime_kill(&m->rt, d->kill[i], SIGKILL, &err) < 0)
+        if (m->be.kill(m->be.impl, d->kill[i], SIGKILL, &err) < 0)
             cb_log(CB_LOG_DEBUG, "container %s: kill: %s", d->kill[i], err.msg);
     }
     for (size_t i = 0; i < d->n_drop; i++) {

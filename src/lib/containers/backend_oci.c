@@ -1,0 +1,57 @@
+/* The OCI backend of backend.h over runtime.h: the runtime's command line
+ * and the per-container monitor. */
+#include "containers/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/util.h"
+
+static int launch(void *impl, const struct cb_ct_launch *l, struct cb_ct_started *out,
+                  struct cb_error *err)
+{
+    return cb_ct_launch(impl, l, out, err);
+}
+
+static int exit_read(void *impl, const char *dir, struct cb_ct_exit *out, struct cb_error *err)
+{
+    (void)impl;
+    return cb_ct_exit_read(dir, out, err);
+}
+
+static int kill_ct(void *impl, const char *id, int sig, struct cb_error *err)
+{
+    return cb_ct_runtime_kill(impl, id, sig, err);
+}
+
+static int remove_ct(void *impl, const char *id, struct cb_error *err)
+{
+    return cb_ct_runtime_delete(impl, id, err);
+}
+
+static int list(void *impl, int (*cb)(const char *id, void *ud), void *ud, struct cb_error *err)
+{
+    return cb_ct_runtime_list(impl, cb, ud, err);
+}
+
+int cb_ct_backend_oci(const char *want, const char *root, struct cb_ct_backend *out,
+                      struct cb_error *err)
+{
+    struct cb_ct_runtime *rt = cb_xcalloc(1, sizeof(*rt));
+    int r = cb_ct_runtime_detect(want, root, rt, err);
+    if (r < 0) {
+        free(rt);
+        return r;
+    }
+    *out = (struct cb_ct_backend){
+        .impl = rt,
+        .launch = launch,
+        .exit_read = exit_read,
+        .kill = kill_ct,
+        .remove = remove_ct,
+        .list = list,
+        .free = free,
+    };
+    snprintf(out->label, sizeof(out->label), "%s %s", rt->name, rt->version);
+    return 0;
+}
