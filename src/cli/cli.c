@@ -199,3 +199,21 @@ void cli_print_body(const struct cb_buf *b)
     }
     fputc('\n', stdout);
 }
+
+int cli_list(struct cli_conn *c, const char *path, bool json, void (*table)(const json_t *list))
+{
+    if (cli_conn_token(c) < 0)
+        return 1;
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(c, "GET", path, NULL, &out);
+    if (rc == 0 && json) {
+        cli_print_body(&out);
+    } else if (rc == 0) {
+        json_t *j = json_loadb(out.data, out.len, 0, NULL);
+        table(j);
+        json_decref(j);
+    }
+    cb_buf_free(&out);
+    return rc;
+}

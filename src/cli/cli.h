@@ -80,6 +80,9 @@ int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sin
 /* Prints a response body on stdout as indented JSON (raw when it is not
  * JSON), with a newline. */
 void cli_print_body(const struct cb_buf *b);
+/* GET path, a JSON array: printed as it came with json, else given to
+ * table. Returns the exit code. */
+int cli_list(struct cli_conn *c, const char *path, bool json, void (*table)(const json_t *list));
 
 /* The entry of tool `name` in list `list` of a POST /tools/reload report:
  * "tools" (names) or "failed" ({"tool", "error"}); NULL when absent. */

@@ -263,24 +263,6 @@ static void print_table(const json_t *list)
         fputs("No agents.\n", stderr);
 }
 
-static int list(struct args *a)
-{
-    if (cli_conn_token(&a->conn) < 0)
-        return 1;
-    struct cb_buf out;
-    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
-    int rc = cli_request(&a->conn, "GET", "/agents", NULL, &out);
-    if (rc == 0 && a->json) {
-        cli_print_body(&out);
-    } else if (rc == 0) {
-        json_t *j = json_loadb(out.data, out.len, 0, NULL);
-        print_table(j);
-        json_decref(j);
-    }
-    cb_buf_free(&out);
-    return rc;
-}
-
 /* get and delete: one agent by id. */
 static int one(struct args *a, const char *verb, const char *id)
 {
@@ -307,7 +289,7 @@ int cmd_agents(int argc, char **argv)
     else if (a.end < argc) /* a command for a verb other than create */
         rc = usage_error();
     else if (strcmp(verb, "list") == 0 && operands == 0)
-        rc = list(&a);
+        rc = cli_list(&a.conn, "/agents", a.json, print_table);
     else if ((strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) && operands == 1)
         rc = one(&a, verb, argv[a.first + 1]);
     else

@@ -200,19 +200,7 @@ int cli_list_containers(int argc, char **argv)
         fputs(list_usage, stderr);
         return 2;
     }
-    if (cli_conn_token(&a.conn) < 0)
-        return 1;
-    struct cb_buf out;
-    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
-    rc = cli_request(&a.conn, "GET", "/containers", NULL, &out);
-    if (rc == 0 && a.json) {
-        cli_print_body(&out);
-    } else if (rc == 0) {
-        json_t *j = json_loadb(out.data, out.len, 0, NULL);
-        print_table(j);
-        json_decref(j);
-    }
-    cb_buf_free(&out);
+    rc = cli_list(&a.conn, "/containers", a.json, print_table);
     cli_conn_free(&a.conn);
     return rc;
 }
