@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/util.h"
 #include "egress/sniff.h"
@@ -18,11 +19,12 @@
 static const unsigned char alpn_http11[] = "\x08http/1.1";
 
 /* What the server side of one handshake knows besides the ClientHello:
- * the IP literal the client connected to, if any, and why the handshake
- * was refused, for the error message. */
+ * the name the caller judged (judged_len 0: none), whether it is an IP
+ * literal, and why the handshake was refused, for the error message. */
 struct accept_state {
-    char ip[INET6_ADDRSTRLEN];
-    bool has_ip;
+    char judged[CB_EGRESS_NAME_MAX + 1];
+    size_t judged_len;
+    bool judged_ip;
     const char *refusal;
 };
 
@@ -69,40 +71,61 @@ static bool ip_text(const char *s, size_t n, char out[INET6_ADDRSTRLEN])
 
 /* ------------------------------ server ------------------------------- */
 
+static int refuse(struct accept_state *st, int *alert, int code, const char *why)
+{
+    st->refusal = why;
+    *alert = code;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* The name to present a leaf for: the SNI, which must be the name the
+ * caller judged when it judged one (the listener and OpenSSL read the same
+ * bytes, but two parsers of hostile input are not trusted to agree); or,
+ * without SNI, the IP literal the caller judged. NULL with *why set when
+ * the handshake is refused. */
+static const char *leaf_name(const struct accept_state *st, const char *sni, const char **why)
+{
+    if (!sni) {
+        if (st->judged_ip)
+            return st->judged;
+        *why = st->judged_len ? "the ClientHello has no server name (SNI) but the listener read one"
+                              : "the ClientHello has no server name (SNI)";
+        return NULL;
+    }
+    size_t n = strlen(sni);
+    if (st->judged_len &&
+        (st->judged_ip || n != st->judged_len || strncasecmp(sni, st->judged, n) != 0)) {
+        *why = "the server name (SNI) differs from the one the listener judged";
+        return NULL;
+    }
+    return sni;
+}
+
 /* Runs once the ClientHello's extensions are read, with or without SNI:
  * the leaf is chosen here, so that no certificate is ever presented for a
- * name the client did not ask for. */
+ * name the caller did not judge. */
 static int on_servername(SSL *ssl, int *alert, void *arg)
 {
     struct cb_egress_ca *ca = arg;
     struct accept_state *st = SSL_get_ex_data(ssl, state_index);
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (!st) {
         *alert = SSL_AD_INTERNAL_ERROR; /* not begun by cb_egress_tls_accept_begin */
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
-    if (!name && st->has_ip)
-        name = st->ip;
-    if (!name) {
-        st->refusal = "the ClientHello has no server name (SNI)";
-        *alert = SSL_AD_UNRECOGNIZED_NAME;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    }
+    const char *why = NULL;
+    const char *name = leaf_name(st, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), &why);
+    if (!name)
+        return refuse(st, alert, SSL_AD_UNRECOGNIZED_NAME, why);
     X509 *cert;
     EVP_PKEY *key;
-    if (cb_egress_ca_leaf(ca, name, strlen(name), &cert, &key, NULL) < 0) {
-        st->refusal = "no certificate for the server name (SNI)";
-        *alert = SSL_AD_UNRECOGNIZED_NAME;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    }
+    if (cb_egress_ca_leaf(ca, name, strlen(name), &cert, &key, NULL) < 0)
+        return refuse(st, alert, SSL_AD_UNRECOGNIZED_NAME,
+                      "no certificate for the server name (SNI)");
     int ok = SSL_use_certificate(ssl, cert) == 1 && SSL_use_PrivateKey(ssl, key) == 1;
     X509_free(cert);
     EVP_PKEY_free(key);
-    if (!ok) {
-        st->refusal = "presenting the leaf certificate failed";
-        *alert = SSL_AD_INTERNAL_ERROR;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    }
+    if (!ok)
+        return refuse(st, alert, SSL_AD_INTERNAL_ERROR, "presenting the leaf certificate failed");
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -144,15 +167,17 @@ int cb_egress_tls_server_ctx(struct cb_egress_ca *ca, SSL_CTX **out, struct cb_e
     return 0;
 }
 
-int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *ip, size_t ip_len, SSL **out,
+int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *name, size_t len, SSL **out,
                                struct cb_error *err)
 {
     *out = NULL;
+    if (len > CB_EGRESS_NAME_MAX || (len && memchr(name, '\0', len)))
+        return cb_error_set(err, -EINVAL, "egress TLS accept: bad judged name");
     struct accept_state *st = cb_xcalloc(1, sizeof(*st));
-    if (ip_len > 0 && !(st->has_ip = ip_text(ip, ip_len, st->ip))) {
-        free(st);
-        return cb_error_set(err, -EINVAL, "egress TLS accept: destination is not an IP literal");
-    }
+    char ip[INET6_ADDRSTRLEN];
+    memcpy(st->judged, name, len);
+    st->judged_len = len;
+    st->judged_ip = ip_text(name, len, ip);
     if (!nonblocking(fd)) {
         free(st);
         return cb_error_set(err, -EINVAL, "egress TLS accept: the socket must be nonblocking");

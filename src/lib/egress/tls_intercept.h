@@ -3,7 +3,8 @@
  *
  * Toward the container, clawbox is the server: one SSL_CTX per container
  * CA (tls_ca.h) presents, for each handshake, the leaf of the name the
- * ClientHello asks for (SNI). A ClientHello without SNI is refused with an
+ * ClientHello asks for (SNI), which must be the name the listener peeked
+ * and judged. A ClientHello without SNI is refused with an
  * unrecognized_name alert unless the caller says the connection was made
  * to an IP literal, whose leaf then names that address. Only TLS 1.2 and
  * 1.3, and ALPN selects http/1.1 or nothing: the pipeline behind speaks
@@ -34,11 +35,14 @@
 int cb_egress_tls_server_ctx(struct cb_egress_ca *ca, SSL_CTX **out, struct cb_error *err);
 
 /* Starts the server side of a handshake on fd, whose first bytes (a
- * ClientHello, peeked and not consumed) are still to be read. ip[0..ip_len)
- * is the IP literal the client connected to when its destination came
- * from no name (ip_len 0 otherwise): only then is a ClientHello without
- * SNI accepted. Returns 0 with *out set (SSL_free), or -EIO. */
-int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *ip, size_t ip_len, SSL **out,
+ * ClientHello, peeked and not consumed) are still to be read.
+ * name[0..len) is what the listener judged: the SNI it peeked
+ * (cb_egress_tls_sni), which the handshake's SNI must then equal (case
+ * aside); or, for a ClientHello without SNI, the IP literal the client
+ * connected to, the only case in which no SNI is accepted. With len 0,
+ * any SNI gets its leaf and a ClientHello without SNI is refused. Returns
+ * 0 with *out set (SSL_free), -EINVAL for a name over 253 bytes, or -EIO. */
+int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *name, size_t len, SSL **out,
                                struct cb_error *err);
 /* The fd of either begin function must be nonblocking (else -EINVAL). */
 

@@ -147,8 +147,10 @@ static void serve_one(SSL *ssl)
 }
 
 /* One connection: the client thread, the peek, the handshake; serves the
- * request when the handshake completes. Returns the handshake's result. */
-static int intercept(SSL_CTX *sctx, struct client *c, const char *ip, struct cb_error *err,
+ * request when the handshake completes. judged is the name the listener
+ * judged; NULL for the peeked SNI, as the listener will pass it. Returns
+ * the handshake's result. */
+static int intercept(SSL_CTX *sctx, struct client *c, const char *judged, struct cb_error *err,
                      uint64_t *handshake_ns)
 {
     int sv[2];
@@ -163,8 +165,9 @@ static int intercept(SSL_CTX *sctx, struct client *c, const char *ip, struct cb_
         assert_int_equal(strcasecmp(name, c->sni), 0);
     SSL *ssl;
     uint64_t t0 = cb_now_mono_ns();
-    assert_int_equal(cb_egress_tls_accept_begin(sctx, sv[1], ip, ip ? strlen(ip) : 0, &ssl, err),
-                     0);
+    if (!judged)
+        judged = has_sni ? name : "";
+    assert_int_equal(cb_egress_tls_accept_begin(sctx, sv[1], judged, strlen(judged), &ssl, err), 0);
     int r = cb_egress_tls_finish(ssl, TIMEOUT_MS, err);
     if (handshake_ns)
         *handshake_ns = cb_now_mono_ns() - t0;
@@ -224,18 +227,45 @@ static void no_sni_to_an_ip_literal(void **state)
     assert_int_equal(intercept(sctx, &c, "10.0.0.7", &err, NULL), 0);
     assert_int_equal(c.verify, X509_V_OK);
     assert_string_equal(c.reply, "pong");
-    /* With SNI the name wins over the address. */
-    struct client named = {.sni = "a.example", .host = "a.example", .trust = ca};
-    assert_int_equal(intercept(sctx, &named, "10.0.0.7", &err, NULL), 0);
-    assert_int_equal(named.verify, X509_V_OK);
+    /* No SNI where the listener judged a name is refused too. */
+    struct client unnamed = {.ip = "10.0.0.7", .trust = ca};
+    assert_int_equal(intercept(sctx, &unnamed, "a.example", &err, NULL), -EPROTO);
+    assert_non_null(strstr(err.msg, "no server name (SNI) but the listener read one"));
     SSL *ssl;
     int sv[2];
     pair(sv);
-    assert_int_equal(cb_egress_tls_accept_begin(sctx, sv[1], "a.example", 9, &ssl, &err), -EINVAL);
+    char big[300];
+    memset(big, 'a', sizeof(big));
+    assert_int_equal(cb_egress_tls_accept_begin(sctx, sv[1], big, 254, &ssl, &err), -EINVAL);
     assert_int_equal(cb_egress_tls_accept_begin(sctx, sv[0], NULL, 0, &ssl, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "nonblocking"));
     close(sv[0]);
     close(sv[1]);
+    SSL_CTX_free(sctx);
+    cb_egress_ca_free(ca);
+}
+
+/* The handshake's SNI must be the name the listener judged: two parsers
+ * of a hostile ClientHello are not trusted to agree. */
+static void sni_must_be_the_judged_name(void **state)
+{
+    (void)state;
+    struct cb_egress_ca *ca = new_ca("box-1");
+    SSL_CTX *sctx = server_ctx(ca);
+    struct cb_error err = {0};
+    struct client c = {.sni = "evil.example", .host = "evil.example", .trust = ca};
+    assert_int_equal(intercept(sctx, &c, "api.example.com", &err, NULL), -EPROTO);
+    assert_non_null(strstr(err.msg, "differs from the one the listener judged"));
+    assert_int_equal(ERR_GET_REASON(c.err), SSL_R_TLSV1_UNRECOGNIZED_NAME);
+    struct client to_ip = {.sni = "a.example", .host = "a.example", .trust = ca};
+    assert_int_equal(intercept(sctx, &to_ip, "10.0.0.7", &err, NULL), -EPROTO);
+    /* Case aside, the same name is the same. */
+    struct client same = {.sni = "Api.Example.com", .host = "api.example.com", .trust = ca};
+    assert_int_equal(intercept(sctx, &same, "api.example.COM", &err, NULL), 0);
+    /* Nothing judged: any SNI gets its leaf. */
+    struct client any = {.sni = "b.example", .host = "b.example", .trust = ca};
+    assert_int_equal(intercept(sctx, &any, "", &err, NULL), 0);
+    assert_int_equal(any.verify, X509_V_OK);
     SSL_CTX_free(sctx);
     cb_egress_ca_free(ca);
 }
@@ -433,6 +463,7 @@ int main(void)
         cmocka_unit_test(sni_gets_a_verifying_leaf),
         cmocka_unit_test(no_sni_is_refused),
         cmocka_unit_test(no_sni_to_an_ip_literal),
+        cmocka_unit_test(sni_must_be_the_judged_name),
         cmocka_unit_test(other_container_ca_does_not_verify),
         cmocka_unit_test(stalled_handshake_times_out),
         cmocka_unit_test(upstream_verification),
