@@ -314,6 +314,68 @@ static void stalled_handshake_times_out(void **state)
     cb_egress_ca_free(ca);
 }
 
+struct parallel {
+    SSL_CTX *sctx;
+    struct cb_egress_ca *ca;
+    int id, failures;
+};
+
+/* Handshakes with names shared across threads and a cache smaller than
+ * them, so that leaves are minted, evicted and presented concurrently.
+ * No cmocka assertion off the main thread: failures are counted. */
+static void *parallel_main(void *arg)
+{
+    struct parallel *p = arg;
+    for (int i = 0; i < 8; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "p%d.example", (i + p->id) % 6);
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+            fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0) {
+            p->failures++;
+            continue;
+        }
+        struct client c = {.fd = sv[0], .sni = name, .host = name, .trust = p->ca};
+        pthread_t t;
+        pthread_create(&t, NULL, client_main, &c);
+        SSL *ssl = NULL;
+        int r = cb_egress_tls_accept_begin(p->sctx, sv[1], name, strlen(name), &ssl, NULL);
+        if (r == 0)
+            r = cb_egress_tls_finish(ssl, TIMEOUT_MS, NULL);
+        if (r == 0 && SSL_write(ssl, "pong", 4) != 4)
+            r = -1;
+        shutdown(sv[1], SHUT_WR);
+        pthread_join(t, NULL);
+        if (r != 0 || !c.connected || c.verify != X509_V_OK)
+            p->failures++;
+        SSL_free(ssl);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    return NULL;
+}
+
+static void parallel_handshakes(void **state)
+{
+    (void)state;
+    struct cb_egress_ca *ca;
+    struct cb_egress_ca_opts o = {.container_id = "box-p", .cache_max = 3};
+    assert_int_equal(cb_egress_ca_new(&o, &ca, NULL), 0);
+    SSL_CTX *sctx = server_ctx(ca);
+    pthread_t t[4];
+    struct parallel p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = (struct parallel){.sctx = sctx, .ca = ca, .id = i};
+        assert_int_equal(pthread_create(&t[i], NULL, parallel_main, &p[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(p[i].failures, 0);
+    }
+    SSL_CTX_free(sctx);
+    cb_egress_ca_free(ca);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -467,6 +529,7 @@ int main(void)
         cmocka_unit_test(other_container_ca_does_not_verify),
         cmocka_unit_test(stalled_handshake_times_out),
         cmocka_unit_test(upstream_verification),
+        cmocka_unit_test(parallel_handshakes),
         cmocka_unit_test(handshake_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
