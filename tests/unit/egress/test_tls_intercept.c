@@ -476,6 +476,87 @@ static char *write_bundle(const struct cb_egress_ca *ca)
     return path;
 }
 
+/* A self-signed server certificate for upstream.test, and its PEM. */
+static X509 *self_signed(EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"upstream.test", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509V3_CTX c;
+    X509V3_set_ctx(&c, x, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &c, NID_subject_alt_name, "DNS:upstream.test");
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+struct plain_server {
+    int fd;
+    SSL_CTX *ctx;
+};
+
+static void *plain_server_main(void *arg)
+{
+    struct plain_server *p = arg;
+    SSL *ssl = SSL_new(p->ctx);
+    SSL_set_fd(ssl, p->fd);
+    SSL_accept(ssl);
+    SSL_free(ssl);
+    shutdown(p->fd, SHUT_RDWR);
+    return NULL;
+}
+
+static int to_self_signed(SSL_CTX *sctx, const char *bundle, struct cb_error *err)
+{
+    SSL_CTX *cctx;
+    assert_int_equal(cb_egress_tls_client_ctx(bundle, &cctx, err), 0);
+    int sv[2];
+    pair(sv);
+    struct plain_server p = {.fd = sv[0], .ctx = sctx};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, plain_server_main, &p), 0);
+    SSL *ssl;
+    assert_int_equal(cb_egress_tls_connect_begin(cctx, sv[1], "upstream.test", 13, &ssl, err), 0);
+    int r = cb_egress_tls_finish(ssl, TIMEOUT_MS, err);
+    SSL_free(ssl);
+    pthread_join(t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    SSL_CTX_free(cctx);
+    return r;
+}
+
+static void upstream_self_signed(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = self_signed(key);
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    assert_int_equal(SSL_CTX_use_certificate(sctx, x), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
+    char path[] = "/tmp/cb-egress-self-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    PEM_write_X509(f, x);
+    fclose(f);
+    struct cb_error err = {0};
+    assert_int_equal(to_self_signed(sctx, NULL, &err), -EPROTO);
+    assert_non_null(strstr(err.msg, "self-signed"));
+    assert_int_equal(to_self_signed(sctx, path, &err), 0);
+    unlink(path);
+    SSL_CTX_free(sctx);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
 static void upstream_verification(void **state)
 {
     (void)state;
@@ -528,6 +609,7 @@ int main(void)
         cmocka_unit_test(sni_must_be_the_judged_name),
         cmocka_unit_test(other_container_ca_does_not_verify),
         cmocka_unit_test(stalled_handshake_times_out),
+        cmocka_unit_test(upstream_self_signed),
         cmocka_unit_test(upstream_verification),
         cmocka_unit_test(parallel_handshakes),
         cmocka_unit_test(handshake_timing),
