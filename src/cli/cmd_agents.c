@@ -109,13 +109,17 @@ static int flag(struct args *a, int o, const char *arg)
         const char *eq = strchr(arg, '=');
         if (eq == NULL || eq == arg)
             return cli_fail("--env: '%s' is not KEY=VALUE", arg);
-        json_object_setn_new(sub(a->body, "env"), arg, (size_t)(eq - arg), json_string(eq + 1));
+        if (json_object_setn_new(sub(a->body, "env"), arg, (size_t)(eq - arg),
+                                 json_string(eq + 1)) < 0)
+            return cli_fail("--env: '%s' is not UTF-8", arg);
         return 0;
     }
     for (size_t i = 0; i < CB_ARRAY_LEN(map); i++) {
         if (map[i].opt != o)
             continue;
         json_t *v = map[i].kind == TEXT ? json_string(arg) : json_true();
+        if (v == NULL)
+            return cli_fail("--%s: '%s' is not UTF-8", map[i].key, arg);
         uint64_t n;
         if (map[i].kind == NUMBER) {
             if (cb_parse_u64(arg, strlen(arg), &n) < 0 || n > INT64_MAX)
@@ -228,12 +232,16 @@ static int create(struct args *a, int argc, char **argv)
     int operands = a->end - a->first - 1;
     if (operands > 1)
         return usage_error();
-    if (operands == 1)
-        json_object_set_new(a->body, "agent_id", json_string(argv[a->first + 1]));
+    if (operands == 1 &&
+        json_object_set_new(a->body, "agent_id", json_string(argv[a->first + 1])) < 0)
+        return cli_fail("'%s' is not an agent id", argv[a->first + 1]);
     if (a->end + 1 < argc) {
         json_t *cmd = json_array();
         for (int i = a->end + 1; i < argc; i++)
-            json_array_append_new(cmd, json_string(argv[i]));
+            if (json_array_append_new(cmd, json_string(argv[i])) < 0) {
+                json_decref(cmd);
+                return cli_fail("command: argument %d is not UTF-8", i - a->end);
+            }
         json_object_set_new(a->body, "command", cmd);
     }
     if (json_object_get(a->body, "agent_id") == NULL)

@@ -23,12 +23,10 @@
 #define DEFAULT_MAX_IDLE_MS  3600000u
 #define DEFAULT_MAX_RESTARTS 3u
 #define MAX_RESTARTS_LIMIT   100u
+#define SOCKET_DIR           "/run/clawbox" /* the container's proxy socket */
 
 /* The spawn fields a start passes on, as sent. */
 static const char *const spawn_fields[] = {"image", "policy", "capabilities", "env", "command"};
-
-/* Container paths a workspace may not cover: the kernel's and clawbox's own. */
-static const char *const reserved_mounts[] = {"/proc", "/sys", "/dev", "/run/clawbox"};
 
 int cb_agent_id_check(const char *id, struct cb_error *err)
 {
@@ -95,6 +93,13 @@ static int bool_field(const json_t *obj, const char *field, const char *label, b
     return 0;
 }
 
+/* Whether path is dir or below it. */
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 /* A clean absolute path below "/", outside the reserved mounts. */
 static int mount_point_check(const char *p, struct cb_error *err)
 {
@@ -103,12 +108,13 @@ static int mount_point_check(const char *p, struct cb_error *err)
                             "workspace.mount_point: '%s' must be an absolute path below / with no "
                             "empty, '.' or '..' component",
                             p);
-    for (size_t i = 0; i < CB_ARRAY_LEN(reserved_mounts); i++) {
-        size_t n = strlen(reserved_mounts[i]);
-        if (strncmp(p, reserved_mounts[i], n) == 0 && (p[n] == '\0' || p[n] == '/'))
-            return cb_error_set(err, -EINVAL, "workspace.mount_point: '%s' is reserved (%s)", p,
-                                reserved_mounts[i]);
-    }
+    /* What every container mounts, and its proxy socket's directory. */
+    bool socket_dir = under(p, SOCKET_DIR) || under(SOCKET_DIR, p);
+    if (cb_ct_mount_reserved(p) || socket_dir)
+        return cb_error_set(err, -EINVAL,
+                            "workspace.mount_point: '%s' is reserved (it would cover /proc, /dev, "
+                            "/sys, /tmp, /etc/hosts, /etc/resolv.conf or " SOCKET_DIR ")",
+                            p);
     return 0;
 }
 

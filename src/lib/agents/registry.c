@@ -230,11 +230,13 @@ int cb_agents_delete(struct cb_agents *a, const char *id, bool purge, struct cb_
         memmove(&a->v[i], &a->v[i + 1], (a->n - i - 1) * sizeof(*a->v));
         a->n--;
     }
-    pthread_mutex_unlock(&a->lock);
-    /* Only the agent's own directory: a host_path may be shared. */
+    /* Under the lock, so a registration of the same id that follows finds
+     * no half-removed directory. Only the agent's own directory: a
+     * host_path may be shared. */
     if (g != NULL && purge && g->cfg.workspace.host_path == NULL &&
         cb_rm_tree(g->workspace_path) < 0)
         cb_log(CB_LOG_WARN, "agent %s: removing its workspace %s failed", id, g->workspace_path);
+    pthread_mutex_unlock(&a->lock);
     agent_free(g);
     return rc;
 }

@@ -365,10 +365,13 @@ static int lead_sync(struct cb_audit *a)
     pthread_mutex_unlock(&a->mu);
     /* No dup (two system calls per sync): a rotation may close fd, even
      * let its number be reused, while the sync runs; it synced every line
-     * of the old file first, the target's included, so a failure then is
-     * no loss. */
+     * of the old file first, the target's included, so a failure of the
+     * descriptor itself (EBADF, or EINVAL for a number reused by a file
+     * that cannot sync) is then no loss. A write-back error (EIO, ENOSPC)
+     * is reported to one fdatasync of the open file only, which may be
+     * this one: it stays a failure. */
     int r = fd < 0 ? -EIO : fdatasync(fd) < 0 ? -errno : 0;
-    if (r < 0 && fd >= 0) {
+    if ((r == -EBADF || r == -EINVAL) && fd >= 0) {
         pthread_mutex_lock(&a->mu);
         if (a->fd_gen != gen)
             r = 0;

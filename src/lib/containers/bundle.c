@@ -88,13 +88,11 @@ static bool under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* A destination that would cover or replace what the config mounts itself
- * (proc, the device tmpfs, the /tmp tmpfs, the bound files) or /sys. */
-static bool reserved_destination(const char *d)
+bool cb_ct_mount_reserved(const char *d)
 {
     return strcmp(d, "/") == 0 || under(d, "/proc") || under(d, "/dev") || under(d, "/sys") ||
            strcmp(d, "/tmp") == 0 || strcmp(d, "/etc/resolv.conf") == 0 ||
-           strcmp(d, "/etc/hosts") == 0;
+           strcmp(d, "/etc/hosts") == 0 || under("/etc/hosts", d) || under("/etc/resolv.conf", d);
 }
 
 static int check_mounts(const struct cb_ct_spec *s, struct cb_error *err)
@@ -102,7 +100,7 @@ static int check_mounts(const struct cb_ct_spec *s, struct cb_error *err)
     for (size_t i = 0; i < s->n_mounts; i++) {
         const struct cb_ct_mount *m = &s->mounts[i];
         if (!cb_path_clean_abs(m->source) || !cb_path_clean_abs(m->destination) ||
-            reserved_destination(m->destination))
+            cb_ct_mount_reserved(m->destination))
             return cb_error_set(
                 err, -EINVAL,
                 "mount %zu (%s): source and destination must be clean "

@@ -71,6 +71,12 @@ int cb_ct_bundle_write(const char *bundle_dir, const struct cb_ct_spec *s, struc
  * message naming the key. */
 int cb_ct_env_check(const char *key, struct cb_error *err);
 
+/* Whether a mount at d (a clean absolute path) would cover or replace what
+ * every container's config mounts itself: /, /proc, /dev, /sys, the /tmp
+ * tmpfs, the bound /etc/resolv.conf and /etc/hosts, or a directory above
+ * them. */
+bool cb_ct_mount_reserved(const char *d);
+
 /* Module-internal: the seccomp section of the config (x86_64 only), a new
  * reference. */
 json_t *cb__ct_seccomp(void);

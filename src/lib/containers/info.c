@@ -3,6 +3,7 @@
  * client needs to know how it ended (image, finished_at, exit_code,
  * oom_killed, output_dropped_bytes, error). The stored row is the same
  * document with the times in milliseconds, so a restart can rebuild it. */
+#include <errno.h>
 #include <string.h>
 
 #include "containers/images.h"
@@ -77,18 +78,21 @@ char *cb__ct_record(const struct cb__ct *c)
     return text;
 }
 
-void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text)
+int cb__ct_store(struct cb_ct_manager *m, const char *id, char *text, struct cb_error *err)
 {
-    struct cb_error err = {0};
-    if (text == NULL || cb_state_put(m->state, CB_STATE_CONTAINERS, id, text, &err) < 0)
-        cb_log(CB_LOG_ERROR, "container %s: its record was not stored: %s", id,
-               text ? err.msg : "out of memory");
+    struct cb_error local = {0};
+    err = err ? err : &local;
+    int r = text == NULL ? cb_error_set(err, -ENOMEM, "out of memory")
+                         : cb_state_put(m->state, CB_STATE_CONTAINERS, id, text, err);
+    if (r < 0)
+        cb_log(CB_LOG_ERROR, "container %s: its record was not stored: %s", id, err->msg);
     free(text);
+    return r;
 }
 
 void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c)
 {
-    cb__ct_store(m, c->id, cb__ct_record(c));
+    cb__ct_store(m, c->id, cb__ct_record(c), NULL);
 }
 
 void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c)

@@ -93,9 +93,10 @@ const char *cb__ct_status_name(enum cb__ct_status s);
 int cb__ct_status_parse(const char *s, enum cb__ct_status *out);
 json_t *cb__ct_info(const struct cb__ct *c);
 /* The row of c as text (under m->lock), and storing it (without the lock,
- * since it waits for the disk; frees text). cb__ct_persist does both. */
+ * since it waits for the disk; frees text; a failure is logged, and given
+ * in err when not NULL). cb__ct_persist does both. */
 char *cb__ct_record(const struct cb__ct *c);
-void cb__ct_store(struct cb_ct_manager *m, const char *id, char *text);
+int cb__ct_store(struct cb_ct_manager *m, const char *id, char *text, struct cb_error *err);
 void cb__ct_persist(struct cb_ct_manager *m, const struct cb__ct *c);
 /* Waits (under m->lock) until nothing of c is being written (busy). */
 void cb__ct_wait_idle(struct cb_ct_manager *m, struct cb__ct *c);

@@ -20,8 +20,9 @@
  *     context alone goes out. A match that started in the context thus
  *     still covers its continuation. Should the two redactions differ
  *     inside the context (a match that reaches back into it), what goes
- *     out starts where they differ: some text is sent twice, none
- *     unredacted.
+ *     out starts where they differ: that text is sent again, redacted;
+ *     the part of the match already sent went out as its own lines were
+ *     redacted then.
  *
  * Not an overlap window over the raw bytes alone, because the scanner
  * rewrites what it finds ("[REDACTED]" is not as long as a secret in any

@@ -311,6 +311,7 @@ struct spawn {
     size_t n_args;
     char **env; /* "K=V" */
     size_t n_env;
+    struct cb_error stored; /* the row stored during create: code 0, or why not */
 };
 
 static int check_policy(struct spawn *s, struct cb_error *err)
@@ -505,7 +506,7 @@ static void store_while_created(void *ud)
     pthread_mutex_lock(&s->m->lock);
     char *record = cb__ct_record(s->c);
     pthread_mutex_unlock(&s->m->lock);
-    cb__ct_store(s->m, s->c->id, record);
+    cb__ct_store(s->m, s->c->id, record, &s->stored);
 }
 
 static int create_container(struct spawn *s, struct cb_error *err)
@@ -547,6 +548,10 @@ static int create_container(struct spawn *s, struct cb_error *err)
     };
     if (r == 0)
         r = m->be.launch(m->be.impl, &l, &s->c->run, err);
+    /* The 201 acknowledges the container: without its row it is refused
+     * (and killed by the caller). */
+    if (r == 0 && s->stored.code < 0)
+        r = cb_error_set(err, s->stored.code, "storing the container's record: %s", s->stored.msg);
     free(dir);
     free(rootfs);
     free(proxy_dir);

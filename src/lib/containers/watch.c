@@ -125,7 +125,7 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
     c->busy++;
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
-    cb__ct_store(m, c->id, record);
+    cb__ct_store(m, c->id, record, NULL);
     cb__ct_audit(m, c, NULL, "exit");
     pthread_mutex_lock(&m->lock);
     c->busy--;

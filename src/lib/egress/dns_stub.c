@@ -42,8 +42,10 @@ static int answer_question(const struct cb_egress_dns_hooks *h, struct cb_egress
     const uint8_t *addr = NULL;
     size_t addr_len = 0;
     if (q->qtype == CB_EGRESS_DNS_TYPE_A || q->qtype == CB_EGRESS_DNS_TYPE_AAAA) {
-        if (cb__egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0)
+        if (cb__egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0) {
+            audit(h, lower, q->qtype, false, CB_EGRESS_DNS_REFUSED);
             return cb__egress_dns_build(q, false, CB_EGRESS_DNS_REFUSED, NULL, 0, out, cap);
+        }
         addr = q->qtype == CB_EGRESS_DNS_TYPE_A ? (const uint8_t *)&v4 : v6.s6_addr;
         addr_len = q->qtype == CB_EGRESS_DNS_TYPE_A ? 4 : 16;
     }

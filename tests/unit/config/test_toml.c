@@ -775,6 +775,12 @@ static void converts_to_json(void **state)
     json_decref(want);
     assert_null(cb_toml_to_json("a = ", 4, &err));
     assert_non_null(strstr(err.msg, "line 1"));
+    static const char nan_text[] = "x = 1\n[t]\ny = nan\n";
+    assert_null(cb_toml_to_json(nan_text, sizeof(nan_text) - 1, &err));
+    assert_string_equal(err.msg, "line 3: nan and inf have no JSON form");
+    static const char arr_text[] = "a = [1, inf]\n";
+    assert_null(cb_toml_to_json(arr_text, sizeof(arr_text) - 1, &err));
+    assert_non_null(strstr(err.msg, "line 1"));
 }
 
 int main(void)
