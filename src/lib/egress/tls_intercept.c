@@ -175,7 +175,8 @@ int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *name, size_t le
         return cb_error_set(err, -EINVAL, "egress TLS accept: bad judged name");
     struct accept_state *st = cb_xcalloc(1, sizeof(*st));
     char ip[INET6_ADDRSTRLEN];
-    memcpy(st->judged, name, len);
+    if (len > 0) /* name may be NULL for none */
+        memcpy(st->judged, name, len);
     st->judged_len = len;
     st->judged_ip = ip_text(name, len, ip);
     if (!nonblocking(fd)) {
