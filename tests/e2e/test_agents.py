@@ -95,8 +95,9 @@ class AgentsTest(AgentServer):
             self.assert_error(r, status, "invalid_request")
             self.assertIn(words, r.json()["error"], body)
         self.assertEqual(self.server.request("GET", "/agents").json(), [])
-        r = self.server.request("DELETE", "/agents/x?purge=maybe")
-        self.assert_error(r, 400, "invalid_request")
+        for bad in ("maybe", "true" * 10, "1"):
+            r = self.server.request("DELETE", f"/agents/x?purge={bad}")
+            self.assert_error(r, 400, "invalid_request")
 
     def test_workspace_cannot_escape_the_root(self):
         outside = tempfile.mkdtemp(prefix="clawbox-e2e-outside-")

@@ -46,15 +46,15 @@ void cb__api_agents_get(struct cb_http_request *req, struct cb_http_response *re
 
 void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response *res)
 {
-    char purge[16];
-    const char *p = cb_http_query(req, "purge", purge, sizeof(purge));
-    if (p != NULL && strcmp(p, "true") != 0 && strcmp(p, "false") != 0) {
+    char p[8];
+    int q = cb_http_query(req, "purge", p, sizeof(p));
+    if (q < 0 || (q > 0 && strcmp(p, "true") != 0 && strcmp(p, "false") != 0)) {
         cb_http_respond_error(res, 400, "invalid_request", "purge: expected true or false");
         return;
     }
     struct cb_error err = {0};
     int rc = cb_agents_delete(agents(req), cb_http_param(req, "id"),
-                              p != NULL && strcmp(p, "true") == 0, &err);
+                              q > 0 && strcmp(p, "true") == 0, &err);
     if (rc == 0)
         res->status = 204;
     else if (rc == -ENOENT)

@@ -81,13 +81,13 @@ void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_respo
 /* ?follow=: 1|true or 0|false (absent = false); -1 for anything else. */
 static int parse_follow(struct cb_http_request *req)
 {
-    char buf[8];
-    const char *f = cb_http_query(req, "follow", buf, sizeof(buf));
-    if (f == NULL && !cb_http_query_present(req, "follow"))
+    char f[8];
+    int q = cb_http_query(req, "follow", f, sizeof(f));
+    if (q == 0)
         return 0;
-    if (f != NULL && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0))
+    if (q > 0 && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0))
         return 1;
-    if (f != NULL && (strcmp(f, "0") == 0 || strcmp(f, "false") == 0))
+    if (q > 0 && (strcmp(f, "0") == 0 || strcmp(f, "false") == 0))
         return 0;
     return -1;
 }
@@ -124,10 +124,10 @@ static void follow(struct cb_http_request *req, struct cb_http_response *res, si
 
 void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res)
 {
-    char buf[16];
+    char t[16];
     uint64_t tail = 0;
-    const char *t = cb_http_query(req, "tail", buf, sizeof(buf));
-    if (t != NULL && (cb_parse_u64(t, strlen(t), &tail) < 0 || tail > TAIL_MAX)) {
+    int q = cb_http_query(req, "tail", t, sizeof(t));
+    if (q < 0 || (q > 0 && (cb_parse_u64(t, strlen(t), &tail) < 0 || tail > TAIL_MAX))) {
         cb_http_respond_error(res, 400, "invalid_request",
                               "tail: expected a number of lines from 0 to %d", TAIL_MAX);
         return;

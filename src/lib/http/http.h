@@ -79,14 +79,11 @@ typedef void (*cb_http_handler_fn)(struct cb_http_request *req, struct cb_http_r
 const char *cb_http_reason(unsigned status);
 
 const char *cb_http_param(const struct cb_http_request *req, const char *name);
-/* The percent-decoded value of the query parameter `name` ("" for a bare
- * name), copied into out; NULL when absent, too long for out, or holding a
- * NUL or a bad escape. */
-const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
-                          size_t size);
-/* Whether the query names parameter `name` at all (to tell an absent
- * parameter from one cb_http_query refuses). */
-bool cb_http_query_present(const struct cb_http_request *req, const char *name);
+/* The query parameter `name`: 0 when absent; 1 with its percent-decoded
+ * value ("" for a bare name) in out; -1 when present but unusable (too
+ * long for out, a NUL or a bad escape), which a route answers with 400,
+ * never by taking it for absent. */
+int cb_http_query(const struct cb_http_request *req, const char *name, char *out, size_t size);
 /* The value of the first header field called `name` (any case), or NULL. */
 const char *cb__http_header(const struct cb_http_request *req, const char *name);
 

@@ -76,21 +76,13 @@ static bool find_query(const struct cb_http_request *req, const char *name, cons
     return false;
 }
 
-const char *cb_http_query(const struct cb_http_request *req, const char *name, char *out,
-                          size_t size)
+int cb_http_query(const struct cb_http_request *req, const char *name, char *out, size_t size)
 {
     const char *v;
     size_t len;
-    if (size == 0 || !find_query(req, name, &v, &len))
-        return NULL;
-    return decode_query_value(v, len, out, size) ? out : NULL;
-}
-
-bool cb_http_query_present(const struct cb_http_request *req, const char *name)
-{
-    const char *v;
-    size_t len;
-    return find_query(req, name, &v, &len);
+    if (!find_query(req, name, &v, &len))
+        return 0;
+    return size > 0 && decode_query_value(v, len, out, size) ? 1 : -1;
 }
 
 static void set_body(struct cb_http_response *res, char *body, size_t len)
