@@ -17,6 +17,7 @@
 #include "containers/bundle.h"
 #include "containers/request.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "core/util.h"
 
 #define DEFAULT_MOUNT_POINT  "/workspace"
@@ -45,22 +46,13 @@ int cb_agent_id_check(const char *id, struct cb_error *err)
     return 0;
 }
 
-/* A string value with no NUL inside (jansson allows "\u0000"), or NULL. */
-static const char *plain_string(const json_t *v)
-{
-    if (!json_is_string(v))
-        return NULL;
-    const char *s = json_string_value(v);
-    return strlen(s) == json_string_length(v) ? s : NULL;
-}
-
 static int string_field(const json_t *obj, const char *field, const char *label, size_t max,
                         bool required, const char **out, struct cb_error *err)
 {
     const json_t *v = json_object_get(obj, field);
     if (v == NULL || json_is_null(v))
         return required ? cb_error_set(err, -EBADMSG, "%s: missing field", label) : 0;
-    const char *s = plain_string(v);
+    const char *s = cb_json_plain_string(v);
     if (s == NULL)
         return cb_error_set(err, -EBADMSG, "%s: expected a string without NUL characters", label);
     if (strlen(s) > max)
@@ -93,13 +85,6 @@ static int bool_field(const json_t *obj, const char *field, const char *label, b
     return 0;
 }
 
-/* Whether path is dir or below it. */
-static bool under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 /* A clean absolute path below "/", outside the reserved mounts. */
 static int mount_point_check(const char *p, struct cb_error *err)
 {
@@ -109,7 +94,7 @@ static int mount_point_check(const char *p, struct cb_error *err)
                             "empty, '.' or '..' component",
                             p);
     /* What every container mounts, and its proxy socket's directory. */
-    bool socket_dir = under(p, SOCKET_DIR) || under(SOCKET_DIR, p);
+    bool socket_dir = cb_path_under(p, SOCKET_DIR) || cb_path_under(SOCKET_DIR, p);
     if (cb_ct_mount_reserved(p) || socket_dir)
         return cb_error_set(err, -EINVAL,
                             "workspace.mount_point: '%s' is reserved (it would cover /proc, /dev, "

@@ -81,18 +81,12 @@ static int check_strings(const char *what, const char *const *v, size_t n, bool 
     return 0;
 }
 
-/* Whether path is dir or inside it. */
-static bool under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 bool cb_ct_mount_reserved(const char *d)
 {
-    return strcmp(d, "/") == 0 || under(d, "/proc") || under(d, "/dev") || under(d, "/sys") ||
-           strcmp(d, "/tmp") == 0 || strcmp(d, "/etc/resolv.conf") == 0 ||
-           strcmp(d, "/etc/hosts") == 0 || under("/etc/hosts", d) || under("/etc/resolv.conf", d);
+    return strcmp(d, "/") == 0 || cb_path_under(d, "/proc") || cb_path_under(d, "/dev") ||
+           cb_path_under(d, "/sys") || strcmp(d, "/tmp") == 0 ||
+           strcmp(d, "/etc/resolv.conf") == 0 || strcmp(d, "/etc/hosts") == 0 ||
+           cb_path_under("/etc/hosts", d) || cb_path_under("/etc/resolv.conf", d);
 }
 
 static int check_mounts(const struct cb_ct_spec *s, struct cb_error *err)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json.h"
 #include "core/util.h"
 
 struct parse {
@@ -60,15 +61,6 @@ const char *cb_ct_policy_name(enum cb_ct_policy p)
     return "wasm_only";
 }
 
-/* A string value with no NUL inside (jansson allows "\u0000"), or NULL. */
-static const char *plain_string(const json_t *v)
-{
-    if (!json_is_string(v))
-        return NULL;
-    const char *s = json_string_value(v);
-    return strlen(s) == json_string_length(v) ? s : NULL;
-}
-
 static int shape(struct parse *p, const char *field, const char *want)
 {
     return cb_error_set(p->err, -EBADMSG, "%s: expected %s", field, want);
@@ -81,7 +73,7 @@ static int opt_string(struct parse *p, const json_t *obj, const char *field, siz
     const json_t *v = json_object_get(obj, field);
     if (v == NULL || json_is_null(v))
         return 0;
-    const char *s = plain_string(v);
+    const char *s = cb_json_plain_string(v);
     if (s == NULL)
         return shape(p, field, "a string without NUL characters");
     if (strlen(s) > max)
@@ -111,7 +103,7 @@ static int string_array(struct parse *p, const json_t *v, const char *field, siz
     *items = cb_xcalloc(len + 1, sizeof(char *));
     *n = len;
     for (size_t i = 0; i < len; i++) {
-        const char *s = plain_string(json_array_get(v, i));
+        const char *s = cb_json_plain_string(json_array_get(v, i));
         if (s == NULL)
             return cb_error_set(p->err, -EBADMSG,
                                 "%s[%zu]: expected a string without NUL "
@@ -213,7 +205,7 @@ static int env(struct parse *p, const json_t *v)
     const json_t *val;
     json_object_foreach((json_t *)v, key, val)
     {
-        const char *s = plain_string(val);
+        const char *s = cb_json_plain_string(val);
         if (s == NULL)
             return cb_error_set(p->err, -EBADMSG,
                                 "env.%s: expected a string without NUL "

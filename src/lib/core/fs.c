@@ -205,3 +205,9 @@ bool cb_path_clean_abs(const char *p)
         c += n + 1;
     }
 }
+
+bool cb_path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}

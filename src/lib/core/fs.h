@@ -53,5 +53,8 @@ int cb_rm_tree(const char *path);
  * component: a path that means what it says, for every path handed to a
  * container runtime. "/" is clean. */
 bool cb_path_clean_abs(const char *p);
+/* Whether path is dir or inside it, by text ("/a/bc" is not inside "/a/b");
+ * dir has no trailing '/'. */
+bool cb_path_under(const char *path, const char *dir);
 
 #endif

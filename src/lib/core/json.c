@@ -3,6 +3,7 @@
 #include "core/util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void cb_json_setup(void)
 {
@@ -25,4 +26,12 @@ char *cb_json_dump_or(const json_t *v, size_t flags, const char *fallback)
 {
     char *s = v != NULL ? json_dumps(v, flags) : NULL;
     return s != NULL ? s : cb_xstrdup(fallback);
+}
+
+const char *cb_json_plain_string(const json_t *v)
+{
+    if (!json_is_string(v))
+        return NULL;
+    const char *s = json_string_value(v);
+    return strlen(s) == json_string_length(v) ? s : NULL;
 }

@@ -16,6 +16,10 @@ void cb_json_setup(void);
  * NULL. */
 json_t *cb_json_text(const char *s, size_t n);
 
+/* The value of v when it is a string with no NUL inside (jansson allows
+ * "\u0000", which C string functions would cut at), else NULL. */
+const char *cb_json_plain_string(const json_t *v);
+
 /* json_dumps of v, or a copy of `fallback` when v is NULL or cannot be
  * encoded. Never NULL; the caller frees. */
 char *cb_json_dump_or(const json_t *v, size_t flags, const char *fallback);

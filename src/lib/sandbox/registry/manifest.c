@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/util.h"
 #include "proxy/allowlist.h"
 #include "sandbox/manifest.h"
@@ -47,12 +48,6 @@ static int wrong_type(struct cb_error *err, const char *field, const char *what)
     return cb_error_set(err, -EBADMSG, "field '%s' must be %s", field, what);
 }
 
-/* A JSON string without embedded NULs, so C string functions see all of it. */
-static bool plain_string(const json_t *v)
-{
-    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
 /* Reads an optional string member (null = absent) into *out (borrowed). */
 static int opt_string(const json_t *obj, const char *key, const char *field, const char *def,
                       const char **out, struct cb_error *err)
@@ -62,7 +57,7 @@ static int opt_string(const json_t *obj, const char *key, const char *field, con
         *out = def;
         return 0;
     }
-    if (!plain_string(v))
+    if (!cb_json_plain_string(v))
         return wrong_type(err, field, "a string");
     *out = json_string_value(v);
     return 0;
@@ -97,7 +92,7 @@ static int opt_strings(const json_t *obj, const char *key, const char *field, js
         goto bad;
     json_array_foreach(v, i, item)
     {
-        if (!plain_string(item))
+        if (!cb_json_plain_string(item))
             goto bad;
         json_array_append_new(*out,
                               json_stringn(json_string_value(item), json_string_length(item)));
@@ -250,7 +245,7 @@ static const json_t *allowlist_of(const json_t *m)
 static int check_values(const json_t *m, bool allow_wildcard_all, struct cb_error *err)
 {
     json_t *name = json_object_get(json_object_get(m, "tool"), "name");
-    if (!plain_string(name) || !cb_tool_name_valid(json_string_value(name)))
+    if (!cb_json_plain_string(name) || !cb_tool_name_valid(json_string_value(name)))
         return cb_error_set(err, -EINVAL,
                             "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only");
     size_t i;
