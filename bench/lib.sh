@@ -22,8 +22,26 @@ fail() {
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# server_config: picks $port, $token and $base and writes the
+# [server] table of $work/clawbox.toml (loopback, that port and token,
+# data_dir under $work); the caller appends the rest with >>, its own
+# [server] keys first.
+server_config() {
+  port=$(free_port)
+  token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  base="http://127.0.0.1:$port"
+  cat > "$work/clawbox.toml" <<TOML
+[server]
+host = "127.0.0.1"
+port = $port
+auth_token = "$token"
+data_dir = "$work/data"
+TOML
+}
+
 # start_server TOOL...: starts `clawbox serve` on $work/clawbox.toml and
-# waits until GET /tools/TOOL answers 200 for each tool (the first start
+# waits until it answers /health (up to 30 s), then until GET /tools/TOOL
+# answers 200 for each tool (the first start
 # compiles them; up to 90 s), and then, for a tool served from its quick
 # -O0 build, until its -O2 build is in (up to 10 minutes): a benchmark
 # measures the code users run after the first minute. Uses $BIN, $base and
@@ -33,6 +51,11 @@ start_server() {
   pids+=($!)
   server_pid=$!
   local tool code _
+  for _ in $(seq 300); do
+    kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"
+    curl -s -o /dev/null "$base/health" && break
+    sleep 0.1
+  done
   for tool in "$@"; do
     for _ in $(seq 900); do
       kill -0 "$server_pid" 2>/dev/null || fail "server exited during start"

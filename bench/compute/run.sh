@@ -44,15 +44,8 @@ cat > "$work/tools/compute.json" <<'JSON'
 }
 JSON
 
-port=$(free_port)
-token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-base="http://127.0.0.1:$port"
-cat > "$work/clawbox.toml" <<TOML
-[server]
-host = "127.0.0.1"
-port = $port
-auth_token = "$token"
-data_dir = "$work/data"
+server_config
+cat >> "$work/clawbox.toml" <<TOML
 [sandbox]
 tool_dir = "$work/tools"
 cache_dir = "$work/cache"

@@ -29,15 +29,8 @@ start_nginx "  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
   }"
 
-port=$(free_port)
-token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-base="http://127.0.0.1:$port"
-cat > "$work/clawbox.toml" <<TOML
-[server]
-host = "127.0.0.1"
-port = $port
-auth_token = "$token"
-data_dir = "$work/data"
+server_config
+cat >> "$work/clawbox.toml" <<TOML
 [containers]
 runtime = "$RUNTIME"
 max_containers = 16
@@ -57,10 +50,6 @@ CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/fixtures/ctprobe" CLAWBOX_E2E_IMAGES="$R
   python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
 ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
 start_server
-for _ in $(seq 300); do
-  curl -sf "$base/health" >/dev/null && break
-  sleep 0.1
-done
 chmod 711 "$work/data"
 # The bare runtime runs where crun works on a hybrid cgroup host: a private
 # mount namespace without /sys/fs/cgroup/unified, as the server's own.

@@ -23,17 +23,10 @@ BENCH=execute
 . "$ROOT/bench/lib.sh"
 
 
-port=$(free_port)
-token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-base="http://127.0.0.1:$port"
+server_config
 mkdir -p "$work/tools"
 cp "$TOOLS/echo.wasm" "$TOOLS/echo.json" "$work/tools/"
-cat > "$work/clawbox.toml" <<TOML
-[server]
-host = "127.0.0.1"
-port = $port
-auth_token = "$token"
-data_dir = "$work/data"
+cat >> "$work/clawbox.toml" <<TOML
 max_concurrent_executions = $CONC
 [sandbox]
 tool_dir = "$work/tools"

@@ -69,17 +69,10 @@ else
   audit_dir="$work/audit"
   audit_where="disk"
 fi
-port=$(free_port)
-token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-base="http://127.0.0.1:$port"
+server_config
 mkdir -p "$work/tools"
 cp "$TOOLS/echo.wasm" "$TOOLS/echo.json" "$TOOLS/http_request.wasm" "$TOOLS/http_request.json" "$work/tools/"
-cat > "$work/clawbox.toml" <<TOML
-[server]
-host = "127.0.0.1"
-port = $port
-auth_token = "$token"
-data_dir = "$work/data"
+cat >> "$work/clawbox.toml" <<TOML
 [sandbox]
 tool_dir = "$work/tools"
 cache_dir = "$work/cache"
