@@ -288,6 +288,28 @@ static void recursion_exhausts_stack(void **state)
     run_free(&r);
 }
 
+/* The quick tier's frames are larger (-O0, and clang where it runs): the
+ * call-depth limit must still trap before the native stack runs out. */
+static void recursion_exhausts_stack_in_a_quick_build(void **state)
+{
+    struct cb_compile_opts o = default_opts(cache_dir);
+    struct cb_error err = {0};
+    size_t len;
+    _cleanup_free_ uint8_t *wasm = read_wasm("recurse", &len);
+    _cleanup_free_ char *so = NULL;
+    struct run r;
+
+    (void)state;
+    o.quick = true;
+    if (cb_compile_module(wasm, len, &o, &so, &err) != 0)
+        fail_msg("compiling recurse quickly: %s", err.msg);
+    struct run_args a = {so, "", 0, FUEL_PLENTY, MAX_OUT};
+    run_args(&a, &r);
+    assert_int_equal(r.outcome.status, CB_TOOL_TRAP);
+    assert_non_null(strstr(r.outcome.message, "call stack exhausted"));
+    run_free(&r);
+}
+
 static void fuel_runs_out(void **state)
 {
     struct run r;
@@ -814,6 +836,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(unreachable_traps),
         cmocka_unit_test(out_of_bounds_traps_in_unexported_memory),
         cmocka_unit_test(recursion_exhausts_stack),
+        cmocka_unit_test(recursion_exhausts_stack_in_a_quick_build),
         cmocka_unit_test(fuel_runs_out),
         cmocka_unit_test(fuel_is_reported),
         cmocka_unit_test(missing_start),
