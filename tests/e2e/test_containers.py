@@ -7,6 +7,7 @@ once with crun and once with runc."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -690,6 +691,64 @@ class Follow(ContainerCase):
                            capture_output=True, text=True, env=self.server.env, timeout=30)
         self.assertEqual(p.returncode, 2)
         self.delete(cid)
+
+
+def monitors(server_pid):
+    """The pids of the server's per-container monitors: `clawbox
+    __container-monitor` processes forked by its monitor zygote (a child of
+    the server, with the same name). Other servers' are left alone."""
+    named = {}
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if argv[1:2] == [b"__container-monitor"]:
+            named[int(pid)] = ppid
+    zygotes = [pid for pid, ppid in named.items() if ppid == server_pid]
+    return [pid for pid, ppid in named.items() if ppid in zygotes]
+
+
+class StuckMonitor(ContainerCase):
+    """A DELETE whose container's monitor does not end within its wait
+    (10 s) is answered, and the container is out of sight; its slot and
+    files go when the monitor ends, not before (the slot was lost for good,
+    and the container freed under the watcher, before)."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    max_containers = 1
+
+    def test_delete_answered_and_slot_freed_when_the_monitor_ends(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        stopped = monitors(self.server.proc.pid)
+        self.assertEqual(len(stopped), 1, stopped)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            self.delete(cid)
+            self.assertGreater(time.time() - t0, 9)
+            self.assert_error(self.server.request("GET", f"/containers/{cid}"), 404, "not_found")
+            ids = [c["container_id"] for c in self.server.request("GET", "/containers").json()]
+            self.assertNotIn(cid, ids)
+            self.assertEqual(self.spawn(["/bin/true"]).status, 429)  # its slot is still held
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        deadline = time.time() + 20
+        while True:
+            r = self.spawn(["/bin/true"])
+            if r.status == 201 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertFalse(os.path.exists(os.path.join(self.server.dir, "data", "containers", cid)))
+        self.wait_end(r.json()["container_id"])
+        self.delete(r.json()["container_id"])
+        self.assert_healthy()
 
 
 class Restart(unittest.TestCase):

@@ -52,6 +52,10 @@ struct cb__ct {
     struct cb_ct_exit exit;
     bool exited;
     bool deleting;
+    /* Its DELETE was answered before its monitor ended (a monitor stuck
+     * past DELETE_WAIT_MS): it is out of sight (find, list), keeps its
+     * slot and its files, and gone() removes it when the monitor ends. */
+    bool abandoned;
     /* Its spawn's audit line or its end's record is being written outside
      * the lock: it is not freed, and nothing later of it is written, until
      * this is 0. */

@@ -294,7 +294,7 @@ void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *r
 static struct cb__ct *find(struct cb_ct_manager *m, const char *id)
 {
     for (struct cb__ct *c = m->list; c; c = c->next)
-        if (strcmp(c->id, id) == 0)
+        if (strcmp(c->id, id) == 0 && !c->abandoned)
             return c;
     return NULL;
 }
@@ -654,7 +654,8 @@ json_t *cb_ct_list(struct cb_ct_manager *m)
     json_t *a = json_array();
     pthread_mutex_lock(&m->lock);
     for (struct cb__ct *c = m->list; c; c = c->next)
-        json_array_append_new(a, cb__ct_info(c));
+        if (!c->abandoned)
+            json_array_append_new(a, cb__ct_info(c));
     pthread_mutex_unlock(&m->lock);
     return a;
 }
@@ -727,18 +728,34 @@ int cb_ct_delete(struct cb_ct_manager *m, const char *id, const char *request_id
     while ((c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0) &&
            pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
         ;
-    if (c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0)
-        cb_log(CB_LOG_ERROR, "container %s: its monitor has not ended after %d ms", c->id,
-               DELETE_WAIT_MS);
     cb__ct_wait_idle(m, c);
-    cb__ct_unwatch(m, c);
-    cb__ct_unlink(m, c);
+    /* A monitor still at work may yet run the runtime's delete in c's
+     * files, and its end is what frees c's slot: c is left to gone(),
+     * kept alive by busy while the answer is made. */
+    bool stuck = c->status == CB__CT_RUNNING || c->run.monitor_pidfd >= 0;
+    if (stuck) {
+        cb_log(CB_LOG_ERROR,
+               "container %s: its monitor has not ended after %d ms; it is removed when it ends",
+               c->id, DELETE_WAIT_MS);
+        c->abandoned = true;
+        c->busy++;
+    } else {
+        cb__ct_unwatch(m, c);
+        cb__ct_unlink(m, c);
+    }
     pthread_mutex_unlock(&m->lock);
     *result = json_pack("{s:s, s:s, s:o}", "container_id", c->id, "status", "killed", "output",
                         c->dir ? read_output(m, c->dir, 0) : json_null());
     cb__ct_audit(m, c, request_id, "delete");
-    cb__ct_remove_files(m, c);
     cb_metric_inc(m->m_total, (const char *[]){"killed"}, 1);
+    if (stuck) {
+        pthread_mutex_lock(&m->lock);
+        c->busy--;
+        pthread_cond_broadcast(&m->changed);
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    cb__ct_remove_files(m, c);
     cb__ct_free(c);
     return 0;
 }

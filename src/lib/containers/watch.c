@@ -135,7 +135,8 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
 
 /* The monitor has ended (it is not our child: nothing to reap): the
  * container is deleted and its place is free. A DELETE waiting for this
- * may free c as soon as the lock is let go. */
+ * may free c as soon as the lock is let go; one that gave up waiting left
+ * c to be removed here. */
 static void gone(struct cb_ct_manager *m, struct cb__ct *c)
 {
     pthread_mutex_lock(&m->lock);
@@ -146,8 +147,17 @@ static void gone(struct cb_ct_manager *m, struct cb__ct *c)
     pthread_mutex_lock(&m->lock);
     stop_watching(m, &c->run.monitor_pidfd);
     cb__ct_release(m, c);
+    bool drop = c->abandoned;
+    if (drop) {
+        cb__ct_wait_idle(m, c); /* the DELETE's answer is made */
+        cb__ct_unlink(m, c);
+    }
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
+    if (drop) {
+        cb__ct_remove_files(m, c);
+        cb__ct_free(c);
+    }
 }
 
 struct due {
