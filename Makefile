@@ -24,7 +24,9 @@ run: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) serve
 	@[ -f $(HOME_DIR)/config/clawbox.toml ] || $(CLAWBOX) init --dir $(HOME_DIR)
 	@mkdir -p $(HOME_DIR)/tools
-	@cp -n $(BUILD)/tools/wasm/*.wasm $(BUILD)/tools/wasm/*.json $(HOME_DIR)/tools/
+	@cp -n tools/prebuilt/*.wasm $(HOME_DIR)/tools/
+	@for m in tools/*/manifest.json; do \
+	  n=$${m#tools/}; cp -n $$m $(HOME_DIR)/tools/$${n%/manifest.json}.json; done
 	@$(MAKE) --no-print-directory default-image
 	@echo "clawbox: starting; its 'listening' line gives the URL (auth token in $(HOME_DIR)/token)"
 	@echo "clawbox: export CLAWBOX_AUTH_TOKEN=\"\$$(cat $(HOME_DIR)/token)\""
