@@ -305,7 +305,10 @@ static void remove_probe_bundle(const char *dir)
 static int probe(const struct cb_ct_runtime *rt, struct cb_error *err)
 {
     unsigned char rnd[6];
-    char hex[sizeof(rnd) * 2 + 1], dir[] = "/tmp/clawbox-probe-XXXXXX";
+    char hex[sizeof(rnd) * 2 + 1];
+    const char *tmp = getenv("TMPDIR");
+    _cleanup_free_ char *dir =
+        cb_xasprintf("%s/clawbox-probe-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
     if (cb_random_bytes(rnd, sizeof(rnd)) < 0 || mkdtemp(dir) == NULL)
         return cb_error_set(err, -errno, "making the probe bundle: %s", strerror(errno));
     cb_hex_encode(rnd, sizeof(rnd), hex);
