@@ -7,7 +7,8 @@ the upstreams and passes their addresses). Prints, in one run:
   b. spawns per second with 8 concurrent clients (spawn, wait, delete);
   c. the server's RSS per running container;
   d. a GET through a container's proxy socket against the same GET through
-     nginx as a plain reverse proxy (keep-alive) to the same upstream.
+     nginx as a plain reverse proxy (keep-alive) to the same upstream, and
+     an audit line's fdatasync alone on the audit log's file system.
 Targets: a. completed <= 1.2x bare; d. <= 1.5x nginx.
 PARTS=d (any of the letters abcd) runs only those parts; ND=300 sets the
 number of GETs of part d on each side."""
@@ -229,6 +230,28 @@ def part_d(n=ND):
           f"(proxy_pass, keep-alive) {mb:.0f} us, median of {len(a)}; the upstream "
           f"directly (no proxy, for scale) {mc:.0f} us")
     print(f"   ratio socket/nginx: {ma / mb:.2f}x (target <= 1.5x)")
+    # Each proxied request's audit line is on disk before its answer
+    # (fdatasync): that alone, on the audit log's file system, against the
+    # whole headroom the target leaves over nginx.
+    ms = fdatasync_us(os.path.dirname(DATA), n)
+    print(f"   one audit line's append + fdatasync here alone: {ms:.0f} us median; the target "
+          f"leaves {0.5 * mb:.0f} us over nginx")
+
+
+def fdatasync_us(directory, n):
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 448 + b"\n")
+            os.fdatasync(fd)
+            out.append((time.perf_counter() - t0) * 1e6)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(out)
 
 
 if __name__ == "__main__":
