@@ -194,10 +194,13 @@ int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, st
     return 0;
 }
 
+static void syncer_stop(struct cb_audit *a);
+
 void cb_audit_close(struct cb_audit *a)
 {
     if (a == NULL)
         return;
+    syncer_stop(a);
     if (a->fd >= 0) {
         fdatasync(a->fd);
         close(a->fd);
@@ -412,13 +415,71 @@ static int sync_until(struct cb_audit *a, uint64_t number, struct cb_error *err)
     return 0;
 }
 
-int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struct cb_error *err)
+static int write_one(struct cb_audit *a, const struct cb_audit_record *rec, uint64_t *number,
+                     struct cb_error *err)
 {
     char *line = cb_xmalloc(CB_AUDIT_MAX_LINE + 2);
-    uint64_t number = 0;
     pthread_mutex_lock(&a->mu);
-    int r = append_locked(a, rec, line, &number, err);
+    int r = append_locked(a, rec, line, number, err);
     pthread_mutex_unlock(&a->mu);
     free(line);
+    return r;
+}
+
+int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struct cb_error *err)
+{
+    uint64_t number = 0;
+    int r = write_one(a, rec, &number, err);
     return r < 0 ? r : sync_until(a, number, err);
+}
+
+/* The background syncer: one fdatasync (with the group commit of
+ * lead_sync) whenever lines are waiting for one, until the log closes or
+ * a sync failed. */
+static void *syncer(void *arg)
+{
+    struct cb_audit *a = arg;
+    pthread_mutex_lock(&a->sync_mu);
+    while (!a->syncer_stop) {
+        if (a->sync_err == 0 && a->synced < a->sync_wanted && !a->syncing)
+            lead_sync(a);
+        else
+            pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+    }
+    pthread_mutex_unlock(&a->sync_mu);
+    return NULL;
+}
+
+static void syncer_stop(struct cb_audit *a)
+{
+    pthread_mutex_lock(&a->sync_mu);
+    bool started = a->syncer_started;
+    a->syncer_stop = true;
+    pthread_cond_broadcast(&a->sync_cv);
+    pthread_mutex_unlock(&a->sync_mu);
+    if (started)
+        pthread_join(a->syncer, NULL);
+}
+
+int cb_audit_append_written(struct cb_audit *a, const struct cb_audit_record *rec,
+                            struct cb_error *err)
+{
+    uint64_t number = 0;
+    int r = write_one(a, rec, &number, err);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&a->sync_mu);
+    r = a->sync_err;
+    if (number > a->sync_wanted)
+        a->sync_wanted = number;
+    if (r == 0 && !a->syncer_started) {
+        /* Without the thread, the line is synced here, as by append. */
+        a->syncer_started = pthread_create(&a->syncer, NULL, syncer, a) == 0;
+    }
+    pthread_cond_broadcast(&a->sync_cv);
+    bool started = a->syncer_started;
+    pthread_mutex_unlock(&a->sync_mu);
+    if (r < 0)
+        return cb_error_set(err, r, "audit log: an earlier sync failed: %s", strerror(-r));
+    return started ? 0 : sync_until(a, number, err);
 }

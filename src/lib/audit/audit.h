@@ -33,7 +33,8 @@
  * cb_audit_append returns only after fdatasync covered it, so an
  * acknowledged line survives kill -9 and power loss. Concurrent appenders
  * share fdatasync calls (group commit): a sync started after a line was
- * written covers it.
+ * written covers it. cb_audit_append_written returns once the line is
+ * written, with its sync started in the background.
  *
  * Rotation: when a line would take audit.jsonl past max_file_bytes, the file
  * is renamed to audit.<seq>.jsonl (seq = 1, 2, ... zero-padded, so names
@@ -136,6 +137,17 @@ void cb_audit_close(struct cb_audit *log);
  * after a failed fdatasync the kernel may have dropped the data, so nothing
  * appended later could be trusted to follow it. */
 int cb_audit_append(struct cb_audit *log, const struct cb_audit_record *rec, struct cb_error *err);
+
+/* Appends one line and returns once it is written, not waiting for its
+ * fdatasync: a background thread starts one at once (group-committed with
+ * other appenders). The line survives the process's crash or kill -9 as
+ * soon as this returns, and power loss once that sync is done (about one
+ * fdatasync later). A failed sync fails the log as with cb_audit_append,
+ * and this and every later append report it. For lines whose caller's
+ * answer must not wait for the disk (proxied requests, see
+ * [logging] proxy_audit_sync). */
+int cb_audit_append_written(struct cb_audit *log, const struct cb_audit_record *rec,
+                            struct cb_error *err);
 
 const char *cb__audit_kind_name(enum cb_audit_kind kind);
 

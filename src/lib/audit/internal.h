@@ -54,6 +54,11 @@ struct cb_audit {
     bool syncing;
     uint64_t synced; /* all lines up to this number are durable */
     int sync_err;    /* sticky: once set, no line is acknowledged again */
+    /* The background syncer (cb_audit_append_written), started with the
+     * first line it is asked to make durable. */
+    pthread_t syncer;
+    bool syncer_started, syncer_stop;
+    uint64_t sync_wanted; /* lines up to this number are to be synced */
 };
 
 /* Formats, rotates if needed and writes one line after catching up with

@@ -79,6 +79,7 @@ struct cb_config {
         char *level;
         char *audit_dir;
         uint64_t audit_max_file_bytes;
+        char *proxy_audit_sync; /* "background" | "before_response" */
     } logging;
     struct {
         uint64_t max_containers;

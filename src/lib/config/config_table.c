@@ -116,6 +116,11 @@ const struct cb__opt cb__config_opts[] = {
      "Directory of the audit log."},
     {"logging", "audit_max_file_bytes", CB__OPT_UINT, "10485760", 4096, 1024 * MIB, NULL,
      OFF(logging.audit_max_file_bytes), NULL, "(clawbox) Audit file size that triggers rotation."},
+    {"logging", "proxy_audit_sync", CB__OPT_ENUM, "background", 0, 0, NULL,
+     OFF(logging.proxy_audit_sync), "background|before_response",
+     "(clawbox) When a proxied request's audit line reaches stable storage: `background` "
+     "(written before the response, so it survives a crash or kill of the server; its "
+     "fdatasync starts at once and ends about one sync later) or `before_response`."},
 
     {"containers", "max_containers", CB__OPT_UINT, "10", 0, 10000, NULL,
      OFF(containers.max_containers), NULL,

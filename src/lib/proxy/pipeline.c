@@ -366,7 +366,9 @@ static void audit(struct cb_proxy *p, struct req *q, const char *decision, const
         .leak_detected = strcmp(decision, "leak_blocked") == 0,
     };
     struct cb_error e = {0};
-    if (cb_audit_append(p->audit, &rec, &e) < 0)
+    /* Written before the answer either way; see [logging] proxy_audit_sync. */
+    bool wait = strcmp(p->cfg->logging.proxy_audit_sync, "before_response") == 0;
+    if ((wait ? cb_audit_append : cb_audit_append_written)(p->audit, &rec, &e) < 0)
         cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
 }
 

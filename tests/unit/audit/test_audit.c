@@ -1136,7 +1136,9 @@ static void test_threads(void **state)
 /* The child appends n lines and SIGKILLs itself the moment the n-th
  * append returns: nothing after the return (no close, no exit handlers)
  * gets a chance to flush anything. */
-static void child_append_then_die(const char *dir, int n, int ack_fd)
+typedef int append_fn(struct cb_audit *, const struct cb_audit_record *, struct cb_error *);
+
+static void child_append_then_die_with(append_fn *append, const char *dir, int n, int ack_fd)
 {
     struct cb_audit *a = NULL;
     struct cb_audit_options o = {dir, 8192};
@@ -1146,7 +1148,7 @@ static void child_append_then_die(const char *dir, int n, int ack_fd)
     for (int i = 0; i < n || n < 0; i++) {
         snprintf(id, sizeof(id), "kill-%d", i);
         struct cb_audit_record r = rec(id);
-        if (cb_audit_append(a, &r, NULL) != 0)
+        if (append(a, &r, NULL) != 0)
             _exit(4);
         if (ack_fd >= 0 && write(ack_fd, &i, sizeof(i)) != sizeof(i))
             _exit(5);
@@ -1154,6 +1156,11 @@ static void child_append_then_die(const char *dir, int n, int ack_fd)
             raise(SIGKILL);
     }
     _exit(6);
+}
+
+static void child_append_then_die(const char *dir, int n, int ack_fd)
+{
+    child_append_then_die_with(cb_audit_append, dir, n, ack_fd);
 }
 
 static int count_ids(const char *line, size_t len, void *ctx)
@@ -1225,6 +1232,63 @@ static void test_kill9_after_ack(void **state)
     assert_int_equal(cb_audit_tail(f->dir, 1000, count_ids, seen, NULL), 0);
     for (int i = 0; i < 40; i++)
         assert_int_equal(seen[i], 3);
+}
+
+/* A line appended without waiting for its sync is written when the call
+ * returns: a kill -9 right after loses none. */
+static void test_kill9_after_written(void **state)
+{
+    struct fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_append_then_die_with(cb_audit_append_written, f->dir, 40, -1);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    verify_ok(f->dir, 40);
+}
+
+struct written_args {
+    struct cb_audit *a;
+    int from;
+};
+
+static void *append_written_25(void *arg)
+{
+    struct written_args *w = arg;
+    char id[32];
+    for (int i = w->from; i < w->from + 25; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        struct cb_audit_record r = rec(id);
+        struct cb_error err = {0};
+        if (cb_audit_append_written(w->a, &r, &err) != 0)
+            fail_msg("append_written: %s", err.msg);
+    }
+    return NULL;
+}
+
+/* Lines appended without waiting are synced by the background thread,
+ * with the log still open: the anchor, stored only for a head a sync made
+ * durable, reaches the last of them. */
+static void test_written_lines_are_synced_in_the_background(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_anchored(f, 0);
+    pthread_t t[4];
+    struct written_args w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct written_args){a, i * 25};
+        assert_int_equal(pthread_create(&t[i], NULL, append_written_25, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    struct cb_state_anchor st = {0};
+    for (int i = 0; i < 500 && !(stored_anchor(f, &st) && st.lines == 100); i++)
+        usleep(10000);
+    assert_int_equal(st.lines, 100);
+    cb_audit_close(a);
+    verify_ok(f->dir, 100);
 }
 
 /* The parent kills the child at an arbitrary moment: every line it had
@@ -1438,6 +1502,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processes_append_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_after_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_written_lines_are_synced_in_the_background, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_short_write_is_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_across_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
