@@ -230,12 +230,12 @@ def part_d(n=ND):
           f"(proxy_pass, keep-alive) {mb:.0f} us, median of {len(a)}; the upstream "
           f"directly (no proxy, for scale) {mc:.0f} us")
     print(f"   ratio socket/nginx: {ma / mb:.2f}x (target <= 1.5x)")
-    # Each proxied request's audit line is on disk before its answer
-    # (fdatasync): that alone, on the audit log's file system, against the
-    # whole headroom the target leaves over nginx.
+    # With [logging] proxy_audit_sync = "before_response" each answer
+    # waits for its audit line's fdatasync: that alone, on the audit log's
+    # file system, against the whole headroom the target leaves over nginx.
     ms = fdatasync_us(os.path.dirname(DATA), n)
-    print(f"   one audit line's append + fdatasync here alone: {ms:.0f} us median; the target "
-          f"leaves {0.5 * mb:.0f} us over nginx")
+    print(f"   one audit line's append + fdatasync here alone: {ms:.0f} us median (off the "
+          f"answer's path by default); the target leaves {0.5 * mb:.0f} us over nginx")
 
 
 def fdatasync_us(directory, n):
