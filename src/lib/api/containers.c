@@ -30,6 +30,9 @@ static void failed(struct cb_http_response *res, int rc, const struct cb_error *
     case -ENOENT:
         cb_http_respond_error(res, 404, "not_found", "%s", err->msg);
         break;
+    case -ESRCH:
+        cb_http_respond_error(res, 409, "conflict", "%s", err->msg);
+        break;
     default:
         cb_http_respond_error(res, 500, "container_error", "%s", err->msg);
         break;
@@ -152,4 +155,16 @@ void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_respons
     res->content_type = "text/plain; charset=utf-8";
     res->body = text;
     res->body_len = strlen(text);
+}
+
+void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc =
+        cb_ct_exec(manager(req), cb_http_param(req, "id"), req->json, req->request_id, &out, &err);
+    if (rc < 0)
+        failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, 200, out);
 }

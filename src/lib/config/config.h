@@ -95,6 +95,9 @@ struct cb_config {
         uint64_t max_cpu_percent;
         uint64_t max_pids;
         uint64_t max_output_bytes;
+        uint64_t default_exec_timeout_ms;
+        uint64_t max_execs_per_container;
+        uint64_t max_exec_output_bytes;
         uint64_t tmp_size_mb;
         uint64_t userns_base;
         uint64_t retention_ms;

@@ -158,6 +158,17 @@ const struct cb__opt cb__config_opts[] = {
      OFF(containers.max_output_bytes), NULL,
      "(clawbox) Bytes of stdout and stderr kept per container; the rest is dropped and "
      "counted."},
+    {"containers", "default_exec_timeout_ms", CB__OPT_UINT, "60000", 1, UINT64_MAX, NULL,
+     OFF(containers.default_exec_timeout_ms), NULL,
+     "(clawbox) Time an exec whose request sets no `timeout_ms` may run (capped by "
+     "`max_timeout_ms`)."},
+    {"containers", "max_execs_per_container", CB__OPT_UINT, "4", 1, 256, NULL,
+     OFF(containers.max_execs_per_container), NULL,
+     "(clawbox) Execs running at once in one container; more are refused with 429."},
+    {"containers", "max_exec_output_bytes", CB__OPT_UINT, "1048576", 1024, 64 * MIB, NULL,
+     OFF(containers.max_exec_output_bytes), NULL,
+     "(clawbox) Bytes of stdout and of stderr kept per exec; the rest is dropped and the "
+     "answer says `truncated`."},
     {"containers", "tmp_size_mb", CB__OPT_UINT, "256", 1, 1048576, NULL,
      OFF(containers.tmp_size_mb), NULL, "(clawbox) Size of a container's tmpfs `/tmp`."},
     {"containers", "userns_base", CB__OPT_UINT, "1000000000", 65536, 3000000000ULL, NULL,

@@ -31,6 +31,12 @@ struct cb_ct_backend {
     /* Calls cb for every container this server owns; a non-zero return
      * stops the walk and is returned. */
     int (*list)(void *impl, int (*cb)(const char *id, void *ud), void *ud, struct cb_error *err);
+    /* Fills argv (NULL-terminated, at most cap entries; the strings are
+     * the backend's or the caller's) with the command that runs the
+     * process spec at process_path in container id, attached, writing the
+     * process's pid to pid_path. */
+    int (*exec_argv)(void *impl, const char *id, const char *process_path, const char *pid_path,
+                     char **argv, size_t cap);
     void (*free)(void *impl);
 };
 

@@ -3,7 +3,9 @@
 #include "containers/backend.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
 
@@ -34,6 +36,19 @@ static int list(void *impl, int (*cb)(const char *id, void *ud), void *ud, struc
     return cb_ct_runtime_list(impl, cb, ud, err);
 }
 
+static int exec_argv(void *impl, const char *id, const char *process_path, const char *pid_path,
+                     char **argv, size_t cap)
+{
+    struct cb_ct_runtime *rt = impl;
+    char *const v[] = {
+        rt->path,     "--root",         rt->root,   "exec", "--process", (char *)process_path,
+        "--pid-file", (char *)pid_path, (char *)id, NULL};
+    if (cap < CB_ARRAY_LEN(v))
+        return -E2BIG;
+    memcpy(argv, v, sizeof(v));
+    return 0;
+}
+
 int cb_ct_backend_oci(const char *want, const char *root, struct cb_ct_backend *out,
                       struct cb_error *err)
 {
@@ -50,6 +65,7 @@ int cb_ct_backend_oci(const char *want, const char *root, struct cb_ct_backend *
         .kill = kill_ct,
         .remove = remove_ct,
         .list = list,
+        .exec_argv = exec_argv,
         .free = free,
     };
     snprintf(out->label, sizeof(out->label), "%s %s", rt->name, rt->version);

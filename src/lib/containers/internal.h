@@ -56,6 +56,7 @@ struct cb__ct {
      * past DELETE_WAIT_MS): it is out of sight (find, list), keeps its
      * slot and its files, and gone() removes it when the monitor ends. */
     bool abandoned;
+    int execs; /* running execs (exec.c) */
     /* Its spawn's audit line or its end's record is being written outside
      * the lock: it is not freed, and nothing later of it is written, until
      * this is 0. */
@@ -148,5 +149,12 @@ void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
 void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
                   const char *method);
+/* An exec's place in running container id (at most
+ * max_execs_per_container at once): its directory (a copy) in *dir, its
+ * init's pid in *init_pid. -ENOENT
+ * (no such container), -ESRCH (it is not running) or -EAGAIN (at the cap). */
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
+                      struct cb_error *err);
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
 
 #endif

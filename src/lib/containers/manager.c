@@ -647,6 +647,41 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
     return r;
 }
 
+/* ---- exec ---- */
+
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
+                      struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    int rc = 0;
+    if (c == NULL || c->deleting)
+        rc = cb_error_set(err, -ENOENT, "container not found: %s", id);
+    else if (c->status != CB__CT_RUNNING || c->dir == NULL)
+        rc = cb_error_set(err, -ESRCH, "container %s is not running (%s)", id,
+                          cb__ct_status_name(c->status));
+    else if ((uint64_t)c->execs >= m->cfg->containers.max_execs_per_container)
+        rc = cb_error_set(err, -EAGAIN,
+                          "container %s already runs %d execs (containers.max_execs_per_container)",
+                          id, c->execs);
+    if (rc == 0) {
+        c->execs++;
+        *dir = cb_xstrdup(c->dir);
+        *init_pid = c->run.init_pid;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        if (strcmp(c->id, id) == 0 && c->execs > 0)
+            c->execs--;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- list, get, delete, logs ---- */
 
 json_t *cb_ct_list(struct cb_ct_manager *m)

@@ -79,4 +79,11 @@ int cb_ct_logs_follow(struct cb_ct_manager *m, const char *id, size_t tail,
 int cb_ct_follow_read(struct cb_ct_follow *f, char *out, size_t room, size_t *n);
 void cb_ct_follow_free(struct cb_ct_follow *f);
 
+/* POST /containers/{id}/exec (exec.c): runs body's command in the running
+ * container and answers {stdout, stderr, exit_code, duration_ms, truncated,
+ * timed_out}, the output redacted. -ESRCH when the container is not
+ * running (HTTP 409), -EAGAIN at max_execs_per_container. */
+int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
+               json_t **result, struct cb_error *err);
+
 #endif

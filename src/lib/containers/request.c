@@ -189,7 +189,8 @@ static int capabilities(struct parse *p, const json_t *caps)
     return resources(p, caps ? json_object_get(caps, "resources") : NULL);
 }
 
-static int env(struct parse *p, const json_t *v)
+static int env(struct parse *p, const json_t *v, const char ***keys, const char ***values,
+               size_t *n_env)
 {
     if (v == NULL || json_is_null(v))
         return 0;
@@ -198,9 +199,8 @@ static int env(struct parse *p, const json_t *v)
     size_t n = json_object_size(v);
     if (n > CB_CT_ENV_MAX)
         return cb_error_set(p->err, -EINVAL, "env: more than %d variables", CB_CT_ENV_MAX);
-    struct cb_ct_request *r = p->out;
-    r->env_keys = cb_xcalloc(n + 1, sizeof(char *));
-    r->env_values = cb_xcalloc(n + 1, sizeof(char *));
+    *keys = cb_xcalloc(n + 1, sizeof(char *));
+    *values = cb_xcalloc(n + 1, sizeof(char *));
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)v, key, val)
@@ -213,8 +213,8 @@ static int env(struct parse *p, const json_t *v)
                                 key);
         if (count_bytes(p, "env", key) < 0 || count_bytes(p, "env", s) < 0)
             return -EINVAL;
-        r->env_keys[r->n_env] = key;
-        r->env_values[r->n_env++] = s;
+        (*keys)[*n_env] = key;
+        (*values)[(*n_env)++] = s;
     }
     return 0;
 }
@@ -244,7 +244,7 @@ static int parse(struct parse *p, const json_t *body)
     if (rc == 0)
         rc = capabilities(p, json_object_get(body, "capabilities"));
     if (rc == 0)
-        rc = env(p, json_object_get(body, "env"));
+        rc = env(p, json_object_get(body, "env"), &r->env_keys, &r->env_values, &r->n_env);
     const json_t *cmd = json_object_get(body, "command");
     if (rc == 0 && cmd != NULL && !json_is_null(cmd))
         rc = string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command, &r->n_command);
@@ -271,6 +271,69 @@ int cb_ct_request_parse(const json_t *body, const struct cb_config *cfg, struct 
 void cb_ct_request_clear(struct cb_ct_request *r)
 {
     free(r->credentials);
+    free(r->command);
+    free(r->env_keys);
+    free(r->env_values);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- POST /containers/{id}/exec ---- */
+
+static int exec_parse(struct parse *p, const json_t *body, struct cb_ct_exec_request *r)
+{
+    const struct cb_config *c = p->cfg;
+    if (!json_is_object(body))
+        return cb_error_set(p->err, -EBADMSG, "the body must be a JSON object");
+    const json_t *cmd = json_object_get(body, "command");
+    if (cmd == NULL || json_is_null(cmd))
+        return cb_error_set(p->err, -EBADMSG, "command: missing field");
+    int rc = string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command, &r->n_command);
+    if (rc == 0 && r->n_command == 0)
+        rc = cb_error_set(p->err, -EINVAL, "command: must not be empty");
+    if (rc == 0)
+        rc = env(p, json_object_get(body, "env"), &r->env_keys, &r->env_values, &r->n_env);
+    if (rc == 0)
+        rc = opt_string(p, body, "cwd", CB_CT_CWD_MAX, &r->cwd);
+    if (rc == 0 && r->cwd != NULL && r->cwd[0] != '/')
+        rc = cb_error_set(p->err, -EINVAL, "cwd: must be an absolute path");
+    const json_t *in = json_object_get(body, "stdin");
+    if (rc == 0 && in != NULL && !json_is_null(in)) {
+        if (!json_is_string(in))
+            rc = shape(p, "stdin", "a string");
+        else if (json_string_length(in) > CB_CT_STDIN_MAX)
+            rc = cb_error_set(p->err, -EINVAL, "stdin: longer than %d bytes", CB_CT_STDIN_MAX);
+        else {
+            r->stdin_data = json_string_value(in);
+            r->stdin_len = json_string_length(in);
+        }
+    }
+    r->timeout_ms = c->containers.default_exec_timeout_ms;
+    const json_t *t = json_object_get(body, "timeout_ms");
+    if (rc == 0 && t != NULL && !json_is_null(t)) {
+        if (!json_is_integer(t) || json_integer_value(t) < 1)
+            rc = cb_error_set(p->err, json_is_integer(t) ? -EINVAL : -EBADMSG,
+                              "timeout_ms: expected an integer of at least 1");
+        else
+            r->timeout_ms = (uint64_t)json_integer_value(t);
+    }
+    if (r->timeout_ms > c->containers.max_timeout_ms)
+        r->timeout_ms = c->containers.max_timeout_ms;
+    return rc;
+}
+
+int cb_ct_exec_request_parse(const json_t *body, const struct cb_config *cfg,
+                             struct cb_ct_exec_request *out, struct cb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct parse p = {.cfg = cfg, .err = err};
+    int rc = exec_parse(&p, body, out);
+    if (rc < 0)
+        cb_ct_exec_request_clear(out);
+    return rc;
+}
+
+void cb_ct_exec_request_clear(struct cb_ct_exec_request *r)
+{
     free(r->command);
     free(r->env_keys);
     free(r->env_values);

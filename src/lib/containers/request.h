@@ -45,6 +45,28 @@ int cb_ct_request_parse(const json_t *body, const struct cb_config *cfg, struct 
                         struct cb_error *err);
 void cb_ct_request_clear(struct cb_ct_request *r);
 
+/* The body of POST /containers/{id}/exec. */
+#define CB_CT_CWD_MAX   4096
+#define CB_CT_STDIN_MAX (1024 * 1024)
+
+struct cb_ct_exec_request {
+    /* Strings point into the request's JSON, which must outlive this. */
+    const char **command;
+    size_t n_command;
+    const char **env_keys, **env_values; /* on top of the container's */
+    size_t n_env;
+    const char *cwd; /* NULL: the container's */
+    const char *stdin_data;
+    size_t stdin_len;
+    uint64_t timeout_ms; /* [containers] default_exec_timeout_ms, capped by max_timeout_ms */
+};
+
+/* Parses and checks `body`, as cb_ct_request_parse. On success free the
+ * arrays with cb_ct_exec_request_clear. */
+int cb_ct_exec_request_parse(const json_t *body, const struct cb_config *cfg,
+                             struct cb_ct_exec_request *out, struct cb_error *err);
+void cb_ct_exec_request_clear(struct cb_ct_exec_request *r);
+
 /* A policy name as the reference reads it: any case, '-' for '_', and the
  * aliases "wasm", "wasmonly", "direct", "containerdirect". -EINVAL when
  * unknown. */

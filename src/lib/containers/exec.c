@@ -1,0 +1,465 @@
+/* POST /containers/{id}/exec: a process run inside a running container
+ * by the runtime's own exec (`RUNTIME exec --process P.json ID`), with the
+ * process spec of the container's bundle (its user, capabilities, rlimits,
+ * no_new_privileges and environment) and the request's command, cwd and
+ * env on top; the runtime puts it into the container's namespaces, cgroup
+ * and seccomp filter.
+ *
+ * Ending it: crun makes the exec'd process lead a session of its own and
+ * runc leaves it in the runtime's, which clawbox starts as a new session;
+ * so every process the exec started shares one session that holds nothing
+ * else. At the exec's end, its timeout or its failure, every process of
+ * that session is killed (found through /proc, as the host sees them): a
+ * background `sleep &` dies with the exec. A process that made a session
+ * of its own escapes; the container's pids limit bounds it, and it dies
+ * with the container. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "containers/bundle.h"
+#include "containers/internal.h"
+#include "containers/request.h"
+#include "containers/runtime_internal.h"
+#include "core/buf.h"
+#include "core/file.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+
+/* After the runtime ended (and the session was killed), how long the
+ * output may take to reach its end of file. */
+#define DRAIN_MS 2000
+/* Rounds of the session kill: each kills what it finds, until a round
+ * finds nothing (a process forking while it is killed shows up in the
+ * next). */
+#define KILL_ROUNDS 50
+#define SPEC_MAX    (1024 * 1024)
+
+/* ---- the exec's processes ---- */
+
+/* Field `index` (0-based, after the command's closing parenthesis:
+ * 0 state, 1 ppid, 2 pgrp, 3 session) of /proc/<pid>/stat, or -1; the
+ * state as a letter in *state when not NULL. */
+static long long stat_field(pid_t pid, int index, char *state)
+{
+    char path[48], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0')
+        return -1;
+    if (state != NULL)
+        *state = p[2];
+    for (int i = -1; i < index; i++)
+        if ((p = strchr(p + 1, ' ')) == NULL)
+            return -1;
+    const char *start = p + 1, *end = strchr(start, ' ');
+    uint64_t v;
+    if (end == NULL || cb_parse_u64(start, (size_t)(end - start), &v) < 0 || v > INT32_MAX)
+        return -1;
+    return (long long)v;
+}
+
+/* The inode of pid's PID namespace, or 0. */
+static ino_t pid_ns(pid_t pid)
+{
+    char path[48];
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Kills every live process of the container's PID namespace (ns) whose
+ * session is one of sids[0..n): the exec's session, whichever runtime
+ * made it. Repeated until a round finds none, as a process forking while
+ * it is killed shows up in the next. */
+static void kill_sessions(ino_t ns, const pid_t *sids, size_t n)
+{
+    for (int round = 0; ns != 0 && round < KILL_ROUNDS; round++) {
+        DIR *d = opendir("/proc");
+        if (d == NULL)
+            return;
+        size_t found = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            uint64_t pid;
+            char state = 0;
+            if (cb_parse_u64(e->d_name, strlen(e->d_name), &pid) < 0 || pid > INT32_MAX)
+                continue;
+            long long sid = stat_field((pid_t)pid, 3, &state);
+            bool ours = false;
+            for (size_t i = 0; i < n && !ours; i++)
+                ours = sids[i] > 1 && sid == sids[i];
+            if (!ours || state == 'Z' || state == 'X' || pid_ns((pid_t)pid) != ns)
+                continue;
+            if (kill((pid_t)pid, SIGKILL) == 0)
+                found++;
+        }
+        closedir(d);
+        if (found == 0)
+            return;
+        usleep(1000);
+    }
+}
+
+/* ---- the runtime's exec, and its output ---- */
+
+struct stream {
+    int fd;
+    struct cb_buf buf;
+};
+
+struct run {
+    pid_t rt;           /* the runtime's exec process, leading a session of its own */
+    int rt_fd, proc_fd; /* pidfds of the runtime and of the exec'd process */
+    int in;             /* -1 once all is sent */
+    struct stream out, err;
+    const char *stdin_data;
+    size_t stdin_len, sent;
+    bool truncated, timed_out, rt_done, proc_done;
+    int status;
+    const char *pid_file; /* where the runtime writes the exec'd process's pid */
+    pid_t proc;           /* the exec'd process, once known */
+    pid_t sid;            /* its session, read as soon as it is known */
+    ino_t ns;             /* the container's PID namespace */
+};
+
+/* The exec'd process, from the runtime's pid file, once it is there. */
+static void learn_proc(struct run *r)
+{
+    if (r->proc > 0)
+        return;
+    char buf[32];
+    int fd = open(r->pid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+    if (fd >= 0)
+        close(fd);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
+        n--;
+    uint64_t pid;
+    if (n <= 0 || cb_parse_u64(buf, (size_t)n, &pid) < 0 || pid <= 1 || pid > INT32_MAX)
+        return;
+    r->proc = (pid_t)pid;
+    r->proc_fd = (int)syscall(SYS_pidfd_open, r->proc, 0);
+    long long sid = stat_field(r->proc, 3, NULL);
+    r->sid = sid > 1 ? (pid_t)sid : r->proc;
+    if (r->proc_fd < 0 || sid < 0) /* it has ended already */
+        r->proc_done = true;
+}
+
+/* crun puts the exec'd process into a session of its own (led by a crun
+ * process that is gone by then); runc leaves it in the runtime's, which
+ * clawbox made a new one. */
+static void kill_exec(struct run *r)
+{
+    learn_proc(r);
+    pid_t sids[] = {r->sid, r->rt};
+    kill_sessions(r->ns, sids, CB_ARRAY_LEN(sids));
+}
+static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
+{
+    static char *const env[] = {CB__CT_PATH_ENV, NULL};
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
+    int rc = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+        pipe2(er, O_CLOEXEC) < 0)
+        rc = cb_error_set(err, -errno, "exec: pipes: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, er[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    int e = rc == 0 ? posix_spawn(&r->rt, argv[0], &fa, &at, argv, env) : 0;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc == 0 && e != 0)
+        rc = cb_error_set(err, -e, "exec: cannot run %s: %s", argv[0], strerror(e));
+    for (int *fd = (int[]){in[0], out[1], er[1]}, i = 0; i < 3; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    r->in = in[1];
+    r->out.fd = out[0];
+    r->err.fd = er[0];
+    r->rt_fd = rc == 0 ? (int)syscall(SYS_pidfd_open, r->rt, 0) : -1;
+    if (rc == 0 && r->rt_fd < 0) {
+        rc = cb_error_set(err, -errno, "exec: pidfd_open: %s", strerror(errno));
+        kill(r->rt, SIGKILL);
+        waitpid(r->rt, NULL, 0);
+    }
+    if (r->stdin_len == 0 && r->in >= 0) {
+        close(r->in);
+        r->in = -1;
+    }
+    return rc;
+}
+
+static void take(struct run *r, struct stream *s)
+{
+    char chunk[16384];
+    ssize_t n = read(s->fd, chunk, sizeof(chunk));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        close(s->fd);
+        s->fd = -1;
+        return;
+    }
+    if (cb_buf_append(&s->buf, chunk, (size_t)n) == 0)
+        return;
+    cb_buf_append(&s->buf, chunk, s->buf.max > s->buf.len ? s->buf.max - s->buf.len : 0);
+    r->truncated = true;
+}
+
+static void feed(struct run *r)
+{
+    ssize_t n =
+        send(r->in, r->stdin_data + r->sent, r->stdin_len - r->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+        r->sent += (size_t)n;
+    if (r->sent == r->stdin_len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(r->in);
+        r->in = -1;
+    }
+}
+
+/* The runtime ended (reaped): what is left of the exec is killed, so that
+ * the output ends too. */
+static void runtime_ended(struct run *r)
+{
+    while (waitpid(r->rt, &r->status, 0) < 0 && errno == EINTR)
+        ;
+    r->rt_done = true;
+    kill_exec(r);
+}
+
+/* The exec'd process ended: the processes it left behind are killed (runc
+ * waits for them, as their subreaper, before it ends). */
+static void proc_ended(struct run *r)
+{
+    r->proc_done = true;
+    kill_exec(r);
+}
+
+static void timed_out(struct run *r)
+{
+    r->timed_out = true;
+    kill_exec(r);
+    kill(r->rt, SIGKILL);
+    runtime_ended(r);
+}
+
+/* Until the runtime ended and the output reached its end (or DRAIN_MS
+ * after the runtime ended), feeding stdin; the deadline kills the exec.
+ * The pid file is looked at every millisecond until the exec'd process is
+ * known, so that its session is read while it lives. */
+static void pump(struct run *r, uint64_t deadline)
+{
+    uint64_t drain_until = UINT64_MAX;
+    while (r->out.fd >= 0 || r->err.fd >= 0 || !r->rt_done) {
+        if (!r->rt_done && cb_now_mono_ns() >= deadline)
+            timed_out(r);
+        if (r->rt_done && drain_until == UINT64_MAX)
+            drain_until = cb_now_mono_ns() + (uint64_t)DRAIN_MS * 1000000u;
+        if (r->rt_done && cb_now_mono_ns() >= drain_until)
+            break;
+        if (!r->rt_done)
+            learn_proc(r);
+        uint64_t until = r->rt_done ? drain_until : deadline, now = cb_now_mono_ns();
+        int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+        if (r->proc <= 0 && !r->rt_done && ms > 1)
+            ms = 1;
+        struct pollfd p[5] = {{r->out.fd, POLLIN, 0},
+                              {r->err.fd, POLLIN, 0},
+                              {r->in, POLLOUT, 0},
+                              {r->rt_done ? -1 : r->rt_fd, POLLIN, 0},
+                              {r->proc_done ? -1 : r->proc_fd, POLLIN, 0}};
+        if (poll(p, 5, ms) <= 0)
+            continue;
+        if (p[0].revents)
+            take(r, &r->out);
+        if (p[1].revents)
+            take(r, &r->err);
+        if (p[2].revents && r->in >= 0)
+            feed(r);
+        if (p[4].revents && !r->proc_done)
+            proc_ended(r);
+        if (p[3].revents && !r->rt_done)
+            runtime_ended(r);
+    }
+}
+
+static void run_close(struct run *r)
+{
+    for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd}, i = 0; i < 5; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    cb_buf_free(&r->out.buf);
+    cb_buf_free(&r->err.buf);
+}
+
+/* ---- the process spec ---- */
+
+/* The bundle's process with the request's command, cwd and env. */
+static int process_spec(const char *dir, const struct cb_ct_exec_request *q, char **out,
+                        struct cb_error *err)
+{
+    _cleanup_free_ char *path = cb_xasprintf("%s/bundle/config.json", dir);
+    struct cb_file f;
+    int rc = cb_file_load(&f, AT_FDCWD, path, SPEC_MAX, CB_FILE_NOFOLLOW, err);
+    json_t *cfg = rc == 0 ? json_loadb(f.buf.data, f.buf.len, 0, NULL) : NULL;
+    cb_file_close(&f);
+    json_t *proc = cfg ? json_object_get(cfg, "process") : NULL;
+    if (rc == 0 && !json_is_object(proc))
+        rc = cb_error_set(err, -EIO, "exec: the container's bundle has no process");
+    for (size_t i = 0; rc == 0 && i < q->n_env; i++)
+        rc = cb_ct_env_check(q->env_keys[i], err);
+    if (rc == 0) {
+        json_t *args = json_array();
+        for (size_t i = 0; i < q->n_command; i++)
+            json_array_append_new(args, json_string(q->command[i]));
+        json_object_set_new(proc, "args", args);
+        if (q->cwd != NULL)
+            json_object_set_new(proc, "cwd", json_string(q->cwd));
+        json_t *env = json_object_get(proc, "env");
+        if (!json_is_array(env))
+            json_object_set_new(proc, "env", env = json_array());
+        for (size_t i = 0; i < q->n_env; i++)
+            json_array_append_new(env, json_sprintf("%s=%s", q->env_keys[i], q->env_values[i]));
+        json_object_del(proc, "terminal");
+        json_object_del(proc, "consoleSize");
+        *out = json_dumps(proc, JSON_COMPACT);
+    }
+    json_decref(cfg);
+    return rc;
+}
+
+/* ---- the whole exec ---- */
+
+/* A new root-only file (no sync: it lives for the exec only). */
+static int write_new(const char *path, const char *text, struct cb_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : cb_write_all(fd, text, strlen(text));
+    if (fd >= 0)
+        close(fd);
+    return rc < 0 ? cb_error_set(err, rc, "exec: writing %s: %s", path, strerror(-rc)) : 0;
+}
+
+static void audit_exec(struct cb_ct_manager *m, const char *id, const char *request_id,
+                       const struct cb_ct_exec_request *q, const struct run *r, uint64_t ms)
+{
+    if (m->audit == NULL)
+        return;
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_CONTAINER,
+        .request_id = request_id,
+        .tool = id,
+        .method = "exec",
+        .url = q->command[0],
+        .decision = r->timed_out ? "timed_out" : "exited",
+        .status = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 0,
+        .bytes = r->out.buf.len + r->err.buf.len,
+        .duration_ms = ms,
+    };
+    struct cb_error err = {0};
+    if (cb_audit_append(m->audit, &rec, &err) < 0)
+        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
+}
+
+static int run_exec(struct cb_ct_manager *m, const char *id, const char *dir, pid_t init_pid,
+                    const struct cb_ct_exec_request *q, const char *request_id, json_t **result,
+                    struct cb_error *err)
+{
+    unsigned char rnd[8];
+    char name[sizeof(rnd) * 2 + 1];
+    if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
+        return cb_error_set(err, -EIO, "exec: no randomness");
+    cb_hex_encode(rnd, sizeof(rnd), name);
+    _cleanup_free_ char *spec_path = cb_xasprintf("%s/exec-%s.json", dir, name);
+    _cleanup_free_ char *pid_path = cb_xasprintf("%s/exec-%s.pid", dir, name);
+    _cleanup_free_ char *spec = NULL;
+    int rc = process_spec(dir, q, &spec, err);
+    if (rc == 0)
+        rc = write_new(spec_path, spec, err);
+    char *argv[16];
+    if (rc == 0 && m->be.exec_argv(m->be.impl, id, spec_path, pid_path, argv, 16) < 0)
+        rc = cb_error_set(err, -EIO, "exec: the runtime cannot exec");
+    struct run r = {.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
+    r.ns = pid_ns(init_pid);
+    r.stdin_data = q->stdin_data;
+    r.stdin_len = q->stdin_len;
+    r.pid_file = pid_path;
+    cb_buf_init(&r.out.buf, m->cfg->containers.max_exec_output_bytes);
+    cb_buf_init(&r.err.buf, m->cfg->containers.max_exec_output_bytes);
+    uint64_t start = cb_now_mono_ns();
+    if (rc == 0)
+        rc = spawn_runtime(&r, argv, err);
+    if (rc == 0)
+        pump(&r, start + q->timeout_ms * 1000000u);
+    uint64_t ms = (cb_now_mono_ns() - start) / 1000000u;
+    unlink(spec_path);
+    unlink(pid_path);
+    if (rc == 0) {
+        audit_exec(m, id, request_id, q, &r, ms);
+        json_t *code =
+            WIFEXITED(r.status) && !r.timed_out ? json_integer(WEXITSTATUS(r.status)) : json_null();
+        *result = json_pack("{s:o, s:o, s:o, s:I, s:b, s:b}", "stdout",
+                            cb__ct_redact_text(m, r.out.buf.data, r.out.buf.len), "stderr",
+                            cb__ct_redact_text(m, r.err.buf.data, r.err.buf.len), "exit_code", code,
+                            "duration_ms", (json_int_t)ms, "truncated", r.truncated, "timed_out",
+                            r.timed_out);
+    }
+    run_close(&r);
+    return rc;
+}
+
+int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
+               json_t **result, struct cb_error *err)
+{
+    struct cb_ct_exec_request q;
+    int rc = cb_ct_exec_request_parse(body, m->cfg, &q, err);
+    if (rc < 0)
+        return rc;
+    char *dir = NULL;
+    pid_t init_pid = 0;
+    rc = cb__ct_exec_enter(m, id, &dir, &init_pid, err);
+    if (rc == 0) {
+        rc = run_exec(m, id, dir, init_pid, &q, request_id, result, err);
+        cb__ct_exec_leave(m, id);
+    }
+    free(dir);
+    cb_ct_exec_request_clear(&q);
+    return rc;
+}
