@@ -1,0 +1,153 @@
+"""POST /containers/{id}/exec through the real server and both OCI
+runtimes: output apart and in order, exit codes, stdin, env and cwd, the
+container's user, the output cap, redaction, the timeout and the end of
+the command killing what it left running, the concurrency cap, every bad
+input, and the audit line."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import harness
+from test_containers import RUNTIMES, ContainerCase
+
+
+def host_processes(marker):
+    """Host processes whose command line holds marker."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line]
+
+
+class Exec:
+    max_containers = 2
+
+    @classmethod
+    def prepare(cls):
+        # The [containers] table is the first one in the config.
+        with open(cls.server.config_path) as f:
+            text = f.read()
+        text = text.replace("[containers]\n", "[containers]\nmax_execs_per_container = 2\n"
+                            "max_exec_output_bytes = 4096\n", 1)
+        with open(cls.server.config_path, "w") as f:
+            f.write(text)
+
+    def setUp(self):
+        self.cid = self.spawned(["/bin/sleep", "120"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{self.cid}")
+
+    def exec(self, command, **extra):
+        body = {"command": command}
+        body.update(extra)
+        return self.server.request("POST", f"/containers/{self.cid}/exec", body)
+
+    def ok(self, command, **extra):
+        r = self.exec(command, **extra)
+        self.assertEqual(r.status, 200, r.body)
+        return r.json()
+
+    def test_output_apart_exit_code_and_user(self):
+        out = self.ok(["/bin/sh", "-c", "echo one; echo two >&2; echo three; id -u; exit 3"])
+        self.assertEqual(out["stdout"], "one\nthree\n1000\n")
+        self.assertEqual(out["stderr"], "two\n")
+        self.assertEqual(out["exit_code"], 3)
+        self.assertFalse(out["timed_out"])
+        self.assertFalse(out["truncated"])
+        self.assertGreaterEqual(out["duration_ms"], 0)
+
+    def test_stdin_env_and_cwd(self):
+        out = self.ok(["/bin/sh", "-c", "cat; echo; echo $GREETING; pwd"],
+                      stdin="from stdin", env={"GREETING": "hello"}, cwd="/tmp")
+        self.assertEqual(out["stdout"], "from stdin\nhello\n/tmp\n")
+        self.assertEqual(out["exit_code"], 0)
+
+    def test_runs_where_the_container_runs(self):
+        # The exec sees the container's own files: what its main process
+        # wrote to /tmp, which no other container has.
+        self.ok(["/bin/sh", "-c", "echo mark > /tmp/mark"])
+        self.assertEqual(self.ok(["/bin/cat", "/tmp/mark"])["stdout"], "mark\n")
+        other = self.spawned(["/bin/sleep", "30"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{other}")
+        r = self.server.request("POST", f"/containers/{other}/exec",
+                                {"command": ["/bin/cat", "/tmp/mark"]})
+        self.assertNotEqual(r.json()["exit_code"], 0)
+
+    def test_output_capped_and_redacted(self):
+        out = self.ok(["/bin/sh", "-c", "yes | head -c 100000"])
+        self.assertEqual(len(out["stdout"]), 4096)
+        self.assertTrue(out["truncated"])
+        leaked = "ghp_" + "b" * 36
+        out = self.ok(["/bin/echo", f"token={leaked}"])
+        self.assertNotIn(leaked, out["stdout"])
+        self.assertIn("[REDACTED]", out["stdout"])
+
+    def test_timeout_kills_what_the_command_started(self):
+        t0 = time.time()
+        out = self.ok(["/bin/sh", "-c", "sleep 4711 & echo started; wait"], timeout_ms=500)
+        self.assertLess(time.time() - t0, 5)
+        self.assertTrue(out["timed_out"])
+        self.assertIsNone(out["exit_code"])
+        self.assertEqual(out["stdout"], "started\n")
+        self.assertEqual(host_processes("sleep 4711"), [])
+
+    def test_background_processes_die_with_the_command(self):
+        t0 = time.time()
+        out = self.ok(["/bin/sh", "-c", "sleep 4712 & echo started"])
+        self.assertLess(time.time() - t0, 2)  # not held up by the sleep
+        self.assertEqual(out["exit_code"], 0)
+        self.assertEqual(host_processes("sleep 4712"), [])
+        # The container's own process is left alone.
+        info = self.server.request("GET", f"/containers/{self.cid}").json()
+        self.assertEqual(info["status"], "running")
+
+    def test_concurrency_cap(self):
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            self.exec(["/bin/sleep", "2"]).status)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        r = self.exec(["/bin/true"])
+        for t in threads:
+            t.join()
+        self.assert_error(r, 429, "resource_exhausted")
+        self.assertEqual(results, [200, 200])
+        self.assertEqual(self.ok(["/bin/true"])["exit_code"], 0)
+
+    def test_bad_input(self):
+        for body, status in [({}, 422), ({"command": []}, 400), ({"command": "ls"}, 422),
+                             ({"command": ["/bin/true", 1]}, 422),
+                             ({"command": ["/bin/true"], "cwd": "tmp"}, 400),
+                             ({"command": ["/bin/true"], "env": {"LD_PRELOAD": "/x.so"}}, 400),
+                             ({"command": ["/bin/true"], "env": {"A": 1}}, 422),
+                             ({"command": ["/bin/true"], "stdin": 5}, 422),
+                             ({"command": ["/bin/true"], "timeout_ms": 0}, 400),
+                             ({"command": ["/bin/true"], "timeout_ms": "x"}, 422)]:
+            r = self.server.request("POST", f"/containers/{self.cid}/exec", body)
+            self.assertEqual(r.status, status, (body, r.body))
+            self.assertIn(r.json()["code"], ("invalid_request",))
+        self.assert_error(self.server.request("POST", "/containers/clawbox-nope/exec",
+                                              {"command": ["/bin/true"]}), 404, "not_found")
+        ended = self.spawned(["/bin/true"])
+        self.wait_end(ended)
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{ended}")
+        self.assert_error(self.server.request("POST", f"/containers/{ended}/exec",
+                                              {"command": ["/bin/true"]}), 409, "conflict")
+        self.assert_healthy()
+
+    def test_audited(self):
+        self.ok(["/bin/sh", "-c", "exit 7"])
+        lines = [json.loads(line) for line in open(os.path.join(self.server.dir, "audit",
+                                                                  "audit.jsonl"))]
+        mine = [line for line in lines if line["tool"] == self.cid and line["method"] == "exec"]
+        self.assertEqual(mine[-1]["status"], 7)
+        self.assertEqual(mine[-1]["url"], "/bin/sh")
+
+
+for _rt in RUNTIMES or ["crun"]:
+    _name = f"Exec_{_rt}"
+    globals()[_name] = type(_name, (Exec, ContainerCase), {"runtime": _rt})
+
+if __name__ == "__main__":
+    harness.main()
