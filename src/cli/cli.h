@@ -27,6 +27,7 @@ int cmd_mcp(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_spawn(int argc, char **argv); /* cmd_containers.c: spawn, kill */
 int cmd_kill(int argc, char **argv);
+int cmd_exec(int argc, char **argv);   /* cmd_exec.c */
 int cmd_agents(int argc, char **argv); /* cmd_agents.c */
 /* clawbox list containers (cmd_containers.c), from cmd_list. */
 int cli_list_containers(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct verb verbs[] = {
      "list tools, containers or image templates: clawbox list tools|containers|images"},
     {"spawn", cmd_spawn, "start a container from an image template: clawbox spawn TEMPLATE"},
     {"kill", cmd_kill, "kill and remove a container: clawbox kill CONTAINER_ID"},
+    {"exec", cmd_exec, "run a command in a running container: clawbox exec ID -- CMD [ARGS...]"},
     {"agents", cmd_agents,
      "register, list, show or remove agents: clawbox agents create|list|get|delete"},
     {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},

@@ -145,6 +145,40 @@ class Exec:
         self.assertEqual(mine[-1]["url"], "/bin/sh")
 
 
+class ExecCli(ContainerCase):
+    """clawbox exec: output where it belongs, the command's exit code, 124
+    at the timeout, --env, --cwd and --stdin, and usage errors."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+
+    def cli(self, *args, stdin=None):
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        return subprocess.run([self.server.binary, "exec", *conn, *args], capture_output=True,
+                              text=True, env=self.server.env, timeout=60, input=stdin)
+
+    def test_exec(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        p = self.cli(cid, "--env", "A=b=c", "--cwd", "/tmp", "--",
+                     "/bin/sh", "-c", "echo $A; pwd; echo oops >&2; exit 5")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (5, "b=c\n/tmp\n", "oops\n"))
+        p = self.cli("--stdin", cid, "--", "/bin/cat", stdin="piped in")
+        self.assertEqual((p.returncode, p.stdout), (0, "piped in"))
+        p = self.cli("--timeout", "300", cid, "--", "/bin/sleep", "30")
+        self.assertEqual(p.returncode, 124, p.stderr)
+        self.assertIn("ran out of time", p.stderr)
+        p = self.cli("--json", cid, "--", "/bin/true")
+        self.assertEqual(json.loads(p.stdout)["exit_code"], 0)
+        self.assertEqual(self.cli(cid).returncode, 2)
+        self.assertEqual(self.cli("--env", "novalue", cid, "--", "/bin/true").returncode, 1)
+        p = self.cli("../etc", "--", "/bin/true")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a container id", p.stderr)
+        p = self.cli("clawbox-gone", "--", "/bin/true")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not found", p.stderr)
+
+
 for _rt in RUNTIMES or ["crun"]:
     _name = f"Exec_{_rt}"
     globals()[_name] = type(_name, (Exec, ContainerCase), {"runtime": _rt})

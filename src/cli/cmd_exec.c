@@ -1,0 +1,175 @@
+/* clawbox exec CONTAINER_ID [options] -- COMMAND [ARGS...]: a client of
+ * POST /containers/{id}/exec that prints the command's stdout and stderr
+ * where they belong and exits with its code. */
+#include "cli.h"
+#include "core/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What --stdin may send (the server's limit). */
+#define STDIN_MAX (1024 * 1024)
+/* The exit code of a command that ran out of time, as timeout(1) has it. */
+#define EXIT_TIMED_OUT 124
+
+static const char usage[] =
+    "Usage: clawbox exec CONTAINER_ID [--timeout MS] [--cwd DIR] [--env NAME=VALUE]...\n"
+    "                    [--stdin] [--json] [--host H] [--port P] [--socket PATH] [--token T]\n"
+    "                    -- COMMAND [ARGS...]\n\n"
+    "Runs COMMAND inside the running container as its own user, and prints its\n"
+    "stdout and stderr (redacted) on stdout and stderr. Exits with the command's\n"
+    "exit code; 124 when it ran out of time (it and everything it started are\n"
+    "killed).\n\n"
+    "  --timeout MS    how long it may run (default [containers] default_exec_timeout_ms)\n"
+    "  --cwd DIR       its working directory inside the container\n"
+    "  --env N=V       an environment variable on top of the container's (repeatable)\n"
+    "  --stdin         send this command's stdin (at most 1 MiB) to it\n"
+    "  --json          print the server's answer as JSON instead\n" CLI_CONN_HELP
+    "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
+
+struct args {
+    struct cli_conn conn;
+    json_t *body;
+    bool json;
+    bool stdin_too;
+};
+
+static int bad(void)
+{
+    fputs(usage, stderr);
+    return 2;
+}
+
+/* Parses the options into a->body; returns -1 to go on, else the exit
+ * code. */
+static int parse(int argc, char **argv, struct args *a, int *first)
+{
+    static const struct option opts[] = {CLI_CONN_OPTIONS,
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"cwd", required_argument, NULL, 'd'},
+                                         {"env", required_argument, NULL, 'e'},
+                                         {"stdin", no_argument, NULL, 'i'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    json_t *env = json_object();
+    json_object_set_new(a->body, "env", env);
+    optind = 1;
+    int o;
+    uint64_t ms;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_conn_option(&a->conn, o, optarg))
+            continue;
+        const char *eq = o == 'e' ? strchr(optarg, '=') : NULL;
+        switch (o) {
+        case 'T':
+            if (cb_parse_u64(optarg, strlen(optarg), &ms) < 0 || ms == 0)
+                return cli_fail("--timeout: expected milliseconds (1 or more), not '%s'", optarg);
+            json_object_set_new(a->body, "timeout_ms", json_integer((json_int_t)ms));
+            break;
+        case 'd':
+            json_object_set_new(a->body, "cwd", json_string(optarg));
+            break;
+        case 'e':
+            if (eq == NULL || eq == optarg)
+                return cli_fail("--env: expected NAME=VALUE, not '%s'", optarg);
+            json_object_setn_new(env, optarg, (size_t)(eq - optarg), json_string(eq + 1));
+            break;
+        case 'i':
+            a->stdin_too = true;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            return bad();
+        }
+    }
+    *first = optind;
+    return -1;
+}
+
+static int read_stdin(json_t *body)
+{
+    char *buf = cb_xmalloc(STDIN_MAX + 1);
+    size_t n = fread(buf, 1, STDIN_MAX + 1, stdin);
+    int rc = 0;
+    if (n > STDIN_MAX)
+        rc = cli_fail("stdin: more than %d bytes", STDIN_MAX);
+    else
+        json_object_set_new(body, "stdin", json_stringn(buf, n));
+    free(buf);
+    return rc;
+}
+
+/* Prints the answer's output and returns the command's exit code. */
+static int print_outcome(const struct cb_buf *out)
+{
+    json_t *doc = json_loadb(out->data, out->len, 0, NULL);
+    if (doc == NULL)
+        return cli_fail("the server's answer is not JSON");
+    const char *so = json_string_value(json_object_get(doc, "stdout"));
+    const char *se = json_string_value(json_object_get(doc, "stderr"));
+    fputs(so ? so : "", stdout);
+    fputs(se ? se : "", stderr);
+    json_t *code = json_object_get(doc, "exit_code");
+    int rc = json_is_integer(code) ? (int)(json_integer_value(code) & 0xff) : 1;
+    if (json_is_true(json_object_get(doc, "timed_out"))) {
+        fprintf(stderr, "clawbox: the command ran out of time and was killed\n");
+        rc = EXIT_TIMED_OUT;
+    }
+    if (json_is_true(json_object_get(doc, "truncated")))
+        fprintf(stderr, "clawbox: output past [containers] max_exec_output_bytes was dropped\n");
+    json_decref(doc);
+    return rc;
+}
+
+static int run(struct args *a, const char *id)
+{
+    if (cli_conn_token(&a->conn) < 0)
+        return 1;
+    char *path = cb_xasprintf("/containers/%s/exec", id);
+    char *text = json_dumps(a->body, JSON_COMPACT);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(&a->conn, "POST", path, text, &out);
+    if (rc == 0 && a->json)
+        cli_print_body(&out);
+    else if (rc == 0)
+        rc = print_outcome(&out);
+    cb_buf_free(&out);
+    free(text);
+    free(path);
+    return rc;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    struct args a = {.body = json_object()};
+    cli_conn_init(&a.conn);
+    int first = 0;
+    int rc = parse(argc, argv, &a, &first);
+    /* getopt moved CONTAINER_ID in front of what followed "--". */
+    if (rc < 0 && argc - first < 2)
+        rc = bad();
+    if (rc < 0 && !cb_name_valid(argv[first]))
+        rc = cli_fail("'%s' is not a container id (clawbox list containers shows them)",
+                      argv[first]);
+    if (rc < 0) {
+        json_t *cmd = json_array();
+        for (int i = first + 1; i < argc; i++)
+            json_array_append_new(cmd, json_string(argv[i]));
+        json_object_set_new(a.body, "command", cmd);
+        rc = a.stdin_too ? read_stdin(a.body) : 0;
+        if (rc == 0)
+            rc = run(&a, argv[first]);
+    }
+    json_decref(a.body);
+    cli_conn_free(&a.conn);
+    return rc;
+}
