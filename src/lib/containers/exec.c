@@ -108,14 +108,19 @@ static void kill_sessions(ino_t ns, const pid_t *sids, size_t n)
             char state = 0;
             if (cb_parse_u64(e->d_name, strlen(e->d_name), &pid) < 0 || pid > INT32_MAX)
                 continue;
+            /* The pidfd first: what is read next is of the process it
+             * holds, or of none, so a pid reused meanwhile is not hit. */
+            int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+            if (fd < 0)
+                continue;
             long long sid = stat_field((pid_t)pid, 3, &state);
             bool ours = false;
             for (size_t i = 0; i < n && !ours; i++)
                 ours = sids[i] > 1 && sid == sids[i];
-            if (!ours || state == 'Z' || state == 'X' || pid_ns((pid_t)pid) != ns)
-                continue;
-            if (kill((pid_t)pid, SIGKILL) == 0)
+            if (ours && state != 'Z' && state != 'X' && pid_ns((pid_t)pid) == ns &&
+                syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
                 found++;
+            close(fd);
         }
         closedir(d);
         if (found == 0)
