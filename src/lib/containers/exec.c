@@ -183,6 +183,7 @@ static void kill_exec(struct run *r)
     pid_t sids[] = {r->sid, r->rt};
     kill_sessions(r->ns, sids, CB_ARRAY_LEN(sids));
 }
+
 static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
 {
     static char *const env[] = {CB__CT_PATH_ENV, NULL};
