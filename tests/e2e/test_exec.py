@@ -179,6 +179,63 @@ class ExecCli(ContainerCase):
         self.assertIn("not found", p.stderr)
 
 
+class ExecMcp(ContainerCase):
+    """clawbox_exec through `clawbox mcp` (JSON-RPC lines on stdio): the
+    exit code, stdout and stderr in words, the timeout, and refusals."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+
+    def call(self, proc, rid, name, args):
+        msg = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+               "params": {"name": name, "arguments": args}}
+        proc.stdin.write(json.dumps(msg) + "\n")
+        proc.stdin.flush()
+        while True:
+            reply = json.loads(proc.stdout.readline())
+            if reply.get("id") == rid:
+                result = reply["result"]
+                return result.get("isError", False), "\n".join(
+                    c["text"] for c in result["content"] if c["type"] == "text")
+
+    def test_exec_tool(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        proc = subprocess.Popen([self.server.binary, "mcp", "--port", str(self.server.port),
+                                 "--token", self.server.token], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env=self.server.env)
+        try:
+            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "e2e", "version": "1"}}}
+            proc.stdin.write(json.dumps(init) + "\n")
+            proc.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+            proc.stdin.flush()
+            json.loads(proc.stdout.readline())
+            err, text = self.call(proc, 1, "clawbox_exec", {
+                "container_id": cid, "command": ["/bin/sh", "-c", "echo hi; echo no >&2; exit 4"]})
+            self.assertFalse(err)
+            self.assertIn("Exit code 4", text)
+            self.assertIn("stdout:\nhi\n", text)
+            self.assertIn("stderr:\nno\n", text)
+            err, text = self.call(proc, 2, "clawbox_exec", {
+                "container_id": cid, "command": ["/bin/sleep", "30"], "timeout_ms": 300})
+            self.assertIn("ran out of time", text)
+            err, text = self.call(proc, 3, "clawbox_exec", {"container_id": "../x",
+                                                           "command": ["/bin/true"]})
+            self.assertTrue(err)
+            self.assertIn("container_id", text)
+            err, text = self.call(proc, 4, "clawbox_exec", {"container_id": cid})
+            self.assertTrue(err)
+            self.assertIn("command", text)
+            err, text = self.call(proc, 5, "clawbox_exec", {"container_id": "clawbox-gone",
+                                                           "command": ["/bin/true"]})
+            self.assertTrue(err)
+            self.assertIn("not found", text)
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+
+
 for _rt in RUNTIMES or ["crun"]:
     _name = f"Exec_{_rt}"
     globals()[_name] = type(_name, (Exec, ContainerCase), {"runtime": _rt})

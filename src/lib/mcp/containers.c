@@ -1,6 +1,7 @@
-/* The three container tools every tools/list offers (spec §12.3):
- * clawbox_spawn_container (from an image template of the config),
- * clawbox_kill_container and clawbox_list_containers. Their results are
+/* The container tools every tools/list offers: the reference's three
+ * (spec §12.3), clawbox_spawn_container (from an image template of the
+ * config), clawbox_kill_container and clawbox_list_containers, and
+ * clawbox_exec (a command in a running container). Their results are
  * sentences and tables a model can read, not raw HTTP bodies. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #define SPAWN "clawbox_spawn_container"
 #define KILL  "clawbox_kill_container"
 #define LIST  "clawbox_list_containers"
+#define EXEC  "clawbox_exec"
 
 void cb__mcp_add_container_tools(json_t *tools)
 {
@@ -38,11 +40,25 @@ void cb__mcp_add_container_tools(json_t *tools)
                                            "List the containers clawbox runs or ran, with their "
                                            "status.",
                                            "inputSchema", "type", "object", "properties"));
+    json_array_append_new(
+        tools,
+        json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s}, s:{s:s, s:{s:s}, s:s}, s:{s:s, s:s}}, s:[s,s]}}",
+                  "name", EXEC, "description",
+                  "Run a command in a running container (as its user, in its sandbox) and "
+                  "return its exit code, stdout and stderr (secrets redacted). No shell: "
+                  "use [\"/bin/sh\", \"-c\", \"...\"] for one. Everything the command "
+                  "started is killed when it ends or times out.",
+                  "inputSchema", "type", "object", "properties", "container_id", "type", "string",
+                  "command", "type", "array", "items", "type", "string", "description",
+                  "the program and its arguments", "timeout_ms", "type", "integer", "description",
+                  "how long it may run (default: the server's)", "required", "container_id",
+                  "command"));
 }
 
 bool cb__mcp_is_container_tool(const char *name)
 {
-    return name && (strcmp(name, SPAWN) == 0 || strcmp(name, KILL) == 0 || strcmp(name, LIST) == 0);
+    return name && (strcmp(name, SPAWN) == 0 || strcmp(name, KILL) == 0 ||
+                    strcmp(name, LIST) == 0 || strcmp(name, EXEC) == 0);
 }
 
 struct answer {
@@ -76,6 +92,13 @@ static const char *str(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
+}
+
+static json_t *bad_id(void)
+{
+    return cb__mcp_text_result("Error: container_id must be a container id such as "
+                               "clawbox-<uuid> (clawbox_list_containers shows them)",
+                               true);
 }
 
 static json_t *no_template(const struct cb_config *cfg, const char *name)
@@ -121,9 +144,7 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
 {
     const char *id = json_string_value(json_object_get(args, "container_id"));
     if (!cb_name_valid(id))
-        return cb__mcp_text_result("Error: container_id must be a container id such as "
-                                   "clawbox-<uuid> (clawbox_list_containers shows them)",
-                                   true);
+        return bad_id();
     char path[96];
     snprintf(path, sizeof(path), "/containers/%s", id);
     struct answer a = {0};
@@ -170,10 +191,65 @@ static json_t *list(struct cb_mcp *m)
     return r;
 }
 
+/* The exit code, then stdout and stderr as texts of their own. */
+static json_t *exec_result(const json_t *doc)
+{
+    char head[256];
+    const json_t *code = json_object_get(doc, "exit_code");
+    json_int_t ms = json_integer_value(json_object_get(doc, "duration_ms"));
+    if (json_is_true(json_object_get(doc, "timed_out")))
+        snprintf(head, sizeof(head),
+                 "The command ran out of time after %" JSON_INTEGER_FORMAT
+                 " ms and was killed, with everything it started.",
+                 ms);
+    else
+        snprintf(head, sizeof(head),
+                 "Exit code %" JSON_INTEGER_FORMAT " after %" JSON_INTEGER_FORMAT " ms.",
+                 json_integer_value(code), ms);
+    json_t *r = cb__mcp_text_result(head, false);
+    const char *names[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *text = str(doc, names[i]);
+        if (text[0] == '\0')
+            continue;
+        char *t = cb_xasprintf("%s:\n%s", names[i], text);
+        cb__mcp_add_text(r, t);
+        free(t);
+    }
+    if (json_is_true(json_object_get(doc, "truncated")))
+        cb__mcp_add_text(r, "(output past the server's limit was dropped)");
+    return r;
+}
+
+static json_t *exec_in(struct cb_mcp *m, const json_t *args)
+{
+    const char *id = json_string_value(json_object_get(args, "container_id"));
+    if (!cb_name_valid(id))
+        return bad_id();
+    json_t *req = json_pack("{s:O}", "command", json_object_get(args, "command"));
+    const json_t *t = json_object_get(args, "timeout_ms");
+    if (t != NULL)
+        json_object_set(req, "timeout_ms", (json_t *)t);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (body == NULL)
+        return cb__mcp_text_result("Error: command is required: an array of strings", true);
+    char path[96];
+    snprintf(path, sizeof(path), "/containers/%s/exec", id);
+    struct answer a = {0};
+    json_t *r =
+        ask(m, "POST", path, body, &a) ? exec_result(a.doc) : cb__mcp_text_result(a.text, true);
+    json_decref(a.doc);
+    free(body);
+    return r;
+}
+
 json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args)
 {
     if (strcmp(name, SPAWN) == 0)
         return spawn(m, args);
+    if (strcmp(name, EXEC) == 0)
+        return exec_in(m, args);
     if (strcmp(name, KILL) == 0)
         return kill_container(m, args);
     return list(m);
