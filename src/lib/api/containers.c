@@ -33,6 +33,18 @@ static void failed(struct cb_http_response *res, int rc, const struct cb_error *
     case -ESRCH:
         cb_http_respond_error(res, 409, "conflict", "%s", err->msg);
         break;
+    case -EACCES:
+        cb_http_respond_error(res, 403, "policy_denied", "%s", err->msg);
+        break;
+    case -EFBIG:
+        cb_http_respond_error(res, 413, "payload_too_large", "%s", err->msg);
+        break;
+    case -EISDIR:
+    case -ENOTDIR:
+    case -ELOOP:
+    case -ENAMETOOLONG:
+        cb_http_respond_error(res, 400, "invalid_request", "%s", err->msg);
+        break;
     default:
         cb_http_respond_error(res, 500, "container_error", "%s", err->msg);
         break;
@@ -167,4 +179,77 @@ void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_respons
         failed(res, rc, &err);
     else
         cb_http_respond_json(res, 200, out);
+}
+
+/* The path query parameter of the files routes; false (answered) when it
+ * is missing or unusable. */
+static bool file_path(struct cb_http_request *req, struct cb_http_response *res, char *out,
+                      size_t cap)
+{
+    if (cb_http_query(req, "path", out, cap) == 1)
+        return true;
+    cb_http_respond_error(res, 400, "invalid_request",
+                          "path: expected an absolute path inside the container, such as "
+                          "?path=/tmp/notes.txt (at most %zu bytes)",
+                          cap - 1);
+    return false;
+}
+
+#define FILE_PATH_CAP 4097
+
+void cb__api_containers_files_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    char path[FILE_PATH_CAP], l[8];
+    if (!file_path(req, res, path, sizeof(path)))
+        return;
+    int q = cb_http_query(req, "list", l, sizeof(l));
+    bool list = q == 1 && (strcmp(l, "1") == 0 || strcmp(l, "true") == 0);
+    if (q < 0 || (q == 1 && !list && strcmp(l, "0") != 0 && strcmp(l, "false") != 0)) {
+        cb_http_respond_error(res, 400, "invalid_request", "list: expected 1, true, 0 or false");
+        return;
+    }
+    struct cb_error err = {0};
+    struct cb_ct_file f = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_files(manager(req), cb_http_param(req, "id"),
+                         list ? CB_CT_FILES_LIST : CB_CT_FILES_READ, path, NULL, 0, &f, &out, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+    } else if (list) {
+        cb_http_respond_json(res, 200, out);
+    } else {
+        res->status = 200;
+        res->content_type = f.text ? "text/plain; charset=utf-8" : "application/octet-stream";
+        res->body = f.data;
+        res->body_len = f.len;
+    }
+}
+
+void cb__api_containers_files_put(struct cb_http_request *req, struct cb_http_response *res)
+{
+    char path[FILE_PATH_CAP];
+    if (!file_path(req, res, path, sizeof(path)))
+        return;
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_files(manager(req), cb_http_param(req, "id"), CB_CT_FILES_WRITE, path,
+                         req->body ? req->body : "", req->body_len, NULL, &out, &err);
+    if (rc < 0)
+        failed(res, rc, &err);
+    else
+        cb_http_respond_json(res, 201, out);
+}
+
+void cb__api_containers_files_delete(struct cb_http_request *req, struct cb_http_response *res)
+{
+    char path[FILE_PATH_CAP];
+    if (!file_path(req, res, path, sizeof(path)))
+        return;
+    struct cb_error err = {0};
+    int rc = cb_ct_files(manager(req), cb_http_param(req, "id"), CB_CT_FILES_REMOVE, path, NULL, 0,
+                         NULL, NULL, &err);
+    if (rc < 0)
+        failed(res, rc, &err);
+    else
+        res->status = 204;
 }

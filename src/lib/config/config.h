@@ -98,6 +98,7 @@ struct cb_config {
         uint64_t default_exec_timeout_ms;
         uint64_t max_execs_per_container;
         uint64_t max_exec_output_bytes;
+        uint64_t max_file_bytes;
         uint64_t tmp_size_mb;
         uint64_t userns_base;
         uint64_t retention_ms;

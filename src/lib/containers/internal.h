@@ -156,5 +156,9 @@ void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *r
 int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
                       struct cb_error *err);
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
+/* files.c's entry: running container id's init and the host id of its
+ * uid 0. -ENOENT or -ESRCH as for an exec. */
+int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
+                        struct cb_error *err);
 
 #endif

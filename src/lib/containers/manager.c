@@ -673,6 +673,26 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t
     return rc;
 }
 
+int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
+                        struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    int rc = 0;
+    if (c == NULL || c->deleting)
+        rc = cb_error_set(err, -ENOENT, "container not found: %s", id);
+    else if (c->status != CB__CT_RUNNING || c->slot < 0)
+        rc = cb_error_set(err, -ESRCH, "container %s is not running (%s)", id,
+                          cb__ct_status_name(c->status));
+    if (rc == 0) {
+        *init = c->run.init_pid;
+        *id_base =
+            (uint32_t)(m->cfg->containers.userns_base + (uint64_t)c->slot * IDS_PER_CONTAINER);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
 {
     pthread_mutex_lock(&m->lock);

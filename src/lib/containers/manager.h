@@ -13,6 +13,7 @@
 #define CB_CONTAINERS_MANAGER_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -85,5 +86,22 @@ void cb_ct_follow_free(struct cb_ct_follow *f);
  * running (HTTP 409), -EAGAIN at max_execs_per_container. */
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err);
+
+/* /containers/{id}/files (files.c): a path inside the running container,
+ * resolved in its own root. READ fills *file (text redacted; free
+ * file->data); LIST and WRITE answer in *out. Writes and removals only on
+ * its /tmp. -ENOENT (no container, or no such path), -ESRCH (not running,
+ * HTTP 409), -EINVAL (a bad path), -EPERM (not writable there), -EACCES
+ * (a binary file holding a secret), -EFBIG (over max_file_bytes), or the
+ * errno of the failing call. */
+enum cb_ct_files_op { CB_CT_FILES_READ, CB_CT_FILES_LIST, CB_CT_FILES_WRITE, CB_CT_FILES_REMOVE };
+struct cb_ct_file {
+    char *data;
+    size_t len;
+    bool text;
+};
+int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op, const char *path,
+                const char *data, size_t len, struct cb_ct_file *file, json_t **out,
+                struct cb_error *err);
 
 #endif

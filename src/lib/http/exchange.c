@@ -149,9 +149,10 @@ struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const
     return r;
 }
 
-/* Only JSON routes read a body (as req->json). On the others it is counted
- * against the limit and dropped: anyone may send a body to /health, and
- * keeping it would let a few hundred connections hold gigabytes. */
+/* Only JSON routes (as req->json) and raw routes read a body. On the
+ * others it is counted against the limit and dropped: anyone may send a
+ * body to /health, and keeping it would let a few hundred connections hold
+ * gigabytes. */
 void cb__req_body(struct cb__req *r, const char *data, size_t n)
 {
     if (r->state != CB__REQ_READING)
@@ -159,7 +160,7 @@ void cb__req_body(struct cb__req *r, const char *data, size_t n)
     r->body_bytes += n;
     if (r->body_bytes > r->srv->opts.max_body_bytes)
         too_large(r);
-    else if (r->route->flags & CB_ROUTE_JSON)
+    else if (r->route->flags & (CB_ROUTE_JSON | CB_ROUTE_RAW))
         cb_buf_append(&r->body, data, n);
 }
 

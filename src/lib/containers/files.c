@@ -1,0 +1,361 @@
+/* /containers/{id}/files: reading, listing, writing and removing files
+ * inside a running container.
+ *
+ * Every path is resolved inside the container's own root, as its init
+ * process sees it (/proc/<init>/root, which shows the container's mounts:
+ * its read-only image and its /tmp), with openat2(RESOLVE_IN_ROOT): "..",
+ * absolute symbolic links and links that point out all stay inside that
+ * root, so no path, and no link the container plants before or during a
+ * request, reaches a host file. Magic links (/proc/self/...) are refused.
+ * Writes and removals are only allowed on the container's /tmp file system
+ * (its device, checked on the directory reached); everything else is its
+ * read-only image. A written file belongs to the container's user. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "containers/internal.h"
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/utf8.h"
+#include "core/util.h"
+#include "proxy/pipeline.h"
+#include "scan/leak.h"
+
+#define PATH_MAX_LEN 4096
+#define LIST_MAX     10000
+/* The container's user, as its process spec has it (bundle.c). */
+#define CT_UID 1000u
+
+struct root {
+    int fd;           /* the container's root, O_PATH */
+    dev_t tmp_dev;    /* its /tmp file system */
+    uint32_t id_base; /* host id of its uid 0 */
+};
+
+static char *dup_bytes(const char *p, size_t n)
+{
+    char *d = cb_xmalloc(n + 1);
+    memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}
+
+static int open_in(int rootfd, const char *rel, int flags, mode_t mode, uint64_t extra,
+                   struct cb_error *err)
+{
+    struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC,
+                           .mode = mode,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra};
+    int fd = (int)syscall(SYS_openat2, rootfd, rel[0] ? rel : ".", &how, sizeof(how));
+    if (fd < 0)
+        return cb_error_set(err, -errno, "/%s: %s", rel, strerror(errno));
+    return fd;
+}
+
+/* The container's root through its init; the pidfd makes sure the root is
+ * that of the init the manager knows, not of a process that took its pid. */
+static int open_root(pid_t init, uint32_t id_base, struct root *r, struct cb_error *err)
+{
+    char path[48];
+    int pidfd = (int)syscall(SYS_pidfd_open, init, 0);
+    if (pidfd < 0)
+        return cb_error_set(err, -ESRCH, "the container is not running");
+    snprintf(path, sizeof(path), "/proc/%d/root", (int)init);
+    r->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct pollfd p = {pidfd, POLLIN, 0};
+    bool ended = poll(&p, 1, 0) > 0;
+    close(pidfd);
+    if (r->fd < 0 || ended) {
+        if (r->fd >= 0)
+            close(r->fd);
+        r->fd = -1;
+        return cb_error_set(err, -ESRCH, "the container is not running");
+    }
+    r->id_base = id_base;
+    struct stat st;
+    int t = open_in(r->fd, "tmp", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS, err);
+    r->tmp_dev = t >= 0 && fstat(t, &st) == 0 ? st.st_dev : (dev_t)-1;
+    if (t >= 0)
+        close(t);
+    return 0;
+}
+
+/* path, checked, without its leading slashes (relative to the root). */
+static int relative(const char *path, const char **rel, struct cb_error *err)
+{
+    if (path[0] != '/')
+        return cb_error_set(err, -EINVAL, "path: must be absolute, such as /tmp/notes.txt");
+    if (strlen(path) > PATH_MAX_LEN)
+        return cb_error_set(err, -EINVAL, "path: longer than %d bytes", PATH_MAX_LEN);
+    while (*path == '/')
+        path++;
+    *rel = path;
+    return 0;
+}
+
+/* Splits rel into its directory and its last name (new strings); -EINVAL
+ * for the root itself, "." or "..". */
+static int split(const char *rel, char **dir, char **name, struct cb_error *err)
+{
+    size_t n = strlen(rel);
+    while (n > 0 && rel[n - 1] == '/')
+        n--;
+    size_t i = n;
+    while (i > 0 && rel[i - 1] != '/')
+        i--;
+    size_t len = n - i;
+    if (len == 0 || (len == 1 && rel[i] == '.') || (len == 2 && rel[i] == '.' && rel[i + 1] == '.'))
+        return cb_error_set(err, -EINVAL, "path: must name a file");
+    *dir = cb_xstrndup(rel, i);
+    *name = cb_xstrndup(rel + i, len);
+    return 0;
+}
+
+/* The directory of rel, opened inside the root, on the container's /tmp
+ * file system (where writes are allowed). */
+static int writable_dir(const struct root *r, const char *dir, struct cb_error *err)
+{
+    int fd = open_in(r->fd, dir, O_PATH | O_DIRECTORY, 0, 0, err);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != r->tmp_dev)) {
+        close(fd);
+        return cb_error_set(err, -EPERM,
+                            "path: only the container's /tmp is writable; /%s is not in it", dir);
+    }
+    return fd;
+}
+
+/* Every operation runs as the container's user (this thread's fsuid and
+ * fsgid, which also drops the file-system capabilities): the container's
+ * own permissions apply, and its /tmp belongs to its user namespace,
+ * where the host's root has no id to create files with. */
+struct as_user {
+    uid_t uid;
+    gid_t gid;
+};
+
+static void become(const struct root *r, struct as_user *was)
+{
+    was->uid = (uid_t)setfsuid(r->id_base + CT_UID);
+    was->gid = (gid_t)setfsgid(r->id_base + CT_UID);
+}
+
+static void unbecome(const struct as_user *was)
+{
+    setfsuid(was->uid);
+    setfsgid(was->gid);
+}
+
+/* ---- the operations ---- */
+
+static json_t *entry(int dirfd, const char *name)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return NULL;
+    const char *type = S_ISREG(st.st_mode)   ? "file"
+                       : S_ISDIR(st.st_mode) ? "directory"
+                       : S_ISLNK(st.st_mode) ? "symlink"
+                                             : "other";
+    return json_pack("{s:o, s:s, s:I, s:i, s:I}", "name", cb_json_text(name, strlen(name)), "type",
+                     type, "size", (json_int_t)st.st_size, "mode", (int)(st.st_mode & 07777),
+                     "modified_ms",
+                     (json_int_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+static int list_dir(const struct root *r, const char *rel, json_t **out, struct cb_error *err)
+{
+    struct as_user was;
+    become(r, &was);
+    int fd = open_in(r->fd, rel, O_RDONLY | O_DIRECTORY, 0, 0, err);
+    unbecome(&was);
+    if (fd < 0)
+        return fd;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return cb_error_set(err, -errno, "listing: %s", strerror(errno));
+    }
+    json_t **items = cb_xcalloc(LIST_MAX, sizeof(*items));
+    size_t n = 0;
+    bool more = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (n == LIST_MAX) {
+            more = true;
+            break;
+        }
+        json_t *it = entry(dirfd(d), e->d_name);
+        if (it != NULL)
+            items[n++] = it;
+    }
+    closedir(d);
+    qsort(items, n, sizeof(items[0]), cmp_names);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, items[i]);
+    free(items);
+    *out = json_pack("{s:o, s:b}", "entries", a, "truncated", more);
+    return 0;
+}
+
+/* A file's bytes: text redacted like container output; other bytes sent
+ * as they are unless they hold a secret (then refused). */
+static int read_file(struct cb_ct_manager *m, const struct root *r, const char *rel,
+                     struct cb_ct_file *out, struct cb_error *err)
+{
+    struct as_user was;
+    become(r, &was);
+    int fd = open_in(r->fd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, 0, err);
+    unbecome(&was);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int rc = 0;
+    uint64_t max = m->cfg->containers.max_file_bytes;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        rc = cb_error_set(err, -EISDIR, "path: not a regular file (add list=1 for a directory)");
+    else if ((uint64_t)st.st_size > max)
+        rc = cb_error_set(err, -EFBIG, "path: %lld bytes, over [containers] max_file_bytes (%llu)",
+                          (long long)st.st_size, (unsigned long long)max);
+    struct cb_buf b;
+    cb_buf_init(&b, max);
+    char chunk[65536];
+    ssize_t k;
+    while (rc == 0 && (k = read(fd, chunk, sizeof(chunk))) != 0) {
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 || cb_buf_append(&b, chunk, (size_t)k) < 0)
+            rc = cb_error_set(err, k < 0 ? -errno : -EFBIG, "reading: %s",
+                              k < 0 ? strerror(errno) : "the file grew past max_file_bytes");
+    }
+    close(fd);
+    const char *data = b.data ? b.data : "";
+    if (rc == 0 && cb_utf8_valid_len(data, b.len) == b.len) {
+        json_t *t = cb__ct_redact_text(m, data, b.len);
+        out->text = true;
+        out->len = json_string_length(t);
+        out->data = dup_bytes(json_string_value(t), out->len);
+        json_decref(t);
+    } else if (rc == 0) {
+        struct cb_leak_scanner *sc = m->proxy ? cb_proxy_scanner_get(m->proxy) : NULL;
+        struct cb_leak_report rep;
+        int found = sc ? cb_leak_scan(sc, data, b.len, &rep, err) : 0;
+        cb_leak_scanner_free(sc);
+        if (found != 0)
+            rc = cb_error_set(err, -EACCES,
+                              "path: the file holds a secret or a credential and "
+                              "is not text, so it cannot be redacted");
+        else {
+            out->data = dup_bytes(data, b.len);
+            out->len = b.len;
+        }
+    }
+    cb_buf_free(&b);
+    return rc;
+}
+
+static int write_file(const struct root *r, const char *path, const char *rel, const char *data,
+                      size_t len, json_t **out, struct cb_error *err)
+{
+    _cleanup_free_ char *dir = NULL, *name = NULL;
+    int rc = split(rel, &dir, &name, err);
+    int dfd = rc == 0 ? writable_dir(r, dir, err) : rc;
+    if (dfd < 0)
+        return dfd;
+    unsigned char rnd[6];
+    char tmp[64], hex[13];
+    cb_random_bytes(rnd, sizeof(rnd));
+    cb_hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(tmp, sizeof(tmp), ".clawbox-upload-%s", hex);
+    struct as_user was;
+    become(r, &was);
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
+    else if ((rc = cb_write_all(fd, data, len)) < 0)
+        rc = cb_error_set(err, rc, "writing: %s", strerror(-rc));
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+        rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
+    if (rc < 0 && fd >= 0)
+        unlinkat(dfd, tmp, 0);
+    unbecome(&was);
+    close(dfd);
+    if (rc == 0)
+        *out = json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)len);
+    return rc;
+}
+
+static int remove_file(const struct root *r, const char *rel, struct cb_error *err)
+{
+    _cleanup_free_ char *dir = NULL, *name = NULL;
+    int rc = split(rel, &dir, &name, err);
+    int dfd = rc == 0 ? writable_dir(r, dir, err) : rc;
+    if (dfd < 0)
+        return dfd;
+    struct stat st;
+    struct as_user was;
+    become(r, &was);
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
+    else if (unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+        rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
+    unbecome(&was);
+    close(dfd);
+    return rc;
+}
+
+int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op, const char *path,
+                const char *data, size_t len, struct cb_ct_file *file, json_t **out,
+                struct cb_error *err)
+{
+    const char *rel = "";
+    int rc = relative(path, &rel, err);
+    pid_t init = 0;
+    uint32_t base = 0;
+    if (rc == 0)
+        rc = cb__ct_files_target(m, id, &init, &base, err);
+    struct root r = {.fd = -1};
+    if (rc == 0)
+        rc = open_root(init, base, &r, err);
+    if (rc == 0) {
+        switch (op) {
+        case CB_CT_FILES_READ:
+            rc = read_file(m, &r, rel, file, err);
+            break;
+        case CB_CT_FILES_LIST:
+            rc = list_dir(&r, rel, out, err);
+            break;
+        case CB_CT_FILES_WRITE:
+            rc = write_file(&r, path, rel, data, len, out, err);
+            break;
+        case CB_CT_FILES_REMOVE:
+            rc = remove_file(&r, rel, err);
+            break;
+        }
+    }
+    if (r.fd >= 0)
+        close(r.fd);
+    return rc;
+}
