@@ -1,8 +1,10 @@
-"""POST /containers/{id}/exec through the real server and both OCI
-runtimes: output apart and in order, exit codes, stdin, env and cwd, the
-container's user, the output cap, redaction, the timeout and the end of
-the command killing what it left running, the concurrency cap, every bad
-input, and the audit line."""
+"""Working inside a running container, through the real server and both
+OCI runtimes. POST /containers/{id}/exec: output apart and in order, exit
+codes, stdin, env and cwd, the container's user, the output cap,
+redaction, the timeout and the end of the command killing what it left
+running, the concurrency cap, every bad input, and the audit line; its CLI
+and MCP clients. /containers/{id}/files: upload and download byte-exact,
+listing, removal, redaction, and every path escape."""
 
 import json
 import os
@@ -145,6 +147,104 @@ class Exec:
         self.assertEqual(mine[-1]["url"], "/bin/sh")
 
 
+class Files:
+    max_containers = 2
+
+    def setUp(self):
+        # A file and links the container plants itself: to its root, to a
+        # host-looking path, and one swapped for a link while it runs.
+        self.cid = self.spawned(["/bin/sh", "-c",
+                                 "echo mine > /tmp/own.txt; ln -s / /tmp/root; "
+                                 "ln -s ../../../../../etc /tmp/up; mkdir /tmp/d; "
+                                 "while true; do rm -rf /tmp/flip; mkdir /tmp/flip; "
+                                 "rmdir /tmp/flip; ln -s / /tmp/flip; done"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{self.cid}")
+        deadline = time.time() + 10
+        while self.get("/tmp/own.txt").status != 200 and time.time() < deadline:
+            time.sleep(0.05)
+
+    def url(self, path, extra=""):
+        return f"/containers/{self.cid}/files?path={path}{extra}"
+
+    def get(self, path, extra=""):
+        return self.server.request("GET", self.url(path, extra))
+
+    def put(self, path, data):
+        return self.server.request("PUT", self.url(path), body=data,
+                                   headers={"Content-Type": "application/octet-stream"})
+
+    def test_upload_download_list_remove(self):
+        data = os.urandom(3 * 1024 * 1024)
+        r = self.put("/tmp/d/blob.bin", data)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json(), {"path": "/tmp/d/blob.bin", "bytes": len(data)})
+        r = self.get("/tmp/d/blob.bin")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, data)
+        # The container sees it as its own user's.
+        out = self.server.request("POST", f"/containers/{self.cid}/exec",
+                                  {"command": ["/bin/stat", "-c", "%u %s", "/tmp/d/blob.bin"]})
+        self.assertEqual(out.json()["stdout"], f"1000 {len(data)}\n")
+        listing = self.get("/tmp/d", "&list=1").json()
+        self.assertEqual([(e["name"], e["type"], e["size"]) for e in listing["entries"]],
+                         [("blob.bin", "file", len(data))])
+        self.assertFalse(listing["truncated"])
+        self.assertEqual(self.server.request("DELETE", self.url("/tmp/d/blob.bin")).status, 204)
+        self.assert_error(self.get("/tmp/d/blob.bin"), 404, "not_found")
+        self.assertEqual(self.get("/tmp/own.txt").body, b"mine\n")
+
+    def test_text_is_redacted_and_binary_secrets_refused(self):
+        leaked = "ghp_" + "c" * 36
+        self.assertEqual(self.put("/tmp/t.txt", f"key={leaked}\n".encode()).status, 201)
+        r = self.get("/tmp/t.txt")
+        self.assertNotIn(leaked.encode(), r.body)
+        self.assertIn(b"[REDACTED]", r.body)
+        self.assertEqual(self.put("/tmp/b.bin", b"\xff\xfe" + leaked.encode()).status, 201)
+        self.assert_error(self.get("/tmp/b.bin"), 403, "policy_denied")
+
+    def test_no_path_reaches_the_host(self):
+        # Each of these names a host file if resolved on the host; inside
+        # the container's root none exists (the busybox image has no
+        # /etc/hostname or /etc/os-release).
+        self.assertTrue(os.path.exists("/etc/os-release"))
+        for path in ["/../../../../etc/os-release", "/tmp/root/etc/os-release",
+                     "/tmp/up/os-release", "/tmp/flip/etc/os-release",
+                     "/proc/1/root/etc/os-release", "/proc/self/root/etc/os-release"]:
+            r = self.get(path)
+            self.assertIn(r.status, (400, 404), (path, r.body))
+        # Links resolve inside the container: its own file through its root.
+        for _ in range(20):
+            r = self.get("/tmp/root/tmp/own.txt")
+            self.assertEqual(r.body, b"mine\n")
+        # Writes: only the container's /tmp, whatever the path or link says.
+        for path in ["/etc/x", "/tmp/root/etc/x", "/tmp/up/x", "/tmp/flip/etc/x", "/x",
+                     "/proc/self/root/tmp/x", "/dev/shm/x"]:
+            r = self.put(path, b"no")
+            self.assertIn(r.status, (400, 403, 404), (path, r.body))
+        self.assertEqual(self.put("/tmp/root/tmp/through-link.txt", b"ok").status, 201)
+        self.assertEqual(self.get("/tmp/through-link.txt").body, b"ok")
+        self.assertFalse(os.path.exists("/tmp/through-link.txt"))
+        for path in ["/etc/passwd", "/tmp/root/etc/passwd", "/"]:
+            r = self.server.request("DELETE", self.url(path))
+            self.assertIn(r.status, (400, 403), (path, r.body))
+        self.assert_healthy()
+
+    def test_bad_requests(self):
+        self.assert_error(self.server.request("GET", f"/containers/{self.cid}/files"), 400,
+                          "invalid_request")
+        self.assert_error(self.get("tmp/own.txt"), 400, "invalid_request")
+        self.assert_error(self.get("/tmp"), 400, "invalid_request")  # a directory, no list=1
+        self.assert_error(self.get("/tmp", "&list=maybe"), 400, "invalid_request")
+        self.assert_error(self.get("/tmp/" + "a" * 5000), 400, "invalid_request")
+        self.assert_error(self.server.request("GET", "/containers/clawbox-gone/files?path=/tmp"),
+                          404, "not_found")
+        ended = self.spawned(["/bin/true"])
+        self.wait_end(ended)
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{ended}")
+        self.assert_error(self.server.request("GET", f"/containers/{ended}/files?path=/tmp"),
+                          409, "conflict")
+
+
 class ExecCli(ContainerCase):
     """clawbox exec: output where it belongs, the command's exit code, 124
     at the timeout, --env, --cwd and --stdin, and usage errors."""
@@ -237,8 +337,9 @@ class ExecMcp(ContainerCase):
 
 
 for _rt in RUNTIMES or ["crun"]:
-    _name = f"Exec_{_rt}"
-    globals()[_name] = type(_name, (Exec, ContainerCase), {"runtime": _rt})
+    for _tests in (Exec, Files):
+        _name = f"{_tests.__name__}_{_rt}"
+        globals()[_name] = type(_name, (_tests, ContainerCase), {"runtime": _rt})
 
 if __name__ == "__main__":
     harness.main()
