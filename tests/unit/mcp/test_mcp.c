@@ -373,8 +373,11 @@ static void lists_tools(void **state)
     initialize(c, "2025-06-18");
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
     json_t *tools = json_object_get(result_of(c, 1), "tools");
-    assert_int_equal(json_array_size(tools), 5 + 3); /* and the three container tools */
+    assert_int_equal(json_array_size(tools), 5 + 4); /* and the four container tools */
     assert_non_null(tool_named(tools, "clawbox_spawn_container"));
+    json_t *exec = tool_named(tools, "clawbox_exec");
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(exec, "inputSchema"), "required")), 2);
     json_t *echo = tool_named(tools, "echo");
     assert_string_equal(json_string_value(json_object_get(echo, "description")), "Echoes.");
     assert_true(json_is_true(
@@ -579,7 +582,8 @@ static void stateless_tools_list(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "cacheScope")), "private");
     assert_null(json_object_get(r, "nextCursor"));
     json_t *tools = json_object_get(r, "tools");
-    const char *order[] = {"clawbox_kill_container",
+    const char *order[] = {"clawbox_exec",
+                           "clawbox_kill_container",
                            "clawbox_list_containers",
                            "clawbox_spawn_container",
                            "denied",
