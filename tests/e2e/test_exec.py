@@ -151,11 +151,12 @@ class Files:
     max_containers = 2
 
     def setUp(self):
-        # A file and links the container plants itself: to its root, to a
-        # host-looking path, and one swapped for a link while it runs.
+        # Links the container plants itself, to its root and up and out,
+        # a directory, one swapped for a link while it runs, and a file,
+        # last: once the file is there, so is the rest.
         self.cid = self.spawned(["/bin/sh", "-c",
-                                 "echo mine > /tmp/own.txt; ln -s / /tmp/root; "
-                                 "ln -s ../../../../../etc /tmp/up; mkdir /tmp/d; "
+                                 "ln -s / /tmp/root; ln -s ../../../../../etc /tmp/up; "
+                                 "mkdir /tmp/d; echo mine > /tmp/own.txt; "
                                  "while true; do rm -rf /tmp/flip; mkdir /tmp/flip; "
                                  "rmdir /tmp/flip; ln -s / /tmp/flip; done"])
         self.addCleanup(self.server.request, "DELETE", f"/containers/{self.cid}")
