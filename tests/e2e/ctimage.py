@@ -22,7 +22,7 @@ CACHE = os.environ.get("CLAWBOX_E2E_IMAGES", "/tmp/clawbox-e2e-images")
 BUSYBOX = "/usr/bin/busybox"
 NAME = "clawbox/test-busybox:latest"
 # Bump when the image's content changes, so a stale cache is not used.
-VERSION = "3"
+VERSION = "4"
 # The static probe of the container tests (tests/fixtures/ctprobe.c), at /usr/bin/ctprobe.
 CTPROBE = os.environ.get("CLAWBOX_E2E_CTPROBE", "build/tests/fixtures/ctprobe")
 TEST_IMAGE = NAME

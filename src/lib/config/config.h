@@ -84,6 +84,7 @@ struct cb_config {
         uint64_t max_containers;
         char *workspace_root;
         char *runtime;      /* auto|crun|runc|none */
+        char *egress;       /* transparent|socket-only */
         char *runtime_root; /* NULL = <data_dir>/oci */
         char *image_store;  /* NULL = <data_dir>/images */
         char *default_image;

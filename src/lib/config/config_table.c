@@ -124,6 +124,12 @@ const struct cb__opt cb__config_opts[] = {
      "auto|crun|runc|none",
      "(clawbox) OCI runtime: `auto` prefers crun and falls back to runc; `none` turns "
      "containers off."},
+    {"containers", "egress", CB__OPT_ENUM, "socket-only", 0, 0, NULL, OFF(containers.egress),
+     "transparent|socket-only",
+     "(clawbox) How a container reaches the network. `transparent`: its own network namespace "
+     "in which every TCP connection and DNS query arrives at clawbox and goes through the "
+     "proxy under the container's policy; `socket-only`: no network but the proxy socket "
+     "`/run/clawbox/proxy.sock` (which works in both modes)."},
     {"containers", "runtime_root", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(containers.runtime_root),
      NULL,
      "(clawbox) The runtime's state directory (`--root`); unset = `<data_dir>/oci`. Only "

@@ -25,6 +25,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "egress/netns.h"
 #include "metrics/metrics.h"
 #include "proxy/pipeline.h"
 #include "sandbox/manifest.h"
@@ -427,6 +428,15 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         abort(); /* getrandom cannot fail once the pool is initialised */
     cb_hex_encode(raw, sizeof(raw), s->token);
     uint32_t base = host_base(s);
+    struct cb_egress_netns *ns = NULL;
+    if (strcmp(cfg->containers.egress, "transparent") == 0) {
+        struct cb_egress_netns_opts no = {.dir = s->c->dir, .name = "netns"};
+        r = cb_egress_netns_create(&no, &ns, err);
+        if (r < 0) {
+            cb_manifest_unref(man);
+            return r;
+        }
+    }
     char *dir = cb_xasprintf("%s/proxy", s->c->dir);
     struct cb_ct_proxy_options po = {
         .container_id = s->c->id,
@@ -440,6 +450,7 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         .proxy = m->proxy,
         .on_request = proxied,
         .ud = s->c,
+        .netns = ns,
     };
     r = cb_ct_proxy_start(&po, &s->c->px, err);
     cb_manifest_unref(man);
@@ -534,6 +545,9 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .tmp_size_bytes = cfg->containers.tmp_size_mb << 20,
         .mounts = mounts,
         .n_mounts = CB_ARRAY_LEN(mounts),
+        /* The server's own path: the runtime opens it as root, and the
+         * staged directory does not show the namespace's mount. */
+        .netns_path = cb_ct_proxy_netns_path(s->c->px),
     };
     int r = cb_ct_bundle_write(bundle, &spec, err);
     struct cb_ct_launch l = {

@@ -32,6 +32,7 @@
 
 #include "core/error.h"
 
+struct cb_egress_netns;
 struct cb_manifest;
 struct cb_proxy;
 
@@ -57,6 +58,11 @@ struct cb_ct_proxy_options {
      * progress). May be NULL. */
     void (*on_request)(void *ud);
     void *ud;
+    /* Transparent egress (issue 14): the container's network namespace,
+     * taken over whether start succeeds or not. Its proxy listeners and
+     * DNS sockets are served under the same policy as the socket, and stop
+     * destroys it. NULL: socket only. */
+    struct cb_egress_netns *netns;
 };
 
 struct cb_ct_proxy;
@@ -69,6 +75,10 @@ struct cb_ct_proxy;
  * left behind then). */
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,
                       struct cb_error *err);
+
+/* The file of the container's network namespace (for the OCI config), or
+ * NULL when p has none. Owned by p. */
+const char *cb_ct_proxy_netns_path(const struct cb_ct_proxy *p);
 
 /* From now on every request is 401 (the container ended). Thread-safe. */
 void cb_ct_proxy_revoke(struct cb_ct_proxy *p);

@@ -39,7 +39,8 @@
 struct ex {
     struct cb__ct_conn *c;
     struct cb_ct_proxy *p;
-    char in[CB_HTTP_MAX_HEAD]; /* bytes read and not yet used */
+    const struct cb__ct_dest *dest; /* a transparent connection's; NULL for the socket */
+    char in[CB_HTTP_MAX_HEAD];      /* bytes read and not yet used */
     size_t in_len;
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
     struct cb_http_head head;
@@ -429,15 +430,16 @@ static void forward_headers(const struct ex *x, json_t *headers)
     }
 }
 
-static void serve_forward(struct ex *x)
+/* Sends the request in x to url[0..len) through the proxy pipeline and
+ * relays the answer: the one path of the forward form and of transparent
+ * plain HTTP. */
+static void forward(struct ex *x, const char *url, size_t url_len)
 {
     const struct cb_http_head *h = &x->head;
-    size_t url_off = h->path.off + 1, url_end = h->target.off + h->target.len;
     json_t *headers = json_object();
     forward_headers(x, headers);
-    json_t *params =
-        json_pack("{s:s%,s:s%,s:o}", "url", x->raw + url_off, url_end - url_off, "method",
-                  x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
+    json_t *params = json_pack("{s:s%,s:s%,s:o}", "url", url, url_len, "method",
+                               x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
     /* "Content-Length: 0" is a body too: an empty one is still sent with
      * its length, as some upstreams require on POST. */
     size_t n = 0;
@@ -456,6 +458,13 @@ static void serve_forward(struct ex *x)
     json_decref(env);
 }
 
+static void serve_forward(struct ex *x)
+{
+    const struct cb_http_head *h = &x->head;
+    size_t url_off = h->path.off + 1, url_end = h->target.off + h->target.len;
+    forward(x, x->raw + url_off, url_end - url_off);
+}
+
 /* ----------------------------- a request ----------------------------- */
 
 /* Answers an error before the body was read: a body the client still
@@ -465,6 +474,32 @@ static void refuse(struct ex *x, unsigned status, const char *msg, const char *a
     if (x->head.framing != CB_HTTP_NO_BODY)
         x->close = true;
     send_json(x, status, json_pack("{s:s}", "error", msg), allow);
+}
+
+/* Counts the request and reads its body; false when it is not to be
+ * served (answered already, or the connection ends). */
+static bool take_request(struct ex *x)
+{
+    if (!cb__ct_proxy_note_request(x->p)) {
+        x->close = true;
+        return false;
+    }
+    struct cb_error err = {0};
+    int r = read_body(x, &err);
+    if (r == -EPIPE) {
+        x->close = true;
+        return false;
+    }
+    if (r < 0) {
+        x->close = true;
+        if (r == -EFBIG)
+            send_error(x, 413, "request body larger than 10 MiB");
+        else
+            send_error(x, cb__http_error_status(r), err.msg);
+        return false;
+    }
+    new_request_id(x->request_id);
+    return true;
 }
 
 /* Routes, authenticates and answers the request in x->head. */
@@ -488,36 +523,132 @@ static void serve_request(struct ex *x)
         refuse(x, 401, "unauthorized", NULL);
         return;
     }
-    if (!cb__ct_proxy_note_request(x->p)) {
-        x->close = true;
+    if (!take_request(x))
         return;
-    }
-    struct cb_error err = {0};
-    int r = read_body(x, &err);
-    if (r == -EPIPE) {
-        x->close = true;
-        return;
-    }
-    if (r < 0) {
-        x->close = true;
-        if (r == -EFBIG)
-            send_error(x, 413, "request body larger than 10 MiB");
-        else
-            send_error(x, cb__http_error_status(r), err.msg);
-        return;
-    }
-    new_request_id(x->request_id);
     if (forward)
         serve_forward(x);
     else
         serve_envelope(x);
 }
 
-void cb__ct_conn_serve(struct cb__ct_conn *c)
+/* ----------------------- transparent connections ---------------------- */
+
+/* Splits an authority "host[:port]" or "[v6][:port]" into the host
+ * (without brackets) and the port (0 when none is written). False when it
+ * is not one. */
+static bool split_authority(const char *a, size_t n, const char **host, size_t *hlen,
+                            uint16_t *port)
+{
+    size_t end = n;
+    *port = 0;
+    if (n > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', n);
+        if (close == NULL)
+            return false;
+        *host = a + 1;
+        *hlen = (size_t)(close - a) - 1;
+        end = (size_t)(close - a) + 1;
+    } else {
+        const char *colon = memchr(a, ':', n);
+        end = colon ? (size_t)(colon - a) : n;
+        *host = a;
+        *hlen = end;
+    }
+    if (end == n)
+        return *hlen > 0;
+    uint64_t v;
+    if (a[end] != ':' || cb_parse_u64(a + end + 1, n - end - 1, &v) < 0 || v == 0 || v > 65535)
+        return false;
+    *port = (uint16_t)v;
+    return *hlen > 0;
+}
+
+/* Whether the authority a[0..n) names the destination d: its name (the
+ * pool's, or the address itself) and, when written, its port. */
+static bool names_destination(const struct cb__ct_dest *d, const char *a, size_t n,
+                              uint16_t default_port)
+{
+    const char *host;
+    size_t hlen;
+    uint16_t port;
+    if (!split_authority(a, n, &host, &hlen, &port))
+        return false;
+    if (hlen > 0 && host[hlen - 1] == '.')
+        hlen--;
+    return hlen == strlen(d->name) && strncasecmp(host, d->name, hlen) == 0 &&
+           (port != 0 ? port : default_port) == d->port;
+}
+
+/* The URL a transparent request goes to, into url; NULL with the reason
+ * in why when it is refused. The proxy connects to the name only: the
+ * pool's name for a pool address, which Host (or an absolute target) must
+ * repeat; for any other address, that address, which Host must name. A
+ * request sent to the listener itself (an explicit proxy client) names
+ * its URL in absolute form. */
+static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t cap)
+{
+    const struct cb__ct_dest *d = x->dest;
+    const struct cb_http_head *h = &x->head;
+    const char *t = x->raw + h->target.off;
+    if (h->target.len > 0 && t[0] != '/') {
+        /* Absolute form: "http://authority/..." or "https://...". */
+        const char *auth = memchr(t, '/', h->target.len);
+        size_t skip = auth ? (size_t)(auth - t) + 2 : h->target.len;
+        size_t alen = skip < h->target.len ? strcspn(t + skip, "/?") : 0;
+        bool https = h->target.len > 5 && strncasecmp(t, "https", 5) == 0;
+        if (!d->explicit_proxy && !names_destination(d, t + skip, alen, https ? 443 : 80)) {
+            snprintf(why, cap,
+                     "blocked: the request's URL does not name the destination %s port %u", d->name,
+                     (unsigned)d->port);
+            return false;
+        }
+        cb_buf_append(url, t, h->target.len);
+        return true;
+    }
+    if (d->explicit_proxy) {
+        snprintf(why, cap,
+                 "blocked: a request to the proxy itself must name an absolute http(s) URL or be "
+                 "a CONNECT");
+        return false;
+    }
+    size_t hlen = 0;
+    const char *host = field(x, "host", &hlen);
+    if (host == NULL || !names_destination(d, host, hlen, 80)) {
+        snprintf(why, cap,
+                 "blocked: the Host header %s the destination %s port %u (only addresses the "
+                 "container's DNS gave for that name are accepted)",
+                 host ? "does not match" : "is missing for", d->name, (unsigned)d->port);
+        return false;
+    }
+    bool v6 = !d->from_pool && strchr(d->name, ':') != NULL;
+    cb_buf_printf(url, "http://%s%s%s", v6 ? "[" : "", d->name, v6 ? "]" : "");
+    if (d->port != 80)
+        cb_buf_printf(url, ":%u", (unsigned)d->port);
+    cb_buf_append(url, t, h->target.len);
+    return true;
+}
+
+/* A plain-HTTP request on a transparent connection. */
+static void serve_transparent(struct ex *x)
+{
+    struct cb_buf url;
+    char why[CB_EGRESS_NAME_MAX * 2 + 256];
+    cb_buf_init(&url, CB_HTTP_MAX_TARGET + CB_EGRESS_NAME_MAX + 32);
+    if (!transparent_url(x, &url, why, sizeof(why))) {
+        cb__ct_egress_refuse(x->c, x->dest, why);
+        refuse(x, 403, why, NULL);
+    } else if (take_request(x)) {
+        forward(x, url.data, url.len);
+    }
+    cb_buf_free(&url);
+}
+
+void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d)
 {
     struct ex *x = cb_xcalloc(1, sizeof(*x));
     x->c = c;
     x->p = c->p;
+    x->dest = d;
     cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
     size_t n;
     while (!x->close && (n = read_head(x)) > 0) {
@@ -526,6 +657,8 @@ void cb__ct_conn_serve(struct cb__ct_conn *c)
         x->close = r < 0 || x->head.minor == 0 || !x->head.keep_alive;
         if (r < 0)
             send_error(x, cb__http_error_status(r), err.msg);
+        else if (d != NULL)
+            serve_transparent(x);
         else
             serve_request(x);
         if (cb__ct_proxy_stopped(x->p))

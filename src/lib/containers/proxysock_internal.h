@@ -9,14 +9,35 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "containers/proxysock.h"
+#include "egress/sniff.h"
+
+/* What a socket in the accept service's epoll set is: the proxy socket,
+ * a transparent-egress listener of the container's network namespace, or
+ * one of its DNS stub's UDP sockets. The epoll events point at these. */
+enum cb__ct_lsn_kind {
+    CB__CT_LSN_SOCKET,
+    CB__CT_LSN_TCP,
+    CB__CT_LSN_DNS,
+};
+
+struct cb__ct_lsn {
+    struct cb_ct_proxy *p;
+    enum cb__ct_lsn_kind kind;
+    int fd; /* -1 when unused or closed */
+};
+
+/* The proxy socket, two TCP listeners and two DNS sockets. */
+#define CB__CT_LSN_MAX 5
 
 /* A connection, listed in its socket's `conns` while it is open, so that
  * stop can end it. The fd is closed only after it left the list. */
 struct cb__ct_conn {
     int fd;
+    bool transparent; /* accepted on a transparent-egress listener */
     struct cb_ct_proxy *p;
     struct cb__ct_conn *prev, *next;
     struct cb__ct_conn *queue_next; /* waiting for an idle thread */
@@ -37,8 +58,10 @@ struct cb_ct_proxy {
     void (*on_request)(void *ud);
     void *ud;
     uid_t peer_uid_min, peer_uid_max;
-    int listen_fd;
-    pthread_mutex_t mu; /* guards what follows */
+    struct cb__ct_lsn lsn[CB__CT_LSN_MAX]; /* lsn[0] is the proxy socket */
+    struct cb_egress_netns *netns;         /* NULL: socket only */
+    struct cb_egress_pool *pool;           /* the DNS stub's, with netns */
+    pthread_mutex_t mu;                    /* guards what follows */
     pthread_cond_t calls_done;
     bool stopped;
     unsigned calls; /* on_request calls in progress */
@@ -47,8 +70,35 @@ struct cb_ct_proxy {
     struct cb_ct_proxy *retired_next; /* in the accept service's list */
 };
 
-/* Serves requests on c until the connection ends (the caller closes it). */
-void cb__ct_conn_serve(struct cb__ct_conn *c);
+/* Where a transparent connection was sent (proxysock_egress.c). */
+struct cb__ct_dest {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    uint16_t port;
+    bool explicit_proxy; /* sent to the listener's own address */
+    bool from_pool;      /* addr is one the DNS stub gave for `name` */
+    /* The pool's name, or else the address as text (no brackets). */
+    char name[CB_EGRESS_NAME_MAX + 1];
+};
+
+/* Serves requests on c until the connection ends (the caller closes it):
+ * the proxy socket's (d NULL: the token is required, the envelope and the
+ * forward forms) or a transparent connection's to d (plain HTTP to the
+ * destination, absolute-URI and CONNECT requests to the listener). */
+void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d);
+
+/* Serves a connection accepted on a transparent listener. */
+void cb__ct_egress_serve(struct cb__ct_conn *c);
+
+/* Answers the datagrams waiting on a DNS socket (accept service thread). */
+void cb__ct_dns_serve(struct cb__ct_lsn *l);
+
+/* Passes TLS on c through to name:port under the container's policy
+ * (audited), until either end is done. */
+void cb__ct_egress_passthrough(struct cb__ct_conn *c, const char *name, uint16_t port);
+
+/* Audits a transparent connection to d refused for `reason`. */
+void cb__ct_egress_refuse(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *reason);
 
 /* Whether `value` (len bytes, a header's value) is "Bearer <token>" with
  * p's token, p not revoked. Constant time in the token. */
