@@ -10,6 +10,9 @@ import json
 import time
 import os
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import unittest
 from http.server import ThreadingHTTPServer
@@ -34,6 +37,40 @@ def loopback_name():
     return None
 
 
+def tls_upstream(name):
+    """A loopback HTTPS upstream (Upstream's echo) with a self-signed
+    certificate for name."""
+    d = tempfile.mkdtemp(prefix="clawbox-egress-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    # busybox's own TLS sends no signature_algorithms, which leaves TLS 1.2
+    # at SHA-1 signatures: below OpenSSL 3's default security level.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def client_hello(name):
+    """The bytes of a TLS ClientHello for name, as printf octal escapes."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    raw = outgoing.read()
+    return "".join(f"\\{b:03o}" for b in raw)
+
+
 class EgressCase(harness.ServerTestCase):
     runtime = None
 
@@ -48,6 +85,8 @@ class EgressCase(harness.ServerTestCase):
         cls.upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
         threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
         cls.port = cls.upstream.server_address[1]
+        cls.tls = tls_upstream(cls.name)
+        cls.tls_port = cls.tls.server_address[1]
         cls.server = harness.Server(
             f'[containers]\nruntime = "{cls.runtime}"\negress = "transparent"\n'
             'max_containers = 3\ndefault_timeout_ms = 60000\nmax_output_bytes = 65536\n'
@@ -61,9 +100,10 @@ class EgressCase(harness.ServerTestCase):
     def tearDownClass(cls):
         if hasattr(cls, "server"):
             super().tearDownClass()
-        if hasattr(cls, "upstream"):
-            cls.upstream.shutdown()
-            cls.upstream.server_close()
+        for srv in (getattr(cls, "upstream", None), getattr(cls, "tls", None)):
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
 
     def run_sh(self, script, timeout=30):
         """Runs script with /bin/sh in a new container to its end; returns
@@ -153,6 +193,51 @@ class EgressCase(harness.ServerTestCase):
         for step in ("link", "route", "add"):
             self.assertRegex(out, step + r"=[1-9]", out)
         self.assertEqual(out.count("Operation not permitted"), 3, out)
+
+    def test_https_passed_through_by_name(self):
+        _, info, out = self.run_sh(
+            f"wget --no-check-certificate -q -O - https://{self.name}:{self.tls_port}/tls")
+        self.assertEqual(info["status"], "completed", (info, out))
+        self.assertEqual(json.loads(out.strip().splitlines()[-1])["path"], "/tls")
+        notes = [l for l in self.audit() if "TLS passthrough" in (l.get("reason") or "")]
+        self.assertTrue(notes, self.audit())
+        self.assertEqual(notes[-1]["decision"], "allowed")
+
+    def test_https_to_a_literal_address_is_refused(self):
+        _, info, out = self.run_sh(
+            "wget --no-check-certificate -q -O - https://203.0.113.7/; echo wget=$?")
+        self.assertIn("wget=1", out)
+        # busybox sends the address as SNI, other clients send none: either
+        # way the destination is no name the container's DNS gave.
+        self.assertTrue([l for l in self.audit() if l.get("url") == "tcp://[203.0.113.7]:443"
+                         and l["decision"] == "blocked"], self.audit())
+
+    def test_explicit_proxy_absolute_form(self):
+        _, info, out = self.run_sh(
+            f"http_proxy=http://127.0.0.1:3128 wget -q -O - http://{self.name}:{self.port}/abs")
+        self.assertEqual(info["status"], "completed", (info, out))
+        self.assertEqual(json.loads(out.strip().splitlines()[-1])["path"], "/abs")
+
+    def connect(self, target, sni):
+        hello = client_hello(sni)
+        return self.run_sh(
+            f"(printf 'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n'; "
+            f"sleep 0.3; printf '{hello}'; sleep 1) | nc 127.0.0.1 3128 | od -An -tx1 | "
+            "tr -d '\\n' | head -c 400")[2]
+
+    def test_connect_tunnel_to_an_allowed_name(self):
+        out = self.connect(f"{self.name}:{self.tls_port}", self.name)
+        # "HTTP/1.1 200", then the upstream's ServerHello: a handshake record.
+        self.assertTrue(out.strip().startswith("48 54 54 50 2f 31 2e 31 20 32 30 30"), out)
+        self.assertIn("0d 0a 0d 0a 16 03", out)
+
+    def test_connect_refusals(self):
+        out = self.connect("blocked.example.com:443", "blocked.example.com")
+        self.assertTrue(out.strip().startswith("48 54 54 50 2f 31 2e 31 20 34 30 33"), out)
+        out = self.connect(f"{self.name}:{self.tls_port}", "other.example.com")
+        self.assertNotIn("16 03", out.partition("0d 0a 0d 0a")[2])
+        self.assertTrue([l for l in self.audit()
+                         if "does not match the CONNECT target" in (l.get("reason") or "")])
 
     def test_namespace_file_goes_with_the_container(self):
         cid, _, _ = self.run_sh("true")

@@ -643,6 +643,56 @@ static void serve_transparent(struct ex *x)
     cb_buf_free(&url);
 }
 
+/* Whether host[0..n) has only the bytes of a host name or an IP literal. */
+static bool host_bytes(const char *host, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = host[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_' || ch == ':'))
+            return false;
+    }
+    return n > 0 && n <= CB_EGRESS_NAME_MAX;
+}
+
+/* A CONNECT on a transparent connection (head[0..n), which the HTTP
+ * parser does not take: its target is an authority). "CONNECT
+ * host:port HTTP/1.x": refused with 403 unless the allowlist admits host,
+ * else answered 200 and passed on as a TLS tunnel. The connection ends
+ * with it. */
+static void serve_connect(struct ex *x, size_t n)
+{
+    x->close = true;
+    const char *line = x->raw + 8, *end = memchr(line, '\r', n - 8);
+    const char *sp = end ? memchr(line, ' ', (size_t)(end - line)) : NULL;
+    const char *host;
+    size_t hlen;
+    uint16_t port;
+    if (sp == NULL || (size_t)(end - sp) != 9 || memcmp(sp + 1, "HTTP/1.", 7) != 0 ||
+        !split_authority(line, (size_t)(sp - line), &host, &hlen, &port) || port == 0 ||
+        !host_bytes(host, hlen)) {
+        send_error(x, 400, "CONNECT takes host:port, as in CONNECT example.com:443 HTTP/1.1");
+        return;
+    }
+    char name[CB_EGRESS_NAME_MAX + 1], why[CB_EGRESS_NAME_MAX + 128];
+    memcpy(name, host, hlen);
+    name[hlen] = '\0';
+    if (!cb_proxy_container_allows(x->p->proxy, x->p->manifest, name, hlen)) {
+        snprintf(why, sizeof(why), "blocked: host %s is not in the container's allowlist", name);
+        cb__ct_egress_refuse(x->c, x->dest, why);
+        send_error(x, 403, why);
+        return;
+    }
+    if (x->in_len > 0) {
+        send_error(x, 400, "send the tunnel's bytes after the 200 answer to CONNECT");
+        return;
+    }
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct iovec iov = {(void *)ok, sizeof(ok) - 1};
+    if (send_all(x->c->fd, &iov, 1))
+        cb__ct_egress_tunnel(x->c, x->dest, name, port);
+}
+
 void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d)
 {
     struct ex *x = cb_xcalloc(1, sizeof(*x));
@@ -652,6 +702,10 @@ void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d)
     cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
     size_t n;
     while (!x->close && (n = read_head(x)) > 0) {
+        if (d != NULL && n > 8 && memcmp(x->raw, "CONNECT ", 8) == 0) {
+            serve_connect(x, n);
+            break;
+        }
         struct cb_error err = {0};
         int r = cb__http_parse_head(x->raw, n, &x->head, &err);
         x->close = r < 0 || x->head.minor == 0 || !x->head.keep_alive;

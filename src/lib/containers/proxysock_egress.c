@@ -104,6 +104,17 @@ void cb__ct_egress_refuse(struct cb__ct_conn *c, const struct cb__ct_dest *d, co
     cb_proxy_container_audit(c->p->proxy, c->p->manifest, NULL, "CONNECT", url, "blocked", reason);
 }
 
+/* Refuses a TLS client: the audit line, then a fatal access_denied alert
+ * (a plaintext record, as before any handshake), so that the client says
+ * it was refused rather than that the peer vanished. */
+static void refuse_tls(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *reason)
+{
+    static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49};
+    if (reason != NULL)
+        cb__ct_egress_refuse(c, d, reason);
+    (void)!send(c->fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* ------------------------------ classify ------------------------------ */
 
 static void sleep_ms(unsigned ms)
@@ -174,8 +185,10 @@ static void splice_loop(struct cb__ct_conn *c, int upstream)
     cb_egress_splice_free(s);
 }
 
-/* Passes TLS through to `name` (the SNI, or the pool's name). */
-void cb__ct_egress_passthrough(struct cb__ct_conn *c, const char *name, uint16_t port)
+/* Passes TLS through to `name` (the SNI, or the pool's name); the
+ * tunnel's refusal is audited by the proxy. */
+static void passthrough(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *name,
+                        uint16_t port)
 {
     struct cb_ct_proxy *p = c->p;
     if (!cb__ct_proxy_note_request(p))
@@ -185,8 +198,10 @@ void cb__ct_egress_passthrough(struct cb__ct_conn *c, const char *name, uint16_t
     struct cb_error err = {0};
     int up = cb_proxy_container_tunnel(p->proxy, p->manifest, name, strlen(name), port, request_id,
                                        PASSTHROUGH_NOTE, &err);
-    if (up < 0)
-        return; /* the client sees the connection end: a TLS client takes it as refused */
+    if (up < 0) {
+        refuse_tls(c, d, NULL);
+        return;
+    }
     splice_loop(c, up);
     close(up);
 }
@@ -200,25 +215,54 @@ static void serve_tls(struct cb__ct_conn *c, const struct cb__ct_dest *d, const 
     char sni[CB_EGRESS_NAME_MAX + 1];
     int r = cb_egress_tls_sni(buf, n, sni);
     char why[CB_EGRESS_NAME_MAX * 2 + 128];
-    if (r < 0) {
-        cb__ct_egress_refuse(c, d, "blocked: not a well-formed TLS ClientHello");
-        return;
-    }
-    if (r == 0) {
-        cb__ct_egress_refuse(c, d,
-                             "blocked: TLS without a server name (SNI); connect by a host name "
-                             "the container's allowlist admits");
-        return;
-    }
-    if (!d->from_pool || strcasecmp(sni, d->name) != 0) {
+    if (r < 0)
+        snprintf(why, sizeof(why), "blocked: not a well-formed TLS ClientHello");
+    else if (!d->from_pool)
         snprintf(why, sizeof(why),
-                 "blocked: TLS server name %s does not match the destination %s (only "
-                 "addresses the container's DNS gave for that name are accepted)",
+                 "blocked: TLS to %s, an address the container's DNS did not give; connect by a "
+                 "host name the container's allowlist admits",
+                 d->name);
+    else if (r == 0)
+        snprintf(why, sizeof(why), "blocked: TLS to %s without a server name (SNI)", d->name);
+    else if (strcasecmp(sni, d->name) != 0)
+        snprintf(why, sizeof(why),
+                 "blocked: TLS server name %s does not match %s, the name the container's DNS "
+                 "gave this address for",
                  sni, d->name);
-        cb__ct_egress_refuse(c, d, why);
+    else
+        why[0] = '\0';
+    if (why[0] != '\0') {
+        refuse_tls(c, d, why);
         return;
     }
-    cb__ct_egress_passthrough(c, sni, d->port);
+    passthrough(c, d, sni, d->port);
+}
+
+void cb__ct_egress_tunnel(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *host,
+                          uint16_t port)
+{
+    uint8_t *buf = cb_xmalloc(CB_EGRESS_PEEK_MAX);
+    size_t n = 0;
+    char sni[CB_EGRESS_NAME_MAX + 1], why[CB_EGRESS_NAME_MAX * 2 + 128];
+    struct in6_addr ip;
+    bool literal = inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1;
+    enum cb_egress_proto k = classify(c->fd, buf, CB_EGRESS_PEEK_MAX, &n);
+    int r = k == CB_EGRESS_TLS ? cb_egress_tls_sni(buf, n, sni) : -EINVAL;
+    free(buf);
+    if (k == CB_EGRESS_NEED_MORE && n == 0)
+        return;
+    if (r < 0)
+        snprintf(why, sizeof(why), "blocked: a CONNECT tunnel to %s carries TLS only", host);
+    else if (r == 0 ? !literal : strcasecmp(sni, host) != 0)
+        snprintf(why, sizeof(why),
+                 "blocked: the TLS server name %s does not match the CONNECT target %s",
+                 r == 0 ? "(none)" : sni, host);
+    else
+        why[0] = '\0';
+    if (why[0] != '\0')
+        refuse_tls(c, d, why);
+    else
+        passthrough(c, d, host, port);
 }
 
 void cb__ct_egress_serve(struct cb__ct_conn *c)

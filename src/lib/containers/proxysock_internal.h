@@ -93,9 +93,11 @@ void cb__ct_egress_serve(struct cb__ct_conn *c);
 /* Answers the datagrams waiting on a DNS socket (accept service thread). */
 void cb__ct_dns_serve(struct cb__ct_lsn *l);
 
-/* Passes TLS on c through to name:port under the container's policy
- * (audited), until either end is done. */
-void cb__ct_egress_passthrough(struct cb__ct_conn *c, const char *name, uint16_t port);
+/* The rest of a CONNECT to host:port that was answered 200: the tunnel
+ * must carry TLS whose server name is host (none for an IP literal), which
+ * is then passed through. */
+void cb__ct_egress_tunnel(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *host,
+                          uint16_t port);
 
 /* Audits a transparent connection to d refused for `reason`. */
 void cb__ct_egress_refuse(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *reason);
