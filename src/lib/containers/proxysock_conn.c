@@ -3,6 +3,7 @@
  * authenticated with the socket's token and run through the proxy
  * pipeline, in the envelope form (POST /proxy) or the forward form
  * (METHOD /<absolute URL>). See proxysock.h. */
+#include "containers/authority.h"
 #include "containers/proxysock_internal.h"
 #include "core/buf.h"
 #include "core/fs.h"
@@ -533,52 +534,6 @@ static void serve_request(struct ex *x)
 
 /* ----------------------- transparent connections ---------------------- */
 
-/* Splits an authority "host[:port]" or "[v6][:port]" into the host
- * (without brackets) and the port (0 when none is written). False when it
- * is not one. */
-static bool split_authority(const char *a, size_t n, const char **host, size_t *hlen,
-                            uint16_t *port)
-{
-    size_t end = n;
-    *port = 0;
-    if (n > 0 && a[0] == '[') {
-        const char *close = memchr(a, ']', n);
-        if (close == NULL)
-            return false;
-        *host = a + 1;
-        *hlen = (size_t)(close - a) - 1;
-        end = (size_t)(close - a) + 1;
-    } else {
-        const char *colon = memchr(a, ':', n);
-        end = colon ? (size_t)(colon - a) : n;
-        *host = a;
-        *hlen = end;
-    }
-    if (end == n)
-        return *hlen > 0;
-    uint64_t v;
-    if (a[end] != ':' || cb_parse_u64(a + end + 1, n - end - 1, &v) < 0 || v == 0 || v > 65535)
-        return false;
-    *port = (uint16_t)v;
-    return *hlen > 0;
-}
-
-/* Whether the authority a[0..n) names the destination d: its name (the
- * pool's, or the address itself) and, when written, its port. */
-static bool names_destination(const struct cb__ct_dest *d, const char *a, size_t n,
-                              uint16_t default_port)
-{
-    const char *host;
-    size_t hlen;
-    uint16_t port;
-    if (!split_authority(a, n, &host, &hlen, &port))
-        return false;
-    if (hlen > 0 && host[hlen - 1] == '.')
-        hlen--;
-    return hlen == strlen(d->name) && strncasecmp(host, d->name, hlen) == 0 &&
-           (port != 0 ? port : default_port) == d->port;
-}
-
 /* The URL a transparent request goes to, into url; NULL with the reason
  * in why when it is refused. The proxy connects to the name only: the
  * pool's name for a pool address, which Host (or an absolute target) must
@@ -596,7 +551,8 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
         size_t skip = auth ? (size_t)(auth - t) + 2 : h->target.len;
         size_t alen = skip < h->target.len ? strcspn(t + skip, "/?") : 0;
         bool https = h->target.len > 5 && strncasecmp(t, "https", 5) == 0;
-        if (!d->explicit_proxy && !names_destination(d, t + skip, alen, https ? 443 : 80)) {
+        if (!d->explicit_proxy &&
+            !cb__ct_authority_names(t + skip, alen, d->name, d->port, https ? 443 : 80)) {
             snprintf(why, cap,
                      "blocked: the request's URL does not name the destination %s port %u", d->name,
                      (unsigned)d->port);
@@ -613,7 +569,7 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
     }
     size_t hlen = 0;
     const char *host = field(x, "host", &hlen);
-    if (host == NULL || !names_destination(d, host, hlen, 80)) {
+    if (host == NULL || !cb__ct_authority_names(host, hlen, d->name, d->port, 80)) {
         snprintf(why, cap,
                  "blocked: the Host header %s the destination %s port %u (only addresses the "
                  "container's DNS gave for that name are accepted)",
@@ -643,18 +599,6 @@ static void serve_transparent(struct ex *x)
     cb_buf_free(&url);
 }
 
-/* Whether host[0..n) has only the bytes of a host name or an IP literal. */
-static bool host_bytes(const char *host, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char ch = host[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '.' || ch == '_' || ch == ':'))
-            return false;
-    }
-    return n > 0 && n <= CB_EGRESS_NAME_MAX;
-}
-
 /* A CONNECT on a transparent connection (head[0..n), which the HTTP
  * parser does not take: its target is an authority). "CONNECT
  * host:port HTTP/1.x": refused with 403 unless the allowlist admits host,
@@ -669,8 +613,8 @@ static void serve_connect(struct ex *x, size_t n)
     size_t hlen;
     uint16_t port;
     if (sp == NULL || (size_t)(end - sp) != 9 || memcmp(sp + 1, "HTTP/1.", 7) != 0 ||
-        !split_authority(line, (size_t)(sp - line), &host, &hlen, &port) || port == 0 ||
-        !host_bytes(host, hlen)) {
+        !cb__ct_authority_split(line, (size_t)(sp - line), &host, &hlen, &port) || port == 0 ||
+        !cb__ct_host_bytes(host, hlen)) {
         send_error(x, 400, "CONNECT takes host:port, as in CONNECT example.com:443 HTTP/1.1");
         return;
     }
