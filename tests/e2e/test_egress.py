@@ -239,10 +239,75 @@ class EgressCase(harness.ServerTestCase):
         self.assertTrue([l for l in self.audit()
                          if "does not match the CONNECT target" in (l.get("reason") or "")])
 
+    def test_ipv6_by_name(self):
+        req = (f"GET /v6 HTTP/1.1\\r\\nHost: {self.name}:{self.port}\\r\\n"
+               "Connection: close\\r\\n\\r\\n")
+        _, _, out = self.run_sh(
+            f"a=$(nslookup -type=AAAA {self.name} | grep -o 'fd63:[0-9a-f:]*' | tail -1); "
+            f"echo addr=$a; printf '{req}' | nc $a {self.port}")
+        self.assertIn("addr=fd63:6c61:7762:6f78::", out)
+        self.assertIn("HTTP/1.1 200", out)
+        self.assertIn('"path": "/v6"', out)
+
+    def test_many_parallel_connections(self):
+        n = 40
+        _, info, out = self.run_sh(
+            f"for i in $(seq {n}); do wget -q -O - http://{self.name}:{self.port}/p$i & done; "
+            "wait")
+        self.assertEqual(out.count('"method": "GET"'), n, out)
+
     def test_namespace_file_goes_with_the_container(self):
         cid, _, _ = self.run_sh("true")
         self.assertFalse(os.path.exists(
             os.path.join(self.server.dir, "data", "containers", cid, "netns")))
+
+
+class EgressRestart(unittest.TestCase):
+    """kill -9 of the server: nothing in the container reaches anything
+    any more, and a restart removes the namespace file."""
+
+    def setUp(self):
+        why = skip_reason()
+        if why:
+            self.skipTest(why)
+        self.name = loopback_name()
+        if self.name is None:
+            self.skipTest("no host name of this machine resolves to 127.0.0.1")
+        Upstream.seen = []
+        self.upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+        threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
+        self.addCleanup(self.upstream.server_close)
+        self.addCleanup(self.upstream.shutdown)
+        self.server = harness.Server(
+            f'[containers]\nruntime = "{RUNTIMES[0]}"\n'
+            '[container_policy]\nallowed_policies = ["container"]\n'
+            f'network_allowlist = ["{self.name}"]\n'
+            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
+        self.addCleanup(self.server.cleanup)
+        ctimage.import_test_image(self.server)
+        self.server.start()
+
+    def test_kill_9_cuts_every_connection(self):
+        port = self.upstream.server_address[1]
+        cid = self.server.request("POST", "/containers/spawn", {
+            "task": "t", "image": IMAGE, "policy": "container", "command": [
+                "/bin/sh", "-c",
+                f"while true; do wget -q -O /dev/null http://{self.name}:{port}/k; "
+                "sleep 0.05; done"]}).json()["container_id"]
+        netns = os.path.join(self.server.dir, "data", "containers", cid, "netns")
+        deadline = time.time() + 10
+        while len(Upstream.seen) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(Upstream.seen), 3)
+        self.server.stop(sig=9)
+        time.sleep(0.3)
+        seen = len(Upstream.seen)
+        time.sleep(1)
+        self.assertEqual(len(Upstream.seen), seen)
+        self.server.start()
+        self.assertFalse(os.path.exists(netns))
+        info = self.server.request("GET", f"/containers/{cid}").json()
+        self.assertEqual(info["status"], "killed")
 
 
 for _rt in RUNTIMES or ["crun"]:

@@ -124,7 +124,7 @@ const struct cb__opt cb__config_opts[] = {
      "auto|crun|runc|none",
      "(clawbox) OCI runtime: `auto` prefers crun and falls back to runc; `none` turns "
      "containers off."},
-    {"containers", "egress", CB__OPT_ENUM, "socket-only", 0, 0, NULL, OFF(containers.egress),
+    {"containers", "egress", CB__OPT_ENUM, "transparent", 0, 0, NULL, OFF(containers.egress),
      "transparent|socket-only",
      "(clawbox) How a container reaches the network. `transparent`: its own network namespace "
      "in which every TCP connection and DNS query arrives at clawbox and goes through the "

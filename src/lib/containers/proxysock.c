@@ -25,7 +25,11 @@
 /* Open connections: per socket, and for all sockets together (each is a
  * thread while it is open). Past either, a connection gets a 503. */
 #define MAX_CONNS_PER_SOCKET 32
-#define MAX_CONNS            512
+/* A container's transparent connections, counted apart from its socket's:
+ * programs that know nothing of the proxy open many at once (a package
+ * manager's parallel downloads). */
+#define MAX_EGRESS_CONNS 64
+#define MAX_CONNS        512
 /* Threads kept waiting for the next connection once theirs ended, for
  * all sockets together, and how long one waits before it exits. A new
  * thread runs the pipeline on a cold stack and malloc cache, which cost
@@ -140,7 +144,7 @@ static void conn_end(struct cb__ct_conn *c)
         p->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    p->nconns--;
+    p->nconns[c->transparent]--;
     pthread_mutex_unlock(&p->mu);
     close(c->fd);
     free(c);
@@ -248,8 +252,10 @@ static int spawn(struct cb__ct_conn *c)
  * svc.mu and p->mu held. */
 static void conn_start(struct cb_ct_proxy *p, int fd, bool transparent)
 {
-    if (p->nconns >= MAX_CONNS_PER_SOCKET || svc.conns >= MAX_CONNS) {
-        refuse_busy(fd);
+    unsigned cap = transparent ? MAX_EGRESS_CONNS : MAX_CONNS_PER_SOCKET;
+    if (p->nconns[transparent] >= cap || svc.conns >= MAX_CONNS) {
+        if (!transparent) /* a transparent client may not speak HTTP */
+            refuse_busy(fd);
         close(fd);
         return;
     }
@@ -262,7 +268,7 @@ static void conn_start(struct cb_ct_proxy *p, int fd, bool transparent)
     if (p->conns)
         p->conns->prev = c;
     p->conns = c;
-    p->nconns++;
+    p->nconns[transparent]++;
     svc.conns++;
     if (queue_conn(c))
         return;
@@ -274,10 +280,11 @@ static void conn_start(struct cb_ct_proxy *p, int fd, bool transparent)
     p->conns = c->next;
     if (c->next)
         c->next->prev = NULL;
-    p->nconns--;
+    p->nconns[transparent]--;
     svc.conns--;
     atomic_fetch_sub(&p->refs, 1); /* the owner's reference remains */
-    refuse_busy(fd);
+    if (!transparent)
+        refuse_busy(fd);
     close(fd);
     free(c);
 }

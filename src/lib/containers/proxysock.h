@@ -22,7 +22,12 @@
  * served by a thread of its own while it is open (a few such threads, for
  * all sockets together, wait a while for the next connection), so an
  * idle container costs a listening socket and no thread. Connections are
- * capped per socket (32) and in all (512); past a cap they get a 503. */
+ * capped per socket (32) and in all (512); past a cap they get a 503.
+ *
+ * With a network namespace (transparent egress, issue 14), its listeners
+ * and DNS sockets are served the same way under the same policy: the DNS
+ * sockets on the accept thread, each TCP connection on a connection
+ * thread (64 per container besides the socket's, closed past the cap). */
 #ifndef CB_CONTAINERS_PROXYSOCK_H
 #define CB_CONTAINERS_PROXYSOCK_H
 

@@ -29,6 +29,11 @@
 #define PEEK_RETRY_MS 5
 /* A passthrough ends after this long without a byte either way. */
 #define SPLICE_IDLE_MS 120000
+/* DNS denials audited per container and second; the rest are counted and
+ * named in the next line written. The stub runs on the accept thread,
+ * which an audit append holds for a disk sync: a container asking for
+ * names in a loop must not hold it for everyone. */
+#define DNS_AUDIT_PER_SECOND 20
 #define PASSTHROUGH_NOTE                                                                           \
     "TLS passthrough: the connection is not inspected; no credential injected, nothing redacted"
 
@@ -45,10 +50,25 @@ static void dns_audit(void *ud, const char *name, uint16_t qtype, bool allowed, 
     struct cb_ct_proxy *p = ud;
     if (allowed)
         return;
-    char url[CB_EGRESS_NAME_MAX + 16], why[96];
+    uint64_t now = cb_now_mono_ns();
+    if (now - p->dns_window_ns >= 1000000000ull) {
+        p->dns_window_ns = now;
+        p->dns_audited = 0;
+    }
+    if (p->dns_audited >= DNS_AUDIT_PER_SECOND) {
+        p->dns_unaudited++;
+        return;
+    }
+    p->dns_audited++;
+    char url[CB_EGRESS_NAME_MAX + 16], why[160];
     snprintf(url, sizeof(url), "dns:%s", name[0] ? name : "(unreadable)");
-    snprintf(why, sizeof(why), "blocked: name not in the container's allowlist (type %u, rcode %u)",
-             (unsigned)qtype, (unsigned)rcode);
+    int n = snprintf(why, sizeof(why),
+                     "blocked: name not in the container's allowlist (type %u, rcode %u)",
+                     (unsigned)qtype, (unsigned)rcode);
+    if (p->dns_unaudited > 0 && n > 0 && (size_t)n < sizeof(why))
+        snprintf(why + n, sizeof(why) - (size_t)n, "; %llu more refused before, not audited",
+                 (unsigned long long)p->dns_unaudited);
+    p->dns_unaudited = 0;
     cb_proxy_container_audit(p->proxy, p->manifest, NULL, "DNS", url, "blocked", why);
 }
 

@@ -61,12 +61,15 @@ struct cb_ct_proxy {
     struct cb__ct_lsn lsn[CB__CT_LSN_MAX]; /* lsn[0] is the proxy socket */
     struct cb_egress_netns *netns;         /* NULL: socket only */
     struct cb_egress_pool *pool;           /* the DNS stub's, with netns */
-    pthread_mutex_t mu;                    /* guards what follows */
+    /* DNS denial audit lines (proxysock_egress.c; accept thread only). */
+    uint64_t dns_window_ns, dns_unaudited;
+    unsigned dns_audited;
+    pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t calls_done;
     bool stopped;
     unsigned calls; /* on_request calls in progress */
     struct cb__ct_conn *conns;
-    unsigned nconns;
+    unsigned nconns[2];               /* open connections: [0] the socket's, [1] transparent */
     struct cb_ct_proxy *retired_next; /* in the accept service's list */
 };
 
