@@ -4,11 +4,17 @@
 name outside the allowlist does not resolve; a literal address outside it
 is refused with the readable 403; UDP elsewhere, raw and ICMP sockets
 fail; the container cannot change its interfaces or routes; the namespace
-file goes with the container. Runs once per OCI runtime."""
+file goes with the container; HTTPS is passed through by SNI, or with
+[container_policy] tls = "intercept" terminated with the container's CA,
+the credential injected and the echo redacted; CONNECT and absolute-URI
+requests to the listener; kill -9 of the server cuts everything. The main
+class runs once per OCI runtime."""
 
 import json
-import time
 import os
+import shutil
+import sys
+import time
 import socket
 import ssl
 import subprocess
@@ -39,7 +45,7 @@ def loopback_name():
 
 def tls_upstream(name):
     """A loopback HTTPS upstream (Upstream's echo) with a self-signed
-    certificate for name."""
+    certificate for name, at srv.cert_path."""
     d = tempfile.mkdtemp(prefix="clawbox-egress-tls-")
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -53,6 +59,7 @@ def tls_upstream(name):
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.cert_path = cert
     return srv
 
 
@@ -260,6 +267,135 @@ class EgressCase(harness.ServerTestCase):
         cid, _, _ = self.run_sh("true")
         self.assertFalse(os.path.exists(
             os.path.join(self.server.dir, "data", "containers", cid, "netns")))
+
+
+SECRET = "cb-egress-secret-5d0c2e9a71f4"
+MASTER_KEY = "33" * 32
+
+# Run with nsenter in a container's network namespace: a TLS client with
+# the container's CA, to the pool address of NAME (argv), sending a
+# request that asks the upstream to echo the secret.
+INTERCEPT_CLIENT = r"""
+import json, socket, ssl, sys
+addr, name, port, cafile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+host = sys.argv[5] if len(sys.argv) > 5 else f"{name}:{port}"
+ctx = ssl.create_default_context(cafile=None if cafile == "-" else cafile)
+with socket.create_connection((addr, port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(f"GET /icpt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+print(data.decode(errors="replace"))
+"""
+
+
+class EgressIntercept(unittest.TestCase):
+    """tls = "intercept": HTTPS from the container's network namespace is
+    terminated with the container's CA, the credential injected upstream,
+    the echoed secret redacted. The client is Python under nsenter in the
+    container's network namespace (the test image has no TLS client that
+    OpenSSL's default security level accepts)."""
+
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason() or (None if shutil.which("nsenter") else "no nsenter")
+        if why:
+            raise unittest.SkipTest(why)
+        cls.name = loopback_name()
+        if cls.name is None:
+            raise unittest.SkipTest("no host name of this machine resolves to 127.0.0.1")
+        cls.tls = tls_upstream(cls.name)
+        cls.port = cls.tls.server_address[1]
+        cls.server = harness.Server(
+            f'[containers]\nruntime = "{RUNTIMES[0]}"\n'
+            '[container_policy]\nallowed_policies = ["container"]\ntls = "intercept"\n'
+            f'network_allowlist = ["{cls.name}"]\nallowed_credentials = ["up"]\n'
+            f'[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\nca_bundle = "{cls.tls.cert_path}"\n',
+            env={"CLAWBOX_MASTER_KEY": MASTER_KEY})
+        ctimage.import_test_image(cls.server)
+        p = subprocess.run([cls.server.binary, "creds", "--config", cls.server.config_path, "add",
+                            "--name", "up", "--domain", cls.name, "--header", "X-Api-Key",
+                            "--prefix", "", "--port", str(cls.port)],
+                           input=SECRET + "\n", capture_output=True, text=True,
+                           env=cls.server.env, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr)
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "server"):
+            cls.server.cleanup()
+        if hasattr(cls, "tls"):
+            cls.tls.shutdown()
+            cls.tls.server_close()
+
+    def container(self):
+        """A container that asked the stub for the upstream's name (so it is
+        198.18.0.1) and sleeps: (id, pid, path of its CA on the host)."""
+        r = self.server.request("POST", "/containers/spawn", {
+            "task": "t", "image": IMAGE, "policy": "container",
+            "capabilities": {"credentials": ["up"]},
+            "command": ["/bin/sh", "-c",
+                        f"nslookup {self.name} >/dev/null; env; cat $SSL_CERT_FILE; sleep 30"]})
+        self.assertEqual(r.status, 201, r.body)
+        cid = r.json()["container_id"]
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        root = os.path.join(self.server.dir, "data", "oci")
+        deadline = time.time() + 10
+        pid = 0
+        while not pid and time.time() < deadline:
+            st = subprocess.run([RUNTIMES[0], "--root", root, "state", cid],
+                                capture_output=True, text=True)
+            pid = json.loads(st.stdout).get("pid", 0) if st.returncode == 0 else 0
+            time.sleep(0.05)
+        self.assertTrue(pid)
+        time.sleep(0.5)  # the container has asked for the name: it is 198.18.0.1
+        return cid, pid, os.path.join(self.server.dir, "data", "containers", cid, "proxy",
+                                      "ca.pem")
+
+    def client(self, pid, ca, *host):
+        return subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, "-c",
+                               INTERCEPT_CLIENT, "198.18.0.1", self.name, str(self.port), ca,
+                               *host], capture_output=True, text=True, timeout=30)
+
+    def test_intercepted_https_injects_and_redacts(self):
+        Upstream.seen = []
+        cid, pid, ca = self.container()
+        out = self.client(pid, ca)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("HTTP/1.1 200", out.stdout)
+        self.assertEqual([d["x_api_key"] for d in Upstream.seen if d["path"] == "/icpt"],
+                         [SECRET])
+        self.assertNotIn(SECRET, out.stdout)
+        self.assertIn("[REDACTED]", out.stdout)
+        logs = self.server.request("GET", f"/containers/{cid}/logs").body.decode()
+        self.assertIn("SSL_CERT_FILE=/run/clawbox/ca.pem", logs)
+        self.assertIn("BEGIN CERTIFICATE", logs)
+        lines = [l for l in harness.read_audit(os.path.join(self.server.dir, "audit"))[0]
+                 if (l.get("url") or "").startswith(f"https://{self.name}:{self.port}/icpt")]
+        self.assertEqual(lines[-1]["decision"], "allowed", lines)
+        self.assertEqual(lines[-1]["credential_injected"], "up", lines)
+
+    def test_refusals(self):
+        cid, pid, ca = self.container()
+        # A client that trusts only the system's CAs: the handshake fails.
+        out = self.client(pid, "-")
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("CERTIFICATE_VERIFY_FAILED", out.stderr)
+        # A Host that disagrees with the SNI: 403 inside TLS.
+        out = self.client(pid, ca, "other.example.com")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("HTTP/1.1 403", out.stdout)
+        self.assertIn("does not match", out.stdout)
+        reasons = [l.get("reason") or "" for l in
+                   harness.read_audit(os.path.join(self.server.dir, "audit"))[0]]
+        self.assertTrue([r for r in reasons if r.startswith("TLS interception")], reasons)
 
 
 class EgressRestart(unittest.TestCase):

@@ -104,6 +104,7 @@ struct cb_config {
         struct cb_strlist allowed_credentials;
         struct cb_strlist allowed_policies;
         struct cb_strlist allowed_images;
+        char *tls; /* passthrough|intercept */
     } container_policy;
     struct {
         char *default_language;

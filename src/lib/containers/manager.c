@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "egress/netns.h"
+#include "egress/tls_ca.h"
 #include "metrics/metrics.h"
 #include "proxy/pipeline.h"
 #include "sandbox/manifest.h"
@@ -36,7 +37,11 @@
 #define CONTAINER_UID     1000
 #define DELETE_WAIT_MS    10000
 #define SOCKET_IN_CT      "/run/clawbox/proxy.sock"
-#define POLICY_ORIGIN     "[container_policy].network_allowlist in the server's configuration"
+#define CA_IN_CT          "/run/clawbox/ca.pem"
+
+/* What names CA_IN_CT for the container's TLS clients under interception. */
+static const char *const ca_vars[] = {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"};
+#define POLICY_ORIGIN "[container_policy].network_allowlist in the server's configuration"
 
 static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
 {
@@ -397,6 +402,14 @@ static uint32_t host_base(const struct spawn *s)
     return (uint32_t)(s->m->cfg->containers.userns_base + (uint64_t)s->c->slot * IDS_PER_CONTAINER);
 }
 
+/* Whether HTTPS under transparent egress is terminated (with a CA of the
+ * container's own) rather than passed through. */
+static bool intercepts(const struct cb_config *cfg)
+{
+    return strcmp(cfg->containers.egress, "transparent") == 0 &&
+           strcmp(cfg->container_policy.tls, "intercept") == 0;
+}
+
 static int start_proxy(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
@@ -429,10 +442,16 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
     cb_hex_encode(raw, sizeof(raw), s->token);
     uint32_t base = host_base(s);
     struct cb_egress_netns *ns = NULL;
+    struct cb_egress_ca *ca = NULL;
     if (strcmp(cfg->containers.egress, "transparent") == 0) {
         struct cb_egress_netns_opts no = {.dir = s->c->dir, .name = "netns"};
         r = cb_egress_netns_create(&no, &ns, err);
+        if (r == 0 && intercepts(cfg)) {
+            struct cb_egress_ca_opts co = {.container_id = s->c->id};
+            r = cb_egress_ca_new(&co, &ca, err);
+        }
         if (r < 0) {
+            cb_egress_netns_destroy(ns);
             cb_manifest_unref(man);
             return r;
         }
@@ -451,6 +470,7 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         .on_request = proxied,
         .ud = s->c,
         .netns = ns,
+        .ca = ca,
     };
     r = cb_ct_proxy_start(&po, &s->c->px, err);
     cb_manifest_unref(man);
@@ -489,7 +509,7 @@ static int build_process(struct spawn *s, struct cb_error *err)
     if (s->n_args == 0)
         return cb_error_set(err, -EINVAL, "image %s has no command: give one in \"command\"",
                             s->c->image);
-    s->env = cb_xcalloc(img->n_env + s->req.n_env + 4, sizeof(char *));
+    s->env = cb_xcalloc(img->n_env + s->req.n_env + 4 + CB_ARRAY_LEN(ca_vars), sizeof(char *));
     for (size_t i = 0; i < img->n_env; i++) {
         const char *eq = strchr(img->env[i], '=');
         if (eq) {
@@ -503,6 +523,8 @@ static int build_process(struct spawn *s, struct cb_error *err)
     push_env(s, "CLAWBOX_PROXY_SOCKET", SOCKET_IN_CT);
     push_env(s, "CLAWBOX_PROXY_TOKEN", s->token);
     push_env(s, "CLAWBOX_CONTAINER_ID", s->c->id);
+    for (size_t i = 0; intercepts(s->m->cfg) && i < CB_ARRAY_LEN(ca_vars); i++)
+        push_env(s, ca_vars[i], CA_IN_CT);
     return 0;
 }
 

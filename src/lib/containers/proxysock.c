@@ -3,14 +3,18 @@
  * Serving a connection is in proxysock_conn.c. */
 #include "containers/proxysock.h"
 #include "containers/proxysock_internal.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "egress/netns.h"
 #include "egress/pool.h"
+#include "egress/tls_ca.h"
+#include "egress/tls_intercept.h"
 #include "sandbox/manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +26,8 @@
 #include <unistd.h>
 
 #define SOCK_NAME "proxy.sock"
+/* The interception CA's certificate, beside the socket (tls = intercept). */
+#define CA_NAME "ca.pem"
 /* Open connections: per socket, and for all sockets together (each is a
  * thread while it is open). Past either, a connection gets a 503. */
 #define MAX_CONNS_PER_SOCKET 32
@@ -72,6 +78,8 @@ static void proxy_unref(struct cb_ct_proxy *p)
             close(p->lsn[i].fd);
     cb_egress_netns_destroy(p->netns);
     cb_egress_pool_free(p->pool);
+    SSL_CTX_free(p->tls_ctx);
+    cb_egress_ca_free(p->ca);
     cb_manifest_unref(p->manifest);
     json_decref(p->granted);
     explicit_bzero(p->token, sizeof(p->token));
@@ -187,7 +195,7 @@ static void *conn_main(void *arg)
         if (c->transparent)
             cb__ct_egress_serve(c);
         else
-            cb__ct_conn_serve(c, NULL);
+            cb__ct_conn_serve(c, NULL, NULL);
         conn_end(c);
     }
     return NULL;
@@ -544,9 +552,30 @@ static struct cb_ct_proxy *proxy_new(const struct cb_ct_proxy_options *o)
     for (size_t i = 0; i < CB__CT_LSN_MAX; i++)
         p->lsn[i] = (struct cb__ct_lsn){.p = p, .kind = CB__CT_LSN_SOCKET, .fd = -1};
     take_netns(p, o->netns);
+    p->ca = o->ca;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->calls_done, NULL);
     return p;
+}
+
+/* The interception's server context, and the CA's certificate written
+ * where the container finds it (readable by all: it is no secret). */
+static int start_intercept(struct cb_ct_proxy *p, int dirfd, struct cb_error *err)
+{
+    if (p->ca == NULL)
+        return 0;
+    int r = cb_egress_tls_server_ctx(p->ca, &p->tls_ctx, err);
+    if (r < 0)
+        return r;
+    size_t len;
+    const char *pem = cb_egress_ca_pem(p->ca, &len);
+    int fd = openat(dirfd, CA_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "creating %s: %s", CA_NAME, strerror(errno));
+    ssize_t w = cb_write_retry(fd, pem, len);
+    r = w < 0 ? (int)w : (size_t)w != len ? -EIO : fchmod(fd, 0644) < 0 ? -errno : 0;
+    close(fd);
+    return r < 0 ? cb_error_set(err, r, "writing %s: %s", CA_NAME, strerror(-r)) : 0;
 }
 
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,
@@ -555,16 +584,20 @@ int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **
     int r = check_options(o, err);
     if (r < 0) {
         cb_egress_netns_destroy(o->netns);
+        cb_egress_ca_free(o->ca);
         goto fail;
     }
     int dirfd = -1;
     r = open_dir(o->dir, &dirfd, err);
     if (r < 0) {
         cb_egress_netns_destroy(o->netns);
+        cb_egress_ca_free(o->ca);
         goto fail;
     }
     struct cb_ct_proxy *p = proxy_new(o);
     r = make_socket(p, dirfd, o->gid, err);
+    if (r == 0)
+        r = start_intercept(p, dirfd, err);
     if (r == 0)
         r = service_add(p, err);
     if (r == 0) {
@@ -573,6 +606,7 @@ int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **
         return 0;
     }
     unlinkat(dirfd, SOCK_NAME, 0);
+    unlinkat(dirfd, CA_NAME, 0);
     close(dirfd);
     rmdir(o->dir);
     proxy_unref(p);
@@ -600,6 +634,11 @@ void cb_ct_proxy_stop(struct cb_ct_proxy *p)
     p->netns = NULL;
     if (unlink(p->sock_path) < 0 && errno != ENOENT)
         cb_log(CB_LOG_WARN, "removing %s: %s", p->sock_path, strerror(errno));
+    if (p->ca != NULL) {
+        char *ca = cb_xasprintf("%s/%s", p->dir, CA_NAME);
+        unlink(ca);
+        free(ca);
+    }
     if (rmdir(p->dir) < 0 && errno != ENOENT)
         cb_log(CB_LOG_WARN, "removing %s: %s", p->dir, strerror(errno));
     proxy_unref(p);

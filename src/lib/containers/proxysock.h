@@ -37,6 +37,7 @@
 
 #include "core/error.h"
 
+struct cb_egress_ca;
 struct cb_egress_netns;
 struct cb_manifest;
 struct cb_proxy;
@@ -68,6 +69,11 @@ struct cb_ct_proxy_options {
      * DNS sockets are served under the same policy as the socket, and stop
      * destroys it. NULL: socket only. */
     struct cb_egress_netns *netns;
+    /* With netns, tls = "intercept": the container's CA, taken like netns.
+     * Its certificate is written to dir/ca.pem (0644), and TLS the policy
+     * admits is terminated with its leaves and run through the pipeline.
+     * NULL: TLS is passed through. */
+    struct cb_egress_ca *ca;
 };
 
 struct cb_ct_proxy;

@@ -15,6 +15,8 @@
 #include "proxy/pipeline.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +43,7 @@ struct ex {
     struct cb__ct_conn *c;
     struct cb_ct_proxy *p;
     const struct cb__ct_dest *dest; /* a transparent connection's; NULL for the socket */
+    SSL *ssl;                       /* an intercepted connection's TLS, or NULL */
     char in[CB_HTTP_MAX_HEAD];      /* bytes read and not yet used */
     size_t in_len;
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
@@ -72,24 +75,63 @@ static bool wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
-/* Reads what is there, up to n bytes. Returns the bytes read, or 0 when
- * the connection ended, failed or timed out. */
-static size_t recv_some(int fd, char *b, size_t n, uint64_t deadline)
+/* What an SSL call that returned r <= 0 waits for: POLLIN, POLLOUT, or 0
+ * when the connection failed or ended. */
+static short tls_wants(SSL *ssl, int r)
 {
+    int e = SSL_get_error(ssl, r);
+    return e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+}
+
+/* Reads what is there, up to n bytes (through TLS on an intercepted
+ * connection). Returns the bytes read, or 0 when the connection ended,
+ * failed or timed out. */
+static size_t recv_some(struct ex *x, char *b, size_t n, uint64_t deadline)
+{
+    int fd = x->c->fd;
     for (;;) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r > 0)
-            return (size_t)r;
-        if (r == 0 || (errno != EAGAIN && errno != EINTR))
-            return 0;
-        if (!wait_fd(fd, POLLIN, deadline))
+        short want = POLLIN;
+        if (x->ssl != NULL) {
+            int r = SSL_read(x->ssl, b, n > INT_MAX ? INT_MAX : (int)n);
+            if (r > 0)
+                return (size_t)r;
+            if ((want = tls_wants(x->ssl, r)) == 0)
+                return 0;
+        } else {
+            ssize_t r = recv(fd, b, n, 0);
+            if (r > 0)
+                return (size_t)r;
+            if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                return 0;
+        }
+        if (!wait_fd(fd, want, deadline))
             return 0;
     }
 }
 
-static bool send_all(int fd, struct iovec *iov, int cnt)
+static bool send_tls(struct ex *x, const struct iovec *iov, int cnt, uint64_t deadline)
 {
+    for (int i = 0; i < cnt; i++) {
+        for (size_t off = 0; off < iov[i].iov_len;) {
+            size_t len = iov[i].iov_len - off;
+            int r = SSL_write(x->ssl, (const char *)iov[i].iov_base + off,
+                              len > INT_MAX ? INT_MAX : (int)len);
+            short want = r > 0 ? 0 : tls_wants(x->ssl, r);
+            if (r > 0)
+                off += (size_t)r;
+            else if (want == 0 || !wait_fd(x->c->fd, want, deadline))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool send_all(struct ex *x, struct iovec *iov, int cnt)
+{
+    int fd = x->c->fd;
     uint64_t deadline = deadline_in(SEND_TIMEOUT_MS);
+    if (x->ssl != NULL)
+        return send_tls(x, iov, cnt, deadline);
     while (cnt > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
@@ -108,7 +150,7 @@ static bool send_all(int fd, struct iovec *iov, int cnt)
 static void send_answer(struct ex *x, struct cb_buf *head, const char *body, size_t len)
 {
     struct iovec iov[2] = {{head->data, head->len}, {(void *)body, len}};
-    if (!send_all(x->c->fd, iov, len > 0 ? 2 : 1))
+    if (!send_all(x, iov, len > 0 ? 2 : 1))
         x->close = true;
 }
 
@@ -226,7 +268,7 @@ static size_t read_head(struct ex *x)
             send_error(x, 431, "request head larger than 16384 bytes");
             return 0;
         }
-        size_t r = recv_some(x->c->fd, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
+        size_t r = recv_some(x, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
         if (r == 0)
             return 0;
         x->in_len += r;
@@ -253,7 +295,7 @@ static int read_length_body(struct ex *x, uint64_t deadline)
             size_t room = sizeof(x->in);
             if (want - x->body.len < room)
                 room = (size_t)(want - x->body.len);
-            x->in_len = recv_some(x->c->fd, x->in, room, deadline);
+            x->in_len = recv_some(x, x->in, room, deadline);
             if (x->in_len == 0)
                 return -EPIPE;
         }
@@ -278,7 +320,7 @@ static int read_chunked_body(struct ex *x, uint64_t deadline, struct cb_error *e
     struct cb_http_chunked st = {0};
     for (;;) {
         if (x->in_len == 0) {
-            x->in_len = recv_some(x->c->fd, x->in, sizeof(x->in), deadline);
+            x->in_len = recv_some(x, x->in, sizeof(x->in), deadline);
             if (x->in_len == 0)
                 return -EPIPE;
         }
@@ -304,7 +346,7 @@ static int read_body(struct ex *x, struct cb_error *err)
     if (x->head.expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof(cont) - 1};
-        if (!send_all(x->c->fd, &iov, 1))
+        if (!send_all(x, &iov, 1))
             return -EPIPE;
     }
     if (x->head.framing == CB_HTTP_LENGTH)
@@ -545,11 +587,14 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
     const struct cb__ct_dest *d = x->dest;
     const struct cb_http_head *h = &x->head;
     const char *t = x->raw + h->target.off;
+    bool tls = x->ssl != NULL;
+    uint16_t default_port = tls ? 443 : 80;
     if (h->target.len > 0 && t[0] != '/') {
         /* Absolute form: "http://authority/..." or "https://...". */
         const char *auth = memchr(t, '/', h->target.len);
-        size_t skip = auth ? (size_t)(auth - t) + 2 : h->target.len;
-        size_t alen = skip < h->target.len ? strcspn(t + skip, "/?") : 0;
+        size_t skip = auth ? (size_t)(auth - t) + 2 : h->target.len, alen = 0;
+        while (skip + alen < h->target.len && t[skip + alen] != '/' && t[skip + alen] != '?')
+            alen++;
         bool https = h->target.len > 5 && strncasecmp(t, "https", 5) == 0;
         if (!d->explicit_proxy &&
             !cb__ct_authority_names(t + skip, alen, d->name, d->port, https ? 443 : 80)) {
@@ -569,7 +614,7 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
     }
     size_t hlen = 0;
     const char *host = field(x, "host", &hlen);
-    if (host == NULL || !cb__ct_authority_names(host, hlen, d->name, d->port, 80)) {
+    if (host == NULL || !cb__ct_authority_names(host, hlen, d->name, d->port, default_port)) {
         snprintf(why, cap,
                  "blocked: the Host header %s the destination %s port %u (only addresses the "
                  "container's DNS gave for that name are accepted)",
@@ -577,8 +622,9 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
         return false;
     }
     bool v6 = !d->from_pool && strchr(d->name, ':') != NULL;
-    cb_buf_printf(url, "http://%s%s%s", v6 ? "[" : "", d->name, v6 ? "]" : "");
-    if (d->port != 80)
+    cb_buf_printf(url, "%s://%s%s%s", tls ? "https" : "http", v6 ? "[" : "", d->name,
+                  v6 ? "]" : "");
+    if (d->port != default_port)
         cb_buf_printf(url, ":%u", (unsigned)d->port);
     cb_buf_append(url, t, h->target.len);
     return true;
@@ -633,20 +679,21 @@ static void serve_connect(struct ex *x, size_t n)
     }
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     struct iovec iov = {(void *)ok, sizeof(ok) - 1};
-    if (send_all(x->c->fd, &iov, 1))
+    if (send_all(x, &iov, 1))
         cb__ct_egress_tunnel(x->c, x->dest, name, port);
 }
 
-void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d)
+void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *ssl)
 {
     struct ex *x = cb_xcalloc(1, sizeof(*x));
     x->c = c;
     x->p = c->p;
     x->dest = d;
+    x->ssl = ssl;
     cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
     size_t n;
     while (!x->close && (n = read_head(x)) > 0) {
-        if (d != NULL && n > 8 && memcmp(x->raw, "CONNECT ", 8) == 0) {
+        if (d != NULL && ssl == NULL && n > 8 && memcmp(x->raw, "CONNECT ", 8) == 0) {
             serve_connect(x, n);
             break;
         }

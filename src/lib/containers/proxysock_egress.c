@@ -9,11 +9,13 @@
 #include "core/util.h"
 #include "egress/dns.h"
 #include "egress/splice.h"
+#include "egress/tls_intercept.h"
 #include "proxy/pipeline.h"
 #include "sandbox/manifest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,6 +228,34 @@ static void passthrough(struct cb__ct_conn *c, const struct cb__ct_dest *d, cons
     close(up);
 }
 
+/* Terminates TLS for `name` (which the policy admits) with the
+ * container's CA and serves the requests inside as https to d, whose name
+ * is `name`. */
+static void intercept(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *name)
+{
+    struct cb_ct_proxy *p = c->p;
+    char why[CB_ERROR_MSG_MAX + 32];
+    if (!cb_proxy_container_allows(p->proxy, p->manifest, name, strlen(name))) {
+        snprintf(why, sizeof(why), "blocked: host %s is not in the container's allowlist", name);
+        refuse_tls(c, d, why);
+        return;
+    }
+    SSL *ssl = NULL;
+    struct cb_error err = {0};
+    int r = cb_egress_tls_accept_begin(p->tls_ctx, c->fd, name, strlen(name), &ssl, &err);
+    if (r == 0)
+        r = cb_egress_tls_finish(ssl, CLASSIFY_TIMEOUT_MS, &err);
+    if (r < 0) {
+        /* Most often a client that does not trust the container's CA. */
+        snprintf(why, sizeof(why), "TLS interception: %s", err.msg);
+        cb__ct_egress_refuse(c, d, why);
+    } else {
+        cb__ct_conn_serve(c, d, ssl);
+        SSL_shutdown(ssl); /* a close_notify if the socket takes it now */
+    }
+    SSL_free(ssl);
+}
+
 /* A TLS connection: the SNI must be there and, for a pool address, be
  * the name the stub gave it; for any other address it must be that
  * address itself (which has no SNI: refused). */
@@ -255,7 +285,10 @@ static void serve_tls(struct cb__ct_conn *c, const struct cb__ct_dest *d, const 
         refuse_tls(c, d, why);
         return;
     }
-    passthrough(c, d, sni, d->port);
+    if (c->p->tls_ctx != NULL)
+        intercept(c, d, sni);
+    else
+        passthrough(c, d, sni, d->port);
 }
 
 void cb__ct_egress_tunnel(struct cb__ct_conn *c, const struct cb__ct_dest *d, const char *host,
@@ -279,10 +312,16 @@ void cb__ct_egress_tunnel(struct cb__ct_conn *c, const struct cb__ct_dest *d, co
                  r == 0 ? "(none)" : sni, host);
     else
         why[0] = '\0';
-    if (why[0] != '\0')
+    if (why[0] != '\0') {
         refuse_tls(c, d, why);
-    else
+    } else if (c->p->tls_ctx != NULL) {
+        /* The tunnel's requests go to host:port, as if sent there. */
+        struct cb__ct_dest t = {.port = port, .from_pool = !literal};
+        snprintf(t.name, sizeof(t.name), "%s", host);
+        intercept(c, &t, host);
+    } else {
         passthrough(c, d, host, port);
+    }
 }
 
 void cb__ct_egress_serve(struct cb__ct_conn *c)
@@ -294,7 +333,7 @@ void cb__ct_egress_serve(struct cb__ct_conn *c)
     size_t n = 0;
     enum cb_egress_proto k = classify(c->fd, buf, CB_EGRESS_PEEK_MAX, &n);
     if (k == CB_EGRESS_HTTP)
-        cb__ct_conn_serve(c, &d);
+        cb__ct_conn_serve(c, &d, NULL);
     else if (k == CB_EGRESS_TLS && !d.explicit_proxy)
         serve_tls(c, &d, buf, n);
     else if (k != CB_EGRESS_NEED_MORE || n > 0)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <openssl/types.h>
 #include <sys/types.h>
 
 #include "containers/proxysock.h"
@@ -61,6 +62,8 @@ struct cb_ct_proxy {
     struct cb__ct_lsn lsn[CB__CT_LSN_MAX]; /* lsn[0] is the proxy socket */
     struct cb_egress_netns *netns;         /* NULL: socket only */
     struct cb_egress_pool *pool;           /* the DNS stub's, with netns */
+    struct cb_egress_ca *ca;               /* tls = intercept: the container's CA */
+    SSL_CTX *tls_ctx;                      /* ... and the server side presenting its leaves */
     /* DNS denial audit lines (proxysock_egress.c; accept thread only). */
     uint64_t dns_window_ns, dns_unaudited;
     unsigned dns_audited;
@@ -87,8 +90,9 @@ struct cb__ct_dest {
 /* Serves requests on c until the connection ends (the caller closes it):
  * the proxy socket's (d NULL: the token is required, the envelope and the
  * forward forms) or a transparent connection's to d (plain HTTP to the
- * destination, absolute-URI and CONNECT requests to the listener). */
-void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d);
+ * destination, absolute-URI and CONNECT requests to the listener; with
+ * ssl, the requests of an intercepted TLS connection, sent on as https). */
+void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *ssl);
 
 /* Serves a connection accepted on a transparent listener. */
 void cb__ct_egress_serve(struct cb__ct_conn *c);
