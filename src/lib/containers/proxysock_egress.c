@@ -3,8 +3,9 @@
  * its TCP listeners accept, each on a connection thread: the original
  * destination, the protocol its first bytes show (peeked, never
  * consumed), then plain HTTP through the same request code as the proxy
- * socket (proxysock_conn.c) or TLS passed through to the name its SNI
- * gives. Anything else is closed and audited. */
+ * socket (proxysock_conn.c), or TLS to the name its SNI gives: passed
+ * through, or with the container's CA terminated and served by that same
+ * request code. Anything else is closed and audited. */
 #include "containers/proxysock_internal.h"
 #include "core/util.h"
 #include "egress/dns.h"
@@ -336,6 +337,8 @@ void cb__ct_egress_serve(struct cb__ct_conn *c)
         cb__ct_conn_serve(c, &d, NULL);
     else if (k == CB_EGRESS_TLS && !d.explicit_proxy)
         serve_tls(c, &d, buf, n);
+    else if (k == CB_EGRESS_TLS)
+        refuse_tls(c, &d, "blocked: TLS sent to the proxy itself; ask for a tunnel with CONNECT");
     else if (k != CB_EGRESS_NEED_MORE || n > 0)
         cb__ct_egress_refuse(c, &d, "blocked: the connection is neither HTTP nor TLS");
     free(buf);
