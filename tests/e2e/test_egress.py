@@ -162,6 +162,17 @@ class EgressCase(harness.ServerTestCase):
         self.assertTrue(lines, self.audit())
         self.assertEqual(lines[-1]["decision"], "blocked")
 
+    def test_dns_denials_audited_at_a_bounded_rate(self):
+        cid, _, out = self.run_sh(
+            "for i in $(seq 60); do nslookup flood$i.example.com >/dev/null 2>&1; done; "
+            "sleep 1.2; nslookup last.example.com >/dev/null 2>&1; echo done")
+        self.assertIn("done", out)
+        lines = [l for l in self.audit() if l.get("tool") == cid and l.get("method") == "DNS"]
+        self.assertLess(len(lines), 100, len(lines))
+        last = [l for l in lines if l["url"] == "dns:last.example.com"]
+        self.assertTrue(last, lines[-3:])
+        self.assertIn("more refused before, not audited", last[0]["reason"])
+
     def test_allowed_name_resolves_to_the_pool(self):
         _, _, out = self.run_sh(f"nslookup {self.name}")
         self.assertIn("198.18.", out)

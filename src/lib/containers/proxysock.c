@@ -350,6 +350,12 @@ static void *service_main(void *arg)
         struct cb_ct_proxy *retired = svc.retired;
         svc.retired = NULL;
         pthread_mutex_unlock(&svc.mu);
+        /* Every p named here is alive: a retired one is dropped below. */
+        for (int i = 0; i < n; i++) {
+            struct cb__ct_lsn *l = ev[i].data.ptr;
+            if (l != NULL && l->kind == CB__CT_LSN_DNS)
+                cb__ct_dns_flush(l->p);
+        }
         while (retired != NULL) {
             struct cb_ct_proxy *next = retired->retired_next;
             proxy_unref(retired);

@@ -576,7 +576,7 @@ static void serve_request(struct ex *x)
 
 /* ----------------------- transparent connections ---------------------- */
 
-/* The URL a transparent request goes to, into url; NULL with the reason
+/* The URL a transparent request goes to, into url; false with the reason
  * in why when it is refused. The proxy connects to the name only: the
  * pool's name for a pool address, which Host (or an absolute target) must
  * repeat; for any other address, that address, which Host must name. A

@@ -32,11 +32,6 @@
 #define PEEK_RETRY_MS 5
 /* A passthrough ends after this long without a byte either way. */
 #define SPLICE_IDLE_MS 120000
-/* DNS denials audited per container and second; the rest are counted and
- * named in the next line written. The stub runs on the accept thread,
- * which an audit append holds for a disk sync: a container asking for
- * names in a loop must not hold it for everyone. */
-#define DNS_AUDIT_PER_SECOND 20
 #define PASSTHROUGH_NOTE                                                                           \
     "TLS passthrough: the connection is not inspected; no credential injected, nothing redacted"
 
@@ -58,21 +53,20 @@ static void dns_audit(void *ud, const char *name, uint16_t qtype, bool allowed, 
         p->dns_window_ns = now;
         p->dns_audited = 0;
     }
-    if (p->dns_audited >= DNS_AUDIT_PER_SECOND) {
+    if (p->dns_audited >= CB__CT_DNS_AUDIT_PER_SECOND) {
         p->dns_unaudited++;
         return;
     }
     p->dns_audited++;
-    char url[CB_EGRESS_NAME_MAX + 16], why[160];
-    snprintf(url, sizeof(url), "dns:%s", name[0] ? name : "(unreadable)");
-    int n = snprintf(why, sizeof(why),
+    struct cb__ct_dns_denial *dd = &p->dns_pending[p->dns_npending++];
+    snprintf(dd->url, sizeof(dd->url), "dns:%s", name[0] ? name : "(unreadable)");
+    int n = snprintf(dd->why, sizeof(dd->why),
                      "blocked: name not in the container's allowlist (type %u, rcode %u)",
                      (unsigned)qtype, (unsigned)rcode);
-    if (p->dns_unaudited > 0 && n > 0 && (size_t)n < sizeof(why))
-        snprintf(why + n, sizeof(why) - (size_t)n, "; %llu more refused before, not audited",
-                 (unsigned long long)p->dns_unaudited);
+    if (p->dns_unaudited > 0 && n > 0 && (size_t)n < sizeof(dd->why))
+        snprintf(dd->why + n, sizeof(dd->why) - (size_t)n,
+                 "; %llu more refused before, not audited", (unsigned long long)p->dns_unaudited);
     p->dns_unaudited = 0;
-    cb_proxy_container_audit(p->proxy, p->manifest, NULL, "DNS", url, "blocked", why);
 }
 
 void cb__ct_dns_serve(struct cb__ct_lsn *l)
@@ -80,6 +74,14 @@ void cb__ct_dns_serve(struct cb__ct_lsn *l)
     struct cb_ct_proxy *p = l->p;
     struct cb_egress_dns_hooks hooks = {.allow = dns_allow, .audit = dns_audit, .ud = p};
     (void)cb_egress_dns_serve(l->fd, &hooks, p->pool);
+}
+
+void cb__ct_dns_flush(struct cb_ct_proxy *p)
+{
+    for (unsigned i = 0; i < p->dns_npending; i++)
+        cb_proxy_container_audit(p->proxy, p->manifest, NULL, "DNS", p->dns_pending[i].url,
+                                 "blocked", p->dns_pending[i].why);
+    p->dns_npending = 0;
 }
 
 /* --------------------------- the destination -------------------------- */

@@ -31,6 +31,17 @@ struct cb__ct_lsn {
     int fd; /* -1 when unused or closed */
 };
 
+/* DNS denials audited per container and second; the rest are counted and
+ * named in the next line written. An audit append waits for a disk sync:
+ * the lines are written after the accept thread's batch, outside its
+ * lock, and a container asking for names in a loop writes few. */
+#define CB__CT_DNS_AUDIT_PER_SECOND 20
+
+struct cb__ct_dns_denial {
+    char url[CB_EGRESS_NAME_MAX + 16]; /* "dns:<name>" */
+    char why[160];
+};
+
 /* The proxy socket, two TCP listeners and two DNS sockets. */
 #define CB__CT_LSN_MAX 5
 
@@ -67,6 +78,8 @@ struct cb_ct_proxy {
     /* DNS denial audit lines (proxysock_egress.c; accept thread only). */
     uint64_t dns_window_ns, dns_unaudited;
     unsigned dns_audited;
+    struct cb__ct_dns_denial dns_pending[CB__CT_DNS_AUDIT_PER_SECOND];
+    unsigned dns_npending;
     pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t calls_done;
     bool stopped;
@@ -97,8 +110,12 @@ void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *
 /* Serves a connection accepted on a transparent listener. */
 void cb__ct_egress_serve(struct cb__ct_conn *c);
 
-/* Answers the datagrams waiting on a DNS socket (accept service thread). */
+/* Answers the datagrams waiting on a DNS socket (accept service thread,
+ * under its lock), keeping the audit lines of denials for
+ * cb__ct_dns_flush, which writes them (the same thread, without its lock,
+ * before p can be freed). */
 void cb__ct_dns_serve(struct cb__ct_lsn *l);
+void cb__ct_dns_flush(struct cb_ct_proxy *p);
 
 /* The rest of a CONNECT to host:port that was answered 200: the tunnel
  * must carry TLS whose server name is host (none for an IP literal), which
