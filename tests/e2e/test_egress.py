@@ -353,7 +353,8 @@ class EgressIntercept(unittest.TestCase):
             "task": "t", "image": IMAGE, "policy": "container",
             "capabilities": {"credentials": ["up"]},
             "command": ["/bin/sh", "-c",
-                        f"nslookup {self.name} >/dev/null; env; cat $SSL_CERT_FILE; sleep 30"]})
+                        f"nslookup {self.name} >/dev/null; env; cat $SSL_CERT_FILE; "
+                        "cat /etc/ssl/certs/ca-certificates.crt; sleep 30"]})
         self.assertEqual(r.status, 201, r.body)
         cid = r.json()["container_id"]
         self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
@@ -387,7 +388,9 @@ class EgressIntercept(unittest.TestCase):
         self.assertIn("[REDACTED]", out.stdout)
         logs = self.server.request("GET", f"/containers/{cid}/logs").body.decode()
         self.assertIn("SSL_CERT_FILE=/run/clawbox/ca.pem", logs)
-        self.assertIn("BEGIN CERTIFICATE", logs)
+        # Named by SSL_CERT_FILE, and in place of the image's system store.
+        self.assertEqual(logs.count("BEGIN CERTIFICATE"), 2, logs)
+        self.assertNotIn("the image's CA bundle", logs)
         lines = [l for l in harness.read_audit(os.path.join(self.server.dir, "audit"))[0]
                  if (l.get("url") or "").startswith(f"https://{self.name}:{self.port}/icpt")]
         self.assertEqual(lines[-1]["decision"], "allowed", lines)

@@ -551,7 +551,10 @@ static int create_container(struct spawn *s, struct cb_error *err)
     char *proxy_dir = cb_xasprintf("%s/proxy", dir);
     char *bundle = cb_xasprintf("%s/bundle", dir);
     char *cgroup = cb_xasprintf("/clawbox/%s", s->c->id);
-    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}};
+    /* Under interception the CA also replaces the image's system store. */
+    char *ca = cb_xasprintf("%s/ca.pem", proxy_dir);
+    const char *store = intercepts(cfg) ? cb_ct_trust_store(rootfs) : NULL;
+    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}, {ca, store, true}};
     struct cb_ct_spec spec = {
         .id = s->c->id,
         .rootfs = rootfs,
@@ -566,7 +569,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .pids_max = cfg->containers.max_pids,
         .tmp_size_bytes = cfg->containers.tmp_size_mb << 20,
         .mounts = mounts,
-        .n_mounts = CB_ARRAY_LEN(mounts),
+        .n_mounts = store != NULL ? 2 : 1,
         /* The server's own path: the runtime opens it as root, and the
          * staged directory does not show the namespace's mount. */
         .netns_path = cb_ct_proxy_netns_path(s->c->px),
@@ -591,6 +594,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
     free(dir);
     free(rootfs);
     free(proxy_dir);
+    free(ca);
     free(bundle);
     free(cgroup);
     return r;
