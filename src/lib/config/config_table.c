@@ -191,7 +191,8 @@ const struct cb__opt cb__config_opts[] = {
      "HTTPS under transparent egress: `passthrough` relays the bytes to the name the SNI gives "
      "(allowlist by SNI; no injection, no redaction); `intercept` terminates TLS with a "
      "per-container CA (its certificate at `/run/clawbox/ca.pem`, named by `SSL_CERT_FILE`, "
-     "`REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`) and runs the full pipeline."},
+     "`REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`, and bound over the image's system CA "
+     "bundle) and runs the full pipeline."},
 
     {"tools", "default_language", CB__OPT_ENUM, "c", 0, 0, NULL, OFF(tools.default_language),
      "c|rust|js|ts", "Language of `clawbox new-tool` without `--lang`; only `c` is scaffolded."},
