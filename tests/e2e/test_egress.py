@@ -13,13 +13,13 @@ class runs once per OCI runtime."""
 import json
 import os
 import shutil
-import sys
-import time
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 import unittest
 from http.server import ThreadingHTTPServer
 
