@@ -22,7 +22,7 @@ CACHE = os.environ.get("CLAWBOX_E2E_IMAGES", "/tmp/clawbox-e2e-images")
 BUSYBOX = "/usr/bin/busybox"
 NAME = "clawbox/test-busybox:latest"
 # Bump when the image's content changes, so a stale cache is not used.
-VERSION = "3"
+VERSION = "5"
 # The static probe of the container tests (tests/fixtures/ctprobe.c), at /usr/bin/ctprobe.
 CTPROBE = os.environ.get("CLAWBOX_E2E_CTPROBE", "build/tests/fixtures/ctprobe")
 TEST_IMAGE = NAME
@@ -51,8 +51,12 @@ def _rootfs(root):
         "etc/group": "root:x:0:\nagent:x:1000:\n",
         "etc/hosts": "",
         "etc/resolv.conf": "",
+        # Where Debian's TLS clients find the system's CAs (replaced by the
+        # container's own CA under TLS interception).
+        "etc/ssl/certs/ca-certificates.crt": "# the image's CA bundle\n",
     }
     for rel, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
         with open(os.path.join(root, rel), "w") as f:
             f.write(text)
     os.makedirs(os.path.join(root, "usr/bin"), exist_ok=True)

@@ -85,6 +85,7 @@ struct cb_config {
         uint64_t max_containers;
         char *workspace_root;
         char *runtime;      /* auto|crun|runc|none */
+        char *egress;       /* transparent|socket-only */
         char *runtime_root; /* NULL = <data_dir>/oci */
         char *image_store;  /* NULL = <data_dir>/images */
         char *default_image;
@@ -108,6 +109,7 @@ struct cb_config {
         struct cb_strlist allowed_credentials;
         struct cb_strlist allowed_policies;
         struct cb_strlist allowed_images;
+        char *tls; /* passthrough|intercept */
     } container_policy;
     struct {
         char *default_language;

@@ -129,6 +129,12 @@ const struct cb__opt cb__config_opts[] = {
      "auto|crun|runc|none",
      "(clawbox) OCI runtime: `auto` prefers crun and falls back to runc; `none` turns "
      "containers off."},
+    {"containers", "egress", CB__OPT_ENUM, "transparent", 0, 0, NULL, OFF(containers.egress),
+     "transparent|socket-only",
+     "(clawbox) How a container reaches the network. `transparent`: its own network namespace "
+     "in which every TCP connection and DNS query arrives at clawbox and goes through the "
+     "proxy under the container's policy; `socket-only`: no network but the proxy socket "
+     "`/run/clawbox/proxy.sock` (which works in both modes)."},
     {"containers", "runtime_root", CB__OPT_OPT_PATH, NULL, 0, 0, NULL, OFF(containers.runtime_root),
      NULL,
      "(clawbox) The runtime's state directory (`--root`); unset = `<data_dir>/oci`. Only "
@@ -199,6 +205,13 @@ const struct cb__opt cb__config_opts[] = {
      OFF(container_policy.allowed_images), NULL,
      "(clawbox) Image prefixes a spawn may use: `repo/` admits everything under it, "
      "`name:` admits every tag of `name`."},
+    {"container_policy", "tls", CB__OPT_ENUM, "passthrough", 0, 0, NULL, OFF(container_policy.tls),
+     "passthrough|intercept",
+     "HTTPS under transparent egress: `passthrough` relays the bytes to the name the SNI gives "
+     "(allowlist by SNI; no injection, no redaction); `intercept` terminates TLS with a "
+     "per-container CA (its certificate at `/run/clawbox/ca.pem`, named by `SSL_CERT_FILE`, "
+     "`REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`, and bound over the image's system CA "
+     "bundle) and runs the full pipeline."},
 
     {"tools", "default_language", CB__OPT_ENUM, "c", 0, 0, NULL, OFF(tools.default_language),
      "c|rust|js|ts", "Language of `clawbox new-tool` without `--lang`; only `c` is scaffolded."},

@@ -467,3 +467,17 @@ int cb_ct_bundle_write(const char *bundle_dir, const struct cb_ct_spec *s, struc
         cb_error_prefix(err, "writing the bundle of %s", s->id);
     return r;
 }
+
+const char *cb_ct_trust_store(const char *rootfs)
+{
+    static const char *const stores[] = {"/etc/ssl/certs/ca-certificates.crt",
+                                         "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"};
+    _cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (size_t i = 0; rootfd >= 0 && i < CB_ARRAY_LEN(stores); i++) {
+        _cleanup_close_ int fd = open_in_root(rootfd, stores[i]);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            return stores[i];
+    }
+    return NULL;
+}

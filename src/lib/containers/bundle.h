@@ -77,6 +77,13 @@ int cb_ct_env_check(const char *key, struct cb_error *err);
  * them. */
 bool cb_ct_mount_reserved(const char *d);
 
+/* The system CA bundle in the rootfs at `rootfs` (absolute), which TLS
+ * clients read when no variable names another: the first regular file of
+ * Debian, Ubuntu and Alpine's /etc/ssl/certs/ca-certificates.crt,
+ * Fedora's /etc/pki/tls/certs/ca-bundle.crt and /etc/ssl/cert.pem, as a
+ * path in the container (static), or NULL when it has none. */
+const char *cb_ct_trust_store(const char *rootfs);
+
 /* Module-internal: the seccomp section of the config (x86_64 only), a new
  * reference. */
 json_t *cb__ct_seccomp(void);

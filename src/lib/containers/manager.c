@@ -25,6 +25,8 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "egress/netns.h"
+#include "egress/tls_ca.h"
 #include "metrics/metrics.h"
 #include "proxy/pipeline.h"
 #include "sandbox/manifest.h"
@@ -35,7 +37,11 @@
 #define CONTAINER_UID     1000
 #define DELETE_WAIT_MS    10000
 #define SOCKET_IN_CT      "/run/clawbox/proxy.sock"
-#define POLICY_ORIGIN     "[container_policy].network_allowlist in the server's configuration"
+#define CA_IN_CT          "/run/clawbox/ca.pem"
+
+/* What names CA_IN_CT for the container's TLS clients under interception. */
+static const char *const ca_vars[] = {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"};
+#define POLICY_ORIGIN "[container_policy].network_allowlist in the server's configuration"
 
 static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
 {
@@ -396,6 +402,14 @@ static uint32_t host_base(const struct spawn *s)
     return (uint32_t)(s->m->cfg->containers.userns_base + (uint64_t)s->c->slot * IDS_PER_CONTAINER);
 }
 
+/* Whether HTTPS under transparent egress is terminated (with a CA of the
+ * container's own) rather than passed through. */
+static bool intercepts(const struct cb_config *cfg)
+{
+    return strcmp(cfg->containers.egress, "transparent") == 0 &&
+           strcmp(cfg->container_policy.tls, "intercept") == 0;
+}
+
 static int start_proxy(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
@@ -427,6 +441,21 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         abort(); /* getrandom cannot fail once the pool is initialised */
     cb_hex_encode(raw, sizeof(raw), s->token);
     uint32_t base = host_base(s);
+    struct cb_egress_netns *ns = NULL;
+    struct cb_egress_ca *ca = NULL;
+    if (strcmp(cfg->containers.egress, "transparent") == 0) {
+        struct cb_egress_netns_opts no = {.dir = s->c->dir, .name = "netns"};
+        r = cb_egress_netns_create(&no, &ns, err);
+        if (r == 0 && intercepts(cfg)) {
+            struct cb_egress_ca_opts co = {.container_id = s->c->id};
+            r = cb_egress_ca_new(&co, &ca, err);
+        }
+        if (r < 0) {
+            cb_egress_netns_destroy(ns);
+            cb_manifest_unref(man);
+            return r;
+        }
+    }
     char *dir = cb_xasprintf("%s/proxy", s->c->dir);
     struct cb_ct_proxy_options po = {
         .container_id = s->c->id,
@@ -440,6 +469,8 @@ static int start_proxy(struct spawn *s, struct cb_error *err)
         .proxy = m->proxy,
         .on_request = proxied,
         .ud = s->c,
+        .netns = ns,
+        .ca = ca,
     };
     r = cb_ct_proxy_start(&po, &s->c->px, err);
     cb_manifest_unref(man);
@@ -478,7 +509,7 @@ static int build_process(struct spawn *s, struct cb_error *err)
     if (s->n_args == 0)
         return cb_error_set(err, -EINVAL, "image %s has no command: give one in \"command\"",
                             s->c->image);
-    s->env = cb_xcalloc(img->n_env + s->req.n_env + 4, sizeof(char *));
+    s->env = cb_xcalloc(img->n_env + s->req.n_env + 4 + CB_ARRAY_LEN(ca_vars), sizeof(char *));
     for (size_t i = 0; i < img->n_env; i++) {
         const char *eq = strchr(img->env[i], '=');
         if (eq) {
@@ -492,6 +523,8 @@ static int build_process(struct spawn *s, struct cb_error *err)
     push_env(s, "CLAWBOX_PROXY_SOCKET", SOCKET_IN_CT);
     push_env(s, "CLAWBOX_PROXY_TOKEN", s->token);
     push_env(s, "CLAWBOX_CONTAINER_ID", s->c->id);
+    for (size_t i = 0; intercepts(s->m->cfg) && i < CB_ARRAY_LEN(ca_vars); i++)
+        push_env(s, ca_vars[i], CA_IN_CT);
     return 0;
 }
 
@@ -518,7 +551,10 @@ static int create_container(struct spawn *s, struct cb_error *err)
     char *proxy_dir = cb_xasprintf("%s/proxy", dir);
     char *bundle = cb_xasprintf("%s/bundle", dir);
     char *cgroup = cb_xasprintf("/clawbox/%s", s->c->id);
-    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}};
+    /* Under interception the CA also replaces the image's system store. */
+    char *ca = cb_xasprintf("%s/ca.pem", proxy_dir);
+    const char *store = intercepts(cfg) ? cb_ct_trust_store(rootfs) : NULL;
+    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}, {ca, store, true}};
     struct cb_ct_spec spec = {
         .id = s->c->id,
         .rootfs = rootfs,
@@ -533,7 +569,10 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .pids_max = cfg->containers.max_pids,
         .tmp_size_bytes = cfg->containers.tmp_size_mb << 20,
         .mounts = mounts,
-        .n_mounts = CB_ARRAY_LEN(mounts),
+        .n_mounts = store != NULL ? 2 : 1,
+        /* The server's own path: the runtime opens it as root, and the
+         * staged directory does not show the namespace's mount. */
+        .netns_path = cb_ct_proxy_netns_path(s->c->px),
     };
     int r = cb_ct_bundle_write(bundle, &spec, err);
     struct cb_ct_launch l = {
@@ -555,6 +594,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
     free(dir);
     free(rootfs);
     free(proxy_dir);
+    free(ca);
     free(bundle);
     free(cgroup);
     return r;

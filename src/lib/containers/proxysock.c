@@ -3,12 +3,18 @@
  * Serving a connection is in proxysock_conn.c. */
 #include "containers/proxysock.h"
 #include "containers/proxysock_internal.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "egress/netns.h"
+#include "egress/pool.h"
+#include "egress/tls_ca.h"
+#include "egress/tls_intercept.h"
 #include "sandbox/manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,10 +26,16 @@
 #include <unistd.h>
 
 #define SOCK_NAME "proxy.sock"
+/* The interception CA's certificate, beside the socket (tls = intercept). */
+#define CA_NAME "ca.pem"
 /* Open connections: per socket, and for all sockets together (each is a
  * thread while it is open). Past either, a connection gets a 503. */
 #define MAX_CONNS_PER_SOCKET 32
-#define MAX_CONNS            512
+/* A container's transparent connections, counted apart from its socket's:
+ * programs that know nothing of the proxy open many at once (a package
+ * manager's parallel downloads). */
+#define MAX_EGRESS_CONNS 64
+#define MAX_CONNS        512
 /* Threads kept waiting for the next connection once theirs ended, for
  * all sockets together, and how long one waits before it exits. A new
  * thread runs the pipeline on a cold stack and malloc cache, which cost
@@ -33,6 +45,9 @@
 #define THREAD_IDLE_MS   10000
 #define LISTEN_BACKLOG   64
 #define EPOLL_BATCH      16
+/* Names a container's DNS stub remembers (egress/pool.h): past this the
+ * least recently used gives its address up. */
+#define POOL_NAMES 4096
 
 /* The accept service: one thread and one epoll set for every socket,
  * started with the first socket and kept for the life of the process. */
@@ -58,8 +73,13 @@ static void proxy_unref(struct cb_ct_proxy *p)
 {
     if (atomic_fetch_sub(&p->refs, 1) != 1)
         return;
-    if (p->listen_fd >= 0)
-        close(p->listen_fd);
+    for (size_t i = 0; i < CB__CT_LSN_MAX; i++)
+        if (p->lsn[i].fd >= 0)
+            close(p->lsn[i].fd);
+    cb_egress_netns_destroy(p->netns);
+    cb_egress_pool_free(p->pool);
+    SSL_CTX_free(p->tls_ctx);
+    cb_egress_ca_free(p->ca);
     cb_manifest_unref(p->manifest);
     json_decref(p->granted);
     explicit_bzero(p->token, sizeof(p->token));
@@ -107,6 +127,11 @@ bool cb__ct_proxy_stopped(struct cb_ct_proxy *p)
     return s;
 }
 
+const char *cb_ct_proxy_netns_path(const struct cb_ct_proxy *p)
+{
+    return p->netns != NULL ? p->netns->path : NULL;
+}
+
 void cb_ct_proxy_revoke(struct cb_ct_proxy *p)
 {
     atomic_store(&p->revoked, true);
@@ -127,7 +152,7 @@ static void conn_end(struct cb__ct_conn *c)
         p->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    p->nconns--;
+    p->nconns[c->transparent]--;
     pthread_mutex_unlock(&p->mu);
     close(c->fd);
     free(c);
@@ -167,7 +192,10 @@ static struct cb__ct_conn *next_conn(void)
 static void *conn_main(void *arg)
 {
     for (struct cb__ct_conn *c = arg; c != NULL; c = next_conn()) {
-        cb__ct_conn_serve(c);
+        if (c->transparent)
+            cb__ct_egress_serve(c);
+        else
+            cb__ct_conn_serve(c, NULL, NULL);
         conn_end(c);
     }
     return NULL;
@@ -230,22 +258,25 @@ static int spawn(struct cb__ct_conn *c)
 
 /* Serves a new connection on an idle thread or a new one. Called with
  * svc.mu and p->mu held. */
-static void conn_start(struct cb_ct_proxy *p, int fd)
+static void conn_start(struct cb_ct_proxy *p, int fd, bool transparent)
 {
-    if (p->nconns >= MAX_CONNS_PER_SOCKET || svc.conns >= MAX_CONNS) {
-        refuse_busy(fd);
+    unsigned cap = transparent ? MAX_EGRESS_CONNS : MAX_CONNS_PER_SOCKET;
+    if (p->nconns[transparent] >= cap || svc.conns >= MAX_CONNS) {
+        if (!transparent) /* a transparent client may not speak HTTP */
+            refuse_busy(fd);
         close(fd);
         return;
     }
     struct cb__ct_conn *c = cb_xcalloc(1, sizeof(*c));
     c->fd = fd;
+    c->transparent = transparent;
     c->p = p;
     atomic_fetch_add(&p->refs, 1);
     c->next = p->conns;
     if (p->conns)
         p->conns->prev = c;
     p->conns = c;
-    p->nconns++;
+    p->nconns[transparent]++;
     svc.conns++;
     if (queue_conn(c))
         return;
@@ -257,21 +288,25 @@ static void conn_start(struct cb_ct_proxy *p, int fd)
     p->conns = c->next;
     if (c->next)
         c->next->prev = NULL;
-    p->nconns--;
+    p->nconns[transparent]--;
     svc.conns--;
     atomic_fetch_sub(&p->refs, 1); /* the owner's reference remains */
-    refuse_busy(fd);
+    if (!transparent)
+        refuse_busy(fd);
     close(fd);
     free(c);
 }
 
-/* Accepts what is waiting on p's listener (edge-triggered: all of it).
- * Called with svc.mu held. */
-static void accept_all(struct cb_ct_proxy *p)
+/* Accepts what is waiting on listener l (edge-triggered: all of it).
+ * Called with svc.mu held. A transparent listener's peers are the
+ * container's namespace itself: no credentials to check. */
+static void accept_all(struct cb__ct_lsn *l)
 {
+    struct cb_ct_proxy *p = l->p;
+    bool transparent = l->kind == CB__CT_LSN_TCP;
     pthread_mutex_lock(&p->mu);
     while (!p->stopped) {
-        int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -280,11 +315,11 @@ static void accept_all(struct cb_ct_proxy *p)
                        strerror(errno));
             break;
         }
-        if (!peer_allowed(p, fd)) {
+        if (!transparent && !peer_allowed(p, fd)) {
             close(fd);
             continue;
         }
-        conn_start(p, fd);
+        conn_start(p, fd, transparent);
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -306,6 +341,8 @@ static void *service_main(void *arg)
             if (ev[i].data.ptr == NULL) {
                 uint64_t v;
                 (void)!read(svc.evfd, &v, sizeof(v));
+            } else if (((struct cb__ct_lsn *)ev[i].data.ptr)->kind == CB__CT_LSN_DNS) {
+                cb__ct_dns_serve(ev[i].data.ptr);
             } else {
                 accept_all(ev[i].data.ptr);
             }
@@ -313,6 +350,12 @@ static void *service_main(void *arg)
         struct cb_ct_proxy *retired = svc.retired;
         svc.retired = NULL;
         pthread_mutex_unlock(&svc.mu);
+        /* Every p named here is alive: a retired one is dropped below. */
+        for (int i = 0; i < n; i++) {
+            struct cb__ct_lsn *l = ev[i].data.ptr;
+            if (l != NULL && l->kind == CB__CT_LSN_DNS)
+                cb__ct_dns_flush(l->p);
+        }
         while (retired != NULL) {
             struct cb_ct_proxy *next = retired->retired_next;
             proxy_unref(retired);
@@ -353,10 +396,21 @@ static int service_add(struct cb_ct_proxy *p, struct cb_error *err)
     if (svc.init_error < 0)
         return cb_error_set(err, svc.init_error, "cannot start the proxy socket service: %s",
                             strerror(-svc.init_error));
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = p};
     atomic_fetch_add(&p->refs, 1);
     pthread_mutex_lock(&svc.mu);
-    int r = epoll_ctl(svc.epfd, EPOLL_CTL_ADD, p->listen_fd, &ev) < 0 ? -errno : 0;
+    int r = 0;
+    size_t i;
+    for (i = 0; i < CB__CT_LSN_MAX && r == 0; i++) {
+        struct cb__ct_lsn *l = &p->lsn[i];
+        /* A DNS socket is served a batch at a time: level-triggered. */
+        struct epoll_event ev = {.events = l->kind == CB__CT_LSN_DNS ? EPOLLIN : EPOLLIN | EPOLLET,
+                                 .data.ptr = l};
+        if (l->fd >= 0 && epoll_ctl(svc.epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
+            r = -errno;
+    }
+    while (r < 0 && i-- > 0)
+        if (p->lsn[i].fd >= 0)
+            epoll_ctl(svc.epfd, EPOLL_CTL_DEL, p->lsn[i].fd, NULL);
     pthread_mutex_unlock(&svc.mu);
     if (r == 0)
         return 0;
@@ -364,14 +418,18 @@ static int service_add(struct cb_ct_proxy *p, struct cb_error *err)
     return cb_error_set(err, r, "epoll_ctl: %s", strerror(-r));
 }
 
-/* Takes p's listener out of the epoll set and closes it; the service
+/* Takes p's listeners out of the epoll set and closes them; the service
  * drops its reference once it holds no event naming p. */
 static void service_remove(struct cb_ct_proxy *p)
 {
     pthread_mutex_lock(&svc.mu);
-    epoll_ctl(svc.epfd, EPOLL_CTL_DEL, p->listen_fd, NULL);
-    close(p->listen_fd);
-    p->listen_fd = -1;
+    for (size_t i = 0; i < CB__CT_LSN_MAX; i++) {
+        if (p->lsn[i].fd < 0)
+            continue;
+        epoll_ctl(svc.epfd, EPOLL_CTL_DEL, p->lsn[i].fd, NULL);
+        close(p->lsn[i].fd);
+        p->lsn[i].fd = -1;
+    }
     p->retired_next = svc.retired;
     svc.retired = p;
     pthread_mutex_unlock(&svc.mu);
@@ -443,7 +501,7 @@ static int make_socket(struct cb_ct_proxy *p, int dirfd, gid_t gid, struct cb_er
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0)
         return cb_error_set(err, -errno, "socket: %s", strerror(errno));
-    p->listen_fd = s;
+    p->lsn[0].fd = s;
     const char *step = "bind";
     if (bind(s, (struct sockaddr *)&addr, sizeof(addr)) < 0)
         goto fail;
@@ -467,6 +525,21 @@ fail:
     return cb_error_set(err, -errno, "%s of %s: %s", step, p->sock_path, strerror(errno));
 }
 
+/* Takes the namespace's sockets into p's listeners. */
+static void take_netns(struct cb_ct_proxy *p, struct cb_egress_netns *ns)
+{
+    if (ns == NULL)
+        return;
+    p->netns = ns;
+    p->pool = cb_egress_pool_new(POOL_NAMES);
+    int *fds[] = {&ns->tcp4, &ns->tcp6, &ns->dns4, &ns->dns6};
+    for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++) {
+        p->lsn[1 + i].kind = i < 2 ? CB__CT_LSN_TCP : CB__CT_LSN_DNS;
+        p->lsn[1 + i].fd = *fds[i];
+        *fds[i] = -1;
+    }
+}
+
 static struct cb_ct_proxy *proxy_new(const struct cb_ct_proxy_options *o)
 {
     struct cb_ct_proxy *p = cb_xcalloc(1, sizeof(*p));
@@ -482,24 +555,55 @@ static struct cb_ct_proxy *proxy_new(const struct cb_ct_proxy_options *o)
     p->ud = o->ud;
     p->peer_uid_min = o->peer_uid_min;
     p->peer_uid_max = o->peer_uid_max;
-    p->listen_fd = -1;
+    for (size_t i = 0; i < CB__CT_LSN_MAX; i++)
+        p->lsn[i] = (struct cb__ct_lsn){.p = p, .kind = CB__CT_LSN_SOCKET, .fd = -1};
+    take_netns(p, o->netns);
+    p->ca = o->ca;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->calls_done, NULL);
     return p;
+}
+
+/* The interception's server context, and the CA's certificate written
+ * where the container finds it (readable by all: it is no secret). */
+static int start_intercept(struct cb_ct_proxy *p, int dirfd, struct cb_error *err)
+{
+    if (p->ca == NULL)
+        return 0;
+    int r = cb_egress_tls_server_ctx(p->ca, &p->tls_ctx, err);
+    if (r < 0)
+        return r;
+    size_t len;
+    const char *pem = cb_egress_ca_pem(p->ca, &len);
+    int fd = openat(dirfd, CA_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "creating %s: %s", CA_NAME, strerror(errno));
+    ssize_t w = cb_write_retry(fd, pem, len);
+    r = w < 0 ? (int)w : (size_t)w != len ? -EIO : fchmod(fd, 0644) < 0 ? -errno : 0;
+    close(fd);
+    return r < 0 ? cb_error_set(err, r, "writing %s: %s", CA_NAME, strerror(-r)) : 0;
 }
 
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,
                       struct cb_error *err)
 {
     int r = check_options(o, err);
-    if (r < 0)
+    if (r < 0) {
+        cb_egress_netns_destroy(o->netns);
+        cb_egress_ca_free(o->ca);
         goto fail;
+    }
     int dirfd = -1;
     r = open_dir(o->dir, &dirfd, err);
-    if (r < 0)
+    if (r < 0) {
+        cb_egress_netns_destroy(o->netns);
+        cb_egress_ca_free(o->ca);
         goto fail;
+    }
     struct cb_ct_proxy *p = proxy_new(o);
     r = make_socket(p, dirfd, o->gid, err);
+    if (r == 0)
+        r = start_intercept(p, dirfd, err);
     if (r == 0)
         r = service_add(p, err);
     if (r == 0) {
@@ -508,6 +612,7 @@ int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **
         return 0;
     }
     unlinkat(dirfd, SOCK_NAME, 0);
+    unlinkat(dirfd, CA_NAME, 0);
     close(dirfd);
     rmdir(o->dir);
     proxy_unref(p);
@@ -529,8 +634,17 @@ void cb_ct_proxy_stop(struct cb_ct_proxy *p)
         pthread_cond_wait(&p->calls_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
     service_remove(p);
+    /* The namespace file is a mount point in the container's directory,
+     * which the caller removes next. */
+    cb_egress_netns_destroy(p->netns);
+    p->netns = NULL;
     if (unlink(p->sock_path) < 0 && errno != ENOENT)
         cb_log(CB_LOG_WARN, "removing %s: %s", p->sock_path, strerror(errno));
+    if (p->ca != NULL) {
+        char *ca = cb_xasprintf("%s/%s", p->dir, CA_NAME);
+        unlink(ca);
+        free(ca);
+    }
     if (rmdir(p->dir) < 0 && errno != ENOENT)
         cb_log(CB_LOG_WARN, "removing %s: %s", p->dir, strerror(errno));
     proxy_unref(p);

@@ -22,7 +22,12 @@
  * served by a thread of its own while it is open (a few such threads, for
  * all sockets together, wait a while for the next connection), so an
  * idle container costs a listening socket and no thread. Connections are
- * capped per socket (32) and in all (512); past a cap they get a 503. */
+ * capped per socket (32) and in all (512); past a cap they get a 503.
+ *
+ * With a network namespace (transparent egress, issue 14), its listeners
+ * and DNS sockets are served the same way under the same policy: the DNS
+ * sockets on the accept thread, each TCP connection on a connection
+ * thread (64 per container besides the socket's, closed past the cap). */
 #ifndef CB_CONTAINERS_PROXYSOCK_H
 #define CB_CONTAINERS_PROXYSOCK_H
 
@@ -32,6 +37,8 @@
 
 #include "core/error.h"
 
+struct cb_egress_ca;
+struct cb_egress_netns;
 struct cb_manifest;
 struct cb_proxy;
 
@@ -57,6 +64,16 @@ struct cb_ct_proxy_options {
      * progress). May be NULL. */
     void (*on_request)(void *ud);
     void *ud;
+    /* Transparent egress (issue 14): the container's network namespace,
+     * taken over whether start succeeds or not. Its proxy listeners and
+     * DNS sockets are served under the same policy as the socket, and stop
+     * destroys it. NULL: socket only. */
+    struct cb_egress_netns *netns;
+    /* With netns, tls = "intercept": the container's CA, taken like netns.
+     * Its certificate is written to dir/ca.pem (0644), and TLS the policy
+     * admits is terminated with its leaves and run through the pipeline.
+     * NULL: TLS is passed through. */
+    struct cb_egress_ca *ca;
 };
 
 struct cb_ct_proxy;
@@ -69,6 +86,10 @@ struct cb_ct_proxy;
  * left behind then). */
 int cb_ct_proxy_start(const struct cb_ct_proxy_options *o, struct cb_ct_proxy **out,
                       struct cb_error *err);
+
+/* The file of the container's network namespace (for the OCI config), or
+ * NULL when p has none. Owned by p. */
+const char *cb_ct_proxy_netns_path(const struct cb_ct_proxy *p);
 
 /* From now on every request is 401 (the container ended). Thread-safe. */
 void cb_ct_proxy_revoke(struct cb_ct_proxy *p);

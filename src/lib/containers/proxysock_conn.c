@@ -3,6 +3,7 @@
  * authenticated with the socket's token and run through the proxy
  * pipeline, in the envelope form (POST /proxy) or the forward form
  * (METHOD /<absolute URL>). See proxysock.h. */
+#include "containers/authority.h"
 #include "containers/proxysock_internal.h"
 #include "core/buf.h"
 #include "core/fs.h"
@@ -14,6 +15,8 @@
 #include "proxy/pipeline.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +42,9 @@
 struct ex {
     struct cb__ct_conn *c;
     struct cb_ct_proxy *p;
-    char in[CB_HTTP_MAX_HEAD]; /* bytes read and not yet used */
+    const struct cb__ct_dest *dest; /* a transparent connection's; NULL for the socket */
+    SSL *ssl;                       /* an intercepted connection's TLS, or NULL */
+    char in[CB_HTTP_MAX_HEAD];      /* bytes read and not yet used */
     size_t in_len;
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
     struct cb_http_head head;
@@ -70,24 +75,63 @@ static bool wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
-/* Reads what is there, up to n bytes. Returns the bytes read, or 0 when
- * the connection ended, failed or timed out. */
-static size_t recv_some(int fd, char *b, size_t n, uint64_t deadline)
+/* What an SSL call that returned r <= 0 waits for: POLLIN, POLLOUT, or 0
+ * when the connection failed or ended. */
+static short tls_wants(SSL *ssl, int r)
 {
+    int e = SSL_get_error(ssl, r);
+    return e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+}
+
+/* Reads what is there, up to n bytes (through TLS on an intercepted
+ * connection). Returns the bytes read, or 0 when the connection ended,
+ * failed or timed out. */
+static size_t recv_some(struct ex *x, char *b, size_t n, uint64_t deadline)
+{
+    int fd = x->c->fd;
     for (;;) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r > 0)
-            return (size_t)r;
-        if (r == 0 || (errno != EAGAIN && errno != EINTR))
-            return 0;
-        if (!wait_fd(fd, POLLIN, deadline))
+        short want = POLLIN;
+        if (x->ssl != NULL) {
+            int r = SSL_read(x->ssl, b, n > INT_MAX ? INT_MAX : (int)n);
+            if (r > 0)
+                return (size_t)r;
+            if ((want = tls_wants(x->ssl, r)) == 0)
+                return 0;
+        } else {
+            ssize_t r = recv(fd, b, n, 0);
+            if (r > 0)
+                return (size_t)r;
+            if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                return 0;
+        }
+        if (!wait_fd(fd, want, deadline))
             return 0;
     }
 }
 
-static bool send_all(int fd, struct iovec *iov, int cnt)
+static bool send_tls(struct ex *x, const struct iovec *iov, int cnt, uint64_t deadline)
 {
+    for (int i = 0; i < cnt; i++) {
+        for (size_t off = 0; off < iov[i].iov_len;) {
+            size_t len = iov[i].iov_len - off;
+            int r = SSL_write(x->ssl, (const char *)iov[i].iov_base + off,
+                              len > INT_MAX ? INT_MAX : (int)len);
+            short want = r > 0 ? 0 : tls_wants(x->ssl, r);
+            if (r > 0)
+                off += (size_t)r;
+            else if (want == 0 || !wait_fd(x->c->fd, want, deadline))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool send_all(struct ex *x, struct iovec *iov, int cnt)
+{
+    int fd = x->c->fd;
     uint64_t deadline = deadline_in(SEND_TIMEOUT_MS);
+    if (x->ssl != NULL)
+        return send_tls(x, iov, cnt, deadline);
     while (cnt > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
@@ -106,7 +150,7 @@ static bool send_all(int fd, struct iovec *iov, int cnt)
 static void send_answer(struct ex *x, struct cb_buf *head, const char *body, size_t len)
 {
     struct iovec iov[2] = {{head->data, head->len}, {(void *)body, len}};
-    if (!send_all(x->c->fd, iov, len > 0 ? 2 : 1))
+    if (!send_all(x, iov, len > 0 ? 2 : 1))
         x->close = true;
 }
 
@@ -224,7 +268,7 @@ static size_t read_head(struct ex *x)
             send_error(x, 431, "request head larger than 16384 bytes");
             return 0;
         }
-        size_t r = recv_some(x->c->fd, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
+        size_t r = recv_some(x, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
         if (r == 0)
             return 0;
         x->in_len += r;
@@ -251,7 +295,7 @@ static int read_length_body(struct ex *x, uint64_t deadline)
             size_t room = sizeof(x->in);
             if (want - x->body.len < room)
                 room = (size_t)(want - x->body.len);
-            x->in_len = recv_some(x->c->fd, x->in, room, deadline);
+            x->in_len = recv_some(x, x->in, room, deadline);
             if (x->in_len == 0)
                 return -EPIPE;
         }
@@ -276,7 +320,7 @@ static int read_chunked_body(struct ex *x, uint64_t deadline, struct cb_error *e
     struct cb_http_chunked st = {0};
     for (;;) {
         if (x->in_len == 0) {
-            x->in_len = recv_some(x->c->fd, x->in, sizeof(x->in), deadline);
+            x->in_len = recv_some(x, x->in, sizeof(x->in), deadline);
             if (x->in_len == 0)
                 return -EPIPE;
         }
@@ -302,7 +346,7 @@ static int read_body(struct ex *x, struct cb_error *err)
     if (x->head.expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof(cont) - 1};
-        if (!send_all(x->c->fd, &iov, 1))
+        if (!send_all(x, &iov, 1))
             return -EPIPE;
     }
     if (x->head.framing == CB_HTTP_LENGTH)
@@ -429,15 +473,16 @@ static void forward_headers(const struct ex *x, json_t *headers)
     }
 }
 
-static void serve_forward(struct ex *x)
+/* Sends the request in x to url[0..len) through the proxy pipeline and
+ * relays the answer: the one path of the forward form and of transparent
+ * plain HTTP. */
+static void forward(struct ex *x, const char *url, size_t url_len)
 {
     const struct cb_http_head *h = &x->head;
-    size_t url_off = h->path.off + 1, url_end = h->target.off + h->target.len;
     json_t *headers = json_object();
     forward_headers(x, headers);
-    json_t *params =
-        json_pack("{s:s%,s:s%,s:o}", "url", x->raw + url_off, url_end - url_off, "method",
-                  x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
+    json_t *params = json_pack("{s:s%,s:s%,s:o}", "url", url, url_len, "method",
+                               x->raw + h->method.off, (size_t)h->method.len, "headers", headers);
     /* "Content-Length: 0" is a body too: an empty one is still sent with
      * its length, as some upstreams require on POST. */
     size_t n = 0;
@@ -456,6 +501,13 @@ static void serve_forward(struct ex *x)
     json_decref(env);
 }
 
+static void serve_forward(struct ex *x)
+{
+    const struct cb_http_head *h = &x->head;
+    size_t url_off = h->path.off + 1, url_end = h->target.off + h->target.len;
+    forward(x, x->raw + url_off, url_end - url_off);
+}
+
 /* ----------------------------- a request ----------------------------- */
 
 /* Answers an error before the body was read: a body the client still
@@ -465,6 +517,32 @@ static void refuse(struct ex *x, unsigned status, const char *msg, const char *a
     if (x->head.framing != CB_HTTP_NO_BODY)
         x->close = true;
     send_json(x, status, json_pack("{s:s}", "error", msg), allow);
+}
+
+/* Counts the request and reads its body; false when it is not to be
+ * served (answered already, or the connection ends). */
+static bool take_request(struct ex *x)
+{
+    if (!cb__ct_proxy_note_request(x->p)) {
+        x->close = true;
+        return false;
+    }
+    struct cb_error err = {0};
+    int r = read_body(x, &err);
+    if (r == -EPIPE) {
+        x->close = true;
+        return false;
+    }
+    if (r < 0) {
+        x->close = true;
+        if (r == -EFBIG)
+            send_error(x, 413, "request body larger than 10 MiB");
+        else
+            send_error(x, cb__http_error_status(r), err.msg);
+        return false;
+    }
+    new_request_id(x->request_id);
+    return true;
 }
 
 /* Routes, authenticates and answers the request in x->head. */
@@ -488,44 +566,144 @@ static void serve_request(struct ex *x)
         refuse(x, 401, "unauthorized", NULL);
         return;
     }
-    if (!cb__ct_proxy_note_request(x->p)) {
-        x->close = true;
+    if (!take_request(x))
         return;
-    }
-    struct cb_error err = {0};
-    int r = read_body(x, &err);
-    if (r == -EPIPE) {
-        x->close = true;
-        return;
-    }
-    if (r < 0) {
-        x->close = true;
-        if (r == -EFBIG)
-            send_error(x, 413, "request body larger than 10 MiB");
-        else
-            send_error(x, cb__http_error_status(r), err.msg);
-        return;
-    }
-    new_request_id(x->request_id);
     if (forward)
         serve_forward(x);
     else
         serve_envelope(x);
 }
 
-void cb__ct_conn_serve(struct cb__ct_conn *c)
+/* ----------------------- transparent connections ---------------------- */
+
+/* The URL a transparent request goes to, into url; false with the reason
+ * in why when it is refused. The proxy connects to the name only: the
+ * pool's name for a pool address, which Host (or an absolute target) must
+ * repeat; for any other address, that address, which Host must name. A
+ * request sent to the listener itself (an explicit proxy client) names
+ * its URL in absolute form. */
+static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t cap)
+{
+    const struct cb__ct_dest *d = x->dest;
+    const struct cb_http_head *h = &x->head;
+    const char *t = x->raw + h->target.off;
+    bool tls = x->ssl != NULL;
+    uint16_t default_port = tls ? 443 : 80;
+    if (h->target.len > 0 && t[0] != '/') {
+        /* Absolute form: "http://authority/..." or "https://...". */
+        const char *auth = memchr(t, '/', h->target.len);
+        size_t skip = auth ? (size_t)(auth - t) + 2 : h->target.len, alen = 0;
+        while (skip + alen < h->target.len && t[skip + alen] != '/' && t[skip + alen] != '?')
+            alen++;
+        bool https = h->target.len > 5 && strncasecmp(t, "https", 5) == 0;
+        if (!d->explicit_proxy &&
+            !cb__ct_authority_names(t + skip, alen, d->name, d->port, https ? 443 : 80)) {
+            snprintf(why, cap,
+                     "blocked: the request's URL does not name the destination %s port %u", d->name,
+                     (unsigned)d->port);
+            return false;
+        }
+        cb_buf_append(url, t, h->target.len);
+        return true;
+    }
+    if (d->explicit_proxy) {
+        snprintf(why, cap,
+                 "blocked: a request to the proxy itself must name an absolute http(s) URL or be "
+                 "a CONNECT");
+        return false;
+    }
+    size_t hlen = 0;
+    const char *host = field(x, "host", &hlen);
+    if (host == NULL || !cb__ct_authority_names(host, hlen, d->name, d->port, default_port)) {
+        snprintf(why, cap,
+                 "blocked: the Host header %s the destination %s port %u (only addresses the "
+                 "container's DNS gave for that name are accepted)",
+                 host ? "does not match" : "is missing for", d->name, (unsigned)d->port);
+        return false;
+    }
+    bool v6 = !d->from_pool && strchr(d->name, ':') != NULL;
+    cb_buf_printf(url, "%s://%s%s%s", tls ? "https" : "http", v6 ? "[" : "", d->name,
+                  v6 ? "]" : "");
+    if (d->port != default_port)
+        cb_buf_printf(url, ":%u", (unsigned)d->port);
+    cb_buf_append(url, t, h->target.len);
+    return true;
+}
+
+/* A plain-HTTP request on a transparent connection. */
+static void serve_transparent(struct ex *x)
+{
+    struct cb_buf url;
+    char why[CB_EGRESS_NAME_MAX * 2 + 256];
+    cb_buf_init(&url, CB_HTTP_MAX_TARGET + CB_EGRESS_NAME_MAX + 32);
+    if (!transparent_url(x, &url, why, sizeof(why))) {
+        cb__ct_egress_refuse(x->c, x->dest, why);
+        refuse(x, 403, why, NULL);
+    } else if (take_request(x)) {
+        forward(x, url.data, url.len);
+    }
+    cb_buf_free(&url);
+}
+
+/* A CONNECT on a transparent connection (head[0..n), which the HTTP
+ * parser does not take: its target is an authority). "CONNECT
+ * host:port HTTP/1.x": refused with 403 unless the allowlist admits host,
+ * else answered 200 and passed on as a TLS tunnel. The connection ends
+ * with it. */
+static void serve_connect(struct ex *x, size_t n)
+{
+    x->close = true;
+    const char *line = x->raw + 8, *end = memchr(line, '\r', n - 8);
+    const char *sp = end ? memchr(line, ' ', (size_t)(end - line)) : NULL;
+    const char *host;
+    size_t hlen;
+    uint16_t port;
+    if (sp == NULL || (size_t)(end - sp) != 9 || memcmp(sp + 1, "HTTP/1.", 7) != 0 ||
+        !cb__ct_authority_split(line, (size_t)(sp - line), &host, &hlen, &port) || port == 0 ||
+        !cb__ct_host_bytes(host, hlen)) {
+        send_error(x, 400, "CONNECT takes host:port, as in CONNECT example.com:443 HTTP/1.1");
+        return;
+    }
+    char name[CB_EGRESS_NAME_MAX + 1], why[CB_EGRESS_NAME_MAX + 128];
+    memcpy(name, host, hlen);
+    name[hlen] = '\0';
+    if (!cb_proxy_container_allows(x->p->proxy, x->p->manifest, name, hlen)) {
+        snprintf(why, sizeof(why), "blocked: host %s is not in the container's allowlist", name);
+        cb__ct_egress_refuse(x->c, x->dest, why);
+        send_error(x, 403, why);
+        return;
+    }
+    if (x->in_len > 0) {
+        send_error(x, 400, "send the tunnel's bytes after the 200 answer to CONNECT");
+        return;
+    }
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct iovec iov = {(void *)ok, sizeof(ok) - 1};
+    if (send_all(x, &iov, 1))
+        cb__ct_egress_tunnel(x->c, x->dest, name, port);
+}
+
+void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *ssl)
 {
     struct ex *x = cb_xcalloc(1, sizeof(*x));
     x->c = c;
     x->p = c->p;
+    x->dest = d;
+    x->ssl = ssl;
     cb_buf_init(&x->body, CB_CT_PROXY_MAX_BODY);
     size_t n;
     while (!x->close && (n = read_head(x)) > 0) {
+        if (d != NULL && ssl == NULL && n > 8 && memcmp(x->raw, "CONNECT ", 8) == 0) {
+            serve_connect(x, n);
+            break;
+        }
         struct cb_error err = {0};
         int r = cb__http_parse_head(x->raw, n, &x->head, &err);
         x->close = r < 0 || x->head.minor == 0 || !x->head.keep_alive;
         if (r < 0)
             send_error(x, cb__http_error_status(r), err.msg);
+        else if (d != NULL)
+            serve_transparent(x);
         else
             serve_request(x);
         if (cb__ct_proxy_stopped(x->p))

@@ -16,6 +16,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "egress/netns.h"
 #include "state/state.h"
 
 #define LEFT_BEHIND "the server stopped while it ran; removed when the server started again"
@@ -52,6 +53,15 @@ static void remove_runtime_leftovers(struct cb_ct_manager *m)
     if (ids.n > 0)
         cb_log(CB_LOG_INFO, "removed %zu container(s) left by an earlier run", ids.n);
     free(ids.v);
+}
+
+/* The network namespace file of an earlier run: a mount point while its
+ * mount lasts, which a recursive removal does not cross. */
+static void remove_netns(const char *dir)
+{
+    char *p = cb_xasprintf("%s/netns", dir);
+    cb_egress_netns_remove(p);
+    free(p);
 }
 
 static uint64_t get_u64(const json_t *doc, const char *key)
@@ -129,6 +139,7 @@ static int load_row(const char *id, const char *json, void *ud)
         free(c->dir);
         c->dir = NULL;
     } else { /* keep output.log and exit.json; the rest belonged to the run */
+        remove_netns(c->dir);
         char *p = cb_xasprintf("%s/bundle", c->dir), *q = cb_xasprintf("%s/proxy", c->dir);
         cb_rm_tree(p);
         cb_rm_tree(q);
@@ -164,6 +175,7 @@ static void remove_strays(struct cb_ct_manager *m)
         if (e->d_name[0] == '.' || known(m, e->d_name))
             continue;
         char *p = cb_xasprintf("%s/%s", m->ct_root, e->d_name);
+        remove_netns(p);
         cb_rm_tree(p);
         free(p);
     }

@@ -212,6 +212,11 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
     return 0;
 }
 
+void cb_egress_netns_remove(const char *path)
+{
+    unpin(path);
+}
+
 void cb_egress_netns_destroy(struct cb_egress_netns *ns)
 {
     if (ns != NULL)

@@ -9,7 +9,7 @@
  *
  * The listeners are created inside it and returned to the caller; the
  * bind-mounted file is what the OCI config's network namespace path names.
- * Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root). Not yet used by spawn. */
+ * Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root). */
 #ifndef CB_EGRESS_NETNS_H
 #define CB_EGRESS_NETNS_H
 
@@ -55,5 +55,9 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
  * frees ns. The namespace itself goes once no process and no socket uses
  * it. NULL is ignored. */
 void cb_egress_netns_destroy(struct cb_egress_netns *ns);
+
+/* Removes a namespace file left by an earlier run of the server (its
+ * mount, if the mount outlived that run, and the file). Missing is fine. */
+void cb_egress_netns_remove(const char *path);
 
 #endif

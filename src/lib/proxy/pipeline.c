@@ -20,11 +20,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Request headers a tool may send, and the bytes of one "Name: value". */
 #define PROXY_MAX_HEADERS      100
@@ -871,4 +873,107 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
     struct req q = {
         .tool = manifest->name, .request_id = request_id, .container = true, .raw_body = raw_body};
     return run(p, &q, manifest, granted, params);
+}
+
+/* ------------------- a container's transparent egress ------------------- */
+
+bool cb_proxy_container_allows(struct cb_proxy *p, const struct cb_manifest *manifest,
+                               const char *host, size_t len)
+{
+    return cb__proxy_allowlist_check(manifest->allowlist, host, len,
+                                     p->cfg->proxy.allow_wildcard_all, NULL, NULL) == 0;
+}
+
+void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *manifest,
+                              const char *request_id, const char *method, const char *url,
+                              const char *decision, const char *reason)
+{
+    if (p->audit == NULL)
+        return;
+    struct creds *c = creds_get(p);
+    struct req q = {.creds = c};
+    _cleanup_free_ char *u = audit_text(&q, url);
+    _cleanup_free_ char *why = audit_text(&q, reason);
+    creds_put(c);
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_PROXY,
+        .request_id = request_id,
+        .tool = manifest->name,
+        .method = method,
+        .url = u,
+        .decision = decision,
+        .reason = why,
+        .blocked = strcmp(decision, "allowed") != 0,
+    };
+    struct cb_error e = {0};
+    if (cb_audit_append(p->audit, &rec, &e) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+}
+
+/* A nonblocking connect to q's pinned address, finished within the
+ * proxy's timeout. Returns the connected fd or a negative errno. */
+static int tunnel_connect(struct cb_proxy *p, struct req *q, struct cb_error *err)
+{
+    struct sockaddr *sa = (struct sockaddr *)&q->addr;
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons(q->url.port);
+    else
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(q->url.port);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cb_error_set(err, -errno, "socket: %s", strerror(errno));
+    int r = connect(fd, sa, q->addr_len) == 0 || errno == EINPROGRESS ? 0 : -errno;
+    if (r == 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        uint64_t ms = p->cfg->proxy.default_timeout_ms;
+        int n;
+        while ((n = poll(&pfd, 1, ms > INT32_MAX ? INT32_MAX : (int)ms)) < 0 && errno == EINTR)
+            ;
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (n == 0)
+            r = -ETIMEDOUT;
+        else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            r = -errno;
+        else
+            r = -soerr;
+    }
+    if (r < 0) {
+        close(fd);
+        return cb_error_set(err, r, "cannot connect to %s port %u: %s", q->url.host.name,
+                            (unsigned)q->url.port, strerror(-r));
+    }
+    return fd;
+}
+
+int cb_proxy_container_tunnel(struct cb_proxy *p, const struct cb_manifest *manifest,
+                              const char *host, size_t len, uint16_t port, const char *request_id,
+                              const char *note, struct cb_error *err)
+{
+    struct req q = {.tool = manifest->name, .request_id = request_id, .container = true};
+    q.start_ns = cb_now_mono_ns();
+    q.creds = creds_get(p);
+    q.inject_from = SIZE_MAX;
+    q.method = "CONNECT";
+    snprintf(q.who, sizeof(q.who), "container %s", q.tool);
+    q.key = q.who;
+    _cleanup_free_ char *url = cb_xasprintf("https://%.*s:%u/", (int)len, host, (unsigned)port);
+    q.raw_url = url;
+    int fd = cb__proxy_url_parse(url, strlen(url), &q.url, err);
+    q.url_ok = true;
+    if (fd == 0 &&
+        (fd = cb__proxy_ratelimit_take(p->rl, q.key, strlen(q.key), q.who, NULL, err)) == 0)
+        fd = allowlist_stage(p, &q, manifest, err);
+    if (fd == 0)
+        fd = resolve_stage(p, &q, err);
+    if (fd == 0)
+        fd = tunnel_connect(p, &q, err);
+    audit(p, &q,
+          fd >= 0         ? "allowed"
+          : fd == -EACCES ? "blocked"
+                          : "error",
+          fd >= 0 ? note : err->msg, 0, 0);
+    req_free(&q);
+    creds_put(q.creds);
+    return fd;
 }

@@ -74,4 +74,29 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
                                    const json_t *granted, const json_t *params,
                                    const char *request_id, bool raw_body);
 
+/* Transparent egress (issue 14): what a container's network namespace
+ * needs besides whole HTTP requests, under the same policy. */
+
+/* Whether the container of `manifest` may reach host[0..len) by its
+ * allowlist (the DNS stub's question: nothing is resolved). */
+bool cb_proxy_container_allows(struct cb_proxy *p, const struct cb_manifest *manifest,
+                               const char *host, size_t len);
+
+/* Writes one audit line of the container's egress that no request went
+ * with (a DNS name refused, a connection that is neither HTTP nor TLS),
+ * the URL and reason redacted like a request's. */
+void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *manifest,
+                              const char *request_id, const char *method, const char *url,
+                              const char *decision, const char *reason);
+
+/* Opens a TCP connection for a container's TLS passthrough to
+ * host[0..len):port: rate limit, allowlist, resolution and address
+ * policy as for a request, then a connect bounded by the proxy's timeout.
+ * Writes the audit line (its reason `note` when allowed: what is not
+ * inspected). Returns the connected nonblocking fd, or a negative errno
+ * with the reason in err (-EACCES: refused by the policy). */
+int cb_proxy_container_tunnel(struct cb_proxy *p, const struct cb_manifest *manifest,
+                              const char *host, size_t len, uint16_t port, const char *request_id,
+                              const char *note, struct cb_error *err);
+
 #endif

@@ -1060,6 +1060,36 @@ static void crun_lifecycle_time(void **state)
     lifecycle_in("crun");
 }
 
+/* cb_ct_trust_store: the first system CA bundle the rootfs has, as a
+ * regular file, resolved inside the rootfs. */
+static void trust_store_is_found_in_the_rootfs(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/cb-trust-XXXXXX", p[256];
+    assert_non_null(mkdtemp(root));
+    assert_null(cb_ct_trust_store(root));
+    mkdirs(root,
+           (const char *const[]){"etc", "etc/ssl", "etc/ssl/certs", "etc/pki", "etc/pki/tls",
+                                 "etc/pki/tls/certs"},
+           6);
+    /* A directory where Debian's file would be does not count. */
+    snprintf(p, sizeof(p), "%s/etc/ssl/certs/ca-certificates.crt", root);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_null(cb_ct_trust_store(root));
+    snprintf(p, sizeof(p), "%s/etc/pki/tls/certs/ca-bundle.crt", root);
+    put(p, "x", 0644);
+    assert_string_equal(cb_ct_trust_store(root), "/etc/pki/tls/certs/ca-bundle.crt");
+    /* An absolute symlink is resolved inside the rootfs, not on the host. */
+    snprintf(p, sizeof(p), "%s/etc/ssl/certs/ca-certificates.crt", root);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(symlink("/etc/pki/tls/certs/ca-bundle.crt", p), 0);
+    assert_string_equal(cb_ct_trust_store(root), "/etc/ssl/certs/ca-certificates.crt");
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(symlink("/etc/hostname", p), 0); /* on the host, not in the rootfs */
+    assert_string_equal(cb_ct_trust_store(root), "/etc/pki/tls/certs/ca-bundle.crt");
+    rm_tree(root);
+}
+
 int main(int argc, char **argv)
 {
     cb_json_setup();
@@ -1076,6 +1106,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crun_container_is_hardened),
         cmocka_unit_test(runc_lifecycle_time),
         cmocka_unit_test(crun_lifecycle_time),
+        cmocka_unit_test(trust_store_is_found_in_the_rootfs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
