@@ -344,6 +344,17 @@ static char *audit_text(const struct req *q, const char *s)
 
 /* Writes the audit line for a finished request; failures to log do not
  * change the tool's answer, they go to the server log. */
+/* A proxied request's line: written before the answer either way, and
+ * synced before it only with [logging] proxy_audit_sync =
+ * "before_response". Failures to log go to the server log. */
+static void append_line(struct cb_proxy *p, const struct cb_audit_record *rec)
+{
+    struct cb_error e = {0};
+    bool wait = strcmp(p->cfg->logging.proxy_audit_sync, "before_response") == 0;
+    if ((wait ? cb_audit_append : cb_audit_append_written)(p->audit, rec, &e) < 0)
+        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+}
+
 static void audit(struct cb_proxy *p, struct req *q, const char *decision, const char *reason,
                   int status, uint64_t bytes)
 {
@@ -367,11 +378,7 @@ static void audit(struct cb_proxy *p, struct req *q, const char *decision, const
         .blocked = strcmp(decision, "allowed") != 0,
         .leak_detected = strcmp(decision, "leak_blocked") == 0,
     };
-    struct cb_error e = {0};
-    /* Written before the answer either way; see [logging] proxy_audit_sync. */
-    bool wait = strcmp(p->cfg->logging.proxy_audit_sync, "before_response") == 0;
-    if ((wait ? cb_audit_append : cb_audit_append_written)(p->audit, &rec, &e) < 0)
-        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+    append_line(p, &rec);
 }
 
 static json_t *deny(struct cb_proxy *p, struct req *q, const char *decision, const char *msg)
@@ -905,9 +912,7 @@ void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *mani
         .reason = why,
         .blocked = strcmp(decision, "allowed") != 0,
     };
-    struct cb_error e = {0};
-    if (cb_audit_append(p->audit, &rec, &e) < 0)
-        cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
+    append_line(p, &rec);
 }
 
 /* A nonblocking connect to q's pinned address, finished within the
