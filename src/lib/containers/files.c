@@ -286,7 +286,7 @@ static int write_file(const struct root *r, const char *path, const char *rel, c
     char tmp[64], hex[13];
     cb_random_bytes(rnd, sizeof(rnd));
     cb_hex_encode(rnd, sizeof(rnd), hex);
-    snprintf(tmp, sizeof(tmp), ".clawbox-upload-%s", hex);
+    snprintf(tmp, sizeof(tmp), ".upload-%s.partial", hex);
     struct as_user was;
     become(r, &was);
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);

@@ -306,9 +306,13 @@ static int probe(const struct cb_ct_runtime *rt, struct cb_error *err)
 {
     unsigned char rnd[6];
     char hex[sizeof(rnd) * 2 + 1];
-    const char *tmp = getenv("TMPDIR");
-    _cleanup_free_ char *dir =
-        cb_xasprintf("%s/clawbox-probe-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
+    /* Beside the runtime's root (under the server's data directory), not
+     * in the runtime root, whose directories it takes for containers. */
+    _cleanup_free_ char *parent = cb_xstrdup(rt->root);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL)
+        slash[slash == parent ? 1 : 0] = '\0';
+    _cleanup_free_ char *dir = cb_xasprintf("%s/clawbox-probe-XXXXXX", parent);
     if (cb_random_bytes(rnd, sizeof(rnd)) < 0 || mkdtemp(dir) == NULL)
         return cb_error_set(err, -errno, "making the probe bundle: %s", strerror(errno));
     cb_hex_encode(rnd, sizeof(rnd), hex);

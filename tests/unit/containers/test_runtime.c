@@ -40,7 +40,7 @@ struct rt_case {
 
 static struct rt_case cases[] = {{.name = "runc"}, {.name = "crun"}};
 static char tmp[] = "/tmp/ct-runtime-XXXXXX";
-static char rootfs[64], oci_root[64], probe_tmp[64];
+static char rootfs[64], oci_root[64];
 static const char *monitor_exe;
 static bool ready;
 static int host_mntns = -1; /* before cb_ct_mountns_prepare */
@@ -99,10 +99,6 @@ static int group_setup(void **state)
     }
     assert_non_null(mkdtemp(tmp));
     chmod(tmp, 0711);
-    /* The probes' bundles go here, where no other process's can be. */
-    snprintf(probe_tmp, sizeof(probe_tmp), "%s/probes", tmp);
-    assert_int_equal(mkdir(probe_tmp, 0700), 0);
-    setenv("TMPDIR", probe_tmp, 1);
     make_rootfs();
     snprintf(oci_root, sizeof(oci_root), "%s/oci", tmp);
     for (size_t i = 0; i < CB_ARRAY_LEN(cases); i++) {
@@ -441,7 +437,9 @@ static void test_detect(void **state)
     assert_string_equal(rt.root, oci_root);
     printf("# auto: %s %s (%s)\n", rt.name, rt.version, rt.path);
     glob_t g;
-    _cleanup_free_ char *left = cb_xasprintf("%s/clawbox-probe-*", probe_tmp);
+    /* The probe's bundle went beside oci_root, where no other process's
+     * can be. */
+    _cleanup_free_ char *left = cb_xasprintf("%s/clawbox-probe-*", tmp);
     assert_int_equal(glob(left, GLOB_NOSORT, NULL, &g), GLOB_NOMATCH);
 }
 
