@@ -397,9 +397,15 @@ static int reserve(struct spawn *s, struct cb_error *err)
     return r;
 }
 
+/* The host id of the uid 0 of the container in slot. */
+static uint32_t slot_id_base(const struct cb_ct_manager *m, long slot)
+{
+    return (uint32_t)(m->cfg->containers.userns_base + (uint64_t)slot * IDS_PER_CONTAINER);
+}
+
 static uint32_t host_base(const struct spawn *s)
 {
-    return (uint32_t)(s->m->cfg->containers.userns_base + (uint64_t)s->c->slot * IDS_PER_CONTAINER);
+    return slot_id_base(s->m, s->c->slot);
 }
 
 /* Whether HTTPS under transparent egress is terminated (with a CA of the
@@ -689,18 +695,29 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
 
 /* ---- exec ---- */
 
+/* Container id if it runs (m->lock held); else NULL, with -ENOENT or
+ * -ESRCH in *rc and err. */
+static struct cb__ct *running(struct cb_ct_manager *m, const char *id, int *rc,
+                              struct cb_error *err)
+{
+    struct cb__ct *c = find(m, id);
+    if (c == NULL || c->deleting)
+        *rc = cb_error_set(err, -ENOENT, "container not found: %s", id);
+    else if (c->status != CB__CT_RUNNING || c->dir == NULL || c->slot < 0)
+        *rc = cb_error_set(err, -ESRCH, "container %s is not running (%s)", id,
+                           cb__ct_status_name(c->status));
+    else
+        return c;
+    return NULL;
+}
+
 int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
                       struct cb_error *err)
 {
-    pthread_mutex_lock(&m->lock);
-    struct cb__ct *c = find(m, id);
     int rc = 0;
-    if (c == NULL || c->deleting)
-        rc = cb_error_set(err, -ENOENT, "container not found: %s", id);
-    else if (c->status != CB__CT_RUNNING || c->dir == NULL)
-        rc = cb_error_set(err, -ESRCH, "container %s is not running (%s)", id,
-                          cb__ct_status_name(c->status));
-    else if ((uint64_t)c->execs >= m->cfg->containers.max_execs_per_container)
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = running(m, id, &rc, err);
+    if (c != NULL && (uint64_t)c->execs >= m->cfg->containers.max_execs_per_container)
         rc = cb_error_set(err, -EAGAIN,
                           "container %s already runs %d execs (containers.max_execs_per_container)",
                           id, c->execs);
@@ -716,18 +733,12 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t
 int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
                         struct cb_error *err)
 {
-    pthread_mutex_lock(&m->lock);
-    struct cb__ct *c = find(m, id);
     int rc = 0;
-    if (c == NULL || c->deleting)
-        rc = cb_error_set(err, -ENOENT, "container not found: %s", id);
-    else if (c->status != CB__CT_RUNNING || c->slot < 0)
-        rc = cb_error_set(err, -ESRCH, "container %s is not running (%s)", id,
-                          cb__ct_status_name(c->status));
-    if (rc == 0) {
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = running(m, id, &rc, err);
+    if (c != NULL) {
         *init = c->run.init_pid;
-        *id_base =
-            (uint32_t)(m->cfg->containers.userns_base + (uint64_t)c->slot * IDS_PER_CONTAINER);
+        *id_base = slot_id_base(m, c->slot);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
