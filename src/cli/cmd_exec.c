@@ -99,10 +99,13 @@ static int read_stdin(json_t *body)
     char *buf = cb_xmalloc(STDIN_MAX + 1);
     size_t n = fread(buf, 1, STDIN_MAX + 1, stdin);
     int rc = 0;
+    json_t *text = n <= STDIN_MAX ? json_stringn(buf, n) : NULL;
     if (n > STDIN_MAX)
         rc = cli_fail("stdin: more than %d bytes", STDIN_MAX);
+    else if (text == NULL)
+        rc = cli_fail("stdin: not text (UTF-8 without NUL); clawbox exec sends text only");
     else
-        json_object_set_new(body, "stdin", json_stringn(buf, n));
+        json_object_set_new(body, "stdin", text);
     free(buf);
     return rc;
 }

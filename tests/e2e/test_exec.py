@@ -225,6 +225,10 @@ class Files:
         self.assertEqual(self.put("/tmp/root/tmp/through-link.txt", b"ok").status, 201)
         self.assertEqual(self.get("/tmp/through-link.txt").body, b"ok")
         self.assertFalse(os.path.exists("/tmp/through-link.txt"))
+        # Devices are never opened (a pty could become the server's
+        # controlling terminal; /dev/zero never ends).
+        for path in ["/dev/zero", "/dev/pts/ptmx", "/dev/null", "/tmp/root/dev/zero"]:
+            self.assert_error(self.get(path), 400, "invalid_request")
         for path in ["/etc/passwd", "/tmp/root/etc/passwd", "/"]:
             r = self.server.request("DELETE", self.url(path))
             self.assertIn(r.status, (400, 403), (path, r.body))
@@ -268,6 +272,12 @@ class ExecCli(ContainerCase):
         p = self.cli("--timeout", "300", cid, "--", "/bin/sleep", "30")
         self.assertEqual(p.returncode, 124, p.stderr)
         self.assertIn("ran out of time", p.stderr)
+        p = subprocess.run([self.server.binary, "exec", "--port", str(self.server.port), "--token",
+                            self.server.token, "--stdin", cid, "--", "/bin/cat"],
+                           input=b"\xff\xfe", capture_output=True, env=self.server.env,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"not text", p.stderr)
         p = self.cli("--json", cid, "--", "/bin/true")
         self.assertEqual(json.loads(p.stdout)["exit_code"], 0)
         self.assertEqual(self.cli(cid).returncode, 2)

@@ -54,6 +54,10 @@ static char *dup_bytes(const char *p, size_t n)
 static int open_in(int rootfd, const char *rel, int flags, mode_t mode, uint64_t extra,
                    struct cb_error *err)
 {
+    /* O_NOCTTY: a container's pty opened here must never become the
+     * server's controlling terminal (openat2 refuses it beside O_PATH). */
+    if (!(flags & O_PATH))
+        flags |= O_NOCTTY;
     struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC,
                            .mode = mode,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra};
@@ -122,20 +126,6 @@ static int split(const char *rel, char **dir, char **name, struct cb_error *err)
     return 0;
 }
 
-/* The directory of rel, opened inside the root, on the container's /tmp
- * file system (where writes are allowed). */
-static int writable_dir(const struct root *r, const char *dir, struct cb_error *err)
-{
-    int fd = open_in(r->fd, dir, O_PATH | O_DIRECTORY, 0, 0, err);
-    struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != r->tmp_dev)) {
-        close(fd);
-        return cb_error_set(err, -EPERM,
-                            "path: only the container's /tmp is writable; /%s is not in it", dir);
-    }
-    return fd;
-}
-
 /* Every operation runs as the container's user (this thread's fsuid and
  * fsgid, which also drops the file-system capabilities): the container's
  * own permissions apply, and its /tmp belongs to its user namespace,
@@ -145,19 +135,45 @@ struct as_user {
     gid_t gid;
 };
 
-static void become(const struct root *r, struct as_user *was)
-{
-    was->uid = (uid_t)setfsuid(r->id_base + CT_UID);
-    was->gid = (gid_t)setfsgid(r->id_base + CT_UID);
-}
-
 static void unbecome(const struct as_user *was)
 {
     setfsuid(was->uid);
     setfsgid(was->gid);
 }
 
+/* Fails closed: setfsuid returns the old id whether or not it changed
+ * it, so the change is read back; -EPERM (restored) when it did not. */
+static int become(const struct root *r, struct as_user *was, struct cb_error *err)
+{
+    uid_t want = r->id_base + CT_UID;
+    was->uid = (uid_t)setfsuid(want);
+    was->gid = (gid_t)setfsgid(want);
+    if ((uid_t)setfsuid((uid_t)-1) == want && (gid_t)setfsgid((gid_t)-1) == want)
+        return 0;
+    unbecome(was);
+    return cb_error_set(err, -EPERM, "cannot act as the container's user (is clawbox root?)");
+}
+
 /* ---- the operations ---- */
+
+/* The directory of rel, opened inside the root as the container's user,
+ * on the container's /tmp file system (where writes are allowed). */
+static int writable_dir(const struct root *r, const char *dir, struct cb_error *err)
+{
+    struct as_user was;
+    int fd = become(r, &was, err);
+    if (fd < 0)
+        return fd;
+    fd = open_in(r->fd, dir, O_PATH | O_DIRECTORY, 0, 0, err);
+    unbecome(&was);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != r->tmp_dev)) {
+        close(fd);
+        return cb_error_set(err, -EPERM,
+                            "path: only the container's /tmp is writable; /%s is not in it", dir);
+    }
+    return fd;
+}
 
 static json_t *entry(int dirfd, const char *name)
 {
@@ -183,13 +199,15 @@ static int cmp_names(const void *a, const void *b)
 static int list_dir(const struct root *r, const char *rel, json_t **out, struct cb_error *err)
 {
     struct as_user was;
-    become(r, &was);
-    int fd = open_in(r->fd, rel, O_RDONLY | O_DIRECTORY, 0, 0, err);
-    unbecome(&was);
+    int fd = become(r, &was, err);
     if (fd < 0)
         return fd;
-    DIR *d = fdopendir(fd);
+    fd = open_in(r->fd, rel, O_RDONLY | O_DIRECTORY, 0, 0, err);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
+        unbecome(&was);
+        if (fd < 0)
+            return fd;
         close(fd);
         return cb_error_set(err, -errno, "listing: %s", strerror(errno));
     }
@@ -209,6 +227,7 @@ static int list_dir(const struct root *r, const char *rel, json_t **out, struct 
             items[n++] = it;
     }
     closedir(d);
+    unbecome(&was);
     qsort(items, n, sizeof(items[0]), cmp_names);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
@@ -223,18 +242,39 @@ static int list_dir(const struct root *r, const char *rel, json_t **out, struct 
 static int read_file(struct cb_ct_manager *m, const struct root *r, const char *rel,
                      struct cb_ct_file *out, struct cb_error *err)
 {
+    /* Found with O_PATH, and opened for reading only once it is known to
+     * be a regular file: a device, a FIFO or a pty is never opened. */
     struct as_user was;
-    become(r, &was);
-    int fd = open_in(r->fd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, 0, err);
+    int pfd = become(r, &was, err);
+    if (pfd < 0)
+        return pfd;
+    pfd = open_in(r->fd, rel, O_PATH | O_NOFOLLOW, 0, 0, err);
     unbecome(&was);
-    if (fd < 0)
-        return fd;
+    if (pfd < 0)
+        return pfd;
     struct stat st;
-    int rc = 0;
+    int rc = 0, fd = -1;
     uint64_t max = m->cfg->containers.max_file_bytes;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+    if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
         rc = cb_error_set(err, -EISDIR, "path: not a regular file (add list=1 for a directory)");
-    else if ((uint64_t)st.st_size > max)
+    } else {
+        char self[48];
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+        rc = become(r, &was, err);
+        fd = rc == 0 ? open(self, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) : -1;
+        int e = errno;
+        if (rc == 0)
+            unbecome(&was);
+        if (rc == 0 && fd < 0)
+            rc = cb_error_set(err, -e, "/%s: %s", rel, strerror(e));
+    }
+    close(pfd);
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    if ((uint64_t)st.st_size > max)
         rc = cb_error_set(err, -EFBIG, "path: %lld bytes, over [containers] max_file_bytes (%llu)",
                           (long long)st.st_size, (unsigned long long)max);
     struct cb_buf b;
@@ -288,8 +328,12 @@ static int write_file(const struct root *r, const char *path, const char *rel, c
     cb_hex_encode(rnd, sizeof(rnd), hex);
     snprintf(tmp, sizeof(tmp), ".upload-%s.partial", hex);
     struct as_user was;
-    become(r, &was);
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if ((rc = become(r, &was, err)) < 0) {
+        close(dfd);
+        return rc;
+    }
+    int fd =
+        openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
     if (fd < 0)
         rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
     else if ((rc = cb_write_all(fd, data, len)) < 0)
@@ -316,7 +360,10 @@ static int remove_file(const struct root *r, const char *rel, struct cb_error *e
         return dfd;
     struct stat st;
     struct as_user was;
-    become(r, &was);
+    if ((rc = become(r, &was, err)) < 0) {
+        close(dfd);
+        return rc;
+    }
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
     else if (unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)

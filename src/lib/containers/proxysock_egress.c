@@ -53,7 +53,10 @@ static void dns_audit(void *ud, const char *name, uint16_t qtype, bool allowed, 
         p->dns_window_ns = now;
         p->dns_audited = 0;
     }
-    if (p->dns_audited >= CB__CT_DNS_AUDIT_PER_SECOND) {
+    /* The window may turn within one batch, whose lines are flushed after
+     * it: the array bounds them as well as the rate. */
+    if (p->dns_audited >= CB__CT_DNS_AUDIT_PER_SECOND ||
+        p->dns_npending >= CB_ARRAY_LEN(p->dns_pending)) {
         p->dns_unaudited++;
         return;
     }

@@ -202,6 +202,9 @@ static json_t *exec_result(const json_t *doc)
                  "The command ran out of time after %" JSON_INTEGER_FORMAT
                  " ms and was killed, with everything it started.",
                  ms);
+    else if (!json_is_integer(code))
+        snprintf(head, sizeof(head),
+                 "The command was killed (no exit code) after %" JSON_INTEGER_FORMAT " ms.", ms);
     else
         snprintf(head, sizeof(head),
                  "Exit code %" JSON_INTEGER_FORMAT " after %" JSON_INTEGER_FORMAT " ms.",
