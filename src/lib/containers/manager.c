@@ -577,6 +577,46 @@ static void store_while_created(void *ud)
     cb__ct_store(s->m, s->c->id, record, &s->stored);
 }
 
+/* The bound directory for the runtime. Bound from its descriptor
+ * (/proc/self/fd/N) by this process onto <dir>/workspace, in the server's
+ * private mount namespace, for the time of the launch: the runtime (which
+ * opens bind sources before it enters the user namespace, and runc then
+ * mounts them from there) gets a path in a root-only directory that nobody
+ * else sees, and what the caller checked is what is mounted. Outside a
+ * private namespace (where a crash would leave the mount behind, under a
+ * directory removed at the next start) the descriptor's path in this
+ * process is given instead; crun binds it, runc cannot. */
+static int stage_bind(struct spawn *s, const char *dir_rt, char **bound, struct cb_error *err)
+{
+    char fd_path[64];
+    snprintf(fd_path, sizeof(fd_path), "/proc/%ld/fd/%d", (long)getpid(), s->o->bind->fd);
+    if (!cb_ct_mountns_private()) {
+        *bound = cb_xstrdup(fd_path);
+        return 0;
+    }
+    char *at = cb_xasprintf("%s/workspace", dir_rt);
+    if (mkdir(at, 0700) < 0 || mount(fd_path, at, NULL, MS_BIND, NULL) < 0) {
+        int e = errno;
+        rmdir(at);
+        free(at);
+        return cb_error_set(err, -e, "binding the directory for the container: %s", strerror(e));
+    }
+    *bound = at;
+    return 0;
+}
+
+/* Once the runtime has created the container (or failed to), its own
+ * mount namespace holds the bind: the staged one goes. */
+static void unstage_bind(const char *bound)
+{
+    if (bound == NULL || strncmp(bound, "/proc/", 6) == 0)
+        return;
+    if (umount2(bound, MNT_DETACH) < 0)
+        cb_log(CB_LOG_ERROR, "unmounting %s: %s", bound, strerror(errno));
+    else
+        rmdir(bound);
+}
+
 static int create_container(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
@@ -590,11 +630,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
     char *ca = cb_xasprintf("%s/ca.pem", proxy_dir);
     const char *store = intercepts(cfg) ? cb_ct_trust_store(rootfs) : NULL;
     const struct cb_ct_bind *b = s->o->bind;
-    /* The bound directory by its descriptor in this process: what the
-     * caller checked is what the runtime (root, before it enters the user
-     * namespace) mounts. */
-    char bound[64];
-    snprintf(bound, sizeof(bound), "/proc/%ld/fd/%d", (long)getpid(), b ? b->fd : -1);
+    char *bound = NULL;
+    int r = b ? stage_bind(s, dir, &bound, err) : 0;
     struct cb_ct_mount mounts[3] = {{proxy_dir, "/run/clawbox", true}};
     size_t n_mounts = 1;
     if (store != NULL)
@@ -620,7 +657,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
          * staged directory does not show the namespace's mount. */
         .netns_path = cb_ct_proxy_netns_path(s->c->px),
     };
-    int r = cb_ct_bundle_write(bundle, &spec, err);
+    if (r == 0)
+        r = cb_ct_bundle_write(bundle, &spec, err);
     struct cb_ct_launch l = {
         .monitor_exe = m->monitor_exe,
         .id = s->c->id,
@@ -637,6 +675,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
      * (and killed by the caller). */
     if (r == 0 && s->stored.code < 0)
         r = cb_error_set(err, s->stored.code, "storing the container's record: %s", s->stored.msg);
+    unstage_bind(bound);
+    free(bound);
     free(dir);
     free(rootfs);
     free(proxy_dir);
