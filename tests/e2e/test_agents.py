@@ -321,6 +321,26 @@ class AgentLifecycle:
         self.assertEqual(again["workspace_path"], info["workspace_path"])
         self.stop("idler")
 
+    def test_cli_start_and_stop(self):
+        def cli(*args):
+            return subprocess.run([BIN, "agents", "--port", str(self.server.port),
+                                   "--token", self.server.token, *args],
+                                  capture_output=True, text=True, env=self.server.env,
+                                  timeout=60)
+        self.create("clier")
+        p = cli("start", "clier")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"^agent clier: running, container clawbox-")
+        p = cli("start", "clier")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("invalid state", p.stderr)
+        p = cli("stop", "clier", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["status"], "idle")
+        p = cli("stop", "../x")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("path traversal", p.stderr)
+
     def test_unknown_ids_are_404(self):
         for verb in ("start", "stop"):
             self.assert_error(self.server.request("POST", f"/agents/nope/{verb}"), 404,

@@ -213,6 +213,11 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
     while (m->list) {
         struct cb__ct *c = m->list;
         m->list = c->next;
+        if (c->dir) { /* the idle init, so the socket's directory can go */
+            char *init = cb_xasprintf("%s/proxy/init", c->dir);
+            unlink(init);
+            free(init);
+        }
         if (c->px)
             cb_ct_proxy_stop(c->px);
         if (c->dir) {
