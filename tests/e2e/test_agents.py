@@ -475,6 +475,15 @@ class AgentLifecycle:
                 os.unlink(ws)
             shutil.rmtree(outside)
 
+    def test_removed_host_path_is_a_400(self):
+        shared = os.path.join(self.root, "gone")
+        os.makedirs(shared)
+        self.create("orphan", workspace={"host_path": "gone"})
+        os.rmdir(shared)
+        r = self.server.request("POST", "/agents/orphan/start")
+        self.assert_error(r, 400, "invalid_request")
+        self.assertEqual(self.get("orphan")["status"], "idle")
+
     def test_host_path_inside_another_agents_workspace_is_refused(self):
         self.create("owner1")
         r = self.server.request("POST", "/agents", {

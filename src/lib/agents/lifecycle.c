@@ -143,6 +143,8 @@ static int spawn(struct cb_agents *a, struct cb__agent *g, uint32_t base, const 
 {
     int fd = cb_agent_workspace_reopen(a->cfg->containers.workspace_root, g->workspace_path,
                                        g->cfg.workspace.host_path == NULL, err);
+    if (fd == -ENOENT) /* a host_path removed since: the agent's to fix, not a 404 */
+        return err->code = -EINVAL;
     if (fd < 0)
         return fd;
     pthread_mutex_lock(&a->lock);
@@ -170,6 +172,8 @@ static int spawn(struct cb_agents *a, struct cb__agent *g, uint32_t base, const 
     };
     if (rc == 0)
         rc = cb_ct_spawn(a->ct, g->cfg.spawn, request_id, &o, info, err);
+    if (rc == -ENOENT) /* the agent exists: whatever was missing is no 404 */
+        rc = err->code = -EIO;
     close(fd);
     return rc;
 }
@@ -236,7 +240,7 @@ static int stop_locked(struct cb_agents *a, struct cb__agent *g, const char *wan
     pthread_mutex_lock(&a->lock);
     int rc = 0;
     uint64_t now = cb_now_wall_ms();
-    bool pending = g->due_ms != 0 && want_ct == NULL;
+    bool pending = g->due_ms != 0 && want_ct == NULL && !g->removed;
     if (g->removed)
         rc = cb_error_set(err, -ENOENT, "agent not found: %s", g->cfg.id);
     else if (pending) /* a restart or recovery start not yet made: cancelled */
