@@ -403,6 +403,18 @@ class AgentLifecycle:
         self.start("bad")
         self.wait_status("bad", ("failed",))
 
+    def test_container_deleted_under_the_agent(self):
+        self.create("victim", lifecycle={"restart_on_crash": True})
+        cid = self.start("victim")["container_id"]
+        self.assertEqual(self.server.request("DELETE", f"/containers/{cid}").status, 200)
+        g = self.wait_status("victim", ("failed", "idle"))
+        self.assertEqual(g["status"], "failed", g)
+        self.assertIn("DELETE /containers", g["error"])
+        time.sleep(1)  # no restart: it did not crash
+        self.assertEqual(self.get("victim")["status"], "failed")
+        self.start("victim")
+        self.stop("victim")
+
     def test_restart_on_crash_with_backoff_then_failed(self):
         info = self.create("crash", command=["/bin/sh", "-c", "echo x >> /workspace/runs; exit 1"],
                            lifecycle={"restart_on_crash": True, "max_restarts": 2})

@@ -25,7 +25,8 @@
 #define LIFETIME_REACHED                                                                           \
     "its container reached its lifetime (lifecycle.max_lifetime_ms, at most [containers] "         \
     "max_timeout_ms)"
-#define IDLE_REACHED "stopped after lifecycle.max_idle_ms without activity"
+#define IDLE_REACHED      "stopped after lifecycle.max_idle_ms without activity"
+#define CONTAINER_REMOVED "its container was killed and removed by DELETE /containers/{id}"
 
 /* The wait before restart n + 1: 0.5 s, doubling, at most a minute. */
 static uint64_t backoff_ms(uint32_t n)
@@ -61,6 +62,8 @@ static void apply_end(struct cb_agents *a, struct cb__agent *g, const char *stat
         cb__ag_set_error(g, LIFETIME_REACHED);
     } else {
         g->status = CB__AG_FAILED;
+        if (strcmp(status, "killed") == 0)
+            cb__ag_set_error(g, CONTAINER_REMOVED);
         /* A crash, not a removal of its container by someone else. */
         if (strcmp(status, "failed") == 0 && may_restart(g)) {
             g->due_ms = cb_now_wall_ms() + backoff_ms(g->restarts);
