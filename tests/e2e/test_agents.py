@@ -577,6 +577,18 @@ class AgentsRecoveryTest(unittest.TestCase):
                 time.sleep(0.05)
             self.assertEqual(open(log).read(), "up\nup\n")
         self.assertEqual(server.request("GET", "/agents/r-3").json()["status"], "idle")
+        # A clean stop kills the containers but leaves the agents to start again.
+        before = server.request("GET", "/agents/r-1").json()["container_id"]
+        self.assertEqual(server.stop(), 0, server.read_log())
+        server.start()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            g = server.request("GET", "/agents/r-1").json()
+            if g["status"] == "running":
+                break
+            time.sleep(0.1)
+        self.assertEqual(g["status"], "running", g)
+        self.assertNotEqual(g["container_id"], before)
         self.assertEqual(server.stop(), 0, server.read_log())
 
 
