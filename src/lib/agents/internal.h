@@ -6,9 +6,9 @@
  * manager, so the manager's callbacks (on_end, on_activity) may take it.
  * An agent's op lock serialises its start, stop, delete and the reaper's
  * actions on it, and is held across the manager's calls; operations on
- * different agents never wait on each other. Rows are written under the
- * store lock, each from the agent as it is then, so the last write is the
- * newest state. */
+ * different agents never wait on each other. An agent's row is written
+ * under its store lock, each time from the agent as it is then, so the
+ * last write is the newest state. */
 #ifndef CB_AGENTS_INTERNAL_H
 #define CB_AGENTS_INTERNAL_H
 
@@ -45,6 +45,7 @@ struct cb__agent {
     char workspace_path[CB_AGENT_PATH_MAX];
     uint32_t id_range; /* its host ids: cb_ct_owner_id_base(cfg, id_range) */
     pthread_mutex_t op;
+    pthread_mutex_t store_lock; /* its row's writes, in order */
     /* Under the table lock. */
     unsigned refs; /* the table's, and each caller's between ref and unref */
     bool removed;
@@ -63,8 +64,7 @@ struct cb_agents {
     const struct cb_config *cfg;
     struct cb_ct_manager *ct;
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* the reaper's */
-    pthread_mutex_t store_lock;
+    pthread_cond_t wake;  /* the reaper's */
     struct cb__agent **v; /* sorted by id */
     size_t n, cap;
     pthread_t reaper;

@@ -45,6 +45,7 @@ static void agent_free(struct cb__agent *g)
     free(g->error);
     free(g->early.error);
     pthread_mutex_destroy(&g->op);
+    pthread_mutex_destroy(&g->store_lock);
     free(g);
 }
 
@@ -52,6 +53,7 @@ static struct cb__agent *agent_new(void)
 {
     struct cb__agent *g = cb_xcalloc(1, sizeof(*g));
     pthread_mutex_init(&g->op, NULL);
+    pthread_mutex_init(&g->store_lock, NULL);
     g->refs = 1; /* the table's */
     return g;
 }
@@ -149,7 +151,7 @@ int cb__ag_store(struct cb_agents *a, struct cb__agent *g, struct cb_error *err)
 {
     struct cb_error local = {0};
     err = err ? err : &local;
-    pthread_mutex_lock(&a->store_lock);
+    pthread_mutex_lock(&g->store_lock);
     pthread_mutex_lock(&a->lock);
     bool gone = g->removed;
     char *text = gone ? NULL : row_text(g);
@@ -158,7 +160,7 @@ int cb__ag_store(struct cb_agents *a, struct cb__agent *g, struct cb_error *err)
     if (!gone)
         rc = text ? cb_state_put(a->db, CB_STATE_AGENTS, g->cfg.id, text, err)
                   : cb_error_set(err, -ENOMEM, "agent %s: out of memory", g->cfg.id);
-    pthread_mutex_unlock(&a->store_lock);
+    pthread_mutex_unlock(&g->store_lock);
     if (rc < 0)
         cb_log(CB_LOG_ERROR, "agent %s: its row was not stored: %s", g->cfg.id, err->msg);
     free(text);
@@ -265,7 +267,6 @@ int cb_agents_open(struct cb_state *db, const struct cb_config *cfg, struct cb_c
     a->cfg = cfg;
     a->ct = ct;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_mutex_init(&a->store_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -293,7 +294,6 @@ void cb_agents_free(struct cb_agents *a)
         agent_free(a->v[i]);
     free(a->v);
     pthread_mutex_destroy(&a->lock);
-    pthread_mutex_destroy(&a->store_lock);
     pthread_cond_destroy(&a->wake);
     free(a);
 }
@@ -375,8 +375,8 @@ int cb_agents_delete(struct cb_agents *a, const char *id, bool purge, struct cb_
     int rc = gone ? cb_error_set(err, -ENOENT, "agent not found: %s", id) : 0;
     if (rc == 0)
         cb__ag_stop_for_delete(a, g);
-    /* The row goes under the store lock, so no write of it follows. */
-    pthread_mutex_lock(&a->store_lock);
+    /* The row goes under its store lock, so no write of it follows. */
+    pthread_mutex_lock(&g->store_lock);
     if (rc == 0)
         rc = cb_state_delete(a->db, CB_STATE_AGENTS, id, err);
     pthread_mutex_lock(&a->lock);
@@ -394,7 +394,7 @@ int cb_agents_delete(struct cb_agents *a, const char *id, bool purge, struct cb_
     if (rc == 0 && purge && g->cfg.workspace.host_path == NULL && cb_rm_tree(g->workspace_path) < 0)
         cb_log(CB_LOG_WARN, "agent %s: removing its workspace %s failed", id, g->workspace_path);
     pthread_mutex_unlock(&a->lock);
-    pthread_mutex_unlock(&a->store_lock);
+    pthread_mutex_unlock(&g->store_lock);
     pthread_mutex_unlock(&g->op);
     cb__ag_unref(a, g);
     return rc;
