@@ -594,11 +594,12 @@ static void store_while_created(void *ud)
 static int stage_bind(struct spawn *s, const char *dir_rt, char **bound, struct cb_error *err)
 {
     char fd_path[64];
-    snprintf(fd_path, sizeof(fd_path), "/proc/%ld/fd/%d", (long)getpid(), s->o->bind->fd);
     if (!cb_ct_mountns_private()) {
+        snprintf(fd_path, sizeof(fd_path), "/proc/%ld/fd/%d", (long)getpid(), s->o->bind->fd);
         *bound = cb_xstrdup(fd_path);
         return 0;
     }
+    snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", s->o->bind->fd);
     char *at = cb_xasprintf("%s/workspace", dir_rt);
     if (mkdir(at, 0700) < 0 || mount(fd_path, at, NULL, MS_BIND, NULL) < 0) {
         int e = errno;
