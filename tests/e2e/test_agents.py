@@ -83,6 +83,14 @@ class AgentsTest(AgentServer):
         self.assertIn("dup", r.json()["error"])
         self.assertEqual(self.server.request("GET", "/agents/dup").json()["name"], "A")
 
+    def test_concurrent_registrations_of_one_id(self):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(
+                lambda i: self.create({"agent_id": "race", "name": f"N{i}"}), range(8)))
+        self.assertEqual(sorted(a.status for a in answers), [201] + [409] * 7)
+        self.assertEqual([a["agent_id"] for a in self.server.request("GET", "/agents").json()],
+                         ["race"])
+
     def test_bad_bodies_name_the_field(self):
         cases = [
             ({"agent_id": "", "name": "A"}, 400, "1-64"),

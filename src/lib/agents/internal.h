@@ -67,6 +67,8 @@ struct cb_agents {
     pthread_cond_t wake;  /* the reaper's */
     struct cb__agent **v; /* sorted by id */
     size_t n, cap;
+    struct cb__agent **pending; /* being registered: ids taken, not yet listed */
+    size_t n_pending;
     pthread_t reaper;
     bool reaping, closing;
 };

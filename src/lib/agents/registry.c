@@ -170,9 +170,9 @@ int cb__ag_store(struct cb_agents *a, struct cb__agent *g, struct cb_error *err)
 int cb__ag_check_foreign(struct cb_agents *a, const struct cb__agent *g, const char *path,
                          struct cb_error *err)
 {
-    for (size_t i = 0; i < a->n; i++) {
-        const struct cb__agent *h = a->v[i];
-        if (h == g || strcmp(h->cfg.id, g->cfg.id) == 0)
+    for (size_t i = 0; i < a->n + a->n_pending; i++) {
+        const struct cb__agent *h = i < a->n ? a->v[i] : a->pending[i - a->n];
+        if (h == g || strcmp(h->cfg.id, g->cfg.id) == 0 || h->workspace_path[0] == '\0')
             continue;
         if (h->cfg.workspace.host_path == NULL && cb_path_under(path, h->workspace_path))
             return cb_error_set(err, -EXDEV, "workspace %s is inside agent %s's workspace", path,
@@ -184,13 +184,17 @@ int cb__ag_check_foreign(struct cb_agents *a, const struct cb__agent *g, const c
     return 0;
 }
 
-/* The smallest host id range no agent has. Under the table lock. */
+/* The smallest host id range no agent has, nor one being registered.
+ * Under the table lock. */
 static uint32_t free_range(const struct cb_agents *a)
 {
-    bool *used = cb_xcalloc(a->n + 1, sizeof(bool));
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i]->id_range <= a->n)
-            used[a->v[i]->id_range] = true;
+    size_t n = a->n + a->n_pending;
+    bool *used = cb_xcalloc(n + 1, sizeof(bool));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = i < a->n ? a->v[i]->id_range : a->pending[i - a->n]->id_range;
+        if (k <= n)
+            used[k] = true;
+    }
     uint32_t k = 0;
     while (used[k])
         k++;
@@ -293,11 +297,34 @@ void cb_agents_free(struct cb_agents *a)
     for (size_t i = 0; i < a->n; i++)
         agent_free(a->v[i]);
     free(a->v);
+    free(a->pending);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->wake);
     free(a);
 }
 
+/* Whether id is registered or being registered. Under the lock. */
+static bool taken(const struct cb_agents *a, const char *id)
+{
+    bool found;
+    find(a, id, &found);
+    for (size_t i = 0; i < a->n_pending && !found; i++)
+        found = strcmp(a->pending[i]->cfg.id, id) == 0;
+    return found;
+}
+
+static void unpend(struct cb_agents *a, const struct cb__agent *g)
+{
+    for (size_t i = 0; i < a->n_pending; i++)
+        if (a->pending[i] == g) {
+            a->pending[i] = a->pending[--a->n_pending];
+            return;
+        }
+}
+
+/* The id is reserved under the lock, and the slow part (the workspace, the
+ * row's fsync) done without it, so that no other agent's operation waits
+ * for a registration. */
 int cb_agents_create(struct cb_agents *a, const json_t *body, json_t **out, struct cb_error *err)
 {
     struct cb__agent *g = agent_new();
@@ -306,35 +333,46 @@ int cb_agents_create(struct cb_agents *a, const json_t *body, json_t **out, stru
         agent_free(g);
         return rc;
     }
-    /* Registration is rare: the table stays locked through the workspace
-     * and the row, so two registrations of one id cannot both pass. */
+    g->id_range = UINT32_MAX;
     pthread_mutex_lock(&a->lock);
-    bool found;
-    size_t i = find(a, g->cfg.id, &found);
-    if (found) {
-        rc = cb_error_set(err, -EEXIST, "agent already exists: %s", g->cfg.id);
-        goto out;
+    if (taken(a, g->cfg.id)) {
+        pthread_mutex_unlock(&a->lock);
+        cb_error_set(err, -EEXIST, "agent already exists: %s", g->cfg.id);
+        agent_free(g);
+        return -EEXIST;
     }
-    rc =
-        cb_agent_workspace_open(a->cfg->containers.workspace_root, &g->cfg, g->workspace_path, err);
-    if (rc < 0)
-        goto out;
-    close(rc);
-    rc = cb__ag_check_foreign(a, g, g->workspace_path, err);
-    if (rc < 0)
-        goto out;
-    g->created_ms = g->last_activity_ms = cb_now_wall_ms();
-    g->id_range = free_range(a);
-    char *text = row_text(g);
-    rc = text ? cb_state_put(a->db, CB_STATE_AGENTS, g->cfg.id, text, err)
-              : cb_error_set(err, -ENOMEM, "out of memory");
+    a->pending = cb_xrealloc(a->pending, (a->n_pending + 1) * sizeof(*a->pending));
+    a->pending[a->n_pending++] = g;
+    pthread_mutex_unlock(&a->lock);
+    char path[CB_AGENT_PATH_MAX];
+    rc = cb_agent_workspace_open(a->cfg->containers.workspace_root, &g->cfg, path, err);
+    if (rc >= 0) {
+        close(rc);
+        rc = 0;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (rc == 0) {
+        memcpy(g->workspace_path, path, sizeof(path));
+        rc = cb__ag_check_foreign(a, g, g->workspace_path, err);
+    }
+    if (rc == 0) {
+        g->created_ms = g->last_activity_ms = cb_now_wall_ms();
+        g->id_range = free_range(a);
+    }
+    char *text = rc == 0 ? row_text(g) : NULL;
+    pthread_mutex_unlock(&a->lock);
+    if (rc == 0)
+        rc = text ? cb_state_put(a->db, CB_STATE_AGENTS, g->cfg.id, text, err)
+                  : cb_error_set(err, -ENOMEM, "out of memory");
     free(text);
-    if (rc < 0)
-        goto out;
-    insert_at(a, i, g);
-    *out = cb__ag_info(g);
-    g = NULL;
-out:
+    pthread_mutex_lock(&a->lock);
+    unpend(a, g);
+    if (rc == 0) {
+        bool found;
+        insert_at(a, find(a, g->cfg.id, &found), g);
+        *out = cb__ag_info(g);
+        g = NULL;
+    }
     pthread_mutex_unlock(&a->lock);
     agent_free(g);
     return rc;
