@@ -426,13 +426,24 @@ int cb_agents_delete(struct cb_agents *a, const char *id, bool purge, struct cb_
         g->removed = true;
         g->refs--; /* the table's */
     }
-    /* Under the lock, so a registration of the same id that follows finds
-     * no half-removed directory. Only the agent's own directory: a
-     * host_path may be shared. */
-    if (rc == 0 && purge && g->cfg.workspace.host_path == NULL && cb_rm_tree(g->workspace_path) < 0)
-        cb_log(CB_LOG_WARN, "agent %s: removing its workspace %s failed", id, g->workspace_path);
+    /* Only the agent's own directory (a host_path may be shared), removed
+     * without the lock but with its id held as if being registered, so a
+     * registration of the same id finds no half-removed directory. */
+    bool wipe = rc == 0 && purge && g->cfg.workspace.host_path == NULL;
+    if (wipe) {
+        a->pending = cb_xrealloc(a->pending, (a->n_pending + 1) * sizeof(*a->pending));
+        a->pending[a->n_pending++] = g;
+    }
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&g->store_lock);
+    if (wipe) {
+        if (cb_rm_tree(g->workspace_path) < 0)
+            cb_log(CB_LOG_WARN, "agent %s: removing its workspace %s failed", id,
+                   g->workspace_path);
+        pthread_mutex_lock(&a->lock);
+        unpend(a, g);
+        pthread_mutex_unlock(&a->lock);
+    }
     pthread_mutex_unlock(&g->op);
     cb__ag_unref(a, g);
     return rc;
