@@ -480,6 +480,20 @@ class AgentLifecycle:
         self.assertEqual(g["execution_count"], 2)  # the start and the request
         self.stop("talker")
 
+    def test_exec_in_an_idle_agent_is_activity(self):
+        info = self.create("worker")
+        cid = self.start("worker")["container_id"]
+        r = self.server.request("POST", f"/containers/{cid}/exec", {
+            "command": ["/bin/sh", "-c", "echo done > /workspace/e; cat /workspace/e; id -u"]})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["stdout"], "done\n1000\n")
+        with open(os.path.join(info["workspace_path"], "e")) as f:
+            self.assertEqual(f.read(), "done\n")
+        g = self.get("worker")
+        self.assertEqual(g["execution_count"], 2)  # the start and the exec
+        self.assertGreaterEqual(g["last_activity"], info["last_activity"])
+        self.stop("worker")
+
     def test_symlink_swapped_in_for_the_workspace_is_refused(self):
         info = self.create("swap")
         ws = info["workspace_path"]

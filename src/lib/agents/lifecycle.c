@@ -1,6 +1,6 @@
 /* An agent's lifecycle on the container manager: start and stop, its
  * status following its container (the manager's on_end), activity from
- * its proxy socket (on_activity), and the reaper thread, which stops idle
+ * its proxy socket and execs (on_activity), and the reaper thread, which stops idle
  * agents, restarts crashed ones after their backoff and starts again those
  * that ran when the server last stopped. The lifetime is the container's
  * own timeout, enforced by the manager's watcher. */
@@ -96,7 +96,7 @@ static void on_end(void *ud, const struct cb_ct_end *end)
         cb__ag_unref(a, g);
 }
 
-static void on_activity(void *ud, const char *owner)
+static void on_activity(void *ud, const char *owner, bool counted)
 {
     struct cb_agents *a = ud;
     pthread_mutex_lock(&a->lock);
@@ -104,7 +104,7 @@ static void on_activity(void *ud, const char *owner)
     /* Its container may make requests before its start has returned. */
     if (g != NULL && (g->status == CB__AG_RUNNING || g->status == CB__AG_STARTING)) {
         g->last_activity_ms = cb_now_wall_ms();
-        g->execution_count++;
+        g->execution_count += counted;
     }
     pthread_mutex_unlock(&a->lock);
     if (g != NULL)

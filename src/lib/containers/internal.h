@@ -40,7 +40,7 @@ struct cb__ct {
     char *owner;            /* cb_ct_spawn_opts.owner, or NULL */
     uint32_t owner_id_base; /* the owner's host id range, or 0: the slot's */
     void (*on_end)(void *ud, const struct cb_ct_end *end);
-    void (*on_activity)(void *ud, const char *owner);
+    void (*on_activity)(void *ud, const char *owner, bool counted);
     void *ud;
     uint64_t created_ms, finished_ms;
     uint64_t deadline_ns; /* monotonic; the timeout's end while it runs */

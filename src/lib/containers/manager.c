@@ -67,7 +67,7 @@ static void proxied(void *ud)
     struct cb__ct *c = ud;
     cb_metric_inc(c->m->m_proxied, (const char *[]){c->id}, 1);
     if (c->on_activity != NULL)
-        c->on_activity(c->ud, c->owner);
+        c->on_activity(c->ud, c->owner, true);
 }
 
 uint32_t cb_ct_owner_id_base(const struct cb_config *cfg, uint32_t k)
@@ -849,9 +849,31 @@ static struct cb__ct *running(struct cb_ct_manager *m, const char *id, int *rc,
     return NULL;
 }
 
+/* An exec's start and end, told to the container's owner (as activity)
+ * once m->lock is let go. */
+struct owner_call {
+    void (*fn)(void *ud, const char *owner, bool counted);
+    void *ud;
+    char owner[CB__CT_ID_MAX + 32];
+};
+
+static void owner_note(struct owner_call *o, const struct cb__ct *c)
+{
+    o->fn = c->on_activity && c->owner ? c->on_activity : NULL;
+    o->ud = c->ud;
+    snprintf(o->owner, sizeof(o->owner), "%s", c->owner ? c->owner : "");
+}
+
+static void owner_tell(const struct owner_call *o, bool counted)
+{
+    if (o->fn != NULL)
+        o->fn(o->ud, o->owner, counted);
+}
+
 int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
                       struct cb_error *err)
 {
+    struct owner_call oc = {0};
     int rc = 0;
     pthread_mutex_lock(&m->lock);
     struct cb__ct *c = running(m, id, &rc, err);
@@ -863,8 +885,10 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t
         c->execs++;
         *dir = cb_xstrdup(c->dir);
         *init_pid = c->run.init_pid;
+        owner_note(&oc, c);
     }
     pthread_mutex_unlock(&m->lock);
+    owner_tell(&oc, true);
     return rc;
 }
 
@@ -884,11 +908,15 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, ui
 
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
 {
+    struct owner_call oc = {0};
     pthread_mutex_lock(&m->lock);
     for (struct cb__ct *c = m->list; c; c = c->next)
-        if (strcmp(c->id, id) == 0 && c->execs > 0)
+        if (strcmp(c->id, id) == 0 && c->execs > 0) {
             c->execs--;
+            owner_note(&oc, c);
+        }
     pthread_mutex_unlock(&m->lock);
+    owner_tell(&oc, false); /* its end is activity too, not another execution */
 }
 
 /* ---- list, get, delete, logs ---- */

@@ -97,9 +97,10 @@ struct cb_ct_spawn_opts {
      * (a DELETE waits for the watcher). */
     void (*on_end)(void *ud, const struct cb_ct_end *end);
     /* Called for each authenticated request through the container's proxy
-     * socket, on a connection thread; it must be quick and take no lock
-     * held while calling into the manager. */
-    void (*on_activity)(void *ud, const char *owner);
+     * socket (on a connection thread) and at the start and the end of each
+     * exec in it (counted: the request or the exec's start); it must be
+     * quick and take no lock held while calling into the manager. */
+    void (*on_activity)(void *ud, const char *owner, bool counted);
     void *ud;
 };
 
