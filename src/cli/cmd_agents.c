@@ -1,4 +1,5 @@
-/* clawbox agents create|list|get|delete: clients of the /agents routes. */
+/* clawbox agents create|list|get|start|stop|delete: clients of the /agents
+ * routes. */
 #include "agents/config.h"
 #include "cli.h"
 #include "config/toml_json.h"
@@ -19,10 +20,12 @@ static const char usage[] =
     "       clawbox agents create --file FILE.json|FILE.toml\n"
     "       clawbox agents list [--json]\n"
     "       clawbox agents get ID\n"
+    "       clawbox agents start|stop ID [--json]\n"
     "       clawbox agents delete ID [--purge]\n\n"
-    "Registers, lists, shows and removes agents: named, long-lived containers with a\n"
-    "workspace under [containers] workspace_root. create and get print the AgentInfo\n"
-    "as JSON. Starting and stopping agents is not served yet.\n\n"
+    "Registers, lists, shows, starts, stops and removes agents: named, long-lived\n"
+    "containers with a workspace under [containers] workspace_root. create and get\n"
+    "print the AgentInfo as JSON; start and stop print the agent's status (the\n"
+    "AgentInfo with --json).\n\n"
     "create:\n"
     "  --file FILE            the AgentConfig as JSON or TOML (.toml); flags add to it\n"
     "  --name NAME            display name (required unless in the file)\n"
@@ -284,6 +287,33 @@ static int one(struct args *a, const char *verb, const char *id)
     return rc;
 }
 
+/* start and stop: the new status in words, or the AgentInfo. */
+static int start_stop(struct args *a, const char *verb, const char *id)
+{
+    struct cb_error err = {0};
+    if (cb_agent_id_check(id, &err) < 0)
+        return cli_fail("'%s' is not an agent id (%s)", id, err.msg);
+    if (cli_conn_token(&a->conn) < 0)
+        return 1;
+    char *path = cb_xasprintf("/agents/%s/%s", id, verb);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    int rc = cli_request(&a->conn, "POST", path, NULL, &out);
+    free(path);
+    json_t *info = rc == 0 ? json_loadb(out.data ? out.data : "", out.len, 0, NULL) : NULL;
+    if (rc == 0 && a->json) {
+        cli_print_body(&out);
+    } else if (rc == 0) {
+        const char *status = json_string_value(json_object_get(info, "status"));
+        const char *ct = json_string_value(json_object_get(info, "container_id"));
+        printf("agent %s: %s%s%s\n", id, status ? status : "?", ct ? ", container " : "",
+               ct ? ct : "");
+    }
+    json_decref(info);
+    cb_buf_free(&out);
+    return rc;
+}
+
 int cmd_agents(int argc, char **argv)
 {
     struct args a = {0};
@@ -300,6 +330,8 @@ int cmd_agents(int argc, char **argv)
         rc = cli_list(&a.conn, "/agents", a.json, print_table);
     else if ((strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) && operands == 1)
         rc = one(&a, verb, argv[a.first + 1]);
+    else if ((strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0) && operands == 1)
+        rc = start_stop(&a, verb, argv[a.first + 1]);
     else
         rc = usage_error();
     json_decref(a.body);

@@ -27,7 +27,8 @@ static const struct verb verbs[] = {
     {"kill", cmd_kill, "kill and remove a container: clawbox kill CONTAINER_ID"},
     {"exec", cmd_exec, "run a command in a running container: clawbox exec ID -- CMD [ARGS...]"},
     {"agents", cmd_agents,
-     "register, list, show or remove agents: clawbox agents create|list|get|delete"},
+     "register, list, show, start, stop or remove agents: clawbox agents "
+     "create|list|get|start|stop|delete"},
     {"config-reference", cmd_config_reference, "print the configuration reference (Markdown)"},
     {"new-tool", cmd_new_tool, "scaffold a C tool project: clawbox new-tool NAME"},
     {"build", cmd_build, "build C/C++ tool projects to wasm32-wasi"},

@@ -330,3 +330,30 @@ out:
     close(root);
     return rc;
 }
+
+int cb_agent_workspace_reopen(const char *workspace_root, const char *workspace_path, bool create,
+                              struct cb_error *err)
+{
+    _cleanup_close_ int root = open(workspace_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    char real_root[PATH_MAX];
+    if (root < 0 || realpath(workspace_root, real_root) == NULL)
+        return cb_error_set(err, -errno, "workspace_root %s: %s", workspace_root, strerror(errno));
+    const char *rel = below_root(workspace_path, real_root, real_root);
+    if (rel == NULL || strcmp(rel, ".") == 0)
+        return cb_error_set(err, -EXDEV, "workspace %s is no longer beneath workspace_root %s",
+                            workspace_path, real_root);
+    if (create && mkdirat(root, rel, 0750) < 0 && errno != EEXIST)
+        return cb_error_set(err, -errno, "workspace %s: %s", workspace_path, strerror(errno));
+    /* No O_NOFOLLOW: with it, a link at the end would be opened itself. */
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, root, rel, &how, sizeof(how));
+    if (fd < 0) {
+        int e = errno;
+        return cb_error_set(err, -e, "workspace %s: %s", workspace_path,
+                            e == ELOOP   ? "a symbolic link is on its path"
+                            : e == EXDEV ? "leads outside workspace_root"
+                                         : strerror(e));
+    }
+    return fd;
+}

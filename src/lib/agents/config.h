@@ -66,4 +66,14 @@ int cb_agent_id_check(const char *id, struct cb_error *err);
 int cb_agent_workspace_open(const char *workspace_root, const struct cb_agent_config *c,
                             char *path_out, struct cb_error *err);
 
+/* Opens the workspace again at a start, by the directory's path as
+ * registered (workspace_path, beneath workspace_root): resolved beneath the
+ * root with no symbolic link at all (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS),
+ * so a link swapped in for the workspace or a directory above it since the
+ * registration is refused (-ELOOP), as is a path no longer beneath the
+ * root (-EXDEV). A missing default workspace (create) is made again.
+ * Returns the O_PATH descriptor. */
+int cb_agent_workspace_reopen(const char *workspace_root, const char *workspace_path, bool create,
+                              struct cb_error *err);
+
 #endif

@@ -1,6 +1,6 @@
 /* Agent routes: thin wrappers over the agent registry
- * (src/lib/agents/registry.h). Start and stop come with the agents'
- * lifecycle. */
+ * (src/lib/agents/registry.h). Start and stop answer with the container
+ * codes for what the container manager refuses. */
 #include <errno.h>
 #include <string.h>
 
@@ -61,4 +61,55 @@ void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response 
         cb_http_respond_error(res, 404, "not_found", "%s", err.msg);
     else
         cb_http_respond_error(res, 500, "internal_error", "%s", err.msg);
+}
+
+/* A start's or stop's refusal. */
+static void op_failed(struct cb_http_response *res, int rc, const struct cb_error *err)
+{
+    switch (rc) {
+    case -ENOENT:
+        cb_http_respond_error(res, 404, "not_found", "%s", err->msg);
+        break;
+    case -EBUSY:
+        cb_http_respond_error(res, 409, "invalid_state", "%s", err->msg);
+        break;
+    case -EBADMSG:
+    case -EINVAL:
+        cb_http_respond_error(res, 400, "invalid_request", "%s", err->msg);
+        break;
+    case -EPERM:
+    case -ELOOP:
+    case -EXDEV: /* the workspace changed since its registration */
+        cb_http_respond_error(res, 403, "policy_denied", "%s", err->msg);
+        break;
+    case -EAGAIN:
+        res->retry_after = 1;
+        cb_http_respond_error(res, 429, "resource_exhausted", "%s", err->msg);
+        break;
+    default:
+        cb_http_respond_error(res, 500, "container_error", "%s", err->msg);
+        break;
+    }
+}
+
+void cb__api_agents_start(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *info = NULL;
+    int rc = cb_agents_start(agents(req), cb_http_param(req, "id"), req->request_id, &info, &err);
+    if (rc == 0)
+        cb_http_respond_json(res, 200, info);
+    else
+        op_failed(res, rc, &err);
+}
+
+void cb__api_agents_stop(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *info = NULL;
+    int rc = cb_agents_stop(agents(req), cb_http_param(req, "id"), req->request_id, &info, &err);
+    if (rc == 0)
+        cb_http_respond_json(res, 200, info);
+    else
+        op_failed(res, rc, &err);
 }

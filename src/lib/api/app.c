@@ -155,7 +155,7 @@ int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_err
         r = cb_ct_manager_open(&co, &app->containers, err);
     }
     if (r == 0)
-        r = cb_agents_open(app->state, cfg, &app->agents, err);
+        r = cb_agents_open(app->state, cfg, app->containers, &app->agents, err);
     if (r < 0) {
         cb__app_close(app);
         return r;
@@ -168,8 +168,9 @@ void cb__app_close(struct cb_app *app)
 {
     if (app == NULL)
         return;
-    cb_agents_free(app->agents);
+    cb_agents_shutdown(app->agents);      /* before the manager it starts agents on */
     cb_ct_manager_close(app->containers); /* before the proxy its sockets use */
+    cb_agents_free(app->agents);          /* after: the manager calls back into it */
     cb_registry_close(app->registry);
     cb_worker_pool_free(app->workers);
     cb_state_close(app->state);
@@ -211,6 +212,8 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "GET", "/agents", cb__api_agents_list, 0);
     cb_router_add(r, "GET", "/agents/{id}", cb__api_agents_get, 0);
     cb_router_add(r, "DELETE", "/agents/{id}", cb__api_agents_delete, 0);
+    cb_router_add(r, "POST", "/agents/{id}/start", cb__api_agents_start, 0);
+    cb_router_add(r, "POST", "/agents/{id}/stop", cb__api_agents_stop, 0);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

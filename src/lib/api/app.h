@@ -73,6 +73,8 @@ void cb__api_agents_create(struct cb_http_request *req, struct cb_http_response 
 void cb__api_agents_list(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_agents_get(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_start(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_stop(struct cb_http_request *req, struct cb_http_response *res);
 
 /* Registers the test-only routes. Defined only in the end-to-end test
  * binary (clawbox-test, from api/test_routes.c): app.c refers to it

@@ -60,7 +60,7 @@ void cb__api_containers_spawn(struct cb_http_request *req, struct cb_http_respon
 {
     struct cb_error err = {0};
     json_t *info = NULL;
-    int rc = cb_ct_spawn(manager(req), req->json, req->request_id, &info, &err);
+    int rc = cb_ct_spawn(manager(req), req->json, req->request_id, NULL, &info, &err);
     if (rc < 0)
         failed(res, rc, &err);
     else

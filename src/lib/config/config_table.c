@@ -148,7 +148,8 @@ const struct cb__opt cb__config_opts[] = {
      "(clawbox) Lifetime of a container whose request sets no `timeout_ms`."},
     {"containers", "max_timeout_ms", CB__OPT_UINT, "3600000", 1000, UINT64_MAX, NULL,
      OFF(containers.max_timeout_ms), NULL,
-     "(clawbox) Longest lifetime a request may ask for; larger values are capped."},
+     "(clawbox) Longest lifetime a request may ask for; larger values are capped. Also the "
+     "lifetime of an agent's container without `lifecycle.max_lifetime_ms`."},
     {"containers", "default_memory_mb", CB__OPT_UINT, "512", 16, 1048576, NULL,
      OFF(containers.default_memory_mb), NULL,
      "(clawbox) Memory (and memory+swap) limit of a request that sets none or 0."},
@@ -183,7 +184,8 @@ const struct cb__opt cb__config_opts[] = {
     {"containers", "userns_base", CB__OPT_UINT, "1000000000", 65536, 3000000000ULL, NULL,
      OFF(containers.userns_base), NULL,
      "(clawbox) First host uid/gid of the ranges containers are mapped into (65536 each); "
-     "no host user may own these ids."},
+     "no host user may own these ids. Agents keep one range each across starts, past the "
+     "first 10000 ranges."},
     {"containers", "retention_ms", CB__OPT_UINT, "3600000", 0, UINT64_MAX, NULL,
      OFF(containers.retention_ms), NULL,
      "(clawbox) How long a finished container stays listed before it is removed."},

@@ -1,7 +1,8 @@
 /* ContainerInfo: the reference's shape (container_id, status, policy,
  * created_at, task_summary, proxy_socket, resource_usage) plus what a
  * client needs to know how it ended (image, finished_at, exit_code,
- * oom_killed, output_dropped_bytes, error). The stored row is the same
+ * oom_killed, output_dropped_bytes, error) and who started it (owner: an
+ * agent's container is "agent:<id>"). The stored row is the same
  * document with the times in milliseconds, so a restart can rebuild it. */
 #include <errno.h>
 #include <string.h>
@@ -65,6 +66,7 @@ json_t *cb__ct_info(const struct cb__ct *c)
     json_object_set_new(o, "output_dropped_bytes",
                         json_integer(c->exited ? (json_int_t)c->exit.dropped_bytes : 0));
     json_object_set_new(o, "error", c->error ? json_string(c->error) : json_null());
+    json_object_set_new(o, "owner", c->owner ? json_string(c->owner) : json_null());
     return o;
 }
 
@@ -109,6 +111,7 @@ void cb__ct_free(struct cb__ct *c)
     free(c->task);
     free(c->image);
     free(c->error);
+    free(c->owner);
     free(c->dir);
     free(c);
 }

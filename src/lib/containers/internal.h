@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "containers/manager.h"
 #include "containers/request.h"
@@ -35,7 +36,12 @@ struct cb__ct {
     enum cb_ct_policy policy;
     char *task;
     char *image;
-    char *error; /* why it failed or was removed, or NULL */
+    char *error;            /* why it failed or was removed, or NULL */
+    char *owner;            /* cb_ct_spawn_opts.owner, or NULL */
+    uint32_t owner_id_base; /* the owner's host id range, or 0: the slot's */
+    void (*on_end)(void *ud, const struct cb_ct_end *end);
+    void (*on_activity)(void *ud, const char *owner, bool counted);
+    void *ud;
     uint64_t created_ms, finished_ms;
     uint64_t deadline_ns; /* monotonic; the timeout's end while it runs */
     uint64_t memory_mb;
@@ -123,6 +129,14 @@ void cb__ct_watch_poke(struct cb_ct_manager *m);
 /* Sends SIGKILL to a running container, recording what its end means.
  * Called without m->lock. */
 void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status as);
+
+/* mountpoint.c: creates the directory `path` (clean, absolute) and any
+ * missing one above it in the rootfs, resolving within it
+ * (RESOLVE_IN_ROOT): an image's symbolic links cannot lead outside. */
+int cb__ct_mkdir_in_root(const char *rootfs, const char *path, struct cb_error *err);
+/* mountpoint.c: copies the host's static catatonit to dir/init, root:gid
+ * 0750. -ENOENT when the host has none. */
+int cb__ct_idle_init_install(const char *dir, gid_t gid, struct cb_error *err);
 
 /* recover.c: what an earlier run of this server left. */
 void cb__ct_recover(struct cb_ct_manager *m);

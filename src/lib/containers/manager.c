@@ -38,6 +38,7 @@
 #define DELETE_WAIT_MS    10000
 #define SOCKET_IN_CT      "/run/clawbox/proxy.sock"
 #define CA_IN_CT          "/run/clawbox/ca.pem"
+#define IDLE_INIT_IN_CT   "/run/clawbox/init"
 
 /* What names CA_IN_CT for the container's TLS clients under interception. */
 static const char *const ca_vars[] = {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"};
@@ -59,11 +60,21 @@ static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
                            "Requests through a container's proxy socket.", "container", 1024);
 }
 
-/* A request through a container's socket: counted by container. */
+/* A request through a container's socket: counted by container, and
+ * told to its owner. */
 static void proxied(void *ud)
 {
     struct cb__ct *c = ud;
     cb_metric_inc(c->m->m_proxied, (const char *[]){c->id}, 1);
+    if (c->on_activity != NULL)
+        c->on_activity(c->ud, c->owner, true);
+}
+
+uint32_t cb_ct_owner_id_base(const struct cb_config *cfg, uint32_t k)
+{
+    uint64_t base =
+        cfg->containers.userns_base + ((uint64_t)CB_CT_SLOTS_MAX + k) * IDS_PER_CONTAINER;
+    return base + IDS_PER_CONTAINER <= UINT32_MAX ? (uint32_t)base : 0;
 }
 
 static void detect_runtime(struct cb_ct_manager *m)
@@ -202,6 +213,11 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
     while (m->list) {
         struct cb__ct *c = m->list;
         m->list = c->next;
+        if (c->dir) { /* the idle init, so the socket's directory can go */
+            char *init = cb_xasprintf("%s/proxy/init", c->dir);
+            unlink(init);
+            free(init);
+        }
         if (c->px)
             cb_ct_proxy_stop(c->px);
         if (c->dir) {
@@ -264,6 +280,11 @@ void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c)
 
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c)
 {
+    if (c->dir) { /* the idle init, so the socket's directory can go */
+        char *init = cb_xasprintf("%s/proxy/init", c->dir);
+        unlink(init);
+        free(init);
+    }
     if (c->px)
         cb_ct_proxy_stop(c->px);
     c->px = NULL;
@@ -309,6 +330,7 @@ static struct cb__ct *find(struct cb_ct_manager *m, const char *id)
 
 struct spawn {
     struct cb_ct_manager *m;
+    const struct cb_ct_spawn_opts *o; /* never NULL */
     struct cb_ct_request req;
     struct cb__ct *c;
     json_t *granted; /* credential names the container may use */
@@ -367,6 +389,11 @@ static int reserve(struct spawn *s, struct cb_error *err)
     c->memory_mb = s->req.memory_mb;
     c->run.monitor_pidfd = c->run.exit_fd = -1;
     c->slot = -1;
+    c->owner = s->o->owner ? cb_xstrdup(s->o->owner) : NULL;
+    c->owner_id_base = s->o->host_id_base;
+    c->on_end = s->o->on_end;
+    c->on_activity = s->o->on_activity;
+    c->ud = s->o->ud;
     pthread_mutex_lock(&m->lock);
     int r = 0;
     if (!m->have_rt)
@@ -405,6 +432,8 @@ static uint32_t slot_id_base(const struct cb_ct_manager *m, long slot)
 
 static uint32_t host_base(const struct spawn *s)
 {
+    if (s->o->host_id_base != 0)
+        return s->o->host_id_base;
     return slot_id_base(s->m, s->c->slot);
 }
 
@@ -501,7 +530,12 @@ static void push_env(struct spawn *s, const char *key, const char *value)
 static int build_process(struct spawn *s, struct cb_error *err)
 {
     const struct cb_image *img = s->c->img;
-    if (s->req.command) {
+    static const char *const idle[] = {IDLE_INIT_IN_CT, "-P"};
+    if (s->o->idle_init) {
+        s->args = cb_xcalloc(CB_ARRAY_LEN(idle) + 1, sizeof(char *));
+        memcpy(s->args, idle, sizeof(idle));
+        s->n_args = CB_ARRAY_LEN(idle);
+    } else if (s->req.command) {
         s->args = cb_xcalloc(s->req.n_command + 1, sizeof(char *));
         memcpy(s->args, s->req.command, s->req.n_command * sizeof(char *));
         s->n_args = s->req.n_command;
@@ -548,6 +582,47 @@ static void store_while_created(void *ud)
     cb__ct_store(s->m, s->c->id, record, &s->stored);
 }
 
+/* The bound directory for the runtime. Bound from its descriptor
+ * (/proc/self/fd/N) by this process onto <dir>/workspace, in the server's
+ * private mount namespace, for the time of the launch: the runtime (which
+ * opens bind sources before it enters the user namespace, and runc then
+ * mounts them from there) gets a path in a root-only directory that nobody
+ * else sees, and what the caller checked is what is mounted. Outside a
+ * private namespace (where a crash would leave the mount behind, under a
+ * directory removed at the next start) the descriptor's path in this
+ * process is given instead; crun binds it, runc cannot. */
+static int stage_bind(struct spawn *s, const char *dir_rt, char **bound, struct cb_error *err)
+{
+    char fd_path[64];
+    if (!cb_ct_mountns_private()) {
+        snprintf(fd_path, sizeof(fd_path), "/proc/%ld/fd/%d", (long)getpid(), s->o->bind->fd);
+        *bound = cb_xstrdup(fd_path);
+        return 0;
+    }
+    snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", s->o->bind->fd);
+    char *at = cb_xasprintf("%s/workspace", dir_rt);
+    if (mkdir(at, 0700) < 0 || mount(fd_path, at, NULL, MS_BIND, NULL) < 0) {
+        int e = errno;
+        rmdir(at);
+        free(at);
+        return cb_error_set(err, -e, "binding the directory for the container: %s", strerror(e));
+    }
+    *bound = at;
+    return 0;
+}
+
+/* Once the runtime has created the container (or failed to), its own
+ * mount namespace holds the bind: the staged one goes. */
+static void unstage_bind(const char *bound)
+{
+    if (bound == NULL || strncmp(bound, "/proc/", 6) == 0)
+        return;
+    if (umount2(bound, MNT_DETACH) < 0)
+        cb_log(CB_LOG_ERROR, "unmounting %s: %s", bound, strerror(errno));
+    else
+        rmdir(bound);
+}
+
 static int create_container(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
@@ -560,7 +635,15 @@ static int create_container(struct spawn *s, struct cb_error *err)
     /* Under interception the CA also replaces the image's system store. */
     char *ca = cb_xasprintf("%s/ca.pem", proxy_dir);
     const char *store = intercepts(cfg) ? cb_ct_trust_store(rootfs) : NULL;
-    struct cb_ct_mount mounts[] = {{proxy_dir, "/run/clawbox", true}, {ca, store, true}};
+    const struct cb_ct_bind *b = s->o->bind;
+    char *bound = NULL;
+    int r = b ? stage_bind(s, dir, &bound, err) : 0;
+    struct cb_ct_mount mounts[3] = {{proxy_dir, "/run/clawbox", true}};
+    size_t n_mounts = 1;
+    if (store != NULL)
+        mounts[n_mounts++] = (struct cb_ct_mount){ca, store, true};
+    if (b != NULL)
+        mounts[n_mounts++] = (struct cb_ct_mount){bound, b->target, b->read_only};
     struct cb_ct_spec spec = {
         .id = s->c->id,
         .rootfs = rootfs,
@@ -575,12 +658,13 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .pids_max = cfg->containers.max_pids,
         .tmp_size_bytes = cfg->containers.tmp_size_mb << 20,
         .mounts = mounts,
-        .n_mounts = store != NULL ? 2 : 1,
+        .n_mounts = n_mounts,
         /* The server's own path: the runtime opens it as root, and the
          * staged directory does not show the namespace's mount. */
         .netns_path = cb_ct_proxy_netns_path(s->c->px),
     };
-    int r = cb_ct_bundle_write(bundle, &spec, err);
+    if (r == 0)
+        r = cb_ct_bundle_write(bundle, &spec, err);
     struct cb_ct_launch l = {
         .monitor_exe = m->monitor_exe,
         .id = s->c->id,
@@ -597,6 +681,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
      * (and killed by the caller). */
     if (r == 0 && s->stored.code < 0)
         r = cb_error_set(err, s->stored.code, "storing the container's record: %s", s->stored.msg);
+    unstage_bind(bound);
+    free(bound);
     free(dir);
     free(rootfs);
     free(proxy_dir);
@@ -604,6 +690,29 @@ static int create_container(struct spawn *s, struct cb_error *err)
     free(bundle);
     free(cgroup);
     return r;
+}
+
+/* The bound directory given to the container's user, and its mount point
+ * made in the image. */
+static int prepare_bind(struct spawn *s, struct cb_error *err)
+{
+    const struct cb_ct_bind *b = s->o->bind;
+    if (b == NULL)
+        return 0;
+    if (!cb_path_clean_abs(b->target) || cb_ct_mount_reserved(b->target) ||
+        cb_path_under(b->target, "/run/clawbox") || cb_path_under("/run/clawbox", b->target))
+        return cb_error_set(err, -EINVAL, "bind target %s is not allowed", b->target);
+    struct stat st;
+    uid_t uid = host_base(s) + CONTAINER_UID;
+    if (fstat(b->fd, &st) < 0)
+        return cb_error_set(err, -errno, "the bound directory: %s", strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cb_error_set(err, -ENOTDIR, "the bound directory is not a directory");
+    if ((st.st_uid != uid || st.st_gid != uid) &&
+        fchownat(b->fd, "", uid, uid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        return cb_error_set(err, -errno, "giving the bound directory to host uid %u: %s",
+                            (unsigned)uid, strerror(errno));
+    return cb__ct_mkdir_in_root(s->c->img->rootfs, b->target, err);
 }
 
 static int build(struct spawn *s, struct cb_error *err)
@@ -617,7 +726,14 @@ static int build(struct spawn *s, struct cb_error *err)
     s->c->dir = cb_xasprintf("%s/%s", m->ct_root, s->c->id);
     if (mkdir(s->c->dir, 0711) < 0)
         return cb_error_set(err, -errno, "creating %s: %s", s->c->dir, strerror(errno));
-    r = start_proxy(s, err);
+    r = prepare_bind(s, err);
+    if (r == 0)
+        r = start_proxy(s, err);
+    if (r == 0 && s->o->idle_init) {
+        char *dir = cb_xasprintf("%s/proxy", s->c->dir);
+        r = cb__ct_idle_init_install(dir, host_base(s) + CONTAINER_UID, err);
+        free(dir);
+    }
     if (r == 0)
         r = build_process(s, err);
     if (r == 0)
@@ -636,12 +752,34 @@ static void spawn_free(struct spawn *s)
     explicit_bzero(s->token, sizeof(s->token));
 }
 
-int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id, json_t **info,
-                struct cb_error *err)
+/* A host id range of the caller's must lie past every slot's. */
+static int check_opts(struct spawn *s, struct cb_error *err)
+{
+    const struct cb_config *cfg = s->m->cfg;
+    uint32_t b = s->o->host_id_base;
+    if (s->o->timeout_ms != 0)
+        s->req.timeout_ms = s->o->timeout_ms < cfg->containers.max_timeout_ms
+                                ? s->o->timeout_ms
+                                : cfg->containers.max_timeout_ms;
+    if (b != 0 && (cb_ct_owner_id_base(cfg, 0) == 0 || b < cb_ct_owner_id_base(cfg, 0) ||
+                   (b - cfg->containers.userns_base) % IDS_PER_CONTAINER != 0 ||
+                   (uint64_t)b + IDS_PER_CONTAINER > UINT32_MAX))
+        return cb_error_set(err, -EINVAL,
+                            "host id base %u is not an owner's range (above [containers] "
+                            "userns_base + %u ranges, below 2^32)",
+                            (unsigned)b, CB_CT_SLOTS_MAX);
+    return 0;
+}
+
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
+                const struct cb_ct_spawn_opts *opts, json_t **info, struct cb_error *err)
 {
     uint64_t t0 = cb_now_mono_ns();
-    struct spawn s = {.m = m};
+    static const struct cb_ct_spawn_opts none = {0};
+    struct spawn s = {.m = m, .o = opts ? opts : &none};
     int r = cb_ct_request_parse(body, m->cfg, &s.req, err);
+    if (r == 0)
+        r = check_opts(&s, err);
     if (r == 0)
         r = check_policy(&s, err);
     if (r == 0)
@@ -711,9 +849,31 @@ static struct cb__ct *running(struct cb_ct_manager *m, const char *id, int *rc,
     return NULL;
 }
 
+/* An exec's start and end, told to the container's owner (as activity)
+ * once m->lock is let go. */
+struct owner_call {
+    void (*fn)(void *ud, const char *owner, bool counted);
+    void *ud;
+    char owner[CB__CT_ID_MAX + 32];
+};
+
+static void owner_note(struct owner_call *o, const struct cb__ct *c)
+{
+    o->fn = c->on_activity && c->owner ? c->on_activity : NULL;
+    o->ud = c->ud;
+    snprintf(o->owner, sizeof(o->owner), "%s", c->owner ? c->owner : "");
+}
+
+static void owner_tell(const struct owner_call *o, bool counted)
+{
+    if (o->fn != NULL)
+        o->fn(o->ud, o->owner, counted);
+}
+
 int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
                       struct cb_error *err)
 {
+    struct owner_call oc = {0};
     int rc = 0;
     pthread_mutex_lock(&m->lock);
     struct cb__ct *c = running(m, id, &rc, err);
@@ -725,8 +885,10 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t
         c->execs++;
         *dir = cb_xstrdup(c->dir);
         *init_pid = c->run.init_pid;
+        owner_note(&oc, c);
     }
     pthread_mutex_unlock(&m->lock);
+    owner_tell(&oc, true);
     return rc;
 }
 
@@ -738,7 +900,7 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, ui
     struct cb__ct *c = running(m, id, &rc, err);
     if (c != NULL) {
         *init = c->run.init_pid;
-        *id_base = slot_id_base(m, c->slot);
+        *id_base = c->owner_id_base ? c->owner_id_base : slot_id_base(m, c->slot);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -746,11 +908,15 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, ui
 
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
 {
+    struct owner_call oc = {0};
     pthread_mutex_lock(&m->lock);
     for (struct cb__ct *c = m->list; c; c = c->next)
-        if (strcmp(c->id, id) == 0 && c->execs > 0)
+        if (strcmp(c->id, id) == 0 && c->execs > 0) {
             c->execs--;
+            owner_note(&oc, c);
+        }
     pthread_mutex_unlock(&m->lock);
+    owner_tell(&oc, false); /* its end is activity too, not another execution */
 }
 
 /* ---- list, get, delete, logs ---- */

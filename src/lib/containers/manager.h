@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "core/error.h"
@@ -49,9 +50,64 @@ const char *cb_ct_manager_runtime(const struct cb_ct_manager *m, const char **wh
 /* Containers running or being created. */
 size_t cb_ct_manager_active(struct cb_ct_manager *m);
 
-/* POST /containers/spawn: *info is the new ContainerInfo (status running). */
-int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id, json_t **info,
-                struct cb_error *err);
+/* Host id ranges past every container slot's (max_containers is at most
+ * CB_CT_SLOTS_MAX), for an owner that keeps one range across its spawns so
+ * that the files it writes keep their owner: range k starts at
+ * userns_base + (CB_CT_SLOTS_MAX + k) * 65536. 0 when it would not fit
+ * below 2^32 (a spawn with it is then refused). */
+#define CB_CT_SLOTS_MAX 10000u
+uint32_t cb_ct_owner_id_base(const struct cb_config *cfg, uint32_t k);
+
+/* How a container ended, for cb_ct_spawn_opts.on_end. */
+struct cb_ct_end {
+    const char *container_id;
+    const char *owner;
+    const char *status; /* "completed", "failed", "timed_out" or "killed" */
+    int exit_code;      /* -1 when no exit was recorded */
+    const char *error;  /* why it failed or was killed, or NULL */
+};
+
+/* A directory the caller has opened (O_PATH is enough), bound into the
+ * container at target, read-only or not. It is bound from its descriptor
+ * (/proc/<server pid>/fd/N), never by a path that could be swapped after
+ * the caller's checks; the caller keeps fd open until cb_ct_spawn returns.
+ * The mount point is created in the image's rootfs when missing (resolved
+ * within the rootfs: an image's symbolic links cannot lead out of it), and
+ * the directory is given to the container's user (its host uid and gid)
+ * so that it can write there. */
+struct cb_ct_bind {
+    int fd;
+    const char *target; /* clean, absolute, not reserved (cb_ct_mount_reserved) */
+    bool read_only;
+};
+
+/* What a caller other than POST /containers/spawn (the agents) adds. */
+struct cb_ct_spawn_opts {
+    const char *owner;             /* ContainerInfo.owner ("agent:<id>"); NULL: none */
+    const struct cb_ct_bind *bind; /* NULL: none */
+    uint32_t host_id_base;         /* 0: the slot's range; else cb_ct_owner_id_base() */
+    uint64_t timeout_ms;           /* 0: the request's; capped by max_timeout_ms */
+    /* Run the host's static catatonit (copied into the container's
+     * /run/clawbox as init) with -P: an idle, reaping PID 1, in place of
+     * the request's or the image's command. */
+    bool idle_init;
+    /* Called once the container's end is recorded, on the manager's
+     * watcher thread, with no lock of the manager held; not called for the
+     * ends the manager's close causes. It must not call into the manager
+     * (a DELETE waits for the watcher). */
+    void (*on_end)(void *ud, const struct cb_ct_end *end);
+    /* Called for each authenticated request through the container's proxy
+     * socket (on a connection thread) and at the start and the end of each
+     * exec in it (counted: the request or the exec's start); it must be
+     * quick and take no lock held while calling into the manager. */
+    void (*on_activity)(void *ud, const char *owner, bool counted);
+    void *ud;
+};
+
+/* POST /containers/spawn: *info is the new ContainerInfo (status running).
+ * opts may be NULL. */
+int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request_id,
+                const struct cb_ct_spawn_opts *opts, json_t **info, struct cb_error *err);
 /* GET /containers: every tracked container, sorted by creation. */
 json_t *cb_ct_list(struct cb_ct_manager *m);
 /* GET /containers/{id}: -ENOENT when unknown. */

@@ -94,6 +94,8 @@ static struct cb__ct *from_row(struct cb_ct_manager *m, const char *id, const js
     c->image = cb_xstrdup(get_str(doc, "image"));
     const char *e = json_string_value(json_object_get(doc, "error"));
     c->error = e ? cb_xstrdup(e) : NULL;
+    const char *owner = json_string_value(json_object_get(doc, "owner"));
+    c->owner = owner ? cb_xstrdup(owner) : NULL;
     c->created_ms = get_u64(doc, "created_ms");
     c->finished_ms = get_u64(doc, "finished_ms");
     const json_t *code = json_object_get(doc, "exit_code"), *sig = json_object_get(doc, "signal");

@@ -123,10 +123,21 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
      * kept alive by busy. */
     char *record = cb__ct_record(c);
     c->busy++;
+    /* The owner hears of ends it did not cause by closing the manager. */
+    bool tell = c->on_end != NULL && !m->stopping;
+    struct cb_ct_end end = {
+        .container_id = c->id,
+        .owner = c->owner,
+        .status = cb__ct_status_name(c->status),
+        .exit_code = recorded ? c->exit.exit_code : -1,
+        .error = c->error,
+    };
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
     cb__ct_store(m, c->id, record, NULL);
     cb__ct_audit(m, c, NULL, "exit");
+    if (tell) /* c stays (busy), and nothing of end changes once ended */
+        c->on_end(c->ud, &end);
     pthread_mutex_lock(&m->lock);
     c->busy--;
     pthread_cond_broadcast(&m->changed);

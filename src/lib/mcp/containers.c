@@ -61,15 +61,8 @@ bool cb__mcp_is_container_tool(const char *name)
                     strcmp(name, LIST) == 0 || strcmp(name, EXEC) == 0);
 }
 
-struct answer {
-    long status;
-    json_t *doc;
-    char text[CB__MCP_MSG_MAX];
-};
-
-/* Sends the request; false (with a text saying why) unless it got a 2xx. */
-static bool ask(struct cb_mcp *m, const char *method, const char *path, const char *body,
-                struct answer *a)
+bool cb__mcp_ask(struct cb_mcp *m, const char *method, const char *path, const char *body,
+                 struct cb__mcp_answer *a)
 {
     struct cb_error err = {0};
     struct cb_buf out;
@@ -123,9 +116,9 @@ static json_t *spawn(struct cb_mcp *m, const json_t *args)
     json_t *req = cb_template_spawn_body(t, json_string_value(json_object_get(args, "task")));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    struct answer a = {0};
+    struct cb__mcp_answer a = {0};
     json_t *r;
-    if (ask(m, "POST", "/containers/spawn", body, &a)) {
+    if (cb__mcp_ask(m, "POST", "/containers/spawn", body, &a)) {
         snprintf(a.text, sizeof(a.text),
                  "Started container %s from %s (status %s). Programs in it reach allowed hosts "
                  "through %s; %s returns its output.",
@@ -147,8 +140,8 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
         return bad_id();
     char path[96];
     snprintf(path, sizeof(path), "/containers/%s", id);
-    struct answer a = {0};
-    if (!ask(m, "DELETE", path, NULL, &a)) {
+    struct cb__mcp_answer a = {0};
+    if (!cb__mcp_ask(m, "DELETE", path, NULL, &a)) {
         json_decref(a.doc);
         return cb__mcp_text_result(a.text, true);
     }
@@ -165,8 +158,8 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
 
 static json_t *list(struct cb_mcp *m)
 {
-    struct answer a = {0};
-    if (!ask(m, "GET", "/containers", NULL, &a)) {
+    struct cb__mcp_answer a = {0};
+    if (!cb__mcp_ask(m, "GET", "/containers", NULL, &a)) {
         json_decref(a.doc);
         return cb__mcp_text_result(a.text, true);
     }
@@ -239,9 +232,9 @@ static json_t *exec_in(struct cb_mcp *m, const json_t *args)
         return cb__mcp_text_result("Error: command is required: an array of strings", true);
     char path[96];
     snprintf(path, sizeof(path), "/containers/%s/exec", id);
-    struct answer a = {0};
-    json_t *r =
-        ask(m, "POST", path, body, &a) ? exec_result(a.doc) : cb__mcp_text_result(a.text, true);
+    struct cb__mcp_answer a = {0};
+    json_t *r = cb__mcp_ask(m, "POST", path, body, &a) ? exec_result(a.doc)
+                                                       : cb__mcp_text_result(a.text, true);
     json_decref(a.doc);
     free(body);
     return r;

@@ -138,11 +138,27 @@ void cb__mcp_add_text(json_t *result, const char *text);
 void cb__mcp_unreachable_text(int rc, const struct cb_error *err, char *out, size_t n);
 void cb__mcp_http_failure_text(long status, const json_t *doc, char *out, size_t n);
 
+/* A request of a built-in tool to the server; false (with a text saying
+ * why) unless it got a 2xx. The caller frees doc. */
+struct cb__mcp_answer {
+    long status;
+    json_t *doc;
+    char text[CB__MCP_MSG_MAX];
+};
+bool cb__mcp_ask(struct cb_mcp *m, const char *method, const char *path, const char *body,
+                 struct cb__mcp_answer *a);
+
 /* containers.c: clawbox_spawn_container, clawbox_kill_container and
  * clawbox_list_containers, always listed (after the server's tools, which
  * they shadow). */
 void cb__mcp_add_container_tools(json_t *tools);
 bool cb__mcp_is_container_tool(const char *name);
 json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args);
+
+/* agents.c: clawbox_start_agent, clawbox_stop_agent and
+ * clawbox_list_agents, always listed like the container tools. */
+void cb__mcp_add_agent_tools(json_t *tools);
+bool cb__mcp_is_agent_tool(const char *name);
+json_t *cb__mcp_agent_call(struct cb_mcp *m, const char *name, const json_t *args);
 
 #endif

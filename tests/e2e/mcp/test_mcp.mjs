@@ -159,7 +159,8 @@ test('tools/list has every registered tool with its manifest schemas', async () 
   assert.deepEqual(byName.busy.inputSchema, { type: 'object' });
   assert.equal(byName.busy.outputSchema, undefined);
   for (const name of ['clawbox_spawn_container', 'clawbox_kill_container',
-    'clawbox_list_containers']) {
+    'clawbox_list_containers', 'clawbox_start_agent', 'clawbox_stop_agent',
+    'clawbox_list_agents']) {
     assert.ok(byName[name], `${name} listed`);
     assert.equal(byName[name].inputSchema.type, 'object');
   }
@@ -178,6 +179,20 @@ test('container tools answer in words', async () => {
     arguments: { container_id: '../x' } });
   assert.equal(kill.isError, true);
   assert.match(textOf(kill), /container_id/);
+});
+
+test('agent tools answer in words', async () => {
+  const list = await client.callTool({ name: 'clawbox_list_agents', arguments: {} });
+  assert.notEqual(list.isError, true);
+  assert.match(textOf(list), /No agents/);
+  const start = await client.callTool({ name: 'clawbox_start_agent',
+    arguments: { agent_id: 'nobody' } });
+  assert.equal(start.isError, true);
+  assert.match(textOf(start), /agent not found: nobody/);
+  const stop = await client.callTool({ name: 'clawbox_stop_agent',
+    arguments: { agent_id: '../x' } });
+  assert.equal(stop.isError, true);
+  assert.match(textOf(stop), /agent_id/);
 });
 
 test('echo returns its arguments as structured content', async () => {

@@ -243,6 +243,37 @@ static void workspace_stays_beneath_the_root(void **state)
     assert_string_equal(path, want);
 }
 
+/* At a start the workspace is opened again by its registered path, with
+ * no symbolic link on the way. */
+static void workspace_reopen_refuses_links(void **state)
+{
+    (void)state;
+    char path[CB_AGENT_PATH_MAX], p[PATH_MAX + 32], moved[PATH_MAX + 32];
+    struct cb_error err = {0};
+    assert_int_equal(open_ws(NULL, path, &err), 0); /* <root>/ag */
+    int fd = cb_agent_workspace_reopen(root, path, false, &err);
+    assert_true(fd >= 0);
+    close(fd);
+    /* Swapped for a link to a directory inside the root: still refused. */
+    snprintf(p, sizeof(p), "%s/ag", root);
+    snprintf(moved, sizeof(moved), "%s/ag-moved", root);
+    assert_int_equal(rename(p, moved), 0);
+    assert_int_equal(symlink("ag-moved", p), 0);
+    assert_int_equal(cb_agent_workspace_reopen(root, path, true, &err), -ELOOP);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    assert_int_equal(unlink(p), 0);
+    /* Missing: made again when it is the default one, else -ENOENT. */
+    assert_int_equal(cb_agent_workspace_reopen(root, path, false, &err), -ENOENT);
+    fd = cb_agent_workspace_reopen(root, path, true, &err);
+    assert_true(fd >= 0);
+    close(fd);
+    /* A path that is not beneath the root, or the root itself. */
+    assert_int_equal(cb_agent_workspace_reopen(root, "/etc", false, &err), -EXDEV);
+    assert_int_equal(cb_agent_workspace_reopen(root, root, false, &err), -EXDEV);
+    snprintf(p, sizeof(p), "%s/../x", root);
+    assert_int_equal(cb_agent_workspace_reopen(root, p, false, &err), -EXDEV);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +282,7 @@ int main(void)
         cmocka_unit_test(workspace_and_lifecycle_are_checked),
         cmocka_unit_test(stored_form_reads_back_the_same),
         cmocka_unit_test(workspace_stays_beneath_the_root),
+        cmocka_unit_test(workspace_reopen_refuses_links),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

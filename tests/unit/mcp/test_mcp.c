@@ -122,6 +122,22 @@ static int fake_request(void *ud, const char *method, const char *path, const ch
         json_t *copy = json_deep_copy(f->manifests); /* a test may change them meanwhile */
         pthread_mutex_unlock(&f->lock);
         answer(out, status, 200, copy);
+    } else if (strcmp(path, "/agents") == 0) {
+        answer(out, status, 200,
+               json_pack("[{s:s, s:s, s:s, s:s, s:s, s:n}]", "agent_id", "a-1", "name", "Coder",
+                         "status", "running", "container_id", "clawbox-x", "last_activity",
+                         "2026-12-07T01:02:03.456Z", "error"));
+    } else if (strcmp(path, "/agents/a-1/start") == 0 || strcmp(path, "/agents/a-1/stop") == 0) {
+        bool start = strstr(path, "start") != NULL;
+        answer(out, status, 200,
+               json_pack("{s:s, s:s, s:o, s:s}", "agent_id", "a-1", "status",
+                         start ? "running" : "idle", "container_id",
+                         start ? json_string("clawbox-x") : json_null(), "workspace_path",
+                         "/ws/a-1"));
+    } else if (strncmp(path, "/agents/", 8) == 0) {
+        answer(out, status, 409,
+               json_pack("{s:s, s:s, s:n}", "error", "invalid state: agent b is idle", "code",
+                         "invalid_state", "details"));
     } else if (strncmp(path, "/tools/", 7) == 0) {
         json_t *mf = find_manifest(f, path + 7);
         if (mf)
@@ -373,7 +389,7 @@ static void lists_tools(void **state)
     initialize(c, "2025-06-18");
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
     json_t *tools = json_object_get(result_of(c, 1), "tools");
-    assert_int_equal(json_array_size(tools), 5 + 4); /* and the four container tools */
+    assert_int_equal(json_array_size(tools), 5 + 4 + 3); /* and the container and agent tools */
     assert_non_null(tool_named(tools, "clawbox_spawn_container"));
     json_t *exec = tool_named(tools, "clawbox_exec");
     assert_int_equal(
@@ -430,6 +446,40 @@ static void calls_echo_with_structured_content(void **state)
                  "{\"name\":\"echo\"}}");
     sc = json_object_get(result_of(c, 2), "structuredContent");
     assert_true(json_is_object(json_object_get(sc, "echo")));
+}
+
+static void agent_tools_answer_in_words(void **state)
+{
+    struct ctx *c = *state;
+    initialize(c, "2025-11-25");
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"clawbox_list_agents\"}}");
+    json_t *r = result_of(c, 1);
+    assert_false(json_is_true(json_object_get(r, "isError")));
+    assert_non_null(strstr(text_of(r, 0), "a-1  running  Coder"));
+    assert_non_null(strstr(text_of(r, 0), "container clawbox-x"));
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"clawbox_start_agent\",\"arguments\":{\"agent_id\":\"a-1\"}}}");
+    r = result_of(c, 2);
+    assert_false(json_is_true(json_object_get(r, "isError")));
+    assert_non_null(strstr(text_of(r, 0), "Agent a-1 is running in container clawbox-x"));
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"clawbox_stop_agent\",\"arguments\":{\"agent_id\":\"a-1\"}}}");
+    r = result_of(c, 3);
+    assert_non_null(strstr(text_of(r, 0), "Agent a-1 is stopped (idle)"));
+    /* The server's refusal, and an id refused before any request. */
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"clawbox_stop_agent\",\"arguments\":{\"agent_id\":\"b\"}}}");
+    r = result_of(c, 4);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    assert_non_null(strstr(text_of(r, 0), "invalid state"));
+    size_t before = json_array_size(c->f.requests);
+    send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":"
+                 "{\"name\":\"clawbox_start_agent\",\"arguments\":{\"agent_id\":\"../x\"}}}");
+    r = result_of(c, 5);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    assert_non_null(strstr(text_of(r, 0), "agent_id"));
+    assert_int_equal(json_array_size(c->f.requests), before);
 }
 
 static void string_output_is_text(void **state)
@@ -584,8 +634,11 @@ static void stateless_tools_list(void **state)
     json_t *tools = json_object_get(r, "tools");
     const char *order[] = {"clawbox_exec",
                            "clawbox_kill_container",
+                           "clawbox_list_agents",
                            "clawbox_list_containers",
                            "clawbox_spawn_container",
+                           "clawbox_start_agent",
+                           "clawbox_stop_agent",
                            "denied",
                            "echo",
                            "slow",
@@ -865,6 +918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(old_revision_is_unstructured, setup, teardown),
         cmocka_unit_test_setup_teardown(calls_echo_with_structured_content, setup, teardown),
         cmocka_unit_test_setup_teardown(string_output_is_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_tools_answer_in_words, setup, teardown),
         cmocka_unit_test_setup_teardown(non_object_output_with_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_tool_is_error_result, setup, teardown),
         cmocka_unit_test_setup_teardown(denial_is_readable_and_credentials_requested, setup,
