@@ -486,12 +486,9 @@ class AgentLifecycle:
         r = self.server.request("POST", f"/containers/{cid}/exec", {
             "command": ["/bin/sh", "-c", "echo done > /workspace/e; cat /workspace/e; id -u"]})
         self.assertEqual(r.status, 200, r.body)
-        # runc's exec answers with no output on main as of the egress merge
-        # (tests/e2e/test_exec.py fails the same way): only crun's is checked.
-        if self.runtime == "crun":
-            self.assertEqual(r.json()["stdout"], "done\n1000\n")
-            with open(os.path.join(info["workspace_path"], "e")) as f:
-                self.assertEqual(f.read(), "done\n")
+        self.assertEqual(r.json()["stdout"], "done\n1000\n")
+        with open(os.path.join(info["workspace_path"], "e")) as f:
+            self.assertEqual(f.read(), "done\n")
         g = self.get("worker")
         self.assertEqual(g["execution_count"], 2)  # the start and the exec
         self.assertGreaterEqual(g["last_activity"], info["last_activity"])

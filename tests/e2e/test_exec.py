@@ -75,6 +75,28 @@ class Exec:
                                 {"command": ["/bin/cat", "/tmp/mark"]})
         self.assertNotEqual(r.json()["exit_code"], 0)
 
+    def test_in_the_containers_namespaces(self):
+        # The exec shares the main process's network namespace (the one
+        # transparent egress made, whatever the runtime), not the host's.
+        ct = self.spawned(["/bin/sh", "-c", "readlink /proc/self/ns/net > /tmp/ns; exec sleep 30"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{ct}")
+        main = ""
+        for _ in range(100):
+            r = self.server.request("POST", f"/containers/{ct}/exec",
+                                    {"command": ["/bin/cat", "/tmp/ns"]})
+            main = r.json()["stdout"]
+            if main:
+                break
+            time.sleep(0.05)
+        r = self.server.request("POST", f"/containers/{ct}/exec",
+                                {"command": ["/bin/readlink", "/proc/self/ns/net"]})
+        self.assertEqual(r.json()["stdout"], main)
+        self.assertNotEqual(main.strip(), os.readlink("/proc/self/ns/net"))
+        r = self.server.request("POST", f"/containers/{ct}/exec",
+                                {"command": ["/bin/cat", "/proc/net/dev"]})
+        interfaces = [l.split(":")[0].strip() for l in r.json()["stdout"].splitlines()[2:]]
+        self.assertEqual(interfaces, ["lo"])
+
     def test_output_capped_and_redacted(self):
         out = self.ok(["/bin/sh", "-c", "yes | head -c 100000"])
         self.assertEqual(len(out["stdout"]), 4096)

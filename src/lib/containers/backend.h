@@ -11,11 +11,19 @@
 #ifndef CB_CONTAINERS_BACKEND_H
 #define CB_CONTAINERS_BACKEND_H
 
+#include <stdbool.h>
+
 #include "containers/runtime.h"
 #include "core/error.h"
 
 struct cb_ct_backend {
     char label[96]; /* for /health and logs: "crun 1.8.1" */
+    /* The runtime cannot put an exec into a network namespace that is
+     * not its user namespace's (runc 1.1 joins the user namespace first,
+     * and the clawbox-made namespace then refuses it): such a container
+     * has no namespace entry, and the launch and every exec join the
+     * namespace first, the container keeping the runtime's. */
+    bool joins_netns;
     void *impl;
     /* Creates and starts the container; returns once it runs. */
     int (*launch)(void *impl, const struct cb_ct_launch *l, struct cb_ct_started *out,

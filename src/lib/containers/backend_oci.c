@@ -60,6 +60,7 @@ int cb_ct_backend_oci(const char *want, const char *root, struct cb_ct_backend *
     }
     *out = (struct cb_ct_backend){
         .impl = rt,
+        .joins_netns = strcmp(rt->name, "runc") == 0,
         .launch = launch,
         .exit_read = exit_read,
         .kill = kill_ct,

@@ -223,11 +223,15 @@ static json_t *mounts(const struct cb_ct_spec *s, const char *bundle_dir)
 
 static json_t *namespaces(const struct cb_ct_spec *s)
 {
+    json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type",
+                           "ipc", "type", "uts", "type", "mount", "type", "cgroup", "type", "user");
+    if (s->netns_inherited)
+        return ns;
     json_t *net = json_pack("{s:s}", "type", "network");
     if (s->netns_path != NULL)
         json_object_set_new(net, "path", json_string(s->netns_path));
-    return json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}, o, {s:s}]", "type", "pid", "type", "ipc",
-                     "type", "uts", "type", "mount", "type", "cgroup", net, "type", "user");
+    json_array_insert_new(ns, 5, net);
+    return ns;
 }
 
 static json_t *devices(void)

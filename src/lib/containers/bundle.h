@@ -44,7 +44,11 @@ struct cb_ct_spec {
     const struct cb_ct_mount *mounts; /* proxy dir, workspace */
     size_t n_mounts;                  /* */
     const char *netns_path;           /* NULL = a new network namespace (only lo) */
-    const char *hostname;             /* NULL = "clawbox" */
+    /* No network namespace entry at all: the container keeps the
+     * runtime's, which the launch has joined (cb_ct_backend.joins_netns);
+     * netns_path is then ignored. */
+    bool netns_inherited;
+    const char *hostname; /* NULL = "clawbox" */
 };
 
 /* The OCI runtime config (config.json) for s, or NULL with -EINVAL in err

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "egress/netns.h"
 
 /* After the runtime ended (and the session was killed), how long the
  * output may take to reach its end of file. */
@@ -404,10 +406,44 @@ static void audit_exec(struct cb_ct_manager *m, const char *id, const char *requ
         cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
 }
 
-static int run_exec(struct cb_ct_manager *m, const char *id, const char *dir, pid_t init_pid,
+struct spawn_in {
+    struct run *r;
+    char *const *argv;
+    const char *netns;
+    struct cb_error *err;
+    int rc;
+};
+
+static void *spawn_in_netns(void *arg)
+{
+    struct spawn_in *s = arg;
+    s->rc = cb_egress_netns_join(s->netns, s->err);
+    if (s->rc == 0)
+        s->rc = spawn_runtime(s->r, s->argv, s->err);
+    return NULL;
+}
+
+/* The runtime, started inside netns when there is one: from a thread of
+ * its own that joins it (the server's other threads keep theirs). A
+ * namespace that cannot be joined fails the exec. */
+static int start_runtime(struct run *r, char *const *argv, const char *netns, struct cb_error *err)
+{
+    if (netns == NULL)
+        return spawn_runtime(r, argv, err);
+    struct spawn_in s = {.r = r, .argv = argv, .netns = netns, .err = err};
+    pthread_t t;
+    int e = pthread_create(&t, NULL, spawn_in_netns, &s);
+    if (e != 0)
+        return cb_error_set(err, -e, "exec: thread: %s", strerror(e));
+    pthread_join(t, NULL);
+    return s.rc;
+}
+
+static int run_exec(struct cb_ct_manager *m, const char *id, const struct cb__ct_exec_target *t,
                     const struct cb_ct_exec_request *q, const char *request_id, json_t **result,
                     struct cb_error *err)
 {
+    const char *dir = t->dir;
     unsigned char rnd[8];
     char name[sizeof(rnd) * 2 + 1];
     if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
@@ -423,7 +459,7 @@ static int run_exec(struct cb_ct_manager *m, const char *id, const char *dir, pi
     if (rc == 0 && m->be.exec_argv(m->be.impl, id, spec_path, pid_path, argv, 16) < 0)
         rc = cb_error_set(err, -EIO, "exec: the runtime cannot exec");
     struct run r = {.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
-    r.ns = pid_ns(init_pid);
+    r.ns = pid_ns(t->init_pid);
     r.stdin_data = q->stdin_data;
     r.stdin_len = q->stdin_len;
     r.pid_file = pid_path;
@@ -431,7 +467,7 @@ static int run_exec(struct cb_ct_manager *m, const char *id, const char *dir, pi
     cb_buf_init(&r.err.buf, m->cfg->containers.max_exec_output_bytes);
     uint64_t start = cb_now_mono_ns();
     if (rc == 0)
-        rc = spawn_runtime(&r, argv, err);
+        rc = start_runtime(&r, argv, t->netns, err);
     if (rc == 0)
         pump(&r, start + q->timeout_ms * 1000000u);
     uint64_t ms = (cb_now_mono_ns() - start) / 1000000u;
@@ -458,14 +494,13 @@ int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, cons
     int rc = cb_ct_exec_request_parse(body, m->cfg, &q, err);
     if (rc < 0)
         return rc;
-    char *dir = NULL;
-    pid_t init_pid = 0;
-    rc = cb__ct_exec_enter(m, id, &dir, &init_pid, err);
+    struct cb__ct_exec_target t = {0};
+    rc = cb__ct_exec_enter(m, id, &t, err);
     if (rc == 0) {
-        rc = run_exec(m, id, dir, init_pid, &q, request_id, result, err);
+        rc = run_exec(m, id, &t, &q, request_id, result, err);
         cb__ct_exec_leave(m, id);
     }
-    free(dir);
+    cb__ct_exec_target_clear(&t);
     cb_ct_exec_request_clear(&q);
     return rc;
 }

@@ -163,12 +163,19 @@ void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
 void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
                   const char *method);
+/* Where an exec runs; the strings are copies. */
+struct cb__ct_exec_target {
+    char *dir;      /* the container's directory */
+    pid_t init_pid; /* its init */
+    char *netns;    /* the namespace the runtime starts in (cb_ct_backend.joins_netns), or NULL */
+};
 /* An exec's place in running container id (at most
- * max_execs_per_container at once): its directory (a copy) in *dir, its
- * init's pid in *init_pid. -ENOENT
- * (no such container), -ESRCH (it is not running) or -EAGAIN (at the cap). */
-int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
+ * max_execs_per_container at once), *t filled (free with
+ * cb__ct_exec_target_clear). -ENOENT (no such container), -ESRCH (it is
+ * not running) or -EAGAIN (at the cap). */
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exec_target *t,
                       struct cb_error *err);
+void cb__ct_exec_target_clear(struct cb__ct_exec_target *t);
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
 /* files.c's entry: running container id's init and the host id of its
  * uid 0. -ENOENT or -ESRCH as for an exec. */

@@ -130,10 +130,15 @@ static void job_fields(const struct cb_ct_runtime *rt, const struct cb_ct_launch
 {
     char cap[24];
     snprintf(cap, sizeof(cap), "%" PRIu64, l->log_cap);
-    const char *f[CB__CT_F_COUNT] = {[CB__CT_F_NAME] = rt->name,         [CB__CT_F_PATH] = rt->path,
-                                     [CB__CT_F_ROOT] = rt->root,         [CB__CT_F_ID] = l->id,
-                                     [CB__CT_F_BUNDLE] = l->bundle,      [CB__CT_F_DIR] = l->dir,
-                                     [CB__CT_F_CGROUP] = l->cgroup_path, [CB__CT_F_LOG_CAP] = cap};
+    const char *f[CB__CT_F_COUNT] = {[CB__CT_F_NAME] = rt->name,
+                                     [CB__CT_F_PATH] = rt->path,
+                                     [CB__CT_F_ROOT] = rt->root,
+                                     [CB__CT_F_ID] = l->id,
+                                     [CB__CT_F_BUNDLE] = l->bundle,
+                                     [CB__CT_F_DIR] = l->dir,
+                                     [CB__CT_F_CGROUP] = l->cgroup_path,
+                                     [CB__CT_F_LOG_CAP] = cap,
+                                     [CB__CT_F_NETNS] = l->netns_path ? l->netns_path : ""};
     for (int i = 0; i < CB__CT_F_COUNT; i++)
         cb_buf_append(b, f[i], strlen(f[i]) + 1);
 }

@@ -662,6 +662,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
         /* The server's own path: the runtime opens it as root, and the
          * staged directory does not show the namespace's mount. */
         .netns_path = cb_ct_proxy_netns_path(s->c->px),
+        .netns_inherited = m->be.joins_netns && cb_ct_proxy_netns_path(s->c->px) != NULL,
     };
     if (r == 0)
         r = cb_ct_bundle_write(bundle, &spec, err);
@@ -672,6 +673,7 @@ static int create_container(struct spawn *s, struct cb_error *err)
         .dir = dir,
         .cgroup_path = cgroup,
         .log_cap = s->req.max_output_bytes,
+        .netns_path = spec.netns_inherited ? spec.netns_path : NULL,
         .meanwhile = store_while_created,
         .ud = s,
     };
@@ -870,7 +872,7 @@ static void owner_tell(const struct owner_call *o, bool counted)
         o->fn(o->ud, o->owner, counted);
 }
 
-int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t *init_pid,
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exec_target *t,
                       struct cb_error *err)
 {
     struct owner_call oc = {0};
@@ -883,13 +885,22 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, char **dir, pid_t
                           id, c->execs);
     if (rc == 0) {
         c->execs++;
-        *dir = cb_xstrdup(c->dir);
-        *init_pid = c->run.init_pid;
+        const char *netns = m->be.joins_netns ? cb_ct_proxy_netns_path(c->px) : NULL;
+        *t = (struct cb__ct_exec_target){.dir = cb_xstrdup(c->dir),
+                                         .init_pid = c->run.init_pid,
+                                         .netns = netns ? cb_xstrdup(netns) : NULL};
         owner_note(&oc, c);
     }
     pthread_mutex_unlock(&m->lock);
     owner_tell(&oc, true);
     return rc;
+}
+
+void cb__ct_exec_target_clear(struct cb__ct_exec_target *t)
+{
+    free(t->dir);
+    free(t->netns);
+    *t = (struct cb__ct_exec_target){0};
 }
 
 int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,

@@ -25,6 +25,7 @@
 #include "core/json.h"
 #include "core/proc.h"
 #include "core/util.h"
+#include "egress/netns.h"
 #include "sandbox/worker/ipc.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@
 struct job {
     struct cb_ct_runtime rt;
     const char *id, *bundle, *dir, *cgroup;
+    const char *netns; /* "" = the runtime makes or joins the container's own */
     uint64_t log_cap;
     int status_fd;
 };
@@ -80,6 +82,7 @@ static int parse_job(const struct cb_buf *b, int status_fd, struct job *j)
                       .bundle = f[CB__CT_F_BUNDLE],
                       .dir = f[CB__CT_F_DIR],
                       .cgroup = f[CB__CT_F_CGROUP],
+                      .netns = f[CB__CT_F_NETNS],
                       .status_fd = status_fd};
     const char *cap = f[CB__CT_F_LOG_CAP];
     struct cb_ct_runtime *rt = &j->rt;
@@ -147,7 +150,9 @@ static int open_init(const struct job *j, pid_t *pid, struct cb_error *err)
 static int start_container(const struct job *j, int pipe_r, int pipe_w, pid_t *pid,
                            struct cb_error *err)
 {
-    int r = create(j, pipe_r, pipe_w, err);
+    int r = j->netns[0] != '\0' ? cb_egress_netns_join(j->netns, err) : 0;
+    if (r == 0)
+        r = create(j, pipe_r, pipe_w, err);
     int pidfd = r == 0 ? open_init(j, pid, err) : r;
     if (pidfd < 0)
         return pidfd;

@@ -66,6 +66,9 @@ struct cb_ct_launch {
     const char *dir;         /* absolute: output.log, exit.json, init.pid go here */
     const char *cgroup_path; /* "/clawbox/<id>", for the OOM count */
     uint64_t log_cap;        /* bytes of output kept */
+    /* When not NULL, the network namespace the monitor joins before the
+     * runtime creates the container (a bundle with netns_inherited). */
+    const char *netns_path;
     /* Called, when not NULL, once the monitor has the job, while the
      * runtime creates the container: the caller's own work in parallel. */
     void (*meanwhile)(void *ud);

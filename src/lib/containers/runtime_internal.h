@@ -38,6 +38,7 @@ enum {
     CB__CT_F_DIR,
     CB__CT_F_CGROUP,
     CB__CT_F_LOG_CAP,
+    CB__CT_F_NETNS, /* "" = none */
     CB__CT_F_COUNT
 };
 #define CB__CT_LAUNCH_MAX 16384

@@ -212,6 +212,17 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
     return 0;
 }
 
+int cb_egress_netns_join(const char *path, struct cb_error *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = fd < 0 || setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc < 0
+               ? cb_error_set(err, rc, "joining the network namespace %s: %s", path, strerror(-rc))
+               : 0;
+}
+
 void cb_egress_netns_remove(const char *path)
 {
     unpin(path);

@@ -56,6 +56,11 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
  * it. NULL is ignored. */
 void cb_egress_netns_destroy(struct cb_egress_netns *ns);
 
+/* Moves the calling thread into the namespace whose file is path (a
+ * runtime started from it then inherits it). Returns 0 or a negative
+ * errno with a message. */
+int cb_egress_netns_join(const char *path, struct cb_error *err);
+
 /* Removes a namespace file left by an earlier run of the server (its
  * mount, if the mount outlived that run, and the file). Missing is fine. */
 void cb_egress_netns_remove(const char *path);

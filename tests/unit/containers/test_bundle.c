@@ -196,6 +196,21 @@ static void linux_section_isolates(void **state)
     assert_null(at(c, "linux.resources.cpu"));
     assert_string_equal(str_at(c, "hostname"), "agent");
     json_decref(c);
+
+    /* Inherited: no network entry at all (the runtime's namespace), every
+     * other namespace still its own. */
+    s.netns_inherited = true;
+    c = config_of(&s);
+    json_t *nss = at(c, "linux.namespaces");
+    assert_int_equal(json_array_size(nss), 6);
+    size_t i;
+    json_t *e;
+    json_array_foreach(nss, i, e)
+    {
+        assert_string_not_equal(str_at(e, "type"), "network");
+        assert_null(json_object_get(e, "path"));
+    }
+    json_decref(c);
 }
 
 static void mounts_are_hardened(void **state)
