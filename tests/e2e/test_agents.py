@@ -395,6 +395,30 @@ class AgentLifecycle:
         self.assertFalse(os.path.exists(os.path.join(info["workspace_path"], "x")))
         self.stop("reader")
 
+    def test_files_write_the_workspace_and_not_a_read_only_one(self):
+        info = self.create("filer")
+        cid = self.start("filer")["container_id"]
+        files = f"/containers/{cid}/files?path="
+        r = self.server.request("PUT", files + "/workspace/sub.txt", b"from the api\n")
+        self.assertEqual(r.status, 201, r.body)
+        path = os.path.join(info["workspace_path"], "sub.txt")
+        with open(path) as f:
+            self.assertEqual(f.read(), "from the api\n")
+        self.assertEqual(os.stat(path).st_uid, os.stat(info["workspace_path"]).st_uid)
+        r = self.server.request("GET", files + "/workspace/sub.txt")
+        self.assertEqual(r.body, b"from the api\n")
+        self.assertEqual(self.server.request("DELETE", files + "/workspace/sub.txt").status, 204)
+        self.assertFalse(os.path.exists(path))
+        # The image stays read-only beside it.
+        self.assert_error(self.server.request("PUT", files + "/etc/x", b"x"), 403,
+                          "policy_denied")
+        self.stop("filer")
+        self.create("rofiler", workspace={"mount_point": "/data", "read_only": True})
+        cid = self.start("rofiler")["container_id"]
+        r = self.server.request("PUT", f"/containers/{cid}/files?path=/data/x", b"x")
+        self.assert_error(r, 403, "policy_denied")
+        self.stop("rofiler")
+
     def test_status_follows_the_container(self):
         self.create("ok", command=["/bin/sh", "-c", "sleep 1; exit 0"])
         self.create("bad", command=["/bin/sh", "-c", "sleep 1; exit 3"])

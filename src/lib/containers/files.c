@@ -7,8 +7,9 @@
  * absolute symbolic links and links that point out all stay inside that
  * root, so no path, and no link the container plants before or during a
  * request, reaches a host file. Magic links (/proc/self/...) are refused.
- * Writes and removals are only allowed on the container's /tmp file system
- * (its device, checked on the directory reached); everything else is its
+ * Writes and removals are only allowed on the container's /tmp and on a
+ * writable bound directory (an agent's workspace): the mount of the
+ * directory reached must be one of theirs; everything else is its
  * read-only image. A written file belongs to the container's user. */
 #include <dirent.h>
 #include <errno.h>
@@ -39,7 +40,8 @@
 
 struct root {
     int fd;           /* the container's root, O_PATH */
-    dev_t tmp_dev;    /* its /tmp file system */
+    uint64_t tmp_mnt; /* the mount id of its /tmp */
+    uint64_t ws_mnt;  /* that of its writable bound directory, or 0 */
     uint32_t id_base; /* host id of its uid 0 */
 };
 
@@ -67,31 +69,48 @@ static int open_in(int rootfd, const char *rel, int flags, mode_t mode, uint64_t
     return fd;
 }
 
-/* The container's root through its init; the pidfd makes sure the root is
- * that of the init the manager knows, not of a process that took its pid. */
-static int open_root(pid_t init, uint32_t id_base, struct root *r, struct cb_error *err)
+/* The mount id of fd, 0 when unknown. */
+static uint64_t mount_id(int fd)
+{
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0 || !(stx.stx_mask & STATX_MNT_ID))
+        return 0;
+    return stx.stx_mnt_id;
+}
+
+/* The mount id of an absolute mount point in the root, reached with no
+ * symbolic link (the container may have replaced one part with a link). */
+static uint64_t mount_at(const struct root *r, const char *where)
+{
+    struct cb_error ignored = {0};
+    while (*where == '/')
+        where++;
+    int fd = open_in(r->fd, where, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS, &ignored);
+    uint64_t id = fd >= 0 ? mount_id(fd) : 0;
+    if (fd >= 0)
+        close(fd);
+    return id;
+}
+
+/* The container's root through its init. The init's pidfd, held since
+ * its start, still live once the root is open, means the pid named that
+ * init when it was opened, not a process that took the pid since. */
+static int open_root(const struct cb__ct_files_target *t, struct root *r, struct cb_error *err)
 {
     char path[48];
-    int pidfd = (int)syscall(SYS_pidfd_open, init, 0);
-    if (pidfd < 0)
-        return cb_error_set(err, -ESRCH, "the container is not running");
-    snprintf(path, sizeof(path), "/proc/%d/root", (int)init);
+    snprintf(path, sizeof(path), "/proc/%d/root", (int)t->init);
     r->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    struct pollfd p = {pidfd, POLLIN, 0};
-    bool ended = poll(&p, 1, 0) > 0;
-    close(pidfd);
+    struct pollfd p = {t->init_pidfd, POLLIN, 0};
+    bool ended = poll(&p, 1, 0) != 0;
     if (r->fd < 0 || ended) {
         if (r->fd >= 0)
             close(r->fd);
         r->fd = -1;
         return cb_error_set(err, -ESRCH, "the container is not running");
     }
-    r->id_base = id_base;
-    struct stat st;
-    int t = open_in(r->fd, "tmp", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS, err);
-    r->tmp_dev = t >= 0 && fstat(t, &st) == 0 ? st.st_dev : (dev_t)-1;
-    if (t >= 0)
-        close(t);
+    r->id_base = t->id_base;
+    r->tmp_mnt = mount_at(r, "/tmp");
+    r->ws_mnt = t->bind_target ? mount_at(r, t->bind_target) : 0;
     return 0;
 }
 
@@ -166,11 +185,13 @@ static int writable_dir(const struct root *r, const char *dir, struct cb_error *
         return fd;
     fd = open_in(r->fd, dir, O_PATH | O_DIRECTORY, 0, 0, err);
     unbecome(&was);
-    struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != r->tmp_dev)) {
+    uint64_t mnt = fd >= 0 ? mount_id(fd) : 0;
+    if (fd >= 0 && (mnt == 0 || (mnt != r->tmp_mnt && mnt != r->ws_mnt))) {
         close(fd);
         return cb_error_set(err, -EPERM,
-                            "path: only the container's /tmp is writable; /%s is not in it", dir);
+                            "path: only the container's /tmp and its writable workspace take "
+                            "writes; /%s is in neither",
+                            dir);
     }
     return fd;
 }
@@ -379,13 +400,12 @@ int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op,
 {
     const char *rel = "";
     int rc = relative(path, &rel, err);
-    pid_t init = 0;
-    uint32_t base = 0;
+    struct cb__ct_files_target t = {.init_pidfd = -1};
     if (rc == 0)
-        rc = cb__ct_files_target(m, id, &init, &base, err);
+        rc = cb__ct_files_target(m, id, &t, err);
     struct root r = {.fd = -1};
     if (rc == 0)
-        rc = open_root(init, base, &r, err);
+        rc = open_root(&t, &r, err);
     if (rc == 0) {
         switch (op) {
         case CB_CT_FILES_READ:
@@ -404,5 +424,8 @@ int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op,
     }
     if (r.fd >= 0)
         close(r.fd);
+    if (t.init_pidfd >= 0)
+        close(t.init_pidfd);
+    free(t.bind_target);
     return rc;
 }

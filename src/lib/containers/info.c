@@ -6,6 +6,7 @@
  * document with the times in milliseconds, so a restart can rebuild it. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "containers/images.h"
 #include "containers/internal.h"
@@ -112,6 +113,9 @@ void cb__ct_free(struct cb__ct *c)
     free(c->image);
     free(c->error);
     free(c->owner);
+    free(c->bind_target);
     free(c->dir);
+    if (c->init_pidfd >= 0)
+        close(c->init_pidfd);
     free(c);
 }

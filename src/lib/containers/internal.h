@@ -50,6 +50,11 @@ struct cb__ct {
     struct cb_image *img;
     struct cb_ct_proxy *px;
     struct cb_ct_started run; /* monitor_pidfd, exit_fd: -1 when not watched */
+    /* A pidfd of its init, checked to be in its cgroup once it started
+     * (cb__ct_init_pidfd), -1 before and after: what files.c trusts the
+     * init's pid through. */
+    int init_pidfd;
+    char *bind_target; /* where the spawn's bind is mounted when writable, or NULL */
     /* What the watcher's epoll events point at: c's exit pipe (the exit
      * is recorded) and its monitor's pidfd (the container is deleted). */
     struct cb__ct_watch {
@@ -177,9 +182,20 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exe
                       struct cb_error *err);
 void cb__ct_exec_target_clear(struct cb__ct_exec_target *t);
 void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
-/* files.c's entry: running container id's init and the host id of its
- * uid 0. -ENOENT or -ESRCH as for an exec. */
-int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
+/* What files.c works on; the fd and the string are the caller's. */
+struct cb__ct_files_target {
+    pid_t init;
+    int init_pidfd;    /* a duplicate of cb__ct.init_pidfd */
+    uint32_t id_base;  /* the host id of the container's uid 0 */
+    char *bind_target; /* the writable bind's mount point, or NULL */
+};
+/* files.c's entry for running container id. -ENOENT or -ESRCH as for an
+ * exec. */
+int cb__ct_files_target(struct cb_ct_manager *m, const char *id, struct cb__ct_files_target *t,
                         struct cb_error *err);
+/* A pidfd of pid, a container's init just started, once /proc shows it in
+ * the container's cgroup (/clawbox/<id>), so a pid taken by another process
+ * since is never trusted; -1 when not. Close-on-exec. */
+int cb__ct_init_pidfd(pid_t pid, const char *id);
 
 #endif

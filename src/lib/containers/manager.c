@@ -387,9 +387,11 @@ static int reserve(struct spawn *s, struct cb_error *err)
     c->image = cb_xstrdup(s->req.image);
     c->created_ms = cb_now_wall_ms();
     c->memory_mb = s->req.memory_mb;
-    c->run.monitor_pidfd = c->run.exit_fd = -1;
+    c->run.monitor_pidfd = c->run.exit_fd = c->init_pidfd = -1;
     c->slot = -1;
     c->owner = s->o->owner ? cb_xstrdup(s->o->owner) : NULL;
+    if (s->o->bind != NULL && !s->o->bind->read_only)
+        c->bind_target = cb_xstrdup(s->o->bind->target);
     c->owner_id_base = s->o->host_id_base;
     c->on_end = s->o->on_end;
     c->on_activity = s->o->on_activity;
@@ -679,6 +681,8 @@ static int create_container(struct spawn *s, struct cb_error *err)
     };
     if (r == 0)
         r = m->be.launch(m->be.impl, &l, &s->c->run, err);
+    if (r == 0)
+        s->c->init_pidfd = cb__ct_init_pidfd(s->c->run.init_pid, s->c->id);
     /* The 201 acknowledges the container: without its row it is refused
      * (and killed by the caller). */
     if (r == 0 && s->stored.code < 0)
@@ -903,15 +907,22 @@ void cb__ct_exec_target_clear(struct cb__ct_exec_target *t)
     *t = (struct cb__ct_exec_target){0};
 }
 
-int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
+int cb__ct_files_target(struct cb_ct_manager *m, const char *id, struct cb__ct_files_target *t,
                         struct cb_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&m->lock);
     struct cb__ct *c = running(m, id, &rc, err);
-    if (c != NULL) {
-        *init = c->run.init_pid;
-        *id_base = c->owner_id_base ? c->owner_id_base : slot_id_base(m, c->slot);
+    if (c != NULL && c->init_pidfd < 0)
+        rc = cb_error_set(err, -ESRCH, "container %s is not running", id);
+    else if (c != NULL) {
+        *t = (struct cb__ct_files_target){
+            .init = c->run.init_pid,
+            .init_pidfd = fcntl(c->init_pidfd, F_DUPFD_CLOEXEC, 0),
+            .id_base = c->owner_id_base ? c->owner_id_base : slot_id_base(m, c->slot),
+            .bind_target = c->bind_target ? cb_xstrdup(c->bind_target) : NULL};
+        if (t->init_pidfd < 0)
+            rc = cb_error_set(err, -errno, "container %s: %s", id, strerror(errno));
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -87,7 +87,7 @@ static struct cb__ct *from_row(struct cb_ct_manager *m, const char *id, const js
     memcpy(c->id, id, strlen(id) + 1);
     c->status = st;
     c->slot = -1;
-    c->run.monitor_pidfd = c->run.exit_fd = -1;
+    c->run.monitor_pidfd = c->run.exit_fd = c->init_pidfd = -1;
     if (cb_ct_policy_parse(get_str(doc, "policy"), &c->policy) < 0)
         c->policy = CB_CT_WASM_ONLY;
     c->task = cb_xstrdup(get_str(doc, "task_summary"));

@@ -157,6 +157,9 @@ static void gone(struct cb_ct_manager *m, struct cb__ct *c)
         exited(m, c);
     pthread_mutex_lock(&m->lock);
     stop_watching(m, &c->run.monitor_pidfd);
+    if (c->init_pidfd >= 0)
+        close(c->init_pidfd);
+    c->init_pidfd = -1;
     cb__ct_release(m, c);
     bool drop = c->abandoned;
     if (drop) {
