@@ -207,5 +207,42 @@ class ServerTestCase(unittest.TestCase):
         self.assertEqual(resp.json()["status"], "healthy")
 
 
+class McpStdio:
+    """`clawbox mcp` against a server, driven over its stdio (JSON-RPC
+    lines), initialized; call() answers (is_error, the texts joined)."""
+
+    def __init__(self, server):
+        self.proc = subprocess.Popen(
+            [server.binary, "mcp", "--port", str(server.port), "--token", server.token],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=server.env)
+        self.next_id = 1
+        self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                   "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                              "clientInfo": {"name": "e2e", "version": "1"}}})
+        json.loads(self.proc.stdout.readline())
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def send(self, msg):
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+
+    def call(self, name, args):
+        rid = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                   "params": {"name": name, "arguments": args}})
+        while True:
+            reply = json.loads(self.proc.stdout.readline())
+            if reply.get("id") == rid:
+                result = reply["result"]
+                return result.get("isError", False), "\n".join(
+                    c["text"] for c in result["content"] if c["type"] == "text")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+
+
 def main():
     unittest.main(verbosity=2)

@@ -16,7 +16,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 import ctimage
-from harness import BIN, Server, ServerTestCase, main
+from harness import BIN, McpStdio, Server, ServerTestCase, main
 from test_containers import PROBE, RUNTIMES, skip_reason, start_upstream
 
 IMAGE = ctimage.TEST_IMAGE
@@ -418,6 +418,53 @@ class AgentLifecycle:
         r = self.server.request("PUT", f"/containers/{cid}/files?path=/data/x", b"x")
         self.assert_error(r, 403, "policy_denied")
         self.stop("rofiler")
+
+    def test_mcp_exec_and_files_by_agent(self):
+        info = self.create("mcper")
+        mcp = McpStdio(self.server)
+        self.addCleanup(mcp.close)
+        err, text = mcp.call("clawbox_exec", {"agent_id": "mcper", "command": ["/bin/true"]})
+        self.assertTrue(err)
+        self.assertIn("agent mcper is idle, with no container", text)
+        self.start("mcper")
+        err, text = mcp.call("clawbox_write_file", {
+            "agent_id": "mcper", "path": "/workspace/odd name&x=1#.txt", "content": "line\n"})
+        self.assertFalse(err, text)
+        self.assertIn("Wrote 5 bytes to /workspace/odd name&x=1#.txt", text)
+        with open(os.path.join(info["workspace_path"], "odd name&x=1#.txt")) as f:
+            self.assertEqual(f.read(), "line\n")
+        err, text = mcp.call("clawbox_exec", {
+            "agent_id": "mcper", "command": ["/bin/sh", "-c", "cat '/workspace/odd name&x=1#.txt'"]})
+        self.assertFalse(err, text)
+        self.assertIn("stdout:\nline\n", text)
+        err, text = mcp.call("clawbox_read_file", {
+            "agent_id": "mcper", "path": "/workspace/odd name&x=1#.txt"})
+        self.assertFalse(err, text)
+        self.assertIn("(5 bytes):\nline\n", text)
+        err, text = mcp.call("clawbox_read_file", {"agent_id": "mcper", "path": "/workspace",
+                                                   "list": True})
+        self.assertFalse(err, text)
+        self.assertIn("odd name&x=1#.txt  file  5 bytes", text)
+        leaked = "ghp_" + "c" * 36
+        err, text = mcp.call("clawbox_write_file", {
+            "agent_id": "mcper", "path": "/tmp/k", "content": f"token={leaked}\n"})
+        err, text = mcp.call("clawbox_read_file", {"agent_id": "mcper", "path": "/tmp/k"})
+        self.assertNotIn(leaked, text)
+        self.assertIn("[REDACTED]", text)
+        # The server's refusals, in words.
+        err, text = mcp.call("clawbox_write_file", {"agent_id": "mcper", "path": "/etc/x",
+                                                    "content": "x"})
+        self.assertTrue(err)
+        self.assertIn("only the container's /tmp and its writable workspace", text)
+        err, text = mcp.call("clawbox_read_file", {"agent_id": "mcper", "path": "tmp/k"})
+        self.assertTrue(err)
+        self.assertIn("absolute path", text)
+        err, text = mcp.call("clawbox_read_file", {"agent_id": "../x", "path": "/tmp/k"})
+        self.assertTrue(err)
+        err, text = mcp.call("clawbox_read_file", {"path": "/tmp/k"})
+        self.assertTrue(err)
+        self.assertIn("either container_id or agent_id", text)
+        self.stop("mcper")
 
     def test_status_follows_the_container(self):
         self.create("ok", command=["/bin/sh", "-c", "sleep 1; exit 0"])

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,6 +73,20 @@ void *cb_buf_extend(struct cb_buf *b, size_t n)
 int cb_buf_puts(struct cb_buf *b, const char *s)
 {
     return cb_buf_append(b, s, strlen(s));
+}
+
+int cb_buf_put_query(struct cb_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL;
+        char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+        int rc = plain ? cb_buf_append(b, p, 1) : cb_buf_append(b, esc, 3);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int cb_buf_printf(struct cb_buf *b, const char *fmt, ...)

@@ -23,6 +23,9 @@ int cb_buf_append(struct cb_buf *b, const void *p, size_t n);
 void *cb_buf_extend(struct cb_buf *b, size_t n);
 int cb_buf_puts(struct cb_buf *b, const char *s);
 int cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s percent-encoded for a URL query value: every byte but A-Z a-z 0-9
+ * - . _ ~ / as %XX. */
+int cb_buf_put_query(struct cb_buf *b, const char *s);
 /* Hands the data to the caller (who frees it) and resets the buffer. */
 char *cb_buf_steal(struct cb_buf *b, size_t *len);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents/config.h"
 #include "config/templates.h"
 #include "core/buf.h"
 #include "core/util.h"
@@ -40,19 +41,21 @@ void cb__mcp_add_container_tools(json_t *tools)
                                            "List the containers clawbox runs or ran, with their "
                                            "status.",
                                            "inputSchema", "type", "object", "properties"));
+    json_t *props = cb__mcp_place_properties();
+    json_object_set_new(props, "command",
+                        json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type", "string",
+                                  "description", "the program and its arguments"));
+    json_object_set_new(props, "timeout_ms",
+                        json_pack("{s:s, s:s}", "type", "integer", "description",
+                                  "how long it may run (default: the server's)"));
     json_array_append_new(
         tools,
-        json_pack("{s:s, s:s, s:{s:s, s:{s:{s:s}, s:{s:s, s:{s:s}, s:s}, s:{s:s, s:s}}, s:[s,s]}}",
-                  "name", EXEC, "description",
-                  "Run a command in a running container (as its user, in its sandbox) and "
-                  "return its exit code, stdout and stderr (secrets redacted). No shell: "
-                  "use [\"/bin/sh\", \"-c\", \"...\"] for one. Everything the command "
-                  "started is killed when it ends or times out.",
-                  "inputSchema", "type", "object", "properties", "container_id", "type", "string",
-                  "command", "type", "array", "items", "type", "string", "description",
-                  "the program and its arguments", "timeout_ms", "type", "integer", "description",
-                  "how long it may run (default: the server's)", "required", "container_id",
-                  "command"));
+        json_pack("{s:s, s:s, s:{s:s, s:o, s:[s]}}", "name", EXEC, "description",
+                  "Run a command in a running container or agent (as its user, in its "
+                  "sandbox) and return its exit code, stdout and stderr (secrets "
+                  "redacted). No shell: use [\"/bin/sh\", \"-c\", \"...\"] for one. "
+                  "Everything the command started is killed when it ends or times out.",
+                  "inputSchema", "type", "object", "properties", props, "required", "command"));
 }
 
 bool cb__mcp_is_container_tool(const char *name)
@@ -184,6 +187,50 @@ static json_t *list(struct cb_mcp *m)
     return r;
 }
 
+json_t *cb__mcp_place_properties(void)
+{
+    return json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "container_id", "type", "string",
+                     "description", "a running container (clawbox_list_containers); or give",
+                     "agent_id", "type", "string", "description",
+                     "a running agent, for its container (clawbox_list_agents)");
+}
+
+json_t *cb__mcp_place(struct cb_mcp *m, const json_t *args, char out[CB__MCP_PLACE_MAX])
+{
+    const char *ct = json_string_value(json_object_get(args, "container_id"));
+    const char *agent = json_string_value(json_object_get(args, "agent_id"));
+    struct cb_error err = {0};
+    if ((ct == NULL) == (agent == NULL))
+        return cb__mcp_text_result("Error: give either container_id or agent_id", true);
+    if (ct != NULL && !cb_name_valid(ct))
+        return bad_id();
+    if (agent != NULL && cb_agent_id_check(agent, &err) < 0)
+        return cb__mcp_text_result("Error: agent_id must be an agent's id: 1-64 letters, digits "
+                                   "and hyphens (clawbox_list_agents shows them)",
+                                   true);
+    if (ct != NULL) {
+        snprintf(out, CB__MCP_PLACE_MAX, "/containers/%s", ct);
+        return NULL;
+    }
+    char path[CB_AGENT_ID_MAX + 16];
+    snprintf(path, sizeof(path), "/agents/%s", agent);
+    struct cb__mcp_answer a = {0};
+    json_t *r = NULL;
+    const char *id = NULL;
+    if (!cb__mcp_ask(m, "GET", path, NULL, &a)) {
+        r = cb__mcp_text_result(a.text, true);
+    } else if (!cb_name_valid(id = json_string_value(json_object_get(a.doc, "container_id")))) {
+        snprintf(a.text, sizeof(a.text),
+                 "Error: agent %s is %s, with no container: clawbox_start_agent starts it", agent,
+                 str(a.doc, "status"));
+        r = cb__mcp_text_result(a.text, true);
+    } else {
+        snprintf(out, CB__MCP_PLACE_MAX, "/containers/%s", id);
+    }
+    json_decref(a.doc);
+    return r;
+}
+
 /* The exit code, then stdout and stderr as texts of their own. */
 static json_t *exec_result(const json_t *doc)
 {
@@ -219,9 +266,10 @@ static json_t *exec_result(const json_t *doc)
 
 static json_t *exec_in(struct cb_mcp *m, const json_t *args)
 {
-    const char *id = json_string_value(json_object_get(args, "container_id"));
-    if (!cb_name_valid(id))
-        return bad_id();
+    char place[CB__MCP_PLACE_MAX];
+    json_t *wrong = cb__mcp_place(m, args, place);
+    if (wrong != NULL)
+        return wrong;
     json_t *req = json_pack("{s:O}", "command", json_object_get(args, "command"));
     const json_t *t = json_object_get(args, "timeout_ms");
     if (t != NULL)
@@ -230,8 +278,8 @@ static json_t *exec_in(struct cb_mcp *m, const json_t *args)
     json_decref(req);
     if (body == NULL)
         return cb__mcp_text_result("Error: command is required: an array of strings", true);
-    char path[96];
-    snprintf(path, sizeof(path), "/containers/%s/exec", id);
+    char path[CB__MCP_PLACE_MAX + 8];
+    snprintf(path, sizeof(path), "%s/exec", place);
     struct cb__mcp_answer a = {0};
     json_t *r = cb__mcp_ask(m, "POST", path, body, &a) ? exec_result(a.doc)
                                                        : cb__mcp_text_result(a.text, true);

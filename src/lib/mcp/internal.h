@@ -154,6 +154,18 @@ bool cb__mcp_ask(struct cb_mcp *m, const char *method, const char *path, const c
 void cb__mcp_add_container_tools(json_t *tools);
 bool cb__mcp_is_container_tool(const char *name);
 json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args);
+/* The container a tool's arguments name, as the path "/containers/ID"
+ * in out: container_id, or agent_id (the agent's running container). NULL,
+ * or the error result saying what is wrong. */
+#define CB__MCP_PLACE_MAX 64
+json_t *cb__mcp_place(struct cb_mcp *m, const json_t *args, char out[CB__MCP_PLACE_MAX]);
+/* The schema properties container_id and agent_id (new reference). */
+json_t *cb__mcp_place_properties(void);
+
+/* files.c: clawbox_read_file and clawbox_write_file, always listed. */
+void cb__mcp_add_file_tools(json_t *tools);
+bool cb__mcp_is_file_tool(const char *name);
+json_t *cb__mcp_file_call(struct cb_mcp *m, const char *name, const json_t *args);
 
 /* agents.c: clawbox_start_agent, clawbox_stop_agent and
  * clawbox_list_agents, always listed like the container tools. */

@@ -122,16 +122,18 @@ static json_t *tools_from(const json_t *manifests, enum cb__mcp_shape shape)
     json_array_foreach(manifests, i, m)
     {
         json_t *t = cb__mcp_tool_from_manifest(m, shape);
-        /* A tool named like a container or agent tool is shadowed, as in the
-         * reference. */
+        /* A tool named like a built-in one (container, agent, file) is
+         * shadowed, as in the reference. */
         const char *name = json_string_value(json_object_get(t, "name"));
-        if (t != NULL && !cb__mcp_is_container_tool(name) && !cb__mcp_is_agent_tool(name))
+        if (t != NULL && !cb__mcp_is_container_tool(name) && !cb__mcp_is_agent_tool(name) &&
+            !cb__mcp_is_file_tool(name))
             json_array_append_new(all, t);
         else
             json_decref(t);
     }
     cb__mcp_add_container_tools(all);
     cb__mcp_add_agent_tools(all);
+    cb__mcp_add_file_tools(all);
     size_t n = json_array_size(all);
     json_t **sorted = cb_xcalloc(n ? n : 1, sizeof(*sorted));
     for (i = 0; i < n; i++)
@@ -333,6 +335,8 @@ json_t *cb__mcp_tools_call(struct cb_mcp *m, const json_t *params, enum cb__mcp_
         return cb__mcp_container_call(m, name, json_object_get(params, "arguments"));
     if (cb__mcp_is_agent_tool(name))
         return cb__mcp_agent_call(m, name, json_object_get(params, "arguments"));
+    if (cb__mcp_is_file_tool(name))
+        return cb__mcp_file_call(m, name, json_object_get(params, "arguments"));
     json_t *manifest = NULL;
     json_t *r = lookup_name(name) ? fetch_manifest(m, name, &manifest) : NULL;
     if (r != NULL)

@@ -65,10 +65,24 @@ static void steal_hands_over_data(void **state)
     free(p);
 }
 
+static void query_values_are_percent_encoded(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    cb_buf_init(&b, 1024);
+    assert_int_equal(cb_buf_put_query(&b, "/tmp/a b&c=d#e?f%g+\xc3\xa9~._-"), 0);
+    assert_string_equal(b.data, "/tmp/a%20b%26c%3Dd%23e%3Ff%25g%2B%C3%A9~._-");
+    cb_buf_free(&b);
+    cb_buf_init(&b, 4);
+    assert_true(cb_buf_put_query(&b, "&&") < 0); /* past the maximum */
+    cb_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(append_within_limit),
+        cmocka_unit_test(query_values_are_percent_encoded),
         cmocka_unit_test(append_past_limit_fails_and_keeps_data),
         cmocka_unit_test(huge_append_does_not_overflow),
         cmocka_unit_test(steal_hands_over_data),

@@ -389,11 +389,17 @@ static void lists_tools(void **state)
     initialize(c, "2025-06-18");
     send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
     json_t *tools = json_object_get(result_of(c, 1), "tools");
-    assert_int_equal(json_array_size(tools), 5 + 4 + 3); /* and the container and agent tools */
+    /* and the container, agent and file tools */
+    assert_int_equal(json_array_size(tools), 5 + 4 + 3 + 2);
     assert_non_null(tool_named(tools, "clawbox_spawn_container"));
     json_t *exec = tool_named(tools, "clawbox_exec");
+    /* command; container_id or agent_id */
     assert_int_equal(
-        json_array_size(json_object_get(json_object_get(exec, "inputSchema"), "required")), 2);
+        json_array_size(json_object_get(json_object_get(exec, "inputSchema"), "required")), 1);
+    assert_non_null(json_object_get(
+        json_object_get(json_object_get(exec, "inputSchema"), "properties"), "agent_id"));
+    assert_non_null(tool_named(tools, "clawbox_read_file"));
+    assert_non_null(tool_named(tools, "clawbox_write_file"));
     json_t *echo = tool_named(tools, "echo");
     assert_string_equal(json_string_value(json_object_get(echo, "description")), "Echoes.");
     assert_true(json_is_true(
@@ -636,9 +642,11 @@ static void stateless_tools_list(void **state)
                            "clawbox_kill_container",
                            "clawbox_list_agents",
                            "clawbox_list_containers",
+                           "clawbox_read_file",
                            "clawbox_spawn_container",
                            "clawbox_start_agent",
                            "clawbox_stop_agent",
+                           "clawbox_write_file",
                            "denied",
                            "echo",
                            "slow",
