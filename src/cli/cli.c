@@ -109,23 +109,38 @@ static void print_api_error(long status, const struct cb_buf *body)
     json_decref(j);
 }
 
+/* The exit code of a request's outcome r, the errors printed. */
+static int outcome(int r, long status, const struct cb_buf *out, const struct cb_error *err)
+{
+    if (r == -ECONNREFUSED) {
+        cli_fail("%s\nIs the server running? Start it with: clawbox serve", err->msg);
+        return 1;
+    }
+    if (r < 0)
+        return cli_fail("%s", err->msg);
+    if (status < 200 || status > 299) {
+        print_api_error(status, out);
+        return 1;
+    }
+    return 0;
+}
+
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out)
 {
     struct cb_error err = {0};
     long status = 0;
     int r = cb_client_request(&c->client, method, path, body, &status, out, &err);
-    if (r == -ECONNREFUSED) {
-        cli_fail("%s\nIs the server running? Start it with: clawbox serve", err.msg);
-        return 1;
-    }
-    if (r < 0)
-        return cli_fail("%s", err.msg);
-    if (status < 200 || status > 299) {
-        print_api_error(status, out);
-        return 1;
-    }
-    return 0;
+    return outcome(r, status, out, &err);
+}
+
+int cli_request_bytes(const struct cli_conn *c, const char *method, const char *path,
+                      const void *body, size_t n, struct cb_buf *out)
+{
+    struct cb_error err = {0};
+    long status = 0;
+    int r = cb_client_request_bytes(&c->client, method, path, body, n, &status, out, &err);
+    return outcome(r, status, out, &err);
 }
 
 int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sink, void *ud)
@@ -135,15 +150,7 @@ int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sin
     long status = 0;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     int r = cb_client_stream(&c->client, path, sink, ud, &status, &out, &err);
-    int rc = 0;
-    if (r == -ECONNREFUSED)
-        rc = cli_fail("%s\nIs the server running? Start it with: clawbox serve", err.msg);
-    else if (r < 0)
-        rc = cli_fail("%s", err.msg);
-    else if (status < 200 || status > 299) {
-        print_api_error(status, &out);
-        rc = 1;
-    }
+    int rc = outcome(r, status, &out, &err);
     cb_buf_free(&out);
     return rc;
 }

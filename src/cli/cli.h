@@ -28,6 +28,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_spawn(int argc, char **argv); /* cmd_containers.c: spawn, kill */
 int cmd_kill(int argc, char **argv);
 int cmd_exec(int argc, char **argv);   /* cmd_exec.c */
+int cmd_cp(int argc, char **argv);     /* cmd_cp.c */
 int cmd_agents(int argc, char **argv); /* cmd_agents.c */
 /* clawbox list containers (cmd_containers.c), from cmd_list. */
 int cli_list_containers(int argc, char **argv);
@@ -73,6 +74,10 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
  * otherwise. */
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
+
+/* The same with a body of n bytes of any content. */
+int cli_request_bytes(const struct cli_conn *c, const char *method, const char *path,
+                      const void *body, size_t n, struct cb_buf *out);
 
 /* Performs a GET whose 2xx body streams to `sink` until the server ends
  * it; prints errors as cli_request does. Returns 0 or 1. */

@@ -26,6 +26,7 @@ static const struct verb verbs[] = {
     {"spawn", cmd_spawn, "start a container from an image template: clawbox spawn TEMPLATE"},
     {"kill", cmd_kill, "kill and remove a container: clawbox kill CONTAINER_ID"},
     {"exec", cmd_exec, "run a command in a running container: clawbox exec ID -- CMD [ARGS...]"},
+    {"cp", cmd_cp, "copy a file into or out of a running container: clawbox cp SRC DST"},
     {"agents", cmd_agents,
      "register, list, show, start, stop or remove agents: clawbox agents "
      "create|list|get|start|stop|delete"},

@@ -15,7 +15,7 @@ import unittest
 from harness import BIN, Server, free_port, main, read_audit
 
 VERBS = ["init", "serve", "health", "status", "config-reference", "run", "tools", "creds", "image",
-         "agents", "exec",
+         "agents", "exec", "cp",
          "audit", "logs", "mcp", "new-tool", "build", "doctor"]
 
 

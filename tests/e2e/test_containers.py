@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -69,6 +70,7 @@ class ContainerCase(harness.ServerTestCase):
     max_containers = 3
     templates = ""
     extra = ""  # more config
+    containers_extra = ""  # more [containers] keys
     env = {}  # the server's environment
 
     @classmethod
@@ -85,6 +87,7 @@ class ContainerCase(harness.ServerTestCase):
         cls.server = harness.Server(
             f'[containers]\nruntime = "{cls.runtime}"\nmax_containers = {cls.max_containers}\n'
             'default_timeout_ms = 60000\nmax_output_bytes = 65536\nmax_pids = 64\n'
+            + cls.containers_extra +
             '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
             'allowed_images = ["clawbox/", "alpine:"]\nnetwork_allowlist = ["127.0.0.1"]\n'
             '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n' + cls.templates + cls.extra,
@@ -479,6 +482,7 @@ class CliVerbs(ContainerCase):
     """spawn, list containers, logs --container and kill, from a template."""
 
     runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    containers_extra = "max_file_bytes = 33554432\n"
     templates = (f'[images.templates.hello]\nimage = "{IMAGE}"\n'
                  'command = ["/bin/sh", "-c", "echo hello from the template; sleep 30"]\n')
 
@@ -512,6 +516,60 @@ class CliVerbs(ContainerCase):
         p = self.cli("kill", cid)
         self.assertEqual(p.returncode, 1)
         self.assertIn("not found", p.stderr)
+
+    def test_cp_both_ways(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        work = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, work)
+        big = os.path.join(work, "big.bin")
+        data = os.urandom(20 << 20)
+        with open(big, "wb") as f:
+            f.write(data)
+        p = self.cli("cp", big, f"{cid}:/tmp/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"copied {len(data)} bytes to {cid}:/tmp/big.bin", p.stderr)
+        os.mkdir(os.path.join(work, "back"))
+        p = self.cli("cp", f"{cid}:/tmp/big.bin", os.path.join(work, "back"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(work, "back", "big.bin"), "rb") as f:
+            self.assertTrue(f.read() == data)
+        # stdin and stdout, a name that needs escaping, redaction on the way out.
+        leaked = "ghp_" + "d" * 36
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        p = subprocess.run([self.server.binary, "cp", *conn, "-", f"{cid}:/tmp/a b&c#.txt"],
+                           input=f"k={leaked}\n", capture_output=True, text=True,
+                           env=self.server.env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.cli("cp", f"{cid}:/tmp/a b&c#.txt", "-")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(leaked, p.stdout)
+        self.assertIn("[REDACTED]", p.stdout)
+        # Refusals leave nothing behind.
+        out = os.path.join(work, "none.txt")
+        p = self.cli("cp", f"{cid}:/tmp/missing", out)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("No such file", p.stderr)
+        self.assertFalse([n for n in os.listdir(work) if "clawbox-cp" in n or n == "none.txt"])
+        p = self.cli("cp", big, f"{cid}:/etc/x")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("writable", p.stderr)
+        p = self.cli("cp", big, os.path.join(work, "x"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("exactly one of SRC and DST", p.stderr)
+        p = self.cli("cp", "../x:/tmp/a", os.path.join(work, "x"))
+        self.assertEqual(p.returncode, 1)
+        # The upload route's body limit is max_file_bytes; every other
+        # route keeps [server] max_body_bytes.
+        r = self.server.request("PUT", f"/containers/{cid}/files?path=/tmp/huge",
+                                b"x" * (32 << 20 | 1))
+        self.assert_error(r, 413, "payload_too_large")
+        self.assertIn("33554432", r.json()["error"])
+        r = self.server.request("POST", f"/containers/{cid}/exec",
+                                b'{"command": ["/bin/true"], "x": "' + b"y" * (10 << 20) + b'"}',
+                                headers={"Content-Type": "application/json"})
+        self.assert_error(r, 413, "payload_too_large")
+        self.assertIn("10485760", r.json()["error"])
 
     def test_bad_arguments(self):
         p = self.cli("spawn", "nope", "--config", self.server.config_path)

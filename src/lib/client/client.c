@@ -96,6 +96,25 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
     return perform(h, c, url, hdrs, status, err);
 }
 
+int cb_client_request_bytes(const struct cb_client *c, const char *method, const char *path,
+                            const void *body, size_t n, long *status, struct cb_buf *out,
+                            struct cb_error *err)
+{
+    char *url = NULL;
+    struct curl_slist *hdrs = NULL;
+    CURL *h = prepare(c, method, path, NULL, &url, &hdrs);
+    if (h == NULL)
+        return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    return perform(h, c, url, hdrs, status, err);
+}
+
 struct stream_ctx {
     CURL *h;
     cb_client_sink_fn sink;

@@ -26,6 +26,12 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
                       const char *json_body, long *status, struct cb_buf *out,
                       struct cb_error *err);
 
+/* The same with a body of n bytes of any content, sent as
+ * application/octet-stream. */
+int cb_client_request_bytes(const struct cb_client *c, const char *method, const char *path,
+                            const void *body, size_t n, long *status, struct cb_buf *out,
+                            struct cb_error *err);
+
 /* Receives a streamed body as it arrives; returns 0, or -1 to stop. */
 typedef int (*cb_client_sink_fn)(void *ud, const char *data, size_t n);
 

@@ -174,7 +174,8 @@ const struct cb__opt cb__config_opts[] = {
      "(clawbox) Execs running at once in one container; more are refused with 429."},
     {"containers", "max_file_bytes", CB__OPT_UINT, "10485760", 4096, 1024 * MIB, NULL,
      OFF(containers.max_file_bytes), NULL,
-     "(clawbox) Largest file `GET /containers/{id}/files` sends."},
+     "(clawbox) Largest file `GET /containers/{id}/files` sends and `PUT` takes (its request "
+     "body may be this large whatever `[server] max_body_bytes` says; read at start)."},
     {"containers", "max_exec_output_bytes", CB__OPT_UINT, "1048576", 1024, 64 * MIB, NULL,
      OFF(containers.max_exec_output_bytes), NULL,
      "(clawbox) Bytes of stdout and of stderr kept per exec; the rest is dropped and the "

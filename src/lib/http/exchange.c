@@ -48,11 +48,19 @@ static bool is_json_content_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* The request's body limit, its route's once it is routed. */
+static size_t body_limit(const struct cb__req *r)
+{
+    const struct cb_http_server_options *o = &r->srv->opts;
+    if (r->route != NULL && (r->route->flags & CB_ROUTE_RAW) && o->max_raw_body_bytes > 0)
+        return o->max_raw_body_bytes;
+    return o->max_body_bytes;
+}
+
 static void too_large(struct cb__req *r)
 {
     char msg[128];
-    snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes",
-             r->srv->opts.max_body_bytes);
+    snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", body_limit(r));
     cb__req_fail(r, 413, "payload_too_large", msg);
 }
 
@@ -75,9 +83,10 @@ static void begin(struct cb__req *r)
         return;
     }
     r->req.route = r->route->pattern;
+    r->body.max = body_limit(r);
     if (!(r->route->flags & CB_ROUTE_PUBLIC) && !authorized(r))
         cb__req_fail(r, 401, "auth_required", "unauthorized");
-    else if (r->head.framing == CB_HTTP_LENGTH && r->head.content_length > s->opts.max_body_bytes)
+    else if (r->head.framing == CB_HTTP_LENGTH && r->head.content_length > r->body.max)
         too_large(r);
     else if ((r->route->flags & CB_ROUTE_JSON) &&
              !is_json_content_type(cb__http_header(&r->req, "Content-Type")))
@@ -158,7 +167,7 @@ void cb__req_body(struct cb__req *r, const char *data, size_t n)
     if (r->state != CB__REQ_READING)
         return;
     r->body_bytes += n;
-    if (r->body_bytes > r->srv->opts.max_body_bytes)
+    if (r->body_bytes > body_limit(r))
         too_large(r);
     else if (r->route->flags & (CB_ROUTE_JSON | CB_ROUTE_RAW))
         cb_buf_append(&r->body, data, n);

@@ -160,7 +160,8 @@ struct cb__req *cb__req_new(struct cb__conn *c, const char *buf, const struct cb
  * timeout): READY with an error response, not counted in flight. */
 struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const char *code,
                                 const char *msg);
-/* Body bytes; past server.max_body_bytes the request becomes a 413 (READY). */
+/* Body bytes; past the limit (max_body_bytes, or max_raw_body_bytes on a
+ * raw route) the request becomes a 413 (READY). */
 void cb__req_body(struct cb__req *r, const char *data, size_t n);
 /* Replaces the answer of a request with an error. */
 void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg);

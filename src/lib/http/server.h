@@ -23,6 +23,8 @@ struct cb_http_server_options {
     const char *unix_socket; /* NULL = none */
     const char *auth_token;
     size_t max_body_bytes;
+    /* The body limit of CB_ROUTE_RAW routes (file uploads); 0 = max_body_bytes. */
+    size_t max_raw_body_bytes;
     unsigned threads; /* I/O threads; 0 = one per CPU */
     unsigned max_concurrent;
     unsigned max_queued;
