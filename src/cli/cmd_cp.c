@@ -19,6 +19,9 @@
 /* The most an upload reads (the server's own cap, [containers]
  * max_file_bytes, is at most this). */
 #define UPLOAD_MAX CB_CLIENT_MAX_RESPONSE
+/* A files URL: the route, the id and the escaped path (4096 bytes, at
+ * most three each escaped). */
+#define URL_MAX 16384
 
 static const char usage[] =
     "Usage: clawbox cp [--host H] [--port P] [--socket PATH] [--token T] SRC DST\n\n"
@@ -60,7 +63,7 @@ static const char *base_name(const char *path)
 static char *files_url(const struct remote *r, const char *path)
 {
     struct cb_buf b;
-    cb_buf_init(&b, 16384);
+    cb_buf_init(&b, URL_MAX);
     cb_buf_printf(&b, "/containers/%s/files?path=", r->id);
     if (cb_buf_put_query(&b, path) < 0) {
         cb_buf_free(&b);

@@ -14,6 +14,9 @@
 
 #define READ  "clawbox_read_file"
 #define WRITE "clawbox_write_file"
+/* A files URL: the route, the id and the escaped path (4096 bytes, at
+ * most three each escaped). */
+#define URL_MAX 16384
 
 static json_t *tool(const char *name, const char *description, const char *extra,
                     const char *extra_type, const char *extra_description, bool extra_required)
@@ -116,7 +119,7 @@ static json_t *read_file(struct cb_mcp *m, const json_t *args)
     bool list = json_is_true(json_object_get(args, "list"));
     const char *path = json_string_value(json_object_get(args, "path"));
     struct cb_buf url, out;
-    cb_buf_init(&url, 16384);
+    cb_buf_init(&url, URL_MAX);
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     char text[CB__MCP_MSG_MAX];
     json_t *r = files_url(m, args, list, &url);
@@ -146,7 +149,7 @@ static json_t *write_file(struct cb_mcp *m, const json_t *args)
     if (content == NULL)
         return cb__mcp_text_result("Error: content is required: the file's text", true);
     struct cb_buf url, out;
-    cb_buf_init(&url, 16384);
+    cb_buf_init(&url, URL_MAX);
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
     char text[CB__MCP_MSG_MAX];
     json_t *r = files_url(m, args, false, &url);
