@@ -139,6 +139,99 @@ class Exec:
         self.assertEqual(results, [200, 200])
         self.assertEqual(self.ok(["/bin/true"])["exit_code"], 0)
 
+    def stream(self, command, **extra):
+        """A streamed exec (Accept: application/x-ndjson): its connection
+        and its response, left unread."""
+        body = dict(command=command, **extra)
+        conn = self.server.connection(60)
+        conn.request("POST", f"/containers/{self.cid}/exec", body=json.dumps(body),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        resp = conn.getresponse()
+        self.addCleanup(conn.close)
+        return conn, resp
+
+    def events(self, command, **extra):
+        _, resp = self.stream(command, **extra)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/x-ndjson")
+        return [json.loads(line) for line in resp.read().splitlines()]
+
+    def test_stream_in_order_and_exit_last(self):
+        ev = self.events(["/bin/sh", "-c", "echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; "
+                          "sleep 0.2; echo d >&2; exit 5"])
+        self.assertEqual([(e["type"], e.get("data")) for e in ev[:-1]],
+                         [("stdout", "a\n"), ("stderr", "b\n"), ("stdout", "c\n"),
+                          ("stderr", "d\n")])
+        self.assertEqual(ev[-1]["type"], "exit")
+        self.assertEqual(ev[-1]["code"], 5)
+        self.assertFalse(ev[-1]["timed_out"])
+        self.assertFalse(ev[-1]["truncated"])
+        self.assertGreaterEqual(ev[-1]["duration_ms"], 600)
+
+    def test_stream_arrives_as_it_runs(self):
+        _, resp = self.stream(["/bin/sh", "-c", "echo first; sleep 3; echo second"])
+        t0 = time.monotonic()
+        self.assertEqual(json.loads(resp.readline())["data"], "first\n")
+        self.assertLess(time.monotonic() - t0, 2)
+        rest = [json.loads(line) for line in resp.read().splitlines()]
+        self.assertEqual(rest[0]["data"], "second\n")
+        self.assertEqual(rest[-1]["code"], 0)
+
+    def test_stream_redacts_a_secret_written_in_two_halves(self):
+        half = "b" * 18
+        ev = self.events(["/bin/sh", "-c", f"printf 'token=ghp_{half}'; sleep 0.5; "
+                          f"printf '{half}\\n'; echo after"])
+        out = "".join(e["data"] for e in ev if e["type"] == "stdout")
+        self.assertNotIn("ghp_" + half, out)
+        self.assertNotIn(half + half, out)
+        self.assertIn("[REDACTED]", out)
+        self.assertTrue(out.endswith("after\n"), out)
+
+    def test_stream_output_capped(self):
+        ev = self.events(["/bin/sh", "-c", "yes | head -c 52428800; echo done >&2"])
+        out = "".join(e["data"] for e in ev if e["type"] == "stdout")
+        self.assertEqual(len(out), 4096)
+        self.assertEqual([e["data"] for e in ev if e["type"] == "stderr"], ["done\n"])
+        self.assertTrue(ev[-1]["truncated"])
+        self.assertEqual(ev[-1]["code"], 0)
+
+    def test_stream_timeout(self):
+        ev = self.events(["/bin/sh", "-c", "sleep 4714 & echo started; wait"], timeout_ms=500)
+        self.assertEqual(ev[0], {"type": "stdout", "data": "started\n"})
+        self.assertTrue(ev[-1]["timed_out"])
+        self.assertIsNone(ev[-1]["code"])
+        self.assertEqual(host_processes("sleep 4714"), [])
+
+    def test_stream_disconnect_kills_the_exec(self):
+        conn, resp = self.stream(["/bin/sh", "-c", "sleep 4715 & echo started; wait"])
+        self.assertEqual(json.loads(resp.readline())["data"], "started\n")
+        self.assertTrue(host_processes("sleep 4715"))
+        resp.close()
+        conn.close()
+        deadline = time.time() + 5
+        while host_processes("sleep 4715") and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(host_processes("sleep 4715"), [])
+        # Its place is free again, and it is audited as cancelled.
+        self.assertEqual(self.ok(["/bin/true"])["exit_code"], 0)
+        lines, _ = harness.read_audit(os.path.join(self.server.dir, "audit"))
+        mine = [l for l in lines if l["tool"] == self.cid and l["method"] == "exec"]
+        self.assertIn("cancelled", [l["decision"] for l in mine])
+
+    def test_stream_refusals_answer_once(self):
+        _, resp = self.stream([])
+        self.assertEqual(resp.status, 400)
+        conn = self.server.connection()
+        self.addCleanup(conn.close)
+        conn.request("POST", "/containers/clawbox-nope/exec",
+                     body=json.dumps({"command": ["/bin/true"]}),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        self.assertEqual(conn.getresponse().status, 404)
+
     def test_bad_input(self):
         for body, status in [({}, 422), ({"command": []}, 400), ({"command": "ls"}, 422),
                              ({"command": ["/bin/true", 1]}, 422),

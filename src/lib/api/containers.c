@@ -169,8 +169,47 @@ void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_respons
     res->body_len = strlen(text);
 }
 
+static enum cb_http_stream_rc exec_produce(void *ctx, char *out, size_t room, size_t *n)
+{
+    if (cb_ct_exec_stream_read(ctx, out, room, n) == 1)
+        return CB_HTTP_STREAM_END;
+    return *n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+}
+
+static void exec_free(void *ctx)
+{
+    cb_ct_exec_stream_free(ctx);
+}
+
+/* Whether the client asked for the exec's events as they come. */
+static bool wants_ndjson(struct cb_http_request *req)
+{
+    const char *accept = cb__http_header(req, "Accept");
+    return accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
+}
+
+/* The exec runs on a thread of its own (exec_stream.c); this worker only
+ * starts it, and the I/O thread hands out its events. */
+static void exec_stream(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    struct cb_ct_exec_stream *s = NULL;
+    int rc = cb_ct_exec_stream(manager(req), cb_http_param(req, "id"), req->json, req->request_id,
+                               &s, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    struct cb_http_stream st = {exec_produce, exec_free, s};
+    cb_http_respond_stream(res, "application/x-ndjson", &st);
+}
+
 void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
 {
+    if (wants_ndjson(req)) {
+        exec_stream(req, res);
+        return;
+    }
     struct cb_error err = {0};
     json_t *out = NULL;
     int rc =

@@ -135,7 +135,7 @@ static void kill_sessions(ino_t ns, const pid_t *sids, size_t n)
 
 struct stream {
     int fd;
-    struct cb_buf buf;
+    size_t total; /* bytes handed to the sink, at most run.cap */
 };
 
 struct run {
@@ -143,9 +143,11 @@ struct run {
     int rt_fd, proc_fd; /* pidfds of the runtime and of the exec'd process */
     int in;             /* -1 once all is sent */
     struct stream out, err;
+    const struct cb__ct_exec_sink *sink;
+    size_t cap; /* [containers] max_exec_output_bytes, per stream */
     const char *stdin_data;
     size_t stdin_len, sent;
-    bool truncated, timed_out, rt_done, proc_done;
+    bool truncated, timed_out, cancelled, rt_done, proc_done;
     int status;
     const char *pid_file; /* where the runtime writes the exec'd process's pid */
     pid_t proc;           /* the exec'd process, once known */
@@ -233,6 +235,9 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     return rc;
 }
 
+/* Reads what s holds and hands it to the sink, up to the cap; past it
+ * the output is still read (so that the process is not held up) and
+ * dropped. */
 static void take(struct run *r, struct stream *s)
 {
     char chunk[16384];
@@ -244,10 +249,12 @@ static void take(struct run *r, struct stream *s)
         s->fd = -1;
         return;
     }
-    if (cb_buf_append(&s->buf, chunk, (size_t)n) == 0)
-        return;
-    cb_buf_append(&s->buf, chunk, s->buf.max > s->buf.len ? s->buf.max - s->buf.len : 0);
-    r->truncated = true;
+    size_t keep = r->cap - s->total < (size_t)n ? r->cap - s->total : (size_t)n;
+    if (keep < (size_t)n)
+        r->truncated = true;
+    s->total += keep;
+    if (keep > 0)
+        r->sink->output(r->sink->ud, s == &r->err, chunk, keep);
 }
 
 static void feed(struct run *r)
@@ -280,41 +287,69 @@ static void proc_ended(struct run *r)
     kill_exec(r);
 }
 
-static void timed_out(struct run *r)
+/* The deadline passed, or the reader went away: the whole exec is
+ * killed. */
+static void end_now(struct run *r)
 {
-    r->timed_out = true;
     kill_exec(r);
     kill(r->rt, SIGKILL);
     runtime_ended(r);
 }
 
+static void timed_out(struct run *r)
+{
+    r->timed_out = true;
+    end_now(r);
+}
+
+static void cancelled(struct run *r)
+{
+    r->cancelled = true;
+    end_now(r);
+}
+
 /* Until the runtime ended and the output reached its end (or DRAIN_MS
  * after the runtime ended), feeding stdin; the deadline kills the exec.
  * The pid file is looked at every millisecond until the exec'd process is
- * known, so that its session is read while it lives. */
+ * known, so that its session is read while it lives. While the sink is
+ * full the output is not read (the process then waits on its pipe) and
+ * the drain waits for the sink up to the deadline. */
 static void pump(struct run *r, uint64_t deadline)
 {
+    const struct cb__ct_exec_sink *k = r->sink;
     uint64_t drain_until = UINT64_MAX;
     while (r->out.fd >= 0 || r->err.fd >= 0 || !r->rt_done) {
-        if (!r->rt_done && cb_now_mono_ns() >= deadline)
+        bool full = k->full != NULL && k->full(k->ud);
+        uint64_t now = cb_now_mono_ns();
+        if (!r->rt_done && now >= deadline)
             timed_out(r);
+        if (!r->rt_done && k->cancelled != NULL && k->cancelled(k->ud))
+            cancelled(r);
         if (r->rt_done && drain_until == UINT64_MAX)
-            drain_until = cb_now_mono_ns() + (uint64_t)DRAIN_MS * 1000000u;
-        if (r->rt_done && cb_now_mono_ns() >= drain_until)
+            drain_until = now + (uint64_t)DRAIN_MS * 1000000u;
+        if (r->rt_done && now >= drain_until && (!full || now >= deadline))
             break;
         if (!r->rt_done)
             learn_proc(r);
-        uint64_t until = r->rt_done ? drain_until : deadline, now = cb_now_mono_ns();
+        uint64_t until = r->rt_done ? drain_until : deadline;
+        if (r->rt_done && full && deadline > until)
+            until = deadline;
         int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
         if (r->proc <= 0 && !r->rt_done && ms > 1)
             ms = 1;
-        struct pollfd p[5] = {{r->out.fd, POLLIN, 0},
-                              {r->err.fd, POLLIN, 0},
+        struct pollfd p[6] = {{full ? -1 : r->out.fd, POLLIN, 0},
+                              {full ? -1 : r->err.fd, POLLIN, 0},
                               {r->in, POLLOUT, 0},
                               {r->rt_done ? -1 : r->rt_fd, POLLIN, 0},
-                              {r->proc_done ? -1 : r->proc_fd, POLLIN, 0}};
-        if (poll(p, 5, ms) <= 0)
+                              {r->proc_done ? -1 : r->proc_fd, POLLIN, 0},
+                              {k->wake_fd, POLLIN, 0}};
+        if (poll(p, 6, ms) <= 0)
             continue;
+        if (p[5].revents) {
+            uint64_t v;
+            if (read(k->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                cb_log(CB_LOG_WARN, "exec: wake: %s", strerror(errno));
+        }
         if (p[0].revents)
             take(r, &r->out);
         if (p[1].revents)
@@ -333,8 +368,6 @@ static void run_close(struct run *r)
     for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd}, i = 0; i < 5; i++)
         if (fd[i] >= 0)
             close(fd[i]);
-    cb_buf_free(&r->out.buf);
-    cb_buf_free(&r->err.buf);
 }
 
 /* ---- the process spec ---- */
@@ -385,27 +418,6 @@ static int write_new(const char *path, const char *text, struct cb_error *err)
     return rc < 0 ? cb_error_set(err, rc, "exec: writing %s: %s", path, strerror(-rc)) : 0;
 }
 
-static void audit_exec(struct cb_ct_manager *m, const char *id, const char *request_id,
-                       const struct cb_ct_exec_request *q, const struct run *r, uint64_t ms)
-{
-    if (m->audit == NULL)
-        return;
-    struct cb_audit_record rec = {
-        .kind = CB_AUDIT_CONTAINER,
-        .request_id = request_id,
-        .tool = id,
-        .method = "exec",
-        .url = q->command[0],
-        .decision = r->timed_out ? "timed_out" : "exited",
-        .status = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 0,
-        .bytes = r->out.buf.len + r->err.buf.len,
-        .duration_ms = ms,
-    };
-    struct cb_error err = {0};
-    if (cb_audit_append(m->audit, &rec, &err) < 0)
-        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
-}
-
 struct spawn_in {
     struct run *r;
     char *const *argv;
@@ -439,68 +451,167 @@ static int start_runtime(struct run *r, char *const *argv, const char *netns, st
     return s.rc;
 }
 
-static int run_exec(struct cb_ct_manager *m, const char *id, const struct cb__ct_exec_target *t,
-                    const struct cb_ct_exec_request *q, const char *request_id, json_t **result,
-                    struct cb_error *err)
+struct cb__ct_exec {
+    struct cb_ct_manager *m;
+    char id[CB__CT_ID_MAX];
+    char *request_id;
+    json_t *body; /* q's strings point into it */
+    struct cb_ct_exec_request q;
+    struct cb__ct_exec_target t;
+    bool entered; /* holds a place among the container's execs */
+    char *spec_path, *pid_path;
+    struct run r;
+    uint64_t start, deadline;
+};
+
+void cb__ct_exec_free(struct cb__ct_exec *x)
 {
-    const char *dir = t->dir;
+    if (x == NULL)
+        return;
+    if (x->spec_path)
+        unlink(x->spec_path);
+    if (x->pid_path)
+        unlink(x->pid_path);
+    run_close(&x->r);
+    if (x->entered)
+        cb__ct_exec_leave(x->m, x->id);
+    cb__ct_exec_target_clear(&x->t);
+    cb_ct_exec_request_clear(&x->q);
+    json_decref(x->body);
+    free(x->spec_path);
+    free(x->pid_path);
+    free(x->request_id);
+    free(x);
+}
+
+static void audit_exec(struct cb__ct_exec *x, const struct cb__ct_exec_outcome *o)
+{
+    if (x->m->audit == NULL)
+        return;
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_CONTAINER,
+        .request_id = x->request_id,
+        .tool = x->id,
+        .method = "exec",
+        .url = x->q.command[0],
+        .decision = o->cancelled   ? "cancelled"
+                    : o->timed_out ? "timed_out"
+                                   : "exited",
+        .status = o->code >= 0 ? o->code : 0,
+        .bytes = x->r.out.total + x->r.err.total,
+        .duration_ms = o->duration_ms,
+    };
+    struct cb_error err = {0};
+    if (cb_audit_append(x->m->audit, &rec, &err) < 0)
+        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
+}
+
+/* Writes the process spec and starts the runtime's exec of it. */
+static int launch(struct cb__ct_exec *x, struct cb_error *err)
+{
     unsigned char rnd[8];
     char name[sizeof(rnd) * 2 + 1];
     if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
         return cb_error_set(err, -EIO, "exec: no randomness");
     cb_hex_encode(rnd, sizeof(rnd), name);
-    _cleanup_free_ char *spec_path = cb_xasprintf("%s/exec-%s.json", dir, name);
-    _cleanup_free_ char *pid_path = cb_xasprintf("%s/exec-%s.pid", dir, name);
     _cleanup_free_ char *spec = NULL;
-    int rc = process_spec(dir, q, &spec, err);
-    if (rc == 0)
-        rc = write_new(spec_path, spec, err);
+    int rc = process_spec(x->t.dir, &x->q, &spec, err);
+    if (rc < 0)
+        return rc;
+    x->spec_path = cb_xasprintf("%s/exec-%s.json", x->t.dir, name);
+    x->pid_path = cb_xasprintf("%s/exec-%s.pid", x->t.dir, name);
+    rc = write_new(x->spec_path, spec, err);
+    struct cb_ct_manager *m = x->m;
     char *argv[16];
-    if (rc == 0 && m->be.exec_argv(m->be.impl, id, spec_path, pid_path, argv, 16) < 0)
+    if (rc == 0 && m->be.exec_argv(m->be.impl, x->id, x->spec_path, x->pid_path, argv, 16) < 0)
         rc = cb_error_set(err, -EIO, "exec: the runtime cannot exec");
-    struct run r = {.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
-    r.ns = pid_ns(t->init_pid);
-    r.stdin_data = q->stdin_data;
-    r.stdin_len = q->stdin_len;
-    r.pid_file = pid_path;
-    cb_buf_init(&r.out.buf, m->cfg->containers.max_exec_output_bytes);
-    cb_buf_init(&r.err.buf, m->cfg->containers.max_exec_output_bytes);
-    uint64_t start = cb_now_mono_ns();
-    if (rc == 0)
-        rc = start_runtime(&r, argv, t->netns, err);
-    if (rc == 0)
-        pump(&r, start + q->timeout_ms * 1000000u);
-    uint64_t ms = (cb_now_mono_ns() - start) / 1000000u;
-    unlink(spec_path);
-    unlink(pid_path);
-    if (rc == 0) {
-        audit_exec(m, id, request_id, q, &r, ms);
-        json_t *code =
-            WIFEXITED(r.status) && !r.timed_out ? json_integer(WEXITSTATUS(r.status)) : json_null();
-        *result = json_pack("{s:o, s:o, s:o, s:I, s:b, s:b}", "stdout",
-                            cb__ct_redact_text(m, r.out.buf.data, r.out.buf.len), "stderr",
-                            cb__ct_redact_text(m, r.err.buf.data, r.err.buf.len), "exit_code", code,
-                            "duration_ms", (json_int_t)ms, "truncated", r.truncated, "timed_out",
-                            r.timed_out);
+    x->r.ns = pid_ns(x->t.init_pid);
+    x->r.pid_file = x->pid_path;
+    x->start = cb_now_mono_ns();
+    x->deadline = x->start + x->q.timeout_ms * 1000000u;
+    return rc == 0 ? start_runtime(&x->r, argv, x->t.netns, err) : rc;
+}
+
+int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, const struct cb__ct_exec_sink *sink,
+                      struct cb__ct_exec **out, struct cb_error *err)
+{
+    struct cb__ct_exec *x = cb_xcalloc(1, sizeof(*x));
+    x->m = m;
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    x->request_id = request_id ? cb_xstrdup(request_id) : NULL;
+    x->body = json_incref((json_t *)body); /* only its count changes */
+    x->r = (struct run){.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
+    x->r.sink = sink;
+    x->r.cap = m->cfg->containers.max_exec_output_bytes;
+    int rc = cb_ct_exec_request_parse(body, m->cfg, &x->q, err);
+    if (rc < 0) {
+        x->q = (struct cb_ct_exec_request){0};
+        cb__ct_exec_free(x);
+        return rc;
     }
-    run_close(&r);
-    return rc;
+    x->r.stdin_data = x->q.stdin_data;
+    x->r.stdin_len = x->q.stdin_len;
+    rc = cb__ct_exec_enter(m, id, &x->t, err);
+    x->entered = rc == 0;
+    if (rc == 0)
+        rc = launch(x, err);
+    if (rc < 0) {
+        cb__ct_exec_free(x);
+        return rc;
+    }
+    *out = x;
+    return 0;
+}
+
+void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o)
+{
+    struct run *r = &x->r;
+    pump(r, x->deadline);
+    bool exited = WIFEXITED(r->status) && !r->timed_out && !r->cancelled;
+    *o = (struct cb__ct_exec_outcome){
+        .code = exited ? WEXITSTATUS(r->status) : -1,
+        .duration_ms = (cb_now_mono_ns() - x->start) / 1000000u,
+        .timed_out = r->timed_out,
+        .cancelled = r->cancelled,
+        .truncated = r->truncated,
+    };
+    audit_exec(x, o);
+}
+
+/* ---- answered once ---- */
+
+struct collect {
+    struct cb_buf out, err;
+};
+
+static void collect_output(void *ud, bool is_err, const char *data, size_t len)
+{
+    struct collect *c = ud;
+    cb_buf_append(is_err ? &c->err : &c->out, data, len); /* within the cap, as take() keeps it */
 }
 
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err)
 {
-    struct cb_ct_exec_request q;
-    int rc = cb_ct_exec_request_parse(body, m->cfg, &q, err);
-    if (rc < 0)
-        return rc;
-    struct cb__ct_exec_target t = {0};
-    rc = cb__ct_exec_enter(m, id, &t, err);
+    struct collect c;
+    cb_buf_init(&c.out, m->cfg->containers.max_exec_output_bytes);
+    cb_buf_init(&c.err, m->cfg->containers.max_exec_output_bytes);
+    struct cb__ct_exec_sink sink = {.output = collect_output, .wake_fd = -1, .ud = &c};
+    struct cb__ct_exec *x = NULL;
+    int rc = cb__ct_exec_start(m, id, body, request_id, &sink, &x, err);
     if (rc == 0) {
-        rc = run_exec(m, id, &t, &q, request_id, result, err);
-        cb__ct_exec_leave(m, id);
+        struct cb__ct_exec_outcome o;
+        cb__ct_exec_finish(x, &o);
+        cb__ct_exec_free(x);
+        *result = json_pack("{s:o, s:o, s:o, s:I, s:b, s:b}", "stdout",
+                            cb__ct_redact_text(m, c.out.data, c.out.len), "stderr",
+                            cb__ct_redact_text(m, c.err.data, c.err.len), "exit_code",
+                            o.code >= 0 ? json_integer(o.code) : json_null(), "duration_ms",
+                            (json_int_t)o.duration_ms, "truncated", o.truncated, "timed_out",
+                            o.timed_out);
     }
-    cb__ct_exec_target_clear(&t);
-    cb_ct_exec_request_clear(&q);
+    cb_buf_free(&c.out);
+    cb_buf_free(&c.err);
     return rc;
 }

@@ -186,6 +186,23 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
     return 0;
 }
 
+/* Waits (under m->lock) until no exec runs: a streamed exec runs on a
+ * thread of its own (exec_stream.c) and ends soon after its container,
+ * or when its reader goes. */
+static void wait_execs(struct cb_ct_manager *m)
+{
+    for (;;) {
+        int n = 0;
+        for (struct cb__ct *c = m->list; c; c = c->next)
+            n += c->execs;
+        if (n == 0)
+            return;
+        struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+        if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
+            cb_log(CB_LOG_WARN, "containers: %d exec(s) still running at shutdown", n);
+    }
+}
+
 void cb_ct_manager_close(struct cb_ct_manager *m)
 {
     if (m == NULL)
@@ -208,6 +225,7 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
         cb__ct_kill(m, running, CB__CT_KILLED);
         pthread_mutex_lock(&m->lock);
     }
+    wait_execs(m);
     pthread_mutex_unlock(&m->lock);
     cb__ct_watch_stop(m);
     while (m->list) {
@@ -926,6 +944,7 @@ void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
             c->execs--;
             owner_note(&oc, c);
         }
+    pthread_cond_broadcast(&m->changed); /* the manager's close waits for streamed execs */
     pthread_mutex_unlock(&m->lock);
     owner_tell(&oc, false); /* its end is activity too, not another execution */
 }

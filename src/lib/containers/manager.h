@@ -143,6 +143,22 @@ void cb_ct_follow_free(struct cb_ct_follow *f);
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err);
 
+/* The same exec answered as it runs (exec_stream.c): the exec is started
+ * here (failing as cb_ct_exec does), runs on a thread of its own, and
+ * cb_ct_exec_stream_read hands out its NDJSON events, each a line:
+ * {"type":"stdout"|"stderr","data"} in the order the output arrived
+ * (redacted by whole lines), then {"type":"exit","code","duration_ms",
+ * "timed_out","truncated"}. Reading never blocks: it returns 1 when what
+ * it copied was the last of it, else 0 (*n may be 0: nothing yet).
+ * Freeing the stream before its end kills the exec as its timeout
+ * would. The manager's close waits for the execs of streams still
+ * running, which its kills end. */
+struct cb_ct_exec_stream;
+int cb_ct_exec_stream(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, struct cb_ct_exec_stream **out, struct cb_error *err);
+int cb_ct_exec_stream_read(struct cb_ct_exec_stream *s, char *out, size_t room, size_t *n);
+void cb_ct_exec_stream_free(struct cb_ct_exec_stream *s);
+
 /* /containers/{id}/files (files.c): a path inside the running container,
  * resolved in its own root. READ fills *file (text redacted; free
  * file->data); LIST and WRITE answer in *out. Writes and removals only on
