@@ -161,7 +161,8 @@ class Exec:
     def test_stream_in_order_and_exit_last(self):
         ev = self.events(["/bin/sh", "-c", "echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; "
                           "sleep 0.2; echo d >&2; exit 5"])
-        self.assertEqual([(e["type"], e.get("data")) for e in ev[:-1]],
+        self.assertEqual(ev[0]["type"], "start")
+        self.assertEqual([(e["type"], e.get("data")) for e in ev[1:-1]],
                          [("stdout", "a\n"), ("stderr", "b\n"), ("stdout", "c\n"),
                           ("stderr", "d\n")])
         self.assertEqual(ev[-1]["type"], "exit")
@@ -172,6 +173,7 @@ class Exec:
 
     def test_stream_arrives_as_it_runs(self):
         _, resp = self.stream(["/bin/sh", "-c", "echo first; sleep 3; echo second"])
+        self.assertEqual(json.loads(resp.readline())["type"], "start")
         t0 = time.monotonic()
         self.assertEqual(json.loads(resp.readline())["data"], "first\n")
         self.assertLess(time.monotonic() - t0, 2)
@@ -199,13 +201,14 @@ class Exec:
 
     def test_stream_timeout(self):
         ev = self.events(["/bin/sh", "-c", "sleep 4714 & echo started; wait"], timeout_ms=500)
-        self.assertEqual(ev[0], {"type": "stdout", "data": "started\n"})
+        self.assertEqual(ev[1], {"type": "stdout", "data": "started\n"})
         self.assertTrue(ev[-1]["timed_out"])
         self.assertIsNone(ev[-1]["code"])
         self.assertEqual(host_processes("sleep 4714"), [])
 
     def test_stream_disconnect_kills_the_exec(self):
         conn, resp = self.stream(["/bin/sh", "-c", "sleep 4715 & echo started; wait"])
+        self.assertEqual(json.loads(resp.readline())["type"], "start")
         self.assertEqual(json.loads(resp.readline())["data"], "started\n")
         self.assertTrue(host_processes("sleep 4715"))
         resp.close()
@@ -219,6 +222,49 @@ class Exec:
         lines, _ = harness.read_audit(os.path.join(self.server.dir, "audit"))
         mine = [l for l in lines if l["tool"] == self.cid and l["method"] == "exec"]
         self.assertIn("cancelled", [l["decision"] for l in mine])
+        info = self.exec_info(resp.getheader("X-Clawbox-Exec-Id")).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("cancelled", None))
+
+    def exec_info(self, exec_id, cid=None):
+        return self.server.request("GET", f"/containers/{cid or self.cid}/execs/{exec_id}")
+
+    def test_exec_ids_and_their_reports(self):
+        r = self.exec(["/bin/sh", "-c", "exit 3"])
+        exec_id = r.json()["exec_id"]
+        self.assertRegex(exec_id, r"^ex_[0-9a-f]{16}$")
+        self.assertEqual(r.headers["X-Clawbox-Exec-Id"], exec_id)
+        info = self.exec_info(exec_id).json()
+        self.assertEqual(info["exec_id"], exec_id)
+        self.assertEqual(info["command"], ["/bin/sh", "-c", "exit 3"])
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 3))
+        self.assertRegex(info["started_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertGreaterEqual(info["duration_ms"], 0)
+        # Streamed: the first event names it, and it is running until its end.
+        _, resp = self.stream(["/bin/sh", "-c", "echo go; sleep 1"])
+        start = json.loads(resp.readline())
+        self.assertEqual(start["type"], "start")
+        self.assertEqual(resp.getheader("X-Clawbox-Exec-Id"), start["exec_id"])
+        self.assertEqual(json.loads(resp.readline())["data"], "go\n")
+        info = self.exec_info(start["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("running", None))
+        resp.read()
+        info = self.exec_info(start["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 0))
+        self.assertGreaterEqual(info["duration_ms"], 1000)
+        ev = self.events(["/bin/sleep", "10"], timeout_ms=300)
+        info = self.exec_info(ev[0]["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("timed_out", None))
+        # Unknown ones, and all of them once the container is gone.
+        self.assert_error(self.exec_info("ex_0000000000000000"), 404, "not_found")
+        self.assert_error(self.exec_info(exec_id, "clawbox-nope"), 404, "not_found")
+        self.server.request("DELETE", f"/containers/{self.cid}")
+        self.assert_error(self.exec_info(exec_id), 404, "not_found")
+
+    def test_finished_execs_kept_are_bounded(self):
+        first = self.ok(["/bin/true"])["exec_id"]
+        ids = [self.ok(["/bin/true"])["exec_id"] for _ in range(64)]
+        self.assert_error(self.exec_info(first), 404, "not_found")
+        self.assertEqual(self.exec_info(ids[0]).json()["state"], "exited")
 
     def test_stream_refusals_answer_once(self):
         _, resp = self.stream([])

@@ -204,6 +204,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "DELETE", "/containers/{id}", cb__api_containers_delete, 0);
     cb_router_add(r, "GET", "/containers/{id}/logs", cb__api_containers_logs, 0);
     cb_router_add(r, "POST", "/containers/{id}/exec", cb__api_containers_exec, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/containers/{id}/execs/{exec_id}", cb__api_containers_exec_get, 0);
     cb_router_add(r, "GET", "/containers/{id}/files", cb__api_containers_files_get, 0);
     cb_router_add(r, "PUT", "/containers/{id}/files", cb__api_containers_files_put, CB_ROUTE_RAW);
     cb_router_add(r, "DELETE", "/containers/{id}/files", cb__api_containers_files_delete, 0);

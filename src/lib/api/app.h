@@ -66,6 +66,7 @@ void cb__api_containers_get(struct cb_http_request *req, struct cb_http_response
 void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_exec_get(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_files_get(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_files_put(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_files_delete(struct cb_http_request *req, struct cb_http_response *res);

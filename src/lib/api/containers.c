@@ -2,6 +2,7 @@
  * (src/lib/containers/manager.h), which maps every outcome to an errno
  * this file turns into the reference's status and code. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,12 @@ static bool wants_ndjson(struct cb_http_request *req)
     return accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
 }
 
+static void exec_id_header(struct cb_http_response *res, const char *exec_id)
+{
+    snprintf(res->extra_header, sizeof(res->extra_header), "X-Clawbox-Exec-Id: %s",
+             exec_id ? exec_id : "");
+}
+
 /* The exec runs on a thread of its own (exec_stream.c); this worker only
  * starts it, and the I/O thread hands out its events. */
 static void exec_stream(struct cb_http_request *req, struct cb_http_response *res)
@@ -200,6 +207,7 @@ static void exec_stream(struct cb_http_request *req, struct cb_http_response *re
         failed(res, rc, &err);
         return;
     }
+    exec_id_header(res, cb_ct_exec_stream_id(s));
     struct cb_http_stream st = {exec_produce, exec_free, s};
     cb_http_respond_stream(res, "application/x-ndjson", &st);
 }
@@ -214,6 +222,20 @@ void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_respons
     json_t *out = NULL;
     int rc =
         cb_ct_exec(manager(req), cb_http_param(req, "id"), req->json, req->request_id, &out, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    exec_id_header(res, json_string_value(json_object_get(out, "exec_id")));
+    cb_http_respond_json(res, 200, out);
+}
+
+void cb__api_containers_exec_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_exec_info(manager(req), cb_http_param(req, "id"), cb_http_param(req, "exec_id"),
+                             &out, &err);
     if (rc < 0)
         failed(res, rc, &err);
     else

@@ -462,7 +462,14 @@ struct cb__ct_exec {
     char *spec_path, *pid_path;
     struct run r;
     uint64_t start, deadline;
+    bool ran; /* finished: outcome holds its end */
+    struct cb__ct_exec_outcome outcome;
 };
+
+const char *cb__ct_exec_id(const struct cb__ct_exec *x)
+{
+    return x->t.exec_id;
+}
 
 void cb__ct_exec_free(struct cb__ct_exec *x)
 {
@@ -474,7 +481,7 @@ void cb__ct_exec_free(struct cb__ct_exec *x)
         unlink(x->pid_path);
     run_close(&x->r);
     if (x->entered)
-        cb__ct_exec_leave(x->m, x->id);
+        cb__ct_exec_leave(x->m, x->id, x->t.exec_id, x->ran ? &x->outcome : NULL);
     cb__ct_exec_target_clear(&x->t);
     cb_ct_exec_request_clear(&x->q);
     json_decref(x->body);
@@ -509,17 +516,12 @@ static void audit_exec(struct cb__ct_exec *x, const struct cb__ct_exec_outcome *
 /* Writes the process spec and starts the runtime's exec of it. */
 static int launch(struct cb__ct_exec *x, struct cb_error *err)
 {
-    unsigned char rnd[8];
-    char name[sizeof(rnd) * 2 + 1];
-    if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
-        return cb_error_set(err, -EIO, "exec: no randomness");
-    cb_hex_encode(rnd, sizeof(rnd), name);
     _cleanup_free_ char *spec = NULL;
     int rc = process_spec(x->t.dir, &x->q, &spec, err);
     if (rc < 0)
         return rc;
-    x->spec_path = cb_xasprintf("%s/exec-%s.json", x->t.dir, name);
-    x->pid_path = cb_xasprintf("%s/exec-%s.pid", x->t.dir, name);
+    x->spec_path = cb_xasprintf("%s/%s.json", x->t.dir, x->t.exec_id);
+    x->pid_path = cb_xasprintf("%s/%s.pid", x->t.dir, x->t.exec_id);
     rc = write_new(x->spec_path, spec, err);
     struct cb_ct_manager *m = x->m;
     char *argv[16];
@@ -552,7 +554,7 @@ int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *bod
     }
     x->r.stdin_data = x->q.stdin_data;
     x->r.stdin_len = x->q.stdin_len;
-    rc = cb__ct_exec_enter(m, id, &x->t, err);
+    rc = cb__ct_exec_enter(m, id, &x->q, &x->t, err);
     x->entered = rc == 0;
     if (rc == 0)
         rc = launch(x, err);
@@ -576,6 +578,8 @@ void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o)
         .cancelled = r->cancelled,
         .truncated = r->truncated,
     };
+    x->ran = true;
+    x->outcome = *o;
     audit_exec(x, o);
 }
 
@@ -602,9 +606,11 @@ int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, cons
     int rc = cb__ct_exec_start(m, id, body, request_id, &sink, &x, err);
     if (rc == 0) {
         struct cb__ct_exec_outcome o;
+        char exec_id[CB__CT_EXEC_ID_LEN];
+        memcpy(exec_id, cb__ct_exec_id(x), sizeof(exec_id));
         cb__ct_exec_finish(x, &o);
         cb__ct_exec_free(x);
-        *result = json_pack("{s:o, s:o, s:o, s:I, s:b, s:b}", "stdout",
+        *result = json_pack("{s:s, s:o, s:o, s:o, s:I, s:b, s:b}", "exec_id", exec_id, "stdout",
                             cb__ct_redact_text(m, c.out.data, c.out.len), "stderr",
                             cb__ct_redact_text(m, c.err.data, c.err.len), "exit_code",
                             o.code >= 0 ? json_integer(o.code) : json_null(), "duration_ms",

@@ -27,6 +27,7 @@
 
 struct cb_ct_exec_stream {
     struct cb__ct_exec *x;
+    char exec_id[CB__CT_EXEC_ID_LEN];
     struct cb__ct_exec_sink sink;
     int wake_fd; /* the exec's: room in the queue, or the reader gone */
     atomic_bool gone;
@@ -181,6 +182,8 @@ int cb_ct_exec_stream(struct cb_ct_manager *m, const char *id, const json_t *bod
         unref(s);
         return rc;
     }
+    memcpy(s->exec_id, cb__ct_exec_id(s->x), sizeof(s->exec_id));
+    emit(s, json_pack("{s:s, s:s}", "type", "start", "exec_id", s->exec_id));
     pthread_attr_t at;
     pthread_t t;
     pthread_attr_init(&at);
@@ -216,6 +219,11 @@ int cb_ct_exec_stream_read(struct cb_ct_exec_stream *s, char *out, size_t room, 
     }
     pthread_mutex_unlock(&s->lock);
     return end;
+}
+
+const char *cb_ct_exec_stream_id(const struct cb_ct_exec_stream *s)
+{
+    return s->exec_id;
 }
 
 void cb_ct_exec_stream_free(struct cb_ct_exec_stream *s)

@@ -63,6 +63,9 @@ struct cb__ct {
      * slot and its files, and gone() removes it when the monitor ends. */
     bool abandoned;
     int execs; /* running execs (exec.c) */
+    /* Its execs for GET .../execs/{exec_id}: the running ones and the
+     * last CB__CT_EXECS_KEPT finished, newest first (manager.c). */
+    struct cb__ct_exec_rec *exec_recs;
     /* Its spawn's audit line or its end's record is being written outside
      * the lock: it is not freed, and nothing later of it is written, until
      * this is 0. */
@@ -189,20 +192,29 @@ void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
 void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
                   const char *method);
+#define CB__CT_EXEC_ID_LEN 20 /* "ex_" + 16 hex digits + NUL */
+#define CB__CT_EXECS_KEPT  64 /* finished execs a container remembers */
 /* Where an exec runs; the strings are copies. */
 struct cb__ct_exec_target {
     char *dir;      /* the container's directory */
     pid_t init_pid; /* its init */
     char *netns;    /* the namespace the runtime starts in (cb_ct_backend.joins_netns), or NULL */
+    char exec_id[CB__CT_EXEC_ID_LEN]; /* the exec's new id */
 };
 /* An exec's place in running container id (at most
- * max_execs_per_container at once), *t filled (free with
- * cb__ct_exec_target_clear). -ENOENT (no such container), -ESRCH (it is
- * not running) or -EAGAIN (at the cap). */
-int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exec_target *t,
-                      struct cb_error *err);
+ * max_execs_per_container at once) and its record (running, q's
+ * command), *t filled (free with cb__ct_exec_target_clear). -ENOENT (no
+ * such container), -ESRCH (it is not running) or -EAGAIN (at the cap). */
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_ct_exec_request *q,
+                      struct cb__ct_exec_target *t, struct cb_error *err);
 void cb__ct_exec_target_clear(struct cb__ct_exec_target *t);
-void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
+/* Gives the place back and records how the exec ended (o NULL: it never
+ * started, and its record goes). */
+struct cb__ct_exec_outcome;
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id,
+                       const struct cb__ct_exec_outcome *o);
+/* Frees c's exec records (cb__ct_free). */
+void cb__ct_exec_recs_free(struct cb__ct *c);
 
 /* exec.c: an exec, started (cb__ct_exec_start: the request parsed, a
  * place among the container's execs taken, the runtime's exec running)
@@ -237,6 +249,8 @@ void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o);
 /* Gives its place among the container's execs back, and frees it; the
  * manager may be closed once every exec is freed. Accepts NULL. */
 void cb__ct_exec_free(struct cb__ct_exec *x);
+/* Its id ("ex_" + 16 hex digits). */
+const char *cb__ct_exec_id(const struct cb__ct_exec *x);
 /* files.c's entry: running container id's init and the host id of its
  * uid 0. -ENOENT or -ESRCH as for an exec. */
 int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, uint32_t *id_base,
