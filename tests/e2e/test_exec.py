@@ -13,6 +13,7 @@ import threading
 import time
 
 import harness
+from test_agents import AgentContainerCase
 from test_containers import RUNTIMES, ContainerCase
 
 
@@ -508,7 +509,46 @@ class ExecMcp(ContainerCase):
             proc.wait(timeout=10)
 
 
+class AgentExec:
+    """POST /agents/{id}/exec: the container exec in the agent's running
+    container, answered once or streamed; refused for an agent that is not
+    running or unknown."""
+
+    def agent_exec(self, agent_id, body, headers=None):
+        return self.server.request("POST", f"/agents/{agent_id}/exec", body, headers=headers)
+
+    def test_exec_in_a_running_agent(self):
+        info = self.create("runner")
+        r = self.agent_exec("runner", {"command": ["/bin/true"]})
+        self.assert_error(r, 409, "invalid_state")
+        self.assertIn("idle", r.json()["error"])
+        self.assert_error(self.agent_exec("nobody", {"command": ["/bin/true"]}), 404, "not_found")
+        cid = self.start("runner")["container_id"]
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c",
+                                                   "echo hi > /workspace/x; cat /workspace/x"]})
+        self.assertEqual(r.status, 200, r.body)
+        out = r.json()
+        self.assertEqual((out["stdout"], out["exit_code"]), ("hi\n", 0))
+        with open(os.path.join(info["workspace_path"], "x")) as f:
+            self.assertEqual(f.read(), "hi\n")
+        done = self.server.request("GET", f"/containers/{cid}/execs/{out['exec_id']}").json()
+        self.assertEqual(done["state"], "exited")
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c", "echo a; echo b >&2; exit 2"]},
+                            headers={"Accept": "application/x-ndjson"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers["Content-Type"], "application/x-ndjson")
+        ev = [json.loads(line) for line in r.body.splitlines()]
+        self.assertEqual([e["type"] for e in ev], ["start", "stdout", "stderr", "exit"])
+        self.assertEqual(ev[-1]["code"], 2)
+        self.assert_error(self.agent_exec("runner", {}), 422, "invalid_request")
+        self.stop("runner")
+        self.assert_error(self.agent_exec("runner", {"command": ["/bin/true"]}), 409,
+                          "invalid_state")
+
+
 for _rt in RUNTIMES or ["crun"]:
+    _name = f"AgentExec_{_rt}"
+    globals()[_name] = type(_name, (AgentExec, AgentContainerCase), {"runtime": _rt})
     for _tests in (Exec, Files):
         _name = f"{_tests.__name__}_{_rt}"
         globals()[_name] = type(_name, (_tests, ContainerCase), {"runtime": _rt})

@@ -215,6 +215,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "DELETE", "/agents/{id}", cb__api_agents_delete, 0);
     cb_router_add(r, "POST", "/agents/{id}/start", cb__api_agents_start, 0);
     cb_router_add(r, "POST", "/agents/{id}/stop", cb__api_agents_stop, 0);
+    cb_router_add(r, "POST", "/agents/{id}/exec", cb__api_agents_exec, CB_ROUTE_JSON);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

@@ -197,12 +197,11 @@ static void exec_id_header(struct cb_http_response *res, const char *exec_id)
 
 /* The exec runs on a thread of its own (exec_stream.c); this worker only
  * starts it, and the I/O thread hands out its events. */
-static void exec_stream(struct cb_http_request *req, struct cb_http_response *res)
+static void exec_stream(struct cb_http_request *req, struct cb_http_response *res, const char *id)
 {
     struct cb_error err = {0};
     struct cb_ct_exec_stream *s = NULL;
-    int rc = cb_ct_exec_stream(manager(req), cb_http_param(req, "id"), req->json, req->request_id,
-                               &s, &err);
+    int rc = cb_ct_exec_stream(manager(req), id, req->json, req->request_id, &s, &err);
     if (rc < 0) {
         failed(res, rc, &err);
         return;
@@ -212,22 +211,26 @@ static void exec_stream(struct cb_http_request *req, struct cb_http_response *re
     cb_http_respond_stream(res, "application/x-ndjson", &st);
 }
 
-void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
+void cb__api_exec_in(struct cb_http_request *req, struct cb_http_response *res, const char *id)
 {
     if (wants_ndjson(req)) {
-        exec_stream(req, res);
+        exec_stream(req, res, id);
         return;
     }
     struct cb_error err = {0};
     json_t *out = NULL;
-    int rc =
-        cb_ct_exec(manager(req), cb_http_param(req, "id"), req->json, req->request_id, &out, &err);
+    int rc = cb_ct_exec(manager(req), id, req->json, req->request_id, &out, &err);
     if (rc < 0) {
         failed(res, rc, &err);
         return;
     }
     exec_id_header(res, json_string_value(json_object_get(out, "exec_id")));
     cb_http_respond_json(res, 200, out);
+}
+
+void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
+{
+    cb__api_exec_in(req, res, cb_http_param(req, "id"));
 }
 
 void cb__api_containers_exec_get(struct cb_http_request *req, struct cb_http_response *res)
