@@ -451,6 +451,33 @@ class ExecCli(ContainerCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("not found", p.stderr)
 
+    def test_exec_streams(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        with subprocess.Popen([self.server.binary, "exec", *conn, cid, "--", "/bin/sh", "-c",
+                               "echo one; echo err >&2; sleep 3; echo two; exit 7"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=self.server.env) as proc:
+            t0 = time.monotonic()
+            self.assertEqual(proc.stdout.readline(), "one\n")
+            self.assertEqual(proc.stderr.readline(), "err\n")
+            self.assertLess(time.monotonic() - t0, 2.5)  # before the command's end
+            self.assertEqual(proc.stdout.read(), "two\n")
+            self.assertEqual(proc.wait(timeout=30), 7)
+        # Interrupting the client ends the command.
+        with subprocess.Popen([self.server.binary, "exec", *conn, cid, "--", "/bin/sh", "-c",
+                               "sleep 4716 & echo started; wait"],
+                              stdout=subprocess.PIPE, text=True, env=self.server.env) as proc:
+            self.assertEqual(proc.stdout.readline(), "started\n")
+            self.assertTrue(host_processes("sleep 4716"))
+            proc.terminate()
+            proc.wait()
+        deadline = time.time() + 5
+        while host_processes("sleep 4716") and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(host_processes("sleep 4716"), [])
+
 
 class ExecMcp(ContainerCase):
     """clawbox_exec through `clawbox mcp` (JSON-RPC lines on stdio): the

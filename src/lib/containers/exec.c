@@ -462,8 +462,7 @@ struct cb__ct_exec {
     char *spec_path, *pid_path;
     struct run r;
     uint64_t start, deadline;
-    bool ran; /* finished: outcome holds its end */
-    struct cb__ct_exec_outcome outcome;
+    bool ran; /* finished, its end recorded */
 };
 
 const char *cb__ct_exec_id(const struct cb__ct_exec *x)
@@ -481,7 +480,7 @@ void cb__ct_exec_free(struct cb__ct_exec *x)
         unlink(x->pid_path);
     run_close(&x->r);
     if (x->entered)
-        cb__ct_exec_leave(x->m, x->id, x->t.exec_id, x->ran ? &x->outcome : NULL);
+        cb__ct_exec_leave(x->m, x->id, x->t.exec_id, x->ran);
     cb__ct_exec_target_clear(&x->t);
     cb_ct_exec_request_clear(&x->q);
     json_decref(x->body);
@@ -579,7 +578,7 @@ void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o)
         .truncated = r->truncated,
     };
     x->ran = true;
-    x->outcome = *o;
+    cb__ct_exec_ended(x->m, x->id, x->t.exec_id, o);
     audit_exec(x, o);
 }
 

@@ -208,11 +208,13 @@ struct cb__ct_exec_target {
 int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_ct_exec_request *q,
                       struct cb__ct_exec_target *t, struct cb_error *err);
 void cb__ct_exec_target_clear(struct cb__ct_exec_target *t);
-/* Gives the place back and records how the exec ended (o NULL: it never
- * started, and its record goes). */
+/* Records how the exec ended (before its end is told to its client, so
+ * that a report asked for then already has it). */
 struct cb__ct_exec_outcome;
-void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id,
+void cb__ct_exec_ended(struct cb_ct_manager *m, const char *id, const char *exec_id,
                        const struct cb__ct_exec_outcome *o);
+/* Gives the place back; an exec that never ran (!ran) leaves no record. */
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id, bool ran);
 /* Frees c's exec records (cb__ct_free). */
 void cb__ct_exec_recs_free(struct cb__ct *c);
 

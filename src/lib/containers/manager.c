@@ -1002,7 +1002,7 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, pid_t *init, ui
 }
 
 /* Records exec_id's end in c's list (o NULL: removes it), keeping the
- * last CB__CT_EXECS_KEPT finished. */
+ * last CB__CT_EXECS_KEPT finished. Under m->lock. */
 static void rec_end(struct cb__ct *c, const char *exec_id, const struct cb__ct_exec_outcome *o)
 {
     size_t finished = 0;
@@ -1023,15 +1023,25 @@ static void rec_end(struct cb__ct *c, const char *exec_id, const struct cb__ct_e
     }
 }
 
-void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id,
+void cb__ct_exec_ended(struct cb_ct_manager *m, const char *id, const char *exec_id,
                        const struct cb__ct_exec_outcome *o)
+{
+    pthread_mutex_lock(&m->lock);
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            rec_end(c, exec_id, o);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id, bool ran)
 {
     struct owner_call oc = {0};
     pthread_mutex_lock(&m->lock);
     for (struct cb__ct *c = m->list; c; c = c->next)
         if (strcmp(c->id, id) == 0 && c->execs > 0) {
             c->execs--;
-            rec_end(c, exec_id, o);
+            if (!ran)
+                rec_end(c, exec_id, NULL);
             owner_note(&oc, c);
         }
     pthread_cond_broadcast(&m->changed); /* the manager's close waits for streamed execs */

@@ -60,6 +60,14 @@ static void enter(struct cb__ct_exec_target *t, const char **argv, size_t n)
     assert_int_equal(cb__ct_exec_enter(&g.m, CT_ID, &q, t, &err), 0);
 }
 
+/* Ends a running exec as exec.c does: its end recorded, its place given
+ * back. */
+static void finish(const char *exec_id, const struct cb__ct_exec_outcome *o)
+{
+    cb__ct_exec_ended(&g.m, CT_ID, exec_id, o);
+    cb__ct_exec_leave(&g.m, CT_ID, exec_id, true);
+}
+
 static json_t *info(const char *exec_id, int want)
 {
     json_t *out = NULL;
@@ -84,7 +92,7 @@ static void running_then_finished(void **state)
                         "exit 3");
     json_decref(i);
     struct cb__ct_exec_outcome o = {.code = 3, .duration_ms = 42};
-    cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, &o);
+    finish(t.exec_id, &o);
     assert_int_equal(g.ct.execs, 0);
     i = info(t.exec_id, 0);
     assert_string_equal(json_string_value(json_object_get(i, "state")), "exited");
@@ -101,10 +109,8 @@ static void killed_ones_say_why_and_have_no_code(void **state)
     struct cb__ct_exec_target a, b;
     enter(&a, argv, 1);
     enter(&b, argv, 1);
-    cb__ct_exec_leave(&g.m, CT_ID, a.exec_id,
-                      &(struct cb__ct_exec_outcome){.code = -1, .timed_out = true});
-    cb__ct_exec_leave(&g.m, CT_ID, b.exec_id,
-                      &(struct cb__ct_exec_outcome){.code = -1, .cancelled = true});
+    finish(a.exec_id, &(struct cb__ct_exec_outcome){.code = -1, .timed_out = true});
+    finish(b.exec_id, &(struct cb__ct_exec_outcome){.code = -1, .cancelled = true});
     json_t *i = info(a.exec_id, 0);
     assert_string_equal(json_string_value(json_object_get(i, "state")), "timed_out");
     assert_true(json_is_null(json_object_get(i, "exit_code")));
@@ -123,10 +129,10 @@ static void only_the_last_finished_are_kept(void **state)
     struct cb__ct_exec_target t, first, running;
     enter(&running, argv, 1); /* a running one is never dropped */
     enter(&first, argv, 1);
-    cb__ct_exec_leave(&g.m, CT_ID, first.exec_id, &(struct cb__ct_exec_outcome){0});
+    finish(first.exec_id, &(struct cb__ct_exec_outcome){0});
     for (int i = 0; i < CB__CT_EXECS_KEPT; i++) {
         enter(&t, argv, 1);
-        cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, &(struct cb__ct_exec_outcome){0});
+        finish(t.exec_id, &(struct cb__ct_exec_outcome){0});
         cb__ct_exec_target_clear(&t);
     }
     assert_null(info(first.exec_id, -ENOENT));
@@ -141,7 +147,7 @@ static void one_that_never_started_is_forgotten(void **state)
     const char *argv[] = {"/bin/true"};
     struct cb__ct_exec_target t;
     enter(&t, argv, 1);
-    cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, NULL);
+    cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, false);
     assert_null(info(t.exec_id, -ENOENT));
     assert_null(g.ct.exec_recs);
     cb__ct_exec_target_clear(&t);
@@ -165,7 +171,7 @@ static void unknown_ids_and_a_long_command(void **state)
     assert_int_equal(json_array_size(cmd), 2);
     assert_int_equal(json_string_length(json_array_get(cmd, 1)), 1024 - strlen("/bin/echo"));
     json_decref(i);
-    cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, NULL);
+    cb__ct_exec_leave(&g.m, CT_ID, t.exec_id, false);
     cb__ct_exec_target_clear(&t);
 }
 
