@@ -267,6 +267,35 @@ class Exec:
         self.assert_error(self.exec_info(first), 404, "not_found")
         self.assertEqual(self.exec_info(ids[0]).json()["state"], "exited")
 
+    def test_detached_exec_outlives_its_request(self):
+        t0 = time.monotonic()
+        r = self.exec(["/bin/sh", "-c", "echo detached-out; sleep 1; echo detached-err >&2; "
+                       "exit 4"], detach=True)
+        self.assertLess(time.monotonic() - t0, 1)
+        self.assertEqual(r.status, 202, r.body)
+        exec_id = r.json()["exec_id"]
+        self.assertEqual(r.json(), {"exec_id": exec_id, "detached": True})
+        self.assertEqual(r.headers["X-Clawbox-Exec-Id"], exec_id)
+        self.assertEqual(self.exec_info(exec_id).json()["state"], "running")
+        deadline = time.time() + 10
+        while self.exec_info(exec_id).json()["state"] == "running" and time.time() < deadline:
+            time.sleep(0.1)
+        info = self.exec_info(exec_id).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 4))
+        self.assertGreaterEqual(info["duration_ms"], 1000)
+        # Its output went to the container's log.
+        log = self.server.request("GET", f"/containers/{self.cid}/logs").body.decode()
+        self.assertIn("detached-out\n", log)
+        self.assertIn("detached-err\n", log)
+        # Its timeout still ends it, and what it started.
+        r = self.exec(["/bin/sh", "-c", "sleep 4717 & wait"], detach=True, timeout_ms=500)
+        exec_id = r.json()["exec_id"]
+        deadline = time.time() + 10
+        while self.exec_info(exec_id).json()["state"] == "running" and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.exec_info(exec_id).json()["state"], "timed_out")
+        self.assertEqual(host_processes("sleep 4717"), [])
+
     def test_stream_refusals_answer_once(self):
         _, resp = self.stream([])
         self.assertEqual(resp.status, 400)
@@ -287,7 +316,9 @@ class Exec:
                              ({"command": ["/bin/true"], "env": {"A": 1}}, 422),
                              ({"command": ["/bin/true"], "stdin": 5}, 422),
                              ({"command": ["/bin/true"], "timeout_ms": 0}, 400),
-                             ({"command": ["/bin/true"], "timeout_ms": "x"}, 422)]:
+                             ({"command": ["/bin/true"], "timeout_ms": "x"}, 422),
+                             ({"command": ["/bin/true"], "detach": "yes"}, 422),
+                             ({"command": [], "detach": True}, 400)]:
             r = self.server.request("POST", f"/containers/{self.cid}/exec", body)
             self.assertEqual(r.status, status, (body, r.body))
             self.assertIn(r.json()["code"], ("invalid_request",))
@@ -568,6 +599,10 @@ class AgentExec:
         self.assertEqual([e["type"] for e in ev], ["start", "stdout", "stderr", "exit"])
         self.assertEqual(ev[-1]["code"], 2)
         self.assert_error(self.agent_exec("runner", {}), 422, "invalid_request")
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c", "echo bg > /workspace/bg"],
+                                       "detach": True})
+        self.assertEqual(r.status, 202, r.body)
+        self.wait_file(os.path.join(info["workspace_path"], "bg"))
         self.stop("runner")
         self.assert_error(self.agent_exec("runner", {"command": ["/bin/true"]}), 409,
                           "invalid_state")

@@ -211,8 +211,27 @@ static void exec_stream(struct cb_http_request *req, struct cb_http_response *re
     cb_http_respond_stream(res, "application/x-ndjson", &st);
 }
 
+/* "detach": true answers 202 at once; the exec goes on without the
+ * request. */
+static void exec_detached(struct cb_http_request *req, struct cb_http_response *res, const char *id)
+{
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_exec_detach(manager(req), id, req->json, req->request_id, &out, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    exec_id_header(res, json_string_value(json_object_get(out, "exec_id")));
+    cb_http_respond_json(res, 202, out);
+}
+
 void cb__api_exec_in(struct cb_http_request *req, struct cb_http_response *res, const char *id)
 {
+    if (json_is_true(json_object_get(req->json, "detach"))) {
+        exec_detached(req, res, id);
+        return;
+    }
     if (wants_ndjson(req)) {
         exec_stream(req, res, id);
         return;

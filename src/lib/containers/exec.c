@@ -142,6 +142,7 @@ struct run {
     pid_t rt;           /* the runtime's exec process, leading a session of its own */
     int rt_fd, proc_fd; /* pidfds of the runtime and of the exec'd process */
     int in;             /* -1 once all is sent */
+    int log_fd;         /* detached: the container's output pipe, else -1 */
     struct stream out, err;
     const struct cb__ct_exec_sink *sink;
     size_t cap; /* [containers] max_exec_output_bytes, per stream */
@@ -193,8 +194,9 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     static char *const env[] = {CB__CT_PATH_ENV, NULL};
     int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
     int rc = 0;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-        pipe2(er, O_CLOEXEC) < 0)
+    bool piped = r->log_fd < 0; /* else its output goes to the container's log */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
+        (piped && (pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0)))
         rc = cb_error_set(err, -errno, "exec: pipes: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -203,8 +205,8 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     sigfillset(&all);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, er[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, piped ? out[1] : r->log_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, piped ? er[1] : r->log_fd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at,
@@ -365,9 +367,38 @@ static void pump(struct run *r, uint64_t deadline)
 
 static void run_close(struct run *r)
 {
-    for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd}, i = 0; i < 5; i++)
+    for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd, r->log_fd}, i = 0;
+         i < 6; i++)
         if (fd[i] >= 0)
             close(fd[i]);
+}
+
+/* The write end of the pipe the container's init writes its output to
+ * (its fd 1), which its monitor copies into the container's log under
+ * its cap: a detached exec's output goes there. Only a pipe is opened,
+ * never a file the container may have put at its fd 1. */
+static int open_log_pipe(pid_t init, int *out, struct cb_error *err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)init);
+    struct stat a, b;
+    int p = open(path, O_PATH | O_CLOEXEC);
+    if (p < 0 || fstat(p, &a) < 0 || !S_ISFIFO(a.st_mode)) {
+        if (p >= 0)
+            close(p);
+        return cb_error_set(err, -EIO, "exec: the container's output is not a pipe to its log");
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", p);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    close(p);
+    if (fd < 0 || fstat(fd, &b) < 0 || b.st_ino != a.st_ino || b.st_dev != a.st_dev) {
+        if (fd >= 0)
+            close(fd);
+        return cb_error_set(err, -EIO, "exec: cannot open the container's output pipe");
+    }
+    fcntl(fd, F_SETFL, 0); /* its own open file: the container's stays as it is */
+    *out = fd;
+    return 0;
 }
 
 /* ---- the process spec ---- */
@@ -526,6 +557,8 @@ static int launch(struct cb__ct_exec *x, struct cb_error *err)
     char *argv[16];
     if (rc == 0 && m->be.exec_argv(m->be.impl, x->id, x->spec_path, x->pid_path, argv, 16) < 0)
         rc = cb_error_set(err, -EIO, "exec: the runtime cannot exec");
+    if (rc == 0 && x->q.detach)
+        rc = open_log_pipe(x->t.init_pid, &x->r.log_fd, err);
     x->r.ns = pid_ns(x->t.init_pid);
     x->r.pid_file = x->pid_path;
     x->start = cb_now_mono_ns();
@@ -542,7 +575,8 @@ int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *bod
     snprintf(x->id, sizeof(x->id), "%s", id);
     x->request_id = request_id ? cb_xstrdup(request_id) : NULL;
     x->body = json_incref((json_t *)body); /* only its count changes */
-    x->r = (struct run){.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
+    x->r = (struct run){
+        .in = -1, .rt_fd = -1, .proc_fd = -1, .log_fd = -1, .out.fd = -1, .err.fd = -1};
     x->r.sink = sink;
     x->r.cap = m->cfg->containers.max_exec_output_bytes;
     int rc = cb_ct_exec_request_parse(body, m->cfg, &x->q, err);

@@ -221,6 +221,44 @@ int cb_ct_exec_stream_read(struct cb_ct_exec_stream *s, char *out, size_t room, 
     return end;
 }
 
+/* ---- detached ---- */
+
+static void *detached_thread(void *arg)
+{
+    struct cb__ct_exec_outcome o;
+    cb__ct_exec_finish(arg, &o);
+    cb__ct_exec_free(arg);
+    return NULL;
+}
+
+static void no_output(void *ud, bool is_err, const char *data, size_t len)
+{
+    (void)ud, (void)is_err, (void)data, (void)len; /* it writes to the container's log */
+}
+
+int cb_ct_exec_detach(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, json_t **result, struct cb_error *err)
+{
+    static const struct cb__ct_exec_sink sink = {.output = no_output, .wake_fd = -1};
+    struct cb__ct_exec *x = NULL;
+    int rc = cb__ct_exec_start(m, id, body, request_id, &sink, &x, err);
+    if (rc < 0)
+        return rc;
+    *result = json_pack("{s:s, s:b}", "exec_id", cb__ct_exec_id(x), "detached", true);
+    pthread_attr_t at;
+    pthread_t t;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &at, detached_thread, x);
+    pthread_attr_destroy(&at);
+    if (e != 0) { /* run here to its end, rather than leave it unwatched */
+        json_decref(*result);
+        detached_thread(x);
+        return cb_error_set(err, -e, "exec: thread: %s", strerror(e));
+    }
+    return 0;
+}
+
 const char *cb_ct_exec_stream_id(const struct cb_ct_exec_stream *s)
 {
     return s->exec_id;

@@ -143,6 +143,14 @@ void cb_ct_follow_free(struct cb_ct_follow *f);
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err);
 
+/* The same exec with "detach": true (exec_stream.c): started here (failing
+ * as cb_ct_exec does), it runs on a thread of its own to its end or its
+ * timeout, whatever becomes of the request, with its stdout and stderr
+ * the container's own (its log); *result is {exec_id, detached: true}.
+ * cb_ct_exec_info tells its end. */
+int cb_ct_exec_detach(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, json_t **result, struct cb_error *err);
+
 /* GET /containers/{id}/execs/{exec_id}: {exec_id, command, state
  * ("running", "exited", "timed_out" or "cancelled"), exit_code,
  * duration_ms, started_at} of a running exec or one of the last 64
