@@ -591,7 +591,9 @@ class AgentExec:
             self.assertEqual(f.read(), "hi\n")
         done = self.server.request("GET", f"/containers/{cid}/execs/{out['exec_id']}").json()
         self.assertEqual(done["state"], "exited")
-        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c", "echo a; echo b >&2; exit 2"]},
+        # (The sleep makes the shell flush its stdout before it writes stderr.)
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c",
+                                                   "echo a; sleep 0.1; echo b >&2; exit 2"]},
                             headers={"Accept": "application/x-ndjson"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.headers["Content-Type"], "application/x-ndjson")
