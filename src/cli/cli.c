@@ -145,11 +145,18 @@ int cli_request_bytes(const struct cli_conn *c, const char *method, const char *
 
 int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sink, void *ud)
 {
+    return cli_stream_request(c, "GET", path, NULL, NULL, sink, ud);
+}
+
+int cli_stream_request(const struct cli_conn *c, const char *method, const char *path,
+                       const char *body, const char *accept, cb_client_sink_fn sink, void *ud)
+{
     struct cb_error err = {0};
     struct cb_buf out;
     long status = 0;
     cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
-    int r = cb_client_stream(&c->client, path, sink, ud, &status, &out, &err);
+    int r = cb_client_stream_request(&c->client, method, path, body, accept, sink, ud, &status,
+                                     &out, &err);
     int rc = outcome(r, status, &out, &err);
     cb_buf_free(&out);
     return rc;

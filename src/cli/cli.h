@@ -82,6 +82,10 @@ int cli_request_bytes(const struct cli_conn *c, const char *method, const char *
 /* Performs a GET whose 2xx body streams to `sink` until the server ends
  * it; prints errors as cli_request does. Returns 0 or 1. */
 int cli_stream(const struct cli_conn *c, const char *path, cb_client_sink_fn sink, void *ud);
+/* The same for any method, with a JSON body (or NULL) and an Accept
+ * header (or NULL). */
+int cli_stream_request(const struct cli_conn *c, const char *method, const char *path,
+                       const char *body, const char *accept, cb_client_sink_fn sink, void *ud);
 
 /* Prints a response body on stdout as indented JSON (raw when it is not
  * JSON), with a newline. */

@@ -1,6 +1,7 @@
 /* clawbox exec CONTAINER_ID [options] -- COMMAND [ARGS...]: a client of
  * POST /containers/{id}/exec that prints the command's stdout and stderr
- * where they belong and exits with its code. */
+ * where they belong as they come (the NDJSON answer) and exits with its
+ * code. */
 #include "cli.h"
 #include "core/util.h"
 
@@ -13,13 +14,17 @@
 #define STDIN_MAX (1024 * 1024)
 /* The exit code of a command that ran out of time, as timeout(1) has it. */
 #define EXIT_TIMED_OUT 124
+/* The longest event line taken from the server: one piece of redacted
+ * output (at most 32 KiB) escaped as JSON. */
+#define EVENT_MAX (1024 * 1024)
 
 static const char usage[] =
     "Usage: clawbox exec CONTAINER_ID [--timeout MS] [--cwd DIR] [--env NAME=VALUE]...\n"
     "                    [--stdin] [--json] [--host H] [--port P] [--socket PATH] [--token T]\n"
     "                    -- COMMAND [ARGS...]\n\n"
     "Runs COMMAND inside the running container as its own user, and prints its\n"
-    "stdout and stderr (redacted) on stdout and stderr. Exits with the command's\n"
+    "stdout and stderr (redacted, by whole lines) on stdout and stderr as they\n"
+    "come. Interrupting it ends the command. Exits with the command's\n"
     "exit code; 124 when it ran out of time (it and everything it started are\n"
     "killed).\n\n"
     "  --timeout MS    how long it may run (default [containers] default_exec_timeout_ms)\n"
@@ -110,25 +115,79 @@ static int read_stdin(json_t *body)
     return rc;
 }
 
-/* Prints the answer's output and returns the command's exit code. */
-static int print_outcome(const struct cb_buf *out)
+/* The command's exit code from its end (the exit event): its code, 124
+ * when it ran out of time, 1 when it has none. */
+static int outcome(const json_t *end)
 {
-    json_t *doc = json_loadb(out->data, out->len, 0, NULL);
-    if (doc == NULL)
-        return cli_fail("the server's answer is not JSON");
-    const char *so = json_string_value(json_object_get(doc, "stdout"));
-    const char *se = json_string_value(json_object_get(doc, "stderr"));
-    fputs(so ? so : "", stdout);
-    fputs(se ? se : "", stderr);
-    json_t *code = json_object_get(doc, "exit_code");
+    json_t *code = json_object_get(end, "code");
     int rc = json_is_integer(code) ? (int)(json_integer_value(code) & 0xff) : 1;
-    if (json_is_true(json_object_get(doc, "timed_out"))) {
+    if (json_is_true(json_object_get(end, "timed_out"))) {
         fprintf(stderr, "clawbox: the command ran out of time and was killed\n");
         rc = EXIT_TIMED_OUT;
     }
-    if (json_is_true(json_object_get(doc, "truncated")))
+    if (json_is_true(json_object_get(end, "truncated")))
         fprintf(stderr, "clawbox: output past [containers] max_exec_output_bytes was dropped\n");
-    json_decref(doc);
+    return rc;
+}
+
+/* The streamed answer, one event a line (docs/api.md). */
+struct events {
+    struct cb_buf line; /* the event being received */
+    json_t *end;        /* the exit event, once it came */
+};
+
+static void put(FILE *f, const json_t *data)
+{
+    if (json_is_string(data)) {
+        fwrite(json_string_value(data), 1, json_string_length(data), f);
+        fflush(f);
+    }
+}
+
+static void event(struct events *e)
+{
+    json_t *ev = json_loadb(e->line.data ? e->line.data : "", e->line.len, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (type != NULL && strcmp(type, "stdout") == 0)
+        put(stdout, json_object_get(ev, "data"));
+    else if (type != NULL && strcmp(type, "stderr") == 0)
+        put(stderr, json_object_get(ev, "data"));
+    else if (type != NULL && strcmp(type, "exit") == 0)
+        e->end = json_incref(ev);
+    json_decref(ev);
+    cb_buf_reset(&e->line);
+}
+
+static int on_events(void *ud, const char *data, size_t n)
+{
+    struct events *e = ud;
+    while (n > 0) {
+        const char *nl = memchr(data, '\n', n);
+        size_t k = nl ? (size_t)(nl - data) : n;
+        if (cb_buf_append(&e->line, data, k) < 0)
+            return -1;
+        if (nl != NULL) {
+            event(e);
+            k++;
+        }
+        data += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int stream(struct args *a, const char *path, const char *text)
+{
+    struct events e = {0};
+    cb_buf_init(&e.line, EVENT_MAX);
+    int rc =
+        cli_stream_request(&a->conn, "POST", path, text, "application/x-ndjson", on_events, &e);
+    if (rc == 0 && e.end == NULL)
+        rc = cli_fail("the server's answer ended before the command's exit");
+    else if (rc == 0)
+        rc = outcome(e.end);
+    json_decref(e.end);
+    cb_buf_free(&e.line);
     return rc;
 }
 
@@ -138,14 +197,17 @@ static int run(struct args *a, const char *id)
         return 1;
     char *path = cb_xasprintf("/containers/%s/exec", id);
     char *text = json_dumps(a->body, JSON_COMPACT);
-    struct cb_buf out;
-    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
-    int rc = cli_request(&a->conn, "POST", path, text, &out);
-    if (rc == 0 && a->json)
-        cli_print_body(&out);
-    else if (rc == 0)
-        rc = print_outcome(&out);
-    cb_buf_free(&out);
+    int rc = 0;
+    if (a->json) {
+        struct cb_buf out;
+        cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+        rc = cli_request(&a->conn, "POST", path, text, &out);
+        if (rc == 0)
+            cli_print_body(&out);
+        cb_buf_free(&out);
+    } else {
+        rc = stream(a, path, text);
+    }
     free(text);
     free(path);
     return rc;

@@ -13,6 +13,7 @@ import threading
 import time
 
 import harness
+from test_agents import AgentContainerCase
 from test_containers import RUNTIMES, ContainerCase
 
 
@@ -139,6 +140,174 @@ class Exec:
         self.assertEqual(results, [200, 200])
         self.assertEqual(self.ok(["/bin/true"])["exit_code"], 0)
 
+    def stream(self, command, **extra):
+        """A streamed exec (Accept: application/x-ndjson): its connection
+        and its response, left unread."""
+        body = dict(command=command, **extra)
+        conn = self.server.connection(60)
+        conn.request("POST", f"/containers/{self.cid}/exec", body=json.dumps(body),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        resp = conn.getresponse()
+        self.addCleanup(conn.close)
+        return conn, resp
+
+    def events(self, command, **extra):
+        _, resp = self.stream(command, **extra)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/x-ndjson")
+        return [json.loads(line) for line in resp.read().splitlines()]
+
+    def test_stream_in_order_and_exit_last(self):
+        ev = self.events(["/bin/sh", "-c", "echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; "
+                          "sleep 0.2; echo d >&2; exit 5"])
+        self.assertEqual(ev[0]["type"], "start")
+        self.assertEqual([(e["type"], e.get("data")) for e in ev[1:-1]],
+                         [("stdout", "a\n"), ("stderr", "b\n"), ("stdout", "c\n"),
+                          ("stderr", "d\n")])
+        self.assertEqual(ev[-1]["type"], "exit")
+        self.assertEqual(ev[-1]["code"], 5)
+        self.assertFalse(ev[-1]["timed_out"])
+        self.assertFalse(ev[-1]["truncated"])
+        self.assertGreaterEqual(ev[-1]["duration_ms"], 600)
+
+    def test_stream_arrives_as_it_runs(self):
+        _, resp = self.stream(["/bin/sh", "-c", "echo first; sleep 3; echo second"])
+        self.assertEqual(json.loads(resp.readline())["type"], "start")
+        t0 = time.monotonic()
+        self.assertEqual(json.loads(resp.readline())["data"], "first\n")
+        self.assertLess(time.monotonic() - t0, 2)
+        rest = [json.loads(line) for line in resp.read().splitlines()]
+        self.assertEqual(rest[0]["data"], "second\n")
+        self.assertEqual(rest[-1]["code"], 0)
+
+    def test_stream_redacts_a_secret_written_in_two_halves(self):
+        half = "b" * 18
+        ev = self.events(["/bin/sh", "-c", f"printf 'token=ghp_{half}'; sleep 0.5; "
+                          f"printf '{half}\\n'; echo after"])
+        out = "".join(e["data"] for e in ev if e["type"] == "stdout")
+        self.assertNotIn("ghp_" + half, out)
+        self.assertNotIn(half + half, out)
+        self.assertIn("[REDACTED]", out)
+        self.assertTrue(out.endswith("after\n"), out)
+
+    def test_stream_output_capped(self):
+        ev = self.events(["/bin/sh", "-c", "yes | head -c 52428800; echo done >&2"])
+        out = "".join(e["data"] for e in ev if e["type"] == "stdout")
+        self.assertEqual(len(out), 4096)
+        self.assertEqual([e["data"] for e in ev if e["type"] == "stderr"], ["done\n"])
+        self.assertTrue(ev[-1]["truncated"])
+        self.assertEqual(ev[-1]["code"], 0)
+
+    def test_stream_timeout(self):
+        ev = self.events(["/bin/sh", "-c", "sleep 4714 & echo started; wait"], timeout_ms=500)
+        self.assertEqual(ev[1], {"type": "stdout", "data": "started\n"})
+        self.assertTrue(ev[-1]["timed_out"])
+        self.assertIsNone(ev[-1]["code"])
+        self.assertEqual(host_processes("sleep 4714"), [])
+
+    def test_stream_disconnect_kills_the_exec(self):
+        conn, resp = self.stream(["/bin/sh", "-c", "sleep 4715 & echo started; wait"])
+        self.assertEqual(json.loads(resp.readline())["type"], "start")
+        self.assertEqual(json.loads(resp.readline())["data"], "started\n")
+        self.assertTrue(host_processes("sleep 4715"))
+        resp.close()
+        conn.close()
+        deadline = time.time() + 5
+        while host_processes("sleep 4715") and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(host_processes("sleep 4715"), [])
+        # Its place is free again, and it is audited as cancelled.
+        self.assertEqual(self.ok(["/bin/true"])["exit_code"], 0)
+        lines, _ = harness.read_audit(os.path.join(self.server.dir, "audit"))
+        mine = [l for l in lines if l["tool"] == self.cid and l["method"] == "exec"]
+        self.assertIn("cancelled", [l["decision"] for l in mine])
+        info = self.exec_info(resp.getheader("X-Clawbox-Exec-Id")).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("cancelled", None))
+
+    def exec_info(self, exec_id, cid=None):
+        return self.server.request("GET", f"/containers/{cid or self.cid}/execs/{exec_id}")
+
+    def test_exec_ids_and_their_reports(self):
+        r = self.exec(["/bin/sh", "-c", "exit 3"])
+        exec_id = r.json()["exec_id"]
+        self.assertRegex(exec_id, r"^ex_[0-9a-f]{16}$")
+        self.assertEqual(r.headers["X-Clawbox-Exec-Id"], exec_id)
+        info = self.exec_info(exec_id).json()
+        self.assertEqual(info["exec_id"], exec_id)
+        self.assertEqual(info["command"], ["/bin/sh", "-c", "exit 3"])
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 3))
+        self.assertRegex(info["started_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertGreaterEqual(info["duration_ms"], 0)
+        # Streamed: the first event names it, and it is running until its end.
+        _, resp = self.stream(["/bin/sh", "-c", "echo go; sleep 1"])
+        start = json.loads(resp.readline())
+        self.assertEqual(start["type"], "start")
+        self.assertEqual(resp.getheader("X-Clawbox-Exec-Id"), start["exec_id"])
+        self.assertEqual(json.loads(resp.readline())["data"], "go\n")
+        info = self.exec_info(start["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("running", None))
+        resp.read()
+        info = self.exec_info(start["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 0))
+        self.assertGreaterEqual(info["duration_ms"], 1000)
+        ev = self.events(["/bin/sleep", "10"], timeout_ms=300)
+        info = self.exec_info(ev[0]["exec_id"]).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("timed_out", None))
+        # Unknown ones, and all of them once the container is gone.
+        self.assert_error(self.exec_info("ex_0000000000000000"), 404, "not_found")
+        self.assert_error(self.exec_info(exec_id, "clawbox-nope"), 404, "not_found")
+        self.server.request("DELETE", f"/containers/{self.cid}")
+        self.assert_error(self.exec_info(exec_id), 404, "not_found")
+
+    def test_finished_execs_kept_are_bounded(self):
+        first = self.ok(["/bin/true"])["exec_id"]
+        ids = [self.ok(["/bin/true"])["exec_id"] for _ in range(64)]
+        self.assert_error(self.exec_info(first), 404, "not_found")
+        self.assertEqual(self.exec_info(ids[0]).json()["state"], "exited")
+
+    def test_detached_exec_outlives_its_request(self):
+        t0 = time.monotonic()
+        r = self.exec(["/bin/sh", "-c", "echo detached-out; sleep 1; echo detached-err >&2; "
+                       "exit 4"], detach=True)
+        self.assertLess(time.monotonic() - t0, 1)
+        self.assertEqual(r.status, 202, r.body)
+        exec_id = r.json()["exec_id"]
+        self.assertEqual(r.json(), {"exec_id": exec_id, "detached": True})
+        self.assertEqual(r.headers["X-Clawbox-Exec-Id"], exec_id)
+        self.assertEqual(self.exec_info(exec_id).json()["state"], "running")
+        deadline = time.time() + 10
+        while self.exec_info(exec_id).json()["state"] == "running" and time.time() < deadline:
+            time.sleep(0.1)
+        info = self.exec_info(exec_id).json()
+        self.assertEqual((info["state"], info["exit_code"]), ("exited", 4))
+        self.assertGreaterEqual(info["duration_ms"], 1000)
+        # Its output went to the container's log.
+        log = self.server.request("GET", f"/containers/{self.cid}/logs").body.decode()
+        self.assertIn("detached-out\n", log)
+        self.assertIn("detached-err\n", log)
+        # Its timeout still ends it, and what it started.
+        r = self.exec(["/bin/sh", "-c", "sleep 4717 & wait"], detach=True, timeout_ms=500)
+        exec_id = r.json()["exec_id"]
+        deadline = time.time() + 10
+        while self.exec_info(exec_id).json()["state"] == "running" and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.exec_info(exec_id).json()["state"], "timed_out")
+        self.assertEqual(host_processes("sleep 4717"), [])
+
+    def test_stream_refusals_answer_once(self):
+        _, resp = self.stream([])
+        self.assertEqual(resp.status, 400)
+        conn = self.server.connection()
+        self.addCleanup(conn.close)
+        conn.request("POST", "/containers/clawbox-nope/exec",
+                     body=json.dumps({"command": ["/bin/true"]}),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        self.assertEqual(conn.getresponse().status, 404)
+
     def test_bad_input(self):
         for body, status in [({}, 422), ({"command": []}, 400), ({"command": "ls"}, 422),
                              ({"command": ["/bin/true", 1]}, 422),
@@ -147,7 +316,9 @@ class Exec:
                              ({"command": ["/bin/true"], "env": {"A": 1}}, 422),
                              ({"command": ["/bin/true"], "stdin": 5}, 422),
                              ({"command": ["/bin/true"], "timeout_ms": 0}, 400),
-                             ({"command": ["/bin/true"], "timeout_ms": "x"}, 422)]:
+                             ({"command": ["/bin/true"], "timeout_ms": "x"}, 422),
+                             ({"command": ["/bin/true"], "detach": "yes"}, 422),
+                             ({"command": [], "detach": True}, 400)]:
             r = self.server.request("POST", f"/containers/{self.cid}/exec", body)
             self.assertEqual(r.status, status, (body, r.body))
             self.assertIn(r.json()["code"], ("invalid_request",))
@@ -311,6 +482,33 @@ class ExecCli(ContainerCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("not found", p.stderr)
 
+    def test_exec_streams(self):
+        cid = self.spawned(["/bin/sleep", "60"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        conn = ["--port", str(self.server.port), "--token", self.server.token]
+        with subprocess.Popen([self.server.binary, "exec", *conn, cid, "--", "/bin/sh", "-c",
+                               "echo one; echo err >&2; sleep 3; echo two; exit 7"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=self.server.env) as proc:
+            t0 = time.monotonic()
+            self.assertEqual(proc.stdout.readline(), "one\n")
+            self.assertEqual(proc.stderr.readline(), "err\n")
+            self.assertLess(time.monotonic() - t0, 2.5)  # before the command's end
+            self.assertEqual(proc.stdout.read(), "two\n")
+            self.assertEqual(proc.wait(timeout=30), 7)
+        # Interrupting the client ends the command.
+        with subprocess.Popen([self.server.binary, "exec", *conn, cid, "--", "/bin/sh", "-c",
+                               "sleep 4716 & echo started; wait"],
+                              stdout=subprocess.PIPE, text=True, env=self.server.env) as proc:
+            self.assertEqual(proc.stdout.readline(), "started\n")
+            self.assertTrue(host_processes("sleep 4716"))
+            proc.terminate()
+            proc.wait()
+        deadline = time.time() + 5
+        while host_processes("sleep 4716") and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(host_processes("sleep 4716"), [])
+
 
 class ExecMcp(ContainerCase):
     """clawbox_exec through `clawbox mcp` (JSON-RPC lines on stdio): the
@@ -369,7 +567,52 @@ class ExecMcp(ContainerCase):
             proc.wait(timeout=10)
 
 
+class AgentExec:
+    """POST /agents/{id}/exec: the container exec in the agent's running
+    container, answered once or streamed; refused for an agent that is not
+    running or unknown."""
+
+    def agent_exec(self, agent_id, body, headers=None):
+        return self.server.request("POST", f"/agents/{agent_id}/exec", body, headers=headers)
+
+    def test_exec_in_a_running_agent(self):
+        info = self.create("runner")
+        r = self.agent_exec("runner", {"command": ["/bin/true"]})
+        self.assert_error(r, 409, "invalid_state")
+        self.assertIn("idle", r.json()["error"])
+        self.assert_error(self.agent_exec("nobody", {"command": ["/bin/true"]}), 404, "not_found")
+        cid = self.start("runner")["container_id"]
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c",
+                                                   "echo hi > /workspace/x; cat /workspace/x"]})
+        self.assertEqual(r.status, 200, r.body)
+        out = r.json()
+        self.assertEqual((out["stdout"], out["exit_code"]), ("hi\n", 0))
+        with open(os.path.join(info["workspace_path"], "x")) as f:
+            self.assertEqual(f.read(), "hi\n")
+        done = self.server.request("GET", f"/containers/{cid}/execs/{out['exec_id']}").json()
+        self.assertEqual(done["state"], "exited")
+        # (The sleep makes the shell flush its stdout before it writes stderr.)
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c",
+                                                   "echo a; sleep 0.1; echo b >&2; exit 2"]},
+                            headers={"Accept": "application/x-ndjson"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers["Content-Type"], "application/x-ndjson")
+        ev = [json.loads(line) for line in r.body.splitlines()]
+        self.assertEqual([e["type"] for e in ev], ["start", "stdout", "stderr", "exit"])
+        self.assertEqual(ev[-1]["code"], 2)
+        self.assert_error(self.agent_exec("runner", {}), 422, "invalid_request")
+        r = self.agent_exec("runner", {"command": ["/bin/sh", "-c", "echo bg > /workspace/bg"],
+                                       "detach": True})
+        self.assertEqual(r.status, 202, r.body)
+        self.wait_file(os.path.join(info["workspace_path"], "bg"))
+        self.stop("runner")
+        self.assert_error(self.agent_exec("runner", {"command": ["/bin/true"]}), 409,
+                          "invalid_state")
+
+
 for _rt in RUNTIMES or ["crun"]:
+    _name = f"AgentExec_{_rt}"
+    globals()[_name] = type(_name, (AgentExec, AgentContainerCase), {"runtime": _rt})
     for _tests in (Exec, Files):
         _name = f"{_tests.__name__}_{_rt}"
         globals()[_name] = type(_name, (_tests, ContainerCase), {"runtime": _rt})

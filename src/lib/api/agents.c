@@ -113,3 +113,23 @@ void cb__api_agents_stop(struct cb_http_request *req, struct cb_http_response *r
     else
         op_failed(res, rc, &err);
 }
+
+/* The agent's exec runs in its container, through the container route's
+ * handler; only a running agent has one. */
+void cb__api_agents_exec(struct cb_http_request *req, struct cb_http_response *res)
+{
+    const char *id = cb_http_param(req, "id");
+    json_t *info = NULL;
+    if (cb_agents_get(agents(req), id, &info) < 0) {
+        cb_http_respond_error(res, 404, "not_found", "agent not found: %s", id);
+        return;
+    }
+    const char *status = json_string_value(json_object_get(info, "status"));
+    const char *ct = json_string_value(json_object_get(info, "container_id"));
+    if (status == NULL || strcmp(status, "running") != 0 || ct == NULL)
+        cb_http_respond_error(res, 409, "invalid_state", "agent %s is not running (%s)", id,
+                              status ? status : "unknown");
+    else
+        cb__api_exec_in(req, res, ct);
+    json_decref(info);
+}

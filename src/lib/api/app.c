@@ -204,6 +204,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "DELETE", "/containers/{id}", cb__api_containers_delete, 0);
     cb_router_add(r, "GET", "/containers/{id}/logs", cb__api_containers_logs, 0);
     cb_router_add(r, "POST", "/containers/{id}/exec", cb__api_containers_exec, CB_ROUTE_JSON);
+    cb_router_add(r, "GET", "/containers/{id}/execs/{exec_id}", cb__api_containers_exec_get, 0);
     cb_router_add(r, "GET", "/containers/{id}/files", cb__api_containers_files_get, 0);
     cb_router_add(r, "PUT", "/containers/{id}/files", cb__api_containers_files_put, CB_ROUTE_RAW);
     cb_router_add(r, "DELETE", "/containers/{id}/files", cb__api_containers_files_delete, 0);
@@ -214,6 +215,7 @@ void cb__api_register(struct cb_router *r)
     cb_router_add(r, "DELETE", "/agents/{id}", cb__api_agents_delete, 0);
     cb_router_add(r, "POST", "/agents/{id}/start", cb__api_agents_start, 0);
     cb_router_add(r, "POST", "/agents/{id}/stop", cb__api_agents_stop, 0);
+    cb_router_add(r, "POST", "/agents/{id}/exec", cb__api_agents_exec, CB_ROUTE_JSON);
     if (cb__api_register_test_routes != NULL)
         cb__api_register_test_routes(r);
 }

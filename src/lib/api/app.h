@@ -66,6 +66,10 @@ void cb__api_containers_get(struct cb_http_request *req, struct cb_http_response
 void cb__api_containers_delete(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_containers_exec_get(struct cb_http_request *req, struct cb_http_response *res);
+/* POST .../exec in container id (containers.c), for the container and
+ * the agent routes alike. */
+void cb__api_exec_in(struct cb_http_request *req, struct cb_http_response *res, const char *id);
 void cb__api_containers_files_get(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_files_put(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_containers_files_delete(struct cb_http_request *req, struct cb_http_response *res);
@@ -75,6 +79,7 @@ void cb__api_agents_get(struct cb_http_request *req, struct cb_http_response *re
 void cb__api_agents_delete(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_agents_start(struct cb_http_request *req, struct cb_http_response *res);
 void cb__api_agents_stop(struct cb_http_request *req, struct cb_http_response *res);
+void cb__api_agents_exec(struct cb_http_request *req, struct cb_http_response *res);
 
 /* Registers the test-only routes. Defined only in the end-to-end test
  * binary (clawbox-test, from api/test_routes.c): app.c refers to it

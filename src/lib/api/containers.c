@@ -2,6 +2,7 @@
  * (src/lib/containers/manager.h), which maps every outcome to an errno
  * this file turns into the reference's status and code. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,12 +170,94 @@ void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_respons
     res->body_len = strlen(text);
 }
 
-void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
+static enum cb_http_stream_rc exec_produce(void *ctx, char *out, size_t room, size_t *n)
+{
+    if (cb_ct_exec_stream_read(ctx, out, room, n) == 1)
+        return CB_HTTP_STREAM_END;
+    return *n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+}
+
+static void exec_free(void *ctx)
+{
+    cb_ct_exec_stream_free(ctx);
+}
+
+/* Whether the client asked for the exec's events as they come. */
+static bool wants_ndjson(struct cb_http_request *req)
+{
+    const char *accept = cb__http_header(req, "Accept");
+    return accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
+}
+
+static void exec_id_header(struct cb_http_response *res, const char *exec_id)
+{
+    snprintf(res->extra_header, sizeof(res->extra_header), "X-Clawbox-Exec-Id: %s",
+             exec_id ? exec_id : "");
+}
+
+/* The exec runs on a thread of its own (exec_stream.c); this worker only
+ * starts it, and the I/O thread hands out its events. */
+static void exec_stream(struct cb_http_request *req, struct cb_http_response *res, const char *id)
+{
+    struct cb_error err = {0};
+    struct cb_ct_exec_stream *s = NULL;
+    int rc = cb_ct_exec_stream(manager(req), id, req->json, req->request_id, &s, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    exec_id_header(res, cb_ct_exec_stream_id(s));
+    struct cb_http_stream st = {exec_produce, exec_free, s};
+    cb_http_respond_stream(res, "application/x-ndjson", &st);
+}
+
+/* "detach": true answers 202 at once; the exec goes on without the
+ * request. */
+static void exec_detached(struct cb_http_request *req, struct cb_http_response *res, const char *id)
 {
     struct cb_error err = {0};
     json_t *out = NULL;
-    int rc =
-        cb_ct_exec(manager(req), cb_http_param(req, "id"), req->json, req->request_id, &out, &err);
+    int rc = cb_ct_exec_detach(manager(req), id, req->json, req->request_id, &out, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    exec_id_header(res, json_string_value(json_object_get(out, "exec_id")));
+    cb_http_respond_json(res, 202, out);
+}
+
+void cb__api_exec_in(struct cb_http_request *req, struct cb_http_response *res, const char *id)
+{
+    if (json_is_true(json_object_get(req->json, "detach"))) {
+        exec_detached(req, res, id);
+        return;
+    }
+    if (wants_ndjson(req)) {
+        exec_stream(req, res, id);
+        return;
+    }
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_exec(manager(req), id, req->json, req->request_id, &out, &err);
+    if (rc < 0) {
+        failed(res, rc, &err);
+        return;
+    }
+    exec_id_header(res, json_string_value(json_object_get(out, "exec_id")));
+    cb_http_respond_json(res, 200, out);
+}
+
+void cb__api_containers_exec(struct cb_http_request *req, struct cb_http_response *res)
+{
+    cb__api_exec_in(req, res, cb_http_param(req, "id"));
+}
+
+void cb__api_containers_exec_get(struct cb_http_request *req, struct cb_http_response *res)
+{
+    struct cb_error err = {0};
+    json_t *out = NULL;
+    int rc = cb_ct_exec_info(manager(req), cb_http_param(req, "id"), cb_http_param(req, "exec_id"),
+                             &out, &err);
     if (rc < 0)
         failed(res, rc, &err);
     else

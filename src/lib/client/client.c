@@ -135,11 +135,24 @@ static size_t on_stream_data(char *p, size_t size, size_t n, void *ud)
 int cb_client_stream(const struct cb_client *c, const char *path, cb_client_sink_fn sink, void *ud,
                      long *status, struct cb_buf *out, struct cb_error *err)
 {
+    return cb_client_stream_request(c, "GET", path, NULL, NULL, sink, ud, status, out, err);
+}
+
+int cb_client_stream_request(const struct cb_client *c, const char *method, const char *path,
+                             const char *json_body, const char *accept, cb_client_sink_fn sink,
+                             void *ud, long *status, struct cb_buf *out, struct cb_error *err)
+{
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
-    CURL *h = prepare(c, "GET", path, NULL, &url, &hdrs);
+    CURL *h = prepare(c, method, path, json_body, &url, &hdrs);
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    if (accept != NULL) {
+        char *line = cb_xasprintf("Accept: %s", accept);
+        hdrs = curl_slist_append(hdrs, line);
+        free(line);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    }
     struct stream_ctx s = {h, sink, ud, out};
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);

@@ -41,6 +41,11 @@ typedef int (*cb_client_sink_fn)(void *ud, const char *data, size_t n);
  * transfer has no time limit. Returns as cb_client_request does. */
 int cb_client_stream(const struct cb_client *c, const char *path, cb_client_sink_fn sink, void *ud,
                      long *status, struct cb_buf *out, struct cb_error *err);
+/* The same for any method, with a JSON body (or NULL) and an Accept
+ * header (or NULL): a streamed exec. */
+int cb_client_stream_request(const struct cb_client *c, const char *method, const char *path,
+                             const char *json_body, const char *accept, cb_client_sink_fn sink,
+                             void *ud, long *status, struct cb_buf *out, struct cb_error *err);
 
 /* Finds the auth token: the `flag` value, else $CLAWBOX_AUTH_TOKEN, else the
  * token file written by `clawbox init` ($HOME/.clawbox/token). Returns a new

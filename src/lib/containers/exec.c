@@ -13,7 +13,6 @@
  * background `sleep &` dies with the exec. A process that made a session
  * of its own escapes; the container's pids limit bounds it, and it dies
  * with the container. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -46,106 +45,26 @@
 /* After the runtime ended (and the session was killed), how long the
  * output may take to reach its end of file. */
 #define DRAIN_MS 2000
-/* Rounds of the session kill: each kills what it finds, until a round
- * finds nothing (a process forking while it is killed shows up in the
- * next). */
-#define KILL_ROUNDS 50
-#define SPEC_MAX    (1024 * 1024)
-
-/* ---- the exec's processes ---- */
-
-/* Field `index` (0-based, after the command's closing parenthesis:
- * 0 state, 1 ppid, 2 pgrp, 3 session) of /proc/<pid>/stat, or -1; the
- * state as a letter in *state when not NULL. */
-static long long stat_field(pid_t pid, int index, char *state)
-{
-    char path[48], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ' || p[2] == '\0')
-        return -1;
-    if (state != NULL)
-        *state = p[2];
-    for (int i = -1; i < index; i++)
-        if ((p = strchr(p + 1, ' ')) == NULL)
-            return -1;
-    const char *start = p + 1, *end = strchr(start, ' ');
-    uint64_t v;
-    if (end == NULL || cb_parse_u64(start, (size_t)(end - start), &v) < 0 || v > INT32_MAX)
-        return -1;
-    return (long long)v;
-}
-
-/* The inode of pid's PID namespace, or 0. */
-static ino_t pid_ns(pid_t pid)
-{
-    char path[48];
-    struct stat st;
-    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
-    return stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-/* Kills every live process of the container's PID namespace (ns) whose
- * session is one of sids[0..n): the exec's session, whichever runtime
- * made it. Repeated until a round finds none, as a process forking while
- * it is killed shows up in the next. */
-static void kill_sessions(ino_t ns, const pid_t *sids, size_t n)
-{
-    for (int round = 0; ns != 0 && round < KILL_ROUNDS; round++) {
-        DIR *d = opendir("/proc");
-        if (d == NULL)
-            return;
-        size_t found = 0;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            uint64_t pid;
-            char state = 0;
-            if (cb_parse_u64(e->d_name, strlen(e->d_name), &pid) < 0 || pid > INT32_MAX)
-                continue;
-            /* The pidfd first: what is read next is of the process it
-             * holds, or of none, so a pid reused meanwhile is not hit. */
-            int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-            if (fd < 0)
-                continue;
-            long long sid = stat_field((pid_t)pid, 3, &state);
-            bool ours = false;
-            for (size_t i = 0; i < n && !ours; i++)
-                ours = sids[i] > 1 && sid == sids[i];
-            if (ours && state != 'Z' && state != 'X' && pid_ns((pid_t)pid) == ns &&
-                syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
-                found++;
-            close(fd);
-        }
-        closedir(d);
-        if (found == 0)
-            return;
-        usleep(1000);
-    }
-}
+#define SPEC_MAX (1024 * 1024)
 
 /* ---- the runtime's exec, and its output ---- */
 
 struct stream {
     int fd;
-    struct cb_buf buf;
+    size_t total; /* bytes handed to the sink, at most run.cap */
 };
 
 struct run {
     pid_t rt;           /* the runtime's exec process, leading a session of its own */
     int rt_fd, proc_fd; /* pidfds of the runtime and of the exec'd process */
     int in;             /* -1 once all is sent */
+    int log_fd;         /* detached: the container's output pipe, else -1 */
     struct stream out, err;
+    const struct cb__ct_exec_sink *sink;
+    size_t cap; /* [containers] max_exec_output_bytes, per stream */
     const char *stdin_data;
     size_t stdin_len, sent;
-    bool truncated, timed_out, rt_done, proc_done;
+    bool truncated, timed_out, cancelled, rt_done, proc_done;
     int status;
     const char *pid_file; /* where the runtime writes the exec'd process's pid */
     pid_t proc;           /* the exec'd process, once known */
@@ -170,7 +89,7 @@ static void learn_proc(struct run *r)
         return;
     r->proc = (pid_t)pid;
     r->proc_fd = (int)syscall(SYS_pidfd_open, r->proc, 0);
-    long long sid = stat_field(r->proc, 3, NULL);
+    long long sid = cb__ct_stat_field(r->proc, 3, NULL);
     r->sid = sid > 1 ? (pid_t)sid : r->proc;
     if (r->proc_fd < 0 || sid < 0) /* it has ended already */
         r->proc_done = true;
@@ -183,7 +102,7 @@ static void kill_exec(struct run *r)
 {
     learn_proc(r);
     pid_t sids[] = {r->sid, r->rt};
-    kill_sessions(r->ns, sids, CB_ARRAY_LEN(sids));
+    cb__ct_kill_sessions(r->ns, sids, CB_ARRAY_LEN(sids));
 }
 
 static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
@@ -191,8 +110,9 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     static char *const env[] = {CB__CT_PATH_ENV, NULL};
     int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
     int rc = 0;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-        pipe2(er, O_CLOEXEC) < 0)
+    bool piped = r->log_fd < 0; /* else its output goes to the container's log */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
+        (piped && (pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0)))
         rc = cb_error_set(err, -errno, "exec: pipes: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -201,8 +121,8 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     sigfillset(&all);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, er[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, piped ? out[1] : r->log_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, piped ? er[1] : r->log_fd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at,
@@ -233,6 +153,9 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     return rc;
 }
 
+/* Reads what s holds and hands it to the sink, up to the cap; past it
+ * the output is still read (so that the process is not held up) and
+ * dropped. */
 static void take(struct run *r, struct stream *s)
 {
     char chunk[16384];
@@ -244,10 +167,12 @@ static void take(struct run *r, struct stream *s)
         s->fd = -1;
         return;
     }
-    if (cb_buf_append(&s->buf, chunk, (size_t)n) == 0)
-        return;
-    cb_buf_append(&s->buf, chunk, s->buf.max > s->buf.len ? s->buf.max - s->buf.len : 0);
-    r->truncated = true;
+    size_t keep = r->cap - s->total < (size_t)n ? r->cap - s->total : (size_t)n;
+    if (keep < (size_t)n)
+        r->truncated = true;
+    s->total += keep;
+    if (keep > 0)
+        r->sink->output(r->sink->ud, s == &r->err, chunk, keep);
 }
 
 static void feed(struct run *r)
@@ -280,41 +205,69 @@ static void proc_ended(struct run *r)
     kill_exec(r);
 }
 
-static void timed_out(struct run *r)
+/* The deadline passed, or the reader went away: the whole exec is
+ * killed. */
+static void end_now(struct run *r)
 {
-    r->timed_out = true;
     kill_exec(r);
     kill(r->rt, SIGKILL);
     runtime_ended(r);
 }
 
+static void timed_out(struct run *r)
+{
+    r->timed_out = true;
+    end_now(r);
+}
+
+static void cancelled(struct run *r)
+{
+    r->cancelled = true;
+    end_now(r);
+}
+
 /* Until the runtime ended and the output reached its end (or DRAIN_MS
  * after the runtime ended), feeding stdin; the deadline kills the exec.
  * The pid file is looked at every millisecond until the exec'd process is
- * known, so that its session is read while it lives. */
+ * known, so that its session is read while it lives. While the sink is
+ * full the output is not read (the process then waits on its pipe) and
+ * the drain waits for the sink up to the deadline. */
 static void pump(struct run *r, uint64_t deadline)
 {
+    const struct cb__ct_exec_sink *k = r->sink;
     uint64_t drain_until = UINT64_MAX;
     while (r->out.fd >= 0 || r->err.fd >= 0 || !r->rt_done) {
-        if (!r->rt_done && cb_now_mono_ns() >= deadline)
+        bool full = k->full != NULL && k->full(k->ud);
+        uint64_t now = cb_now_mono_ns();
+        if (!r->rt_done && now >= deadline)
             timed_out(r);
+        if (!r->rt_done && k->cancelled != NULL && k->cancelled(k->ud))
+            cancelled(r);
         if (r->rt_done && drain_until == UINT64_MAX)
-            drain_until = cb_now_mono_ns() + (uint64_t)DRAIN_MS * 1000000u;
-        if (r->rt_done && cb_now_mono_ns() >= drain_until)
+            drain_until = now + (uint64_t)DRAIN_MS * 1000000u;
+        if (r->rt_done && now >= drain_until && (!full || now >= deadline))
             break;
         if (!r->rt_done)
             learn_proc(r);
-        uint64_t until = r->rt_done ? drain_until : deadline, now = cb_now_mono_ns();
+        uint64_t until = r->rt_done ? drain_until : deadline;
+        if (r->rt_done && full && deadline > until)
+            until = deadline;
         int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
         if (r->proc <= 0 && !r->rt_done && ms > 1)
             ms = 1;
-        struct pollfd p[5] = {{r->out.fd, POLLIN, 0},
-                              {r->err.fd, POLLIN, 0},
+        struct pollfd p[6] = {{full ? -1 : r->out.fd, POLLIN, 0},
+                              {full ? -1 : r->err.fd, POLLIN, 0},
                               {r->in, POLLOUT, 0},
                               {r->rt_done ? -1 : r->rt_fd, POLLIN, 0},
-                              {r->proc_done ? -1 : r->proc_fd, POLLIN, 0}};
-        if (poll(p, 5, ms) <= 0)
+                              {r->proc_done ? -1 : r->proc_fd, POLLIN, 0},
+                              {k->wake_fd, POLLIN, 0}};
+        if (poll(p, 6, ms) <= 0)
             continue;
+        if (p[5].revents) {
+            uint64_t v;
+            if (read(k->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                cb_log(CB_LOG_WARN, "exec: wake: %s", strerror(errno));
+        }
         if (p[0].revents)
             take(r, &r->out);
         if (p[1].revents)
@@ -330,11 +283,38 @@ static void pump(struct run *r, uint64_t deadline)
 
 static void run_close(struct run *r)
 {
-    for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd}, i = 0; i < 5; i++)
+    for (int *fd = (int[]){r->in, r->out.fd, r->err.fd, r->rt_fd, r->proc_fd, r->log_fd}, i = 0;
+         i < 6; i++)
         if (fd[i] >= 0)
             close(fd[i]);
-    cb_buf_free(&r->out.buf);
-    cb_buf_free(&r->err.buf);
+}
+
+/* The write end of the pipe the container's init writes its output to
+ * (its fd 1), which its monitor copies into the container's log under
+ * its cap: a detached exec's output goes there. Only a pipe is opened,
+ * never a file the container may have put at its fd 1. */
+static int open_log_pipe(pid_t init, int *out, struct cb_error *err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)init);
+    struct stat a, b;
+    int p = open(path, O_PATH | O_CLOEXEC);
+    if (p < 0 || fstat(p, &a) < 0 || !S_ISFIFO(a.st_mode)) {
+        if (p >= 0)
+            close(p);
+        return cb_error_set(err, -EIO, "exec: the container's output is not a pipe to its log");
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", p);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    close(p);
+    if (fd < 0 || fstat(fd, &b) < 0 || b.st_ino != a.st_ino || b.st_dev != a.st_dev) {
+        if (fd >= 0)
+            close(fd);
+        return cb_error_set(err, -EIO, "exec: cannot open the container's output pipe");
+    }
+    fcntl(fd, F_SETFL, 0); /* its own open file: the container's stays as it is */
+    *out = fd;
+    return 0;
 }
 
 /* ---- the process spec ---- */
@@ -385,27 +365,6 @@ static int write_new(const char *path, const char *text, struct cb_error *err)
     return rc < 0 ? cb_error_set(err, rc, "exec: writing %s: %s", path, strerror(-rc)) : 0;
 }
 
-static void audit_exec(struct cb_ct_manager *m, const char *id, const char *request_id,
-                       const struct cb_ct_exec_request *q, const struct run *r, uint64_t ms)
-{
-    if (m->audit == NULL)
-        return;
-    struct cb_audit_record rec = {
-        .kind = CB_AUDIT_CONTAINER,
-        .request_id = request_id,
-        .tool = id,
-        .method = "exec",
-        .url = q->command[0],
-        .decision = r->timed_out ? "timed_out" : "exited",
-        .status = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 0,
-        .bytes = r->out.buf.len + r->err.buf.len,
-        .duration_ms = ms,
-    };
-    struct cb_error err = {0};
-    if (cb_audit_append(m->audit, &rec, &err) < 0)
-        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
-}
-
 struct spawn_in {
     struct run *r;
     char *const *argv;
@@ -439,68 +398,175 @@ static int start_runtime(struct run *r, char *const *argv, const char *netns, st
     return s.rc;
 }
 
-static int run_exec(struct cb_ct_manager *m, const char *id, const struct cb__ct_exec_target *t,
-                    const struct cb_ct_exec_request *q, const char *request_id, json_t **result,
-                    struct cb_error *err)
+struct cb__ct_exec {
+    struct cb_ct_manager *m;
+    char id[CB__CT_ID_MAX];
+    char *request_id;
+    json_t *body; /* q's strings point into it */
+    struct cb_ct_exec_request q;
+    struct cb__ct_exec_target t;
+    bool entered; /* holds a place among the container's execs */
+    char *spec_path, *pid_path;
+    struct run r;
+    uint64_t start, deadline;
+    bool ran; /* finished, its end recorded */
+};
+
+const char *cb__ct_exec_id(const struct cb__ct_exec *x)
 {
-    const char *dir = t->dir;
-    unsigned char rnd[8];
-    char name[sizeof(rnd) * 2 + 1];
-    if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
-        return cb_error_set(err, -EIO, "exec: no randomness");
-    cb_hex_encode(rnd, sizeof(rnd), name);
-    _cleanup_free_ char *spec_path = cb_xasprintf("%s/exec-%s.json", dir, name);
-    _cleanup_free_ char *pid_path = cb_xasprintf("%s/exec-%s.pid", dir, name);
+    return x->t.exec_id;
+}
+
+void cb__ct_exec_free(struct cb__ct_exec *x)
+{
+    if (x == NULL)
+        return;
+    if (x->spec_path)
+        unlink(x->spec_path);
+    if (x->pid_path)
+        unlink(x->pid_path);
+    run_close(&x->r);
+    if (x->entered)
+        cb__ct_exec_leave(x->m, x->id, x->t.exec_id, x->ran);
+    cb__ct_exec_target_clear(&x->t);
+    cb_ct_exec_request_clear(&x->q);
+    json_decref(x->body);
+    free(x->spec_path);
+    free(x->pid_path);
+    free(x->request_id);
+    free(x);
+}
+
+static void audit_exec(struct cb__ct_exec *x, const struct cb__ct_exec_outcome *o)
+{
+    if (x->m->audit == NULL)
+        return;
+    struct cb_audit_record rec = {
+        .kind = CB_AUDIT_CONTAINER,
+        .request_id = x->request_id,
+        .tool = x->id,
+        .method = "exec",
+        .url = x->q.command[0],
+        .decision = o->cancelled   ? "cancelled"
+                    : o->timed_out ? "timed_out"
+                                   : "exited",
+        .status = o->code >= 0 ? o->code : 0,
+        .bytes = x->r.out.total + x->r.err.total,
+        .duration_ms = o->duration_ms,
+    };
+    struct cb_error err = {0};
+    if (cb_audit_append(x->m->audit, &rec, &err) < 0)
+        cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
+}
+
+/* Writes the process spec and starts the runtime's exec of it. */
+static int launch(struct cb__ct_exec *x, struct cb_error *err)
+{
     _cleanup_free_ char *spec = NULL;
-    int rc = process_spec(dir, q, &spec, err);
-    if (rc == 0)
-        rc = write_new(spec_path, spec, err);
+    int rc = process_spec(x->t.dir, &x->q, &spec, err);
+    if (rc < 0)
+        return rc;
+    x->spec_path = cb_xasprintf("%s/%s.json", x->t.dir, x->t.exec_id);
+    x->pid_path = cb_xasprintf("%s/%s.pid", x->t.dir, x->t.exec_id);
+    rc = write_new(x->spec_path, spec, err);
+    struct cb_ct_manager *m = x->m;
     char *argv[16];
-    if (rc == 0 && m->be.exec_argv(m->be.impl, id, spec_path, pid_path, argv, 16) < 0)
+    if (rc == 0 && m->be.exec_argv(m->be.impl, x->id, x->spec_path, x->pid_path, argv, 16) < 0)
         rc = cb_error_set(err, -EIO, "exec: the runtime cannot exec");
-    struct run r = {.in = -1, .rt_fd = -1, .proc_fd = -1, .out.fd = -1, .err.fd = -1};
-    r.ns = pid_ns(t->init_pid);
-    r.stdin_data = q->stdin_data;
-    r.stdin_len = q->stdin_len;
-    r.pid_file = pid_path;
-    cb_buf_init(&r.out.buf, m->cfg->containers.max_exec_output_bytes);
-    cb_buf_init(&r.err.buf, m->cfg->containers.max_exec_output_bytes);
-    uint64_t start = cb_now_mono_ns();
-    if (rc == 0)
-        rc = start_runtime(&r, argv, t->netns, err);
-    if (rc == 0)
-        pump(&r, start + q->timeout_ms * 1000000u);
-    uint64_t ms = (cb_now_mono_ns() - start) / 1000000u;
-    unlink(spec_path);
-    unlink(pid_path);
-    if (rc == 0) {
-        audit_exec(m, id, request_id, q, &r, ms);
-        json_t *code =
-            WIFEXITED(r.status) && !r.timed_out ? json_integer(WEXITSTATUS(r.status)) : json_null();
-        *result = json_pack("{s:o, s:o, s:o, s:I, s:b, s:b}", "stdout",
-                            cb__ct_redact_text(m, r.out.buf.data, r.out.buf.len), "stderr",
-                            cb__ct_redact_text(m, r.err.buf.data, r.err.buf.len), "exit_code", code,
-                            "duration_ms", (json_int_t)ms, "truncated", r.truncated, "timed_out",
-                            r.timed_out);
+    if (rc == 0 && x->q.detach)
+        rc = open_log_pipe(x->t.init_pid, &x->r.log_fd, err);
+    x->r.ns = cb__ct_pid_ns(x->t.init_pid);
+    x->r.pid_file = x->pid_path;
+    x->start = cb_now_mono_ns();
+    x->deadline = x->start + x->q.timeout_ms * 1000000u;
+    return rc == 0 ? start_runtime(&x->r, argv, x->t.netns, err) : rc;
+}
+
+int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, const struct cb__ct_exec_sink *sink,
+                      struct cb__ct_exec **out, struct cb_error *err)
+{
+    struct cb__ct_exec *x = cb_xcalloc(1, sizeof(*x));
+    x->m = m;
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    x->request_id = request_id ? cb_xstrdup(request_id) : NULL;
+    x->body = json_incref((json_t *)body); /* only its count changes */
+    x->r = (struct run){
+        .in = -1, .rt_fd = -1, .proc_fd = -1, .log_fd = -1, .out.fd = -1, .err.fd = -1};
+    x->r.sink = sink;
+    x->r.cap = m->cfg->containers.max_exec_output_bytes;
+    int rc = cb_ct_exec_request_parse(body, m->cfg, &x->q, err);
+    if (rc < 0) {
+        x->q = (struct cb_ct_exec_request){0};
+        cb__ct_exec_free(x);
+        return rc;
     }
-    run_close(&r);
-    return rc;
+    x->r.stdin_data = x->q.stdin_data;
+    x->r.stdin_len = x->q.stdin_len;
+    rc = cb__ct_exec_enter(m, id, &x->q, &x->t, err);
+    x->entered = rc == 0;
+    if (rc == 0)
+        rc = launch(x, err);
+    if (rc < 0) {
+        cb__ct_exec_free(x);
+        return rc;
+    }
+    *out = x;
+    return 0;
+}
+
+void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o)
+{
+    struct run *r = &x->r;
+    pump(r, x->deadline);
+    bool exited = WIFEXITED(r->status) && !r->timed_out && !r->cancelled;
+    *o = (struct cb__ct_exec_outcome){
+        .code = exited ? WEXITSTATUS(r->status) : -1,
+        .duration_ms = (cb_now_mono_ns() - x->start) / 1000000u,
+        .timed_out = r->timed_out,
+        .cancelled = r->cancelled,
+        .truncated = r->truncated,
+    };
+    x->ran = true;
+    cb__ct_exec_ended(x->m, x->id, x->t.exec_id, o);
+    audit_exec(x, o);
+}
+
+/* ---- answered once ---- */
+
+struct collect {
+    struct cb_buf out, err;
+};
+
+static void collect_output(void *ud, bool is_err, const char *data, size_t len)
+{
+    struct collect *c = ud;
+    cb_buf_append(is_err ? &c->err : &c->out, data, len); /* within the cap, as take() keeps it */
 }
 
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err)
 {
-    struct cb_ct_exec_request q;
-    int rc = cb_ct_exec_request_parse(body, m->cfg, &q, err);
-    if (rc < 0)
-        return rc;
-    struct cb__ct_exec_target t = {0};
-    rc = cb__ct_exec_enter(m, id, &t, err);
+    struct collect c;
+    cb_buf_init(&c.out, m->cfg->containers.max_exec_output_bytes);
+    cb_buf_init(&c.err, m->cfg->containers.max_exec_output_bytes);
+    struct cb__ct_exec_sink sink = {.output = collect_output, .wake_fd = -1, .ud = &c};
+    struct cb__ct_exec *x = NULL;
+    int rc = cb__ct_exec_start(m, id, body, request_id, &sink, &x, err);
     if (rc == 0) {
-        rc = run_exec(m, id, &t, &q, request_id, result, err);
-        cb__ct_exec_leave(m, id);
+        struct cb__ct_exec_outcome o;
+        char exec_id[CB__CT_EXEC_ID_LEN];
+        memcpy(exec_id, cb__ct_exec_id(x), sizeof(exec_id));
+        cb__ct_exec_finish(x, &o);
+        cb__ct_exec_free(x);
+        *result = json_pack("{s:s, s:o, s:o, s:o, s:I, s:b, s:b}", "exec_id", exec_id, "stdout",
+                            cb__ct_redact_text(m, c.out.data, c.out.len), "stderr",
+                            cb__ct_redact_text(m, c.err.data, c.err.len), "exit_code",
+                            o.code >= 0 ? json_integer(o.code) : json_null(), "duration_ms",
+                            (json_int_t)o.duration_ms, "truncated", o.truncated, "timed_out",
+                            o.timed_out);
     }
-    cb__ct_exec_target_clear(&t);
-    cb_ct_exec_request_clear(&q);
+    cb_buf_free(&c.out);
+    cb_buf_free(&c.err);
     return rc;
 }

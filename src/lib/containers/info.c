@@ -109,6 +109,7 @@ void cb__ct_free(struct cb__ct *c)
     if (c == NULL)
         return;
     cb_image_free(c->img);
+    cb__ct_exec_recs_free(c);
     free(c->task);
     free(c->image);
     free(c->error);

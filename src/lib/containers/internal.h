@@ -68,6 +68,9 @@ struct cb__ct {
      * slot and its files, and gone() removes it when the monitor ends. */
     bool abandoned;
     int execs; /* running execs (exec.c) */
+    /* Its execs for GET .../execs/{exec_id}: the running ones and the
+     * last CB__CT_EXECS_KEPT finished, newest first (manager.c). */
+    struct cb__ct_exec_rec *exec_recs;
     /* Its spawn's audit line or its end's record is being written outside
      * the lock: it is not freed, and nothing later of it is written, until
      * this is 0. */
@@ -159,6 +162,32 @@ size_t cb__ct_tail_start(const char *data, size_t len, size_t tail);
 struct cb_ct_follow *cb__ct_follow_new(struct cb_ct_manager *m, const char *id, const char *dir,
                                        size_t tail);
 
+/* Text that arrives in pieces (a log, an exec's output), redacted by whole
+ * lines with the end of what went before as context, so that a secret
+ * written in two pieces is still caught (see the top of logs.c). Bytes
+ * are added at hold[hold_len..CB__CT_LINES_HOLD) by the caller. */
+#define CB__CT_LINES_HOLD (2u * 16384u) /* twice the longest secret (scan/leak.h) */
+#define CB__CT_LINES_CTX  16384u        /* the longest secret */
+struct cb__ct_lines {
+    struct cb_ct_manager *m; /* whose scanner redacts */
+    size_t hold_len;
+    char hold[CB__CT_LINES_HOLD]; /* read, not yet redacted: the unfinished line */
+    size_t ctx_len;
+    char ctx[CB__CT_LINES_CTX]; /* the end of what was handed out, raw */
+    json_t *ready;              /* redacted, being handed out from ready_off */
+    size_t ready_off;
+};
+void cb__ct_lines_init(struct cb__ct_lines *l, struct cb_ct_manager *m);
+/* Drops what is held and ready, zeroing it. */
+void cb__ct_lines_clear(struct cb__ct_lines *l);
+/* Redacts the held text up to its last line end (with `final`, all of
+ * it; a line longer than the hold is cut) into what is ready, replacing
+ * what was ready: take that first. */
+void cb__ct_lines_release(struct cb__ct_lines *l, bool final);
+/* How many redacted bytes are ready to go out, at *text when not NULL;
+ * the caller adds what it took to ready_off. */
+size_t cb__ct_lines_ready(const struct cb__ct_lines *l, const char **text);
+
 /* manager.c */
 /* Whether container id's output log is complete: it has ended, or is
  * gone. Takes m->lock. */
@@ -168,20 +197,78 @@ void cb__ct_unlink(struct cb_ct_manager *m, struct cb__ct *c);       /* from the
 void cb__ct_remove_files(struct cb_ct_manager *m, struct cb__ct *c); /* socket, dir, row */
 void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *request_id,
                   const char *method);
+#define CB__CT_EXEC_ID_LEN 20 /* "ex_" + 16 hex digits + NUL */
+#define CB__CT_EXECS_KEPT  64 /* finished execs a container remembers */
 /* Where an exec runs; the strings are copies. */
 struct cb__ct_exec_target {
     char *dir;      /* the container's directory */
     pid_t init_pid; /* its init */
     char *netns;    /* the namespace the runtime starts in (cb_ct_backend.joins_netns), or NULL */
+    char exec_id[CB__CT_EXEC_ID_LEN]; /* the exec's new id */
 };
 /* An exec's place in running container id (at most
- * max_execs_per_container at once), *t filled (free with
- * cb__ct_exec_target_clear). -ENOENT (no such container), -ESRCH (it is
- * not running) or -EAGAIN (at the cap). */
-int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exec_target *t,
-                      struct cb_error *err);
+ * max_execs_per_container at once) and its record (running, q's
+ * command), *t filled (free with cb__ct_exec_target_clear). -ENOENT (no
+ * such container), -ESRCH (it is not running) or -EAGAIN (at the cap). */
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_ct_exec_request *q,
+                      struct cb__ct_exec_target *t, struct cb_error *err);
 void cb__ct_exec_target_clear(struct cb__ct_exec_target *t);
-void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id);
+/* Records how the exec ended (before its end is told to its client, so
+ * that a report asked for then already has it). */
+struct cb__ct_exec_outcome;
+void cb__ct_exec_ended(struct cb_ct_manager *m, const char *id, const char *exec_id,
+                       const struct cb__ct_exec_outcome *o);
+/* Gives the place back; an exec that never ran (!ran) leaves no record. */
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id, bool ran);
+/* Frees c's exec records (cb__ct_free). */
+void cb__ct_exec_recs_free(struct cb__ct *c);
+
+/* exec_kill.c: an exec's processes, as the host sees them. */
+/* Field `index` (0-based, after the command's closing parenthesis:
+ * 0 state, 1 ppid, 2 pgrp, 3 session) of /proc/<pid>/stat, or -1; the
+ * state as a letter in *state when not NULL. */
+long long cb__ct_stat_field(pid_t pid, int index, char *state);
+/* The inode of pid's PID namespace, or 0. */
+ino_t cb__ct_pid_ns(pid_t pid);
+/* Kills every live process of PID namespace ns whose session is one of
+ * sids[0..n), until a round finds none. */
+void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n);
+
+/* exec.c: an exec, started (cb__ct_exec_start: the request parsed, a
+ * place among the container's execs taken, the runtime's exec running)
+ * and then run to its end (cb__ct_exec_finish, which may be called on
+ * another thread). Its output goes to a sink as it arrives. */
+struct cb__ct_exec_sink {
+    /* Raw output of stdout (is_err false) or stderr, within the cap. */
+    void (*output)(void *ud, bool is_err, const char *data, size_t len);
+    /* Whether the output must wait (the reader is behind); NULL: never. */
+    bool (*full)(void *ud);
+    /* Whether the exec is to be ended now (its reader went away); NULL:
+     * never. */
+    bool (*cancelled)(void *ud);
+    int wake_fd; /* an eventfd written when full or cancelled changes, or -1 */
+    void *ud;
+};
+struct cb__ct_exec_outcome {
+    int code; /* its exit code, or -1 (killed: timed out, cancelled, a signal) */
+    uint64_t duration_ms;
+    bool timed_out, cancelled, truncated;
+};
+struct cb__ct_exec;
+/* -EBADMSG/-EINVAL (the body), -ENOENT, -ESRCH, -EAGAIN (as
+ * cb__ct_exec_enter), or the failure to start it. The sink must outlive
+ * the exec's finish. body is held (by reference) until then. */
+int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, const struct cb__ct_exec_sink *sink,
+                      struct cb__ct_exec **out, struct cb_error *err);
+/* Runs the exec to its end (its exit, its timeout or its cancellation,
+ * each killing what it left) and audits it. */
+void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o);
+/* Gives its place among the container's execs back, and frees it; the
+ * manager may be closed once every exec is freed. Accepts NULL. */
+void cb__ct_exec_free(struct cb__ct_exec *x);
+/* Its id ("ex_" + 16 hex digits). */
+const char *cb__ct_exec_id(const struct cb__ct_exec *x);
 /* What files.c works on; the fd and the string are the caller's. */
 struct cb__ct_files_target {
     pid_t init;

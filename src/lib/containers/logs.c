@@ -1,5 +1,7 @@
 /* Container output for GET /containers/{id}/logs: redaction of log text
- * and the follower behind ?follow=1, which hands out the log as it grows.
+ * and the follower behind ?follow=1, which hands out the log as it grows,
+ * through the line redactor (struct cb__ct_lines) that a streamed exec's
+ * output goes through too.
  *
  * The scanner (scan/leak.h) sees a whole text at once, and a secret the
  * container prints in two writes can reach the log in two reads. Two
@@ -42,11 +44,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The longest unfinished line kept back: twice the longest secret. */
-#define HOLD_MAX (2u * CB_LEAK_MAX_SECRET_LEN)
-/* Text already handed out that new text is redacted with: the longest
- * secret, which covers a PEM key block of any usual size. */
-#define CTX_MAX CB_LEAK_MAX_SECRET_LEN
+#define HOLD_MAX CB__CT_LINES_HOLD
+#define CTX_MAX  CB__CT_LINES_CTX
+_Static_assert(CB__CT_LINES_HOLD >= 2u * CB_LEAK_MAX_SECRET_LEN, "hold twice the longest secret");
+_Static_assert(CB__CT_LINES_CTX >= CB_LEAK_MAX_SECRET_LEN, "context of the longest secret");
 
 json_t *cb__ct_redact_text(struct cb_ct_manager *m, const char *data, size_t len)
 {
@@ -80,12 +81,7 @@ struct cb_ct_follow {
     int fd;     /* -1 until the log exists */
     off_t offset;
     bool done; /* everything was read and redacted */
-    size_t hold_len;
-    char hold[HOLD_MAX]; /* read, not yet redacted: the unfinished line */
-    size_t ctx_len;
-    char ctx[CTX_MAX]; /* the end of what was handed out, raw */
-    json_t *ready;     /* redacted, being handed out */
-    size_t ready_off;
+    struct cb__ct_lines lines;
 };
 
 static int open_log(struct cb_ct_follow *f)
@@ -120,6 +116,7 @@ struct cb_ct_follow *cb__ct_follow_new(struct cb_ct_manager *m, const char *id, 
     f->path = dir ? cb_xasprintf("%s/output.log", dir) : NULL;
     f->fd = -1;
     f->done = dir == NULL;
+    cb__ct_lines_init(&f->lines, m);
     if (dir)
         seek_tail(f, tail, m->cfg->containers.max_output_bytes + 1);
     return f;
@@ -131,10 +128,8 @@ void cb_ct_follow_free(struct cb_ct_follow *f)
         return;
     if (f->fd >= 0)
         close(f->fd);
-    json_decref(f->ready);
+    cb__ct_lines_clear(&f->lines);
     free(f->path);
-    explicit_bzero(f->hold, f->hold_len);
-    explicit_bzero(f->ctx, f->ctx_len);
     free(f);
 }
 
@@ -168,7 +163,7 @@ static size_t common_prefix(const char *a, size_t alen, const char *b, size_t bl
 
 /* Keeps the end of text (what was just handed out) as the next context,
  * from a line start where there is one. */
-static void keep_context(struct cb_ct_follow *f, const char *text, size_t len)
+static void keep_context(struct cb__ct_lines *f, const char *text, size_t len)
 {
     size_t from = len > CTX_MAX ? len - CTX_MAX : 0;
     const char *nl = from > 0 ? memchr(text + from, '\n', len - from) : NULL;
@@ -181,7 +176,7 @@ static void keep_context(struct cb_ct_follow *f, const char *text, size_t len)
 
 /* Redacts the first n held bytes, with the context, into f->ready (see
  * the top of this file). */
-static void release(struct cb_ct_follow *f, size_t n)
+static void release(struct cb__ct_lines *f, size_t n)
 {
     size_t len = f->ctx_len + n;
     char *text = cb_xmalloc(len);
@@ -213,32 +208,67 @@ static int pull(struct cb_ct_follow *f)
     bool over = cb__ct_output_final(f->m, f->id);
     ssize_t k = 0;
     if (open_log(f) >= 0) {
-        k = pread(f->fd, f->hold + f->hold_len, HOLD_MAX - f->hold_len, f->offset);
+        struct cb__ct_lines *l = &f->lines;
+        k = pread(f->fd, l->hold + l->hold_len, HOLD_MAX - l->hold_len, f->offset);
         if (k < 0)
             return errno == EINTR ? 0 : -errno;
         f->offset += k;
-        f->hold_len += (size_t)k;
+        l->hold_len += (size_t)k;
     }
-    size_t cut = over && k == 0 ? f->hold_len : cut_point(f->hold, f->hold_len);
-    if (cut > 0)
-        release(f, cut);
-    f->done = over && k == 0 && f->hold_len == 0;
+    cb__ct_lines_release(&f->lines, over && k == 0);
+    f->done = over && k == 0 && f->lines.hold_len == 0;
     return 0;
 }
 
 int cb_ct_follow_read(struct cb_ct_follow *f, char *out, size_t room, size_t *n)
 {
     *n = 0;
-    size_t have = f->ready ? json_string_length(f->ready) - f->ready_off : 0;
+    struct cb__ct_lines *l = &f->lines;
+    size_t have = cb__ct_lines_ready(l, NULL);
     if (have == 0 && !f->done) {
         if (pull(f) < 0)
             return -EIO;
-        have = f->ready ? json_string_length(f->ready) - f->ready_off : 0;
+        have = cb__ct_lines_ready(l, NULL);
     }
+    const char *text = NULL;
+    cb__ct_lines_ready(l, &text);
     *n = have < room ? have : room;
     if (*n > 0)
-        memcpy(out, json_string_value(f->ready) + f->ready_off, *n);
-    if (f->ready)
-        f->ready_off += *n;
+        memcpy(out, text, *n);
+    l->ready_off += *n;
     return f->done && *n == have;
+}
+
+/* ---- the line redactor ---- */
+
+void cb__ct_lines_init(struct cb__ct_lines *l, struct cb_ct_manager *m)
+{
+    l->m = m;
+    l->hold_len = l->ctx_len = l->ready_off = 0;
+    l->ready = NULL;
+}
+
+void cb__ct_lines_clear(struct cb__ct_lines *l)
+{
+    json_decref(l->ready);
+    l->ready = NULL;
+    explicit_bzero(l->hold, l->hold_len);
+    explicit_bzero(l->ctx, l->ctx_len);
+    l->hold_len = l->ctx_len = 0;
+}
+
+void cb__ct_lines_release(struct cb__ct_lines *l, bool final)
+{
+    size_t cut = final ? l->hold_len : cut_point(l->hold, l->hold_len);
+    if (cut > 0)
+        release(l, cut);
+}
+
+size_t cb__ct_lines_ready(const struct cb__ct_lines *l, const char **text)
+{
+    if (l->ready == NULL)
+        return 0;
+    if (text != NULL)
+        *text = json_string_value(l->ready) + l->ready_off;
+    return json_string_length(l->ready) - l->ready_off;
 }

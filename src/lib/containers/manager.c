@@ -24,6 +24,7 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "egress/netns.h"
 #include "egress/tls_ca.h"
@@ -186,6 +187,23 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
     return 0;
 }
 
+/* Waits (under m->lock) until no exec runs: a streamed exec runs on a
+ * thread of its own (exec_stream.c) and ends soon after its container,
+ * or when its reader goes. */
+static void wait_execs(struct cb_ct_manager *m)
+{
+    for (;;) {
+        int n = 0;
+        for (struct cb__ct *c = m->list; c; c = c->next)
+            n += c->execs;
+        if (n == 0)
+            return;
+        struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
+        if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
+            cb_log(CB_LOG_WARN, "containers: %d exec(s) still running at shutdown", n);
+    }
+}
+
 void cb_ct_manager_close(struct cb_ct_manager *m)
 {
     if (m == NULL)
@@ -208,6 +226,7 @@ void cb_ct_manager_close(struct cb_ct_manager *m)
         cb__ct_kill(m, running, CB__CT_KILLED);
         pthread_mutex_lock(&m->lock);
     }
+    wait_execs(m);
     pthread_mutex_unlock(&m->lock);
     cb__ct_watch_stop(m);
     while (m->list) {
@@ -876,11 +895,72 @@ static void owner_tell(const struct owner_call *o, bool counted)
         o->fn(o->ud, o->owner, counted);
 }
 
-int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exec_target *t,
-                      struct cb_error *err)
+/* What GET /containers/{id}/execs/{exec_id} reports of an exec. */
+struct cb__ct_exec_rec {
+    char exec_id[CB__CT_EXEC_ID_LEN];
+    json_t *command;   /* its first arguments, at most REC_COMMAND_MAX bytes */
+    const char *state; /* "running", "exited", "timed_out" or "cancelled" */
+    int code;          /* -1: none */
+    uint64_t started_ms, start_ns, duration_ms;
+    struct cb__ct_exec_rec *next;
+};
+
+#define REC_COMMAND_MAX 1024
+
+static struct cb__ct_exec_rec *rec_new(const char *exec_id, const struct cb_ct_exec_request *q)
+{
+    struct cb__ct_exec_rec *r = cb_xcalloc(1, sizeof(*r));
+    snprintf(r->exec_id, sizeof(r->exec_id), "%s", exec_id);
+    r->command = json_array();
+    size_t left = REC_COMMAND_MAX;
+    for (size_t i = 0; i < q->n_command; i++) {
+        size_t len = strlen(q->command[i]), n = cb_utf8_cut(q->command[i], len, left);
+        json_array_append_new(r->command, json_stringn(q->command[i], n));
+        left -= n;
+        if (n < len)
+            break;
+    }
+    r->state = "running";
+    r->code = -1;
+    r->started_ms = cb_now_wall_ms();
+    r->start_ns = cb_now_mono_ns();
+    return r;
+}
+
+static void rec_free(struct cb__ct_exec_rec *r)
+{
+    json_decref(r->command);
+    free(r);
+}
+
+void cb__ct_exec_recs_free(struct cb__ct *c)
+{
+    while (c->exec_recs) {
+        struct cb__ct_exec_rec *r = c->exec_recs;
+        c->exec_recs = r->next;
+        rec_free(r);
+    }
+}
+
+/* A new exec id, "ex_" and 16 hex digits. */
+static int new_exec_id(char out[CB__CT_EXEC_ID_LEN], struct cb_error *err)
+{
+    unsigned char rnd[8];
+    if (cb_random_bytes(rnd, sizeof(rnd)) < 0)
+        return cb_error_set(err, -EIO, "exec: no randomness");
+    memcpy(out, "ex_", 3);
+    cb_hex_encode(rnd, sizeof(rnd), out + 3);
+    return 0;
+}
+
+int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_ct_exec_request *q,
+                      struct cb__ct_exec_target *t, struct cb_error *err)
 {
     struct owner_call oc = {0};
-    int rc = 0;
+    char exec_id[CB__CT_EXEC_ID_LEN];
+    int rc = new_exec_id(exec_id, err);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&m->lock);
     struct cb__ct *c = running(m, id, &rc, err);
     if (c != NULL && (uint64_t)c->execs >= m->cfg->containers.max_execs_per_container)
@@ -893,6 +973,10 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, struct cb__ct_exe
         *t = (struct cb__ct_exec_target){.dir = cb_xstrdup(c->dir),
                                          .init_pid = c->run.init_pid,
                                          .netns = netns ? cb_xstrdup(netns) : NULL};
+        memcpy(t->exec_id, exec_id, sizeof(exec_id));
+        struct cb__ct_exec_rec *r = rec_new(exec_id, q);
+        r->next = c->exec_recs;
+        c->exec_recs = r;
         owner_note(&oc, c);
     }
     pthread_mutex_unlock(&m->lock);
@@ -928,17 +1012,79 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, struct cb__ct_f
     return rc;
 }
 
-void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id)
+/* Records exec_id's end in c's list (o NULL: removes it), keeping the
+ * last CB__CT_EXECS_KEPT finished. Under m->lock. */
+static void rec_end(struct cb__ct *c, const char *exec_id, const struct cb__ct_exec_outcome *o)
+{
+    size_t finished = 0;
+    for (struct cb__ct_exec_rec **p = &c->exec_recs, *r; (r = *p) != NULL;) {
+        bool mine = strcmp(r->exec_id, exec_id) == 0;
+        if (mine && o != NULL) {
+            r->state = o->cancelled ? "cancelled" : o->timed_out ? "timed_out" : "exited";
+            r->code = o->code;
+            r->duration_ms = o->duration_ms;
+        }
+        bool done = strcmp(r->state, "running") != 0;
+        if ((mine && o == NULL) || (done && ++finished > CB__CT_EXECS_KEPT)) {
+            *p = r->next;
+            rec_free(r);
+        } else {
+            p = &r->next;
+        }
+    }
+}
+
+void cb__ct_exec_ended(struct cb_ct_manager *m, const char *id, const char *exec_id,
+                       const struct cb__ct_exec_outcome *o)
+{
+    pthread_mutex_lock(&m->lock);
+    for (struct cb__ct *c = m->list; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            rec_end(c, exec_id, o);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec_id, bool ran)
 {
     struct owner_call oc = {0};
     pthread_mutex_lock(&m->lock);
     for (struct cb__ct *c = m->list; c; c = c->next)
         if (strcmp(c->id, id) == 0 && c->execs > 0) {
             c->execs--;
+            if (!ran)
+                rec_end(c, exec_id, NULL);
             owner_note(&oc, c);
         }
+    pthread_cond_broadcast(&m->changed); /* the manager's close waits for streamed execs */
     pthread_mutex_unlock(&m->lock);
     owner_tell(&oc, false); /* its end is activity too, not another execution */
+}
+
+int cb_ct_exec_info(struct cb_ct_manager *m, const char *id, const char *exec_id, json_t **out,
+                    struct cb_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    struct cb__ct_exec_rec *r = c && !c->abandoned ? c->exec_recs : NULL;
+    while (r != NULL && strcmp(r->exec_id, exec_id) != 0)
+        r = r->next;
+    if (r != NULL) {
+        bool running = strcmp(r->state, "running") == 0;
+        char at[CB_RFC3339_LEN];
+        cb_rfc3339_ms(r->started_ms, at);
+        *out = json_pack(
+            "{s:s, s:O, s:s, s:o, s:I, s:s}", "exec_id", r->exec_id, "command", r->command, "state",
+            r->state, "exit_code", r->code >= 0 ? json_integer(r->code) : json_null(),
+            "duration_ms",
+            (json_int_t)(running ? (cb_now_mono_ns() - r->start_ns) / 1000000u : r->duration_ms),
+            "started_at", at);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (c == NULL)
+        return cb_error_set(err, -ENOENT, "container not found: %s", id);
+    if (r == NULL)
+        return cb_error_set(err, -ENOENT, "exec not found: %s", exec_id);
+    return 0;
 }
 
 /* ---- list, get, delete, logs ---- */

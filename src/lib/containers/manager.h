@@ -137,11 +137,45 @@ int cb_ct_follow_read(struct cb_ct_follow *f, char *out, size_t room, size_t *n)
 void cb_ct_follow_free(struct cb_ct_follow *f);
 
 /* POST /containers/{id}/exec (exec.c): runs body's command in the running
- * container and answers {stdout, stderr, exit_code, duration_ms, truncated,
- * timed_out}, the output redacted. -ESRCH when the container is not
+ * container and answers {exec_id, stdout, stderr, exit_code, duration_ms,
+ * truncated, timed_out}, the output redacted. -ESRCH when the container is not
  * running (HTTP 409), -EAGAIN at max_execs_per_container. */
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,
                json_t **result, struct cb_error *err);
+
+/* The same exec with "detach": true (exec_stream.c): started here (failing
+ * as cb_ct_exec does), it runs on a thread of its own to its end or its
+ * timeout, whatever becomes of the request, with its stdout and stderr
+ * the container's own (its log); *result is {exec_id, detached: true}.
+ * cb_ct_exec_info tells its end. */
+int cb_ct_exec_detach(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, json_t **result, struct cb_error *err);
+
+/* GET /containers/{id}/execs/{exec_id}: {exec_id, command, state
+ * ("running", "exited", "timed_out" or "cancelled"), exit_code,
+ * duration_ms, started_at} of a running exec or one of the last 64
+ * finished in the container; -ENOENT for an unknown container or exec. */
+int cb_ct_exec_info(struct cb_ct_manager *m, const char *id, const char *exec_id, json_t **out,
+                    struct cb_error *err);
+
+/* The same exec answered as it runs (exec_stream.c): the exec is started
+ * here (failing as cb_ct_exec does), runs on a thread of its own, and
+ * cb_ct_exec_stream_read hands out its NDJSON events, each a line:
+ * {"type":"start","exec_id"}, {"type":"stdout"|"stderr","data"} in the
+ * order the output arrived
+ * (redacted by whole lines), then {"type":"exit","code","duration_ms",
+ * "timed_out","truncated"}. Reading never blocks: it returns 1 when what
+ * it copied was the last of it, else 0 (*n may be 0: nothing yet).
+ * Freeing the stream before its end kills the exec as its timeout
+ * would. The manager's close waits for the execs of streams still
+ * running, which its kills end. */
+struct cb_ct_exec_stream;
+int cb_ct_exec_stream(struct cb_ct_manager *m, const char *id, const json_t *body,
+                      const char *request_id, struct cb_ct_exec_stream **out, struct cb_error *err);
+int cb_ct_exec_stream_read(struct cb_ct_exec_stream *s, char *out, size_t room, size_t *n);
+/* The exec's id, for as long as the stream lives. */
+const char *cb_ct_exec_stream_id(const struct cb_ct_exec_stream *s);
+void cb_ct_exec_stream_free(struct cb_ct_exec_stream *s);
 
 /* /containers/{id}/files (files.c): a path inside the running container,
  * resolved in its own root. READ fills *file (text redacted; free

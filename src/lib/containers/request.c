@@ -318,6 +318,10 @@ static int exec_parse(struct parse *p, const json_t *body, struct cb_ct_exec_req
     }
     if (r->timeout_ms > c->containers.max_timeout_ms)
         r->timeout_ms = c->containers.max_timeout_ms;
+    const json_t *d = json_object_get(body, "detach");
+    if (rc == 0 && d != NULL && !json_is_null(d) && !json_is_boolean(d))
+        rc = shape(p, "detach", "a boolean");
+    r->detach = json_is_true(d);
     return rc;
 }
 

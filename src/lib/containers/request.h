@@ -5,6 +5,7 @@
 #define CB_CONTAINERS_REQUEST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,7 @@ struct cb_ct_exec_request {
     const char *stdin_data;
     size_t stdin_len;
     uint64_t timeout_ms; /* [containers] default_exec_timeout_ms, capped by max_timeout_ms */
+    bool detach;         /* its output to the container's log, answered at once */
 };
 
 /* Parses and checks `body`, as cb_ct_request_parse. On success free the

@@ -67,6 +67,9 @@ struct cb_http_response {
     const char *content_type;
     char allow[96];       /* Allow header for 405, or empty */
     unsigned retry_after; /* Retry-After seconds, or 0 */
+    /* One more header line ("Name: value", no CRLF), made by the handler
+     * from its own data (never from the request's), or empty. */
+    char extra_header[96];
     /* When set (with status 200 and no body), the body is streamed; the
      * response owns the stream. See cb_http_respond_stream. */
     struct cb_http_stream stream;

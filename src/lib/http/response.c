@@ -230,6 +230,8 @@ void cb__response_head(struct cb__req *r, const char *date, bool close, bool kee
         put(o, cap, &n, "WWW-Authenticate: Bearer\r\n");
     if (res->retry_after)
         put(o, cap, &n, "Retry-After: %u\r\n", res->retry_after);
+    if (res->extra_header[0])
+        put(o, cap, &n, "%s\r\n", res->extra_header);
     if (close)
         put(o, cap, &n, "Connection: close\r\n");
     else if (keep_alive_10)

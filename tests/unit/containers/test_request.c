@@ -1,5 +1,5 @@
 /* ContainerSpawnRequest parsing: shapes (422), values (400), defaults and
- * the server's caps. */
+ * the server's caps; the exec body's detach. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -189,6 +189,37 @@ static void oversized_input_is_refused(void **state)
     assert_non_null(strstr(err.msg, "task: longer than"));
 }
 
+/* The exec body's detach: a boolean, false when absent or null. */
+static void exec_detach(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int rc;
+        bool detach;
+    } cases[] = {
+        {"{\"command\": [\"/bin/true\"]}", 0, false},
+        {"{\"command\": [\"/bin/true\"], \"detach\": null}", 0, false},
+        {"{\"command\": [\"/bin/true\"], \"detach\": false}", 0, false},
+        {"{\"command\": [\"/bin/true\"], \"detach\": true}", 0, true},
+        {"{\"command\": [\"/bin/true\"], \"detach\": \"yes\"}", -EBADMSG, false},
+        {"{\"command\": [\"/bin/true\"], \"detach\": 1}", -EBADMSG, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *body = json_loads(cases[i].body, 0, NULL);
+        assert_non_null(body);
+        struct cb_ct_exec_request q;
+        struct cb_error err = {0};
+        assert_int_equal(cb_ct_exec_request_parse(body, cfg, &q, &err), cases[i].rc);
+        if (cases[i].rc == 0)
+            assert_int_equal(q.detach, cases[i].detach);
+        else
+            assert_non_null(strstr(err.msg, "detach"));
+        cb_ct_exec_request_clear(&q);
+        json_decref(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +229,7 @@ int main(void)
         cmocka_unit_test(policies_and_aliases),
         cmocka_unit_test(bad_input_names_the_field),
         cmocka_unit_test(oversized_input_is_refused),
+        cmocka_unit_test(exec_detach),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
