@@ -476,6 +476,9 @@ static int launch(struct cb__ct_exec *x, struct cb_error *err)
     if (rc == 0 && x->q.detach)
         rc = open_log_pipe(x->t.init_pid, &x->r.log_fd, err);
     x->r.ns = cb__ct_pid_ns(x->t.init_pid);
+    /* The pipe and the namespace were found through the init's pid. */
+    if (rc == 0 && !cb__ct_init_alive(x->t.init_pidfd))
+        rc = cb_error_set(err, -ESRCH, "container %s is not running", x->id);
     x->r.pid_file = x->pid_path;
     x->start = cb_now_mono_ns();
     x->deadline = x->start + x->q.timeout_ms * 1000000u;

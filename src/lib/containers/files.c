@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +99,7 @@ static int open_root(const struct cb__ct_files_target *t, struct root *r, struct
     char path[48];
     snprintf(path, sizeof(path), "/proc/%d/root", (int)t->init);
     r->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    struct pollfd p = {t->init_pidfd, POLLIN, 0};
-    bool ended = poll(&p, 1, 0) != 0;
+    bool ended = !cb__ct_init_alive(t->init_pidfd);
     if (r->fd < 0 || ended) {
         if (r->fd >= 0)
             close(r->fd);

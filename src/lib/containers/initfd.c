@@ -38,6 +38,12 @@ static bool in_cgroup(pid_t pid, const char *id)
     return found;
 }
 
+bool cb__ct_init_alive(int init_pidfd)
+{
+    struct pollfd p = {init_pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
 int cb__ct_init_pidfd(pid_t pid, const char *id)
 {
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -45,8 +51,7 @@ int cb__ct_init_pidfd(pid_t pid, const char *id)
         return -1;
     /* Checked after the pidfd is held: a live pidfd after the check means
      * the process checked is the one it names. */
-    struct pollfd p = {fd, POLLIN, 0};
-    if (!in_cgroup(pid, id) || poll(&p, 1, 0) != 0) {
+    if (!in_cgroup(pid, id) || !cb__ct_init_alive(fd)) {
         close(fd);
         return -1;
     }

@@ -203,6 +203,7 @@ void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *r
 struct cb__ct_exec_target {
     char *dir;      /* the container's directory */
     pid_t init_pid; /* its init */
+    int init_pidfd; /* a duplicate of cb__ct.init_pidfd (valid while dir is set) */
     char *netns;    /* the namespace the runtime starts in (cb_ct_backend.joins_netns), or NULL */
     char exec_id[CB__CT_EXEC_ID_LEN]; /* the exec's new id */
 };
@@ -284,5 +285,8 @@ int cb__ct_files_target(struct cb_ct_manager *m, const char *id, struct cb__ct_f
  * the container's cgroup (/clawbox/<id>), so a pid taken by another process
  * since is never trusted; -1 when not. Close-on-exec. */
 int cb__ct_init_pidfd(pid_t pid, const char *id);
+/* Whether the init of init_pidfd still runs: checked after something was
+ * opened through its pid, it proves the pid was that init's then. */
+bool cb__ct_init_alive(int init_pidfd);
 
 #endif

@@ -963,15 +963,21 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_c
         return rc;
     pthread_mutex_lock(&m->lock);
     struct cb__ct *c = running(m, id, &rc, err);
+    int pidfd = c != NULL && c->init_pidfd >= 0 ? fcntl(c->init_pidfd, F_DUPFD_CLOEXEC, 0) : -1;
     if (c != NULL && (uint64_t)c->execs >= m->cfg->containers.max_execs_per_container)
         rc = cb_error_set(err, -EAGAIN,
                           "container %s already runs %d execs (containers.max_execs_per_container)",
                           id, c->execs);
+    else if (c != NULL && pidfd < 0)
+        rc = cb_error_set(err, -ESRCH, "container %s is not running", id);
+    if (rc < 0 && pidfd >= 0)
+        close(pidfd);
     if (rc == 0) {
         c->execs++;
         const char *netns = m->be.joins_netns ? cb_ct_proxy_netns_path(c->px) : NULL;
         *t = (struct cb__ct_exec_target){.dir = cb_xstrdup(c->dir),
                                          .init_pid = c->run.init_pid,
+                                         .init_pidfd = pidfd,
                                          .netns = netns ? cb_xstrdup(netns) : NULL};
         memcpy(t->exec_id, exec_id, sizeof(exec_id));
         struct cb__ct_exec_rec *r = rec_new(exec_id, q);
@@ -986,6 +992,8 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_c
 
 void cb__ct_exec_target_clear(struct cb__ct_exec_target *t)
 {
+    if (t->dir != NULL && t->init_pidfd >= 0)
+        close(t->init_pidfd);
     free(t->dir);
     free(t->netns);
     *t = (struct cb__ct_exec_target){0};

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Exec into a running container through the API against the runtime's own
+# exec of the same container (see bench.py for what is measured).
+# Needs root and a runtime (crun or runc).
+#   bench/exec/run.sh [BUILD]     RUNTIME=runc N=100 to change
+# Under runc the containers use egress = "socket-only": runc's own exec
+# cannot join the transparent-egress namespace (docs/security.md), so the
+# bare baseline could not run there.
+set -euo pipefail
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN="$ROOT/$BUILD/src/cli/clawbox"
+RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
+EGRESS=${EGRESS:-$([ "$RUNTIME" = runc ] && echo socket-only || echo transparent)}
+[ "$(id -u)" = 0 ] || { echo "exec: needs root" >&2; exit 1; }
+ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
+BENCH=exec
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
+
+server_config
+cat >> "$work/clawbox.toml" <<TOML
+[containers]
+runtime = "$RUNTIME"
+egress = "$EGRESS"
+[container_policy]
+allowed_policies = ["container"]
+[sandbox]
+tool_dir = "$work/tools"
+[logging]
+audit_dir = "$work/audit"
+TOML
+CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/fixtures/ctprobe" CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
+  python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
+ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
+start_server
+python3 "$ROOT/bench/exec/bench.py" "$port" "$token" "$(command -v "$RUNTIME")" "$work/data"
