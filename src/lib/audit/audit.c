@@ -483,3 +483,11 @@ int cb_audit_append_written(struct cb_audit *a, const struct cb_audit_record *re
         return cb_error_set(err, r, "audit log: an earlier sync failed: %s", strerror(-r));
     return started ? 0 : sync_until(a, number, err);
 }
+
+int cb_audit_append_as(struct cb_audit *log, const struct cb_audit_record *rec, const char *sync,
+                       struct cb_error *err)
+{
+    if (sync != NULL && strcmp(sync, "before_response") == 0)
+        return cb_audit_append(log, rec, err);
+    return cb_audit_append_written(log, rec, err);
+}

@@ -148,6 +148,11 @@ int cb_audit_append(struct cb_audit *log, const struct cb_audit_record *rec, str
  * [logging] proxy_audit_sync). */
 int cb_audit_append_written(struct cb_audit *log, const struct cb_audit_record *rec,
                             struct cb_error *err);
+/* cb_audit_append when `sync` is "before_response" (the value of
+ * [logging] proxy_audit_sync), else cb_audit_append_written: the lines of
+ * proxied requests, container connections and container execs. */
+int cb_audit_append_as(struct cb_audit *log, const struct cb_audit_record *rec, const char *sync,
+                       struct cb_error *err);
 
 const char *cb__audit_kind_name(enum cb_audit_kind kind);
 

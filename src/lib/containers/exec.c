@@ -455,7 +455,7 @@ static void audit_exec(struct cb__ct_exec *x, const struct cb__ct_exec_outcome *
         .duration_ms = o->duration_ms,
     };
     struct cb_error err = {0};
-    if (cb_audit_append(x->m->audit, &rec, &err) < 0)
+    if (cb_audit_append_as(x->m->audit, &rec, x->m->cfg->logging.proxy_audit_sync, &err) < 0)
         cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
 }
 

@@ -60,6 +60,14 @@ ino_t cb__ct_pid_ns(pid_t pid)
  * session is one of sids[0..n): the exec's session, whichever runtime
  * made it. Repeated until a round finds none, as a process forking while
  * it is killed shows up in the next. */
+static bool in_sessions(long long sid, const pid_t *sids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sids[i] > 1 && sid == sids[i])
+            return true;
+    return false;
+}
+
 void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n)
 {
     for (int round = 0; ns != 0 && round < KILL_ROUNDS; round++) {
@@ -73,16 +81,19 @@ void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n)
             char state = 0;
             if (cb_parse_u64(e->d_name, strlen(e->d_name), &pid) < 0 || pid > INT32_MAX)
                 continue;
-            /* The pidfd first: what is read next is of the process it
-             * holds, or of none, so a pid reused meanwhile is not hit. */
+            /* A first look without a pidfd skips the processes of other
+             * sessions (nearly all) cheaply; for one of ours the pidfd is
+             * taken and everything read again: what is read then is of
+             * the process it holds, or of none, so a pid reused meanwhile
+             * is not hit. */
+            if (!in_sessions(cb__ct_stat_field((pid_t)pid, 3, NULL), sids, n))
+                continue;
             int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
             if (fd < 0)
                 continue;
             long long sid = cb__ct_stat_field((pid_t)pid, 3, &state);
-            bool ours = false;
-            for (size_t i = 0; i < n && !ours; i++)
-                ours = sids[i] > 1 && sid == sids[i];
-            if (ours && state != 'Z' && state != 'X' && cb__ct_pid_ns((pid_t)pid) == ns &&
+            if (in_sessions(sid, sids, n) && state != 'Z' && state != 'X' &&
+                cb__ct_pid_ns((pid_t)pid) == ns &&
                 syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
                 found++;
             close(fd);

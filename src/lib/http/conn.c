@@ -268,6 +268,8 @@ static void stream_wait(struct cb__conn *c, bool for_socket, bool blocked)
     c->blocked = blocked;
     if (for_socket)
         q_push(c, CB__Q_SEND, SEND_TIMEOUT_MS);
+    else if (c->quiet++ < CB__STREAM_SOON_POLLS)
+        q_push(c, CB__Q_STREAM_SOON, CB__STREAM_SOON_MS);
     else
         q_push(c, CB__Q_STREAM, CB_HTTP_STREAM_POLL_MS);
     want(c, (for_socket ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP);
@@ -304,6 +306,7 @@ static bool pump(struct cb__conn *c)
             return false;
         }
         cb__stream_sent(st, (size_t)k);
+        c->quiet = 0;
         chunks += st->off == st->len;
     }
 }
@@ -312,6 +315,7 @@ static bool pump(struct cb__conn *c)
 static bool start_stream(struct cb__conn *c)
 {
     c->state = CB__STREAM;
+    c->quiet = 0;
     c->io->streams++;
     return pump(c);
 }
@@ -599,6 +603,7 @@ void cb__conn_expire(struct cb__conn *c)
         cb__conn_close(c);
         return;
     case CB__Q_STREAM:
+    case CB__Q_STREAM_SOON:
         q_remove(c);
         pump(c);
         return;

@@ -35,6 +35,7 @@ enum cb__deadline {
     CB__Q_SEND,   /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
     CB__Q_LINGER, /* draining a client after a closing response (LINGER_MS) */
     CB__Q_STREAM, /* a streamed body's producer is idle (CB_HTTP_STREAM_POLL_MS) */
+    CB__Q_STREAM_SOON, /* the same, shortly after it produced (CB__STREAM_SOON_MS) */
     CB__NQ,
 };
 
@@ -111,6 +112,7 @@ struct cb__conn {
     bool unread;      /* the client may still send bytes we will not read */
     bool close_after; /* the connection ends after this response */
     bool blocked;     /* a streamed body waits for a socket that took no more */
+    unsigned quiet;   /* idle polls of its producer since it last produced */
     char *rbuf;
     size_t rlen, rcap;
     struct cb_http_scan scan;

@@ -27,6 +27,14 @@ struct cb__stream {
     char buf[CB__STREAM_HEADROOM + CB__STREAM_CHUNK + CB__STREAM_TAILROOM];
 };
 
+/* After a stream starts or its producer produced, the producer is asked
+ * again every CB__STREAM_SOON_MS, CB__STREAM_SOON_POLLS times, before the
+ * polls slow to CB_HTTP_STREAM_POLL_MS: output that follows soon (an
+ * exec's first line, the next of a burst) goes out within milliseconds,
+ * and a stream that stays idle costs ten wake-ups a second. */
+#define CB__STREAM_SOON_MS    2u
+#define CB__STREAM_SOON_POLLS 64u
+
 enum cb__stream_step {
     CB__STREAM_SEND,  /* buf[off..len) holds bytes to write */
     CB__STREAM_WAIT,  /* nothing to write now: try again in CB_HTTP_STREAM_POLL_MS */

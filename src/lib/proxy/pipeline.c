@@ -342,16 +342,13 @@ static char *audit_text(const struct req *q, const char *s)
     return out != NULL ? out : cb_xstrdup(CB_LEAK_REDACTED);
 }
 
-/* Writes the audit line for a finished request; failures to log do not
- * change the tool's answer, they go to the server log. */
 /* A proxied request's line: written before the answer either way, and
  * synced before it only with [logging] proxy_audit_sync =
  * "before_response". Failures to log go to the server log. */
 static void append_line(struct cb_proxy *p, const struct cb_audit_record *rec)
 {
     struct cb_error e = {0};
-    bool wait = strcmp(p->cfg->logging.proxy_audit_sync, "before_response") == 0;
-    if ((wait ? cb_audit_append : cb_audit_append_written)(p->audit, rec, &e) < 0)
+    if (cb_audit_append_as(p->audit, rec, p->cfg->logging.proxy_audit_sync, &e) < 0)
         cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
 }
 
