@@ -39,6 +39,16 @@ data_dir = "$work/data"
 TOML
 }
 
+# import_test_image: the e2e tests' busybox image into the store of
+# $work/clawbox.toml, as clawbox/test-busybox:latest. Uses $ROOT, $BUILD
+# and $BIN.
+import_test_image() {
+  CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/fixtures/ctprobe" \
+    CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
+    python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
+ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
+}
+
 # start_server TOOL...: starts `clawbox serve` on $work/clawbox.toml and
 # waits until it answers /health (up to 30 s), then until GET /tools/TOOL
 # answers 200 for each tool (the first start

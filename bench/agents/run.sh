@@ -26,9 +26,7 @@ tool_dir = "$work/tools"
 [logging]
 audit_dir = "$work/audit"
 TOML
-CLAWBOX_E2E_CTPROBE="$ROOT/$BUILD/tests/fixtures/ctprobe" CLAWBOX_E2E_IMAGES="$ROOT/$BUILD/e2e-images" \
-  python3 -c "import sys; sys.path.insert(0, '$ROOT/tests/e2e'); import ctimage; \
-ctimage.import_busybox('$work/clawbox.toml', binary='$BIN', env=dict(__import__('os').environ, HOME='$work'))"
+import_test_image
 start_server
 chmod 711 "$work/data"
 python3 "$ROOT/bench/agents/bench.py" "$port" "$token"
