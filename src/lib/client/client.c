@@ -132,12 +132,6 @@ static size_t on_stream_data(char *p, size_t size, size_t n, void *ud)
     return s->sink(s->ud, p, size * n) == 0 ? size * n : 0;
 }
 
-int cb_client_stream(const struct cb_client *c, const char *path, cb_client_sink_fn sink, void *ud,
-                     long *status, struct cb_buf *out, struct cb_error *err)
-{
-    return cb_client_stream_request(c, "GET", path, NULL, NULL, sink, ud, status, out, err);
-}
-
 int cb_client_stream_request(const struct cb_client *c, const char *method, const char *path,
                              const char *json_body, const char *accept, cb_client_sink_fn sink,
                              void *ud, long *status, struct cb_buf *out, struct cb_error *err)

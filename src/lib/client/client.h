@@ -35,14 +35,12 @@ int cb_client_request_bytes(const struct cb_client *c, const char *method, const
 /* Receives a streamed body as it arrives; returns 0, or -1 to stop. */
 typedef int (*cb_client_sink_fn)(void *ud, const char *data, size_t n);
 
-/* Sends a GET whose answer may stream for as long as the server keeps it
- * open (a followed log): a 2xx body goes to `sink` as it arrives, any
- * other status's body to `out`. Only connecting is under timeout_ms; the
- * transfer has no time limit. Returns as cb_client_request does. */
-int cb_client_stream(const struct cb_client *c, const char *path, cb_client_sink_fn sink, void *ud,
-                     long *status, struct cb_buf *out, struct cb_error *err);
-/* The same for any method, with a JSON body (or NULL) and an Accept
- * header (or NULL): a streamed exec. */
+/* Sends a request whose answer may stream for as long as the server keeps
+ * it open (a followed log, a streamed exec), with a JSON body (or NULL)
+ * and an Accept header (or NULL): a 2xx body goes to `sink` as it
+ * arrives, any other status's body to `out`. Only connecting is under
+ * timeout_ms; the transfer has no time limit. Returns as
+ * cb_client_request does. */
 int cb_client_stream_request(const struct cb_client *c, const char *method, const char *path,
                              const char *json_body, const char *accept, cb_client_sink_fn sink,
                              void *ud, long *status, struct cb_buf *out, struct cb_error *err);
