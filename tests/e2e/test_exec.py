@@ -443,6 +443,39 @@ class Files:
                           409, "conflict")
 
 
+class ExecReaderGone(ContainerCase):
+    """A streamed exec whose reader went away once the server's queue was
+    full (so nothing drains it any more) still ends at once."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    containers_extra = "max_exec_output_bytes = 8388608\n"  # past the 256 KiB queue
+
+    def test_a_reader_that_went_away_with_the_queue_full_ends_the_exec(self):
+        cid = self.spawned(["/bin/sleep", "120"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        conn = self.server.connection(60)
+        conn.request("POST", f"/containers/{cid}/exec",
+                     body=json.dumps({"command": ["/bin/sh", "-c", "yes; sleep 4716"],
+                                      "timeout_ms": 120000}),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        resp = conn.getresponse()
+        exec_id = resp.getheader("X-Clawbox-Exec-Id")
+        time.sleep(1.5)  # the queue fills: the reader takes nothing
+        resp.close()
+        conn.close()
+        deadline = time.time() + 10
+        info = {}
+        while time.time() < deadline:
+            info = self.server.request("GET", f"/containers/{cid}/execs/{exec_id}").json()
+            if info["state"] != "running":
+                break
+            time.sleep(0.1)
+        self.assertEqual(info["state"], "cancelled")
+        self.assertEqual(host_processes("sleep 4716"), [])
+
+
 class ExecCli(ContainerCase):
     """clawbox exec: output where it belongs, the command's exit code, 124
     at the timeout, --env, --cwd and --stdin, and usage errors."""

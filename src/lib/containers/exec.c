@@ -252,7 +252,9 @@ static void pump(struct run *r, uint64_t deadline)
         uint64_t until = r->rt_done ? drain_until : deadline;
         if (r->rt_done && full && deadline > until)
             until = deadline;
-        int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+        /* At most a minute per wait: a far deadline never overflows. */
+        uint64_t wait_ms = until > now ? (until - now + 999999) / 1000000 : 0;
+        int ms = wait_ms > 60000 ? 60000 : (int)wait_ms;
         if (r->proc <= 0 && !r->rt_done && ms > 1)
             ms = 1;
         struct pollfd p[6] = {{full ? -1 : r->out.fd, POLLIN, 0},
@@ -481,7 +483,10 @@ static int launch(struct cb__ct_exec *x, struct cb_error *err)
         rc = cb_error_set(err, -ESRCH, "container %s is not running", x->id);
     x->r.pid_file = x->pid_path;
     x->start = cb_now_mono_ns();
-    x->deadline = x->start + x->q.timeout_ms * 1000000u;
+    /* Saturating: max_timeout_ms may be set past what nanoseconds hold. */
+    x->deadline = x->q.timeout_ms > (UINT64_MAX - x->start) / 1000000u
+                      ? UINT64_MAX
+                      : x->start + x->q.timeout_ms * 1000000u;
     return rc == 0 ? start_runtime(&x->r, argv, x->t.netns, err) : rc;
 }
 

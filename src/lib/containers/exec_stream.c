@@ -121,7 +121,9 @@ static bool on_full(void *ud)
 {
     struct cb_ct_exec_stream *s = ud;
     pthread_mutex_lock(&s->lock);
-    bool full = s->q_len - s->q_off >= QUEUE_MAX;
+    /* With its reader gone nothing drains the queue: the exec (killed by
+     * on_cancelled) must still drain its pipes and end. */
+    bool full = !atomic_load(&s->gone) && s->q_len - s->q_off >= QUEUE_MAX;
     s->waiting = full;
     pthread_mutex_unlock(&s->lock);
     return full;

@@ -81,6 +81,10 @@ struct cb__ct {
 
 struct cb_ct_manager {
     const struct cb_config *cfg;
+    /* Execs entered and not yet left, whether or not their container is
+     * still listed (a DELETE does not wait for them): the close waits for
+     * this to reach 0, as each exec uses the manager until it leaves. */
+    int execs;
     struct cb_state *state;
     struct cb_proxy *proxy;
     struct cb_audit *audit;

@@ -193,9 +193,7 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
 static void wait_execs(struct cb_ct_manager *m)
 {
     for (;;) {
-        int n = 0;
-        for (struct cb__ct *c = m->list; c; c = c->next)
-            n += c->execs;
+        int n = m->execs;
         if (n == 0)
             return;
         struct timespec until = cb_mono_deadline(DELETE_WAIT_MS);
@@ -337,12 +335,19 @@ void cb__ct_audit(struct cb_ct_manager *m, const struct cb__ct *c, const char *r
         cb_log(CB_LOG_ERROR, "audit: %s", err.msg);
 }
 
-static struct cb__ct *find(struct cb_ct_manager *m, const char *id)
+/* Container id, even one out of sight (abandoned), or NULL. */
+static struct cb__ct *listed(struct cb_ct_manager *m, const char *id)
 {
     for (struct cb__ct *c = m->list; c; c = c->next)
-        if (strcmp(c->id, id) == 0 && !c->abandoned)
+        if (strcmp(c->id, id) == 0)
             return c;
     return NULL;
+}
+
+static struct cb__ct *find(struct cb_ct_manager *m, const char *id)
+{
+    struct cb__ct *c = listed(m, id);
+    return c != NULL && !c->abandoned ? c : NULL;
 }
 
 /* ---- spawn ---- */
@@ -974,6 +979,7 @@ int cb__ct_exec_enter(struct cb_ct_manager *m, const char *id, const struct cb_c
         close(pidfd);
     if (rc == 0) {
         c->execs++;
+        m->execs++;
         const char *netns = m->be.joins_netns ? cb_ct_proxy_netns_path(c->px) : NULL;
         *t = (struct cb__ct_exec_target){.dir = cb_xstrdup(c->dir),
                                          .init_pid = c->run.init_pid,
@@ -1056,16 +1062,23 @@ void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec
 {
     struct owner_call oc = {0};
     pthread_mutex_lock(&m->lock);
-    for (struct cb__ct *c = m->list; c; c = c->next)
-        if (strcmp(c->id, id) == 0 && c->execs > 0) {
-            c->execs--;
-            if (!ran)
-                rec_end(c, exec_id, NULL);
-            owner_note(&oc, c);
-        }
-    pthread_cond_broadcast(&m->changed); /* the manager's close waits for streamed execs */
+    struct cb__ct *c = listed(m, id);
+    if (c != NULL)
+        owner_note(&oc, c);
     pthread_mutex_unlock(&m->lock);
+    /* Told before the exec is counted out: the close waits for that, and
+     * the owner (an agent) may be freed once the close returns. */
     owner_tell(&oc, false); /* its end is activity too, not another execution */
+    pthread_mutex_lock(&m->lock);
+    c = listed(m, id);
+    if (c != NULL && c->execs > 0) {
+        c->execs--;
+        if (!ran)
+            rec_end(c, exec_id, NULL);
+    }
+    m->execs--;
+    pthread_cond_broadcast(&m->changed); /* the manager's close waits for every exec */
+    pthread_mutex_unlock(&m->lock);
 }
 
 int cb_ct_exec_info(struct cb_ct_manager *m, const char *id, const char *exec_id, json_t **out,

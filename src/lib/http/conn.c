@@ -328,7 +328,10 @@ static void stream_event(struct cb__conn *c, uint32_t events)
 {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         char scratch[4096];
-        for (;;) {
+        /* A bounded number of reads per event (the interest is level
+         * triggered, so the rest comes back): a client that never stops
+         * sending does not hold this thread's other connections. */
+        for (int reads = 0; reads < 16; reads++) {
             ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
             if (n > 0)
                 continue;
