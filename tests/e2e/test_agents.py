@@ -522,6 +522,19 @@ class AgentLifecycle:
         self.assertIn("max_idle_ms", g["error"])
         self.assertIsNone(g["container_id"])
 
+    def test_a_long_exec_keeps_an_agent_from_the_idle_reaper(self):
+        self.create("worker2", lifecycle={"max_idle_ms": 700})
+        cid = self.start("worker2")["container_id"]
+        t0 = time.time()
+        r = self.server.request("POST", f"/containers/{cid}/exec",
+                                {"command": ["/bin/sh", "-c", "sleep 2; echo finished"]})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertGreaterEqual(time.time() - t0, 2)
+        self.assertEqual((r.json()["stdout"], r.json()["exit_code"]), ("finished\n", 0))
+        # Idle once the exec is over.
+        g = self.wait_status("worker2", ("idle",), timeout=15)
+        self.assertIn("max_idle_ms", g["error"])
+
     def test_lifetime_terminates(self):
         self.create("mortal", lifecycle={"max_lifetime_ms": 1000})
         self.start("mortal")

@@ -235,11 +235,13 @@ static void remove_container(struct cb_agents *a, const char *id, const char *re
 }
 
 /* Stops g (its op lock held). want_ct: the reaper's idle stop, of that
- * container and only if it is still idle; NULL: a client's stop. */
+ * container and only if it is still idle (no activity since, and no exec
+ * running in it, however long); NULL: a client's stop. */
 static int stop_locked(struct cb_agents *a, struct cb__agent *g, const char *want_ct,
                        const char *request_id, struct cb_error *err)
 {
     char ct[CB__AG_CT_ID_MAX];
+    bool busy = want_ct != NULL && cb_ct_execs_running(a->ct, want_ct) > 0;
     pthread_mutex_lock(&a->lock);
     int rc = 0;
     uint64_t now = cb_now_wall_ms();
@@ -251,8 +253,11 @@ static int stop_locked(struct cb_agents *a, struct cb__agent *g, const char *wan
     else if (g->status != CB__AG_RUNNING)
         rc = cb_error_set(err, -EBUSY, "invalid state: agent %s is %s", g->cfg.id,
                           cb__ag_status_name(g->status));
-    else if (want_ct != NULL && (strcmp(want_ct, g->container_id) != 0 ||
-                                 g->last_activity_ms + g->cfg.lifecycle.max_idle_ms > now))
+    else if (want_ct != NULL && busy && strcmp(want_ct, g->container_id) == 0) {
+        g->last_activity_ms = now; /* a running exec is activity: the reaper looks again later */
+        rc = -EALREADY;
+    } else if (want_ct != NULL && (strcmp(want_ct, g->container_id) != 0 ||
+                                   g->last_activity_ms + g->cfg.lifecycle.max_idle_ms > now))
         rc = -EALREADY; /* active again, or another container */
     if (rc == 0 && !pending) {
         g->status = CB__AG_STOPPING;

@@ -1081,6 +1081,15 @@ void cb__ct_exec_leave(struct cb_ct_manager *m, const char *id, const char *exec
     pthread_mutex_unlock(&m->lock);
 }
 
+int cb_ct_execs_running(struct cb_ct_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    struct cb__ct *c = find(m, id);
+    int n = c != NULL ? c->execs : 0;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
 int cb_ct_exec_info(struct cb_ct_manager *m, const char *id, const char *exec_id, json_t **out,
                     struct cb_error *err)
 {

@@ -151,6 +151,8 @@ int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, cons
 int cb_ct_exec_detach(struct cb_ct_manager *m, const char *id, const json_t *body,
                       const char *request_id, json_t **result, struct cb_error *err);
 
+/* Execs running in container id now (0 for an unknown one). */
+int cb_ct_execs_running(struct cb_ct_manager *m, const char *id);
 /* GET /containers/{id}/execs/{exec_id}: {exec_id, command, state
  * ("running", "exited", "timed_out" or "cancelled"), exit_code,
  * duration_ms, started_at} of a running exec or one of the last 64
