@@ -118,8 +118,10 @@ class Exec:
 
     def test_background_processes_die_with_the_command(self):
         t0 = time.time()
-        out = self.ok(["/bin/sh", "-c", "sleep 4712 & echo started"])
-        self.assertLess(time.time() - t0, 2)  # not held up by the sleep
+        # A timeout under the client's: should the exec hang, the server's
+        # answer (timed_out, stderr) says where.
+        out = self.ok(["/bin/sh", "-c", "sleep 4712 & echo started"], timeout_ms=15000)
+        self.assertLess(time.time() - t0, 2, out)  # not held up by the sleep
         self.assertEqual(out["exit_code"], 0)
         self.assertEqual(host_processes("sleep 4712"), [])
         # The container's own process is left alone.
