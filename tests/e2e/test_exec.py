@@ -446,8 +446,10 @@ class Files:
 
 
 class ExecReaderGone(ContainerCase):
-    """A streamed exec whose reader went away once the server's queue was
-    full (so nothing drains it any more) still ends at once."""
+    """Streamed execs with a large output cap: one whose reader went away
+    once the server's queue was full (so nothing drains it any more) still
+    ends at once, and a line at a time is not one release (one redaction
+    with its context) per line."""
 
     runtime = RUNTIMES[0] if RUNTIMES else "crun"
     containers_extra = "max_exec_output_bytes = 8388608\n"  # past the 256 KiB queue
@@ -476,6 +478,26 @@ class ExecReaderGone(ContainerCase):
             time.sleep(0.1)
         self.assertEqual(info["state"], "cancelled")
         self.assertEqual(host_processes("sleep 4716"), [])
+
+    def test_lines_written_one_by_one_are_released_together(self):
+        cid = self.spawned(["/bin/sleep", "120"])
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        conn = self.server.connection(60)
+        script = "i=0; while [ $i -lt 20000 ]; do echo $i; i=$((i+1)); done"
+        conn.request("POST", f"/containers/{cid}/exec",
+                     body=json.dumps({"command": ["/bin/sh", "-c", script]}),
+                     headers={"Authorization": f"Bearer {self.server.token}",
+                              "Content-Type": "application/json",
+                              "Accept": "application/x-ndjson"})
+        resp = conn.getresponse()
+        events = [json.loads(line) for line in resp.read().splitlines()]
+        out = [e["data"] for e in events if e["type"] == "stdout"]
+        self.assertEqual("".join(out), "".join(f"{i}\n" for i in range(20000)))
+        self.assertEqual(events[-1]["code"], 0)
+        # Each line is a write of its own: at most one release per 5 ms
+        # went out (and the first, and the last at the end).
+        ms = events[-1]["duration_ms"]
+        self.assertLessEqual(len(out), ms / 5 * 1.5 + 10, (len(out), ms))
 
 
 class ExecCli(ContainerCase):

@@ -257,6 +257,9 @@ static void pump(struct run *r, uint64_t deadline)
         int ms = wait_ms > 60000 ? 60000 : (int)wait_ms;
         if (r->proc <= 0 && !r->rt_done && ms > 1)
             ms = 1;
+        int due = k->due != NULL ? k->due(k->ud) : -1;
+        if (due >= 0 && due < ms)
+            ms = due;
         struct pollfd p[6] = {{full ? -1 : r->out.fd, POLLIN, 0},
                               {full ? -1 : r->err.fd, POLLIN, 0},
                               {r->in, POLLOUT, 0},

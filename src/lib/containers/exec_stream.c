@@ -9,7 +9,15 @@
  * until the hold is full, or the exec ends. The queue is bounded: while
  * it is full the exec's output is not read, so a slow reader holds back
  * its own command and nothing else. A reader that goes away (the stream
- * freed before its end) ends the exec as its timeout would. */
+ * freed before its end) ends the exec as its timeout would.
+ *
+ * Each release redacts with up to 16 KiB of context, so releases are
+ * spaced: output after a quiet RELEASE_GAP_MS goes out at once, output
+ * that follows sooner waits for the end of that gap (or a full hold).
+ * A command printing a line per millisecond thus costs the server at most
+ * 1000 / RELEASE_GAP_MS releases a second per stream, not one per line.
+ * Output switching between stdout and stderr is released at each switch,
+ * to keep the order it arrived in. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +32,8 @@
 
 /* Event bytes waiting for the reader before the exec's output waits. */
 #define QUEUE_MAX (256u * 1024u)
+/* The least time between two releases of one stream. */
+#define RELEASE_GAP_MS 5u
 
 struct cb_ct_exec_stream {
     struct cb__ct_exec *x;
@@ -40,6 +50,8 @@ struct cb_ct_exec_stream {
     int refs;     /* the reader and the exec's thread */
     /* The exec's thread only. */
     struct cb__ct_lines lines[2]; /* stdout, stderr */
+    uint64_t released_ns[2];      /* each stream's last release (monotonic) */
+    bool held[2];                 /* bytes came since it */
 };
 
 static void wake(struct cb_ct_exec_stream *s)
@@ -101,20 +113,54 @@ static void send_ready(struct cb_ct_exec_stream *s, int i)
     s->lines[i].ready_off += n;
 }
 
+static void release(struct cb_ct_exec_stream *s, int i)
+{
+    cb__ct_lines_release(&s->lines[i], false);
+    send_ready(s, i);
+    s->released_ns[i] = cb_now_mono_ns();
+    s->held[i] = false;
+}
+
 static void on_output(void *ud, bool is_err, const char *data, size_t len)
 {
     struct cb_ct_exec_stream *s = ud;
     struct cb__ct_lines *l = &s->lines[is_err];
+    /* What the other stream holds came first: out it goes, so events keep
+     * the order the output arrived in (alternating streams are released
+     * at each switch). */
+    if (s->held[!is_err])
+        release(s, !is_err);
     while (len > 0) {
+        if (l->hold_len == CB__CT_LINES_HOLD)
+            release(s, is_err);
         size_t k = CB__CT_LINES_HOLD - l->hold_len;
         k = k < len ? k : len;
         memcpy(l->hold + l->hold_len, data, k);
         l->hold_len += k;
         data += k;
         len -= k;
-        cb__ct_lines_release(l, false);
-        send_ready(s, is_err);
     }
+    s->held[is_err] = true;
+    if (cb_now_mono_ns() - s->released_ns[is_err] >= RELEASE_GAP_MS * 1000000ull)
+        release(s, is_err);
+}
+
+static int on_due(void *ud)
+{
+    struct cb_ct_exec_stream *s = ud;
+    int wait = -1;
+    for (int i = 0; i < 2; i++) {
+        if (!s->held[i])
+            continue;
+        uint64_t at = s->released_ns[i] + RELEASE_GAP_MS * 1000000ull, now = cb_now_mono_ns();
+        if (now >= at) {
+            release(s, i);
+            continue;
+        }
+        int ms = (int)((at - now + 999999) / 1000000);
+        wait = wait < 0 || ms < wait ? ms : wait;
+    }
+    return wait;
 }
 
 static bool on_full(void *ud)
@@ -168,6 +214,7 @@ static struct cb_ct_exec_stream *stream_new(struct cb_ct_manager *m)
     s->sink = (struct cb__ct_exec_sink){.output = on_output,
                                         .full = on_full,
                                         .cancelled = on_cancelled,
+                                        .due = on_due,
                                         .wake_fd = s->wake_fd,
                                         .ud = s};
     return s;

@@ -251,6 +251,9 @@ struct cb__ct_exec_sink {
     /* Whether the exec is to be ended now (its reader went away); NULL:
      * never. */
     bool (*cancelled)(void *ud);
+    /* Called before each wait: does what is due and returns the
+     * milliseconds until it should be called again, or -1; NULL: never. */
+    int (*due)(void *ud);
     int wake_fd; /* an eventfd written when full or cancelled changes, or -1 */
     void *ud;
 };
