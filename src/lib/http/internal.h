@@ -30,11 +30,11 @@
 /* The deadline queues. All connections in one queue have the same
  * timeout, so appending keeps each queue in deadline order. */
 enum cb__deadline {
-    CB__Q_HEAD,   /* a request head must be complete (request_head_timeout_ms) */
-    CB__Q_BODY,   /* a request body must be complete (request_body_timeout_ms) */
-    CB__Q_SEND,   /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
-    CB__Q_LINGER, /* draining a client after a closing response (LINGER_MS) */
-    CB__Q_STREAM, /* a streamed body's producer is idle (CB_HTTP_STREAM_POLL_MS) */
+    CB__Q_HEAD,        /* a request head must be complete (request_head_timeout_ms) */
+    CB__Q_BODY,        /* a request body must be complete (request_body_timeout_ms) */
+    CB__Q_SEND,        /* a response must be written (SEND_TIMEOUT_MS in conn.c) */
+    CB__Q_LINGER,      /* draining a client after a closing response (LINGER_MS) */
+    CB__Q_STREAM,      /* a streamed body's producer is idle (CB_HTTP_STREAM_POLL_MS) */
     CB__Q_STREAM_SOON, /* the same, shortly after it produced (CB__STREAM_SOON_MS) */
     CB__NQ,
 };

@@ -114,6 +114,11 @@ static int setup(void **state)
         .max_body_bytes = 1024,
         .threads = 1,
         .max_concurrent = 1, /* one worker: streams must not hold it */
+        /* A request may come while the worker is still letting go of the
+         * one before (its head is written first): it waits, briefly. A
+         * stream that held the worker would still fail the tests. */
+        .max_queued = 4,
+        .queue_timeout_ms = 2000,
         .max_connections = 64,
         .request_head_timeout_ms = 5000,
         .request_body_timeout_ms = 5000,
