@@ -23,8 +23,12 @@ static bool in_cgroup(pid_t pid, const char *id)
     int n = snprintf(want, sizeof(want), "/clawbox/%s\n", id);
     struct cb_file f;
     struct cb_error err = {0};
-    if (n < 0 || (size_t)n >= sizeof(want) || cb_file_load(&f, AT_FDCWD, path, 4096, 0, &err) < 0)
+    if (n < 0 || (size_t)n >= sizeof(want))
         return false;
+    if (cb_file_load(&f, AT_FDCWD, path, 4096, 0, &err) < 0) {
+        cb_file_close(&f); /* the init may have ended: its /proc entry reads ESRCH */
+        return false;
+    }
     const char *line = f.buf.data, *end = f.buf.data + f.buf.len;
     bool found = false;
     while (!found && line < end) {
