@@ -134,12 +134,12 @@ int cli_request(const struct cli_conn *c, const char *method, const char *path, 
     return outcome(r, status, out, &err);
 }
 
-int cli_request_bytes(const struct cli_conn *c, const char *method, const char *path,
-                      const void *body, size_t n, struct cb_buf *out)
+int cli_upload(const struct cli_conn *c, const char *method, const char *path, int fd, int64_t size,
+               uint64_t *sent, struct cb_buf *out)
 {
     struct cb_error err = {0};
     long status = 0;
-    int r = cb_client_request_bytes(&c->client, method, path, body, n, &status, out, &err);
+    int r = cb_client_upload(&c->client, method, path, fd, size, sent, &status, out, &err);
     return outcome(r, status, out, &err);
 }
 

@@ -75,9 +75,9 @@ bool cli_conn_option(struct cli_conn *c, int opt, const char *arg);
 int cli_request(const struct cli_conn *c, const char *method, const char *path, const char *body,
                 struct cb_buf *out);
 
-/* The same with a body of n bytes of any content. */
-int cli_request_bytes(const struct cli_conn *c, const char *method, const char *path,
-                      const void *body, size_t n, struct cb_buf *out);
+/* The same with a body read from fd as it goes (cb_client_upload). */
+int cli_upload(const struct cli_conn *c, const char *method, const char *path, int fd, int64_t size,
+               uint64_t *sent, struct cb_buf *out);
 
 /* Performs a GET whose 2xx body streams to `sink` until the server ends
  * it; prints errors as cli_request does. Returns 0 or 1. */

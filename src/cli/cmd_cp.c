@@ -16,9 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The most an upload reads (the server's own cap, [containers]
- * max_file_bytes, is at most this). */
-#define UPLOAD_MAX CB_CLIENT_MAX_RESPONSE
 /* A files URL: the route, the id and the escaped path (4096 bytes, at
  * most three each escaped). */
 #define URL_MAX 16384
@@ -72,41 +69,34 @@ static char *files_url(const struct remote *r, const char *path)
     return cb_buf_steal(&b, NULL);
 }
 
-static int read_local(const char *src, struct cb_buf *data)
-{
-    int fd = strcmp(src, "-") == 0 ? 0 : open(src, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cli_fail("%s: %s", src, strerror(errno));
-    char chunk[65536];
-    ssize_t n;
-    int rc = 0;
-    while (rc == 0 && (n = cb_read_retry(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0)
-            rc = cli_fail("%s: %s", src, strerror((int)-n));
-        else if (cb_buf_append(data, chunk, (size_t)n) < 0)
-            rc = cli_fail("%s: larger than %u bytes", src, UPLOAD_MAX);
-    }
-    if (fd != 0)
-        close(fd);
-    return rc;
-}
-
+/* The local file sent as it is read: its size when it is a regular file,
+ * chunked (-1) for a pipe. */
 static int upload(struct cli_conn *c, const char *src, const struct remote *r)
 {
-    struct cb_buf data, out;
-    cb_buf_init(&data, UPLOAD_MAX);
-    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    bool from_stdin = strcmp(src, "-") == 0;
+    int fd = from_stdin ? 0 : open(src, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int rc = cli_fail("%s: %s", src, strerror(errno));
+        if (fd > 0)
+            close(fd);
+        return rc;
+    }
     /* A directory target takes the source's name. */
-    char *path = r->path[strlen(r->path) - 1] == '/' && strcmp(src, "-") != 0
+    char *path = r->path[strlen(r->path) - 1] == '/' && !from_stdin
                      ? cb_xasprintf("%s%s", r->path, base_name(src))
                      : cb_xstrdup(r->path);
     char *url = files_url(r, path);
-    int rc = url ? read_local(src, &data) : cli_fail("%s: path too long", path);
+    struct cb_buf out;
+    cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
+    uint64_t sent = 0;
+    int rc = url ? cli_upload(c, "PUT", url, fd, S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1,
+                              &sent, &out)
+                 : cli_fail("%s: path too long", path);
     if (rc == 0)
-        rc = cli_request_bytes(c, "PUT", url, data.data ? data.data : "", data.len, &out);
-    if (rc == 0)
-        fprintf(stderr, "copied %zu bytes to %s:%s\n", data.len, r->id, path);
-    cb_buf_free(&data);
+        fprintf(stderr, "copied %" PRIu64 " bytes to %s:%s\n", sent, r->id, path);
+    if (fd != 0)
+        close(fd);
     cb_buf_free(&out);
     free(url);
     free(path);

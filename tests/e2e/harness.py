@@ -42,6 +42,22 @@ def read_audit(audit_dir):
     return lines, blob
 
 
+def peak_rss(pid):
+    """The peak resident set of a process, in bytes (VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def sanitized(binary):
+    """Whether the binary runs under AddressSanitizer, whose quarantine
+    keeps freed memory resident (so peak memory says nothing there)."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    return "libasan" in out
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)

@@ -526,6 +526,7 @@ class CliVerbs(ContainerCase):
         data = os.urandom(20 << 20)
         with open(big, "wb") as f:
             f.write(data)
+        peak = harness.peak_rss(self.server.proc.pid)
         p = self.cli("cp", big, f"{cid}:/tmp/")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(f"copied {len(data)} bytes to {cid}:/tmp/big.bin", p.stderr)
@@ -534,6 +535,11 @@ class CliVerbs(ContainerCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(os.path.join(work, "back", "big.bin"), "rb") as f:
             self.assertTrue(f.read() == data)
+        # Both ways streamed: neither the upload nor the file sent back is
+        # ever held whole in the server's memory.
+        if not harness.sanitized(self.server.binary):
+            grown = harness.peak_rss(self.server.proc.pid) - peak
+            self.assertLess(grown, 8 << 20, f"the server's peak memory grew {grown} bytes")
         # stdin and stdout, a name that needs escaping, redaction on the way out.
         leaked = "ghp_" + "d" * 36
         conn = ["--port", str(self.server.port), "--token", self.server.token]
@@ -565,6 +571,16 @@ class CliVerbs(ContainerCase):
                                 b"x" * (32 << 20 | 1))
         self.assert_error(r, 413, "payload_too_large")
         self.assertIn("33554432", r.json()["error"])
+        # The same from a pipe (chunked, no length to refuse up front):
+        # refused as it passes the limit, and nothing is written.
+        p = subprocess.run(f"head -c {32 << 20 | 1} /dev/zero | {self.server.binary} cp "
+                           f"--port {self.server.port} --token {self.server.token} "
+                           f"- {cid}:/tmp/huge", shell=True, capture_output=True, text=True,
+                           env=self.server.env, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("33554432", p.stderr)
+        self.assert_error(self.server.request("GET", f"/containers/{cid}/files?path=/tmp/huge"),
+                          404, "not_found")
         r = self.server.request("POST", f"/containers/{cid}/exec",
                                 b'{"command": ["/bin/true"], "x": "' + b"y" * (10 << 20) + b'"}',
                                 headers={"Content-Type": "application/json"})

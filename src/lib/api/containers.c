@@ -108,14 +108,20 @@ static int parse_follow(struct cb_http_request *req)
     return -1;
 }
 
-static enum cb_http_stream_rc follow_produce(void *ctx, char *out, size_t room, size_t *n)
+/* What a reader's answer (1 at the end, 0 for more, -errno) means to the
+ * stream; no bytes yet is a pause. */
+static enum cb_http_stream_rc stream_rc(int rc, size_t n)
 {
-    int rc = cb_ct_follow_read(ctx, out, room, n);
     if (rc < 0)
         return CB_HTTP_STREAM_FAIL;
     if (rc == 1)
         return CB_HTTP_STREAM_END;
-    return *n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+    return n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+}
+
+static enum cb_http_stream_rc follow_produce(void *ctx, char *out, size_t room, size_t *n)
+{
+    return stream_rc(cb_ct_follow_read(ctx, out, room, n), *n);
 }
 
 static void follow_free(void *ctx)
@@ -172,9 +178,7 @@ void cb__api_containers_logs(struct cb_http_request *req, struct cb_http_respons
 
 static enum cb_http_stream_rc exec_produce(void *ctx, char *out, size_t room, size_t *n)
 {
-    if (cb_ct_exec_stream_read(ctx, out, room, n) == 1)
-        return CB_HTTP_STREAM_END;
-    return *n > 0 ? CB_HTTP_STREAM_MORE : CB_HTTP_STREAM_IDLE;
+    return stream_rc(cb_ct_exec_stream_read(ctx, out, room, n), *n);
 }
 
 static void exec_free(void *ctx)
@@ -280,6 +284,17 @@ static bool file_path(struct cb_http_request *req, struct cb_http_response *res,
 
 #define FILE_PATH_CAP 4097
 
+static enum cb_http_stream_rc file_produce(void *ctx, char *out, size_t room, size_t *n)
+{
+    int rc = cb_ct_file_read(ctx, out, room, n);
+    return rc == 0 && *n == 0 ? CB_HTTP_STREAM_MORE : stream_rc(rc, *n);
+}
+
+static void file_free(void *ctx)
+{
+    cb_ct_file_free(ctx);
+}
+
 void cb__api_containers_files_get(struct cb_http_request *req, struct cb_http_response *res)
 {
     char path[FILE_PATH_CAP], l[8];
@@ -292,20 +307,18 @@ void cb__api_containers_files_get(struct cb_http_request *req, struct cb_http_re
         return;
     }
     struct cb_error err = {0};
-    struct cb_ct_file f = {0};
+    struct cb_ct_file *f = NULL;
     json_t *out = NULL;
     int rc = cb_ct_files(manager(req), cb_http_param(req, "id"),
-                         list ? CB_CT_FILES_LIST : CB_CT_FILES_READ, path, NULL, 0, &f, &out, &err);
-    if (rc < 0) {
+                         list ? CB_CT_FILES_LIST : CB_CT_FILES_READ, path, -1, 0, &f, &out, &err);
+    if (rc < 0)
         failed(res, rc, &err);
-    } else if (list) {
+    else if (list)
         cb_http_respond_json(res, 200, out);
-    } else {
-        res->status = 200;
-        res->content_type = f.text ? "text/plain; charset=utf-8" : "application/octet-stream";
-        res->body = f.data;
-        res->body_len = f.len;
-    }
+    else /* sent from the I/O thread (http.h), out of the copy file_out.c made */
+        cb_http_respond_stream(
+            res, cb_ct_file_text(f) ? "text/plain; charset=utf-8" : "application/octet-stream",
+            &(struct cb_http_stream){file_produce, file_free, f});
 }
 
 void cb__api_containers_files_put(struct cb_http_request *req, struct cb_http_response *res)
@@ -316,7 +329,7 @@ void cb__api_containers_files_put(struct cb_http_request *req, struct cb_http_re
     struct cb_error err = {0};
     json_t *out = NULL;
     int rc = cb_ct_files(manager(req), cb_http_param(req, "id"), CB_CT_FILES_WRITE, path,
-                         req->body ? req->body : "", req->body_len, NULL, &out, &err);
+                         req->body_fd, req->body_len, NULL, &out, &err);
     if (rc < 0)
         failed(res, rc, &err);
     else
@@ -329,7 +342,7 @@ void cb__api_containers_files_delete(struct cb_http_request *req, struct cb_http
     if (!file_path(req, res, path, sizeof(path)))
         return;
     struct cb_error err = {0};
-    int rc = cb_ct_files(manager(req), cb_http_param(req, "id"), CB_CT_FILES_REMOVE, path, NULL, 0,
+    int rc = cb_ct_files(manager(req), cb_http_param(req, "id"), CB_CT_FILES_REMOVE, path, -1, 0,
                          NULL, NULL, &err);
     if (rc < 0)
         failed(res, rc, &err);

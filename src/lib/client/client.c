@@ -2,6 +2,7 @@
 #include "client/client.h"
 #include "config/config.h"
 #include "core/file.h"
+#include "core/fs.h"
 #include "core/home.h"
 #include "core/util.h"
 
@@ -96,23 +97,49 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
     return perform(h, c, url, hdrs, status, err);
 }
 
-int cb_client_request_bytes(const struct cb_client *c, const char *method, const char *path,
-                            const void *body, size_t n, long *status, struct cb_buf *out,
-                            struct cb_error *err)
+struct upload {
+    int fd;
+    uint64_t sent;
+    int err; /* errno of a failed read */
+};
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    struct upload *u = ud;
+    ssize_t k = cb_read_retry(u->fd, p, size * n);
+    if (k < 0) {
+        u->err = (int)-k;
+        return CURL_READFUNC_ABORT;
+    }
+    u->sent += (uint64_t)k;
+    return (size_t)k;
+}
+
+int cb_client_upload(const struct cb_client *c, const char *method, const char *path, int fd,
+                     int64_t size, uint64_t *sent, long *status, struct cb_buf *out,
+                     struct cb_error *err)
 {
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
     CURL *h = prepare(c, method, path, NULL, &url, &hdrs);
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
+    struct upload u = {.fd = fd};
     hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, &u);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    return perform(h, c, url, hdrs, status, err);
+    int r = perform(h, c, url, hdrs, status, err);
+    *sent = u.sent;
+    if (u.err != 0)
+        r = cb_error_set(err, -u.err, "reading the upload: %s", strerror(u.err));
+    return r;
 }
 
 struct stream_ctx {

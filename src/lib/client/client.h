@@ -4,6 +4,7 @@
 #define CB_CLIENT_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -26,11 +27,13 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
                       const char *json_body, long *status, struct cb_buf *out,
                       struct cb_error *err);
 
-/* The same with a body of n bytes of any content, sent as
- * application/octet-stream. */
-int cb_client_request_bytes(const struct cb_client *c, const char *method, const char *path,
-                            const void *body, size_t n, long *status, struct cb_buf *out,
-                            struct cb_error *err);
+/* The same with a body read from fd as it is sent (never held whole),
+ * as application/octet-stream: `size` bytes, or, with size -1 (a pipe),
+ * chunked until fd ends. *sent counts the bytes read; a read error fails
+ * the request with its errno. */
+int cb_client_upload(const struct cb_client *c, const char *method, const char *path, int fd,
+                     int64_t size, uint64_t *sent, long *status, struct cb_buf *out,
+                     struct cb_error *err);
 
 /* Receives a streamed body as it arrives; returns 0, or -1 to stop. */
 typedef int (*cb_client_sink_fn)(void *ud, const char *data, size_t n);

@@ -24,15 +24,12 @@
 #include <unistd.h>
 
 #include "containers/internal.h"
-#include "core/buf.h"
 #include "core/fs.h"
 #include "core/json.h"
-#include "core/utf8.h"
 #include "core/util.h"
-#include "proxy/pipeline.h"
-#include "scan/leak.h"
 
 #define PATH_MAX_LEN 4096
+#define COPY_CHUNK   65536u
 #define LIST_MAX     10000
 /* The container's user, as its process spec has it (bundle.c). */
 #define CT_UID 1000u
@@ -43,14 +40,6 @@ struct root {
     uint64_t ws_mnt;  /* that of its writable bound directory, or 0 */
     uint32_t id_base; /* host id of its uid 0 */
 };
-
-static char *dup_bytes(const char *p, size_t n)
-{
-    char *d = cb_xmalloc(n + 1);
-    memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
 
 static int open_in(int rootfd, const char *rel, int flags, mode_t mode, uint64_t extra,
                    struct cb_error *err)
@@ -256,10 +245,10 @@ static int list_dir(const struct root *r, const char *rel, json_t **out, struct 
     return 0;
 }
 
-/* A file's bytes: text redacted like container output; other bytes sent
- * as they are unless they hold a secret (then refused). */
+/* A file to send (file_out.c): text redacted like container output;
+ * other bytes sent as they are unless they hold a secret (then refused). */
 static int read_file(struct cb_ct_manager *m, const struct root *r, const char *rel,
-                     struct cb_ct_file *out, struct cb_error *err)
+                     struct cb_ct_file **out, struct cb_error *err)
 {
     /* Found with O_PATH, and opened for reading only once it is known to
      * be a regular file: a device, a FIFO or a pty is never opened. */
@@ -296,45 +285,32 @@ static int read_file(struct cb_ct_manager *m, const struct root *r, const char *
     if ((uint64_t)st.st_size > max)
         rc = cb_error_set(err, -EFBIG, "path: %lld bytes, over [containers] max_file_bytes (%llu)",
                           (long long)st.st_size, (unsigned long long)max);
-    struct cb_buf b;
-    cb_buf_init(&b, max);
-    char chunk[65536];
-    ssize_t k;
-    while (rc == 0 && (k = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 || cb_buf_append(&b, chunk, (size_t)k) < 0)
-            rc = cb_error_set(err, k < 0 ? -errno : -EFBIG, "reading: %s",
-                              k < 0 ? strerror(errno) : "the file grew past max_file_bytes");
-    }
+    if (rc == 0)
+        rc = cb__ct_file_take(m, fd, max, out, err);
     close(fd);
-    const char *data = b.data ? b.data : "";
-    if (rc == 0 && cb_utf8_valid_len(data, b.len) == b.len) {
-        json_t *t = cb__ct_redact_text(m, data, b.len);
-        out->text = true;
-        out->len = json_string_length(t);
-        out->data = dup_bytes(json_string_value(t), out->len);
-        json_decref(t);
-    } else if (rc == 0) {
-        struct cb_leak_scanner *sc = m->proxy ? cb_proxy_scanner_get(m->proxy) : NULL;
-        struct cb_leak_report rep;
-        int found = sc ? cb_leak_scan(sc, data, b.len, &rep, err) : 0;
-        cb_leak_scanner_free(sc);
-        if (found != 0)
-            rc = cb_error_set(err, -EACCES,
-                              "path: the file holds a secret or a credential and "
-                              "is not text, so it cannot be redacted");
-        else {
-            out->data = dup_bytes(data, b.len);
-            out->len = b.len;
-        }
-    }
-    cb_buf_free(&b);
     return rc;
 }
 
-static int write_file(const struct root *r, const char *path, const char *rel, const char *data,
-                      size_t len, json_t **out, struct cb_error *err)
+/* Copies len bytes of src, from its start, into fd. */
+static int copy_out(int src, uint64_t len, int fd, struct cb_error *err)
+{
+    char *buf = cb_xmalloc(COPY_CHUNK);
+    int rc = 0;
+    for (uint64_t off = 0; rc == 0 && off < len; off += COPY_CHUNK) {
+        size_t n = len - off < COPY_CHUNK ? (size_t)(len - off) : COPY_CHUNK;
+        if ((rc = cb_pread_all(src, buf, n, (off_t)off)) < 0)
+            rc = cb_error_set(err, rc, "reading the upload: %s", strerror(-rc));
+        else if ((rc = cb_write_all(fd, buf, n)) < 0)
+            rc = cb_error_set(err, rc, "writing: %s", strerror(-rc));
+    }
+    free(buf);
+    return rc;
+}
+
+/* Writes the len bytes of src (-1 when empty) to the file, through a
+ * temporary file beside it renamed over it once whole. */
+static int write_file(const struct root *r, const char *path, const char *rel, int src,
+                      uint64_t len, json_t **out, struct cb_error *err)
 {
     _cleanup_free_ char *dir = NULL, *name = NULL;
     int rc = split(rel, &dir, &name, err);
@@ -355,8 +331,8 @@ static int write_file(const struct root *r, const char *path, const char *rel, c
         openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
     if (fd < 0)
         rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
-    else if ((rc = cb_write_all(fd, data, len)) < 0)
-        rc = cb_error_set(err, rc, "writing: %s", strerror(-rc));
+    else if (src >= 0)
+        rc = copy_out(src, len, fd, err);
     if (fd >= 0)
         close(fd);
     if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
@@ -393,8 +369,7 @@ static int remove_file(const struct root *r, const char *rel, struct cb_error *e
 }
 
 int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op, const char *path,
-                const char *data, size_t len, struct cb_ct_file *file, json_t **out,
-                struct cb_error *err)
+                int src, uint64_t len, struct cb_ct_file **file, json_t **out, struct cb_error *err)
 {
     const char *rel = "";
     int rc = relative(path, &rel, err);
@@ -413,7 +388,7 @@ int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op,
             rc = list_dir(&r, rel, out, err);
             break;
         case CB_CT_FILES_WRITE:
-            rc = write_file(&r, path, rel, data, len, out, err);
+            rc = write_file(&r, path, rel, src, len, out, err);
             break;
         case CB_CT_FILES_REMOVE:
             rc = remove_file(&r, rel, err);

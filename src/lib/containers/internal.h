@@ -288,6 +288,11 @@ struct cb__ct_files_target {
  * exec. */
 int cb__ct_files_target(struct cb_ct_manager *m, const char *id, struct cb__ct_files_target *t,
                         struct cb_error *err);
+/* file_out.c: a file to hand out, copied from src (at most max bytes) to
+ * an unlinked file in the data directory, checked there: -EACCES for
+ * bytes that are not text and hold a secret. */
+int cb__ct_file_take(struct cb_ct_manager *m, int src, uint64_t max, struct cb_ct_file **out,
+                     struct cb_error *err);
 /* A pidfd of pid, a container's init just started, once /proc shows it in
  * the container's cgroup (/clawbox/<id>), so a pid taken by another process
  * since is never trusted; -1 when not. Close-on-exec. */

@@ -133,9 +133,24 @@ void cb_ct_follow_free(struct cb_ct_follow *f)
     free(f);
 }
 
+/* len, or where the character that s[0..len) ends in the middle of
+ * starts: a cut there never splits one (whose halves would each be
+ * redacted as invalid text). */
+static size_t whole_chars(const char *s, size_t len)
+{
+    size_t lead = len;
+    while (lead > 0 && len - lead < 3 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return len;
+    unsigned char c = (unsigned char)s[lead - 1];
+    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return len - (lead - 1) < need ? lead - 1 : len;
+}
+
 /* How much of the held text may be redacted and handed out now: up to the
  * last line end, or, for a line longer than HOLD_MAX, up to its last blank
- * in the second half, else all of it. */
+ * in the second half, else all of it but a character it ends inside. */
 static size_t cut_point(const char *s, size_t len)
 {
     for (size_t i = len; i > 0; i--)
@@ -146,7 +161,8 @@ static size_t cut_point(const char *s, size_t len)
     for (size_t i = len; i > len / 2; i--)
         if (s[i - 1] == ' ' || s[i - 1] == '\t')
             return i;
-    return len;
+    size_t whole = whole_chars(s, len);
+    return whole > 0 ? whole : len;
 }
 
 /* How many leading bytes two texts share, backed off to the start of a

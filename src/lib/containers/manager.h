@@ -180,20 +180,25 @@ const char *cb_ct_exec_stream_id(const struct cb_ct_exec_stream *s);
 void cb_ct_exec_stream_free(struct cb_ct_exec_stream *s);
 
 /* /containers/{id}/files (files.c): a path inside the running container,
- * resolved in its own root. READ fills *file (text redacted; free
- * file->data); LIST and WRITE answer in *out. Writes and removals only on
- * its /tmp. -ENOENT (no container, or no such path), -ESRCH (not running,
- * HTTP 409), -EINVAL (a bad path), -EPERM (not writable there), -EACCES
- * (a binary file holding a secret), -EFBIG (over max_file_bytes), or the
+ * resolved in its own root. READ gives *file, a copy of the file to hand
+ * out (file_out.c); LIST and WRITE answer in *out; WRITE writes the len
+ * bytes of src (an open file read from its start, -1 when empty).
+ * Writes and removals only on its /tmp and a writable workspace.
+ * -ENOENT (no container, or no such path), -ESRCH (not running, HTTP
+ * 409), -EINVAL (a bad path), -EPERM (not writable there), -EACCES (a
+ * binary file holding a secret), -EFBIG (over max_file_bytes), or the
  * errno of the failing call. */
 enum cb_ct_files_op { CB_CT_FILES_READ, CB_CT_FILES_LIST, CB_CT_FILES_WRITE, CB_CT_FILES_REMOVE };
-struct cb_ct_file {
-    char *data;
-    size_t len;
-    bool text;
-};
+struct cb_ct_file;
 int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op, const char *path,
-                const char *data, size_t len, struct cb_ct_file *file, json_t **out,
+                int src, uint64_t len, struct cb_ct_file **file, json_t **out,
                 struct cb_error *err);
+/* Whether the file is all UTF-8 text (sent redacted), else bytes. */
+bool cb_ct_file_text(const struct cb_ct_file *f);
+/* Copies up to room bytes of what the file gives next to out: 1 when they
+ * were its last, 0 when more follows, or -errno. Text comes redacted, a
+ * line at a time; *n may be 0 now and then. */
+int cb_ct_file_read(struct cb_ct_file *f, char *out, size_t room, size_t *n);
+void cb_ct_file_free(struct cb_ct_file *f);
 
 #endif

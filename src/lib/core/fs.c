@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -121,6 +122,20 @@ int cb_write_all(int fd, const void *data, size_t len)
 {
     struct iovec v = {(void *)data, len};
     return cb_writev_all(fd, &v, len > 0);
+}
+
+int cb_tmpfile(const char *dir, struct cb_error *err)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+        return fd >= 0 ? fd : cb_error_set(err, -errno, "%s: %s", dir, strerror(errno));
+    char *path = cb_xasprintf("%s/.tmp-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    int e = errno;
+    if (fd >= 0)
+        unlink(path);
+    free(path);
+    return fd >= 0 ? fd : cb_error_set(err, -e, "%s: %s", dir, strerror(e));
 }
 
 /* A temp file beside path, renamed over it; with `durable`, fsyncs of the

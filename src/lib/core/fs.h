@@ -44,6 +44,12 @@ int cb_write_atomic(const char *path, const void *data, size_t len, struct cb_er
  * the work they belong to. */
 int cb_write_replace(const char *path, const void *data, size_t len, struct cb_error *err);
 
+/* A new, unlinked file in dir, open for reading and writing (0600):
+ * O_TMPFILE, or a named file removed at once where the file system has
+ * none. For bytes that must not be held in memory (an upload, a copy of a
+ * file being sent). Returns the descriptor or -errno. */
+int cb_tmpfile(const char *dir, struct cb_error *err);
+
 /* Removes path and everything under it, never following a symbolic link.
  * A missing path is success. Returns 0 or the first -errno met (the rest
  * is still removed where it can be). */

@@ -1,15 +1,19 @@
 /* The request exchange: what a parsed request means (route, auth, size,
  * content type), where it runs (inline for public routes, on a limiter
  * worker otherwise) and how it is recorded (access log, metrics). */
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/internal.h"
 #include "metrics/metrics.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Streamed responses open at once, server-wide. Each holds its connection
  * and whatever its producer keeps open (a log file), and costs its I/O
@@ -104,6 +108,8 @@ static struct cb__req *alloc_req(struct cb_http_server *s)
     r->req.request_id = r->request_id;
     r->req.app = r->srv->opts.app;
     cb_buf_init(&r->body, r->srv->opts.max_body_bytes);
+    r->body_fd = -1;
+    r->req.body_fd = -1;
     return r;
 }
 
@@ -158,10 +164,30 @@ struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const
     return r;
 }
 
+/* Appends body bytes to the spool file; the request fails with 507 when
+ * the disk takes no more (or the file cannot be made). */
+static void spool(struct cb__req *r, const char *data, size_t n)
+{
+    const char *dir = r->srv->opts.spool_dir ? r->srv->opts.spool_dir : "/tmp";
+    struct cb_error err = {0};
+    int rc = r->body_fd >= 0 ? r->body_fd : cb_tmpfile(dir, &err);
+    if (rc >= 0)
+        r->body_fd = rc;
+    if (rc >= 0 && (rc = cb_write_all(r->body_fd, data, n)) < 0)
+        cb_error_set(&err, rc, "writing to %s: %s", dir, strerror(-rc));
+    if (rc < 0) {
+        char msg[sizeof(err.msg) + 64];
+        snprintf(msg, sizeof(msg), "the request body could not be stored: %s", err.msg);
+        cb__req_fail(r, rc == -ENOSPC || rc == -EDQUOT ? 507 : 500,
+                     rc == -ENOSPC || rc == -EDQUOT ? "insufficient_storage" : "internal_error",
+                     msg);
+    }
+}
+
 /* Only JSON routes (as req->json) and raw routes read a body. On the
  * others it is counted against the limit and dropped: anyone may send a
  * body to /health, and keeping it would let a few hundred connections hold
- * gigabytes. */
+ * gigabytes. A raw route's body goes to a file as it arrives. */
 void cb__req_body(struct cb__req *r, const char *data, size_t n)
 {
     if (r->state != CB__REQ_READING)
@@ -169,7 +195,9 @@ void cb__req_body(struct cb__req *r, const char *data, size_t n)
     r->body_bytes += n;
     if (r->body_bytes > body_limit(r))
         too_large(r);
-    else if (r->route->flags & (CB_ROUTE_JSON | CB_ROUTE_RAW))
+    else if (r->route->flags & CB_ROUTE_RAW)
+        spool(r, data, n);
+    else if (r->route->flags & CB_ROUTE_JSON)
         cb_buf_append(&r->body, data, n);
 }
 
@@ -255,6 +283,10 @@ bool cb__req_prepare(struct cb__req *r)
         return true;
     r->req.body = r->body.data;
     r->req.body_len = r->body.len;
+    if (r->route->flags & CB_ROUTE_RAW) {
+        r->req.body_fd = r->body_fd;
+        r->req.body_len = (size_t)r->body_bytes;
+    }
     if (r->route->flags & CB_ROUTE_PUBLIC) {
         run_handler(r);
         return true;
@@ -312,6 +344,8 @@ void cb__req_free(struct cb__req *r)
     cb__router_free_params(&r->req);
     json_decref(r->req.json);
     cb_buf_free(&r->body);
+    if (r->body_fd >= 0)
+        close(r->body_fd);
     free(r->res.body);
     free(r->raw);
     free(r->path);

@@ -25,7 +25,10 @@ struct cb_http_request {
     struct cb_http_param params[CB_HTTP_MAX_PARAMS];
     size_t nparams;
     const char *body; /* on JSON routes; other routes' bodies are dropped (NULL) */
-    size_t body_len;
+    size_t body_len;  /* also on raw routes: the bytes in body_fd */
+    /* On raw routes (CB_ROUTE_RAW): the body, in an unlinked file the
+     * request owns, read from offset 0; -1 for an empty body. */
+    int body_fd;
     json_t *json; /* parsed body on JSON routes, else NULL; owned by the request */
     const char *request_id;
     const char *raw;                 /* the request head; names and values NUL-terminated */

@@ -139,6 +139,7 @@ struct cb__req {
     char *raw;           /* copy of the head, names and values NUL-terminated */
     char *path;          /* decoded */
     struct cb_buf body;  /* kept on JSON routes only */
+    int body_fd;         /* raw routes: the spooled body, or -1 */
     uint64_t body_bytes; /* received so far */
     struct cb_limiter_job job;
     uint64_t start_ns;
@@ -163,7 +164,8 @@ struct cb__req *cb__req_new(struct cb__conn *c, const char *buf, const struct cb
 struct cb__req *cb__req_refused(struct cb_http_server *s, unsigned status, const char *code,
                                 const char *msg);
 /* Body bytes; past the limit (max_body_bytes, or max_raw_body_bytes on a
- * raw route) the request becomes a 413 (READY). */
+ * raw route) the request becomes a 413 (READY). A raw route's bytes go to
+ * its spool file (a 507 when the disk refuses them). */
 void cb__req_body(struct cb__req *r, const char *data, size_t n);
 /* Replaces the answer of a request with an error. */
 void cb__req_fail(struct cb__req *r, unsigned status, const char *code, const char *msg);

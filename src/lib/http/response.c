@@ -181,6 +181,7 @@ const char *cb_http_reason(unsigned status)
         {503, "Service Unavailable"},
         {504, "Gateway Timeout"},
         {505, "HTTP Version Not Supported"},
+        {507, "Insufficient Storage"},
     };
     for (size_t i = 0; i < CB_ARRAY_LEN(reasons); i++)
         if (reasons[i].status == status)

@@ -10,7 +10,7 @@
 enum cb_route_flags {
     CB_ROUTE_PUBLIC = 1 << 0, /* no auth, no concurrency limit */
     CB_ROUTE_JSON = 1 << 1, /* body must be application/json and is parsed; other routes drop it */
-    CB_ROUTE_RAW = 1 << 2,  /* body kept as bytes (req->body), any content type */
+    CB_ROUTE_RAW = 1 << 2,  /* body spooled to a file (req->body_fd), any content type */
 };
 
 struct cb_route {

@@ -25,6 +25,9 @@ struct cb_http_server_options {
     size_t max_body_bytes;
     /* The body limit of CB_ROUTE_RAW routes (file uploads); 0 = max_body_bytes. */
     size_t max_raw_body_bytes;
+    /* Where a raw route's body is spooled as it arrives (an unlinked file,
+     * so no upload is ever held in memory); NULL = /tmp. */
+    const char *spool_dir;
     unsigned threads; /* I/O threads; 0 = one per CPU */
     unsigned max_concurrent;
     unsigned max_queued;

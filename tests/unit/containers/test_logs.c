@@ -1,7 +1,8 @@
 /* The log follower (containers/logs.c) against a log file written by the
  * test, with a manager that holds one fake container: lines are handed
  * out whole, a secret written in two pieces is redacted, the rest goes
- * when the container ends. */
+ * when the container ends. And a file handed out (containers/file_out.c):
+ * text and bytes come out as they went in. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -37,7 +38,9 @@ static int setup(void **state)
     snprintf(g.log, sizeof(g.log), "%s/output.log", g.dir);
     struct cb_config_diag diag = {0};
     struct cb_error err = {0};
-    assert_int_equal(cb_config_load_text("t.toml", "", 0, &g.cfg, &diag, &err), 0);
+    char *toml = cb_xasprintf("[server]\ndata_dir = \"%s\"\n", g.dir);
+    assert_int_equal(cb_config_load_text("t.toml", toml, strlen(toml), &g.cfg, &diag, &err), 0);
+    free(toml);
     cb_config_diag_free(&diag);
     g.m.cfg = g.cfg;
     pthread_mutex_init(&g.m.lock, NULL);
@@ -199,6 +202,95 @@ static void an_overlong_line_is_cut_at_a_blank(void **state)
     free(line);
 }
 
+/* A line of two-byte characters longer than the hold, with no blank: the
+ * cut falls between characters, so both sides come out as they were
+ * (cut inside one, each half would be redacted as invalid text). */
+static void an_overlong_line_is_never_cut_inside_a_character(void **state)
+{
+    (void)state;
+    int end = 0;
+    struct cb_buf line;
+    cb_buf_init(&line, 1u << 20);
+    cb_buf_append(&line, "x", 1);
+    for (int i = 0; i < 20000; i++)
+        cb_buf_append(&line, "\xc3\xa9", 2);
+    cb_buf_append(&line, "\n", 1);
+    append(line.data);
+    g.ct.status = CB__CT_FAILED;
+    struct cb_ct_follow *f = follow(0);
+    char *out = drain(f, &end);
+    assert_int_equal(end, 1);
+    assert_int_equal(strlen(out), line.len);
+    assert_memory_equal(out, line.data, line.len);
+    cb_ct_follow_free(f);
+    cb_buf_free(&line);
+}
+
+/* Everything a file to hand out gives, in reads of `room` bytes. */
+static size_t file_drain(struct cb_ct_file *f, char *out, size_t room)
+{
+    size_t len = 0, n = 0;
+    int rc = 0;
+    do {
+        rc = cb_ct_file_read(f, out + len, room, &n);
+        assert_true(rc >= 0);
+        len += n;
+    } while (rc == 0);
+    return len;
+}
+
+static struct cb_ct_file *file_of(const char *data, size_t len)
+{
+    int fd = open(g.log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    struct cb_ct_file *f = NULL;
+    struct cb_error err = {0};
+    assert_int_equal(cb__ct_file_take(&g.m, fd, 1u << 24, &f, &err), 0);
+    close(fd);
+    return f;
+}
+
+/* Text: a character cut by the copy's 64 KiB chunks is still text, and
+ * lines of 120 KB, longer than the hold and cut between characters, come
+ * out whole.
+ * Bytes: as they are. Over the bound: refused. */
+static void a_file_comes_out_as_it_went_in(void **state)
+{
+    (void)state;
+    static char out[1 << 20];
+    size_t n = 3 * 66667;
+    char *text = cb_xmalloc(n);
+    for (size_t i = 0; i < n; i += 3)
+        memcpy(text + i, i % 120000 == 0 ? "a \n" : "\xe2\x82\xac", 3); /* the euro sign */
+    struct cb_ct_file *f = file_of(text, n - 2);
+    assert_false(cb_ct_file_text(f)); /* ends inside a character */
+    cb_ct_file_free(f);
+    f = file_of(text, n - 3);
+    assert_true(cb_ct_file_text(f));
+    assert_int_equal(file_drain(f, out, 4096), n - 3);
+    assert_memory_equal(out, text, n - 3);
+    cb_ct_file_free(f);
+    text[70000] = (char)0xff;
+    f = file_of(text, n - 3);
+    assert_false(cb_ct_file_text(f));
+    assert_int_equal(file_drain(f, out, 16384), n - 3);
+    assert_memory_equal(out, text, n - 3);
+    cb_ct_file_free(f);
+    f = file_of("", 0);
+    assert_true(cb_ct_file_text(f));
+    assert_int_equal(file_drain(f, out, 10), 0);
+    cb_ct_file_free(f);
+    int fd = open(g.log, O_RDWR | O_TRUNC | O_CLOEXEC);
+    assert_int_equal(write(fd, text, 1001), 1001);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    struct cb_error err = {0};
+    assert_int_equal(cb__ct_file_take(&g.m, fd, 1000, &f, &err), -EFBIG);
+    close(fd);
+    free(text);
+}
+
 static void a_removed_container_ends_its_follower(void **state)
 {
     (void)state;
@@ -224,6 +316,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_key_pair_over_two_reads_is_redacted, setup, teardown),
         cmocka_unit_test_setup_teardown(tail_starts_at_the_last_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(an_overlong_line_is_cut_at_a_blank, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_overlong_line_is_never_cut_inside_a_character, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_file_comes_out_as_it_went_in, setup, teardown),
         cmocka_unit_test_setup_teardown(a_removed_container_ends_its_follower, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,10 @@
-/* Streamed response bodies through a real server over real sockets: the
- * framing on HTTP/1.1 and 1.0, streams that hold no limiter worker,
+/* Streamed bodies through a real server over real sockets. Responses:
+ * the framing on HTTP/1.1 and 1.0, streams that hold no limiter worker,
  * back-pressure from a reader that stops reading, the client's hang-up,
- * and quiesce ending the streams so that drain does not wait for them. */
+ * and quiesce ending the streams so that drain does not wait for them.
+ * Requests: a raw route's body, sized or chunked, spooled to a file and
+ * handed over whole; past its limit, 413; a spool that cannot be made, a
+ * clear 500. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -11,8 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -93,9 +98,28 @@ static void h_idle(struct cb_http_request *req, struct cb_http_response *res)
     respond(res, idle);
 }
 
+/* Answers "<body_len> <bytes read from body_fd> <their hash>". */
+static void h_up(struct cb_http_request *req, struct cb_http_response *res)
+{
+    uint64_t h = CB_FNV1A_INIT, n = 0;
+    char chunk[8192];
+    ssize_t k;
+    while (req->body_fd >= 0 && (k = pread(req->body_fd, chunk, sizeof(chunk), (off_t)n)) > 0) {
+        h = cb_fnv1a(h, chunk, (size_t)k);
+        n += (uint64_t)k;
+    }
+    char *text = cb_xasprintf("%zu %llu %016llx", req->body_len, (unsigned long long)n,
+                              (unsigned long long)h);
+    res->status = 200;
+    res->content_type = "text/plain";
+    res->body = text;
+    res->body_len = strlen(text);
+}
+
 static struct {
     struct cb_router *router;
     struct cb_http_server *srv;
+    char spool[64];
 } g;
 
 static int setup(void **state)
@@ -108,10 +132,15 @@ static int setup(void **state)
     cb_router_add(g.router, "GET", "/count", h_count, 0);
     cb_router_add(g.router, "GET", "/flood", h_flood, 0);
     cb_router_add(g.router, "GET", "/idle", h_idle, 0);
+    cb_router_add(g.router, "PUT", "/up", h_up, CB_ROUTE_RAW);
+    snprintf(g.spool, sizeof(g.spool), "/tmp/cb-test-spool-XXXXXX");
+    assert_non_null(mkdtemp(g.spool));
     struct cb_http_server_options o = {
         .host = "127.0.0.1",
         .auth_token = TOKEN,
         .max_body_bytes = 1024,
+        .max_raw_body_bytes = 1u << 20,
+        .spool_dir = g.spool,
         .threads = 1,
         .max_concurrent = 1, /* one worker: streams must not hold it */
         /* A request may come while the worker is still letting go of the
@@ -135,15 +164,22 @@ static int teardown(void **state)
         assert_true(cb_http_server_stop(g.srv));
     g.srv = NULL;
     cb_router_free(g.router);
+    rmdir(g.spool); /* fails, and the test with it, should a spool file be left */
     return 0;
 }
 
-static int dial(const char *path, const char *version)
+static int connect_server(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cb_http_server_port(g.srv))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static int dial(const char *path, const char *version)
+{
+    int fd = connect_server();
     char req[256];
     int n =
         snprintf(req, sizeof(req), "GET %s HTTP/%s\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
@@ -263,6 +299,101 @@ static void quiesce_ends_streams(void **state)
     wait_for(&freed, 1);
 }
 
+static void send_all(int fd, const void *data, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t k = send(fd, (const char *)data + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            return; /* the server answered early and closed */
+        off += (size_t)k;
+    }
+}
+
+/* n bytes that differ from their neighbours (free() them). */
+static char *pattern(size_t n)
+{
+    char *body = cb_xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)(i * 7 % 251);
+    return body;
+}
+
+/* PUT /up with n bytes of the pattern, sized or chunked (in 10000-byte
+ * chunks); the answer goes to buf. */
+static void put(size_t n, bool chunked, char *buf, size_t cap)
+{
+    int fd = connect_server();
+    char head[256];
+    int k =
+        snprintf(head, sizeof(head),
+                 "PUT /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+                 "%s\r\n%s%zu\r\n\r\n",
+                 TOKEN, chunked ? "Transfer-Encoding: chunked\r\nX-N: " : "Content-Length: ", n);
+    send_all(fd, head, (size_t)k);
+    char *body = pattern(n);
+    for (size_t off = 0; off < n || chunked;) {
+        size_t len = chunked && n - off > 10000 ? 10000 : n - off;
+        char line[32];
+        int m = snprintf(line, sizeof(line), "%zx\r\n", len);
+        if (chunked)
+            send_all(fd, line, (size_t)m);
+        send_all(fd, body + off, len);
+        if (chunked)
+            send_all(fd, "\r\n", 2);
+        off += len;
+        if (len == 0)
+            break;
+    }
+    read_all(fd, buf, cap, NULL);
+    close(fd);
+    free(body);
+}
+
+static const char *expected(size_t n)
+{
+    static char want[96];
+    char *body = pattern(n);
+    snprintf(want, sizeof(want), "%zu %zu %016llx", n, n,
+             (unsigned long long)cb_fnv1a(CB_FNV1A_INIT, body, n));
+    free(body);
+    return want;
+}
+
+static void a_raw_body_is_spooled_and_handed_over_whole(void **state)
+{
+    (void)state;
+    char buf[4096];
+    put(300000, false, buf, sizeof(buf));
+    assert_string_equal(strstr(buf, "\r\n\r\n") + 4, expected(300000));
+    put(300000, true, buf, sizeof(buf));
+    assert_non_null(strstr(buf, expected(300000)));
+    put(0, false, buf, sizeof(buf));
+    assert_string_equal(strstr(buf, "\r\n\r\n") + 4, expected(0));
+}
+
+static void a_raw_body_past_its_limit_is_refused(void **state)
+{
+    (void)state;
+    char buf[4096];
+    put((1u << 20) + 1, false, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 413 "));
+    put((1u << 20) + 1, true, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 413 "));
+    assert_non_null(strstr(buf, "1048576 bytes"));
+}
+
+static void a_spool_that_cannot_be_made_fails_clearly(void **state)
+{
+    (void)state;
+    char buf[4096];
+    assert_int_equal(rmdir(g.spool), 0);
+    put(10, false, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 500 "));
+    assert_non_null(strstr(buf, "the request body could not be stored"));
+    assert_non_null(strstr(buf, g.spool));
+    assert_int_equal(mkdir(g.spool, 0700), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +403,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_stalled_reader_stalls_its_producer, setup, teardown),
         cmocka_unit_test_setup_teardown(quiesce_ends_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_raw_body_is_spooled_and_handed_over_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_raw_body_past_its_limit_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_spool_that_cannot_be_made_fails_clearly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
