@@ -20,8 +20,8 @@
 
 static const char usage[] =
     "Usage: clawbox exec CONTAINER_ID [--timeout MS] [--cwd DIR] [--env NAME=VALUE]...\n"
-    "                    [--stdin] [--json] [--host H] [--port P] [--socket PATH] [--token T]\n"
-    "                    -- COMMAND [ARGS...]\n\n"
+    "                    [--stdin] [--detach] [--json] [--host H] [--port P] [--socket PATH]\n"
+    "                    [--token T] -- COMMAND [ARGS...]\n\n"
     "Runs COMMAND inside the running container as its own user, and prints its\n"
     "stdout and stderr (redacted, by whole lines) on stdout and stderr as they\n"
     "come. Interrupting it ends the command. Exits with the command's\n"
@@ -31,6 +31,9 @@ static const char usage[] =
     "  --cwd DIR       its working directory inside the container\n"
     "  --env N=V       an environment variable on top of the container's (repeatable)\n"
     "  --stdin         send this command's stdin (at most 1 MiB) to it\n"
+    "  --detach        start it and return: prints its exec id (GET\n"
+    "                  /containers/ID/execs/EXEC_ID tells how it ended); its output\n"
+    "                  goes to the container's log (clawbox logs --container ID)\n"
     "  --json          print the server's answer as JSON instead\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
@@ -39,6 +42,7 @@ struct args {
     json_t *body;
     bool json;
     bool stdin_too;
+    bool detach;
 };
 
 static int bad(void)
@@ -57,6 +61,7 @@ static int parse(int argc, char **argv, struct args *a, int *first)
                                          {"env", required_argument, NULL, 'e'},
                                          {"stdin", no_argument, NULL, 'i'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"detach", no_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     json_t *env = json_object();
@@ -87,6 +92,10 @@ static int parse(int argc, char **argv, struct args *a, int *first)
             break;
         case 'j':
             a->json = true;
+            break;
+        case 'D':
+            a->detach = true;
+            json_object_set_new(a->body, "detach", json_true());
             break;
         case 'h':
             fputs(usage, stdout);
@@ -191,6 +200,15 @@ static int stream(struct args *a, const char *path, const char *text)
     return rc;
 }
 
+/* A detached exec's id, alone on its line (for scripts). */
+static void print_exec_id(const struct cb_buf *out)
+{
+    json_t *j = json_loadb(out->data ? out->data : "", out->len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "exec_id"));
+    printf("%s\n", id ? id : "");
+    json_decref(j);
+}
+
 static int run(struct args *a, const char *id)
 {
     if (cli_conn_token(&a->conn) < 0)
@@ -198,12 +216,14 @@ static int run(struct args *a, const char *id)
     char *path = cb_xasprintf("/containers/%s/exec", id);
     char *text = json_dumps(a->body, JSON_COMPACT);
     int rc = 0;
-    if (a->json) {
+    if (a->json || a->detach) {
         struct cb_buf out;
         cb_buf_init(&out, CB_CLIENT_MAX_RESPONSE);
         rc = cli_request(&a->conn, "POST", path, text, &out);
-        if (rc == 0)
+        if (rc == 0 && a->json)
             cli_print_body(&out);
+        else if (rc == 0)
+            print_exec_id(&out);
         cb_buf_free(&out);
     } else {
         rc = stream(a, path, text);

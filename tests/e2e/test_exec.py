@@ -530,6 +530,23 @@ class ExecCli(ContainerCase):
         self.assertIn(b"not text", p.stderr)
         p = self.cli("--json", cid, "--", "/bin/true")
         self.assertEqual(json.loads(p.stdout)["exit_code"], 0)
+        # --detach returns at once with the exec id; the command goes on,
+        # its output in the container's log.
+        t0 = time.monotonic()
+        p = self.cli("--detach", cid, "--", "/bin/sh", "-c", "sleep 1; echo detached-out; exit 3")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertLess(time.monotonic() - t0, 1)
+        exec_id = p.stdout.strip()
+        self.assertRegex(exec_id, r"^ex_[0-9a-f]{16}$")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            info = self.server.request("GET", f"/containers/{cid}/execs/{exec_id}").json()
+            if info["state"] != "running":
+                break
+            time.sleep(0.1)
+        self.assertEqual(info["exit_code"], 3, info)
+        logs = self.server.request("GET", f"/containers/{cid}/logs").body
+        self.assertIn(b"detached-out", logs)
         self.assertEqual(self.cli(cid).returncode, 2)
         self.assertEqual(self.cli("--env", "novalue", cid, "--", "/bin/true").returncode, 1)
         p = self.cli("../etc", "--", "/bin/true")
