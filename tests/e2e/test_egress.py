@@ -8,7 +8,10 @@ file goes with the container; HTTPS is passed through by SNI, or with
 [container_policy] tls = "intercept" terminated with the container's CA,
 the credential injected and the echo redacted; CONNECT and absolute-URI
 requests to the listener; kill -9 of the server cuts everything. The main
-class runs once per OCI runtime."""
+class runs once per OCI runtime. Clients that know nothing of clawbox
+(Python's urllib and http.client, Node's fetch) from a container's network
+namespace; fifty connections from each of five containers; a slow-loris
+container, bounded, that blocks no one else."""
 
 import json
 import os
@@ -63,6 +66,20 @@ def tls_upstream(name):
     return srv
 
 
+def container_pid(server, runtime, cid):
+    """The host pid of a running container's init, as its runtime has it."""
+    root = os.path.join(server.dir, "data", "oci")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = subprocess.run([runtime, "--root", root, "state", cid], capture_output=True,
+                            text=True)
+        pid = json.loads(st.stdout).get("pid", 0) if st.returncode == 0 else 0
+        if pid:
+            return pid
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} has no running init")
+
+
 def client_hello(name):
     """The bytes of a TLS ClientHello for name, as printf octal escapes."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -78,8 +95,12 @@ def client_hello(name):
     return "".join(f"\\{b:03o}" for b in raw)
 
 
-class EgressCase(harness.ServerTestCase):
+class EgressBase(harness.ServerTestCase):
+    """A server with transparent egress and a loopback upstream, plain
+    and TLS, reached by the name of this host."""
+
     runtime = None
+    max_containers = 3
 
     @classmethod
     def setUpClass(cls):
@@ -96,7 +117,8 @@ class EgressCase(harness.ServerTestCase):
         cls.tls_port = cls.tls.server_address[1]
         cls.server = harness.Server(
             f'[containers]\nruntime = "{cls.runtime}"\negress = "transparent"\n'
-            'max_containers = 3\ndefault_timeout_ms = 60000\nmax_output_bytes = 65536\n'
+            f'max_containers = {cls.max_containers}\ndefault_timeout_ms = 60000\n'
+            'max_output_bytes = 65536\n'
             '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
             f'allowed_images = ["clawbox/"]\nnetwork_allowlist = ["{cls.name}"]\n'
             '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
@@ -112,14 +134,21 @@ class EgressCase(harness.ServerTestCase):
                 srv.shutdown()
                 srv.server_close()
 
-    def run_sh(self, script, timeout=30):
-        """Runs script with /bin/sh in a new container to its end; returns
-        (info, output)."""
+    def spawn_sh(self, script):
+        """Starts script with /bin/sh in a new container; its id."""
         r = self.server.request("POST", "/containers/spawn", {
             "task": "egress", "image": IMAGE, "policy": "container",
             "command": ["/bin/sh", "-c", script]})
         self.assertEqual(r.status, 201, r.body)
-        cid = r.json()["container_id"]
+        return r.json()["container_id"]
+
+    def run_sh(self, script, timeout=30):
+        """Runs script with /bin/sh in a new container to its end; returns
+        (id, info, output)."""
+        return self.finish(self.spawn_sh(script), timeout)
+
+    def finish(self, cid, timeout=30):
+        """Waits for a container's end, then deletes it: (id, info, output)."""
         end = time.time() + timeout
         info = None
         while time.time() < end:
@@ -133,6 +162,8 @@ class EgressCase(harness.ServerTestCase):
     def audit(self):
         return harness.read_audit(os.path.join(self.server.dir, "audit"))[0]
 
+
+class EgressCase(EgressBase):
     def test_wget_by_name_without_proxy_settings(self):
         _, info, out = self.run_sh(
             f"wget -q -O - http://{self.name}:{self.port}/plain?x=1")
@@ -268,7 +299,7 @@ class EgressCase(harness.ServerTestCase):
         self.assertIn('"path": "/v6"', out)
 
     def test_many_parallel_connections(self):
-        n = 40
+        n = 50
         _, info, out = self.run_sh(
             f"for i in $(seq {n}); do wget -q -O - http://{self.name}:{self.port}/p$i & done; "
             "wait")
@@ -278,6 +309,114 @@ class EgressCase(harness.ServerTestCase):
         cid, _, _ = self.run_sh("true")
         self.assertFalse(os.path.exists(
             os.path.join(self.server.dir, "data", "containers", cid, "netns")))
+
+
+# Run under nsenter in a container's network namespace, in a mount
+# namespace of its own where /etc/hosts does not know the upstream's name
+# and /etc/resolv.conf names an address of no server: the name resolves
+# only through the container's DNS stub, as it would inside the container.
+IN_NETNS = ("mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf && "
+            "shift 2 && exec \"$@\"")
+
+PY_CLIENTS = r"""
+import http.client, json, sys, urllib.request
+name, port = sys.argv[1], int(sys.argv[2])
+with urllib.request.urlopen(f"http://{name}:{port}/urllib", timeout=10) as r:
+    print("urllib", r.status, json.loads(r.read())["path"])
+c = http.client.HTTPConnection(name, port, timeout=10)
+for i in range(3):  # one connection, kept alive
+    c.request("POST", f"/http.client/{i}", body=b"b" * 100000)
+    r = c.getresponse()
+    print("http.client", r.status, len(json.loads(r.read())["body"]))
+"""
+
+NODE_CLIENT = r"""
+const [name, port] = process.argv.slice(1);
+(async () => {
+  const r = await fetch(`http://${name}:${port}/fetch`, {method: "POST", body: "n".repeat(5000)});
+  const doc = await r.json();
+  console.log("fetch", r.status, doc.path, doc.body.length);
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+class EgressClients(EgressBase):
+    """Clients that know nothing of clawbox, from a container's network
+    namespace: Python's urllib and http.client, Node's fetch; fifty
+    connections from each of five containers at once; a slow-loris
+    container that holds every connection it may open, which neither
+    blocks another container nor keeps its connections past the head
+    timeout."""
+
+    runtime = RUNTIMES[0] if RUNTIMES else "crun"
+    max_containers = 6
+
+    def in_netns(self, cid, *argv):
+        """Runs argv in the network namespace of container cid (entered
+        through its init: the namespace file is in the server's own mount
+        namespace), resolving names through its DNS stub only."""
+        work = tempfile.mkdtemp(prefix="clawbox-egress-ns-")
+        self.addCleanup(shutil.rmtree, work)
+        hosts, resolv = os.path.join(work, "hosts"), os.path.join(work, "resolv.conf")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n")
+        with open(resolv, "w") as f:
+            f.write("nameserver 192.0.2.53\noptions timeout:2 attempts:1\n")
+        pid = container_pid(self.server, self.runtime, cid)
+        return subprocess.run(["nsenter", "-t", str(pid), "-n", "unshare", "-m", "sh", "-c",
+                               IN_NETNS, "-", hosts, resolv, *argv],
+                              capture_output=True, text=True, timeout=60)
+
+    def sleeper(self):
+        cid = self.spawn_sh("sleep 60")
+        self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
+        return cid
+
+    def test_python_clients(self):
+        if not shutil.which("nsenter") or not shutil.which("unshare"):
+            self.skipTest("no nsenter or unshare")
+        out = self.in_netns(self.sleeper(), sys.executable, "-c", PY_CLIENTS, self.name,
+                            str(self.port))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), ["urllib 200 /urllib"] +
+                         ["http.client 200 100000"] * 3)
+
+    def test_node_fetch(self):
+        node = shutil.which("node")
+        if not node or not shutil.which("nsenter"):
+            self.skipTest("no node or nsenter")
+        out = self.in_netns(self.sleeper(), node, "-e", NODE_CLIENT, self.name, str(self.port))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "fetch 200 /fetch 5000")
+
+    def test_fifty_connections_from_each_of_five_containers(self):
+        n = 50
+        cids = [self.spawn_sh(
+            f"for i in $(seq {n}); do wget -q -O - http://{self.name}:{self.port}/c{k}-$i & "
+            "done; wait") for k in range(5)]
+        for k, cid in enumerate(cids):
+            _, info, out = self.finish(cid, 60)
+            self.assertEqual(info["status"], "completed", (info, out[-300:]))
+            self.assertEqual(out.count(f'"path": "/c{k}-'), n, out[-300:])
+
+    def test_slow_loris_is_bounded_and_blocks_no_one_else(self):
+        # Sixty connections that send half a request head and wait: each
+        # holds a connection of its container until the head timeout
+        # (10 s), then is cut. Meanwhile another container is served.
+        loris = self.spawn_sh(
+            f"a=$(nslookup {self.name} | grep -o '198[.]18[.][0-9.]*' | tail -1); "
+            f"{PROBE} loris $a {self.port} 60")
+        time.sleep(2)
+        t0 = time.monotonic()
+        _, info, out = self.run_sh(
+            f"for i in 1 2 3 4 5; do wget -q -O - http://{self.name}:{self.port}/other$i; done")
+        self.assertEqual(out.count('"method": "GET"'), 5, out)
+        self.assertLess(time.monotonic() - t0, 5)
+        _, info, out = self.finish(loris, 60)
+        self.assertIn("connected=60 cut=60 ", out)
+        last_ms = int(out.split("last_ms=")[1].split()[0])
+        self.assertTrue(9000 <= last_ms <= 13000, out)
+        self.assertNotIn("/slow", json.dumps(Upstream.seen))
 
 
 SECRET = "cb-egress-secret-5d0c2e9a71f4"
@@ -358,15 +497,7 @@ class EgressIntercept(unittest.TestCase):
         self.assertEqual(r.status, 201, r.body)
         cid = r.json()["container_id"]
         self.addCleanup(self.server.request, "DELETE", f"/containers/{cid}")
-        root = os.path.join(self.server.dir, "data", "oci")
-        deadline = time.time() + 10
-        pid = 0
-        while not pid and time.time() < deadline:
-            st = subprocess.run([RUNTIMES[0], "--root", root, "state", cid],
-                                capture_output=True, text=True)
-            pid = json.loads(st.stdout).get("pid", 0) if st.returncode == 0 else 0
-            time.sleep(0.05)
-        self.assertTrue(pid)
+        pid = container_pid(self.server, RUNTIMES[0], cid)
         time.sleep(0.5)  # the container has asked for the name: it is 198.18.0.1
         return cid, pid, os.path.join(self.server.dir, "data", "containers", cid, "proxy",
                                       "ca.pem")
