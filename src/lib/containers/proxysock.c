@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
@@ -319,6 +321,11 @@ static void accept_all(struct cb__ct_lsn *l)
             close(fd);
             continue;
         }
+        /* An answer's last segment must not wait for the client's delayed
+         * ACK of the one before (40 ms a request on keep-alive). */
+        int one = 1;
+        if (transparent)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         conn_start(p, fd, transparent);
     }
     pthread_mutex_unlock(&p->mu);

@@ -109,8 +109,25 @@ static size_t recv_some(struct ex *x, char *b, size_t n, uint64_t deadline)
     }
 }
 
+/* A TLS record's most plaintext: buffers that fit go out as one record. */
+#define TLS_RECORD 16384u
+
 static bool send_tls(struct ex *x, const struct iovec *iov, int cnt, uint64_t deadline)
 {
+    char one[TLS_RECORD];
+    struct iovec joined;
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    if (cnt > 1 && total <= sizeof(one)) {
+        joined = (struct iovec){one, 0};
+        for (int i = 0; i < cnt; i++) {
+            memcpy(one + joined.iov_len, iov[i].iov_base, iov[i].iov_len);
+            joined.iov_len += iov[i].iov_len;
+        }
+        iov = &joined;
+        cnt = 1;
+    }
     for (int i = 0; i < cnt; i++) {
         for (size_t off = 0; off < iov[i].iov_len;) {
             size_t len = iov[i].iov_len - off;
