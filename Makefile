@@ -35,13 +35,16 @@ run: deps $(BUILD)/build.ninja
 # The default container image, clawbox/agent-base:latest, built once in the
 # background (mmdebstrap, 1-4 minutes) while the server starts; its progress
 # lines start with "image:". Containers need root, so only root builds it.
+# It runs at the lowest CPU and I/O priority: the first start compiles the
+# example tools meanwhile, and on a small machine the two would share it.
 IMAGE_CFG := --config $(HOME_DIR)/config/clawbox.toml
 default-image:
 	@if [ "$$(id -u)" != 0 ]; then \
 	  echo "clawbox: not root, so no containers (and no default image)"; \
 	elif ! $(CLAWBOX) image $(IMAGE_CFG) list --json | grep -q '"clawbox/agent-base:latest"'; then \
 	  echo "clawbox: building the default container image in the background"; \
-	  ( $(CLAWBOX) image $(IMAGE_CFG) build-default 2>&1 | sed -u 's/^/image: /' ) & \
+	  ( nice -n 19 ionice -c 3 $(CLAWBOX) image $(IMAGE_CFG) build-default 2>&1 | \
+	    sed -u 's/^/image: /' ) & \
 	fi
 
 # Installs the binary, its man pages and bash completion under PREFIX
