@@ -2,16 +2,9 @@
 # Agents against plain containers (see bench.py for what is measured).
 # Needs root and a runtime (crun or runc).
 #   bench/agents/run.sh [BUILD]     RUNTIME=runc N=50 to change
-set -euo pipefail
-BUILD=${1:-build}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN="$ROOT/$BUILD/src/cli/clawbox"
-RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
-[ "$(id -u)" = 0 ] || { echo "agents: needs root" >&2; exit 1; }
-ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=agents
-# shellcheck source=../lib.sh
-. "$ROOT/bench/lib.sh"
+# shellcheck source=../lib_containers.sh
+. "$(dirname "$0")/../lib_containers.sh"
 
 server_config
 cat >> "$work/clawbox.toml" <<TOML

@@ -3,17 +3,10 @@
 # is measured). Needs root, a runtime (crun or runc) and nginx.
 #   bench/containers/run.sh [BUILD]     RUNTIME=runc N=50 to change,
 #   PARTS=d to run only part d (see bench.py)
-set -euo pipefail
-BUILD=${1:-build}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN="$ROOT/$BUILD/src/cli/clawbox"
-RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
-[ "$(id -u)" = 0 ] || { echo "containers: needs root" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "containers: needs nginx (scripts/deps.sh bench)" >&2; exit 1; }
-ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=containers
-# shellcheck source=../lib.sh
-. "$ROOT/bench/lib.sh"
+NEEDS_NGINX=1
+# shellcheck source=../lib_containers.sh
+. "$(dirname "$0")/../lib_containers.sh"
 
 # An upstream serving 1 KiB, and nginx as a plain reverse proxy to it. They
 # are two nginx processes, so the proxy's hop to the upstream is a hop to

@@ -2,17 +2,10 @@
 # Transparent egress against nginx (see bench.py for what is measured).
 # Needs root, a runtime (crun or runc), nginx and openssl.
 #   bench/egress/run.sh [BUILD]     RUNTIME=runc N=300 to change
-set -euo pipefail
-BUILD=${1:-build}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN="$ROOT/$BUILD/src/cli/clawbox"
-RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
-[ "$(id -u)" = 0 ] || { echo "egress: needs root" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "egress: needs nginx (scripts/deps.sh bench)" >&2; exit 1; }
-ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=egress
-# shellcheck source=../lib.sh
-. "$ROOT/bench/lib.sh"
+NEEDS_NGINX=1
+# shellcheck source=../lib_containers.sh
+. "$(dirname "$0")/../lib_containers.sh"
 
 # The name the container asks for: clawbox resolves it to 127.0.0.1 (it
 # is in /etc/hosts), the container gets an address of its pool.

@@ -6,17 +6,10 @@
 # Under runc the containers use egress = "socket-only": runc's own exec
 # cannot join the transparent-egress namespace (docs/security.md), so the
 # bare baseline could not run there.
-set -euo pipefail
-BUILD=${1:-build}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN="$ROOT/$BUILD/src/cli/clawbox"
-RUNTIME=${RUNTIME:-$(command -v crun >/dev/null && echo crun || echo runc)}
-EGRESS=${EGRESS:-$([ "$RUNTIME" = runc ] && echo socket-only || echo transparent)}
-[ "$(id -u)" = 0 ] || { echo "exec: needs root" >&2; exit 1; }
-ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 BENCH=exec
-# shellcheck source=../lib.sh
-. "$ROOT/bench/lib.sh"
+# shellcheck source=../lib_containers.sh
+. "$(dirname "$0")/../lib_containers.sh"
+EGRESS=${EGRESS:-$([ "$RUNTIME" = runc ] && echo socket-only || echo transparent)}
 
 server_config
 cat >> "$work/clawbox.toml" <<TOML
