@@ -295,7 +295,11 @@ class HostileToolTests(ToolServer):
         self.assertIn("truncated", failed)
         self.assertIn("larger than", failed.get("huge", ""))
         for name in ("garbage", "truncated", "huge"):
-            self.assert_error(self.execute(name), 404, "tool_not_found")
+            r = self.execute(name)
+            self.assert_error(r, 404, "tool_not_found")
+            # The answer says why, as GET /tools does.
+            self.assertIn(f"tool '{name}' not found (its module failed to load: ", r.json()["error"])
+            self.assertIn(failed[name], r.json()["error"])
         self.assertEqual(self.execute("echo", {}).status, 200)
 
     def test_forbidden_import_is_not_loaded(self):

@@ -26,10 +26,17 @@ void cb__api_tools_list(struct cb_http_request *req, struct cb_http_response *re
 
 void cb__api_tool_not_found(struct cb_http_response *res, struct cb_registry *r, const char *name)
 {
-    cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name ? name : "",
-                          name && cb_registry_compiling(r, name)
-                              ? " (it is still being compiled; retry shortly)"
-                              : "");
+    char why[512];
+    if (name != NULL && cb_registry_failure(r, name, why, sizeof(why)))
+        cb_http_respond_error(res, 404, "tool_not_found",
+                              "tool '%s' not found (its module failed "
+                              "to load: %s)",
+                              name, why);
+    else
+        cb_http_respond_error(res, 404, "tool_not_found", "tool '%s' not found%s", name ? name : "",
+                              name && cb_registry_compiling(r, name)
+                                  ? " (it is still being compiled; retry shortly)"
+                                  : "");
 }
 
 void cb__api_tools_get(struct cb_http_request *req, struct cb_http_response *res)

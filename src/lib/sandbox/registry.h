@@ -68,6 +68,9 @@ void cb_tool_unref(struct cb_tool *t);
 struct cb_tool *cb_registry_get_wait(struct cb_registry *r, const char *name, uint64_t timeout_ms);
 /* Whether no version of name is loaded yet but one may come (see above). */
 bool cb_registry_compiling(struct cb_registry *r, const char *name);
+/* Whether name's module failed to load and no version of it is loaded:
+ * then its error is copied to msg (cap bytes, cut). */
+bool cb_registry_failure(struct cb_registry *r, const char *name, char *msg, size_t cap);
 
 /* GET /tools: a new array of every tool's manifest with "state": "ready"
  * and "manifest_source";

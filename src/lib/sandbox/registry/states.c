@@ -67,6 +67,23 @@ bool cb_registry_compiling(struct cb_registry *r, const char *name)
     return c;
 }
 
+bool cb_registry_failure(struct cb_registry *r, const char *name, char *msg, size_t cap)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->lock);
+    pthread_mutex_lock(&r->fail_lock);
+    for (size_t i = 0; !found && i < r->n_failures; i++) {
+        const struct cb__failure *f = &r->failures[i];
+        found = strcmp(f->name, name) == 0 && cb__registry_find(r, name) == NULL &&
+                json_object_get(r->pending, name) == NULL;
+        if (found)
+            snprintf(msg, cap, "%s", f->msg);
+    }
+    pthread_mutex_unlock(&r->fail_lock);
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
 static json_t *placeholder(const char *name, const char *state)
 {
     return json_pack("{s:{s:s}, s:s}", "tool", "name", name, "state", state);
