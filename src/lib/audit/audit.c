@@ -28,7 +28,6 @@
  * of kind "audit" records it. */
 #include "audit/audit.h"
 #include "audit/internal.h"
-
 #include "core/fs.h"
 #include "core/util.h"
 
@@ -39,7 +38,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long the background syncer lets lines gather before it syncs. */
+#define SYNC_GATHER_US 2000u
 
 static const char ZERO_HASH[CB_AUDIT_HASH_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -435,16 +438,25 @@ int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struc
 
 /* The background syncer: one fdatasync (with the group commit of
  * lead_sync) whenever lines are waiting for one, until the log closes or
- * a sync failed. */
+ * a sync failed. It first lets the lines of the next SYNC_GATHER_US come
+ * (asleep, so their appends wake nobody): under a steady stream of
+ * proxied requests one sync then covers several, where a sync per line
+ * cost the requests a fifth of the server's CPU on a small VM. */
 static void *syncer(void *arg)
 {
     struct cb_audit *a = arg;
     pthread_mutex_lock(&a->sync_mu);
     while (!a->syncer_stop) {
-        if (a->sync_err == 0 && a->synced < a->sync_wanted && !a->syncing)
-            lead_sync(a);
-        else
+        if (a->sync_err == 0 && a->synced < a->sync_wanted && !a->syncing) {
+            pthread_mutex_unlock(&a->sync_mu);
+            struct timespec gather = {0, SYNC_GATHER_US * 1000L};
+            nanosleep(&gather, NULL);
+            pthread_mutex_lock(&a->sync_mu);
+            if (!a->syncing && a->synced < a->sync_wanted)
+                lead_sync(a);
+        } else {
             pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+        }
     }
     pthread_mutex_unlock(&a->sync_mu);
     return NULL;

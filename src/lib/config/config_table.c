@@ -120,7 +120,8 @@ const struct cb__opt cb__config_opts[] = {
      OFF(logging.proxy_audit_sync), "background|before_response",
      "(clawbox) When a proxied request's audit line reaches stable storage: `background` "
      "(written before the response, so it survives a crash or kill of the server; its "
-     "fdatasync starts at once and ends about one sync later) or `before_response`. "
+     "fdatasync starts within 2 ms, shared with the lines that came meanwhile, and ends "
+     "about one sync later) or `before_response`. "
      "Container connections' and container execs' lines follow it too."},
 
     {"containers", "max_containers", CB__OPT_UINT, "10", 0, 10000, NULL,
