@@ -12,6 +12,7 @@
 #include "proxy/inflight.h"
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
+#include "proxy/resolve.h"
 #include "proxy/url.h"
 #include "sandbox/manifest.h"
 #include "scan/leak.h"
@@ -54,6 +55,7 @@ struct cb_proxy {
     struct cb_proxy_ratelimit *rl;
     struct cb_proxy_inflight *inflight; /* per tool, for network.max_concurrent */
     struct cb_forwarder *fwd;
+    struct cb_proxy_resolver *resolver;
     bool can_reload; /* a store and its key were given */
     struct cb_master_key key;
     pthread_mutex_t lock; /* guards creds and next_check_ns */
@@ -162,6 +164,7 @@ struct cb_proxy *cb_proxy_new(const struct cb_config *cfg, struct cb_secret_stor
     if (r == 0) {
         p->inflight = cb_proxy_inflight_new();
         p->fwd = cb_forwarder_new();
+        p->resolver = cb__proxy_resolver_new(CB_PROXY_RESOLVE_TTL_MS, NULL);
         return p;
     }
     cb_error_prefix(err, "egress proxy");
@@ -174,6 +177,7 @@ void cb_proxy_free(struct cb_proxy *p)
     if (p == NULL)
         return;
     cb__forwarder_free(p->fwd);
+    cb__proxy_resolver_free(p->resolver);
     cb__proxy_inflight_free(p->inflight);
     creds_put(p->creds);
     cb__proxy_ratelimit_free(p->rl);
@@ -602,25 +606,26 @@ static int leak_stage(struct req *q, struct cb_error *err)
     return r;
 }
 
-/* Resolves the host and keeps the first address the policy allows; the
- * request is pinned to it so a second lookup cannot change the answer. */
+/* Resolves the host (resolve.h: a lookup kept a few seconds) and keeps
+ * the first address the policy allows; the request is pinned to it so a
+ * second lookup cannot change the answer. */
 static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
 {
     if (cb__proxy_addr_from_host(&q->url.host, q->url.port, &q->addr, &q->addr_len) == 0)
         return cb__proxy_addr_check(p->policy, (struct sockaddr *)&q->addr, NULL, err);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int g = getaddrinfo(q->url.host.name, NULL, &hints, &res);
+    struct cb_proxy_addrs found;
+    int g = cb__proxy_resolve(p->resolver, q->url.host.name, &found);
     if (g != 0)
         return cb_error_set(err, -EHOSTUNREACH, "blocked: cannot resolve host %s (%s)",
                             q->url.host.name, gai_strerror(g));
     int r = cb_error_set(err, -EHOSTUNREACH, "blocked: host %s has no address", q->url.host.name);
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+    for (size_t i = 0; i < found.n; i++) {
         struct cb_error e = {0};
-        int c = cb__proxy_addr_check(p->policy, ai->ai_addr, q->url.host.name, &e);
+        int c = cb__proxy_addr_check(p->policy, (struct sockaddr *)&found.addr[i], q->url.host.name,
+                                     &e);
         if (c == 0) {
-            memcpy(&q->addr, ai->ai_addr, ai->ai_addrlen);
-            q->addr_len = ai->ai_addrlen;
+            memcpy(&q->addr, &found.addr[i], found.len[i]);
+            q->addr_len = found.len[i];
             r = 0;
             break;
         }
@@ -629,7 +634,6 @@ static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err
             r = c;
         }
     }
-    freeaddrinfo(res);
     if (r == 0)
         cb_error_clear(err);
     return r;
