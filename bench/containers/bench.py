@@ -87,6 +87,12 @@ def bare_bundle():
     stage = cfg["root"]["path"].split("/images/")[0]
     cfg["root"]["path"] = cfg["root"]["path"].replace(stage + "/images", os.path.join(DATA, "images"))
     cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/run/clawbox"]
+    # Under transparent egress the bundle names the network namespace
+    # clawbox made, gone with its container: the bare runtime makes a new
+    # one, as clawbox does for each container.
+    for ns in cfg["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            ns.pop("path", None)
     old = os.path.join(stage, "containers", cid, "bundle")
     for m in cfg["mounts"]:  # resolv.conf and hosts
         if m.get("source", "").startswith(old):
