@@ -1,4 +1,4 @@
-"""Transparent egress (issue 14) from inside real containers: with
+"""Transparent egress from inside real containers: with
 [containers] egress = "transparent", programs that know nothing of a proxy
 (busybox wget and nc) reach an allowed loopback upstream by its name; a
 name outside the allowlist does not resolve; a literal address outside it

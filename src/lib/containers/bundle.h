@@ -1,5 +1,5 @@
 /* The OCI bundle of one container: its config.json, built with every
- * hardening point of issue 13 (user namespace, no capabilities, an x86_64
+ * hardening point of the container design (user namespace, no capabilities, an x86_64
  * seccomp allowlist, read-only root, limits), and the small files it
  * bind-mounts (resolv.conf, hosts). Also the check of the environment keys
  * a request may set. Verified from inside real runc and crun containers by

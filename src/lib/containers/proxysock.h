@@ -24,7 +24,7 @@
  * idle container costs a listening socket and no thread. Connections are
  * capped per socket (32) and in all (512); past a cap they get a 503.
  *
- * With a network namespace (transparent egress, issue 14), its listeners
+ * With a network namespace (transparent egress), its listeners
  * and DNS sockets are served the same way under the same policy: the DNS
  * sockets on the accept thread, each TCP connection on a connection
  * thread (64 per container besides the socket's, closed past the cap). */
@@ -64,7 +64,7 @@ struct cb_ct_proxy_options {
      * progress). May be NULL. */
     void (*on_request)(void *ud);
     void *ud;
-    /* Transparent egress (issue 14): the container's network namespace,
+    /* Transparent egress: the container's network namespace,
      * taken over whether start succeeds or not. Its proxy listeners and
      * DNS sockets are served under the same policy as the socket, and stop
      * destroys it. NULL: socket only. */

@@ -1,4 +1,4 @@
-/* Transparent egress of a container's network namespace (issue 14): its
+/* Transparent egress of a container's network namespace: its
  * DNS stub, served on the accept service's thread, and the connections
  * its TCP listeners accept, each on a connection thread: the original
  * destination, the protocol its first bytes show (peeked, never

@@ -1,6 +1,5 @@
-/* A container's network namespace for transparent egress (issue 14,
- * shared/containers.md "Transparent egress without a veth"): made by
- * clawbox, with no interface but lo, default routes through lo, and nft
+/* A container's network namespace for transparent egress, with no veth:
+ * made by clawbox, with no interface but lo, default routes through lo, and nft
  * rules that redirect every TCP connection to the proxy listener and every
  * UDP query to port 53 to the DNS stub, keep the namespace's own loopback
  * local and reject everything else. The namespace belongs to the initial

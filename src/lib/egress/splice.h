@@ -1,4 +1,4 @@
-/* The byte relay of TLS passthrough (issue 14, tls = "passthrough"): once
+/* The byte relay of TLS passthrough (tls = "passthrough"): once
  * the SNI is allowed and the upstream connected, the client's bytes go to
  * the upstream unchanged and back. Nothing is read into: no injection, no
  * redaction, only the byte counts for the audit.

@@ -1,4 +1,4 @@
-/* A container's TLS interception authority (issue 14, tls = "intercept"):
+/* A container's TLS interception authority (tls = "intercept"):
  * an EC P-256 CA generated at spawn, whose certificate (never its key) is
  * installed in the container's trust store, and the leaf certificates it
  * mints for the names the container connects to.

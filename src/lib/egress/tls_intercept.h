@@ -1,4 +1,4 @@
-/* Both TLS ends of an intercepted connection (issue 14, tls =
+/* Both TLS ends of an intercepted connection (tls =
  * "intercept"), with OpenSSL.
  *
  * Toward the container, clawbox is the server: one SSL_CTX per container

@@ -74,7 +74,7 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
                                    const json_t *granted, const json_t *params,
                                    const char *request_id, bool raw_body);
 
-/* Transparent egress (issue 14): what a container's network namespace
+/* Transparent egress: what a container's network namespace
  * needs besides whole HTTP requests, under the same policy. */
 
 /* Whether the container of `manifest` may reach host[0..len) by its
