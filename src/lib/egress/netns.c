@@ -17,7 +17,7 @@
 #define DNS_PORT  53
 #define RULES_MAX 1024
 
-/* The rules of shared/containers.md. nft 1.0.6 rejects `priority dstnat`
+/* The namespace's rules. nft 1.0.6 rejects `priority dstnat`
  * on the output hook, hence -100. The namespace's own loopback stays
  * local; every other TCP connection goes to the proxy port and every UDP
  * packet to port 53 to the stub (conntrack rewrites the answer's source
