@@ -29,7 +29,6 @@
 #include "core/util.h"
 
 #define PATH_MAX_LEN 4096
-#define COPY_CHUNK   65536u
 #define LIST_MAX     10000
 /* The container's user, as its process spec has it (bundle.c). */
 #define CT_UID 1000u
@@ -291,24 +290,8 @@ static int read_file(struct cb_ct_manager *m, const struct root *r, const char *
     return rc;
 }
 
-/* Copies len bytes of src, from its start, into fd. */
-static int copy_out(int src, uint64_t len, int fd, struct cb_error *err)
-{
-    char *buf = cb_xmalloc(COPY_CHUNK);
-    int rc = 0;
-    for (uint64_t off = 0; rc == 0 && off < len; off += COPY_CHUNK) {
-        size_t n = len - off < COPY_CHUNK ? (size_t)(len - off) : COPY_CHUNK;
-        if ((rc = cb_pread_all(src, buf, n, (off_t)off)) < 0)
-            rc = cb_error_set(err, rc, "reading the upload: %s", strerror(-rc));
-        else if ((rc = cb_write_all(fd, buf, n)) < 0)
-            rc = cb_error_set(err, rc, "writing: %s", strerror(-rc));
-    }
-    free(buf);
-    return rc;
-}
-
-/* Writes the len bytes of src (-1 when empty) to the file, through a
- * temporary file beside it renamed over it once whole. */
+/* Writes src (its len bytes, from its start; -1 when empty) to the file,
+ * through a temporary file beside it renamed over it once whole. */
 static int write_file(const struct root *r, const char *path, const char *rel, int src,
                       uint64_t len, json_t **out, struct cb_error *err)
 {
@@ -331,8 +314,8 @@ static int write_file(const struct root *r, const char *path, const char *rel, i
         openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
     if (fd < 0)
         rc = cb_error_set(err, -errno, "path: %s", strerror(errno));
-    else if (src >= 0)
-        rc = copy_out(src, len, fd, err);
+    else if (src >= 0 && (rc = lseek(src, 0, SEEK_SET) < 0 ? -errno : cb_copy_fd(src, fd)) < 0)
+        rc = cb_error_set(err, rc, "writing: %s", strerror(-rc));
     if (fd >= 0)
         close(fd);
     if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)

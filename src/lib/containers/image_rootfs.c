@@ -237,19 +237,6 @@ static int open_parent(const char *rootfs, const char *rel, const char **last)
     return fd;
 }
 
-static int copy_fd(int in, int out)
-{
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = cb_read_retry(in, chunk, sizeof(chunk));
-        if (n <= 0)
-            return (int)n;
-        int r = cb_write_all(out, chunk, (size_t)n);
-        if (r < 0)
-            return r;
-    }
-}
-
 int cb__image_copy_in(const char *src, const char *rootfs, const char *rel, struct cb_error *err)
 {
     const char *last = NULL;
@@ -262,7 +249,7 @@ int cb__image_copy_in(const char *src, const char *rootfs, const char *rel, stru
                             strerror(-dfd));
     _cleanup_free_ char *tmp = cb_xasprintf("%s.clawbox-new", last);
     int out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0755);
-    int r = out < 0 ? -errno : copy_fd(in, out);
+    int r = out < 0 ? -errno : cb_copy_fd(in, out);
     if (out >= 0 && (fchmod(out, 0755) < 0 || close(out) < 0) && r == 0)
         r = -errno;
     if (r == 0 && renameat(dfd, tmp, dfd, last) < 0)

@@ -15,8 +15,7 @@
 #include "core/fs.h"
 #include "core/util.h"
 
-#define INIT_NAME  "init"
-#define COPY_CHUNK 65536
+#define INIT_NAME "init"
 
 static const char *const catatonit_paths[] = {"/usr/bin/catatonit", "/usr/libexec/catatonit",
                                               "/usr/libexec/podman/catatonit"};
@@ -64,17 +63,6 @@ int cb__ct_mkdir_in_root(const char *rootfs, const char *path, struct cb_error *
     }
 }
 
-static int copy_fd(int in, int out)
-{
-    char *buf = cb_xmalloc(COPY_CHUNK);
-    ssize_t n;
-    int r = 0;
-    while (r == 0 && (n = cb_read_retry(in, buf, COPY_CHUNK)) != 0)
-        r = n < 0 ? (int)n : cb_write_all(out, buf, (size_t)n);
-    free(buf);
-    return r;
-}
-
 int cb__ct_idle_init_install(const char *dir, gid_t gid, struct cb_error *err)
 {
     const char *src = NULL;
@@ -96,7 +84,7 @@ int cb__ct_idle_init_install(const char *dir, gid_t gid, struct cb_error *err)
     if (r == 0 && (fchown(out, 0, gid) < 0 || fchmod(out, 0750) < 0))
         r = -errno;
     if (r == 0)
-        r = copy_fd(in, out);
+        r = cb_copy_fd(in, out);
     if (r < 0)
         return cb_error_set(err, r, "copying %s into %s: %s", src, dir, strerror(-r));
     return 0;

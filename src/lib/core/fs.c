@@ -17,6 +17,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* The buffer of cb_copy_fd. */
+#define COPY_CHUNK 65536u
+
 int cb_mkdir_p(const char *path, mode_t mode, struct cb_error *err)
 {
     char *p = cb_xstrdup(path);
@@ -122,6 +125,17 @@ int cb_write_all(int fd, const void *data, size_t len)
 {
     struct iovec v = {(void *)data, len};
     return cb_writev_all(fd, &v, len > 0);
+}
+
+int cb_copy_fd(int in, int out)
+{
+    char *buf = cb_xmalloc(COPY_CHUNK);
+    ssize_t n;
+    int r = 0;
+    while (r == 0 && (n = cb_read_retry(in, buf, COPY_CHUNK)) != 0)
+        r = n < 0 ? (int)n : cb_write_all(out, buf, (size_t)n);
+    free(buf);
+    return r;
 }
 
 int cb_tmpfile(const char *dir, struct cb_error *err)

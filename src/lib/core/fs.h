@@ -28,6 +28,9 @@ int cb_flock_retry(int fd, int op);
 int cb_write_all(int fd, const void *data, size_t len);
 /* The same for cnt buffers; the entries of iov are changed. */
 int cb_writev_all(int fd, struct iovec *iov, int cnt);
+/* Copies what is left to read of `in` (from its offset to its end) to
+ * `out`, 64 KiB at a time. Returns 0 or -errno (of the read or the write). */
+int cb_copy_fd(int in, int out);
 /* Skips the first `done` bytes of the cnt buffers at *iov, for a loop
  * around a call that may take part of them (writev, sendmsg): moves *iov
  * to the first buffer with bytes left, trims it, and returns how many

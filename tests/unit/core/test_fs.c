@@ -174,6 +174,33 @@ static void pread_all_reads_at_an_offset_and_not_past_the_end(void **state)
     close(fd);
 }
 
+/* From the offset to the end, across several 64 KiB chunks; a bad
+ * descriptor is its errno. */
+static void copy_fd_copies_the_rest(void **state)
+{
+    (void)state;
+    char a[] = "/tmp/cb-test-fs-XXXXXX", b[] = "/tmp/cb-test-fs-XXXXXX";
+    int in = mkstemp(a), out = mkstemp(b);
+    assert_true(in >= 0 && out >= 0);
+    unlink(a);
+    unlink(b);
+    size_t n = 200000;
+    char *data = malloc(n), *back = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 31 % 253);
+    assert_int_equal(cb_write_all(in, data, n), 0);
+    assert_int_equal(lseek(in, 1000, SEEK_SET), 1000);
+    assert_int_equal(cb_copy_fd(in, out), 0);
+    assert_int_equal(lseek(out, 0, SEEK_END), (off_t)(n - 1000));
+    assert_int_equal(cb_pread_all(out, back, n - 1000, 0), 0);
+    assert_memory_equal(back, data + 1000, n - 1000);
+    assert_int_equal(cb_copy_fd(-1, out), -EBADF);
+    free(data);
+    free(back);
+    close(in);
+    close(out);
+}
+
 static void flock_retry_takes_and_reports(void **state)
 {
     (void)state;
@@ -251,6 +278,7 @@ int main(void)
         cmocka_unit_test(write_all_reports_errors),
         cmocka_unit_test(read_retry_waits_through_signals),
         cmocka_unit_test(pread_all_reads_at_an_offset_and_not_past_the_end),
+        cmocka_unit_test(copy_fd_copies_the_rest),
         cmocka_unit_test(flock_retry_takes_and_reports),
         cmocka_unit_test(rm_tree_removes_everything_and_follows_no_link),
         cmocka_unit_test(write_atomic_and_replace_swap_the_whole_file),
