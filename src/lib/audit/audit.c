@@ -442,17 +442,24 @@ int cb_audit_append(struct cb_audit *a, const struct cb_audit_record *rec, struc
  * (asleep, so their appends wake nobody): under a steady stream of
  * proxied requests one sync then covers several, where a sync per line
  * cost the requests a fifth of the server's CPU on a small VM. */
+/* Whether lines wait for a sync the syncer may run. With sync_mu. */
+static bool sync_due(const struct cb_audit *a)
+{
+    return a->sync_err == 0 && a->synced < a->sync_wanted && !a->syncing;
+}
+
 static void *syncer(void *arg)
 {
     struct cb_audit *a = arg;
     pthread_mutex_lock(&a->sync_mu);
     while (!a->syncer_stop) {
-        if (a->sync_err == 0 && a->synced < a->sync_wanted && !a->syncing) {
+        if (sync_due(a)) {
             pthread_mutex_unlock(&a->sync_mu);
             struct timespec gather = {0, SYNC_GATHER_US * 1000L};
             nanosleep(&gather, NULL);
             pthread_mutex_lock(&a->sync_mu);
-            if (!a->syncing && a->synced < a->sync_wanted)
+            /* Asked again: a sync led meanwhile, or one that failed, changed it. */
+            if (sync_due(a))
                 lead_sync(a);
         } else {
             pthread_cond_wait(&a->sync_cv, &a->sync_mu);

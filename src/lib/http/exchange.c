@@ -178,9 +178,8 @@ static void spool(struct cb__req *r, const char *data, size_t n)
     if (rc < 0) {
         char msg[sizeof(err.msg) + 64];
         snprintf(msg, sizeof(msg), "the request body could not be stored: %s", err.msg);
-        cb__req_fail(r, rc == -ENOSPC || rc == -EDQUOT ? 507 : 500,
-                     rc == -ENOSPC || rc == -EDQUOT ? "insufficient_storage" : "internal_error",
-                     msg);
+        bool full = rc == -ENOSPC || rc == -EDQUOT;
+        cb__req_fail(r, full ? 507 : 500, full ? "insufficient_storage" : "internal_error", msg);
     }
 }
 
