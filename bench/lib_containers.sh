@@ -18,3 +18,13 @@ fi
 ninja -C "$ROOT/$BUILD" src/cli/clawbox tests/fixtures/ctprobe >/dev/null
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
+
+# start_container_server: ends $work/clawbox.toml with the audit directory
+# ($work/audit), imports the test image, starts the server, and lets a
+# container's root pass through $work/data to the image store.
+start_container_server() {
+  printf '[logging]\naudit_dir = "%s/audit"\n' "$work" >> "$work/clawbox.toml"
+  import_test_image
+  start_server
+  chmod 711 "$work/data"
+}

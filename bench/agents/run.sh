@@ -16,10 +16,6 @@ workspace_root = "$work/ws"
 allowed_policies = ["container"]
 [sandbox]
 tool_dir = "$work/tools"
-[logging]
-audit_dir = "$work/audit"
 TOML
-import_test_image
-start_server
-chmod 711 "$work/data"
+start_container_server
 python3 "$ROOT/bench/agents/bench.py" "$port" "$token"

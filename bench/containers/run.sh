@@ -36,12 +36,8 @@ rate_limit = 100000
 rate_limit_burst = 100000
 [sandbox]
 tool_dir = "$work/tools"
-[logging]
-audit_dir = "$work/audit"
 TOML
-import_test_image
-start_server
-chmod 711 "$work/data"
+start_container_server
 # The bare runtime runs where crun works on a hybrid cgroup host: a private
 # mount namespace without /sys/fs/cgroup/unified, as the server's own.
 SERVER_PID=$server_pid unshare -m --propagation slave sh -c \

@@ -58,11 +58,7 @@ allow_private_cidrs = ["127.0.0.0/8"]
 ca_bundle = "$work/cert.pem"
 rate_limit = 100000
 rate_limit_burst = 100000
-[logging]
-audit_dir = "$work/audit"
 TOML
-import_test_image
-start_server
-chmod 711 "$work/data"
+start_container_server
 python3 "$ROOT/bench/egress/bench.py" "$port" "$token" "$work/data" "$RUNTIME" "$name" \
   "$up_port" "$up_tls_port" "$ng_port" "$ng_tls_port" "$work/cert.pem"

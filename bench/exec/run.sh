@@ -20,10 +20,7 @@ egress = "$EGRESS"
 allowed_policies = ["container"]
 [sandbox]
 tool_dir = "$work/tools"
-[logging]
-audit_dir = "$work/audit"
 TOML
-import_test_image
-start_server
+start_container_server
 python3 "$ROOT/bench/exec/bench.py" "$port" "$token" "$(command -v "$RUNTIME")" "$work/data" \
   "$server_pid"
