@@ -2,8 +2,9 @@
  * fdatasync, and rotation by size. See audit.h for the contract.
  *
  * Locking: several processes may append to one log (the server, and CLI
- * verbs such as `creds add` while it runs). Each append holds flock(2) on
- * <dir>/.audit.lock while it formats and writes its line; on taking the
+ * verbs such as `creds add` while it runs). Each append holds the
+ * directory's writers' lock (lock.c: a mutex shared through
+ * <dir>/.audit.lock) while it formats and writes its line; on taking the
  * lock it first catches up with whatever other writers did since its last
  * append (a rotation shows as audit.jsonl being another file, an append as
  * a size change; either way the head is read again from the file), so the
@@ -36,7 +37,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,15 +58,12 @@ static int sys_err(struct cb_error *err, const char *what, const char *name)
  * to append, so nobody holds it long. */
 static int lock_dir(struct cb_audit *a, struct cb_error *err)
 {
-    int r = cb_flock_retry(a->lockfd, LOCK_EX);
-    if (r < 0)
-        return cb_error_set(err, r, "audit log: locking %s: %s", a->dir, strerror(-r));
-    return 0;
+    return cb__audit_lock(a, err);
 }
 
 static void unlock_dir(struct cb_audit *a)
 {
-    flock(a->lockfd, LOCK_UN);
+    cb__audit_unlock(a);
 }
 
 /* Takes the head (hash and seq) from the last line of a file; a chain
@@ -165,9 +162,8 @@ static int open_steps(struct cb_audit *a, const char *anchor_db, struct cb_error
     a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (a->dirfd < 0)
         return sys_err(err, "opening directory", a->dir);
-    a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a->lockfd < 0)
-        return sys_err(err, "opening lock in", a->dir);
+    if ((r = cb__audit_lock_open(a, err)) < 0)
+        return r;
     if (anchor_db != NULL)
         cb__audit_anchor_open(a, anchor_db);
     if ((r = lock_dir(a, err)) < 0)
@@ -208,8 +204,7 @@ void cb_audit_close(struct cb_audit *a)
         fdatasync(a->fd);
         close(a->fd);
     }
-    if (a->lockfd >= 0)
-        close(a->lockfd);
+    cb__audit_lock_close(a);
     if (a->dirfd >= 0)
         close(a->dirfd);
     cb__audit_anchor_close(a);

@@ -25,9 +25,10 @@
  *
  * Writers: any number of handles, in any number of processes, may append to
  * one directory (the server, and CLI verbs such as `creds add` while it
- * runs). Each append holds flock(2) on <dir>/.audit.lock while it reads the
- * chain head from the file and writes its line, so the chain continues
- * across writers and never forks.
+ * runs). Each append holds the directory's writers' lock (a process-shared
+ * mutex in <dir>/.audit.lock) while it reads the chain head from the file
+ * and writes its line, so the chain continues across writers and never
+ * forks; a writer that dies holding it leaves it to the next.
  *
  * Durability: each line is one write(2) on an O_APPEND descriptor, and
  * cb_audit_append returns only after fdatasync covered it, so an

@@ -19,6 +19,7 @@ struct cb_audit {
     char *dir;
     int dirfd;
     int lockfd;
+    struct cb__audit_shared *shared; /* the mapped lock (lock.c) */
     int fd;
     uint64_t fd_gen; /* bumped when fd is closed (after syncing it) */
     dev_t dev;       /* identity of the file fd refers to */
@@ -66,6 +67,14 @@ struct cb_audit {
  * CB_AUDIT_MAX_LINE + 2 bytes. */
 int cb__audit_write_locked(struct cb_audit *a, const struct cb_audit_record *rec, char *line,
                            struct cb_error *err);
+
+/* lock.c: the writers' lock of the directory, shared by every process
+ * that appends to it. open maps <dir>/.audit.lock (dirfd open), laying it
+ * out when new; lock blocks, and takes over a lock whose holder died. */
+int cb__audit_lock_open(struct cb_audit *a, struct cb_error *err);
+void cb__audit_lock_close(struct cb_audit *a);
+int cb__audit_lock(struct cb_audit *a, struct cb_error *err);
+void cb__audit_unlock(struct cb_audit *a);
 
 /* anchor.c: opens the anchor database and starts its writer thread (best
  * effort: a failure is logged and leaves a->anchor NULL); close stores

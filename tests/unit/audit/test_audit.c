@@ -1323,6 +1323,51 @@ static void test_kill9_mid_stream(void **state)
     assert_true(rep.lines >= (uint64_t)acked + 1);
 }
 
+/* A writer that dies holding the writers' lock, half-way through a line,
+ * leaves it to the next: that one takes it over at once, cuts the half
+ * line and continues the chain. */
+static void test_writer_dies_holding_the_lock(void **state)
+{
+    struct fx *f = *state;
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_n(a, 3);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct cb_audit *b = NULL;
+        struct cb_audit_options o = {f->dir, 0};
+        if (cb_audit_open(&o, &b, NULL) != 0 || cb__audit_lock(b, NULL) != 0)
+            _exit(2);
+        static const char half[] = "{\"ts\":\"2026-";
+        _exit(write(b->fd, half, sizeof(half) - 1) == (ssize_t)sizeof(half) - 1 ? 0 : 3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    append_ok(a, "after");
+    cb_audit_close(a);
+    verify_ok(f->dir, 4);
+}
+
+/* A lock file that is not this build's lock is refused, not trusted. */
+static void test_foreign_lock_file_is_refused(void **state)
+{
+    struct fx *f = *state;
+    cb_audit_close(open_log(f->dir, 0));
+    char *path = cb_xasprintf("%s/%s", f->dir, CB__AUDIT_LOCK);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("not a lock", fp);
+    fclose(fp);
+    struct cb_audit *a = NULL;
+    struct cb_audit_options o = {f->dir, 0};
+    struct cb_error err = {0};
+    assert_int_equal(cb_audit_open(&o, &a, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "is not a lock of this clawbox"));
+    free(path);
+}
+
 /* A short write (file size limit) is undone, the call fails, and the log
  * refuses further appends; what was there still verifies. */
 static void test_short_write_is_undone(void **state)
@@ -1502,6 +1547,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processes_append_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_dies_holding_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_lock_file_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_written_lines_are_synced_in_the_background, setup,
                                         teardown),
