@@ -260,17 +260,6 @@ static void relay(struct ex *x, const json_t *ok, bool head_request)
 
 /* ------------------------------ requests ----------------------------- */
 
-static void new_request_id(char out[37])
-{
-    unsigned char b[16];
-    char hex[33];
-    cb_random_bytes(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40; /* UUID version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80;
-    cb_hex_encode(b, sizeof(b), hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
 /* Reads until `in` holds a complete head and moves it to `raw`. Returns
  * its length, or 0 when the connection ended, timed out or sent a head
  * too large (answered 431). */
@@ -558,7 +547,7 @@ static bool take_request(struct ex *x)
             send_error(x, cb__http_error_status(r), err.msg);
         return false;
     }
-    new_request_id(x->request_id);
+    cb_uuid_v4(x->request_id);
     return true;
 }
 

@@ -1,6 +1,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,12 +105,39 @@ bool cb_name_valid(const char *s)
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
+/* UUIDs come from a per-thread pool of the kernel's random bytes: one
+ * getrandom(2) for every 16 of them rather than one each (a proxied request
+ * takes one). A fork empties the pool of the forking thread in the child,
+ * which would otherwise hand out the parent's next UUIDs. */
+#define UUID_POOL 256u
+static __thread unsigned char uuid_pool[UUID_POOL];
+static __thread size_t uuid_pool_left;
+
+static void uuid_pool_forget(void)
+{
+    explicit_bzero(uuid_pool, sizeof(uuid_pool));
+    uuid_pool_left = 0;
+}
+
+static void uuid_pool_init(void)
+{
+    pthread_atfork(NULL, NULL, uuid_pool_forget);
+}
+
 void cb_uuid_v4(char out[37])
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char b[16];
     char hex[33];
-    if (cb_random_bytes(b, sizeof(b)) < 0)
-        abort();                 /* getrandom cannot fail once the pool is initialised */
+    pthread_once(&once, uuid_pool_init);
+    if (uuid_pool_left < sizeof(b)) {
+        if (cb_random_bytes(uuid_pool, UUID_POOL) < 0)
+            abort(); /* getrandom cannot fail once the pool is initialised */
+        uuid_pool_left = UUID_POOL;
+    }
+    uuid_pool_left -= sizeof(b);
+    memcpy(b, uuid_pool + uuid_pool_left, sizeof(b));
+    explicit_bzero(uuid_pool + uuid_pool_left, sizeof(b));
     b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
     b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
     cb_hex_encode(b, sizeof(b), hex);

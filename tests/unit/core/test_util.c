@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/util.h"
@@ -161,6 +163,38 @@ static void uuid_v4_has_version_and_variant(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* UUIDs come from a per-thread pool: a forked child must not hand out
+ * the ones its parent hands out next, nor two threads the same. */
+static void uuid_v4_is_not_shared_with_a_fork(void **state)
+{
+    (void)state;
+    char first[37], child[37], parent[37];
+    cb_uuid_v4(first); /* fills the pool */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cb_uuid_v4(child);
+        _exit(write(p[1], child, sizeof(child)) == (ssize_t)sizeof(child) ? 0 : 1);
+    }
+    close(p[1]);
+    assert_int_equal(read(p[0], child, sizeof(child)), sizeof(child));
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    cb_uuid_v4(parent);
+    assert_string_not_equal(child, parent);
+    assert_string_not_equal(child, first);
+    /* Many in a row never repeat (the pool is refilled, not reused). */
+    char seen[64][37];
+    for (int i = 0; i < 64; i++) {
+        cb_uuid_v4(seen[i]);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+    }
+}
+
 static void rfc3339_ms_formats_utc(void **state)
 {
     (void)state;
@@ -203,6 +237,7 @@ int main(void)
         cmocka_unit_test(yield_until_stops_when_ready_or_late),
         cmocka_unit_test(mono_deadline_is_ahead_and_normalised),
         cmocka_unit_test(uuid_v4_has_version_and_variant),
+        cmocka_unit_test(uuid_v4_is_not_shared_with_a_fork),
         cmocka_unit_test(rfc3339_ms_formats_utc),
         cmocka_unit_test(name_valid_is_short_and_plain),
     };
