@@ -261,6 +261,7 @@ struct hit_ctx {
     const struct cb__view *v;
     struct cb__spans *spans;
     struct cb__cand *cand;
+    uint64_t *grown; /* bit i: cand[i] holds an allocation */
 };
 
 void cb__spans_push(struct cb__spans *sp, struct cb__span s)
@@ -356,17 +357,36 @@ static void on_hit(void *ctx, uint32_t id, size_t end)
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;
         c->pos = cb_xrealloc(c->pos, c->cap * sizeof(size_t));
+        *h->grown |= 1ull << r->idx;
     }
     c->pos[c->n++] = start;
+}
+
+/* A collect is large (a candidate list for each view and pattern), and a
+ * malloc that large first consolidates the heap's small free chunks; a
+ * request is scanned in many pieces, so each thread keeps the one it
+ * freed last for its next scan. */
+static pthread_key_t spare_key;
+
+static void spare_key_init(void)
+{
+    if (pthread_key_create(&spare_key, free) != 0)
+        abort();
 }
 
 struct cb__collect *cb__collect(const struct cb_leak_scanner *sc, const char *data, size_t len,
                                 bool views)
 {
-    struct cb__collect *c = cb_xcalloc(1, sizeof(*c));
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, spare_key_init);
+    struct cb__collect *c = pthread_getspecific(spare_key);
+    if (c != NULL)
+        pthread_setspecific(spare_key, NULL);
+    else
+        c = cb_xcalloc(1, sizeof(*c));
     cb__views_build((const unsigned char *)data, len, views ? CB_LEAK_URL_ROUNDS : 0, &c->views);
     for (size_t k = 0; k < c->views.n; k++) {
-        struct hit_ctx h = {sc, &c->views.v[k], &c->secrets, c->cand[k]};
+        struct hit_ctx h = {sc, &c->views.v[k], &c->secrets, c->cand[k], &c->grown[k]};
         cb__ac_scan(sc->ac, h.v->p, h.v->len, on_hit, &h);
     }
     if (views)
@@ -378,11 +398,18 @@ void cb__collect_free(struct cb__collect *c)
 {
     if (c == NULL)
         return;
+    size_t n = c->views.n;
     cb__views_free(&c->views);
-    for (size_t k = 0; k <= CB_LEAK_URL_ROUNDS; k++)
-        for (size_t i = 0; i < CB__MAX_PATTERNS; i++)
-            free(c->cand[k][i].pos);
+    for (size_t k = 0; k < n; k++) {
+        for (uint64_t g = c->grown[k]; g != 0; g &= g - 1)
+            free(c->cand[k][__builtin_ctzll(g)].pos);
+        memset(c->cand[k], 0, sizeof(c->cand[k]));
+        c->grown[k] = 0;
+    }
     free(c->secrets.v);
+    c->secrets = (struct cb__spans){0};
+    if (pthread_getspecific(spare_key) == NULL && pthread_setspecific(spare_key, c) == 0)
+        return;
     free(c);
 }
 

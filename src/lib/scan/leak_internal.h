@@ -40,7 +40,9 @@ struct cb__collect {
     struct cb__views views;
     struct cb__spans secrets; /* every verified occurrence, original offsets */
     struct cb__cand cand[CB_LEAK_URL_ROUNDS + 1][CB__MAX_PATTERNS];
+    uint64_t grown[CB_LEAK_URL_ROUNDS + 1]; /* bit i of [k]: cand[k][i].pos is allocated */
 };
+_Static_assert(CB__MAX_PATTERNS <= 64, "a pattern is a bit of cb__collect.grown");
 
 /* Returns a new collect (free with cb__collect_free); with `views` false,
  * only the text itself is scanned. len <= CB_LEAK_MAX_INPUT. */
