@@ -181,6 +181,7 @@ int cb_audit_open(const struct cb_audit_options *opts, struct cb_audit **out, st
     a->dir = cb_xstrdup(opts->dir);
     a->max_file_bytes = opts->max_file_bytes;
     a->dirfd = a->lockfd = a->fd = -1;
+    a->line = cb_xmalloc(CB_AUDIT_MAX_LINE + 2);
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->sync_mu, NULL);
     pthread_cond_init(&a->sync_cv, NULL);
@@ -211,6 +212,7 @@ void cb_audit_close(struct cb_audit *a)
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->sync_mu);
     pthread_cond_destroy(&a->sync_cv);
+    free(a->line);
     free(a->dir);
     free(a);
 }
@@ -416,11 +418,9 @@ static int sync_until(struct cb_audit *a, uint64_t number, struct cb_error *err)
 static int write_one(struct cb_audit *a, const struct cb_audit_record *rec, uint64_t *number,
                      struct cb_error *err)
 {
-    char *line = cb_xmalloc(CB_AUDIT_MAX_LINE + 2);
     pthread_mutex_lock(&a->mu);
-    int r = append_locked(a, rec, line, number, err);
+    int r = append_locked(a, rec, a->line, number, err);
     pthread_mutex_unlock(&a->mu);
-    free(line);
     return r;
 }
 

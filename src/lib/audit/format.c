@@ -9,8 +9,11 @@
 #include "core/util.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -236,9 +239,23 @@ size_t cb__audit_format(const struct cb_audit_record *r, uint64_t wall_ms, uint6
     return o.n;
 }
 
+/* SHA-256 fetched once: SHA256() looks the algorithm up in OpenSSL's
+ * provider tables (under a lock every thread takes) for every line. */
+static EVP_MD *sha256;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256 == NULL)
+        abort(); /* the default provider always has it */
+}
+
 void cb__audit_hash(const void *data, size_t len, char out[CB_AUDIT_HASH_HEX + 1])
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, md);
+    pthread_once(&once, fetch_sha256);
+    if (!EVP_Digest(data, len, md, NULL, sha256, NULL))
+        abort(); /* only out of memory fails */
     cb_hex_encode(md, sizeof(md), out);
 }

@@ -32,6 +32,9 @@ struct cb_audit {
     uint64_t lines;   /* seq of the head line: how many lines the chain has */
     uint64_t written; /* lines written by this handle (their number) */
     bool failed;
+    /* The line being written (CB_AUDIT_MAX_LINE + 2 bytes, under mu): a
+     * malloc that large for each line consolidated the heap each time. */
+    char *line;
     /* Bytes of incomplete last lines cut off at open, or later when a
      * crashed writer in another process left one (0 normally). */
     size_t recovered;
