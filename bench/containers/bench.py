@@ -25,6 +25,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from cpu import CpuMeter, nginx_worker  # noqa: E402
+
 PORT, TOKEN, DATA, RUNTIME, NGINX_PORT, UP_PORT = sys.argv[1:7]
 N = int(os.environ.get("N", "30"))
 PARTS = os.environ.get("PARTS", "abcd")
@@ -226,9 +229,13 @@ def part_d(n=ND):
     timed_gets(via_nginx, "/body.txt", {}, 20)
     timed_gets(direct, "/body.txt", {}, 20)
     a, b, c = [], [], []
+    cpu_a = CpuMeter(int(os.environ["SERVER_PID"]))
+    cpu_b = CpuMeter(nginx_worker(int(os.environ["NGINX_PID"])))
     for _ in range(n // 50):  # interleaved blocks
-        a += timed_gets(via_socket, target, auth, 50)
-        b += timed_gets(via_nginx, "/body.txt", {}, 50)
+        with cpu_a:
+            a += timed_gets(via_socket, target, auth, 50)
+        with cpu_b:
+            b += timed_gets(via_nginx, "/body.txt", {}, 50)
         c += timed_gets(direct, "/body.txt", {}, 50)
     api("DELETE", f"/containers/{cid}")
     ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
@@ -236,6 +243,9 @@ def part_d(n=ND):
           f"(proxy_pass, keep-alive) {mb:.0f} us, median of {len(a)}; the upstream "
           f"directly (no proxy, for scale) {mc:.0f} us")
     print(f"   ratio socket/nginx: {ma / mb:.2f}x (target <= 1.5x)")
+    ca, cb = cpu_a.per_request_us(len(a)), cpu_b.per_request_us(len(b))
+    print(f"   CPU per request: clawbox {ca:.0f} us (its every thread), nginx {cb:.0f} us "
+          f"(its worker): ratio {ca / cb:.2f}x (see bench/cpu.py)")
     # With [logging] proxy_audit_sync = "before_response" each answer
     # waits for its audit line's fdatasync: that alone, on the audit log's
     # file system, against the whole headroom the target leaves over nginx.

@@ -21,6 +21,7 @@ start_nginx "  upstream up { server 127.0.0.1:$up_port; keepalive 8; }
     listen 127.0.0.1:$ng_port;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
   }"
+ng_pid=${pids[-1]}
 
 server_config
 cat >> "$work/clawbox.toml" <<TOML
@@ -40,6 +41,6 @@ TOML
 start_container_server
 # The bare runtime runs where crun works on a hybrid cgroup host: a private
 # mount namespace without /sys/fs/cgroup/unified, as the server's own.
-SERVER_PID=$server_pid unshare -m --propagation slave sh -c \
+SERVER_PID=$server_pid NGINX_PID=$ng_pid unshare -m --propagation slave sh -c \
   'umount /sys/fs/cgroup/unified 2>/dev/null; exec python3 "$@"' sh \
   "$ROOT/bench/containers/bench.py" "$port" "$token" "$work/data" "$RUNTIME" "$ng_port" "$up_port"

@@ -29,6 +29,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from cpu import CpuMeter, nginx_worker  # noqa: E402
+
 (PORT, TOKEN, DATA, RUNTIME, NAME, UP_PORT, UP_TLS_PORT, NG_PORT, NG_TLS_PORT,
  CERT) = sys.argv[1:11]
 N = int(os.environ.get("N", "300"))
@@ -117,12 +120,19 @@ def compare(label, ours, ours_host, theirs, theirs_host, target):
     timed_gets(ours, ours_host, 20)  # warm both
     timed_gets(theirs, theirs_host, 20)
     a, b = [], []
+    cpu_a = CpuMeter(int(os.environ["CLAWBOX_PID"]))
+    cpu_b = CpuMeter(nginx_worker(int(os.environ["NGINX_PID"])))
     for _ in range(max(1, N // 50)):
-        a += timed_gets(ours, ours_host, 50)
-        b += timed_gets(theirs, theirs_host, 50)
+        with cpu_a:
+            a += timed_gets(ours, ours_host, 50)
+        with cpu_b:
+            b += timed_gets(theirs, theirs_host, 50)
     ma, mb = statistics.median(a), statistics.median(b)
+    ca, cb = cpu_a.per_request_us(len(a)), cpu_b.per_request_us(len(b))
     print(f"{label} clawbox {ma:.0f} us, nginx {mb:.0f} us, median of {len(a)}: "
           f"ratio {ma / mb:.2f}x (target <= {target}x)")
+    print(f"   CPU per request: clawbox {ca:.0f} us (its every thread), nginx {cb:.0f} us "
+          f"(its worker): ratio {ca / cb:.2f}x (see bench/cpu.py)")
 
 
 def throughput(make, host, seconds=5, conns=16):

@@ -43,6 +43,7 @@ start_nginx "  upstream up { server 127.0.0.1:$up_port; keepalive 16; }
       proxy_ssl_verify on; proxy_ssl_trusted_certificate $work/cert.pem;
     }
   }"
+ng_pid=${pids[-1]}
 
 server_config
 cat >> "$work/clawbox.toml" <<TOML
@@ -60,5 +61,5 @@ rate_limit = 100000
 rate_limit_burst = 100000
 TOML
 start_container_server
-python3 "$ROOT/bench/egress/bench.py" "$port" "$token" "$work/data" "$RUNTIME" "$name" \
+CLAWBOX_PID=$server_pid NGINX_PID=$ng_pid python3 "$ROOT/bench/egress/bench.py" "$port" "$token" "$work/data" "$RUNTIME" "$name" \
   "$up_port" "$up_tls_port" "$ng_port" "$ng_tls_port" "$work/cert.pem"
