@@ -51,6 +51,7 @@ struct ex {
     struct cb_buf body;
     bool too_large; /* the chunked body passed CB_CT_PROXY_MAX_BODY */
     bool close;     /* end the connection after this answer */
+    bool answered;  /* an answer went out: the next request is yet to come */
     char request_id[37];
 };
 
@@ -268,6 +269,11 @@ static size_t read_head(struct ex *x)
     struct cb_http_scan st = {0};
     uint64_t deadline = deadline_in(HEAD_TIMEOUT_MS);
     size_t n;
+    /* After an answer the client has rarely sent its next request yet:
+     * waiting first saves a read that would find nothing. */
+    if (x->answered && x->in_len == 0 && (x->ssl == NULL || !SSL_has_pending(x->ssl)) &&
+        !wait_fd(x->c->fd, POLLIN, deadline))
+        return 0;
     while ((n = cb__http_find_head_end(x->in, x->in_len, &st)) == 0) {
         if (x->in_len == sizeof(x->in)) {
             x->close = true;
@@ -712,6 +718,7 @@ void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *
             serve_transparent(x);
         else
             serve_request(x);
+        x->answered = true;
         if (cb__ct_proxy_stopped(x->p))
             break;
     }
