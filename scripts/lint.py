@@ -34,6 +34,20 @@ HOME_OWNERS = ("src/lib/core/home.c", "src/lib/core/home.h")
 # Rule: prefix. The tool shim is compiled into tools, not into libclawbox:
 # its non-static names are fixed by wasm2c's import ABI.
 PREFIX_EXEMPT = ("src/lib/sandbox/native/tool_shim.c",)
+# Rules: unity-define, unity-static. The build is a unity build (Meson
+# concatenates up to unity_size .c files of a target into one translation
+# unit), so the .c files of one target share one file scope and one macro
+# namespace. The compiler refuses most clashes (two static functions, two
+# struct tags of one name), but not these: two `static int n;` merge into
+# one variable (tentative definitions), an identical #define twice is
+# silent, and a .c file's macro rewrites the same word in the files after
+# it. The trees whose files may share a translation unit (libclawbox; the
+# CLI, with clawbox-test's extra file); the tool shim is not in the library.
+UNITY_TREES = {
+    "src/lib/": ("src/lib/",),
+    "src/cli/": ("src/cli/", "src/lib/api/test_routes.c"),
+}
+UNITY_EXEMPT = PREFIX_EXEMPT
 
 BANNED_RE = re.compile(r"\b(" + "|".join(BANNED) + r")\s*\(")
 GETENV_RE = re.compile(r"\bgetenv\s*\(")
@@ -175,6 +189,91 @@ def check_file(path, findings, src=None):
                 add(off, "prefix", f"{name}() is not static and not cb_/cb__-prefixed")
 
 
+MACRO_RE = re.compile(r"^[ \t]*#[ \t]*(define|undef)[ \t]+([A-Za-z_]\w*)", re.M)
+IDENT_RE = re.compile(r"\b[A-Za-z_]\w*\b")
+COMMENT_OR_LITERAL_RE = re.compile(
+    r"""//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?""", re.S)
+
+
+def file_scope_statics(code):
+    """(offset, name, initialised) for each variable declared `static` at
+    file scope (code as strip() returns it)."""
+    found, depth, start, func_body = [], 0, 0, False
+    for k, ch in enumerate(code):
+        if ch == "{":
+            if depth == 0:
+                head = drop_attributes(code[start:k]).rstrip()
+                func_body = head.endswith(")") and "=" not in head
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and func_body:
+                start, func_body = k + 1, False
+        elif ch == ";" and depth == 0:
+            stmt = drop_attributes(code[start:k])
+            if re.match(r"\s*static\b", stmt):
+                init = "=" in stmt
+                # struct bodies, initialisers and array bounds, innermost first
+                while True:
+                    inner = re.sub(r"\{[^{}]*\}|\[[^\[\]]*\]", lambda m: blank(m.group(0)), stmt)
+                    if inner == stmt:
+                        break
+                    stmt = inner
+                if "(" in stmt.split("=")[0]:  # a prototype (or a function pointer)
+                    start = k + 1
+                    continue
+                for part in re.finditer(r"[^,]+", stmt):
+                    names = list(IDENT_RE.finditer(part.group(0).split("=")[0]))
+                    if names:
+                        found.append((start + part.start() + names[-1].start(),
+                                      names[-1].group(0), init))
+            start = k + 1
+    return found
+
+
+def check_unity(sources, findings):
+    """The unity-define and unity-static rules over {path: text}, each
+    tree of UNITY_TREES on its own."""
+    info = {}
+    for path, src in sources.items():
+        macros = {}
+        for m in MACRO_RE.finditer(src):
+            macros.setdefault(m.group(2), []).append((m.group(1), m.start(2)))
+        # The words the file uses: comments and literals aside, preprocessor
+        # lines included, the name a #define or #undef line is about aside.
+        text = MACRO_RE.sub(" ", COMMENT_OR_LITERAL_RE.sub(" ", src))
+        info[path] = (src, macros, set(IDENT_RE.findall(text)), file_scope_statics(strip(src)[0]))
+
+    def add(path, offset, rule, text):
+        findings.append((path, line_of(info[path][0], offset), rule, text))
+
+    for tree, prefixes in UNITY_TREES.items():
+        files = sorted(p for p in info if p.startswith(prefixes) and p.endswith(".c")
+                       and p not in UNITY_EXEMPT)
+        for path in files:
+            _, macros, _, statics = info[path]
+            for name, lines in macros.items():
+                defines = [off for kind, off in lines if kind == "define"]
+                if not defines:
+                    add(path, lines[0][1], "unity-define", f"#undef {name} of a macro this "
+                        "file does not define: in a unity build the files after it lose it")
+                    continue
+                others = [p for p in files
+                          if p != path and (name in info[p][1] or name in info[p][2])]
+                if others:
+                    add(path, defines[0], "unity-define", f"{name} is also defined or used in "
+                        f"{', '.join(others)}, in one translation unit with this file in a unity "
+                        "build: name it for this file")
+            for off, name, init in statics:
+                others = [p for p in files
+                          if p != path and any(n == name for _, n, _ in info[p][3])]
+                if others:
+                    add(path, off, "unity-static", f"static {name} is also a file-scope static of "
+                        f"{', '.join(others)}"
+                        + ("" if init else ", and uninitialised: a unity build merges them silently")
+                        + "; name it for this file")
+
+
 def load_allow(path):
     """Entries `rule file [word]`; '#' starts a comment."""
     allow = []
@@ -234,10 +333,36 @@ SELF_TEST_WANT = {
                             (5, "prefix"), (6, "prefix"), (11, "buf-max"), (16, "banned-call")],
 }
 
+# The unity rules on a small tree: LIMIT and count clash between one.c and
+# two.c; the comment, the string, the function-local static, the prototype,
+# the own #undef and the other tree do not.
+SELF_TEST_UNITY = {
+    "src/lib/a/one.c": "#define LIMIT 4\n#define OWN 1\nstatic int count;\n"
+                       "static const char *const names[] = {\"x\", \"y\"};\n"
+                       "static int helper(int a, int b);\nstatic int local;\n#undef OWN\n",
+    "src/lib/b/two.c": "#define LIMIT 4\nstatic int count;\n"
+                       "int f(void) { static int local; int names = LIMIT; return names + local; }\n"
+                       "#undef EXTERNAL\n",
+    "src/lib/b/three.c": "/* LIMIT */\nstatic const char *s = \"LIMIT count\";\n",
+    "src/cli/one.c": "static int count;\n#define LIMIT 4\n",
+}
+SELF_TEST_UNITY_WANT = [("src/lib/a/one.c", 1, "unity-define"),
+                        ("src/lib/a/one.c", 3, "unity-static"),
+                        ("src/lib/b/two.c", 1, "unity-define"),
+                        ("src/lib/b/two.c", 2, "unity-static"),
+                        ("src/lib/b/two.c", 4, "unity-define")]
+
 
 def self_test():
-    """Checks the rules on a probe file placed at several paths."""
+    """Checks the rules on a probe file placed at several paths, and the
+    unity rules on a probe tree."""
     ok = True
+    findings = []
+    check_unity(SELF_TEST_UNITY, findings)
+    got = sorted((path, line, rule) for path, line, rule, _ in findings)
+    if got != sorted(SELF_TEST_UNITY_WANT):
+        print(f"lint self-test: unity: got {got}, want {sorted(SELF_TEST_UNITY_WANT)}")
+        ok = False
     for path, want in SELF_TEST_WANT.items():
         findings = []
         check_file(path, findings, SELF_TEST_PROBE)
@@ -259,8 +384,12 @@ def main():
     files = [f for f in files if os.path.exists(f)]
     allow = load_allow("scripts/lint-allow.txt")
     findings = []
+    sources = {}
     for path in sorted(files):
-        check_file(path, findings)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            sources[path] = f.read()
+        check_file(path, findings, sources[path])
+    check_unity(sources, findings)
     findings.sort(key=lambda f: (f[0], f[1]))
     bad = [f for f in findings if not allowed(allow, f)]
     for path, line, rule, text in bad:

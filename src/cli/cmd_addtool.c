@@ -13,7 +13,7 @@
     "                   ~/.clawbox/config/clawbox.toml if it exists, else\n"                       \
     "                   $CLAWBOX_TOOL_DIR, else ~/.clawbox/tools)\n"
 
-static const char add_usage[] =
+static const char add_tool_usage[] =
     "Usage: clawbox add tool NAME FILE.wasm [--tool-dir DIR] [--no-wait] [--host H]\n"
     "                        [--port P] [--socket PATH] [--token T]\n\n"
     "Installs the WebAssembly module FILE as tool NAME: copies it atomically to\n"
@@ -25,7 +25,7 @@ static const char add_usage[] =
     "NAME is 1-64 characters from A-Z a-z 0-9 _ -.\n\n" TOOL_DIR_HELP
     "  --no-wait        install only; do not ask the server\n" CLI_CONN_HELP;
 
-static const char remove_usage[] =
+static const char remove_tool_usage[] =
     "Usage: clawbox remove tool NAME [--tool-dir DIR]\n\n"
     "Deletes DIR/NAME.wasm and DIR/NAME.json. A running server's watcher unloads\n"
     "the tool. Exits 1 if there is no such module.\n\n" TOOL_DIR_HELP;
@@ -38,7 +38,7 @@ struct add_args {
     struct cli_conn conn;
 };
 
-static int parse(int argc, char **argv, const char *usage, int nargs, struct add_args *a)
+static int parse_add_args(int argc, char **argv, const char *usage, int nargs, struct add_args *a)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"tool-dir", required_argument, NULL, 'd'},
@@ -118,7 +118,7 @@ int cmd_add(int argc, char **argv)
         return cli_add_image(argc - 1, argv + 1);
     struct add_args a = {0};
     char *dir = NULL;
-    int rc = parse(argc, argv, add_usage, 2, &a);
+    int rc = parse_add_args(argc, argv, add_tool_usage, 2, &a);
     if (rc >= 0 || resolve_dir(a.tool_dir, &dir) != 0)
         return rc >= 0 ? rc : 1;
     const char *name = argv[optind], *file = argv[optind + 1];
@@ -146,7 +146,7 @@ int cmd_remove(int argc, char **argv)
         return cli_remove_image(argc - 1, argv + 1);
     struct add_args a = {0};
     char *dir = NULL;
-    int rc = parse(argc, argv, remove_usage, 1, &a);
+    int rc = parse_add_args(argc, argv, remove_tool_usage, 1, &a);
     if (rc >= 0 || resolve_dir(a.tool_dir, &dir) != 0)
         return rc >= 0 ? rc : 1;
     const char *name = argv[optind];

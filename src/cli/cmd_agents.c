@@ -15,7 +15,7 @@
 
 #define FILE_MAX (1024 * 1024)
 
-static const char usage[] =
+static const char agents_usage[] =
     "Usage: clawbox agents create ID --name NAME [options] [-- COMMAND...]\n"
     "       clawbox agents create --file FILE.json|FILE.toml\n"
     "       clawbox agents list [--json]\n"
@@ -48,7 +48,7 @@ static const char usage[] =
 
 static int usage_error(void)
 {
-    fputs(usage, stderr);
+    fputs(agents_usage, stderr);
     return 2;
 }
 
@@ -69,7 +69,7 @@ enum {
     O_JSON,
 };
 
-struct args {
+struct agents_args {
     struct cli_conn conn;
     json_t *body; /* create: the AgentConfig being built */
     const char *file;
@@ -89,7 +89,7 @@ static json_t *sub(json_t *body, const char *key)
 }
 
 /* One create flag into the body; non-zero on a bad value (printed). */
-static int flag(struct args *a, int o, const char *arg)
+static int flag(struct agents_args *a, int o, const char *arg)
 {
     static const struct {
         int opt;
@@ -135,7 +135,7 @@ static int flag(struct args *a, int o, const char *arg)
 }
 
 /* Options of every subcommand; returns -1 to go on, else the exit code. */
-static int parse(int argc, char **argv, struct args *a)
+static int parse_agents_args(int argc, char **argv, struct agents_args *a)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"file", required_argument, NULL, O_FILE},
@@ -165,7 +165,7 @@ static int parse(int argc, char **argv, struct args *a)
         if (cli_conn_option(&a->conn, o, optarg))
             continue;
         if (o == 'h') {
-            fputs(usage, stdout);
+            fputs(agents_usage, stdout);
             return 0;
         }
         if (o == '?' || o == ':')
@@ -185,7 +185,7 @@ static int parse(int argc, char **argv, struct args *a)
 
 /* The AgentConfig in FILE (JSON, or TOML for a .toml name), with the flags
  * already given laid over it. */
-static int load_file(struct args *a)
+static int load_file(struct agents_args *a)
 {
     struct cb_file f;
     struct cb_error err = {0};
@@ -215,7 +215,8 @@ static int load_file(struct args *a)
     return 0;
 }
 
-static int send(struct args *a, const char *method, const char *path, const char *body, bool print)
+static int send(struct agents_args *a, const char *method, const char *path, const char *body,
+                bool print)
 {
     if (cli_conn_token(&a->conn) < 0)
         return 1;
@@ -228,7 +229,7 @@ static int send(struct args *a, const char *method, const char *path, const char
     return rc;
 }
 
-static int create(struct args *a, int argc, char **argv)
+static int create(struct agents_args *a, int argc, char **argv)
 {
     if (a->file != NULL && load_file(a) != 0)
         return 1;
@@ -255,7 +256,7 @@ static int create(struct args *a, int argc, char **argv)
     return rc;
 }
 
-static void print_table(const json_t *list)
+static void print_agents_table(const json_t *list)
 {
     printf("%-24s %-11s %-25s %s\n", "AGENT ID", "STATUS", "LAST ACTIVITY", "NAME");
     size_t i;
@@ -275,7 +276,7 @@ static void print_table(const json_t *list)
 }
 
 /* get and delete: one agent by id. */
-static int one(struct args *a, const char *verb, const char *id)
+static int one(struct agents_args *a, const char *verb, const char *id)
 {
     struct cb_error err = {0};
     if (cb_agent_id_check(id, &err) < 0)
@@ -288,7 +289,7 @@ static int one(struct args *a, const char *verb, const char *id)
 }
 
 /* start and stop: the new status in words, or the AgentInfo. */
-static int start_stop(struct args *a, const char *verb, const char *id)
+static int start_stop(struct agents_args *a, const char *verb, const char *id)
 {
     struct cb_error err = {0};
     if (cb_agent_id_check(id, &err) < 0)
@@ -316,8 +317,8 @@ static int start_stop(struct args *a, const char *verb, const char *id)
 
 int cmd_agents(int argc, char **argv)
 {
-    struct args a = {0};
-    int rc = parse(argc, argv, &a);
+    struct agents_args a = {0};
+    int rc = parse_agents_args(argc, argv, &a);
     const char *verb = a.first < a.end ? argv[a.first] : "";
     int operands = a.end - a.first - 1;
     if (rc >= 0)
@@ -327,7 +328,7 @@ int cmd_agents(int argc, char **argv)
     else if (a.end < argc) /* a command for a verb other than create */
         rc = usage_error();
     else if (strcmp(verb, "list") == 0 && operands == 0)
-        rc = cli_list(&a.conn, "/agents", a.json, print_table);
+        rc = cli_list(&a.conn, "/agents", a.json, print_agents_table);
     else if ((strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) && operands == 1)
         rc = one(&a, verb, argv[a.first + 1]);
     else if ((strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0) && operands == 1)

@@ -74,7 +74,7 @@ static int parse_since(const char *arg, char out[32])
     return 0;
 }
 
-static int parse(int argc, char **argv, struct audit_args *a, const char *usage)
+static int parse_audit_args(int argc, char **argv, struct audit_args *a, const char *usage)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, 'd'},
@@ -170,7 +170,7 @@ static int verify(const char *dir, const char *db)
 int cmd_audit(int argc, char **argv)
 {
     struct audit_args a = {0};
-    int rc = parse(argc, argv, &a, audit_usage);
+    int rc = parse_audit_args(argc, argv, &a, audit_usage);
     if (rc >= 0)
         return rc;
     if (optind >= argc || strcmp(argv[optind], "verify") != 0) {
@@ -215,7 +215,7 @@ static bool wanted(const struct audit_args *a, json_t *j)
 
 /* Prints one audit line in the reference's `logs` format, with the
  * decision and the reason after it. */
-static void print_text(json_t *j)
+static void print_audit_text(json_t *j)
 {
     json_t *st = json_object_get(j, "status");
     json_t *ms = json_object_get(j, "duration_ms");
@@ -255,7 +255,7 @@ static void emit(const struct audit_args *a, const char *line, size_t len)
         if (a->json)
             printf("%.*s\n", (int)len, line);
         else
-            print_text(j);
+            print_audit_text(j);
     }
     json_decref(j);
     fflush(stdout);
@@ -326,7 +326,7 @@ int cmd_logs(int argc, char **argv)
         if (strncmp(argv[i], "--container", 11) == 0 && (argv[i][11] == '\0' || argv[i][11] == '='))
             return cli_container_logs(argc, argv);
     struct audit_args a = {0};
-    int rc = parse(argc, argv, &a, logs_usage);
+    int rc = parse_audit_args(argc, argv, &a, logs_usage);
     if (rc >= 0)
         return rc;
     char *dir = audit_dir(&a);

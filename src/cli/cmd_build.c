@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_text[] =
+static const char build_usage_text[] =
     "Usage: clawbox build [TOOL] [--source DIR] [--output DIR]\n\n"
     "Builds the tool projects below DIR: every directory holding manifest.json and\n"
     "main.c (or main.cpp), searched recursively (hidden directories, symbolic links\n"
@@ -93,10 +93,11 @@ int cmd_build(int argc, char **argv)
         else if (o == 'o')
             output = optarg;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(build_usage_text, stdout), 0)
+                            : (fputs(build_usage_text, stderr), 2);
     }
     if (argc - optind > 1) {
-        fputs(usage_text, stderr);
+        fputs(build_usage_text, stderr);
         return 2;
     }
     struct cb_tooling_projects ps;

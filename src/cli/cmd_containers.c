@@ -25,13 +25,13 @@ static const char kill_usage[] =
     "Kills and removes a container; prints its last output (redacted) as JSON.\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
-static const char list_usage[] =
+static const char list_containers_usage[] =
     "Usage: clawbox list containers [--json] [--host H] [--port P] [--socket PATH] [--token T]\n\n"
     "Lists the server's containers, running and finished, as a table; --json prints\n"
     "the ContainerInfo array.\n\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
-static const char logs_usage[] =
+static const char container_logs_usage[] =
     "Usage: clawbox logs --container ID [--tail N] [--follow] [--host H] [--port P]\n"
     "                    [--socket PATH] [--token T]\n\n"
     "Prints a container's stdout and stderr (redacted; the server keeps at most\n"
@@ -41,7 +41,7 @@ static const char logs_usage[] =
     "                  (lines are printed whole, once their end has arrived)\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
-struct args {
+struct containers_args {
     struct cli_conn conn;
     const char *config;
     const char *task;
@@ -54,7 +54,8 @@ struct args {
 
 /* Parses the options of these verbs; returns -1 to go on, else the exit
  * code (help printed, or a usage error). */
-static int parse(int argc, char **argv, struct args *a, const char *usage)
+static int parse_containers_args(int argc, char **argv, struct containers_args *a,
+                                 const char *usage)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"config", required_argument, NULL, 'c'},
@@ -89,7 +90,7 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
             a->json = true;
             break;
         case 'f':
-            if (usage != logs_usage) {
+            if (usage != container_logs_usage) {
                 fputs(usage, stderr);
                 return 2;
             }
@@ -107,7 +108,8 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
     return -1;
 }
 
-static int request_and_print(struct args *a, const char *method, const char *path, const char *body)
+static int request_and_print(struct containers_args *a, const char *method, const char *path,
+                             const char *body)
 {
     if (cli_conn_token(&a->conn) < 0)
         return 1;
@@ -122,8 +124,8 @@ static int request_and_print(struct args *a, const char *method, const char *pat
 
 int cmd_spawn(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, spawn_usage);
+    struct containers_args a;
+    int rc = parse_containers_args(argc, argv, &a, spawn_usage);
     if (rc >= 0)
         return rc;
     if (argc - a.first != 1) {
@@ -153,8 +155,8 @@ int cmd_spawn(int argc, char **argv)
 
 int cmd_kill(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, kill_usage);
+    struct containers_args a;
+    int rc = parse_containers_args(argc, argv, &a, kill_usage);
     if (rc >= 0)
         return rc;
     if (argc - a.first != 1) {
@@ -171,7 +173,7 @@ int cmd_kill(int argc, char **argv)
     return rc;
 }
 
-static void print_table(const json_t *list)
+static void print_containers_table(const json_t *list)
 {
     printf("%-44s %-10s %-26s %-25s %s\n", "CONTAINER ID", "STATUS", "IMAGE", "CREATED", "TASK");
     size_t i;
@@ -192,15 +194,15 @@ static void print_table(const json_t *list)
 
 int cli_list_containers(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, list_usage);
+    struct containers_args a;
+    int rc = parse_containers_args(argc, argv, &a, list_containers_usage);
     if (rc >= 0)
         return rc;
     if (argc != a.first) {
-        fputs(list_usage, stderr);
+        fputs(list_containers_usage, stderr);
         return 2;
     }
-    rc = cli_list(&a.conn, "/containers", a.json, print_table);
+    rc = cli_list(&a.conn, "/containers", a.json, print_containers_table);
     cli_conn_free(&a.conn);
     return rc;
 }
@@ -217,13 +219,13 @@ static int print_chunk(void *ud, const char *data, size_t n)
 
 int cli_container_logs(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, logs_usage);
+    struct containers_args a;
+    int rc = parse_containers_args(argc, argv, &a, container_logs_usage);
     if (rc >= 0)
         return rc;
     uint64_t tail = 0;
     if (a.container == NULL || argc != a.first) {
-        fputs(logs_usage, stderr);
+        fputs(container_logs_usage, stderr);
         return 2;
     }
     if (!cb_name_valid(a.container))

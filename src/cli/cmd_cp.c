@@ -20,7 +20,7 @@
  * most three each escaped). */
 #define URL_MAX 16384
 
-static const char usage[] =
+static const char cp_usage[] =
     "Usage: clawbox cp [--host H] [--port P] [--socket PATH] [--token T] SRC DST\n\n"
     "Copies one file into or out of a running container. One of SRC and DST is\n"
     "CONTAINER_ID:/PATH (an absolute path inside the container), the other a local\n"
@@ -175,10 +175,10 @@ int cmd_cp(int argc, char **argv)
         if (cli_conn_option(&conn, o, optarg))
             continue;
         if (o == 'h') {
-            fputs(usage, stdout);
+            fputs(cp_usage, stdout);
             rc = 0;
         } else {
-            fputs(usage, stderr);
+            fputs(cp_usage, stderr);
             rc = 2;
         }
     }
@@ -186,7 +186,7 @@ int cmd_cp(int argc, char **argv)
     bool src_remote = rc < 0 && argc - optind == 2 && parse_remote(argv[optind], &from);
     bool dst_remote = rc < 0 && argc - optind == 2 && parse_remote(argv[optind + 1], &to);
     if (rc < 0 && argc - optind != 2) {
-        fputs(usage, stderr);
+        fputs(cp_usage, stderr);
         rc = 2;
     } else if (rc < 0 && src_remote == dst_remote) {
         rc = cli_fail("exactly one of SRC and DST must be CONTAINER_ID:/PATH (clawbox list "

@@ -15,7 +15,7 @@
 
 #define VALUE_MAX 16384
 
-static const char usage_text[] =
+static const char creds_usage_text[] =
     "Usage: clawbox creds [--config PATH] [--key-file PATH] ACTION\n\n"
     "Manages the encrypted credential store ([credentials] store_path). The key is\n"
     "CLAWBOX_MASTER_KEY (64 hex characters; make one with `openssl rand -hex 32`)\n"
@@ -191,7 +191,7 @@ static int list_json(struct cb_secret_store *s)
     return 0;
 }
 
-static int do_list(struct cb_secret_store *s, bool as_json)
+static int do_list_creds(struct cb_secret_store *s, bool as_json)
 {
     if (as_json)
         return list_json(s);
@@ -212,7 +212,8 @@ static int do_list(struct cb_secret_store *s, bool as_json)
     return 0;
 }
 
-static int do_remove(struct cb_secret_store *s, struct cb_audit *log, const struct creds_args *a)
+static int do_remove_cred(struct cb_secret_store *s, struct cb_audit *log,
+                          const struct creds_args *a)
 {
     struct cb_cred_info info;
     if (a->name == NULL)
@@ -240,7 +241,7 @@ static int option_flag(struct creds_args *a, int o, const char *arg)
     return cli_parse_port(arg, &a->port);
 }
 
-static int parse(int argc, char **argv, struct creds_args *a)
+static int parse_creds_args(int argc, char **argv, struct creds_args *a)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"key-file", required_argument, NULL, 'k'},
@@ -272,7 +273,8 @@ static int parse(int argc, char **argv, struct creds_args *a)
                             : o == 'P' ? &a->prefix
                                        : NULL;
         if (slot == NULL)
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(creds_usage_text, stdout), 0)
+                            : (fputs(creds_usage_text, stderr), 2);
         *slot = optarg;
     }
     return -1;
@@ -281,13 +283,13 @@ static int parse(int argc, char **argv, struct creds_args *a)
 int cmd_creds(int argc, char **argv)
 {
     struct creds_args a = {0};
-    int rc = parse(argc, argv, &a);
+    int rc = parse_creds_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
     const char *action = optind < argc ? argv[optind] : "";
     if (strcmp(action, "add") != 0 && strcmp(action, "list") != 0 &&
         strcmp(action, "remove") != 0) {
-        fputs(usage_text, stderr);
+        fputs(creds_usage_text, stderr);
         return 2;
     }
     struct cb_config *cfg = cli_load_config(a.config);
@@ -300,9 +302,9 @@ int cmd_creds(int argc, char **argv)
     if (rc == 0 && !list)
         rc = open_audit(cfg, &log);
     if (rc == 0)
-        rc = list                         ? do_list(s, a.json)
+        rc = list                         ? do_list_creds(s, a.json)
              : strcmp(action, "add") == 0 ? do_add(s, log, &a)
-                                          : do_remove(s, log, &a);
+                                          : do_remove_cred(s, log, &a);
     cb_audit_close(log);
     cb_secret_store_free(s);
     cb_config_free(cfg);

@@ -15,7 +15,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-static const char usage_text[] =
+static const char doctor_usage_text[] =
     "Usage: clawbox doctor [--config PATH] [--json]\n\n"
     "Checks this installation: configuration, tool compiler, master key, file\n"
     "permissions, the listening port and free disk. Prints each finding and what\n"
@@ -198,7 +198,7 @@ static void check_port(struct doctor *d, const struct cb_config *cfg)
     free(m);
 }
 
-static void print_text(const json_t *findings)
+static void print_findings(const json_t *findings)
 {
     size_t i;
     json_t *f;
@@ -213,7 +213,7 @@ static void print_text(const json_t *findings)
     }
 }
 
-static int run(const char *path, bool as_json)
+static int run_doctor(const char *path, bool as_json)
 {
     struct doctor d = {.findings = json_array()};
     struct cb_config *cfg = NULL;
@@ -238,7 +238,7 @@ static int run(const char *path, bool as_json)
         json_dumpf(d.findings, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
     } else {
-        print_text(d.findings);
+        print_findings(d.findings);
         printf("%s\n",
                d.failed ? "Something must be fixed: see the fail lines above." : "Nothing to fix.");
     }
@@ -261,10 +261,11 @@ int cmd_doctor(int argc, char **argv)
         else if (o == 'j')
             as_json = true;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(doctor_usage_text, stdout), 0)
+                            : (fputs(doctor_usage_text, stderr), 2);
     }
     char *def = config ? NULL : cli_default_config_path();
-    int rc = run(config ? config : def, as_json);
+    int rc = run_doctor(config ? config : def, as_json);
     free(def);
     return rc;
 }

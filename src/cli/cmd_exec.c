@@ -18,7 +18,7 @@
  * output (at most 32 KiB) escaped as JSON. */
 #define EVENT_MAX (1024 * 1024)
 
-static const char usage[] =
+static const char exec_usage[] =
     "Usage: clawbox exec CONTAINER_ID [--timeout MS] [--cwd DIR] [--env NAME=VALUE]...\n"
     "                    [--stdin] [--detach] [--json] [--host H] [--port P] [--socket PATH]\n"
     "                    [--token T] -- COMMAND [ARGS...]\n\n"
@@ -37,7 +37,7 @@ static const char usage[] =
     "  --json          print the server's answer as JSON instead\n" CLI_CONN_HELP
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n";
 
-struct args {
+struct exec_args {
     struct cli_conn conn;
     json_t *body;
     bool json;
@@ -47,13 +47,13 @@ struct args {
 
 static int bad(void)
 {
-    fputs(usage, stderr);
+    fputs(exec_usage, stderr);
     return 2;
 }
 
 /* Parses the options into a->body; returns -1 to go on, else the exit
  * code. */
-static int parse(int argc, char **argv, struct args *a, int *first)
+static int parse_exec_args(int argc, char **argv, struct exec_args *a, int *first)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"timeout", required_argument, NULL, 'T'},
@@ -98,7 +98,7 @@ static int parse(int argc, char **argv, struct args *a, int *first)
             json_object_set_new(a->body, "detach", json_true());
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(exec_usage, stdout);
             return 0;
         default:
             return bad();
@@ -126,7 +126,7 @@ static int read_stdin(json_t *body)
 
 /* The command's exit code from its end (the exit event): its code, 124
  * when it ran out of time, 1 when it has none. */
-static int outcome(const json_t *end)
+static int exec_outcome(const json_t *end)
 {
     json_t *code = json_object_get(end, "code");
     int rc = json_is_integer(code) ? (int)(json_integer_value(code) & 0xff) : 1;
@@ -145,7 +145,7 @@ struct events {
     json_t *end;        /* the exit event, once it came */
 };
 
-static void put(FILE *f, const json_t *data)
+static void put_data(FILE *f, const json_t *data)
 {
     if (json_is_string(data)) {
         fwrite(json_string_value(data), 1, json_string_length(data), f);
@@ -158,9 +158,9 @@ static void event(struct events *e)
     json_t *ev = json_loadb(e->line.data ? e->line.data : "", e->line.len, 0, NULL);
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (type != NULL && strcmp(type, "stdout") == 0)
-        put(stdout, json_object_get(ev, "data"));
+        put_data(stdout, json_object_get(ev, "data"));
     else if (type != NULL && strcmp(type, "stderr") == 0)
-        put(stderr, json_object_get(ev, "data"));
+        put_data(stderr, json_object_get(ev, "data"));
     else if (type != NULL && strcmp(type, "exit") == 0)
         e->end = json_incref(ev);
     json_decref(ev);
@@ -185,7 +185,7 @@ static int on_events(void *ud, const char *data, size_t n)
     return 0;
 }
 
-static int stream(struct args *a, const char *path, const char *text)
+static int stream(struct exec_args *a, const char *path, const char *text)
 {
     struct events e = {0};
     cb_buf_init(&e.line, EVENT_MAX);
@@ -194,7 +194,7 @@ static int stream(struct args *a, const char *path, const char *text)
     if (rc == 0 && e.end == NULL)
         rc = cli_fail("the server's answer ended before the command's exit");
     else if (rc == 0)
-        rc = outcome(e.end);
+        rc = exec_outcome(e.end);
     json_decref(e.end);
     cb_buf_free(&e.line);
     return rc;
@@ -209,7 +209,7 @@ static void print_exec_id(const struct cb_buf *out)
     json_decref(j);
 }
 
-static int run(struct args *a, const char *id)
+static int run_exec(struct exec_args *a, const char *id)
 {
     if (cli_conn_token(&a->conn) < 0)
         return 1;
@@ -235,10 +235,10 @@ static int run(struct args *a, const char *id)
 
 int cmd_exec(int argc, char **argv)
 {
-    struct args a = {.body = json_object()};
+    struct exec_args a = {.body = json_object()};
     cli_conn_init(&a.conn);
     int first = 0;
-    int rc = parse(argc, argv, &a, &first);
+    int rc = parse_exec_args(argc, argv, &a, &first);
     /* getopt moved CONTAINER_ID in front of what followed "--". */
     if (rc < 0 && argc - first < 2)
         rc = bad();
@@ -252,7 +252,7 @@ int cmd_exec(int argc, char **argv)
         json_object_set_new(a.body, "command", cmd);
         rc = a.stdin_too ? read_stdin(a.body) : 0;
         if (rc == 0)
-            rc = run(&a, argv[first]);
+            rc = run_exec(&a, argv[first]);
     }
     json_decref(a.body);
     cli_conn_free(&a.conn);

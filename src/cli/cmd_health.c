@@ -13,7 +13,8 @@ static const char status_usage[] =
     "/health answer (as clawbox health does).\n\n" CLI_CONN_HELP;
 
 /* Parses the connection options; returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, struct cli_conn *c, bool *as_json, const char *usage)
+static int parse_health_args(int argc, char **argv, struct cli_conn *c, bool *as_json,
+                             const char *usage)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"json", no_argument, NULL, 'j'},
@@ -38,7 +39,7 @@ static json_t *fetch_health(int argc, char **argv, const char *usage, bool *as_j
     struct cli_conn c;
     struct cb_buf body;
     json_t *j = NULL;
-    *rc = parse(argc, argv, &c, as_json, usage);
+    *rc = parse_health_args(argc, argv, &c, as_json, usage);
     if (*rc >= 0)
         return NULL;
     cb_buf_init(&body, CB_CLIENT_MAX_RESPONSE);

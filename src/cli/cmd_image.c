@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char usage_text[] =
+static const char image_usage_text[] =
     "Usage: clawbox image [--config PATH] ACTION\n\n"
     "Manages the local container image store ([containers] image_store, default\n"
     "<data_dir>/images). There is no registry: images are imported from files.\n\n"
@@ -69,7 +69,7 @@ static int do_build(const char *store, const struct image_args *a)
     return 0;
 }
 
-static void print_table(const json_t *list)
+static void print_images_table(const json_t *list)
 {
     size_t i;
     json_t *e;
@@ -83,7 +83,7 @@ static void print_table(const json_t *list)
     }
 }
 
-static int do_list(const char *store, bool as_json)
+static int do_list_images(const char *store, bool as_json)
 {
     json_t *list = NULL;
     struct cb_error err = {0};
@@ -96,13 +96,13 @@ static int do_list(const char *store, bool as_json)
         fprintf(stderr, "No images in %s (clawbox image build-default makes %s)\n", store,
                 CB_IMAGE_DEFAULT_NAME);
     } else {
-        print_table(list);
+        print_images_table(list);
     }
     json_decref(list);
     return 0;
 }
 
-static int do_remove(const char *store, int argc, char **argv)
+static int do_remove_image(const char *store, int argc, char **argv)
 {
     if (argc - optind != 2)
         return cli_fail("usage: clawbox image remove NAME");
@@ -113,7 +113,7 @@ static int do_remove(const char *store, int argc, char **argv)
     return 0;
 }
 
-static int parse(int argc, char **argv, struct image_args *a)
+static int parse_image_args(int argc, char **argv, struct image_args *a)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"json", no_argument, NULL, 'j'},
@@ -129,7 +129,8 @@ static int parse(int argc, char **argv, struct image_args *a)
         else if (o == 'f')
             a->force = true;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(image_usage_text, stdout), 0)
+                            : (fputs(image_usage_text, stderr), 2);
     }
     return -1;
 }
@@ -137,7 +138,7 @@ static int parse(int argc, char **argv, struct image_args *a)
 int cmd_image(int argc, char **argv)
 {
     struct image_args a = {0};
-    int rc = parse(argc, argv, &a);
+    int rc = parse_image_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
     const char *action = optind < argc ? argv[optind] : "";
@@ -146,7 +147,7 @@ int cmd_image(int argc, char **argv)
     while (i < CB_ARRAY_LEN(actions) && strcmp(action, actions[i]) != 0)
         i++;
     if (i == CB_ARRAY_LEN(actions)) {
-        fputs(usage_text, stderr);
+        fputs(image_usage_text, stderr);
         return 2;
     }
     if ((i == 1 || i == 2) && argc - optind != 1)
@@ -157,8 +158,8 @@ int cmd_image(int argc, char **argv)
     char *store = cb_image_store_path(cfg);
     rc = i == 0   ? do_import(store, argc, argv)
          : i == 1 ? do_build(store, &a)
-         : i == 2 ? do_list(store, a.json)
-                  : do_remove(store, argc, argv);
+         : i == 2 ? do_list_images(store, a.json)
+                  : do_remove_image(store, argc, argv);
     free(store);
     cb_config_free(cfg);
     return rc;

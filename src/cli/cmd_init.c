@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_text[] =
+static const char init_usage_text[] =
     "Usage: clawbox init [--dir DIR] [--force]\n\n"
     "Creates DIR (default $CLAWBOX_HOME, else ~/.clawbox) with config/clawbox.toml (mode\n"
     "0600) holding a fresh auth token, the token file DIR/token, the credential store's\n"
@@ -46,7 +46,8 @@ int cmd_init(int argc, char **argv)
         else if (o == 'f')
             force = true;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(init_usage_text, stdout), 0)
+                            : (fputs(init_usage_text, stderr), 2);
     }
     char *def = base ? NULL : cb_home_dir();
     struct cb_init_result res;

@@ -14,7 +14,7 @@
 /* How often the tool list is compared, for notifications/tools/list_changed. */
 #define MCP_WATCH_MS 2000
 
-static const char usage_text[] =
+static const char mcp_usage_text[] =
     "Usage: clawbox mcp [--host H] [--port P] [--socket PATH] [--token T] [--queue N]\n"
     "                   [--config PATH] [--debug]\n\n"
     "Speaks the Model Context Protocol (newline-delimited JSON-RPC) on stdin/stdout and\n"
@@ -65,10 +65,11 @@ int cmd_mcp(int argc, char **argv)
         else if (o == 'q')
             continue;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(mcp_usage_text, stdout), 0)
+                            : (fputs(mcp_usage_text, stderr), 2);
     }
     if (optind < argc) {
-        fputs(usage_text, stderr);
+        fputs(mcp_usage_text, stderr);
         return 2;
     }
     cb_log_setup(false, debug ? CB_LOG_DEBUG : CB_LOG_WARN);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char usage_text[] =
+static const char newtool_usage_text[] =
     "Usage: clawbox new-tool NAME [--lang c] [--dir DIR]\n\n"
     "Scaffolds a C tool project in DIR/NAME (default ./NAME), which must not exist:\n"
     "main.c (echoes its params as {\"tool\": NAME, \"result\": params}), manifest.json,\n"
@@ -19,8 +19,8 @@ static const char usage_text[] =
     "  --dir DIR     parent directory (default .)\n";
 
 /* Prints the outcome and the next steps; returns the exit code. */
-static int report(int r, const char *name, const char *lang, const char *path,
-                  const struct cb_error *err)
+static int report_created(int r, const char *name, const char *lang, const char *path,
+                          const struct cb_error *err)
 {
     if (r == -ENOTSUP) {
         cli_fail("%s", err->msg);
@@ -51,10 +51,11 @@ int cmd_new_tool(int argc, char **argv)
         else if (o == 'd')
             dir = optarg;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(newtool_usage_text, stdout), 0)
+                            : (fputs(newtool_usage_text, stderr), 2);
     }
     if (optind != argc - 1) {
-        fputs(usage_text, stderr);
+        fputs(newtool_usage_text, stderr);
         return 2;
     }
     struct cb_error err = {0};
@@ -62,7 +63,7 @@ int cmd_new_tool(int argc, char **argv)
     int r = lang ? 0 : cb_tooling_default_language(&def, &err);
     if (r == 0)
         r = cb_tooling_scaffold(argv[optind], lang ? lang : def, dir, &path, &err);
-    int rc = report(r, argv[optind], lang ? lang : def, path, &err);
+    int rc = report_created(r, argv[optind], lang ? lang : def, path, &err);
     free(def);
     free(path);
     return rc;

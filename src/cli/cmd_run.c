@@ -9,7 +9,7 @@
 
 #define PARAMS_MAX (10u * 1024 * 1024)
 
-static const char usage_text[] =
+static const char run_usage_text[] =
     "Usage: clawbox run TOOL [PARAMS|-] [--credentials a,b] [-q] [--host H] [--port P]\n"
     "                    [--socket PATH] [--token T]\n\n"
     "Runs TOOL once with PARAMS (JSON text; '-' reads it from stdin; default {}) and prints\n"
@@ -60,7 +60,7 @@ static json_t *credential_list(const char *csv)
 /* Prints the response (or only its output) and says on stderr what went
  * wrong: the tool's error, and credentials the request could not use.
  * Returns the exit code. */
-static int report(json_t *j, bool quiet)
+static int report_response(json_t *j, bool quiet)
 {
     json_t *meta = json_object_get(j, "metadata");
     json_t *shown = quiet ? json_object_get(j, "output") : j;
@@ -92,7 +92,7 @@ static int execute(struct cli_conn *c, const char *tool, json_t *params, const c
     int rc = cli_request(c, "POST", "/execute", text, &out);
     if (rc == 0) {
         json_t *j = json_loadb(out.data, out.len, 0, NULL);
-        rc = j ? report(j, quiet) : cli_fail("the server's answer is not JSON");
+        rc = j ? report_response(j, quiet) : cli_fail("the server's answer is not JSON");
         json_decref(j);
     }
     cb_buf_free(&out);
@@ -121,10 +121,11 @@ int cmd_run(int argc, char **argv)
         else if (o == 'q')
             quiet = true;
         else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(run_usage_text, stdout), 0)
+                            : (fputs(run_usage_text, stderr), 2);
     }
     if (optind >= argc || argc - optind > 2) {
-        fputs(usage_text, stderr);
+        fputs(run_usage_text, stderr);
         return 2;
     }
     if (cli_conn_token(&c) < 0)

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage_text[] =
+static const char serve_usage_text[] =
     "Usage: clawbox serve [--config PATH] [--host HOST] [--port PORT] [--check-config]\n"
     "                     [--insecure]\n\n"
     "Runs the clawbox API server until SIGTERM or SIGINT.\n\n"
@@ -53,7 +53,7 @@ static int serve_locked(const struct cb_config *cfg)
     return rc;
 }
 
-static int run(const char *path, bool check_only, bool insecure)
+static int run_server(const char *path, bool check_only, bool insecure)
 {
     struct cb_config *cfg = NULL;
     struct cb_config_diag diag = {0};
@@ -115,12 +115,13 @@ int cmd_serve(int argc, char **argv)
             if (override_listen(o, optarg) < 0)
                 return 2;
         } else
-            return o == 'h' ? (fputs(usage_text, stdout), 0) : (fputs(usage_text, stderr), 2);
+            return o == 'h' ? (fputs(serve_usage_text, stdout), 0)
+                            : (fputs(serve_usage_text, stderr), 2);
     }
     char *def = config ? NULL : cli_default_config_path();
     if (def != NULL)
         fprintf(stderr, "Using config: %s\n", def);
-    int rc = run(config ? config : def, check, insecure);
+    int rc = run_server(config ? config : def, check, insecure);
     free(def);
     return rc;
 }

@@ -16,7 +16,7 @@
 
 #define CONFIG_FILE_MAX (4u * 1024 * 1024)
 
-static const char add_usage[] =
+static const char add_image_usage[] =
     "Usage: clawbox add image NAME --image IMAGE [--description D] [--network a,b]\n"
     "                         [--credentials a,b] [--config PATH]\n\n"
     "Adds (or replaces) the image template NAME in the config file, keeping the rest of\n"
@@ -24,17 +24,17 @@ static const char add_usage[] =
     "[container_policy].network_allowlist; --network is kept for the reference's\n"
     "templates. --credentials names the credentials a spawn asks for.\n";
 
-static const char remove_usage[] = "Usage: clawbox remove image NAME [--config PATH]\n\n"
-                                   "Removes the image template NAME from the config file.\n";
+static const char remove_image_usage[] = "Usage: clawbox remove image NAME [--config PATH]\n\n"
+                                         "Removes the image template NAME from the config file.\n";
 
-static const char list_usage[] = "Usage: clawbox list images [--config PATH]\n\n"
-                                 "Lists the image templates of the config file.\n";
+static const char list_images_usage[] = "Usage: clawbox list images [--config PATH]\n\n"
+                                        "Lists the image templates of the config file.\n";
 
-struct args {
+struct templates_args {
     const char *config, *image, *description, *network, *credentials;
 };
 
-static int parse(int argc, char **argv, struct args *a, const char *usage)
+static int parse_templates_args(int argc, char **argv, struct templates_args *a, const char *usage)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"image", required_argument, NULL, 'i'},
@@ -65,7 +65,7 @@ static int parse(int argc, char **argv, struct args *a, const char *usage)
 }
 
 /* The config file the verbs edit: --config, else the one `init` wrote. */
-static char *config_path(const struct args *a)
+static char *config_path(const struct templates_args *a)
 {
     if (a->config)
         return cb_xstrdup(a->config);
@@ -129,7 +129,8 @@ static int edit_config(const char *path,
     return r < 0 ? cli_fail("%s", err.msg) : 0;
 }
 
-static int put(const char *text, size_t len, const void *arg, char **out, struct cb_error *err)
+static int put_template(const char *text, size_t len, const void *arg, char **out,
+                        struct cb_error *err)
 {
     return cb_template_put(text, len, arg, out, err);
 }
@@ -141,12 +142,12 @@ static int drop(const char *text, size_t len, const void *arg, char **out, struc
 
 int cli_add_image(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, add_usage);
+    struct templates_args a;
+    int rc = parse_templates_args(argc, argv, &a, add_image_usage);
     if (rc >= 0)
         return rc;
     if (argc - optind != 1 || a.image == NULL) {
-        fputs(add_usage, stderr);
+        fputs(add_image_usage, stderr);
         return 2;
     }
     char *path = config_path(&a);
@@ -160,7 +161,7 @@ int cli_add_image(int argc, char **argv)
                                  .description = a.description,
                                  .network_allowlist = &net,
                                  .credentials = &creds};
-    rc = edit_config(path, put, &t);
+    rc = edit_config(path, put_template, &t);
     if (rc == 0)
         fprintf(stderr, "✓ Image template '%s' added to %s\n", t.name, path);
     strlist_free(&net);
@@ -171,12 +172,12 @@ int cli_add_image(int argc, char **argv)
 
 int cli_remove_image(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, remove_usage);
+    struct templates_args a;
+    int rc = parse_templates_args(argc, argv, &a, remove_image_usage);
     if (rc >= 0)
         return rc;
     if (argc - optind != 1) {
-        fputs(remove_usage, stderr);
+        fputs(remove_image_usage, stderr);
         return 2;
     }
     char *path = config_path(&a);
@@ -191,12 +192,12 @@ int cli_remove_image(int argc, char **argv)
 
 int cli_list_images(int argc, char **argv)
 {
-    struct args a;
-    int rc = parse(argc, argv, &a, list_usage);
+    struct templates_args a;
+    int rc = parse_templates_args(argc, argv, &a, list_images_usage);
     if (rc >= 0)
         return rc;
     if (argc != optind) {
-        fputs(list_usage, stderr);
+        fputs(list_images_usage, stderr);
         return 2;
     }
     struct cb_config *cfg = cli_load_config(a.config);

@@ -9,7 +9,7 @@
 
 #define MANIFEST_MAX (1024u * 1024)
 
-static const char usage_text[] =
+static const char tools_usage_text[] =
     "Usage: clawbox tools [--host H] [--port P] [--socket PATH] [--token T] [--json] ACTION\n\n"
     "Actions:\n"
     "  list            list the loaded tools\n"
@@ -25,12 +25,12 @@ static const char usage_text[] =
     "  --token T       auth token (default $CLAWBOX_AUTH_TOKEN, then ~/.clawbox/token)\n"
     "  --json          list prints the tools' manifests as a JSON array\n";
 
-static const char list_usage[] =
+static const char list_tools_usage[] =
     "Usage: clawbox list tools [--host H] [--port P] [--socket PATH] [--token T] [--json]\n\n"
     "Lists the loaded tools (same as 'clawbox tools list'); with --json, their\n"
     "manifests as a JSON array.\n";
 
-static void print_table(json_t *tools)
+static void print_tools_table(json_t *tools)
 {
     size_t i;
     json_t *t;
@@ -56,7 +56,7 @@ static int do_list(struct cli_conn *c, bool as_json)
         if (as_json)
             cli_print_body(&out);
         else
-            print_table(j);
+            print_tools_table(j);
         json_decref(j);
     }
     cb_buf_free(&out);
@@ -129,7 +129,8 @@ static int do_reload(struct cli_conn *c)
 }
 
 /* Parses connection options; returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, struct cli_conn *c, bool *as_json, const char *usage)
+static int parse_tools_args(int argc, char **argv, struct cli_conn *c, bool *as_json,
+                            const char *usage)
 {
     static const struct option opts[] = {CLI_CONN_OPTIONS,
                                          {"json", no_argument, NULL, 'j'},
@@ -165,7 +166,7 @@ static int dispatch(struct cli_conn *c, bool as_json, int argc, char **argv)
             return cli_fail("'%s' is not a tool name (1-64 of A-Z a-z 0-9 _ -)", argv[1]);
         return cli_tools_allow(c, strcmp(action, "allow") == 0, argv[1], argv[2]);
     }
-    fputs(usage_text, stderr);
+    fputs(tools_usage_text, stderr);
     return 2;
 }
 
@@ -173,11 +174,11 @@ int cmd_tools(int argc, char **argv)
 {
     struct cli_conn c;
     bool as_json = false;
-    int rc = parse(argc, argv, &c, &as_json, usage_text);
+    int rc = parse_tools_args(argc, argv, &c, &as_json, tools_usage_text);
     if (rc >= 0)
         return rc;
     if (optind >= argc) {
-        fputs(usage_text, stderr);
+        fputs(tools_usage_text, stderr);
         return 2;
     }
     if (cli_conn_token(&c) < 0)
@@ -201,7 +202,7 @@ int cmd_list(int argc, char **argv)
     } else if (!cli_wants_help(argc, argv)) {
         return cli_fail("usage: clawbox list tools|containers|images [options]");
     }
-    int rc = parse(argc, argv, &c, &as_json, list_usage);
+    int rc = parse_tools_args(argc, argv, &c, &as_json, list_tools_usage);
     if (rc >= 0)
         return rc;
     if (cli_conn_token(&c) < 0)

@@ -14,7 +14,7 @@
 
 #define DEFAULT_MAX_CONCURRENT 5
 
-static const char *field(const json_t *j, const char *key)
+static const char *str_field(const json_t *j, const char *key)
 {
     const char *v = json_string_value(json_object_get(j, key));
     return v ? v : "";
@@ -84,7 +84,7 @@ static int save_file(struct cli_conn *c, json_t *doc, const char *file, const ch
     json_t *report = fetch_json(c, "POST", "/tools/reload", NULL, &rc);
     json_t *f = cli_reload_entry(report, "failed", name);
     if (f != NULL)
-        rc = cli_fail("the server refused tool '%s': %s", name, field(f, "error"));
+        rc = cli_fail("the server refused tool '%s': %s", name, str_field(f, "error"));
     json_decref(report);
     return rc;
 }
@@ -100,8 +100,8 @@ int cli_tools_allow(struct cli_conn *c, bool allow, const char *name, const char
     free(path);
     if (d == NULL)
         return rc;
-    bool registered = strcmp(field(d, "manifest_source"), "registered") == 0;
-    char *file = cb_xstrdup(field(d, "manifest_file"));
+    bool registered = strcmp(str_field(d, "manifest_source"), "registered") == 0;
+    char *file = cb_xstrdup(str_field(d, "manifest_file"));
     /* Only ever NAME.json: the path comes from the server. */
     const char *base = strrchr(file, '/');
     bool named = base != NULL && strncmp(base + 1, name, strlen(name)) == 0 &&

@@ -105,8 +105,12 @@ static long run_dir(const char *dir)
 
 int main(int argc, char **argv)
 {
-    if (LLVMFuzzerInitialize != NULL)
-        LLVMFuzzerInitialize(&argc, &argv);
+    /* Through a volatile pointer: in a unity build the target's definition
+     * may share this translation unit, and gcc would call the test always
+     * true (-Waddress). */
+    int (*volatile init)(int *, char ***) = LLVMFuzzerInitialize;
+    if (init != NULL)
+        init(&argc, &argv);
     int status = argc > 1 ? 0 : 1;
     for (int i = 1; i < argc; i++) {
         struct stat st;

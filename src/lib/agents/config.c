@@ -194,8 +194,8 @@ static int spawn_request(const json_t *body, const struct cb_config *cfg, struct
     return rc;
 }
 
-static int parse(const json_t *body, const struct cb_config *cfg, struct cb_agent_config *c,
-                 struct cb_error *err)
+static int parse_agent_config(const json_t *body, const struct cb_config *cfg,
+                              struct cb_agent_config *c, struct cb_error *err)
 {
     if (!json_is_object(body))
         return cb_error_set(err, -EBADMSG, "the body must be a JSON object");
@@ -221,7 +221,7 @@ int cb_agent_config_parse(const json_t *body, const struct cb_config *cfg,
                           struct cb_agent_config *out, struct cb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    int rc = parse(body, cfg, out, err);
+    int rc = parse_agent_config(body, cfg, out, err);
     if (rc < 0)
         cb_agent_config_clear(out);
     return rc;

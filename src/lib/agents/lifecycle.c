@@ -141,8 +141,8 @@ static int may_start(struct cb_agents *a, struct cb__agent *g, bool asked, struc
     return 0;
 }
 
-static int spawn(struct cb_agents *a, struct cb__agent *g, uint32_t base, const char *request_id,
-                 json_t **info, struct cb_error *err)
+static int spawn_agent(struct cb_agents *a, struct cb__agent *g, uint32_t base,
+                       const char *request_id, json_t **info, struct cb_error *err)
 {
     int fd = cb_agent_workspace_reopen(a->cfg->containers.workspace_root, g->workspace_path,
                                        g->cfg.workspace.host_path == NULL, err);
@@ -200,7 +200,7 @@ static int start_locked(struct cb_agents *a, struct cb__agent *g, bool asked,
     if (rc < 0)
         return rc;
     json_t *info = NULL;
-    rc = spawn(a, g, base, request_id, &info, err);
+    rc = spawn_agent(a, g, base, request_id, &info, err);
     pthread_mutex_lock(&a->lock);
     if (rc == 0) {
         const char *id = json_string_value(json_object_get(info, "container_id"));
@@ -347,14 +347,14 @@ int cb_agents_stop(struct cb_agents *a, const char *id, const char *request_id, 
 
 /* ---- the reaper ---- */
 
-struct due {
+struct agent_due {
     struct cb__agent *g; /* referenced */
     char ct[CB__AG_CT_ID_MAX];
     bool start; /* else an idle stop of ct */
 };
 
 /* What is due now, and until when to sleep otherwise. Under the lock. */
-static size_t collect(struct cb_agents *a, struct due *d, uint64_t *next)
+static size_t collect(struct cb_agents *a, struct agent_due *d, uint64_t *next)
 {
     uint64_t now = cb_now_wall_ms();
     size_t n = 0;
@@ -374,14 +374,14 @@ static size_t collect(struct cb_agents *a, struct due *d, uint64_t *next)
             continue;
         }
         cb__ag_ref(g);
-        d[n] = (struct due){.g = g, .start = start};
+        d[n] = (struct agent_due){.g = g, .start = start};
         memcpy(d[n].ct, g->container_id, sizeof(d[n].ct));
         n++;
     }
     return n;
 }
 
-static void act(struct cb_agents *a, struct due *d)
+static void agent_act(struct cb_agents *a, struct agent_due *d)
 {
     struct cb_error err = {0};
     pthread_mutex_lock(&d->g->op);
@@ -400,7 +400,7 @@ static void act(struct cb_agents *a, struct due *d)
 static void *reap(void *arg)
 {
     struct cb_agents *a = arg;
-    struct due d[REAPER_BATCH];
+    struct agent_due d[REAPER_BATCH];
     pthread_mutex_lock(&a->lock);
     while (!a->closing) {
         uint64_t next;
@@ -413,7 +413,7 @@ static void *reap(void *arg)
         }
         pthread_mutex_unlock(&a->lock);
         for (size_t i = 0; i < n; i++)
-            act(a, &d[i]);
+            agent_act(a, &d[i]);
         pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);

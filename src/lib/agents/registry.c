@@ -18,7 +18,7 @@
 #include "core/util.h"
 #include "state/state.h"
 
-static const char *const status_names[] = {
+static const char *const agent_status_names[] = {
     [CB__AG_IDLE] = "idle",       [CB__AG_STARTING] = "starting",
     [CB__AG_RUNNING] = "running", [CB__AG_STOPPING] = "stopping",
     [CB__AG_FAILED] = "failed",   [CB__AG_TERMINATED] = "terminated",
@@ -26,13 +26,13 @@ static const char *const status_names[] = {
 
 const char *cb__ag_status_name(enum cb__ag_status s)
 {
-    return status_names[s];
+    return agent_status_names[s];
 }
 
 static enum cb__ag_status status_parse(const char *s)
 {
-    for (size_t i = 0; s != NULL && i < CB_ARRAY_LEN(status_names); i++)
-        if (strcmp(s, status_names[i]) == 0)
+    for (size_t i = 0; s != NULL && i < CB_ARRAY_LEN(agent_status_names); i++)
+        if (strcmp(s, agent_status_names[i]) == 0)
             return (enum cb__ag_status)i;
     return CB__AG_IDLE;
 }
@@ -65,7 +65,7 @@ void cb__ag_set_error(struct cb__agent *g, const char *msg)
 }
 
 /* The index of id, or where it would go (then *found is false). */
-static size_t find(const struct cb_agents *a, const char *id, bool *found)
+static size_t find_agent(const struct cb_agents *a, const char *id, bool *found)
 {
     size_t lo = 0, hi = a->n;
     while (lo < hi) {
@@ -87,7 +87,7 @@ static size_t find(const struct cb_agents *a, const char *id, bool *found)
 struct cb__agent *cb__ag_find(struct cb_agents *a, const char *id)
 {
     bool found;
-    size_t i = find(a, id, &found);
+    size_t i = find_agent(a, id, &found);
     if (!found)
         return NULL;
     a->v[i]->refs++;
@@ -242,7 +242,7 @@ static int load_row(const char *key, const char *text, void *ud)
         } else if (g->status == CB__AG_STOPPING) {
             g->status = CB__AG_IDLE;
         }
-        size_t i = find(a, g->cfg.id, &found);
+        size_t i = find_agent(a, g->cfg.id, &found);
         insert_at(a, i, g);
         g = NULL;
     } else {
@@ -307,7 +307,7 @@ void cb_agents_free(struct cb_agents *a)
 static bool taken(const struct cb_agents *a, const char *id)
 {
     bool found;
-    find(a, id, &found);
+    find_agent(a, id, &found);
     for (size_t i = 0; i < a->n_pending && !found; i++)
         found = strcmp(a->pending[i]->cfg.id, id) == 0;
     return found;
@@ -369,7 +369,7 @@ int cb_agents_create(struct cb_agents *a, const json_t *body, json_t **out, stru
     unpend(a, g);
     if (rc == 0) {
         bool found;
-        insert_at(a, find(a, g->cfg.id, &found), g);
+        insert_at(a, find_agent(a, g->cfg.id, &found), g);
         *out = cb__ag_info(g);
         g = NULL;
     }
@@ -382,7 +382,7 @@ int cb_agents_get(struct cb_agents *a, const char *id, json_t **out)
 {
     pthread_mutex_lock(&a->lock);
     bool found;
-    size_t i = find(a, id, &found);
+    size_t i = find_agent(a, id, &found);
     if (found)
         *out = cb__ag_info(a->v[i]);
     pthread_mutex_unlock(&a->lock);
@@ -419,7 +419,7 @@ int cb_agents_delete(struct cb_agents *a, const char *id, bool purge, struct cb_
         rc = cb_state_delete(a->db, CB_STATE_AGENTS, id, err);
     pthread_mutex_lock(&a->lock);
     bool found;
-    size_t i = find(a, id, &found);
+    size_t i = find_agent(a, id, &found);
     if (rc == 0 && found && a->v[i] == g) {
         memmove(&a->v[i], &a->v[i + 1], (a->n - i - 1) * sizeof(*a->v));
         a->n--;

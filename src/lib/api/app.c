@@ -26,7 +26,7 @@
 /* NULL unless the binary links api/test_routes.c (see app.h). */
 #pragma weak cb__api_register_test_routes
 
-static void register_metrics(struct cb_app *app)
+static void register_app_metrics(struct cb_app *app)
 {
     static const double secs[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                   0.25,   0.5,   1,      2.5,   5,    10,    30,   120};
@@ -138,7 +138,7 @@ int cb__app_open(const struct cb_config *cfg, struct cb_app **out, struct cb_err
         r = cb_state_open(db, &app->state, err);
         free(db);
     }
-    register_metrics(app);
+    register_app_metrics(app);
     if (r == 0)
         r = open_proxy(app, err);
     if (r == 0)

@@ -32,7 +32,7 @@ struct exec_ctx {
 
 /* Host calls other than log: http_request goes through the egress proxy,
  * which enforces the tool's allowlist and injects its credentials. */
-static char *host_call(void *ud, const char *method, json_t *params)
+static char *execute_host_call(void *ud, const char *method, json_t *params)
 {
     struct exec_ctx *x = ud;
     if (strcmp(method, "http_request") != 0)
@@ -102,8 +102,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* Per-tool resources from the manifest, capped by the server's maxima. */
-static void limits_for(const struct cb_config *cfg, const struct cb_manifest *manifest,
-                       struct cb_worker_limits *lim)
+static void worker_limits_for(const struct cb_config *cfg, const struct cb_manifest *manifest,
+                              struct cb_worker_limits *lim)
 {
     const struct cb_manifest_resources *res = &manifest->resources;
     /* The manifest's maxima cap its defaults, as the server's cap both. */
@@ -233,8 +233,8 @@ static void record(struct cb_http_request *req, const struct cb_http_response *r
     cb__api_audit(app, &rec);
 }
 
-static void run(struct cb_http_request *req, struct cb_http_response *res, struct cb_tool *tool,
-                json_t *params)
+static void run_tool(struct cb_http_request *req, struct cb_http_response *res,
+                     struct cb_tool *tool, json_t *params)
 {
     struct cb_app *app = req->app;
     struct cb_worker_limits lim;
@@ -246,9 +246,9 @@ static void run(struct cb_http_request *req, struct cb_http_response *res, struc
     struct exec_ctx x = {tool->manifest, granted, app->proxy, req->request_id};
     uint64_t start = cb_now_mono_ns();
     char *text = cb_json_dump_or(params, JSON_COMPACT | JSON_ENCODE_ANY, "null");
-    limits_for(app->cfg, tool->manifest, &lim);
-    int rc = cb_worker_execute(app->workers, tool->so_path, text, strlen(text), &lim, host_call, &x,
-                               &r, &err);
+    worker_limits_for(app->cfg, tool->manifest, &lim);
+    int rc = cb_worker_execute(app->workers, tool->so_path, text, strlen(text), &lim,
+                               execute_host_call, &x, &r, &err);
     free(text);
     json_decref(granted);
     uint64_t ns = cb_now_mono_ns() - start;
@@ -285,6 +285,6 @@ void cb__api_execute(struct cb_http_request *req, struct cb_http_response *res)
         record(req, res, "unknown", "not_found", 0, 0);
         return;
     }
-    run(req, res, tool, json_object_get(req->json, "params"));
+    run_tool(req, res, tool, json_object_get(req->json, "params"));
     cb_tool_unref(tool);
 }

@@ -69,7 +69,7 @@ static void unlock_dir(struct cb_audit *a)
 /* Takes the head (hash and seq) from the last line of a file; a chain
  * whose last line carries no seq (written before lines were numbered) is
  * counted once. No line at all: the chain is empty. */
-static int take_head(struct cb_audit *a, const struct cb__audit_tail *t, struct cb_error *err)
+static int take_audit_head(struct cb_audit *a, const struct cb__audit_tail *t, struct cb_error *err)
 {
     if (!t->found) {
         memcpy(a->head, ZERO_HASH, sizeof(a->head));
@@ -89,7 +89,7 @@ static int head_from_rotated(struct cb_audit *a, struct cb_error *err)
     struct stat st;
     struct cb__audit_tail t = {0};
     if (a->seq == 0)
-        return take_head(a, &t, err);
+        return take_audit_head(a, &t, err);
     snprintf(name, sizeof(name), "audit.%0*llu.jsonl", CB__AUDIT_SEQ_WIDTH,
              (unsigned long long)a->seq);
     int fd = openat(a->dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -98,7 +98,7 @@ static int head_from_rotated(struct cb_audit *a, struct cb_error *err)
     int r = fstat(fd, &st) < 0 ? sys_err(err, "stat", name)
                                : cb__audit_last_line(fd, st.st_size, &t, err);
     close(fd);
-    return r < 0 ? r : take_head(a, &t, err);
+    return r < 0 ? r : take_audit_head(a, &t, err);
 }
 
 /* Reads the head from audit.jsonl, first cutting off an incomplete last
@@ -116,7 +116,7 @@ static int recover_head(struct cb_audit *a, struct cb_error *err)
     }
     if (r < 0)
         return r;
-    return t.found ? take_head(a, &t, err) : head_from_rotated(a, err);
+    return t.found ? take_audit_head(a, &t, err) : head_from_rotated(a, err);
 }
 
 static int open_current(struct cb_audit *a, struct cb_error *err)

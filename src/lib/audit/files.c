@@ -37,7 +37,7 @@ static int cmp_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void add(struct cb__audit_files *f, uint64_t seq, size_t *cap)
+static void add_seq(struct cb__audit_files *f, uint64_t seq, size_t *cap)
 {
     if (f->n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -60,14 +60,14 @@ int cb__audit_list(const char *dir, struct cb__audit_files *out, struct cb_error
     while ((e = readdir(d)) != NULL) {
         uint64_t seq = rotated_seq(e->d_name);
         if (seq > 0)
-            add(out, seq, &cap);
+            add_seq(out, seq, &cap);
         current = current || strcmp(e->d_name, CB_AUDIT_FILE) == 0;
     }
     closedir(d);
     if (out->n > 0) /* qsort of a NULL array is undefined even with 0 items */
         qsort(out->seqs, out->n, sizeof(*out->seqs), cmp_seq);
     if (current)
-        add(out, 0, &cap);
+        add_seq(out, 0, &cap);
     out->names = cb_xcalloc(out->n ? out->n : 1, sizeof(char *));
     for (size_t i = 0; i < out->n; i++)
         out->names[i] = out->seqs[i]

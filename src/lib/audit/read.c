@@ -50,7 +50,7 @@ static int ring_fill(struct ring *r, const char *file, struct cb_error *err)
 }
 
 /* Delivers rings[count-1] (oldest file) first. */
-static void emit(struct ring *rings, size_t count, cb_audit_line_fn fn, void *ctx)
+static void emit_rings(struct ring *rings, size_t count, cb_audit_line_fn fn, void *ctx)
 {
     for (size_t f = count; f-- > 0;) {
         struct ring *r = &rings[f];
@@ -84,7 +84,7 @@ int cb_audit_tail(const char *dir, size_t n, cb_audit_line_fn fn, void *ctx, str
         need -= g->n;
     }
     if (r == 0)
-        emit(rings, used, fn, ctx);
+        emit_rings(rings, used, fn, ctx);
     for (size_t i = 0; i < used; i++)
         ring_free(&rings[i]);
     free(rings);
@@ -186,7 +186,8 @@ static int drain(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *ctx, int 
 
 /* After a rotation the old file gets no more lines: finish it, then move
  * to the new audit.jsonl from its start. */
-static int follow_rotation(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *ctx, int *count)
+static int cursor_follow_rotation(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *ctx,
+                                  int *count)
 {
     struct stat st;
     if (stat(c->path, &st) < 0)
@@ -209,7 +210,7 @@ int cb_audit_cursor_poll(struct cb_audit_cursor *c, cb_audit_line_fn fn, void *c
     int count = 0;
     int r = c->fd >= 0 ? drain(c, fn, ctx, &count) : 0;
     if (r == 0)
-        r = follow_rotation(c, fn, ctx, &count);
+        r = cursor_follow_rotation(c, fn, ctx, &count);
     if (r < 0)
         return cb_error_set(err, r, "audit log: following %s: %s", c->path, strerror(-r));
     return count;

@@ -47,8 +47,8 @@ static int map_curl_error(CURLcode rc, const struct cb_client *c, struct cb_erro
 
 /* A handle set up for one request; *url and *hdrs are the caller's to
  * free after the transfer. */
-static CURL *prepare(const struct cb_client *c, const char *method, const char *path,
-                     const char *json_body, char **url, struct curl_slist **hdrs)
+static CURL *client_prepare(const struct cb_client *c, const char *method, const char *path,
+                            const char *json_body, char **url, struct curl_slist **hdrs)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -68,8 +68,8 @@ static CURL *prepare(const struct cb_client *c, const char *method, const char *
 }
 
 /* Runs the transfer and frees the handle. */
-static int perform(CURL *h, const struct cb_client *c, char *url, struct curl_slist *hdrs,
-                   long *status, struct cb_error *err)
+static int client_perform(CURL *h, const struct cb_client *c, char *url, struct curl_slist *hdrs,
+                          long *status, struct cb_error *err)
 {
     CURLcode rc = curl_easy_perform(h);
     int r = 0;
@@ -88,13 +88,13 @@ int cb_client_request(const struct cb_client *c, const char *method, const char 
 {
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
-    CURL *h = prepare(c, method, path, json_body, &url, &hdrs);
+    CURL *h = client_prepare(c, method, path, json_body, &url, &hdrs);
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    return perform(h, c, url, hdrs, status, err);
+    return client_perform(h, c, url, hdrs, status, err);
 }
 
 struct upload {
@@ -121,7 +121,7 @@ int cb_client_upload(const struct cb_client *c, const char *method, const char *
 {
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
-    CURL *h = prepare(c, method, path, NULL, &url, &hdrs);
+    CURL *h = client_prepare(c, method, path, NULL, &url, &hdrs);
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
     struct upload u = {.fd = fd};
@@ -135,7 +135,7 @@ int cb_client_upload(const struct cb_client *c, const char *method, const char *
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    int r = perform(h, c, url, hdrs, status, err);
+    int r = client_perform(h, c, url, hdrs, status, err);
     *sent = u.sent;
     if (u.err != 0)
         r = cb_error_set(err, -u.err, "reading the upload: %s", strerror(u.err));
@@ -165,7 +165,7 @@ int cb_client_stream_request(const struct cb_client *c, const char *method, cons
 {
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
-    CURL *h = prepare(c, method, path, json_body, &url, &hdrs);
+    CURL *h = client_prepare(c, method, path, json_body, &url, &hdrs);
     if (h == NULL)
         return cb_error_set(err, -ENOMEM, "curl_easy_init failed");
     if (accept != NULL) {
@@ -178,7 +178,7 @@ int cb_client_stream_request(const struct cb_client *c, const char *method, cons
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
-    return perform(h, c, url, hdrs, status, err);
+    return client_perform(h, c, url, hdrs, status, err);
 }
 
 static char *trimmed(const char *s, size_t n)

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-static const char *const names[] = {
+static const char *const env_names[] = {
     [CB_ENV_WASM_CC] = "CLAWBOX_WASM_CC",
     [CB_ENV_WASM_CXX] = "CLAWBOX_WASM_CXX",
     [CB_ENV_WASI_SYSROOT] = "CLAWBOX_WASI_SYSROOT",
@@ -15,6 +15,6 @@ static const char *const names[] = {
 
 const char *cb_config_env(enum cb_env which)
 {
-    const char *v = getenv(names[which]);
+    const char *v = getenv(env_names[which]);
     return v != NULL && v[0] != '\0' ? v : NULL;
 }

@@ -32,7 +32,7 @@ static bool is_header(const char *p, const char *end)
 }
 
 /* Where template `name` starts and ends in text; false when absent. */
-static bool find(const char *text, size_t len, const char *name, size_t *from, size_t *to)
+static bool find_template(const char *text, size_t len, const char *name, size_t *from, size_t *to)
 {
     char header[CB_NAME_MAX + 32];
     snprintf(header, sizeof(header), "[images.templates.%s]", name);
@@ -55,7 +55,7 @@ static bool find(const char *text, size_t len, const char *name, size_t *from, s
     return in;
 }
 
-static void put_list(struct cb_buf *b, const char *key, const struct cb_strlist *l)
+static void put_strlist(struct cb_buf *b, const char *key, const struct cb_strlist *l)
 {
     if (l == NULL || l->len == 0)
         return;
@@ -71,7 +71,7 @@ int cb_template_remove(const char *text, size_t len, const char *name, char **ou
                        struct cb_error *err)
 {
     size_t from = 0, to = 0;
-    if (!cb_name_valid(name) || !find(text, len, name, &from, &to))
+    if (!cb_name_valid(name) || !find_template(text, len, name, &from, &to))
         return cb_error_set(err, -ENOENT, "no image template '%s' in the config", name);
     struct cb_buf b;
     cb_buf_init(&b, CONFIG_TEXT_MAX);
@@ -107,8 +107,8 @@ int cb_template_put(const char *text, size_t len, const struct cb_template_spec 
         cb__toml_quote(&b, t->description);
         cb_buf_puts(&b, "\n");
     }
-    put_list(&b, "network_allowlist", t->network_allowlist);
-    put_list(&b, "credentials", t->credentials);
+    put_strlist(&b, "network_allowlist", t->network_allowlist);
+    put_strlist(&b, "credentials", t->credentials);
     free(rest);
     struct cb_config *cfg = NULL;
     struct cb_config_diag diag = {0};

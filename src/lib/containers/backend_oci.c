@@ -9,8 +9,8 @@
 
 #include "core/util.h"
 
-static int launch(void *impl, const struct cb_ct_launch *l, struct cb_ct_started *out,
-                  struct cb_error *err)
+static int oci_launch(void *impl, const struct cb_ct_launch *l, struct cb_ct_started *out,
+                      struct cb_error *err)
 {
     return cb_ct_launch(impl, l, out, err);
 }
@@ -31,7 +31,7 @@ static int remove_ct(void *impl, const char *id, struct cb_error *err)
     return cb_ct_runtime_delete(impl, id, err);
 }
 
-static int list(void *impl, int (*cb)(const char *id, void *ud), void *ud, struct cb_error *err)
+static int oci_list(void *impl, int (*cb)(const char *id, void *ud), void *ud, struct cb_error *err)
 {
     return cb_ct_runtime_list(impl, cb, ud, err);
 }
@@ -61,11 +61,11 @@ int cb_ct_backend_oci(const char *want, const char *root, struct cb_ct_backend *
     *out = (struct cb_ct_backend){
         .impl = rt,
         .joins_netns = strcmp(rt->name, "runc") == 0,
-        .launch = launch,
+        .launch = oci_launch,
         .exit_read = exit_read,
         .kill = kill_ct,
         .remove = remove_ct,
-        .list = list,
+        .list = oci_list,
         .exec_argv = exec_argv,
         .free = free,
     };

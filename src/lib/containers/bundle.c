@@ -149,7 +149,7 @@ static json_t *rlimit(const char *type, uint64_t value)
                      (json_int_t)value);
 }
 
-static json_t *process(const struct cb_ct_spec *s)
+static json_t *process_section(const struct cb_ct_spec *s)
 {
     json_t *caps = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "bounding", "effective",
                              "inheritable", "permitted", "ambient");
@@ -248,7 +248,7 @@ static json_t *devices(void)
     return d;
 }
 
-static json_t *resources(const struct cb_ct_spec *s)
+static json_t *resources_section(const struct cb_ct_spec *s)
 {
     json_t *r = json_pack("{s:o, s:{s:I, s:I}, s:{s:I}}", "devices", devices(), "memory", "limit",
                           (json_int_t)s->memory_bytes, "swap", (json_int_t)s->memory_bytes, "pids",
@@ -271,18 +271,19 @@ static json_t *linux_section(const struct cb_ct_spec *s)
     _cleanup_free_ char *cgroup = cb_xasprintf("/clawbox/%s", s->id);
     return json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "uidMappings",
                      id_map(s->host_id_base), "gidMappings", id_map(s->host_id_base), "namespaces",
-                     namespaces(s), "cgroupsPath", cgroup, "resources", resources(s), "maskedPaths",
-                     strings(masked_paths, CB_ARRAY_LEN(masked_paths)), "readonlyPaths",
-                     strings(readonly_paths, CB_ARRAY_LEN(readonly_paths)), "seccomp",
-                     cb__ct_seccomp());
+                     namespaces(s), "cgroupsPath", cgroup, "resources", resources_section(s),
+                     "maskedPaths", strings(masked_paths, CB_ARRAY_LEN(masked_paths)),
+                     "readonlyPaths", strings(readonly_paths, CB_ARRAY_LEN(readonly_paths)),
+                     "seccomp", cb__ct_seccomp());
 }
 
-static json_t *build(const struct cb_ct_spec *s, const char *bundle_dir, struct cb_error *err)
+static json_t *build_config(const struct cb_ct_spec *s, const char *bundle_dir,
+                            struct cb_error *err)
 {
     if (check_spec(s, err) < 0)
         return NULL;
     json_t *c = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
-                          "process", process(s), "root", "path", s->rootfs, "readonly", 1,
+                          "process", process_section(s), "root", "path", s->rootfs, "readonly", 1,
                           "hostname", s->hostname != NULL ? s->hostname : DEFAULT_HOST, "mounts",
                           mounts(s, bundle_dir), "linux", linux_section(s));
     if (c == NULL)
@@ -292,12 +293,12 @@ static json_t *build(const struct cb_ct_spec *s, const char *bundle_dir, struct 
 
 json_t *cb__ct_oci_config(const struct cb_ct_spec *s, struct cb_error *err)
 {
-    return build(s, NULL, err);
+    return build_config(s, NULL, err);
 }
 
 /* Opens path (absolute, in the container) inside the rootfs, resolving
  * symbolic links the way the runtime does: within the root. */
-static int open_in_root(int rootfd, const char *path)
+static int bundle_open_in_root(int rootfd, const char *path)
 {
     struct open_how how = {.flags = O_PATH | O_CLOEXEC,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
@@ -307,10 +308,10 @@ static int open_in_root(int rootfd, const char *path)
 
 /* Checks that the rootfs has a mount point at `path`, a directory or not
  * as `dir` says; with mode != 0, also its permission bits. */
-static int need(int rootfd, const char *rootfs, const char *path, bool dir, mode_t mode,
-                struct cb_error *err)
+static int need_mount_point(int rootfd, const char *rootfs, const char *path, bool dir, mode_t mode,
+                            struct cb_error *err)
 {
-    _cleanup_close_ int fd = open_in_root(rootfd, path);
+    _cleanup_close_ int fd = bundle_open_in_root(rootfd, path);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
         return cb_error_set(err, fd < 0 ? fd : -errno,
@@ -329,21 +330,22 @@ static int need(int rootfd, const char *rootfs, const char *path, bool dir, mode
 static int check_mount_points(int rootfd, const struct cb_ct_spec *s, struct cb_error *err)
 {
     /* runc gives the /tmp tmpfs the mode of the directory under it. */
-    int r = need(rootfd, s->rootfs, "/tmp", true, 01777, err);
+    int r = need_mount_point(rootfd, s->rootfs, "/tmp", true, 01777, err);
     if (r == 0)
-        r = need(rootfd, s->rootfs, "/proc", true, 0, err);
+        r = need_mount_point(rootfd, s->rootfs, "/proc", true, 0, err);
     if (r == 0)
-        r = need(rootfd, s->rootfs, "/dev", true, 0, err);
+        r = need_mount_point(rootfd, s->rootfs, "/dev", true, 0, err);
     if (r == 0)
-        r = need(rootfd, s->rootfs, "/etc/resolv.conf", false, 0, err);
+        r = need_mount_point(rootfd, s->rootfs, "/etc/resolv.conf", false, 0, err);
     if (r == 0)
-        r = need(rootfd, s->rootfs, "/etc/hosts", false, 0, err);
+        r = need_mount_point(rootfd, s->rootfs, "/etc/hosts", false, 0, err);
     for (size_t i = 0; r == 0 && i < s->n_mounts; i++) {
         struct stat st;
         if (stat(s->mounts[i].source, &st) < 0)
             return cb_error_set(err, -errno, "mount source %s: %s", s->mounts[i].source,
                                 strerror(errno));
-        r = need(rootfd, s->rootfs, s->mounts[i].destination, S_ISDIR(st.st_mode), 0, err);
+        r = need_mount_point(rootfd, s->rootfs, s->mounts[i].destination, S_ISDIR(st.st_mode), 0,
+                             err);
     }
     return r;
 }
@@ -422,8 +424,8 @@ static int make_bundle_dir(const char *dir, struct cb_error *err)
 /* Not fsynced (six fsyncs cost more than the runtime's create on a busy
  * disk): a bundle has no use after a host crash, and the server removes
  * what is left of it when it starts again. */
-static int write_file(const char *dir, const char *name, const char *data, mode_t mode,
-                      struct cb_error *err)
+static int write_bundle_file(const char *dir, const char *name, const char *data, mode_t mode,
+                             struct cb_error *err)
 {
     _cleanup_free_ char *path = cb_xasprintf("%s/%s", dir, name);
     int r = cb_write_replace(path, data, strlen(data), err);
@@ -443,15 +445,15 @@ static int write_bound_files(const char *dir, const struct cb_ct_spec *s, struct
                                               "::1\tlocalhost ip6-localhost ip6-loopback\n"
                                               "127.0.1.1\t%s\n",
                                               host);
-    int r = write_file(dir, RESOLV_CONF, "nameserver 127.0.0.1\n", 0644, err);
-    return r < 0 ? r : write_file(dir, HOSTS, hosts, 0644, err);
+    int r = write_bundle_file(dir, RESOLV_CONF, "nameserver 127.0.0.1\n", 0644, err);
+    return r < 0 ? r : write_bundle_file(dir, HOSTS, hosts, 0644, err);
 }
 
 int cb_ct_bundle_write(const char *bundle_dir, const struct cb_ct_spec *s, struct cb_error *err)
 {
     if (!cb_path_clean_abs(bundle_dir))
         return cb_error_set(err, -EINVAL, "bundle directory must be a clean absolute path");
-    json_t *config = build(s, bundle_dir, err);
+    json_t *config = build_config(s, bundle_dir, err);
     if (config == NULL)
         return -EINVAL;
     _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
@@ -478,7 +480,7 @@ const char *cb_ct_trust_store(const char *rootfs)
                                          "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"};
     _cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     for (size_t i = 0; rootfd >= 0 && i < CB_ARRAY_LEN(stores); i++) {
-        _cleanup_close_ int fd = open_in_root(rootfd, stores[i]);
+        _cleanup_close_ int fd = bundle_open_in_root(rootfd, stores[i]);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
             return stores[i];

@@ -26,7 +26,7 @@ static bool name_char(char c, bool first)
            (!first && c >= '0' && c <= '9');
 }
 
-static bool valid_name(const char *key, size_t len)
+static bool valid_env_name(const char *key, size_t len)
 {
     if (len == 0 || len > CB_CT_ENV_KEY_MAX)
         return false;
@@ -63,7 +63,7 @@ int cb_ct_env_check(const char *key, struct cb_error *err)
     size_t len = strnlen(key, CB_CT_ENV_KEY_MAX + 1);
     char name[70];
     shown(key, len, name);
-    if (!valid_name(key, len))
+    if (!valid_env_name(key, len))
         return cb_error_set(err, -EINVAL,
                             "environment key \"%s\" is not a valid name "
                             "([A-Za-z_][A-Za-z0-9_]*, at most %u bytes)",

@@ -156,7 +156,7 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
 /* Reads what s holds and hands it to the sink, up to the cap; past it
  * the output is still read (so that the process is not held up) and
  * dropped. */
-static void take(struct run *r, struct stream *s)
+static void take_stream(struct run *r, struct stream *s)
 {
     char chunk[16384];
     ssize_t n = read(s->fd, chunk, sizeof(chunk));
@@ -175,7 +175,7 @@ static void take(struct run *r, struct stream *s)
         r->sink->output(r->sink->ud, s == &r->err, chunk, keep);
 }
 
-static void feed(struct run *r)
+static void exec_feed(struct run *r)
 {
     ssize_t n =
         send(r->in, r->stdin_data + r->sent, r->stdin_len - r->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -220,7 +220,7 @@ static void timed_out(struct run *r)
     end_now(r);
 }
 
-static void cancelled(struct run *r)
+static void exec_cancelled(struct run *r)
 {
     r->cancelled = true;
     end_now(r);
@@ -232,7 +232,7 @@ static void cancelled(struct run *r)
  * known, so that its session is read while it lives. While the sink is
  * full the output is not read (the process then waits on its pipe) and
  * the drain waits for the sink up to the deadline. */
-static void pump(struct run *r, uint64_t deadline)
+static void exec_pump(struct run *r, uint64_t deadline)
 {
     const struct cb__ct_exec_sink *k = r->sink;
     uint64_t drain_until = UINT64_MAX;
@@ -242,7 +242,7 @@ static void pump(struct run *r, uint64_t deadline)
         if (!r->rt_done && now >= deadline)
             timed_out(r);
         if (!r->rt_done && k->cancelled != NULL && k->cancelled(k->ud))
-            cancelled(r);
+            exec_cancelled(r);
         if (r->rt_done && drain_until == UINT64_MAX)
             drain_until = now + (uint64_t)DRAIN_MS * 1000000u;
         if (r->rt_done && now >= drain_until && (!full || now >= deadline))
@@ -274,11 +274,11 @@ static void pump(struct run *r, uint64_t deadline)
                 cb_log(CB_LOG_WARN, "exec: wake: %s", strerror(errno));
         }
         if (p[0].revents)
-            take(r, &r->out);
+            take_stream(r, &r->out);
         if (p[1].revents)
-            take(r, &r->err);
+            take_stream(r, &r->err);
         if (p[2].revents && r->in >= 0)
-            feed(r);
+            exec_feed(r);
         if (p[4].revents && !r->proc_done)
             proc_ended(r);
         if (p[3].revents && !r->rt_done)
@@ -529,7 +529,7 @@ int cb__ct_exec_start(struct cb_ct_manager *m, const char *id, const json_t *bod
 void cb__ct_exec_finish(struct cb__ct_exec *x, struct cb__ct_exec_outcome *o)
 {
     struct run *r = &x->r;
-    pump(r, x->deadline);
+    exec_pump(r, x->deadline);
     bool exited = WIFEXITED(r->status) && !r->timed_out && !r->cancelled;
     *o = (struct cb__ct_exec_outcome){
         .code = exited ? WEXITSTATUS(r->status) : -1,
@@ -552,7 +552,8 @@ struct collect {
 static void collect_output(void *ud, bool is_err, const char *data, size_t len)
 {
     struct collect *c = ud;
-    cb_buf_append(is_err ? &c->err : &c->out, data, len); /* within the cap, as take() keeps it */
+    cb_buf_append(is_err ? &c->err : &c->out, data,
+                  len); /* within the cap, as take_stream() keeps it */
 }
 
 int cb_ct_exec(struct cb_ct_manager *m, const char *id, const json_t *body, const char *request_id,

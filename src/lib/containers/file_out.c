@@ -20,7 +20,7 @@
 #include "proxy/pipeline.h"
 #include "scan/leak.h"
 
-#define COPY_CHUNK 65536u
+#define OUT_COPY_CHUNK 65536u
 /* Scan windows: an overlap of twice the longest secret means every
  * secret, in every form no longer than that, lies whole in one window. */
 #define SCAN_WINDOW  (1u << 20)
@@ -40,12 +40,12 @@ struct cb_ct_file {
  * UTF-8: a character cut by a chunk's end is carried to the next chunk. */
 static int copy_in(struct cb_ct_file *f, int src, uint64_t max, struct cb_error *err)
 {
-    char *buf = cb_xmalloc(4 + COPY_CHUNK);
+    char *buf = cb_xmalloc(4 + OUT_COPY_CHUNK);
     size_t carry = 0;
     bool utf8 = true;
     int rc = 0;
     for (;;) {
-        ssize_t k = cb_read_retry(src, buf + carry, COPY_CHUNK);
+        ssize_t k = cb_read_retry(src, buf + carry, OUT_COPY_CHUNK);
         if (k <= 0) {
             rc = k < 0 ? cb_error_set(err, (int)k, "reading: %s", strerror((int)-k)) : 0;
             break;
@@ -65,7 +65,7 @@ static int copy_in(struct cb_ct_file *f, int src, uint64_t max, struct cb_error 
         carry = utf8 ? have - valid : 0;
         memmove(buf, buf + valid, carry);
     }
-    explicit_bzero(buf, 4 + COPY_CHUNK);
+    explicit_bzero(buf, 4 + OUT_COPY_CHUNK);
     free(buf);
     f->text = utf8 && carry == 0;
     return rc;

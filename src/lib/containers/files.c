@@ -115,7 +115,7 @@ static int relative(const char *path, const char **rel, struct cb_error *err)
 
 /* Splits rel into its directory and its last name (new strings); -EINVAL
  * for the root itself, "." or "..". */
-static int split(const char *rel, char **dir, char **name, struct cb_error *err)
+static int split_path(const char *rel, char **dir, char **name, struct cb_error *err)
 {
     size_t n = strlen(rel);
     while (n > 0 && rel[n - 1] == '/')
@@ -246,8 +246,8 @@ static int list_dir(const struct root *r, const char *rel, json_t **out, struct 
 
 /* A file to send (file_out.c): text redacted like container output;
  * other bytes sent as they are unless they hold a secret (then refused). */
-static int read_file(struct cb_ct_manager *m, const struct root *r, const char *rel,
-                     struct cb_ct_file **out, struct cb_error *err)
+static int read_ct_file(struct cb_ct_manager *m, const struct root *r, const char *rel,
+                        struct cb_ct_file **out, struct cb_error *err)
 {
     /* Found with O_PATH, and opened for reading only once it is known to
      * be a regular file: a device, a FIFO or a pty is never opened. */
@@ -292,11 +292,11 @@ static int read_file(struct cb_ct_manager *m, const struct root *r, const char *
 
 /* Writes src (its len bytes, from its start; -1 when empty) to the file,
  * through a temporary file beside it renamed over it once whole. */
-static int write_file(const struct root *r, const char *path, const char *rel, int src,
-                      uint64_t len, json_t **out, struct cb_error *err)
+static int write_ct_file(const struct root *r, const char *path, const char *rel, int src,
+                         uint64_t len, json_t **out, struct cb_error *err)
 {
     _cleanup_free_ char *dir = NULL, *name = NULL;
-    int rc = split(rel, &dir, &name, err);
+    int rc = split_path(rel, &dir, &name, err);
     int dfd = rc == 0 ? writable_dir(r, dir, err) : rc;
     if (dfd < 0)
         return dfd;
@@ -332,7 +332,7 @@ static int write_file(const struct root *r, const char *path, const char *rel, i
 static int remove_file(const struct root *r, const char *rel, struct cb_error *err)
 {
     _cleanup_free_ char *dir = NULL, *name = NULL;
-    int rc = split(rel, &dir, &name, err);
+    int rc = split_path(rel, &dir, &name, err);
     int dfd = rc == 0 ? writable_dir(r, dir, err) : rc;
     if (dfd < 0)
         return dfd;
@@ -365,13 +365,13 @@ int cb_ct_files(struct cb_ct_manager *m, const char *id, enum cb_ct_files_op op,
     if (rc == 0) {
         switch (op) {
         case CB_CT_FILES_READ:
-            rc = read_file(m, &r, rel, file, err);
+            rc = read_ct_file(m, &r, rel, file, err);
             break;
         case CB_CT_FILES_LIST:
             rc = list_dir(&r, rel, out, err);
             break;
         case CB_CT_FILES_WRITE:
-            rc = write_file(&r, path, rel, src, len, out, err);
+            rc = write_ct_file(&r, path, rel, src, len, out, err);
             break;
         case CB_CT_FILES_REMOVE:
             rc = remove_file(&r, rel, err);

@@ -22,8 +22,8 @@
 #define IMAGE_PATH            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static const char *const busybox_paths[] = {"/usr/bin/busybox", "/bin/busybox"};
-static const char *const catatonit_paths[] = {"/usr/bin/catatonit", "/usr/libexec/catatonit",
-                                              "/usr/libexec/podman/catatonit"};
+static const char *const catatonit_candidates[] = {"/usr/bin/catatonit", "/usr/libexec/catatonit",
+                                                   "/usr/libexec/podman/catatonit"};
 
 /* The host's Debian codename (VERSION_CODENAME of /etc/os-release when ID
  * is debian), else bookworm. */
@@ -124,7 +124,7 @@ static int busybox_rootfs(struct cb__image_stage *st, struct cb_error *err)
 
 static void add_catatonit(const char *rootfs, cb_image_progress_fn fn, void *ud)
 {
-    const char *c = static_binary(catatonit_paths, CB_ARRAY_LEN(catatonit_paths));
+    const char *c = static_binary(catatonit_candidates, CB_ARRAY_LEN(catatonit_candidates));
     struct cb_error err = {0};
     if (c == NULL)
         cb__image_say(fn, ud, "no static catatonit on this host: the image has none");

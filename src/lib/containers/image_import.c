@@ -147,7 +147,7 @@ int cb__image_untar(const char *file, struct cb__image_stage *st, struct cb_erro
 
 enum kind { KIND_ROOTFS, KIND_DOCKER, KIND_OCI_ARCHIVE, KIND_OCI_DIR };
 
-static bool has_line(const struct cb_buf *b, const char *name)
+static bool buf_has_line(const struct cb_buf *b, const char *name)
 {
     _cleanup_free_ char *a = cb_xasprintf("\n%s\n", name);
     _cleanup_free_ char *d = cb_xasprintf("\n./%s\n", name);
@@ -157,7 +157,7 @@ static bool has_line(const struct cb_buf *b, const char *name)
 
 /* What `file` is, from its top-level members (an archive has a handful, a
  * rootfs thousands: a listing cut at its maximum is a rootfs). */
-static int detect(const char *file, enum kind *kind, struct cb_error *err)
+static int detect_kind(const char *file, enum kind *kind, struct cb_error *err)
 {
     struct stat st;
     if (stat(file, &st) < 0)
@@ -178,9 +178,9 @@ static int detect(const char *file, enum kind *kind, struct cb_error *err)
     if (r == 0 || out.len == out.max) {
         cb_error_clear(err);
         r = 0;
-        *kind = has_line(&out, "manifest.json") ? KIND_DOCKER
-                : has_line(&out, "oci-layout")  ? KIND_OCI_ARCHIVE
-                                                : KIND_ROOTFS;
+        *kind = buf_has_line(&out, "manifest.json") ? KIND_DOCKER
+                : buf_has_line(&out, "oci-layout")  ? KIND_OCI_ARCHIVE
+                                                    : KIND_ROOTFS;
     } else {
         cb_error_prefix(err, "%s is not a tar archive", file);
     }
@@ -211,7 +211,7 @@ static json_t *load_blob(const char *layout, const char *digest, struct cb_error
     return j;
 }
 
-static json_t *string_array(const json_t *a)
+static json_t *json_string_array(const json_t *a)
 {
     json_t *out = json_array();
     size_t i;
@@ -229,9 +229,9 @@ static json_t *config_of(const json_t *image_config)
 {
     const json_t *c = json_object_get(image_config, "config");
     json_t *out = json_object();
-    json_object_set_new(out, "entrypoint", string_array(json_object_get(c, "Entrypoint")));
-    json_object_set_new(out, "cmd", string_array(json_object_get(c, "Cmd")));
-    json_object_set_new(out, "env", string_array(json_object_get(c, "Env")));
+    json_object_set_new(out, "entrypoint", json_string_array(json_object_get(c, "Entrypoint")));
+    json_object_set_new(out, "cmd", json_string_array(json_object_get(c, "Cmd")));
+    json_object_set_new(out, "env", json_string_array(json_object_get(c, "Env")));
     const char *wd = json_string_value(json_object_get(c, "WorkingDir"));
     const char *user = json_string_value(json_object_get(c, "User"));
     json_object_set_new(out, "workdir", wd && wd[0] ? json_string(wd) : json_null());
@@ -310,7 +310,7 @@ int cb_image_import(const char *store, const char *name, const char *file, cb_im
     enum kind k = KIND_ROOTFS;
     int r = cb_image_name_normalize(name, norm, err);
     if (r == 0)
-        r = detect(file, &k, err);
+        r = detect_kind(file, &k, err);
     if (r < 0)
         return r;
     struct cb__image_stage st;

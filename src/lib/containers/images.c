@@ -305,7 +305,7 @@ int cb_image_get(const char *store, const char *name, struct cb_image **out, str
     return 0;
 }
 
-static void free_strings(char **v, size_t n)
+static void image_free_strings(char **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
         free(v[i]);
@@ -320,9 +320,9 @@ void cb_image_free(struct cb_image *img)
         close(img->lock_fd);
     free(img->name);
     free(img->rootfs);
-    free_strings(img->entrypoint, img->n_entrypoint);
-    free_strings(img->cmd, img->n_cmd);
-    free_strings(img->env, img->n_env);
+    image_free_strings(img->entrypoint, img->n_entrypoint);
+    image_free_strings(img->cmd, img->n_cmd);
+    image_free_strings(img->env, img->n_env);
     free(img->workdir);
     free(img->user);
     free(img);

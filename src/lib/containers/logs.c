@@ -192,7 +192,7 @@ static void keep_context(struct cb__ct_lines *f, const char *text, size_t len)
 
 /* Redacts the first n held bytes, with the context, into f->ready (see
  * the top of this file). */
-static void release(struct cb__ct_lines *f, size_t n)
+static void release_lines(struct cb__ct_lines *f, size_t n)
 {
     size_t len = f->ctx_len + n;
     char *text = cb_xmalloc(len);
@@ -277,7 +277,7 @@ void cb__ct_lines_release(struct cb__ct_lines *l, bool final)
 {
     size_t cut = final ? l->hold_len : cut_point(l->hold, l->hold_len);
     if (cut > 0)
-        release(l, cut);
+        release_lines(l, cut);
 }
 
 size_t cb__ct_lines_ready(const struct cb__ct_lines *l, const char **text)

@@ -45,7 +45,7 @@
 static const char *const ca_vars[] = {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"};
 #define POLICY_ORIGIN "[container_policy].network_allowlist in the server's configuration"
 
-static void register_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
+static void register_ct_metrics(struct cb_ct_manager *m, struct cb_metrics *reg)
 {
     static const double secs[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     m->m_active = cb_metrics_gauge(reg, "clawbox_containers_active",
@@ -169,7 +169,7 @@ int cb_ct_manager_open(const struct cb_ct_manager_options *o, struct cb_ct_manag
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&m->changed, &ca);
     pthread_condattr_destroy(&ca);
-    register_metrics(m, o->metrics);
+    register_ct_metrics(m, o->metrics);
     int r = cb_mkdir_p(m->ct_root, 0711, err);
     if (r == 0) {
         detect_runtime(m);
@@ -396,7 +396,7 @@ static int check_policy(struct spawn *s, struct cb_error *err)
 }
 
 /* Takes a place: capacity and a host id range, atomically. */
-static int reserve(struct spawn *s, struct cb_error *err)
+static int reserve_place(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
     const struct cb_config *cfg = m->cfg;
@@ -745,7 +745,7 @@ static int prepare_bind(struct spawn *s, struct cb_error *err)
     return cb__ct_mkdir_in_root(s->c->img->rootfs, b->target, err);
 }
 
-static int build(struct spawn *s, struct cb_error *err)
+static int build_spawn(struct spawn *s, struct cb_error *err)
 {
     struct cb_ct_manager *m = s->m;
     int r = cb_image_get(m->image_store, s->req.image, &s->c->img, err);
@@ -783,7 +783,7 @@ static void spawn_free(struct spawn *s)
 }
 
 /* A host id range of the caller's must lie past every slot's. */
-static int check_opts(struct spawn *s, struct cb_error *err)
+static int check_spawn_opts(struct spawn *s, struct cb_error *err)
 {
     const struct cb_config *cfg = s->m->cfg;
     uint32_t b = s->o->host_id_base;
@@ -809,17 +809,17 @@ int cb_ct_spawn(struct cb_ct_manager *m, const json_t *body, const char *request
     struct spawn s = {.m = m, .o = opts ? opts : &none};
     int r = cb_ct_request_parse(body, m->cfg, &s.req, err);
     if (r == 0)
-        r = check_opts(&s, err);
+        r = check_spawn_opts(&s, err);
     if (r == 0)
         r = check_policy(&s, err);
     if (r == 0)
-        r = reserve(&s, err);
+        r = reserve_place(&s, err);
     if (r < 0) {
         spawn_free(&s);
         return r;
     }
     struct cb__ct *c = s.c;
-    r = build(&s, err);
+    r = build_spawn(&s, err);
     pthread_mutex_lock(&m->lock);
     if (r == 0) {
         c->status = CB__CT_RUNNING;

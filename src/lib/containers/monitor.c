@@ -41,14 +41,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+/* waitid()'s idtype for a pidfd: P_PIDFD, an enumerator of glibc's idtype_t
+ * (not a macro) since 2.36 and unknown before. */
+#define PIDFD_IDTYPE 3
 
 /* After init's exit every writer in its pid namespace is gone; this only
  * bounds a pipe held by something outside it. */
-#define DRAIN_MS 2000
-#define CHUNK    65536
+#define MONITOR_DRAIN_MS 2000
+#define OUTPUT_CHUNK     65536
 
 struct job {
     struct cb_ct_runtime rt;
@@ -165,7 +165,7 @@ static int start_container(const struct job *j, int pipe_r, int pipe_w, pid_t *p
 }
 
 /* A success keeps the pipe open until the exit is recorded. */
-static void report(const struct job *j, int r, pid_t pid, const struct cb_error *err)
+static void report_job(const struct job *j, int r, pid_t pid, const struct cb_error *err)
 {
     char msg[CB__CT_STATUS_MAX];
     int n = r >= 0 ? snprintf(msg, sizeof(msg), "ok %d\n", (int)pid)
@@ -177,9 +177,9 @@ static void report(const struct job *j, int r, pid_t pid, const struct cb_error 
 
 /* One read of the pipe: kept up to the cap, the rest counted. A log that
  * cannot be written drops, too: the container is never held up. */
-static void take(struct output *o)
+static void take_output(struct output *o)
 {
-    static char chunk[CHUNK];
+    static char chunk[OUTPUT_CHUNK];
     ssize_t n = cb_read_retry(o->pipe, chunk, sizeof(chunk));
     if (n == -EAGAIN)
         return;
@@ -214,16 +214,16 @@ static int wait_exit(struct output *o, int pidfd, siginfo_t *si)
         if (poll(p, 2, ms) < 0 && errno != EINTR)
             return -errno;
         if (p[0].revents != 0)
-            take(o);
+            take_output(o);
         if (p[1].revents == 0)
             continue;
         int w;
-        while ((w = waitid(P_PIDFD, pidfd, si, WEXITED)) < 0 && errno == EINTR)
+        while ((w = waitid(PIDFD_IDTYPE, pidfd, si, WEXITED)) < 0 && errno == EINTR)
             ;
         if (w < 0)
             return -errno;
         running = false;
-        drain_end = cb_now_mono_ns() + DRAIN_MS * 1000000ull;
+        drain_end = cb_now_mono_ns() + MONITOR_DRAIN_MS * 1000000ull;
     }
     return 0;
 }
@@ -285,7 +285,7 @@ static int supervise(const struct job *j, struct output *o, int pipe_w)
     pid_t pid = 0;
     int pidfd = start_container(j, o->pipe, pipe_w, &pid, &err);
     close(pipe_w);
-    report(j, pidfd, pid, &err);
+    report_job(j, pidfd, pid, &err);
     if (pidfd < 0) {
         cb_ct_runtime_delete(&j->rt, j->id, NULL);
         return 1;
@@ -310,10 +310,10 @@ static int monitor_run(const struct job *j)
     o.log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (o.log < 0 || pipe2(p, O_CLOEXEC) < 0) {
         struct cb_error err;
-        report(j,
-               cb_error_set(&err, -errno, "monitor: %s: %s", o.log < 0 ? log_path : "pipe",
-                            strerror(errno)),
-               0, &err);
+        report_job(j,
+                   cb_error_set(&err, -errno, "monitor: %s: %s", o.log < 0 ? log_path : "pipe",
+                                strerror(errno)),
+                   0, &err);
         return 1;
     }
     o.pipe = p[0];
@@ -325,7 +325,7 @@ static int monitor_run(const struct job *j)
 
 /* ---- the zygote ---- */
 
-static _Noreturn void child(int sock, int sfd, const struct cb_buf *req, int status_fd)
+static _Noreturn void monitor_child(int sock, int sfd, const struct cb_buf *req, int status_fd)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -338,7 +338,7 @@ static _Noreturn void child(int sock, int sfd, const struct cb_buf *req, int sta
 
 /* The answer to a LAUNCH: the pid and a pidfd, taken before the zygote
  * can reap the child, so it names this process and no other. */
-static void answer(int sock, pid_t pid, int err)
+static void answer_spawn(int sock, pid_t pid, int err)
 {
     struct cb__ct_launched a = {err, pid};
     int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
@@ -378,12 +378,12 @@ static int zygote_main(int sock)
         if (cb__ipc_recv(sock, &type, &req, &fd) < 0)
             break; /* the server has gone */
         if (type != CB__CT_FRAME_LAUNCH || fd < 0) {
-            answer(sock, 0, -EPROTO);
+            answer_spawn(sock, 0, -EPROTO);
         } else {
             pid_t pid = fork();
             if (pid == 0)
-                child(sock, sfd, &req, fd);
-            answer(sock, pid, pid < 0 ? -errno : 0);
+                monitor_child(sock, sfd, &req, fd);
+            answer_spawn(sock, pid, pid < 0 ? -errno : 0);
         }
         if (fd >= 0)
             close(fd);

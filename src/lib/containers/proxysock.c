@@ -43,10 +43,10 @@
  * thread runs the pipeline on a cold stack and malloc cache, which cost
  * about 200 us per request on the 2-core test VM (curl makes a new
  * connection per command). */
-#define MAX_IDLE_THREADS 4
-#define THREAD_IDLE_MS   10000
-#define LISTEN_BACKLOG   64
-#define EPOLL_BATCH      16
+#define MAX_IDLE_THREADS  4
+#define THREAD_IDLE_MS    10000
+#define PROXYSOCK_BACKLOG 64
+#define EPOLL_BATCH       16
 /* Names a container's DNS stub remembers (egress/pool.h): past this the
  * least recently used gives its address up. */
 #define POOL_NAMES 4096
@@ -247,7 +247,7 @@ static void refuse_busy(int fd)
     (void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static int spawn(struct cb__ct_conn *c)
+static int spawn_conn(struct cb__ct_conn *c)
 {
     pthread_attr_t attr;
     pthread_t t;
@@ -282,7 +282,7 @@ static void conn_start(struct cb_ct_proxy *p, int fd, bool transparent)
     svc.conns++;
     if (queue_conn(c))
         return;
-    int r = spawn(c);
+    int r = spawn_conn(c);
     if (r == 0)
         return;
     cb_log(CB_LOG_ERROR, "proxy socket of container %s: cannot start a thread: %s", p->id,
@@ -519,7 +519,7 @@ static int make_socket(struct cb_ct_proxy *p, int dirfd, gid_t gid, struct cb_er
     if (fchmodat(dirfd, SOCK_NAME, 0660, 0) < 0)
         goto fail;
     step = "listen";
-    if (listen(s, LISTEN_BACKLOG) < 0)
+    if (listen(s, PROXYSOCK_BACKLOG) < 0)
         goto fail;
     step = "chown of the directory";
     if (fchown(dirfd, geteuid(), gid) < 0)

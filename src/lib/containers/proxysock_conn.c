@@ -29,7 +29,7 @@
 /* A request body must arrive within this, from the end of its head. */
 #define BODY_TIMEOUT_MS 60000
 /* An answer must be taken within this. */
-#define SEND_TIMEOUT_MS 60000
+#define PROXY_SEND_TIMEOUT_MS 60000
 /* Bytes of an answer's head in the forward form (the upstream's headers
  * are bounded by the proxy: CB_FORWARD_MAX_HEADERS of at most
  * CB_FORWARD_MAX_HEADER_BYTES). */
@@ -147,7 +147,7 @@ static bool send_tls(struct ex *x, const struct iovec *iov, int cnt, uint64_t de
 static bool send_all(struct ex *x, struct iovec *iov, int cnt)
 {
     int fd = x->c->fd;
-    uint64_t deadline = deadline_in(SEND_TIMEOUT_MS);
+    uint64_t deadline = deadline_in(PROXY_SEND_TIMEOUT_MS);
     if (x->ssl != NULL)
         return send_tls(x, iov, cnt, deadline);
     while (cnt > 0) {
@@ -193,7 +193,7 @@ static void send_json(struct ex *x, unsigned status, json_t *body, const char *a
     free(text);
 }
 
-static void send_error(struct ex *x, unsigned status, const char *msg)
+static void send_http_error(struct ex *x, unsigned status, const char *msg)
 {
     send_json(x, status, json_pack("{s:o}", "error", cb_json_text(msg, strlen(msg))), NULL);
 }
@@ -234,7 +234,7 @@ static void relay(struct ex *x, const json_t *ok, bool head_request)
     if (status < 200 || status > 599) {
         char msg[96];
         snprintf(msg, sizeof(msg), "the upstream answered with status %lld", (long long)status);
-        send_error(x, 502, msg);
+        send_http_error(x, 502, msg);
         return;
     }
     bool has_body = status != 204 && status != 304;
@@ -277,7 +277,7 @@ static size_t read_head(struct ex *x)
     while ((n = cb__http_find_head_end(x->in, x->in_len, &st)) == 0) {
         if (x->in_len == sizeof(x->in)) {
             x->close = true;
-            send_error(x, 431, "request head larger than 16384 bytes");
+            send_http_error(x, 431, "request head larger than 16384 bytes");
             return 0;
         }
         size_t r = recv_some(x, x->in + x->in_len, sizeof(x->in) - x->in_len, deadline);
@@ -350,7 +350,7 @@ static int read_chunked_body(struct ex *x, uint64_t deadline, struct cb_error *e
 
 /* Reads the request's body into x->body. Returns 0, -EPIPE when the
  * connection ended or timed out, or an error to answer. */
-static int read_body(struct ex *x, struct cb_error *err)
+static int read_request_body(struct ex *x, struct cb_error *err)
 {
     uint64_t deadline = deadline_in(BODY_TIMEOUT_MS);
     cb_buf_reset(&x->body);
@@ -369,7 +369,7 @@ static int read_body(struct ex *x, struct cb_error *err)
 }
 
 /* The value of the first field called `name`, or NULL. */
-static const char *field(const struct ex *x, const char *name, size_t *len)
+static const char *head_field(const struct ex *x, const char *name, size_t *len)
 {
     for (size_t i = 0; i < x->head.nfields; i++) {
         const struct cb_http_field *f = &x->head.fields[i];
@@ -434,13 +434,13 @@ static void serve_envelope(struct ex *x)
     if (in == NULL) {
         char msg[JSON_ERROR_TEXT_LENGTH + 64];
         snprintf(msg, sizeof(msg), "%s at line %d column %d", je.text, je.line, je.column);
-        send_error(x, 400, msg);
+        send_http_error(x, 400, msg);
         return;
     }
     const char *bad = envelope_problem(in);
     if (bad != NULL) {
         json_decref(in);
-        send_error(x, 400, bad);
+        send_http_error(x, 400, bad);
         return;
     }
     struct cb_ct_proxy *p = x->p;
@@ -498,7 +498,7 @@ static void forward(struct ex *x, const char *url, size_t url_len)
     /* "Content-Length: 0" is a body too: an empty one is still sent with
      * its length, as some upstreams require on POST. */
     size_t n = 0;
-    if (h->framing != CB_HTTP_NO_BODY || field(x, "content-length", &n) != NULL)
+    if (h->framing != CB_HTTP_NO_BODY || head_field(x, "content-length", &n) != NULL)
         json_object_set_new(params, "body",
                             json_stringn_nocheck(x->body.data ? x->body.data : "", x->body.len));
     struct cb_ct_proxy *p = x->p;
@@ -524,7 +524,7 @@ static void serve_forward(struct ex *x)
 
 /* Answers an error before the body was read: a body the client still
  * sends would be taken for the next request, so the connection ends. */
-static void refuse(struct ex *x, unsigned status, const char *msg, const char *allow)
+static void refuse_request(struct ex *x, unsigned status, const char *msg, const char *allow)
 {
     if (x->head.framing != CB_HTTP_NO_BODY)
         x->close = true;
@@ -540,7 +540,7 @@ static bool take_request(struct ex *x)
         return false;
     }
     struct cb_error err = {0};
-    int r = read_body(x, &err);
+    int r = read_request_body(x, &err);
     if (r == -EPIPE) {
         x->close = true;
         return false;
@@ -548,9 +548,9 @@ static bool take_request(struct ex *x)
     if (r < 0) {
         x->close = true;
         if (r == -EFBIG)
-            send_error(x, 413, "request body larger than 10 MiB");
+            send_http_error(x, 413, "request body larger than 10 MiB");
         else
-            send_error(x, cb__http_error_status(r), err.msg);
+            send_http_error(x, cb__http_error_status(r), err.msg);
         return false;
     }
     cb_uuid_v4(x->request_id);
@@ -562,20 +562,20 @@ static void serve_request(struct ex *x)
 {
     bool forward = is_forward(x);
     if (!forward && !span_is(x->raw, x->head.path, "/proxy")) {
-        refuse(x, 404,
-               "not found: send POST /proxy with a JSON envelope, or METHOD "
-               "http://localhost/<absolute http(s) URL>",
-               NULL);
+        refuse_request(x, 404,
+                       "not found: send POST /proxy with a JSON envelope, or METHOD "
+                       "http://localhost/<absolute http(s) URL>",
+                       NULL);
         return;
     }
     if (!forward && !span_is(x->raw, x->head.method, "POST")) {
-        refuse(x, 405, "method not allowed: /proxy takes POST", "POST");
+        refuse_request(x, 405, "method not allowed: /proxy takes POST", "POST");
         return;
     }
     size_t len = 0;
-    const char *auth = field(x, forward ? "proxy-authorization" : "authorization", &len);
+    const char *auth = head_field(x, forward ? "proxy-authorization" : "authorization", &len);
     if (!cb__ct_proxy_token_ok(x->p, auth, len)) {
-        refuse(x, 401, "unauthorized", NULL);
+        refuse_request(x, 401, "unauthorized", NULL);
         return;
     }
     if (!take_request(x))
@@ -625,7 +625,7 @@ static bool transparent_url(struct ex *x, struct cb_buf *url, char *why, size_t 
         return false;
     }
     size_t hlen = 0;
-    const char *host = field(x, "host", &hlen);
+    const char *host = head_field(x, "host", &hlen);
     if (host == NULL || !cb__ct_authority_names(host, hlen, d->name, d->port, default_port)) {
         snprintf(why, cap,
                  "blocked: the Host header %s the destination %s port %u (only addresses the "
@@ -650,7 +650,7 @@ static void serve_transparent(struct ex *x)
     cb_buf_init(&url, CB_HTTP_MAX_TARGET + CB_EGRESS_NAME_MAX + 32);
     if (!transparent_url(x, &url, why, sizeof(why))) {
         cb__ct_egress_refuse(x->c, x->dest, why);
-        refuse(x, 403, why, NULL);
+        refuse_request(x, 403, why, NULL);
     } else if (take_request(x)) {
         forward(x, url.data, url.len);
     }
@@ -673,7 +673,7 @@ static void serve_connect(struct ex *x, size_t n)
     if (sp == NULL || (size_t)(end - sp) != 9 || memcmp(sp + 1, "HTTP/1.", 7) != 0 ||
         !cb__ct_authority_split(line, (size_t)(sp - line), &host, &hlen, &port) || port == 0 ||
         !cb__ct_host_bytes(host, hlen)) {
-        send_error(x, 400, "CONNECT takes host:port, as in CONNECT example.com:443 HTTP/1.1");
+        send_http_error(x, 400, "CONNECT takes host:port, as in CONNECT example.com:443 HTTP/1.1");
         return;
     }
     char name[CB_EGRESS_NAME_MAX + 1], why[CB_EGRESS_NAME_MAX + 128];
@@ -682,11 +682,11 @@ static void serve_connect(struct ex *x, size_t n)
     if (!cb_proxy_container_allows(x->p->proxy, x->p->manifest, name, hlen)) {
         snprintf(why, sizeof(why), "blocked: host %s is not in the container's allowlist", name);
         cb__ct_egress_refuse(x->c, x->dest, why);
-        send_error(x, 403, why);
+        send_http_error(x, 403, why);
         return;
     }
     if (x->in_len > 0) {
-        send_error(x, 400, "send the tunnel's bytes after the 200 answer to CONNECT");
+        send_http_error(x, 400, "send the tunnel's bytes after the 200 answer to CONNECT");
         return;
     }
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -713,7 +713,7 @@ void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *
         int r = cb__http_parse_head(x->raw, n, &x->head, &err);
         x->close = r < 0 || x->head.minor == 0 || !x->head.keep_alive;
         if (r < 0)
-            send_error(x, cb__http_error_status(r), err.msg);
+            send_http_error(x, cb__http_error_status(r), err.msg);
         else if (d != NULL)
             serve_transparent(x);
         else

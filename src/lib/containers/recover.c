@@ -112,7 +112,7 @@ struct rows {
     struct ids stale; /* rows to delete */
 };
 
-static int load_row(const char *id, const char *json, void *ud)
+static int load_ct_row(const char *id, const char *json, void *ud)
 {
     struct rows *rows = ud;
     struct cb_ct_manager *m = rows->m;
@@ -158,7 +158,7 @@ static int load_row(const char *id, const char *json, void *ud)
     return 0;
 }
 
-static bool known(struct cb_ct_manager *m, const char *name)
+static bool known_container(struct cb_ct_manager *m, const char *name)
 {
     for (struct cb__ct *c = m->list; c; c = c->next)
         if (strcmp(c->id, name) == 0 && c->dir)
@@ -174,7 +174,7 @@ static void remove_strays(struct cb_ct_manager *m)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || known(m, e->d_name))
+        if (e->d_name[0] == '.' || known_container(m, e->d_name))
             continue;
         char *p = cb_xasprintf("%s/%s", m->ct_root, e->d_name);
         remove_netns(p);
@@ -190,7 +190,7 @@ void cb__ct_recover(struct cb_ct_manager *m)
         remove_runtime_leftovers(m);
     struct rows rows = {.m = m};
     struct cb_error err = {0};
-    if (cb_state_list(m->state, CB_STATE_CONTAINERS, load_row, &rows, &err) < 0)
+    if (cb_state_list(m->state, CB_STATE_CONTAINERS, load_ct_row, &rows, &err) < 0)
         cb_log(CB_LOG_WARN, "reading container records: %s", err.msg);
     for (size_t i = 0; i < rows.stale.n; i++) {
         cb_state_delete(m->state, CB_STATE_CONTAINERS, rows.stale.v[i], NULL);

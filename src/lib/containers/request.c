@@ -12,7 +12,7 @@
 #include "core/json.h"
 #include "core/util.h"
 
-struct parse {
+struct request_parse {
     const struct cb_config *cfg;
     struct cb_ct_request *out;
     struct cb_error *err;
@@ -61,14 +61,14 @@ const char *cb_ct_policy_name(enum cb_ct_policy p)
     return "wasm_only";
 }
 
-static int shape(struct parse *p, const char *field, const char *want)
+static int shape(struct request_parse *p, const char *field, const char *want)
 {
     return cb_error_set(p->err, -EBADMSG, "%s: expected %s", field, want);
 }
 
 /* An optional string field: absent or null leaves *out alone. */
-static int opt_string(struct parse *p, const json_t *obj, const char *field, size_t max,
-                      const char **out)
+static int request_opt_string(struct request_parse *p, const json_t *obj, const char *field,
+                              size_t max, const char **out)
 {
     const json_t *v = json_object_get(obj, field);
     if (v == NULL || json_is_null(v))
@@ -83,7 +83,7 @@ static int opt_string(struct parse *p, const json_t *obj, const char *field, siz
 }
 
 /* A counted string for command and env, against the shared byte budget. */
-static int count_bytes(struct parse *p, const char *field, const char *s)
+static int count_bytes(struct request_parse *p, const char *field, const char *s)
 {
     p->string_bytes += strlen(s) + 1;
     if (p->string_bytes > CB_CT_STRINGS_BYTES)
@@ -92,8 +92,8 @@ static int count_bytes(struct parse *p, const char *field, const char *s)
     return 0;
 }
 
-static int string_array(struct parse *p, const json_t *v, const char *field, size_t max,
-                        bool counted, const char ***items, size_t *n)
+static int request_string_array(struct request_parse *p, const json_t *v, const char *field,
+                                size_t max, bool counted, const char ***items, size_t *n)
 {
     if (!json_is_array(v))
         return shape(p, field, "an array of strings");
@@ -116,7 +116,8 @@ static int string_array(struct parse *p, const json_t *v, const char *field, siz
     return 0;
 }
 
-static int opt_uint(struct parse *p, const json_t *obj, const char *field, uint64_t *out)
+static int request_opt_uint(struct request_parse *p, const json_t *obj, const char *field,
+                            uint64_t *out)
 {
     const json_t *v = json_object_get(obj, field);
     if (v == NULL || json_is_null(v))
@@ -133,7 +134,7 @@ static int opt_uint(struct parse *p, const json_t *obj, const char *field, uint6
 /* capabilities.resources: every key optional (the reference wants all four,
  * which only turns partial objects into 422s); the server's defaults fill
  * the gaps and its maxima cap what is asked. */
-static int resources(struct parse *p, const json_t *res)
+static int request_resources(struct request_parse *p, const json_t *res)
 {
     const struct cb_config *c = p->cfg;
     struct cb_ct_request *r = p->out;
@@ -147,7 +148,7 @@ static int resources(struct parse *p, const json_t *res)
         return shape(p, "capabilities.resources", "an object");
     uint64_t v;
     int got;
-    if ((got = opt_uint(p, res, "timeout_ms", &v)) < 0)
+    if ((got = request_opt_uint(p, res, "timeout_ms", &v)) < 0)
         return got;
     if (got && v == 0)
         return cb_error_set(p->err, -EINVAL,
@@ -155,11 +156,11 @@ static int resources(struct parse *p, const json_t *res)
                             "least 1");
     if (got)
         r->timeout_ms = v < c->containers.max_timeout_ms ? v : c->containers.max_timeout_ms;
-    if ((got = opt_uint(p, res, "memory_mb", &v)) < 0)
+    if ((got = request_opt_uint(p, res, "memory_mb", &v)) < 0)
         return got;
     if (got && v > 0) /* 0 is "unlimited" in the reference: the default here */
         r->memory_mb = v < c->containers.max_memory_mb ? v : c->containers.max_memory_mb;
-    if ((got = opt_uint(p, res, "cpu_shares", &v)) < 0)
+    if ((got = request_opt_uint(p, res, "cpu_shares", &v)) < 0)
         return got;
     if (got && (v < 2 || v > 262144))
         return cb_error_set(p->err, -EINVAL,
@@ -167,29 +168,29 @@ static int resources(struct parse *p, const json_t *res)
                             v);
     if (got)
         r->cpu_shares = v;
-    if ((got = opt_uint(p, res, "max_output_bytes", &v)) < 0)
+    if ((got = request_opt_uint(p, res, "max_output_bytes", &v)) < 0)
         return got;
     if (got && v < r->max_output_bytes)
         r->max_output_bytes = v;
     return 0;
 }
 
-static int capabilities(struct parse *p, const json_t *caps)
+static int capabilities(struct request_parse *p, const json_t *caps)
 {
     if (caps != NULL && !json_is_null(caps) && !json_is_object(caps))
         return shape(p, "capabilities", "an object");
     const json_t *creds = caps ? json_object_get(caps, "credentials") : NULL;
     if (creds != NULL && !json_is_null(creds)) {
-        int r = string_array(p, creds, "capabilities.credentials", CB_CT_ENV_MAX, false,
-                             &p->out->credentials, &p->out->n_credentials);
+        int r = request_string_array(p, creds, "capabilities.credentials", CB_CT_ENV_MAX, false,
+                                     &p->out->credentials, &p->out->n_credentials);
         if (r < 0)
             return r;
     }
     /* capabilities.network is ignored: the server's container policy wins. */
-    return resources(p, caps ? json_object_get(caps, "resources") : NULL);
+    return request_resources(p, caps ? json_object_get(caps, "resources") : NULL);
 }
 
-static int env(struct parse *p, const json_t *v, const char ***keys, const char ***values,
+static int env(struct request_parse *p, const json_t *v, const char ***keys, const char ***values,
                size_t *n_env)
 {
     if (v == NULL || json_is_null(v))
@@ -219,7 +220,7 @@ static int env(struct parse *p, const json_t *v, const char ***keys, const char 
     return 0;
 }
 
-static int parse(struct parse *p, const json_t *body)
+static int parse_request(struct request_parse *p, const json_t *body)
 {
     struct cb_ct_request *r = p->out;
     if (!json_is_object(body))
@@ -229,13 +230,13 @@ static int parse(struct parse *p, const json_t *body)
         return cb_error_set(p->err, -EBADMSG, "task: missing field");
     r->image = p->cfg->containers.default_image;
     const char *policy = NULL;
-    int rc = opt_string(p, body, "task", CB_CT_TASK_MAX, &r->task);
+    int rc = request_opt_string(p, body, "task", CB_CT_TASK_MAX, &r->task);
     if (rc == 0 && r->task == NULL)
         rc = shape(p, "task", "a string");
     if (rc == 0)
-        rc = opt_string(p, body, "image", CB_CT_IMAGE_MAX, &r->image);
+        rc = request_opt_string(p, body, "image", CB_CT_IMAGE_MAX, &r->image);
     if (rc == 0)
-        rc = opt_string(p, body, "policy", 64, &policy);
+        rc = request_opt_string(p, body, "policy", 64, &policy);
     if (rc == 0 && policy != NULL && cb_ct_policy_parse(policy, &r->policy) < 0)
         rc = cb_error_set(p->err, -EBADMSG,
                           "policy: unknown policy '%s' (wasm_only, container, "
@@ -247,7 +248,8 @@ static int parse(struct parse *p, const json_t *body)
         rc = env(p, json_object_get(body, "env"), &r->env_keys, &r->env_values, &r->n_env);
     const json_t *cmd = json_object_get(body, "command");
     if (rc == 0 && cmd != NULL && !json_is_null(cmd))
-        rc = string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command, &r->n_command);
+        rc = request_string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command,
+                                  &r->n_command);
     if (rc == 0 && r->command != NULL && r->n_command == 0)
         rc = cb_error_set(p->err, -EINVAL,
                           "command: must not be empty (leave it out for the "
@@ -261,8 +263,8 @@ int cb_ct_request_parse(const json_t *body, const struct cb_config *cfg, struct 
                         struct cb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    struct parse p = {.cfg = cfg, .out = out, .err = err};
-    int rc = parse(&p, body);
+    struct request_parse p = {.cfg = cfg, .out = out, .err = err};
+    int rc = parse_request(&p, body);
     if (rc < 0)
         cb_ct_request_clear(out);
     return rc;
@@ -279,7 +281,7 @@ void cb_ct_request_clear(struct cb_ct_request *r)
 
 /* ---- POST /containers/{id}/exec ---- */
 
-static int exec_parse(struct parse *p, const json_t *body, struct cb_ct_exec_request *r)
+static int exec_parse(struct request_parse *p, const json_t *body, struct cb_ct_exec_request *r)
 {
     const struct cb_config *c = p->cfg;
     if (!json_is_object(body))
@@ -287,13 +289,14 @@ static int exec_parse(struct parse *p, const json_t *body, struct cb_ct_exec_req
     const json_t *cmd = json_object_get(body, "command");
     if (cmd == NULL || json_is_null(cmd))
         return cb_error_set(p->err, -EBADMSG, "command: missing field");
-    int rc = string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command, &r->n_command);
+    int rc =
+        request_string_array(p, cmd, "command", CB_CT_ARGS_MAX, true, &r->command, &r->n_command);
     if (rc == 0 && r->n_command == 0)
         rc = cb_error_set(p->err, -EINVAL, "command: must not be empty");
     if (rc == 0)
         rc = env(p, json_object_get(body, "env"), &r->env_keys, &r->env_values, &r->n_env);
     if (rc == 0)
-        rc = opt_string(p, body, "cwd", CB_CT_CWD_MAX, &r->cwd);
+        rc = request_opt_string(p, body, "cwd", CB_CT_CWD_MAX, &r->cwd);
     if (rc == 0 && r->cwd != NULL && r->cwd[0] != '/')
         rc = cb_error_set(p->err, -EINVAL, "cwd: must be an absolute path");
     const json_t *in = json_object_get(body, "stdin");
@@ -329,7 +332,7 @@ int cb_ct_exec_request_parse(const json_t *body, const struct cb_config *cfg,
                              struct cb_ct_exec_request *out, struct cb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    struct parse p = {.cfg = cfg, .err = err};
+    struct request_parse p = {.cfg = cfg, .err = err};
     int rc = exec_parse(&p, body, out);
     if (rc < 0)
         cb_ct_exec_request_clear(out);

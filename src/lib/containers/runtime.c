@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 /* `list --format json`: a few hundred bytes per container. */
-#define LIST_MAX (8u << 20)
-#define ARGS_MAX 12
-#define UNIFIED  "/sys/fs/cgroup/unified"
+#define LIST_OUTPUT_MAX (8u << 20)
+#define ARGS_MAX        12
+#define UNIFIED         "/sys/fs/cgroup/unified"
 
 /* ---- running a runtime command ---- */
 
@@ -115,7 +115,7 @@ int cb_ct_runtime_list(const struct cb_ct_runtime *rt, int (*cb)(const char *id,
                        void *ud, struct cb_error *err)
 {
     struct cb_buf out;
-    cb_buf_init(&out, LIST_MAX);
+    cb_buf_init(&out, LIST_OUTPUT_MAX);
     int r = cb__ct_rt_run(rt, (const char *const[]){"list", "--format", "json"}, 3, &out, err);
     json_error_t jerr;
     json_t *list = r == 0 ? json_loadb(out.data, out.len, JSON_DECODE_ANY, &jerr) : NULL;
@@ -302,7 +302,7 @@ static void remove_probe_bundle(const char *dir)
     }
 }
 
-static int probe(const struct cb_ct_runtime *rt, struct cb_error *err)
+static int probe_runtime(const struct cb_ct_runtime *rt, struct cb_error *err)
 {
     unsigned char rnd[6];
     char hex[sizeof(rnd) * 2 + 1];
@@ -340,7 +340,7 @@ static int detect_one(const char *name, const char *root, struct cb_ct_runtime *
     if (r == 0)
         r = cb_mkdir_p(root, 0700, err);
     if (r == 0)
-        r = probe(rt, err);
+        r = probe_runtime(rt, err);
     if (r < 0 && strcmp(name, "crun") == 0 && hybrid_cgroups())
         cb_error_prefix(err, "hybrid cgroup host (cb_ct_mountns_prepare was not called)");
     if (r == 0)

@@ -25,7 +25,7 @@
 
 #include "core/util.h"
 
-static const char *const allowed[] = {
+static const char *const ct_allowed_syscalls[] = {
     "accept",
     "accept4",
     "access",
@@ -346,8 +346,8 @@ static json_t *arg(unsigned index, uint64_t value, uint64_t value_two, const cha
 json_t *cb__ct_seccomp(void)
 {
     json_t *names = json_array();
-    for (size_t i = 0; i < CB_ARRAY_LEN(allowed); i++)
-        json_array_append_new(names, json_string(allowed[i]));
+    for (size_t i = 0; i < CB_ARRAY_LEN(ct_allowed_syscalls); i++)
+        json_array_append_new(names, json_string(ct_allowed_syscalls[i]));
     json_t *rules = json_array();
     json_array_append_new(rules,
                           json_pack("{s:o, s:s}", "names", names, "action", "SCMP_ACT_ALLOW"));

@@ -76,7 +76,7 @@ void cb__ct_kill(struct cb_ct_manager *m, struct cb__ct *c, enum cb__ct_status a
 }
 
 /* What an end means, and the words for it. Under m->lock. */
-static void judge(struct cb__ct *c, bool recorded, const char *why)
+static void watch_judge(struct cb__ct *c, bool recorded, const char *why)
 {
     if (!recorded) {
         c->status = c->kill_as != CB__CT_NONE ? c->kill_as : CB__CT_FAILED;
@@ -112,7 +112,7 @@ static void exited(struct cb_ct_manager *m, struct cb__ct *c)
     stop_watching(m, &c->run.exit_fd);
     c->exit = ex;
     c->exited = recorded;
-    judge(c, recorded, err.msg);
+    watch_judge(c, recorded, err.msg);
     c->finished_ms = cb_now_wall_ms();
     if (c->px)
         cb_ct_proxy_revoke(c->px);

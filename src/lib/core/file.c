@@ -9,7 +9,7 @@
 
 #define READ_CHUNK (16u * 1024)
 
-static int fail(struct cb_file *f, enum cb_file_step step, int code, struct cb_error *err)
+static int file_fail(struct cb_file *f, enum cb_file_step step, int code, struct cb_error *err)
 {
     f->failed = step;
     switch (step) {
@@ -36,11 +36,11 @@ int cb_file_open(struct cb_file *f, int dirfd, const char *path, unsigned flags,
     int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK; /* a FIFO must not hang */
     f->fd = openat(dirfd, path, oflags | ((flags & CB_FILE_NOFOLLOW) ? O_NOFOLLOW : 0));
     if (f->fd < 0)
-        return fail(f, CB_FILE_OPEN, -errno, err);
+        return file_fail(f, CB_FILE_OPEN, -errno, err);
     if (fstat(f->fd, &f->st) < 0)
-        return fail(f, CB_FILE_STAT, -errno, err);
+        return file_fail(f, CB_FILE_STAT, -errno, err);
     if (!S_ISREG(f->st.st_mode))
-        return fail(f, CB_FILE_TYPE, -EINVAL, err);
+        return file_fail(f, CB_FILE_TYPE, -EINVAL, err);
     return 0;
 }
 
@@ -51,8 +51,8 @@ static int check_end(struct cb_file *f, struct cb_error *err)
     ssize_t n = (f->flags & CB_FILE_EXACT) ? 0 : cb_read_retry(f->fd, &c, 1);
     explicit_bzero(&c, sizeof(c));
     if (n < 0)
-        return fail(f, CB_FILE_READ, (int)n, err);
-    return n > 0 ? fail(f, CB_FILE_SIZE, -EFBIG, err) : 0;
+        return file_fail(f, CB_FILE_READ, (int)n, err);
+    return n > 0 ? file_fail(f, CB_FILE_SIZE, -EFBIG, err) : 0;
 }
 
 /* Reads once more into f->buf: into its spare room, or through a small
@@ -85,9 +85,9 @@ static int read_all(struct cb_file *f, struct cb_error *err)
             return check_end(f, err);
         ssize_t n = read_more(f);
         if (n < 0)
-            return fail(f, CB_FILE_READ, (int)n, err);
+            return file_fail(f, CB_FILE_READ, (int)n, err);
         if (n == 0 && (f->flags & CB_FILE_EXACT))
-            return fail(f, CB_FILE_SHORT, -EIO, err);
+            return file_fail(f, CB_FILE_SHORT, -EIO, err);
         if (n == 0)
             return 0;
     }
@@ -98,7 +98,7 @@ int cb_file_read(struct cb_file *f, size_t max, struct cb_error *err)
     size_t size = (size_t)f->st.st_size;
     if ((uint64_t)f->st.st_size > max) {
         f->buf.max = max;
-        return fail(f, CB_FILE_SIZE, -EFBIG, err);
+        return file_fail(f, CB_FILE_SIZE, -EFBIG, err);
     }
     cb_buf_init(&f->buf, (f->flags & CB_FILE_EXACT) ? size : max);
     /* Room for what fstat announced (or, to wipe, for all there may be)

@@ -44,7 +44,7 @@ struct ends {
 
 /* ---- the child ---- */
 
-static _Noreturn void fail(int report_fd, enum step step)
+static _Noreturn void proc_fail(int report_fd, enum step step)
 {
     struct failure f = {errno, step};
     ssize_t n = write(report_fd, &f, sizeof(f));
@@ -96,27 +96,27 @@ static _Noreturn void child(const struct cb_proc_spec *spec, int in_fd, int out_
         setpgid(0, 0);
     reset_signals();
     if (dup2(in_fd, 0) < 0 || (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)))
-        fail(report_fd, STEP_STDIO);
+        proc_fail(report_fd, STEP_STDIO);
     if (spec->cwd != NULL && chdir(spec->cwd) < 0)
-        fail(report_fd, STEP_CWD);
+        proc_fail(report_fd, STEP_CWD);
     if (spec->env_clear && clearenv() != 0)
-        fail(report_fd, STEP_ENV);
+        proc_fail(report_fd, STEP_ENV);
     for (char *const *e = spec->env; e != NULL && *e != NULL; e++)
         if (putenv(*e) != 0)
-            fail(report_fd, STEP_ENV);
+            proc_fail(report_fd, STEP_ENV);
     /* The limits come last: nothing between them and exec allocates, so
      * an address space limit below what clawbox uses (the child is a copy
      * of it until exec; ASan reserves terabytes) does no harm. */
     for (size_t i = 0; i < spec->n_rlimits; i++)
         if (apply_limit(&spec->rlimits[i]) < 0)
-            fail(report_fd, STEP_RLIMIT);
+            proc_fail(report_fd, STEP_RLIMIT);
     if (spec->fn != NULL) {
         close_inherited(false);
         _exit(spec->fn(spec->arg));
     }
     close_inherited(true);
     execvp(spec->argv[0], spec->argv);
-    fail(report_fd, STEP_EXEC);
+    proc_fail(report_fd, STEP_EXEC);
 }
 
 /* ---- the child, by posix_spawn ---- */
@@ -209,7 +209,7 @@ static void close_stdin(struct ends *e)
 
 /* Sends what the child has room for; closes stdin when all is sent or the
  * child stopped reading. */
-static void feed(struct ends *e, const struct cb_proc_spec *spec, size_t *sent)
+static void proc_feed(struct ends *e, const struct cb_proc_spec *spec, size_t *sent)
 {
     const char *p = spec->stdin_data;
     ssize_t n = 0;
@@ -224,8 +224,8 @@ static void feed(struct ends *e, const struct cb_proc_spec *spec, size_t *sent)
 /* Feeds stdin and reads the output until it ends (or, with no output to
  * read, until stdin is done). Returns 0 then, -ETIMEDOUT at the deadline,
  * or -errno. */
-static int pump(struct ends *e, const struct cb_proc_spec *spec, uint64_t deadline,
-                struct cb_proc_result *res)
+static int proc_pump(struct ends *e, const struct cb_proc_spec *spec, uint64_t deadline,
+                     struct cb_proc_result *res)
 {
     char chunk[8192];
     size_t sent = 0;
@@ -241,7 +241,7 @@ static int pump(struct ends *e, const struct cb_proc_spec *spec, uint64_t deadli
         if (ready <= 0)
             continue; /* the deadline and the flag are checked at the top */
         if (e->in >= 0 && p[1].revents != 0)
-            feed(e, spec, &sent);
+            proc_feed(e, spec, &sent);
         if (e->out < 0 || p[0].revents == 0)
             continue;
         ssize_t n = read(e->out, chunk, sizeof(chunk));
@@ -404,7 +404,7 @@ int cb_proc_run(const struct cb_proc_spec *spec, struct cb_proc_result *res, str
     } else {
         if (!spec->in_caller_group)
             setpgid(pid, pid); /* also in the child: whichever runs first */
-        rc = pump(&e, spec, deadline, res);
+        rc = proc_pump(&e, spec, deadline, res);
         close_stdin(&e);
         if (rc == 0)
             rc = wait_until(spec, pid, deadline, res);

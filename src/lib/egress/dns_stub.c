@@ -14,8 +14,8 @@ static bool type_not_implemented(uint16_t t)
            t == 254 /* MAILA */;
 }
 
-static void audit(const struct cb_egress_dns_hooks *h, const char *name, uint16_t qtype,
-                  bool allowed, uint8_t rcode)
+static void audit_query(const struct cb_egress_dns_hooks *h, const char *name, uint16_t qtype,
+                        bool allowed, uint8_t rcode)
 {
     if (h->audit != NULL)
         h->audit(h->ud, name, qtype, allowed, rcode);
@@ -30,11 +30,11 @@ static int answer_question(const struct cb_egress_dns_hooks *h, struct cb_egress
         lower[i] =
             (char)(q->name[i] >= 'A' && q->name[i] <= 'Z' ? q->name[i] - 'A' + 'a' : q->name[i]);
     if (q->qclass != CB_EGRESS_DNS_CLASS_IN || type_not_implemented(q->qtype)) {
-        audit(h, lower, q->qtype, false, CB_EGRESS_DNS_NOTIMP);
+        audit_query(h, lower, q->qtype, false, CB_EGRESS_DNS_NOTIMP);
         return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NOTIMP, NULL, 0, out, cap);
     }
     if (q->name_len == 0 || !h->allow(h->ud, lower)) {
-        audit(h, lower, q->qtype, false, CB_EGRESS_DNS_NXDOMAIN);
+        audit_query(h, lower, q->qtype, false, CB_EGRESS_DNS_NXDOMAIN);
         return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NXDOMAIN, NULL, 0, out, cap);
     }
     struct in_addr v4;
@@ -43,13 +43,13 @@ static int answer_question(const struct cb_egress_dns_hooks *h, struct cb_egress
     size_t addr_len = 0;
     if (q->qtype == CB_EGRESS_DNS_TYPE_A || q->qtype == CB_EGRESS_DNS_TYPE_AAAA) {
         if (cb__egress_pool_addr(pool, lower, q->name_len, &v4, &v6) < 0) {
-            audit(h, lower, q->qtype, false, CB_EGRESS_DNS_REFUSED);
+            audit_query(h, lower, q->qtype, false, CB_EGRESS_DNS_REFUSED);
             return cb__egress_dns_build(q, false, CB_EGRESS_DNS_REFUSED, NULL, 0, out, cap);
         }
         addr = q->qtype == CB_EGRESS_DNS_TYPE_A ? (const uint8_t *)&v4 : v6.s6_addr;
         addr_len = q->qtype == CB_EGRESS_DNS_TYPE_A ? 4 : 16;
     }
-    audit(h, lower, q->qtype, true, CB_EGRESS_DNS_NOERROR);
+    audit_query(h, lower, q->qtype, true, CB_EGRESS_DNS_NOERROR);
     return cb__egress_dns_build(q, false, CB_EGRESS_DNS_NOERROR, addr, addr_len, out, cap);
 }
 
@@ -66,7 +66,7 @@ size_t cb_egress_dns_answer(const struct cb_egress_dns_hooks *h, struct cb_egres
         uint8_t rcode = rc == -ENOTSUP  ? CB_EGRESS_DNS_NOTIMP
                         : rc == -EILSEQ ? CB_EGRESS_DNS_REFUSED
                                         : CB_EGRESS_DNS_FORMERR;
-        audit(h, "", q.qtype, false, rcode);
+        audit_query(h, "", q.qtype, false, rcode);
         rc = cb__egress_dns_build(&q, true, rcode, NULL, 0, out, cap);
     }
     return rc > 0 ? (size_t)rc : 0;

@@ -141,7 +141,7 @@ static void unpin(const char *path)
 
 /* Closes the fds still held, removes the namespace file when it is ours
  * and frees ns. */
-static void release(struct cb_egress_netns *ns, bool pinned)
+static void release_netns(struct cb_egress_netns *ns, bool pinned)
 {
     int fds[] = {ns->tcp4, ns->tcp6, ns->dns4, ns->dns6};
     for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++)
@@ -153,7 +153,7 @@ static void release(struct cb_egress_netns *ns, bool pinned)
     free(ns);
 }
 
-struct job {
+struct netns_job {
     struct cb_egress_netns *ns;
     struct cb_error *err;
     int rc;
@@ -164,7 +164,7 @@ struct job {
  * mount and the sockets keep alive once it exits. */
 static void *make_namespace(void *arg)
 {
-    struct job *j = arg;
+    struct netns_job *j = arg;
     if (unshare(CLONE_NEWNET) < 0) {
         j->rc = cb_error_set(j->err, -errno, "unshare(CLONE_NEWNET): %s", strerror(errno));
         return NULL;
@@ -195,7 +195,7 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
     ns->path = cb_xasprintf("%s/%s", opts->dir, opts->name);
     ns->tcp4 = ns->tcp6 = ns->dns4 = ns->dns6 = -1;
     ns->proxy_port = port;
-    struct job j = {.ns = ns, .err = err};
+    struct netns_job j = {.ns = ns, .err = err};
     pthread_t t;
     int e = pthread_create(&t, NULL, make_namespace, &j);
     if (e != 0) {
@@ -205,7 +205,7 @@ int cb_egress_netns_create(const struct cb_egress_netns_opts *opts, struct cb_eg
     }
     if (j.rc < 0) {
         cb_error_prefix(err, "network namespace %s", ns->path);
-        release(ns, j.pinned);
+        release_netns(ns, j.pinned);
         return j.rc;
     }
     *out = ns;
@@ -231,5 +231,5 @@ void cb_egress_netns_remove(const char *path)
 void cb_egress_netns_destroy(struct cb_egress_netns *ns)
 {
     if (ns != NULL)
-        release(ns, true);
+        release_netns(ns, true);
 }

@@ -8,12 +8,12 @@
 #include "egress/pool.h"
 #include "egress/sniff.h"
 
-#define NONE UINT32_MAX
+#define NO_SLOT UINT32_MAX
 /* 198.18.0.0 */
 #define V4_BASE 0xc6120000u
 static const uint8_t v6_prefix[8] = {0xfd, 0x63, 0x6c, 0x61, 0x77, 0x62, 0x6f, 0x78};
 
-struct slot {
+struct pool_slot {
     char *name; /* NULL while free */
     size_t len;
     uint64_t hash;
@@ -28,7 +28,7 @@ struct cb_egress_pool {
     uint64_t seed;
     uint32_t nbuckets; /* a power of two */
     uint32_t *buckets;
-    struct slot *slots;
+    struct pool_slot *slots;
     uint32_t head, tail;
 };
 
@@ -39,7 +39,7 @@ struct cb_egress_pool *cb_egress_pool_new(uint32_t capacity)
     struct cb_egress_pool *p = cb_xcalloc(1, sizeof(*p));
     pthread_mutex_init(&p->mu, NULL);
     p->cap = capacity;
-    p->head = p->tail = NONE;
+    p->head = p->tail = NO_SLOT;
     p->nbuckets = 16;
     while (p->nbuckets < capacity * 2u)
         p->nbuckets *= 2;
@@ -65,12 +65,12 @@ void cb_egress_pool_free(struct cb_egress_pool *p)
 
 static void unlink_lru(struct cb_egress_pool *p, uint32_t i)
 {
-    struct slot *s = &p->slots[i];
-    if (s->prev != NONE)
+    struct pool_slot *s = &p->slots[i];
+    if (s->prev != NO_SLOT)
         p->slots[s->prev].next = s->next;
     else
         p->head = s->next;
-    if (s->next != NONE)
+    if (s->next != NO_SLOT)
         p->slots[s->next].prev = s->prev;
     else
         p->tail = s->prev;
@@ -78,13 +78,13 @@ static void unlink_lru(struct cb_egress_pool *p, uint32_t i)
 
 static void push_front(struct cb_egress_pool *p, uint32_t i)
 {
-    struct slot *s = &p->slots[i];
-    s->prev = NONE;
+    struct pool_slot *s = &p->slots[i];
+    s->prev = NO_SLOT;
     s->next = p->head;
-    if (p->head != NONE)
+    if (p->head != NO_SLOT)
         p->slots[p->head].prev = i;
     p->head = i;
-    if (p->tail == NONE)
+    if (p->tail == NO_SLOT)
         p->tail = i;
 }
 
@@ -101,21 +101,21 @@ static uint32_t *bucket_of(struct cb_egress_pool *p, uint64_t h)
     return &p->buckets[h & (p->nbuckets - 1)];
 }
 
-static uint32_t find(struct cb_egress_pool *p, const char *name, size_t len, uint64_t h)
+static uint32_t find_slot(struct cb_egress_pool *p, const char *name, size_t len, uint64_t h)
 {
-    for (uint32_t i = *bucket_of(p, h); i != NONE; i = p->slots[i].chain) {
-        struct slot *s = &p->slots[i];
+    for (uint32_t i = *bucket_of(p, h); i != NO_SLOT; i = p->slots[i].chain) {
+        struct pool_slot *s = &p->slots[i];
         if (s->hash == h && s->len == len && memcmp(s->name, name, len) == 0)
             return i;
     }
-    return NONE;
+    return NO_SLOT;
 }
 
 /* Frees the least recently used slot and returns it. */
 static uint32_t evict(struct cb_egress_pool *p)
 {
     uint32_t i = p->tail;
-    struct slot *s = &p->slots[i];
+    struct pool_slot *s = &p->slots[i];
     uint32_t *link = bucket_of(p, s->hash);
     while (*link != i)
         link = &p->slots[*link].chain;
@@ -129,7 +129,7 @@ static uint32_t evict(struct cb_egress_pool *p)
 static uint32_t assign(struct cb_egress_pool *p, const char *name, size_t len, uint64_t h)
 {
     uint32_t i = p->used < p->cap ? p->used++ : evict(p);
-    struct slot *s = &p->slots[i];
+    struct pool_slot *s = &p->slots[i];
     s->name = cb_xstrndup(name, len);
     s->len = len;
     s->hash = h;
@@ -157,8 +157,8 @@ int cb__egress_pool_addr(struct cb_egress_pool *p, const char *name, size_t len,
         return -EINVAL;
     uint64_t h = cb_fnv1a(p->seed, name, len);
     pthread_mutex_lock(&p->mu);
-    uint32_t i = find(p, name, len, h);
-    if (i == NONE)
+    uint32_t i = find_slot(p, name, len, h);
+    if (i == NO_SLOT)
         i = assign(p, name, len, h);
     else
         touch(p, i);
@@ -167,25 +167,25 @@ int cb__egress_pool_addr(struct cb_egress_pool *p, const char *name, size_t len,
     return 0;
 }
 
-/* The slot an address stands for, or NONE when it is outside the ranges. */
+/* The slot an address stands for, or NO_SLOT when it is outside the ranges. */
 static uint32_t slot_of(const struct sockaddr *sa)
 {
     uint64_t host;
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         if (a < V4_BASE)
-            return NONE;
+            return NO_SLOT;
         host = a - V4_BASE;
     } else if (sa->sa_family == AF_INET6) {
         const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         if (memcmp(a, v6_prefix, sizeof(v6_prefix)) != 0 || a[8] | a[9] | a[10] | a[11])
-            return NONE;
+            return NO_SLOT;
         host = (uint64_t)a[12] << 24 | (uint64_t)a[13] << 16 | (uint64_t)a[14] << 8 | a[15];
     } else {
-        return NONE;
+        return NO_SLOT;
     }
     if (host == 0 || host > CB_EGRESS_POOL_MAX)
-        return NONE;
+        return NO_SLOT;
     return (uint32_t)(host - 1);
 }
 
@@ -195,7 +195,7 @@ int cb_egress_pool_name(struct cb_egress_pool *p, const struct sockaddr *sa, cha
     int rc = -ENOENT;
     pthread_mutex_lock(&p->mu);
     if (i < p->used && p->slots[i].name != NULL) {
-        struct slot *s = &p->slots[i];
+        struct pool_slot *s = &p->slots[i];
         rc = -ENOSPC;
         if (s->len < cap) {
             memcpy(out, s->name, s->len);

@@ -62,7 +62,7 @@ static bool would_block(int e)
 /* One recv into an empty buffer, one send of what it holds, and the
  * shutdown once src has ended and all is sent. Returns whether a byte or
  * an end moved, or a negative errno. */
-static int pump(struct dir *d, const char *name, struct cb_error *err)
+static int splice_pump(struct dir *d, const char *name, struct cb_error *err)
 {
     bool moved = false;
     if (d->len == 0 && !d->eof) {
@@ -103,7 +103,7 @@ int cb_egress_splice_step(struct cb_egress_splice *s, short events[2], struct cb
     static const char *names[2] = {"client to upstream", "upstream to client"};
     bool moved = false;
     for (int i = 0; i < 2; i++) {
-        int r = pump(&s->d[i], names[i], err);
+        int r = splice_pump(&s->d[i], names[i], err);
         if (r < 0)
             return r;
         moved |= r > 0;

@@ -45,7 +45,7 @@ struct cb_egress_ca {
     size_t count, max;
 };
 
-static int ssl_fail(struct cb_error *err, const char *what)
+static int ca_ssl_fail(struct cb_error *err, const char *what)
 {
     char buf[256] = "unknown error";
     unsigned long e = ERR_get_error();
@@ -150,11 +150,11 @@ int cb_egress_ca_new(const struct cb_egress_ca_opts *opts, struct cb_egress_ca *
     ca->buckets = cb_xcalloc(ca->nbuckets, sizeof(*ca->buckets));
     int r;
     if (!(ca->key = EVP_EC_gen("P-256")) || !(ca->leaf_key = EVP_EC_gen("P-256")))
-        r = ssl_fail(err, "egress CA: generating an EC P-256 key");
+        r = ca_ssl_fail(err, "egress CA: generating an EC P-256 key");
     else if (!(ca->cert = make_ca_cert(ca->key, opts->container_id, validity)))
-        r = ssl_fail(err, "egress CA: making the CA certificate");
+        r = ca_ssl_fail(err, "egress CA: making the CA certificate");
     else if (export_pem(ca) < 0)
-        r = ssl_fail(err, "egress CA: writing the certificate as PEM");
+        r = ca_ssl_fail(err, "egress CA: writing the certificate as PEM");
     else {
         *out = ca;
         return 0;
@@ -382,7 +382,7 @@ int cb_egress_ca_leaf(struct cb_egress_ca *ca, const char *name, size_t len, X50
          * the lookups of others; a race mints twice and keeps one. */
         X509 *fresh = mint(ca, low, len, is_ip ? ip : NULL, ip_len);
         if (!fresh)
-            return ssl_fail(err, "egress leaf: minting a certificate");
+            return ca_ssl_fail(err, "egress leaf: minting a certificate");
         x = cache_insert(ca, low, len, fresh);
     }
     EVP_PKEY_up_ref(ca->leaf_key);

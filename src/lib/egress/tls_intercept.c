@@ -52,7 +52,7 @@ static int ssl_fail(struct cb_error *err, int code, const char *what)
     return cb_error_set(err, code, "%s: %s", what, buf);
 }
 
-static bool nonblocking(int fd)
+static bool tls_nonblocking(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     return fl >= 0 && (fl & O_NONBLOCK);
@@ -71,7 +71,7 @@ static bool ip_text(const char *s, size_t n, char out[INET6_ADDRSTRLEN])
 
 /* ------------------------------ server ------------------------------- */
 
-static int refuse(struct accept_state *st, int *alert, int code, const char *why)
+static int refuse_handshake(struct accept_state *st, int *alert, int code, const char *why)
 {
     st->refusal = why;
     *alert = code;
@@ -115,17 +115,18 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     const char *why = NULL;
     const char *name = leaf_name(st, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), &why);
     if (!name)
-        return refuse(st, alert, SSL_AD_UNRECOGNIZED_NAME, why);
+        return refuse_handshake(st, alert, SSL_AD_UNRECOGNIZED_NAME, why);
     X509 *cert;
     EVP_PKEY *key;
     if (cb_egress_ca_leaf(ca, name, strlen(name), &cert, &key, NULL) < 0)
-        return refuse(st, alert, SSL_AD_UNRECOGNIZED_NAME,
-                      "no certificate for the server name (SNI)");
+        return refuse_handshake(st, alert, SSL_AD_UNRECOGNIZED_NAME,
+                                "no certificate for the server name (SNI)");
     int ok = SSL_use_certificate(ssl, cert) == 1 && SSL_use_PrivateKey(ssl, key) == 1;
     X509_free(cert);
     EVP_PKEY_free(key);
     if (!ok)
-        return refuse(st, alert, SSL_AD_INTERNAL_ERROR, "presenting the leaf certificate failed");
+        return refuse_handshake(st, alert, SSL_AD_INTERNAL_ERROR,
+                                "presenting the leaf certificate failed");
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -179,7 +180,7 @@ int cb_egress_tls_accept_begin(SSL_CTX *ctx, int fd, const char *name, size_t le
         memcpy(st->judged, name, len);
     st->judged_len = len;
     st->judged_ip = ip_text(name, len, ip);
-    if (!nonblocking(fd)) {
+    if (!tls_nonblocking(fd)) {
         free(st);
         return cb_error_set(err, -EINVAL, "egress TLS accept: the socket must be nonblocking");
     }
@@ -227,7 +228,7 @@ int cb_egress_tls_connect_begin(SSL_CTX *ctx, int fd, const char *host, size_t l
     char name[CB_EGRESS_NAME_MAX + 1], ip[INET6_ADDRSTRLEN];
     if (len == 0 || len > CB_EGRESS_NAME_MAX || memchr(host, '\0', len))
         return cb_error_set(err, -EINVAL, "egress TLS connect: bad upstream host name");
-    if (!nonblocking(fd))
+    if (!tls_nonblocking(fd))
         return cb_error_set(err, -EINVAL, "egress TLS connect: the socket must be nonblocking");
     memcpy(name, host, len);
     name[len] = '\0';

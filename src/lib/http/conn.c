@@ -411,7 +411,7 @@ static bool finish_body(struct cb__conn *c)
     return false;
 }
 
-static void sink(void *ud, const char *data, size_t n)
+static void body_sink(void *ud, const char *data, size_t n)
 {
     struct cb__conn *c = ud;
     if (c->state == CB__BODY)
@@ -427,11 +427,11 @@ static bool take_body(struct cb__conn *c)
     int rc = 0;
     if (r->head.framing == CB_HTTP_LENGTH) {
         used = c->rlen < c->body_left ? c->rlen : (size_t)c->body_left;
-        sink(c, c->rbuf, used);
+        body_sink(c, c->rbuf, used);
         c->body_left -= used;
         rc = c->body_left == 0;
     } else {
-        rc = cb__http_chunked_feed(&c->chunked, c->rbuf, c->rlen, &used, sink, c, &err);
+        rc = cb__http_chunked_feed(&c->chunked, c->rbuf, c->rlen, &used, body_sink, c, &err);
     }
     if (rc < 0) {
         unsigned status = cb__http_error_status(rc);
@@ -543,7 +543,7 @@ static void grow_rbuf(struct cb__conn *c)
     c->rcap = cap;
 }
 
-static void read_more(struct cb__conn *c)
+static void conn_read_more(struct cb__conn *c)
 {
     if (c->state == CB__LINGER)
         c->rlen = 0;
@@ -575,7 +575,7 @@ void cb__conn_event(struct cb__conn *c, uint32_t events)
         stream_event(c, events);
         return;
     }
-    read_more(c);
+    conn_read_more(c);
 }
 
 void cb__conn_expire(struct cb__conn *c)

@@ -509,7 +509,7 @@ int cb__http_parse_head(const char *buf, size_t len, struct cb_http_head *h, str
 
 /* Decodes percent-escapes into out, which has room for n bytes. Returns
  * the decoded length. */
-static size_t decode(const char *in, size_t n, char *out)
+static size_t percent_decode(const char *in, size_t n, char *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -528,7 +528,7 @@ static size_t decode(const char *in, size_t n, char *out)
 int cb__http_decode_path(const char *raw, size_t len, char **out, struct cb_error *err)
 {
     char *p = cb_xmalloc(len + 2);
-    size_t n = len == 0 ? 1 : decode(raw, len, p);
+    size_t n = len == 0 ? 1 : percent_decode(raw, len, p);
     if (len == 0)
         p[0] = '/';
     p[n] = '\0';

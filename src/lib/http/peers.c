@@ -8,16 +8,16 @@
 
 #define NBUCKETS 1024
 
-struct entry {
+struct peer_entry {
     struct cb_peer_key key;
     unsigned count;
-    struct entry *next;
+    struct peer_entry *next;
 };
 
 struct cb_peers {
     pthread_mutex_t lock;
     unsigned limit;
-    struct entry *buckets[NBUCKETS];
+    struct peer_entry *buckets[NBUCKETS];
 };
 
 struct cb_peers *cb_peers_new(unsigned limit)
@@ -33,7 +33,7 @@ void cb__peers_free(struct cb_peers *p)
     if (p == NULL)
         return;
     for (size_t i = 0; i < NBUCKETS; i++) {
-        for (struct entry *e = p->buckets[i], *next; e != NULL; e = next) {
+        for (struct peer_entry *e = p->buckets[i], *next; e != NULL; e = next) {
             next = e->next;
             free(e);
         }
@@ -61,14 +61,14 @@ bool cb__peer_key_from(const struct sockaddr *sa, socklen_t len, struct cb_peer_
     return false;
 }
 
-static size_t bucket(const struct cb_peer_key *k)
+static size_t peer_bucket(const struct cb_peer_key *k)
 {
     return cb_fnv1a(CB_FNV1A_INIT, k->addr, sizeof(k->addr)) % NBUCKETS;
 }
 
-static struct entry **find(struct cb_peers *p, const struct cb_peer_key *k)
+static struct peer_entry **find_peer(struct cb_peers *p, const struct cb_peer_key *k)
 {
-    struct entry **e = &p->buckets[bucket(k)];
+    struct peer_entry **e = &p->buckets[peer_bucket(k)];
     while (*e != NULL && memcmp((*e)->key.addr, k->addr, sizeof(k->addr)) != 0)
         e = &(*e)->next;
     return e;
@@ -77,7 +77,7 @@ static struct entry **find(struct cb_peers *p, const struct cb_peer_key *k)
 bool cb__peers_acquire(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
-    struct entry **slot = find(p, k);
+    struct peer_entry **slot = find_peer(p, k);
     bool ok = *slot == NULL || p->limit == 0 || (*slot)->count < p->limit;
     if (ok && *slot == NULL) {
         *slot = cb_xcalloc(1, sizeof(**slot));
@@ -92,8 +92,8 @@ bool cb__peers_acquire(struct cb_peers *p, const struct cb_peer_key *k)
 void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
-    struct entry **slot = find(p, k);
-    struct entry *e = *slot;
+    struct peer_entry **slot = find_peer(p, k);
+    struct peer_entry *e = *slot;
     if (e != NULL && --e->count == 0) {
         *slot = e->next;
         free(e);
@@ -104,7 +104,7 @@ void cb__peers_release(struct cb_peers *p, const struct cb_peer_key *k)
 unsigned cb__peers_count(struct cb_peers *p, const struct cb_peer_key *k)
 {
     pthread_mutex_lock(&p->lock);
-    struct entry *e = *find(p, k);
+    struct peer_entry *e = *find_peer(p, k);
     unsigned n = e ? e->count : 0;
     pthread_mutex_unlock(&p->lock);
     return n;

@@ -196,10 +196,10 @@ bool cb__response_has_body(unsigned status)
 
 /* Appends to a fixed buffer; what does not fit is dropped (the fields
  * here are bounded and come from code, so nothing is ever dropped). */
-static void put(char *out, size_t cap, size_t *len, const char *fmt, ...)
+static void put_fmt(char *out, size_t cap, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void put(char *out, size_t cap, size_t *len, const char *fmt, ...)
+static void put_fmt(char *out, size_t cap, size_t *len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -215,28 +215,28 @@ void cb__response_head(struct cb__req *r, const char *date, bool close, bool kee
     char *o = r->out;
     size_t cap = sizeof(r->out);
     size_t n = 0;
-    put(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
-        cb_http_reason(res->status), date, r->request_id);
+    put_fmt(o, cap, &n, "HTTP/1.1 %u %s\r\nDate: %s\r\nX-Request-Id: %s\r\n", res->status,
+            cb_http_reason(res->status), date, r->request_id);
     /* A streamed body on HTTP/1.0 has no framing: the connection's end
      * delimits it. */
     if (r->streamed && r->head.minor != 0)
-        put(o, cap, &n, "Transfer-Encoding: chunked\r\n");
+        put_fmt(o, cap, &n, "Transfer-Encoding: chunked\r\n");
     else if (cb__response_has_body(res->status) && !r->streamed)
-        put(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
+        put_fmt(o, cap, &n, "Content-Length: %zu\r\n", res->body_len);
     if (res->content_type)
-        put(o, cap, &n, "Content-Type: %s\r\n", res->content_type);
+        put_fmt(o, cap, &n, "Content-Type: %s\r\n", res->content_type);
     if (res->allow[0] && res->status == 405)
-        put(o, cap, &n, "Allow: %s\r\n", res->allow);
+        put_fmt(o, cap, &n, "Allow: %s\r\n", res->allow);
     if (res->status == 401)
-        put(o, cap, &n, "WWW-Authenticate: Bearer\r\n");
+        put_fmt(o, cap, &n, "WWW-Authenticate: Bearer\r\n");
     if (res->retry_after)
-        put(o, cap, &n, "Retry-After: %u\r\n", res->retry_after);
+        put_fmt(o, cap, &n, "Retry-After: %u\r\n", res->retry_after);
     if (res->extra_header[0])
-        put(o, cap, &n, "%s\r\n", res->extra_header);
+        put_fmt(o, cap, &n, "%s\r\n", res->extra_header);
     if (close)
-        put(o, cap, &n, "Connection: close\r\n");
+        put_fmt(o, cap, &n, "Connection: close\r\n");
     else if (keep_alive_10)
-        put(o, cap, &n, "Connection: keep-alive\r\n");
-    put(o, cap, &n, "\r\n");
+        put_fmt(o, cap, &n, "Connection: keep-alive\r\n");
+    put_fmt(o, cap, &n, "\r\n");
     r->out_len = n;
 }

@@ -24,7 +24,7 @@ void cb__stream_release(struct cb__stream *st)
     cb__http_stream_drop(&st->src);
 }
 
-static void append(struct cb__stream *st, const char *s)
+static void stream_append(struct cb__stream *st, const char *s)
 {
     size_t n = strlen(s);
     memcpy(st->buf + st->len, s, n);
@@ -44,10 +44,10 @@ static void frame(struct cb__stream *st, size_t n, bool last)
         int k = snprintf(line, sizeof(line), "%zx\r\n", n);
         st->off -= (size_t)k;
         memcpy(st->buf + st->off, line, (size_t)k);
-        append(st, "\r\n");
+        stream_append(st, "\r\n");
     }
     if (last)
-        append(st, "0\r\n\r\n");
+        stream_append(st, "0\r\n\r\n");
 }
 
 enum cb__stream_step cb__stream_next(struct cb__stream *st, bool finish)

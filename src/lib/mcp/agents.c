@@ -10,9 +10,9 @@
 #include "core/util.h"
 #include "mcp/internal.h"
 
-#define START "clawbox_start_agent"
-#define STOP  "clawbox_stop_agent"
-#define LIST  "clawbox_list_agents"
+#define START       "clawbox_start_agent"
+#define STOP        "clawbox_stop_agent"
+#define LIST_AGENTS "clawbox_list_agents"
 
 static json_t *id_tool(const char *name, const char *description)
 {
@@ -28,17 +28,19 @@ void cb__mcp_add_agent_tools(json_t *tools)
                                                 "with its workspace until it is stopped, goes "
                                                 "idle or ends."));
     json_array_append_new(tools, id_tool(STOP, "Stop a running agent; its workspace is kept."));
-    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST, "description",
-                                           "List the registered agents with their status.",
-                                           "inputSchema", "type", "object", "properties"));
+    json_array_append_new(tools,
+                          json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST_AGENTS, "description",
+                                    "List the registered agents with their status.", "inputSchema",
+                                    "type", "object", "properties"));
 }
 
 bool cb__mcp_is_agent_tool(const char *name)
 {
-    return name && (strcmp(name, START) == 0 || strcmp(name, STOP) == 0 || strcmp(name, LIST) == 0);
+    return name &&
+           (strcmp(name, START) == 0 || strcmp(name, STOP) == 0 || strcmp(name, LIST_AGENTS) == 0);
 }
 
-static const char *str(const json_t *o, const char *key)
+static const char *arg_str(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
@@ -63,23 +65,23 @@ static json_t *start_stop(struct cb_mcp *m, const json_t *args, bool start)
         snprintf(a.text, sizeof(a.text),
                  "Agent %s is %s in container %s; its workspace %s is mounted in it. %s stops "
                  "it.",
-                 id, str(a.doc, "status"),
+                 id, arg_str(a.doc, "status"),
                  json_is_string(json_object_get(a.doc, "container_id"))
-                     ? str(a.doc, "container_id")
+                     ? arg_str(a.doc, "container_id")
                      : "(none: it has ended already)",
-                 str(a.doc, "workspace_path"), STOP);
+                 arg_str(a.doc, "workspace_path"), STOP);
         r = cb__mcp_text_result(a.text, false);
     } else {
         snprintf(a.text, sizeof(a.text),
                  "Agent %s is stopped (%s); its container is removed, its workspace %s kept.", id,
-                 str(a.doc, "status"), str(a.doc, "workspace_path"));
+                 arg_str(a.doc, "status"), arg_str(a.doc, "workspace_path"));
         r = cb__mcp_text_result(a.text, false);
     }
     json_decref(a.doc);
     return r;
 }
 
-static json_t *list(struct cb_mcp *m)
+static json_t *list_agents(struct cb_mcp *m)
 {
     struct cb__mcp_answer a = {0};
     if (!cb__mcp_ask(m, "GET", "/agents", NULL, &a)) {
@@ -92,9 +94,9 @@ static json_t *list(struct cb_mcp *m)
     const json_t *g;
     json_array_foreach(a.doc, i, g)
     {
-        cb_buf_printf(&b, "%s  %s  %s  last active %s", str(g, "agent_id"), str(g, "status"),
-                      str(g, "name"), str(g, "last_activity"));
-        const char *ct = str(g, "container_id"), *why = str(g, "error");
+        cb_buf_printf(&b, "%s  %s  %s  last active %s", arg_str(g, "agent_id"),
+                      arg_str(g, "status"), arg_str(g, "name"), arg_str(g, "last_activity"));
+        const char *ct = arg_str(g, "container_id"), *why = arg_str(g, "error");
         if (ct[0])
             cb_buf_printf(&b, "  container %s", ct);
         if (why[0])
@@ -113,5 +115,5 @@ json_t *cb__mcp_agent_call(struct cb_mcp *m, const char *name, const json_t *arg
         return start_stop(m, args, true);
     if (strcmp(name, STOP) == 0)
         return start_stop(m, args, false);
-    return list(m);
+    return list_agents(m);
 }

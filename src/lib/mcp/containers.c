@@ -16,10 +16,10 @@
 /* The answer naming the templates there are. */
 #define TEMPLATE_LIST_MAX (64 * 1024)
 
-#define SPAWN "clawbox_spawn_container"
-#define KILL  "clawbox_kill_container"
-#define LIST  "clawbox_list_containers"
-#define EXEC  "clawbox_exec"
+#define SPAWN           "clawbox_spawn_container"
+#define KILL            "clawbox_kill_container"
+#define LIST_CONTAINERS "clawbox_list_containers"
+#define EXEC            "clawbox_exec"
 
 void cb__mcp_add_container_tools(json_t *tools)
 {
@@ -37,7 +37,8 @@ void cb__mcp_add_container_tools(json_t *tools)
                          "Kill and remove a container; returns its last output.", "inputSchema",
                          "type", "object", "properties", "container_id", "type", "string",
                          "required", "container_id"));
-    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST, "description",
+    json_array_append_new(tools, json_pack("{s:s, s:s, s:{s:s, s:{}}}", "name", LIST_CONTAINERS,
+                                           "description",
                                            "List the containers clawbox runs or ran, with their "
                                            "status.",
                                            "inputSchema", "type", "object", "properties"));
@@ -61,7 +62,7 @@ void cb__mcp_add_container_tools(json_t *tools)
 bool cb__mcp_is_container_tool(const char *name)
 {
     return name && (strcmp(name, SPAWN) == 0 || strcmp(name, KILL) == 0 ||
-                    strcmp(name, LIST) == 0 || strcmp(name, EXEC) == 0);
+                    strcmp(name, LIST_CONTAINERS) == 0 || strcmp(name, EXEC) == 0);
 }
 
 bool cb__mcp_ask(struct cb_mcp *m, const char *method, const char *path, const char *body,
@@ -110,7 +111,7 @@ static json_t *no_template(const struct cb_config *cfg, const char *name)
     return r;
 }
 
-static json_t *spawn(struct cb_mcp *m, const json_t *args)
+static json_t *spawn_container(struct cb_mcp *m, const json_t *args)
 {
     const char *name = json_string_value(json_object_get(args, "template"));
     const struct cb_image_template *t = cb_template_find(m->cfg.config, name);
@@ -159,7 +160,7 @@ static json_t *kill_container(struct cb_mcp *m, const json_t *args)
     return r;
 }
 
-static json_t *list(struct cb_mcp *m)
+static json_t *list_containers(struct cb_mcp *m)
 {
     struct cb__mcp_answer a = {0};
     if (!cb__mcp_ask(m, "GET", "/containers", NULL, &a)) {
@@ -291,10 +292,10 @@ static json_t *exec_in(struct cb_mcp *m, const json_t *args)
 json_t *cb__mcp_container_call(struct cb_mcp *m, const char *name, const json_t *args)
 {
     if (strcmp(name, SPAWN) == 0)
-        return spawn(m, args);
+        return spawn_container(m, args);
     if (strcmp(name, EXEC) == 0)
         return exec_in(m, args);
     if (strcmp(name, KILL) == 0)
         return kill_container(m, args);
-    return list(m);
+    return list_containers(m);
 }

@@ -114,7 +114,7 @@ static json_t *listing(const char *path, const struct cb_buf *body)
     return r;
 }
 
-static json_t *read_file(struct cb_mcp *m, const json_t *args)
+static json_t *files_read(struct cb_mcp *m, const json_t *args)
 {
     bool list = json_is_true(json_object_get(args, "list"));
     const char *path = json_string_value(json_object_get(args, "path"));
@@ -143,7 +143,7 @@ static json_t *read_file(struct cb_mcp *m, const json_t *args)
     return r;
 }
 
-static json_t *write_file(struct cb_mcp *m, const json_t *args)
+static json_t *files_write(struct cb_mcp *m, const json_t *args)
 {
     const char *content = json_string_value(json_object_get(args, "content"));
     if (content == NULL)
@@ -167,5 +167,5 @@ static json_t *write_file(struct cb_mcp *m, const json_t *args)
 
 json_t *cb__mcp_file_call(struct cb_mcp *m, const char *name, const json_t *args)
 {
-    return strcmp(name, READ) == 0 ? read_file(m, args) : write_file(m, args);
+    return strcmp(name, READ) == 0 ? files_read(m, args) : files_write(m, args);
 }

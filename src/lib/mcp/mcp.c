@@ -58,7 +58,7 @@ int cb__mcp_request(struct cb_mcp *m, const char *method, const char *path, cons
 
 /* ---- output ---- */
 
-static int write_line(int fd, const char *msg, size_t len)
+static int write_message(int fd, const char *msg, size_t len)
 {
     struct iovec iov[2] = {{(void *)msg, len}, {"\n", 1}};
     return cb_writev_all(fd, iov, 2);
@@ -76,7 +76,7 @@ void cb__mcp_send(struct cb_mcp *m, json_t *msg)
     }
     pthread_mutex_lock(&m->out_lock);
     int rc = m->cfg.emit ? m->cfg.emit(m->cfg.emit_ud, text, strlen(text))
-                         : write_line(m->cfg.out_fd, text, strlen(text));
+                         : write_message(m->cfg.out_fd, text, strlen(text));
     pthread_mutex_unlock(&m->out_lock);
     free(text);
     if (rc < 0) {
@@ -215,7 +215,7 @@ void cb_mcp_free(struct cb_mcp *m)
 
 typedef cb__mcp_work_fn work_fn;
 
-struct job {
+struct mcp_job {
     struct cb_mcp *m;
     unsigned slot;
     json_t *params;
@@ -224,7 +224,7 @@ struct job {
 };
 
 /* One request being dispatched. */
-struct req {
+struct mcp_req {
     const json_t *id;
     const json_t *params;
     const char *version; /* the revision serving it (a cb__mcp_versions entry) */
@@ -238,7 +238,7 @@ struct req {
  * just seen an empty queue, and a slot is never given out twice. */
 enum { QUEUED = -1, FULL = -2 };
 
-static int claim(struct cb_mcp *m, const struct req *r, work_fn fn)
+static int claim(struct cb_mcp *m, const struct mcp_req *r, work_fn fn)
 {
     int got = FULL;
     pthread_mutex_lock(&m->lock);
@@ -280,7 +280,7 @@ static json_t *take_id(struct cb_mcp *m, unsigned slot)
  * unanswered) and returns true, or, with the queue empty, frees the slot,
  * counts the job done and returns false; the thread must not touch m
  * after that, since cb_mcp_free may be waiting for exactly this. */
-static bool next_or_finish(struct job *j)
+static bool next_or_finish(struct mcp_job *j)
 {
     struct cb_mcp *m = j->m;
     pthread_mutex_lock(&m->lock);
@@ -311,9 +311,9 @@ static bool next_or_finish(struct job *j)
     return found;
 }
 
-static void *run_job(void *arg)
+static void *run_mcp_job(void *arg)
 {
-    struct job *j = arg;
+    struct mcp_job *j = arg;
     do {
         struct cb__mcp_rpc_error e = {0};
         json_t *result = j->fn(j->m, j->params, j->shape, &e);
@@ -332,7 +332,7 @@ static void *run_job(void *arg)
 }
 
 /* Runs fn on a detached thread, answering the request when it is done. */
-static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
+static void start_job(struct cb_mcp *m, const struct mcp_req *r, work_fn fn)
 {
     const json_t *id = r->id;
     int slot = claim(m, r, fn);
@@ -343,13 +343,13 @@ static void start_job(struct cb_mcp *m, const struct req *r, work_fn fn)
                    m->cfg.max_inflight, m->cfg.max_queued);
         return;
     }
-    struct job *j = cb_xmalloc(sizeof(*j));
-    *j = (struct job){m, (unsigned)slot, json_deep_copy(r->params), fn, r->shape};
+    struct mcp_job *j = cb_xmalloc(sizeof(*j));
+    *j = (struct mcp_job){m, (unsigned)slot, json_deep_copy(r->params), fn, r->shape};
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, run_job, j);
+    int rc = pthread_create(&t, &attr, run_mcp_job, j);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         /* No worker: this request, and any queued behind it meanwhile, are
@@ -414,7 +414,7 @@ static void do_initialize(struct cb_mcp *m, const json_t *id, const json_t *para
 /* server/discover (2026-07-28): every revision served, what the server
  * offers, and who it is. Identity is in _meta, where 2026-07-28 puts it,
  * and also in serverInfo, where the release candidate had it. */
-static void do_discover(struct cb_mcp *m, const struct req *r)
+static void do_discover(struct cb_mcp *m, const struct mcp_req *r)
 {
     if (!r->stateless) {
         send_error(m, r->id, CB__MCP_INVALID_PARAMS,
@@ -428,7 +428,7 @@ static void do_discover(struct cb_mcp *m, const struct req *r)
     send_result(m, r->id, complete(cacheable(res, CB__MCP_DISCOVER_TTL_MS, "public")));
 }
 
-static void do_tools_list(struct cb_mcp *m, const struct req *r)
+static void do_tools_list(struct cb_mcp *m, const struct mcp_req *r)
 {
     /* Every tool comes in one page, so no cursor was ever handed out. */
     if (r->shape == CB__MCP_MODERN && json_object_get(r->params, "cursor") != NULL)
@@ -438,7 +438,7 @@ static void do_tools_list(struct cb_mcp *m, const struct req *r)
         start_job(m, r, work_tools_list);
 }
 
-static void do_tools_call(struct cb_mcp *m, const struct req *r)
+static void do_tools_call(struct cb_mcp *m, const struct mcp_req *r)
 {
     const char *name = json_string_value(json_object_get(r->params, "name"));
     const json_t *args = json_object_get(r->params, "arguments");
@@ -453,7 +453,7 @@ static void do_tools_call(struct cb_mcp *m, const struct req *r)
 }
 
 /* resources/list, resources/templates/list and prompts/list: empty. */
-static void empty_list(struct cb_mcp *m, const struct req *r, const char *key)
+static void empty_list(struct cb_mcp *m, const struct mcp_req *r, const char *key)
 {
     json_t *res = json_pack("{s:[]}", key);
     if (r->shape == CB__MCP_MODERN)
@@ -461,7 +461,7 @@ static void empty_list(struct cb_mcp *m, const struct req *r, const char *key)
     answer(m, r->id, r->shape, res);
 }
 
-static void do_method(struct cb_mcp *m, const char *method, const struct req *r)
+static void do_method(struct cb_mcp *m, const char *method, const struct mcp_req *r)
 {
     bool modern = r->shape == CB__MCP_MODERN;
     if (strcmp(method, "server/discover") == 0)
@@ -529,7 +529,7 @@ static const char *session_version(struct cb_mcp *m)
 static void do_request(struct cb_mcp *m, const char *method, const json_t *id, const json_t *params)
 {
     const json_t *meta = json_object_get(params, "_meta");
-    struct req r = {.id = id, .params = params};
+    struct mcp_req r = {.id = id, .params = params};
     if (strcmp(method, "initialize") == 0) {
         do_initialize(m, id, params);
         return;
@@ -568,25 +568,25 @@ static void do_notification(struct cb_mcp *m, const char *method, const json_t *
 
 /* ---- framing ---- */
 
-static bool valid_id(const json_t *id)
+static bool valid_request_id(const json_t *id)
 {
     return json_is_string(id) || json_is_integer(id);
 }
 
 /* Checks the envelope and dispatches one parsed message. */
-static void dispatch(struct cb_mcp *m, const json_t *msg)
+static void dispatch_message(struct cb_mcp *m, const json_t *msg)
 {
     const json_t *id = json_object_get(msg, "id");
     const json_t *method = json_object_get(msg, "method");
     const json_t *params = json_object_get(msg, "params");
     const char *ver = json_string_value(json_object_get(msg, "jsonrpc"));
-    const json_t *reply_id = valid_id(id) ? id : NULL;
+    const json_t *reply_id = valid_request_id(id) ? id : NULL;
     if (method == NULL && (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
         cb_log(CB_LOG_DEBUG, "mcp: ignoring a response; this server sends no requests");
         return;
     }
     if (ver == NULL || strcmp(ver, "2.0") != 0 || !json_is_string(method) ||
-        (id != NULL && !valid_id(id)))
+        (id != NULL && !valid_request_id(id)))
         send_error(m, reply_id, CB__MCP_INVALID_REQUEST,
                    "invalid request: need jsonrpc \"2.0\", a string method and a string or "
                    "integer id");
@@ -619,7 +619,7 @@ void cb__mcp_handle(struct cb_mcp *m, const char *line, size_t len)
         return;
     }
     if (json_is_object(msg))
-        dispatch(m, msg);
+        dispatch_message(m, msg);
     else
         send_error(m, NULL, CB__MCP_INVALID_REQUEST,
                    "invalid request: expected one JSON-RPC object (batches are not supported)");

@@ -104,7 +104,7 @@ static json_t *parse_body(const struct cb_buf *body)
 
 /* ---- tools/list ---- */
 
-static int by_name(const void *a, const void *b)
+static int tool_by_name(const void *a, const void *b)
 {
     const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
     return strcmp(json_string_value(json_object_get(x, "name")),
@@ -138,7 +138,7 @@ static json_t *tools_from(const json_t *manifests, enum cb__mcp_shape shape)
     json_t **sorted = cb_xcalloc(n ? n : 1, sizeof(*sorted));
     for (i = 0; i < n; i++)
         sorted[i] = json_array_get(all, i);
-    qsort(sorted, n, sizeof(*sorted), by_name);
+    qsort(sorted, n, sizeof(*sorted), tool_by_name);
     json_t *tools = json_array();
     for (i = 0; i < n; i++)
         json_array_append(tools, sorted[i]);

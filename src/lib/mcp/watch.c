@@ -48,7 +48,7 @@ static bool pause_ms(struct cb_mcp *m, unsigned ms)
  * saw at initialize is the one later changes are measured against. */
 #define WATCH_START_MS 20
 
-static void *watch_main(void *arg)
+static void *mcp_watch_main(void *arg)
 {
     struct cb_mcp *m = arg;
     char *last = NULL;
@@ -75,7 +75,7 @@ void cb__mcp_watch_start(struct cb_mcp *m)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&m->watch_cv, &ca);
     pthread_condattr_destroy(&ca);
-    m->watching = pthread_create(&m->watch_thread, NULL, watch_main, m) == 0;
+    m->watching = pthread_create(&m->watch_thread, NULL, mcp_watch_main, m) == 0;
     if (!m->watching)
         pthread_cond_destroy(&m->watch_cv);
 }

@@ -8,14 +8,14 @@
 
 #include "core/util.h"
 
-struct entry {
+struct allow_entry {
     bool wildcard;             /* "*.domain": host.name is the domain */
     bool public_suffix;        /* ... and the domain is a public suffix */
     struct cb_proxy_host host; /* canonical */
 };
 
 struct cb_proxy_allowlist {
-    struct entry *entries;
+    struct allow_entry *entries;
     size_t n;
     bool star;
     bool public_wildcard; /* some entry is "*.<public suffix>" */
@@ -35,7 +35,7 @@ static int check_shape(const char *s, size_t len, struct cb_error *err)
     return 0;
 }
 
-static int parse_entry(const char *s, size_t len, struct entry *e, struct cb_error *err)
+static int parse_allow_entry(const char *s, size_t len, struct allow_entry *e, struct cb_error *err)
 {
     int r = check_shape(s, len, err);
     if (r < 0)
@@ -61,11 +61,11 @@ int cb_proxy_allowlist_entry_check(const char *s, size_t len, bool allow_wildcar
                                    struct cb_error *err)
 {
     char q[CB__PROXY_QUOTE_BUF];
-    struct entry e;
+    struct allow_entry e;
     int r = 0;
     bool star = len == 1 && s[0] == '*';
     if (!star)
-        r = parse_entry(s, len, &e, err);
+        r = parse_allow_entry(s, len, &e, err);
     if (r == 0 && !allow_wildcard_all && (star || e.public_suffix))
         r = cb_error_set(err, -EINVAL,
                          "%s allows every host%s; set proxy.allow_wildcard_all = true to "
@@ -90,7 +90,7 @@ int cb_proxy_allowlist_new(char *const *entries, size_t n, struct cb_proxy_allow
             l->star = true;
             continue;
         }
-        int r = parse_entry(entries[i], len, &l->entries[l->n], err);
+        int r = parse_allow_entry(entries[i], len, &l->entries[l->n], err);
         if (r < 0) {
             cb_error_prefix(err, "allowlist entry \"%s\"", cb__proxy_quote(entries[i], len, q));
             cb_proxy_allowlist_free(l);
@@ -111,7 +111,7 @@ void cb_proxy_allowlist_free(struct cb_proxy_allowlist *l)
     free(l);
 }
 
-static bool matches(const struct entry *e, const struct cb_proxy_host *h)
+static bool matches(const struct allow_entry *e, const struct cb_proxy_host *h)
 {
     if (!e->wildcard)
         return e->host.kind == h->kind && strcmp(e->host.name, h->name) == 0;
@@ -123,8 +123,8 @@ static bool matches(const struct entry *e, const struct cb_proxy_host *h)
     return h->name[off - 1] == '.' && memcmp(h->name + off, e->host.name, e->host.len) == 0;
 }
 
-static int deny(const struct cb_proxy_allowlist *l, const char *host, const char *who,
-                struct cb_error *err)
+static int allowlist_deny(const struct cb_proxy_allowlist *l, const char *host, const char *who,
+                          struct cb_error *err)
 {
     char wq[CB__PROXY_QUOTE_BUF];
     const char *why = "";
@@ -149,10 +149,10 @@ int cb__proxy_allowlist_check(const struct cb_proxy_allowlist *l, const char *ho
     if (cb_proxy_host_parse(host, len, &h, NULL) < 0) {
         char shown[CB__PROXY_QUOTE_BUF + 2];
         snprintf(shown, sizeof(shown), "\"%s\"", cb__proxy_quote(host, len, hq));
-        return deny(l, shown, who, err);
+        return allowlist_deny(l, shown, who, err);
     }
     for (size_t i = 0; l != NULL && i < l->n; i++)
         if ((!l->entries[i].public_suffix || allow_wildcard_all) && matches(&l->entries[i], &h))
             return 0;
-    return deny(l, h.name, who, err);
+    return allowlist_deny(l, h.name, who, err);
 }

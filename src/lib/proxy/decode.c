@@ -207,7 +207,7 @@ static int plan(const char *codings, enum coding *todo, struct cb_error *err)
     return k;
 }
 
-static int failed(int r, enum coding c, size_t max, const char *why, struct cb_error *err)
+static int decode_failed(int r, enum coding c, size_t max, const char *why, struct cb_error *err)
 {
     const char *name = c == GZIP ? "gzip" : "deflate";
     if (r == -EFBIG)
@@ -238,7 +238,7 @@ int cb__decode_body(const char *codings, const void *in, size_t len, size_t max,
         *out = next;
         if (r < 0) {
             cb_buf_reset(out);
-            return failed(r, todo[i], max, why, err);
+            return decode_failed(r, todo[i], max, why, err);
         }
         p = (const unsigned char *)(out->data ? out->data : "");
         len = out->len;

@@ -364,7 +364,7 @@ struct progress {
 };
 
 /* Drives the transfer; true once it ended or failed. */
-static bool step(void *ud)
+static bool multi_step(void *ud)
 {
     struct progress *p = ud;
     p->mc = curl_multi_perform(p->multi, &p->running);
@@ -381,9 +381,9 @@ static CURLcode perform(struct cb_forwarder *f, struct handle *h)
     bool alone = atomic_fetch_add(&f->in_flight, 1) == 0;
     uint64_t start = cb_now_mono_ns();
     bool done =
-        cb_yield_until(step, &p, alone && atomic_load(&f->last_fast) ? UPSTREAM_SPIN_NS : 0);
+        cb_yield_until(multi_step, &p, alone && atomic_load(&f->last_fast) ? UPSTREAM_SPIN_NS : 0);
     while (!done && (p.mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL)) == CURLM_OK)
-        done = step(&p);
+        done = multi_step(&p);
     atomic_store(&f->last_fast, cb_now_mono_ns() - start <= UPSTREAM_SPIN_NS);
     atomic_fetch_sub(&f->in_flight, 1);
     CURLcode rc = p.mc == CURLM_OK ? CURLE_OK : multi_failure(p.mc);

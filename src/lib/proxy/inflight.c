@@ -5,8 +5,8 @@
 
 #include "core/util.h"
 
-struct entry {
-    struct entry *next;
+struct flight {
+    struct flight *next;
     uint64_t n;
     size_t len;
     char key[];
@@ -14,7 +14,7 @@ struct entry {
 
 struct cb_proxy_inflight {
     pthread_mutex_t lock;
-    struct entry *head; /* keys holding a slot: a short list */
+    struct flight *head; /* keys holding a slot: a short list */
 };
 
 struct cb_proxy_inflight *cb_proxy_inflight_new(void)
@@ -29,7 +29,7 @@ void cb__proxy_inflight_free(struct cb_proxy_inflight *f)
     if (f == NULL)
         return;
     while (f->head != NULL) {
-        struct entry *e = f->head;
+        struct flight *e = f->head;
         f->head = e->next;
         free(e);
     }
@@ -38,9 +38,9 @@ void cb__proxy_inflight_free(struct cb_proxy_inflight *f)
 }
 
 /* The link that points at key's entry (or at NULL). Caller holds the lock. */
-static struct entry **find(struct cb_proxy_inflight *f, const char *key, size_t len)
+static struct flight **find_flight(struct cb_proxy_inflight *f, const char *key, size_t len)
 {
-    struct entry **pp = &f->head;
+    struct flight **pp = &f->head;
     while (*pp != NULL && ((*pp)->len != len || memcmp((*pp)->key, key, len) != 0))
         pp = &(*pp)->next;
     return pp;
@@ -50,11 +50,11 @@ bool cb__proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_
                              uint64_t *held)
 {
     pthread_mutex_lock(&f->lock);
-    struct entry **pp = find(f, key, len);
+    struct flight **pp = find_flight(f, key, len);
     uint64_t n = *pp != NULL ? (*pp)->n : 0;
     bool ok = n < max;
     if (ok && *pp == NULL) {
-        struct entry *e = cb_xcalloc(1, sizeof(*e) + len);
+        struct flight *e = cb_xcalloc(1, sizeof(*e) + len);
         memcpy(e->key, key, len);
         e->len = len;
         e->next = f->head;
@@ -72,8 +72,8 @@ bool cb__proxy_inflight_take(struct cb_proxy_inflight *f, const char *key, size_
 void cb__proxy_inflight_put(struct cb_proxy_inflight *f, const char *key, size_t len)
 {
     pthread_mutex_lock(&f->lock);
-    struct entry **pp = find(f, key, len);
-    struct entry *e = *pp;
+    struct flight **pp = find_flight(f, key, len);
+    struct flight *e = *pp;
     if (e != NULL && --e->n == 0) {
         *pp = e->next;
         free(e);

@@ -835,8 +835,8 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
 }
 
 /* Runs q (its caller fields set) through the stages. */
-static json_t *run(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
-                   const json_t *granted, const json_t *params)
+static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
+                            const json_t *granted, const json_t *params)
 {
     struct cb_error err = {0};
     json_t *env = NULL;
@@ -871,7 +871,7 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
                               const json_t *granted, const json_t *params, const char *request_id)
 {
     struct req q = {.tool = manifest->name, .request_id = request_id};
-    return run(p, &q, manifest, granted, params);
+    return run_pipeline(p, &q, manifest, granted, params);
 }
 
 json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest *manifest,
@@ -880,7 +880,7 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
 {
     struct req q = {
         .tool = manifest->name, .request_id = request_id, .container = true, .raw_body = raw_body};
-    return run(p, &q, manifest, granted, params);
+    return run_pipeline(p, &q, manifest, granted, params);
 }
 
 /* ------------------- a container's transparent egress ------------------- */

@@ -73,15 +73,15 @@ void cb__proxy_ratelimit_free(struct cb_proxy_ratelimit *rl)
 }
 
 /* Keys are server-chosen names, so flooding is not a concern. */
-static size_t slot_of(const struct cb_proxy_ratelimit *rl, const char *key, size_t len)
+static size_t key_slot(const struct cb_proxy_ratelimit *rl, const char *key, size_t len)
 {
     return (size_t)cb_fnv1a(CB_FNV1A_INIT, key, len) & (rl->nslots - 1);
 }
 
 /* The chain link that points at the key's bucket (or at NULL). */
-static struct bucket **find(struct cb_proxy_ratelimit *rl, const char *key, size_t len)
+static struct bucket **find_bucket(struct cb_proxy_ratelimit *rl, const char *key, size_t len)
 {
-    struct bucket **pp = &rl->slots[slot_of(rl, key, len)];
+    struct bucket **pp = &rl->slots[key_slot(rl, key, len)];
     while (*pp && ((*pp)->len != len || memcmp((*pp)->key, key, len) != 0))
         pp = &(*pp)->next;
     return pp;
@@ -143,12 +143,12 @@ static void evict_lru_locked(struct cb_proxy_ratelimit *rl)
 static struct bucket *bucket_for(struct cb_proxy_ratelimit *rl, const char *key, size_t len,
                                  uint64_t now)
 {
-    struct bucket **pp = find(rl, key, len);
+    struct bucket **pp = find_bucket(rl, key, len);
     if (*pp)
         return *pp;
     if (rl->count >= rl->max_keys && sweep_locked(rl, now) == 0)
         evict_lru_locked(rl);
-    pp = find(rl, key, len);
+    pp = find_bucket(rl, key, len);
     struct bucket *b = cb_xmalloc(sizeof(*b) + len + 1);
     b->next = NULL;
     b->tokens = rl->burst;

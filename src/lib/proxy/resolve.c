@@ -9,8 +9,8 @@
 
 #define BUCKETS 256u
 
-struct entry {
-    struct entry *next;
+struct cache_entry {
+    struct cache_entry *next;
     uint64_t expires_ns;
     struct cb_proxy_addrs addrs;
     char name[];
@@ -21,7 +21,7 @@ struct cb_proxy_resolver {
     uint64_t ttl_ns;
     cb_proxy_lookup_fn lookup;
     size_t n;
-    struct entry *bucket[BUCKETS];
+    struct cache_entry *bucket[BUCKETS];
 };
 
 static int system_lookup(const char *name, struct cb_proxy_addrs *out)
@@ -57,8 +57,8 @@ struct cb_proxy_resolver *cb__proxy_resolver_new(uint64_t ttl_ms, cb_proxy_looku
 static void prune(struct cb_proxy_resolver *r, uint64_t now, bool all)
 {
     for (size_t b = 0; b < BUCKETS; b++) {
-        for (struct entry **e = &r->bucket[b]; *e != NULL;) {
-            struct entry *old = *e;
+        for (struct cache_entry **e = &r->bucket[b]; *e != NULL;) {
+            struct cache_entry *old = *e;
             if (!all && old->expires_ns > now) {
                 e = &old->next;
                 continue;
@@ -85,7 +85,7 @@ int cb__proxy_resolve(struct cb_proxy_resolver *r, const char *name, struct cb_p
     size_t b = cb_fnv1a(CB_FNV1A_INIT, name, len) % BUCKETS;
     uint64_t now = cb_now_mono_ns();
     pthread_mutex_lock(&r->lock);
-    for (struct entry *e = r->bucket[b]; e != NULL; e = e->next) {
+    for (struct cache_entry *e = r->bucket[b]; e != NULL; e = e->next) {
         if (e->expires_ns > now && strcmp(e->name, name) == 0) {
             *out = e->addrs;
             pthread_mutex_unlock(&r->lock);
@@ -99,14 +99,14 @@ int cb__proxy_resolve(struct cb_proxy_resolver *r, const char *name, struct cb_p
     int g = r->lookup(name, out);
     if (g != 0)
         return g;
-    struct entry *fresh = cb_xmalloc(sizeof(*fresh) + len + 1);
+    struct cache_entry *fresh = cb_xmalloc(sizeof(*fresh) + len + 1);
     fresh->addrs = *out;
     fresh->expires_ns = cb_now_mono_ns() + r->ttl_ns;
     memcpy(fresh->name, name, len + 1);
     pthread_mutex_lock(&r->lock);
-    for (struct entry **e = &r->bucket[b]; *e != NULL; e = &(*e)->next) {
+    for (struct cache_entry **e = &r->bucket[b]; *e != NULL; e = &(*e)->next) {
         if (strcmp((*e)->name, name) == 0) {
-            struct entry *old = *e;
+            struct cache_entry *old = *e;
             *e = old->next;
             free(old);
             r->n--;

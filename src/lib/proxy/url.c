@@ -88,7 +88,7 @@ static size_t span_until(const char *s, size_t from, size_t len, const char *sto
 /* Best-effort redaction of the raw input, parseable or not, for quoting in
  * messages: the fragment is dropped, userinfo becomes "***" and each query
  * value "[REDACTED]". Bytes are otherwise kept; the quote escapes them. */
-static char *redact(const char *s, size_t len, size_t *out_len)
+static char *redact_url(const char *s, size_t len, size_t *out_len)
 {
     struct cb_buf b;
     cb_buf_init(&b, 2 * CB_PROXY_URL_MAX + 64);
@@ -123,7 +123,7 @@ static char *redact(const char *s, size_t len, size_t *out_len)
 static const char *quote_url(const char *s, size_t len, char *q)
 {
     size_t n;
-    _cleanup_free_ char *r = redact(s, len, &n);
+    _cleanup_free_ char *r = redact_url(s, len, &n);
     return cb__proxy_quote(r, n, q);
 }
 
@@ -322,7 +322,7 @@ static int cross_check(const struct raw_url *raw, const struct cb_proxy_host *mi
     return 0;
 }
 
-static void build_outputs(struct cb_proxy_url *out, const struct curl_parts *p)
+static void url_build_outputs(struct cb_proxy_url *out, const struct curl_parts *p)
 {
     char host[CB_PROXY_HOST_NAME_MAX + 3];
     char port[8] = "";
@@ -368,7 +368,7 @@ int cb__proxy_url_parse(const char *s, size_t len, struct cb_proxy_url *out, str
     if (r == 0) {
         out->scheme = raw.scheme;
         out->port = raw.port;
-        build_outputs(out, &p);
+        url_build_outputs(out, &p);
     }
     curl_parts_free(&p);
     return r;

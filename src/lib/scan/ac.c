@@ -172,7 +172,8 @@ size_t cb__ac_states(const struct cb__ac *ac)
     return ac ? ac->nstates : 0;
 }
 
-static void report(const struct cb__ac *ac, uint32_t s, size_t end, cb__ac_hit_fn hit, void *ctx)
+static void report_hits(const struct cb__ac *ac, uint32_t s, size_t end, cb__ac_hit_fn hit,
+                        void *ctx)
 {
     for (; s != AC_NONE; s = ac->dict[s])
         for (uint32_t k = ac->out_first[s]; k < ac->out_first[s + 1]; k++)
@@ -190,7 +191,7 @@ static uint32_t run(const struct cb__ac *ac, const unsigned char *p, size_t from
         uint32_t t = delta[s + cls[p[i]]];
         s = t & AC_MASK;
         if (__builtin_expect((t & AC_FLAG) != 0, 0) && rep)
-            report(ac, s / ac->ncls, i + 1, hit, ctx);
+            report_hits(ac, s / ac->ncls, i + 1, hit, ctx);
     }
     return s;
 }
@@ -211,7 +212,7 @@ static uint32_t warm(const struct cb__ac *ac, const unsigned char *p, size_t at)
         uint32_t t = delta[s##k + cls[p[k * q + i]]];                                              \
         s##k = t & AC_MASK;                                                                        \
         if (__builtin_expect((t & AC_FLAG) != 0, 0))                                               \
-            report(ac, s##k / ac->ncls, k * q + i + 1, hit, ctx);                                  \
+            report_hits(ac, s##k / ac->ncls, k * q + i + 1, hit, ctx);                             \
     } while (0)
 
 /* A DFA is bound by the latency of one table load per byte, each depending

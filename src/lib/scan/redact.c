@@ -52,7 +52,7 @@ static int write_spans(const char *in, size_t len, struct cb__spans *sp, struct 
     return cb_buf_append(out, in + pos, len - pos);
 }
 
-static int cmp_size(const void *a, const void *b)
+static int redact_cmp_size(const void *a, const void *b)
 {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
     return x < y ? -1 : x > y;
@@ -69,7 +69,7 @@ static int each_match(size_t i, const char *s, size_t len, struct cb__cand *cd, 
     const char *lit = cb__pattern_context(i);
     if (cd->n == 0 || (lit && memmem(s, len, lit, strlen(lit)) == NULL))
         return 0;
-    qsort(cd->pos, cd->n, sizeof(size_t), cmp_size);
+    qsort(cd->pos, cd->n, sizeof(size_t), redact_cmp_size);
     size_t pos = 0, ms, me;
     for (size_t j = 0; j < cd->n; j++) {
         if (cd->pos[j] < pos)

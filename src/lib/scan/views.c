@@ -91,7 +91,7 @@ static const unsigned char *next_escape(const unsigned char *q, const unsigned c
 
 /* Decodes in into out; false (nothing allocated) when in has no escape.
  * Runs between escapes are copied whole. */
-static bool decode(const struct cb__view *in, struct cb__view *out)
+static bool decode_view(const struct cb__view *in, struct cb__view *out)
 {
     const unsigned char *p = in->p, *end = p + in->len, *run = p, *q = p;
     const unsigned char *at[N_STARTS];
@@ -136,7 +136,7 @@ void cb__views_build(const unsigned char *data, size_t len, unsigned rounds, str
     vs->n = 1;
     if (rounds > CB_LEAK_URL_ROUNDS)
         rounds = CB_LEAK_URL_ROUNDS;
-    while (vs->n <= rounds && decode(&vs->v[vs->n - 1], &vs->v[vs->n]))
+    while (vs->n <= rounds && decode_view(&vs->v[vs->n - 1], &vs->v[vs->n]))
         vs->n++;
 }
 

@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define QUOTE_MAX 64
+#define DOMAIN_QUOTE_MAX 64
 
 static int refuse(const char *domain, struct cb_error *err, const char *why)
 {
-    return cb_error_set(err, -EINVAL, "credential domain '%.*s' %s", QUOTE_MAX, domain, why);
+    return cb_error_set(err, -EINVAL, "credential domain '%.*s' %s", DOMAIN_QUOTE_MAX, domain, why);
 }
 
 static bool has_space_or_ctl(const char *s)
@@ -98,8 +98,8 @@ int cb_cred_domain_normalize(const char *d, char out[CB_SECRETS_DOMAIN_MAX + 1],
     bool wild = strncmp(d, "*.", 2) == 0;
     const char *host = wild ? d + 2 : d;
     if (cb_proxy_host_parse(host, strlen(host), &h, &e) < 0)
-        return cb_error_set(err, -EINVAL, "credential domain '%.*s' is not valid: %s", QUOTE_MAX, d,
-                            e.msg);
+        return cb_error_set(err, -EINVAL, "credential domain '%.*s' is not valid: %s",
+                            DOMAIN_QUOTE_MAX, d, e.msg);
     if (wild && (r = wildcard(d, &h, err)) < 0)
         return r;
     snprintf(out, CB_SECRETS_DOMAIN_MAX + 1, "%s%s", wild ? "*." : "", h.name);

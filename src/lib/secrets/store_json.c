@@ -18,28 +18,28 @@
 const char *const cb__cred_field_names[CB__F_COUNT] = {"name", "value", "domain", "header_name",
                                                        "header_prefix"};
 
-struct parser {
+struct json_parser {
     const unsigned char *s;
     size_t n;
     size_t i;
     struct cb_error *err;
 };
 
-static int fail(struct parser *p, const char *what)
+static int fail(struct json_parser *p, const char *what)
 {
     return cb_error_set(p->err, CB_SECRETS_E_BAD_PAYLOAD,
                         "credential store payload is not the expected JSON: %s at byte %zu", what,
                         p->i);
 }
 
-static void skip_ws(struct parser *p)
+static void skip_ws(struct json_parser *p)
 {
     while (p->i < p->n &&
            (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
         p->i++;
 }
 
-static bool eat(struct parser *p, char c)
+static bool eat(struct json_parser *p, char c)
 {
     skip_ws(p);
     if (p->i < p->n && p->s[p->i] == (unsigned char)c) {
@@ -49,7 +49,7 @@ static bool eat(struct parser *p, char c)
     return false;
 }
 
-static int hex4(struct parser *p, uint32_t *out)
+static int hex4(struct json_parser *p, uint32_t *out)
 {
     uint32_t v = 0;
     if (p->n - p->i < 4)
@@ -66,7 +66,7 @@ static int hex4(struct parser *p, uint32_t *out)
 
 /* Decodes a \uXXXX escape (p->i just past the 'u'), joining surrogate
  * pairs as serde_json does and refusing lone surrogates. */
-static int unicode_escape(struct parser *p, char *o, size_t *w)
+static int json_unicode_escape(struct json_parser *p, char *o, size_t *w)
 {
     uint32_t cp, lo;
     int r = hex4(p, &cp);
@@ -88,7 +88,7 @@ static int unicode_escape(struct parser *p, char *o, size_t *w)
     return 0;
 }
 
-static int simple_escape(struct parser *p, unsigned char c, char *o, size_t *w)
+static int simple_escape(struct json_parser *p, unsigned char c, char *o, size_t *w)
 {
     static const char from[] = "\"\\/bfnrt";
     static const char to[] = "\"\\/\b\f\n\r\t";
@@ -101,7 +101,7 @@ static int simple_escape(struct parser *p, unsigned char c, char *o, size_t *w)
 
 /* Decodes the string body into o (at least as large as the raw body, which
  * no decoding can exceed). p->i is just past the opening quote. */
-static int decode_string(struct parser *p, char *o, size_t *w)
+static int decode_string(struct json_parser *p, char *o, size_t *w)
 {
     while (p->i < p->n) {
         unsigned char c = p->s[p->i];
@@ -124,7 +124,7 @@ static int decode_string(struct parser *p, char *o, size_t *w)
         if (++p->i >= p->n)
             break;
         c = p->s[p->i++];
-        int r = c == 'u' ? unicode_escape(p, o, w) : simple_escape(p, c, o, w);
+        int r = c == 'u' ? json_unicode_escape(p, o, w) : simple_escape(p, c, o, w);
         if (r < 0)
             return r;
     }
@@ -133,7 +133,7 @@ static int decode_string(struct parser *p, char *o, size_t *w)
 
 /* Parses a string into a new buffer sized to the rest of the input's
  * string, so it is allocated once and never reallocated (no stray copies). */
-static int parse_string(struct parser *p, char **out, size_t *len)
+static int parse_string(struct json_parser *p, char **out, size_t *len)
 {
     skip_ws(p);
     if (p->i >= p->n || p->s[p->i] != '"')
@@ -158,9 +158,9 @@ static int parse_string(struct parser *p, char **out, size_t *len)
     return 0;
 }
 
-static int skip_value(struct parser *p, int depth);
+static int skip_value(struct json_parser *p, int depth);
 
-static int skip_number(struct parser *p)
+static int skip_number(struct json_parser *p)
 {
     size_t start = p->i;
     if (p->i < p->n && p->s[p->i] == '-')
@@ -175,7 +175,7 @@ static int skip_number(struct parser *p)
     return 0;
 }
 
-static int skip_container(struct parser *p, int depth, char close, bool keyed)
+static int skip_container(struct json_parser *p, int depth, char close, bool keyed)
 {
     if (eat(p, close))
         return 0;
@@ -198,7 +198,7 @@ static int skip_container(struct parser *p, int depth, char close, bool keyed)
 }
 
 /* Skips a value of an unknown member (serde ignores unknown fields). */
-static int skip_value(struct parser *p, int depth)
+static int skip_value(struct json_parser *p, int depth)
 {
     static const char *const words[] = {"true", "false", "null"};
     if (depth > SKIP_MAX_DEPTH)
@@ -250,7 +250,7 @@ static unsigned extra_index(const char *key, size_t len)
     return 0;
 }
 
-static int parse_bool(struct parser *p, bool *out)
+static int parse_bool(struct json_parser *p, bool *out)
 {
     skip_ws(p);
     if (p->n - p->i >= 4 && memcmp(p->s + p->i, "true", 4) == 0) {
@@ -267,7 +267,7 @@ static int parse_bool(struct parser *p, bool *out)
 }
 
 /* A port: an integer from 0 (any port) to 65535, as serde writes a u16. */
-static int parse_port(struct parser *p, uint16_t *out)
+static int parse_port(struct json_parser *p, uint16_t *out)
 {
     uint32_t v = 0;
     size_t start;
@@ -282,7 +282,7 @@ static int parse_port(struct parser *p, uint16_t *out)
     return 0;
 }
 
-static int parse_extra(struct parser *p, struct cb__cred *c, unsigned x, unsigned *seen)
+static int parse_extra(struct json_parser *p, struct cb__cred *c, unsigned x, unsigned *seen)
 {
     if (*seen & x)
         return fail(p, "duplicate field");
@@ -290,7 +290,7 @@ static int parse_extra(struct parser *p, struct cb__cred *c, unsigned x, unsigne
     return x == EXTRA_ALLOW_HTTP ? parse_bool(p, &c->allow_http) : parse_port(p, &c->port);
 }
 
-static int parse_member(struct parser *p, struct cb__cred *c, unsigned *seen)
+static int parse_member(struct json_parser *p, struct cb__cred *c, unsigned *seen)
 {
     char *key;
     size_t kl;
@@ -316,7 +316,7 @@ static int parse_member(struct parser *p, struct cb__cred *c, unsigned *seen)
     return 0;
 }
 
-static int parse_entry(struct parser *p, struct cb__cred *c)
+static int parse_entry(struct json_parser *p, struct cb__cred *c)
 {
     unsigned seen = 0;
     if (!eat(p, '{'))
@@ -341,7 +341,7 @@ static int parse_entry(struct parser *p, struct cb__cred *c)
     return 0;
 }
 
-static int parse_entries(struct parser *p, struct cb__cred_list *out)
+static int parse_entries(struct json_parser *p, struct cb__cred_list *out)
 {
     if (eat(p, ']'))
         return 0;
@@ -361,7 +361,7 @@ static int parse_entries(struct parser *p, struct cb__cred_list *out)
 
 int cb__creds_parse(const char *json, size_t len, struct cb__cred_list *out, struct cb_error *err)
 {
-    struct parser p = {(const unsigned char *)json, len, 0, err};
+    struct json_parser p = {(const unsigned char *)json, len, 0, err};
     int r = eat(&p, '[') ? parse_entries(&p, out) : fail(&p, "expected a JSON array");
     if (r == 0) {
         skip_ws(&p);

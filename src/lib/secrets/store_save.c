@@ -33,7 +33,7 @@ static bool has_ctl(const char *s, bool allow_space)
 }
 
 /* RFC 9110 token characters. */
-static bool is_token(const char *s)
+static bool is_header_token(const char *s)
 {
     static const char extra[] = "!#$%&'*+-.^_`|~";
     if (*s == '\0')
@@ -60,8 +60,8 @@ static int check_text(const char *what, const char *s, size_t max, bool allow_sp
     return 0;
 }
 
-static int validate(const struct cb_cred_spec *c, const char *header, const char *prefix,
-                    char domain[CB_SECRETS_DOMAIN_MAX + 1], struct cb_error *err)
+static int validate_spec(const struct cb_cred_spec *c, const char *header, const char *prefix,
+                         char domain[CB_SECRETS_DOMAIN_MAX + 1], struct cb_error *err)
 {
     int r = check_text("name", c->name, NAME_MAX_LEN, false, false, err);
     if (r == 0)
@@ -69,7 +69,7 @@ static int validate(const struct cb_cred_spec *c, const char *header, const char
                       : cb_error_set(err, -EINVAL, "credential domain must not be empty");
     if (r == 0)
         r = check_text("header prefix", prefix, PREFIX_MAX_LEN, true, true, err);
-    if (r == 0 && (strlen(header) > HEADER_MAX_LEN || !is_token(header)))
+    if (r == 0 && (strlen(header) > HEADER_MAX_LEN || !is_header_token(header)))
         r = cb_error_set(err, -EINVAL, "credential header '%.64s' is not a valid HTTP header name",
                          header);
     if (r < 0)
@@ -99,7 +99,7 @@ int cb_secret_store_put(struct cb_secret_store *s, const struct cb_cred_spec *sp
     const char *header = spec->header_name ? spec->header_name : CB_SECRETS_DEFAULT_HEADER;
     const char *prefix = spec->header_prefix ? spec->header_prefix : CB_SECRETS_DEFAULT_PREFIX;
     char domain[CB_SECRETS_DOMAIN_MAX + 1];
-    int r = validate(spec, header, prefix, domain, err);
+    int r = validate_spec(spec, header, prefix, domain, err);
     if (r < 0)
         return r;
     struct cb__cred c = {.allow_http = spec->allow_http, .port = spec->port};
@@ -212,7 +212,7 @@ static int seal(const struct cb_secret_store *s, unsigned char **out, size_t *ou
 
 /* Takes an exclusive lock on "<store>.lock" so that two savers cannot both
  * pass the staleness check. Returns the fd or a negative errno. */
-static int lock_store(const char *path, struct cb_error *err)
+static int lock_secret_store(const char *path, struct cb_error *err)
 {
     char *lp = cb_xasprintf("%s.lock", path);
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -257,7 +257,7 @@ static int save_locked(struct cb_secret_store *s, struct cb_error *err)
 int cb_secret_store_save(struct cb_secret_store *s, struct cb_error *err)
 {
     int r = make_parent(s->path, err);
-    int fd = r < 0 ? r : lock_store(s->path, err);
+    int fd = r < 0 ? r : lock_secret_store(s->path, err);
     if (fd >= 0) {
         r = save_locked(s, err);
         close(fd);

@@ -126,8 +126,8 @@ static int compile_once(struct cb_tooling_builder *b, const struct cb_tooling_pr
 
 /* Compiles with heap room, or without it when the module's data and stack
  * alone need more (wasm-ld then says "initial memory too small"). */
-static int compile(struct cb_tooling_builder *b, const struct cb_tooling_project *p,
-                   const char *out, struct cb_buf *log, struct cb_error *err)
+static int compile_project(struct cb_tooling_builder *b, const struct cb_tooling_project *p,
+                           const char *out, struct cb_buf *log, struct cb_error *err)
 {
     static const char too_small[] = "initial memory too small";
     int r = compile_once(b, p, out, true, log, err);
@@ -153,7 +153,7 @@ int cb_tooling_build(struct cb_tooling_builder *b, const struct cb_tooling_proje
     /* Not ending in .wasm, so a watcher on outdir ignores it. */
     _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp.%d", wasm, (int)getpid());
     if (r == 0)
-        r = compile(b, p, tmp, log, err);
+        r = compile_project(b, p, tmp, log, err);
     if (r == 0)
         r = cb__tooling_write_atomic(json, manifest.data, manifest.len, 0644, err);
     if (r == 0 && rename(tmp, wasm) < 0)

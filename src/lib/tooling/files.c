@@ -30,8 +30,8 @@ int cb__tooling_read(const char *path, size_t max, struct cb_buf *b, struct cb_e
     return r;
 }
 
-static int write_file(const char *path, const void *data, size_t len, mode_t mode, bool sync,
-                      struct cb_error *err)
+static int write_new_file(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                          struct cb_error *err)
 {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
@@ -47,7 +47,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 int cb__tooling_write_new(const char *path, const void *data, size_t len, mode_t mode,
                           struct cb_error *err)
 {
-    return write_file(path, data, len, mode, false, err);
+    return write_new_file(path, data, len, mode, false, err);
 }
 
 int cb__tooling_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
@@ -56,7 +56,7 @@ int cb__tooling_write_atomic(const char *path, const void *data, size_t len, mod
     /* The temp name does not end in .wasm or .json: a watcher ignores it. */
     _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp.%d", path, (int)getpid());
     unlink(tmp); /* left over by a killed run of this pid */
-    int r = write_file(tmp, data, len, mode, true, err);
+    int r = write_new_file(tmp, data, len, mode, true, err);
     if (r == 0 && rename(tmp, path) < 0)
         r = cb_error_set(err, -errno, "renaming %s to %s: %s", tmp, path, strerror(errno));
     if (r < 0)

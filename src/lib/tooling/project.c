@@ -46,7 +46,7 @@ static void project_free(struct cb_tooling_project *p)
     free(p->source);
 }
 
-static int push(struct scan *s, struct cb_tooling_project *p, struct cb_error *err)
+static int push_project(struct scan *s, struct cb_tooling_project *p, struct cb_error *err)
 {
     struct cb_tooling_projects *o = s->out;
     if (o->len >= CB_TOOLING_MAX_PROJECTS) {
@@ -110,7 +110,7 @@ static int walk(struct scan *s, const char *dir, const char *name, unsigned dept
 {
     struct cb_tooling_project p;
     if (detect(dir, name, &p))
-        return push(s, &p, err);
+        return push_project(s, &p, err);
     if (depth >= CB_TOOLING_MAX_DEPTH)
         return 0;
     char **names;
@@ -141,8 +141,8 @@ static int check_duplicates(const struct cb_tooling_projects *o, struct cb_error
 }
 
 /* Keeps only the project named `only`. */
-static int filter(struct cb_tooling_projects *o, const char *only, const char *source,
-                  struct cb_error *err)
+static int filter_projects(struct cb_tooling_projects *o, const char *only, const char *source,
+                           struct cb_error *err)
 {
     size_t keep = o->len;
     for (size_t i = 0; i < o->len; i++)
@@ -188,7 +188,7 @@ int cb_tooling_find(const char *source, const char *only, struct cb_tooling_proj
         qsort(out->items, out->len, sizeof(*out->items), cmp_project);
     r = check_duplicates(out, err);
     if (r == 0 && only != NULL)
-        r = filter(out, only, source, err);
+        r = filter_projects(out, only, source, err);
     return r;
 }
 

@@ -107,7 +107,7 @@ static void cleanup(void)
     rm_tree(g.dir);
 }
 
-static void build(void)
+static void build_proxy(void)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(g.dir, sizeof(g.dir), "%s/clawbox-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -152,7 +152,7 @@ static void trim_audit(void)
 const struct fuzz_proxy *fuzz_proxy_get(void)
 {
     if (g.pub.proxy == NULL)
-        build();
+        build_proxy();
     else
         trim_audit();
     return &g.pub;

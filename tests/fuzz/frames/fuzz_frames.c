@@ -45,7 +45,7 @@ static void check(bool cond)
         __builtin_trap();
 }
 
-static char *handler(void *ud, const char *method, json_t *params)
+static char *echo_handler(void *ud, const char *method, json_t *params)
 {
     (void)ud;
     if (strcmp(method, "echo") != 0)
@@ -137,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cb_buf_init(&bytes, SIZE_MAX / 2);
     build(data, size, &bytes);
     struct cb_worker_result res;
-    fuzz_child_session(bytes.data, bytes.len, &limits, handler, NULL, &res, &got);
+    fuzz_child_session(bytes.data, bytes.len, &limits, echo_handler, NULL, &res, &got);
     check(!res.timed_out);
     struct replies r = {0};
     bool partial;

@@ -81,7 +81,7 @@ enum {
     CHILD_FSIZE,
 };
 
-static const char *const step_names[] = {
+static const char *const compile_step_names[] = {
     [CHILD_WASM2C] = "wasm2c",
     [CHILD_GLUE] = "generating the shim glue",
     [CHILD_CC] = "cc",
@@ -276,7 +276,7 @@ static void toolchain_free(struct toolchain *t)
 
 /* What the compile child works from; its copy of cpu_used_ms counts the
  * CPU time of the programs it ran (and of their descendants). */
-struct job {
+struct compile_job {
     struct toolchain t;
     const struct limits *lim;
     uint64_t cpu_used_ms;
@@ -305,7 +305,7 @@ static bool output_at_limit(uint64_t fsize)
  * limit and the address-space limit, and waits. The CPU limit's soft value
  * sends SIGXCPU, which the driver (cc) reports for its compiler as
  * CPU_LIMIT_TEXT; the hard one, a second later, kills. */
-static enum prog_result run_program(char **argv, struct job *job)
+static enum prog_result run_program(char **argv, struct compile_job *job)
 {
     const struct limits *lim = job->lim;
     struct cb_error err = {0};
@@ -344,7 +344,7 @@ static enum prog_result run_program(char **argv, struct job *job)
 }
 
 /* Runs one step; exits the compile child unless it succeeded. */
-static void step(char **argv, struct job *job, int child_code)
+static void step(char **argv, struct compile_job *job, int child_code)
 {
     switch (run_program(argv, job)) {
     case PROG_OK:
@@ -392,7 +392,7 @@ static char *const child_env[] = {"TMPDIR=.", "LC_ALL=C", NULL};
  * the server's descriptors (client connections, listeners) for it. */
 static int compile_child(void *arg)
 {
-    struct job *job = arg;
+    struct compile_job *job = arg;
 
     /* Inherited by wasm2c and cc: a background build yields to the
      * server's own work and to the quick builds of tools not yet served. */
@@ -412,7 +412,8 @@ static int child_error(int status, const struct cb_buf *out, const struct limits
                        struct cb_error *err)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const char *step = code >= CHILD_WASM2C && code <= CHILD_CC ? step_names[code] : "compiler";
+    const char *step =
+        code >= CHILD_WASM2C && code <= CHILD_CC ? compile_step_names[code] : "compiler";
     int shown = out->len < CB_COMPILE_OUTPUT_SHOWN ? (int)out->len : CB_COMPILE_OUTPUT_SHOWN;
 
     if (WIFSIGNALED(status))
@@ -439,7 +440,7 @@ static int child_error(int status, const struct cb_buf *out, const struct limits
 static int run_toolchain(const char *dir, const struct cb_compile_opts *opts,
                          const struct limits *lim, struct cb_error *err)
 {
-    struct job job = {.lim = lim, .background = opts->background};
+    struct compile_job job = {.lim = lim, .background = opts->background};
     char *name[] = {"compiler", NULL};
     struct cb_proc_result res;
     struct cb_buf out;
@@ -499,8 +500,8 @@ static bool remembered_kind(int rc)
 
 /* Writes <key>.fail: the error and the limits it happened under. Best
  * effort: not remembering only costs a compile. */
-static void remember_failure(const char *fail_path, int rc, const struct limits *lim,
-                             const char *msg)
+static void remember_compile_failure(const char *fail_path, int rc, const struct limits *lim,
+                                     const char *msg)
 {
     _cleanup_free_ char *tmp = cb_xasprintf("%s.tmp-XXXXXX", fail_path);
     json_t *rec =
@@ -612,7 +613,7 @@ int cb_compile_module(const uint8_t *wasm, size_t len, const struct cb_compile_o
     if (rc == 0) {
         rc = build(wasm, len, opts, &lim, path, err);
         if (remembered_kind(rc))
-            remember_failure(fail_path, rc, &lim, err->msg);
+            remember_compile_failure(fail_path, rc, &lim, err->msg);
     }
     if (rc < 0) {
         free(path);

@@ -271,7 +271,7 @@ struct manifest_obj {
     char *origin;
 };
 
-static struct manifest_obj *obj_of(struct cb_manifest *m)
+static struct manifest_obj *manifest_obj_of(struct cb_manifest *m)
 {
     return (struct manifest_obj *)((char *)m - offsetof(struct manifest_obj, pub));
 }
@@ -319,7 +319,7 @@ static int build_fields(struct manifest_obj *o, struct cb_error *err)
 }
 
 /* A manifest around doc (validated and normalised; stolen). */
-static int build(json_t *doc, struct cb_manifest **out, struct cb_error *err)
+static int build_manifest(json_t *doc, struct cb_manifest **out, struct cb_error *err)
 {
     struct manifest_obj *o = cb_xcalloc(1, sizeof(*o));
     atomic_init(&o->refs, 1);
@@ -347,7 +347,7 @@ int cb_manifest_parse(const json_t *in, bool allow_wildcard_all, struct cb_manif
         json_decref(m);
         return rc;
     }
-    return build(m, out, err);
+    return build_manifest(m, out, err);
 }
 
 struct cb_manifest *cb__manifest_auto(const char *name)
@@ -356,7 +356,7 @@ struct cb_manifest *cb__manifest_auto(const char *name)
                             "description", "Auto-loaded WASM tool", "version", "0.0.0", "network",
                             "credentials", "resources");
     struct cb_manifest *m = NULL;
-    if (build(doc, &m, NULL) < 0)
+    if (build_manifest(doc, &m, NULL) < 0)
         abort(); /* no allowlist to compile: it cannot fail */
     cb_manifest_set_origin(m, CB_MANIFEST_ORIGIN_AUTO);
     return m;
@@ -364,7 +364,7 @@ struct cb_manifest *cb__manifest_auto(const char *name)
 
 void cb_manifest_set_origin(struct cb_manifest *m, const char *origin)
 {
-    struct manifest_obj *o = obj_of(m);
+    struct manifest_obj *o = manifest_obj_of(m);
     free(o->origin);
     o->origin = cb_xstrdup(origin);
     m->origin = o->origin;
@@ -372,7 +372,7 @@ void cb_manifest_set_origin(struct cb_manifest *m, const char *origin)
 
 struct cb_manifest *cb_manifest_ref(struct cb_manifest *m)
 {
-    atomic_fetch_add_explicit(&obj_of(m)->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&manifest_obj_of(m)->refs, 1, memory_order_relaxed);
     return m;
 }
 
@@ -380,7 +380,7 @@ void cb_manifest_unref(struct cb_manifest *m)
 {
     if (m == NULL)
         return;
-    struct manifest_obj *o = obj_of(m);
+    struct manifest_obj *o = manifest_obj_of(m);
     if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
         return;
     cb_proxy_allowlist_free(o->allowlist);

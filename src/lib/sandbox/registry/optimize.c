@@ -28,8 +28,8 @@ static bool still_quick(struct cb_registry *r, const char *name, const char *sha
  * module, after a failure that is its own), unless a scan has replaced the
  * tool meanwhile. Under scan_lock, so no scan races it; the load finds the
  * object, or the failure, in the cache. */
-static void swap_in(struct cb_registry *r, const char *name, const struct cb_buf *b,
-                    const char *sha, const struct cb_file_stamp *stamp, uint64_t t0)
+static void swap_in_optimized(struct cb_registry *r, const char *name, const struct cb_buf *b,
+                              const char *sha, const struct cb_file_stamp *stamp, uint64_t t0)
 {
     struct cb_error err = {0};
     char *so_path = NULL;
@@ -63,7 +63,7 @@ static void optimize_one(struct cb_registry *r, const char *name)
         rc = r->loader.optimize(r->loader.ud, &r->opts, (const uint8_t *)b.data, b.len,
                                 &r->stopping, &err);
         if (rc == 0 || rc == -ETIME || rc == -EFBIG)
-            swap_in(r, name, &b, sha, &stamp, t0);
+            swap_in_optimized(r, name, &b, sha, &stamp, t0);
         else if (rc != -ECANCELED)
             cb_log(CB_LOG_WARN, "tool %s: the -O2 build failed, so it stays at its quick build: %s",
                    name, err.msg);

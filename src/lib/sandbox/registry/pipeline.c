@@ -20,8 +20,8 @@ static int check_module(const uint8_t *wasm, size_t len, struct cb_error *err)
 }
 
 /* The module as it is compiled: checked, then fuel-metered. */
-static int prepare(const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
-                   uint8_t **metered, size_t *metered_len, struct cb_error *err)
+static int prepare_module(const struct cb_registry_opts *opts, const uint8_t *wasm, size_t len,
+                          uint8_t **metered, size_t *metered_len, struct cb_error *err)
 {
     int rc = check_module(wasm, len, err);
     if (rc < 0)
@@ -54,7 +54,7 @@ static int pipeline_load(void *ud, const struct cb_registry_opts *opts, const ui
     (void)ud;
     uint8_t *metered = NULL;
     size_t metered_len = 0;
-    int rc = prepare(opts, wasm, len, &metered, &metered_len, err);
+    int rc = prepare_module(opts, wasm, len, &metered, &metered_len, err);
     if (rc < 0)
         return rc;
     struct cb_compile_opts copts = compile_opts(opts, len, false);
@@ -75,7 +75,7 @@ static int pipeline_optimize(void *ud, const struct cb_registry_opts *opts, cons
     (void)ud;
     uint8_t *metered = NULL;
     size_t metered_len = 0;
-    int rc = prepare(opts, wasm, len, &metered, &metered_len, err);
+    int rc = prepare_module(opts, wasm, len, &metered, &metered_len, err);
     if (rc < 0)
         return rc;
     struct cb_compile_opts copts = compile_opts(opts, len, false);

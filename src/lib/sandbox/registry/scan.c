@@ -64,8 +64,8 @@ static int stat_in_dir(const struct cb_registry *r, const char *file, struct sta
 }
 
 /* The error of a failed cb_file_open()/cb_file_read() of `file`. */
-static int read_error(const struct cb_registry *r, const char *file, const struct cb_file *f,
-                      int rc, struct cb_error *err)
+static int tool_read_error(const struct cb_registry *r, const char *file, const struct cb_file *f,
+                           int rc, struct cb_error *err)
 {
     switch (f->failed) {
     case CB_FILE_OPEN:
@@ -87,8 +87,8 @@ static int read_error(const struct cb_registry *r, const char *file, const struc
 /* Reads the regular file `file` of tool_dir, of at most max bytes, into b
  * (initialised here) and returns its stamp. No link is followed: -ELOOP
  * for a symbolic link; -ENOENT if it does not exist. */
-static int read_file(const struct cb_registry *r, const char *file, size_t max, struct cb_buf *b,
-                     struct cb_file_stamp *stamp, struct cb_error *err)
+static int read_tool_file(const struct cb_registry *r, const char *file, size_t max,
+                          struct cb_buf *b, struct cb_file_stamp *stamp, struct cb_error *err)
 {
     cb_buf_init(b, max);
     _cleanup_close_ int dfd = open_tool_dir(r, err);
@@ -104,7 +104,7 @@ static int read_file(const struct cb_registry *r, const char *file, size_t max, 
         *b = f.buf;
         f.buf.data = NULL;
     } else {
-        rc = read_error(r, file, &f, rc, err);
+        rc = tool_read_error(r, file, &f, rc, err);
     }
     cb_file_close(&f);
     return rc;
@@ -172,7 +172,7 @@ struct cb_manifest *cb__registry_file_manifest(struct cb_registry *r, const char
     struct cb_error err = {0};
     struct cb_buf b;
     struct cb_manifest *m = NULL;
-    int rc = read_file(r, file, CB__MANIFEST_FILE_MAX, &b, NULL, &err);
+    int rc = read_tool_file(r, file, CB__MANIFEST_FILE_MAX, &b, NULL, &err);
     if (rc == 0)
         rc = parse_manifest(r, name, &b, &m, &err);
     cb_buf_free(&b);
@@ -207,7 +207,7 @@ int cb__registry_read_module(struct cb_registry *r, const char *name, struct cb_
                              struct cb_file_stamp *stamp, char sha[65], struct cb_error *err)
 {
     _cleanup_free_ char *file = cb_xasprintf("%s.wasm", name);
-    int rc = read_file(r, file, CB_WASM_MAX_MODULE, b, stamp, err);
+    int rc = read_tool_file(r, file, CB_WASM_MAX_MODULE, b, stamp, err);
     if (rc == 0)
         sha256_hex(b->data, b->len, sha);
     return rc;
@@ -217,9 +217,9 @@ int cb__registry_read_module(struct cb_registry *r, const char *name, struct cb_
  * *so_path (caller frees), sha, stamp and *quick describe the version to
  * install. The loaded version is kept when the content is the same, unless
  * it is a quick build: the loader may have the optimised one by now. */
-static int build(struct cb_registry *r, const char *name, const struct cb_tool *cur, bool cur_quick,
-                 char **so_path, char sha[65], struct cb_file_stamp *stamp, bool *quick,
-                 struct cb_error *err)
+static int build_tool(struct cb_registry *r, const char *name, const struct cb_tool *cur,
+                      bool cur_quick, char **so_path, char sha[65], struct cb_file_stamp *stamp,
+                      bool *quick, struct cb_error *err)
 {
     struct cb_buf b;
     int rc = cb__registry_read_module(r, name, &b, stamp, sha, err);
@@ -328,9 +328,9 @@ static int stat_module(struct cb_registry *r, const char *name, const char *file
 
 /* Builds (or reuses) the version of name described by *stamp; *is_new
  * says whether it differs from the loaded one. */
-static int prepare(struct cb_registry *r, const char *name, bool force, char **so_path,
-                   char sha[65], struct cb_file_stamp *stamp, bool *quick, bool *is_new,
-                   struct cb_error *err)
+static int prepare_tool(struct cb_registry *r, const char *name, bool force, char **so_path,
+                        char sha[65], struct cb_file_stamp *stamp, bool *quick, bool *is_new,
+                        struct cb_error *err)
 {
     struct cb_file_stamp old = {0};
     bool cur_quick = false;
@@ -341,7 +341,7 @@ static int prepare(struct cb_registry *r, const char *name, bool force, char **s
         snprintf(sha, 65, "%s", cur->sha256);
         *quick = cur_quick;
     } else {
-        rc = build(r, name, cur, cur_quick, so_path, sha, stamp, quick, err);
+        rc = build_tool(r, name, cur, cur_quick, so_path, sha, stamp, quick, err);
     }
     *is_new = rc == 0 && (cur == NULL || strcmp(cur->sha256, sha) != 0);
     cb_tool_unref(cur);
@@ -363,7 +363,7 @@ int cb__registry_refresh_one(struct cb_registry *r, const char *name, bool force
     char *so_path = NULL;
     bool is_new = false, quick = false;
     uint64_t t0 = cb_now_mono_ns();
-    rc = prepare(r, name, force, &so_path, sha, &stamp, &quick, &is_new, err);
+    rc = prepare_tool(r, name, force, &so_path, sha, &stamp, &quick, &is_new, err);
     if (rc == -ENOENT) {
         forget_failure(r, name);
         cb__registry_unload(r, name); /* deleted while we looked */

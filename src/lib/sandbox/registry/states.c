@@ -137,7 +137,7 @@ json_t *cb_registry_describe(struct cb_registry *r, const char *name)
 
 /* Counts (and appends to out, when not NULL) the tools in each state.
  * Caller holds r->lock. */
-static struct cb_registry_counts list_locked(struct cb_registry *r, json_t *out)
+static struct cb_registry_counts list_states_locked(struct cb_registry *r, json_t *out)
 {
     struct cb_registry_counts c = {.ready = r->n_slots};
     for (size_t i = 0; out != NULL && i < r->n_slots; i++)
@@ -160,7 +160,7 @@ json_t *cb_registry_manifests(struct cb_registry *r)
 {
     json_t *a = json_array();
     pthread_mutex_lock(&r->lock);
-    list_locked(r, a);
+    list_states_locked(r, a);
     pthread_mutex_unlock(&r->lock);
     return a;
 }
@@ -168,7 +168,7 @@ json_t *cb_registry_manifests(struct cb_registry *r)
 struct cb_registry_counts cb_registry_counts(struct cb_registry *r)
 {
     pthread_mutex_lock(&r->lock);
-    struct cb_registry_counts c = list_locked(r, NULL);
+    struct cb_registry_counts c = list_states_locked(r, NULL);
     pthread_mutex_unlock(&r->lock);
     return c;
 }

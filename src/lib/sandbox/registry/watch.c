@@ -137,7 +137,7 @@ static void run_due(struct cb__watch *w)
 }
 
 /* Milliseconds until the next due timer, rounded up; -1 if none. */
-static int next_timeout(const struct cb__watch *w)
+static int watch_next_timeout(const struct cb__watch *w)
 {
     uint64_t next = UINT64_MAX;
     for (size_t i = 0; i < w->npend; i++)
@@ -156,7 +156,7 @@ static void *watch_main(void *arg)
     struct cb__watch *w = arg;
     for (;;) {
         struct pollfd fds[2] = {{.fd = w->efd, .events = POLLIN}, {.fd = w->ifd, .events = POLLIN}};
-        int n = poll(fds, w->ifd >= 0 ? 2 : 1, next_timeout(w));
+        int n = poll(fds, w->ifd >= 0 ? 2 : 1, watch_next_timeout(w));
         if (n < 0 && errno != EINTR) {
             cb_log(CB_LOG_ERROR, "tool watcher: poll: %s", strerror(errno));
             return NULL;

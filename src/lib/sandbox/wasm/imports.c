@@ -64,7 +64,7 @@ static bool is_wasi_function(const char *name)
     return false;
 }
 
-static bool allowed(const struct cb_wasm_extern *imp)
+static bool import_allowed(const struct cb_wasm_extern *imp)
 {
     if (imp->kind != CB_WASM_FUNC || imp->module == NULL || imp->name == NULL)
         return false;
@@ -76,7 +76,7 @@ static bool allowed(const struct cb_wasm_extern *imp)
 
 /* Copies a guest-chosen name for an error message, cut to fit and with
  * control characters replaced, so it cannot forge log lines. */
-static void printable(const char *s, char *out, size_t cap)
+static void printable_name(const char *s, char *out, size_t cap)
 {
     size_t i = 0;
     for (; s != NULL && s[i] != '\0' && i + 1 < cap; i++) {
@@ -90,11 +90,11 @@ int cb_wasm_check_imports(const struct cb_wasm_info *info, struct cb_error *err)
 {
     for (size_t i = 0; i < info->n_imports; i++) {
         const struct cb_wasm_extern *imp = &info->imports[i];
-        if (allowed(imp))
+        if (import_allowed(imp))
             continue;
         char mod[128], name[128];
-        printable(imp->module, mod, sizeof(mod));
-        printable(imp->name, name, sizeof(name));
+        printable_name(imp->module, mod, sizeof(mod));
+        printable_name(imp->name, name, sizeof(name));
         return cb_error_set(err, -EPERM,
                             "import %s.%s is not allowed (only WASI preview 1 functions and "
                             "clawbox.host_call)",

@@ -34,7 +34,7 @@ struct inst {
     uint32_t start_func;
 };
 
-static int put(struct cb_buf *b, const void *p, size_t n, struct cb_error *err)
+static int put_bytes(struct cb_buf *b, const void *p, size_t n, struct cb_error *err)
 {
     if (cb_buf_append(b, p, n) < 0)
         return cb_error_set(err, -E2BIG, "instrumented module exceeds %u bytes",
@@ -45,7 +45,7 @@ static int put(struct cb_buf *b, const void *p, size_t n, struct cb_error *err)
 static int put_u32(struct cb_buf *b, uint32_t v, struct cb_error *err)
 {
     uint8_t tmp[5];
-    return put(b, tmp, cb__wasm_put_u32(tmp, v), err);
+    return put_bytes(b, tmp, cb__wasm_put_u32(tmp, v), err);
 }
 
 static size_t fuel_seq(uint8_t *p, uint32_t idx, uint64_t cost)
@@ -77,9 +77,9 @@ static size_t fuel_seq(uint8_t *p, uint32_t idx, uint64_t cost)
 static int begin_section(struct inst *st, uint8_t id, struct cb_error *err)
 {
     static const uint8_t room[5] = {0};
-    int r = put(&st->out, &id, 1, err);
+    int r = put_bytes(&st->out, &id, 1, err);
     st->sec_at = st->out.len;
-    return r < 0 ? r : put(&st->out, room, sizeof(room), err);
+    return r < 0 ? r : put_bytes(&st->out, room, sizeof(room), err);
 }
 
 static int end_section(struct inst *st, int r)
@@ -105,7 +105,7 @@ static int fuel_global(struct inst *st, struct cb_error *err)
      * host that never sets one: it runs unmetered rather than trapping. */
     static const uint8_t g[] = {0x7e, 0x01, 0x42, 0xff, 0xff, 0xff, 0xff,
                                 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x0b};
-    return put(&st->out, g, sizeof(g), err);
+    return put_bytes(&st->out, g, sizeof(g), err);
 }
 
 static int put_export(struct inst *st, const char *name, uint8_t kind, uint32_t idx,
@@ -113,9 +113,9 @@ static int put_export(struct inst *st, const char *name, uint8_t kind, uint32_t 
 {
     int r = put_u32(&st->out, (uint32_t)strlen(name), err);
     if (r == 0)
-        r = put(&st->out, name, strlen(name), err);
+        r = put_bytes(&st->out, name, strlen(name), err);
     if (r == 0)
-        r = put(&st->out, &kind, 1, err);
+        r = put_bytes(&st->out, &kind, 1, err);
     return r < 0 ? r : put_u32(&st->out, idx, err);
 }
 
@@ -141,7 +141,7 @@ static int append_entry(struct inst *st, uint8_t id, struct cb__wasm_rd *content
     if (r == 0)
         r = put_u32(&st->out, n + added, err);
     if (r == 0 && content != NULL)
-        r = put(&st->out, st->in + content->pos, content->end - content->pos, err);
+        r = put_bytes(&st->out, st->in + content->pos, content->end - content->pos, err);
     if (r == 0)
         r = id == CB__WASM_SEC_GLOBAL ? fuel_global(st, err) : added_exports(st, err);
     if (id == CB__WASM_SEC_GLOBAL)
@@ -176,7 +176,7 @@ static int clamp_memory(struct inst *st, struct cb__wasm_rd *rd, struct cb_error
     if (!(flags & 1) || max > st->cap_pages)
         max = st->cap_pages;
     flags |= 1;
-    r = put(&st->out, &flags, 1, err);
+    r = put_bytes(&st->out, &flags, 1, err);
     if (r == 0)
         r = put_u32(&st->out, min, err);
     return r < 0 ? r : put_u32(&st->out, max, err);
@@ -209,12 +209,12 @@ static int rewrite_body(struct inst *st, const struct cb__wasm_rd *body, struct 
     size_t pos = body->pos;
     for (size_t i = 0; r == 0 && i < st->walk.n_sites; i++) {
         const struct cb__wasm_site *s = &st->walk.sites[i];
-        r = put(&st->out, st->in + pos, s->pos - pos, err);
+        r = put_bytes(&st->out, st->in + pos, s->pos - pos, err);
         if (r == 0)
-            r = put(&st->out, seq, fuel_seq(seq, st->fuel_idx, s->cost), err);
+            r = put_bytes(&st->out, seq, fuel_seq(seq, st->fuel_idx, s->cost), err);
         pos = s->pos;
     }
-    return r < 0 ? r : put(&st->out, st->in + pos, body->end - pos, err);
+    return r < 0 ? r : put_bytes(&st->out, st->in + pos, body->end - pos, err);
 }
 
 static int rewrite_code(struct inst *st, struct cb__wasm_rd *rd, struct cb_error *err)
@@ -234,7 +234,7 @@ static int rewrite_code(struct inst *st, struct cb__wasm_rd *rd, struct cb_error
     return end_section(st, r);
 }
 
-static int one_section(struct inst *st, struct cb__wasm_rd *rd, struct cb_error *err)
+static int instrument_section(struct inst *st, struct cb__wasm_rd *rd, struct cb_error *err)
 {
     size_t at = rd->pos;
     uint8_t id;
@@ -255,7 +255,7 @@ static int one_section(struct inst *st, struct cb__wasm_rd *rd, struct cb_error 
     case CB__WASM_SEC_START:
         return 0; /* exported instead (added_exports) */
     default:
-        return put(&st->out, st->in + at, rd->pos - at, err);
+        return put_bytes(&st->out, st->in + at, rd->pos - at, err);
     }
 }
 
@@ -278,9 +278,9 @@ static int preconditions(const struct cb__wasm_module *m, struct cb_error *err)
 static int rewrite(struct inst *st, size_t len, struct cb_error *err)
 {
     struct cb__wasm_rd rd = {.data = st->in, .pos = 8, .end = len};
-    int r = put(&st->out, st->in, 8, err);
+    int r = put_bytes(&st->out, st->in, 8, err);
     while (r == 0 && rd.pos < rd.end)
-        r = one_section(st, &rd, err);
+        r = instrument_section(st, &rd, err);
     return r < 0 ? r : add_missing(st, CB__WASM_N_SECTIONS + 1, err);
 }
 

@@ -122,7 +122,7 @@ static void apply_rlimits(int sock, const struct cb__exec_header *h, bool first)
     limit(RLIMIT_CPU, cpu, h->jobs_left == 0 ? cpu : RLIM_INFINITY);
 }
 
-static void send_result(struct child *c, const struct cb_tool_outcome *o, bool reusable)
+static void send_outcome(struct child *c, const struct cb_tool_outcome *o, bool reusable)
 {
     struct cb__result_header h = {.status = (uint32_t)o->status,
                                   .exit_code = o->exit_code,
@@ -167,7 +167,7 @@ static bool run_job(struct child *c, cb_tool_entry_fn entry, bool first)
     struct cb_tool_outcome o = {0};
     entry(&env, &o);
     bool again = h.jobs_left > 0 && (o.status == CB_TOOL_OK || o.status == CB_TOOL_EXIT_NONZERO);
-    send_result(c, &o, again);
+    send_outcome(c, &o, again);
     return again;
 }
 

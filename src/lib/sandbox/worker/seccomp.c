@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-static const int allowed[] = {
+static const int allowed_syscalls[] = {
     SCMP_SYS(read),           SCMP_SYS(write),           SCMP_SYS(readv),
     SCMP_SYS(writev),         SCMP_SYS(recvmsg),         SCMP_SYS(sendmsg),
     SCMP_SYS(recvfrom),       SCMP_SYS(sendto),          SCMP_SYS(close),
@@ -28,7 +28,7 @@ static const int allowed[] = {
     SCMP_SYS(tgkill),         SCMP_SYS(rt_sigaction),    SCMP_SYS(prlimit64),
 };
 
-static const int denied[] = {
+static const int denied_syscalls[] = {
     SCMP_SYS(open),         SCMP_SYS(openat),     SCMP_SYS(openat2),       SCMP_SYS(creat),
     SCMP_SYS(socket),       SCMP_SYS(socketpair), SCMP_SYS(connect),       SCMP_SYS(bind),
     SCMP_SYS(execve),       SCMP_SYS(execveat),   SCMP_SYS(fork),          SCMP_SYS(vfork),
@@ -42,10 +42,10 @@ static const int denied[] = {
 static int add_rules(scmp_filter_ctx ctx)
 {
     int r = 0;
-    for (size_t i = 0; i < CB_ARRAY_LEN(allowed) && r == 0; i++)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-    for (size_t i = 0; i < CB_ARRAY_LEN(denied) && r == 0; i++)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    for (size_t i = 0; i < CB_ARRAY_LEN(allowed_syscalls) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
+    for (size_t i = 0; i < CB_ARRAY_LEN(denied_syscalls) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied_syscalls[i], 0);
     /* mmap and mprotect only without PROT_EXEC. */
     const int mem[] = {SCMP_SYS(mmap), SCMP_SYS(mprotect)};
     for (size_t i = 0; i < CB_ARRAY_LEN(mem) && r == 0; i++) {

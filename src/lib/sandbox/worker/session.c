@@ -88,7 +88,7 @@ static char *dispatch(struct session *s, const char *req, size_t len, bool log_o
     return out;
 }
 
-static void kill_child(struct session *s)
+static void kill_session_child(struct session *s)
 {
     if (s->pidfd >= 0)
         syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
@@ -208,7 +208,7 @@ bool cb__session_run(int sock, pid_t pid, const char *params, size_t params_len,
     else if (r < 0)
         res->crashed = true;
     if (r < 0)
-        kill_child(&s);
+        kill_session_child(&s);
     if (s.pidfd >= 0)
         close(s.pidfd);
     return r == 0 && s.reusable && jobs_left > 0;

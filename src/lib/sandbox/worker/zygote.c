@@ -101,7 +101,7 @@ static pid_t fork_child(struct zygote *z, struct open_tool *t, int *sock)
 
 /* Answers one spawn request: SPAWNED (pid, path; the socket attached) or
  * SPAWN_FAIL (path, NUL, reason). */
-static void spawn(struct zygote *z, const char *path)
+static void spawn_tool(struct zygote *z, const char *path)
 {
     char why[512];
     int sock = -1;
@@ -143,7 +143,7 @@ int cb_zygote_main(int fd)
         if (cb__ipc_recv(fd, &type, &frame, NULL) < 0)
             break; /* the main process went away */
         if (type == CB__FRAME_SPAWN)
-            spawn(&z, frame.data);
+            spawn_tool(&z, frame.data);
     }
     cb_buf_free(&frame);
     for (size_t i = 0; i < OPEN_TOOLS_MAX; i++)
