@@ -252,9 +252,9 @@ static void fetch_sha256(void)
 
 void cb__audit_hash(const void *data, size_t len, char out[CB_AUDIT_HASH_HEX + 1])
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
     unsigned char md[SHA256_DIGEST_LENGTH];
-    pthread_once(&once, fetch_sha256);
+    pthread_once(&sha256_once, fetch_sha256);
     if (!EVP_Digest(data, len, md, NULL, sha256, NULL))
         abort(); /* only out of memory fails */
     cb_hex_encode(md, sizeof(md), out);

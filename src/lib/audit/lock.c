@@ -33,7 +33,7 @@ struct cb__audit_shared {
     pthread_mutex_t mu;
 };
 
-static int sys_err(struct cb_error *err, const char *what, const char *dir)
+static int lock_err(struct cb_error *err, const char *what, const char *dir)
 {
     int e = errno;
     return cb_error_set(err, -e, "audit log: %s %s/%s: %s", what, dir, CB__AUDIT_LOCK, strerror(e));
@@ -60,10 +60,10 @@ static int map_page(struct cb_audit *a, struct cb_error *err)
 {
     struct stat st;
     if (fstat(a->lockfd, &st) < 0)
-        return sys_err(err, "stat", a->dir);
+        return lock_err(err, "stat", a->dir);
     bool fresh = st.st_size == 0;
     if (fresh && ftruncate(a->lockfd, sizeof(struct cb__audit_shared)) < 0)
-        return sys_err(err, "sizing", a->dir);
+        return lock_err(err, "sizing", a->dir);
     if (!fresh && (size_t)st.st_size != sizeof(struct cb__audit_shared))
         return cb_error_set(err, -EINVAL,
                             "audit log: %s/%s is not a lock of this clawbox (%lld bytes); stop "
@@ -72,7 +72,7 @@ static int map_page(struct cb_audit *a, struct cb_error *err)
     void *p = mmap(NULL, sizeof(struct cb__audit_shared), PROT_READ | PROT_WRITE, MAP_SHARED,
                    a->lockfd, 0);
     if (p == MAP_FAILED)
-        return sys_err(err, "mapping", a->dir);
+        return lock_err(err, "mapping", a->dir);
     a->shared = p;
     int r = fresh ? lay_out(a->shared) : 0;
     if (r < 0)
@@ -90,7 +90,7 @@ int cb__audit_lock_open(struct cb_audit *a, struct cb_error *err)
 {
     a->lockfd = openat(a->dirfd, CB__AUDIT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (a->lockfd < 0)
-        return sys_err(err, "opening", a->dir);
+        return lock_err(err, "opening", a->dir);
     int r = cb_flock_retry(a->lockfd, LOCK_EX);
     if (r < 0)
         return cb_error_set(err, r, "audit log: locking %s/%s: %s", a->dir, CB__AUDIT_LOCK,

@@ -126,10 +126,10 @@ static void uuid_pool_init(void)
 
 void cb_uuid_v4(char out[37])
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
     unsigned char b[16];
     char hex[33];
-    pthread_once(&once, uuid_pool_init);
+    pthread_once(&uuid_once, uuid_pool_init);
     if (uuid_pool_left < sizeof(b)) {
         if (cb_random_bytes(uuid_pool, UUID_POOL) < 0)
             abort(); /* getrandom cannot fail once the pool is initialised */

@@ -377,8 +377,8 @@ static void spare_key_init(void)
 struct cb__collect *cb__collect(const struct cb_leak_scanner *sc, const char *data, size_t len,
                                 bool views)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, spare_key_init);
+    static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+    pthread_once(&spare_once, spare_key_init);
     struct cb__collect *c = pthread_getspecific(spare_key);
     if (c != NULL)
         pthread_setspecific(spare_key, NULL);
