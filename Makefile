@@ -13,7 +13,7 @@ deps:
 	@scripts/deps.sh build
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) --buildtype=debugoptimized
+	meson setup $(BUILD) --buildtype=debugoptimized -Ddebug=false
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
