@@ -61,6 +61,9 @@ static int map_page(struct cb_audit *a, struct cb_error *err)
     struct stat st;
     if (fstat(a->lockfd, &st) < 0)
         return lock_err(err, "stat", a->dir);
+    if (!S_ISREG(st.st_mode))
+        return cb_error_set(err, -EINVAL, "audit log: %s/%s is not a regular file", a->dir,
+                            CB__AUDIT_LOCK);
     bool fresh = st.st_size == 0;
     if (fresh && ftruncate(a->lockfd, sizeof(struct cb__audit_shared)) < 0)
         return lock_err(err, "sizing", a->dir);
@@ -74,7 +77,8 @@ static int map_page(struct cb_audit *a, struct cb_error *err)
     if (p == MAP_FAILED)
         return lock_err(err, "mapping", a->dir);
     a->shared = p;
-    int r = fresh ? lay_out(a->shared) : 0;
+    /* No magic yet: a first writer died laying it out, so nobody uses it. */
+    int r = fresh || atomic_load(&a->shared->magic) == 0 ? lay_out(a->shared) : 0;
     if (r < 0)
         return cb_error_set(err, r, "audit log: laying out %s/%s: %s", a->dir, CB__AUDIT_LOCK,
                             strerror(-r));

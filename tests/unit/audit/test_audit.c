@@ -1350,17 +1350,26 @@ static void test_writer_dies_holding_the_lock(void **state)
     verify_ok(f->dir, 4);
 }
 
-/* A lock file that is not this build's lock is refused, not trusted. */
+/* A lock file that is not this build's lock is refused, not trusted; one
+ * that a first writer did not finish laying out (the right size, no magic
+ * yet) is laid out again. */
 static void test_foreign_lock_file_is_refused(void **state)
 {
     struct fx *f = *state;
     cb_audit_close(open_log(f->dir, 0));
     char *path = cb_xasprintf("%s/%s", f->dir, CB__AUDIT_LOCK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(truncate(path, st.st_size), 0);
+    struct cb_audit *a = open_log(f->dir, 0);
+    append_ok(a, "after");
+    cb_audit_close(a);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs("not a lock", fp);
     fclose(fp);
-    struct cb_audit *a = NULL;
+    a = NULL;
     struct cb_audit_options o = {f->dir, 0};
     struct cb_error err = {0};
     assert_int_equal(cb_audit_open(&o, &a, &err), -EINVAL);
