@@ -247,8 +247,13 @@ static void exec_pump(struct run *r, uint64_t deadline)
             drain_until = now + (uint64_t)DRAIN_MS * 1000000u;
         if (r->rt_done && now >= drain_until && (!full || now >= deadline))
             break;
-        if (!r->rt_done)
+        if (!r->rt_done && r->proc <= 0) {
             learn_proc(r);
+            /* It ended before its pid file was read: what it left behind
+             * goes now (runc would wait for it, as its subreaper). */
+            if (r->proc_done)
+                kill_exec(r);
+        }
         uint64_t until = r->rt_done ? drain_until : deadline;
         if (r->rt_done && full && deadline > until)
             until = deadline;
