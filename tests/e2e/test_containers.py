@@ -44,7 +44,8 @@ class Upstream(BaseHTTPRequestHandler):
         doc = {"method": self.command, "path": self.path, "body": body,
                "authorization": self.headers.get("Authorization"),
                "proxy_authorization": self.headers.get("Proxy-Authorization"),
-               "x_api_key": self.headers.get("X-Api-Key")}
+               "x_api_key": self.headers.get("X-Api-Key"),
+               "x_repeat": self.headers.get("X-Repeat")}
         Upstream.seen.append(doc)
         out = json.dumps(doc).encode()
         self.send_response(200)
@@ -400,6 +401,18 @@ class ProxySocket:
         self.assertEqual(doc["body"], "hello")
         self.assertEqual(doc["authorization"], "Bearer mine")
         self.assertIsNone(doc["proxy_authorization"])
+
+    def test_repeated_headers_are_joined(self):
+        # A header sent many times is joined into one value: the join once
+        # wrote past a buffer that could not grow.
+        parts = [f"{i:03d}" + "r" * 97 for i in range(40)]
+        repeats = "".join(f"X-Repeat: {p}\r\n" for p in parts)
+        status, resp, out = self.http(
+            f"GET /{self.up}/rep HTTP/1.1\r\nHost: localhost\r\n"
+            f"Proxy-Authorization: Bearer TOKENHERE\r\n{repeats}Connection: close\r\n\r\n")
+        self.assertEqual(status, 200, out)
+        self.assertEqual(json.loads(resp)["x_repeat"], ", ".join(parts))
+        self.assert_healthy()
 
     def test_socket_is_gone_after_delete(self):
         cid = self.spawned(["/bin/sleep", "30"])

@@ -47,6 +47,21 @@ static void huge_append_does_not_overflow(void **state)
     cb_buf_free(&b);
 }
 
+/* SIZE_MAX means no bound: the buffer still grows (max + 1 must not
+ * wrap to a capacity of nothing). */
+static void unbounded_buffer_grows(void **state)
+{
+    (void)state;
+    struct cb_buf b;
+    cb_buf_init(&b, SIZE_MAX);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(cb_buf_puts(&b, "0123456789"), 0);
+    assert_int_equal(b.len, 10000);
+    assert_true(b.cap > b.len);
+    assert_memory_equal(b.data + 9990, "0123456789", 11);
+    cb_buf_free(&b);
+}
+
 static void steal_hands_over_data(void **state)
 {
     (void)state;
@@ -85,6 +100,7 @@ int main(void)
         cmocka_unit_test(query_values_are_percent_encoded),
         cmocka_unit_test(append_past_limit_fails_and_keeps_data),
         cmocka_unit_test(huge_append_does_not_overflow),
+        cmocka_unit_test(unbounded_buffer_grows),
         cmocka_unit_test(steal_hands_over_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
