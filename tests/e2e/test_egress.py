@@ -13,6 +13,8 @@ class runs once per OCI runtime. Clients that know nothing of clawbox
 namespace; fifty connections from each of five containers; a slow-loris
 container, bounded, that blocks no one else."""
 
+import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +26,8 @@ import tempfile
 import threading
 import time
 import unittest
-from http.server import ThreadingHTTPServer
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ctimage
 import harness
@@ -101,6 +104,7 @@ class EgressBase(harness.ServerTestCase):
 
     runtime = None
     max_containers = 3
+    proxy_extra = ""  # more [proxy] settings
 
     @classmethod
     def setUpClass(cls):
@@ -121,7 +125,7 @@ class EgressBase(harness.ServerTestCase):
             'max_output_bytes = 65536\n'
             '[container_policy]\nallowed_policies = ["wasm_only", "container"]\n'
             f'allowed_images = ["clawbox/"]\nnetwork_allowlist = ["{cls.name}"]\n'
-            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n')
+            '[proxy]\nallow_private_cidrs = ["127.0.0.0/8"]\n' + cls.proxy_extra)
         ctimage.import_test_image(cls.server)
         cls.server.start()
 
@@ -339,6 +343,85 @@ const [name, port] = process.argv.slice(1);
 })().catch((e) => { console.error(e); process.exit(1); });
 """
 
+# A credential pattern: redacted wherever it is, with no store needed.
+TOKEN = b"ghp_Q7w2E9r4T6y1U8i3O5p0A2s4D6f8G1h3J5k7"
+BIG_LINE = b"the quick brown fox jumps over the lazy dog %08d\n"
+_bodies = {}
+
+
+def big_body(n, at):
+    """n bytes of text lines with TOKEN written at each offset of at."""
+    key = (n, at)
+    if key not in _bodies:
+        lines = n // len(BIG_LINE % 0) + 1
+        body = bytearray(b"".join(BIG_LINE % i for i in range(lines))[:n])
+        for off in at:
+            body[off:off + len(TOKEN)] = TOKEN
+        _bodies.clear()
+        _bodies[key] = bytes(body)
+    return _bodies[key]
+
+
+class BigUpstream(BaseHTTPRequestHandler):
+    """GET /big?n=N&at=O1,O2[&gz=1]: big_body(N, (O1, O2)), gzipped with
+    gz; GET /bomb: 80 MiB of zeros gzipped."""
+
+    protocol_version = "HTTP/1.1"
+    bomb = None
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the proxy cut a transfer short: what the bomb is for
+
+    def do_GET(self):
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if self.path.startswith("/bomb"):
+            if BigUpstream.bomb is None:
+                BigUpstream.bomb = gzip.compress(bytes(80 << 20), 1)
+            body, gz = BigUpstream.bomb, True
+        else:
+            at = tuple(int(x) for x in q.get("at", [""])[0].split(",") if x)
+            body, gz = big_body(int(q["n"][0]), at), "gz" in q
+            if gz:
+                body = gzip.compress(body, 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+# Run in a container's network namespace: GET argv[3] from NAME:PORT,
+# read as it comes; prints what came (status, length, digest, framing).
+PY_STREAM = r"""
+import hashlib, http.client, json, sys
+name, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = http.client.HTTPConnection(name, port, timeout=60)
+c.request("GET", path, headers={"Accept-Encoding": "gzip"})
+r = c.getresponse()
+h, n, err = hashlib.sha256(), 0, None
+try:
+    while True:
+        b = r.read(65536)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+except http.client.IncompleteRead as e:
+    n += len(e.partial)
+    err = "incomplete"
+print(json.dumps({"status": r.status, "len": n, "sha256": h.hexdigest(), "error": err,
+                  "te": r.getheader("Transfer-Encoding"), "ce": r.getheader("Content-Encoding"),
+                  "cl": r.getheader("Content-Length")}))
+"""
+
 
 class EgressClients(EgressBase):
     """Clients that know nothing of clawbox, from a container's network
@@ -350,6 +433,33 @@ class EgressClients(EgressBase):
 
     runtime = RUNTIMES[0] if RUNTIMES else "crun"
     max_containers = 6
+    proxy_extra = "max_response_bytes = 67108864\n"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.big = ThreadingHTTPServer(("127.0.0.1", 0), BigUpstream)
+        threading.Thread(target=cls.big.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if hasattr(cls, "big"):
+            cls.big.shutdown()
+            cls.big.server_close()
+
+    def stream_get(self, cid, path):
+        out = self.in_netns(cid, sys.executable, "-c", PY_STREAM, self.name,
+                            str(self.big.server_address[1]), path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def server_kib(self, field):
+        with open(f"/proc/{self.server.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise AssertionError(field)
 
     def in_netns(self, cid, *argv):
         """Runs argv in the network namespace of container cid (entered
@@ -388,6 +498,47 @@ class EgressClients(EgressBase):
         out = self.in_netns(self.sleeper(), node, "-e", NODE_CLIENT, self.name, str(self.port))
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(out.stdout.strip(), "fetch 200 /fetch 5000")
+
+    def test_large_download_streams_redacted_in_bounded_memory(self):
+        # 48 MiB through the transparent path: it streams (chunked), a
+        # token is redacted wherever it sits (around the first cut of the
+        # redaction's 256 KiB hold too), and the server's peak memory
+        # grows by far less than the body.
+        if not shutil.which("nsenter"):
+            self.skipTest("no nsenter")
+        cid = self.sleeper()
+        n, at = 48 << 20, (256 * 1024 - 32 * 1024 - 20, 5 << 20, (48 << 20) - 100)
+        want = big_body(n, at).replace(TOKEN, b"[REDACTED]")
+        with open(f"/proc/{self.server.proc.pid}/clear_refs", "w") as f:
+            f.write("5")  # resets the peak
+        before = self.server_kib("VmRSS")
+        got = self.stream_get(cid, f"/big?n={n}&at={','.join(map(str, at))}")
+        grew_mib = (self.server_kib("VmHWM") - before) / 1024
+        self.assertEqual((got["status"], got["error"], got["te"], got["cl"]),
+                         (200, None, "chunked", None), got)
+        self.assertEqual(got["len"], len(want))
+        self.assertEqual(got["sha256"], hashlib.sha256(want).hexdigest())
+        self.assertLess(grew_mib, 16, f"the server's peak grew by {grew_mib:.1f} MiB")
+        # A small body still comes whole, with its length.
+        small = self.stream_get(cid, "/big?n=1000&at=10")
+        self.assertEqual((small["cl"], small["te"], small["len"]),
+                         ("970", None, 970), small)
+
+    def test_gzip_is_decoded_redacted_and_bombs_are_capped(self):
+        if not shutil.which("nsenter"):
+            self.skipTest("no nsenter")
+        cid = self.sleeper()
+        n, at = 3 << 20, (1000, 2 << 20)
+        want = big_body(n, at).replace(TOKEN, b"[REDACTED]")
+        got = self.stream_get(cid, f"/big?n={n}&at=1000,{2 << 20}&gz=1")
+        self.assertEqual((got["status"], got["error"], got["ce"]), (200, None, None), got)
+        self.assertEqual(got["sha256"], hashlib.sha256(want).hexdigest())
+        # 80 MiB of zeros in 80 KiB of gzip: cut off at the 64 MiB cap.
+        got = self.stream_get(cid, "/bomb")
+        self.assertEqual((got["status"], got["error"]), (200, "incomplete"), got)
+        self.assertLessEqual(got["len"], 64 << 20)
+        lines = [l for l in self.audit() if "/bomb" in (l.get("url") or "")]
+        self.assertIn("exceeds the limit of 67108864 bytes", lines[-1]["reason"], lines)
 
     def test_fifty_connections_from_each_of_five_containers(self):
         n = 50

@@ -49,9 +49,11 @@ struct ex {
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
     struct cb_http_head head;
     struct cb_buf body;
-    bool too_large; /* the chunked body passed CB_CT_PROXY_MAX_BODY */
-    bool close;     /* end the connection after this answer */
-    bool answered;  /* an answer went out: the next request is yet to come */
+    bool too_large;    /* the chunked body passed CB_CT_PROXY_MAX_BODY */
+    bool close;        /* end the connection after this answer */
+    bool answered;     /* an answer went out: the next request is yet to come */
+    bool head_sent;    /* the current answer's head went out */
+    bool body_follows; /* ... and its body streams after it */
     char request_id[37];
 };
 
@@ -165,11 +167,14 @@ static bool send_all(struct ex *x, struct iovec *iov, int cnt)
 
 /* ------------------------------ answers ------------------------------ */
 
-static void send_answer(struct ex *x, struct cb_buf *head, const char *body, size_t len)
+/* Sends head and body; false (and the connection ends) when it failed. */
+static bool send_answer(struct ex *x, struct cb_buf *head, const char *body, size_t len)
 {
     struct iovec iov[2] = {{head->data, head->len}, {(void *)body, len}};
-    if (!send_all(x, iov, len > 0 ? 2 : 1))
-        x->close = true;
+    if (send_all(x, iov, len > 0 ? 2 : 1))
+        return true;
+    x->close = true;
+    return false;
 }
 
 /* Sends a JSON answer (body stolen; NULL, from a failed json_pack, gets
@@ -225,25 +230,27 @@ static bool writable_field(const char *name, const char *v, size_t vlen)
     return true;
 }
 
-/* Sends the upstream's answer (the pipeline's "ok" object with the raw
- * body) as this request's answer. */
-static void relay(struct ex *x, const json_t *ok, bool head_request)
+static bool span_is(const char *raw, struct cb_http_span s, const char *text)
 {
-    json_int_t status = json_integer_value(json_object_get(ok, "status"));
-    const json_t *body = json_object_get(ok, "body");
-    if (status < 200 || status > 599) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "the upstream answered with status %lld", (long long)status);
-        send_http_error(x, 502, msg);
-        return;
-    }
+    return s.len == strlen(text) && memcmp(raw + s.off, text, s.len) == 0;
+}
+
+/* The head of a streamed answer (struct cb_proxy_sink): the upstream's
+ * status and headers, framed by this server. A whole body goes with it
+ * under its length; a body that streams follows in chunks (to an
+ * HTTP/1.0 client: raw, ended by closing the connection). */
+static bool sink_head(void *ud, long status, const json_t *headers, const char *body, size_t len,
+                      bool whole)
+{
+    struct ex *x = ud;
+    bool head_request = span_is(x->raw, x->head.method, "HEAD");
     bool has_body = status != 204 && status != 304;
     struct cb_buf h;
     cb_buf_init(&h, MAX_ANSWER_HEAD);
     cb_buf_printf(&h, "HTTP/1.1 %u %s\r\n", (unsigned)status, cb_http_reason((unsigned)status));
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(ok, "headers"), k, v)
+    json_object_foreach((json_t *)headers, k, v)
     {
         bool length = strcasecmp(k, "content-length") == 0;
         if ((hop_by_hop(k) && !(length && head_request && has_body)) ||
@@ -251,12 +258,45 @@ static void relay(struct ex *x, const json_t *ok, bool head_request)
             continue;
         cb_buf_printf(&h, "%s: %s\r\n", k, json_string_value(v));
     }
-    size_t len = has_body && !head_request ? json_string_length(body) : 0;
-    if (has_body && !head_request)
+    x->head_sent = true;
+    x->body_follows = !whole && has_body && !head_request;
+    if (whole && has_body && !head_request)
         cb_buf_printf(&h, "Content-Length: %zu\r\n", len);
+    else if (x->body_follows && x->head.minor >= 1)
+        cb_buf_puts(&h, "Transfer-Encoding: chunked\r\n");
+    else if (x->body_follows)
+        x->close = true;
     cb_buf_printf(&h, "%s\r\n", x->close ? "Connection: close\r\n" : "");
-    send_answer(x, &h, json_string_value(body), len);
+    bool sent = send_answer(x, &h, body, whole && has_body && !head_request ? len : 0);
     cb_buf_free(&h);
+    return sent;
+}
+
+/* The next bytes of a streamed body, as a chunk to an HTTP/1.1 client. */
+static bool sink_data(void *ud, const char *bytes, size_t len)
+{
+    struct ex *x = ud;
+    if (!x->body_follows)
+        return false;
+    char size[24];
+    struct iovec iov[3] = {{size, 0}, {(void *)bytes, len}, {(char *)"\r\n", 2}};
+    bool chunked = x->head.minor >= 1;
+    if (chunked)
+        iov[0].iov_len = (size_t)snprintf(size, sizeof(size), "%zx\r\n", len);
+    if (len > 0 && !send_all(x, chunked ? iov : iov + 1, chunked ? 3 : 1)) {
+        x->close = true;
+        return false;
+    }
+    return true;
+}
+
+/* Ends a streamed body that came to its end: the last chunk. */
+static void end_body(struct ex *x)
+{
+    static const char last[] = "0\r\n\r\n";
+    struct iovec iov = {(void *)last, sizeof(last) - 1};
+    if (x->body_follows && x->head.minor >= 1 && !send_all(x, &iov, 1))
+        x->close = true;
 }
 
 /* ------------------------------ requests ----------------------------- */
@@ -381,11 +421,6 @@ static const char *head_field(const struct ex *x, const char *name, size_t *len)
     return NULL;
 }
 
-static bool span_is(const char *raw, struct cb_http_span s, const char *text)
-{
-    return s.len == strlen(text) && memcmp(raw + s.off, text, s.len) == 0;
-}
-
 /* Whether the path names an absolute http(s) URL: the forward form. */
 static bool is_forward(const struct ex *x)
 {
@@ -444,8 +479,7 @@ static void serve_envelope(struct ex *x)
         return;
     }
     struct cb_ct_proxy *p = x->p;
-    json_t *env =
-        cb_proxy_container_request(p->proxy, p->manifest, p->granted, in, x->request_id, false);
+    json_t *env = cb_proxy_container_request(p->proxy, p->manifest, p->granted, in, x->request_id);
     json_decref(in);
     json_t *ok = json_object_get(env, "ok");
     if (ok != NULL)
@@ -502,14 +536,18 @@ static void forward(struct ex *x, const char *url, size_t url_len)
         json_object_set_new(params, "body",
                             json_stringn_nocheck(x->body.data ? x->body.data : "", x->body.len));
     struct cb_ct_proxy *p = x->p;
+    struct cb_proxy_sink sink = {sink_head, sink_data, x};
+    x->head_sent = x->body_follows = false;
     json_t *env =
-        cb_proxy_container_request(p->proxy, p->manifest, p->granted, params, x->request_id, true);
+        cb_proxy_container_stream(p->proxy, p->manifest, p->granted, params, x->request_id, &sink);
     json_decref(params);
-    json_t *ok = json_object_get(env, "ok");
-    if (ok != NULL)
-        relay(x, ok, span_is(x->raw, h->method, "HEAD"));
-    else
+    bool ok = json_object_get(env, "ok") != NULL;
+    if (!x->head_sent)
         send_json(x, 403, json_incref(env), NULL);
+    else if (ok)
+        end_body(x);
+    else
+        x->close = true; /* the body was cut off: the client must see it end early */
     json_decref(env);
 }
 

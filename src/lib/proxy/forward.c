@@ -61,6 +61,8 @@ struct transfer {
     struct cb_forward_response *res;
     bool too_large;
     bool wrong_address;
+    int data_err;      /* on_data's refusal */
+    uint64_t streamed; /* bytes given to on_data */
 };
 
 static void lock_cb(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
@@ -141,6 +143,16 @@ void cb__forwarder_free(struct cb_forwarder *f)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct transfer *t = ud;
+    const struct cb_forward_request *req = t->req;
+    if (req->on_data != NULL) {
+        t->streamed += size * n;
+        if (t->streamed > req->max_response_bytes) {
+            t->too_large = true;
+            return 0;
+        }
+        t->data_err = req->on_data(req->data_ud, p, size * n);
+        return t->data_err < 0 ? 0 : size * n;
+    }
     if (cb_buf_append(&t->res->body, p, size * n) < 0) {
         t->too_large = true;
         return 0; /* aborts the transfer at once */
@@ -156,6 +168,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     struct transfer *t = ud;
     size_t len = size * n;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* "HTTP/x[.y] NNN ...": libcurl has checked it. */
+        const char *sp = memchr(p, ' ', len);
+        long code = 0;
+        for (int i = 1; sp != NULL && i <= 3 && sp + i < p + len && sp[i] >= '0' && sp[i] <= '9';
+             i++)
+            code = code * 10 + (sp[i] - '0');
+        t->res->status = code;
         json_object_clear(t->res->headers);
         return len;
     }
@@ -251,7 +270,7 @@ static void set_options(CURL *h, CURLSH *share, struct transfer *t, struct curl_
     curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, req->on_data != NULL ? "" : NULL);
     if (req->ca_bundle)
         curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_bundle);
     if (strcasecmp(req->method, "HEAD") == 0)
@@ -265,12 +284,21 @@ static void set_options(CURL *h, CURLSH *share, struct transfer *t, struct curl_
 static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
 {
     const struct cb_forward_request *req = t->req;
+    if (t->data_err < 0)
+        return cb_error_set(err, t->data_err, "the response from %s could not be relayed",
+                            req->host);
     if (t->too_large)
         return cb_error_set(err, -EFBIG, "response from %s exceeds the limit of %zu bytes",
                             req->host, req->max_response_bytes);
     if (t->wrong_address)
         return cb_error_set(
             err, -EACCES, "blocked: connection to %s would not use the checked address", req->host);
+    if (rc == CURLE_BAD_CONTENT_ENCODING)
+        return cb_error_set(err, -ENOTSUP,
+                            "blocked: the response from %s is in a content coding the proxy "
+                            "cannot decode (or a corrupt one), so it cannot scan it for "
+                            "credentials",
+                            req->host);
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return cb_error_set(err, -ETIMEDOUT, "request to %s timed out after %llu ms", req->host,
                             (unsigned long long)req->timeout_ms);
@@ -398,7 +426,7 @@ static CURLcode perform(struct cb_forwarder *f, struct handle *h)
 int cb__forward(struct cb_forwarder *f, const struct cb_forward_request *req,
                 struct cb_forward_response *res, struct cb_error *err)
 {
-    struct transfer t = {req, res, false, false};
+    struct transfer t = {.req = req, .res = res};
     memset(res, 0, sizeof(*res));
     cb_buf_init(&res->body, req->max_response_bytes);
     res->headers = json_object();
@@ -410,7 +438,7 @@ int cb__forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     set_options(h->easy, h->pool->share, &t, pin, hdrs);
     CURLcode rc = perform(f, h);
     int r = 0;
-    if (rc != CURLE_OK || t.too_large || t.wrong_address)
+    if (rc != CURLE_OK || t.too_large || t.wrong_address || t.data_err < 0)
         r = failure(&t, rc, err);
     else
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &res->status);

@@ -39,10 +39,18 @@ struct cb_forward_request {
     uint64_t timeout_ms;
     size_t max_response_bytes;
     const char *ca_bundle; /* NULL = system CAs */
+    /* Streaming: when set, the body is not kept in the response but given
+     * to on_data as it arrives, decoded (libcurl asks for and undoes
+     * every content coding it knows, and fails on any other), the
+     * response's status and headers complete by the first call. The cap
+     * counts decoded bytes. A negative return aborts the transfer, and
+     * cb__forward returns it. */
+    int (*on_data)(void *ud, const char *data, size_t len);
+    void *data_ud;
 };
 
 struct cb_forward_response {
-    long status;
+    long status;     /* set from the status line as soon as it arrives */
     json_t *headers; /* object: lower-case name -> value (repeats joined by ", ") */
     struct cb_buf body;
 };

@@ -16,6 +16,7 @@
 #include "proxy/url.h"
 #include "sandbox/manifest.h"
 #include "scan/leak.h"
+#include "scan/redact_stream.h"
 #include "secrets/secrets.h"
 
 #include <errno.h>
@@ -68,10 +69,10 @@ struct req {
     struct creds *creds;
     const char *tool;
     const char *request_id;
-    bool container;  /* a container's request: named so, and keyed by `who` */
-    bool raw_body;   /* the envelope's body keeps the response's bytes */
-    const char *key; /* rate limit and in-flight key */
-    bool in_flight;  /* holds one of the tool's slots in p->inflight */
+    bool container;                   /* a container's request: named so, and keyed by `who` */
+    const struct cb_proxy_sink *sink; /* the answer streams there */
+    const char *key;                  /* rate limit and in-flight key */
+    bool in_flight;                   /* holds one of the tool's slots in p->inflight */
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
     const char *raw_url; /* as the tool wrote it */
@@ -729,12 +730,9 @@ static void inject_stage(struct req *q, const json_t *granted)
     }
 }
 
-/* The body as the envelope carries it: text (invalid UTF-8 replaced) for
- * a JSON reader, or the bytes themselves for a raw_body caller. */
-static json_t *body_value(const char *s, size_t len, bool raw)
+/* The body as the envelope carries it: text, invalid UTF-8 replaced. */
+static json_t *body_value(const char *s, size_t len)
 {
-    if (raw)
-        return json_stringn_nocheck(s, len);
     size_t ln = 0;
     char *text = cb_utf8_lossy(s, len, &ln);
     json_t *v = json_stringn(text, ln);
@@ -742,13 +740,14 @@ static json_t *body_value(const char *s, size_t len, bool raw)
     return v;
 }
 
-static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res,
-                           bool raw)
+/* The response's headers with their values redacted (names are done by
+ * redact_header_names). */
+static json_t *redacted_headers(const struct cb_leak_scanner *sc, const json_t *from)
 {
     json_t *headers = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(res->headers, k, v)
+    json_object_foreach((json_t *)from, k, v)
     {
         size_t n = 0;
         char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
@@ -756,9 +755,15 @@ static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_r
             headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
         free(r);
     }
+    return headers;
+}
+
+static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
+{
+    json_t *headers = redacted_headers(sc, res->headers);
     size_t n = 0;
     char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
-    json_t *body = body_value(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED), raw);
+    json_t *body = body_value(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED));
     json_t *ok = json_pack("{s:i,s:o,s:o}", "status", (json_int_t)res->status, "headers", headers,
                            "body", body);
     free(r);
@@ -791,6 +796,125 @@ static void redact_header_names(const struct cb_leak_scanner *sc, json_t *header
     json_decref(renamed);
 }
 
+/* ------------------------- a streamed answer -------------------------- */
+
+/* One streamed answer: the forwarder's bytes go through the redaction
+ * stream to the sink. */
+struct relay {
+    struct cb_proxy *p;
+    struct req *q;
+    const struct cb_forward_response *res;
+    struct cb_redact_stream *rs;
+    json_t *headers; /* redacted, made at the first byte of the body */
+    bool head_sent;
+    int stream_err; /* the redaction stream's or the sink's failure */
+    uint64_t bytes; /* decoded bytes from the upstream */
+};
+
+static void relay_headers(struct relay *r)
+{
+    if (r->headers != NULL)
+        return;
+    const struct cb_leak_scanner *sc = r->q->creds->scanner;
+    redact_header_names(sc, r->res->headers);
+    r->headers = redacted_headers(sc, r->res->headers);
+    /* libcurl decoded the body. */
+    json_object_del(r->headers, "content-encoding");
+}
+
+/* A final status HTTP can relay; another (a 1xx as the last answer, or
+ * past 599) fails the request. */
+static bool relay_status_ok(const struct relay *r)
+{
+    return r->res->status >= 200 && r->res->status <= 599;
+}
+
+/* Redacted bytes of a body that streams. */
+static int relay_out(void *ud, const char *data, size_t len)
+{
+    struct relay *r = ud;
+    const struct cb_proxy_sink *k = r->q->sink;
+    if (!r->head_sent && !relay_status_ok(r))
+        return -EPROTO;
+    if (!r->head_sent) {
+        r->head_sent = true;
+        if (!k->head(k->ud, r->res->status, r->headers, NULL, 0, false))
+            return -EPIPE;
+    }
+    return k->data(k->ud, data, len) ? 0 : -EPIPE;
+}
+
+/* The last redacted bytes: the whole body when nothing went out yet, so
+ * its head says its length; the audit line goes first then. */
+static int relay_last(void *ud, const char *data, size_t len)
+{
+    struct relay *r = ud;
+    const struct cb_proxy_sink *k = r->q->sink;
+    if (r->head_sent)
+        return k->data(k->ud, data, len) ? 0 : -EPIPE;
+    if (!relay_status_ok(r))
+        return -EPROTO;
+    r->head_sent = true;
+    audit(r->p, r->q, "allowed", NULL, (int)r->res->status, r->bytes);
+    return k->head(k->ud, r->res->status, r->headers, data, len, true) ? 0 : -EPIPE;
+}
+
+static int relay_data(void *ud, const char *data, size_t len)
+{
+    struct relay *r = ud;
+    relay_headers(r);
+    r->bytes += len;
+    return r->stream_err = cb_redact_stream_write(r->rs, data, len, relay_out, r);
+}
+
+/* What went wrong with a streamed answer, for the audit and the caller. */
+static void relay_failed(struct relay *r, int rc, struct cb_error *err)
+{
+    const char *host = r->q->url.host.name;
+    if (r->stream_err == -EPIPE)
+        cb_error_set(err, rc, "the client closed the connection before the answer from %s ended",
+                     host);
+    else if (r->stream_err == -EPROTO)
+        cb_error_set(err, rc, "the upstream %s answered with status %ld", host, r->res->status);
+    else if (r->stream_err == -EACCES)
+        cb_error_set(err, rc,
+                     "blocked: the response from %s holds secrets too close together to be "
+                     "redacted as it streams; it was cut off",
+                     host);
+    audit(r->p, r->q, rc == -EACCES || rc == -ENOTSUP ? "blocked" : "error", err->msg,
+          (int)r->res->status, r->bytes);
+}
+
+static json_t *stream_stage(struct cb_proxy *p, struct req *q, struct cb_forward_request *fr)
+{
+    struct cb_forward_response res = {0};
+    struct relay r = {.p = p, .q = q, .res = &res};
+    r.rs = cb_redact_stream_new(q->creds->scanner, CB_REDACT_STREAM_HOLD);
+    fr->on_data = relay_data;
+    fr->data_ud = &r;
+    struct cb_error err = {0};
+    int rc = cb__forward(p->fwd, fr, &res, &err);
+    if (rc == 0) {
+        relay_headers(&r);
+        bool ended = r.head_sent;
+        rc = cb_redact_stream_finish(r.rs, relay_last, &r);
+        if (rc == 0 && !r.head_sent)
+            rc = relay_last(&r, "", 0);
+        r.stream_err = rc;
+        if (rc == 0 && ended)
+            audit(p, q, "allowed", NULL, (int)res.status, r.bytes);
+    }
+    json_t *env = rc == 0 ? json_pack("{s:{s:i}}", "ok", "status", (json_int_t)res.status) : NULL;
+    if (rc < 0) {
+        relay_failed(&r, rc, &err);
+        env = error_envelope(err.msg);
+    }
+    cb_redact_stream_free(r.rs);
+    json_decref(r.headers);
+    cb__forward_response_free(&res);
+    return env;
+}
+
 static json_t *forward_stage(struct cb_proxy *p, struct req *q)
 {
     const struct cb_config *cfg = p->cfg;
@@ -812,6 +936,11 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         .max_response_bytes = cfg->proxy.max_response_bytes,
         .ca_bundle = cfg->proxy.ca_bundle,
     };
+    if (q->sink != NULL) {
+        json_t *env = stream_stage(p, q, &fr);
+        free(pool);
+        return env;
+    }
     struct cb_forward_response res = {0};
     struct cb_error err = {0};
     int rc = cb__forward(p->fwd, &fr, &res, &err);
@@ -828,7 +957,7 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         return error_envelope(err.msg);
     }
     redact_header_names(q->creds->scanner, res.headers);
-    json_t *env = ok_envelope(q->creds->scanner, &res, q->raw_body);
+    json_t *env = ok_envelope(q->creds->scanner, &res);
     audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb__forward_response_free(&res);
     return env;
@@ -857,6 +986,10 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
     } else if (resolve_stage(p, q, &err) < 0) {
         env = deny(p, q, "blocked", err.msg);
     } else {
+        /* A streamed answer comes decoded by libcurl, which says what it
+         * accepts. */
+        if (q->sink != NULL)
+            remove_header(q, "accept-encoding");
         inject_stage(q, granted);
         env = forward_stage(p, q);
     }
@@ -876,10 +1009,18 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
 
 json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                                    const json_t *granted, const json_t *params,
-                                   const char *request_id, bool raw_body)
+                                   const char *request_id)
+{
+    struct req q = {.tool = manifest->name, .request_id = request_id, .container = true};
+    return run_pipeline(p, &q, manifest, granted, params);
+}
+
+json_t *cb_proxy_container_stream(struct cb_proxy *p, const struct cb_manifest *manifest,
+                                  const json_t *granted, const json_t *params,
+                                  const char *request_id, const struct cb_proxy_sink *sink)
 {
     struct req q = {
-        .tool = manifest->name, .request_id = request_id, .container = true, .raw_body = raw_body};
+        .tool = manifest->name, .request_id = request_id, .container = true, .sink = sink};
     return run_pipeline(p, &q, manifest, granted, params);
 }
 

@@ -64,15 +64,38 @@ json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *mani
  * field) and its origin names that list for denials ("blocked: host H is
  * not in the allowlist for container ID; to allow it, add H to
  * <origin>"). Rate limit and in-flight slots are keyed
- * by the container, apart from any tool's. With raw_body the envelope's
- * "body" holds the response's bytes as they came (redacted), not made
- * valid UTF-8 (a json_stringn_nocheck string: read it with
- * json_string_length, never serialise it), for a caller that relays them
- * as HTTP; params' "body" may hold any bytes in either case.
- * Thread-safe. */
+ * by the container, apart from any tool's. params' "body" may hold any
+ * bytes. Thread-safe. */
 json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                                    const json_t *granted, const json_t *params,
-                                   const char *request_id, bool raw_body);
+                                   const char *request_id);
+
+/* Where a streamed answer goes (cb_proxy_container_stream). Both
+ * return false when the client is gone, which ends the transfer. */
+struct cb_proxy_sink {
+    /* The answer's head: its status and headers (redacted; names lower
+     * case; the framing ones, Content-Length and Transfer-Encoding, left
+     * for the caller to drop; Content-Encoding gone, as the body comes
+     * decoded). With `whole`, body[0..len) is the whole body, redacted,
+     * and data is not called; else the body follows through data. */
+    bool (*head)(void *ud, long status, const json_t *headers, const char *body, size_t len,
+                 bool whole);
+    /* The next redacted bytes of the body. */
+    bool (*data)(void *ud, const char *bytes, size_t len);
+    void *ud;
+};
+
+/* cb_proxy_container_request with the answer streamed: the
+ * upstream's body goes to `sink` redacted as it arrives (scan/redact_stream.h),
+ * with memory bounded whatever its size (up to proxy.max_response_bytes
+ * decoded). A body that ends within the hold comes whole. Returns
+ * {"ok": {"status"}} after the last byte went to the sink, or
+ * {"error": "..."}; an error after the head went out means the body was
+ * cut off, so the caller must end the connection. The audit line is
+ * written before the head when the body is whole, else at the end. */
+json_t *cb_proxy_container_stream(struct cb_proxy *p, const struct cb_manifest *manifest,
+                                  const json_t *granted, const json_t *params,
+                                  const char *request_id, const struct cb_proxy_sink *sink);
 
 /* Transparent egress: what a container's network namespace
  * needs besides whole HTTP requests, under the same policy. */
