@@ -10,9 +10,13 @@
 #define RS_CUT_STEP  4096u
 #define RS_CUT_TRIES 8u
 
+/* The hold is allocated as it fills, from this size: most bodies are
+ * small. */
+#define RS_FIRST_ALLOC 4096u
+
 struct cb_redact_stream {
     const struct cb_leak_scanner *sc;
-    size_t cap, len;
+    size_t cap, len, alloc;
     char *hold;
     bool started;
 };
@@ -44,7 +48,6 @@ struct cb_redact_stream *cb_redact_stream_new(const struct cb_leak_scanner *sc, 
     struct cb_redact_stream *rs = cb_xcalloc(1, sizeof(*rs));
     rs->sc = sc;
     rs->cap = hold < 4 * CB_REDACT_STREAM_LOOK ? 4 * CB_REDACT_STREAM_LOOK : hold;
-    rs->hold = cb_xmalloc(rs->cap);
     return rs;
 }
 
@@ -52,7 +55,8 @@ void cb_redact_stream_free(struct cb_redact_stream *rs)
 {
     if (rs == NULL)
         return;
-    explicit_bzero(rs->hold, rs->len);
+    if (rs->hold != NULL)
+        explicit_bzero(rs->hold, rs->len);
     free(rs->hold);
     free(rs);
 }
@@ -124,11 +128,32 @@ static int rs_release(struct cb_redact_stream *rs, cb_redact_out_fn out, void *u
     return r < 0 ? r : -EACCES;
 }
 
+/* Room for `want` held bytes (at most the cap), moved to a larger
+ * block with the old one wiped. */
+static void rs_reserve(struct cb_redact_stream *rs, size_t want)
+{
+    if (want <= rs->alloc)
+        return;
+    size_t a = rs->alloc ? rs->alloc : RS_FIRST_ALLOC;
+    while (a < want)
+        a *= 2;
+    a = a < rs->cap ? a : rs->cap;
+    char *p = cb_xmalloc(a);
+    if (rs->len > 0) {
+        memcpy(p, rs->hold, rs->len);
+        explicit_bzero(rs->hold, rs->len);
+    }
+    free(rs->hold);
+    rs->hold = p;
+    rs->alloc = a;
+}
+
 int cb_redact_stream_write(struct cb_redact_stream *rs, const char *data, size_t len,
                            cb_redact_out_fn out, void *ud)
 {
     while (len > 0) {
         size_t take = rs->cap - rs->len < len ? rs->cap - rs->len : len;
+        rs_reserve(rs, rs->len + take);
         memcpy(rs->hold + rs->len, data, take);
         rs->len += take;
         data += take;
