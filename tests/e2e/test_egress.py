@@ -364,10 +364,40 @@ def big_body(n, at):
 
 class BigUpstream(BaseHTTPRequestHandler):
     """GET /big?n=N&at=O1,O2[&gz=1]: big_body(N, (O1, O2)), gzipped with
-    gz; GET /bomb: 80 MiB of zeros gzipped."""
+    gz; GET /bomb: 80 MiB of zeros gzipped; POST: the body's length and
+    digest, and what came of it kept in got (a body cut short too)."""
 
     protocol_version = "HTTP/1.1"
     bomb = None
+    got = []
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def do_POST(self):
+        body = b""
+        try:
+            body = self.read_body()
+        except ValueError:
+            pass
+        finally:
+            BigUpstream.got.append(body)
+        out = json.dumps({"len": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                          "te": self.headers.get("Transfer-Encoding")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
 
     def handle(self):
         try:
@@ -420,6 +450,27 @@ except http.client.IncompleteRead as e:
 print(json.dumps({"status": r.status, "len": n, "sha256": h.hexdigest(), "error": err,
                   "te": r.getheader("Transfer-Encoding"), "ce": r.getheader("Content-Encoding"),
                   "cl": r.getheader("Content-Length")}))
+"""
+
+# Run in a container's network namespace: POST big_body(N, (AT,)) to
+# NAME:PORT, by length or (CHUNKED=1) chunked; prints the status and the
+# answer.
+PY_UPLOAD = r"""
+import http.client, json, sys
+name, port, n, at, chunked = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+line = b"the quick brown fox jumps over the lazy dog %08d\n"
+body = bytearray(b"".join(line % i for i in range(n // len(line % 0) + 1))[:n])
+if at >= 0:
+    token = b"ghp_Q7w2E9r4T6y1U8i3O5p0A2s4D6f8G1h3J5k7"
+    body[at:at + len(token)] = token
+c = http.client.HTTPConnection(name, port, timeout=60)
+if chunked:
+    pieces = (bytes(body[i:i + 100000]) for i in range(0, len(body), 100000))
+    c.request("POST", "/up", body=pieces, encode_chunked=True)
+else:
+    c.request("POST", "/up", body=bytes(body))
+r = c.getresponse()
+print(json.dumps({"status": r.status, "body": r.read().decode(errors="replace")}))
 """
 
 
@@ -539,6 +590,51 @@ class EgressClients(EgressBase):
         self.assertLessEqual(got["len"], 64 << 20)
         lines = [l for l in self.audit() if "/bomb" in (l.get("url") or "")]
         self.assertIn("exceeds the limit of 67108864 bytes", lines[-1]["reason"], lines)
+
+    def upload(self, cid, n, at=-1, chunked=False):
+        out = self.in_netns(cid, sys.executable, "-c", PY_UPLOAD, self.name,
+                            str(self.big.server_address[1]), str(n), str(at),
+                            "1" if chunked else "0")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def test_large_upload_streams_scanned_in_bounded_memory(self):
+        # 8 MiB up, by length and chunked: it reaches the upstream whole
+        # (chunked when the client sent it so), and the server's peak
+        # memory grows by far less than the body.
+        if not shutil.which("nsenter"):
+            self.skipTest("no nsenter")
+        cid = self.sleeper()
+        n = 8 << 20
+        want = hashlib.sha256(big_body(n, ())).hexdigest()
+        for chunked in (False, True):
+            with open(f"/proc/{self.server.proc.pid}/clear_refs", "w") as f:
+                f.write("5")
+            before = self.server_kib("VmRSS")
+            got = self.upload(cid, n, chunked=chunked)
+            grew_mib = (self.server_kib("VmHWM") - before) / 1024
+            self.assertEqual(got["status"], 200, got)
+            doc = json.loads(got["body"])
+            self.assertEqual((doc["len"], doc["sha256"]), (n, want))
+            self.assertEqual(doc["te"], "chunked" if chunked else None)
+            self.assertLess(grew_mib, 4, f"the server's peak grew by {grew_mib:.1f} MiB")
+
+    def test_secret_in_a_streamed_upload_is_blocked_before_it_leaves(self):
+        if not shutil.which("nsenter"):
+            self.skipTest("no nsenter")
+        cid = self.sleeper()
+        for at in (5 << 20, 300 << 10, 256 * 1024 - 32 * 1024 - 7):
+            BigUpstream.got = []
+            got = self.upload(cid, 6 << 20, at=at, chunked=at % 2 == 1)
+            self.assertEqual(got["status"], 403, got)
+            self.assertIn("contains a credential", json.loads(got["body"])["error"])
+            self.assertFalse([b for b in BigUpstream.got if TOKEN[:12] in b], at)
+            lines = [l for l in self.audit() if l.get("tool") == cid]
+            self.assertEqual(lines[-1]["decision"], "leak_blocked", lines[-1])
+        # Past 10 MiB: 413, by length at once, chunked when it gets there.
+        for chunked in (False, True):
+            got = self.upload(cid, 11 << 20, chunked=chunked)
+            self.assertEqual(got["status"], 413, got)
 
     def test_fifty_connections_from_each_of_five_containers(self):
         n = 50

@@ -30,6 +30,9 @@
 #define BODY_TIMEOUT_MS 60000
 /* An answer must be taken within this. */
 #define PROXY_SEND_TIMEOUT_MS 60000
+/* After an answer that left the request's body unread, what the client
+ * still sends is read and dropped for this long before the close. */
+#define CONN_LINGER_MS 5000
 /* Bytes of an answer's head in the forward form (the upstream's headers
  * are bounded by the proxy: CB_FORWARD_MAX_HEADERS of at most
  * CB_FORWARD_MAX_HEADER_BYTES). */
@@ -48,8 +51,17 @@ struct ex {
     size_t in_len;
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
     struct cb_http_head head;
-    struct cb_buf body;
+    struct cb_buf body; /* the body read whole, or a piece of a chunked one */
+    size_t body_off;    /* ... handed out up to here */
+    uint64_t body_total;
+    uint64_t body_left; /* a Content-Length body's bytes not yet read */
+    struct cb_http_chunked chunks;
+    bool body_done; /* the whole request body was read */
+    int body_err;   /* reading it failed: -EPIPE, -EFBIG or a framing error */
+    struct cb_error body_why;
+    uint64_t body_deadline;
     bool too_large;    /* the chunked body passed CB_CT_PROXY_MAX_BODY */
+    bool unread;       /* an answer went out before the request body was read */
     bool close;        /* end the connection after this answer */
     bool answered;     /* an answer went out: the next request is yet to come */
     bool head_sent;    /* the current answer's head went out */
@@ -337,75 +349,78 @@ static void take_input(struct ex *x, size_t n)
     x->in_len -= n;
 }
 
-static int read_length_body(struct ex *x, uint64_t deadline)
-{
-    uint64_t want = x->head.content_length;
-    if (want > CB_CT_PROXY_MAX_BODY)
-        return -EFBIG;
-    while (x->body.len < want) {
-        if (x->in_len == 0) {
-            size_t room = sizeof(x->in);
-            if (want - x->body.len < room)
-                room = (size_t)(want - x->body.len);
-            x->in_len = recv_some(x, x->in, room, deadline);
-            if (x->in_len == 0)
-                return -EPIPE;
-        }
-        size_t take = x->in_len;
-        if (want - x->body.len < take)
-            take = (size_t)(want - x->body.len);
-        cb_buf_append(&x->body, x->in, take);
-        take_input(x, take);
-    }
-    return 0;
-}
-
 static void chunk_sink(void *ud, const char *data, size_t n)
 {
     struct ex *x = ud;
-    if (!x->too_large && cb_buf_append(&x->body, data, n) < 0)
+    x->body_total += n;
+    if (x->body_total > CB_CT_PROXY_MAX_BODY || cb_buf_append(&x->body, data, n) < 0)
         x->too_large = true;
 }
 
-static int read_chunked_body(struct ex *x, uint64_t deadline, struct cb_error *err)
+/* The next bytes of a chunked body into x->body, a feed at a time. */
+static int next_chunk_piece(struct ex *x)
 {
-    struct cb_http_chunked st = {0};
-    for (;;) {
-        if (x->in_len == 0) {
-            x->in_len = recv_some(x, x->in, sizeof(x->in), deadline);
-            if (x->in_len == 0)
-                return -EPIPE;
-        }
+    cb_buf_reset(&x->body);
+    x->body_off = 0;
+    while (x->body.len == 0 && !x->body_done) {
+        if (x->in_len == 0 &&
+            (x->in_len = recv_some(x, x->in, sizeof(x->in), x->body_deadline)) == 0)
+            return -EPIPE;
         size_t used = 0;
-        int r = cb__http_chunked_feed(&st, x->in, x->in_len, &used, chunk_sink, x, err);
+        int r =
+            cb__http_chunked_feed(&x->chunks, x->in, x->in_len, &used, chunk_sink, x, &x->body_why);
         if (r < 0)
             return r;
         take_input(x, r == 1 ? used : x->in_len);
         if (x->too_large)
             return -EFBIG;
-        if (r == 1)
-            return 0;
+        x->body_done = r == 1;
     }
+    return 0;
 }
 
-/* Reads the request's body into x->body. Returns 0, -EPIPE when the
- * connection ended or timed out, or an error to answer. */
-static int read_request_body(struct ex *x, struct cb_error *err)
+/* The request body as the pipeline reads it (struct cb_proxy_body). */
+static int body_read(void *ud, char *buf, size_t cap, size_t *n)
 {
-    uint64_t deadline = deadline_in(BODY_TIMEOUT_MS);
-    cb_buf_reset(&x->body);
-    x->too_large = false;
-    if (x->head.expect_continue) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        struct iovec iov = {(void *)cont, sizeof(cont) - 1};
-        if (!send_all(x, &iov, 1))
-            return -EPIPE;
+    struct ex *x = ud;
+    *n = 0;
+    if (x->body_err == 0 && x->head.framing == CB_HTTP_CHUNKED && x->body_off == x->body.len)
+        x->body_err = next_chunk_piece(x);
+    if (x->body_err < 0)
+        return x->body_err;
+    if (x->head.framing == CB_HTTP_CHUNKED) {
+        *n = x->body.len - x->body_off < cap ? x->body.len - x->body_off : cap;
+        memcpy(buf, x->body.data + x->body_off, *n);
+        x->body_off += *n;
+        return 0;
     }
-    if (x->head.framing == CB_HTTP_LENGTH)
-        return read_length_body(x, deadline);
-    if (x->head.framing == CB_HTTP_CHUNKED)
-        return read_chunked_body(x, deadline, err);
+    size_t want = x->body_left < cap ? (size_t)x->body_left : cap;
+    if (want > 0 && x->in_len > 0) {
+        *n = x->in_len < want ? x->in_len : want;
+        memcpy(buf, x->in, *n);
+        take_input(x, *n);
+    } else if (want > 0 && (*n = recv_some(x, buf, want, x->body_deadline)) == 0) {
+        return x->body_err = -EPIPE;
+    }
+    x->body_left -= *n;
+    x->body_done = x->body_left == 0;
     return 0;
+}
+
+/* Reads the request's body whole into x->body. Returns 0, or an error
+ * of body_read. */
+static int read_request_body(struct ex *x)
+{
+    struct cb_buf whole;
+    cb_buf_init(&whole, CB_CT_PROXY_MAX_BODY);
+    char piece[16384];
+    size_t n = 0;
+    int r;
+    while ((r = body_read(x, piece, sizeof(piece), &n)) == 0 && n > 0)
+        cb_buf_append(&whole, piece, n);
+    cb_buf_free(&x->body);
+    x->body = whole;
+    return r;
 }
 
 /* The value of the first field called `name`, or NULL. */
@@ -519,9 +534,21 @@ static void forward_headers(const struct ex *x, json_t *headers)
     }
 }
 
-/* Sends the request in x to url[0..len) through the proxy pipeline and
- * relays the answer: the one path of the forward form and of transparent
- * plain HTTP. */
+/* Answers a request whose body could not be read, when nothing was
+ * answered yet. */
+static void refuse_body(struct ex *x)
+{
+    x->close = true;
+    x->unread = x->body_err != -EPIPE;
+    if (x->body_err == -EFBIG)
+        send_http_error(x, 413, "request body larger than 10 MiB");
+    else if (x->body_err != -EPIPE)
+        send_http_error(x, cb__http_error_status(x->body_err), x->body_why.msg);
+}
+
+/* Sends the request in x to url[0..len) through the proxy pipeline, its
+ * body read as it goes, and relays the answer as it comes: the one path
+ * of the forward form and of transparent plain HTTP. */
 static void forward(struct ex *x, const char *url, size_t url_len)
 {
     const struct cb_http_head *h = &x->head;
@@ -532,17 +559,22 @@ static void forward(struct ex *x, const char *url, size_t url_len)
     /* "Content-Length: 0" is a body too: an empty one is still sent with
      * its length, as some upstreams require on POST. */
     size_t n = 0;
-    if (h->framing != CB_HTTP_NO_BODY || head_field(x, "content-length", &n) != NULL)
-        json_object_set_new(params, "body",
-                            json_stringn_nocheck(x->body.data ? x->body.data : "", x->body.len));
+    bool has_body = h->framing != CB_HTTP_NO_BODY || head_field(x, "content-length", &n) != NULL;
+    struct cb_proxy_body body = {body_read,
+                                 h->framing == CB_HTTP_LENGTH ? (int64_t)h->content_length : -1, x};
     struct cb_ct_proxy *p = x->p;
     struct cb_proxy_sink sink = {sink_head, sink_data, x};
     x->head_sent = x->body_follows = false;
-    json_t *env =
-        cb_proxy_container_stream(p->proxy, p->manifest, p->granted, params, x->request_id, &sink);
+    json_t *env = cb_proxy_container_stream(p->proxy, p->manifest, p->granted, params,
+                                            x->request_id, &sink, has_body ? &body : NULL);
     json_decref(params);
     bool ok = json_object_get(env, "ok") != NULL;
-    if (!x->head_sent)
+    /* A body left unread would be taken for the next request. */
+    if (!x->body_done)
+        x->close = x->unread = true;
+    if (!x->head_sent && x->body_err < 0)
+        refuse_body(x);
+    else if (!x->head_sent)
         send_json(x, 403, json_incref(env), NULL);
     else if (ok)
         end_body(x);
@@ -565,30 +597,41 @@ static void serve_forward(struct ex *x)
 static void refuse_request(struct ex *x, unsigned status, const char *msg, const char *allow)
 {
     if (x->head.framing != CB_HTTP_NO_BODY)
-        x->close = true;
+        x->close = x->unread = true;
     send_json(x, status, json_pack("{s:s}", "error", msg), allow);
 }
 
-/* Counts the request and reads its body; false when it is not to be
- * served (answered already, or the connection ends). */
-static bool take_request(struct ex *x)
+/* Counts the request and readies its body: read whole into x->body, or
+ * (`stream`) left to body_read. False when it is not to be served
+ * (answered already, or the connection ends). */
+static bool take_request(struct ex *x, bool stream)
 {
     if (!cb__ct_proxy_note_request(x->p)) {
         x->close = true;
         return false;
     }
-    struct cb_error err = {0};
-    int r = read_request_body(x, &err);
-    if (r == -EPIPE) {
-        x->close = true;
-        return false;
+    cb_buf_reset(&x->body);
+    x->body_off = 0;
+    x->body_total = 0;
+    x->body_left = x->head.framing == CB_HTTP_LENGTH ? x->head.content_length : 0;
+    x->chunks = (struct cb_http_chunked){0};
+    x->body_done = x->head.framing == CB_HTTP_NO_BODY ||
+                   (x->head.framing == CB_HTTP_LENGTH && x->body_left == 0);
+    x->body_err = 0;
+    x->body_why = (struct cb_error){0};
+    x->body_deadline = deadline_in(BODY_TIMEOUT_MS);
+    x->too_large = false;
+    int r = x->body_left > CB_CT_PROXY_MAX_BODY ? -EFBIG : 0;
+    if (r == 0 && x->head.expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+        r = send_all(x, &iov, 1) ? 0 : -EPIPE;
     }
+    if (r == 0 && !stream)
+        r = read_request_body(x);
     if (r < 0) {
-        x->close = true;
-        if (r == -EFBIG)
-            send_http_error(x, 413, "request body larger than 10 MiB");
-        else
-            send_http_error(x, cb__http_error_status(r), err.msg);
+        x->body_err = r;
+        refuse_body(x);
         return false;
     }
     cb_uuid_v4(x->request_id);
@@ -616,7 +659,7 @@ static void serve_request(struct ex *x)
         refuse_request(x, 401, "unauthorized", NULL);
         return;
     }
-    if (!take_request(x))
+    if (!take_request(x, forward))
         return;
     if (forward)
         serve_forward(x);
@@ -689,7 +732,7 @@ static void serve_transparent(struct ex *x)
     if (!transparent_url(x, &url, why, sizeof(why))) {
         cb__ct_egress_refuse(x->c, x->dest, why);
         refuse_request(x, 403, why, NULL);
-    } else if (take_request(x)) {
+    } else if (take_request(x, true)) {
         forward(x, url.data, url.len);
     }
     cb_buf_free(&url);
@@ -733,6 +776,23 @@ static void serve_connect(struct ex *x, size_t n)
         cb__ct_egress_tunnel(x->c, x->dest, name, port);
 }
 
+/* Ends a connection whose client may still be sending a body the answer
+ * did not wait for: closing with unread bytes would reset the
+ * connection, and the answer could be lost with it. So the sending side
+ * is shut and what comes is dropped, until the client closes too or
+ * CONN_LINGER_MS have passed. */
+static void drain_before_close(struct ex *x)
+{
+    int fd = x->c->fd;
+    if (x->ssl != NULL)
+        SSL_shutdown(x->ssl);
+    shutdown(fd, SHUT_WR);
+    uint64_t deadline = deadline_in(CONN_LINGER_MS);
+    char drop[16384];
+    while (wait_fd(fd, POLLIN, deadline) && recv(fd, drop, sizeof(drop), 0) > 0)
+        ;
+}
+
 void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *ssl)
 {
     struct ex *x = cb_xcalloc(1, sizeof(*x));
@@ -760,6 +820,8 @@ void cb__ct_conn_serve(struct cb__ct_conn *c, const struct cb__ct_dest *d, SSL *
         if (cb__ct_proxy_stopped(x->p))
             break;
     }
+    if (x->unread)
+        drain_before_close(x);
     cb_buf_free(&x->body);
     free(x);
 }

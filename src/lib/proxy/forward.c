@@ -62,6 +62,7 @@ struct transfer {
     bool too_large;
     bool wrong_address;
     int data_err;      /* on_data's refusal */
+    int read_err;      /* read_body's */
     uint64_t streamed; /* bytes given to on_data */
 };
 
@@ -138,6 +139,14 @@ void cb__forwarder_free(struct cb_forwarder *f)
     }
     pthread_mutex_destroy(&f->lock);
     free(f);
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    struct transfer *t = ud;
+    size_t got = 0;
+    t->read_err = t->req->read_body(t->req->body_ud, buf, size * n, &got);
+    return t->read_err < 0 ? CURL_READFUNC_ABORT : got;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -278,6 +287,11 @@ static void set_options(CURL *h, CURLSH *share, struct transfer *t, struct curl_
     if (req->body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    } else if (req->read_body) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, t);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->read_len);
     }
 }
 
@@ -286,6 +300,9 @@ static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
     const struct cb_forward_request *req = t->req;
     if (t->data_err < 0)
         return cb_error_set(err, t->data_err, "the response from %s could not be relayed",
+                            req->host);
+    if (t->read_err < 0)
+        return cb_error_set(err, t->read_err, "the request body for %s could not be sent",
                             req->host);
     if (t->too_large)
         return cb_error_set(err, -EFBIG, "response from %s exceeds the limit of %zu bytes",
@@ -438,7 +455,7 @@ int cb__forward(struct cb_forwarder *f, const struct cb_forward_request *req,
     set_options(h->easy, h->pool->share, &t, pin, hdrs);
     CURLcode rc = perform(f, h);
     int r = 0;
-    if (rc != CURLE_OK || t.too_large || t.wrong_address || t.data_err < 0)
+    if (rc != CURLE_OK || t.too_large || t.wrong_address || t.data_err < 0 || t.read_err < 0)
         r = failure(&t, rc, err);
     else
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &res->status);

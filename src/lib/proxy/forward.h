@@ -34,8 +34,15 @@ struct cb_forward_request {
                                    may frame the message (Content-Length,
                                    Transfer-Encoding, ...), libcurl does */
     size_t n_headers;
-    const char *body; /* NULL = none */
+    const char *body; /* NULL = none (or read_body) */
     size_t body_len;
+    /* A body read as it goes out, when body is NULL: read_body fills
+     * buf[0..cap) and sets *n (0 at its end); a negative return aborts
+     * the transfer, and cb__forward returns it. read_len: the body's
+     * length, or -1 to send it chunked. */
+    int (*read_body)(void *ud, char *buf, size_t cap, size_t *n);
+    void *body_ud;
+    int64_t read_len;
     uint64_t timeout_ms;
     size_t max_response_bytes;
     const char *ca_bundle; /* NULL = system CAs */

@@ -69,10 +69,18 @@ struct req {
     struct creds *creds;
     const char *tool;
     const char *request_id;
-    bool container;                   /* a container's request: named so, and keyed by `who` */
-    const struct cb_proxy_sink *sink; /* the answer streams there */
-    const char *key;                  /* rate limit and in-flight key */
-    bool in_flight;                   /* holds one of the tool's slots in p->inflight */
+    bool container;                       /* a container's request: named so, and keyed by `who` */
+    const struct cb_proxy_sink *sink;     /* the answer streams there */
+    const struct cb_proxy_body *body_src; /* the request body comes from there */
+    struct cb_buf pre;                    /* its first bytes, read before the stages */
+    bool body_streams;                    /* ... and more follow */
+    struct cb_redact_stream *upload;      /* scans what streams up */
+    struct cb_buf up_ready;               /* scanned, not yet taken by libcurl */
+    size_t up_off;
+    bool up_ended;
+    int up_err;      /* the body's failure: the source's, or -EACCES for a leak */
+    const char *key; /* rate limit and in-flight key */
+    bool in_flight;  /* holds one of the tool's slots in p->inflight */
     char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
     const char *method;
     const char *raw_url; /* as the tool wrote it */
@@ -796,6 +804,79 @@ static void redact_header_names(const struct cb_leak_scanner *sc, json_t *header
     json_decref(renamed);
 }
 
+/* ------------------------- a streamed request ------------------------- */
+
+/* Reads the start of a streamed request body: all of it when it ends
+ * within the hold, which then is q->body like any other; else
+ * q->body_streams. */
+static int preread_body(struct req *q)
+{
+    const struct cb_proxy_body *b = q->body_src;
+    cb_buf_init(&q->pre, CB_REDACT_STREAM_HOLD);
+    while (q->pre.len < CB_REDACT_STREAM_HOLD) {
+        size_t room = CB_REDACT_STREAM_HOLD - q->pre.len, n = 0;
+        room = room < 16384 ? room : 16384;
+        char *at = cb_buf_extend(&q->pre, room);
+        int r = b->read(b->ud, at, room, &n);
+        q->pre.len -= room - n;
+        if (r < 0)
+            return q->up_err = r;
+        if (n == 0) {
+            q->body = q->pre.data ? q->pre.data : "";
+            q->body_len = q->pre.len;
+            return 0;
+        }
+    }
+    q->body_streams = true;
+    return 0;
+}
+
+static int upload_out(void *ud, const char *data, size_t len)
+{
+    struct req *q = ud;
+    return cb_buf_append(&q->up_ready, data, len);
+}
+
+/* libcurl's read of a body that streams: what the blocking scan let
+ * through, read from the source as it is asked for. */
+static int upload_read(void *ud, char *buf, size_t cap, size_t *n)
+{
+    struct req *q = ud;
+    char piece[16384];
+    while (q->up_off == q->up_ready.len && !q->up_ended) {
+        cb_buf_reset(&q->up_ready);
+        q->up_off = 0;
+        size_t k = q->pre.len;
+        int r = 0;
+        if (k > 0) {
+            r = cb_redact_stream_write(q->upload, q->pre.data, k, upload_out, q);
+            explicit_bzero(q->pre.data, k);
+            cb_buf_reset(&q->pre);
+        } else if ((r = q->body_src->read(q->body_src->ud, piece, sizeof(piece), &k)) == 0) {
+            q->up_ended = k == 0;
+            r = k == 0 ? cb_redact_stream_finish(q->upload, upload_out, q)
+                       : cb_redact_stream_write(q->upload, piece, k, upload_out, q);
+        }
+        if (r < 0)
+            return q->up_err = r;
+    }
+    *n = q->up_ready.len - q->up_off < cap ? q->up_ready.len - q->up_off : cap;
+    memcpy(buf, q->up_ready.data + q->up_off, *n);
+    q->up_off += *n;
+    return 0;
+}
+
+static void upload_free(struct req *q)
+{
+    cb_redact_stream_free(q->upload);
+    if (q->up_ready.data)
+        explicit_bzero(q->up_ready.data, q->up_ready.len);
+    cb_buf_free(&q->up_ready);
+    if (q->pre.data)
+        explicit_bzero(q->pre.data, q->pre.len);
+    cb_buf_free(&q->pre);
+}
+
 /* ------------------------- a streamed answer -------------------------- */
 
 /* One streamed answer: the forwarder's bytes go through the redaction
@@ -871,7 +952,18 @@ static int relay_data(void *ud, const char *data, size_t len)
 static void relay_failed(struct relay *r, int rc, struct cb_error *err)
 {
     const char *host = r->q->url.host.name;
-    if (r->stream_err == -EPIPE)
+    if (r->q->up_err == -EACCES) {
+        const char *leak = cb_scan_stream_found(r->q->upload);
+        cb_error_set(err, -EACCES,
+                     "blocked: request to %s contains a credential (%s); secrets must not "
+                     "appear in tool requests",
+                     host, leak ? leak : "an unscannable value");
+        audit(r->p, r->q, "leak_blocked", err->msg, 0, 0);
+        return;
+    }
+    if (r->q->up_err < 0)
+        cb_error_set(err, r->q->up_err, "the request body for %s could not be read", host);
+    else if (r->stream_err == -EPIPE)
         cb_error_set(err, rc, "the client closed the connection before the answer from %s ended",
                      host);
     else if (r->stream_err == -EPROTO)
@@ -892,6 +984,13 @@ static json_t *stream_stage(struct cb_proxy *p, struct req *q, struct cb_forward
     r.rs = cb_redact_stream_new(q->creds->scanner, CB_REDACT_STREAM_HOLD);
     fr->on_data = relay_data;
     fr->data_ud = &r;
+    if (q->body_streams) {
+        q->upload = cb_scan_stream_new(q->creds->scanner, CB_REDACT_STREAM_HOLD);
+        cb_buf_init(&q->up_ready, CB_REDACT_STREAM_HOLD);
+        fr->read_body = upload_read;
+        fr->body_ud = q;
+        fr->read_len = q->body_src->length;
+    }
     struct cb_error err = {0};
     int rc = cb__forward(p->fwd, fr, &res, &err);
     if (rc == 0) {
@@ -969,6 +1068,10 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
 {
     struct cb_error err = {0};
     json_t *env = NULL;
+    if (q->body_src != NULL && preread_body(q) < 0) {
+        upload_free(q);
+        return error_envelope("the request body could not be read");
+    }
     q->start_ns = cb_now_mono_ns();
     q->creds = creds_get(p);
     q->inject_from = SIZE_MAX;
@@ -995,6 +1098,7 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
     }
     if (q->in_flight)
         cb__proxy_inflight_put(p->inflight, q->key, strlen(q->key));
+    upload_free(q);
     req_free(q);
     creds_put(q->creds);
     return env;
@@ -1017,10 +1121,14 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
 
 json_t *cb_proxy_container_stream(struct cb_proxy *p, const struct cb_manifest *manifest,
                                   const json_t *granted, const json_t *params,
-                                  const char *request_id, const struct cb_proxy_sink *sink)
+                                  const char *request_id, const struct cb_proxy_sink *sink,
+                                  const struct cb_proxy_body *body)
 {
-    struct req q = {
-        .tool = manifest->name, .request_id = request_id, .container = true, .sink = sink};
+    struct req q = {.tool = manifest->name,
+                    .request_id = request_id,
+                    .container = true,
+                    .sink = sink,
+                    .body_src = body};
     return run_pipeline(p, &q, manifest, granted, params);
 }
 

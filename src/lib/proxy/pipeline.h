@@ -85,6 +85,16 @@ struct cb_proxy_sink {
     void *ud;
 };
 
+/* A request body read as it goes (cb_proxy_container_stream): read fills
+ * buf[0..cap) and sets *n, 0 at the body's end; a negative return ends
+ * the request (the caller knows why). length: the body's, or -1 when
+ * it is not known (sent on chunked). */
+struct cb_proxy_body {
+    int (*read)(void *ud, char *buf, size_t cap, size_t *n);
+    int64_t length;
+    void *ud;
+};
+
 /* cb_proxy_container_request with the answer streamed: the
  * upstream's body goes to `sink` redacted as it arrives (scan/redact_stream.h),
  * with memory bounded whatever its size (up to proxy.max_response_bytes
@@ -92,10 +102,19 @@ struct cb_proxy_sink {
  * {"ok": {"status"}} after the last byte went to the sink, or
  * {"error": "..."}; an error after the head went out means the body was
  * cut off, so the caller must end the connection. The audit line is
- * written before the head when the body is whole, else at the end. */
+ * written before the head when the body is whole, else at the end.
+ *
+ * With `body` (NULL: params' "body", or none), the request body is read
+ * from it: one that ends within CB_REDACT_STREAM_HOLD bytes is read
+ * first and scanned whole, before anything is resolved or contacted;
+ * a longer one goes upstream as it is read, scanned through a blocking
+ * stream (scan/redact_stream.h), and a secret in it aborts the transfer
+ * before any byte of its window went out (a leak_blocked audit line and
+ * an error). The body may be left partly unread on any error. */
 json_t *cb_proxy_container_stream(struct cb_proxy *p, const struct cb_manifest *manifest,
                                   const json_t *granted, const json_t *params,
-                                  const char *request_id, const struct cb_proxy_sink *sink);
+                                  const char *request_id, const struct cb_proxy_sink *sink,
+                                  const struct cb_proxy_body *body);
 
 /* Transparent egress: what a container's network namespace
  * needs besides whole HTTP requests, under the same policy. */

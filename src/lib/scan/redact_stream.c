@@ -19,6 +19,9 @@ struct cb_redact_stream {
     size_t cap, len, alloc;
     char *hold;
     bool started;
+    bool block;        /* scan and fail on a finding, never redact */
+    const char *found; /* a blocking stream's finding */
+    bool found_any;
 };
 
 /* A redaction kept with its length; wiped when dropped (it may hold the
@@ -49,6 +52,18 @@ struct cb_redact_stream *cb_redact_stream_new(const struct cb_leak_scanner *sc, 
     rs->sc = sc;
     rs->cap = hold < 4 * CB_REDACT_STREAM_LOOK ? 4 * CB_REDACT_STREAM_LOOK : hold;
     return rs;
+}
+
+struct cb_redact_stream *cb_scan_stream_new(const struct cb_leak_scanner *sc, size_t hold)
+{
+    struct cb_redact_stream *rs = cb_redact_stream_new(sc, hold);
+    rs->block = true;
+    return rs;
+}
+
+const char *cb_scan_stream_found(const struct cb_redact_stream *rs)
+{
+    return rs->found;
 }
 
 void cb_redact_stream_free(struct cb_redact_stream *rs)
@@ -98,14 +113,28 @@ static bool rs_joins(const struct rs_piece *a, const struct rs_piece *b, const s
            memcmp(w->p + a->len, b->p, b->len) == 0;
 }
 
+/* Whether the first len held bytes are clean; a blocking stream keeps
+ * what it found. */
+static bool rs_clean(struct cb_redact_stream *rs, size_t len)
+{
+    struct cb_leak_report rep;
+    struct cb_error e = {0};
+    int r = cb_leak_scan(rs->sc, rs->hold, len, &rep, &e);
+    if (r != 0 && rs->block && !rs->found_any) {
+        rs->found_any = true;
+        rs->found = r > 0 && rep.n > 0 ? rep.findings[0].name : NULL;
+    }
+    return r == 0;
+}
+
 /* The hold is full: sends a clean prefix of it (see redact_stream.h). */
 static int rs_release(struct cb_redact_stream *rs, cb_redact_out_fn out, void *ud)
 {
     size_t hi = rs->len - CB_REDACT_STREAM_LOOK;
-    struct cb_leak_report rep;
-    struct cb_error e = {0};
-    if (cb_leak_scan(rs->sc, rs->hold, rs->len, &rep, &e) == 0)
+    if (rs_clean(rs, rs->len))
         return rs_emit(rs, rs->hold, hi, hi, out, ud);
+    if (rs->block)
+        return -EACCES;
     struct rs_piece whole = {0};
     int r = rs_redact(rs, rs->hold, rs->len, &whole);
     for (unsigned t = 0; r == 0 && t < RS_CUT_TRIES && hi > RS_CUT_STEP; t++, hi -= RS_CUT_STEP) {
@@ -171,6 +200,8 @@ int cb_redact_stream_finish(struct cb_redact_stream *rs, cb_redact_out_fn out, v
 {
     if (rs->len == 0)
         return 0;
+    if (rs->block)
+        return rs_clean(rs, rs->len) ? rs_emit(rs, rs->hold, rs->len, rs->len, out, ud) : -EACCES;
     struct rs_piece all = {0};
     int r = rs_redact(rs, rs->hold, rs->len, &all);
     if (r == 0)

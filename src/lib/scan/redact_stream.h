@@ -19,7 +19,13 @@
  *     must end it, as nothing safe can go out.
  *
  * The end of the stream goes out as one redaction of what is held, so a
- * body that fits the hold is redacted exactly as a whole body is. */
+ * body that fits the hold is redacted exactly as a whole body is.
+ *
+ * A blocking stream (cb_scan_stream_new), for what is sent out, redacts
+ * nothing: the held bytes are scanned, with the same lookahead, and go
+ * out as they are while nothing is found; anything found fails the
+ * stream with -EACCES, before any byte of the window it is in went
+ * out. */
 #ifndef CB_SCAN_REDACT_STREAM_H
 #define CB_SCAN_REDACT_STREAM_H
 
@@ -42,17 +48,24 @@ struct cb_redact_stream;
  * scanner), holding at most `hold` bytes (at least 4 ×
  * CB_REDACT_STREAM_LOOK; smaller is raised to that). */
 struct cb_redact_stream *cb_redact_stream_new(const struct cb_leak_scanner *sc, size_t hold);
+/* A blocking stream (see above). */
+struct cb_redact_stream *cb_scan_stream_new(const struct cb_leak_scanner *sc, size_t hold);
+/* What a blocking stream found: the secret's or pattern's name, or NULL
+ * (nothing, or no name). Valid while the scanner lives. */
+const char *cb_scan_stream_found(const struct cb_redact_stream *rs);
 /* Wipes what is held and frees the stream. NULL is fine. */
 void cb_redact_stream_free(struct cb_redact_stream *rs);
 
 /* Adds data[0..len); sends what can go out through out. Returns 0, the
- * negative return of out, or -EACCES (no clean cut: see above). */
+ * negative return of out, or -EACCES (no clean cut, or for a blocking
+ * stream a finding: see above). */
 int cb_redact_stream_write(struct cb_redact_stream *rs, const char *data, size_t len,
                            cb_redact_out_fn out, void *ud);
 /* Whether any bytes went out yet. */
 bool cb_redact_stream_started(const struct cb_redact_stream *rs);
 /* Ends the stream: what is held goes out redacted, in one call of out
- * (none when nothing is held). Returns 0 or out's negative return. */
+ * (none when nothing is held). Returns 0, out's negative return, or for
+ * a blocking stream -EACCES. */
 int cb_redact_stream_finish(struct cb_redact_stream *rs, cb_redact_out_fn out, void *ud);
 
 #endif

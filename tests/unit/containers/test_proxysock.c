@@ -894,7 +894,8 @@ static double median_pipeline_us(const char *url, int n)
     json_t *granted = json_pack("[s]", "alpha");
     for (int i = 0; i < n; i++) {
         uint64_t t0 = cb_now_mono_ns();
-        json_t *env = cb_proxy_container_stream(g.proxy, g.manifest, granted, params, "m", &sink);
+        json_t *env =
+            cb_proxy_container_stream(g.proxy, g.manifest, granted, params, "m", &sink, NULL);
         t[i] = (double)(cb_now_mono_ns() - t0) / 1000.0;
         assert_non_null(json_object_get(env, "ok"));
         json_decref(env);

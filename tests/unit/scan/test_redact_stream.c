@@ -37,13 +37,12 @@ static int collect(void *ud, const char *data, size_t len)
     return cb_buf_append(ud, data, len);
 }
 
-/* Streams in[0..len) in pieces of `piece` bytes; returns the stream's
- * result, the output in *out (initialised here). */
-static int stream(const struct cb_leak_scanner *sc, const char *in, size_t len, size_t piece,
-                  struct cb_buf *out)
+/* Streams in[0..len) in pieces of `piece` bytes through rs (freed);
+ * returns the stream's result, the output in *out (initialised here). */
+static int stream_through(struct cb_redact_stream *rs, const char *in, size_t len, size_t piece,
+                          struct cb_buf *out)
 {
     cb_buf_init(out, SIZE_MAX);
-    struct cb_redact_stream *rs = cb_redact_stream_new(sc, HOLD);
     int r = 0;
     for (size_t off = 0; r == 0 && off < len; off += piece)
         r = cb_redact_stream_write(rs, in + off, len - off < piece ? len - off : piece, collect,
@@ -52,6 +51,12 @@ static int stream(const struct cb_leak_scanner *sc, const char *in, size_t len, 
         r = cb_redact_stream_finish(rs, collect, out);
     cb_redact_stream_free(rs);
     return r;
+}
+
+static int stream(const struct cb_leak_scanner *sc, const char *in, size_t len, size_t piece,
+                  struct cb_buf *out)
+{
+    return stream_through(cb_redact_stream_new(sc, HOLD), in, len, piece, out);
 }
 
 /* Letters only: no line end or blank, so cuts fall where the stream
@@ -183,6 +188,40 @@ static void dense_secrets_never_leak(void **state)
     cb_leak_scanner_free(sc);
 }
 
+/* A blocking stream: clean bytes pass as they are; a secret anywhere,
+ * around a cut too, fails it with no byte of the secret out, naming it. */
+static void blocking_stream_stops_before_a_secret(void **state)
+{
+    (void)state;
+    struct cb_leak_scanner *sc = secret_scanner();
+    size_t len = 2 * HOLD, slen = strlen(SECRET);
+    char *in = letters(len, 11);
+    struct cb_buf out;
+    assert_int_equal(stream_through(cb_scan_stream_new(sc, HOLD), in, len, 5000, &out), 0);
+    assert_int_equal(out.len, len);
+    assert_memory_equal(out.data, in, len);
+    cb_buf_free(&out);
+    const size_t at[] = {0, FIRST_CUT - slen / 2, FIRST_CUT + 1, HOLD - 3, len - slen};
+    for (size_t k = 0; k < CB_ARRAY_LEN(at); k++) {
+        char *dirty = letters(len, 11);
+        memcpy(dirty + at[k], SECRET, slen);
+        struct cb_redact_stream *rs = cb_scan_stream_new(sc, HOLD);
+        cb_buf_init(&out, SIZE_MAX);
+        int r = cb_redact_stream_write(rs, dirty, len, collect, &out);
+        if (r == 0)
+            r = cb_redact_stream_finish(rs, collect, &out);
+        assert_int_equal(r, -EACCES);
+        assert_string_equal(cb_scan_stream_found(rs), "api");
+        assert_true(out.len <= at[k]);
+        assert_memory_equal(out.data ? out.data : "", dirty, out.len);
+        cb_redact_stream_free(rs);
+        cb_buf_free(&out);
+        free(dirty);
+    }
+    free(in);
+    cb_leak_scanner_free(sc);
+}
+
 static int fail_out(void *ud, const char *data, size_t len)
 {
     (void)ud;
@@ -212,6 +251,7 @@ int main(void)
         cmocka_unit_test(forms_and_patterns_across_a_cut),
         cmocka_unit_test(dense_secrets_never_leak),
         cmocka_unit_test(output_failure_is_returned),
+        cmocka_unit_test(blocking_stream_stops_before_a_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
