@@ -141,7 +141,7 @@ void cb__forwarder_free(struct cb_forwarder *f)
     free(f);
 }
 
-static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+static size_t on_upload_read(char *buf, size_t size, size_t n, void *ud)
 {
     struct transfer *t = ud;
     size_t got = 0;
@@ -289,7 +289,7 @@ static void set_options(CURL *h, CURLSH *share, struct transfer *t, struct curl_
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     } else if (req->read_body) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_upload_read);
         curl_easy_setopt(h, CURLOPT_READDATA, t);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->read_len);
     }
