@@ -457,7 +457,9 @@ static void *syncer(void *arg)
             if (sync_due(a))
                 lead_sync(a);
         } else {
+            a->syncer_idle = true;
             pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+            a->syncer_idle = false;
         }
     }
     pthread_mutex_unlock(&a->sync_mu);
@@ -490,9 +492,14 @@ int cb_audit_append_written(struct cb_audit *a, const struct cb_audit_record *re
         /* Without the thread, the line is synced here, as by append. */
         a->syncer_started = pthread_create(&a->syncer, NULL, syncer, a) == 0;
     }
-    pthread_cond_broadcast(&a->sync_cv);
+    /* A syncer that is gathering or syncing comes back for this line by
+     * itself: waking it for every line cost each request two futex calls
+     * and a wake-up of another thread. */
+    bool wake = a->syncer_idle;
     bool started = a->syncer_started;
     pthread_mutex_unlock(&a->sync_mu);
+    if (wake)
+        pthread_cond_broadcast(&a->sync_cv);
     if (r < 0)
         return cb_error_set(err, r, "audit log: an earlier sync failed: %s", strerror(-r));
     return started ? 0 : sync_until(a, number, err);

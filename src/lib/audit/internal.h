@@ -62,6 +62,7 @@ struct cb_audit {
      * first line it is asked to make durable. */
     pthread_t syncer;
     bool syncer_started, syncer_stop;
+    bool syncer_idle;     /* it waits on sync_cv for lines to sync */
     uint64_t sync_wanted; /* lines up to this number are to be synced */
 };
 
