@@ -13,10 +13,10 @@
 #include "proxy/internal.h"
 #include "proxy/ratelimit.h"
 #include "proxy/resolve.h"
+#include "proxy/pipeline_internal.h"
 #include "proxy/url.h"
 #include "sandbox/manifest.h"
 #include "scan/leak.h"
-#include "scan/redact_stream.h"
 #include "secrets/secrets.h"
 
 #include <errno.h>
@@ -30,24 +30,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Request headers a tool may send, and the bytes of one "Name: value". */
-#define PROXY_MAX_HEADERS      100
-#define PROXY_MAX_HEADER_BYTES 8192
-/* Credentials injected into one request. */
-#define PROXY_MAX_INJECT 16
 #define PROXY_MAX_METHOD 32
 /* How often a request may stat the store file to look for changes. */
 #define PROXY_STORE_CHECK_NS 1000000000ull
-
-/* The credentials one request works with: a store and the scanner built
- * from it. Refcounted, so a reload can swap in a new snapshot while
- * requests in flight finish with the one they took. */
-struct creds {
-    atomic_uint refs;
-    bool own_store; /* the first snapshot borrows the caller's store */
-    struct cb_secret_store *store;
-    struct cb_leak_scanner *scanner;
-};
 
 struct cb_proxy {
     const struct cb_config *cfg;
@@ -60,41 +45,8 @@ struct cb_proxy {
     bool can_reload; /* a store and its key were given */
     struct cb_master_key key;
     pthread_mutex_t lock; /* guards creds and next_check_ns */
-    struct creds *creds;
+    struct cb__proxy_creds *creds;
     uint64_t next_check_ns;
-};
-
-/* Everything one request accumulates, freed together by req_free. */
-struct req {
-    struct creds *creds;
-    const char *tool;
-    const char *request_id;
-    bool container;                       /* a container's request: named so, and keyed by `who` */
-    const struct cb_proxy_sink *sink;     /* the answer streams there */
-    const struct cb_proxy_body *body_src; /* the request body comes from there */
-    struct cb_buf pre;                    /* its first bytes, read before the stages */
-    bool body_streams;                    /* ... and more follow */
-    struct cb_redact_stream *upload;      /* scans what streams up */
-    struct cb_buf up_ready;               /* scanned, not yet taken by libcurl */
-    size_t up_off;
-    bool up_ended;
-    int up_err;      /* the body's failure: the source's, or -EACCES for a leak */
-    const char *key; /* rate limit and in-flight key */
-    bool in_flight;  /* holds one of the tool's slots in p->inflight */
-    char who[CB_PROXY_RATELIMIT_KEY_MAX + 8];
-    const char *method;
-    const char *raw_url; /* as the tool wrote it */
-    const char *body;
-    size_t body_len;
-    struct cb_proxy_url url;
-    bool url_ok;
-    char *headers[PROXY_MAX_HEADERS + PROXY_MAX_INJECT];
-    size_t n_headers;
-    size_t inject_from; /* headers[inject_from..] hold secrets */
-    char injected[256]; /* credential names, comma-separated, for the audit */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    uint64_t start_ns;
 };
 
 static struct cb_leak_scanner *build_scanner(struct cb_secret_store *store, struct cb_error *err)
@@ -120,7 +72,7 @@ static struct cb_leak_scanner *build_scanner(struct cb_secret_store *store, stru
     return sc;
 }
 
-static void creds_put(struct creds *c)
+static void creds_put(struct cb__proxy_creds *c)
 {
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
@@ -132,12 +84,13 @@ static void creds_put(struct creds *c)
 
 /* Builds a snapshot around store (owned when own_store). On failure the
  * store is left to the caller. */
-static struct creds *creds_new(struct cb_secret_store *store, bool own_store, struct cb_error *err)
+static struct cb__proxy_creds *creds_new(struct cb_secret_store *store, bool own_store,
+                                         struct cb_error *err)
 {
     struct cb_leak_scanner *sc = build_scanner(store, err);
     if (sc == NULL)
         return NULL;
-    struct creds *c = cb_xcalloc(1, sizeof(*c));
+    struct cb__proxy_creds *c = cb_xcalloc(1, sizeof(*c));
     atomic_init(&c->refs, 1);
     c->own_store = own_store;
     c->store = store;
@@ -198,7 +151,7 @@ void cb_proxy_free(struct cb_proxy *p)
 
 /* Reads the store again and builds its scanner. A store whose file has
  * vanished is refused too: the server must not drop to no credentials. */
-static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
+static struct cb__proxy_creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
 {
     const char *path = p->cfg->credentials.store_path;
     struct cb_secret_store *store = NULL;
@@ -209,7 +162,7 @@ static struct creds *reload_creds(struct cb_proxy *p, struct cb_error *err)
         cb_error_set(err, -ENOENT, "the file is gone");
         return NULL;
     }
-    struct creds *c = creds_new(store, true, err);
+    struct cb__proxy_creds *c = creds_new(store, true, err);
     if (c == NULL)
         cb_secret_store_free(store);
     return c;
@@ -244,12 +197,12 @@ static void audit_reload(struct cb_proxy *p, const struct cb_secret_store *from,
  * when nothing changed or the reload failed. A failure keeps the loaded
  * credentials and is logged. Runs without p->lock: only the swap takes it,
  * so requests are not held up while the file is decrypted. */
-static struct creds *reload_if_changed(struct cb_proxy *p, struct creds *cur)
+static struct cb__proxy_creds *reload_if_changed(struct cb_proxy *p, struct cb__proxy_creds *cur)
 {
     if (!cb_secret_store_changed_on_disk(cur->store))
         return NULL;
     struct cb_error e = {0};
-    struct creds *c = reload_creds(p, &e);
+    struct cb__proxy_creds *c = reload_creds(p, &e);
     if (c == NULL) {
         cb_log(CB_LOG_ERROR,
                "reloading credential store %s failed, keeping the %zu credentials loaded: %s",
@@ -259,7 +212,7 @@ static struct creds *reload_if_changed(struct cb_proxy *p, struct creds *cur)
     cb_log(CB_LOG_INFO, "credential store %s reloaded: %zu credentials",
            p->cfg->credentials.store_path, cb_secret_store_count(c->store));
     pthread_mutex_lock(&p->lock);
-    struct creds *old = NULL;
+    struct cb__proxy_creds *old = NULL;
     if (p->creds == cur) {
         old = p->creds;
         atomic_fetch_add(&c->refs, 1);
@@ -275,17 +228,17 @@ static struct creds *reload_if_changed(struct cb_proxy *p, struct creds *cur)
 /* Takes a reference to the current credentials; the caller drops it with
  * creds_put. At most once per PROXY_STORE_CHECK_NS, one caller also stats
  * the store file and reloads it when it changed. */
-static struct creds *creds_get(struct cb_proxy *p)
+static struct cb__proxy_creds *creds_get(struct cb_proxy *p)
 {
     pthread_mutex_lock(&p->lock);
     uint64_t now = cb_now_mono_ns();
     bool check = p->can_reload && now >= p->next_check_ns;
     if (check)
         p->next_check_ns = now + PROXY_STORE_CHECK_NS;
-    struct creds *c = p->creds;
+    struct cb__proxy_creds *c = p->creds;
     atomic_fetch_add(&c->refs, 1);
     pthread_mutex_unlock(&p->lock);
-    struct creds *fresh = check ? reload_if_changed(p, c) : NULL;
+    struct cb__proxy_creds *fresh = check ? reload_if_changed(p, c) : NULL;
     if (fresh == NULL)
         return c;
     creds_put(c);
@@ -294,7 +247,7 @@ static struct creds *creds_get(struct cb_proxy *p)
 
 struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p)
 {
-    struct creds *c = creds_get(p);
+    struct cb__proxy_creds *c = creds_get(p);
     struct cb_leak_scanner *sc = cb_leak_scanner_ref(c->scanner);
     creds_put(c);
     return sc;
@@ -302,7 +255,7 @@ struct cb_leak_scanner *cb_proxy_scanner_get(struct cb_proxy *p)
 
 const char *cb_proxy_credential_problem(struct cb_proxy *p, const char *name)
 {
-    struct creds *c = creds_get(p);
+    struct cb__proxy_creds *c = creds_get(p);
     struct cb_cred_info info;
     bool open = c->store != NULL;
     bool found = open && cb_secret_store_find(c->store, name, &info) == 0;
@@ -315,7 +268,7 @@ const char *cb_proxy_credential_problem(struct cb_proxy *p, const char *name)
                    "clawbox creds add)";
 }
 
-static void req_free(struct req *q)
+static void req_free(struct cb__proxy_req *q)
 {
     for (size_t i = 0; i < q->n_headers; i++) {
         if (i >= q->inject_from)
@@ -327,7 +280,7 @@ static void req_free(struct req *q)
         cb__proxy_url_free(&q->url);
 }
 
-static json_t *error_envelope(const char *msg)
+json_t *cb__proxy_error_envelope(const char *msg)
 {
     return json_pack("{s:s}", "error", msg);
 }
@@ -346,7 +299,7 @@ static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len,
 /* s as it may be written to the audit log: every known secret and
  * credential pattern in it redacted, wherever it sits (in a URL: host,
  * path, query or fragment). NULL for NULL; the caller frees. */
-static char *audit_text(const struct req *q, const char *s)
+static char *audit_text(const struct cb__proxy_req *q, const char *s)
 {
     if (s == NULL)
         return NULL;
@@ -365,8 +318,8 @@ static void append_line(struct cb_proxy *p, const struct cb_audit_record *rec)
         cb_log(CB_LOG_ERROR, "audit log write failed: %s", e.msg);
 }
 
-static void audit(struct cb_proxy *p, struct req *q, const char *decision, const char *reason,
-                  int status, uint64_t bytes)
+void cb__proxy_audit(struct cb_proxy *p, struct cb__proxy_req *q, const char *decision,
+                     const char *reason, int status, uint64_t bytes)
 {
     if (p->audit == NULL)
         return;
@@ -391,10 +344,11 @@ static void audit(struct cb_proxy *p, struct req *q, const char *decision, const
     append_line(p, &rec);
 }
 
-static json_t *deny(struct cb_proxy *p, struct req *q, const char *decision, const char *msg)
+static json_t *deny(struct cb_proxy *p, struct cb__proxy_req *q, const char *decision,
+                    const char *msg)
 {
-    audit(p, q, decision, msg, 0, 0);
-    return error_envelope(msg);
+    cb__proxy_audit(p, q, decision, msg, 0, 0);
+    return cb__proxy_error_envelope(msg);
 }
 
 /* Whether s[0..len) equals the token `name`, ignoring case. */
@@ -484,7 +438,7 @@ static bool is_token(const char *k)
 
 /* Stage 1: the params. Headers are all strings or all dropped (spec
  * §4.5). */
-static int read_params(struct req *q, const json_t *params, struct cb_error *err)
+static int read_params(struct cb__proxy_req *q, const json_t *params, struct cb_error *err)
 {
     const char *url = json_string_value(json_object_get(params, "url"));
     if (url == NULL)
@@ -524,13 +478,13 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     {
         if (dropped_header(h, k, strlen(k)))
             continue;
-        if (q->n_headers == PROXY_MAX_HEADERS)
+        if (q->n_headers == CB__PROXY_MAX_HEADERS)
             return cb_error_set(err, -E2BIG, "blocked: more than %d request headers",
-                                PROXY_MAX_HEADERS);
-        if (strlen(k) + json_string_length(v) > PROXY_MAX_HEADER_BYTES)
+                                CB__PROXY_MAX_HEADERS);
+        if (strlen(k) + json_string_length(v) > CB__PROXY_MAX_HEADER_BYTES)
             return cb_error_set(err, -E2BIG,
                                 "blocked: request header '%.100s' is longer than %d bytes", k,
-                                PROXY_MAX_HEADER_BYTES);
+                                CB__PROXY_MAX_HEADER_BYTES);
         if (!is_token(k) || !is_field_value(json_string_value(v), json_string_length(v))) {
             char q_name[CB__PROXY_QUOTE_BUF];
             return cb_error_set(err, -EINVAL,
@@ -543,8 +497,8 @@ static int read_params(struct req *q, const json_t *params, struct cb_error *err
     return 0;
 }
 
-static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
-                           struct cb_error *err)
+static int allowlist_stage(struct cb_proxy *p, struct cb__proxy_req *q,
+                           const struct cb_manifest *manifest, struct cb_error *err)
 {
     int rc = cb__proxy_allowlist_check(manifest->allowlist, q->url.host.name, q->url.host.len,
                                        p->cfg->proxy.allow_wildcard_all, q->who, err);
@@ -565,8 +519,8 @@ static int allowlist_stage(struct cb_proxy *p, struct req *q, const struct cb_ma
 /* Takes one of the tool's network.max_concurrent slots, held until the
  * request is done (q->in_flight); past the limit the request is refused
  * at once, before its host is resolved or contacted. */
-static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
-                             struct cb_error *err)
+static int concurrency_stage(struct cb_proxy *p, struct cb__proxy_req *q,
+                             const struct cb_manifest *manifest, struct cb_error *err)
 {
     uint64_t held = 0;
     if (cb__proxy_inflight_take(p->inflight, q->key, strlen(q->key), manifest->max_concurrent,
@@ -582,7 +536,7 @@ static int concurrency_stage(struct cb_proxy *p, struct req *q, const struct cb_
 }
 
 /* Scans one piece of what the tool sends. Returns 0 when clean. */
-static int scan_one(struct req *q, const char *s, size_t len, struct cb_error *err)
+static int scan_one(struct cb__proxy_req *q, const char *s, size_t len, struct cb_error *err)
 {
     struct cb_leak_report rep;
     struct cb_error e = {0};
@@ -601,7 +555,7 @@ static int scan_one(struct req *q, const char *s, size_t len, struct cb_error *e
  * scanned as the tool wrote it and as parsed (host lower-cased, escapes
  * normalised), before anything is resolved: a secret in a host name must
  * not reach a DNS query. */
-static int leak_stage(struct req *q, struct cb_error *err)
+static int leak_stage(struct cb__proxy_req *q, struct cb_error *err)
 {
     int r = scan_one(q, q->method, strlen(q->method), err);
     if (r == 0)
@@ -618,7 +572,7 @@ static int leak_stage(struct req *q, struct cb_error *err)
 /* Resolves the host (resolve.h: a lookup kept a few seconds) and keeps
  * the first address the policy allows; the request is pinned to it so a
  * second lookup cannot change the answer. */
-static int resolve_stage(struct cb_proxy *p, struct req *q, struct cb_error *err)
+static int resolve_stage(struct cb_proxy *p, struct cb__proxy_req *q, struct cb_error *err)
 {
     if (cb__proxy_addr_from_host(&q->url.host, q->url.port, &q->addr, &q->addr_len) == 0)
         return cb__proxy_addr_check(p->policy, (struct sockaddr *)&q->addr, NULL, err);
@@ -666,7 +620,7 @@ static bool domain_matches(const char *domain, const char *host)
 
 /* Drops the tool's own headers called `name`; injected lines shift down
  * with the boundary. */
-static void remove_header(struct req *q, const char *name)
+static void remove_header(struct cb__proxy_req *q, const char *name)
 {
     size_t nl = strlen(name), j = 0, from = q->inject_from;
     for (size_t i = 0; i < q->n_headers; i++) {
@@ -681,7 +635,7 @@ static void remove_header(struct req *q, const char *name)
     q->n_headers = j;
 }
 
-static void append_name(struct req *q, const char *name)
+static void append_name(struct cb__proxy_req *q, const char *name)
 {
     size_t used = strlen(q->injected);
     snprintf(q->injected + used, sizeof(q->injected) - used, "%s%s", used ? "," : "", name);
@@ -691,7 +645,7 @@ static void append_name(struct req *q, const char *name)
  * allows plain http (where anyone on the path reads it), and only to its
  * port when it is bound to one. A credential held back is logged, since
  * the upstream will then answer as if it had none. */
-static bool transport_allows(const struct req *q, const struct cb_cred_info *info)
+static bool transport_allows(const struct cb__proxy_req *q, const struct cb_cred_info *info)
 {
     const char *why = NULL;
     if (q->url.scheme != CB_PROXY_HTTPS && !info->allow_http)
@@ -709,7 +663,7 @@ static bool transport_allows(const struct req *q, const struct cb_cred_info *inf
 /* Adds "<header>: <prefix><value>" for each granted credential whose domain
  * matches the host and whose transport rules allow this request, replacing
  * the tool's own header of that name. */
-static void inject_stage(struct req *q, const json_t *granted)
+static void inject_stage(struct cb__proxy_req *q, const json_t *granted)
 {
     q->inject_from = q->n_headers;
     struct cb_secret_store *store = q->creds->store;
@@ -723,7 +677,7 @@ static void inject_stage(struct req *q, const json_t *granted)
         const char *name = json_string_value(v);
         if (name == NULL || cb_secret_store_find(store, name, &info) < 0 ||
             !domain_matches(info.match, q->url.host.name) || !transport_allows(q, &info) ||
-            q->n_headers - q->inject_from >= PROXY_MAX_INJECT)
+            q->n_headers - q->inject_from >= CB__PROXY_MAX_INJECT)
             continue;
         char *value = NULL;
         size_t len = 0;
@@ -746,36 +700,6 @@ static json_t *body_value(const char *s, size_t len)
     json_t *v = json_stringn(text, ln);
     free(text);
     return v;
-}
-
-/* The response's headers with their values redacted (names are done by
- * redact_header_names). */
-static json_t *redacted_headers(const struct cb_leak_scanner *sc, const json_t *from)
-{
-    json_t *headers = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)from, k, v)
-    {
-        size_t n = 0;
-        char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
-        json_object_set_new(
-            headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
-        free(r);
-    }
-    return headers;
-}
-
-static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
-{
-    json_t *headers = redacted_headers(sc, res->headers);
-    size_t n = 0;
-    char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
-    json_t *body = body_value(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED));
-    json_t *ok = json_pack("{s:i,s:o,s:o}", "status", (json_int_t)res->status, "headers", headers,
-                           "body", body);
-    free(r);
-    return json_pack("{s:o}", "ok", ok);
 }
 
 /* Header names come from the upstream too: one that holds a secret is
@@ -804,217 +728,36 @@ static void redact_header_names(const struct cb_leak_scanner *sc, json_t *header
     json_decref(renamed);
 }
 
-/* ------------------------- a streamed request ------------------------- */
-
-/* Reads the start of a streamed request body: all of it when it ends
- * within the hold, which then is q->body like any other; else
- * q->body_streams. */
-static int preread_body(struct req *q)
+json_t *cb__proxy_answer_headers(const struct cb_leak_scanner *sc, json_t *from)
 {
-    const struct cb_proxy_body *b = q->body_src;
-    cb_buf_init(&q->pre, CB_REDACT_STREAM_HOLD);
-    while (q->pre.len < CB_REDACT_STREAM_HOLD) {
-        size_t room = CB_REDACT_STREAM_HOLD - q->pre.len, n = 0;
-        room = room < 16384 ? room : 16384;
-        char *at = cb_buf_extend(&q->pre, room);
-        int r = b->read(b->ud, at, room, &n);
-        q->pre.len -= room - n;
-        if (r < 0)
-            return q->up_err = r;
-        if (n == 0) {
-            q->body = q->pre.data ? q->pre.data : "";
-            q->body_len = q->pre.len;
-            return 0;
-        }
+    redact_header_names(sc, from);
+    json_t *headers = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)from, k, v)
+    {
+        size_t n = 0;
+        char *r = redact(sc, json_string_value(v), json_string_length(v), &n);
+        json_object_set_new(
+            headers, k, cb_json_text(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED)));
+        free(r);
     }
-    q->body_streams = true;
-    return 0;
+    return headers;
 }
 
-static int upload_out(void *ud, const char *data, size_t len)
+static json_t *ok_envelope(const struct cb_leak_scanner *sc, struct cb_forward_response *res)
 {
-    struct req *q = ud;
-    return cb_buf_append(&q->up_ready, data, len);
+    json_t *headers = cb__proxy_answer_headers(sc, res->headers);
+    size_t n = 0;
+    char *r = redact(sc, res->body.data ? res->body.data : "", res->body.len, &n);
+    json_t *body = body_value(r ? r : CB_LEAK_REDACTED, r ? n : strlen(CB_LEAK_REDACTED));
+    json_t *ok = json_pack("{s:i,s:o,s:o}", "status", (json_int_t)res->status, "headers", headers,
+                           "body", body);
+    free(r);
+    return json_pack("{s:o}", "ok", ok);
 }
 
-/* libcurl's read of a body that streams: what the blocking scan let
- * through, read from the source as it is asked for. */
-static int upload_read(void *ud, char *buf, size_t cap, size_t *n)
-{
-    struct req *q = ud;
-    char piece[16384];
-    while (q->up_off == q->up_ready.len && !q->up_ended) {
-        cb_buf_reset(&q->up_ready);
-        q->up_off = 0;
-        size_t k = q->pre.len;
-        int r = 0;
-        if (k > 0) {
-            r = cb_redact_stream_write(q->upload, q->pre.data, k, upload_out, q);
-            explicit_bzero(q->pre.data, k);
-            cb_buf_reset(&q->pre);
-        } else if ((r = q->body_src->read(q->body_src->ud, piece, sizeof(piece), &k)) == 0) {
-            q->up_ended = k == 0;
-            r = k == 0 ? cb_redact_stream_finish(q->upload, upload_out, q)
-                       : cb_redact_stream_write(q->upload, piece, k, upload_out, q);
-        }
-        if (r < 0)
-            return q->up_err = r;
-    }
-    *n = q->up_ready.len - q->up_off < cap ? q->up_ready.len - q->up_off : cap;
-    memcpy(buf, q->up_ready.data + q->up_off, *n);
-    q->up_off += *n;
-    return 0;
-}
-
-static void upload_free(struct req *q)
-{
-    cb_redact_stream_free(q->upload);
-    if (q->up_ready.data)
-        explicit_bzero(q->up_ready.data, q->up_ready.len);
-    cb_buf_free(&q->up_ready);
-    if (q->pre.data)
-        explicit_bzero(q->pre.data, q->pre.len);
-    cb_buf_free(&q->pre);
-}
-
-/* ------------------------- a streamed answer -------------------------- */
-
-/* One streamed answer: the forwarder's bytes go through the redaction
- * stream to the sink. */
-struct relay {
-    struct cb_proxy *p;
-    struct req *q;
-    const struct cb_forward_response *res;
-    struct cb_redact_stream *rs;
-    json_t *headers; /* redacted, made at the first byte of the body */
-    bool head_sent;
-    int stream_err; /* the redaction stream's or the sink's failure */
-    uint64_t bytes; /* decoded bytes from the upstream */
-};
-
-static void relay_headers(struct relay *r)
-{
-    if (r->headers != NULL)
-        return;
-    const struct cb_leak_scanner *sc = r->q->creds->scanner;
-    redact_header_names(sc, r->res->headers);
-    r->headers = redacted_headers(sc, r->res->headers);
-    /* libcurl decoded the body. */
-    json_object_del(r->headers, "content-encoding");
-}
-
-/* A final status HTTP can relay; another (a 1xx as the last answer, or
- * past 599) fails the request. */
-static bool relay_status_ok(const struct relay *r)
-{
-    return r->res->status >= 200 && r->res->status <= 599;
-}
-
-/* Redacted bytes of a body that streams. */
-static int relay_out(void *ud, const char *data, size_t len)
-{
-    struct relay *r = ud;
-    const struct cb_proxy_sink *k = r->q->sink;
-    if (!r->head_sent && !relay_status_ok(r))
-        return -EPROTO;
-    if (!r->head_sent) {
-        r->head_sent = true;
-        if (!k->head(k->ud, r->res->status, r->headers, NULL, 0, false))
-            return -EPIPE;
-    }
-    return k->data(k->ud, data, len) ? 0 : -EPIPE;
-}
-
-/* The last redacted bytes: the whole body when nothing went out yet, so
- * its head says its length; the audit line goes first then. */
-static int relay_last(void *ud, const char *data, size_t len)
-{
-    struct relay *r = ud;
-    const struct cb_proxy_sink *k = r->q->sink;
-    if (r->head_sent)
-        return k->data(k->ud, data, len) ? 0 : -EPIPE;
-    if (!relay_status_ok(r))
-        return -EPROTO;
-    r->head_sent = true;
-    audit(r->p, r->q, "allowed", NULL, (int)r->res->status, r->bytes);
-    return k->head(k->ud, r->res->status, r->headers, data, len, true) ? 0 : -EPIPE;
-}
-
-static int relay_data(void *ud, const char *data, size_t len)
-{
-    struct relay *r = ud;
-    relay_headers(r);
-    r->bytes += len;
-    return r->stream_err = cb_redact_stream_write(r->rs, data, len, relay_out, r);
-}
-
-/* What went wrong with a streamed answer, for the audit and the caller. */
-static void relay_failed(struct relay *r, int rc, struct cb_error *err)
-{
-    const char *host = r->q->url.host.name;
-    if (r->q->up_err == -EACCES) {
-        const char *leak = cb_scan_stream_found(r->q->upload);
-        cb_error_set(err, -EACCES,
-                     "blocked: request to %s contains a credential (%s); secrets must not "
-                     "appear in tool requests",
-                     host, leak ? leak : "an unscannable value");
-        audit(r->p, r->q, "leak_blocked", err->msg, 0, 0);
-        return;
-    }
-    if (r->q->up_err < 0)
-        cb_error_set(err, r->q->up_err, "the request body for %s could not be read", host);
-    else if (r->stream_err == -EPIPE)
-        cb_error_set(err, rc, "the client closed the connection before the answer from %s ended",
-                     host);
-    else if (r->stream_err == -EPROTO)
-        cb_error_set(err, rc, "the upstream %s answered with status %ld", host, r->res->status);
-    else if (r->stream_err == -EACCES)
-        cb_error_set(err, rc,
-                     "blocked: the response from %s holds secrets too close together to be "
-                     "redacted as it streams; it was cut off",
-                     host);
-    audit(r->p, r->q, rc == -EACCES || rc == -ENOTSUP ? "blocked" : "error", err->msg,
-          (int)r->res->status, r->bytes);
-}
-
-static json_t *stream_stage(struct cb_proxy *p, struct req *q, struct cb_forward_request *fr)
-{
-    struct cb_forward_response res = {0};
-    struct relay r = {.p = p, .q = q, .res = &res};
-    r.rs = cb_redact_stream_new(q->creds->scanner, CB_REDACT_STREAM_HOLD);
-    fr->on_data = relay_data;
-    fr->data_ud = &r;
-    if (q->body_streams) {
-        q->upload = cb_scan_stream_new(q->creds->scanner, CB_REDACT_STREAM_HOLD);
-        cb_buf_init(&q->up_ready, CB_REDACT_STREAM_HOLD);
-        fr->read_body = upload_read;
-        fr->body_ud = q;
-        fr->read_len = q->body_src->length;
-    }
-    struct cb_error err = {0};
-    int rc = cb__forward(p->fwd, fr, &res, &err);
-    if (rc == 0) {
-        relay_headers(&r);
-        bool ended = r.head_sent;
-        rc = cb_redact_stream_finish(r.rs, relay_last, &r);
-        if (rc == 0 && !r.head_sent)
-            rc = relay_last(&r, "", 0);
-        r.stream_err = rc;
-        if (rc == 0 && ended)
-            audit(p, q, "allowed", NULL, (int)res.status, r.bytes);
-    }
-    json_t *env = rc == 0 ? json_pack("{s:{s:i}}", "ok", "status", (json_int_t)res.status) : NULL;
-    if (rc < 0) {
-        relay_failed(&r, rc, &err);
-        env = error_envelope(err.msg);
-    }
-    cb_redact_stream_free(r.rs);
-    json_decref(r.headers);
-    cb__forward_response_free(&res);
-    return env;
-}
-
-static json_t *forward_stage(struct cb_proxy *p, struct req *q)
+static json_t *forward_stage(struct cb_proxy *p, struct cb__proxy_req *q)
 {
     const struct cb_config *cfg = p->cfg;
     /* The trust domain: who asks, with which credentials. */
@@ -1036,7 +779,7 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
         .ca_bundle = cfg->proxy.ca_bundle,
     };
     if (q->sink != NULL) {
-        json_t *env = stream_stage(p, q, &fr);
+        json_t *env = cb__proxy_stream_stage(p, q, &fr);
         free(pool);
         return env;
     }
@@ -1046,31 +789,31 @@ static json_t *forward_stage(struct cb_proxy *p, struct req *q)
     free(pool);
     if (rc < 0) {
         cb__forward_response_free(&res);
-        audit(p, q, "error", err.msg, 0, 0);
-        return error_envelope(err.msg);
+        cb__proxy_audit(p, q, "error", err.msg, 0, 0);
+        return cb__proxy_error_envelope(err.msg);
     }
     /* A body the scanner cannot read must not reach the tool. */
     if (cb__decode_response(&res, q->url.host.name, cfg->proxy.max_response_bytes, &err) < 0) {
-        audit(p, q, "blocked", err.msg, (int)res.status, res.body.len);
+        cb__proxy_audit(p, q, "blocked", err.msg, (int)res.status, res.body.len);
         cb__forward_response_free(&res);
-        return error_envelope(err.msg);
+        return cb__proxy_error_envelope(err.msg);
     }
-    redact_header_names(q->creds->scanner, res.headers);
     json_t *env = ok_envelope(q->creds->scanner, &res);
-    audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
+    cb__proxy_audit(p, q, "allowed", NULL, (int)res.status, res.body.len);
     cb__forward_response_free(&res);
     return env;
 }
 
 /* Runs q (its caller fields set) through the stages. */
-static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_manifest *manifest,
-                            const json_t *granted, const json_t *params)
+static json_t *run_pipeline(struct cb_proxy *p, struct cb__proxy_req *q,
+                            const struct cb_manifest *manifest, const json_t *granted,
+                            const json_t *params)
 {
     struct cb_error err = {0};
     json_t *env = NULL;
-    if (q->body_src != NULL && preread_body(q) < 0) {
-        upload_free(q);
-        return error_envelope("the request body could not be read");
+    if (q->body_src != NULL && cb__proxy_preread_body(q) < 0) {
+        cb__proxy_upload_free(q);
+        return cb__proxy_error_envelope("the request body could not be read");
     }
     q->start_ns = cb_now_mono_ns();
     q->creds = creds_get(p);
@@ -1079,7 +822,7 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
     /* A tool's key stays its name; a container's cannot meet a tool's. */
     q->key = q->container ? q->who : q->tool;
     if (read_params(q, params, &err) < 0) {
-        env = q->url_ok ? deny(p, q, "blocked", err.msg) : error_envelope(err.msg);
+        env = q->url_ok ? deny(p, q, "blocked", err.msg) : cb__proxy_error_envelope(err.msg);
     } else if (cb__proxy_ratelimit_take(p->rl, q->key, strlen(q->key), q->who, NULL, &err) < 0 ||
                allowlist_stage(p, q, manifest, &err) < 0 ||
                concurrency_stage(p, q, manifest, &err) < 0) {
@@ -1098,7 +841,7 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
     }
     if (q->in_flight)
         cb__proxy_inflight_put(p->inflight, q->key, strlen(q->key));
-    upload_free(q);
+    cb__proxy_upload_free(q);
     req_free(q);
     creds_put(q->creds);
     return env;
@@ -1107,7 +850,7 @@ static json_t *run_pipeline(struct cb_proxy *p, struct req *q, const struct cb_m
 json_t *cb_proxy_http_request(struct cb_proxy *p, const struct cb_manifest *manifest,
                               const json_t *granted, const json_t *params, const char *request_id)
 {
-    struct req q = {.tool = manifest->name, .request_id = request_id};
+    struct cb__proxy_req q = {.tool = manifest->name, .request_id = request_id};
     return run_pipeline(p, &q, manifest, granted, params);
 }
 
@@ -1115,7 +858,7 @@ json_t *cb_proxy_container_request(struct cb_proxy *p, const struct cb_manifest 
                                    const json_t *granted, const json_t *params,
                                    const char *request_id)
 {
-    struct req q = {.tool = manifest->name, .request_id = request_id, .container = true};
+    struct cb__proxy_req q = {.tool = manifest->name, .request_id = request_id, .container = true};
     return run_pipeline(p, &q, manifest, granted, params);
 }
 
@@ -1124,11 +867,11 @@ json_t *cb_proxy_container_stream(struct cb_proxy *p, const struct cb_manifest *
                                   const char *request_id, const struct cb_proxy_sink *sink,
                                   const struct cb_proxy_body *body)
 {
-    struct req q = {.tool = manifest->name,
-                    .request_id = request_id,
-                    .container = true,
-                    .sink = sink,
-                    .body_src = body};
+    struct cb__proxy_req q = {.tool = manifest->name,
+                              .request_id = request_id,
+                              .container = true,
+                              .sink = sink,
+                              .body_src = body};
     return run_pipeline(p, &q, manifest, granted, params);
 }
 
@@ -1147,8 +890,8 @@ void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *mani
 {
     if (p->audit == NULL)
         return;
-    struct creds *c = creds_get(p);
-    struct req q = {.creds = c};
+    struct cb__proxy_creds *c = creds_get(p);
+    struct cb__proxy_req q = {.creds = c};
     _cleanup_free_ char *u = audit_text(&q, url);
     _cleanup_free_ char *why = audit_text(&q, reason);
     creds_put(c);
@@ -1167,7 +910,7 @@ void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *mani
 
 /* A nonblocking connect to q's pinned address, finished within the
  * proxy's timeout. Returns the connected fd or a negative errno. */
-static int tunnel_connect(struct cb_proxy *p, struct req *q, struct cb_error *err)
+static int tunnel_connect(struct cb_proxy *p, struct cb__proxy_req *q, struct cb_error *err)
 {
     struct sockaddr *sa = (struct sockaddr *)&q->addr;
     if (sa->sa_family == AF_INET)
@@ -1205,7 +948,7 @@ int cb_proxy_container_tunnel(struct cb_proxy *p, const struct cb_manifest *mani
                               const char *host, size_t len, uint16_t port, const char *request_id,
                               const char *note, struct cb_error *err)
 {
-    struct req q = {.tool = manifest->name, .request_id = request_id, .container = true};
+    struct cb__proxy_req q = {.tool = manifest->name, .request_id = request_id, .container = true};
     q.start_ns = cb_now_mono_ns();
     q.creds = creds_get(p);
     q.inject_from = SIZE_MAX;
@@ -1223,11 +966,11 @@ int cb_proxy_container_tunnel(struct cb_proxy *p, const struct cb_manifest *mani
         fd = resolve_stage(p, &q, err);
     if (fd == 0)
         fd = tunnel_connect(p, &q, err);
-    audit(p, &q,
-          fd >= 0         ? "allowed"
-          : fd == -EACCES ? "blocked"
-                          : "error",
-          fd >= 0 ? note : err->msg, 0, 0);
+    cb__proxy_audit(p, &q,
+                    fd >= 0         ? "allowed"
+                    : fd == -EACCES ? "blocked"
+                                    : "error",
+                    fd >= 0 ? note : err->msg, 0, 0);
     req_free(&q);
     creds_put(q.creds);
     return fd;
