@@ -335,7 +335,9 @@ class SecretAttacks(unittest.TestCase):
         body = self.run_tool({"urls": [self.url("plain", te="gzip"), self.url("plain", te="br")]})
         seen = self.seen(body)
         self.assertEqual(seen[0]["body"], "[REDACTED]")
-        self.assertTrue(seen[1].startswith("request to 127.0.0.1 failed: "), seen)
+        self.assertTrue(seen[1].startswith(
+            "blocked: the response from 127.0.0.1 is in a content or transfer coding the proxy "
+            "cannot decode"), seen)
 
     def test_undecodable_bodies_are_refused(self):
         cases = {

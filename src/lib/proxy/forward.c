@@ -312,9 +312,9 @@ static int failure(const struct transfer *t, CURLcode rc, struct cb_error *err)
             err, -EACCES, "blocked: connection to %s would not use the checked address", req->host);
     if (rc == CURLE_BAD_CONTENT_ENCODING)
         return cb_error_set(err, -ENOTSUP,
-                            "blocked: the response from %s is in a content coding the proxy "
-                            "cannot decode (or a corrupt one), so it cannot scan it for "
-                            "credentials",
+                            "blocked: the response from %s is in a content or transfer coding "
+                            "the proxy cannot decode (or a corrupt one), so it cannot scan it "
+                            "for credentials",
                             req->host);
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return cb_error_set(err, -ETIMEDOUT, "request to %s timed out after %llu ms", req->host,

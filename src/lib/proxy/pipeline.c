@@ -298,11 +298,12 @@ static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len,
 
 /* s as it may be written to the audit log: every known secret and
  * credential pattern in it redacted, wherever it sits (in a URL: host,
- * path, query or fragment). NULL for NULL; the caller frees. */
-static char *audit_text(const struct cb__proxy_req *q, const char *s)
+ * path, query or fragment); a copy when it is known to be `clean`. NULL
+ * for NULL; the caller frees. */
+static char *audit_text(const struct cb__proxy_req *q, const char *s, bool clean)
 {
-    if (s == NULL)
-        return NULL;
+    if (s == NULL || clean)
+        return s ? cb_xstrdup(s) : NULL;
     size_t n = 0;
     char *out = redact(q->creds->scanner, s, strlen(s), &n);
     return out != NULL ? out : cb_xstrdup(CB_LEAK_REDACTED);
@@ -323,9 +324,17 @@ void cb__proxy_audit(struct cb_proxy *p, struct cb__proxy_req *q, const char *de
 {
     if (p->audit == NULL)
         return;
-    _cleanup_free_ char *url = audit_text(q, q->url_ok ? q->url.redacted : NULL);
-    _cleanup_free_ char *why = audit_text(q, reason);
-    _cleanup_free_ char *method = audit_text(q, q->method);
+    const char *in[3] = {q->url_ok ? q->url.redacted : NULL, reason, q->method};
+    struct cb_leak_piece texts[3];
+    size_t n = 0;
+    for (size_t i = 0; i < 3; i++)
+        if (in[i] != NULL)
+            texts[n++] = (struct cb_leak_piece){in[i], strlen(in[i])};
+    /* Mostly nothing to redact: one scan says so. */
+    bool clean = cb_leak_pieces_clean(q->creds->scanner, texts, n);
+    _cleanup_free_ char *url = audit_text(q, in[0], clean);
+    _cleanup_free_ char *why = audit_text(q, in[1], clean);
+    _cleanup_free_ char *method = audit_text(q, in[2], clean);
     struct cb_audit_record rec = {
         .kind = CB_AUDIT_PROXY,
         .request_id = q->request_id,
@@ -557,6 +566,16 @@ static int scan_one(struct cb__proxy_req *q, const char *s, size_t len, struct c
  * not reach a DNS query. */
 static int leak_stage(struct cb__proxy_req *q, struct cb_error *err)
 {
+    struct cb_leak_piece head[3 + CB__PROXY_MAX_HEADERS] = {
+        {q->method, strlen(q->method)},
+        {q->raw_url, strlen(q->raw_url)},
+        {q->url.url, strlen(q->url.url)},
+    };
+    for (size_t i = 0; i < q->n_headers; i++)
+        head[3 + i] = (struct cb_leak_piece){q->headers[i], strlen(q->headers[i])};
+    if (cb_leak_pieces_clean(q->creds->scanner, head, 3 + q->n_headers))
+        return q->body != NULL ? scan_one(q, q->body, q->body_len, err) : 0;
+    /* Something is there: piece by piece, to name it. */
     int r = scan_one(q, q->method, strlen(q->method), err);
     if (r == 0)
         r = scan_one(q, q->raw_url, strlen(q->raw_url), err);
@@ -728,8 +747,27 @@ static void redact_header_names(const struct cb_leak_scanner *sc, json_t *header
     json_decref(renamed);
 }
 
+/* Whether every name and value of headers is clean, by one scan. */
+static bool headers_clean(const struct cb_leak_scanner *sc, const json_t *headers)
+{
+    struct cb_leak_piece p[2 * CB_FORWARD_MAX_HEADERS];
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    if (json_object_size(headers) > CB_FORWARD_MAX_HEADERS)
+        return false;
+    json_object_foreach((json_t *)headers, k, v)
+    {
+        p[n++] = (struct cb_leak_piece){k, strlen(k)};
+        p[n++] = (struct cb_leak_piece){json_string_value(v), json_string_length(v)};
+    }
+    return cb_leak_pieces_clean(sc, p, n);
+}
+
 json_t *cb__proxy_answer_headers(const struct cb_leak_scanner *sc, json_t *from)
 {
+    if (headers_clean(sc, from))
+        return json_copy(from);
     redact_header_names(sc, from);
     json_t *headers = json_object();
     const char *k;
@@ -892,8 +930,8 @@ void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *mani
         return;
     struct cb__proxy_creds *c = creds_get(p);
     struct cb__proxy_req q = {.creds = c};
-    _cleanup_free_ char *u = audit_text(&q, url);
-    _cleanup_free_ char *why = audit_text(&q, reason);
+    _cleanup_free_ char *u = audit_text(&q, url, false);
+    _cleanup_free_ char *why = audit_text(&q, reason, false);
     creds_put(c);
     struct cb_audit_record rec = {
         .kind = CB_AUDIT_PROXY,

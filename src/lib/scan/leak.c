@@ -530,6 +530,32 @@ int cb_leak_scan(const struct cb_leak_scanner *sc, const char *data, size_t len,
     return out->total > 0;
 }
 
+bool cb_leak_pieces_clean(const struct cb_leak_scanner *sc, const struct cb_leak_piece *pieces,
+                          size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += pieces[i].len + 1;
+    if (total == 0)
+        return true;
+    char small[4096];
+    char *join = total <= sizeof(small) ? small : cb_xmalloc(total);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pieces[i].len > 0)
+            memcpy(join + at, pieces[i].p, pieces[i].len);
+        at += pieces[i].len;
+        join[at++] = '\n';
+    }
+    struct cb_leak_report rep;
+    struct cb_error e = {0};
+    bool clean = cb_leak_scan(sc, join, total, &rep, &e) == 0;
+    explicit_bzero(join, total);
+    if (join != small)
+        free(join);
+    return clean;
+}
+
 int cb__leak_summarise(const struct cb_leak_scanner *sc, const char *data, size_t len,
                        unsigned mode, bool *found_secret, bool found_pattern[CB__MAX_PATTERNS],
                        struct cb_error *err)

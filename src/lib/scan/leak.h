@@ -122,6 +122,23 @@ size_t cb__leak_scanner_secrets(const struct cb_leak_scanner *sc);
 int cb_leak_scan(const struct cb_leak_scanner *sc, const char *data, size_t len,
                  struct cb_leak_report *out, struct cb_error *err);
 
+/* A piece of text for cb_leak_pieces_clean. */
+struct cb_leak_piece {
+    const char *p;
+    size_t len;
+};
+
+/* Whether none of the n pieces holds anything cb_leak_scan finds, by one
+ * scan of the pieces joined by line ends: whatever a piece holds, the
+ * join holds too (no secret form is cut by a line end, no escape is
+ * formed across one, and no pattern's look-around tells a line end from
+ * the end of the text), so true means every piece is clean. False may
+ * come from a match across two pieces: scan them one by one then. For
+ * many small pieces (a request's head, an answer's headers), one scan
+ * costs far less than one per piece. */
+bool cb_leak_pieces_clean(const struct cb_leak_scanner *sc, const struct cb_leak_piece *pieces,
+                          size_t n);
+
 /* Returns a copy of data (NUL-terminated; free() it) in which every
  * occurrence of every form of every known secret, at every URL-decoding
  * depth, and every credential-pattern match is replaced by "[REDACTED]"

@@ -789,10 +789,47 @@ static void empty_input(void **state)
     cb_leak_scanner_free(sc);
 }
 
+/* One scan of pieces joined: true only when every piece is clean, for a
+ * secret or a pattern at either end of any piece (look-arounds see a line
+ * end as they see the end of the text). */
+static void pieces_clean_only_when_each_is(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"cb-piece-secret-7a3f9e21"};
+    struct cb_leak_scanner *sc = scanner(secrets, 1);
+    const char *dirty[] = {"cb-piece-secret-7a3f9e21", "AKIAIOSFODNN7EXAMPLE",
+                           "x-key: ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                           "Y2ItcGllY2Utc2VjcmV0LTdhM2Y5ZTIx", "%63b-piece-secret-7a3f9e21"};
+    struct cb_leak_piece p[4] = {
+        {"GET", 3}, {"http://example.com/a?b=1", 24}, {"content-type: text/plain", 24}, {"", 0}};
+    assert_true(cb_leak_pieces_clean(sc, p, 4));
+    assert_true(cb_leak_pieces_clean(sc, p, 0));
+    for (size_t d = 0; d < CB_ARRAY_LEN(dirty); d++)
+        for (size_t at = 0; at < 4; at++) {
+            struct cb_leak_piece q[4];
+            memcpy(q, p, sizeof(q));
+            q[at] = (struct cb_leak_piece){dirty[d], strlen(dirty[d])};
+            struct cb_leak_report rep;
+            struct cb_error err = {0};
+            assert_int_equal(cb_leak_scan(sc, dirty[d], strlen(dirty[d]), &rep, &err), 1);
+            assert_false(cb_leak_pieces_clean(sc, q, 4));
+        }
+    /* Past the stack buffer too. */
+    char big[6000];
+    memset(big, 'a', sizeof(big));
+    memcpy(big + 5000, secrets[0], strlen(secrets[0]));
+    struct cb_leak_piece b[2] = {{"GET", 3}, {big, sizeof(big)}};
+    assert_false(cb_leak_pieces_clean(sc, b, 2));
+    b[1].len = 4000;
+    assert_true(cb_leak_pieces_clean(sc, b, 2));
+    cb_leak_scanner_free(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(plain_secret),
+        cmocka_unit_test(pieces_clean_only_when_each_is),
         cmocka_unit_test(base64_every_alignment),
         cmocka_unit_test(base64_whole_value_redacted),
         cmocka_unit_test(hex_any_case),
