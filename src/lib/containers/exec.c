@@ -10,7 +10,11 @@
  * so every process the exec started shares one session that holds nothing
  * else. At the exec's end, its timeout or its failure, every process of
  * that session is killed (found through /proc, as the host sees them): a
- * background `sleep &` dies with the exec. A process that made a session
+ * background `sleep &` dies with the exec. Under crun, an exec'd process
+ * that ended before its session was read leaves the session's leader
+ * unknown: its processes are then those whose session leader's pid lies
+ * just below the exec'd process's, started after the runtime (see
+ * kill_exec). A process that made a session
  * of its own escapes; the container's pids limit bounds it, and it dies
  * with the container. */
 #include <errno.h>
@@ -69,6 +73,8 @@ struct run {
     const char *pid_file; /* where the runtime writes the exec'd process's pid */
     pid_t proc;           /* the exec'd process, once known */
     pid_t sid;            /* its session, read as soon as it is known */
+    bool sid_read;        /* ... while it lived */
+    long long rt_start;   /* when the runtime started (clock ticks after boot) */
     ino_t ns;             /* the container's PID namespace */
 };
 
@@ -91,18 +97,34 @@ static void learn_proc(struct run *r)
     r->proc_fd = (int)syscall(SYS_pidfd_open, r->proc, 0);
     long long sid = cb__ct_stat_field(r->proc, 3, NULL);
     r->sid = sid > 1 ? (pid_t)sid : r->proc;
+    r->sid_read = sid > 1 && r->proc_fd >= 0;
     if (r->proc_fd < 0 || sid < 0) /* it has ended already */
         r->proc_done = true;
 }
 
+/* How far below the exec'd process the crun process that leads its
+ * session may be: it forks the exec'd process right after its setsid,
+ * so only what other processes of the host forked meanwhile lies
+ * between. */
+#define SESSION_LEADER_SPAN 16
+
 /* crun puts the exec'd process into a session of its own (led by a crun
  * process that is gone by then); runc leaves it in the runtime's, which
- * clawbox made a new one. */
+ * clawbox made a new one. When the exec'd process ended before its
+ * session was read, what it left behind is recognised by its session's
+ * leader, a pid between the runtime's and the exec'd process's (crun's
+ * process that forked it), and by having started after the runtime. */
 static void kill_exec(struct run *r)
 {
     learn_proc(r);
     pid_t sids[] = {r->sid, r->rt};
-    cb__ct_kill_sessions(r->ns, sids, CB_ARRAY_LEN(sids));
+    struct cb__ct_sessions s = {sids, CB_ARRAY_LEN(sids), 0, 0, 0};
+    if (!r->sid_read && r->proc > r->rt && r->rt_start > 0) {
+        s.lo = r->proc - r->rt > SESSION_LEADER_SPAN ? r->proc - SESSION_LEADER_SPAN : r->rt;
+        s.hi = r->proc;
+        s.since = r->rt_start;
+    }
+    cb__ct_kill_sessions(r->ns, &s);
 }
 
 static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
@@ -141,6 +163,7 @@ static int spawn_runtime(struct run *r, char *const *argv, struct cb_error *err)
     r->out.fd = out[0];
     r->err.fd = er[0];
     r->rt_fd = rc == 0 ? (int)syscall(SYS_pidfd_open, r->rt, 0) : -1;
+    r->rt_start = rc == 0 ? cb__ct_stat_field(r->rt, 19, NULL) : -1;
     if (rc == 0 && r->rt_fd < 0) {
         rc = cb_error_set(err, -errno, "exec: pidfd_open: %s", strerror(errno));
         kill(r->rt, SIGKILL);

@@ -56,19 +56,16 @@ ino_t cb__ct_pid_ns(pid_t pid)
     return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-/* Kills every live process of the container's PID namespace (ns) whose
- * session is one of sids[0..n): the exec's session, whichever runtime
- * made it. Repeated until a round finds none, as a process forking while
- * it is killed shows up in the next. */
-static bool in_sessions(long long sid, const pid_t *sids, size_t n)
+/* Whether a process in session sid, started at `start`, is one of s's. */
+static bool in_sessions(const struct cb__ct_sessions *s, long long sid, long long start)
 {
-    for (size_t i = 0; i < n; i++)
-        if (sids[i] > 1 && sid == sids[i])
+    for (size_t i = 0; i < s->n; i++)
+        if (s->sids[i] > 1 && sid == s->sids[i])
             return true;
-    return false;
+    return s->lo < s->hi && sid > s->lo && sid < s->hi && start >= s->since;
 }
 
-void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n)
+void cb__ct_kill_sessions(ino_t ns, const struct cb__ct_sessions *s)
 {
     for (int round = 0; ns != 0 && round < KILL_ROUNDS; round++) {
         DIR *d = opendir("/proc");
@@ -86,13 +83,15 @@ void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n)
              * taken and everything read again: what is read then is of
              * the process it holds, or of none, so a pid reused meanwhile
              * is not hit. */
-            if (!in_sessions(cb__ct_stat_field((pid_t)pid, 3, NULL), sids, n))
+            if (!in_sessions(s, cb__ct_stat_field((pid_t)pid, 3, NULL),
+                             cb__ct_stat_field((pid_t)pid, 19, NULL)))
                 continue;
             int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
             if (fd < 0)
                 continue;
             long long sid = cb__ct_stat_field((pid_t)pid, 3, &state);
-            if (in_sessions(sid, sids, n) && state != 'Z' && state != 'X' &&
+            long long start = cb__ct_stat_field((pid_t)pid, 19, NULL);
+            if (in_sessions(s, sid, start) && state != 'Z' && state != 'X' &&
                 cb__ct_pid_ns((pid_t)pid) == ns &&
                 syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
                 found++;

@@ -230,14 +230,23 @@ void cb__ct_exec_recs_free(struct cb__ct *c);
 
 /* exec_kill.c: an exec's processes, as the host sees them. */
 /* Field `index` (0-based, after the command's closing parenthesis:
- * 0 state, 1 ppid, 2 pgrp, 3 session) of /proc/<pid>/stat, or -1; the
- * state as a letter in *state when not NULL. */
+ * 0 state, 1 ppid, 2 pgrp, 3 session, 19 start time) of /proc/<pid>/stat,
+ * or -1; the state as a letter in *state when not NULL. */
 long long cb__ct_stat_field(pid_t pid, int index, char *state);
 /* The inode of pid's PID namespace, or 0. */
 ino_t cb__ct_pid_ns(pid_t pid);
-/* Kills every live process of PID namespace ns whose session is one of
- * sids[0..n), until a round finds none. */
-void cb__ct_kill_sessions(ino_t ns, const pid_t *sids, size_t n);
+/* The sessions of an exec's processes: sids[0..n), and, when lo < hi,
+ * any session led by a pid in (lo, hi) of processes started at
+ * `since` (clock ticks after boot, as /proc/<pid>/stat says) or later. */
+struct cb__ct_sessions {
+    const pid_t *sids;
+    size_t n;
+    pid_t lo, hi;
+    long long since;
+};
+/* Kills every live process of PID namespace ns in one of the sessions,
+ * until a round finds none. */
+void cb__ct_kill_sessions(ino_t ns, const struct cb__ct_sessions *s);
 
 /* exec.c: an exec, started (cb__ct_exec_start: the request parsed, a
  * place among the container's execs taken, the runtime's exec running)
