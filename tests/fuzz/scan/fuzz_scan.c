@@ -3,7 +3,9 @@
  * leading pieces are secrets, the rest is the data. Invariants:
  *   - scan and redact agree: nothing found <=> output == input, 0 markers;
  *   - the redacted output holds no known secret in any form (rescanned);
- *   - the sanitised output is JSON and holds no known secret.
+ *   - the sanitised output is JSON and holds no known secret;
+ *   - the data cut into pieces at its line ends (the pieces without
+ *     them): when cb_leak_pieces_clean says they are clean, each is.
  * Sanitizers catch memory errors; __builtin_trap() flags broken invariants. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,6 +90,26 @@ static void check_sanitize(const struct cb_leak_scanner *sc, const char *const *
     json_decref(raw);
 }
 
+/* cb_leak_pieces_clean joins the pieces with line ends: the data cut at
+ * its own line ends joins back to itself, so the pieces can only be
+ * clean when each one is. */
+static void check_pieces(const struct cb_leak_scanner *sc, const char *data, size_t len)
+{
+    struct cb_leak_piece pieces[64];
+    size_t n = 0, from = 0;
+    for (size_t i = 0; i <= len && n < 64; i++)
+        if (i == len || data[i] == '\n') {
+            pieces[n++] = (struct cb_leak_piece){data + from, i - from};
+            from = i + 1;
+        }
+    if (n == 64 || !cb_leak_pieces_clean(sc, pieces, n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct cb_leak_report rep;
+        check(cb_leak_scan(sc, pieces[i].p, pieces[i].len, &rep, NULL) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
 {
     const char *p = (const char *)buf, *end = p + size;
@@ -103,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
     check(sc != NULL);
     check_redact(sc, sec, lens, n, p, (size_t)(end - p));
     check_sanitize(sc, sec, lens, n, p, (size_t)(end - p));
+    check_pieces(sc, p, (size_t)(end - p));
     cb_leak_scanner_free(sc);
     return 0;
 }
