@@ -296,17 +296,35 @@ static char *redact(const struct cb_leak_scanner *sc, const char *s, size_t len,
     return out;
 }
 
-/* s as it may be written to the audit log: every known secret and
- * credential pattern in it redacted, wherever it sits (in a URL: host,
- * path, query or fragment); a copy when it is known to be `clean`. NULL
- * for NULL; the caller frees. */
-static char *audit_text(const struct cb__proxy_req *q, const char *s, bool clean)
+/* Texts as they may be written to the audit log (out[i] for in[i], NULL
+ * for NULL; the caller frees): every known secret and credential
+ * pattern redacted, wherever it sits (in a URL: host, path, query or
+ * fragment). Mostly there is nothing to redact: one scan of them all
+ * says so, and they are copied. */
+#define AUDIT_TEXTS 3
+static void audit_texts(const struct cb_leak_scanner *sc, const char *const *in, char **out,
+                        size_t n)
 {
-    if (s == NULL || clean)
-        return s ? cb_xstrdup(s) : NULL;
-    size_t n = 0;
-    char *out = redact(q->creds->scanner, s, strlen(s), &n);
-    return out != NULL ? out : cb_xstrdup(CB_LEAK_REDACTED);
+    struct cb_leak_piece pieces[AUDIT_TEXTS];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (in[i] != NULL)
+            pieces[k++] = (struct cb_leak_piece){in[i], strlen(in[i])};
+    bool clean = cb_leak_pieces_clean(sc, pieces, k);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        out[i] = in[i] == NULL ? NULL
+                 : clean       ? cb_xstrdup(in[i])
+                               : redact(sc, in[i], strlen(in[i]), &len);
+        if (in[i] != NULL && out[i] == NULL)
+            out[i] = cb_xstrdup(CB_LEAK_REDACTED);
+    }
+}
+
+static void free_texts(char **texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
 }
 
 /* A proxied request's line: written before the answer either way, and
@@ -324,25 +342,17 @@ void cb__proxy_audit(struct cb_proxy *p, struct cb__proxy_req *q, const char *de
 {
     if (p->audit == NULL)
         return;
-    const char *in[3] = {q->url_ok ? q->url.redacted : NULL, reason, q->method};
-    struct cb_leak_piece texts[3];
-    size_t n = 0;
-    for (size_t i = 0; i < 3; i++)
-        if (in[i] != NULL)
-            texts[n++] = (struct cb_leak_piece){in[i], strlen(in[i])};
-    /* Mostly nothing to redact: one scan says so. */
-    bool clean = cb_leak_pieces_clean(q->creds->scanner, texts, n);
-    _cleanup_free_ char *url = audit_text(q, in[0], clean);
-    _cleanup_free_ char *why = audit_text(q, in[1], clean);
-    _cleanup_free_ char *method = audit_text(q, in[2], clean);
+    const char *in[AUDIT_TEXTS] = {q->url_ok ? q->url.redacted : NULL, reason, q->method};
+    char *out[AUDIT_TEXTS];
+    audit_texts(q->creds->scanner, in, out, AUDIT_TEXTS);
     struct cb_audit_record rec = {
         .kind = CB_AUDIT_PROXY,
         .request_id = q->request_id,
         .tool = q->tool,
-        .method = method,
-        .url = url,
+        .method = out[2],
+        .url = out[0],
         .decision = decision,
-        .reason = why,
+        .reason = out[1],
         .credential_injected = q->injected[0] ? q->injected : NULL,
         .status = status,
         .bytes = bytes,
@@ -351,6 +361,7 @@ void cb__proxy_audit(struct cb_proxy *p, struct cb__proxy_req *q, const char *de
         .leak_detected = strcmp(decision, "leak_blocked") == 0,
     };
     append_line(p, &rec);
+    free_texts(out, AUDIT_TEXTS);
 }
 
 static json_t *deny(struct cb_proxy *p, struct cb__proxy_req *q, const char *decision,
@@ -552,12 +563,15 @@ static int scan_one(struct cb__proxy_req *q, const char *s, size_t len, struct c
     int r = cb_leak_scan(q->creds->scanner, s, len, &rep, &e);
     if (r == 0)
         return 0;
-    const char *what =
-        r > 0 && rep.n > 0 && rep.findings[0].name ? rep.findings[0].name : "an unscannable value";
+    return cb__proxy_leak_refusal(q, r > 0 && rep.n > 0 ? rep.findings[0].name : NULL, err);
+}
+
+int cb__proxy_leak_refusal(const struct cb__proxy_req *q, const char *found, struct cb_error *err)
+{
     return cb_error_set(err, -EACCES,
                         "blocked: request to %s contains a credential (%s); secrets must not "
                         "appear in tool requests",
-                        q->url.host.name, what);
+                        q->url.host.name, found ? found : "an unscannable value");
 }
 
 /* Everything the tool sends is scanned, the method too. The URL is
@@ -573,16 +587,12 @@ static int leak_stage(struct cb__proxy_req *q, struct cb_error *err)
     };
     for (size_t i = 0; i < q->n_headers; i++)
         head[3 + i] = (struct cb_leak_piece){q->headers[i], strlen(q->headers[i])};
-    if (cb_leak_pieces_clean(q->creds->scanner, head, 3 + q->n_headers))
-        return q->body != NULL ? scan_one(q, q->body, q->body_len, err) : 0;
+    size_t n = 3 + q->n_headers;
+    int r = 0;
     /* Something is there: piece by piece, to name it. */
-    int r = scan_one(q, q->method, strlen(q->method), err);
-    if (r == 0)
-        r = scan_one(q, q->raw_url, strlen(q->raw_url), err);
-    if (r == 0)
-        r = scan_one(q, q->url.url, strlen(q->url.url), err);
-    for (size_t i = 0; r == 0 && i < q->n_headers; i++)
-        r = scan_one(q, q->headers[i], strlen(q->headers[i]), err);
+    if (!cb_leak_pieces_clean(q->creds->scanner, head, n))
+        for (size_t i = 0; r == 0 && i < n; i++)
+            r = scan_one(q, head[i].p, head[i].len, err);
     if (r == 0 && q->body != NULL)
         r = scan_one(q, q->body, q->body_len, err);
     return r;
@@ -929,21 +939,22 @@ void cb_proxy_container_audit(struct cb_proxy *p, const struct cb_manifest *mani
     if (p->audit == NULL)
         return;
     struct cb__proxy_creds *c = creds_get(p);
-    struct cb__proxy_req q = {.creds = c};
-    _cleanup_free_ char *u = audit_text(&q, url, false);
-    _cleanup_free_ char *why = audit_text(&q, reason, false);
+    const char *in[2] = {url, reason};
+    char *out[2];
+    audit_texts(c->scanner, in, out, 2);
     creds_put(c);
     struct cb_audit_record rec = {
         .kind = CB_AUDIT_PROXY,
         .request_id = request_id,
         .tool = manifest->name,
         .method = method,
-        .url = u,
+        .url = out[0],
         .decision = decision,
-        .reason = why,
+        .reason = out[1],
         .blocked = strcmp(decision, "allowed") != 0,
     };
     append_line(p, &rec);
+    free_texts(out, 2);
 }
 
 /* A nonblocking connect to q's pinned address, finished within the

@@ -71,6 +71,9 @@ struct cb__proxy_req {
 /* Writes the request's audit line (its URL, reason and method redacted). */
 void cb__proxy_audit(struct cb_proxy *p, struct cb__proxy_req *q, const char *decision,
                      const char *reason, int status, uint64_t bytes);
+/* The refusal of a request that holds a credential: -EACCES, err naming
+ * what was `found` (a secret's or pattern's name; NULL: unscannable). */
+int cb__proxy_leak_refusal(const struct cb__proxy_req *q, const char *found, struct cb_error *err);
 /* {"error": msg}. */
 json_t *cb__proxy_error_envelope(const char *msg);
 /* The upstream's headers as the caller gets them: a name that holds a

@@ -113,34 +113,37 @@ static bool relay_status_ok(const struct relay *r)
     return r->res->status >= 200 && r->res->status <= 599;
 }
 
+/* Sends the answer's head, with the whole body when `whole` (its audit
+ * line first then). */
+static int relay_head(struct relay *r, const char *body, size_t len, bool whole)
+{
+    const struct cb_proxy_sink *k = r->q->sink;
+    if (!relay_status_ok(r))
+        return -EPROTO;
+    r->head_sent = true;
+    if (whole)
+        cb__proxy_audit(r->p, r->q, "allowed", NULL, (int)r->res->status, r->bytes);
+    return k->head(k->ud, r->res->status, r->headers, body, len, whole) ? 0 : -EPIPE;
+}
+
 /* Redacted bytes of a body that streams. */
 static int relay_out(void *ud, const char *data, size_t len)
 {
     struct relay *r = ud;
     const struct cb_proxy_sink *k = r->q->sink;
-    if (!r->head_sent && !relay_status_ok(r))
-        return -EPROTO;
-    if (!r->head_sent) {
-        r->head_sent = true;
-        if (!k->head(k->ud, r->res->status, r->headers, NULL, 0, false))
-            return -EPIPE;
-    }
-    return k->data(k->ud, data, len) ? 0 : -EPIPE;
+    int rc = r->head_sent ? 0 : relay_head(r, NULL, 0, false);
+    return rc < 0 ? rc : k->data(k->ud, data, len) ? 0 : -EPIPE;
 }
 
 /* The last redacted bytes: the whole body when nothing went out yet, so
- * its head says its length; the audit line goes first then. */
+ * its head says its length. */
 static int relay_last(void *ud, const char *data, size_t len)
 {
     struct relay *r = ud;
     const struct cb_proxy_sink *k = r->q->sink;
-    if (r->head_sent)
-        return k->data(k->ud, data, len) ? 0 : -EPIPE;
-    if (!relay_status_ok(r))
-        return -EPROTO;
-    r->head_sent = true;
-    cb__proxy_audit(r->p, r->q, "allowed", NULL, (int)r->res->status, r->bytes);
-    return k->head(k->ud, r->res->status, r->headers, data, len, true) ? 0 : -EPIPE;
+    if (!r->head_sent)
+        return relay_head(r, data, len, true);
+    return k->data(k->ud, data, len) ? 0 : -EPIPE;
 }
 
 static int relay_data(void *ud, const char *data, size_t len)
@@ -156,11 +159,7 @@ static void relay_failed(struct relay *r, int rc, struct cb_error *err)
 {
     const char *host = r->q->url.host.name;
     if (r->q->up_err == -EACCES) {
-        const char *leak = cb_scan_stream_found(r->q->upload);
-        cb_error_set(err, -EACCES,
-                     "blocked: request to %s contains a credential (%s); secrets must not "
-                     "appear in tool requests",
-                     host, leak ? leak : "an unscannable value");
+        cb__proxy_leak_refusal(r->q, cb_scan_stream_found(r->q->upload), err);
         cb__proxy_audit(r->p, r->q, "leak_blocked", err->msg, 0, 0);
         return;
     }
