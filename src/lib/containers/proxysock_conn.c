@@ -40,6 +40,19 @@
 /* Bytes of a JSON answer's head: a few fields of our own. */
 #define MAX_JSON_HEAD 512
 
+/* Where the reading of a request's body stands: made anew for each. */
+struct req_body {
+    size_t off;     /* x->body handed out up to here (chunked) */
+    uint64_t total; /* chunked bytes decoded */
+    uint64_t left;  /* a Content-Length body's bytes not yet read */
+    struct cb_http_chunked chunks;
+    bool done;      /* the whole body was read */
+    bool too_large; /* the chunked body passed CB_CT_PROXY_MAX_BODY */
+    int err;        /* reading it failed: -EPIPE, -EFBIG or a framing error */
+    struct cb_error why;
+    uint64_t deadline;
+};
+
 /* What one connection holds; its buffers serve one request after the
  * other. */
 struct ex {
@@ -52,20 +65,12 @@ struct ex {
     char raw[CB_HTTP_MAX_HEAD]; /* the current request's head */
     struct cb_http_head head;
     struct cb_buf body; /* the body read whole, or a piece of a chunked one */
-    size_t body_off;    /* ... handed out up to here */
-    uint64_t body_total;
-    uint64_t body_left; /* a Content-Length body's bytes not yet read */
-    struct cb_http_chunked chunks;
-    bool body_done; /* the whole request body was read */
-    int body_err;   /* reading it failed: -EPIPE, -EFBIG or a framing error */
-    struct cb_error body_why;
-    uint64_t body_deadline;
-    bool too_large;    /* the chunked body passed CB_CT_PROXY_MAX_BODY */
-    bool unread;       /* an answer went out before the request body was read */
-    bool close;        /* end the connection after this answer */
-    bool answered;     /* an answer went out: the next request is yet to come */
-    bool head_sent;    /* the current answer's head went out */
-    bool body_follows; /* ... and its body streams after it */
+    struct req_body rb; /* reading the current request's body */
+    bool unread;        /* an answer went out before the request body was read */
+    bool close;         /* end the connection after this answer */
+    bool answered;      /* an answer went out: the next request is yet to come */
+    bool head_sent;     /* the current answer's head went out */
+    bool body_follows;  /* ... and its body streams after it */
     char request_id[37];
 };
 
@@ -352,29 +357,28 @@ static void take_input(struct ex *x, size_t n)
 static void chunk_sink(void *ud, const char *data, size_t n)
 {
     struct ex *x = ud;
-    x->body_total += n;
-    if (x->body_total > CB_CT_PROXY_MAX_BODY || cb_buf_append(&x->body, data, n) < 0)
-        x->too_large = true;
+    x->rb.total += n;
+    if (x->rb.total > CB_CT_PROXY_MAX_BODY || cb_buf_append(&x->body, data, n) < 0)
+        x->rb.too_large = true;
 }
 
 /* The next bytes of a chunked body into x->body, a feed at a time. */
 static int next_chunk_piece(struct ex *x)
 {
     cb_buf_reset(&x->body);
-    x->body_off = 0;
-    while (x->body.len == 0 && !x->body_done) {
-        if (x->in_len == 0 &&
-            (x->in_len = recv_some(x, x->in, sizeof(x->in), x->body_deadline)) == 0)
+    x->rb.off = 0;
+    while (x->body.len == 0 && !x->rb.done) {
+        if (x->in_len == 0 && (x->in_len = recv_some(x, x->in, sizeof(x->in), x->rb.deadline)) == 0)
             return -EPIPE;
         size_t used = 0;
-        int r =
-            cb__http_chunked_feed(&x->chunks, x->in, x->in_len, &used, chunk_sink, x, &x->body_why);
+        int r = cb__http_chunked_feed(&x->rb.chunks, x->in, x->in_len, &used, chunk_sink, x,
+                                      &x->rb.why);
         if (r < 0)
             return r;
         take_input(x, r == 1 ? used : x->in_len);
-        if (x->too_large)
+        if (x->rb.too_large)
             return -EFBIG;
-        x->body_done = r == 1;
+        x->rb.done = r == 1;
     }
     return 0;
 }
@@ -384,26 +388,26 @@ static int body_read(void *ud, char *buf, size_t cap, size_t *n)
 {
     struct ex *x = ud;
     *n = 0;
-    if (x->body_err == 0 && x->head.framing == CB_HTTP_CHUNKED && x->body_off == x->body.len)
-        x->body_err = next_chunk_piece(x);
-    if (x->body_err < 0)
-        return x->body_err;
+    if (x->rb.err == 0 && x->head.framing == CB_HTTP_CHUNKED && x->rb.off == x->body.len)
+        x->rb.err = next_chunk_piece(x);
+    if (x->rb.err < 0)
+        return x->rb.err;
     if (x->head.framing == CB_HTTP_CHUNKED) {
-        *n = x->body.len - x->body_off < cap ? x->body.len - x->body_off : cap;
-        memcpy(buf, x->body.data + x->body_off, *n);
-        x->body_off += *n;
+        *n = x->body.len - x->rb.off < cap ? x->body.len - x->rb.off : cap;
+        memcpy(buf, x->body.data + x->rb.off, *n);
+        x->rb.off += *n;
         return 0;
     }
-    size_t want = x->body_left < cap ? (size_t)x->body_left : cap;
+    size_t want = x->rb.left < cap ? (size_t)x->rb.left : cap;
     if (want > 0 && x->in_len > 0) {
         *n = x->in_len < want ? x->in_len : want;
         memcpy(buf, x->in, *n);
         take_input(x, *n);
-    } else if (want > 0 && (*n = recv_some(x, buf, want, x->body_deadline)) == 0) {
-        return x->body_err = -EPIPE;
+    } else if (want > 0 && (*n = recv_some(x, buf, want, x->rb.deadline)) == 0) {
+        return x->rb.err = -EPIPE;
     }
-    x->body_left -= *n;
-    x->body_done = x->body_left == 0;
+    x->rb.left -= *n;
+    x->rb.done = x->rb.left == 0;
     return 0;
 }
 
@@ -539,11 +543,11 @@ static void forward_headers(const struct ex *x, json_t *headers)
 static void refuse_body(struct ex *x)
 {
     x->close = true;
-    x->unread = x->body_err != -EPIPE;
-    if (x->body_err == -EFBIG)
+    x->unread = x->rb.err != -EPIPE;
+    if (x->rb.err == -EFBIG)
         send_http_error(x, 413, "request body larger than 10 MiB");
-    else if (x->body_err != -EPIPE)
-        send_http_error(x, cb__http_error_status(x->body_err), x->body_why.msg);
+    else if (x->rb.err != -EPIPE)
+        send_http_error(x, cb__http_error_status(x->rb.err), x->rb.why.msg);
 }
 
 /* Sends the request in x to url[0..len) through the proxy pipeline, its
@@ -570,9 +574,9 @@ static void forward(struct ex *x, const char *url, size_t url_len)
     json_decref(params);
     bool ok = json_object_get(env, "ok") != NULL;
     /* A body left unread would be taken for the next request. */
-    if (!x->body_done)
+    if (!x->rb.done)
         x->close = x->unread = true;
-    if (!x->head_sent && x->body_err < 0)
+    if (!x->head_sent && x->rb.err < 0)
         refuse_body(x);
     else if (!x->head_sent)
         send_json(x, 403, json_incref(env), NULL);
@@ -611,17 +615,14 @@ static bool take_request(struct ex *x, bool stream)
         return false;
     }
     cb_buf_reset(&x->body);
-    x->body_off = 0;
-    x->body_total = 0;
-    x->body_left = x->head.framing == CB_HTTP_LENGTH ? x->head.content_length : 0;
-    x->chunks = (struct cb_http_chunked){0};
-    x->body_done = x->head.framing == CB_HTTP_NO_BODY ||
-                   (x->head.framing == CB_HTTP_LENGTH && x->body_left == 0);
-    x->body_err = 0;
-    x->body_why = (struct cb_error){0};
-    x->body_deadline = deadline_in(BODY_TIMEOUT_MS);
-    x->too_large = false;
-    int r = x->body_left > CB_CT_PROXY_MAX_BODY ? -EFBIG : 0;
+    uint64_t left = x->head.framing == CB_HTTP_LENGTH ? x->head.content_length : 0;
+    x->rb = (struct req_body){
+        .left = left,
+        .done =
+            x->head.framing == CB_HTTP_NO_BODY || (x->head.framing == CB_HTTP_LENGTH && left == 0),
+        .deadline = deadline_in(BODY_TIMEOUT_MS),
+    };
+    int r = x->rb.left > CB_CT_PROXY_MAX_BODY ? -EFBIG : 0;
     if (r == 0 && x->head.expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof(cont) - 1};
@@ -630,7 +631,7 @@ static bool take_request(struct ex *x, bool stream)
     if (r == 0 && !stream)
         r = read_request_body(x);
     if (r < 0) {
-        x->body_err = r;
+        x->rb.err = r;
         refuse_body(x);
         return false;
     }
