@@ -18,7 +18,6 @@ struct cb_redact_stream {
     const struct cb_leak_scanner *sc;
     size_t cap, len, alloc;
     char *hold;
-    bool started;
     bool block;        /* scan and fail on a finding, never redact */
     const char *found; /* a blocking stream's finding */
     bool found_any;
@@ -76,16 +75,10 @@ void cb_redact_stream_free(struct cb_redact_stream *rs)
     free(rs);
 }
 
-bool cb_redact_stream_started(const struct cb_redact_stream *rs)
-{
-    return rs->started;
-}
-
 /* Sends data[0..n) and drops the first `used` held bytes. */
 static int rs_emit(struct cb_redact_stream *rs, const char *data, size_t n, size_t used,
                    cb_redact_out_fn out, void *ud)
 {
-    rs->started = true;
     int r = n > 0 ? out(ud, data, n) : 0;
     memmove(rs->hold, rs->hold + used, rs->len - used);
     explicit_bzero(rs->hold + rs->len - used, used);

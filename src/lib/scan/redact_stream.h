@@ -61,8 +61,6 @@ void cb_redact_stream_free(struct cb_redact_stream *rs);
  * stream a finding: see above). */
 int cb_redact_stream_write(struct cb_redact_stream *rs, const char *data, size_t len,
                            cb_redact_out_fn out, void *ud);
-/* Whether any bytes went out yet. */
-bool cb_redact_stream_started(const struct cb_redact_stream *rs);
 /* Ends the stream: what is held goes out redacted, in one call of out
  * (none when nothing is held). Returns 0, out's negative return, or for
  * a blocking stream -EACCES. */

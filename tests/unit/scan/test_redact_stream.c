@@ -237,7 +237,6 @@ static void output_failure_is_returned(void **state)
     char *in = letters(HOLD, 3);
     struct cb_redact_stream *rs = cb_redact_stream_new(NULL, HOLD);
     assert_int_equal(cb_redact_stream_write(rs, in, HOLD, fail_out, NULL), -EPIPE);
-    assert_true(cb_redact_stream_started(rs));
     cb_redact_stream_free(rs);
     free(in);
 }
